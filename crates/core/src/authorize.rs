@@ -1,0 +1,387 @@
+//! The authorization endpoint's request validation (RFC 6749 §4.1.1, §4.2.1; RFC 9700 §4.11;
+//! salesforce-compat.md §2.1–§2.2, §3). Which errors may be redirected and which must be shown
+//! to the user is decided here, once.
+
+use tessera_proto::{Params, Scope};
+use url::Url;
+
+use crate::model::Client;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseKind {
+    /// Web Server flow: `response_type=code`, result in the query.
+    Code,
+    /// User-Agent flow: `response_type=token`, result in the fragment.
+    Token,
+}
+
+/// A validated authorization request, ready for login and consent.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    pub client: Client,
+    pub redirect_uri: String,
+    pub kind: ResponseKind,
+    pub scope: Scope,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt_login: bool,
+    pub prompt_consent: bool,
+    pub login_hint: Option<String>,
+}
+
+/// Errors that must not be redirected (RFC 6749 §3.1.2.4, RFC 9700 §4.11.2): the client or the
+/// redirect URI cannot be trusted, so the user is told on a page of ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizePageError {
+    MissingClientId,
+    InvalidClientId,
+    RedirectUriMissing,
+    RedirectUriMismatch,
+    RepeatedParameter,
+}
+
+impl AuthorizePageError {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingClientId | Self::InvalidClientId => "invalid_client_id",
+            Self::RedirectUriMissing => "redirect_uri_missing",
+            Self::RedirectUriMismatch => "redirect_uri_mismatch",
+            Self::RepeatedParameter => "invalid_request",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::MissingClientId => "client identifier missing",
+            Self::InvalidClientId => "client identifier invalid",
+            Self::RedirectUriMissing => "redirect_uri missing",
+            Self::RedirectUriMismatch => "redirect_uri must match configuration",
+            Self::RepeatedParameter => "client_id and redirect_uri must be sent once",
+        }
+    }
+}
+
+/// An error to send back to the client's redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeRedirectError {
+    pub code: &'static str,
+    pub description: &'static str,
+}
+
+/// Where the result of an authorization goes, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectTarget {
+    pub redirect_uri: String,
+    pub kind: ResponseKind,
+    pub state: Option<String>,
+}
+
+impl RedirectTarget {
+    /// The redirect URI with `pairs` (and `state`) appended to its query (code flow) or put in
+    /// its fragment (user-agent flow), URL-encoded.
+    pub fn location(&self, pairs: &[(&str, &str)]) -> String {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            ser.append_pair(k, v);
+        }
+        if let Some(state) = &self.state {
+            ser.append_pair("state", state);
+        }
+        let encoded = ser.finish();
+        match self.kind {
+            ResponseKind::Code => {
+                let sep = if self.redirect_uri.contains('?') { '&' } else { '?' };
+                format!("{}{sep}{encoded}", self.redirect_uri)
+            }
+            ResponseKind::Token => format!("{}#{encoded}", self.redirect_uri),
+        }
+    }
+
+    pub fn error_location(&self, error: &AuthorizeRedirectError) -> String {
+        self.location(&[("error", error.code), ("error_description", error.description)])
+    }
+}
+
+/// Whether `requested` is one of the client's redirect URIs: exact string comparison (RFC 9700
+/// §4.1.3), except that a registered loopback `http` URI without a port matches any port
+/// (RFC 8252 §7.3).
+pub fn redirect_uri_registered(client: &Client, requested: &str) -> bool {
+    client.redirect_uris.iter().any(|registered| {
+        registered == requested || loopback_matches_any_port(registered, requested)
+    })
+}
+
+fn loopback_matches_any_port(registered: &str, requested: &str) -> bool {
+    let (Ok(reg), Ok(req)) = (Url::parse(registered), Url::parse(requested)) else {
+        return false;
+    };
+    let is_loopback = |u: &Url| {
+        matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"))
+    };
+    // Url normalises, so also require that the raw strings differ only in the port.
+    reg.scheme() == "http"
+        && is_loopback(&reg)
+        && reg.port().is_none()
+        && !registered.contains(&format!("{}:", reg.host_str().unwrap_or_default()))
+        && req.scheme() == "http"
+        && req.host_str() == reg.host_str()
+        && req.path() == reg.path()
+        && req.query() == reg.query()
+        && req.fragment().is_none()
+        && req.username().is_empty()
+        && req.password().is_none()
+        && {
+            let mut without_port = req.clone();
+            without_port.set_port(None).is_ok() && without_port.as_str() == reg.as_str()
+        }
+}
+
+/// The first checks: client and redirect URI. Anything wrong here is shown, never redirected.
+pub fn check_client_and_redirect(
+    params: &Params,
+    client: Option<Client>,
+) -> Result<(Client, String), AuthorizePageError> {
+    let client_id = params
+        .single("client_id")
+        .map_err(|_| AuthorizePageError::RepeatedParameter)?;
+    let redirect_uri = params
+        .single("redirect_uri")
+        .map_err(|_| AuthorizePageError::RepeatedParameter)?;
+    if client_id.is_none() {
+        return Err(AuthorizePageError::MissingClientId);
+    }
+    let client = client.ok_or(AuthorizePageError::InvalidClientId)?;
+    let redirect_uri = redirect_uri.ok_or(AuthorizePageError::RedirectUriMissing)?;
+    if !redirect_uri_registered(&client, redirect_uri) {
+        return Err(AuthorizePageError::RedirectUriMismatch);
+    }
+    Ok((client, redirect_uri.to_owned()))
+}
+
+/// The remaining checks, once the redirect URI is trusted: their errors go back to it.
+pub fn check_request(
+    params: &Params,
+    client: Client,
+    redirect_uri: String,
+) -> Result<AuthorizationRequest, (RedirectTarget, AuthorizeRedirectError)> {
+    let response_type = params.single("response_type");
+    // Until the response type is known, errors go to the query, as for the code flow.
+    let kind = match response_type {
+        Ok(Some("token")) => ResponseKind::Token,
+        _ => ResponseKind::Code,
+    };
+    let state = params.single("state").ok().flatten().map(str::to_owned);
+    let target = RedirectTarget { redirect_uri: redirect_uri.clone(), kind, state: state.clone() };
+    let fail = |code, description| Err((target.clone(), AuthorizeRedirectError { code, description }));
+
+    if let Some(name) = params.first_repeated() {
+        let _ = name;
+        return fail("invalid_request", "a parameter was sent more than once");
+    }
+    match response_type {
+        Ok(Some("code")) | Ok(Some("token")) => {}
+        Ok(None) => return fail("invalid_request", "response_type is required"),
+        _ => return fail("unsupported_response_type", "response type not supported"),
+    }
+    if kind == ResponseKind::Token && !client.allow_user_agent_flow {
+        return fail("unauthorized_client", "this client may not use the user-agent flow");
+    }
+
+    let scope = match params.single("scope").ok().flatten() {
+        None => client.scopes.clone(),
+        Some(text) => match Scope::parse(text) {
+            Some(scope) if !scope.is_empty() && scope.is_subset(&client.scopes) => scope,
+            _ => return fail("invalid_scope", "requested scope is invalid, unknown, or malformed"),
+        },
+    };
+
+    let code_challenge = params.single("code_challenge").ok().flatten();
+    let method = params.single("code_challenge_method").ok().flatten();
+    let code_challenge = match (kind, code_challenge, method) {
+        (ResponseKind::Token, _, _) => None,
+        // S256 even without a method (Salesforce; jsforce never sends one); `plain` refused.
+        (ResponseKind::Code, Some(challenge), None | Some("S256")) => {
+            if !is_s256_challenge(challenge) {
+                return fail("invalid_request", "code_challenge must be base64url of a SHA-256 digest");
+            }
+            Some(challenge.to_owned())
+        }
+        (ResponseKind::Code, Some(_), Some(_)) => {
+            return fail("invalid_request", "only the S256 code_challenge_method is supported")
+        }
+        (ResponseKind::Code, None, Some(_)) => {
+            return fail("invalid_request", "missing required code challenge")
+        }
+        (ResponseKind::Code, None, None) if client.is_public() => {
+            // RFC 9700 §2.1.1: public clients MUST use PKCE.
+            return fail("invalid_request", "missing required code challenge");
+        }
+        (ResponseKind::Code, None, None) => None,
+    };
+
+    let prompt = params.single("prompt").ok().flatten().unwrap_or_default();
+    let prompts: Vec<&str> = prompt.split(' ').filter(|p| !p.is_empty()).collect();
+    if prompts.iter().any(|p| !matches!(*p, "login" | "consent" | "select_account")) {
+        return fail("invalid_request", "prompt must be login, consent or select_account");
+    }
+
+    Ok(AuthorizationRequest {
+        client,
+        redirect_uri,
+        kind,
+        scope,
+        state,
+        code_challenge,
+        prompt_login: prompts.contains(&"login") || prompts.contains(&"select_account"),
+        prompt_consent: prompts.contains(&"consent"),
+        login_hint: params.single("login_hint").ok().flatten().map(str::to_owned),
+    })
+}
+
+fn is_s256_challenge(challenge: &str) -> bool {
+    challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl AuthorizationRequest {
+    pub fn target(&self) -> RedirectTarget {
+        RedirectTarget {
+            redirect_uri: self.redirect_uri.clone(),
+            kind: self.kind,
+            state: self.state.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::RefreshTokenPolicy;
+    use crate::time::Timestamp;
+
+    fn client(public: bool, uris: &[&str]) -> Client {
+        Client {
+            client_id: "3MVG9test".into(),
+            name: "t".into(),
+            secret_hash: (!public).then_some([0u8; 32]),
+            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
+            scopes: Scope::parse("api refresh_token id").unwrap(),
+            refresh_token_policy: RefreshTokenPolicy::Infinite,
+            access_token_ttl_secs: 7200,
+            rotate_refresh_tokens: false,
+            allow_user_agent_flow: false,
+            created_at: Timestamp(0),
+        }
+    }
+
+    fn params(q: &str) -> Params {
+        Params::parse_urlencoded(q).unwrap()
+    }
+
+    #[test]
+    fn redirect_uri_variants_are_rejected() {
+        let c = client(false, &["https://c.example/cb"]);
+        for bad in [
+            "https://c.example/cb/",
+            "https://c.example/CB",
+            "https://c.example/cb?x=1",
+            "https://c.example/cb#f",
+            "http://c.example/cb",
+            "https://c.example:8443/cb",
+            "https://evil.c.example/cb",
+            "https://c.example.evil.com/cb",
+            "https://c.example@evil.com/cb",
+            "https://c.example/cb/../x",
+            "https://c.example/%2Fcb",
+        ] {
+            assert!(!redirect_uri_registered(&c, bad), "{bad}");
+        }
+        assert!(redirect_uri_registered(&c, "https://c.example/cb"));
+    }
+
+    #[test]
+    fn loopback_redirects_match_any_port_only_when_registered_without_one() {
+        let c = client(true, &["http://127.0.0.1/cb"]);
+        assert!(redirect_uri_registered(&c, "http://127.0.0.1:51234/cb"));
+        assert!(!redirect_uri_registered(&c, "http://127.0.0.1:51234/other"));
+        assert!(!redirect_uri_registered(&c, "http://localhost:51234/cb"));
+        let fixed = client(true, &["http://127.0.0.1:8976/callback"]);
+        assert!(redirect_uri_registered(&fixed, "http://127.0.0.1:8976/callback"));
+        assert!(!redirect_uri_registered(&fixed, "http://127.0.0.1:8977/callback"));
+    }
+
+    #[test]
+    fn bad_client_or_redirect_is_never_redirected() {
+        let c = client(false, &["https://c.example/cb"]);
+        assert_eq!(
+            check_client_and_redirect(&params("redirect_uri=https://c.example/cb"), None).unwrap_err(),
+            AuthorizePageError::MissingClientId
+        );
+        assert_eq!(
+            check_client_and_redirect(&params("client_id=x&redirect_uri=https://c.example/cb"), None).unwrap_err(),
+            AuthorizePageError::InvalidClientId
+        );
+        assert_eq!(
+            check_client_and_redirect(&params("client_id=x&redirect_uri=https://evil/cb"), Some(c.clone())).unwrap_err(),
+            AuthorizePageError::RedirectUriMismatch
+        );
+        assert_eq!(
+            check_client_and_redirect(&params("client_id=x&client_id=y&redirect_uri=https://c.example/cb"), Some(c)).unwrap_err(),
+            AuthorizePageError::RepeatedParameter
+        );
+    }
+
+    fn redirect_error(q: &str, public: bool) -> (String, AuthorizeRedirectError) {
+        let c = client(public, &["https://c.example/cb"]);
+        let (target, e) = check_request(&params(q), c, "https://c.example/cb".into()).unwrap_err();
+        (target.error_location(&e), e)
+    }
+
+    #[test]
+    fn request_errors_go_back_to_the_client_with_state() {
+        let (loc, e) = redirect_error("response_type=id_token&state=s1", false);
+        assert_eq!(e.code, "unsupported_response_type");
+        assert!(loc.starts_with("https://c.example/cb?error=unsupported_response_type&"));
+        assert!(loc.ends_with("&state=s1"));
+        assert_eq!(redirect_error("state=s", false).1.code, "invalid_request");
+        assert_eq!(redirect_error("response_type=code&scope=full", false).1.code, "invalid_scope");
+        assert_eq!(redirect_error("response_type=code&prompt=none", false).1.code, "invalid_request");
+        assert_eq!(redirect_error("response_type=code&state=a&state=b", false).1.code, "invalid_request");
+    }
+
+    #[test]
+    fn user_agent_flow_needs_the_client_flag_and_answers_in_the_fragment() {
+        let (loc, e) = redirect_error("response_type=token&state=x", false);
+        assert_eq!(e.code, "unauthorized_client");
+        assert!(loc.starts_with("https://c.example/cb#error=unauthorized_client"));
+    }
+
+    #[test]
+    fn pkce_is_s256_without_a_method_and_required_for_public_clients() {
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        let c = client(true, &["https://c.example/cb"]);
+        let ok = check_request(
+            &params(&format!("response_type=code&code_challenge={challenge}")),
+            c,
+            "https://c.example/cb".into(),
+        )
+        .unwrap();
+        assert_eq!(ok.code_challenge.as_deref(), Some(challenge));
+        assert_eq!(redirect_error("response_type=code", true).1.description, "missing required code challenge");
+        assert_eq!(
+            redirect_error(&format!("response_type=code&code_challenge={challenge}&code_challenge_method=plain"), false).1.code,
+            "invalid_request"
+        );
+        assert_eq!(redirect_error("response_type=code&code_challenge=short", false).1.code, "invalid_request");
+    }
+
+    #[test]
+    fn omitted_scope_grants_the_clients_scopes_and_unknown_parameters_are_ignored() {
+        let c = client(false, &["https://c.example/cb"]);
+        let ok = check_request(&params("response_type=code&foo=bar&prompt=login+consent"), c.clone(), "https://c.example/cb".into()).unwrap();
+        assert_eq!(ok.scope, c.scopes);
+        assert!(ok.prompt_login && ok.prompt_consent);
+    }
+}

@@ -1,0 +1,98 @@
+//! Identifiers and token values.
+
+use sha2::{Digest, Sha256};
+
+use crate::time::Random;
+
+/// The characters of every token we mint: Salesforce's access-token alphabet after the `!`
+/// (`[A-Za-z0-9._]`), which also satisfies the sfdx auth-URL regex for refresh tokens and client
+/// ids (salesforce-compat.md §9.2).
+const TOKEN_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
+
+/// `bytes` random bytes written in [`TOKEN_ALPHABET`], 6 bits a character.
+pub fn random_token(rng: &dyn Random, bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    rng.fill(&mut raw);
+    let mut out = String::with_capacity(bytes * 4 / 3 + 2);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for b in raw {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(TOKEN_ALPHABET[((acc >> bits) & 63) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(TOKEN_ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
+    }
+    out
+}
+
+/// SHA-256 of a secret value: the only form in which tokens, codes and client secrets are stored.
+pub fn secret_hash(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}
+
+/// A Salesforce-style 18-character id: a 3-character key prefix, 12 random base-62 characters,
+/// and the 3-character case-safe suffix Salesforce computes from the 15-character form.
+pub fn salesforce_id(key_prefix: &str, rng: &dyn Random) -> String {
+    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    debug_assert_eq!(key_prefix.len(), 3);
+    let mut raw = [0u8; 12];
+    rng.fill(&mut raw);
+    let mut id = String::with_capacity(18);
+    id.push_str(key_prefix);
+    // 248 = 4 × 62: rejection-free mapping would bias; the bias of `% 62` over 256 values is
+    // irrelevant for identifiers, which are not secrets.
+    id.extend(raw.iter().map(|b| BASE62[usize::from(*b) % 62] as char));
+    id.push_str(&case_safe_suffix(&id));
+    id
+}
+
+/// The 3-character suffix that makes a 15-character Salesforce id case-insensitive: for each
+/// 5-character chunk, a bit per upper-case letter, read as an index into `A-Z0-5`.
+pub fn case_safe_suffix(id15: &str) -> String {
+    const SUFFIX: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+    id15.as_bytes()
+        .chunks(5)
+        .map(|chunk| {
+            let bits = chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.is_ascii_uppercase())
+                .fold(0usize, |acc, (i, _)| acc | (1 << i));
+            SUFFIX[bits] as char
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::OsRandom;
+
+    #[test]
+    fn tokens_have_256_bits_in_the_safe_alphabet() {
+        let t = random_token(&OsRandom, 32);
+        assert_eq!(t.len(), 43);
+        assert!(t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_'));
+    }
+
+    #[test]
+    fn case_safe_suffix_matches_salesforce() {
+        // Known pair from Salesforce documentation examples.
+        assert_eq!(case_safe_suffix("001A0000006Vm9r"), "IAC");
+        assert_eq!(case_safe_suffix("00D000000000062"), "EAA");
+    }
+
+    #[test]
+    fn salesforce_ids_are_18_characters_with_prefix() {
+        let id = salesforce_id("005", &OsRandom);
+        assert_eq!(id.len(), 18);
+        assert!(id.starts_with("005"));
+        assert_eq!(&id[15..], case_safe_suffix(&id[..15]));
+    }
+}

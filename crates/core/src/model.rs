@@ -1,0 +1,141 @@
+//! Records the domain keeps. Secret values never appear here: only their SHA-256.
+
+use tessera_proto::Scope;
+
+use crate::policy::RefreshTokenPolicy;
+use crate::time::Timestamp;
+
+pub type Hash = [u8; 32];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    /// 18-character id, key prefix `00D`.
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// 18-character id, key prefix `005`.
+    pub id: String,
+    pub org_id: String,
+    pub username: String,
+    pub email: Option<String>,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registered application (Salesforce's connected app).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    /// SHA-256 of the secret; `None` for public clients.
+    pub secret_hash: Option<Hash>,
+    pub redirect_uris: Vec<String>,
+    /// What the client may ask for; an authorization request without `scope` gets all of it.
+    pub scopes: Scope,
+    pub refresh_token_policy: RefreshTokenPolicy,
+    pub access_token_ttl_secs: u64,
+    pub rotate_refresh_tokens: bool,
+    pub allow_user_agent_flow: bool,
+    pub created_at: Timestamp,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+
+    /// Public clients always rotate (RFC 9700 §2.2.2: rotation or sender-constraining is a MUST).
+    pub fn rotates(&self) -> bool {
+        self.rotate_refresh_tokens || self.is_public()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("public", &self.is_public())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An authorization code waiting to be redeemed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCode {
+    pub code_hash: Hash,
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub scope: Scope,
+    /// PKCE S256 challenge, base64url without padding.
+    pub code_challenge: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A grant: one user's approval of one client, and the family of refresh tokens and access
+/// tokens issued from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub org_id: String,
+    pub scope: Scope,
+    pub created_at: Timestamp,
+    pub last_used_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    /// Whether a refresh token was issued for it (only those count toward the approval limit).
+    pub has_refresh_token: bool,
+}
+
+/// A refresh token of a family, looked up by hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub token_hash: Hash,
+    pub grant_id: String,
+    pub created_at: Timestamp,
+    /// Set when it was rotated out.
+    pub used_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenRecord {
+    pub token_hash: Hash,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub org_id: String,
+    pub scope: Scope,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A record of the one object type the REST API stores, Salesforce's `Note`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// 18-character id, key prefix `002`.
+    pub id: String,
+    pub owner_id: String,
+    pub title: String,
+    pub body: Option<String>,
+    pub created_at: Timestamp,
+    pub modified_at: Timestamp,
+}

@@ -1,0 +1,197 @@
+//! Salesforce's refresh-token policies (salesforce-compat.md §5.1).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyUnit {
+    Seconds,
+    Minutes,
+    Hours,
+    Days,
+    /// Taken as 30 days.
+    Months,
+}
+
+impl PolicyUnit {
+    fn seconds(self) -> u64 {
+        match self {
+            Self::Seconds => 1,
+            Self::Minutes => 60,
+            Self::Hours => 3600,
+            Self::Days => 86_400,
+            Self::Months => 30 * 86_400,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Seconds => "SECONDS",
+            Self::Minutes => "MINUTES",
+            Self::Hours => "HOURS",
+            Self::Days => "DAYS",
+            Self::Months => "MONTHS",
+        }
+    }
+}
+
+/// When a refresh token stops working on its own. Evaluated only when the token is presented;
+/// it never shortens an access token already issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefreshTokenPolicy {
+    /// Valid until revoked (Salesforce's default).
+    #[default]
+    Infinite,
+    /// Every refresh fails; the access token issued with it keeps working until it expires.
+    Zero,
+    /// Expires when not used for the period: each successful use restarts the clock.
+    SpecificInactivity { amount: u64, unit: PolicyUnit },
+    /// Expires the period after the original grant; rotation never restarts it.
+    SpecificLifetime { amount: u64, unit: PolicyUnit },
+}
+
+impl RefreshTokenPolicy {
+    /// Whether a refresh token of a grant created at `granted_at` and last used at `last_used_at`
+    /// is still usable at `now`. The window is half-open: at exactly `start + period` it has
+    /// expired.
+    pub fn allows_refresh(self, granted_at: Timestamp, last_used_at: Timestamp, now: Timestamp) -> bool {
+        match self {
+            Self::Infinite => true,
+            Self::Zero => false,
+            Self::SpecificInactivity { amount, unit } => {
+                now < last_used_at.plus_secs(amount.saturating_mul(unit.seconds()))
+            }
+            Self::SpecificLifetime { amount, unit } => {
+                now < granted_at.plus_secs(amount.saturating_mul(unit.seconds()))
+            }
+        }
+    }
+
+    /// The absolute end of a grant under this policy, if it has one (for introspection and
+    /// housekeeping).
+    pub fn lifetime_secs(self) -> Option<u64> {
+        match self {
+            Self::SpecificLifetime { amount, unit } => Some(amount.saturating_mul(unit.seconds())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refresh-token policy must be infinite, zero, specific_inactivity:N:UNIT or specific_lifetime:N:UNIT (UNIT: SECONDS, MINUTES, HOURS, DAYS, MONTHS)")]
+pub struct PolicyParseError;
+
+impl FromStr for RefreshTokenPolicy {
+    type Err = PolicyParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = text.split(':').collect();
+        match parts.as_slice() {
+            ["infinite"] => Ok(Self::Infinite),
+            ["zero"] => Ok(Self::Zero),
+            [kind, amount, unit] => {
+                let amount: u64 = amount.parse().map_err(|_| PolicyParseError)?;
+                if amount == 0 {
+                    return Err(PolicyParseError);
+                }
+                let unit = match unit.to_ascii_uppercase().as_str() {
+                    "SECONDS" => PolicyUnit::Seconds,
+                    "MINUTES" => PolicyUnit::Minutes,
+                    "HOURS" => PolicyUnit::Hours,
+                    "DAYS" => PolicyUnit::Days,
+                    "MONTHS" => PolicyUnit::Months,
+                    _ => return Err(PolicyParseError),
+                };
+                match *kind {
+                    "specific_inactivity" => Ok(Self::SpecificInactivity { amount, unit }),
+                    "specific_lifetime" => Ok(Self::SpecificLifetime { amount, unit }),
+                    _ => Err(PolicyParseError),
+                }
+            }
+            _ => Err(PolicyParseError),
+        }
+    }
+}
+
+impl fmt::Display for RefreshTokenPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Infinite => f.write_str("infinite"),
+            Self::Zero => f.write_str("zero"),
+            Self::SpecificInactivity { amount, unit } => {
+                write!(f, "specific_inactivity:{amount}:{}", unit.name())
+            }
+            Self::SpecificLifetime { amount, unit } => {
+                write!(f, "specific_lifetime:{amount}:{}", unit.name())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+    #[test]
+    fn policies_round_trip_through_text() {
+        for text in [
+            "infinite",
+            "zero",
+            "specific_inactivity:3:HOURS",
+            "specific_lifetime:1:DAYS",
+            "specific_lifetime:2:MONTHS",
+            "specific_inactivity:30:SECONDS",
+            "specific_inactivity:5:MINUTES",
+        ] {
+            let policy: RefreshTokenPolicy = text.parse().unwrap();
+            assert_eq!(policy.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn malformed_policies_are_rejected() {
+        for text in ["", "forever", "specific_lifetime:0:DAYS", "specific_lifetime:x:DAYS", "specific_lifetime:1:WEEKS", "specific_lifetime:1", "zero:1:DAYS"] {
+            assert!(text.parse::<RefreshTokenPolicy>().is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn infinite_never_expires() {
+        let later = T0.plus_secs(100 * 365 * 86_400);
+        assert!(RefreshTokenPolicy::Infinite.allows_refresh(T0, T0, later));
+    }
+
+    #[test]
+    fn zero_refuses_from_the_start() {
+        assert!(!RefreshTokenPolicy::Zero.allows_refresh(T0, T0, T0));
+    }
+
+    #[test]
+    fn inactivity_slides_with_each_use() {
+        let p: RefreshTokenPolicy = "specific_inactivity:1:HOURS".parse().unwrap();
+        assert!(p.allows_refresh(T0, T0, T0.plus_secs(3599)));
+        assert!(!p.allows_refresh(T0, T0, T0.plus_secs(3600)));
+        // Used at 50 min: good until 1h50.
+        let used = T0.plus_secs(3000);
+        assert!(p.allows_refresh(T0, used, T0.plus_secs(6599)));
+        assert!(!p.allows_refresh(T0, used, T0.plus_secs(6600)));
+    }
+
+    #[test]
+    fn lifetime_counts_from_the_grant_not_the_last_use() {
+        let p: RefreshTokenPolicy = "specific_lifetime:1:DAYS".parse().unwrap();
+        let used = T0.plus_secs(86_000);
+        assert!(p.allows_refresh(T0, used, T0.plus_secs(86_399)));
+        assert!(!p.allows_refresh(T0, used, T0.plus_secs(86_400)));
+    }
+
+    #[test]
+    fn months_are_thirty_days() {
+        let p: RefreshTokenPolicy = "specific_lifetime:1:MONTHS".parse().unwrap();
+        assert_eq!(p.lifetime_secs(), Some(30 * 86_400));
+    }
+}

@@ -1,0 +1,120 @@
+//! The storage contract. Every backend implements [`Store`]; nothing above it branches on which
+//! database is behind it. Each method is one transaction: a rotation, a family revocation or an
+//! issuance either happens whole or not at all.
+
+use async_trait::async_trait;
+
+use crate::model::{AccessTokenRecord, AuthCode, Client, Grant, Hash, Note, Org, RefreshTokenRecord, User};
+use crate::time::Timestamp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key is taken (a username, a client id).
+    #[error("already exists: {0}")]
+    Conflict(&'static str),
+    /// The database cannot be reached or is busy; nothing was written.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; logged, never sent.
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+/// Outcome of redeeming an authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First use: the code is now spent.
+    Redeemed(AuthCode),
+    /// The code was already used; `grant_id` is what its first use issued, so that it can be
+    /// revoked (RFC 6749 §4.1.2).
+    AlreadyUsed { grant_id: Option<String> },
+    NotFound,
+}
+
+/// Everything an issuance writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct Issuance {
+    pub grant: Grant,
+    pub refresh_token_hash: Option<Hash>,
+    pub access_token: AccessTokenRecord,
+    /// The code this issuance redeems, to link it to the grant for reuse revocation.
+    pub code_hash: Option<Hash>,
+}
+
+/// A refresh request's state change, applied only if the presented token is still current.
+#[derive(Debug, Clone)]
+pub struct RefreshCommit {
+    pub presented_hash: Hash,
+    pub grant_id: String,
+    /// `Some` when rotating: the presented token is marked used and this one takes its place.
+    pub successor_hash: Option<Hash>,
+    pub access_token: AccessTokenRecord,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    Committed,
+    /// The presented token was used, or its grant revoked, since it was read: nothing written.
+    Stale,
+}
+
+/// A refresh token together with its family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenView {
+    pub token: RefreshTokenRecord,
+    pub grant: Grant,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    // Organisation and users.
+    async fn insert_org(&self, org: &Org) -> Result<(), StoreError>;
+    /// The organisation this server serves (the first one created).
+    async fn default_org(&self) -> Result<Option<Org>, StoreError>;
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Replaces a user's mutable fields (email, password hash, disabled). Returns false when no
+    /// such user exists.
+    async fn update_user(&self, user: &User) -> Result<bool, StoreError>;
+
+    // Clients.
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+    async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
+    /// Deletes a client and everything issued to it.
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+
+    // Consent: which scopes a user has approved for a client.
+    async fn approved_scope(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError>;
+    async fn record_approval(&self, user_id: &str, client_id: &str, scope: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    // Authorization codes.
+    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError>;
+    /// Atomically marks the code used, whatever its expiry (the caller checks that).
+    async fn redeem_code(&self, code_hash: &Hash, now: Timestamp) -> Result<CodeRedemption, StoreError>;
+
+    // Grants and tokens.
+    /// Creates the grant with its first refresh token and access token; links the code.
+    async fn issue(&self, issuance: &Issuance) -> Result<(), StoreError>;
+    async fn refresh_token(&self, token_hash: &Hash) -> Result<Option<RefreshTokenView>, StoreError>;
+    /// Applies a refresh as one conditional update: only if the presented token is unused and
+    /// its grant not revoked.
+    async fn commit_refresh(&self, commit: &RefreshCommit) -> Result<RefreshOutcome, StoreError>;
+    /// Revokes a grant, its refresh tokens and every access token issued from it. Idempotent.
+    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<(), StoreError>;
+    async fn access_token(&self, token_hash: &Hash) -> Result<Option<AccessTokenRecord>, StoreError>;
+    /// Revokes one access token. Returns false when it was unknown.
+    async fn revoke_access_token(&self, token_hash: &Hash, now: Timestamp) -> Result<bool, StoreError>;
+    async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError>;
+
+    // The REST API's records.
+    async fn insert_note(&self, note: &Note) -> Result<(), StoreError>;
+    async fn note(&self, id: &str) -> Result<Option<Note>, StoreError>;
+    async fn list_notes(&self, owner_id: &str, limit: u32) -> Result<Vec<Note>, StoreError>;
+    async fn update_note(&self, note: &Note) -> Result<bool, StoreError>;
+    async fn delete_note(&self, id: &str) -> Result<bool, StoreError>;
+}
