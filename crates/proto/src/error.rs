@@ -20,7 +20,9 @@ pub enum OAuthError {
     InvalidClientId,
     /// The client secret is missing (where required) or wrong. `via_basic` selects RFC 6749's
     /// 401 + `WWW-Authenticate`, which is a MUST when the client used the Authorization header.
-    InvalidClientCredentials { via_basic: bool },
+    InvalidClientCredentials {
+        via_basic: bool,
+    },
     /// The client may not use this grant or flow.
     UnauthorizedClient(&'static str),
     UnsupportedGrantType,
@@ -43,9 +45,13 @@ pub enum OAuthError {
     InactiveUser,
     AccessDenied,
     /// Too many failures from this client or address.
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     /// A dependency (the database) is down; nothing was issued.
-    TemporarilyUnavailable { retry_after_secs: u64 },
+    TemporarilyUnavailable {
+        retry_after_secs: u64,
+    },
     /// An internal failure; the cause is logged, never sent.
     ServerError,
 }
@@ -56,7 +62,6 @@ impl OAuthError {
             Self::InvalidClientCredentials { via_basic: true } => 401,
             Self::MethodNotAllowed => 405,
             Self::BodyTooLarge => 413,
-            Self::UnsupportedContentType => 415,
             Self::RateLimited { .. } => 429,
             Self::ServerError => 500,
             Self::TemporarilyUnavailable { .. } => 503,
@@ -220,8 +225,14 @@ mod tests {
 
     #[test]
     fn bad_secret_over_basic_is_401_and_in_body_is_400() {
-        assert_eq!(OAuthError::InvalidClientCredentials { via_basic: true }.status(), 401);
-        assert_eq!(OAuthError::InvalidClientCredentials { via_basic: false }.status(), 400);
+        assert_eq!(
+            OAuthError::InvalidClientCredentials { via_basic: true }.status(),
+            401
+        );
+        assert_eq!(
+            OAuthError::InvalidClientCredentials { via_basic: false }.status(),
+            400
+        );
     }
 
     #[test]
@@ -244,8 +255,12 @@ mod tests {
             OAuthError::InvalidScope,
             OAuthError::InactiveUser,
             OAuthError::AccessDenied,
-            OAuthError::RateLimited { retry_after_secs: 1 },
-            OAuthError::TemporarilyUnavailable { retry_after_secs: 1 },
+            OAuthError::RateLimited {
+                retry_after_secs: 1,
+            },
+            OAuthError::TemporarilyUnavailable {
+                retry_after_secs: 1,
+            },
             OAuthError::ServerError,
         ];
         // RFC 6749 §5.2: %x20-21 / %x23-5B / %x5D-7E.

@@ -11,6 +11,7 @@ mod token;
 pub use error::{OAuthError, OAuthErrorBody, RevokeError, SessionError};
 pub use params::{decode_component, Params, RepeatedParameter};
 pub use secret::{
-    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, ExposeSecret, Password, RefreshToken,
+    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, ExposeSecret, Password,
+    RefreshToken,
 };
 pub use token::{Scope, TokenResponse, TokenType};

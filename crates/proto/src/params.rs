@@ -44,7 +44,9 @@ impl Params {
     pub fn first_repeated(&self) -> Option<&str> {
         self.0.iter().enumerate().find_map(|(i, (key, value))| {
             let repeated = !value.is_empty()
-                && self.0[i + 1..].iter().any(|(k, v)| k == key && !v.is_empty());
+                && self.0[i + 1..]
+                    .iter()
+                    .any(|(k, v)| k == key && !v.is_empty());
             repeated.then_some(key.as_str())
         })
     }
@@ -101,7 +103,10 @@ mod tests {
         let p = Params::parse_urlencoded("a=1&b=2&a=3").unwrap();
         assert_eq!(p.single("a"), Err(RepeatedParameter("a".into())));
         assert_eq!(p.first_repeated(), Some("a"));
-        assert_eq!(Params::parse_urlencoded("a=1&a=").unwrap().first_repeated(), None);
+        assert_eq!(
+            Params::parse_urlencoded("a=1&a=").unwrap().first_repeated(),
+            None
+        );
     }
 
     #[test]

@@ -81,9 +81,11 @@ impl Scope {
 
     /// Whether the identity URL and userinfo may be read with this scope.
     pub fn allows_identity(&self) -> bool {
-        ["id", "openid", "profile", "email", "address", "phone", "api", "full"]
-            .iter()
-            .any(|s| self.contains(s))
+        [
+            "id", "openid", "profile", "email", "address", "phone", "api", "full",
+        ]
+        .iter()
+        .any(|s| self.contains(s))
     }
 }
 
@@ -114,7 +116,9 @@ mod tests {
     #[test]
     fn full_alone_gives_no_refresh_token() {
         assert!(!Scope::parse("full").unwrap().allows_refresh_token());
-        assert!(Scope::parse("offline_access").unwrap().allows_refresh_token());
+        assert!(Scope::parse("offline_access")
+            .unwrap()
+            .allows_refresh_token());
     }
 
     #[test]

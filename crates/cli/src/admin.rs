@@ -1,0 +1,375 @@
+//! `tessera admin`: clients, users and tokens, straight in the database. Every command has
+//! `--json` for scripts; secrets are printed once, at creation or rotation.
+
+use std::io::Read;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use tessera_core::admin::ClientSettings;
+use tessera_core::model::{Client, User};
+use tessera_core::policy::RefreshTokenPolicy;
+use tessera_core::time::{format_duration_secs, parse_duration_secs};
+use tessera_core::Authority;
+use tessera_proto::{ClientSecret, ExposeSecret, Password};
+
+use crate::Settings;
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Registered applications (connected apps).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// User accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+struct ClientOptions {
+    /// Display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Allowed redirect URI (repeat for several; replaces the list on update).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// Space-separated scopes the client may ask for [default: "api id refresh_token web"].
+    #[arg(long)]
+    scopes: Option<String>,
+    /// infinite | zero | specific_inactivity:N:UNIT | specific_lifetime:N:UNIT [default: infinite].
+    #[arg(long, value_parser = parse_policy)]
+    refresh_token_policy: Option<RefreshTokenPolicy>,
+    /// Access-token lifetime, like 90s, 15m, 2h, 30d [default: 2h].
+    #[arg(long, value_parser = parse_duration)]
+    access_token_ttl: Option<u64>,
+    /// Issue a new refresh token on every refresh (always on for public clients).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    rotate_refresh_tokens: Option<bool>,
+    /// Allow the User-Agent flow (response_type=token).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    allow_user_agent_flow: Option<bool>,
+}
+
+impl ClientOptions {
+    fn settings(&self) -> ClientSettings {
+        ClientSettings {
+            name: self.name.clone(),
+            redirect_uris: (!self.redirect_uris.is_empty()).then(|| self.redirect_uris.clone()),
+            scopes: self.scopes.clone(),
+            refresh_token_policy: self.refresh_token_policy,
+            access_token_ttl_secs: self.access_token_ttl,
+            rotate_refresh_tokens: self.rotate_refresh_tokens,
+            allow_user_agent_flow: self.allow_user_agent_flow,
+        }
+    }
+}
+
+fn parse_policy(text: &str) -> Result<RefreshTokenPolicy, String> {
+    text.parse()
+        .map_err(|e: tessera_core::policy::PolicyParseError| e.to_string())
+}
+
+fn parse_duration(text: &str) -> Result<u64, String> {
+    parse_duration_secs(text)
+        .ok_or_else(|| format!("{text:?} is not a duration like 90s, 15m, 2h or 30d"))
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints its client_id and (confidential clients) its secret, once.
+    Create {
+        /// A public client (no secret; PKCE and rotation enforced).
+        #[arg(long)]
+        public: bool,
+        #[command(flatten)]
+        options: ClientOptions,
+    },
+    List,
+    Show {
+        client_id: String,
+    },
+    /// Change settings; options not given stay as they are.
+    Update {
+        client_id: String,
+        #[command(flatten)]
+        options: ClientOptions,
+    },
+    /// Delete a client and everything issued to it.
+    Delete {
+        client_id: String,
+    },
+    /// Replace the secret; the old one stops working at once.
+    RotateSecret {
+        client_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    List,
+    Disable {
+        username: String,
+    },
+    Enable {
+        username: String,
+    },
+    /// Set a new password, read from standard input.
+    SetPassword {
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue tokens without a browser flow (bootstrap, load tests); prints the token endpoint's JSON.
+    Mint {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        username: String,
+        /// Space-separated scope [default: the client's scopes].
+        #[arg(long, default_value = "")]
+        scope: String,
+    },
+}
+
+pub async fn run(settings: Settings, args: AdminArgs) -> anyhow::Result<()> {
+    let authority = crate::authority(&settings)?;
+    let out = Output { json: args.json };
+    match args.command {
+        AdminCommand::Client(command) => client(&authority, &out, command).await,
+        AdminCommand::User(command) => user(&authority, &out, command).await,
+        AdminCommand::Token(TokenCommand::Mint {
+            client_id,
+            username,
+            scope,
+        }) => {
+            let response = authority
+                .mint_for(&client_id, &username, &scope)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
+            // Tokens are this command's output, in the token endpoint's shape, JSON or not.
+            out.print(&serde_json::to_value(&response)?, None);
+            Ok(())
+        }
+    }
+}
+
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    #[allow(clippy::print_stdout)]
+    fn print(&self, value: &Value, text: Option<String>) {
+        match (self.json, text) {
+            (false, Some(text)) => println!("{text}"),
+            _ => println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            ),
+        }
+    }
+}
+
+fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
+    let mut value = json!({
+        "client_id": client.client_id,
+        "name": client.name,
+        "public": client.is_public(),
+        "redirect_uris": client.redirect_uris,
+        "scopes": client.scopes.to_string(),
+        "refresh_token_policy": client.refresh_token_policy.to_string(),
+        "access_token_ttl": format_duration_secs(client.access_token_ttl_secs),
+        "rotate_refresh_tokens": client.rotates(),
+        "allow_user_agent_flow": client.allow_user_agent_flow,
+        "created_at": client.created_at.millis(),
+    });
+    if let Some(secret) = secret {
+        value["client_secret"] = json!(secret.expose_secret());
+    }
+    value
+}
+
+fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
+    let mut text = format!(
+        "client_id      {}\nname           {}\ntype           {}\nredirect_uris  {}\nscopes         {}\npolicy         {}\naccess ttl     {}\nrotation       {}\nuser-agent     {}",
+        client.client_id,
+        client.name,
+        if client.is_public() { "public" } else { "confidential" },
+        client.redirect_uris.join(" "),
+        client.scopes,
+        client.refresh_token_policy,
+        format_duration_secs(client.access_token_ttl_secs),
+        if client.rotates() { "on" } else { "off" },
+        if client.allow_user_agent_flow { "allowed" } else { "off" },
+    );
+    if let Some(secret) = secret {
+        text.push_str(&format!(
+            "\nclient_secret  {}\n(the secret is shown only now)",
+            secret.expose_secret()
+        ));
+    }
+    text
+}
+
+async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Create { public, options } => {
+            if options.name.is_none() {
+                bail!("--name is required");
+            }
+            if options.redirect_uris.is_empty() {
+                bail!("at least one --redirect-uri is required");
+            }
+            let (client, secret) = authority.create_client(public, &options.settings()).await?;
+            out.print(
+                &client_json(&client, secret.as_ref()),
+                Some(client_text(&client, secret.as_ref())),
+            );
+        }
+        ClientCommand::List => {
+            let clients = authority.store().list_clients().await?;
+            let values: Vec<Value> = clients.iter().map(|c| client_json(c, None)).collect();
+            let text = clients
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}  {}  {}",
+                        c.client_id,
+                        if c.is_public() {
+                            "public      "
+                        } else {
+                            "confidential"
+                        },
+                        c.name
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            out.print(&Value::Array(values), Some(text));
+        }
+        ClientCommand::Show { client_id } => {
+            let client = authority.client(&client_id).await?;
+            out.print(
+                &client_json(&client, None),
+                Some(client_text(&client, None)),
+            );
+        }
+        ClientCommand::Update { client_id, options } => {
+            let client = authority
+                .update_client(&client_id, &options.settings())
+                .await?;
+            out.print(
+                &client_json(&client, None),
+                Some(client_text(&client, None)),
+            );
+        }
+        ClientCommand::Delete { client_id } => {
+            authority.delete_client(&client_id).await?;
+            out.print(
+                &json!({ "deleted": client_id }),
+                Some(format!("deleted client {client_id}")),
+            );
+        }
+        ClientCommand::RotateSecret { client_id } => {
+            let (client, secret) = authority.rotate_client_secret(&client_id).await?;
+            out.print(
+                &client_json(&client, Some(&secret)),
+                Some(client_text(&client, Some(&secret))),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn user_json(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "org_id": user.org_id,
+        "username": user.username,
+        "email": user.email,
+        "disabled": user.disabled,
+        "created_at": user.created_at.millis(),
+    })
+}
+
+fn user_text(user: &User) -> String {
+    format!(
+        "{}  {}{}",
+        user.id,
+        user.username,
+        if user.disabled { "  (disabled)" } else { "" }
+    )
+}
+
+fn read_password() -> anyhow::Result<Password> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading the password from standard input")?;
+    let password = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    Ok(Password::new(password))
+}
+
+async fn user(authority: &Authority, out: &Output, command: UserCommand) -> anyhow::Result<()> {
+    let user = match command {
+        UserCommand::Create {
+            username,
+            password_stdin: _,
+            email,
+        } => {
+            authority
+                .create_user(&username, read_password()?, email)
+                .await?
+        }
+        UserCommand::List => {
+            let users = authority.store().list_users().await?;
+            let text = users.iter().map(user_text).collect::<Vec<_>>().join("\n");
+            out.print(
+                &Value::Array(users.iter().map(user_json).collect()),
+                Some(text),
+            );
+            return Ok(());
+        }
+        UserCommand::Disable { username } => authority.set_user_disabled(&username, true).await?,
+        UserCommand::Enable { username } => authority.set_user_disabled(&username, false).await?,
+        UserCommand::SetPassword {
+            username,
+            password_stdin: _,
+        } => {
+            authority
+                .set_user_password(&username, read_password()?)
+                .await?
+        }
+    };
+    out.print(&user_json(&user), Some(user_text(&user)));
+    Ok(())
+}

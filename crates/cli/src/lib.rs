@@ -1,0 +1,165 @@
+//! The `tessera` command: `serve` runs the authorization and resource server, `admin` manages
+//! clients, users and tokens directly in the database (safe while a server runs).
+
+mod admin;
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tessera_core::crypto::ServerKey;
+use tessera_core::store::Store;
+use tessera_core::time::{OsRandom, SystemClock};
+use tessera_core::{Authority, AuthorityConfig};
+
+pub use config::{FileConfig, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "OAuth 2.0 refresh-token server in Salesforce's image"
+)]
+pub struct Cli {
+    /// TOML config file (see tessera.example.toml).
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL, e.g. sqlite://tessera.db.
+    #[arg(long, global = true, env = "TESSERA_DATABASE_URL")]
+    database: Option<String>,
+    /// Directory of the default database and the server key.
+    #[arg(long, global = true, env = "TESSERA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, env = "TESSERA_LOG_FORMAT")]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the authorization server and the REST API.
+    Serve(serve::ServeArgs),
+    /// Manage clients, users and tokens in the database.
+    Admin(admin::AdminArgs),
+}
+
+/// Runs one command to completion.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    let (listen, issuer, expires_in) = match &cli.command {
+        Command::Serve(args) => (
+            args.listen.as_deref(),
+            args.issuer.as_deref(),
+            args.expires_in,
+        ),
+        Command::Admin(_) => (None, None, None),
+    };
+    let settings = Settings::resolve(
+        file,
+        config::Overrides {
+            listen,
+            issuer,
+            database: cli.database.as_deref(),
+            data_dir: cli.data_dir.as_deref(),
+            expires_in,
+            log_format: cli.log_format.as_deref(),
+        },
+    )?;
+    init_tracing(&settings, matches!(cli.command, Command::Admin(_)));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::serve(settings, args).await,
+            Command::Admin(args) => admin::run(settings, args).await,
+        }
+    })
+}
+
+fn init_tracing(settings: &Settings, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match settings.log_format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Opens the store named by a database URL.
+pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        anyhow::bail!("the PostgreSQL backend is not available in this build; use sqlite://PATH");
+    }
+    let store = tessera_store_sqlite::SqliteStore::open(url)
+        .with_context(|| format!("opening database {url}"))?;
+    Ok(Arc::new(store))
+}
+
+/// The server key: `TESSERA_SERVER_KEY` (hex), else `<data_dir>/server.key`, created with mode
+/// 0600 on first use.
+pub fn load_server_key(settings: &Settings) -> anyhow::Result<ServerKey> {
+    if let Ok(hex) = std::env::var("TESSERA_SERVER_KEY") {
+        return ServerKey::from_hex(&hex).context("TESSERA_SERVER_KEY must be 64 hex characters");
+    }
+    let path = settings.data_dir.join("server.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => ServerKey::from_hex(&text)
+            .with_context(|| format!("{} does not hold a 64-hex-character key", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+            let key = ServerKey::generate(&OsRandom);
+            write_private_file(&path, key.to_hex().as_bytes())?;
+            // Two processes may race to create it; whichever file won is the key.
+            let text = std::fs::read_to_string(&path)?;
+            ServerKey::from_hex(&text).context("server key file is corrupt")
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// The domain service over the configured store, clock and key.
+pub fn authority(settings: &Settings) -> anyhow::Result<Authority> {
+    let store = open_store(&settings.database)?;
+    let config = AuthorityConfig {
+        issuer: settings.issuer.clone(),
+        emit_expires_in: settings.expires_in,
+        server_key: load_server_key(settings)?,
+    };
+    Ok(Authority::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        config,
+    ))
+}

@@ -1,0 +1,161 @@
+//! `tessera serve`.
+
+use anyhow::Context;
+use clap::Args;
+use tessera_core::admin::ClientSettings;
+use tessera_core::Authority;
+use tessera_proto::{ExposeSecret, Password, Scope};
+use tessera_server::{app, AppState};
+
+use crate::Settings;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TESSERA_LISTEN")]
+    pub listen: Option<String>,
+    /// Public base URL (instance_url, identity URLs, issuer) [default: http://<listen>].
+    #[arg(long, env = "TESSERA_ISSUER")]
+    pub issuer: Option<String>,
+    /// Whether token responses carry expires_in (Salesforce's do not) [default: true].
+    #[arg(long, env = "TESSERA_EXPIRES_IN")]
+    pub expires_in: Option<bool>,
+    /// Seed a demo user and client, and print a walkthrough.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
+    let authority = crate::authority(&settings)?;
+    authority.org().await.context("creating the organisation")?;
+    if args.dev {
+        dev_seed(&authority, &settings).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    tracing::info!(listen = %settings.listen, issuer = %settings.issuer, database = %settings.database, "tessera listening");
+    axum::serve(listener, app(AppState::new(authority)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// SIGINT or SIGTERM: stop accepting, let in-flight requests finish, then exit 0.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}
+
+const DEV_USERNAME: &str = "demo@example.com";
+const DEV_PASSWORD: &str = "tessera-demo";
+const DEV_CLIENT_NAME: &str = "Tessera Demo";
+const DEV_REDIRECT: &str = "http://127.0.0.1:8976/callback";
+
+/// Seeds a demo user and confidential client on an empty database (and, on later `--dev`
+/// starts, resets the demo password and secret so that the walkthrough keeps working), then
+/// prints the credentials and a copy-paste walkthrough.
+async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<()> {
+    let store = authority.store();
+    let user = match store.user_by_username(DEV_USERNAME).await? {
+        Some(_) => {
+            authority
+                .set_user_password(DEV_USERNAME, Password::new(DEV_PASSWORD))
+                .await?
+        }
+        None => {
+            authority
+                .create_user(
+                    DEV_USERNAME,
+                    Password::new(DEV_PASSWORD),
+                    Some(DEV_USERNAME.into()),
+                )
+                .await?
+        }
+    };
+    let existing = store
+        .list_clients()
+        .await?
+        .into_iter()
+        .find(|c| c.name == DEV_CLIENT_NAME);
+    let (client, secret) = match existing {
+        Some(client) => authority.rotate_client_secret(&client.client_id).await?,
+        None => {
+            let settings = ClientSettings {
+                name: Some(DEV_CLIENT_NAME.into()),
+                redirect_uris: Some(vec![DEV_REDIRECT.into()]),
+                scopes: Some("api id refresh_token web".into()),
+                ..Default::default()
+            };
+            let (client, secret) = authority.create_client(false, &settings).await?;
+            (
+                client,
+                secret.context("a confidential client has a secret")?,
+            )
+        }
+    };
+    let issuer = &settings.issuer;
+    let scope = Scope::parse("api id refresh_token web")
+        .unwrap_or_default()
+        .to_string();
+    let authorize = format!(
+        "{issuer}/services/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope={}&state=demo",
+        client.client_id,
+        url::form_urlencoded::byte_serialize(DEV_REDIRECT.as_bytes()).collect::<String>(),
+        url::form_urlencoded::byte_serialize(scope.as_bytes()).collect::<String>(),
+    );
+    let id = &client.client_id;
+    let secret = secret.expose_secret();
+    let text = format!(
+        r#"
+Tessera dev mode — demo data (do not use in production)
+  user            {username} / {password}   (id {user_id})
+  client_id       {id}
+  client_secret   {secret}
+  redirect_uri    {redirect}
+
+Walkthrough
+  1. Open this URL in a browser, log in as {username} / {password} and click Allow:
+       {authorize}
+     The browser then goes to {redirect}?code=…&state=demo (nothing listens there:
+     copy the code from the address bar).
+
+  2. Exchange the code for tokens:
+       curl -s {issuer}/services/oauth2/token -d grant_type=authorization_code \
+         -d client_id={id} -d client_secret={secret} \
+         -d redirect_uri={redirect} --data-urlencode code='PASTE_CODE'
+
+  3. Call the API with the access token:
+       curl -s {issuer}/services/data/v65.0/sobjects/Note -H "Authorization: Bearer ACCESS_TOKEN" \
+         -H 'Content-Type: application/json' -d '{{"Title":"Hello","Body":"from Tessera"}}'
+
+  4. Get a new access token with the refresh token:
+       curl -s {issuer}/services/oauth2/token -d grant_type=refresh_token \
+         -d client_id={id} -d client_secret={secret} --data-urlencode refresh_token='REFRESH_TOKEN'
+"#,
+        username = DEV_USERNAME,
+        password = DEV_PASSWORD,
+        user_id = user.id,
+        redirect = DEV_REDIRECT,
+    );
+    // The walkthrough is the point of --dev: it goes to the terminal, not to the log.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{text}");
+    }
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Tessera's HTTP surface: the authorization server (`/services/oauth2/*`, identity, discovery)
+//! and the resource server (`/services/data/*`). Handlers are adapters: they extract, make one
+//! call into `tessera_core`, and map the result.
+
+mod authorize;
+mod data;
+mod dates;
+mod extract;
+mod identity;
+mod pages;
+mod reply;
+mod session;
+mod token;
+
+use axum::routing::{any, get};
+use axum::Router;
+use tessera_core::Authority;
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// Largest request body any endpoint reads (security.md §4.1: bounded before buffering).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub authority: Authority,
+}
+
+impl AppState {
+    pub fn new(authority: Authority) -> Self {
+        Self { authority }
+    }
+
+    /// Cookies get `Secure` when the server is reached over HTTPS.
+    fn secure_cookies(&self) -> bool {
+        self.authority.config().issuer.starts_with("https://")
+    }
+}
+
+/// The whole application, for `serve` and for in-process tests.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/services/oauth2/token", any(token::token))
+        .route(
+            "/services/oauth2/authorize",
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route(
+            "/services/oauth2/authorize/login",
+            axum::routing::post(authorize::login),
+        )
+        .route(
+            "/services/oauth2/authorize/consent",
+            get(authorize::consent_page).post(authorize::consent),
+        )
+        .route("/services/oauth2/success", get(authorize::success_page))
+        .route(
+            "/services/oauth2/userinfo",
+            get(identity::userinfo).post(identity::userinfo),
+        )
+        .route("/id/keys", get(identity::jwks))
+        .route(
+            "/id/{org_id}/{user_id}",
+            get(identity::identity).post(identity::identity),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(identity::discovery),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(identity::discovery),
+        )
+        .merge(data::routes())
+        .fallback(reply::not_found)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(state)
+}

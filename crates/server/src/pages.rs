@@ -1,0 +1,170 @@
+//! The few HTML pages a person sees: login, consent, errors. Plain, self-contained, framed by
+//! nobody (RFC 9700 §4.16), never cached.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Escapes text for HTML element content and double-quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f3f4f6;color:#111827;margin:0}\
+main{max-width:380px;margin:10vh auto;background:#fff;border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:32px}\
+h1{font-size:1.25rem;margin:0 0 4px}p{color:#4b5563;line-height:1.5}label{display:block;font-size:.875rem;margin:16px 0 4px;color:#374151}\
+input[type=text],input[type=password]{box-sizing:border-box;width:100%;padding:10px;border:1px solid #d1d5db;border-radius:8px;font-size:1rem}\
+button{margin-top:20px;padding:10px 16px;border-radius:8px;border:1px solid #1d4ed8;background:#2563eb;color:#fff;font-size:1rem;cursor:pointer}\
+button.secondary{background:#fff;color:#1f2937;border-color:#d1d5db;margin-left:8px}.error{color:#b91c1c;background:#fef2f2;padding:8px 12px;border-radius:8px}\
+ul{padding-left:20px;color:#374151}code{background:#f3f4f6;padding:2px 4px;border-radius:4px}.brand{color:#6b7280;font-size:.8rem;letter-spacing:.08em;text-transform:uppercase}";
+
+pub fn page(
+    status: StatusCode,
+    title: &str,
+    body: &str,
+    extra_cookie: Option<HeaderValue>,
+) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<title>{}</title><style>{STYLE}</style></head><body><main><div class=\"brand\">Tessera</div>{body}</main></body></html>",
+        escape(title)
+    );
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(cookie) = extra_cookie {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn hidden(name: &str, value: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+        escape(name),
+        escape(value)
+    )
+}
+
+pub struct LoginPage<'a> {
+    pub client_name: &'a str,
+    pub request: &'a str,
+    pub csrf_token: &'a str,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+pub fn login(p: LoginPage<'_>, status: StatusCode, cookie: Option<HeaderValue>) -> Response {
+    let error = p
+        .error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Log in</h1><p>to continue to <strong>{client}</strong></p>{error}\
+<form method=\"post\" action=\"/services/oauth2/authorize/login\">{request}{csrf}\
+<label for=\"username\">Username</label><input type=\"text\" id=\"username\" name=\"username\" value=\"{username}\" autocomplete=\"username\" required autofocus>\
+<label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+<button type=\"submit\">Log in</button></form>",
+        client = escape(p.client_name),
+        request = hidden("request", p.request),
+        csrf = hidden("csrf_token", p.csrf_token),
+        username = escape(p.username),
+    );
+    page(status, "Log in", &body, cookie)
+}
+
+pub struct ConsentPage<'a> {
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub scopes: Vec<&'a str>,
+    pub request: &'a str,
+    pub csrf_token: &'a str,
+}
+
+fn describe_scope(scope: &str) -> &'static str {
+    match scope {
+        "api" => "Access and manage your data (api)",
+        "refresh_token" | "offline_access" => {
+            "Perform requests at any time, even when you are not logged in"
+        }
+        "id" | "profile" | "openid" => "Access your basic information",
+        "email" => "Access your email address",
+        "web" => "Access the service through the web",
+        "full" => "Full access",
+        _ => "Other access",
+    }
+}
+
+pub fn consent(p: ConsentPage<'_>, cookie: Option<HeaderValue>) -> Response {
+    let items: String = p
+        .scopes
+        .iter()
+        .map(|s| {
+            format!(
+                "<li>{} <code>{}</code></li>",
+                escape(describe_scope(s)),
+                escape(s)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Allow access?</h1><p><strong>{client}</strong> is asking to access your account <strong>{user}</strong>. It will be able to:</p>\
+<ul>{items}</ul><form method=\"post\" action=\"/services/oauth2/authorize/consent\">{request}{csrf}\
+<button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
+<button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button></form>",
+        client = escape(p.client_name),
+        user = escape(p.username),
+        request = hidden("request", p.request),
+        csrf = hidden("csrf_token", p.csrf_token),
+    );
+    page(StatusCode::OK, "Allow access?", &body, cookie)
+}
+
+/// An error that cannot be sent back to the client: shown as Salesforce shows it, as
+/// `error=…&error_description=…`, with a sentence for people.
+pub fn authorize_error(status: StatusCode, code: &str, description: &str) -> Response {
+    let body = format!(
+        "<h1>This request cannot be completed</h1><p class=\"error\">error={}&amp;error_description={}</p>\
+<p>The application that sent you here is not set up correctly. Nothing was shared with it.</p>",
+        escape(code),
+        escape(&description.replace(' ', "%20")),
+    );
+    page(status, "Error", &body, None)
+}
+
+pub fn success() -> Response {
+    page(
+        StatusCode::OK,
+        "Success",
+        "<h1>Remote access authorized</h1><p>You can close this window.</p>",
+        None,
+    )
+}

@@ -1,0 +1,134 @@
+//! Identity URL, userinfo and discovery (salesforce-compat.md checklist 21–22).
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn identity_url_answers_with_header_or_query_token() {
+    let h = Harness::new().await;
+    let c = h.confidential().await;
+    let body = h.login(&c, "api id refresh_token").await;
+    let id_url = body["id"].as_str().unwrap();
+    let path = id_url.strip_prefix(ISSUER).unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    let with_header = h.api(Method::GET, path, access, None).await;
+    assert_eq!(with_header.status, StatusCode::OK, "{}", with_header.text());
+    let identity = with_header.json();
+    assert_eq!(identity["username"], USERNAME);
+    assert_eq!(identity["id"], id_url);
+    assert!(identity["user_id"].as_str().unwrap().starts_with("005"));
+    assert!(identity["organization_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("00D"));
+    assert!(identity["urls"]["rest"].is_string());
+    let query = format!(
+        "{path}?format=json&oauth_token={}",
+        url::form_urlencoded::byte_serialize(access.as_bytes()).collect::<String>()
+    );
+    assert_eq!(h.get(&query, None).await.status, StatusCode::OK);
+    let post = h
+        .send(
+            Request::post(path)
+                .header(header::AUTHORIZATION, format!("Bearer {access}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(post.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn identity_errors_are_plain_text() {
+    let h = Harness::new().await;
+    let bad = h
+        .get(
+            "/id/00D000000000000AAA/005000000000000AAA?oauth_token=nope",
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::FORBIDDEN);
+    assert_eq!(bad.text(), "Bad_OAuth_Token");
+    let missing = h
+        .get("/id/00D000000000000AAA/005000000000000AAA", None)
+        .await;
+    assert_eq!(missing.text(), "Missing_OAuth_Token");
+    let c = h.confidential().await;
+    let access = h.login(&c, "api").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrong_org = h
+        .api(
+            Method::GET,
+            "/id/00D000000000000AAA/005000000000000AAA",
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(wrong_org.text(), "Wrong_Org");
+}
+
+#[tokio::test]
+async fn userinfo_returns_salesforce_fields() {
+    let h = Harness::new().await;
+    let c = h.confidential().await;
+    let access = h.login(&c, "api id").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let info = h
+        .api(Method::GET, "/services/oauth2/userinfo", &access, None)
+        .await;
+    assert_eq!(info.status, StatusCode::OK);
+    let info = info.json();
+    assert_eq!(info["preferred_username"], USERNAME);
+    assert!(info["user_id"].as_str().unwrap().starts_with("005"));
+    assert!(info["organization_id"].as_str().unwrap().starts_with("00D"));
+    assert_eq!(
+        h.api(Method::GET, "/services/oauth2/userinfo", "00D!x", None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn discovery_documents_point_at_this_server() {
+    let h = Harness::new().await;
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let reply = h.get(path, None).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let doc = reply.json();
+        assert_eq!(doc["issuer"], ISSUER);
+        assert_eq!(
+            doc["token_endpoint"],
+            format!("{ISSUER}/services/oauth2/token")
+        );
+        assert_eq!(
+            doc["revocation_endpoint"],
+            format!("{ISSUER}/services/oauth2/revoke")
+        );
+        assert_eq!(
+            doc["introspection_endpoint"],
+            format!("{ISSUER}/services/oauth2/introspect")
+        );
+        assert_eq!(
+            doc["userinfo_endpoint"],
+            format!("{ISSUER}/services/oauth2/userinfo")
+        );
+        assert_eq!(doc["jwks_uri"], format!("{ISSUER}/id/keys"));
+        assert_eq!(doc["code_challenge_methods_supported"][0], "S256");
+        assert!(doc["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g != "implicit"));
+    }
+    assert_eq!(h.get("/id/keys", None).await.status, StatusCode::OK);
+}

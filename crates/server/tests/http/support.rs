@@ -1,0 +1,407 @@
+//! An in-process Tessera for HTTP tests: a temp-file SQLite store, a manual clock, and helpers
+//! that drive the browser pages the way a person would.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use base64::Engine;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sha2::Digest;
+use tessera_core::admin::ClientSettings;
+use tessera_core::crypto::ServerKey;
+use tessera_core::time::{ManualClock, OsRandom, Timestamp};
+use tessera_core::{Authority, AuthorityConfig};
+use tessera_proto::{ExposeSecret, Password};
+use tessera_server::{app, AppState};
+use tessera_store_sqlite::SqliteStore;
+use tower::ServiceExt;
+
+pub const ISSUER: &str = "http://login.test";
+pub const REDIRECT: &str = "http://127.0.0.1:8976/callback";
+pub const USERNAME: &str = "alice@example.com";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn location(&self) -> String {
+        self.header("location")
+            .unwrap_or_else(|| panic!("no Location; status {} body {}", self.status, self.text()))
+            .to_owned()
+    }
+
+    /// Asserts an OAuth error: status, `error`, and no caching.
+    pub fn assert_oauth_error(&self, status: u16, error: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text());
+        assert_eq!(self.json()["error"], error, "body: {}", self.text());
+        assert!(self.json()["error_description"].is_string());
+        assert_eq!(self.header("cache-control"), Some("no-store"));
+    }
+}
+
+pub struct Client {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+pub struct Harness {
+    pub app: Router,
+    pub authority: Authority,
+    pub clock: Arc<ManualClock>,
+    pub db_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A browser: a cookie jar.
+#[derive(Default)]
+pub struct Browser {
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    fn cookie_header(&self) -> Option<String> {
+        (!self.cookies.is_empty()).then(|| {
+            self.cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn absorb(&mut self, headers: &HeaderMap) {
+        for value in headers.get_all(header::SET_COOKIE) {
+            let text = value.to_str().unwrap_or_default();
+            if let Some((k, v)) = text.split(';').next().and_then(|p| p.split_once('=')) {
+                self.cookies
+                    .insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+        }
+    }
+}
+
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        ser.append_pair(k, v);
+    }
+    ser.finish()
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
+}
+
+/// The value of a hidden input in one of our pages.
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(
+        html[start..end]
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// A query parameter (or fragment parameter) of a URL.
+pub fn url_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once(['?', '#'])?.1;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A PKCE pair: (verifier, S256 challenge).
+pub fn pkce(verifier: &str) -> (String, String) {
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier.to_owned(), challenge)
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with_expires_in(true).await
+    }
+
+    pub async fn with_expires_in(emit_expires_in: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("tessera.db");
+        let store = SqliteStore::open(db_path.to_str().unwrap()).unwrap();
+        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+        let config = AuthorityConfig {
+            issuer: ISSUER.into(),
+            emit_expires_in,
+            server_key: ServerKey::generate(&OsRandom),
+        };
+        let authority = Authority::new(Arc::new(store), clock.clone(), Arc::new(OsRandom), config);
+        authority
+            .create_user(USERNAME, Password::new(PASSWORD), Some(USERNAME.into()))
+            .await
+            .unwrap();
+        Self {
+            app: app(AppState::new(authority.clone())),
+            authority,
+            clock,
+            db_path,
+            _dir: dir,
+        }
+    }
+
+    pub async fn client(&self, public: bool, settings: ClientSettings) -> Client {
+        let settings = ClientSettings {
+            name: settings.name.or(Some("Test app".into())),
+            redirect_uris: settings.redirect_uris.or(Some(vec![REDIRECT.into()])),
+            ..settings
+        };
+        let (client, secret) = self
+            .authority
+            .create_client(public, &settings)
+            .await
+            .unwrap();
+        Client {
+            id: client.client_id,
+            secret: secret.map(|s| s.expose_secret().to_owned()),
+        }
+    }
+
+    pub async fn confidential(&self) -> Client {
+        self.client(false, ClientSettings::default()).await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str, browser: Option<&mut Browser>) -> Reply {
+        let mut builder = Request::builder().method(Method::GET).uri(uri);
+        if let Some(cookie) = browser.as_ref().and_then(|b| b.cookie_header()) {
+            builder = builder.header(header::COOKIE, cookie);
+        }
+        let reply = self.send(builder.body(Body::empty()).unwrap()).await;
+        if let Some(b) = browser {
+            b.absorb(&reply.headers);
+        }
+        reply
+    }
+
+    pub async fn post_form(&self, uri: &str, body: &str, browser: Option<&mut Browser>) -> Reply {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(cookie) = browser.as_ref().and_then(|b| b.cookie_header()) {
+            builder = builder.header(header::COOKIE, cookie);
+        }
+        let reply = self
+            .send(builder.body(Body::from(body.to_owned())).unwrap())
+            .await;
+        if let Some(b) = browser {
+            b.absorb(&reply.headers);
+        }
+        reply
+    }
+
+    pub async fn token(&self, pairs: &[(&str, &str)]) -> Reply {
+        self.post_form("/services/oauth2/token", &form(pairs), None)
+            .await
+    }
+
+    pub async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        json_body: Option<Value>,
+    ) -> Reply {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        let body = match json_body {
+            Some(v) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    pub fn authorize_url(&self, client: &Client, extra: &[(&str, &str)]) -> String {
+        let mut pairs = vec![
+            ("response_type", "code"),
+            ("client_id", client.id.as_str()),
+            ("redirect_uri", REDIRECT),
+        ];
+        pairs.extend_from_slice(extra);
+        format!("/services/oauth2/authorize?{}", form(&pairs))
+    }
+
+    /// Logs in on the login page the authorization URL shows; returns the reply to the login POST.
+    pub async fn submit_login(
+        &self,
+        browser: &mut Browser,
+        login_page: &Reply,
+        password: &str,
+    ) -> Reply {
+        assert_eq!(login_page.status, StatusCode::OK, "{}", login_page.text());
+        let html = login_page.text();
+        assert!(
+            html.contains("name=\"username\"") && html.contains("name=\"password\""),
+            "not a login page: {html}"
+        );
+        let body = form(&[
+            ("request", &hidden_value(&html, "request").unwrap()),
+            ("csrf_token", &hidden_value(&html, "csrf_token").unwrap()),
+            ("username", USERNAME),
+            ("password", password),
+        ]);
+        self.post_form("/services/oauth2/authorize/login", &body, Some(browser))
+            .await
+    }
+
+    /// Answers the consent page with `decision`; returns the redirect to the client.
+    pub async fn submit_consent(
+        &self,
+        browser: &mut Browser,
+        consent_page: &Reply,
+        decision: &str,
+    ) -> Reply {
+        let html = consent_page.text();
+        assert!(
+            html.contains("name=\"decision\""),
+            "not a consent page: {html}"
+        );
+        let body = form(&[
+            ("request", &hidden_value(&html, "request").unwrap()),
+            ("csrf_token", &hidden_value(&html, "csrf_token").unwrap()),
+            ("decision", decision),
+        ]);
+        self.post_form("/services/oauth2/authorize/consent", &body, Some(browser))
+            .await
+    }
+
+    /// The whole browser part of the Web Server flow; returns the final redirect's Location.
+    pub async fn authorize(&self, client: &Client, extra: &[(&str, &str)]) -> String {
+        let mut browser = Browser::default();
+        self.authorize_in(&mut browser, client, extra).await
+    }
+
+    pub async fn authorize_in(
+        &self,
+        browser: &mut Browser,
+        client: &Client,
+        extra: &[(&str, &str)],
+    ) -> String {
+        let mut reply = self
+            .get(&self.authorize_url(client, extra), Some(browser))
+            .await;
+        if reply.status == StatusCode::OK && reply.text().contains("name=\"password\"") {
+            reply = self.submit_login(browser, &reply, PASSWORD).await;
+        }
+        if reply.status == StatusCode::SEE_OTHER {
+            let consent = self.get(&reply.location(), Some(browser)).await;
+            reply = self.submit_consent(browser, &consent, "allow").await;
+        }
+        assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.text());
+        reply.location()
+    }
+
+    /// Web Server flow through the code exchange; returns the token response.
+    pub async fn login(&self, client: &Client, scope: &str) -> Value {
+        let location = self
+            .authorize(client, &[("scope", scope), ("state", "s")])
+            .await;
+        let code = url_param(&location, "code").expect("code in redirect");
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", client.id.as_str()),
+            ("redirect_uri", REDIRECT),
+        ];
+        if let Some(secret) = &client.secret {
+            pairs.push(("client_secret", secret));
+        }
+        let reply = self.token(&pairs).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        reply.json()
+    }
+
+    /// The code of a completed authorization.
+    pub async fn code(&self, client: &Client, extra: &[(&str, &str)]) -> String {
+        url_param(&self.authorize(client, extra).await, "code").expect("code in redirect")
+    }
+
+    /// `grant_type=authorization_code` with body credentials and the registered redirect URI.
+    pub async fn exchange(&self, client: &Client, code: &str, verifier: Option<&str>) -> Reply {
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("client_id", client.id.as_str()),
+            ("redirect_uri", REDIRECT),
+        ];
+        if let Some(secret) = &client.secret {
+            pairs.push(("client_secret", secret));
+        }
+        if let Some(v) = verifier {
+            pairs.push(("code_verifier", v));
+        }
+        self.token(&pairs).await
+    }
+
+    pub async fn refresh(&self, client: &Client, refresh_token: &str) -> Reply {
+        let mut pairs = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", client.id.as_str()),
+        ];
+        if let Some(secret) = &client.secret {
+            pairs.push(("client_secret", secret));
+        }
+        self.token(&pairs).await
+    }
+}
