@@ -1,0 +1,409 @@
+//! The `tessera` binary as a user runs it: admin commands, config checks, serve and shutdown.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        c.env_remove("TESSERA_CONFIG")
+            .env_remove("TESSERA_DATABASE_URL")
+            .env("TESSERA_DATA_DIR", self.dir.path())
+            .env("TESSERA_LOG", "warn");
+        c
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    fn json(&self, args: &[&str], stdin: Option<&str>) -> Value {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+#[test]
+fn clients_can_be_created_listed_updated_rotated_and_deleted() {
+    let env = Env::new();
+    let created = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "create",
+            "--name",
+            "App",
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--scopes",
+            "api refresh_token",
+            "--refresh-token-policy",
+            "specific_lifetime:30:DAYS",
+            "--access-token-ttl",
+            "15m",
+            "--rotate-refresh-tokens",
+        ],
+        None,
+    );
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("3MVG9"));
+    assert_eq!(created["client_secret"].as_str().unwrap().len(), 64);
+    assert_eq!(created["access_token_ttl"], "15m");
+    assert_eq!(created["refresh_token_policy"], "specific_lifetime:30:DAYS");
+    assert_eq!(created["rotate_refresh_tokens"], true);
+
+    let shown = env.json(&["admin", "client", "show", &id, "--json"], None);
+    assert!(
+        shown.get("client_secret").is_none(),
+        "a secret is shown only once"
+    );
+    let listed = env.json(&["admin", "--json", "client", "list"], None);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    let updated = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "update",
+            &id,
+            "--access-token-ttl",
+            "2h",
+            "--rotate-refresh-tokens",
+            "false",
+        ],
+        None,
+    );
+    assert_eq!(updated["access_token_ttl"], "2h");
+    assert_eq!(updated["rotate_refresh_tokens"], false);
+    assert_eq!(updated["redirect_uris"].as_array().unwrap().len(), 2);
+
+    let rotated = env.json(&["admin", "--json", "client", "rotate-secret", &id], None);
+    assert_ne!(rotated["client_secret"], created["client_secret"]);
+
+    let public = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "create",
+            "--public",
+            "--name",
+            "CLI",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+        ],
+        None,
+    );
+    assert!(public.get("client_secret").is_none());
+    assert_eq!(public["rotate_refresh_tokens"], true);
+
+    env.json(&["admin", "--json", "client", "delete", &id], None);
+    let out = env.run(&["admin", "client", "show", &id], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
+
+#[test]
+fn bad_client_settings_are_refused_with_a_clear_message() {
+    let env = Env::new();
+    for (args, expected) in [
+        (
+            vec!["admin", "client", "create", "--name", "x"],
+            "redirect-uri",
+        ),
+        (
+            vec![
+                "admin",
+                "client",
+                "create",
+                "--name",
+                "x",
+                "--redirect-uri",
+                "not a uri",
+            ],
+            "absolute",
+        ),
+        (
+            vec![
+                "admin",
+                "client",
+                "create",
+                "--name",
+                "x",
+                "--redirect-uri",
+                "https://a/cb",
+                "--refresh-token-policy",
+                "forever",
+            ],
+            "policy",
+        ),
+        (
+            vec![
+                "admin",
+                "client",
+                "create",
+                "--name",
+                "x",
+                "--redirect-uri",
+                "https://a/cb",
+                "--access-token-ttl",
+                "2w",
+            ],
+            "duration",
+        ),
+    ] {
+        let out = env.run(&args, None);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn users_can_be_created_disabled_enabled_and_given_a_new_password() {
+    let env = Env::new();
+    let user = env.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "create",
+            "--username",
+            "ann@example.com",
+            "--password-stdin",
+            "--email",
+            "ann@example.com",
+        ],
+        Some("a long password\n"),
+    );
+    assert!(user["id"].as_str().unwrap().starts_with("005"));
+    let dup = env.run(
+        &[
+            "admin",
+            "user",
+            "create",
+            "--username",
+            "ann@example.com",
+            "--password-stdin",
+        ],
+        Some("another password"),
+    );
+    assert!(!dup.status.success());
+    let short = env.run(
+        &[
+            "admin",
+            "user",
+            "create",
+            "--username",
+            "bo@example.com",
+            "--password-stdin",
+        ],
+        Some("short"),
+    );
+    assert!(!short.status.success());
+    assert_eq!(
+        env.json(
+            &["admin", "--json", "user", "disable", "ann@example.com"],
+            None
+        )["disabled"],
+        true
+    );
+    assert_eq!(
+        env.json(
+            &["admin", "--json", "user", "enable", "ann@example.com"],
+            None
+        )["disabled"],
+        false
+    );
+    env.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "set-password",
+            "ann@example.com",
+            "--password-stdin",
+        ],
+        Some("an even longer password"),
+    );
+    let list = env.json(&["admin", "--json", "user", "list"], None);
+    assert_eq!(list[0]["username"], "ann@example.com");
+}
+
+#[test]
+fn token_mint_prints_the_token_endpoint_body() {
+    let env = Env::new();
+    env.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "create",
+            "--username",
+            "m@example.com",
+            "--password-stdin",
+        ],
+        Some("mint password"),
+    );
+    let client = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "create",
+            "--name",
+            "Load",
+            "--redirect-uri",
+            "https://a/cb",
+        ],
+        None,
+    );
+    let id = client["client_id"].as_str().unwrap();
+    let minted = env.json(
+        &[
+            "admin",
+            "token",
+            "mint",
+            "--client-id",
+            id,
+            "--username",
+            "m@example.com",
+            "--scope",
+            "api refresh_token",
+        ],
+        None,
+    );
+    assert!(minted["access_token"].as_str().unwrap().contains('!'));
+    assert!(minted["refresh_token"].is_string());
+    assert_eq!(minted["scope"], "api refresh_token");
+    let bad = env.run(
+        &[
+            "admin",
+            "token",
+            "mint",
+            "--client-id",
+            id,
+            "--username",
+            "m@example.com",
+            "--scope",
+            "full",
+        ],
+        None,
+    );
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn unknown_config_keys_are_rejected() {
+    let env = Env::new();
+    let path = env.dir.path().join("bad.toml");
+    std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let out = env.run(
+        &["--config", path.to_str().unwrap(), "admin", "user", "list"],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+#[test]
+fn serve_dev_seeds_prints_a_walkthrough_and_stops_cleanly_on_sigterm() {
+    let env = Env::new();
+    let port = free_port();
+    let child = env
+        .command()
+        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        if let Some(reply) = http_get(port, "/healthz") {
+            break reply;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(health.starts_with("HTTP/1.1 200"));
+    let discovery = http_get(port, "/.well-known/openid-configuration").unwrap();
+    assert!(discovery.contains(&format!("http://127.0.0.1:{port}/services/oauth2/token")));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "exit status {:?}", output.status);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("demo@example.com"));
+    assert!(text.contains("client_secret"));
+    assert!(text.contains("/services/oauth2/authorize?response_type=code"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.dir.path().join("server.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
