@@ -57,7 +57,9 @@ impl ClientSettings {
         }
         if let Some(ttl) = self.access_token_ttl_secs {
             if ttl == 0 {
-                return Err(AdminError::Invalid("access-token lifetime must be positive".into()));
+                return Err(AdminError::Invalid(
+                    "access-token lifetime must be positive".into(),
+                ));
             }
             client.access_token_ttl_secs = ttl;
         }
@@ -68,7 +70,9 @@ impl ClientSettings {
             client.allow_user_agent_flow = allow;
         }
         if client.redirect_uris.is_empty() {
-            return Err(AdminError::Invalid("a client needs at least one redirect URI".into()));
+            return Err(AdminError::Invalid(
+                "a client needs at least one redirect URI".into(),
+            ));
         }
         Ok(())
     }
@@ -76,9 +80,12 @@ impl ClientSettings {
 
 /// A redirect URI must be absolute and carry no fragment (RFC 6749 §3.1.2).
 fn validate_redirect_uri(uri: &str) -> Result<(), AdminError> {
-    let parsed = url::Url::parse(uri).map_err(|_| AdminError::Invalid(format!("redirect URI is not an absolute URI: {uri}")))?;
+    let parsed = url::Url::parse(uri)
+        .map_err(|_| AdminError::Invalid(format!("redirect URI is not an absolute URI: {uri}")))?;
     if parsed.fragment().is_some() {
-        return Err(AdminError::Invalid(format!("redirect URI must not have a fragment: {uri}")));
+        return Err(AdminError::Invalid(format!(
+            "redirect URI must not have a fragment: {uri}"
+        )));
     }
     Ok(())
 }
@@ -86,7 +93,11 @@ fn validate_redirect_uri(uri: &str) -> Result<(), AdminError> {
 impl Authority {
     /// Registers a client. The secret (confidential clients only) is returned once and only its
     /// hash is kept.
-    pub async fn create_client(&self, public: bool, settings: &ClientSettings) -> Result<(Client, Option<ClientSecret>), AdminError> {
+    pub async fn create_client(
+        &self,
+        public: bool,
+        settings: &ClientSettings,
+    ) -> Result<(Client, Option<ClientSecret>), AdminError> {
         let secret = (!public).then(|| ClientSecret::new(new_client_secret(self)));
         let mut client = Client {
             // Salesforce consumer keys start with 3MVG9; ours use the token alphabet after it.
@@ -116,7 +127,11 @@ impl Authority {
             .ok_or_else(|| AdminError::NotFound(format!("client {client_id}")))
     }
 
-    pub async fn update_client(&self, client_id: &str, settings: &ClientSettings) -> Result<Client, AdminError> {
+    pub async fn update_client(
+        &self,
+        client_id: &str,
+        settings: &ClientSettings,
+    ) -> Result<Client, AdminError> {
         let mut client = self.client(client_id).await?;
         settings.apply(&mut client)?;
         self.store().update_client(&client).await?;
@@ -124,7 +139,10 @@ impl Authority {
     }
 
     /// Replaces a confidential client's secret; the old one stops working at once.
-    pub async fn rotate_client_secret(&self, client_id: &str) -> Result<(Client, ClientSecret), AdminError> {
+    pub async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+    ) -> Result<(Client, ClientSecret), AdminError> {
         let mut client = self.client(client_id).await?;
         if client.is_public() {
             return Err(AdminError::Invalid("a public client has no secret".into()));
@@ -143,10 +161,17 @@ impl Authority {
         }
     }
 
-    pub async fn create_user(&self, username: &str, password: Password, email: Option<String>) -> Result<User, AdminError> {
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: Password,
+        email: Option<String>,
+    ) -> Result<User, AdminError> {
         let username = username.trim();
         if username.is_empty() || username.len() > 255 || username.chars().any(char::is_control) {
-            return Err(AdminError::Invalid("username must be 1 to 255 printable characters".into()));
+            return Err(AdminError::Invalid(
+                "username must be 1 to 255 printable characters".into(),
+            ));
         }
         check_password(&password)?;
         let org = self.org().await?;
@@ -170,14 +195,22 @@ impl Authority {
             .ok_or_else(|| AdminError::NotFound(format!("user {username}")))
     }
 
-    pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<User, AdminError> {
+    pub async fn set_user_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+    ) -> Result<User, AdminError> {
         let mut user = self.user(username).await?;
         user.disabled = disabled;
         self.store().update_user(&user).await?;
         Ok(user)
     }
 
-    pub async fn set_user_password(&self, username: &str, password: Password) -> Result<User, AdminError> {
+    pub async fn set_user_password(
+        &self,
+        username: &str,
+        password: Password,
+    ) -> Result<User, AdminError> {
         check_password(&password)?;
         let mut user = self.user(username).await?;
         user.password_hash = self.hash_password(password).await;
@@ -198,7 +231,9 @@ impl Authority {
 fn check_password(password: &Password) -> Result<(), AdminError> {
     let len = password.expose_secret().chars().count();
     if !(8..=1024).contains(&len) {
-        return Err(AdminError::Invalid("password must be 8 to 1024 characters".into()));
+        return Err(AdminError::Invalid(
+            "password must be 8 to 1024 characters".into(),
+        ));
     }
     Ok(())
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use tessera_proto::{
-    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, ExposeSecret, OAuthError,
-    Password, RefreshToken, Scope, SessionError, TokenResponse, TokenType,
+    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, ExposeSecret, OAuthError, Password,
+    RefreshToken, Scope, SessionError, TokenResponse, TokenType,
 };
 
 use crate::authorize::{AuthorizationRequest, ResponseKind};
@@ -66,7 +66,9 @@ pub struct Authority {
 pub fn store_failure(error: StoreError) -> OAuthError {
     tracing::error!(error = %error, "storage failure");
     match error {
-        StoreError::Unavailable(_) => OAuthError::TemporarilyUnavailable { retry_after_secs: 1 },
+        StoreError::Unavailable(_) => OAuthError::TemporarilyUnavailable {
+            retry_after_secs: 1,
+        },
         _ => OAuthError::ServerError,
     }
 }
@@ -78,7 +80,12 @@ impl Authority {
         rng: Arc<dyn Random>,
         config: AuthorityConfig,
     ) -> Self {
-        Self { store, clock, rng, config: Arc::new(config) }
+        Self {
+            store,
+            clock,
+            rng,
+            config: Arc::new(config),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -106,7 +113,10 @@ impl Authority {
         if let Some(org) = self.store.default_org().await? {
             return Ok(org);
         }
-        let org = Org { id: salesforce_id("00D", self.rng.as_ref()), name: "Tessera".into() };
+        let org = Org {
+            id: salesforce_id("00D", self.rng.as_ref()),
+            name: "Tessera".into(),
+        };
         self.store.insert_org(&org).await?;
         // Another process may have created one first; the first one wins.
         Ok(self.store.default_org().await?.unwrap_or(org))
@@ -116,7 +126,10 @@ impl Authority {
 
     /// Authenticates a client (RFC 6749 §2.3, §3.2.1). A secret that is sent is always checked,
     /// even where it is not required (Salesforce §4.1); a confidential client must send one.
-    pub async fn authenticate_client(&self, creds: &ClientCredentials) -> Result<Client, OAuthError> {
+    pub async fn authenticate_client(
+        &self,
+        creds: &ClientCredentials,
+    ) -> Result<Client, OAuthError> {
         let client = self
             .store
             .client_by_id(&creds.client_id)
@@ -129,9 +142,15 @@ impl Authority {
             }
             return Err(OAuthError::InvalidClientId);
         };
-        let bad = OAuthError::InvalidClientCredentials { via_basic: creds.via_basic };
+        let bad = OAuthError::InvalidClientCredentials {
+            via_basic: creds.via_basic,
+        };
         match (&client.secret_hash, &creds.secret) {
-            (Some(stored), Some(secret)) if crypto::hash_matches(secret.expose_secret(), stored) => Ok(client),
+            (Some(stored), Some(secret))
+                if crypto::hash_matches(secret.expose_secret(), stored) =>
+            {
+                Ok(client)
+            }
             (None, None) => Ok(client),
             _ => Err(bad),
         }
@@ -141,16 +160,24 @@ impl Authority {
 
     /// Checks a username and password. Runs Argon2 off the async runtime, and against a dummy
     /// hash when the user does not exist so that timing does not tell which usernames exist.
-    pub async fn authenticate_user(&self, username: &str, password: Password) -> Result<User, LoginError> {
+    pub async fn authenticate_user(
+        &self,
+        username: &str,
+        password: Password,
+    ) -> Result<User, LoginError> {
         let user = self
             .store
             .user_by_username(username)
             .await
             .map_err(|_| LoginError::InvalidCredentials)?;
-        let phc = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_PHC.to_owned());
-        let verified = tokio::task::spawn_blocking(move || crypto::verify_password(&password, &phc))
-            .await
-            .unwrap_or(false);
+        let phc = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| DUMMY_PHC.to_owned());
+        let verified =
+            tokio::task::spawn_blocking(move || crypto::verify_password(&password, &phc))
+                .await
+                .unwrap_or(false);
         match user {
             Some(user) if verified && !user.disabled => Ok(user),
             Some(user) if verified && user.disabled => Err(LoginError::Disabled),
@@ -159,7 +186,11 @@ impl Authority {
     }
 
     /// Whether the user must see the consent page for this request.
-    pub async fn needs_consent(&self, request: &AuthorizationRequest, user: &User) -> Result<bool, OAuthError> {
+    pub async fn needs_consent(
+        &self,
+        request: &AuthorizationRequest,
+        user: &User,
+    ) -> Result<bool, OAuthError> {
         if request.prompt_consent {
             return Ok(true);
         }
@@ -175,10 +206,19 @@ impl Authority {
 
     /// The user allowed the request: a code for the Web Server flow, tokens in the fragment for
     /// the User-Agent flow.
-    pub async fn approve(&self, request: &AuthorizationRequest, user: &User) -> Result<Authorized, OAuthError> {
+    pub async fn approve(
+        &self,
+        request: &AuthorizationRequest,
+        user: &User,
+    ) -> Result<Authorized, OAuthError> {
         let now = self.clock.now();
         self.store
-            .record_approval(&user.id, &request.client.client_id, &request.scope.to_string(), now)
+            .record_approval(
+                &user.id,
+                &request.client.client_id,
+                &request.scope.to_string(),
+                now,
+            )
             .await
             .map_err(store_failure)?;
         let target = request.target();
@@ -195,19 +235,33 @@ impl Authority {
                     created_at: now,
                     expires_at: now.plus_secs(CODE_TTL_SECS),
                 };
-                self.store.insert_code(&record).await.map_err(store_failure)?;
-                Ok(Authorized { location: target.location(&[("code", code.expose_secret())]) })
+                self.store
+                    .insert_code(&record)
+                    .await
+                    .map_err(store_failure)?;
+                Ok(Authorized {
+                    location: target.location(&[("code", code.expose_secret())]),
+                })
             }
             ResponseKind::Token => {
                 // A refresh token in a URL fragment only for redirects that no other page can
                 // read: custom schemes or our own success page (salesforce-compat.md §3).
                 let fragment_may_carry_refresh = !request.redirect_uri.starts_with("http://")
                     && !request.redirect_uri.starts_with("https://")
-                    || request.redirect_uri == format!("{}/services/oauth2/success", self.config.issuer);
+                    || request.redirect_uri
+                        == format!("{}/services/oauth2/success", self.config.issuer);
                 let response = self
-                    .issue_new_grant(&request.client, user, &request.scope, None, fragment_may_carry_refresh, None)
+                    .issue_new_grant(
+                        &request.client,
+                        user,
+                        &request.scope,
+                        None,
+                        fragment_may_carry_refresh,
+                        None,
+                    )
                     .await?;
-                let mut pairs: Vec<(&str, &str)> = vec![("access_token", response.access_token.expose_secret())];
+                let mut pairs: Vec<(&str, &str)> =
+                    vec![("access_token", response.access_token.expose_secret())];
                 if let Some(rt) = &response.refresh_token {
                     pairs.push(("refresh_token", rt.expose_secret()));
                 }
@@ -219,7 +273,9 @@ impl Authority {
                     ("scope", response.scope.as_str()),
                     ("token_type", "Bearer"),
                 ]);
-                Ok(Authorized { location: target.location(&pairs) })
+                Ok(Authorized {
+                    location: target.location(&pairs),
+                })
             }
         }
     }
@@ -240,14 +296,22 @@ impl Authority {
         }
         let now = self.clock.now();
         let code_hash = secret_hash(code.expose_secret());
-        let record = match self.store.redeem_code(&code_hash, now).await.map_err(store_failure)? {
+        let record = match self
+            .store
+            .redeem_code(&code_hash, now)
+            .await
+            .map_err(store_failure)?
+        {
             CodeRedemption::Redeemed(record) => record,
             CodeRedemption::NotFound => return Err(OAuthError::InvalidAuthorizationCode),
             CodeRedemption::AlreadyUsed { grant_id } => {
                 // RFC 6749 §4.1.2: a code used twice revokes what it issued.
                 if let Some(grant_id) = grant_id {
                     tracing::warn!(grant_id = %grant_id, "authorization code reused; grant revoked");
-                    self.store.revoke_grant(&grant_id, now).await.map_err(store_failure)?;
+                    self.store
+                        .revoke_grant(&grant_id, now)
+                        .await
+                        .map_err(store_failure)?;
                 }
                 return Err(OAuthError::ExpiredAuthorizationCode);
             }
@@ -265,7 +329,8 @@ impl Authority {
             (Some(challenge), Some(verifier)) => {
                 let v = verifier.expose_secret();
                 let well_formed = VERIFIER_LEN.contains(&v.len())
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
                 if !well_formed || !crypto::pkce_s256_matches(v, challenge) {
                     return Err(OAuthError::InvalidCodeVerifier);
                 }
@@ -276,8 +341,15 @@ impl Authority {
             (None, None) => {}
         }
         let user = self.active_user(&record.user_id).await?;
-        self.issue_new_grant(&client, &user, &record.scope, Some(code_hash), true, creds.secret.as_ref())
-            .await
+        self.issue_new_grant(
+            &client,
+            &user,
+            &record.scope,
+            Some(code_hash),
+            true,
+            creds.secret.as_ref(),
+        )
+        .await
     }
 
     /// `grant_type=refresh_token` (RFC 6749 §6; salesforce-compat.md §4).
@@ -310,10 +382,16 @@ impl Authority {
             // A rotated-out token: reuse. Revoke the whole family (RFC 9700 §4.14.2); the
             // revocation commits although the request fails.
             tracing::warn!(grant_id = %grant.id, client_id = %client.client_id, "refresh token reuse detected; family revoked");
-            self.store.revoke_grant(&grant.id, now).await.map_err(store_failure)?;
+            self.store
+                .revoke_grant(&grant.id, now)
+                .await
+                .map_err(store_failure)?;
             return Err(OAuthError::ExpiredRefreshToken);
         }
-        if !client.refresh_token_policy.allows_refresh(grant.created_at, grant.last_used_at, now) {
+        if !client
+            .refresh_token_policy
+            .allows_refresh(grant.created_at, grant.last_used_at, now)
+        {
             return Err(OAuthError::ExpiredRefreshToken);
         }
         // Narrowing is allowed, widening is not; the refresh token keeps the original scope.
@@ -337,17 +415,37 @@ impl Authority {
             access_token: access_record,
             now,
         };
-        match self.store.commit_refresh(&commit).await.map_err(store_failure)? {
+        match self
+            .store
+            .commit_refresh(&commit)
+            .await
+            .map_err(store_failure)?
+        {
             RefreshOutcome::Committed => {}
             // Lost a race with a concurrent refresh of the same token (or a revocation).
-            RefreshOutcome::Stale if client.rotates() => return Err(OAuthError::TokenRequestInProgress),
+            RefreshOutcome::Stale if client.rotates() => {
+                return Err(OAuthError::TokenRequestInProgress)
+            }
             RefreshOutcome::Stale => return Err(OAuthError::ExpiredRefreshToken),
         }
-        Ok(self.token_response(&client, &user, &scope, access_token, successor, now, creds.secret.as_ref()))
+        Ok(self.token_response(
+            &client,
+            &user,
+            &scope,
+            access_token,
+            successor,
+            now,
+            creds.secret.as_ref(),
+        ))
     }
 
     /// Issues tokens outside any flow, for bootstrap and load tests (`tessera admin token mint`).
-    pub async fn mint_for(&self, client_id: &str, username: &str, scope: &str) -> Result<TokenResponse, OAuthError> {
+    pub async fn mint_for(
+        &self,
+        client_id: &str,
+        username: &str,
+        scope: &str,
+    ) -> Result<TokenResponse, OAuthError> {
         let client = self
             .store
             .client_by_id(client_id)
@@ -368,11 +466,16 @@ impl Authority {
             Some(s) if s.is_subset(&client.scopes) => s,
             _ => return Err(OAuthError::InvalidScope),
         };
-        self.issue_new_grant(&client, &user, &scope, None, true, None).await
+        self.issue_new_grant(&client, &user, &scope, None, true, None)
+            .await
     }
 
     async fn active_user(&self, user_id: &str) -> Result<User, OAuthError> {
-        let user = self.store.user_by_id(user_id).await.map_err(store_failure)?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await
+            .map_err(store_failure)?;
         match user {
             Some(user) if !user.disabled => Ok(user),
             _ => Err(OAuthError::InactiveUser),
@@ -406,12 +509,22 @@ impl Authority {
         let (access_token, access_record) = self.mint_access_token(client, &grant, scope, now);
         let issuance = Issuance {
             grant,
-            refresh_token_hash: refresh_token.as_ref().map(|t| secret_hash(t.expose_secret())),
+            refresh_token_hash: refresh_token
+                .as_ref()
+                .map(|t| secret_hash(t.expose_secret())),
             access_token: access_record,
             code_hash,
         };
         self.store.issue(&issuance).await.map_err(store_failure)?;
-        Ok(self.token_response(client, user, scope, access_token, refresh_token, now, presented_secret))
+        Ok(self.token_response(
+            client,
+            user,
+            scope,
+            access_token,
+            refresh_token,
+            now,
+            presented_secret,
+        ))
     }
 
     fn mint_access_token(
@@ -423,7 +536,10 @@ impl Authority {
     ) -> (AccessToken, AccessTokenRecord) {
         // `<15-char org id>!<random>`, as Salesforce's.
         let org15 = &grant.org_id[..grant.org_id.len().min(15)];
-        let token = AccessToken::new(format!("{org15}!{}", random_token(self.rng.as_ref(), TOKEN_BYTES)));
+        let token = AccessToken::new(format!(
+            "{org15}!{}",
+            random_token(self.rng.as_ref(), TOKEN_BYTES)
+        ));
         let record = AccessTokenRecord {
             token_hash: secret_hash(token.expose_secret()),
             grant_id: grant.id.clone(),
@@ -456,9 +572,14 @@ impl Authority {
         // a per-client key derived from the server key stands in; nobody can verify it, and no
         // client of those flows does.
         let signature = match presented_secret {
-            Some(secret) => crypto::token_signature(secret.expose_secret().as_bytes(), &id, &issued_at),
+            Some(secret) => {
+                crypto::token_signature(secret.expose_secret().as_bytes(), &id, &issued_at)
+            }
             None => {
-                let key = self.config.server_key.mac("signature", client.client_id.as_bytes());
+                let key = self
+                    .config
+                    .server_key
+                    .mac("signature", client.client_id.as_bytes());
                 crypto::token_signature(&key, &id, &issued_at)
             }
         };
@@ -471,14 +592,20 @@ impl Authority {
             id,
             token_type: TokenType::Bearer,
             issued_at,
-            expires_in: self.config.emit_expires_in.then_some(client.access_token_ttl_secs),
+            expires_in: self
+                .config
+                .emit_expires_in
+                .then_some(client.access_token_ttl_secs),
         }
     }
 
     // ---------------------------------------------------------------- resource server
 
     /// Validates a bearer access token for the REST API or identity endpoints.
-    pub async fn authenticate_access_token(&self, token: &str) -> Result<AccessTokenRecord, SessionError> {
+    pub async fn authenticate_access_token(
+        &self,
+        token: &str,
+    ) -> Result<AccessTokenRecord, SessionError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN || !token.contains('!') {
             return Err(SessionError::InvalidSession);
         }

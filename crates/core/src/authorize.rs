@@ -90,7 +90,11 @@ impl RedirectTarget {
         let encoded = ser.finish();
         match self.kind {
             ResponseKind::Code => {
-                let sep = if self.redirect_uri.contains('?') { '&' } else { '?' };
+                let sep = if self.redirect_uri.contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
                 format!("{}{sep}{encoded}", self.redirect_uri)
             }
             ResponseKind::Token => format!("{}#{encoded}", self.redirect_uri),
@@ -98,7 +102,10 @@ impl RedirectTarget {
     }
 
     pub fn error_location(&self, error: &AuthorizeRedirectError) -> String {
-        self.location(&[("error", error.code), ("error_description", error.description)])
+        self.location(&[
+            ("error", error.code),
+            ("error_description", error.description),
+        ])
     }
 }
 
@@ -115,9 +122,7 @@ fn loopback_matches_any_port(registered: &str, requested: &str) -> bool {
     let (Ok(reg), Ok(req)) = (Url::parse(registered), Url::parse(requested)) else {
         return false;
     };
-    let is_loopback = |u: &Url| {
-        matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"))
-    };
+    let is_loopback = |u: &Url| matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"));
     // Url normalises, so also require that the raw strings differ only in the port.
     reg.scheme() == "http"
         && is_loopback(&reg)
@@ -171,8 +176,13 @@ pub fn check_request(
         _ => ResponseKind::Code,
     };
     let state = params.single("state").ok().flatten().map(str::to_owned);
-    let target = RedirectTarget { redirect_uri: redirect_uri.clone(), kind, state: state.clone() };
-    let fail = |code, description| Err((target.clone(), AuthorizeRedirectError { code, description }));
+    let target = RedirectTarget {
+        redirect_uri: redirect_uri.clone(),
+        kind,
+        state: state.clone(),
+    };
+    let fail =
+        |code, description| Err((target.clone(), AuthorizeRedirectError { code, description }));
 
     if let Some(name) = params.first_repeated() {
         let _ = name;
@@ -184,14 +194,22 @@ pub fn check_request(
         _ => return fail("unsupported_response_type", "response type not supported"),
     }
     if kind == ResponseKind::Token && !client.allow_user_agent_flow {
-        return fail("unauthorized_client", "this client may not use the user-agent flow");
+        return fail(
+            "unauthorized_client",
+            "this client may not use the user-agent flow",
+        );
     }
 
     let scope = match params.single("scope").ok().flatten() {
         None => client.scopes.clone(),
         Some(text) => match Scope::parse(text) {
             Some(scope) if !scope.is_empty() && scope.is_subset(&client.scopes) => scope,
-            _ => return fail("invalid_scope", "requested scope is invalid, unknown, or malformed"),
+            _ => {
+                return fail(
+                    "invalid_scope",
+                    "requested scope is invalid, unknown, or malformed",
+                )
+            }
         },
     };
 
@@ -202,12 +220,18 @@ pub fn check_request(
         // S256 even without a method (Salesforce; jsforce never sends one); `plain` refused.
         (ResponseKind::Code, Some(challenge), None | Some("S256")) => {
             if !is_s256_challenge(challenge) {
-                return fail("invalid_request", "code_challenge must be base64url of a SHA-256 digest");
+                return fail(
+                    "invalid_request",
+                    "code_challenge must be base64url of a SHA-256 digest",
+                );
             }
             Some(challenge.to_owned())
         }
         (ResponseKind::Code, Some(_), Some(_)) => {
-            return fail("invalid_request", "only the S256 code_challenge_method is supported")
+            return fail(
+                "invalid_request",
+                "only the S256 code_challenge_method is supported",
+            )
         }
         (ResponseKind::Code, None, Some(_)) => {
             return fail("invalid_request", "missing required code challenge")
@@ -221,8 +245,14 @@ pub fn check_request(
 
     let prompt = params.single("prompt").ok().flatten().unwrap_or_default();
     let prompts: Vec<&str> = prompt.split(' ').filter(|p| !p.is_empty()).collect();
-    if prompts.iter().any(|p| !matches!(*p, "login" | "consent" | "select_account")) {
-        return fail("invalid_request", "prompt must be login, consent or select_account");
+    if prompts
+        .iter()
+        .any(|p| !matches!(*p, "login" | "consent" | "select_account"))
+    {
+        return fail(
+            "invalid_request",
+            "prompt must be login, consent or select_account",
+        );
     }
 
     Ok(AuthorizationRequest {
@@ -234,7 +264,11 @@ pub fn check_request(
         code_challenge,
         prompt_login: prompts.contains(&"login") || prompts.contains(&"select_account"),
         prompt_consent: prompts.contains(&"consent"),
-        login_hint: params.single("login_hint").ok().flatten().map(str::to_owned),
+        login_hint: params
+            .single("login_hint")
+            .ok()
+            .flatten()
+            .map(str::to_owned),
     })
 }
 
@@ -308,27 +342,46 @@ mod tests {
         assert!(!redirect_uri_registered(&c, "http://127.0.0.1:51234/other"));
         assert!(!redirect_uri_registered(&c, "http://localhost:51234/cb"));
         let fixed = client(true, &["http://127.0.0.1:8976/callback"]);
-        assert!(redirect_uri_registered(&fixed, "http://127.0.0.1:8976/callback"));
-        assert!(!redirect_uri_registered(&fixed, "http://127.0.0.1:8977/callback"));
+        assert!(redirect_uri_registered(
+            &fixed,
+            "http://127.0.0.1:8976/callback"
+        ));
+        assert!(!redirect_uri_registered(
+            &fixed,
+            "http://127.0.0.1:8977/callback"
+        ));
     }
 
     #[test]
     fn bad_client_or_redirect_is_never_redirected() {
         let c = client(false, &["https://c.example/cb"]);
         assert_eq!(
-            check_client_and_redirect(&params("redirect_uri=https://c.example/cb"), None).unwrap_err(),
+            check_client_and_redirect(&params("redirect_uri=https://c.example/cb"), None)
+                .unwrap_err(),
             AuthorizePageError::MissingClientId
         );
         assert_eq!(
-            check_client_and_redirect(&params("client_id=x&redirect_uri=https://c.example/cb"), None).unwrap_err(),
+            check_client_and_redirect(
+                &params("client_id=x&redirect_uri=https://c.example/cb"),
+                None
+            )
+            .unwrap_err(),
             AuthorizePageError::InvalidClientId
         );
         assert_eq!(
-            check_client_and_redirect(&params("client_id=x&redirect_uri=https://evil/cb"), Some(c.clone())).unwrap_err(),
+            check_client_and_redirect(
+                &params("client_id=x&redirect_uri=https://evil/cb"),
+                Some(c.clone())
+            )
+            .unwrap_err(),
             AuthorizePageError::RedirectUriMismatch
         );
         assert_eq!(
-            check_client_and_redirect(&params("client_id=x&client_id=y&redirect_uri=https://c.example/cb"), Some(c)).unwrap_err(),
+            check_client_and_redirect(
+                &params("client_id=x&client_id=y&redirect_uri=https://c.example/cb"),
+                Some(c)
+            )
+            .unwrap_err(),
             AuthorizePageError::RepeatedParameter
         );
     }
@@ -346,9 +399,24 @@ mod tests {
         assert!(loc.starts_with("https://c.example/cb?error=unsupported_response_type&"));
         assert!(loc.ends_with("&state=s1"));
         assert_eq!(redirect_error("state=s", false).1.code, "invalid_request");
-        assert_eq!(redirect_error("response_type=code&scope=full", false).1.code, "invalid_scope");
-        assert_eq!(redirect_error("response_type=code&prompt=none", false).1.code, "invalid_request");
-        assert_eq!(redirect_error("response_type=code&state=a&state=b", false).1.code, "invalid_request");
+        assert_eq!(
+            redirect_error("response_type=code&scope=full", false)
+                .1
+                .code,
+            "invalid_scope"
+        );
+        assert_eq!(
+            redirect_error("response_type=code&prompt=none", false)
+                .1
+                .code,
+            "invalid_request"
+        );
+        assert_eq!(
+            redirect_error("response_type=code&state=a&state=b", false)
+                .1
+                .code,
+            "invalid_request"
+        );
     }
 
     #[test]
@@ -369,18 +437,38 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.code_challenge.as_deref(), Some(challenge));
-        assert_eq!(redirect_error("response_type=code", true).1.description, "missing required code challenge");
         assert_eq!(
-            redirect_error(&format!("response_type=code&code_challenge={challenge}&code_challenge_method=plain"), false).1.code,
+            redirect_error("response_type=code", true).1.description,
+            "missing required code challenge"
+        );
+        assert_eq!(
+            redirect_error(
+                &format!(
+                    "response_type=code&code_challenge={challenge}&code_challenge_method=plain"
+                ),
+                false
+            )
+            .1
+            .code,
             "invalid_request"
         );
-        assert_eq!(redirect_error("response_type=code&code_challenge=short", false).1.code, "invalid_request");
+        assert_eq!(
+            redirect_error("response_type=code&code_challenge=short", false)
+                .1
+                .code,
+            "invalid_request"
+        );
     }
 
     #[test]
     fn omitted_scope_grants_the_clients_scopes_and_unknown_parameters_are_ignored() {
         let c = client(false, &["https://c.example/cb"]);
-        let ok = check_request(&params("response_type=code&foo=bar&prompt=login+consent"), c.clone(), "https://c.example/cb".into()).unwrap();
+        let ok = check_request(
+            &params("response_type=code&foo=bar&prompt=login+consent"),
+            c.clone(),
+            "https://c.example/cb".into(),
+        )
+        .unwrap();
         assert_eq!(ok.scope, c.scopes);
         assert!(ok.prompt_login && ok.prompt_consent);
     }

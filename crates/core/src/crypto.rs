@@ -44,7 +44,8 @@ impl ServerKey {
     /// HMAC-SHA256 of `message` under this key, separated by `purpose` so that a value made for
     /// one use is never valid for another.
     pub fn mac(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(self.0.as_slice()).expect("HMAC takes any key length");
+        let mut mac =
+            HmacSha256::new_from_slice(self.0.as_slice()).expect("HMAC takes any key length");
         mac.update(purpose.as_bytes());
         mac.update(&[0]);
         mac.update(message);
@@ -115,8 +116,14 @@ mod tests {
         let sig = token_signature(b"secret", "https://x/id/00D/005", "1278448101416");
         assert_eq!(sig.len(), 44);
         assert!(sig.ends_with('='));
-        assert_eq!(sig, token_signature(b"secret", "https://x/id/00D/005", "1278448101416"));
-        assert_ne!(sig, token_signature(b"other", "https://x/id/00D/005", "1278448101416"));
+        assert_eq!(
+            sig,
+            token_signature(b"secret", "https://x/id/00D/005", "1278448101416")
+        );
+        assert_ne!(
+            sig,
+            token_signature(b"other", "https://x/id/00D/005", "1278448101416")
+        );
     }
 
     #[test]
@@ -126,7 +133,10 @@ mod tests {
             "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         ));
-        assert!(!pkce_s256_matches("wrong", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(!pkce_s256_matches(
+            "wrong",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
     }
 
     #[test]
@@ -144,6 +154,11 @@ mod tests {
         let tag = key.mac("csrf", b"abc");
         assert!(key.verify_mac("csrf", b"abc", &tag));
         assert!(!key.verify_mac("session", b"abc", &tag));
-        assert_eq!(ServerKey::from_hex(&key.to_hex()).unwrap().mac("csrf", b"abc"), tag);
+        assert_eq!(
+            ServerKey::from_hex(&key.to_hex())
+                .unwrap()
+                .mac("csrf", b"abc"),
+            tag
+        );
     }
 }

@@ -78,7 +78,9 @@ mod tests {
     fn tokens_have_256_bits_in_the_safe_alphabet() {
         let t = random_token(&OsRandom, 32);
         assert_eq!(t.len(), 43);
-        assert!(t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_'));
+        assert!(t
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_'));
     }
 
     #[test]

@@ -56,7 +56,12 @@ impl RefreshTokenPolicy {
     /// Whether a refresh token of a grant created at `granted_at` and last used at `last_used_at`
     /// is still usable at `now`. The window is half-open: at exactly `start + period` it has
     /// expired.
-    pub fn allows_refresh(self, granted_at: Timestamp, last_used_at: Timestamp, now: Timestamp) -> bool {
+    pub fn allows_refresh(
+        self,
+        granted_at: Timestamp,
+        last_used_at: Timestamp,
+        now: Timestamp,
+    ) -> bool {
         match self {
             Self::Infinite => true,
             Self::Zero => false,
@@ -154,7 +159,15 @@ mod tests {
 
     #[test]
     fn malformed_policies_are_rejected() {
-        for text in ["", "forever", "specific_lifetime:0:DAYS", "specific_lifetime:x:DAYS", "specific_lifetime:1:WEEKS", "specific_lifetime:1", "zero:1:DAYS"] {
+        for text in [
+            "",
+            "forever",
+            "specific_lifetime:0:DAYS",
+            "specific_lifetime:x:DAYS",
+            "specific_lifetime:1:WEEKS",
+            "specific_lifetime:1",
+            "zero:1:DAYS",
+        ] {
             assert!(text.parse::<RefreshTokenPolicy>().is_err(), "{text}");
         }
     }

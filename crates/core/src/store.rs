@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 
-use crate::model::{AccessTokenRecord, AuthCode, Client, Grant, Hash, Note, Org, RefreshTokenRecord, User};
+use crate::model::{
+    AccessTokenRecord, AuthCode, Client, Grant, Hash, Note, Org, RefreshTokenRecord, User,
+};
 use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +29,9 @@ pub enum CodeRedemption {
     Redeemed(AuthCode),
     /// The code was already used; `grant_id` is what its first use issued, so that it can be
     /// revoked (RFC 6749 §4.1.2).
-    AlreadyUsed { grant_id: Option<String> },
+    AlreadyUsed {
+        grant_id: Option<String>,
+    },
     NotFound,
 }
 
@@ -89,26 +93,50 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
 
     // Consent: which scopes a user has approved for a client.
-    async fn approved_scope(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError>;
-    async fn record_approval(&self, user_id: &str, client_id: &str, scope: &str, now: Timestamp) -> Result<(), StoreError>;
+    async fn approved_scope(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError>;
+    async fn record_approval(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
 
     // Authorization codes.
     async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError>;
     /// Atomically marks the code used, whatever its expiry (the caller checks that).
-    async fn redeem_code(&self, code_hash: &Hash, now: Timestamp) -> Result<CodeRedemption, StoreError>;
+    async fn redeem_code(
+        &self,
+        code_hash: &Hash,
+        now: Timestamp,
+    ) -> Result<CodeRedemption, StoreError>;
 
     // Grants and tokens.
     /// Creates the grant with its first refresh token and access token; links the code.
     async fn issue(&self, issuance: &Issuance) -> Result<(), StoreError>;
-    async fn refresh_token(&self, token_hash: &Hash) -> Result<Option<RefreshTokenView>, StoreError>;
+    async fn refresh_token(
+        &self,
+        token_hash: &Hash,
+    ) -> Result<Option<RefreshTokenView>, StoreError>;
     /// Applies a refresh as one conditional update: only if the presented token is unused and
     /// its grant not revoked.
     async fn commit_refresh(&self, commit: &RefreshCommit) -> Result<RefreshOutcome, StoreError>;
     /// Revokes a grant, its refresh tokens and every access token issued from it. Idempotent.
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<(), StoreError>;
-    async fn access_token(&self, token_hash: &Hash) -> Result<Option<AccessTokenRecord>, StoreError>;
+    async fn access_token(
+        &self,
+        token_hash: &Hash,
+    ) -> Result<Option<AccessTokenRecord>, StoreError>;
     /// Revokes one access token. Returns false when it was unknown.
-    async fn revoke_access_token(&self, token_hash: &Hash, now: Timestamp) -> Result<bool, StoreError>;
+    async fn revoke_access_token(
+        &self,
+        token_hash: &Hash,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
     async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError>;
 
     // The REST API's records.
