@@ -15,10 +15,15 @@ mod token;
 use axum::routing::{any, get};
 use axum::Router;
 use tessera_core::Authority;
+use axum::http::StatusCode;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 /// Largest request body any endpoint reads (security.md §4.1: bounded before buffering).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A request that has not been read and answered by then gets 408: a slow body (slowloris)
+/// cannot hold a connection and a task for ever.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -74,5 +79,6 @@ pub fn app(state: AppState) -> Router {
         .merge(data::routes())
         .fallback(reply::not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .with_state(state)
 }
