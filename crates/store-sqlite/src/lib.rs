@@ -1,0 +1,520 @@
+//! Tessera's [`Store`] on embedded SQLite: one file in WAL mode, nothing else to run.
+//!
+//! Writes go to one thread that owns the only write connection and commits them in groups
+//! (see `writer.rs`): every method that changes state resolves only after its transaction has
+//! committed with `synchronous=FULL`, and concurrent requests share the fsync. Reads use a small
+//! pool of read-only connections from `spawn_blocking`. Each [`Store`] method is one job, hence
+//! one savepoint inside one transaction: it happens whole or not at all.
+//!
+//! Only hashes of tokens, codes and secrets reach this crate, and nothing here logs them.
+
+mod error;
+mod location;
+mod readers;
+mod rows;
+mod schema;
+mod sql;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, Params, Row};
+use tessera_core::model::{AccessTokenRecord, AuthCode, Client, Grant, Hash, Note, Org, User};
+use tessera_core::store::{
+    CodeRedemption, Issuance, RefreshCommit, RefreshOutcome, RefreshTokenView, Store, StoreError,
+};
+use tessera_core::time::Timestamp;
+
+use crate::error::{classify, DbError};
+use crate::location::{Target, TempDatabase};
+use crate::readers::{Readers, BUSY_TIMEOUT, STATEMENT_CACHE};
+use crate::rows::{all, execute, optional};
+use crate::writer::Writer;
+
+/// Reads one row into a record.
+type RowMap<T> = fn(&Row<'_>) -> rusqlite::Result<T>;
+
+pub use crate::schema::SCHEMA_VERSION;
+
+/// The SQLite store. Cheap to clone: clones share the writer and the readers. Dropping the last
+/// clone finishes the queued writes and closes the database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+/// Fields drop in order: the writer finishes and closes its connection, then the readers close,
+/// then a temporary database is deleted.
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Readers,
+    _temporary: Option<TempDatabase>,
+}
+
+/// What the writer has done since the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Write jobs (store calls) run, committed or not.
+    pub jobs: u64,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path_or_url` and brings its schema up to
+    /// date: `sqlite:///abs/path.db`, `sqlite://relative/path.db`, `sqlite:path.db`, a bare path,
+    /// or `sqlite::memory:` for a private database that disappears with the store. Parent
+    /// directories are created. Blocks while it opens and migrates: call it at start-up.
+    pub fn open(path_or_url: &str) -> Result<Self, StoreError> {
+        let (path, temporary) = match location::parse(path_or_url)? {
+            Target::File(path) => {
+                location::prepare_file(&path).map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot create the database file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                (path, None)
+            }
+            Target::Memory => {
+                let temporary = TempDatabase::create().map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create a temporary database: {e}"))
+                })?;
+                (temporary.path().to_owned(), Some(temporary))
+            }
+        };
+        let mut conn = open_writer(&path)?;
+        schema::migrate(&mut conn)?;
+        let readers = Readers::open(&path)?;
+        let writer = Writer::start(conn)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer,
+                readers,
+                _temporary: temporary,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// How many transactions the writer committed for how many jobs: their ratio is the group
+    /// commit's batching.
+    pub fn write_stats(&self) -> WriteStats {
+        let counters = self.inner.writer.counters();
+        WriteStats {
+            commits: counters.commits.load(Ordering::Relaxed),
+            jobs: counters.jobs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `work` on the write connection, inside the writer's next group transaction and its
+    /// own savepoint; resolves once that transaction has committed. An `Err` from `work` rolls
+    /// back only what `work` did.
+    async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.inner.writer.submit(work).await
+    }
+
+    /// Runs `work` on a read-only connection, off the async runtime.
+    async fn read<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.inner.readers.run(work).await
+    }
+
+    /// The first row of a query, on a reader.
+    async fn find<T, P>(
+        &self,
+        sql: &'static str,
+        params: P,
+        map: RowMap<T>,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: Send + 'static,
+        P: Params + Send + 'static,
+    {
+        self.read(move |c| optional(c, sql, params, map)).await
+    }
+
+    /// Every row of a query, on a reader.
+    async fn list<T, P>(
+        &self,
+        sql: &'static str,
+        params: P,
+        map: RowMap<T>,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: Send + 'static,
+        P: Params + Send + 'static,
+    {
+        self.read(move |c| all(c, sql, params, map)).await
+    }
+
+    /// One statement as one write job; returns how many rows it changed.
+    async fn change<P>(&self, sql: &'static str, params: P) -> Result<usize, StoreError>
+    where
+        P: Params + Send + 'static,
+    {
+        self.write(move |c| execute(c, sql, params)).await
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(classify)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(classify)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Internal(format!(
+            "SQLite refused WAL mode (journal_mode is {mode})"
+        )));
+    }
+    // A write is acknowledged only once it is on disk (DESIGN.md: never tokens that were not
+    // stored durably); group commit pays for the fsync.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(classify)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(classify)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn insert_access_token(conn: &Connection, token: &AccessTokenRecord) -> Result<(), DbError> {
+    execute(
+        conn,
+        sql::ACCESS_INSERT,
+        params![
+            token.token_hash,
+            token.grant_id,
+            token.client_id,
+            token.user_id,
+            token.org_id,
+            token.scope.to_string(),
+            token.issued_at.0,
+            token.expires_at.0,
+            token.revoked_at.map(|t| t.0),
+        ],
+    )?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_org(&self, org: &Org) -> Result<(), StoreError> {
+        self.change(sql::ORG_INSERT, (org.id.clone(), org.name.clone()))
+            .await
+            .map(drop)
+    }
+
+    async fn default_org(&self) -> Result<Option<Org>, StoreError> {
+        self.find(sql::ORG_FIRST, (), rows::org).await
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        let values = (
+            user.id.clone(),
+            user.org_id.clone(),
+            user.username.clone(),
+            user.email.clone(),
+            user.password_hash.clone(),
+            user.disabled,
+            user.created_at.0,
+        );
+        self.change(sql::USER_INSERT, values).await.map(drop)
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        self.find(sql::USER_BY_ID, (id.to_owned(),), rows::user)
+            .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        self.find(sql::USER_BY_USERNAME, (username.to_owned(),), rows::user)
+            .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.list(sql::USER_LIST, (), rows::user).await
+    }
+
+    async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
+        let values = (
+            user.email.clone(),
+            user.password_hash.clone(),
+            user.disabled,
+            user.id.clone(),
+        );
+        Ok(self.change(sql::USER_UPDATE, values).await? > 0)
+    }
+
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+        let values = rows::client_values(client)?;
+        self.change(sql::CLIENT_INSERT, params_from_iter(values))
+            .await
+            .map(drop)
+    }
+
+    async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        self.find(sql::CLIENT_BY_ID, (client_id.to_owned(),), rows::client)
+            .await
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.list(sql::CLIENT_LIST, (), rows::client).await
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        let mut values = rows::client_values(client)?;
+        values.pop(); // created_at never changes
+        Ok(self
+            .change(sql::CLIENT_UPDATE, params_from_iter(values))
+            .await?
+            > 0)
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .change(sql::CLIENT_DELETE, (client_id.to_owned(),))
+            .await?
+            > 0)
+    }
+
+    async fn approved_scope(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.find(
+            sql::APPROVAL_SCOPE,
+            (user_id.to_owned(), client_id.to_owned()),
+            |row| row.get(0),
+        )
+        .await
+    }
+
+    async fn record_approval(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let values = (
+            user_id.to_owned(),
+            client_id.to_owned(),
+            scope.to_owned(),
+            now.0,
+        );
+        self.change(sql::APPROVAL_UPSERT, values).await.map(drop)
+    }
+
+    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
+        let values = (
+            code.code_hash,
+            code.client_id.clone(),
+            code.user_id.clone(),
+            code.redirect_uri.clone(),
+            code.scope.to_string(),
+            code.code_challenge.clone(),
+            code.created_at.0,
+            code.expires_at.0,
+        );
+        self.change(sql::CODE_INSERT, values).await.map(drop)
+    }
+
+    async fn redeem_code(
+        &self,
+        code_hash: &Hash,
+        now: Timestamp,
+    ) -> Result<CodeRedemption, StoreError> {
+        let code_hash = *code_hash;
+        self.write(move |c| {
+            if execute(c, sql::CODE_SPEND, params![now.0, code_hash])? > 0 {
+                let code = optional(c, sql::CODE_BY_HASH, [code_hash], rows::code)?;
+                return Ok(code.map_or(CodeRedemption::NotFound, CodeRedemption::Redeemed));
+            }
+            let used = optional(c, sql::CODE_GRANT, [code_hash], |row| {
+                row.get::<_, Option<String>>(0)
+            })?;
+            Ok(match used {
+                Some(grant_id) => CodeRedemption::AlreadyUsed { grant_id },
+                None => CodeRedemption::NotFound,
+            })
+        })
+        .await
+    }
+
+    async fn issue(&self, issuance: &Issuance) -> Result<(), StoreError> {
+        let Issuance {
+            grant,
+            refresh_token_hash,
+            access_token,
+            code_hash,
+        } = issuance.clone();
+        self.write(move |c| {
+            execute(
+                c,
+                sql::GRANT_INSERT,
+                params![
+                    grant.id,
+                    grant.client_id,
+                    grant.user_id,
+                    grant.org_id,
+                    grant.scope.to_string(),
+                    grant.created_at.0,
+                    grant.last_used_at.0,
+                    grant.revoked_at.map(|t| t.0),
+                    grant.has_refresh_token,
+                ],
+            )?;
+            if let Some(hash) = refresh_token_hash {
+                execute(
+                    c,
+                    sql::REFRESH_INSERT,
+                    params![hash, grant.id, grant.created_at.0],
+                )?;
+            }
+            insert_access_token(c, &access_token)?;
+            if let Some(code_hash) = code_hash {
+                execute(c, sql::CODE_LINK, params![grant.id, code_hash])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn refresh_token(
+        &self,
+        token_hash: &Hash,
+    ) -> Result<Option<RefreshTokenView>, StoreError> {
+        self.find(sql::REFRESH_VIEW, (*token_hash,), rows::refresh_view)
+            .await
+    }
+
+    async fn commit_refresh(&self, commit: &RefreshCommit) -> Result<RefreshOutcome, StoreError> {
+        let RefreshCommit {
+            presented_hash,
+            grant_id,
+            successor_hash,
+            access_token,
+            now,
+        } = commit.clone();
+        self.write(move |c| {
+            // One conditional update decides, never a read then a write: of concurrent commits of
+            // one token exactly one changes a row; the others are Stale and write nothing.
+            match successor_hash {
+                Some(successor) => {
+                    let rotate = params![now.0, successor, presented_hash, grant_id];
+                    if execute(c, sql::REFRESH_ROTATE, rotate)? == 0 {
+                        return Ok(RefreshOutcome::Stale);
+                    }
+                    execute(c, sql::REFRESH_INSERT, params![successor, grant_id, now.0])?;
+                    execute(c, sql::GRANT_TOUCH, params![now.0, grant_id])?;
+                }
+                None => {
+                    let touch = params![now.0, grant_id, presented_hash];
+                    if execute(c, sql::GRANT_TOUCH_IF_CURRENT, touch)? == 0 {
+                        return Ok(RefreshOutcome::Stale);
+                    }
+                }
+            }
+            insert_access_token(c, &access_token)?;
+            Ok(RefreshOutcome::Committed)
+        })
+        .await
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<(), StoreError> {
+        let grant_id = grant_id.to_owned();
+        self.write(move |c| {
+            for statement in [
+                sql::GRANT_REVOKE,
+                sql::REFRESH_SPEND_FAMILY,
+                sql::ACCESS_REVOKE_FAMILY,
+            ] {
+                execute(c, statement, params![now.0, grant_id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn access_token(
+        &self,
+        token_hash: &Hash,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        self.find(sql::ACCESS_BY_HASH, (*token_hash,), rows::access_token)
+            .await
+    }
+
+    async fn revoke_access_token(
+        &self,
+        token_hash: &Hash,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .change(sql::ACCESS_REVOKE_ONE, (now.0, *token_hash))
+            .await?
+            > 0)
+    }
+
+    async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
+        self.find(sql::GRANT_BY_ID, (grant_id.to_owned(),), rows::grant)
+            .await
+    }
+
+    async fn insert_note(&self, note: &Note) -> Result<(), StoreError> {
+        let values = (
+            note.id.clone(),
+            note.owner_id.clone(),
+            note.title.clone(),
+            note.body.clone(),
+            note.created_at.0,
+            note.modified_at.0,
+        );
+        self.change(sql::NOTE_INSERT, values).await.map(drop)
+    }
+
+    async fn note(&self, id: &str) -> Result<Option<Note>, StoreError> {
+        self.find(sql::NOTE_BY_ID, (id.to_owned(),), rows::note)
+            .await
+    }
+
+    async fn list_notes(&self, owner_id: &str, limit: u32) -> Result<Vec<Note>, StoreError> {
+        self.list(sql::NOTE_LIST, (owner_id.to_owned(), limit), rows::note)
+            .await
+    }
+
+    async fn update_note(&self, note: &Note) -> Result<bool, StoreError> {
+        let values = (
+            note.title.clone(),
+            note.body.clone(),
+            note.modified_at.0,
+            note.id.clone(),
+        );
+        Ok(self.change(sql::NOTE_UPDATE, values).await? > 0)
+    }
+
+    async fn delete_note(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.change(sql::NOTE_DELETE, (id.to_owned(),)).await? > 0)
+    }
+}

@@ -1,0 +1,81 @@
+//! A small pool of read-only connections, used from `spawn_blocking`. In WAL mode readers never
+//! wait for the writer, and each read sees the last committed state.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tessera_core::store::StoreError;
+use tokio::sync::Semaphore;
+
+use crate::error::{classify, DbError};
+
+/// How many reads run at once. The machine has 2 cores; lookups are point queries, so a few
+/// connections keep both busy without piling up threads.
+pub(crate) const READERS: usize = 4;
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements kept per connection: more than the store has distinct queries.
+pub(crate) const STATEMENT_CACHE: usize = 64;
+
+#[derive(Debug)]
+pub(crate) struct Readers {
+    path: Arc<Path>,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl Readers {
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let idle = (0..READERS)
+            .map(|_| open_reader(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            path: path.into(),
+            idle: Mutex::new(idle),
+            permits: Semaphore::new(READERS),
+        })
+    }
+
+    pub(crate) async fn run<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("the reader pool is closed".into()))?;
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let path = Arc::clone(&self.path);
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            // A connection lost with a panicking read is replaced here.
+            let conn = match idle {
+                Some(conn) => conn,
+                None => open_reader(&path)?,
+            };
+            let result = work(&conn).map_err(StoreError::from);
+            Ok::<_, StoreError>((conn, result))
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("a read task failed: {e}")))??;
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+        result
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(classify)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}

@@ -1,0 +1,199 @@
+//! Rows to records and back, and the few statement helpers every method uses.
+
+use rusqlite::types::{Type, Value};
+use rusqlite::{Connection, OptionalExtension, Params, Row};
+use tessera_core::model::{
+    AccessTokenRecord, AuthCode, Client, Grant, Note, Org, RefreshTokenRecord, User,
+};
+use tessera_core::store::{RefreshTokenView, StoreError};
+use tessera_core::time::Timestamp;
+use tessera_proto::Scope;
+
+use crate::error::DbError;
+
+fn malformed(index: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        index,
+        Type::Text,
+        format!("stored {what} is malformed").into(),
+    )
+}
+
+fn timestamp(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {
+    row.get(index).map(Timestamp)
+}
+
+fn optional_timestamp(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Timestamp>> {
+    Ok(row.get::<_, Option<i64>>(index)?.map(Timestamp))
+}
+
+fn scope(row: &Row<'_>, index: usize) -> rusqlite::Result<Scope> {
+    let text = row.get_ref(index)?.as_str()?;
+    Scope::parse(text).ok_or_else(|| malformed(index, "scope"))
+}
+
+pub(crate) fn org(row: &Row<'_>) -> rusqlite::Result<Org> {
+    Ok(Org {
+        id: row.get(0)?,
+        name: row.get(1)?,
+    })
+}
+
+pub(crate) fn user(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        org_id: row.get(1)?,
+        username: row.get(2)?,
+        email: row.get(3)?,
+        password_hash: row.get(4)?,
+        disabled: row.get(5)?,
+        created_at: timestamp(row, 6)?,
+    })
+}
+
+pub(crate) fn client(row: &Row<'_>) -> rusqlite::Result<Client> {
+    let redirect_uris = serde_json::from_str(row.get_ref(3)?.as_str()?)
+        .map_err(|_| malformed(3, "redirect URI list"))?;
+    let refresh_token_policy = row
+        .get_ref(5)?
+        .as_str()?
+        .parse()
+        .map_err(|_| malformed(5, "refresh-token policy"))?;
+    let ttl: i64 = row.get(6)?;
+    Ok(Client {
+        client_id: row.get(0)?,
+        name: row.get(1)?,
+        secret_hash: row.get(2)?,
+        redirect_uris,
+        scopes: scope(row, 4)?,
+        refresh_token_policy,
+        access_token_ttl_secs: u64::try_from(ttl)
+            .map_err(|_| malformed(6, "access-token lifetime"))?,
+        rotate_refresh_tokens: row.get(7)?,
+        allow_user_agent_flow: row.get(8)?,
+        created_at: timestamp(row, 9)?,
+    })
+}
+
+/// A client's values in `client_columns!` order, as stored.
+pub(crate) fn client_values(client: &Client) -> Result<Vec<Value>, StoreError> {
+    let internal = |why: &str| StoreError::Internal(why.to_owned());
+    let redirect_uris = serde_json::to_string(&client.redirect_uris)
+        .map_err(|_| internal("cannot encode the redirect URI list"))?;
+    let ttl = i64::try_from(client.access_token_ttl_secs)
+        .map_err(|_| internal("the access-token lifetime is out of range"))?;
+    Ok(vec![
+        client.client_id.clone().into(),
+        client.name.clone().into(),
+        client.secret_hash.map(|hash| hash.to_vec()).into(),
+        redirect_uris.into(),
+        client.scopes.to_string().into(),
+        client.refresh_token_policy.to_string().into(),
+        ttl.into(),
+        client.rotate_refresh_tokens.into(),
+        client.allow_user_agent_flow.into(),
+        client.created_at.0.into(),
+    ])
+}
+
+pub(crate) fn code(row: &Row<'_>) -> rusqlite::Result<AuthCode> {
+    Ok(AuthCode {
+        code_hash: row.get(0)?,
+        client_id: row.get(1)?,
+        user_id: row.get(2)?,
+        redirect_uri: row.get(3)?,
+        scope: scope(row, 4)?,
+        code_challenge: row.get(5)?,
+        created_at: timestamp(row, 6)?,
+        expires_at: timestamp(row, 7)?,
+    })
+}
+
+/// A grant read from `grant_columns!` starting at column `at`.
+fn grant_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Grant> {
+    Ok(Grant {
+        id: row.get(at)?,
+        client_id: row.get(at + 1)?,
+        user_id: row.get(at + 2)?,
+        org_id: row.get(at + 3)?,
+        scope: scope(row, at + 4)?,
+        created_at: timestamp(row, at + 5)?,
+        last_used_at: timestamp(row, at + 6)?,
+        revoked_at: optional_timestamp(row, at + 7)?,
+        has_refresh_token: row.get(at + 8)?,
+    })
+}
+
+pub(crate) fn grant(row: &Row<'_>) -> rusqlite::Result<Grant> {
+    grant_at(row, 0)
+}
+
+/// A refresh token (`token_hash, grant_id, created_at, used_at`) followed by its grant.
+pub(crate) fn refresh_view(row: &Row<'_>) -> rusqlite::Result<RefreshTokenView> {
+    Ok(RefreshTokenView {
+        token: RefreshTokenRecord {
+            token_hash: row.get(0)?,
+            grant_id: row.get(1)?,
+            created_at: timestamp(row, 2)?,
+            used_at: optional_timestamp(row, 3)?,
+        },
+        grant: grant_at(row, 4)?,
+    })
+}
+
+pub(crate) fn access_token(row: &Row<'_>) -> rusqlite::Result<AccessTokenRecord> {
+    Ok(AccessTokenRecord {
+        token_hash: row.get(0)?,
+        grant_id: row.get(1)?,
+        client_id: row.get(2)?,
+        user_id: row.get(3)?,
+        org_id: row.get(4)?,
+        scope: scope(row, 5)?,
+        issued_at: timestamp(row, 6)?,
+        expires_at: timestamp(row, 7)?,
+        revoked_at: optional_timestamp(row, 8)?,
+    })
+}
+
+pub(crate) fn note(row: &Row<'_>) -> rusqlite::Result<Note> {
+    Ok(Note {
+        id: row.get(0)?,
+        owner_id: row.get(1)?,
+        title: row.get(2)?,
+        body: row.get(3)?,
+        created_at: timestamp(row, 4)?,
+        modified_at: timestamp(row, 5)?,
+    })
+}
+
+/// Runs a statement; returns how many rows it changed.
+pub(crate) fn execute(conn: &Connection, sql: &str, params: impl Params) -> Result<usize, DbError> {
+    Ok(conn.prepare_cached(sql)?.execute(params)?)
+}
+
+/// The first row a query returns, if any.
+pub(crate) fn optional<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, DbError> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params, map)
+        .optional()?)
+}
+
+/// Every row a query returns.
+pub(crate) fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, DbError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let rows = statement
+        .query_map(params, map)?
+        .collect::<rusqlite::Result<Vec<T>>>()?;
+    Ok(rows)
+}

@@ -1,0 +1,67 @@
+//! Migrations: the numbered SQL files of `migrations/sqlite/`, applied in order at open, each in
+//! its own transaction, the version kept in `PRAGMA user_version`.
+
+use rusqlite::{Connection, TransactionBehavior};
+use tessera_core::store::StoreError;
+
+use crate::error::DbError;
+
+/// Every migration, in order: the one at index `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/sqlite/0001_init.sql")];
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database to [`SCHEMA_VERSION`]. Safe when several processes open the same file at
+/// once: the version is read again inside each `BEGIN IMMEDIATE` transaction.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let target = index as u32 + 1;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(DbError::from)?;
+        let current = version(&tx)?;
+        if current >= target {
+            continue;
+        }
+        tx.execute_batch(sql).map_err(DbError::from)?;
+        tx.pragma_update(None, "user_version", target)
+            .map_err(DbError::from)?;
+        tx.commit().map_err(DbError::from)?;
+        tracing::info!(version = target, "applied SQLite migration");
+    }
+    let current = version(conn)?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::Internal(format!(
+            "the database's schema is version {current}, newer than this build's {SCHEMA_VERSION}"
+        )));
+    }
+    Ok(())
+}
+
+fn version(conn: &Connection) -> Result<u32, StoreError> {
+    Ok(conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(DbError::from)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(matches!(migrate(&mut conn), Err(StoreError::Internal(_))));
+    }
+}

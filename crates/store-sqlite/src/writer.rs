@@ -1,0 +1,229 @@
+//! The single writer: one thread owns the write connection and commits jobs in groups.
+//!
+//! A job is a closure over the connection. The thread takes the first queued job, drains up to
+//! [`MAX_GROUP`] − 1 more that are already waiting, and runs them all in one `BEGIN IMMEDIATE`
+//! transaction, each inside its own savepoint so that a failing job is rolled back alone. It then
+//! commits once (one fsync under `synchronous=FULL`) and only then answers every job: a caller
+//! never hears "done" for something that is not durable. Under load many refreshes share one
+//! fsync; when idle a job waits for nobody.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tessera_core::store::StoreError;
+use tokio::sync::oneshot;
+
+use crate::error::DbError;
+
+/// Most jobs committed in one transaction: bounds the latency one group adds to its last job.
+pub(crate) const MAX_GROUP: usize = 256;
+
+/// Answers a job once its transaction's fate is known: `Some(reason)` when the commit failed.
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
+
+trait Job: Send {
+    /// Runs the job inside the open transaction. Returns whether it failed (its savepoint is
+    /// then rolled back) and how to answer it after the commit.
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Answer);
+    /// Answers the job `Unavailable` without running it.
+    fn refuse(self: Box<Self>, reason: &str);
+}
+
+struct Typed<F, R> {
+    work: F,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<F, R> Job for Typed<F, R>
+where
+    F: FnOnce(&Connection) -> Result<R, DbError> + Send,
+    R: Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Answer) {
+        let Typed { work, reply } = *self;
+        // A panicking job must not take the writer, and every later write, down with it.
+        let result = match catch_unwind(AssertUnwindSafe(|| work(conn))) {
+            Ok(result) => result.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Internal("a write job panicked".into())),
+        };
+        let failed = result.is_err();
+        let answer: Answer = Box::new(move |commit_failure| {
+            let result = match (result, commit_failure) {
+                (Ok(_), Some(reason)) => {
+                    Err(StoreError::Unavailable(format!("commit failed: {reason}")))
+                }
+                // A failed job wrote nothing either way; its own error says more.
+                (result, _) => result,
+            };
+            // The caller may have stopped waiting; the write stands regardless.
+            let _ = reply.send(result);
+        });
+        (failed, answer)
+    }
+
+    fn refuse(self: Box<Self>, reason: &str) {
+        let _ = self
+            .reply
+            .send(Err(StoreError::Unavailable(reason.to_owned())));
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) jobs: AtomicU64,
+}
+
+/// The handle: a queue into the writer thread. Dropping it lets the thread finish every queued
+/// job, close the connection and exit, and waits for that.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    queue: Option<mpsc::Sender<Box<dyn Job>>>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    pub(crate) fn start(conn: Connection) -> Result<Self, StoreError> {
+        let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name("tessera-sqlite-writer".into())
+            .spawn(move || serve(conn, &jobs, &thread_counters))
+            .map_err(|e| {
+                StoreError::Internal(format!("cannot start the SQLite writer thread: {e}"))
+            })?;
+        Ok(Self {
+            queue: Some(queue),
+            thread: Some(thread),
+            counters,
+        })
+    }
+
+    /// Runs `work` in the next group transaction; resolves once that transaction has committed.
+    pub(crate) async fn submit<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let stopped = || StoreError::Unavailable("the SQLite writer has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        let queue = self.queue.as_ref().ok_or_else(stopped)?;
+        queue
+            .send(Box::new(Typed { work, reply }))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the SQLite writer thread panicked");
+            }
+        }
+    }
+}
+
+fn serve(conn: Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
+    let mut group: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
+    while let Ok(first) = jobs.recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&conn, &mut group, counters);
+    }
+    if let Err((_, error)) = conn.close() {
+        tracing::warn!(error = %error, "closing the SQLite write connection failed");
+    }
+}
+
+/// Runs and commits `group`, answering every job. Should SQLite abort the transaction midway,
+/// the jobs run so far are answered `Unavailable` and the rest go on in a new transaction.
+fn commit_group(conn: &Connection, group: &mut Vec<Box<dyn Job>>, counters: &Counters) {
+    let mut jobs = group.drain(..);
+    while let Some(first) = jobs.next() {
+        if let Err(error) = control(conn, "BEGIN IMMEDIATE") {
+            let reason = error.to_string();
+            tracing::error!(reason = %reason, "cannot begin a write transaction");
+            first.refuse(&reason);
+            jobs.for_each(|job| job.refuse(&reason));
+            return;
+        }
+        let mut answers = Vec::new();
+        let mut aborted = None;
+        for job in std::iter::once(first).chain(jobs.by_ref()) {
+            if let Err(reason) = run_in_savepoint(conn, job, &mut answers) {
+                aborted = Some(reason);
+                break;
+            }
+        }
+        let outcome = match aborted {
+            Some(reason) => Err(reason),
+            None => control(conn, "COMMIT").map_err(|e| e.to_string()),
+        };
+        match &outcome {
+            Ok(()) => {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(reason) => {
+                tracing::error!(reason = %reason, jobs = answers.len(), "group commit failed; its jobs wrote nothing");
+                if !conn.is_autocommit() {
+                    if let Err(error) = control(conn, "ROLLBACK") {
+                        tracing::error!(error = %error, "rollback failed");
+                    }
+                }
+            }
+        }
+        counters
+            .jobs
+            .fetch_add(answers.len() as u64, Ordering::Relaxed);
+        let failure = outcome.as_ref().err().map(String::as_str);
+        for answer in answers {
+            answer(failure);
+        }
+    }
+}
+
+/// Runs one job between `SAVEPOINT` and `RELEASE`, rolling it back alone if it failed. `Err`
+/// means the whole transaction is lost.
+fn run_in_savepoint(
+    conn: &Connection,
+    job: Box<dyn Job>,
+    answers: &mut Vec<Answer>,
+) -> Result<(), String> {
+    if let Err(error) = control(conn, "SAVEPOINT job") {
+        let reason = error.to_string();
+        job.refuse(&reason);
+        return Err(reason);
+    }
+    let (failed, answer) = job.run(conn);
+    answers.push(answer);
+    if failed {
+        control(conn, "ROLLBACK TO job").map_err(|e| e.to_string())?;
+    }
+    control(conn, "RELEASE job").map_err(|e| e.to_string())?;
+    if conn.is_autocommit() {
+        return Err("SQLite rolled the transaction back".into());
+    }
+    Ok(())
+}
+
+/// Runs a transaction-control statement, prepared once: they run for every job.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}

@@ -1,0 +1,251 @@
+//! The store conformance suite on SQLite, and what only this backend has to show: its file
+//! survives a crash, holds no token in clear, group commit batches, and `open` takes the
+//! locations it documents.
+
+// Test helpers outside `#[test]` functions unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tessera_core::store::{Issuance, Store};
+use tessera_store_conformance::{self as conformance, hash, World, T0};
+use tessera_store_sqlite::{SqliteStore, SCHEMA_VERSION};
+
+/// A store on a new file in a temporary directory, deleted with the directory.
+fn open_fresh() -> (SqliteStore, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&db_path(&dir).display().to_string()).expect("open");
+    (store, dir)
+}
+
+fn db_path(dir: &TempDir) -> PathBuf {
+    dir.path().join("tessera.db")
+}
+
+async fn fresh() -> (Arc<dyn Store>, TempDir) {
+    let (store, dir) = open_fresh();
+    (Arc::new(store), dir)
+}
+
+tessera_store_conformance::store_conformance_tests!(fresh);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", db_path(&dir).display());
+    conformance::data_survives_reopen(|| {
+        let url = url.clone();
+        async move { Arc::new(SqliteStore::open(&url).expect("open")) as Arc<dyn Store> }
+    })
+    .await;
+}
+
+/// Where `crash_child` writes; set only in the child process.
+const CRASH_DB: &str = "TESSERA_STORE_SQLITE_CRASH_DB";
+
+/// Not a behaviour of its own: the process `acknowledged_writes_survive_a_crash` kills. Does
+/// nothing unless started by it.
+#[tokio::test]
+async fn crash_child() {
+    let Ok(path) = std::env::var(CRASH_DB) else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    World::create(&store).await.issue("grant-1").await;
+    // Die at once: no destructor, no close, no checkpoint. Only what was committed remains.
+    std::process::abort();
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["crash_child", "--exact", "--test-threads=1"])
+        .env(CRASH_DB, &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was meant to abort");
+
+    let store = SqliteStore::open(&path.display().to_string()).unwrap();
+    let grant = store
+        .grant("grant-1")
+        .await
+        .unwrap()
+        .expect("the acknowledged grant is there");
+    assert!(store
+        .refresh_token(&hash("grant-1/rt0"))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .access_token(&hash("grant-1/at0"))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(grant.created_at, T0);
+}
+
+/// Every file of the database: the main file and, while open, its WAL.
+fn database_bytes(dir: &TempDir) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("tessera.db")
+        {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    bytes
+}
+
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_file_holds_no_token_or_secret_in_clear() {
+    const ACCESS: &str = "00D000000000001!ThisAccessTokenMustNeverBeWrittenAnywhere";
+    const REFRESH: &str = "5Aep861ThisRefreshTokenMustNeverBeWrittenAnywhere";
+    const SUCCESSOR: &str = "5Aep861ThisRotatedRefreshTokenMustNeverBeWrittenEither";
+    const CODE: &str = "aPrxThisAuthorizationCodeMustNeverBeWrittenAnywhere";
+    let (store, dir) = fresh().await;
+    let world = World::create(&store).await;
+    let code = world.code(CODE, &world.client);
+    store.insert_code(&code).await.unwrap();
+    store.redeem_code(&code.code_hash, T0).await.unwrap();
+    let grant = world.grant("grant-1", &world.client, true);
+    let issuance = Issuance {
+        grant: grant.clone(),
+        refresh_token_hash: Some(hash(REFRESH)),
+        access_token: world.access_token(ACCESS, &grant, T0),
+        code_hash: Some(code.code_hash),
+    };
+    store.issue(&issuance).await.unwrap();
+    world
+        .commit(
+            &grant,
+            REFRESH,
+            Some(SUCCESSOR),
+            "another access token",
+            T0.plus_secs(60),
+        )
+        .await;
+
+    let secrets = [ACCESS, REFRESH, SUCCESSOR, CODE, "secret of app-one"];
+    // While open (the rows are in the WAL) and after closing (checkpointed into the main file).
+    let open = database_bytes(&dir);
+    let username = world.user.username.clone();
+    drop((world, store));
+    let closed = database_bytes(&dir);
+    for bytes in [open, closed] {
+        for secret in secrets {
+            assert!(
+                !holds(&bytes, secret.as_bytes()),
+                "{secret:?} is stored in clear"
+            );
+        }
+        // The search does find what is there: the hashes, and plain text such as the username.
+        assert!(holds(&bytes, &hash(ACCESS)));
+        assert!(holds(&bytes, &hash(SUCCESSOR)));
+        assert!(holds(&bytes, username.as_bytes()));
+    }
+}
+
+/// Holds SQLite's write lock from another connection, as another process would.
+fn lock_writes(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_answers_many_writes_with_few_commits() {
+    const WRITES: usize = 200;
+    let (store, dir) = open_fresh();
+    let store = Arc::new(store);
+    let world = World::create(&(Arc::clone(&store) as Arc<dyn Store>)).await;
+    let before = store.write_stats();
+
+    // With the lock held elsewhere the writes queue up behind the first one, as under load.
+    let lock = lock_writes(&db_path(&dir));
+    let tasks: Vec<_> = (0..WRITES)
+        .map(|n| {
+            let note = conformance::note(&format!("002{n:012}AAA"), &world.user.id, T0);
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.insert_note(&note).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Reads do not wait for writers (WAL).
+    assert_eq!(store.default_org().await.unwrap(), Some(world.org.clone()));
+    lock.execute_batch("ROLLBACK").unwrap();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+
+    let after = store.write_stats();
+    let (commits, jobs) = (after.commits - before.commits, after.jobs - before.jobs);
+    assert_eq!(jobs, WRITES as u64);
+    assert!(
+        commits < WRITES as u64 / 10,
+        "{commits} commits for {jobs} writes"
+    );
+    assert_eq!(
+        store.list_notes(&world.user.id, 1000).await.unwrap().len(),
+        WRITES
+    );
+}
+
+#[tokio::test]
+async fn opening_sets_wal_mode_the_schema_version_and_owner_only_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    // Parent directories are created.
+    let path = dir.path().join("nested/deeper/tessera.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display())).unwrap();
+    assert_eq!(store.path(), path);
+    drop(store);
+    // Opening again migrates nothing and keeps the data.
+    drop(SqliteStore::open(&path.display().to_string()).unwrap());
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_is_one_database_for_all_its_connections_and_vanishes_on_drop() {
+    let store = SqliteStore::open("sqlite::memory:").unwrap();
+    let path = store.path().to_owned();
+    // Written by the writer thread, read back through the reader pool.
+    let org = conformance::org("00D000000000001AAA");
+    store.insert_org(&org).await.unwrap();
+    assert_eq!(store.default_org().await.unwrap(), Some(org));
+    let other = SqliteStore::open("sqlite::memory:").unwrap();
+    assert_eq!(other.default_org().await.unwrap(), None);
+    drop(store);
+    assert!(!path.exists());
+}
