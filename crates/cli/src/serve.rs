@@ -35,7 +35,9 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(listen = %settings.listen, issuer = %settings.issuer, database = %settings.database, "tessera listening");
-    axum::serve(listener, app(AppState::new(authority)))
+    let service =
+        app(AppState::new(authority)).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;

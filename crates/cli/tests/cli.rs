@@ -1,5 +1,7 @@
 //! The `tessera` binary as a user runs it: admin commands, config checks, serve and shutdown.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

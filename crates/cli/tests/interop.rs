@@ -5,6 +5,8 @@
 //! It needs the npm registry. Set TESSERA_SKIP_INTEROP=1 to skip it where there is none; the
 //! skip is printed, and CI never sets it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::Command;
 

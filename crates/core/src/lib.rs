@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod ids;
 pub mod model;
 pub mod policy;
+pub mod ratelimit;
 pub mod store;
 pub mod time;
 

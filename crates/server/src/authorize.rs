@@ -15,7 +15,7 @@ use tessera_proto::{OAuthError, Params, Password};
 use crate::extract::form_post;
 use crate::pages::{self, ConsentPage, LoginPage};
 use crate::session::{csrf_for_form, csrf_valid, session_cookie, session_user};
-use crate::AppState;
+use crate::{source_address, AppState};
 
 /// A validated request, or the response that ends it (an error page or an error redirect).
 async fn validate(state: &AppState, request: &str) -> Result<AuthorizationRequest, Response> {
@@ -210,6 +210,7 @@ fn forbidden() -> Response {
 }
 
 pub async fn login(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let address = source_address(&request);
     let (headers, form) = match page_form(request).await {
         Ok(f) => f,
         Err(response) => return response,
@@ -229,9 +230,31 @@ pub async fn login(State(state): State<AppState>, request: Request<Body>) -> Res
         Err(response) => return response,
     };
     let username = field("username").unwrap_or_default();
+    let guard = &state.guard;
+    let now = authority.now();
+    let locked = guard
+        .addresses
+        .blocked(&address, now)
+        .or_else(|| guard.usernames.blocked(username, now));
+    if let Some(retry_after) = locked {
+        let message = format!("Too many failed attempts. Try again in {retry_after} seconds.");
+        let mut page = login_page(
+            &state,
+            &headers,
+            &request,
+            &raw,
+            Some(&message),
+            Some(username),
+        );
+        *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.into());
+        return page;
+    }
     let password = Password::new(field("password").unwrap_or_default());
     match authority.authenticate_user(username, password).await {
         Ok(user) => {
+            guard.usernames.clear(username);
             tracing::info!(user_id = %user.id, client_id = %request.client.client_id, "user logged in");
             let cookie = session_cookie(
                 &user.id,
@@ -242,7 +265,9 @@ pub async fn login(State(state): State<AppState>, request: Request<Body>) -> Res
             continue_as(&state, &request, &raw, &user, Some(cookie)).await
         }
         Err(reason) => {
-            tracing::warn!(client_id = %request.client.client_id, disabled = reason == LoginError::Disabled, "failed login");
+            tracing::warn!(client_id = %request.client.client_id, address, disabled = reason == LoginError::Disabled, "failed login");
+            guard.usernames.record_failure(username, now);
+            guard.addresses.record_failure(&address, now);
             let message = "Please check your username and password. If you still can't log in, contact your administrator.";
             login_page(
                 &state,

@@ -14,8 +14,13 @@ mod token;
 
 use axum::routing::{any, get};
 use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use tessera_core::Authority;
-use axum::http::StatusCode;
+
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use tessera_core::ratelimit::BruteForceGuard;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -28,11 +33,16 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub authority: Authority,
+    /// Failure counters against brute force (per client, per address, per username).
+    pub guard: Arc<BruteForceGuard>,
 }
 
 impl AppState {
     pub fn new(authority: Authority) -> Self {
-        Self { authority }
+        Self {
+            authority,
+            guard: Arc::new(BruteForceGuard::default()),
+        }
     }
 
     /// Cookies get `Secure` when the server is reached over HTTPS.
@@ -79,6 +89,19 @@ pub fn app(state: AppState) -> Router {
         .merge(data::routes())
         .fallback(reply::not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(state)
+}
+
+/// The peer address of a request, as a rate-limiting key ("unknown" in in-process tests, which
+/// have no socket).
+pub(crate) fn source_address<B>(request: &Request<B>) -> String {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
 }

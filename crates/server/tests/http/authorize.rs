@@ -390,3 +390,22 @@ async fn authorization_request_may_be_posted() {
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.text().contains("name=\"password\""));
 }
+
+#[tokio::test]
+async fn repeated_failed_logins_are_rate_limited() {
+    let h = Harness::new().await;
+    let c = h.confidential().await;
+    let mut browser = Browser::default();
+    let page = h.get(&h.authorize_url(&c, &[]), Some(&mut browser)).await;
+    for _ in 0..10 {
+        let reply = h.submit_login(&mut browser, &page, "wrong password").await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let locked = h.submit_login(&mut browser, &page, PASSWORD).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(locked.header("retry-after").is_some());
+    assert!(locked.text().contains("Too many failed attempts"));
+    h.clock.advance_secs(301);
+    let ok = h.submit_login(&mut browser, &page, PASSWORD).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+}

@@ -1,5 +1,7 @@
 //! In-process HTTP tests of every endpoint (one test binary for the server crate).
 
+#![allow(clippy::unwrap_used)]
+
 mod authorize;
 mod identity;
 mod resource;
