@@ -22,6 +22,18 @@ TESSERA_BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE"
 
+# One run at a time per checkout: `npm ci` deletes and rewrites node_modules, so a second run
+# (say `cargo test` while a developer runs this by hand) would pull Node out from under the
+# first. The lock is released when this shell exits.
+if command -v flock >/dev/null 2>&1; then
+  LOCK="${TMPDIR:-/tmp}/tessera-jsforce-$(printf '%s' "$HERE" | cksum | cut -d' ' -f1).lock"
+  exec 9>"$LOCK"
+  if ! flock -n 9; then
+    echo "run.sh: another run.sh is using $HERE; waiting for it (up to 15 min)"
+    flock -w 900 9 || { echo "run.sh: gave up waiting for $LOCK" >&2; exit 1; }
+  fi
+fi
+
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tessera-jsforce.XXXXXX")"
 # Keep the run hermetic: the server key and any default paths go into the temp dir, and no
 # config from the caller's environment changes what the server does.
