@@ -35,6 +35,50 @@ enum AdminCommand {
     /// Tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Revoke grants (families: refresh tokens with every access token issued from them).
+    Revoke(RevokeArgs),
+    /// A user's grants with their rotation chains: issued, rotated, replayed, revoked, when.
+    Grants {
+        #[arg(long)]
+        user: String,
+    },
+    /// The audit trail, oldest first.
+    Events(EventsArgs),
+    /// Row counts per table.
+    Stats,
+    /// Run housekeeping once now (the server runs it on its own, every minute by default).
+    Housekeeping,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct RevokeArgs {
+    /// Every grant of this user (username).
+    #[arg(long)]
+    pub(crate) user: Option<String>,
+    /// Every grant of this client.
+    #[arg(long)]
+    pub(crate) client: Option<String>,
+    /// One grant, by id (see `admin grants`).
+    #[arg(long)]
+    pub(crate) grant: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Keep printing new events as they come.
+    #[arg(long)]
+    pub(crate) follow: bool,
+    /// Only this user's events (username).
+    #[arg(long)]
+    pub(crate) user: Option<String>,
+    #[arg(long)]
+    pub(crate) client: Option<String>,
+    #[arg(long)]
+    pub(crate) grant: Option<String>,
+    /// At most this many (the newest), before following.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: u32,
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +104,10 @@ struct ClientOptions {
     /// Allow the User-Agent flow (response_type=token).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     allow_user_agent_flow: Option<bool>,
+    /// With rotation: how long a replay of the previous refresh token gets the same new pair
+    /// back while that pair is unused, like 60s (0s: Salesforce's strict behaviour) [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    refresh_retry_window: Option<u64>,
 }
 
 impl ClientOptions {
@@ -72,6 +120,7 @@ impl ClientOptions {
             access_token_ttl_secs: self.access_token_ttl,
             rotate_refresh_tokens: self.rotate_refresh_tokens,
             allow_user_agent_flow: self.allow_user_agent_flow,
+            refresh_retry_window_secs: self.refresh_retry_window,
         }
     }
 }
@@ -110,9 +159,13 @@ enum ClientCommand {
     Delete {
         client_id: String,
     },
-    /// Replace the secret; the old one stops working at once.
+    /// Replace the secret; the old one stops working at once. Issued tokens stay valid unless
+    /// --revoke-tokens.
     RotateSecret {
         client_id: String,
+        /// Also revoke every grant of the client.
+        #[arg(long)]
+        revoke_tokens: bool,
     },
 }
 
@@ -162,6 +215,11 @@ pub async fn run(settings: Settings, args: AdminArgs) -> anyhow::Result<()> {
     let out = Output { json: args.json };
     match args.command {
         AdminCommand::Client(command) => client(&authority, &out, command).await,
+        AdminCommand::Revoke(args) => crate::lifecycle::revoke(&authority, &out, args).await,
+        AdminCommand::Grants { user } => crate::lifecycle::grants(&authority, &out, &user).await,
+        AdminCommand::Events(args) => crate::lifecycle::events(&authority, &out, args).await,
+        AdminCommand::Stats => crate::lifecycle::stats(&authority, &out).await,
+        AdminCommand::Housekeeping => crate::lifecycle::housekeeping(&authority, &out).await,
         AdminCommand::User(command) => user(&authority, &out, command).await,
         AdminCommand::Token(TokenCommand::Mint {
             client_id,
@@ -179,13 +237,13 @@ pub async fn run(settings: Settings, args: AdminArgs) -> anyhow::Result<()> {
     }
 }
 
-struct Output {
+pub(crate) struct Output {
     json: bool,
 }
 
 impl Output {
     #[allow(clippy::print_stdout)]
-    fn print(&self, value: &Value, text: Option<String>) {
+    pub(crate) fn print(&self, value: &Value, text: Option<String>) {
         match (self.json, text) {
             (false, Some(text)) => println!("{text}"),
             _ => println!(
@@ -207,6 +265,7 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
         "access_token_ttl": format_duration_secs(client.access_token_ttl_secs),
         "rotate_refresh_tokens": client.rotates(),
         "allow_user_agent_flow": client.allow_user_agent_flow,
+        "refresh_retry_window": format_duration_secs(client.refresh_retry_window_secs),
         "created_at": client.created_at.millis(),
     });
     if let Some(secret) = secret {
@@ -217,7 +276,7 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
 
 fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
     let mut text = format!(
-        "client_id      {}\nname           {}\ntype           {}\nredirect_uris  {}\nscopes         {}\npolicy         {}\naccess ttl     {}\nrotation       {}\nuser-agent     {}",
+        "client_id      {}\nname           {}\ntype           {}\nredirect_uris  {}\nscopes         {}\npolicy         {}\naccess ttl     {}\nrotation       {}\nretry window   {}\nuser-agent     {}",
         client.client_id,
         client.name,
         if client.is_public() { "public" } else { "confidential" },
@@ -226,6 +285,7 @@ fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
         client.refresh_token_policy,
         format_duration_secs(client.access_token_ttl_secs),
         if client.rotates() { "on" } else { "off" },
+        format_duration_secs(client.refresh_retry_window_secs),
         if client.allow_user_agent_flow { "allowed" } else { "off" },
     );
     if let Some(secret) = secret {
@@ -296,8 +356,13 @@ async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> 
                 Some(format!("deleted client {client_id}")),
             );
         }
-        ClientCommand::RotateSecret { client_id } => {
-            let (client, secret) = authority.rotate_client_secret(&client_id).await?;
+        ClientCommand::RotateSecret {
+            client_id,
+            revoke_tokens,
+        } => {
+            let (client, secret) = authority
+                .rotate_client_secret(&client_id, revoke_tokens)
+                .await?;
             out.print(
                 &client_json(&client, Some(&secret)),
                 Some(client_text(&client, Some(&secret))),

@@ -17,6 +17,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub expires_in: Option<bool>,
     pub log_format: Option<String>,
+    pub max_grants_per_user_client: Option<u32>,
+    pub housekeeping_interval: Option<String>,
 }
 
 impl FileConfig {
@@ -45,6 +47,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub expires_in: bool,
     pub log_format: LogFormat,
+    /// Live refresh-token grants per user per client; `None`: unlimited (0 in the config).
+    pub max_grants_per_user_client: Option<u32>,
+    pub housekeeping_interval_secs: u64,
 }
 
 #[derive(Debug)]
@@ -55,6 +60,8 @@ pub struct Overrides<'a> {
     pub data_dir: Option<&'a Path>,
     pub expires_in: Option<bool>,
     pub log_format: Option<&'a str>,
+    pub max_grants_per_user_client: Option<u32>,
+    pub housekeeping_interval: Option<&'a str>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -104,7 +111,21 @@ impl Settings {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("log format must be text or json, not {other:?}"),
         };
+        let max_grants = flags
+            .max_grants_per_user_client
+            .or(file.max_grants_per_user_client)
+            .unwrap_or(tessera_core::authority::DEFAULT_MAX_LIVE_GRANTS);
+        let interval_text = flags
+            .housekeeping_interval
+            .map(str::to_owned)
+            .or(file.housekeeping_interval)
+            .unwrap_or_else(|| "60s".into());
+        let housekeeping_interval_secs = tessera_core::time::parse_duration_secs(&interval_text)
+            .filter(|s| *s > 0)
+            .with_context(|| format!("housekeeping interval {interval_text:?} is not a positive duration like 60s or 5m"))?;
         Ok(Self {
+            max_grants_per_user_client: (max_grants > 0).then_some(max_grants),
+            housekeeping_interval_secs,
             listen,
             issuer,
             database,
@@ -141,7 +162,33 @@ mod tests {
             data_dir: None,
             expires_in: None,
             log_format: None,
+            max_grants_per_user_client: None,
+            housekeeping_interval: None,
         }
+    }
+
+    #[test]
+    fn approval_limit_zero_means_unlimited_and_intervals_must_be_positive() {
+        let s = Settings::resolve(
+            FileConfig {
+                max_grants_per_user_client: Some(0),
+                ..Default::default()
+            },
+            none(),
+        )
+        .unwrap();
+        assert_eq!(s.max_grants_per_user_client, None);
+        let d = Settings::resolve(FileConfig::default(), none()).unwrap();
+        assert_eq!(d.max_grants_per_user_client, Some(5));
+        assert_eq!(d.housekeeping_interval_secs, 60);
+        assert!(Settings::resolve(
+            FileConfig::default(),
+            Overrides {
+                housekeeping_interval: Some("0s"),
+                ..none()
+            }
+        )
+        .is_err());
     }
 
     #[test]

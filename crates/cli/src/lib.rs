@@ -3,6 +3,7 @@
 
 mod admin;
 mod config;
+mod lifecycle;
 mod serve;
 
 use std::path::PathBuf;
@@ -51,23 +52,21 @@ enum Command {
 /// Runs one command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let file = FileConfig::load(cli.config.as_deref())?;
-    let (listen, issuer, expires_in) = match &cli.command {
-        Command::Serve(args) => (
-            args.listen.as_deref(),
-            args.issuer.as_deref(),
-            args.expires_in,
-        ),
-        Command::Admin(_) => (None, None, None),
+    let serve_args = match &cli.command {
+        Command::Serve(args) => Some(args),
+        Command::Admin(_) => None,
     };
     let settings = Settings::resolve(
         file,
         config::Overrides {
-            listen,
-            issuer,
+            listen: serve_args.and_then(|a| a.listen.as_deref()),
+            issuer: serve_args.and_then(|a| a.issuer.as_deref()),
             database: cli.database.as_deref(),
             data_dir: cli.data_dir.as_deref(),
-            expires_in,
+            expires_in: serve_args.and_then(|a| a.expires_in),
             log_format: cli.log_format.as_deref(),
+            max_grants_per_user_client: serve_args.and_then(|a| a.max_grants_per_user_client),
+            housekeeping_interval: serve_args.and_then(|a| a.housekeeping_interval.as_deref()),
         },
     )?;
     init_tracing(&settings, matches!(cli.command, Command::Admin(_)));
@@ -157,6 +156,7 @@ pub fn authority(settings: &Settings) -> anyhow::Result<Authority> {
         issuer: settings.issuer.clone(),
         emit_expires_in: settings.expires_in,
         server_key: load_server_key(settings)?,
+        max_live_grants: settings.max_grants_per_user_client,
     };
     Ok(Authority::new(
         store,

@@ -20,6 +20,12 @@ pub struct ServeArgs {
     /// Whether token responses carry expires_in (Salesforce's do not) [default: true].
     #[arg(long, env = "TESSERA_EXPIRES_IN")]
     pub expires_in: Option<bool>,
+    /// Live refresh-token grants per user per client; the next revokes the oldest (0: no limit) [default: 5].
+    #[arg(long, env = "TESSERA_MAX_GRANTS_PER_USER_CLIENT")]
+    pub max_grants_per_user_client: Option<u32>,
+    /// How often expired and revoked rows are removed [default: 60s].
+    #[arg(long, env = "TESSERA_HOUSEKEEPING_INTERVAL")]
+    pub housekeeping_interval: Option<String>,
     /// Seed a demo user and client, and print a walkthrough.
     #[arg(long)]
     pub dev: bool,
@@ -95,7 +101,11 @@ async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<
         .into_iter()
         .find(|c| c.name == DEV_CLIENT_NAME);
     let (client, secret) = match existing {
-        Some(client) => authority.rotate_client_secret(&client.client_id).await?,
+        Some(client) => {
+            authority
+                .rotate_client_secret(&client.client_id, false)
+                .await?
+        }
         None => {
             let settings = ClientSettings {
                 name: Some(DEV_CLIENT_NAME.into()),

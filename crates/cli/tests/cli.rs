@@ -409,3 +409,217 @@ fn serve_dev_seeds_prints_a_walkthrough_and_stops_cleanly_on_sigterm() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+#[test]
+fn lifecycle_admin_commands_revoke_show_chains_and_follow_events() {
+    let env = Env::new();
+    env.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "create",
+            "--username",
+            "l@example.com",
+            "--password-stdin",
+        ],
+        Some("lifecycle password"),
+    );
+    let client = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "create",
+            "--name",
+            "L",
+            "--redirect-uri",
+            "https://a/cb",
+            "--rotate-refresh-tokens",
+            "--refresh-retry-window",
+            "0s",
+        ],
+        None,
+    );
+    assert_eq!(client["refresh_retry_window"], "0s");
+    let id = client["client_id"].as_str().unwrap();
+    let too_long = env.run(
+        &[
+            "admin",
+            "client",
+            "update",
+            id,
+            "--refresh-retry-window",
+            "1h",
+        ],
+        None,
+    );
+    assert!(!too_long.status.success());
+    for _ in 0..2 {
+        env.json(
+            &[
+                "admin",
+                "token",
+                "mint",
+                "--client-id",
+                id,
+                "--username",
+                "l@example.com",
+                "--scope",
+                "api refresh_token",
+            ],
+            None,
+        );
+    }
+    let grants = env.json(
+        &["admin", "--json", "grants", "--user", "l@example.com"],
+        None,
+    );
+    let grants = grants.as_array().unwrap();
+    assert_eq!(grants.len(), 2);
+    assert_eq!(grants[0]["chain"][0]["kind"], "issued");
+    let grant_id = grants[0]["grant_id"].as_str().unwrap().to_owned();
+
+    let one = env.json(&["admin", "--json", "revoke", "--grant", &grant_id], None);
+    assert_eq!(one["revoked_grants"], 1);
+    let again = env.json(&["admin", "--json", "revoke", "--grant", &grant_id], None);
+    assert_eq!(again["revoked_grants"], 0);
+    let by_user = env.json(
+        &["admin", "--json", "revoke", "--user", "l@example.com"],
+        None,
+    );
+    assert_eq!(by_user["revoked_grants"], 1);
+    let by_client = env.json(&["admin", "--json", "revoke", "--client", id], None);
+    assert_eq!(by_client["revoked_grants"], 0);
+    assert!(
+        !env.run(&["admin", "revoke"], None).status.success(),
+        "a target is required"
+    );
+
+    let text =
+        String::from_utf8(env.run(&["admin", "events", "--limit", "10"], None).stdout).unwrap();
+    assert!(
+        text.contains("issued") && text.contains("revoked"),
+        "{text}"
+    );
+    let stats = env.json(&["admin", "--json", "stats"], None);
+    assert_eq!(stats["grants"], 2);
+    let purged = env.json(&["admin", "--json", "housekeeping"], None);
+    assert!(purged["grants"].is_number());
+
+    // `events --follow` prints new events as they come.
+    let mut follower = env
+        .command()
+        .args(["admin", "events", "--follow", "--limit", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    env.json(
+        &[
+            "admin",
+            "token",
+            "mint",
+            "--client-id",
+            id,
+            "--username",
+            "l@example.com",
+            "--scope",
+            "api refresh_token",
+        ],
+        None,
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    follower.kill().unwrap();
+    let output = follower.wait_with_output().unwrap();
+    let followed = String::from_utf8_lossy(&output.stdout);
+    assert!(followed.contains("issued"), "follow printed: {followed:?}");
+}
+
+#[test]
+fn disabling_a_user_and_rotating_a_secret_with_revocation_revoke_grants() {
+    let env = Env::new();
+    env.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "create",
+            "--username",
+            "d@example.com",
+            "--password-stdin",
+        ],
+        Some("disable password"),
+    );
+    let client = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "create",
+            "--name",
+            "D",
+            "--redirect-uri",
+            "https://a/cb",
+        ],
+        None,
+    );
+    let id = client["client_id"].as_str().unwrap();
+    let mint = || {
+        env.json(
+            &[
+                "admin",
+                "token",
+                "mint",
+                "--client-id",
+                id,
+                "--username",
+                "d@example.com",
+                "--scope",
+                "api refresh_token",
+            ],
+            None,
+        )
+    };
+    mint();
+    env.json(
+        &["admin", "--json", "user", "disable", "d@example.com"],
+        None,
+    );
+    let grants = env.json(
+        &["admin", "--json", "grants", "--user", "d@example.com"],
+        None,
+    );
+    assert!(grants[0]["revoked_at"].is_number());
+    env.json(
+        &["admin", "--json", "user", "enable", "d@example.com"],
+        None,
+    );
+    mint();
+    env.json(&["admin", "--json", "client", "rotate-secret", id], None);
+    let grants = env.json(
+        &["admin", "--json", "grants", "--user", "d@example.com"],
+        None,
+    );
+    assert!(
+        grants[0]["revoked_at"].is_null(),
+        "plain secret rotation keeps tokens"
+    );
+    env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "rotate-secret",
+            id,
+            "--revoke-tokens",
+        ],
+        None,
+    );
+    let grants = env.json(
+        &["admin", "--json", "grants", "--user", "d@example.com"],
+        None,
+    );
+    assert!(grants[0]["revoked_at"].is_number());
+}

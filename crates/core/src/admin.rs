@@ -11,6 +11,11 @@ use crate::store::StoreError;
 
 /// Default access-token lifetime: Salesforce's default session timeout, 2 hours.
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 2 * 3600;
+/// Default retry window for rotated-out refresh tokens (DESIGN.md: 60 s; 0 is strict).
+pub const DEFAULT_REFRESH_RETRY_WINDOW_SECS: u64 = 60;
+/// Longest retry window: the sealed successor is a live credential held by the server, so it is
+/// kept briefly (Okta and Cognito cap theirs at 60 s; Hydra at 5 min).
+pub const MAX_REFRESH_RETRY_WINDOW_SECS: u64 = 300;
 /// Scopes a client gets when none are given.
 pub const DEFAULT_CLIENT_SCOPES: &str = "api id refresh_token web";
 
@@ -34,6 +39,7 @@ pub struct ClientSettings {
     pub access_token_ttl_secs: Option<u64>,
     pub rotate_refresh_tokens: Option<bool>,
     pub allow_user_agent_flow: Option<bool>,
+    pub refresh_retry_window_secs: Option<u64>,
 }
 
 impl ClientSettings {
@@ -68,6 +74,14 @@ impl ClientSettings {
         }
         if let Some(allow) = self.allow_user_agent_flow {
             client.allow_user_agent_flow = allow;
+        }
+        if let Some(window) = self.refresh_retry_window_secs {
+            if window > MAX_REFRESH_RETRY_WINDOW_SECS {
+                return Err(AdminError::Invalid(format!(
+                    "refresh retry window must be at most {MAX_REFRESH_RETRY_WINDOW_SECS} seconds"
+                )));
+            }
+            client.refresh_retry_window_secs = window;
         }
         if client.redirect_uris.is_empty() {
             return Err(AdminError::Invalid(
@@ -110,6 +124,7 @@ impl Authority {
             access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
             rotate_refresh_tokens: false,
             allow_user_agent_flow: false,
+            refresh_retry_window_secs: DEFAULT_REFRESH_RETRY_WINDOW_SECS,
             created_at: self.now(),
         };
         settings.apply(&mut client)?;
@@ -138,10 +153,14 @@ impl Authority {
         Ok(client)
     }
 
-    /// Replaces a confidential client's secret; the old one stops working at once.
+    /// Replaces a confidential client's secret; the old one stops working at once. Tokens
+    /// already issued stay valid (as at Salesforce): refreshing them now needs the new secret,
+    /// so a leaked old secret is useless. `revoke_tokens` also revokes every grant of the
+    /// client, for when the tokens themselves may have leaked with it.
     pub async fn rotate_client_secret(
         &self,
         client_id: &str,
+        revoke_tokens: bool,
     ) -> Result<(Client, ClientSecret), AdminError> {
         let mut client = self.client(client_id).await?;
         if client.is_public() {
@@ -150,6 +169,10 @@ impl Authority {
         let secret = ClientSecret::new(new_client_secret(self));
         client.secret_hash = Some(secret_hash(secret.expose_secret()));
         self.store().update_client(&client).await?;
+        if revoke_tokens {
+            self.revoke_client_grants(client_id, "client secret rotated")
+                .await?;
+        }
         Ok((client, secret))
     }
 
@@ -195,6 +218,8 @@ impl Authority {
             .ok_or_else(|| AdminError::NotFound(format!("user {username}")))
     }
 
+    /// Disables or enables a user. Disabling also revokes every grant the user holds: their
+    /// refresh tokens and access tokens stop working at once.
     pub async fn set_user_disabled(
         &self,
         username: &str,
@@ -203,6 +228,9 @@ impl Authority {
         let mut user = self.user(username).await?;
         user.disabled = disabled;
         self.store().update_user(&user).await?;
+        if disabled {
+            self.revoke_user_grants(&user.id, "user disabled").await?;
+        }
         Ok(user)
     }
 

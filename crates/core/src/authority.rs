@@ -10,10 +10,18 @@ use tessera_proto::{
 use crate::authorize::{AuthorizationRequest, ResponseKind};
 use crate::crypto::{self, ServerKey};
 use crate::ids::{random_token, salesforce_id, secret_hash};
-use crate::model::{AccessTokenRecord, AuthCode, Client, Grant, Hash, Org, User};
-use crate::store::{CodeRedemption, Issuance, RefreshCommit, RefreshOutcome, Store, StoreError};
+use crate::model::{AccessTokenRecord, AuthCode, Client, Event, EventKind, Grant, Hash, Org, User};
+use crate::sealing::{mint_refresh_token, seal_response, signed_grant_id, unseal_response};
+use crate::store::{
+    CodeRedemption, Issuance, RefreshCommit, RefreshOutcome, RefreshTokenView, Store, StoreError,
+};
 use crate::time::{Clock, Random, Timestamp};
 
+/// Without a retry window, a replay of a rotated-out token this soon after its rotation, while
+/// the successor is unused, is taken for a simultaneous duplicate of that refresh: refused with
+/// "token request is already being processed", neither answered with tokens nor punished.
+/// Later, it is reuse.
+pub const CONCURRENT_REFRESH_GRACE_MS: i64 = 2_000;
 /// How long an authorization code lives (Salesforce: 15 minutes).
 pub const CODE_TTL_SECS: u64 = 15 * 60;
 /// Bytes of randomness in every token, code and secret: 256 bits (RFC 6749 §10.10 asks ≥ 128).
@@ -30,7 +38,25 @@ pub struct AuthorityConfig {
     /// Whether token responses carry RFC 6749's `expires_in` (Salesforce's never do).
     pub emit_expires_in: bool,
     pub server_key: ServerKey,
+    /// Salesforce's approval limit: live refresh-token grants per user per client (5); the
+    /// next one revokes the oldest. `None`: no limit.
+    pub max_live_grants: Option<u32>,
 }
+
+impl AuthorityConfig {
+    /// The defaults for a server at `issuer`.
+    pub fn new(issuer: impl Into<String>, server_key: ServerKey) -> Self {
+        Self {
+            issuer: issuer.into(),
+            emit_expires_in: true,
+            server_key,
+            max_live_grants: Some(DEFAULT_MAX_LIVE_GRANTS),
+        }
+    }
+}
+
+/// Salesforce's "five unique approvals per user per app".
+pub const DEFAULT_MAX_LIVE_GRANTS: u32 = 5;
 
 /// Client credentials as presented at an endpoint.
 #[derive(Debug, Clone)]
@@ -102,6 +128,36 @@ impl Authority {
 
     pub fn rng(&self) -> &dyn Random {
         self.rng.as_ref()
+    }
+
+    /// Records an audit event about a grant: a row in the events table and a structured log
+    /// line, never a token value. A failure to record is logged, not raised: the operation it
+    /// describes has already happened.
+    pub async fn record(&self, kind: EventKind, grant: &Grant, detail: &str) {
+        self.record_event(Event {
+            at: self.clock.now(),
+            kind,
+            client_id: Some(grant.client_id.clone()),
+            user_id: Some(grant.user_id.clone()),
+            grant_id: Some(grant.id.clone()),
+            detail: detail.to_owned(),
+        })
+        .await;
+    }
+
+    pub async fn record_event(&self, event: Event) {
+        tracing::info!(
+            target: "tessera::audit",
+            kind = event.kind.name(),
+            client_id = event.client_id.as_deref().unwrap_or_default(),
+            user_id = event.user_id.as_deref().unwrap_or_default(),
+            grant_id = event.grant_id.as_deref().unwrap_or_default(),
+            detail = %event.detail,
+            "audit"
+        );
+        if let Err(error) = self.store.append_events(std::slice::from_ref(&event)).await {
+            tracing::error!(error = %error, "could not record an audit event");
+        }
     }
 
     pub fn identity_url(&self, org_id: &str, user_id: &str) -> String {
@@ -306,12 +362,18 @@ impl Authority {
             CodeRedemption::NotFound => return Err(OAuthError::InvalidAuthorizationCode),
             CodeRedemption::AlreadyUsed { grant_id } => {
                 // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-                if let Some(grant_id) = grant_id {
-                    tracing::warn!(grant_id = %grant_id, "authorization code reused; grant revoked");
+                if let Some(grant) = self
+                    .store
+                    .grant(grant_id.as_deref().unwrap_or_default())
+                    .await
+                    .map_err(store_failure)?
+                {
                     self.store
-                        .revoke_grant(&grant_id, now)
+                        .revoke_grant(&grant.id, now)
                         .await
                         .map_err(store_failure)?;
+                    self.record(EventKind::CodeReused, &grant, "grant revoked")
+                        .await;
                 }
                 return Err(OAuthError::ExpiredAuthorizationCode);
             }
@@ -352,7 +414,8 @@ impl Authority {
         .await
     }
 
-    /// `grant_type=refresh_token` (RFC 6749 §6; salesforce-compat.md §4).
+    /// `grant_type=refresh_token` (RFC 6749 §6; salesforce-compat.md §4), with rotation, the
+    /// retry window and reuse detection (DESIGN.md, Decisions; security.md §5.2).
     pub async fn refresh(
         &self,
         creds: &ClientCredentials,
@@ -365,27 +428,51 @@ impl Authority {
             return Err(OAuthError::ExpiredRefreshToken);
         }
         let presented_hash = secret_hash(value);
-        let view = self
+        let Some(view) = self
             .store
             .refresh_token(&presented_hash)
             .await
             .map_err(store_failure)?
-            .ok_or(OAuthError::ExpiredRefreshToken)?;
-        let grant = view.grant;
+        else {
+            self.unknown_refresh_token(&client, value).await?;
+            return Err(OAuthError::ExpiredRefreshToken);
+        };
+        let grant = &view.grant;
         // RFC 6749 §6: the token must have been issued to this client. Another client's token
         // is refused and left alone.
-        if grant.client_id != client.client_id || grant.revoked_at.is_some() {
+        if grant.client_id != client.client_id {
             return Err(OAuthError::ExpiredRefreshToken);
         }
         let now = self.clock.now();
-        if view.token.used_at.is_some() {
-            // A rotated-out token: reuse. Revoke the whole family (RFC 9700 §4.14.2); the
-            // revocation commits although the request fails.
-            tracing::warn!(grant_id = %grant.id, client_id = %client.client_id, "refresh token reuse detected; family revoked");
+        if grant.revoked_at.is_some() {
+            if view.token.replaced_by.is_some() {
+                self.record(EventKind::ReuseDetected, grant, "family already revoked")
+                    .await;
+            }
+            return Err(OAuthError::ExpiredRefreshToken);
+        }
+        if let Some(used_at) = view.token.used_at {
+            if let Some(response) = self.replay_within_window(&client, &view, now) {
+                self.record(EventKind::RetryReplayed, grant, "replay").await;
+                return Ok(response);
+            }
+            if view.successor_unused
+                && now < Timestamp(used_at.millis() + CONCURRENT_REFRESH_GRACE_MS)
+            {
+                // A duplicate of a refresh that has only just committed: simultaneous requests
+                // that lost the race by a few milliseconds are not thieves (security.md F3).
+                self.record(EventKind::ConcurrentRefreshRefused, grant, "")
+                    .await;
+                return Err(OAuthError::TokenRequestInProgress);
+            }
+            // A rotated-out token outside the window: reuse. Revoke the whole family (RFC 9700
+            // §4.14.2); the revocation commits although the request fails.
             self.store
                 .revoke_grant(&grant.id, now)
                 .await
                 .map_err(store_failure)?;
+            self.record(EventKind::ReuseDetected, grant, "family revoked")
+                .await;
             return Err(OAuthError::ExpiredRefreshToken);
         }
         if !client
@@ -404,14 +491,37 @@ impl Authority {
         };
         let user = self.active_user(&grant.user_id).await?;
 
-        let (access_token, access_record) = self.mint_access_token(&client, &grant, &scope, now);
+        let (access_token, access_record) = self.mint_access_token(&client, grant, &scope, now);
         let successor = client
             .rotates()
-            .then(|| RefreshToken::new(random_token(self.rng.as_ref(), TOKEN_BYTES)));
+            .then(|| mint_refresh_token(&self.config.server_key, self.rng.as_ref(), &grant.id));
+        let response = self.token_response(
+            &client,
+            &user,
+            &scope,
+            access_token,
+            successor,
+            now,
+            creds.secret.as_ref(),
+        );
+        let sealed_successor = (client.rotates() && client.refresh_retry_window_secs > 0)
+            .then(|| {
+                seal_response(
+                    &self.config.server_key,
+                    self.rng.as_ref(),
+                    &response,
+                    &presented_hash,
+                )
+            })
+            .flatten();
         let commit = RefreshCommit {
             presented_hash,
             grant_id: grant.id.clone(),
-            successor_hash: successor.as_ref().map(|t| secret_hash(t.expose_secret())),
+            successor_hash: response
+                .refresh_token
+                .as_ref()
+                .map(|t| secret_hash(t.expose_secret())),
+            sealed_successor,
             access_token: access_record,
             now,
         };
@@ -421,22 +531,92 @@ impl Authority {
             .await
             .map_err(store_failure)?
         {
-            RefreshOutcome::Committed => {}
-            // Lost a race with a concurrent refresh of the same token (or a revocation).
-            RefreshOutcome::Stale if client.rotates() => {
-                return Err(OAuthError::TokenRequestInProgress)
+            RefreshOutcome::Committed => {
+                let kind = if client.rotates() {
+                    EventKind::Rotated
+                } else {
+                    EventKind::Refreshed
+                };
+                self.record(kind, grant, "").await;
+                Ok(response)
             }
-            RefreshOutcome::Stale => return Err(OAuthError::ExpiredRefreshToken),
+            RefreshOutcome::Stale => self.lost_refresh_race(&client, &presented_hash, now).await,
         }
-        Ok(self.token_response(
-            &client,
-            &user,
-            &scope,
-            access_token,
-            successor,
-            now,
-            creds.secret.as_ref(),
-        ))
+    }
+
+    /// The presented token changed between our read and our conditional update: a concurrent
+    /// refresh of the same token won (or the grant was revoked). Exactly one state change has
+    /// happened; inside the retry window the loser gets the winner's pair, otherwise Salesforce's
+    /// "already being processed". Never a revocation: a benign race must not log the user out.
+    async fn lost_refresh_race(
+        &self,
+        client: &Client,
+        presented_hash: &Hash,
+        now: Timestamp,
+    ) -> Result<TokenResponse, OAuthError> {
+        let view = self
+            .store
+            .refresh_token(presented_hash)
+            .await
+            .map_err(store_failure)?;
+        let Some(view) = view.filter(|v| v.grant.revoked_at.is_none() && client.rotates()) else {
+            return Err(OAuthError::ExpiredRefreshToken);
+        };
+        if let Some(response) = self.replay_within_window(client, &view, now) {
+            self.record(EventKind::RetryReplayed, &view.grant, "concurrent")
+                .await;
+            return Ok(response);
+        }
+        self.record(EventKind::ConcurrentRefreshRefused, &view.grant, "")
+            .await;
+        Err(OAuthError::TokenRequestInProgress)
+    }
+
+    /// The successor pair again, if this rotated-out token is the immediately previous one, its
+    /// successor is unused, and the client's retry window has not passed.
+    fn replay_within_window(
+        &self,
+        client: &Client,
+        view: &RefreshTokenView,
+        now: Timestamp,
+    ) -> Option<TokenResponse> {
+        let used_at = view.token.used_at?;
+        let window = client.refresh_retry_window_secs;
+        let inside = client.rotates() && window > 0 && now < used_at.plus_secs(window);
+        if !inside || !view.successor_unused {
+            return None;
+        }
+        let sealed = view.token.sealed_successor.as_ref()?;
+        unseal_response(&self.config.server_key, sealed, &view.token.token_hash)
+    }
+
+    /// A refresh token with no row: garbage, a forgery, or a genuine token whose row is gone
+    /// (rotated out long ago, or its family purged). Only a token carrying a valid signature of
+    /// a live family of this rotating client revokes that family.
+    async fn unknown_refresh_token(&self, client: &Client, value: &str) -> Result<(), OAuthError> {
+        let Some(grant_id) = signed_grant_id(&self.config.server_key, value) else {
+            return Ok(());
+        };
+        let grant = self.store.grant(grant_id).await.map_err(store_failure)?;
+        let Some(grant) = grant.filter(|g| g.client_id == client.client_id) else {
+            return Ok(());
+        };
+        if grant.revoked_at.is_none() && client.rotates() {
+            self.store
+                .revoke_grant(&grant.id, self.clock.now())
+                .await
+                .map_err(store_failure)?;
+            self.record(
+                EventKind::ReuseDetected,
+                &grant,
+                "family revoked (old generation)",
+            )
+            .await;
+        } else if client.rotates() {
+            self.record(EventKind::ReuseDetected, &grant, "family already revoked")
+                .await;
+        }
+        Ok(())
     }
 
     /// Issues tokens outside any flow, for bootstrap and load tests (`tessera admin token mint`).
@@ -504,8 +684,8 @@ impl Authority {
             revoked_at: None,
             has_refresh_token: issue_refresh,
         };
-        let refresh_token =
-            issue_refresh.then(|| RefreshToken::new(random_token(self.rng.as_ref(), TOKEN_BYTES)));
+        let refresh_token = issue_refresh
+            .then(|| mint_refresh_token(&self.config.server_key, self.rng.as_ref(), &grant.id));
         let (access_token, access_record) = self.mint_access_token(client, &grant, scope, now);
         let issuance = Issuance {
             grant,
@@ -514,8 +694,18 @@ impl Authority {
                 .map(|t| secret_hash(t.expose_secret())),
             access_token: access_record,
             code_hash,
+            max_live_grants: self.config.max_live_grants,
         };
-        self.store.issue(&issuance).await.map_err(store_failure)?;
+        let evicted = self.store.issue(&issuance).await.map_err(store_failure)?;
+        self.record(EventKind::Issued, &issuance.grant, "").await;
+        for grant_id in evicted {
+            let event_grant = Grant {
+                id: grant_id,
+                ..issuance.grant.clone()
+            };
+            self.record(EventKind::Revoked, &event_grant, "approval limit")
+                .await;
+        }
         Ok(self.token_response(
             client,
             user,

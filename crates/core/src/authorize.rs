@@ -306,6 +306,7 @@ mod tests {
             access_token_ttl_secs: 7200,
             rotate_refresh_tokens: false,
             allow_user_agent_flow: false,
+            refresh_retry_window_secs: 60,
             created_at: Timestamp(0),
         }
     }

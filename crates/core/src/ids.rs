@@ -14,10 +14,15 @@ const TOKEN_ALPHABET: &[u8; 64] =
 pub fn random_token(rng: &dyn Random, bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     rng.fill(&mut raw);
-    let mut out = String::with_capacity(bytes * 4 / 3 + 2);
+    encode_token(&raw)
+}
+
+/// Bytes written in [`TOKEN_ALPHABET`], 6 bits a character, no padding.
+pub fn encode_token(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len() * 4 / 3 + 2);
     let mut acc: u32 = 0;
     let mut bits = 0;
-    for b in raw {
+    for &b in raw {
         acc = (acc << 8) | u32::from(b);
         bits += 8;
         while bits >= 6 {

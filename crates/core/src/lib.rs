@@ -7,9 +7,11 @@ pub mod authority;
 pub mod authorize;
 pub mod crypto;
 pub mod ids;
+pub mod lifecycle;
 pub mod model;
 pub mod policy;
 pub mod ratelimit;
+pub mod sealing;
 pub mod store;
 pub mod time;
 

@@ -51,6 +51,9 @@ pub struct Client {
     pub access_token_ttl_secs: u64,
     pub rotate_refresh_tokens: bool,
     pub allow_user_agent_flow: bool,
+    /// How long a rotated-out refresh token may be replayed to get the same successor back, while
+    /// that successor is unused (0: Salesforce's strict behaviour).
+    pub refresh_retry_window_secs: u64,
     pub created_at: Timestamp,
 }
 
@@ -106,13 +109,32 @@ pub struct Grant {
 }
 
 /// A refresh token of a family, looked up by hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RefreshTokenRecord {
     pub token_hash: Hash,
     pub grant_id: String,
     pub created_at: Timestamp,
     /// Set when it was rotated out.
     pub used_at: Option<Timestamp>,
+    /// The hash of the token that replaced it.
+    pub replaced_by: Option<Hash>,
+    /// The successor's token response, sealed with the server key, kept only for the retry
+    /// window so that a replay gets the very same pair back.
+    pub sealed_successor: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RefreshTokenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshTokenRecord")
+            .field("grant_id", &self.grant_id)
+            .field("created_at", &self.created_at)
+            .field("used_at", &self.used_at)
+            .field(
+                "sealed_successor",
+                &self.sealed_successor.as_ref().map(|_| "[SEALED]"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,4 +160,80 @@ pub struct Note {
     pub body: Option<String>,
     pub created_at: Timestamp,
     pub modified_at: Timestamp,
+}
+
+/// What an audit event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A grant was created and tokens issued (code exchange, user-agent flow, mint).
+    Issued,
+    /// A refresh without rotation.
+    Refreshed,
+    /// A refresh that rotated the refresh token.
+    Rotated,
+    /// A rotated-out token replayed inside the retry window: the same successor was returned.
+    RetryReplayed,
+    /// A rotated-out token replayed outside the window: the family was revoked.
+    ReuseDetected,
+    /// A concurrent refresh of the same token refused (retry window 0).
+    ConcurrentRefreshRefused,
+    /// A grant or an access token was revoked (the detail says by what).
+    Revoked,
+    /// An authorization code presented a second time: what it issued was revoked.
+    CodeReused,
+    ClientAuthFailed,
+    LoginFailed,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 10] = [
+        Self::Issued,
+        Self::Refreshed,
+        Self::Rotated,
+        Self::RetryReplayed,
+        Self::ReuseDetected,
+        Self::ConcurrentRefreshRefused,
+        Self::Revoked,
+        Self::CodeReused,
+        Self::ClientAuthFailed,
+        Self::LoginFailed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Refreshed => "refreshed",
+            Self::Rotated => "rotated",
+            Self::RetryReplayed => "retry_replayed",
+            Self::ReuseDetected => "reuse_detected",
+            Self::ConcurrentRefreshRefused => "concurrent_refresh_refused",
+            Self::Revoked => "revoked",
+            Self::CodeReused => "code_reused",
+            Self::ClientAuthFailed => "client_auth_failed",
+            Self::LoginFailed => "login_failed",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// An audit event: who, what, when — never a token value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub at: Timestamp,
+    pub kind: EventKind,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub grant_id: Option<String>,
+    /// A short fixed-vocabulary note (e.g. "admin", "approval limit", an address).
+    pub detail: String,
+}
+
+/// An event as stored, with its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub event: Event,
 }

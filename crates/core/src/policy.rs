@@ -74,6 +74,16 @@ impl RefreshTokenPolicy {
         }
     }
 
+    /// The idle limit of this policy, if it has one.
+    pub fn idle_secs(self) -> Option<u64> {
+        match self {
+            Self::SpecificInactivity { amount, unit } => {
+                Some(amount.saturating_mul(unit.seconds()))
+            }
+            _ => None,
+        }
+    }
+
     /// The absolute end of a grant under this policy, if it has one (for introspection and
     /// housekeeping).
     pub fn lifetime_secs(self) -> Option<u64> {

@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    AccessTokenRecord, AuthCode, Client, Grant, Hash, Note, Org, RefreshTokenRecord, User,
+    AccessTokenRecord, AuthCode, Client, Event, Grant, Hash, Note, Org, RefreshTokenRecord,
+    StoredEvent, User,
 };
 use crate::time::Timestamp;
 
@@ -43,6 +44,10 @@ pub struct Issuance {
     pub access_token: AccessTokenRecord,
     /// The code this issuance redeems, to link it to the grant for reuse revocation.
     pub code_hash: Option<Hash>,
+    /// The approval limit: when issuing a refresh token makes the user's live refresh-token
+    /// grants for this client more than this, the oldest are revoked with their tokens, in the
+    /// same transaction.
+    pub max_live_grants: Option<u32>,
 }
 
 /// A refresh request's state change, applied only if the presented token is still current.
@@ -52,6 +57,9 @@ pub struct RefreshCommit {
     pub grant_id: String,
     /// `Some` when rotating: the presented token is marked used and this one takes its place.
     pub successor_hash: Option<Hash>,
+    /// With rotation and a retry window: the successor's response, sealed, stored on the
+    /// presented token's row for replays inside the window.
+    pub sealed_successor: Option<Vec<u8>>,
     pub access_token: AccessTokenRecord,
     pub now: Timestamp,
 }
@@ -68,6 +76,60 @@ pub enum RefreshOutcome {
 pub struct RefreshTokenView {
     pub token: RefreshTokenRecord,
     pub grant: Grant,
+    /// Whether the token that replaced this one exists and is itself still unused (a replay
+    /// inside the retry window is allowed only then).
+    pub successor_unused: bool,
+}
+
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only events with a larger id (for following).
+    pub after_id: i64,
+    pub limit: u32,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    pub grant_id: Option<String>,
+}
+
+/// What housekeeping removes, decided by the domain (which knows the policies) and carried out
+/// by the store in one transaction.
+#[derive(Debug, Clone)]
+pub struct PurgePlan {
+    /// Access tokens that expired before this.
+    pub access_expired_before: Timestamp,
+    /// Authorization codes that expired before this (used or not).
+    pub codes_expired_before: Timestamp,
+    /// Grants revoked before this, with all their rows.
+    pub revoked_before: Timestamp,
+    /// Events older than this.
+    pub events_before: Timestamp,
+    pub clients: Vec<ClientPurge>,
+}
+
+/// Per-client cut-offs, from the client's policy and windows.
+#[derive(Debug, Clone)]
+pub struct ClientPurge {
+    pub client_id: String,
+    /// Rotated-out refresh tokens used before this have left their retry window: their rows
+    /// (and sealed successors) go. A replay of one is still recognised as reuse from the token
+    /// itself, whose grant id is signed.
+    pub rotated_before: Timestamp,
+    /// Grants created before this have outlived the policy's absolute lifetime.
+    pub created_before: Option<Timestamp>,
+    /// Grants last used before this have been idle past the policy's limit.
+    pub idle_before: Option<Timestamp>,
+    /// Grants without a refresh token last used before this have no live access token left.
+    pub access_only_idle_before: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub access_tokens: u64,
+    pub codes: u64,
+    pub refresh_tokens: u64,
+    pub grants: u64,
+    pub events: u64,
 }
 
 #[async_trait]
@@ -116,14 +178,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<CodeRedemption, StoreError>;
 
     // Grants and tokens.
-    /// Creates the grant with its first refresh token and access token; links the code.
-    async fn issue(&self, issuance: &Issuance) -> Result<(), StoreError>;
+    /// Creates the grant with its first refresh token and access token; links the code; applies
+    /// the approval limit. Returns the ids of grants evicted by the limit.
+    async fn issue(&self, issuance: &Issuance) -> Result<Vec<String>, StoreError>;
     async fn refresh_token(
         &self,
         token_hash: &Hash,
     ) -> Result<Option<RefreshTokenView>, StoreError>;
     /// Applies a refresh as one conditional update: only if the presented token is unused and
-    /// its grant not revoked.
+    /// its grant not revoked. When rotating, the predecessor of the presented token loses its
+    /// sealed successor (its retry window closes once its successor is used).
     async fn commit_refresh(&self, commit: &RefreshCommit) -> Result<RefreshOutcome, StoreError>;
     /// Revokes a grant, its refresh tokens and every access token issued from it. Idempotent.
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<(), StoreError>;
@@ -138,6 +202,30 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<bool, StoreError>;
     async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError>;
+    /// Every grant of a user (live and revoked), newest first.
+    async fn grants_of_user(&self, user_id: &str) -> Result<Vec<Grant>, StoreError>;
+    /// Revokes every live grant of a user; returns their ids.
+    async fn revoke_grants_of_user(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Revokes every live grant of a client; returns their ids.
+    async fn revoke_grants_of_client(
+        &self,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError>;
+
+    // Audit trail.
+    async fn append_events(&self, events: &[Event]) -> Result<(), StoreError>;
+    /// Events in id order.
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError>;
+
+    // Housekeeping.
+    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeCounts, StoreError>;
+    /// Row counts per table, for operators and the growth measurement.
+    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
 
     // The REST API's records.
     async fn insert_note(&self, note: &Note) -> Result<(), StoreError>;

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tessera_core::authorize::{check_client_and_redirect, check_request, AuthorizationRequest};
 use tessera_core::ids::random_token;
-use tessera_core::model::User;
+use tessera_core::model::{Event, EventKind, User};
 use tessera_core::LoginError;
 use tessera_proto::{OAuthError, Params, Password};
 
@@ -268,6 +268,16 @@ pub async fn login(State(state): State<AppState>, request: Request<Body>) -> Res
             tracing::warn!(client_id = %request.client.client_id, address, disabled = reason == LoginError::Disabled, "failed login");
             guard.usernames.record_failure(username, now);
             guard.addresses.record_failure(&address, now);
+            authority
+                .record_event(Event {
+                    at: now,
+                    kind: EventKind::LoginFailed,
+                    client_id: Some(request.client.client_id.clone()),
+                    user_id: None,
+                    grant_id: None,
+                    detail: format!("from {address}"),
+                })
+                .await;
             let message = "Please check your username and password. If you still can't log in, contact your administrator.";
             login_page(
                 &state,

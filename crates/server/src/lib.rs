@@ -7,6 +7,7 @@ mod data;
 mod dates;
 mod extract;
 mod identity;
+mod lifecycle;
 mod pages;
 mod reply;
 mod session;
@@ -70,6 +71,11 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/services/oauth2/success", get(authorize::success_page))
         .route(
+            "/services/oauth2/revoke",
+            get(lifecycle::revoke).post(lifecycle::revoke),
+        )
+        .route("/services/oauth2/introspect", any(lifecycle::introspect))
+        .route(
             "/services/oauth2/userinfo",
             get(identity::userinfo).post(identity::userinfo),
         )
@@ -104,4 +110,25 @@ pub(crate) fn source_address<B>(request: &Request<B>) -> String {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip().to_string())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Runs housekeeping every `every` until the process ends: expired and revoked rows go, so the
+/// database does not grow without bound under steady refresh traffic.
+pub fn spawn_housekeeping(
+    authority: Authority,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match authority.housekeeping().await {
+                Ok(counts) => tracing::debug!(?counts, "housekeeping"),
+                Err(error) => {
+                    tracing::warn!(error = %error, "housekeeping failed; retrying next round")
+                }
+            }
+        }
+    })
 }

@@ -4,6 +4,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::response::Response;
+use tessera_core::model::{Event, EventKind};
 use tessera_proto::{AuthorizationCode, CodeVerifier, OAuthError, RefreshToken, TokenResponse};
 
 use crate::extract::{client_credentials, form_post};
@@ -32,16 +33,27 @@ pub async fn token(State(state): State<AppState>, request: Request<Body>) -> Res
 
 /// Counts the failures that guessing produces: client credentials per client and address,
 /// tokens and codes per address.
-fn record_failure(state: &AppState, error: &OAuthError, address: &str, client_id: Option<&str>) {
+pub(crate) fn record_failure(
+    state: &AppState,
+    error: &OAuthError,
+    address: &str,
+    client_id: Option<&str>,
+) {
     let now = state.authority.now();
     let guard = &state.guard;
     match error {
         OAuthError::InvalidClientCredentials { .. } | OAuthError::InvalidClientId => {
-            tracing::warn!(
-                client_id = client_id.unwrap_or_default(),
-                address,
-                "failed client authentication"
-            );
+            let authority = state.authority.clone();
+            let event = Event {
+                at: now,
+                kind: EventKind::ClientAuthFailed,
+                client_id: client_id.map(str::to_owned),
+                user_id: None,
+                grant_id: None,
+                detail: format!("from {address}"),
+            };
+            // Recorded off the request path: a failure answer must not wait on the audit write.
+            tokio::spawn(async move { authority.record_event(event).await });
             if let Some(id) = client_id {
                 guard.clients.record_failure(id, now);
             }

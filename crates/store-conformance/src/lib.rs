@@ -15,14 +15,18 @@
 // This crate is a test suite: an `unwrap` that fails is a behaviour that fails.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use tessera_core::ids::secret_hash;
-use tessera_core::model::{AccessTokenRecord, AuthCode, Client, Grant, Hash, Note, Org, User};
+use tessera_core::model::{
+    AccessTokenRecord, AuthCode, Client, Event, EventKind, Grant, Hash, Note, Org, User,
+};
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
-    CodeRedemption, Issuance, RefreshCommit, RefreshOutcome, Store, StoreError,
+    ClientPurge, CodeRedemption, EventFilter, Issuance, PurgeCounts, PurgePlan, RefreshCommit,
+    RefreshOutcome, RefreshTokenView, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_proto::Scope;
@@ -54,6 +58,17 @@ macro_rules! store_conformance_tests {
             revoking_a_grant_revokes_its_tokens_and_is_idempotent,
             revoking_one_access_token_leaves_the_others,
             deleting_a_client_removes_everything_issued_to_it,
+            rotation_keeps_the_sealed_successor_until_the_successor_is_used,
+            successor_unused_is_false_without_a_successor,
+            approval_limit_revokes_the_oldest_grants_beyond_it,
+            approval_limit_counts_only_live_refresh_grants_of_the_user_and_client,
+            grants_of_user_lists_every_grant_newest_first,
+            revoking_a_users_grants_revokes_the_live_ones_once,
+            revoking_a_clients_grants_revokes_the_live_ones_once,
+            events_are_appended_and_read_back_by_filter_in_order,
+            events_are_paged_by_after_id_and_limit,
+            row_counts_name_every_table,
+            purge_removes_exactly_what_the_plan_names,
             notes_are_listed_newest_first_and_updated_and_deleted,
             a_failed_issuance_writes_nothing,
             a_failed_refresh_commit_writes_nothing,
@@ -128,6 +143,7 @@ pub fn client(client_id: &str) -> Client {
         access_token_ttl_secs: 7200,
         rotate_refresh_tokens: true,
         allow_user_agent_flow: false,
+        refresh_retry_window_secs: 60,
         created_at: T0,
     }
 }
@@ -209,6 +225,16 @@ impl World {
         }
     }
 
+    /// Adds another client, `app-two`, and another user, bob, to the world's store: what a
+    /// behaviour limited to one client or one user must leave alone.
+    pub async fn neighbours(&self) -> (Client, User) {
+        let other_client = client("app-two");
+        self.store.insert_client(&other_client).await.unwrap();
+        let bob = user("005000000000002AAA", &self.org.id, "bob@example.com");
+        self.store.insert_user(&bob).await.unwrap();
+        (other_client, bob)
+    }
+
     /// Issues grant `grant_id` of the world's client with refresh token `{grant_id}/rt0` and
     /// access token `{grant_id}/at0`.
     pub async fn issue(&self, grant_id: &str) -> Grant {
@@ -220,11 +246,32 @@ impl World {
     /// Grant `grant_id` of `client`, issued at [`T0`] with refresh token `{grant_id}/rt0` and
     /// access token `{grant_id}/at0`, redeeming `code` when given.
     pub fn issuance(&self, grant_id: &str, client: &Client, code: Option<&AuthCode>) -> Issuance {
-        let grant = self.grant(grant_id, client, true);
         Issuance {
-            refresh_token_hash: Some(hash(&format!("{grant_id}/rt0"))),
-            access_token: self.access_token(&format!("{grant_id}/at0"), &grant, T0),
             code_hash: code.map(|code| code.code_hash),
+            ..self.issuance_at(grant_id, client, true, T0)
+        }
+    }
+
+    /// Grant `grant_id` of the world's user and `client`, issued (and last used) at `when`, with
+    /// refresh token `{grant_id}/rt0` if `with_refresh`, and access token `{grant_id}/at0`; no
+    /// code, no approval limit.
+    pub fn issuance_at(
+        &self,
+        grant_id: &str,
+        client: &Client,
+        with_refresh: bool,
+        when: Timestamp,
+    ) -> Issuance {
+        let grant = Grant {
+            created_at: when,
+            last_used_at: when,
+            ..self.grant(grant_id, client, with_refresh)
+        };
+        Issuance {
+            refresh_token_hash: with_refresh.then(|| hash(&format!("{grant_id}/rt0"))),
+            access_token: self.access_token(&format!("{grant_id}/at0"), &grant, when),
+            code_hash: None,
+            max_live_grants: None,
             grant,
         }
     }
@@ -265,6 +312,7 @@ impl World {
             presented_hash: hash(presented),
             grant_id: grant.id.clone(),
             successor_hash: successor.map(hash),
+            sealed_successor: None,
             access_token: self.access_token(access, grant, now),
             now,
         }
@@ -306,6 +354,51 @@ impl World {
         let view = self.store.refresh_token(&hash(label)).await.unwrap();
         view.map(|view| view.token.used_at)
     }
+
+    /// The stored refresh token `label`, which must exist.
+    pub async fn refresh_view(&self, label: &str) -> RefreshTokenView {
+        let view = self.store.refresh_token(&hash(label)).await.unwrap();
+        view.unwrap_or_else(|| panic!("refresh token {label} is not stored"))
+    }
+
+    /// When grant `grant_id`, which must exist, was revoked.
+    pub async fn grant_revoked_at(&self, grant_id: &str) -> Option<Timestamp> {
+        let grant = self.store.grant(grant_id).await.unwrap();
+        grant
+            .unwrap_or_else(|| panic!("grant {grant_id} is not stored"))
+            .revoked_at
+    }
+
+    /// When the access token `label`, which must exist, was revoked.
+    pub async fn access_revoked_at(&self, label: &str) -> Option<Timestamp> {
+        let token = self.store.access_token(&hash(label)).await.unwrap();
+        token
+            .unwrap_or_else(|| panic!("access token {label} is not stored"))
+            .revoked_at
+    }
+}
+
+/// `issuance` made for `user` instead of the world's user.
+pub fn issued_to(mut issuance: Issuance, user: &User) -> Issuance {
+    issuance.grant.user_id = user.id.clone();
+    issuance.access_token.user_id = user.id.clone();
+    issuance
+}
+
+/// The ids of `grants`, in order.
+fn ids(grants: &[Grant]) -> Vec<&str> {
+    grants.iter().map(|grant| grant.id.as_str()).collect()
+}
+
+/// `ids`, sorted: for results whose order the contract leaves open.
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+/// Every table's row count, by name.
+pub async fn row_counts(store: &Arc<dyn Store>) -> BTreeMap<String, u64> {
+    store.row_counts().await.unwrap().into_iter().collect()
 }
 
 pub fn note(id: &str, owner_id: &str, created_at: Timestamp) -> Note {
@@ -415,12 +508,14 @@ pub async fn clients_round_trip_every_field(store: Arc<dyn Store>) {
         access_token_ttl_secs: 0,
         rotate_refresh_tokens: false,
         allow_user_agent_flow: true,
+        refresh_retry_window_secs: 0,
         created_at: at(5),
     };
     let inactive = Client {
         client_id: "app-three".to_owned(),
         refresh_token_policy: "specific_inactivity:30:MINUTES".parse().unwrap(),
         redirect_uris: Vec::new(),
+        refresh_retry_window_secs: 86_400,
         ..client("app-three")
     };
     for c in [&confidential, &public, &inactive] {
@@ -457,6 +552,7 @@ pub async fn clients_are_listed_updated_and_unknown_updates_report_false(store: 
         access_token_ttl_secs: 60,
         rotate_refresh_tokens: false,
         allow_user_agent_flow: true,
+        refresh_retry_window_secs: 5,
         ..first.clone()
     };
     assert!(store.update_client(&changed).await.unwrap());
@@ -551,6 +647,7 @@ pub async fn issuance_without_refresh_token_stores_none(store: Arc<dyn Store>) {
         refresh_token_hash: None,
         access_token: world.access_token("grant-1/at0", &grant, T0),
         code_hash: None,
+        max_live_grants: None,
     };
     store.issue(&issuance).await.unwrap();
     assert_eq!(store.grant("grant-1").await.unwrap(), Some(grant));
@@ -931,6 +1028,701 @@ pub async fn deleting_a_client_removes_everything_issued_to_it(store: Arc<dyn St
     assert!(store.user_by_id(user_id).await.unwrap().is_some());
 }
 
+// ------------------------------------------------------------------------------- retry window
+
+/// A rotation keeps the successor's sealed response on the presented token, where a replay
+/// inside the retry window finds it while the successor is unused. Rotating the successor closes
+/// that window: the predecessor's successor is used, and its sealed response is gone.
+pub async fn rotation_keeps_the_sealed_successor_until_the_successor_is_used(
+    store: Arc<dyn Store>,
+) {
+    let world = World::create(&store).await;
+    let grant = world.issue("grant-1").await;
+    // Rotates grant-1/rt{from} to grant-1/rt{to} with access token grant-1/at{to}, keeping
+    // "sealed rt{to}" as the sealed response.
+    let rotate = |from: &str, to: &str, secs: u64| {
+        let commit = RefreshCommit {
+            sealed_successor: Some(format!("sealed rt{to}").into_bytes()),
+            ..world.refresh(
+                &grant,
+                &format!("grant-1/rt{from}"),
+                Some(&format!("grant-1/rt{to}")),
+                &format!("grant-1/at{to}"),
+                at(secs),
+            )
+        };
+        let store = Arc::clone(&store);
+        async move { store.commit_refresh(&commit).await.unwrap() }
+    };
+
+    assert_eq!(rotate("0", "1", 60).await, RefreshOutcome::Committed);
+    let rotated = world.refresh_view("grant-1/rt0").await;
+    assert_eq!(rotated.token.used_at, Some(at(60)));
+    assert_eq!(rotated.token.replaced_by, Some(hash("grant-1/rt1")));
+    assert_eq!(
+        rotated.token.sealed_successor.as_deref(),
+        Some(&b"sealed rt1"[..])
+    );
+    assert!(rotated.successor_unused);
+    let current = world.refresh_view("grant-1/rt1").await;
+    assert_eq!(current.token.replaced_by, None);
+    assert_eq!(current.token.sealed_successor, None);
+    assert!(!current.successor_unused);
+
+    // A concurrent rotation of the same token that lost is stale and leaves the first's
+    // response for the replays.
+    assert_eq!(rotate("0", "X", 61).await, RefreshOutcome::Stale);
+    assert_eq!(world.refresh_view("grant-1/rt0").await, rotated);
+
+    let second = rotate("1", "2", 120).await;
+    assert_eq!(second, RefreshOutcome::Committed);
+    let closed = world.refresh_view("grant-1/rt0").await;
+    assert!(!closed.successor_unused);
+    assert_eq!(closed.token.sealed_successor, None);
+    assert_eq!(closed.token.replaced_by, Some(hash("grant-1/rt1")));
+    let open = world.refresh_view("grant-1/rt1").await;
+    assert!(open.successor_unused);
+    assert_eq!(
+        open.token.sealed_successor.as_deref(),
+        Some(&b"sealed rt2"[..])
+    );
+
+    // Revoking the family spends the successor too: no replay is served any more.
+    store.revoke_grant("grant-1", at(130)).await.unwrap();
+    assert!(!world.refresh_view("grant-1/rt1").await.successor_unused);
+}
+
+/// A token never rotated has no successor; a rotation without a sealed response (retry window
+/// 0) stores none; a refresh without rotation ignores one.
+pub async fn successor_unused_is_false_without_a_successor(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let kept = world.issue("kept").await;
+    let view = world.refresh_view("kept/rt0").await;
+    assert!(!view.successor_unused);
+    assert_eq!(view.token.replaced_by, None);
+
+    let unrotated = RefreshCommit {
+        sealed_successor: Some(b"stray".to_vec()),
+        ..world.refresh(&kept, "kept/rt0", None, "kept/at1", at(60))
+    };
+    assert_eq!(
+        store.commit_refresh(&unrotated).await.unwrap(),
+        RefreshOutcome::Committed
+    );
+    let view = world.refresh_view("kept/rt0").await;
+    assert_eq!(
+        (
+            view.token.used_at,
+            view.token.sealed_successor,
+            view.successor_unused
+        ),
+        (None, None, false)
+    );
+
+    world.issue_rotated("strict").await;
+    let view = world.refresh_view("strict/rt0").await;
+    assert_eq!(view.token.sealed_successor, None);
+    // The successor exists and is unused, though no response was kept for a replay.
+    assert!(view.successor_unused);
+}
+
+// ----------------------------------------------------------------------------- approval limit
+
+/// With a limit of 5 the sixth issuance revokes exactly the oldest grant with its tokens; no
+/// limit revokes nothing; a later limited issuance catches up, oldest first.
+pub async fn approval_limit_revokes_the_oldest_grants_beyond_it(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let issue = |grant_id: &str, secs: u64, max_live_grants: Option<u32>| {
+        let issuance = Issuance {
+            max_live_grants,
+            ..world.issuance_at(grant_id, &world.client, true, at(secs))
+        };
+        let store = Arc::clone(&store);
+        async move { store.issue(&issuance).await.unwrap() }
+    };
+    for n in 1..=5 {
+        assert!(issue(&format!("g{n}"), n, Some(5)).await.is_empty(), "g{n}");
+    }
+
+    assert_eq!(issue("g6", 6, Some(5)).await, ["g1"]);
+    assert_eq!(world.grant_revoked_at("g1").await, Some(at(6)));
+    assert_eq!(world.refresh_used_at("g1/rt0").await, Some(Some(at(6))));
+    assert_eq!(world.access_revoked_at("g1/at0").await, Some(at(6)));
+    for n in 2..=6 {
+        assert_eq!(world.grant_revoked_at(&format!("g{n}")).await, None, "g{n}");
+        assert_eq!(
+            world.refresh_used_at(&format!("g{n}/rt0")).await,
+            Some(None)
+        );
+        assert_eq!(world.access_revoked_at(&format!("g{n}/at0")).await, None);
+    }
+
+    assert!(issue("g7", 7, None).await.is_empty());
+    // Six live before, seven with this one: the two oldest go, oldest first.
+    assert_eq!(issue("g8", 8, Some(5)).await, ["g2", "g3"]);
+    // Issued in the same millisecond as the newest, under an id that sorts first: the grant
+    // being issued is the newest all the same, never its own victim.
+    assert_eq!(issue("a-tie", 8, Some(5)).await, ["g4"]);
+    for grant_id in ["g5", "g6", "g7", "g8", "a-tie"] {
+        assert_eq!(world.grant_revoked_at(grant_id).await, None, "{grant_id}");
+    }
+}
+
+/// Only the live refresh-token grants of the same user and client count: grants without a
+/// refresh token neither evict nor are evicted, and revoked grants and other clients' and
+/// users' grants are left alone.
+pub async fn approval_limit_counts_only_live_refresh_grants_of_the_user_and_client(
+    store: Arc<dyn Store>,
+) {
+    let world = World::create(&store).await;
+    let (other_client, bob) = world.neighbours().await;
+    let limited = |issuance: Issuance| {
+        let issuance = Issuance {
+            max_live_grants: Some(1),
+            ..issuance
+        };
+        let store = Arc::clone(&store);
+        async move { store.issue(&issuance).await.unwrap() }
+    };
+    let app = &world.client;
+
+    assert!(limited(world.issuance_at("access-1", app, false, at(1)))
+        .await
+        .is_empty());
+    store
+        .issue(&world.issuance_at("revoked", app, true, at(2)))
+        .await
+        .unwrap();
+    store.revoke_grant("revoked", at(3)).await.unwrap();
+    assert!(
+        limited(world.issuance_at("elsewhere", &other_client, true, at(3)))
+            .await
+            .is_empty()
+    );
+    assert!(
+        limited(issued_to(world.issuance_at("bobs", app, true, at(4)), &bob))
+            .await
+            .is_empty()
+    );
+    // The only live refresh-token grant of this user and client.
+    assert!(limited(world.issuance_at("mine-1", app, true, at(5)))
+        .await
+        .is_empty());
+    // Over the limit, but issuing no refresh token: nothing is revoked.
+    assert!(limited(world.issuance_at("access-2", app, false, at(6)))
+        .await
+        .is_empty());
+    assert_eq!(
+        limited(world.issuance_at("mine-2", app, true, at(7))).await,
+        ["mine-1"]
+    );
+
+    for grant_id in ["access-1", "access-2", "elsewhere", "bobs", "mine-2"] {
+        assert_eq!(world.grant_revoked_at(grant_id).await, None, "{grant_id}");
+    }
+    assert_eq!(world.grant_revoked_at("revoked").await, Some(at(3)));
+}
+
+// ----------------------------------------------------------------- grants of users and clients
+
+pub async fn grants_of_user_lists_every_grant_newest_first(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let (other_client, bob) = world.neighbours().await;
+    let app = &world.client;
+    let issuances = [
+        world.issuance_at("a", app, true, at(1)),
+        world.issuance_at("b", app, false, at(2)),
+        world.issuance_at("c", &other_client, true, at(3)),
+        // Same time as "c": the larger id comes first.
+        world.issuance_at("d", app, true, at(3)),
+        issued_to(world.issuance_at("z", app, true, at(5)), &bob),
+    ];
+    for issuance in &issuances {
+        store.issue(issuance).await.unwrap();
+    }
+    store.revoke_grant("a", at(10)).await.unwrap();
+
+    let grants = store.grants_of_user(&world.user.id).await.unwrap();
+    assert_eq!(ids(&grants), ["d", "c", "b", "a"]);
+    assert_eq!(grants[0], issuances[3].grant);
+    assert_eq!(grants[3].revoked_at, Some(at(10)));
+    assert_eq!(ids(&store.grants_of_user(&bob.id).await.unwrap()), ["z"]);
+    assert!(store.grants_of_user("nobody").await.unwrap().is_empty());
+}
+
+/// Revoking a user's grants revokes each live one like `revoke_grant` and returns their ids;
+/// revoked grants keep their first revocation and are not returned; a second call revokes
+/// nothing.
+pub async fn revoking_a_users_grants_revokes_the_live_ones_once(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let (other_client, bob) = world.neighbours().await;
+    let app = &world.client;
+    world.issue_rotated("rotated").await;
+    for issuance in [
+        world.issuance_at("elsewhere", &other_client, true, at(1)),
+        world.issuance_at("access-only", app, false, at(2)),
+        world.issuance_at("already", app, true, at(3)),
+        issued_to(world.issuance_at("bobs", app, true, at(4)), &bob),
+    ] {
+        store.issue(&issuance).await.unwrap();
+    }
+    store.revoke_grant("already", at(5)).await.unwrap();
+
+    let revoked = store
+        .revoke_grants_of_user(&world.user.id, at(100))
+        .await
+        .unwrap();
+    assert_eq!(sorted(revoked), ["access-only", "elsewhere", "rotated"]);
+    for grant_id in ["rotated", "elsewhere", "access-only"] {
+        assert_eq!(world.grant_revoked_at(grant_id).await, Some(at(100)));
+    }
+    assert_eq!(world.grant_revoked_at("already").await, Some(at(5)));
+    assert_eq!(world.grant_revoked_at("bobs").await, None);
+    assert_eq!(
+        world.refresh_used_at("rotated/rt0").await,
+        Some(Some(at(60)))
+    );
+    assert_eq!(
+        world.refresh_used_at("rotated/rt1").await,
+        Some(Some(at(100)))
+    );
+    for label in ["rotated/at0", "rotated/at1", "access-only/at0"] {
+        assert_eq!(
+            world.access_revoked_at(label).await,
+            Some(at(100)),
+            "{label}"
+        );
+    }
+    assert_eq!(world.access_revoked_at("bobs/at0").await, None);
+
+    let again = store.revoke_grants_of_user(&world.user.id, at(200)).await;
+    assert!(again.unwrap().is_empty());
+    assert!(store
+        .revoke_grants_of_user("nobody", at(200))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Revoking a client's grants revokes the live ones of every user, and only that client's.
+pub async fn revoking_a_clients_grants_revokes_the_live_ones_once(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let (other_client, bob) = world.neighbours().await;
+    let app = &world.client;
+    world.issue("mine").await;
+    store
+        .issue(&issued_to(
+            world.issuance_at("bobs", app, true, at(1)),
+            &bob,
+        ))
+        .await
+        .unwrap();
+    store
+        .issue(&world.issuance_at("elsewhere", &other_client, true, at(2)))
+        .await
+        .unwrap();
+    world.issue("already").await;
+    store.revoke_grant("already", at(5)).await.unwrap();
+
+    let revoked = store
+        .revoke_grants_of_client(&app.client_id, at(100))
+        .await
+        .unwrap();
+    assert_eq!(sorted(revoked), ["bobs", "mine"]);
+    for grant_id in ["mine", "bobs"] {
+        assert_eq!(world.grant_revoked_at(grant_id).await, Some(at(100)));
+        let refresh = format!("{grant_id}/rt0");
+        assert_eq!(world.refresh_used_at(&refresh).await, Some(Some(at(100))));
+        let access = format!("{grant_id}/at0");
+        assert_eq!(world.access_revoked_at(&access).await, Some(at(100)));
+    }
+    assert_eq!(world.grant_revoked_at("already").await, Some(at(5)));
+    assert_eq!(world.grant_revoked_at("elsewhere").await, None);
+    assert_eq!(world.refresh_used_at("elsewhere/rt0").await, Some(None));
+
+    let again = store.revoke_grants_of_client(&app.client_id, at(200)).await;
+    assert!(again.unwrap().is_empty());
+}
+
+// -------------------------------------------------------------------------------- audit trail
+
+/// An event of `kind` at `secs`, naming what is given.
+pub fn event(
+    secs: u64,
+    kind: EventKind,
+    client_id: Option<&str>,
+    user_id: Option<&str>,
+    grant_id: Option<&str>,
+    detail: &str,
+) -> Event {
+    Event {
+        at: at(secs),
+        kind,
+        client_id: client_id.map(str::to_owned),
+        user_id: user_id.map(str::to_owned),
+        grant_id: grant_id.map(str::to_owned),
+        detail: detail.to_owned(),
+    }
+}
+
+/// The events `filter` reads.
+async fn read_events(store: &Arc<dyn Store>, filter: EventFilter) -> Vec<Event> {
+    let stored = store.events(&filter).await.unwrap();
+    stored.into_iter().map(|stored| stored.event).collect()
+}
+
+pub async fn events_are_appended_and_read_back_by_filter_in_order(store: Arc<dyn Store>) {
+    use EventKind::*;
+    let (ada, bob) = (Some("005A"), Some("005B"));
+    let (app, other) = (Some("app-one"), Some("app-two"));
+    let batch = [
+        event(1, Issued, app, ada, Some("g1"), "code"),
+        event(2, Rotated, app, ada, Some("g1"), ""),
+        event(3, ClientAuthFailed, app, None, None, "203.0.113.7"),
+        event(4, LoginFailed, None, bob, None, "198.51.100.2"),
+        event(5, Issued, other, ada, Some("g2"), "user-agent"),
+        event(
+            6,
+            ReuseDetected,
+            app,
+            ada,
+            Some("g1"),
+            "outside the retry window",
+        ),
+    ];
+    store.append_events(&batch).await.unwrap();
+    store.append_events(&[]).await.unwrap();
+
+    let stored = store.events(&EventFilter::default()).await.unwrap();
+    let events: Vec<Event> = stored.iter().map(|s| s.event.clone()).collect();
+    assert_eq!(events, batch);
+    assert!(stored.windows(2).all(|pair| pair[0].id < pair[1].id));
+
+    let pick =
+        |indexes: &[usize]| -> Vec<Event> { indexes.iter().map(|&i| batch[i].clone()).collect() };
+    let filter = |user: Option<&str>, client: Option<&str>, grant: Option<&str>| EventFilter {
+        user_id: user.map(str::to_owned),
+        client_id: client.map(str::to_owned),
+        grant_id: grant.map(str::to_owned),
+        ..EventFilter::default()
+    };
+    let cases = [
+        (filter(ada, None, None), pick(&[0, 1, 4, 5])),
+        (filter(bob, None, None), pick(&[3])),
+        (filter(None, app, None), pick(&[0, 1, 2, 5])),
+        (filter(None, None, Some("g1")), pick(&[0, 1, 5])),
+        (filter(ada, other, None), pick(&[4])),
+        (filter(ada, app, Some("g1")), pick(&[0, 1, 5])),
+        (filter(None, other, Some("g1")), Vec::new()),
+        (filter(Some("nobody"), None, None), Vec::new()),
+    ];
+    for (filter, expected) in cases {
+        let label = format!("{filter:?}");
+        assert_eq!(read_events(&store, filter).await, expected, "{label}");
+    }
+
+    // A later batch follows the first.
+    let later = event(7, Revoked, app, ada, Some("g1"), "admin");
+    store
+        .append_events(std::slice::from_ref(&later))
+        .await
+        .unwrap();
+    let after = EventFilter {
+        after_id: stored.last().unwrap().id,
+        ..EventFilter::default()
+    };
+    assert_eq!(read_events(&store, after).await, [later]);
+}
+
+/// Every kind is stored and read back; `after_id` and `limit` page through in id order; a limit
+/// of 0 reads a default page that holds a small trail whole.
+pub async fn events_are_paged_by_after_id_and_limit(store: Arc<dyn Store>) {
+    let all: Vec<Event> = EventKind::ALL
+        .iter()
+        .enumerate()
+        .map(|(n, &kind)| event(n as u64, kind, Some("app-one"), None, None, kind.name()))
+        .collect();
+    store.append_events(&all).await.unwrap();
+
+    let mut pages = Vec::new();
+    let mut after_id = 0;
+    loop {
+        let page = store
+            .events(&EventFilter {
+                after_id,
+                limit: 3,
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after_id = last.id;
+        pages.push(page);
+    }
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [3, 3, 3, 1]);
+    let read: Vec<Event> = pages.into_iter().flatten().map(|s| s.event).collect();
+    assert_eq!(read, all);
+
+    let whole = EventFilter {
+        client_id: Some("app-one".to_owned()),
+        ..EventFilter::default()
+    };
+    assert_eq!(read_events(&store, whole).await, all);
+}
+
+// ------------------------------------------------------------------------------- housekeeping
+
+pub async fn row_counts_name_every_table(store: Arc<dyn Store>) {
+    let empty = row_counts(&store).await;
+    let tables: Vec<&str> = empty.keys().map(String::as_str).collect();
+    assert_eq!(
+        tables,
+        [
+            "access_tokens",
+            "approvals",
+            "auth_codes",
+            "clients",
+            "events",
+            "grants",
+            "notes",
+            "orgs",
+            "refresh_tokens",
+            "users"
+        ]
+    );
+    assert!(empty.values().all(|&count| count == 0), "{empty:?}");
+
+    let world = World::create(&store).await;
+    world.issue_rotated("grant-1").await;
+    let counts = row_counts(&store).await;
+    for (table, count) in [("grants", 1), ("refresh_tokens", 2), ("access_tokens", 2)] {
+        assert_eq!(counts[table], count, "{table}");
+    }
+}
+
+/// A world with something on either side of every cut-off of a purge plan: the purge removes
+/// exactly what the plan names, counts it, and a second purge finds nothing. The counts include
+/// the tokens deleted with their grants, each row counted once.
+pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let app = world.client.clone();
+    let other_client = client("app-two");
+    store.insert_client(&other_client).await.unwrap();
+    store
+        .record_approval(&world.user.id, &app.client_id, "api", T0)
+        .await
+        .unwrap();
+    store
+        .insert_note(&note("002A", &world.user.id, T0))
+        .await
+        .unwrap();
+
+    // Codes: two expired (one used), one valid, one valid and linked to a grant purged below.
+    let expired = world.code("code-expired", &app);
+    let expired_used = world.code("code-expired-used", &app);
+    let valid = AuthCode {
+        created_at: at(9_900),
+        expires_at: at(10_500),
+        ..world.code("code-valid", &app)
+    };
+    let linked = AuthCode {
+        created_at: at(2_900),
+        expires_at: at(10_800),
+        ..world.code("code-linked", &app)
+    };
+    for code in [&expired, &expired_used, &valid, &linked] {
+        store.insert_code(code).await.unwrap();
+    }
+    store
+        .redeem_code(&expired_used.code_hash, at(100))
+        .await
+        .unwrap();
+    store
+        .redeem_code(&linked.code_hash, at(3_000))
+        .await
+        .unwrap();
+
+    // Grants (each with access token `<id>/at0`, valid two hours from its creation).
+    let issuances = [
+        ("fresh", &app, true, 9_000),
+        ("steady", &app, true, 2_500),
+        ("ancient", &app, true, 1_000),
+        ("idle", &app, true, 3_000),
+        ("access-only-old", &app, false, 6_000),
+        ("access-only-recent", &app, false, 8_000),
+        ("revoked-old", &app, true, 8_000),
+        ("revoked-new", &app, true, 8_000),
+        ("other", &other_client, true, 1_000),
+    ];
+    let mut grants = BTreeMap::new();
+    for (grant_id, client, with_refresh, secs) in issuances {
+        let mut issuance = world.issuance_at(grant_id, client, with_refresh, at(secs));
+        if grant_id == "idle" {
+            issuance.code_hash = Some(linked.code_hash);
+        }
+        store.issue(&issuance).await.unwrap();
+        grants.insert(grant_id, issuance.grant);
+    }
+    let refreshes = [
+        ("fresh", "rt0", Some("rt1"), "at1", 9_500),
+        ("fresh", "rt1", Some("rt2"), "at2", 9_970),
+        ("steady", "rt0", None, "at1", 9_950),
+        ("ancient", "rt0", None, "at1", 9_990),
+        ("other", "rt0", Some("rt1"), "at1", 5_000),
+    ];
+    for (grant_id, presented, successor, access, secs) in refreshes {
+        let label = |name: &str| format!("{grant_id}/{name}");
+        let successor = successor.map(label);
+        let outcome = world
+            .commit(
+                &grants[grant_id],
+                &label(presented),
+                successor.as_deref(),
+                &label(access),
+                at(secs),
+            )
+            .await;
+        assert_eq!(outcome, RefreshOutcome::Committed, "{grant_id} {presented}");
+    }
+    store.revoke_grant("revoked-old", at(8_500)).await.unwrap();
+    store.revoke_grant("revoked-new", at(9_000)).await.unwrap();
+
+    let trail: Vec<Event> = [1_000, 4_000, 6_000, 9_000]
+        .into_iter()
+        .map(|secs| event(secs, EventKind::Issued, None, None, None, ""))
+        .collect();
+    store.append_events(&trail).await.unwrap();
+
+    let before = row_counts(&store).await;
+    let expected_before = [
+        ("auth_codes", 4),
+        ("grants", 9),
+        ("refresh_tokens", 10),
+        ("access_tokens", 14),
+        ("events", 4),
+    ];
+    for (table, count) in expected_before {
+        assert_eq!(before[table], count, "{table} before");
+    }
+
+    let plan = PurgePlan {
+        access_expired_before: at(10_000),
+        codes_expired_before: at(10_000),
+        revoked_before: at(9_000),
+        events_before: at(5_000),
+        clients: vec![ClientPurge {
+            client_id: app.client_id.clone(),
+            rotated_before: at(9_940),
+            created_before: Some(at(2_000)),
+            idle_before: Some(at(5_000)),
+            access_only_idle_before: at(7_000),
+        }],
+    };
+    let counts = store.purge(&plan).await.unwrap();
+    assert_eq!(
+        counts,
+        PurgeCounts {
+            access_tokens: 7,
+            codes: 2,
+            refresh_tokens: 5,
+            grants: 4,
+            events: 2,
+        }
+    );
+
+    let after = row_counts(&store).await;
+    let expected_after: BTreeMap<String, u64> = [
+        ("orgs", 1),
+        ("users", 1),
+        ("clients", 2),
+        ("approvals", 1),
+        ("auth_codes", 2),
+        ("grants", 5),
+        ("refresh_tokens", 5),
+        ("access_tokens", 7),
+        ("notes", 1),
+        ("events", 2),
+    ]
+    .into_iter()
+    .map(|(table, count)| (table.to_owned(), count))
+    .collect();
+    assert_eq!(after, expected_after);
+
+    // Past the lifetime, idle, access-only and idle, revoked long ago: gone with their tokens.
+    for grant_id in ["ancient", "idle", "access-only-old", "revoked-old"] {
+        assert_eq!(store.grant(grant_id).await.unwrap(), None, "{grant_id}");
+    }
+    for grant_id in [
+        "fresh",
+        "steady",
+        "access-only-recent",
+        "revoked-new",
+        "other",
+    ] {
+        assert!(store.grant(grant_id).await.unwrap().is_some(), "{grant_id}");
+    }
+    let kept_refresh = [
+        "fresh/rt1",
+        "fresh/rt2",
+        "steady/rt0",
+        "other/rt0",
+        "other/rt1",
+    ];
+    for label in kept_refresh {
+        assert!(world.has_refresh_token(label).await, "{label} kept");
+    }
+    // Rotated out before the window (fresh/rt0), spent by a recent revocation (revoked-new/rt0),
+    // or of a deleted grant.
+    let gone_refresh = [
+        "fresh/rt0",
+        "revoked-new/rt0",
+        "ancient/rt0",
+        "idle/rt0",
+        "revoked-old/rt0",
+    ];
+    for label in gone_refresh {
+        assert!(!world.has_refresh_token(label).await, "{label} purged");
+    }
+    let kept_access = [
+        "fresh/at0",
+        "fresh/at1",
+        "fresh/at2",
+        "steady/at1",
+        "access-only-recent/at0",
+        "revoked-new/at0",
+        "other/at1",
+    ];
+    for label in kept_access {
+        assert!(world.has_access_token(label).await, "{label} kept");
+    }
+    // The rotation inside the window still serves its replay.
+    assert!(world.refresh_view("fresh/rt1").await.successor_unused);
+    let kept_events: Vec<Event> = trail[2..].to_vec();
+    assert_eq!(
+        read_events(&store, EventFilter::default()).await,
+        kept_events
+    );
+
+    assert_eq!(store.purge(&plan).await.unwrap(), PurgeCounts::default());
+    assert_eq!(row_counts(&store).await, expected_after);
+    // The code outlives its deleted grant, unlinked; the valid one is still redeemable.
+    assert_eq!(
+        store
+            .redeem_code(&linked.code_hash, at(10_001))
+            .await
+            .unwrap(),
+        CodeRedemption::AlreadyUsed { grant_id: None }
+    );
+    assert_eq!(
+        store
+            .redeem_code(&valid.code_hash, at(10_001))
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(valid)
+    );
+}
+
 // ------------------------------------------------------------------------------------- notes
 
 pub async fn notes_are_listed_newest_first_and_updated_and_deleted(store: Arc<dyn Store>) {
@@ -997,6 +1789,7 @@ pub async fn a_failed_issuance_writes_nothing(store: Arc<dyn Store>) {
         refresh_token_hash: Some(hash("grant-2/rt0")),
         access_token: world.access_token("grant-1/at0", &first, at(1)),
         code_hash: Some(code.code_hash),
+        max_live_grants: None,
     };
     assert!(store.issue(&clashing).await.is_err());
     assert_eq!(store.grant("grant-2").await.unwrap(), None);

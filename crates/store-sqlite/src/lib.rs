@@ -22,9 +22,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, Params, Row};
-use tessera_core::model::{AccessTokenRecord, AuthCode, Client, Grant, Hash, Note, Org, User};
+use tessera_core::model::{
+    AccessTokenRecord, AuthCode, Client, Event, Grant, Hash, Note, Org, StoredEvent, User,
+};
 use tessera_core::store::{
-    CodeRedemption, Issuance, RefreshCommit, RefreshOutcome, RefreshTokenView, Store, StoreError,
+    CodeRedemption, EventFilter, Issuance, PurgeCounts, PurgePlan, RefreshCommit, RefreshOutcome,
+    RefreshTokenView, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
 
@@ -165,6 +168,25 @@ impl SqliteStore {
         self.read(move |c| all(c, sql, params, map)).await
     }
 
+    /// Revokes, in one write job, every grant `select` lists by its one parameter `key`; returns
+    /// their ids in the order listed.
+    async fn revoke_listed(
+        &self,
+        select: &'static str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            let ids: Vec<String> = all(c, select, [key], |row| row.get(0))?;
+            for id in &ids {
+                revoke_grant(c, id, now)?;
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
     /// One statement as one write job; returns how many rows it changed.
     async fn change<P>(&self, sql: &'static str, params: P) -> Result<usize, StoreError>
     where
@@ -216,6 +238,53 @@ fn insert_access_token(conn: &Connection, token: &AccessTokenRecord) -> Result<(
     )?;
     Ok(())
 }
+
+/// Revokes a grant, spends its refresh tokens and revokes its access tokens; each statement
+/// touches only what is still live, so revoking again changes nothing.
+fn revoke_grant(conn: &Connection, grant_id: &str, now: Timestamp) -> Result<(), DbError> {
+    for statement in [
+        sql::GRANT_REVOKE,
+        sql::REFRESH_SPEND_FAMILY,
+        sql::ACCESS_REVOKE_FAMILY,
+    ] {
+        execute(conn, statement, params![now.0, grant_id])?;
+    }
+    Ok(())
+}
+
+/// The approval limit: revokes the live refresh-token grants of `grant`'s user and client
+/// beyond the newest `max`, `grant` itself (just issued) always counting as the newest; returns
+/// the revoked ids, oldest first. `max` 0 is taken as 1: an issuance never revokes itself.
+fn enforce_approval_limit(
+    conn: &Connection,
+    grant: &Grant,
+    max: u32,
+) -> Result<Vec<String>, DbError> {
+    let others_kept = max.saturating_sub(1);
+    let over_limit = params![grant.user_id, grant.client_id, grant.id, others_kept];
+    let mut evicted: Vec<String> = all(conn, sql::GRANTS_OVER_LIMIT, over_limit, |row| row.get(0))?;
+    evicted.reverse();
+    for id in &evicted {
+        revoke_grant(conn, id, grant.created_at)?;
+    }
+    Ok(evicted)
+}
+
+/// Runs one of the grant-deleting statement sets; adds what it deleted to `counts`.
+fn purge_grants(
+    conn: &Connection,
+    purge: sql::GrantPurge,
+    values: &[&dyn rusqlite::ToSql],
+    counts: &mut PurgeCounts,
+) -> Result<(), DbError> {
+    counts.refresh_tokens += execute(conn, purge.refresh_tokens, values)? as u64;
+    counts.access_tokens += execute(conn, purge.access_tokens, values)? as u64;
+    counts.grants += execute(conn, purge.grants, values)? as u64;
+    Ok(())
+}
+
+/// What `events` returns when the filter's limit is 0.
+const DEFAULT_EVENT_LIMIT: u32 = 1000;
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -363,12 +432,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn issue(&self, issuance: &Issuance) -> Result<(), StoreError> {
+    async fn issue(&self, issuance: &Issuance) -> Result<Vec<String>, StoreError> {
         let Issuance {
             grant,
             refresh_token_hash,
             access_token,
             code_hash,
+            max_live_grants,
         } = issuance.clone();
         self.write(move |c| {
             execute(
@@ -397,7 +467,11 @@ impl Store for SqliteStore {
             if let Some(code_hash) = code_hash {
                 execute(c, sql::CODE_LINK, params![grant.id, code_hash])?;
             }
-            Ok(())
+            // Only an issuance with a refresh token adds a grant that counts toward the limit.
+            match (max_live_grants, refresh_token_hash) {
+                (Some(max), Some(_)) => enforce_approval_limit(c, &grant, max),
+                _ => Ok(Vec::new()),
+            }
         })
         .await
     }
@@ -415,6 +489,7 @@ impl Store for SqliteStore {
             presented_hash,
             grant_id,
             successor_hash,
+            sealed_successor,
             access_token,
             now,
         } = commit.clone();
@@ -423,10 +498,14 @@ impl Store for SqliteStore {
             // one token exactly one changes a row; the others are Stale and write nothing.
             match successor_hash {
                 Some(successor) => {
-                    let rotate = params![now.0, successor, presented_hash, grant_id];
+                    let rotate =
+                        params![now.0, successor, presented_hash, grant_id, sealed_successor];
                     if execute(c, sql::REFRESH_ROTATE, rotate)? == 0 {
                         return Ok(RefreshOutcome::Stale);
                     }
+                    // The presented token was its predecessor's successor: now it is used, a
+                    // replay of the predecessor is reuse.
+                    execute(c, sql::REFRESH_CLOSE_RETRY, [presented_hash])?;
                     execute(c, sql::REFRESH_INSERT, params![successor, grant_id, now.0])?;
                     execute(c, sql::GRANT_TOUCH, params![now.0, grant_id])?;
                 }
@@ -445,17 +524,7 @@ impl Store for SqliteStore {
 
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<(), StoreError> {
         let grant_id = grant_id.to_owned();
-        self.write(move |c| {
-            for statement in [
-                sql::GRANT_REVOKE,
-                sql::REFRESH_SPEND_FAMILY,
-                sql::ACCESS_REVOKE_FAMILY,
-            ] {
-                execute(c, statement, params![now.0, grant_id])?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |c| revoke_grant(c, &grant_id, now)).await
     }
 
     async fn access_token(
@@ -480,6 +549,113 @@ impl Store for SqliteStore {
     async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
         self.find(sql::GRANT_BY_ID, (grant_id.to_owned(),), rows::grant)
             .await
+    }
+
+    async fn grants_of_user(&self, user_id: &str) -> Result<Vec<Grant>, StoreError> {
+        self.list(sql::GRANTS_OF_USER, (user_id.to_owned(),), rows::grant)
+            .await
+    }
+
+    /// Returns the ids oldest first.
+    async fn revoke_grants_of_user(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        self.revoke_listed(sql::GRANTS_LIVE_OF_USER, user_id, now)
+            .await
+    }
+
+    /// Returns the ids oldest first.
+    async fn revoke_grants_of_client(
+        &self,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        self.revoke_listed(sql::GRANTS_LIVE_OF_CLIENT, client_id, now)
+            .await
+    }
+
+    async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let events = events.to_vec();
+        self.write(move |c| {
+            let mut insert = c.prepare_cached(sql::EVENT_INSERT)?;
+            for event in events {
+                insert.execute(params![
+                    event.at.0,
+                    event.kind.name(),
+                    event.client_id,
+                    event.user_id,
+                    event.grant_id,
+                    event.detail,
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// A limit of 0 reads at most 1000 events.
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        let limit = match filter.limit {
+            0 => DEFAULT_EVENT_LIMIT,
+            limit => limit,
+        };
+        let (query, values) = sql::events_query(filter, limit);
+        self.read(move |c| all(c, &query, params_from_iter(values), rows::event))
+            .await
+    }
+
+    /// The counts are exact for every kind of row: the tokens of a deleted grant are deleted,
+    /// and counted, before the grant itself (not left to `ON DELETE CASCADE`, which SQLite does
+    /// not count). A token that several rules match is counted once, by the first.
+    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeCounts, StoreError> {
+        let plan = plan.clone();
+        self.write(move |c| {
+            let mut counts = PurgeCounts {
+                access_tokens: execute(c, sql::PURGE_ACCESS_TOKENS, [plan.access_expired_before.0])?
+                    as u64,
+                codes: execute(c, sql::PURGE_CODES, [plan.codes_expired_before.0])? as u64,
+                events: execute(c, sql::PURGE_EVENTS, [plan.events_before.0])? as u64,
+                ..PurgeCounts::default()
+            };
+            purge_grants(
+                c,
+                sql::PURGE_REVOKED_GRANTS,
+                params![plan.revoked_before.0],
+                &mut counts,
+            )?;
+            for client in &plan.clients {
+                let id = &client.client_id;
+                counts.refresh_tokens +=
+                    execute(c, sql::PURGE_ROTATED, params![id, client.rotated_before.0])? as u64;
+                let cut_offs = [
+                    (sql::PURGE_EXPIRED_GRANTS, client.created_before),
+                    (sql::PURGE_IDLE_GRANTS, client.idle_before),
+                    (
+                        sql::PURGE_ACCESS_ONLY_GRANTS,
+                        Some(client.access_only_idle_before),
+                    ),
+                ];
+                for (purge, cut_off) in cut_offs {
+                    if let Some(cut_off) = cut_off {
+                        purge_grants(c, purge, params![id, cut_off.0], &mut counts)?;
+                    }
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    /// Counts by walking each table (SQLite keeps no row count), in time proportional to the
+    /// rows, on a reader, so never in the writer's way: for operators and measurements, not per
+    /// request.
+    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.list(sql::ROW_COUNTS, (), rows::row_count).await
     }
 
     async fn insert_note(&self, note: &Note) -> Result<(), StoreError> {

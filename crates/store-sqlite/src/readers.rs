@@ -15,8 +15,10 @@ use crate::error::{classify, DbError};
 /// connections keep both busy without piling up threads.
 pub(crate) const READERS: usize = 4;
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Prepared statements kept per connection: more than the store has distinct queries.
-pub(crate) const STATEMENT_CACHE: usize = 64;
+/// Prepared statements kept per connection: more than the store has distinct statements (about
+/// 75, counting the eight forms of the events query and the writer's transaction control), so
+/// that none is ever prepared twice.
+pub(crate) const STATEMENT_CACHE: usize = 128;
 
 #[derive(Debug)]
 pub(crate) struct Readers {

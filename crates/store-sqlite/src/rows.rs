@@ -3,7 +3,8 @@
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Params, Row};
 use tessera_core::model::{
-    AccessTokenRecord, AuthCode, Client, Grant, Note, Org, RefreshTokenRecord, User,
+    AccessTokenRecord, AuthCode, Client, Event, EventKind, Grant, Note, Org, RefreshTokenRecord,
+    StoredEvent, User,
 };
 use tessera_core::store::{RefreshTokenView, StoreError};
 use tessera_core::time::Timestamp;
@@ -59,7 +60,6 @@ pub(crate) fn client(row: &Row<'_>) -> rusqlite::Result<Client> {
         .as_str()?
         .parse()
         .map_err(|_| malformed(5, "refresh-token policy"))?;
-    let ttl: i64 = row.get(6)?;
     Ok(Client {
         client_id: row.get(0)?,
         name: row.get(1)?,
@@ -67,12 +67,18 @@ pub(crate) fn client(row: &Row<'_>) -> rusqlite::Result<Client> {
         redirect_uris,
         scopes: scope(row, 4)?,
         refresh_token_policy,
-        access_token_ttl_secs: u64::try_from(ttl)
-            .map_err(|_| malformed(6, "access-token lifetime"))?,
+        access_token_ttl_secs: seconds(row, 6, "access-token lifetime")?,
         rotate_refresh_tokens: row.get(7)?,
         allow_user_agent_flow: row.get(8)?,
-        created_at: timestamp(row, 9)?,
+        refresh_retry_window_secs: seconds(row, 9, "retry window")?,
+        created_at: timestamp(row, 10)?,
     })
+}
+
+/// A duration in seconds, stored as a non-negative INTEGER.
+fn seconds(row: &Row<'_>, index: usize, what: &str) -> rusqlite::Result<u64> {
+    let secs: i64 = row.get(index)?;
+    u64::try_from(secs).map_err(|_| malformed(index, what))
 }
 
 /// A client's values in `client_columns!` order, as stored.
@@ -80,8 +86,11 @@ pub(crate) fn client_values(client: &Client) -> Result<Vec<Value>, StoreError> {
     let internal = |why: &str| StoreError::Internal(why.to_owned());
     let redirect_uris = serde_json::to_string(&client.redirect_uris)
         .map_err(|_| internal("cannot encode the redirect URI list"))?;
-    let ttl = i64::try_from(client.access_token_ttl_secs)
-        .map_err(|_| internal("the access-token lifetime is out of range"))?;
+    let seconds = |secs: u64, what: &str| {
+        i64::try_from(secs).map_err(|_| internal(&format!("the {what} is out of range")))
+    };
+    let ttl = seconds(client.access_token_ttl_secs, "access-token lifetime")?;
+    let retry_window = seconds(client.refresh_retry_window_secs, "retry window")?;
     Ok(vec![
         client.client_id.clone().into(),
         client.name.clone().into(),
@@ -92,6 +101,7 @@ pub(crate) fn client_values(client: &Client) -> Result<Vec<Value>, StoreError> {
         ttl.into(),
         client.rotate_refresh_tokens.into(),
         client.allow_user_agent_flow.into(),
+        retry_window.into(),
         client.created_at.0.into(),
     ])
 }
@@ -128,7 +138,8 @@ pub(crate) fn grant(row: &Row<'_>) -> rusqlite::Result<Grant> {
     grant_at(row, 0)
 }
 
-/// A refresh token (`token_hash, grant_id, created_at, used_at`) followed by its grant.
+/// A refresh token (`token_hash, grant_id, created_at, used_at, replaced_by, sealed_successor`),
+/// its grant, and whether its successor is unused.
 pub(crate) fn refresh_view(row: &Row<'_>) -> rusqlite::Result<RefreshTokenView> {
     Ok(RefreshTokenView {
         token: RefreshTokenRecord {
@@ -136,8 +147,11 @@ pub(crate) fn refresh_view(row: &Row<'_>) -> rusqlite::Result<RefreshTokenView> 
             grant_id: row.get(1)?,
             created_at: timestamp(row, 2)?,
             used_at: optional_timestamp(row, 3)?,
+            replaced_by: row.get(4)?,
+            sealed_successor: row.get(5)?,
         },
-        grant: grant_at(row, 4)?,
+        grant: grant_at(row, 6)?,
+        successor_unused: row.get(15)?,
     })
 }
 
@@ -164,6 +178,31 @@ pub(crate) fn note(row: &Row<'_>) -> rusqlite::Result<Note> {
         created_at: timestamp(row, 4)?,
         modified_at: timestamp(row, 5)?,
     })
+}
+
+/// `id, at, kind, client_id, user_id, grant_id, detail`.
+pub(crate) fn event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let kind = row.get_ref(2)?.as_str()?;
+    Ok(StoredEvent {
+        id: row.get(0)?,
+        event: Event {
+            at: timestamp(row, 1)?,
+            kind: EventKind::from_name(kind).ok_or_else(|| malformed(2, "event kind"))?,
+            client_id: row.get(3)?,
+            user_id: row.get(4)?,
+            grant_id: row.get(5)?,
+            detail: row.get(6)?,
+        },
+    })
+}
+
+/// `table, count`.
+pub(crate) fn row_count(row: &Row<'_>) -> rusqlite::Result<(String, u64)> {
+    let count: i64 = row.get(1)?;
+    Ok((
+        row.get(0)?,
+        u64::try_from(count).map_err(|_| malformed(1, "row count"))?,
+    ))
 }
 
 /// Runs a statement; returns how many rows it changed.

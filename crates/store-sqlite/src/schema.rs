@@ -7,7 +7,10 @@ use tessera_core::store::StoreError;
 use crate::error::DbError;
 
 /// Every migration, in order: the one at index `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../../migrations/sqlite/0002_lifecycle.sql"),
+];
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -55,6 +58,44 @@ mod tests {
         migrate(&mut conn).unwrap();
         migrate(&mut conn).unwrap();
         assert_eq!(version(&conn).unwrap(), SCHEMA_VERSION);
+    }
+
+    /// A database created by an earlier build (version 1, with a client and a refresh token in
+    /// it) is brought up to date: the client gets the default retry window, the token no sealed
+    /// successor, and the events table exists.
+    #[test]
+    fn a_version_1_database_is_migrated_with_defaults() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO orgs VALUES ('00D', 'Org');
+             INSERT INTO users VALUES ('005', '00D', 'ada', NULL, 'hash', 0, 0);
+             INSERT INTO clients VALUES ('app', 'App', NULL, '[]', 'api', 'infinite', 60, 1, 0, 0);
+             INSERT INTO grants VALUES ('g', 'app', '005', '00D', 'api', 0, 0, NULL, 1);
+             INSERT INTO refresh_tokens VALUES (zeroblob(32), 'g', 0, NULL, NULL);",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        assert_eq!(version(&conn).unwrap(), SCHEMA_VERSION);
+        let window: i64 = conn
+            .query_row("SELECT refresh_retry_window_secs FROM clients", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(window, 60);
+        let sealed: Option<Vec<u8>> = conn
+            .query_row("SELECT sealed_successor FROM refresh_tokens", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(sealed, None);
+        let events: i64 = conn
+            .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(events, 0);
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Every statement the store runs, in one place: the catalogue a PostgreSQL backend mirrors.
-//! Built with `concat!` at compile time, so that `prepare_cached` finds each by the same string.
+//! Built with `concat!` at compile time, so that `prepare_cached` finds each by the same string
+//! (the events query alone is assembled from fixed pieces, one statement per set of filters).
 //! Parameters are numbered; the mappers in `rows.rs` read columns in the order listed here.
+
+use rusqlite::types::Value;
+use tessera_core::store::EventFilter;
 
 // Column lists are macros because `concat!` takes only literals.
 macro_rules! org_columns {
@@ -16,7 +20,8 @@ macro_rules! user_columns {
 macro_rules! client_columns {
     () => {
         "client_id, name, secret_hash, redirect_uris, scopes, refresh_token_policy, \
-         access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, created_at"
+         access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, \
+         refresh_retry_window_secs, created_at"
     };
 }
 macro_rules! code_columns {
@@ -90,7 +95,7 @@ pub(crate) const USER_UPDATE: &str =
 pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",
     client_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
 );
 pub(crate) const CLIENT_BY_ID: &str = concat!(
     "SELECT ",
@@ -105,7 +110,7 @@ pub(crate) const CLIENT_LIST: &str = concat!(
 /// Same parameter order as [`CLIENT_INSERT`], less `created_at`.
 pub(crate) const CLIENT_UPDATE: &str = "UPDATE clients SET name = ?2, secret_hash = ?3, redirect_uris = ?4, \
      scopes = ?5, refresh_token_policy = ?6, access_token_ttl_secs = ?7, rotate_refresh_tokens = ?8, \
-     allow_user_agent_flow = ?9 WHERE client_id = ?1";
+     allow_user_agent_flow = ?9, refresh_retry_window_secs = ?10 WHERE client_id = ?1";
 /// Codes, grants (with their refresh and access tokens) and approvals go with the client through
 /// the schema's `ON DELETE CASCADE`.
 pub(crate) const CLIENT_DELETE: &str = "DELETE FROM clients WHERE client_id = ?1";
@@ -140,6 +145,21 @@ pub(crate) const GRANT_INSERT: &str = concat!(
 );
 pub(crate) const GRANT_BY_ID: &str =
     concat!("SELECT ", grant_columns!(""), " FROM grants WHERE id = ?1");
+pub(crate) const GRANTS_OF_USER: &str = concat!(
+    "SELECT ",
+    grant_columns!(""),
+    " FROM grants WHERE user_id = ?1 ORDER BY created_at DESC, id DESC"
+);
+pub(crate) const GRANTS_LIVE_OF_USER: &str = "SELECT id FROM grants \
+     WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id";
+pub(crate) const GRANTS_LIVE_OF_CLIENT: &str = "SELECT id FROM grants \
+     WHERE client_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id";
+/// The approval limit: the live refresh-token grants of user ?1 for client ?2 beyond the newest
+/// ?4, newest first, leaving out the grant being issued (?3), which is the newest whatever its
+/// timestamp (two issuances may share a millisecond).
+pub(crate) const GRANTS_OVER_LIMIT: &str = "SELECT id FROM grants \
+     WHERE user_id = ?1 AND client_id = ?2 AND revoked_at IS NULL AND has_refresh_token = 1 \
+     AND id <> ?3 ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?4";
 pub(crate) const GRANT_TOUCH: &str = "UPDATE grants SET last_used_at = ?1 WHERE id = ?2";
 /// A refresh without rotation: records the use only if the grant is live and the presented token
 /// (?3) is one of its current tokens.
@@ -153,16 +173,25 @@ pub(crate) const GRANT_REVOKE: &str =
 
 pub(crate) const REFRESH_INSERT: &str =
     "INSERT INTO refresh_tokens (token_hash, grant_id, created_at) VALUES (?1, ?2, ?3)";
+/// A token, its grant, and whether its successor exists unused (`s` is found by primary key).
 pub(crate) const REFRESH_VIEW: &str = concat!(
-    "SELECT r.token_hash, r.grant_id, r.created_at, r.used_at, ",
+    "SELECT r.token_hash, r.grant_id, r.created_at, r.used_at, r.replaced_by, r.sealed_successor, ",
     grant_columns!("g."),
-    " FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = ?1"
+    ", s.token_hash IS NOT NULL AND s.used_at IS NULL",
+    " FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id",
+    " LEFT JOIN refresh_tokens s ON s.token_hash = r.replaced_by",
+    " WHERE r.token_hash = ?1"
 );
-/// A rotation: marks the presented token (?3) used and links its successor (?2), only if it is
-/// still current and its grant (?4) live.
-pub(crate) const REFRESH_ROTATE: &str = "UPDATE refresh_tokens SET used_at = ?1, replaced_by = ?2 \
+/// A rotation: marks the presented token (?3) used, links its successor (?2) and keeps the
+/// successor's sealed response (?5), only if it is still current and its grant (?4) live.
+pub(crate) const REFRESH_ROTATE: &str = "UPDATE refresh_tokens \
+     SET used_at = ?1, replaced_by = ?2, sealed_successor = ?5 \
      WHERE token_hash = ?3 AND used_at IS NULL \
      AND grant_id IN (SELECT id FROM grants WHERE id = ?4 AND revoked_at IS NULL)";
+/// The token replaced by ?1 (which is being rotated, so its successor is now used) leaves its
+/// retry window.
+pub(crate) const REFRESH_CLOSE_RETRY: &str = "UPDATE refresh_tokens SET sealed_successor = NULL \
+     WHERE replaced_by = ?1 AND sealed_successor IS NOT NULL";
 pub(crate) const REFRESH_SPEND_FAMILY: &str =
     "UPDATE refresh_tokens SET used_at = ?1 WHERE grant_id = ?2 AND used_at IS NULL";
 
@@ -182,6 +211,101 @@ pub(crate) const ACCESS_REVOKE_FAMILY: &str =
 pub(crate) const ACCESS_REVOKE_ONE: &str =
     "UPDATE access_tokens SET revoked_at = coalesce(revoked_at, ?1) WHERE token_hash = ?2";
 
+pub(crate) const EVENT_INSERT: &str = "INSERT INTO events \
+     (at, kind, client_id, user_id, grant_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// The events after `filter.after_id` matching its filters, in id order, and their parameters.
+/// Only the filters present become terms, so that each combination is a plain statement whose
+/// plan uses that filter's index (an `?n IS NULL OR column = ?n` term would defeat it); there are
+/// eight such statements, each prepared once.
+pub(crate) fn events_query(filter: &EventFilter, limit: u32) -> (String, Vec<Value>) {
+    let mut sql = String::from(
+        "SELECT id, at, kind, client_id, user_id, grant_id, detail FROM events WHERE id > ?1",
+    );
+    let mut values = vec![Value::from(filter.after_id)];
+    let terms = [
+        ("user_id", &filter.user_id),
+        ("client_id", &filter.client_id),
+        ("grant_id", &filter.grant_id),
+    ];
+    for (column, value) in terms {
+        if let Some(value) = value {
+            values.push(Value::from(value.clone()));
+            sql.push_str(&format!(" AND {column} = ?{}", values.len()));
+        }
+    }
+    values.push(Value::from(limit));
+    sql.push_str(&format!(" ORDER BY id LIMIT ?{}", values.len()));
+    (sql, values)
+}
+
+// Housekeeping. Every statement deletes through an index on its cut-off; see
+// `tests::statements_use_their_indexes`.
+pub(crate) const PURGE_ACCESS_TOKENS: &str = "DELETE FROM access_tokens WHERE expires_at < ?1";
+pub(crate) const PURGE_CODES: &str = "DELETE FROM auth_codes WHERE expires_at < ?1";
+/// Refresh tokens of client ?1 used (rotated out, or spent by a revocation) before ?2. The
+/// correlated `EXISTS` keeps the scan on `refresh_tokens_by_use`, which holds only used tokens.
+pub(crate) const PURGE_ROTATED: &str = "DELETE FROM refresh_tokens \
+     WHERE used_at IS NOT NULL AND used_at < ?2 \
+     AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.client_id = ?1)";
+pub(crate) const PURGE_EVENTS: &str = "DELETE FROM events WHERE at < ?1";
+
+/// Deletes the grants matching a condition with their refresh and access tokens, children
+/// first so that each count is exact (rows removed by `ON DELETE CASCADE` are not counted by
+/// SQLite). Codes linked to them are kept, unlinked, by `ON DELETE SET NULL`.
+macro_rules! grant_purge {
+    ($condition:literal) => {
+        GrantPurge {
+            refresh_tokens: concat!(
+                "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE ",
+                $condition,
+                ")"
+            ),
+            access_tokens: concat!(
+                "DELETE FROM access_tokens WHERE grant_id IN (SELECT id FROM grants WHERE ",
+                $condition,
+                ")"
+            ),
+            grants: concat!("DELETE FROM grants WHERE ", $condition),
+        }
+    };
+}
+
+/// The three statements that delete a set of grants, all with the same parameters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GrantPurge {
+    pub(crate) refresh_tokens: &'static str,
+    pub(crate) access_tokens: &'static str,
+    pub(crate) grants: &'static str,
+}
+
+/// Grants revoked before ?1.
+pub(crate) const PURGE_REVOKED_GRANTS: GrantPurge =
+    grant_purge!("revoked_at IS NOT NULL AND revoked_at < ?1");
+/// Grants of client ?1 created before ?2 (past the policy's lifetime).
+pub(crate) const PURGE_EXPIRED_GRANTS: GrantPurge =
+    grant_purge!("client_id = ?1 AND created_at < ?2");
+/// Grants of client ?1 last used before ?2 (idle past the policy's limit). `IN (0, 1)` lets the
+/// search use `grants_by_client_use` on `last_used_at`.
+pub(crate) const PURGE_IDLE_GRANTS: GrantPurge =
+    grant_purge!("client_id = ?1 AND has_refresh_token IN (0, 1) AND last_used_at < ?2");
+/// Grants of client ?1 without a refresh token, last used before ?2.
+pub(crate) const PURGE_ACCESS_ONLY_GRANTS: GrantPurge =
+    grant_purge!("client_id = ?1 AND has_refresh_token = 0 AND last_used_at < ?2");
+
+/// Every table and its row count, in schema order.
+pub(crate) const ROW_COUNTS: &str = "\
+     SELECT 'orgs', count(*) FROM orgs UNION ALL \
+     SELECT 'users', count(*) FROM users UNION ALL \
+     SELECT 'clients', count(*) FROM clients UNION ALL \
+     SELECT 'approvals', count(*) FROM approvals UNION ALL \
+     SELECT 'auth_codes', count(*) FROM auth_codes UNION ALL \
+     SELECT 'grants', count(*) FROM grants UNION ALL \
+     SELECT 'refresh_tokens', count(*) FROM refresh_tokens UNION ALL \
+     SELECT 'access_tokens', count(*) FROM access_tokens UNION ALL \
+     SELECT 'notes', count(*) FROM notes UNION ALL \
+     SELECT 'events', count(*) FROM events";
+
 pub(crate) const NOTE_INSERT: &str = concat!(
     "INSERT INTO notes (",
     note_columns!(),
@@ -197,3 +321,92 @@ pub(crate) const NOTE_LIST: &str = concat!(
 pub(crate) const NOTE_UPDATE: &str =
     "UPDATE notes SET title = ?1, body = ?2, modified_at = ?3 WHERE id = ?4";
 pub(crate) const NOTE_DELETE: &str = "DELETE FROM notes WHERE id = ?1";
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    /// SQLite's plan for `statement`, one step a line.
+    fn plan(conn: &Connection, statement: &str) -> Vec<String> {
+        let mut explain = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
+            .unwrap();
+        // Unbound parameters are fine for planning; `raw_query` does not insist on them.
+        let mut rows = explain.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps
+    }
+
+    /// Every statement that runs per request, and every housekeeping statement, finds its rows
+    /// through an index: none scans a table, so its cost does not grow with the number of stored
+    /// tokens. The plans are printed for the record (`--nocapture`).
+    #[test]
+    fn statements_use_their_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let mut statements = vec![
+            ("refresh lookup", REFRESH_VIEW.to_owned()),
+            ("rotate", REFRESH_ROTATE.to_owned()),
+            (
+                "close predecessor's retry window",
+                REFRESH_CLOSE_RETRY.to_owned(),
+            ),
+            ("touch grant", GRANT_TOUCH.to_owned()),
+            ("touch grant if current", GRANT_TOUCH_IF_CURRENT.to_owned()),
+            ("access token lookup", ACCESS_BY_HASH.to_owned()),
+            ("link code", CODE_LINK.to_owned()),
+            ("approval limit", GRANTS_OVER_LIMIT.to_owned()),
+            ("revoke grant", GRANT_REVOKE.to_owned()),
+            ("spend family", REFRESH_SPEND_FAMILY.to_owned()),
+            (
+                "revoke family's access tokens",
+                ACCESS_REVOKE_FAMILY.to_owned(),
+            ),
+            ("grants of user", GRANTS_OF_USER.to_owned()),
+            ("live grants of user", GRANTS_LIVE_OF_USER.to_owned()),
+            ("live grants of client", GRANTS_LIVE_OF_CLIENT.to_owned()),
+            ("delete client, cascading", CLIENT_DELETE.to_owned()),
+            ("purge access tokens", PURGE_ACCESS_TOKENS.to_owned()),
+            ("purge codes", PURGE_CODES.to_owned()),
+            ("purge rotated", PURGE_ROTATED.to_owned()),
+            ("purge events", PURGE_EVENTS.to_owned()),
+        ];
+        for (name, purge) in [
+            ("revoked", PURGE_REVOKED_GRANTS),
+            ("expired", PURGE_EXPIRED_GRANTS),
+            ("idle", PURGE_IDLE_GRANTS),
+            ("access-only", PURGE_ACCESS_ONLY_GRANTS),
+        ] {
+            statements.push((name, purge.refresh_tokens.to_owned()));
+            statements.push((name, purge.access_tokens.to_owned()));
+            statements.push((name, purge.grants.to_owned()));
+        }
+        let some = || Some(String::new());
+        for user_id in [None, some()] {
+            for client_id in [None, some()] {
+                for grant_id in [None, some()] {
+                    let filter = EventFilter {
+                        user_id: user_id.clone(),
+                        client_id: client_id.clone(),
+                        grant_id,
+                        ..EventFilter::default()
+                    };
+                    statements.push(("events", events_query(&filter, 10).0));
+                }
+            }
+        }
+        for (name, statement) in statements {
+            let steps = plan(&conn, &statement);
+            eprintln!("{name}: {statement}\n    {}", steps.join("\n    "));
+            assert!(!steps.is_empty(), "{name}: no plan");
+            for step in steps {
+                assert!(!step.starts_with("SCAN"), "{name} scans: {step}");
+            }
+        }
+    }
+}

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tessera_core::store::{Issuance, Store};
+use tessera_core::model::{Event, EventKind};
+use tessera_core::store::{ClientPurge, Issuance, PurgePlan, RefreshOutcome, Store};
+use tessera_core::time::Timestamp;
 use tessera_store_conformance::{self as conformance, hash, World, T0};
 use tessera_store_sqlite::{SqliteStore, SCHEMA_VERSION};
 
@@ -131,6 +133,7 @@ async fn the_database_file_holds_no_token_or_secret_in_clear() {
         refresh_token_hash: Some(hash(REFRESH)),
         access_token: world.access_token(ACCESS, &grant, T0),
         code_hash: Some(code.code_hash),
+        max_live_grants: None,
     };
     store.issue(&issuance).await.unwrap();
     world
@@ -248,4 +251,135 @@ async fn memory_store_is_one_database_for_all_its_connections_and_vanishes_on_dr
     assert_eq!(other.default_org().await.unwrap(), None);
     drop(store);
     assert!(!path.exists());
+}
+
+/// The database does not grow without bound: steady rotating refresh traffic (every family
+/// rotating every 10 s, each rotation with a sealed successor, an access token living two
+/// minutes and an audit event) with a purge every minute keeps each table at what the windows
+/// hold, where without housekeeping it would grow with every request. The counts are printed
+/// (`--nocapture`) as the measurement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
+    const FAMILIES: u64 = 50;
+    const ROTATIONS: u64 = 40;
+    const STEP_SECS: u64 = 10;
+    const RETRY_WINDOW_SECS: u64 = 60;
+    const PURGE_EVERY_SECS: u64 = 60;
+    const ACCESS_TTL_SECS: u64 = 120;
+    const EVENT_RETENTION_SECS: u64 = 120;
+    const ROTATIONS_PER_WINDOW: u64 = RETRY_WINDOW_SECS / STEP_SECS;
+    let (store, _dir) = fresh().await;
+    let world = World::create(&store).await;
+    let family = |n: u64, name: &str| format!("f{n}/{name}");
+    let mut grants = Vec::new();
+    for n in 0..FAMILIES {
+        let mut issuance = world.issuance_at(&format!("f{n}"), &world.client, true, T0);
+        issuance.access_token.expires_at = T0.plus_secs(ACCESS_TTL_SECS);
+        store.issue(&issuance).await.unwrap();
+        grants.push(issuance.grant);
+    }
+    let counts = |table: &'static str| {
+        let store = Arc::clone(&store);
+        async move { conformance::row_counts(&store).await[table] }
+    };
+    let initial = conformance::row_counts(&store).await;
+
+    let (mut most_before_purge, mut most_after_purge) = (0, 0);
+    let mut next_purge = T0.plus_secs(PURGE_EVERY_SECS);
+    for round in 1..=ROTATIONS {
+        // Mid-step, so that no rotation falls on a purge's cut-off.
+        let now = T0.plus_secs(round * STEP_SECS - STEP_SECS / 2);
+        let commits: Vec<_> = grants
+            .iter()
+            .enumerate()
+            .map(|(n, grant)| {
+                let n = n as u64;
+                let mut commit = world.refresh(
+                    grant,
+                    &family(n, &format!("rt{}", round - 1)),
+                    Some(&family(n, &format!("rt{round}"))),
+                    &family(n, &format!("at{round}")),
+                    now,
+                );
+                commit.access_token.expires_at = now.plus_secs(ACCESS_TTL_SECS);
+                commit.sealed_successor = Some(vec![0xA5; 300]);
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.commit_refresh(&commit).await })
+            })
+            .collect();
+        for commit in commits {
+            assert_eq!(commit.await.unwrap().unwrap(), RefreshOutcome::Committed);
+        }
+        let events: Vec<Event> = grants
+            .iter()
+            .map(|grant| Event {
+                at: now,
+                kind: EventKind::Rotated,
+                client_id: Some(grant.client_id.clone()),
+                user_id: Some(grant.user_id.clone()),
+                grant_id: Some(grant.id.clone()),
+                detail: String::new(),
+            })
+            .collect();
+        store.append_events(&events).await.unwrap();
+
+        let now = T0.plus_secs(round * STEP_SECS);
+        if now < next_purge {
+            continue;
+        }
+        next_purge = now.plus_secs(PURGE_EVERY_SECS);
+        most_before_purge = most_before_purge.max(counts("refresh_tokens").await);
+        let plan = PurgePlan {
+            access_expired_before: now,
+            codes_expired_before: now,
+            revoked_before: now,
+            events_before: Timestamp(now.0 - EVENT_RETENTION_SECS as i64 * 1000),
+            clients: vec![ClientPurge {
+                client_id: world.client.client_id.clone(),
+                rotated_before: Timestamp(now.0 - RETRY_WINDOW_SECS as i64 * 1000),
+                created_before: None,
+                idle_before: None,
+                access_only_idle_before: now,
+            }],
+        };
+        let purged = store.purge(&plan).await.unwrap();
+        let after = conformance::row_counts(&store).await;
+        eprintln!(
+            "growth: t={:>3}s purged {purged:?}; now refresh_tokens={} access_tokens={} events={} grants={}",
+            round * STEP_SECS,
+            after["refresh_tokens"],
+            after["access_tokens"],
+            after["events"],
+            after["grants"],
+        );
+        most_after_purge = most_after_purge.max(after["refresh_tokens"]);
+        assert!(after["refresh_tokens"] <= FAMILIES * (1 + ROTATIONS_PER_WINDOW));
+        assert!(after["access_tokens"] <= FAMILIES * (1 + ACCESS_TTL_SECS / STEP_SECS));
+        assert!(after["events"] <= FAMILIES * (EVENT_RETENTION_SECS / STEP_SECS));
+        assert_eq!(after["grants"], FAMILIES);
+    }
+    let last = conformance::row_counts(&store).await;
+    let unpurged = FAMILIES * (1 + ROTATIONS);
+    eprintln!(
+        "growth: {FAMILIES} families x {ROTATIONS} rotations (every {STEP_SECS} s, retry window \
+         {RETRY_WINDOW_SECS} s, purge every {PURGE_EVERY_SECS} s): refresh_tokens {} at start, \
+         at most {most_before_purge} before a purge and {most_after_purge} after one (bound {}), \
+         {} at the end; {unpurged} without housekeeping. access_tokens {} -> {}, events {}",
+        initial["refresh_tokens"],
+        FAMILIES * (1 + ROTATIONS_PER_WINDOW),
+        last["refresh_tokens"],
+        initial["access_tokens"],
+        last["access_tokens"],
+        last["events"],
+    );
+    assert!(
+        most_before_purge <= FAMILIES * (1 + (RETRY_WINDOW_SECS + PURGE_EVERY_SECS) / STEP_SECS)
+    );
+
+    // Every family still works: its current token is live, its old ones are gone.
+    for n in 0..FAMILIES {
+        let current = family(n, &format!("rt{ROTATIONS}"));
+        assert_eq!(world.refresh_used_at(&current).await, Some(None));
+        assert!(!world.has_refresh_token(&family(n, "rt0")).await);
+    }
 }

@@ -4,6 +4,8 @@
 
 mod authorize;
 mod identity;
+mod lifecycle;
+mod properties;
 mod resource;
 mod support;
 mod token;

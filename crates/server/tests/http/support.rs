@@ -159,9 +159,8 @@ impl Harness {
         let store = SqliteStore::open(db_path.to_str().unwrap()).unwrap();
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
         let config = AuthorityConfig {
-            issuer: ISSUER.into(),
             emit_expires_in,
-            server_key: ServerKey::generate(&OsRandom),
+            ..AuthorityConfig::new(ISSUER, ServerKey::generate(&OsRandom))
         };
         let authority = Authority::new(Arc::new(store), clock.clone(), Arc::new(OsRandom), config);
         authority
@@ -192,6 +191,57 @@ impl Harness {
             id: client.client_id,
             secret: secret.map(|s| s.expose_secret().to_owned()),
         }
+    }
+
+    /// A confidential client that rotates refresh tokens, with this retry window.
+    pub async fn rotating(&self, window_secs: u64) -> Client {
+        self.client(
+            false,
+            ClientSettings {
+                rotate_refresh_tokens: Some(true),
+                refresh_retry_window_secs: Some(window_secs),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn revoke(&self, token: &str) -> Reply {
+        self.post_form("/services/oauth2/revoke", &form(&[("token", token)]), None)
+            .await
+    }
+
+    pub async fn introspect(&self, client: &Client, token: &str) -> Reply {
+        let mut pairs = vec![("token", token), ("client_id", client.id.as_str())];
+        if let Some(secret) = &client.secret {
+            pairs.push(("client_secret", secret));
+        }
+        self.post_form("/services/oauth2/introspect", &form(&pairs), None)
+            .await
+    }
+
+    /// Whether an access token still opens the REST API.
+    pub async fn api_works(&self, access_token: &str) -> bool {
+        let reply = self
+            .api(Method::GET, "/services/data/v65.0/", access_token, None)
+            .await;
+        match reply.status {
+            StatusCode::OK => true,
+            StatusCode::UNAUTHORIZED => false,
+            other => panic!("unexpected API status {other}: {}", reply.text()),
+        }
+    }
+
+    /// Audit events of one kind, by name.
+    pub async fn events_named(&self, kind: &str) -> Vec<tessera_core::model::StoredEvent> {
+        let filter = tessera_core::store::EventFilter {
+            limit: 100_000,
+            ..Default::default()
+        };
+        let all = self.authority.store().events(&filter).await.unwrap();
+        all.into_iter()
+            .filter(|e| e.event.kind.name() == kind)
+            .collect()
     }
 
     pub async fn confidential(&self) -> Client {

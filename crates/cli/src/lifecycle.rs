@@ -1,0 +1,193 @@
+//! `tessera admin revoke | grants | events | stats | housekeeping`.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use tessera_core::model::{Grant, StoredEvent};
+use tessera_core::store::EventFilter;
+use tessera_core::Authority;
+
+use crate::admin::{EventsArgs, Output, RevokeArgs};
+
+fn when(millis: i64) -> String {
+    tessera_core::time::format_utc(millis)
+}
+
+pub async fn revoke(authority: &Authority, out: &Output, args: RevokeArgs) -> anyhow::Result<()> {
+    let (target, count) = if let Some(username) = args.user {
+        let user = authority.user(&username).await?;
+        (
+            format!("user {username}"),
+            authority.revoke_user_grants(&user.id, "admin").await?,
+        )
+    } else if let Some(client_id) = args.client {
+        authority.client(&client_id).await?;
+        (
+            format!("client {client_id}"),
+            authority.revoke_client_grants(&client_id, "admin").await?,
+        )
+    } else if let Some(grant_id) = args.grant {
+        let revoked = authority
+            .revoke_grant_by_id(&grant_id, "admin")
+            .await
+            .with_context(|| format!("grant {grant_id}"))?;
+        (format!("grant {grant_id}"), usize::from(revoked))
+    } else {
+        bail!("one of --user, --client or --grant is required");
+    };
+    out.print(
+        &json!({ "revoked_grants": count, "target": target }),
+        Some(format!("revoked {count} grant(s) of {target}")),
+    );
+    Ok(())
+}
+
+fn event_json(e: &StoredEvent) -> Value {
+    json!({
+        "id": e.id,
+        "at": e.event.at.millis(),
+        "kind": e.event.kind.name(),
+        "client_id": e.event.client_id,
+        "user_id": e.event.user_id,
+        "grant_id": e.event.grant_id,
+        "detail": e.event.detail,
+    })
+}
+
+fn event_text(e: &StoredEvent) -> String {
+    let ev = &e.event;
+    format!(
+        "{:>6}  {}  {:<27} client={} user={} grant={}{}",
+        e.id,
+        when(ev.at.millis()),
+        ev.kind.name(),
+        ev.client_id.as_deref().unwrap_or("-"),
+        ev.user_id.as_deref().unwrap_or("-"),
+        ev.grant_id.as_deref().unwrap_or("-"),
+        if ev.detail.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", ev.detail)
+        },
+    )
+}
+
+fn grant_json(g: &Grant, events: &[StoredEvent]) -> Value {
+    json!({
+        "grant_id": g.id,
+        "client_id": g.client_id,
+        "scope": g.scope.to_string(),
+        "created_at": g.created_at.millis(),
+        "last_used_at": g.last_used_at.millis(),
+        "revoked_at": g.revoked_at.map(|t| t.millis()),
+        "has_refresh_token": g.has_refresh_token,
+        "chain": events.iter().map(event_json).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn grants(authority: &Authority, out: &Output, username: &str) -> anyhow::Result<()> {
+    let user = authority.user(username).await?;
+    let histories = authority.grant_histories(&user.id).await?;
+    let values: Vec<Value> = histories
+        .iter()
+        .map(|h| grant_json(&h.grant, &h.events))
+        .collect();
+    let mut text = String::new();
+    for h in &histories {
+        let g = &h.grant;
+        let state = match g.revoked_at {
+            Some(t) => format!("revoked {}", when(t.millis())),
+            None => "live".to_owned(),
+        };
+        text.push_str(&format!(
+            "grant {}  client {}  scope \"{}\"  created {}  {}\n",
+            g.id,
+            g.client_id,
+            g.scope,
+            when(g.created_at.millis()),
+            state
+        ));
+        for e in &h.events {
+            text.push_str(&format!(
+                "    {}  {}{}\n",
+                when(e.event.at.millis()),
+                e.event.kind.name(),
+                if e.event.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", e.event.detail)
+                }
+            ));
+        }
+    }
+    if histories.is_empty() {
+        text.push_str(&format!("{username} has no grants"));
+    }
+    out.print(&Value::Array(values), Some(text.trim_end().to_owned()));
+    Ok(())
+}
+
+pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> anyhow::Result<()> {
+    let user_id = match &args.user {
+        Some(username) => Some(authority.user(username).await?.id),
+        None => None,
+    };
+    let mut filter = EventFilter {
+        after_id: 0,
+        limit: u32::MAX,
+        user_id,
+        client_id: args.client.clone(),
+        grant_id: args.grant.clone(),
+    };
+    // The newest `limit`: read all ids after 0 in pages, keep the tail.
+    let mut all = Vec::new();
+    loop {
+        filter.limit = 10_000;
+        let page = authority.store().events(&filter).await?;
+        let Some(last) = page.last() else { break };
+        filter.after_id = last.id;
+        all.extend(page);
+    }
+    let skip = all.len().saturating_sub(args.limit as usize);
+    let shown = &all[skip..];
+    for e in shown {
+        out.print(&event_json(e), Some(event_text(e)));
+    }
+    if !args.follow {
+        return Ok(());
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        filter.limit = 1000;
+        for e in authority.store().events(&filter).await? {
+            filter.after_id = e.id;
+            out.print(&event_json(&e), Some(event_text(&e)));
+        }
+    }
+}
+
+pub async fn stats(authority: &Authority, out: &Output) -> anyhow::Result<()> {
+    let counts = authority.store().row_counts().await?;
+    let value: serde_json::Map<String, Value> =
+        counts.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
+    let text = counts
+        .iter()
+        .map(|(t, n)| format!("{t:<16} {n}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    out.print(&Value::Object(value), Some(text));
+    Ok(())
+}
+
+pub async fn housekeeping(authority: &Authority, out: &Output) -> anyhow::Result<()> {
+    let c = authority.housekeeping().await?;
+    out.print(
+        &json!({ "access_tokens": c.access_tokens, "codes": c.codes, "refresh_tokens": c.refresh_tokens, "grants": c.grants, "events": c.events }),
+        Some(format!(
+            "removed {} access tokens, {} codes, {} refresh tokens, {} grants, {} events",
+            c.access_tokens, c.codes, c.refresh_tokens, c.grants, c.events
+        )),
+    );
+    Ok(())
+}
