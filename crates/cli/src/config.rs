@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     pub max_grants_per_user_client: Option<u32>,
     pub housekeeping_interval: Option<String>,
+    pub audit_retention: Option<String>,
 }
 
 impl FileConfig {
@@ -50,6 +51,7 @@ pub struct Settings {
     /// Live refresh-token grants per user per client; `None`: unlimited (0 in the config).
     pub max_grants_per_user_client: Option<u32>,
     pub housekeeping_interval_secs: u64,
+    pub audit_retention_secs: u64,
 }
 
 #[derive(Debug)]
@@ -62,6 +64,7 @@ pub struct Overrides<'a> {
     pub log_format: Option<&'a str>,
     pub max_grants_per_user_client: Option<u32>,
     pub housekeeping_interval: Option<&'a str>,
+    pub audit_retention: Option<&'a str>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -123,7 +126,18 @@ impl Settings {
         let housekeeping_interval_secs = tessera_core::time::parse_duration_secs(&interval_text)
             .filter(|s| *s > 0)
             .with_context(|| format!("housekeeping interval {interval_text:?} is not a positive duration like 60s or 5m"))?;
+        let retention_text = flags
+            .audit_retention
+            .map(str::to_owned)
+            .or(file.audit_retention)
+            .unwrap_or_else(|| "30d".into());
+        let audit_retention_secs = tessera_core::time::parse_duration_secs(&retention_text)
+            .filter(|s| *s > 0)
+            .with_context(|| {
+                format!("audit retention {retention_text:?} is not a positive duration like 30d")
+            })?;
         Ok(Self {
+            audit_retention_secs,
             max_grants_per_user_client: (max_grants > 0).then_some(max_grants),
             housekeeping_interval_secs,
             listen,
@@ -164,6 +178,7 @@ mod tests {
             log_format: None,
             max_grants_per_user_client: None,
             housekeeping_interval: None,
+            audit_retention: None,
         }
     }
 

@@ -67,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             log_format: cli.log_format.as_deref(),
             max_grants_per_user_client: serve_args.and_then(|a| a.max_grants_per_user_client),
             housekeeping_interval: serve_args.and_then(|a| a.housekeeping_interval.as_deref()),
+            audit_retention: serve_args.and_then(|a| a.audit_retention.as_deref()),
         },
     )?;
     init_tracing(&settings, matches!(cli.command, Command::Admin(_)));
@@ -157,6 +158,7 @@ pub fn authority(settings: &Settings) -> anyhow::Result<Authority> {
         emit_expires_in: settings.expires_in,
         server_key: load_server_key(settings)?,
         max_live_grants: settings.max_grants_per_user_client,
+        audit_retention_secs: settings.audit_retention_secs,
     };
     Ok(Authority::new(
         store,

@@ -26,6 +26,9 @@ pub struct ServeArgs {
     /// How often expired and revoked rows are removed [default: 60s].
     #[arg(long, env = "TESSERA_HOUSEKEEPING_INTERVAL")]
     pub housekeeping_interval: Option<String>,
+    /// How long audit events are kept, like 30d [default: 30d].
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION")]
+    pub audit_retention: Option<String>,
     /// Seed a demo user and client, and print a walkthrough.
     #[arg(long)]
     pub dev: bool,

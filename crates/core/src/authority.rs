@@ -41,6 +41,9 @@ pub struct AuthorityConfig {
     /// Salesforce's approval limit: live refresh-token grants per user per client (5); the
     /// next one revokes the oldest. `None`: no limit.
     pub max_live_grants: Option<u32>,
+    /// How long audit events are kept. With one event per refresh, this bounds the events
+    /// table at traffic × retention.
+    pub audit_retention_secs: u64,
 }
 
 impl AuthorityConfig {
@@ -51,10 +54,13 @@ impl AuthorityConfig {
             emit_expires_in: true,
             server_key,
             max_live_grants: Some(DEFAULT_MAX_LIVE_GRANTS),
+            audit_retention_secs: DEFAULT_AUDIT_RETENTION_SECS,
         }
     }
 }
 
+/// Audit events are kept 30 days unless configured otherwise.
+pub const DEFAULT_AUDIT_RETENTION_SECS: u64 = 30 * 86_400;
 /// Salesforce's "five unique approvals per user per app".
 pub const DEFAULT_MAX_LIVE_GRANTS: u32 = 5;
 

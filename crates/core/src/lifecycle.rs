@@ -16,8 +16,6 @@ const MAX_TOKEN_LEN: usize = 512;
 /// Revoked grants are kept this long (introspection answers, audit joins), then removed. Reuse of
 /// their tokens is still recognised afterwards, from the signed grant id.
 pub const REVOKED_RETENTION_SECS: u64 = 86_400;
-/// Audit events are kept this long.
-pub const EVENT_RETENTION_SECS: u64 = 90 * 86_400;
 /// Expired codes are kept this long, so that a late second use still finds (and revokes) what
 /// the first use issued.
 pub const CODE_RETENTION_SECS: u64 = 3600;
@@ -297,7 +295,7 @@ impl Authority {
             access_expired_before: now,
             codes_expired_before: ago(CODE_RETENTION_SECS),
             revoked_before: ago(REVOKED_RETENTION_SECS),
-            events_before: ago(EVENT_RETENTION_SECS),
+            events_before: ago(self.config().audit_retention_secs),
             clients: clients
                 .iter()
                 .map(|c| {
