@@ -6,8 +6,8 @@ window, expired access tokens and old codes, so row counts level off instead of 
     python3 bench/soak_refresh.py --bin target/release/tessera --seconds 120 --families 20
 
 It starts its own server on a free loopback port with a fresh database in a temp directory,
-creates a rotating client (retry window 5 s, access tokens of 30 s) and a user with the admin
-CLI, mints one family per worker, then refreshes each family in a loop, saving every rotated
+creates a rotating client (retry window 5 s, access tokens of 30 s) and a user per family with
+the admin CLI, mints one family per worker, then refreshes each family in a loop, saving every rotated
 token, and prints `admin stats` row counts every 15 s. Standard library only.
 """
 import argparse, http.client, json, os, shutil, socket, subprocess, sys, tempfile, threading, time, urllib.parse
@@ -36,7 +36,9 @@ def main():
         out = subprocess.run([args.bin, *base, "admin", "--json", *a], input=stdin, capture_output=True, text=True, env=env, check=True)
         return json.loads(out.stdout)
 
-    admin("user", "create", "--username", "soak@example.com", "--password-stdin", stdin="soak password")
+    # One user per family: five grants per user per client is the approval limit.
+    for i in range(args.families):
+        admin("user", "create", "--username", f"soak{i}@example.com", "--password-stdin", stdin="soak password")
     client = admin("client", "create", "--name", "soak", "--redirect-uri", "http://127.0.0.1/cb",
                    "--rotate-refresh-tokens", "--refresh-retry-window", "5s", "--access-token-ttl", "30s")
     server = subprocess.Popen([args.bin, *base, "serve", "--listen", f"127.0.0.1:{port}", "--housekeeping-interval", "10s"],
@@ -49,8 +51,8 @@ def main():
                     break
             except OSError:
                 time.sleep(0.1)
-        tokens = [admin("token", "mint", "--client-id", client["client_id"], "--username", "soak@example.com", "--scope", "api refresh_token")["refresh_token"]
-                  for _ in range(args.families)]
+        tokens = [admin("token", "mint", "--client-id", client["client_id"], "--username", f"soak{i}@example.com", "--scope", "api refresh_token")["refresh_token"]
+                  for i in range(args.families)]
         counts = {"ok": 0, "err": 0}
         lock = threading.Lock()
         stop = time.time() + args.seconds

@@ -44,6 +44,10 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(listen = %settings.listen, issuer = %settings.issuer, database = %settings.database, "tessera listening");
+    tessera_server::spawn_housekeeping(
+        authority.clone(),
+        std::time::Duration::from_secs(settings.housekeeping_interval_secs),
+    );
     let service =
         app(AppState::new(authority)).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)

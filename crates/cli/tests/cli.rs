@@ -623,3 +623,84 @@ fn disabling_a_user_and_rotating_a_secret_with_revocation_revoke_grants() {
     );
     assert!(grants[0]["revoked_at"].is_number());
 }
+
+#[test]
+fn the_server_runs_housekeeping_on_its_own() {
+    let env = Env::new();
+    env.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "create",
+            "--username",
+            "h@example.com",
+            "--password-stdin",
+        ],
+        Some("housekeeping password"),
+    );
+    let client = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "create",
+            "--name",
+            "H",
+            "--redirect-uri",
+            "https://a/cb",
+            "--access-token-ttl",
+            "1s",
+        ],
+        None,
+    );
+    let id = client["client_id"].as_str().unwrap();
+    env.json(
+        &[
+            "admin",
+            "token",
+            "mint",
+            "--client-id",
+            id,
+            "--username",
+            "h@example.com",
+            "--scope",
+            "api",
+        ],
+        None,
+    );
+    assert_eq!(
+        env.json(&["admin", "--json", "stats"], None)["access_tokens"],
+        1
+    );
+    let port = free_port();
+    let mut server = env
+        .command()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--housekeeping-interval",
+            "1s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut purged = false;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let stats = env.json(&["admin", "--json", "stats"], None);
+        if stats["access_tokens"] == 0 && stats["grants"] == 0 {
+            purged = true;
+            break;
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(
+        purged,
+        "the expired access token and its access-only grant were not removed"
+    );
+}
