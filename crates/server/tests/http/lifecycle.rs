@@ -495,6 +495,8 @@ async fn the_sixth_approval_revokes_the_oldest_and_rotation_is_not_an_approval()
     let mut families = Vec::new();
     for _ in 0..5 {
         families.push(h.login(&c, SCOPE).await);
+        // "Oldest" is by creation time; grants issued in the same millisecond have no order.
+        h.clock.advance_secs(1);
     }
     // Rotating the newest family many times creates no approval.
     let mut token = rt(&families[4]);
