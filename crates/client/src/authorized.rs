@@ -1,0 +1,233 @@
+//! [`AuthorizedClient`]: ordinary requests with the access token added, refreshed once on a
+//! refused session.
+
+use std::sync::Arc;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+use tessera_proto::{AccessToken, ExposeSecret};
+
+use crate::error::ClientError;
+use crate::manager::TokenManager;
+
+/// Sends requests with `Authorization: Bearer <access token>`, relative to the credential's
+/// `instance_url`. When the resource server refuses the session (401 with Salesforce's
+/// `INVALID_SESSION_ID`, `WWW-Authenticate: Token`, or `WWW-Authenticate: Bearer
+/// error="invalid_token"`), it refreshes once and replays the request once; a second refusal
+/// is returned as it is, never retried in a loop (jsforce#1168).
+#[derive(Clone)]
+pub struct AuthorizedClient {
+    manager: Arc<TokenManager>,
+}
+
+impl std::fmt::Debug for AuthorizedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizedClient").finish_non_exhaustive()
+    }
+}
+
+/// Whether a 401's `WWW-Authenticate` says the session is invalid.
+fn challenge_says_invalid(headers: &HeaderMap) -> bool {
+    for value in headers.get_all(WWW_AUTHENTICATE) {
+        let text = value
+            .to_str()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let scheme = text.split([' ', ',']).next().unwrap_or_default();
+        if scheme == "token" {
+            return true;
+        }
+        // RFC 6750 §3.1: only invalid_token means "get a new token"; invalid_request and
+        // insufficient_scope would fail the same way again.
+        if scheme == "bearer" && text.contains("error=\"invalid_token\"") {
+            return true;
+        }
+    }
+    false
+}
+
+impl AuthorizedClient {
+    pub(crate) fn new(manager: Arc<TokenManager>) -> Self {
+        Self { manager }
+    }
+
+    pub fn manager(&self) -> &Arc<TokenManager> {
+        &self.manager
+    }
+
+    /// `target` is a path relative to the instance URL (`/services/data/v65.0/sobjects`) or a
+    /// full URL on the instance's (or, for RFC servers without one, the issuer's) origin: the
+    /// token is never sent to another origin.
+    fn resolve(base: &str, target: &str) -> Result<url::Url, ClientError> {
+        let base_url = url::Url::parse(base)
+            .map_err(|e| ClientError::Protocol(format!("instance URL {base:?}: {e}")))?;
+        if let Ok(absolute) = url::Url::parse(target) {
+            if absolute.origin() != base_url.origin() {
+                return Err(ClientError::Protocol(format!(
+                    "refusing to send the access token to {}, which is not {}",
+                    absolute.origin().ascii_serialization(),
+                    base_url.origin().ascii_serialization()
+                )));
+            }
+            return Ok(absolute);
+        }
+        let joined = format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            target.trim_start_matches('/')
+        );
+        url::Url::parse(&joined)
+            .map_err(|e| ClientError::Protocol(format!("{target:?} is not a usable path: {e}")))
+    }
+
+    /// Sends one request (replayed once after a refresh if the session is refused). The body
+    /// is bytes so that it can be replayed.
+    #[tracing::instrument(skip_all, fields(method = %method))]
+    pub async fn send(
+        &self,
+        method: Method,
+        target: &str,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, ClientError> {
+        let credential = self.manager.current().await?;
+        let base = if credential.instance_url.is_empty() {
+            credential.endpoints.issuer.clone()
+        } else {
+            credential.instance_url.clone()
+        };
+        let url = Self::resolve(&base, target)?;
+        let token = self.manager.access_token().await?;
+        let response = self
+            .send_once(&method, &url, &headers, body.as_deref(), &token)
+            .await?;
+        let response = match Self::refused_session(response).await? {
+            Ok(response) => return Ok(response),
+            Err(()) => {
+                tracing::info!("session refused; refreshing and replaying once");
+                let fresh = self.manager.refresh_after_rejection(&token).await?;
+                self.send_once(&method, &url, &headers, body.as_deref(), &fresh)
+                    .await?
+            }
+        };
+        Ok(response)
+    }
+
+    /// `GET target`.
+    pub async fn get(&self, target: &str) -> Result<Response, ClientError> {
+        self.send(Method::GET, target, HeaderMap::new(), None).await
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &url::Url,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+        token: &AccessToken,
+    ) -> Result<Response, ClientError> {
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| {
+                ClientError::Protocol("the access token is not a valid header value".into())
+            })?;
+        authorization.set_sensitive(true);
+        let mut request = self
+            .manager
+            .config()
+            .http
+            .request(method.clone(), url.clone())
+            .headers(headers.clone())
+            .header(AUTHORIZATION, authorization);
+        if let Some(body) = body {
+            request = request.body(body.to_vec());
+        }
+        request.send().await.map_err(|e| {
+            ClientError::transient(format!(
+                "request to {} failed: {e}",
+                url.origin().ascii_serialization()
+            ))
+        })
+    }
+
+    /// `Err(())` when the response says the session is invalid; otherwise the response,
+    /// rebuilt if its body had to be read to tell.
+    async fn refused_session(response: Response) -> Result<Result<Response, ()>, ClientError> {
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(Ok(response));
+        }
+        if challenge_says_invalid(response.headers()) {
+            return Ok(Err(()));
+        }
+        let status = response.status();
+        let version = response.version();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::transient(format!("reading a 401 response: {e}")))?;
+        if String::from_utf8_lossy(&body).contains("INVALID_SESSION_ID") {
+            return Ok(Err(()));
+        }
+        let mut rebuilt = http::Response::new(body);
+        *rebuilt.status_mut() = status;
+        *rebuilt.version_mut() = version;
+        *rebuilt.headers_mut() = headers;
+        Ok(Ok(Response::from(rebuilt)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(values: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(WWW_AUTHENTICATE, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn salesforce_and_rfc_6750_challenges_mean_refresh() {
+        assert!(challenge_says_invalid(&challenge(&["Token"])));
+        assert!(challenge_says_invalid(&challenge(&[
+            "Bearer error=\"invalid_token\""
+        ])));
+        assert!(challenge_says_invalid(&challenge(&[
+            "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"expired\""
+        ])));
+    }
+
+    #[test]
+    fn other_challenges_leave_it_to_the_body() {
+        assert!(!challenge_says_invalid(&HeaderMap::new()));
+        assert!(!challenge_says_invalid(&challenge(&[
+            "Bearer error=\"insufficient_scope\""
+        ])));
+        assert!(!challenge_says_invalid(&challenge(&["Basic realm=\"x\""])));
+    }
+
+    #[test]
+    fn targets_resolve_on_the_instance_and_never_leave_it() {
+        let base = "https://na1.example.com";
+        assert_eq!(
+            AuthorizedClient::resolve(base, "/services/data/v65.0/")
+                .unwrap()
+                .as_str(),
+            "https://na1.example.com/services/data/v65.0/"
+        );
+        assert_eq!(
+            AuthorizedClient::resolve(base, "services/data")
+                .unwrap()
+                .as_str(),
+            "https://na1.example.com/services/data"
+        );
+        assert!(AuthorizedClient::resolve(base, "https://na1.example.com/x").is_ok());
+        assert!(matches!(
+            AuthorizedClient::resolve(base, "https://evil.example.net/x"),
+            Err(ClientError::Protocol(_))
+        ));
+    }
+}

@@ -1,0 +1,57 @@
+//! Tessera's token manager: hands out a valid OAuth 2.0 access token and keeps it valid, for one
+//! credential (issuer + client + user).
+//!
+//! What it does that the usual client libraries do not (see `spec/client-token-management.md`,
+//! "What none of them has"):
+//!
+//! - **Proactive refresh** when the remaining lifetime drops below min(60 s, 10 % of the
+//!   lifetime), measured in the *server's* time (inferred from the HTTP `Date` header); for
+//!   providers without `expires_in` (Salesforce), from `issued_at` plus a configured session
+//!   timeout, or else reactive refresh only.
+//! - **Reactive refresh** through [`AuthorizedClient`]: a 401 (`INVALID_SESSION_ID`,
+//!   `WWW-Authenticate: Token`, or `Bearer error="invalid_token"`) refreshes once and replays
+//!   once, never in a loop.
+//! - **One refresh at a time** in process (an async mutex) and across processes (an OS lock on
+//!   a sidecar `.lock` file), held across the HTTP refresh; after taking the lock the store is
+//!   re-read and a token another process already refreshed is adopted.
+//! - **Rotation-safe persistence**: the new refresh token is saved durably (temp file, fsync,
+//!   rename, directory fsync) as a compare-and-swap on the old one *before* the access token is
+//!   handed out; an in-flight marker lets a process that crashed mid-refresh retry inside the
+//!   server's retry window.
+//! - **Typed outcomes**: [`ClientError::ReauthRequired`] with a [`ReauthReason`], persisted so
+//!   other processes fail fast, distinct from [`ClientError::Transient`] (bounded, jittered
+//!   retries honouring `Retry-After`).
+//! - **Encrypted at rest**: XChaCha20-Poly1305 over the whole credential; the key in the OS
+//!   keyring, a 0600 key file kept apart from the data, or a passphrase (Argon2id), and
+//!   [`TokenStore::protection`] says which, never silently degraded.
+//! - **Logout** revokes the refresh token then the access token, best effort, wipes the local
+//!   copy and reports each step.
+//! - **Events** for every refresh ([`RefreshEvent`]: outcome, rotation seen, lock wait,
+//!   attempts) and `tracing` spans that never carry a token.
+//!
+//! It depends on `tessera-proto` (wire types, no IO) and none of the server's crates.
+
+mod authorized;
+mod clock;
+mod credential;
+mod discovery;
+mod error;
+mod manager;
+mod oauth;
+mod store;
+
+pub use authorized::AuthorizedClient;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use credential::{
+    refresh_margin_ms, Credential, Decision, Endpoints, InFlight, LOST_ROTATION_AFTER,
+    MAX_REFRESH_MARGIN,
+};
+pub use discovery::discover;
+pub use error::{ClientError, ReauthReason, StoreError};
+pub use manager::{
+    EventSink, LogoutReport, LogoutStep, ManagerConfig, RefreshEvent, RefreshOutcome,
+    RefreshTrigger, Status, TokenManager,
+};
+pub use oauth::{default_http_client, parse_token_response};
+pub use store::{FileTokenStore, KeySource, Protection, StoreLock, TokenStore};
+pub use tessera_proto::{AccessToken, ClientSecret, ExposeSecret, Password, RefreshToken};

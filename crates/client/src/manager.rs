@@ -1,0 +1,738 @@
+//! [`TokenManager`]: one credential, kept valid.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use backon::{ExponentialBuilder, Retryable};
+use tessera_proto::{AccessToken, ExposeSecret, RefreshToken};
+
+use crate::authorized::AuthorizedClient;
+use crate::clock::{Clock, SystemClock};
+use crate::credential::{rejected_reason, Credential, Decision, InFlight};
+use crate::error::{ClientError, ReauthReason, StoreError};
+use crate::oauth::{self, RefreshFailure, Revocation, TokenReply};
+use crate::store::{Protection, StoreLock, TokenStore};
+
+/// Retries of the token endpoint after the first attempt (so 3 attempts at most).
+const MAX_RETRIES: usize = 2;
+/// Total time slept between attempts, at most. The refresh lock is held meanwhile.
+const MAX_TOTAL_BACKOFF: Duration = Duration::from_secs(10);
+/// A `Retry-After` longer than this is not waited for here: the caller gets a
+/// [`ClientError::Transient`] carrying it.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// "Token request is already being processed" is retried only this long after the first
+/// attempt. A rotating server with no retry window answers it for 2 s after a competing
+/// refresh committed; past that, the same refresh token is taken for reuse and its whole family
+/// revoked. Against a non-rotating server (Salesforce's default) the retry succeeds.
+const IN_PROGRESS_RETRY_BUDGET: Duration = Duration::from_millis(1000);
+
+/// A callback for [`RefreshEvent`]s (metrics, logs, a UI).
+pub type EventSink = Arc<dyn Fn(&RefreshEvent) + Send + Sync>;
+
+/// How the token manager talks, tells time and reports.
+#[derive(Clone)]
+pub struct ManagerConfig {
+    /// Used for the token and revocation endpoints and by [`AuthorizedClient`]. It should not
+    /// follow redirects ([`crate::default_http_client`] does not).
+    pub http: reqwest::Client,
+    pub clock: Arc<dyn Clock>,
+    /// The provider's session timeout, for token responses without `expires_in` (Salesforce:
+    /// an org setting, 2 h by default). `None`: such tokens are refreshed only when refused.
+    pub session_timeout: Option<Duration>,
+    /// Called after every refresh attempt with what happened (never with a token).
+    pub on_event: Option<EventSink>,
+}
+
+impl ManagerConfig {
+    /// The wall clock, no session timeout, no event callback.
+    pub fn new(http: reqwest::Client) -> Self {
+        Self {
+            http,
+            clock: Arc::new(SystemClock),
+            session_timeout: None,
+            on_event: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ManagerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerConfig")
+            .field("session_timeout", &self.session_timeout)
+            .field("on_event", &self.on_event.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What started a refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshTrigger {
+    /// The access token is inside its refresh margin or expired.
+    Proactive,
+    /// The resource server refused the access token.
+    Rejected,
+}
+
+/// How a refresh ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// This process refreshed at the token endpoint.
+    Refreshed,
+    /// Another process (or task) had refreshed already; its token was taken from the store.
+    Adopted,
+    /// No new token; see the error (or the still-valid token was handed out).
+    Failed,
+}
+
+/// One refresh, for metrics and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshEvent {
+    pub outcome: RefreshOutcome,
+    /// The server sent a new refresh token.
+    pub rotated: bool,
+    /// Time spent waiting for the in-process and cross-process refresh locks.
+    pub lock_wait: Duration,
+    /// Requests made to the token endpoint (0 when none was needed or allowed).
+    pub attempts: u32,
+    pub trigger: RefreshTrigger,
+    /// Why it failed, as text for logs (never a token).
+    pub error: Option<String>,
+}
+
+/// Who is logged in, where, and until when; never a token value.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub issuer: String,
+    pub client_id: String,
+    /// Salesforce's identity URL (`…/id/<org>/<user>`), which names the user.
+    pub identity_url: Option<String>,
+    pub instance_url: String,
+    pub scope: String,
+    /// Server time, ms since the epoch.
+    pub issued_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    /// Validity left in server time (negative: expired); `None` when the expiry is unknown.
+    pub remaining_ms: Option<i64>,
+    pub clock_offset_ms: i64,
+    pub has_refresh_token: bool,
+    /// A refresh was started and not recorded as finished (a crash or a lost response).
+    pub refresh_in_flight: bool,
+    /// Set when the server refused the refresh token: log in again.
+    pub reauth_required: Option<ReauthReason>,
+    pub protection: Protection,
+    pub protection_note: Option<String>,
+}
+
+fn http_date(ms: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or_default());
+    httpdate::fmt_http_date(time)
+}
+
+fn human_duration(ms: i64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        s if s >= 86_400 => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+        s if s >= 3600 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let user = self
+            .identity_url
+            .as_deref()
+            .unwrap_or("(not given by the server)");
+        writeln!(f, "user      {user}")?;
+        writeln!(f, "client    {}", self.client_id)?;
+        writeln!(f, "issuer    {}", self.issuer)?;
+        writeln!(f, "instance  {}", self.instance_url)?;
+        writeln!(f, "scope     {}", self.scope)?;
+        writeln!(f, "issued    {}", http_date(self.issued_at_ms))?;
+        match (self.expires_at_ms, self.remaining_ms) {
+            (Some(at), Some(left)) if left > 0 => writeln!(
+                f,
+                "expires   {} (in {}; refreshed automatically)",
+                http_date(at),
+                human_duration(left)
+            )?,
+            (Some(at), _) => writeln!(
+                f,
+                "expires   {} (expired; refreshed at next use)",
+                http_date(at)
+            )?,
+            _ => writeln!(
+                f,
+                "expires   unknown (the server sends no lifetime; refreshed when refused)"
+            )?,
+        }
+        writeln!(
+            f,
+            "refresh   {}",
+            if self.has_refresh_token {
+                "refresh token stored"
+            } else {
+                "no refresh token: log in again when the session ends"
+            }
+        )?;
+        write!(f, "storage   {}", self.protection)?;
+        if let Some(note) = &self.protection_note {
+            write!(f, " ({note})")?;
+        }
+        if self.refresh_in_flight {
+            write!(f, "\nnote      an interrupted refresh will be retried")?;
+        }
+        if let Some(reason) = &self.reauth_required {
+            write!(f, "\nstate     log in again: {reason}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of one logout step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogoutStep {
+    Done,
+    /// The server no longer knew the token (already revoked, expired, or revoked with its
+    /// grant).
+    AlreadyInvalid,
+    Skipped(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for LogoutStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Done => f.write_str("done"),
+            Self::AlreadyInvalid => f.write_str("already invalid at the server"),
+            Self::Skipped(why) => write!(f, "skipped: {why}"),
+            Self::Failed(why) => write!(f, "FAILED: {why}"),
+        }
+    }
+}
+
+/// What logout did, step by step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutReport {
+    /// Revoking the refresh token, which revokes its whole grant at Salesforce and Tessera.
+    pub refresh_token: LogoutStep,
+    pub access_token: LogoutStep,
+    /// Deleting the local encrypted copy.
+    pub local_copy: LogoutStep,
+}
+
+impl LogoutReport {
+    /// Whether nothing failed: the local copy is gone and the server holds nothing usable.
+    pub fn is_complete(&self) -> bool {
+        ![&self.refresh_token, &self.access_token, &self.local_copy]
+            .iter()
+            .any(|s| matches!(s, LogoutStep::Failed(_)))
+    }
+}
+
+impl std::fmt::Display for LogoutReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "revoke refresh token  {}", self.refresh_token)?;
+        writeln!(f, "revoke access token   {}", self.access_token)?;
+        write!(f, "delete local copy     {}", self.local_copy)
+    }
+}
+
+fn revocation_step(result: Revocation) -> LogoutStep {
+    match result {
+        Revocation::Revoked => LogoutStep::Done,
+        Revocation::AlreadyInvalid => LogoutStep::AlreadyInvalid,
+        Revocation::Failed(why) => LogoutStep::Failed(why),
+    }
+}
+
+/// What [`TokenManager::refresh_locked`] observed, for the event.
+struct Attempt {
+    outcome: RefreshOutcome,
+    rotated: bool,
+    attempts: u32,
+}
+
+/// Hands out a valid access token for one stored credential, refreshing it when needed; see
+/// the crate documentation for the guarantees.
+pub struct TokenManager {
+    store: Arc<dyn TokenStore>,
+    config: ManagerConfig,
+    /// The last credential read or written, for the fast path (no file read, no lock).
+    cache: Mutex<Option<Credential>>,
+    /// One refresh at a time in this process; the store's lock does it across processes.
+    gate: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("protection", &self.store.protection())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenManager {
+    pub fn new(store: Arc<dyn TokenStore>, config: ManagerConfig) -> Self {
+        Self {
+            store,
+            config,
+            cache: Mutex::new(None),
+            gate: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &ManagerConfig {
+        &self.config
+    }
+
+    /// An HTTP client that adds the access token and refreshes once on a 401.
+    pub fn http_client(self: &Arc<Self>) -> AuthorizedClient {
+        AuthorizedClient::new(self.clone())
+    }
+
+    fn now(&self) -> i64 {
+        self.config.clock.now_ms()
+    }
+
+    fn cached(&self) -> MutexGuard<'_, Option<Credential>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember(&self, credential: &Credential) {
+        *self.cached() = Some(credential.clone());
+    }
+
+    fn forget(&self) {
+        *self.cached() = None;
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn TokenStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(store.as_ref()))
+            .await
+            .map_err(|e| StoreError::io("(token store task)", std::io::Error::other(e)))?
+    }
+
+    async fn load(&self) -> Result<Option<Credential>, StoreError> {
+        self.blocking(|s| s.load()).await
+    }
+
+    async fn save(
+        &self,
+        expected: Option<&RefreshToken>,
+        credential: &Credential,
+    ) -> Result<(), StoreError> {
+        let expected = expected.cloned();
+        let credential = credential.clone();
+        self.blocking(move |s| s.save(expected.as_ref(), &credential))
+            .await
+    }
+
+    async fn lock(&self) -> Result<StoreLock, StoreError> {
+        self.blocking(|s| s.lock()).await
+    }
+
+    /// Whether this credential's access token may be handed out without a refresh: the rule
+    /// says so, or there is nothing to refresh with and it has not expired yet.
+    fn usable(credential: &Credential, now: i64) -> bool {
+        match credential.decision(now) {
+            Decision::Use => true,
+            Decision::Refresh => credential.refresh_token.is_none() && !credential.is_expired(now),
+            Decision::Dead(_) => false,
+        }
+    }
+
+    /// The credential as last seen (cache, else the store), without refreshing.
+    pub(crate) async fn current(&self) -> Result<Credential, ClientError> {
+        if let Some(c) = self.cached().clone() {
+            return Ok(c);
+        }
+        let stored = self.load().await?.ok_or(ClientError::NotLoggedIn)?;
+        self.remember(&stored);
+        Ok(stored)
+    }
+
+    /// Stores a fresh credential (after a code exchange), replacing whatever was stored, and
+    /// clears any dead or in-flight marker.
+    #[tracing::instrument(skip_all)]
+    pub async fn login_with(&self, credential: Credential) -> Result<(), ClientError> {
+        let _gate = self.gate.lock().await;
+        let _lock = self.lock().await?;
+        let current = match self.load().await {
+            Ok(c) => c,
+            Err(e) if e.is_unreadable() => {
+                tracing::warn!(error = %e, "replacing an unreadable stored credential");
+                self.blocking(|s| s.delete()).await?;
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let credential = Credential {
+            in_flight: None,
+            dead: None,
+            ..credential
+        };
+        let expected = current.and_then(|c| c.refresh_token);
+        self.save(expected.as_ref(), &credential).await?;
+        self.remember(&credential);
+        tracing::info!(client_id = %credential.client_id, "credential stored");
+        Ok(())
+    }
+
+    /// A valid access token: the stored one, or a refreshed one when its remaining lifetime
+    /// (server time) is below min(60 s, 10 % of its lifetime).
+    ///
+    /// A proactive refresh that fails transiently while the current token is still valid
+    /// hands out the current token (the failure is reported as an event).
+    #[tracing::instrument(skip_all)]
+    pub async fn access_token(&self) -> Result<AccessToken, ClientError> {
+        let now = self.now();
+        if let Some(c) = self.cached().as_ref().filter(|c| Self::usable(c, now)) {
+            return Ok(c.access_token.clone());
+        }
+        let stored = self.load().await?.ok_or(ClientError::NotLoggedIn)?;
+        if Self::usable(&stored, now) {
+            self.remember(&stored);
+            return Ok(stored.access_token);
+        }
+        if let Decision::Dead(reason) = stored.decision(now) {
+            return Err(ClientError::ReauthRequired { reason });
+        }
+        self.refresh(RefreshTrigger::Proactive, None).await
+    }
+
+    /// After the resource server refused `rejected`: the store's token if it is another one
+    /// (someone refreshed meanwhile), else a refresh.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh_after_rejection(
+        &self,
+        rejected: &AccessToken,
+    ) -> Result<AccessToken, ClientError> {
+        self.refresh(RefreshTrigger::Rejected, Some(rejected)).await
+    }
+
+    /// One refresh under both locks, with its event.
+    #[tracing::instrument(skip_all, fields(trigger = ?trigger))]
+    async fn refresh(
+        &self,
+        trigger: RefreshTrigger,
+        rejected: Option<&AccessToken>,
+    ) -> Result<AccessToken, ClientError> {
+        let waiting = Instant::now();
+        let _gate = self.gate.lock().await;
+        let _lock = self.lock().await?;
+        let lock_wait = waiting.elapsed();
+        let mut attempt = Attempt {
+            outcome: RefreshOutcome::Failed,
+            rotated: false,
+            attempts: 0,
+        };
+        let result = self.refresh_locked(rejected, &mut attempt).await;
+        let error = result.as_ref().err().map(ToString::to_string);
+        tracing::info!(
+            outcome = ?attempt.outcome,
+            rotated = attempt.rotated,
+            lock_wait_ms = lock_wait.as_millis() as u64,
+            attempts = attempt.attempts,
+            error = error.as_deref().unwrap_or(""),
+            "token refresh"
+        );
+        if let Some(on_event) = &self.config.on_event {
+            on_event(&RefreshEvent {
+                outcome: attempt.outcome,
+                rotated: attempt.rotated,
+                lock_wait,
+                attempts: attempt.attempts,
+                trigger,
+                error,
+            });
+        }
+        result
+    }
+
+    async fn refresh_locked(
+        &self,
+        rejected: Option<&AccessToken>,
+        attempt: &mut Attempt,
+    ) -> Result<AccessToken, ClientError> {
+        let Some(credential) = self.load().await? else {
+            self.forget();
+            return Err(ClientError::NotLoggedIn);
+        };
+        let now = self.now();
+        if let Some(reason) = &credential.dead {
+            self.forget();
+            return Err(ClientError::ReauthRequired {
+                reason: reason.clone(),
+            });
+        }
+        // Under the lock, the store may hold what another process or task just refreshed.
+        let adopt = match rejected {
+            None => Self::usable(&credential, now),
+            Some(refused) => credential.access_token != *refused && Self::usable(&credential, now),
+        };
+        if adopt {
+            self.remember(&credential);
+            attempt.outcome = RefreshOutcome::Adopted;
+            return Ok(credential.access_token);
+        }
+        let Some(refresh_token) = credential.refresh_token.clone() else {
+            return Err(ClientError::ReauthRequired {
+                reason: ReauthReason::NoRefreshToken,
+            });
+        };
+
+        // Durably note the attempt first: if this process dies or the answer is lost, the next
+        // one retries with the same token (the server's retry window returns the same
+        // successor) and knows how long ago it started.
+        let prior = credential.pending_refresh().cloned();
+        let marked = Credential {
+            in_flight: Some(InFlight::new(
+                &refresh_token,
+                prior.as_ref().map_or(now, |p| p.started_at_ms),
+            )),
+            ..credential.clone()
+        };
+        self.save(Some(&refresh_token), &marked).await?;
+
+        let (result, attempts) = self.post_refresh(&marked, &refresh_token).await;
+        attempt.attempts = attempts;
+        match result {
+            Ok(reply) => {
+                let next = marked.refreshed(
+                    &reply.response,
+                    reply.server_date,
+                    self.now(),
+                    self.config.session_timeout,
+                );
+                attempt.rotated = reply
+                    .response
+                    .refresh_token
+                    .as_ref()
+                    .is_some_and(|new| *new != refresh_token);
+                // The new refresh token is on disk before the access token leaves this
+                // function; if this write fails, the marker still names the old token, whose
+                // retry window gives the same pair again.
+                self.save(Some(&refresh_token), &next).await?;
+                self.remember(&next);
+                attempt.outcome = RefreshOutcome::Refreshed;
+                Ok(next.access_token)
+            }
+            Err(failure) => {
+                self.after_failure(
+                    &credential,
+                    &refresh_token,
+                    prior.as_ref(),
+                    failure,
+                    rejected,
+                    attempt,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn after_failure(
+        &self,
+        credential: &Credential,
+        refresh_token: &RefreshToken,
+        prior: Option<&InFlight>,
+        failure: RefreshFailure,
+        rejected: Option<&AccessToken>,
+        attempt: &mut Attempt,
+    ) -> Result<AccessToken, ClientError> {
+        let now = self.now();
+        // Someone may have rotated meanwhile (a login, or a process that shares the file but
+        // not the lock): their token beats a verdict on ours.
+        if let Ok(Some(current)) = self.load().await {
+            if current.refresh_token.as_ref() != Some(refresh_token)
+                && current.dead.is_none()
+                && Self::usable(&current, now)
+            {
+                self.remember(&current);
+                attempt.outcome = RefreshOutcome::Adopted;
+                return Ok(current.access_token);
+            }
+        }
+        if let Some(reason) = failure.reauth_reason() {
+            let reason = match reason {
+                ReauthReason::RefreshTokenRejected { description } => {
+                    rejected_reason(prior, now, &description)
+                }
+                other => other,
+            };
+            // The negative cache: other processes read this and do not ask the server again.
+            let dead = Credential {
+                in_flight: None,
+                dead: Some(reason.clone()),
+                ..credential.clone()
+            };
+            if let Err(e) = self.save(Some(refresh_token), &dead).await {
+                tracing::warn!(error = %e, "could not record the dead refresh token");
+            }
+            self.forget();
+            return Err(ClientError::ReauthRequired { reason });
+        }
+        if !failure.maybe_processed() {
+            // The server answered without rotating: put back the marker as it was.
+            if let Err(e) = self.save(Some(refresh_token), credential).await {
+                tracing::warn!(error = %e, "could not clear the in-flight marker");
+            }
+        }
+        let error = failure.into_client_error();
+        if rejected.is_none()
+            && matches!(error, ClientError::Transient { .. })
+            && !credential.is_expired(now)
+        {
+            tracing::warn!(error = %error, "refresh failed; the current access token is still valid");
+            self.remember(credential);
+            return Ok(credential.access_token.clone());
+        }
+        Err(error)
+    }
+
+    /// The refresh request with bounded, jittered retries of transient failures, honouring
+    /// `Retry-After` up to [`MAX_RETRY_AFTER`].
+    async fn post_refresh(
+        &self,
+        credential: &Credential,
+        refresh_token: &RefreshToken,
+    ) -> (Result<TokenReply, RefreshFailure>, u32) {
+        let attempts = AtomicU32::new(0);
+        let first = Instant::now();
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(2))
+            .with_max_times(MAX_RETRIES)
+            .with_total_delay(Some(MAX_TOTAL_BACKOFF))
+            .with_jitter();
+        let result = (|| async {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            oauth::refresh_once(&self.config.http, credential, refresh_token).await
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|failure: &RefreshFailure| match failure {
+            f if f.is_transient() => true,
+            RefreshFailure::InProgress { .. } => first.elapsed() < IN_PROGRESS_RETRY_BUDGET,
+            _ => false,
+        })
+        .adjust(|failure: &RefreshFailure, planned: Option<Duration>| {
+            let planned = planned?;
+            match failure.retry_after() {
+                Some(wait) if wait > MAX_RETRY_AFTER => None,
+                Some(wait) => Some(wait.max(planned)),
+                None => Some(planned),
+            }
+        })
+        .notify(|failure: &RefreshFailure, wait: Duration| {
+            tracing::warn!(failure = ?failure, wait_ms = wait.as_millis() as u64, "refresh failed; retrying");
+        })
+        .await;
+        (result, attempts.load(Ordering::Relaxed))
+    }
+
+    /// Who is logged in, where, until when, and how it is stored.
+    pub async fn status(&self) -> Result<Status, ClientError> {
+        let c = self.load().await?.ok_or(ClientError::NotLoggedIn)?;
+        let now = self.now();
+        Ok(Status {
+            issuer: c.endpoints.issuer.clone(),
+            client_id: c.client_id.clone(),
+            identity_url: c.identity_url.clone(),
+            instance_url: c.instance_url.clone(),
+            scope: c.scope.clone(),
+            issued_at_ms: c.issued_at_ms,
+            expires_at_ms: c.expires_at_ms,
+            remaining_ms: c.remaining_ms(now),
+            clock_offset_ms: c.clock_offset_ms,
+            has_refresh_token: c.refresh_token.is_some(),
+            refresh_in_flight: c.pending_refresh().is_some(),
+            reauth_required: c.dead.clone(),
+            protection: self.store.protection(),
+            protection_note: self.store.protection_note(),
+        })
+    }
+
+    /// Revokes the refresh token, then the access token, at the revocation endpoint (best
+    /// effort: a failure is reported, not raised), then deletes the local copy.
+    #[tracing::instrument(skip_all)]
+    pub async fn logout(&self) -> LogoutReport {
+        let _gate = self.gate.lock().await;
+        let lock = self.lock().await;
+        self.forget();
+        let stored = match &lock {
+            Ok(_) => self.load().await,
+            Err(e) => Err(StoreError::KeyUnavailable(format!(
+                "cannot lock the store: {e}"
+            ))),
+        };
+        let credential = match stored {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                let nothing = || LogoutStep::Skipped("not logged in".into());
+                return LogoutReport {
+                    refresh_token: nothing(),
+                    access_token: nothing(),
+                    local_copy: nothing(),
+                };
+            }
+            Err(e) => {
+                let why = format!("the stored credential cannot be read ({e})");
+                let local_copy = match self.blocking(|s| s.delete()).await {
+                    Ok(()) => LogoutStep::Done,
+                    Err(e) => LogoutStep::Failed(e.to_string()),
+                };
+                return LogoutReport {
+                    refresh_token: LogoutStep::Skipped(why.clone()),
+                    access_token: LogoutStep::Skipped(why),
+                    local_copy,
+                };
+            }
+        };
+        let http = &self.config.http;
+        let endpoint = credential.endpoints.revocation.as_deref();
+        let refresh_token = match (endpoint, &credential.refresh_token) {
+            (None, _) => LogoutStep::Skipped("the issuer has no revocation endpoint".into()),
+            (_, None) => LogoutStep::Skipped("no refresh token".into()),
+            (Some(url), Some(rt)) => {
+                revocation_step(oauth::revoke(http, url, &credential, rt.expose_secret()).await)
+            }
+        };
+        let access_token = match endpoint {
+            None => LogoutStep::Skipped("the issuer has no revocation endpoint".into()),
+            Some(url) => revocation_step(
+                oauth::revoke(
+                    http,
+                    url,
+                    &credential,
+                    credential.access_token.expose_secret(),
+                )
+                .await,
+            ),
+        };
+        let local_copy = match self.blocking(|s| s.delete()).await {
+            Ok(()) => LogoutStep::Done,
+            Err(e) => LogoutStep::Failed(e.to_string()),
+        };
+        let report = LogoutReport {
+            refresh_token,
+            access_token,
+            local_copy,
+        };
+        tracing::info!(complete = report.is_complete(), "logout");
+        report
+    }
+}

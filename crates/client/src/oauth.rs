@@ -1,0 +1,509 @@
+//! The token and revocation endpoints on the wire, and how their answers are classified.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, DATE, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use tessera_proto::{AccessToken, ExposeSecret, RefreshToken, TokenResponse, TokenType};
+
+use crate::credential::Credential;
+use crate::error::{ClientError, ReauthReason};
+
+/// How long one token-endpoint request may take. The refresh lock is held meanwhile, so this
+/// bounds how long other processes wait.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An HTTP client suited to OAuth endpoints: no redirects (a token request must not be
+/// forwarded anywhere, and `Authorization` must not follow a redirect), bounded timeouts,
+/// rustls with the platform's and Mozilla's roots.
+pub fn default_http_client() -> Result<reqwest::Client, ClientError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("tessera-client/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ClientError::Protocol(format!("cannot build the HTTP client: {e}")))
+}
+
+/// A successful token response with the server's `Date`.
+#[derive(Debug)]
+pub(crate) struct TokenReply {
+    pub response: TokenResponse,
+    pub server_date: Option<SystemTime>,
+}
+
+/// Why one refresh request did not produce tokens.
+#[derive(Debug, Clone)]
+pub(crate) enum RefreshFailure {
+    /// A definitive OAuth refusal of the grant or the client (4xx with an `error`).
+    Rejected { error: String, description: String },
+    /// Another refresh of the same token is being processed at the server.
+    InProgress { description: String },
+    /// Network trouble, 5xx, 429: worth retrying. `maybe_processed` is true when no answer
+    /// came back, so the server may have rotated the token.
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+        maybe_processed: bool,
+    },
+    /// An answer that makes no sense; `maybe_processed` as above (a 2xx with a body we cannot
+    /// read may still have rotated the token).
+    Protocol {
+        message: String,
+        maybe_processed: bool,
+    },
+}
+
+impl RefreshFailure {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+
+    pub fn maybe_processed(&self) -> bool {
+        match self {
+            Self::Transient {
+                maybe_processed, ..
+            }
+            | Self::Protocol {
+                maybe_processed, ..
+            } => *maybe_processed,
+            Self::Rejected { .. } | Self::InProgress { .. } => false,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The reason to log in again, for refusals that no retry can fix.
+    pub fn reauth_reason(&self) -> Option<ReauthReason> {
+        let Self::Rejected { error, description } = self else {
+            return None;
+        };
+        match error.as_str() {
+            "invalid_grant" => Some(ReauthReason::RefreshTokenRejected {
+                description: description.clone(),
+            }),
+            "invalid_client" | "invalid_client_id" | "unauthorized_client" => {
+                Some(ReauthReason::ClientMisconfigured {
+                    error: error.clone(),
+                })
+            }
+            "inactive_user" | "inactive_org" => Some(ReauthReason::UserInactive),
+            _ => None,
+        }
+    }
+
+    pub fn into_client_error(self) -> ClientError {
+        if let Some(reason) = self.reauth_reason() {
+            return ClientError::ReauthRequired { reason };
+        }
+        match self {
+            Self::Rejected { error, description } => {
+                ClientError::Protocol(format!("token endpoint refused: {error}: {description}"))
+            }
+            Self::InProgress { description } => ClientError::Transient {
+                message: format!("the server is processing another refresh ({description})"),
+                retry_after: Some(Duration::from_secs(1)),
+            },
+            Self::Transient {
+                message,
+                retry_after,
+                ..
+            } => ClientError::Transient {
+                message,
+                retry_after,
+            },
+            Self::Protocol { message, .. } => ClientError::Protocol(message),
+        }
+    }
+}
+
+/// The token endpoint's body, leniently: RFC 6749 servers send neither Salesforce's
+/// `signature`, `instance_url`, `id` nor `issued_at`, and some send `expires_in` as a string.
+#[derive(Deserialize)]
+struct WireTokenResponse {
+    access_token: AccessToken,
+    #[serde(default)]
+    refresh_token: Option<RefreshToken>,
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    instance_url: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    issued_at: Option<serde_json::Value>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+fn number_text(value: Option<serde_json::Value>) -> Option<String> {
+    match value? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Parses a token endpoint's success body, from Salesforce, Tessera or any RFC 6749 server.
+/// Salesforce's fields that an RFC server does not send (`signature`, `instance_url`, `id`,
+/// `issued_at`) come back empty; a refresh fills them from the credential it renews.
+pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, ClientError> {
+    parse_wire(body).map_err(ClientError::Protocol)
+}
+
+fn parse_wire(body: &[u8]) -> Result<TokenResponse, String> {
+    let wire: WireTokenResponse = serde_json::from_slice(body)
+        .map_err(|e| format!("the token response is not valid JSON of tokens: {e}"))?;
+    // RFC 6749 §7.1: a client must not use a token whose type it does not understand.
+    if let Some(kind) = &wire.token_type {
+        if !kind.eq_ignore_ascii_case("bearer") {
+            return Err(format!("unsupported token type {kind:?}"));
+        }
+    }
+    let expires_in = match number_text(wire.expires_in) {
+        None => None,
+        Some(text) => Some(
+            text.trim()
+                .parse::<u64>()
+                .map_err(|_| "expires_in is not a number of seconds".to_owned())?,
+        ),
+    };
+    Ok(TokenResponse {
+        access_token: wire.access_token,
+        refresh_token: wire.refresh_token,
+        signature: wire.signature.unwrap_or_default(),
+        scope: wire.scope.unwrap_or_default(),
+        instance_url: wire.instance_url.unwrap_or_default(),
+        id: wire.id.unwrap_or_default(),
+        token_type: TokenType::Bearer,
+        issued_at: number_text(wire.issued_at).unwrap_or_default(),
+        expires_in,
+    })
+}
+
+pub(crate) fn server_date(headers: &HeaderMap) -> Option<SystemTime> {
+    let text = headers.get(DATE)?.to_str().ok()?;
+    httpdate::parse_http_date(text).ok()
+}
+
+/// `Retry-After` as delta-seconds or as an HTTP date (counted from the response's `Date`).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    let now = server_date(headers)?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// The OAuth error of a body, JSON (token endpoint) or form-encoded (Salesforce's revoke).
+fn oauth_error(body: &[u8]) -> Option<(String, String)> {
+    if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
+        return Some((parsed.error, parsed.error_description.unwrap_or_default()));
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let mut error = None;
+    let mut description = String::new();
+    for (k, v) in url::form_urlencoded::parse(text.as_bytes()) {
+        match k.as_ref() {
+            "error" => error = Some(v.into_owned()),
+            "error_description" => description = v.into_owned(),
+            _ => {}
+        }
+    }
+    error.map(|e| (e, description))
+}
+
+fn describe_transport(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "the token endpoint did not answer in time".to_owned()
+    } else if error.is_connect() {
+        "cannot connect to the token endpoint".to_owned()
+    } else {
+        // reqwest's Display names the URL, never the form body.
+        format!("token endpoint request failed: {error}")
+    }
+}
+
+/// A form POST carrying `pairs` and the client's credentials in the body
+/// (`client_secret_post`, which Salesforce and Tessera accept).
+fn client_form_post(
+    http: &reqwest::Client,
+    url: &str,
+    credential: &Credential,
+    pairs: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.extend_pairs(pairs)
+        .append_pair("client_id", &credential.client_id);
+    if let Some(secret) = &credential.client_secret {
+        form.append_pair("client_secret", secret.expose_secret());
+    }
+    http.post(url)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .timeout(REQUEST_TIMEOUT)
+        .body(form.finish())
+}
+
+/// One `grant_type=refresh_token` request.
+pub(crate) async fn refresh_once(
+    http: &reqwest::Client,
+    credential: &Credential,
+    refresh_token: &RefreshToken,
+) -> Result<TokenReply, RefreshFailure> {
+    let sent = client_form_post(
+        http,
+        &credential.endpoints.token,
+        credential,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+        ],
+    )
+    .header(reqwest::header::ACCEPT, "application/json")
+    .send()
+    .await;
+    let response = sent.map_err(|e| RefreshFailure::Transient {
+        message: describe_transport(&e),
+        retry_after: None,
+        maybe_processed: true,
+    })?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| RefreshFailure::Transient {
+            message: describe_transport(&e),
+            retry_after: None,
+            maybe_processed: true,
+        })?;
+    classify(status, &headers, &bytes)
+}
+
+fn classify(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<TokenReply, RefreshFailure> {
+    if status.is_success() {
+        return parse_wire(body)
+            .map(|response| TokenReply {
+                response,
+                server_date: server_date(headers),
+            })
+            .map_err(|message| RefreshFailure::Protocol {
+                message,
+                maybe_processed: true,
+            });
+    }
+    let error = oauth_error(body);
+    let transient = |message: String| RefreshFailure::Transient {
+        message,
+        retry_after: retry_after(headers),
+        maybe_processed: false,
+    };
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        let what = error.map(|(e, d)| format!("{e}: {d}")).unwrap_or_default();
+        return Err(transient(format!(
+            "token endpoint answered {status} {what}"
+        )));
+    }
+    let Some((error, description)) = error else {
+        return Err(RefreshFailure::Protocol {
+            message: format!("token endpoint answered {status} without an OAuth error"),
+            maybe_processed: false,
+        });
+    };
+    match (error.as_str(), description.as_str()) {
+        ("temporarily_unavailable" | "server_error", _) => {
+            Err(transient(format!("{error}: {description}")))
+        }
+        // Salesforce (Winter '25) and Tessera without a retry window refuse a duplicate of a
+        // refresh in progress this way; Salesforce has also been seen to answer "expired
+        // authorization code" to concurrent refreshes (segmentio/action-destinations#2300).
+        ("invalid_grant", "token request is already being processed")
+        | ("invalid_grant", "expired authorization code") => {
+            Err(RefreshFailure::InProgress { description })
+        }
+        _ => Err(RefreshFailure::Rejected { error, description }),
+    }
+}
+
+/// The result of one revocation request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Revocation {
+    Revoked,
+    /// The server no longer knows the token (already revoked, expired, or revoked with its
+    /// grant): nothing is left to revoke.
+    AlreadyInvalid,
+    Failed(String),
+}
+
+/// RFC 7009 (and Salesforce's `/services/oauth2/revoke`): `token=` in a form, with the
+/// client's id and secret (which RFC servers require of confidential clients; Salesforce and
+/// Tessera ignore them).
+pub(crate) async fn revoke(
+    http: &reqwest::Client,
+    endpoint: &str,
+    credential: &Credential,
+    token: &str,
+) -> Revocation {
+    let response = client_form_post(http, endpoint, credential, &[("token", token)])
+        .send()
+        .await;
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => return Revocation::Failed(describe_transport(&e).replace("token", "revocation")),
+    };
+    let status = response.status();
+    if status.is_success() {
+        return Revocation::Revoked;
+    }
+    let body = response.bytes().await.unwrap_or_default();
+    match oauth_error(&body) {
+        Some((error, _)) if error == "invalid_token" => Revocation::AlreadyInvalid,
+        Some((error, description)) => {
+            Revocation::Failed(format!("{status} {error}: {description}"))
+        }
+        None => Revocation::Failed(format!("revocation endpoint answered {status}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn json(error: &str, description: &str) -> Vec<u8> {
+        serde_json::json!({"error": error, "error_description": description})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn invalid_grant_is_a_reauth_but_in_progress_is_not() {
+        let h = HeaderMap::new();
+        let dead = classify(
+            StatusCode::BAD_REQUEST,
+            &h,
+            &json("invalid_grant", "expired access/refresh token"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            dead.reauth_reason(),
+            Some(ReauthReason::RefreshTokenRejected {
+                description: "expired access/refresh token".into()
+            })
+        );
+        let busy = classify(
+            StatusCode::BAD_REQUEST,
+            &h,
+            &json("invalid_grant", "token request is already being processed"),
+        )
+        .unwrap_err();
+        assert!(matches!(busy, RefreshFailure::InProgress { .. }));
+        assert!(busy.reauth_reason().is_none());
+    }
+
+    #[test]
+    fn client_errors_say_the_client_is_misconfigured() {
+        for code in ["invalid_client", "invalid_client_id", "unauthorized_client"] {
+            let e =
+                classify(StatusCode::BAD_REQUEST, &HeaderMap::new(), &json(code, "x")).unwrap_err();
+            assert_eq!(
+                e.reauth_reason(),
+                Some(ReauthReason::ClientMisconfigured { error: code.into() })
+            );
+        }
+        let e = classify(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            &json("inactive_user", "user is inactive"),
+        )
+        .unwrap_err();
+        assert_eq!(e.reauth_reason(), Some(ReauthReason::UserInactive));
+    }
+
+    #[test]
+    fn overload_is_transient_with_retry_after() {
+        let h = headers(&[("retry-after", "7")]);
+        let e = classify(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &h,
+            &json("temporarily_unavailable", "later"),
+        )
+        .unwrap_err();
+        assert!(e.is_transient() && !e.maybe_processed());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+        let e = classify(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), b"").unwrap_err();
+        assert!(e.is_transient());
+        let e = classify(StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"<html>").unwrap_err();
+        assert!(e.is_transient());
+    }
+
+    #[test]
+    fn retry_after_as_a_date_counts_from_the_date_header() {
+        let h = headers(&[
+            ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            ("retry-after", "Sun, 06 Nov 1994 08:49:40 GMT"),
+        ]);
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn an_unreadable_success_may_have_rotated() {
+        let e = classify(StatusCode::OK, &HeaderMap::new(), b"{}").unwrap_err();
+        assert!(e.maybe_processed());
+        assert!(matches!(e, RefreshFailure::Protocol { .. }));
+    }
+
+    #[test]
+    fn rfc_6749_responses_parse_without_salesforce_fields() {
+        let r = parse_token_response(
+            br#"{"access_token":"a","token_type":"bearer","expires_in":"3600","refresh_token":"r"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.expires_in, Some(3600));
+        assert!(r.instance_url.is_empty() && r.issued_at.is_empty());
+        assert!(parse_token_response(br#"{"access_token":"a","token_type":"mac"}"#).is_err());
+    }
+
+    #[test]
+    fn revoke_errors_are_read_form_encoded() {
+        assert_eq!(
+            oauth_error(b"error=invalid_token&error_description=token+was+invalid"),
+            Some(("invalid_token".into(), "token was invalid".into()))
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! Refresh, rotation, recovery, revocation and logout against a real Tessera.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_client::{
+    ClientError, InFlight, LogoutStep, ManualClock, ReauthReason, RefreshOutcome, RefreshTrigger,
+    TokenStore,
+};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_fresh_token_is_handed_out_without_a_refresh() {
+    let server = Server::start().await;
+    let Session {
+        manager,
+        events,
+        credential,
+        dirs: _dirs,
+        ..
+    } = server.logged_in(&server.plain(3600).await).await;
+    let first = clear(&credential.access_token);
+    for _ in 0..3 {
+        assert_eq!(clear(&manager.access_token().await.unwrap()), first);
+    }
+    assert!(events.events().is_empty());
+    assert_eq!(server.refreshes().await, 0);
+}
+
+#[tokio::test]
+async fn proactive_refresh_renews_a_short_token_just_before_it_expires() {
+    let server = Server::start().await;
+    let Session {
+        manager,
+        events,
+        credential,
+        dirs: _dirs,
+        ..
+    } = server.logged_in(&server.plain(3).await).await;
+    let issued_at = credential.issued_at_ms;
+    let first = clear(&credential.access_token);
+
+    // 2.75 s into a 3 s lifetime: inside the 300 ms margin, not yet expired.
+    let wait = (issued_at + 2_750 - now_ms()).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let second = clear(&manager.access_token().await.unwrap());
+    assert_ne!(second, first);
+    let seen = events.events();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].outcome, RefreshOutcome::Refreshed);
+    assert_eq!(seen[0].trigger, RefreshTrigger::Proactive);
+    assert_eq!(seen[0].attempts, 1);
+    assert!(!seen[0].rotated);
+    assert_eq!(server.events("refreshed").await, 1);
+    assert!(server.api_works(&second).await);
+
+    // The refreshed credential learnt the server's clock from the Date header.
+    let status = manager.status().await.unwrap();
+    assert!(
+        status.clock_offset_ms.abs() < 2_000,
+        "{}",
+        status.clock_offset_ms
+    );
+    assert!(status.remaining_ms.unwrap() > 2_000);
+}
+
+#[tokio::test]
+async fn a_refused_session_is_refreshed_once_and_the_request_replayed() {
+    let server = Server::start().await;
+    let Session {
+        manager,
+        events,
+        credential,
+        dirs: _dirs,
+        ..
+    } = server.logged_in(&server.plain(7200).await).await;
+    let first = clear(&credential.access_token);
+    // The access token dies at the server (revoking an access token revokes only it).
+    assert_eq!(server.revoke(&first).await.as_u16(), 200);
+
+    let api = manager.http_client();
+    let response = api.get("/services/data/v65.0/").await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let seen = events.events();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].trigger, RefreshTrigger::Rejected);
+    assert_eq!(seen[0].outcome, RefreshOutcome::Refreshed);
+    assert_eq!(server.refreshes().await, 1);
+    assert_ne!(clear(&manager.access_token().await.unwrap()), first);
+
+    // An absolute URL on the instance works too; another origin never gets the token.
+    let url = format!("{}/services/data/v65.0/sobjects", server.base);
+    assert_eq!(api.get(&url).await.unwrap().status().as_u16(), 200);
+    assert!(matches!(
+        api.get("http://203.0.113.9/services/data").await,
+        Err(ClientError::Protocol(_))
+    ));
+}
+
+#[tokio::test]
+async fn rotation_stores_the_new_refresh_token_before_the_access_token_is_used() {
+    let server = Server::start().await;
+    let Session {
+        manager,
+        events,
+        credential,
+        store,
+        dirs: _dirs,
+        ..
+    } = server.logged_in(&server.rotating(60, 7200).await).await;
+    let rt1 = credential.refresh_token.clone().unwrap();
+    let at1 = credential.access_token.clone();
+
+    let at2 = manager.refresh_after_rejection(&at1).await.unwrap();
+    let stored = store.load().unwrap().unwrap();
+    let rt2 = stored.refresh_token.clone().unwrap();
+    assert_ne!(rt2, rt1);
+    assert_eq!(stored.access_token, at2);
+    assert!(stored.in_flight.is_none() && stored.dead.is_none());
+    assert!(events.events()[0].rotated);
+    assert_eq!(server.events("rotated").await, 1);
+
+    // The next refresh presents RT2 (RT1 would now be reuse).
+    let at3 = manager.refresh_after_rejection(&at2).await.unwrap();
+    assert_ne!(at3, at2);
+    assert_ne!(store.load().unwrap().unwrap().refresh_token.unwrap(), rt2);
+    assert_eq!(server.events("rotated").await, 2);
+    assert_eq!(server.events("reuse_detected").await, 0);
+    assert!(server.api_works(&clear(&at3)).await);
+}
+
+#[tokio::test]
+async fn a_lost_refresh_response_is_recovered_from_the_servers_retry_window() {
+    let server = Server::start().await;
+    let client = server.rotating(60, 7200).await;
+    let dirs = Dirs::new();
+    let store = dirs.store();
+    let credential = server.credential(&client, now_ms()).await;
+    let at1 = credential.access_token.clone();
+    let rt1 = credential.refresh_token.clone().unwrap();
+    let (first, _) = open_manager(&server, store.clone());
+    first.login_with(credential).await.unwrap();
+    let before = std::fs::read(dirs.data()).unwrap();
+
+    // The refresh happens at the server, but its result never reaches the disk: the process
+    // died after marking the attempt (the marker is what it left).
+    let at2 = first.refresh_after_rejection(&at1).await.unwrap();
+    let rt2 = store.load().unwrap().unwrap().refresh_token.unwrap();
+    std::fs::write(dirs.data(), &before).unwrap();
+    let mut crashed = store.load().unwrap().unwrap();
+    crashed.in_flight = Some(InFlight::new(&rt1, now_ms() - 5_000));
+    store.save(Some(&rt1), &crashed).unwrap();
+    assert!(first.status().await.unwrap().refresh_in_flight);
+
+    // Another process retries with RT1 and gets the same successor pair.
+    let (second, events) = open_manager(&server, dirs.store());
+    let again = second.refresh_after_rejection(&at1).await.unwrap();
+    assert_eq!(again, at2);
+    let stored = store.load().unwrap().unwrap();
+    assert_eq!(stored.refresh_token.as_ref(), Some(&rt2));
+    assert!(stored.in_flight.is_none());
+    assert_eq!(events.events()[0].outcome, RefreshOutcome::Refreshed);
+    assert_eq!(server.events("rotated").await, 1);
+    assert_eq!(server.events("retry_replayed").await, 1);
+    assert_eq!(server.events("reuse_detected").await, 0);
+    // And the family lives on.
+    assert!(second.refresh_after_rejection(&at2).await.is_ok());
+}
+
+#[tokio::test]
+async fn an_interrupted_refresh_past_the_window_is_reported_as_lost_rotation() {
+    let start = now_ms();
+    let server_clock = Arc::new(tessera_core::time::ManualClock::new(
+        tessera_core::time::Timestamp(start),
+    ));
+    let server = Server::start_with_clock(server_clock.clone()).await;
+    let client = server.rotating(60, 7200).await;
+    let dirs = Dirs::new();
+    let store = dirs.store();
+    let clock = Arc::new(ManualClock::new(start));
+    let credential = server.credential(&client, start).await;
+    let at1 = credential.access_token.clone();
+    let rt1 = credential.refresh_token.clone().unwrap();
+    let (first, _) = manager_with(&server, store.clone(), clock.clone());
+    first.login_with(credential).await.unwrap();
+    let before = std::fs::read(dirs.data()).unwrap();
+    first.refresh_after_rejection(&at1).await.unwrap();
+    // The rotated pair is lost; the marker of the attempt survives.
+    std::fs::write(dirs.data(), &before).unwrap();
+    let mut crashed = store.load().unwrap().unwrap();
+    crashed.in_flight = Some(InFlight::new(&rt1, start));
+    store.save(Some(&rt1), &crashed).unwrap();
+
+    // Two minutes later, past the 60 s window: the server takes RT1 for reuse.
+    server_clock.advance_secs(120);
+    clock.advance_ms(120_000);
+    let (second, events) = manager_with(&server, dirs.store(), clock.clone());
+    let error = second.refresh_after_rejection(&at1).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            ClientError::ReauthRequired {
+                reason: ReauthReason::LostRotation
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(events.events()[0].outcome, RefreshOutcome::Failed);
+    assert_eq!(server.events("reuse_detected").await, 1);
+
+    // The verdict is persisted: a third process fails without asking the server.
+    let (third, third_events) = manager_with(&server, dirs.store(), clock.clone());
+    assert!(matches!(
+        third.access_token().await,
+        Err(ClientError::ReauthRequired {
+            reason: ReauthReason::LostRotation
+        })
+    ));
+    assert!(third_events.events().is_empty());
+    assert_eq!(
+        third.status().await.unwrap().reauth_required,
+        Some(ReauthReason::LostRotation)
+    );
+}
+
+#[tokio::test]
+async fn revocation_gives_reauth_required_and_other_processes_fail_fast() {
+    let server = Server::start().await;
+    let client = server.plain(7200).await;
+    let Session {
+        manager,
+        events,
+        credential,
+        dirs,
+        ..
+    } = server.logged_in(&client).await;
+    let rt = clear(credential.refresh_token.as_ref().unwrap());
+    assert_eq!(server.revoke(&rt).await.as_u16(), 200);
+
+    // The API refuses the session, the refresh is refused: a typed error, no loop.
+    let error = manager
+        .http_client()
+        .get("/services/data/v65.0/")
+        .await
+        .unwrap_err();
+    let ClientError::ReauthRequired {
+        reason: ReauthReason::RefreshTokenRejected { description },
+    } = error
+    else {
+        panic!("{error:?}");
+    };
+    assert_eq!(description, "expired access/refresh token");
+    assert_eq!(events.events().len(), 1);
+    assert_eq!(events.events()[0].attempts, 1);
+
+    // Another process reads the persisted verdict and never calls the server.
+    let (other, other_events) = open_manager(&server, dirs.store());
+    let again = other.access_token().await.unwrap_err();
+    assert!(matches!(again, ClientError::ReauthRequired { .. }));
+    let again = other
+        .refresh_after_rejection(&credential.access_token)
+        .await
+        .unwrap_err();
+    assert!(matches!(again, ClientError::ReauthRequired { .. }));
+    assert_eq!(other_events.events()[0].attempts, 0);
+
+    // A new login clears it.
+    let fresh = server.credential(&client, now_ms()).await;
+    other.login_with(fresh).await.unwrap();
+    let token = other.access_token().await.unwrap();
+    assert!(server.api_works(&clear(&token)).await);
+}
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token_then_the_access_token_and_wipes_the_file() {
+    let server = Server::start().await;
+    let client = server.rotating(60, 7200).await;
+    let Session {
+        manager,
+        credential,
+        dirs,
+        ..
+    } = server.logged_in(&client).await;
+    let at = clear(&credential.access_token);
+    let rt = credential.refresh_token.clone().unwrap();
+
+    let report = manager.logout().await;
+    assert_eq!(report.refresh_token, LogoutStep::Done);
+    // Revoking the refresh token revoked its grant, access token included.
+    assert!(
+        matches!(
+            report.access_token,
+            LogoutStep::Done | LogoutStep::AlreadyInvalid
+        ),
+        "{report}"
+    );
+    assert_eq!(report.local_copy, LogoutStep::Done);
+    assert!(report.is_complete());
+    assert!(!dirs.data().exists());
+    assert!(!server.api_works(&at).await);
+    // The refresh token is dead at the server too.
+    let status = server
+        .http
+        .post(format!("{}/services/oauth2/token", server.base))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &clear(&rt)),
+            ("client_id", &client.id),
+            ("client_secret", &clear(client.secret.as_ref().unwrap())),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 400);
+    assert!(matches!(
+        manager.access_token().await,
+        Err(ClientError::NotLoggedIn)
+    ));
+    assert!(matches!(
+        manager.status().await,
+        Err(ClientError::NotLoggedIn)
+    ));
+    let again = manager.logout().await;
+    assert!(
+        matches!(again.local_copy, LogoutStep::Skipped(_)),
+        "{again}"
+    );
+}
