@@ -30,6 +30,34 @@
 //!   attempts) and `tracing` spans that never carry a token.
 //!
 //! It depends on `tessera-proto` (wire types, no IO) and none of the server's crates.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tessera_client::{ClientError, FileTokenStore, KeySource, ManagerConfig, TokenManager};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // The key apart from the data: a copy of the profiles directory alone decrypts nothing.
+//! let store = FileTokenStore::open(
+//!     "/home/me/.config/tessera/profiles/default.cred".into(),
+//!     KeySource::Auto {
+//!         key_file: "/home/me/.local/share/tessera/keys/client.key".into(),
+//!         keyring_service: "tessera".into(),
+//!         keyring_user: "default".into(),
+//!     },
+//! )?;
+//! let http = tessera_client::default_http_client()?;
+//! let manager = Arc::new(TokenManager::new(Arc::new(store), ManagerConfig::new(http)));
+//! // After `tessera login` (or any code exchange turned into a `Credential` and passed to
+//! // `login_with`), requests carry a valid token and survive its expiry:
+//! let api = manager.http_client();
+//! match api.get("/services/data/v65.0/sobjects").await {
+//!     Ok(response) => println!("{}", response.status()),
+//!     Err(ClientError::ReauthRequired { reason }) => eprintln!("please log in again: {reason}"),
+//!     Err(other) => return Err(other.into()),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod authorized;
 mod clock;

@@ -346,3 +346,56 @@ async fn a_refresh_with_no_answer_keeps_its_marker_for_the_next_attempt() {
     let again = s.store.load().unwrap().unwrap();
     assert_eq!(again.in_flight, stored.in_flight);
 }
+
+#[tokio::test]
+async fn a_session_refused_again_after_the_refresh_is_returned_not_retried() {
+    let api_calls = Arc::new(AtomicU32::new(0));
+    let counter = api_calls.clone();
+    let token_calls = Arc::new(AtomicU32::new(0));
+    let refreshes = token_calls.clone();
+    let router = Router::new()
+        .route(
+            "/services/oauth2/token",
+            post(move || {
+                let n = refreshes.fetch_add(1, Ordering::SeqCst);
+                async move { tokens(&format!("00D!refreshed-{n}")) }
+            }),
+        )
+        .route(
+            "/services/data/v65.0/",
+            get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#,
+                    )
+                }
+            }),
+        );
+    let base = serve(router).await;
+    let s = setup(&base, false).await;
+    // Fresh for a while: the first call goes out with the stored token.
+    s.clock.advance_ms(-3_000_000);
+    let mut credential = s.store.load().unwrap().unwrap();
+    credential.instance_url = base.clone();
+    let rt = credential.refresh_token.clone();
+    s.store.save(rt.as_ref(), &credential).unwrap();
+
+    let response = s
+        .manager
+        .http_client()
+        .get("/services/data/v65.0/")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // The body survived the inspection.
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("INVALID_SESSION_ID"));
+    assert_eq!(api_calls.load(Ordering::SeqCst), 2, "one call, one replay");
+    assert_eq!(token_calls.load(Ordering::SeqCst), 1, "one refresh");
+}

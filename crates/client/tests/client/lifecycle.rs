@@ -328,3 +328,102 @@ async fn logout_revokes_the_refresh_token_then_the_access_token_and_wipes_the_fi
         "{again}"
     );
 }
+
+#[tokio::test]
+async fn the_servers_clock_is_learnt_from_the_date_header() {
+    let server = Server::start().await;
+    let client = server.plain(3600).await;
+    let dirs = Dirs::new();
+    // This machine's clock is 5 minutes slow.
+    let skew = 5 * 60_000;
+    let clock = Arc::new(ManualClock::new(now_ms() - skew));
+    let (manager, _) = manager_with(&server, dirs.store(), clock.clone());
+    use tessera_client::Clock;
+    let credential = server.credential(&client, clock.now_ms()).await;
+    let at1 = credential.access_token.clone();
+    manager.login_with(credential).await.unwrap();
+    manager.refresh_after_rejection(&at1).await.unwrap();
+    let status = manager.status().await.unwrap();
+    // The Date header has 1-second resolution.
+    assert!(
+        (status.clock_offset_ms - skew).abs() < 2_000,
+        "offset {}",
+        status.clock_offset_ms
+    );
+    let remaining = status.remaining_ms.unwrap();
+    assert!((3_597_000..=3_600_000).contains(&remaining), "{remaining}");
+    // 58 minutes on the slow clock are 58 at the server: still fresh; 59.5 are not.
+    clock.advance_ms(58 * 60_000);
+    let fresh = manager.access_token().await.unwrap();
+    clock.advance_ms(90_000);
+    assert_ne!(manager.access_token().await.unwrap(), fresh);
+}
+
+#[tokio::test]
+async fn without_expires_in_refresh_is_reactive_unless_a_session_timeout_is_configured() {
+    let server = Server::start_without_expires_in().await;
+    let client = server.plain(3600).await;
+    let dirs = Dirs::new();
+    let clock = Arc::new(ManualClock::new(now_ms()));
+    use tessera_client::Clock;
+    let credential = server.credential(&client, clock.now_ms()).await;
+    assert_eq!(credential.expires_at_ms, None);
+    let at1 = credential.access_token.clone();
+    let (reactive, reactive_events) =
+        manager_with_session_timeout(&server, dirs.store(), clock.clone(), None);
+    reactive.login_with(credential).await.unwrap();
+    // A day later the token is still handed out as is: nothing says it expired.
+    clock.advance_ms(24 * 3_600_000);
+    assert_eq!(reactive.access_token().await.unwrap(), at1);
+    assert!(reactive_events.events().is_empty());
+    // Refused by the server, it is refreshed.
+    let at2 = reactive.refresh_after_rejection(&at1).await.unwrap();
+    assert_ne!(at2, at1);
+
+    // With Salesforce's session timeout configured, the expiry is issued_at + timeout.
+    clock.set_ms(now_ms());
+    let (timed, timed_events) = manager_with_session_timeout(
+        &server,
+        dirs.store(),
+        clock.clone(),
+        Some(Duration::from_secs(3600)),
+    );
+    let fresh = tessera_client::Credential::from_token_response(
+        server.endpoints().await,
+        client.id.clone(),
+        client.secret.clone(),
+        &server.mint(&client).await,
+        None,
+        clock.now_ms(),
+        Some(Duration::from_secs(3600)),
+    );
+    let at3 = fresh.access_token.clone();
+    timed.login_with(fresh).await.unwrap();
+    assert_eq!(timed.access_token().await.unwrap(), at3);
+    clock.advance_ms(59 * 60_000 + 30_000);
+    let at4 = timed.access_token().await.unwrap();
+    assert_ne!(at4, at3);
+    assert_eq!(timed_events.events()[0].trigger, RefreshTrigger::Proactive);
+    let status = timed.status().await.unwrap();
+    assert!(status.expires_at_ms.is_some());
+}
+
+#[tokio::test]
+async fn a_refused_token_another_process_already_replaced_is_not_refreshed_again() {
+    let server = Server::start().await;
+    let Session {
+        manager: first,
+        credential,
+        dirs,
+        ..
+    } = server.logged_in(&server.rotating(0, 7200).await).await;
+    let at1 = credential.access_token.clone();
+    let (second, second_events) = open_manager(&server, dirs.store());
+    assert_eq!(second.access_token().await.unwrap(), at1);
+    let at2 = first.refresh_after_rejection(&at1).await.unwrap();
+    // The second process still holds AT1; the API refuses it; the store has AT2.
+    assert_eq!(second.refresh_after_rejection(&at1).await.unwrap(), at2);
+    assert_eq!(second_events.events()[0].outcome, RefreshOutcome::Adopted);
+    assert_eq!(second_events.events()[0].attempts, 0);
+    assert_eq!(server.refreshes().await, 1);
+}

@@ -48,11 +48,26 @@ impl Server {
     }
 
     pub async fn start_with_clock(clock: Arc<dyn tessera_core::time::Clock>) -> Self {
+        Self::start_configured(clock, true).await
+    }
+
+    /// A server that, like Salesforce, sends no `expires_in`.
+    pub async fn start_without_expires_in() -> Self {
+        Self::start_configured(Arc::new(tessera_core::time::SystemClock), false).await
+    }
+
+    async fn start_configured(
+        clock: Arc<dyn tessera_core::time::Clock>,
+        emit_expires_in: bool,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("tessera.db").to_str().unwrap()).unwrap();
-        let config = AuthorityConfig::new(base.clone(), ServerKey::generate(&OsRandom));
+        let config = AuthorityConfig {
+            emit_expires_in,
+            ..AuthorityConfig::new(base.clone(), ServerKey::generate(&OsRandom))
+        };
         let authority = Authority::new(Arc::new(store), clock, Arc::new(OsRandom), config);
         authority
             .create_user(USERNAME, Password::new("correct horse battery"), None)
@@ -257,6 +272,21 @@ pub fn manager_with(
         on_event: Some(Arc::new(move |e: &RefreshEvent| {
             sink.0.lock().unwrap().push(e.clone())
         })),
+    };
+    (Arc::new(TokenManager::new(store, config)), recorder)
+}
+
+/// A manager with a session timeout, for servers without `expires_in`.
+pub fn manager_with_session_timeout(
+    server: &Server,
+    store: Arc<dyn TokenStore>,
+    clock: Arc<dyn Clock>,
+    session_timeout: Option<std::time::Duration>,
+) -> (Arc<TokenManager>, Recorder) {
+    let (manager, recorder) = manager_with(server, store.clone(), clock.clone());
+    let config = ManagerConfig {
+        session_timeout,
+        ..manager.config().clone()
     };
     (Arc::new(TokenManager::new(store, config)), recorder)
 }
