@@ -47,6 +47,53 @@ fn challenge_says_invalid(headers: &HeaderMap) -> bool {
     false
 }
 
+/// Where API requests go: the instance, or for RFC servers without one, the issuer.
+pub(crate) fn resource_base(credential: &crate::Credential) -> &str {
+    if credential.instance_url.is_empty() {
+        &credential.endpoints.issuer
+    } else {
+        &credential.instance_url
+    }
+}
+
+/// `Bearer <token>`, marked sensitive so that no debug output shows it.
+pub(crate) fn bearer(token: &AccessToken) -> Result<HeaderValue, ClientError> {
+    let mut value =
+        HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
+            ClientError::Protocol("the access token is not a valid header value".into())
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// `Err(())` when the response says the session is invalid; otherwise the response, rebuilt
+/// if its body had to be read to tell.
+pub(crate) async fn refused_session(
+    response: Response,
+) -> Result<Result<Response, ()>, ClientError> {
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return Ok(Ok(response));
+    }
+    if challenge_says_invalid(response.headers()) {
+        return Ok(Err(()));
+    }
+    let status = response.status();
+    let version = response.version();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ClientError::transient(format!("reading a 401 response: {e}")))?;
+    if String::from_utf8_lossy(&body).contains("INVALID_SESSION_ID") {
+        return Ok(Err(()));
+    }
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    Ok(Ok(Response::from(rebuilt)))
+}
+
 impl AuthorizedClient {
     pub(crate) fn new(manager: Arc<TokenManager>) -> Self {
         Self { manager }
@@ -59,7 +106,7 @@ impl AuthorizedClient {
     /// `target` is a path relative to the instance URL (`/services/data/v65.0/sobjects`) or a
     /// full URL on the instance's (or, for RFC servers without one, the issuer's) origin: the
     /// token is never sent to another origin.
-    fn resolve(base: &str, target: &str) -> Result<url::Url, ClientError> {
+    pub(crate) fn resolve(base: &str, target: &str) -> Result<url::Url, ClientError> {
         let base_url = url::Url::parse(base)
             .map_err(|e| ClientError::Protocol(format!("instance URL {base:?}: {e}")))?;
         if let Ok(absolute) = url::Url::parse(target) {
@@ -92,17 +139,12 @@ impl AuthorizedClient {
         body: Option<Vec<u8>>,
     ) -> Result<Response, ClientError> {
         let credential = self.manager.current().await?;
-        let base = if credential.instance_url.is_empty() {
-            credential.endpoints.issuer.clone()
-        } else {
-            credential.instance_url.clone()
-        };
-        let url = Self::resolve(&base, target)?;
+        let url = Self::resolve(resource_base(&credential), target)?;
         let token = self.manager.access_token().await?;
         let response = self
             .send_once(&method, &url, &headers, body.as_deref(), &token)
             .await?;
-        let response = match Self::refused_session(response).await? {
+        let response = match refused_session(response).await? {
             Ok(response) => return Ok(response),
             Err(()) => {
                 tracing::info!("session refused; refreshing and replaying once");
@@ -127,11 +169,7 @@ impl AuthorizedClient {
         body: Option<&[u8]>,
         token: &AccessToken,
     ) -> Result<Response, ClientError> {
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-            .map_err(|_| {
-                ClientError::Protocol("the access token is not a valid header value".into())
-            })?;
-        authorization.set_sensitive(true);
+        let authorization = bearer(token)?;
         let mut request = self
             .manager
             .config()
@@ -148,32 +186,6 @@ impl AuthorizedClient {
                 url.origin().ascii_serialization()
             ))
         })
-    }
-
-    /// `Err(())` when the response says the session is invalid; otherwise the response,
-    /// rebuilt if its body had to be read to tell.
-    async fn refused_session(response: Response) -> Result<Result<Response, ()>, ClientError> {
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(Ok(response));
-        }
-        if challenge_says_invalid(response.headers()) {
-            return Ok(Err(()));
-        }
-        let status = response.status();
-        let version = response.version();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::transient(format!("reading a 401 response: {e}")))?;
-        if String::from_utf8_lossy(&body).contains("INVALID_SESSION_ID") {
-            return Ok(Err(()));
-        }
-        let mut rebuilt = http::Response::new(body);
-        *rebuilt.status_mut() = status;
-        *rebuilt.version_mut() = version;
-        *rebuilt.headers_mut() = headers;
-        Ok(Ok(Response::from(rebuilt)))
     }
 }
 

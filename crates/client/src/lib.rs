@@ -65,6 +65,8 @@ mod credential;
 mod discovery;
 mod error;
 mod manager;
+#[cfg(feature = "reqwest-middleware")]
+mod middleware;
 mod oauth;
 mod store;
 
@@ -80,6 +82,8 @@ pub use manager::{
     EventSink, LogoutReport, LogoutStep, ManagerConfig, RefreshEvent, RefreshOutcome,
     RefreshTrigger, Status, TokenManager,
 };
+#[cfg(feature = "reqwest-middleware")]
+pub use middleware::TokenMiddleware;
 pub use oauth::{default_http_client, parse_token_response};
 pub use store::{FileTokenStore, KeySource, Protection, StoreLock, TokenStore};
 pub use tessera_proto::{AccessToken, ClientSecret, ExposeSecret, Password, RefreshToken};

@@ -427,3 +427,56 @@ async fn a_refused_token_another_process_already_replaced_is_not_refreshed_again
     assert_eq!(second_events.events()[0].attempts, 0);
     assert_eq!(server.refreshes().await, 1);
 }
+
+#[tokio::test]
+async fn the_reqwest_middleware_adds_the_token_only_for_the_instance_and_refreshes_once() {
+    let server = Server::start().await;
+    let Session {
+        manager,
+        events,
+        credential,
+        dirs: _dirs,
+        ..
+    } = server.logged_in(&server.plain(7200).await).await;
+    assert_eq!(
+        server
+            .revoke(&clear(&credential.access_token))
+            .await
+            .as_u16(),
+        200
+    );
+    let client = reqwest_middleware::ClientBuilder::new(server.http.clone())
+        .with(tessera_client::TokenMiddleware::new(manager.clone()))
+        .build();
+    let response = client
+        .get(format!("{}/services/data/v65.0/", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(events.events().len(), 1);
+    assert_eq!(server.refreshes().await, 1);
+
+    // Another origin: the request goes, the token does not.
+    let elsewhere = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = axum::Router::new().route(
+            "/echo",
+            axum::routing::get(|headers: axum::http::HeaderMap| async move {
+                headers.contains_key("authorization").to_string()
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        base
+    };
+    let text = client
+        .get(format!("{elsewhere}/echo"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "false");
+}
