@@ -1,6 +1,6 @@
 //! [`TokenManager`]: one credential, kept valid.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -26,6 +26,11 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// refresh committed; past that, the same refresh token is taken for reuse and its whole family
 /// revoked. Against a non-rotating server (Salesforce's default) the retry succeeds.
 const IN_PROGRESS_RETRY_BUDGET: Duration = Duration::from_millis(1000);
+/// After a proactive refresh failed transiently, the still-valid token is handed out without
+/// trying again for this long (or the server's `Retry-After`, if longer): otherwise every call
+/// inside the refresh margin would queue on the lock for a round of retries against a server
+/// that is down.
+const PROACTIVE_RETRY_PAUSE: Duration = Duration::from_secs(10);
 
 /// A callback for [`RefreshEvent`]s (metrics, logs, a UI).
 pub type EventSink = Arc<dyn Fn(&RefreshEvent) + Send + Sync>;
@@ -264,6 +269,9 @@ pub struct TokenManager {
     cache: Mutex<Option<Credential>>,
     /// One refresh at a time in this process; the store's lock does it across processes.
     gate: tokio::sync::Mutex<()>,
+    /// Local time before which no proactive refresh is tried again (see
+    /// [`PROACTIVE_RETRY_PAUSE`]).
+    pause_until_ms: AtomicI64,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -282,6 +290,7 @@ impl TokenManager {
             config,
             cache: Mutex::new(None),
             gate: tokio::sync::Mutex::new(()),
+            pause_until_ms: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -345,11 +354,16 @@ impl TokenManager {
     }
 
     /// Whether this credential's access token may be handed out without a refresh: the rule
-    /// says so, or there is nothing to refresh with and it has not expired yet.
-    fn usable(credential: &Credential, now: i64) -> bool {
+    /// says so, or it has not expired yet and there is nothing to refresh with or a failed
+    /// refresh is pausing.
+    fn usable(&self, credential: &Credential, now: i64) -> bool {
         match credential.decision(now) {
             Decision::Use => true,
-            Decision::Refresh => credential.refresh_token.is_none() && !credential.is_expired(now),
+            Decision::Refresh => {
+                !credential.is_expired(now)
+                    && (credential.refresh_token.is_none()
+                        || now < self.pause_until_ms.load(Ordering::Relaxed))
+            }
             Decision::Dead(_) => false,
         }
     }
@@ -399,11 +413,11 @@ impl TokenManager {
     #[tracing::instrument(skip_all)]
     pub async fn access_token(&self) -> Result<AccessToken, ClientError> {
         let now = self.now();
-        if let Some(c) = self.cached().as_ref().filter(|c| Self::usable(c, now)) {
+        if let Some(c) = self.cached().as_ref().filter(|c| self.usable(c, now)) {
             return Ok(c.access_token.clone());
         }
         let stored = self.load().await?.ok_or(ClientError::NotLoggedIn)?;
-        if Self::usable(&stored, now) {
+        if self.usable(&stored, now) {
             self.remember(&stored);
             return Ok(stored.access_token);
         }
@@ -480,8 +494,8 @@ impl TokenManager {
         }
         // Under the lock, the store may hold what another process or task just refreshed.
         let adopt = match rejected {
-            None => Self::usable(&credential, now),
-            Some(refused) => credential.access_token != *refused && Self::usable(&credential, now),
+            None => self.usable(&credential, now),
+            Some(refused) => credential.access_token != *refused && self.usable(&credential, now),
         };
         if adopt {
             self.remember(&credential);
@@ -527,6 +541,7 @@ impl TokenManager {
                 // retry window gives the same pair again.
                 self.save(Some(&refresh_token), &next).await?;
                 self.remember(&next);
+                self.pause_until_ms.store(i64::MIN, Ordering::Relaxed);
                 attempt.outcome = RefreshOutcome::Refreshed;
                 Ok(next.access_token)
             }
@@ -559,7 +574,7 @@ impl TokenManager {
         if let Ok(Some(current)) = self.load().await {
             if current.refresh_token.as_ref() != Some(refresh_token)
                 && current.dead.is_none()
-                && Self::usable(&current, now)
+                && self.usable(&current, now)
             {
                 self.remember(&current);
                 attempt.outcome = RefreshOutcome::Adopted;
@@ -597,6 +612,15 @@ impl TokenManager {
             && !credential.is_expired(now)
         {
             tracing::warn!(error = %error, "refresh failed; the current access token is still valid");
+            let pause = match &error {
+                ClientError::Transient {
+                    retry_after: Some(wait),
+                    ..
+                } => (*wait).max(PROACTIVE_RETRY_PAUSE),
+                _ => PROACTIVE_RETRY_PAUSE,
+            };
+            self.pause_until_ms
+                .store(now + pause.as_millis() as i64, Ordering::Relaxed);
             self.remember(credential);
             return Ok(credential.access_token.clone());
         }

@@ -244,7 +244,7 @@ async fn transient_failures_give_up_after_three_attempts_without_a_verdict() {
 
 #[tokio::test]
 async fn a_failed_proactive_refresh_hands_out_the_still_valid_token() {
-    let (base, _) = refusing_token_endpoint(
+    let (base, calls) = refusing_token_endpoint(
         StatusCode::SERVICE_UNAVAILABLE,
         "temporarily_unavailable",
         "x",
@@ -254,12 +254,26 @@ async fn a_failed_proactive_refresh_hands_out_the_still_valid_token() {
     let token = s.manager.access_token().await.unwrap();
     assert_eq!(clear(&token), "00D!old-access");
     assert_eq!(s.events.events()[0].outcome, RefreshOutcome::Failed);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // For a while the valid token is handed out without hammering the server.
+    for _ in 0..5 {
+        assert_eq!(
+            clear(&s.manager.access_token().await.unwrap()),
+            "00D!old-access"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // Then a refresh is tried again (9 s of validity left).
+    s.clock.advance_ms(11_000);
+    assert!(s.manager.access_token().await.is_ok());
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
     // Once it has expired, the failure is the caller's.
-    s.clock.advance_ms(30_000);
+    s.clock.advance_ms(10_000);
     assert!(matches!(
         s.manager.access_token().await,
         Err(ClientError::Transient { .. })
     ));
+    assert_eq!(calls.load(Ordering::SeqCst), 9);
 }
 
 #[tokio::test]
