@@ -15,14 +15,6 @@ use tessera_client::{
 
 use crate::support::*;
 
-/// Serves `router` on 127.0.0.1:0; returns its base URL.
-async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    base
-}
-
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,

@@ -13,40 +13,28 @@ use crate::support::*;
 #[tokio::test]
 async fn a_fresh_token_is_handed_out_without_a_refresh() {
     let server = Server::start().await;
-    let Session {
-        manager,
-        events,
-        credential,
-        dirs: _dirs,
-        ..
-    } = server.logged_in(&server.plain(3600).await).await;
-    let first = clear(&credential.access_token);
+    let s = server.logged_in(&server.plain(3600).await).await;
+    let first = clear(&s.credential.access_token);
     for _ in 0..3 {
-        assert_eq!(clear(&manager.access_token().await.unwrap()), first);
+        assert_eq!(clear(&s.manager.access_token().await.unwrap()), first);
     }
-    assert!(events.events().is_empty());
+    assert!(s.events.events().is_empty());
     assert_eq!(server.refreshes().await, 0);
 }
 
 #[tokio::test]
 async fn proactive_refresh_renews_a_short_token_just_before_it_expires() {
     let server = Server::start().await;
-    let Session {
-        manager,
-        events,
-        credential,
-        dirs: _dirs,
-        ..
-    } = server.logged_in(&server.plain(3).await).await;
-    let issued_at = credential.issued_at_ms;
-    let first = clear(&credential.access_token);
+    let s = server.logged_in(&server.plain(3).await).await;
+    let issued_at = s.credential.issued_at_ms;
+    let first = clear(&s.credential.access_token);
 
     // 2.75 s into a 3 s lifetime: inside the 300 ms margin, not yet expired.
     let wait = (issued_at + 2_750 - now_ms()).max(0) as u64;
     tokio::time::sleep(Duration::from_millis(wait)).await;
-    let second = clear(&manager.access_token().await.unwrap());
+    let second = clear(&s.manager.access_token().await.unwrap());
     assert_ne!(second, first);
-    let seen = events.events();
+    let seen = s.events.events();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].outcome, RefreshOutcome::Refreshed);
     assert_eq!(seen[0].trigger, RefreshTrigger::Proactive);
@@ -56,7 +44,7 @@ async fn proactive_refresh_renews_a_short_token_just_before_it_expires() {
     assert!(server.api_works(&second).await);
 
     // The refreshed credential learnt the server's clock from the Date header.
-    let status = manager.status().await.unwrap();
+    let status = s.manager.status().await.unwrap();
     assert!(
         status.clock_offset_ms.abs() < 2_000,
         "{}",
@@ -68,26 +56,20 @@ async fn proactive_refresh_renews_a_short_token_just_before_it_expires() {
 #[tokio::test]
 async fn a_refused_session_is_refreshed_once_and_the_request_replayed() {
     let server = Server::start().await;
-    let Session {
-        manager,
-        events,
-        credential,
-        dirs: _dirs,
-        ..
-    } = server.logged_in(&server.plain(7200).await).await;
-    let first = clear(&credential.access_token);
+    let s = server.logged_in(&server.plain(7200).await).await;
+    let first = clear(&s.credential.access_token);
     // The access token dies at the server (revoking an access token revokes only it).
     assert_eq!(server.revoke(&first).await.as_u16(), 200);
 
-    let api = manager.http_client();
+    let api = s.manager.http_client();
     let response = api.get("/services/data/v65.0/").await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let seen = events.events();
+    let seen = s.events.events();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].trigger, RefreshTrigger::Rejected);
     assert_eq!(seen[0].outcome, RefreshOutcome::Refreshed);
     assert_eq!(server.refreshes().await, 1);
-    assert_ne!(clear(&manager.access_token().await.unwrap()), first);
+    assert_ne!(clear(&s.manager.access_token().await.unwrap()), first);
 
     // An absolute URL on the instance works too; another origin never gets the token.
     let url = format!("{}/services/data/v65.0/sobjects", server.base);
@@ -101,30 +83,23 @@ async fn a_refused_session_is_refreshed_once_and_the_request_replayed() {
 #[tokio::test]
 async fn rotation_stores_the_new_refresh_token_before_the_access_token_is_used() {
     let server = Server::start().await;
-    let Session {
-        manager,
-        events,
-        credential,
-        store,
-        dirs: _dirs,
-        ..
-    } = server.logged_in(&server.rotating(60, 7200).await).await;
-    let rt1 = credential.refresh_token.clone().unwrap();
-    let at1 = credential.access_token.clone();
+    let s = server.logged_in(&server.rotating(60, 7200).await).await;
+    let rt1 = s.credential.refresh_token.clone().unwrap();
+    let at1 = s.credential.access_token.clone();
 
-    let at2 = manager.refresh_after_rejection(&at1).await.unwrap();
-    let stored = store.load().unwrap().unwrap();
+    let at2 = s.manager.refresh_after_rejection(&at1).await.unwrap();
+    let stored = s.store.load().unwrap().unwrap();
     let rt2 = stored.refresh_token.clone().unwrap();
     assert_ne!(rt2, rt1);
     assert_eq!(stored.access_token, at2);
     assert!(stored.in_flight.is_none() && stored.dead.is_none());
-    assert!(events.events()[0].rotated);
+    assert!(s.events.events()[0].rotated);
     assert_eq!(server.events("rotated").await, 1);
 
     // The next refresh presents RT2 (RT1 would now be reuse).
-    let at3 = manager.refresh_after_rejection(&at2).await.unwrap();
+    let at3 = s.manager.refresh_after_rejection(&at2).await.unwrap();
     assert_ne!(at3, at2);
-    assert_ne!(store.load().unwrap().unwrap().refresh_token.unwrap(), rt2);
+    assert_ne!(s.store.load().unwrap().unwrap().refresh_token.unwrap(), rt2);
     assert_eq!(server.events("rotated").await, 2);
     assert_eq!(server.events("reuse_detected").await, 0);
     assert!(server.api_works(&clear(&at3)).await);
@@ -228,18 +203,13 @@ async fn an_interrupted_refresh_past_the_window_is_reported_as_lost_rotation() {
 async fn revocation_gives_reauth_required_and_other_processes_fail_fast() {
     let server = Server::start().await;
     let client = server.plain(7200).await;
-    let Session {
-        manager,
-        events,
-        credential,
-        dirs,
-        ..
-    } = server.logged_in(&client).await;
-    let rt = clear(credential.refresh_token.as_ref().unwrap());
+    let s = server.logged_in(&client).await;
+    let rt = clear(s.credential.refresh_token.as_ref().unwrap());
     assert_eq!(server.revoke(&rt).await.as_u16(), 200);
 
     // The API refuses the session, the refresh is refused: a typed error, no loop.
-    let error = manager
+    let error = s
+        .manager
         .http_client()
         .get("/services/data/v65.0/")
         .await
@@ -251,15 +221,15 @@ async fn revocation_gives_reauth_required_and_other_processes_fail_fast() {
         panic!("{error:?}");
     };
     assert_eq!(description, "expired access/refresh token");
-    assert_eq!(events.events().len(), 1);
-    assert_eq!(events.events()[0].attempts, 1);
+    assert_eq!(s.events.events().len(), 1);
+    assert_eq!(s.events.events()[0].attempts, 1);
 
     // Another process reads the persisted verdict and never calls the server.
-    let (other, other_events) = open_manager(&server, dirs.store());
+    let (other, other_events) = open_manager(&server, s.dirs.store());
     let again = other.access_token().await.unwrap_err();
     assert!(matches!(again, ClientError::ReauthRequired { .. }));
     let again = other
-        .refresh_after_rejection(&credential.access_token)
+        .refresh_after_rejection(&s.credential.access_token)
         .await
         .unwrap_err();
     assert!(matches!(again, ClientError::ReauthRequired { .. }));
@@ -276,16 +246,11 @@ async fn revocation_gives_reauth_required_and_other_processes_fail_fast() {
 async fn logout_revokes_the_refresh_token_then_the_access_token_and_wipes_the_file() {
     let server = Server::start().await;
     let client = server.rotating(60, 7200).await;
-    let Session {
-        manager,
-        credential,
-        dirs,
-        ..
-    } = server.logged_in(&client).await;
-    let at = clear(&credential.access_token);
-    let rt = credential.refresh_token.clone().unwrap();
+    let s = server.logged_in(&client).await;
+    let at = clear(&s.credential.access_token);
+    let rt = s.credential.refresh_token.clone().unwrap();
 
-    let report = manager.logout().await;
+    let report = s.manager.logout().await;
     assert_eq!(report.refresh_token, LogoutStep::Done);
     // Revoking the refresh token revoked its grant, access token included.
     assert!(
@@ -297,7 +262,7 @@ async fn logout_revokes_the_refresh_token_then_the_access_token_and_wipes_the_fi
     );
     assert_eq!(report.local_copy, LogoutStep::Done);
     assert!(report.is_complete());
-    assert!(!dirs.data().exists());
+    assert!(!s.dirs.data().exists());
     assert!(!server.api_works(&at).await);
     // The refresh token is dead at the server too.
     let status = server
@@ -315,14 +280,14 @@ async fn logout_revokes_the_refresh_token_then_the_access_token_and_wipes_the_fi
         .status();
     assert_eq!(status.as_u16(), 400);
     assert!(matches!(
-        manager.access_token().await,
+        s.manager.access_token().await,
         Err(ClientError::NotLoggedIn)
     ));
     assert!(matches!(
-        manager.status().await,
+        s.manager.status().await,
         Err(ClientError::NotLoggedIn)
     ));
-    let again = manager.logout().await;
+    let again = s.manager.logout().await;
     assert!(
         matches!(again.local_copy, LogoutStep::Skipped(_)),
         "{again}"
@@ -411,16 +376,11 @@ async fn without_expires_in_refresh_is_reactive_unless_a_session_timeout_is_conf
 #[tokio::test]
 async fn a_refused_token_another_process_already_replaced_is_not_refreshed_again() {
     let server = Server::start().await;
-    let Session {
-        manager: first,
-        credential,
-        dirs,
-        ..
-    } = server.logged_in(&server.rotating(0, 7200).await).await;
-    let at1 = credential.access_token.clone();
-    let (second, second_events) = open_manager(&server, dirs.store());
+    let s = server.logged_in(&server.rotating(0, 7200).await).await;
+    let at1 = s.credential.access_token.clone();
+    let (second, second_events) = open_manager(&server, s.dirs.store());
     assert_eq!(second.access_token().await.unwrap(), at1);
-    let at2 = first.refresh_after_rejection(&at1).await.unwrap();
+    let at2 = s.manager.refresh_after_rejection(&at1).await.unwrap();
     // The second process still holds AT1; the API refuses it; the store has AT2.
     assert_eq!(second.refresh_after_rejection(&at1).await.unwrap(), at2);
     assert_eq!(second_events.events()[0].outcome, RefreshOutcome::Adopted);
@@ -431,22 +391,16 @@ async fn a_refused_token_another_process_already_replaced_is_not_refreshed_again
 #[tokio::test]
 async fn the_reqwest_middleware_adds_the_token_only_for_the_instance_and_refreshes_once() {
     let server = Server::start().await;
-    let Session {
-        manager,
-        events,
-        credential,
-        dirs: _dirs,
-        ..
-    } = server.logged_in(&server.plain(7200).await).await;
+    let s = server.logged_in(&server.plain(7200).await).await;
     assert_eq!(
         server
-            .revoke(&clear(&credential.access_token))
+            .revoke(&clear(&s.credential.access_token))
             .await
             .as_u16(),
         200
     );
     let client = reqwest_middleware::ClientBuilder::new(server.http.clone())
-        .with(tessera_client::TokenMiddleware::new(manager.clone()))
+        .with(tessera_client::TokenMiddleware::new(s.manager.clone()))
         .build();
     let response = client
         .get(format!("{}/services/data/v65.0/", server.base))
@@ -454,22 +408,17 @@ async fn the_reqwest_middleware_adds_the_token_only_for_the_instance_and_refresh
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    assert_eq!(events.events().len(), 1);
+    assert_eq!(s.events.events().len(), 1);
     assert_eq!(server.refreshes().await, 1);
 
     // Another origin: the request goes, the token does not.
-    let elsewhere = {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = axum::Router::new().route(
-            "/echo",
-            axum::routing::get(|headers: axum::http::HeaderMap| async move {
-                headers.contains_key("authorization").to_string()
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        base
-    };
+    let elsewhere = serve(axum::Router::new().route(
+        "/echo",
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            headers.contains_key("authorization").to_string()
+        }),
+    ))
+    .await;
     let text = client
         .get(format!("{elsewhere}/echo"))
         .send()

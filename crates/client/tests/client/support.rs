@@ -201,7 +201,7 @@ pub struct Session {
     /// As stored at login.
     pub credential: Credential,
     pub store: Arc<FileTokenStore>,
-    /// Dropping it deletes the files: keep it bound (`dirs: _dirs`).
+    /// Dropping it deletes the files.
     pub dirs: Dirs,
 }
 
@@ -320,4 +320,12 @@ pub fn sample_credential(access: &str, refresh: &str) -> Credential {
         in_flight: None,
         dead: None,
     }
+}
+
+/// Serves `router` on 127.0.0.1:0 until the test ends; returns its base URL.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    base
 }
