@@ -2,7 +2,9 @@
 //! clients, users and tokens directly in the database (safe while a server runs).
 
 mod admin;
+mod client;
 mod config;
+mod demo;
 mod lifecycle;
 mod serve;
 
@@ -37,6 +39,14 @@ pub struct Cli {
     /// Log format: text or json.
     #[arg(long, global = true, env = "TESSERA_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Client commands: which stored credential to use.
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_PROFILE",
+        default_value = "default"
+    )]
+    profile: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +57,18 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Manage clients, users and tokens in the database.
     Admin(admin::AdminArgs),
+    /// Log in with the Web Server flow (PKCE, loopback redirect) and keep the tokens, encrypted.
+    Login(client::LoginArgs),
+    /// Print a valid access token, refreshing it if needed.
+    Token,
+    /// Call the API with automatic refresh, relative to the instance URL.
+    Curl(client::CurlArgs),
+    /// Who is logged in, where, until when, and how the tokens are protected — never a token.
+    Status,
+    /// Revoke the tokens at the server (best effort) and wipe them here.
+    Logout,
+    /// A narrated run of the whole flow against an in-process server.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs one command to completion.
@@ -54,7 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let file = FileConfig::load(cli.config.as_deref())?;
     let serve_args = match &cli.command {
         Command::Serve(args) => Some(args),
-        Command::Admin(_) => None,
+        _ => None,
     };
     let settings = Settings::resolve(
         file,
@@ -70,7 +92,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             audit_retention: serve_args.and_then(|a| a.audit_retention.as_deref()),
         },
     )?;
-    init_tracing(&settings, matches!(cli.command, Command::Admin(_)));
+    init_tracing(&settings, !matches!(cli.command, Command::Serve(_)));
+    let paths = client::ClientPaths::from_env();
+    let profile = cli.profile.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -78,6 +102,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => serve::serve(settings, args).await,
             Command::Admin(args) => admin::run(settings, args).await,
+            Command::Login(args) => client::login(&paths, &profile, args).await,
+            Command::Token => client::token(&paths, &profile).await,
+            Command::Curl(args) => client::curl(&paths, &profile, args).await,
+            Command::Status => client::status(&paths, &profile).await,
+            Command::Logout => client::logout(&paths, &profile).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     })
 }

@@ -2,8 +2,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -28,32 +30,12 @@ impl Env {
         c
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-        drop(input);
-        child.wait_with_output().unwrap()
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        common::run(self.command(), args, stdin)
     }
 
     fn json(&self, args: &[&str], stdin: Option<&str>) -> Value {
-        let out = self.run(args, stdin);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))
+        common::json(self.command(), args, stdin)
     }
 }
 
@@ -703,4 +685,32 @@ fn the_server_runs_housekeeping_on_its_own() {
         purged,
         "the expired access token and its access-only grant were not removed"
     );
+}
+
+#[test]
+fn demo_runs_the_whole_story_on_a_fresh_machine() {
+    let env = Env::new();
+    let out = env
+        .command()
+        .env("TESSERA_CLIENT_DIR", env.dir.path().join("client"))
+        .args(["demo", "--access-token-ttl", "2s"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "1. Log in",
+        "2. Call the API",
+        "rotated",
+        "4. An attacker replays",
+        "invalid_grant",
+        "ReauthRequired",
+        "Done.",
+    ] {
+        assert!(text.contains(step), "missing {step:?} in:\n{text}");
+    }
 }

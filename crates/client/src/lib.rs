@@ -87,3 +87,8 @@ pub use middleware::TokenMiddleware;
 pub use oauth::{default_http_client, parse_token_response};
 pub use store::{FileTokenStore, KeySource, Protection, StoreLock, TokenStore};
 pub use tessera_proto::{AccessToken, ClientSecret, ExposeSecret, Password, RefreshToken};
+
+/// The README's library example, compiled as a doctest so that it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
