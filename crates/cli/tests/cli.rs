@@ -489,7 +489,8 @@ fn lifecycle_admin_commands_revoke_show_chains_and_follow_events() {
     let purged = env.json(&["admin", "--json", "housekeeping"], None);
     assert!(purged["grants"].is_number());
 
-    // `events --follow` prints new events as they come.
+    // `events --follow` prints new events as they come. The follower may take a moment to
+    // start, so keep minting until one of the new events shows up (or give up after 20 s).
     let mut follower = env
         .command()
         .args(["admin", "events", "--follow", "--limit", "0"])
@@ -497,26 +498,46 @@ fn lifecycle_admin_commands_revoke_show_chains_and_follow_events() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    env.json(
-        &[
-            "admin",
-            "token",
-            "mint",
-            "--client-id",
-            id,
-            "--username",
-            "l@example.com",
-            "--scope",
-            "api refresh_token",
-        ],
-        None,
-    );
-    std::thread::sleep(Duration::from_millis(1500));
+    let stdout = follower.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = false;
+    while !seen && Instant::now() < deadline {
+        env.json(
+            &[
+                "admin",
+                "token",
+                "mint",
+                "--client-id",
+                id,
+                "--username",
+                "l@example.com",
+                "--scope",
+                "api refresh_token",
+            ],
+            None,
+        );
+        while let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(1000)) {
+            if line.contains("issued") {
+                seen = true;
+                break;
+            }
+        }
+    }
     follower.kill().unwrap();
-    let output = follower.wait_with_output().unwrap();
-    let followed = String::from_utf8_lossy(&output.stdout);
-    assert!(followed.contains("issued"), "follow printed: {followed:?}");
+    follower.wait().unwrap();
+    assert!(seen, "events --follow printed no new event");
 }
 
 #[test]
