@@ -24,7 +24,7 @@ pub use config::{FileConfig, Settings};
 #[command(
     name = "tessera",
     version,
-    about = "OAuth 2.0 refresh-token server in Salesforce's image"
+    about = "OAuth 2.0 refresh tokens in Salesforce's image: the server, its administration, and a client that keeps tokens fresh"
 )]
 pub struct Cli {
     /// TOML config file (see tessera.example.toml).
