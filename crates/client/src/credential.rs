@@ -85,8 +85,8 @@ pub struct Credential {
     pub scope: String,
     /// Server time (ms since the epoch) the access token was issued.
     pub issued_at_ms: i64,
-    /// Server time the access token expires; `None` when neither `expires_in` nor a session
-    /// timeout says (refresh is then only reactive).
+    /// Server time the access token expires; `None` when neither `expires_in`, a session
+    /// timeout nor introspection says (refresh is then only reactive).
     pub expires_at_ms: Option<i64>,
     /// Server time minus local time, learnt from the `Date` header of the last token response.
     pub clock_offset_ms: i64,

@@ -7,7 +7,8 @@
 //! - **Proactive refresh** when the remaining lifetime drops below min(60 s, 10 % of the
 //!   lifetime), measured in the *server's* time (inferred from the HTTP `Date` header); for
 //!   providers without `expires_in` (Salesforce), from `issued_at` plus a configured session
-//!   timeout, or else reactive refresh only.
+//!   timeout, else from introspection (confidential clients, once per access token), or else
+//!   reactive refresh only.
 //! - **Reactive refresh** through [`AuthorizedClient`]: a 401 (`INVALID_SESSION_ID`,
 //!   `WWW-Authenticate: Token`, or `Bearer error="invalid_token"`) refreshes once and replays
 //!   once, never in a loop.

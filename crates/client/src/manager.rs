@@ -43,7 +43,9 @@ pub struct ManagerConfig {
     pub http: reqwest::Client,
     pub clock: Arc<dyn Clock>,
     /// The provider's session timeout, for token responses without `expires_in` (Salesforce:
-    /// an org setting, 2 h by default). `None`: such tokens are refreshed only when refused.
+    /// an org setting, 2 h by default). `None`: such tokens get their expiry from the issuer's
+    /// introspection endpoint when the client is confidential, else are refreshed only when
+    /// refused.
     pub session_timeout: Option<Duration>,
     /// Called after every refresh attempt with what happened (never with a token).
     pub on_event: Option<EventSink>,
@@ -368,6 +370,16 @@ impl TokenManager {
         }
     }
 
+    /// For an access token whose expiry nothing gave (no `expires_in`, no session timeout): its
+    /// `exp` from the introspection endpoint, asked once after a login or a refresh, never per
+    /// call. `None` when not applicable or on any failure (refresh then stays reactive).
+    async fn introspected_expiry(&self, credential: &Credential) -> Option<i64> {
+        if credential.expires_at_ms.is_some() || self.config.session_timeout.is_some() {
+            return None;
+        }
+        oauth::introspected_expiry(&self.config.http, credential).await
+    }
+
     /// The credential as last seen (cache, else the store), without refreshing.
     pub(crate) async fn current(&self) -> Result<Credential, ClientError> {
         if let Some(c) = self.cached().clone() {
@@ -382,6 +394,10 @@ impl TokenManager {
     /// clears any dead or in-flight marker.
     #[tracing::instrument(skip_all)]
     pub async fn login_with(&self, credential: Credential) -> Result<(), ClientError> {
+        let expires_at_ms = self
+            .introspected_expiry(&credential)
+            .await
+            .or(credential.expires_at_ms);
         let _gate = self.gate.lock().await;
         let _lock = self.lock().await?;
         let current = match self.load().await {
@@ -394,6 +410,7 @@ impl TokenManager {
             Err(e) => return Err(e.into()),
         };
         let credential = Credential {
+            expires_at_ms,
             in_flight: None,
             dead: None,
             ..credential
@@ -540,6 +557,13 @@ impl TokenManager {
                 // function; if this write fails, the marker still names the old token, whose
                 // retry window gives the same pair again.
                 self.save(Some(&refresh_token), &next).await?;
+                let mut next = next;
+                if let Some(exp) = self.introspected_expiry(&next).await {
+                    next.expires_at_ms = Some(exp);
+                    if let Err(e) = self.save(next.refresh_token.as_ref(), &next).await {
+                        tracing::warn!(error = %e, "could not store the introspected expiry");
+                    }
+                }
                 self.remember(&next);
                 self.pause_until_ms.store(i64::MIN, Ordering::Relaxed);
                 attempt.outcome = RefreshOutcome::Refreshed;

@@ -392,6 +392,62 @@ pub(crate) async fn revoke(
     }
 }
 
+/// RFC 7662's answer, as far as expiry goes.
+#[derive(Deserialize)]
+struct IntrospectionAnswer {
+    active: bool,
+    #[serde(default)]
+    exp: Option<i64>,
+}
+
+/// The access token's expiry (server time, ms since the epoch) from the introspection
+/// endpoint: `token=` with the client's id and secret, `exp` of an active answer. Only for a
+/// confidential client of an issuer that has the endpoint; any failure is `None` (the expiry
+/// stays unknown), logged at debug level without the token.
+pub(crate) async fn introspected_expiry(
+    http: &reqwest::Client,
+    credential: &Credential,
+) -> Option<i64> {
+    let endpoint = credential.endpoints.introspection.as_deref()?;
+    credential.client_secret.as_ref()?;
+    let token = credential.access_token.expose_secret();
+    let response = client_form_post(http, endpoint, credential, &[("token", token)])
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await;
+    let response = match response {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => {
+            tracing::debug!(status = %r.status(), "introspection refused; expiry unknown");
+            return None;
+        }
+        Err(e) => {
+            let why = describe_transport(&e).replace("token", "introspection");
+            tracing::debug!(error = %why, "introspection failed; expiry unknown");
+            return None;
+        }
+    };
+    let answer = response
+        .bytes()
+        .await
+        .ok()
+        .and_then(|body| serde_json::from_slice::<IntrospectionAnswer>(&body).ok());
+    match answer {
+        Some(IntrospectionAnswer {
+            active: true,
+            exp: Some(exp),
+        }) => Some(exp.saturating_mul(1000)),
+        Some(answer) => {
+            tracing::debug!(active = answer.active, "introspection gave no expiry");
+            None
+        }
+        None => {
+            tracing::debug!("introspection answer unreadable; expiry unknown");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

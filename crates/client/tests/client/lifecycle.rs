@@ -22,15 +22,10 @@ async fn a_fresh_token_is_handed_out_without_a_refresh() {
     assert_eq!(server.refreshes().await, 0);
 }
 
-#[tokio::test]
-async fn proactive_refresh_renews_a_short_token_just_before_it_expires() {
-    let server = Server::start().await;
-    let s = server.logged_in(&server.plain(3).await).await;
-    let issued_at = s.credential.issued_at_ms;
-    let first = clear(&s.credential.access_token);
-
-    // 2.75 s into a 3 s lifetime: inside the 300 ms margin, not yet expired.
-    let wait = (issued_at + 2_750 - now_ms()).max(0) as u64;
+/// At local time `at_ms`, `access_token` refreshes once, proactively, without rotation, and
+/// hands out a new token (not `first`) that the API accepts.
+async fn refreshed_proactively_at(server: &Server, s: &Session, at_ms: i64, first: &str) {
+    let wait = (at_ms - now_ms()).max(0) as u64;
     tokio::time::sleep(Duration::from_millis(wait)).await;
     let second = clear(&s.manager.access_token().await.unwrap());
     assert_ne!(second, first);
@@ -42,6 +37,17 @@ async fn proactive_refresh_renews_a_short_token_just_before_it_expires() {
     assert!(!seen[0].rotated);
     assert_eq!(server.events("refreshed").await, 1);
     assert!(server.api_works(&second).await);
+}
+
+#[tokio::test]
+async fn proactive_refresh_renews_a_short_token_just_before_it_expires() {
+    let server = Server::start().await;
+    let s = server.logged_in(&server.plain(3).await).await;
+    let issued_at = s.credential.issued_at_ms;
+    let first = clear(&s.credential.access_token);
+
+    // 2.75 s into a 3 s lifetime: inside the 300 ms margin, not yet expired.
+    refreshed_proactively_at(&server, &s, issued_at + 2_750, &first).await;
 
     // The refreshed credential learnt the server's clock from the Date header.
     let status = s.manager.status().await.unwrap();
@@ -325,9 +331,10 @@ async fn the_servers_clock_is_learnt_from_the_date_header() {
 }
 
 #[tokio::test]
-async fn without_expires_in_refresh_is_reactive_unless_a_session_timeout_is_configured() {
+async fn without_expires_in_a_public_client_refreshes_reactively_unless_a_session_timeout_is_set() {
     let server = Server::start_without_expires_in().await;
-    let client = server.plain(3600).await;
+    // Public: no secret, so no introspection either.
+    let client = server.public(3600).await;
     let dirs = Dirs::new();
     let clock = Arc::new(ManualClock::new(now_ms()));
     use tessera_client::Clock;
@@ -337,6 +344,7 @@ async fn without_expires_in_refresh_is_reactive_unless_a_session_timeout_is_conf
     let (reactive, reactive_events) =
         manager_with_session_timeout(&server, dirs.store(), clock.clone(), None);
     reactive.login_with(credential).await.unwrap();
+    assert_eq!(reactive.status().await.unwrap().expires_at_ms, None);
     // A day later the token is still handed out as is: nothing says it expired.
     clock.advance_ms(24 * 3_600_000);
     assert_eq!(reactive.access_token().await.unwrap(), at1);
@@ -344,6 +352,7 @@ async fn without_expires_in_refresh_is_reactive_unless_a_session_timeout_is_conf
     // Refused by the server, it is refreshed.
     let at2 = reactive.refresh_after_rejection(&at1).await.unwrap();
     assert_ne!(at2, at1);
+    assert_eq!(reactive.status().await.unwrap().expires_at_ms, None);
 
     // With Salesforce's session timeout configured, the expiry is issued_at + timeout.
     clock.set_ms(now_ms());
@@ -371,6 +380,54 @@ async fn without_expires_in_refresh_is_reactive_unless_a_session_timeout_is_conf
     assert_eq!(timed_events.events()[0].trigger, RefreshTrigger::Proactive);
     let status = timed.status().await.unwrap();
     assert!(status.expires_at_ms.is_some());
+}
+
+/// The stored access token's introspected expiry, checked against its lifetime: `exp` is in
+/// whole seconds, so a 3-second token is between 2 and 3 s long.
+async fn introspected_expiry_ms(manager: &tessera_client::TokenManager) -> i64 {
+    let status = manager.status().await.unwrap();
+    let expires_at = status
+        .expires_at_ms
+        .expect("introspection gives the expiry");
+    let lifetime = expires_at - status.issued_at_ms;
+    assert!((2_000..=3_000).contains(&lifetime), "{lifetime}");
+    expires_at
+}
+
+#[tokio::test]
+async fn without_expires_in_a_confidential_client_gets_the_expiry_by_introspection() {
+    let server = Server::start_without_expires_in().await;
+    let s = server.logged_in(&server.plain(3).await).await;
+    assert_eq!(s.credential.expires_at_ms, None);
+    let expires_at = introspected_expiry_ms(&s.manager).await;
+    let first = clear(&s.credential.access_token);
+    assert_eq!(clear(&s.manager.access_token().await.unwrap()), first);
+
+    // 150 ms before expiry: inside the margin (a tenth of 2-3 s), so refreshed proactively.
+    refreshed_proactively_at(&server, &s, expires_at - 150, &first).await;
+    // The refreshed token's expiry was introspected too, and stored.
+    let renewed = introspected_expiry_ms(&s.manager).await;
+    assert!(renewed > expires_at);
+    assert_eq!(
+        s.store.load().unwrap().unwrap().expires_at_ms,
+        Some(renewed)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_introspection_leaves_the_expiry_unknown() {
+    let server = Server::start_without_expires_in().await;
+    let client = server.plain(3).await;
+    let mut credential = server.credential(&client, now_ms()).await;
+    credential.endpoints.introspection = Some(format!("{}/services/oauth2/nowhere", server.base));
+    let dirs = Dirs::new();
+    let (manager, _) = open_manager(&server, dirs.store());
+    manager.login_with(credential.clone()).await.unwrap();
+    assert_eq!(manager.status().await.unwrap().expires_at_ms, None);
+    assert_eq!(
+        manager.access_token().await.unwrap(),
+        credential.access_token
+    );
 }
 
 #[tokio::test]

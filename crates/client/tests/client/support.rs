@@ -88,6 +88,19 @@ impl Server {
 
     /// A confidential client with these settings.
     pub async fn client(&self, settings: ClientSettings) -> TestClient {
+        self.client_of_kind(false, settings).await
+    }
+
+    /// A public client (no secret) whose access tokens live `ttl_secs`.
+    pub async fn public(&self, ttl_secs: u64) -> TestClient {
+        let settings = ClientSettings {
+            access_token_ttl_secs: Some(ttl_secs),
+            ..Default::default()
+        };
+        self.client_of_kind(true, settings).await
+    }
+
+    async fn client_of_kind(&self, public: bool, settings: ClientSettings) -> TestClient {
         let settings = ClientSettings {
             name: Some("client test".into()),
             redirect_uris: Some(vec!["http://127.0.0.1:8976/callback".into()]),
@@ -95,7 +108,7 @@ impl Server {
         };
         let (client, secret) = self
             .authority
-            .create_client(false, &settings)
+            .create_client(public, &settings)
             .await
             .unwrap();
         TestClient {
