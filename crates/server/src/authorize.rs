@@ -77,6 +77,17 @@ async fn logged_in_user(state: &AppState, headers: &HeaderMap) -> Option<User> {
     (!user.disabled).then_some(user)
 }
 
+/// The CSRF token for one of our forms (and the cookie it pairs with, when the browser has none).
+fn form_csrf(state: &AppState, headers: &HeaderMap) -> crate::session::Csrf {
+    let authority = &state.authority;
+    csrf_for_form(
+        headers,
+        &authority.config().server_key,
+        || random_token(authority.rng(), 32),
+        state.secure_cookies(),
+    )
+}
+
 fn login_page(
     state: &AppState,
     headers: &HeaderMap,
@@ -85,13 +96,7 @@ fn login_page(
     error: Option<&str>,
     username: Option<&str>,
 ) -> Response {
-    let authority = &state.authority;
-    let csrf = csrf_for_form(
-        headers,
-        &authority.config().server_key,
-        || random_token(authority.rng(), 32),
-        state.secure_cookies(),
-    );
+    let csrf = form_csrf(state, headers);
     let page = LoginPage {
         client_name: &request.client.name,
         request: raw,
@@ -111,13 +116,7 @@ fn consent_form(
     raw: &str,
     user: &User,
 ) -> Response {
-    let authority = &state.authority;
-    let csrf = csrf_for_form(
-        headers,
-        &authority.config().server_key,
-        || random_token(authority.rng(), 32),
-        state.secure_cookies(),
-    );
+    let csrf = form_csrf(state, headers);
     let page = ConsentPage {
         client_name: &request.client.name,
         username: &user.username,

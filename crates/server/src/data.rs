@@ -92,6 +92,21 @@ async fn api_call(
     Ok((record, version))
 }
 
+/// A writing call on the `Note` object: authenticated, a served version, and `Note` (the only
+/// object that can be written).
+async fn note_call(
+    state: &AppState,
+    headers: &HeaderMap,
+    version: &str,
+    object: &str,
+) -> Result<AccessTokenRecord, Response> {
+    let (record, _) = api_call(state, headers, version).await?;
+    if object != "Note" {
+        return Err(not_found());
+    }
+    Ok(record)
+}
+
 fn storage_error(error: tessera_core::store::StoreError) -> Response {
     tracing::error!(error = %error, "storage failure in the REST API");
     let mut response = api_error(
@@ -316,13 +331,10 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (record, _) = match api_call(&state, &headers, &version).await {
-        Ok(c) => c,
+    let record = match note_call(&state, &headers, &version, &object).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    if object != "Note" {
-        return not_found();
-    }
     let (title, text) = match note_fields(&body, &headers) {
         Ok(f) => f,
         Err(r) => return r,
@@ -391,13 +403,10 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (record, _) = match api_call(&state, &headers, &version).await {
-        Ok(c) => c,
+    let record = match note_call(&state, &headers, &version, &object).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    if object != "Note" {
-        return not_found();
-    }
     let mut note = match own_note(&state, &record.user_id, &id).await {
         Ok(n) => n,
         Err(r) => return r,
@@ -432,13 +441,10 @@ async fn delete(
     Path((version, object, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (record, _) = match api_call(&state, &headers, &version).await {
-        Ok(c) => c,
+    let record = match note_call(&state, &headers, &version, &object).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    if object != "Note" {
-        return not_found();
-    }
     if let Err(r) = own_note(&state, &record.user_id, &id).await {
         return r;
     }
