@@ -19,6 +19,8 @@ use tessera_core::time::{OsRandom, SystemClock};
 use tessera_core::{Authority, AuthorityConfig};
 
 pub use config::{FileConfig, Settings};
+/// Reads a hidden field of one of the server's pages (the demo drives the login forms with it).
+pub use demo::hidden as hidden_form_field;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -27,7 +27,7 @@ pub const CODE_TTL_SECS: u64 = 15 * 60;
 /// Bytes of randomness in every token, code and secret: 256 bits (RFC 6749 §10.10 asks ≥ 128).
 const TOKEN_BYTES: usize = 32;
 /// Longest token value worth a lookup; anything longer is refused before hashing.
-const MAX_TOKEN_LEN: usize = 512;
+pub(crate) const MAX_TOKEN_LEN: usize = 512;
 /// PKCE verifier bounds: RFC 7636's minimum, and a generous maximum since jsforce sends 171.
 const VERIFIER_LEN: std::ops::RangeInclusive<usize> = 43..=1024;
 

@@ -3,7 +3,7 @@
 
 use tessera_proto::{OAuthError, RevokeError};
 
-use crate::authority::{store_failure, Authority, ClientCredentials};
+use crate::authority::{store_failure, Authority, ClientCredentials, MAX_TOKEN_LEN};
 use crate::ids::secret_hash;
 use crate::model::{EventKind, Grant, StoredEvent};
 use crate::policy::RefreshTokenPolicy;
@@ -11,8 +11,6 @@ use crate::sealing::signed_grant_id;
 use crate::store::{ClientPurge, EventFilter, PurgeCounts, PurgePlan, StoreError};
 use crate::time::Timestamp;
 
-/// Longest token value worth a lookup at these endpoints.
-const MAX_TOKEN_LEN: usize = 512;
 /// Revoked grants are kept this long (introspection answers, audit joins), then removed. Reuse of
 /// their tokens is still recognised afterwards, from the signed grant id.
 pub const REVOKED_RETENTION_SECS: u64 = 86_400;
