@@ -17,6 +17,8 @@ use crate::Settings;
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
+    #[command(flatten)]
+    pub config: crate::ConfigArgs,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,

@@ -1,35 +1,93 @@
-//! Typed, strict configuration: flag > environment variable > config file > default
-//! (DESIGN.md house rule 10). `tessera.example.toml` documents every key.
+//! Typed, strict configuration (DESIGN.md house rule 10), shared by `serve` and `admin`.
+//!
+//! [`Options`] is the one list of settings: each field is a flag, its environment variable
+//! (clap reads both, flag first) and a key of the TOML config file. [`Options::resolve`] layers
+//! them with figment — the file below, flags and environment above — and [`Settings`] is the
+//! validated result with the defaults filled in. `tessera.example.toml` documents every key.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use serde::Deserialize;
+use clap::Args;
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use tessera_core::time::parse_duration_secs;
 
-/// The config file: every key optional, unknown keys rejected.
-#[derive(Debug, Default, Deserialize)]
+/// Every setting of the server and the admin commands. All optional: what is not given by a
+/// flag, an environment variable or the config file takes its default.
+#[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub struct Options {
+    /// Address and port to listen on, e.g. 127.0.0.1:8080 or localhost:8080 [default: 127.0.0.1:8080].
+    #[arg(long, env = "TESSERA_LISTEN", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// Public base URL: instance_url, identity URLs, the discovery issuer [default: http://<listen>].
+    #[arg(long, env = "TESSERA_ISSUER", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    /// Database URL: sqlite://PATH [default: sqlite://<data-dir>/tessera.db].
+    #[arg(long, env = "TESSERA_DATABASE_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Directory of the default database and the server key [default: $XDG_DATA_HOME/tessera].
+    #[arg(long, env = "TESSERA_DATA_DIR", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// Whether token responses carry expires_in (Salesforce's do not) [default: true].
+    #[arg(long, env = "TESSERA_EXPIRES_IN", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<bool>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "TESSERA_LOG_FORMAT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
+    /// Live refresh-token grants per user per client; the next revokes the oldest (0: no limit) [default: 5].
+    #[arg(long, env = "TESSERA_MAX_GRANTS_PER_USER_CLIENT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_grants_per_user_client: Option<u32>,
+    /// How often expired and revoked rows are removed, like 60s [default: 60s].
+    #[arg(long, env = "TESSERA_HOUSEKEEPING_INTERVAL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub housekeeping_interval: Option<String>,
+    /// How long audit events are kept, like 30d [default: 30d].
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_retention: Option<String>,
 }
 
-impl FileConfig {
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else {
-            return Ok(Self::default());
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))
+/// Where the settings of `serve` and `admin` come from: a config file and the flags.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// TOML config file (see tessera.example.toml); flags and environment variables override it.
+    #[arg(long, env = "TESSERA_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+impl ConfigArgs {
+    /// The file's keys, overridden by the flags and environment variables that were given,
+    /// validated.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let mut figment = Figment::new();
+        if let Some(path) = &self.config {
+            if !path.is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let options: Options = figment
+            .merge(Serialized::defaults(&self.options))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| match &self.config {
+                Some(path) => format!("in config file {}", path.display()),
+                None => "in the settings".to_owned(),
+            })?;
+        Settings::from_options(options)
     }
 }
 
@@ -42,7 +100,8 @@ pub enum LogFormat {
 /// Everything resolved and validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub listen: SocketAddr,
+    /// `host:port`, checked to resolve; bound as given.
+    pub listen: String,
     pub issuer: String,
     pub database: String,
     pub data_dir: PathBuf,
@@ -52,19 +111,6 @@ pub struct Settings {
     pub max_grants_per_user_client: Option<u32>,
     pub housekeeping_interval_secs: u64,
     pub audit_retention_secs: u64,
-}
-
-#[derive(Debug)]
-pub struct Overrides<'a> {
-    pub listen: Option<&'a str>,
-    pub issuer: Option<&'a str>,
-    pub database: Option<&'a str>,
-    pub data_dir: Option<&'a Path>,
-    pub expires_in: Option<bool>,
-    pub log_format: Option<&'a str>,
-    pub max_grants_per_user_client: Option<u32>,
-    pub housekeeping_interval: Option<&'a str>,
-    pub audit_retention: Option<&'a str>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -80,74 +126,68 @@ pub fn default_data_dir() -> PathBuf {
     PathBuf::from(".tessera")
 }
 
+/// A positive duration like `60s`, named `what` in the error.
+fn positive_duration(text: &str, what: &str) -> anyhow::Result<u64> {
+    parse_duration_secs(text)
+        .filter(|s| *s > 0)
+        .with_context(|| format!("{what} {text:?} is not a positive duration like 60s, 5m or 30d"))
+}
+
 impl Settings {
-    pub fn resolve(file: FileConfig, flags: Overrides<'_>) -> anyhow::Result<Self> {
-        let listen_text = flags
-            .listen
-            .map(str::to_owned)
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen: SocketAddr = listen_text
-            .parse()
-            .with_context(|| format!("listen address {listen_text:?} is not host:port"))?;
-        let issuer = match flags.issuer.map(str::to_owned).or(file.issuer) {
+    pub fn from_options(o: Options) -> anyhow::Result<Self> {
+        let listen = o.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
+        validate_listen(&listen)?;
+        let issuer = match o.issuer {
             Some(issuer) => validate_issuer(&issuer)?,
             None => format!("http://{listen}"),
         };
-        let data_dir = flags
-            .data_dir
-            .map(Path::to_path_buf)
-            .or(file.data_dir)
-            .unwrap_or_else(default_data_dir);
-        let database = flags
+        let data_dir = o.data_dir.unwrap_or_else(default_data_dir);
+        let database = o
             .database
-            .map(str::to_owned)
-            .or(file.database)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tessera.db").display()));
-        let log_format = match flags
-            .log_format
-            .map(str::to_owned)
-            .or(file.log_format)
-            .as_deref()
-        {
+        let log_format = match o.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => bail!("log format must be text or json, not {other:?}"),
         };
-        let max_grants = flags
+        let max_grants = o
             .max_grants_per_user_client
-            .or(file.max_grants_per_user_client)
             .unwrap_or(tessera_core::authority::DEFAULT_MAX_LIVE_GRANTS);
-        let interval_text = flags
-            .housekeeping_interval
-            .map(str::to_owned)
-            .or(file.housekeeping_interval)
-            .unwrap_or_else(|| "60s".into());
-        let housekeeping_interval_secs = tessera_core::time::parse_duration_secs(&interval_text)
-            .filter(|s| *s > 0)
-            .with_context(|| format!("housekeeping interval {interval_text:?} is not a positive duration like 60s or 5m"))?;
-        let retention_text = flags
-            .audit_retention
-            .map(str::to_owned)
-            .or(file.audit_retention)
-            .unwrap_or_else(|| "30d".into());
-        let audit_retention_secs = tessera_core::time::parse_duration_secs(&retention_text)
-            .filter(|s| *s > 0)
-            .with_context(|| {
-                format!("audit retention {retention_text:?} is not a positive duration like 30d")
-            })?;
         Ok(Self {
-            audit_retention_secs,
+            housekeeping_interval_secs: positive_duration(
+                o.housekeeping_interval.as_deref().unwrap_or("60s"),
+                "housekeeping interval",
+            )?,
+            audit_retention_secs: positive_duration(
+                o.audit_retention.as_deref().unwrap_or("30d"),
+                "audit retention",
+            )?,
             max_grants_per_user_client: (max_grants > 0).then_some(max_grants),
-            housekeeping_interval_secs,
             listen,
             issuer,
             database,
             data_dir,
-            expires_in: flags.expires_in.or(file.expires_in).unwrap_or(true),
+            expires_in: o.expires_in.unwrap_or(true),
             log_format,
         })
     }
+}
+
+/// `host:port` with a port, whose host is an IP address or a name that resolves.
+fn validate_listen(text: &str) -> anyhow::Result<()> {
+    let port_given = text
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+    if !port_given {
+        bail!("listen address {text:?} is not host:port (like 127.0.0.1:8080 or localhost:8080)");
+    }
+    let mut addresses = text
+        .to_socket_addrs()
+        .with_context(|| format!("listen address {text:?} does not resolve"))?;
+    if addresses.next().is_none() {
+        bail!("listen address {text:?} does not resolve to any address");
+    }
+    Ok(())
 }
 
 /// The issuer is an absolute http(s) URL without query, fragment or trailing slash (RFC 8414 §2).
@@ -164,57 +204,81 @@ fn validate_issuer(text: &str) -> anyhow::Result<String> {
     Ok(trimmed.to_owned())
 }
 
+/// The database backends this build has, by URL scheme.
+pub const DATABASE_SCHEMES: &str = "sqlite://PATH (or a bare file path)";
+
+/// Which backend a database URL names. Anything that looks like a URL of another scheme is
+/// refused, naming the supported ones, rather than taken for a file name; a bare path is a
+/// SQLite file (a one-letter "scheme" is a Windows drive).
+pub fn database_backend(url: &str) -> anyhow::Result<Backend<'_>> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme).filter(|s| {
+        s.len() > 1
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    });
+    match scheme {
+        None | Some("sqlite") => Ok(Backend::Sqlite(url)),
+        Some(other) => bail!(
+            "unsupported database URL scheme {other:?} in {url:?}: supported are {DATABASE_SCHEMES}"
+        ),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend<'a> {
+    Sqlite(&'a str),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn none() -> Overrides<'static> {
-        Overrides {
-            listen: None,
-            issuer: None,
-            database: None,
-            data_dir: None,
-            expires_in: None,
-            log_format: None,
-            max_grants_per_user_client: None,
-            housekeeping_interval: None,
-            audit_retention: None,
+    fn args(options: Options) -> ConfigArgs {
+        ConfigArgs {
+            config: None,
+            options,
         }
+    }
+
+    fn with_file(text: &str, options: Options) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, text).unwrap();
+        ConfigArgs {
+            config: Some(path),
+            options,
+        }
+        .settings()
     }
 
     #[test]
     fn approval_limit_zero_means_unlimited_and_intervals_must_be_positive() {
-        let s = Settings::resolve(
-            FileConfig {
-                max_grants_per_user_client: Some(0),
-                ..Default::default()
-            },
-            none(),
-        )
+        let s = args(Options {
+            max_grants_per_user_client: Some(0),
+            ..Default::default()
+        })
+        .settings()
         .unwrap();
         assert_eq!(s.max_grants_per_user_client, None);
-        let d = Settings::resolve(FileConfig::default(), none()).unwrap();
+        let d = args(Options::default()).settings().unwrap();
         assert_eq!(d.max_grants_per_user_client, Some(5));
         assert_eq!(d.housekeeping_interval_secs, 60);
-        assert!(Settings::resolve(
-            FileConfig::default(),
-            Overrides {
-                housekeeping_interval: Some("0s"),
-                ..none()
-            }
-        )
+        assert!(args(Options {
+            housekeeping_interval: Some("0s".into()),
+            ..Default::default()
+        })
+        .settings()
         .is_err());
     }
 
     #[test]
     fn defaults_derive_issuer_and_database() {
-        let s = Settings::resolve(
-            FileConfig {
-                data_dir: Some("/d".into()),
-                ..Default::default()
-            },
-            none(),
-        )
+        let s = args(Options {
+            data_dir: Some("/d".into()),
+            ..Default::default()
+        })
+        .settings()
         .unwrap();
         assert_eq!(s.issuer, "http://127.0.0.1:8080");
         assert_eq!(s.database, "sqlite:///d/tessera.db");
@@ -222,56 +286,85 @@ mod tests {
     }
 
     #[test]
-    fn flags_beat_the_file() {
-        let file: FileConfig =
-            toml::from_str("listen = \"127.0.0.1:1\"\nexpires_in = false").unwrap();
-        let s = Settings::resolve(
-            file,
-            Overrides {
-                listen: Some("127.0.0.1:2"),
-                issuer: Some("https://login.example.com/"),
-                ..none()
+    fn flags_beat_the_file_and_the_file_fills_the_rest() {
+        let s = with_file(
+            "listen = \"127.0.0.1:1\"\nexpires_in = false\nmax_grants_per_user_client = 3",
+            Options {
+                listen: Some("127.0.0.1:2".into()),
+                issuer: Some("https://login.example.com/".into()),
+                ..Default::default()
             },
         )
         .unwrap();
-        assert_eq!(s.listen.port(), 2);
+        assert_eq!(s.listen, "127.0.0.1:2");
         assert_eq!(s.issuer, "https://login.example.com");
         assert!(!s.expires_in);
+        assert_eq!(s.max_grants_per_user_client, Some(3));
+    }
+
+    #[test]
+    fn host_names_are_accepted_for_listen() {
+        let s = args(Options {
+            listen: Some("localhost:18083".into()),
+            ..Default::default()
+        })
+        .settings()
+        .unwrap();
+        assert_eq!(s.listen, "localhost:18083");
+        assert_eq!(s.issuer, "http://localhost:18083");
+        for bad in ["nope", "localhost", "127.0.0.1:http", "127.0.0.1:70000"] {
+            assert!(
+                args(Options {
+                    listen: Some(bad.into()),
+                    ..Default::default()
+                })
+                .settings()
+                .is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_rejected() {
-        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
-        assert!(Settings::resolve(
-            FileConfig::default(),
-            Overrides {
-                listen: Some("nope"),
-                ..none()
-            }
-        )
+        let err = with_file("lisen = \"x\"", Options::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        assert!(args(Options {
+            issuer: Some("ftp://x".into()),
+            ..Default::default()
+        })
+        .settings()
         .is_err());
-        assert!(Settings::resolve(
-            FileConfig::default(),
-            Overrides {
-                issuer: Some("ftp://x"),
-                ..none()
-            }
-        )
+        assert!(args(Options {
+            log_format: Some("xml".into()),
+            ..Default::default()
+        })
+        .settings()
         .is_err());
-        assert!(Settings::resolve(
-            FileConfig::default(),
-            Overrides {
-                log_format: Some("xml"),
-                ..none()
-            }
-        )
-        .is_err());
+    }
+
+    #[test]
+    fn unknown_database_schemes_are_refused_with_the_supported_ones() {
+        for ok in [
+            "sqlite:///tmp/x.db",
+            "sqlite://rel.db",
+            "sqlite::memory:",
+            "tessera.db",
+            "/var/lib/tessera/t.db",
+        ] {
+            assert!(database_backend(ok).is_ok(), "{ok}");
+        }
+        for bad in ["mysql://u@h/db", "postgres://h/db", "redis:x"] {
+            let err = database_backend(bad).unwrap_err().to_string();
+            assert!(err.contains("sqlite://PATH"), "{err}");
+        }
     }
 
     #[test]
     fn the_example_file_parses() {
         let text = include_str!("../../../tessera.example.toml");
-        let file: FileConfig = toml::from_str(text).unwrap();
-        assert!(file.listen.is_some());
+        let options: Options = toml::from_str(text).unwrap();
+        assert!(options.listen.is_some());
+        Settings::from_options(options).unwrap();
     }
 }

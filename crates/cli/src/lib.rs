@@ -8,7 +8,6 @@ mod demo;
 mod lifecycle;
 mod serve;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -18,7 +17,7 @@ use tessera_core::store::Store;
 use tessera_core::time::{OsRandom, SystemClock};
 use tessera_core::{Authority, AuthorityConfig};
 
-pub use config::{FileConfig, Settings};
+pub use config::{ConfigArgs, Options, Settings};
 /// Reads a hidden field of one of the server's pages (the demo drives the login forms with it).
 pub use demo::hidden as hidden_form_field;
 
@@ -29,18 +28,6 @@ pub use demo::hidden as hidden_form_field;
     about = "OAuth 2.0 refresh tokens in Salesforce's image: the server, its administration, and a client that keeps tokens fresh"
 )]
 pub struct Cli {
-    /// TOML config file (see tessera.example.toml).
-    #[arg(long, global = true, env = "TESSERA_CONFIG")]
-    config: Option<PathBuf>,
-    /// Database URL, e.g. sqlite://tessera.db.
-    #[arg(long, global = true, env = "TESSERA_DATABASE_URL")]
-    database: Option<String>,
-    /// Directory of the default database and the server key.
-    #[arg(long, global = true, env = "TESSERA_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Log format: text or json.
-    #[arg(long, global = true, env = "TESSERA_LOG_FORMAT")]
-    log_format: Option<String>,
     /// Client commands: which stored credential to use.
     #[arg(
         long,
@@ -75,46 +62,40 @@ enum Command {
 
 /// Runs one command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let file = FileConfig::load(cli.config.as_deref())?;
-    let serve_args = match &cli.command {
-        Command::Serve(args) => Some(args),
-        _ => None,
-    };
-    let settings = Settings::resolve(
-        file,
-        config::Overrides {
-            listen: serve_args.and_then(|a| a.listen.as_deref()),
-            issuer: serve_args.and_then(|a| a.issuer.as_deref()),
-            database: cli.database.as_deref(),
-            data_dir: cli.data_dir.as_deref(),
-            expires_in: serve_args.and_then(|a| a.expires_in),
-            log_format: cli.log_format.as_deref(),
-            max_grants_per_user_client: serve_args.and_then(|a| a.max_grants_per_user_client),
-            housekeeping_interval: serve_args.and_then(|a| a.housekeeping_interval.as_deref()),
-            audit_retention: serve_args.and_then(|a| a.audit_retention.as_deref()),
-        },
-    )?;
-    init_tracing(&settings, !matches!(cli.command, Command::Serve(_)));
-    let paths = client::ClientPaths::from_env();
-    let profile = cli.profile.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(args) => serve::serve(settings, args).await,
-            Command::Admin(args) => admin::run(settings, args).await,
-            Command::Login(args) => client::login(&paths, &profile, args).await,
-            Command::Token => client::token(&paths, &profile).await,
-            Command::Curl(args) => client::curl(&paths, &profile, args).await,
-            Command::Status => client::status(&paths, &profile).await,
-            Command::Logout => client::logout(&paths, &profile).await,
-            Command::Demo(args) => demo::run(args).await,
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = args.config.settings()?;
+            init_tracing(settings.log_format, false);
+            runtime.block_on(serve::serve(settings, args))
         }
-    })
+        Command::Admin(args) => {
+            let settings = args.config.settings()?;
+            init_tracing(settings.log_format, true);
+            runtime.block_on(admin::run(settings, args))
+        }
+        command => {
+            init_tracing(config::LogFormat::Text, true);
+            let paths = client::ClientPaths::from_env();
+            let profile = cli.profile;
+            runtime.block_on(async move {
+                match command {
+                    Command::Login(args) => client::login(&paths, &profile, args).await,
+                    Command::Token => client::token(&paths, &profile).await,
+                    Command::Curl(args) => client::curl(&paths, &profile, args).await,
+                    Command::Status => client::status(&paths, &profile).await,
+                    Command::Logout => client::logout(&paths, &profile).await,
+                    Command::Demo(args) => demo::run(args).await,
+                    Command::Serve(_) | Command::Admin(_) => Ok(()),
+                }
+            })
+        }
+    }
 }
 
-fn init_tracing(settings: &Settings, quiet: bool) {
+fn init_tracing(format: config::LogFormat, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
@@ -123,7 +104,7 @@ fn init_tracing(settings: &Settings, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
-    let _ = match settings.log_format {
+    let _ = match format {
         config::LogFormat::Json => builder.json().try_init(),
         config::LogFormat::Text => builder.try_init(),
     };
@@ -131,9 +112,7 @@ fn init_tracing(settings: &Settings, quiet: bool) {
 
 /// Opens the store named by a database URL.
 pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        anyhow::bail!("the PostgreSQL backend is not available in this build; use sqlite://PATH");
-    }
+    let config::Backend::Sqlite(url) = config::database_backend(url)?;
     let store = tessera_store_sqlite::SqliteStore::open(url)
         .with_context(|| format!("opening database {url}"))?;
     Ok(Arc::new(store))

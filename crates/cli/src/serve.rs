@@ -11,24 +11,8 @@ use crate::Settings;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "TESSERA_LISTEN")]
-    pub listen: Option<String>,
-    /// Public base URL (instance_url, identity URLs, issuer) [default: http://<listen>].
-    #[arg(long, env = "TESSERA_ISSUER")]
-    pub issuer: Option<String>,
-    /// Whether token responses carry expires_in (Salesforce's do not) [default: true].
-    #[arg(long, env = "TESSERA_EXPIRES_IN")]
-    pub expires_in: Option<bool>,
-    /// Live refresh-token grants per user per client; the next revokes the oldest (0: no limit) [default: 5].
-    #[arg(long, env = "TESSERA_MAX_GRANTS_PER_USER_CLIENT")]
-    pub max_grants_per_user_client: Option<u32>,
-    /// How often expired and revoked rows are removed [default: 60s].
-    #[arg(long, env = "TESSERA_HOUSEKEEPING_INTERVAL")]
-    pub housekeeping_interval: Option<String>,
-    /// How long audit events are kept, like 30d [default: 30d].
-    #[arg(long, env = "TESSERA_AUDIT_RETENTION")]
-    pub audit_retention: Option<String>,
+    #[command(flatten)]
+    pub config: crate::ConfigArgs,
     /// Seed a demo user and client, and print a walkthrough.
     #[arg(long)]
     pub dev: bool,
@@ -40,7 +24,7 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     if args.dev {
         dev_seed(&authority, &settings).await?;
     }
-    let listener = tokio::net::TcpListener::bind(settings.listen)
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(listen = %settings.listen, issuer = %settings.issuer, database = %settings.database, "tessera listening");

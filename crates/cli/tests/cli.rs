@@ -313,13 +313,99 @@ fn token_mint_prints_the_token_endpoint_body() {
     assert!(!bad.status.success());
 }
 
+/// `admin` reads the same settings as `serve`, from the environment and the config file: a
+/// mint under TESSERA_MAX_GRANTS_PER_USER_CLIENT=2 evicts by that limit, not the default 5.
+#[test]
+fn admin_commands_honour_the_servers_settings_from_the_environment() {
+    let env = Env::new();
+    env.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "create",
+            "--username",
+            "l@example.com",
+            "--password-stdin",
+        ],
+        Some("limit password"),
+    );
+    let client = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "create",
+            "--name",
+            "L",
+            "--redirect-uri",
+            "https://a/cb",
+        ],
+        None,
+    );
+    let id = client["client_id"].as_str().unwrap();
+    for _ in 0..3 {
+        let mut command = env.command();
+        command.env("TESSERA_MAX_GRANTS_PER_USER_CLIENT", "2");
+        common::json(
+            command,
+            &[
+                "admin",
+                "token",
+                "mint",
+                "--client-id",
+                id,
+                "--username",
+                "l@example.com",
+                "--scope",
+                "api refresh_token",
+            ],
+            None,
+        );
+    }
+    let grants = env.json(
+        &["admin", "--json", "grants", "--user", "l@example.com"],
+        None,
+    );
+    let live = grants
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["revoked_at"].is_null())
+        .count();
+    assert_eq!(live, 2, "{grants:#}");
+}
+
+#[test]
+fn unknown_database_schemes_are_refused_naming_the_supported_ones() {
+    let env = Env::new();
+    let out = env.run(
+        &[
+            "admin",
+            "--database",
+            "mysql://root@localhost/db",
+            "user",
+            "list",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unsupported database URL scheme") && stderr.contains("sqlite://"),
+        "{stderr}"
+    );
+    assert!(!env.dir.path().join("mysql:").exists());
+    assert!(!std::path::Path::new("mysql:").exists());
+}
+
 #[test]
 fn unknown_config_keys_are_rejected() {
     let env = Env::new();
     let path = env.dir.path().join("bad.toml");
     std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
     let out = env.run(
-        &["--config", path.to_str().unwrap(), "admin", "user", "list"],
+        &["admin", "--config", path.to_str().unwrap(), "user", "list"],
         None,
     );
     assert!(!out.status.success());
