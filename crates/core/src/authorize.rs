@@ -146,13 +146,11 @@ pub fn check_client_and_redirect(
     params: &Params,
     client: Option<Client>,
 ) -> Result<(Client, String), AuthorizePageError> {
-    let client_id = params
-        .single("client_id")
-        .map_err(|_| AuthorizePageError::RepeatedParameter)?;
-    let redirect_uri = params
-        .single("redirect_uri")
-        .map_err(|_| AuthorizePageError::RepeatedParameter)?;
-    if client_id.is_none() {
+    if params.is_repeated("client_id") || params.is_repeated("redirect_uri") {
+        return Err(AuthorizePageError::RepeatedParameter);
+    }
+    let redirect_uri = params.get("redirect_uri");
+    if params.get("client_id").is_none() {
         return Err(AuthorizePageError::MissingClientId);
     }
     let client = client.ok_or(AuthorizePageError::InvalidClientId)?;
@@ -169,13 +167,13 @@ pub fn check_request(
     client: Client,
     redirect_uri: String,
 ) -> Result<AuthorizationRequest, (RedirectTarget, AuthorizeRedirectError)> {
-    let response_type = params.single("response_type");
+    let response_type = params.get("response_type");
     // Until the response type is known, errors go to the query, as for the code flow.
     let kind = match response_type {
-        Ok(Some("token")) => ResponseKind::Token,
+        Some("token") if !params.is_repeated("response_type") => ResponseKind::Token,
         _ => ResponseKind::Code,
     };
-    let state = params.single("state").ok().flatten().map(str::to_owned);
+    let state = params.get("state").map(str::to_owned);
     let target = RedirectTarget {
         redirect_uri: redirect_uri.clone(),
         kind,
@@ -184,13 +182,12 @@ pub fn check_request(
     let fail =
         |code, description| Err((target.clone(), AuthorizeRedirectError { code, description }));
 
-    if let Some(name) = params.first_repeated() {
-        let _ = name;
+    if params.repeated().is_some() {
         return fail("invalid_request", "a parameter was sent more than once");
     }
     match response_type {
-        Ok(Some("code")) | Ok(Some("token")) => {}
-        Ok(None) => return fail("invalid_request", "response_type is required"),
+        Some("code" | "token") => {}
+        None => return fail("invalid_request", "response_type is required"),
         _ => return fail("unsupported_response_type", "response type not supported"),
     }
     if kind == ResponseKind::Token && !client.allow_user_agent_flow {
@@ -200,7 +197,7 @@ pub fn check_request(
         );
     }
 
-    let scope = match params.single("scope").ok().flatten() {
+    let scope = match params.get("scope") {
         None => client.scopes.clone(),
         Some(text) => match Scope::parse(text) {
             Some(scope) if !scope.is_empty() && scope.is_subset(&client.scopes) => scope,
@@ -213,8 +210,8 @@ pub fn check_request(
         },
     };
 
-    let code_challenge = params.single("code_challenge").ok().flatten();
-    let method = params.single("code_challenge_method").ok().flatten();
+    let code_challenge = params.get("code_challenge");
+    let method = params.get("code_challenge_method");
     let code_challenge = match (kind, code_challenge, method) {
         (ResponseKind::Token, _, _) => None,
         // S256 even without a method (Salesforce; jsforce never sends one); `plain` refused.
@@ -243,7 +240,7 @@ pub fn check_request(
         (ResponseKind::Code, None, None) => None,
     };
 
-    let prompt = params.single("prompt").ok().flatten().unwrap_or_default();
+    let prompt = params.get("prompt").unwrap_or_default();
     let prompts: Vec<&str> = prompt.split(' ').filter(|p| !p.is_empty()).collect();
     if prompts
         .iter()
@@ -264,11 +261,7 @@ pub fn check_request(
         code_challenge,
         prompt_login: prompts.contains(&"login") || prompts.contains(&"select_account"),
         prompt_consent: prompts.contains(&"consent"),
-        login_hint: params
-            .single("login_hint")
-            .ok()
-            .flatten()
-            .map(str::to_owned),
+        login_hint: params.get("login_hint").map(str::to_owned),
     })
 }
 
@@ -312,7 +305,7 @@ mod tests {
     }
 
     fn params(q: &str) -> Params {
-        Params::parse_urlencoded(q).unwrap()
+        Params::parse(q).unwrap()
     }
 
     #[test]

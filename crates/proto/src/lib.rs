@@ -9,9 +9,9 @@ mod secret;
 mod token;
 
 pub use error::{OAuthError, OAuthErrorBody, RevokeError, SessionError};
-pub use params::{decode_component, Params, RepeatedParameter};
+pub use params::{decode_component, MalformedForm, Params};
 pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, ExposeSecret, Password,
-    RefreshToken,
+    PresentedToken, RefreshToken,
 };
 pub use token::{Scope, TokenResponse, TokenType};

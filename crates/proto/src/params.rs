@@ -1,90 +1,134 @@
 //! Request parameters as RFC 6749 §3.1/§3.2 reads them: a parameter sent without a value is
 //! treated as omitted, and a parameter must not be sent more than once.
+//!
+//! Decoding is `application/x-www-form-urlencoded` by the `form_urlencoded` crate, made strict
+//! first: the WHATWG parser it implements passes a bad percent-escape through and replaces
+//! invalid UTF-8, where an OAuth server must refuse the request (`invalid_request`).
 
-/// Parameters decoded from a query string or a form body, in order, repeats kept.
-#[derive(Debug, Clone, Default)]
-pub struct Params(Vec<(String, String)>);
+use std::borrow::Cow;
 
-/// A parameter was sent more than once; carries its name (a parameter name, not a value, so it
-/// may be named in an error).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepeatedParameter(pub String);
+/// Parameters decoded from a query string or a form body, in order. Repeats are kept, and the
+/// names sent more than once are found once, at decoding, for the edge to refuse.
+#[derive(Clone, Default)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+    /// Names sent more than once with a value, in the order their repeat was seen.
+    repeated: Vec<String>,
+}
+
+/// The text is not valid form encoding: a bad percent-escape, or bytes that are not UTF-8 once
+/// decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedForm;
 
 impl Params {
-    pub fn new(pairs: Vec<(String, String)>) -> Self {
-        Self(pairs)
+    /// Decodes `application/x-www-form-urlencoded` text strictly.
+    pub fn parse(text: &str) -> Result<Self, MalformedForm> {
+        check_strict(text)?;
+        let pairs = form_urlencoded::parse(text.as_bytes())
+            .filter(|(name, value)| !(name.is_empty() && value.is_empty()))
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        Ok(Self::from_pairs(pairs))
     }
 
-    /// Decodes `application/x-www-form-urlencoded` text. `None` when it is not valid: a bad
-    /// percent-escape or bytes that are not UTF-8 once decoded.
-    pub fn parse_urlencoded(text: &str) -> Option<Self> {
-        let mut pairs = Vec::new();
-        for piece in text.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            pairs.push((decode_component(name)?, decode_component(value)?));
-        }
-        Some(Self(pairs))
-    }
-
-    /// The value of a parameter sent at most once; an empty value counts as absent.
-    pub fn single(&self, name: &str) -> Result<Option<&str>, RepeatedParameter> {
-        let mut found = None;
-        for (key, value) in &self.0 {
-            if key == name && !value.is_empty() {
-                if found.is_some() {
-                    return Err(RepeatedParameter(name.to_owned()));
+    fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut repeated: Vec<String> = Vec::new();
+        for (name, value) in &pairs {
+            if value.is_empty() {
+                continue;
+            }
+            if seen.contains(&name.as_str()) {
+                if !repeated.contains(name) {
+                    repeated.push(name.clone());
                 }
-                found = Some(value.as_str());
+            } else {
+                seen.push(name);
             }
         }
-        Ok(found)
+        Self { pairs, repeated }
+    }
+
+    /// The value of a parameter; an empty value counts as absent. When the parameter was
+    /// repeated, the first value (the edge refuses repeats before anyone reads them).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(key, value)| key == name && !value.is_empty())
+            .map(|(_, value)| value.as_str())
     }
 
     /// The first parameter name sent more than once with a value, if any.
-    pub fn first_repeated(&self) -> Option<&str> {
-        self.0.iter().enumerate().find_map(|(i, (key, value))| {
-            let repeated = !value.is_empty()
-                && self.0[i + 1..]
-                    .iter()
-                    .any(|(k, v)| k == key && !v.is_empty());
-            repeated.then_some(key.as_str())
-        })
+    pub fn repeated(&self) -> Option<&str> {
+        self.repeated.first().map(String::as_str)
     }
 
+    /// Whether this parameter was sent more than once with a value.
+    pub fn is_repeated(&self, name: &str) -> bool {
+        self.repeated.iter().any(|r| r == name)
+    }
+
+    /// Whether the parameter was sent with a value.
     pub fn contains(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, v)| k == name && !v.is_empty())
+        self.get(name).is_some()
     }
 
     pub fn pairs(&self) -> &[(String, String)] {
-        &self.0
+        &self.pairs
     }
 
-    /// Appends the pairs of `other` (query parameters of a POST after its body parameters).
+    /// Appends the pairs of `other` (query parameters of a POST after its body parameters);
+    /// a name in both counts as repeated.
     pub fn extend(&mut self, other: Params) {
-        self.0.extend(other.0);
+        let mut pairs = std::mem::take(&mut self.pairs);
+        pairs.extend(other.pairs);
+        *self = Self::from_pairs(pairs);
     }
 }
 
-/// Strict percent-decoding of one component, with `+` as space (HTML form encoding).
-pub fn decode_component(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hi = (hex[0] as char).to_digit(16)?;
-                let lo = (hex[1] as char).to_digit(16)?;
-                out.push((hi * 16 + lo) as u8);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
+/// Names only: values are credentials as often as not (secrets, tokens, codes, passwords).
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.pairs.iter().map(|(name, _)| name))
+            .finish()
     }
-    String::from_utf8(out).ok()
+}
+
+/// Every `%` starts a two-hex-digit escape, and the decoded bytes are UTF-8. Decoding the text
+/// whole is enough for the second: the separators are ASCII, which cannot fall inside a valid
+/// multi-byte character, so the whole is UTF-8 exactly when every part is.
+fn check_strict(text: &str) -> Result<(), MalformedForm> {
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+        {
+            return Err(MalformedForm);
+        }
+    }
+    match percent_encoding::percent_decode(bytes).decode_utf8() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(MalformedForm),
+    }
+}
+
+/// Strict form-decoding of one component, with `+` as space: the halves of an HTTP Basic
+/// credential (RFC 6749 §2.3.1, Appendix B).
+pub fn decode_component(text: &str) -> Result<String, MalformedForm> {
+    check_strict(text)?;
+    let spaced: Cow<'_, str> = if text.contains('+') {
+        Cow::Owned(text.replace('+', " "))
+    } else {
+        Cow::Borrowed(text)
+    };
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| MalformedForm)
 }
 
 #[cfg(test)]
@@ -93,33 +137,43 @@ mod tests {
 
     #[test]
     fn empty_values_count_as_absent() {
-        let p = Params::parse_urlencoded("client_secret=&grant_type=refresh_token").unwrap();
-        assert_eq!(p.single("client_secret"), Ok(None));
-        assert_eq!(p.single("grant_type"), Ok(Some("refresh_token")));
+        let p = Params::parse("client_secret=&grant_type=refresh_token").unwrap();
+        assert_eq!(p.get("client_secret"), None);
+        assert_eq!(p.get("grant_type"), Some("refresh_token"));
     }
 
     #[test]
-    fn repeats_are_reported() {
-        let p = Params::parse_urlencoded("a=1&b=2&a=3").unwrap();
-        assert_eq!(p.single("a"), Err(RepeatedParameter("a".into())));
-        assert_eq!(p.first_repeated(), Some("a"));
-        assert_eq!(
-            Params::parse_urlencoded("a=1&a=").unwrap().first_repeated(),
-            None
-        );
+    fn repeats_are_found_once_at_decoding() {
+        let p = Params::parse("a=1&b=2&a=3&b=4").unwrap();
+        assert_eq!(p.repeated(), Some("a"));
+        assert!(p.is_repeated("b"));
+        assert!(!Params::parse("a=1&a=").unwrap().is_repeated("a"));
+        let mut body = Params::parse("token=x").unwrap();
+        body.extend(Params::parse("token=y").unwrap());
+        assert_eq!(body.repeated(), Some("token"));
     }
 
     #[test]
     fn bad_escapes_and_invalid_utf8_are_rejected() {
-        for bad in ["a=%ZZ", "a=%", "a=%4", "a=%C0%AF", "a=%FF"] {
-            assert!(Params::parse_urlencoded(bad).is_none(), "{bad}");
+        for bad in ["a=%ZZ", "a=%", "a=%4", "a=%C0%AF", "a=%FF", "%E2%82=x"] {
+            assert_eq!(Params::parse(bad).unwrap_err(), MalformedForm, "{bad}");
         }
+        assert_eq!(decode_component("%%%%").unwrap_err(), MalformedForm);
     }
 
     #[test]
     fn plus_is_space_and_escapes_decode() {
-        let p = Params::parse_urlencoded("scope=api+web&x=a%2Bb%3D").unwrap();
-        assert_eq!(p.single("scope"), Ok(Some("api web")));
-        assert_eq!(p.single("x"), Ok(Some("a+b=")));
+        let p = Params::parse("scope=api+web&x=a%2Bb%3D&y=%E2%82%AC").unwrap();
+        assert_eq!(p.get("scope"), Some("api web"));
+        assert_eq!(p.get("x"), Some("a+b="));
+        assert_eq!(p.get("y"), Some("€"));
+        assert_eq!(decode_component("p%2Bss+word").unwrap(), "p+ss word");
+    }
+
+    #[test]
+    fn debug_shows_names_never_values() {
+        let p = Params::parse("client_secret=s3cr3t&refresh_token=rt&password=pw").unwrap();
+        let shown = format!("{p:?}");
+        assert_eq!(shown, r#"["client_secret", "refresh_token", "password"]"#);
     }
 }

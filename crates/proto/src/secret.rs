@@ -78,6 +78,11 @@ secret_type!(
     /// A PKCE code verifier.
     CodeVerifier
 );
+secret_type!(
+    /// A token whose type the caller did not say: the `token` of revocation and introspection,
+    /// an access or a refresh token.
+    PresentedToken
+);
 
 #[cfg(test)]
 mod tests {

@@ -19,15 +19,15 @@ use crate::{source_address, AppState};
 
 /// A validated request, or the response that ends it (an error page or an error redirect).
 async fn validate(state: &AppState, request: &str) -> Result<AuthorizationRequest, Response> {
-    let params = Params::parse_urlencoded(request).ok_or_else(|| {
+    let params = Params::parse(request).map_err(|_| {
         pages::authorize_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "malformed request",
         )
     })?;
-    let client = match params.single("client_id") {
-        Ok(Some(id)) if id.len() <= 255 => state
+    let client = match params.get("client_id") {
+        Some(id) if id.len() <= 255 && !params.is_repeated("client_id") => state
             .authority
             .store()
             .client_by_id(id)
@@ -214,7 +214,7 @@ pub async fn login(State(state): State<AppState>, request: Request<Body>) -> Res
         Ok(f) => f,
         Err(response) => return response,
     };
-    let field = |name| form.single(name).ok().flatten();
+    let field = |name| form.get(name);
     let authority = &state.authority;
     if !csrf_valid(
         &headers,
@@ -311,7 +311,7 @@ pub async fn consent(State(state): State<AppState>, request: Request<Body>) -> R
         Ok(f) => f,
         Err(response) => return response,
     };
-    let field = |name| form.single(name).ok().flatten();
+    let field = |name| form.get(name);
     if !csrf_valid(
         &headers,
         &state.authority.config().server_key,

@@ -18,8 +18,9 @@ pub async fn form_post(request: Request<Body>) -> Result<(HeaderMap, Params), OA
         return Err(OAuthError::MethodNotAllowed);
     }
     let query = match parts.uri.query() {
-        Some(q) => Params::parse_urlencoded(q)
-            .ok_or(OAuthError::InvalidRequest("malformed query string"))?,
+        Some(q) => {
+            Params::parse(q).map_err(|_| OAuthError::InvalidRequest("malformed query string"))?
+        }
         None => Params::default(),
     };
     // RFC 6749 §2.3.1: a client secret MUST NOT be sent in the request URI.
@@ -36,8 +37,8 @@ pub async fn form_post(request: Request<Body>) -> Result<(HeaderMap, Params), OA
         .map_err(|_| OAuthError::BodyTooLarge)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| OAuthError::InvalidRequest("malformed request body"))?;
-    let mut params = Params::parse_urlencoded(text)
-        .ok_or(OAuthError::InvalidRequest("malformed request body"))?;
+    let mut params =
+        Params::parse(text).map_err(|_| OAuthError::InvalidRequest("malformed request body"))?;
     params.extend(query);
     Ok((parts.headers, params))
 }
@@ -60,9 +61,13 @@ pub fn client_credentials(
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Option<ClientCredentials>, OAuthError> {
-    let repeated = |_| OAuthError::InvalidRequest("a parameter was sent more than once");
-    let body_id = params.single("client_id").map_err(repeated)?;
-    let body_secret = params.single("client_secret").map_err(repeated)?;
+    if params.is_repeated("client_id") || params.is_repeated("client_secret") {
+        return Err(OAuthError::InvalidRequest(
+            "a parameter was sent more than once",
+        ));
+    }
+    let body_id = params.get("client_id");
+    let body_secret = params.get("client_secret");
     let Some(authorization) = headers.get(header::AUTHORIZATION) else {
         return Ok(body_id.map(|id| ClientCredentials {
             client_id: id.to_owned(),
@@ -99,8 +104,8 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
     let decoded = STANDARD.decode(rest.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
-    let id = decode_component(id)?;
-    let secret = decode_component(secret)?;
+    let id = decode_component(id).ok()?;
+    let secret = decode_component(secret).ok()?;
     (!id.is_empty()).then_some((id, secret))
 }
 

@@ -51,9 +51,9 @@ pub async fn revoke(State(state): State<AppState>, request: Request<Body>) -> Re
         return revoke_oauth_error(&OAuthError::RateLimited { retry_after_secs });
     }
     let params = if request.method() == Method::GET {
-        match Params::parse_urlencoded(request.uri().query().unwrap_or_default()) {
-            Some(p) => p,
-            None => {
+        match Params::parse(request.uri().query().unwrap_or_default()) {
+            Ok(p) => p,
+            Err(_) => {
                 return revoke_oauth_error(&OAuthError::InvalidRequest("malformed query string"))
             }
         }
@@ -66,19 +66,19 @@ pub async fn revoke(State(state): State<AppState>, request: Request<Body>) -> Re
     if params.contains("callback") {
         return revoke_oauth_error(&OAuthError::InvalidRequest("JSONP is not supported"));
     }
-    let token = match params.single("token") {
-        Ok(Some(t)) => t,
-        Ok(None) => {
+    if params.repeated().is_some() {
+        return revoke_oauth_error(&OAuthError::InvalidRequest(
+            "a parameter was sent more than once",
+        ));
+    }
+    let token = match params.get("token") {
+        Some(t) => t,
+        None => {
             return revoke_error(
                 StatusCode::BAD_REQUEST,
                 RevokeError::InvalidRequest.code(),
                 RevokeError::InvalidRequest.description(),
             )
-        }
-        Err(_) => {
-            return revoke_oauth_error(&OAuthError::InvalidRequest(
-                "a parameter was sent more than once",
-            ))
         }
     };
     match state.authority.revoke(token).await {
@@ -112,7 +112,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request<Body>) -
         Ok(p) => p,
         Err(e) => return oauth_error(&e),
     };
-    if params.first_repeated().is_some() {
+    if params.repeated().is_some() {
         return oauth_error(&OAuthError::InvalidRequest(
             "a parameter was sent more than once",
         ));
@@ -125,7 +125,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request<Body>) -
     if let Some(retry_after_secs) = state.guard.clients.blocked(&creds.client_id, now) {
         return oauth_error(&OAuthError::RateLimited { retry_after_secs });
     }
-    let Some(token) = params.single("token").ok().flatten() else {
+    let Some(token) = params.get("token") else {
         return oauth_error(&OAuthError::InvalidRequest("token is required"));
     };
     match state.authority.introspect(&creds, token).await {

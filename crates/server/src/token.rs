@@ -75,13 +75,13 @@ async fn grant(
     client_id: &mut Option<String>,
 ) -> Result<TokenResponse, OAuthError> {
     let (headers, params) = form_post(request).await?;
-    if params.first_repeated().is_some() {
+    if params.repeated().is_some() {
         // RFC 6749 §3.2: parameters MUST NOT be included more than once.
         return Err(OAuthError::InvalidRequest(
             "a parameter was sent more than once",
         ));
     }
-    let param = |name| params.single(name).ok().flatten();
+    let param = |name| params.get(name);
     let grant_type = param("grant_type");
     if !matches!(grant_type, Some("authorization_code" | "refresh_token")) {
         return Err(OAuthError::UnsupportedGrantType);
