@@ -190,11 +190,15 @@ enum UserCommand {
     Enable {
         username: String,
     },
-    /// Set a new password, read from standard input.
+    /// Set a new password, read from standard input. Every grant of the user is revoked with
+    /// it (the usual reason for a change is a compromise) unless --keep-sessions.
     SetPassword {
         username: String,
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Keep the user's refresh and access tokens working.
+        #[arg(long)]
+        keep_sessions: bool,
     },
 }
 
@@ -315,7 +319,7 @@ async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> 
             );
         }
         ClientCommand::List => {
-            let clients = authority.store().list_clients().await?;
+            let clients = authority.list_clients().await?;
             let values: Vec<Value> = clients.iter().map(|c| client_json(c, None)).collect();
             let text = clients
                 .iter()
@@ -418,7 +422,7 @@ async fn user(authority: &Authority, out: &Output, command: UserCommand) -> anyh
                 .await?
         }
         UserCommand::List => {
-            let users = authority.store().list_users().await?;
+            let users = authority.list_users().await?;
             let text = users.iter().map(user_text).collect::<Vec<_>>().join("\n");
             out.print(
                 &Value::Array(users.iter().map(user_json).collect()),
@@ -431,10 +435,21 @@ async fn user(authority: &Authority, out: &Output, command: UserCommand) -> anyh
         UserCommand::SetPassword {
             username,
             password_stdin: _,
+            keep_sessions,
         } => {
-            authority
-                .set_user_password(&username, read_password()?)
-                .await?
+            let (user, revoked) = authority
+                .set_user_password(&username, read_password()?, keep_sessions)
+                .await?;
+            let mut value = user_json(&user);
+            value["revoked_grants"] = json!(revoked);
+            out.print(
+                &value,
+                Some(format!(
+                    "{}\nrevoked {revoked} grant(s) with the old password",
+                    user_text(&user)
+                )),
+            );
+            return Ok(());
         }
     };
     out.print(&user_json(&user), Some(user_text(&user)));

@@ -13,7 +13,10 @@ use clap::Args;
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use tessera_core::authority::default_password_checks;
+use tessera_core::throttle::{Budget, ThrottleConfig, DEFAULT_MAX_TRACKED_KEYS};
 use tessera_core::time::parse_duration_secs;
+use tessera_server::TrustedProxies;
 
 /// Every setting of the server and the admin commands. All optional: what is not given by a
 /// flag, an environment variable or the config file takes its default.
@@ -56,6 +59,49 @@ pub struct Options {
     #[arg(long, env = "TESSERA_AUDIT_RETENTION", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_retention: Option<String>,
+    /// Reverse proxies (IP or CIDR, comma-separated) whose X-Forwarded-For / Forwarded name the
+    /// client; without it the TCP peer is the source address [default: none].
+    #[arg(
+        long,
+        env = "TESSERA_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Failed secrets, tokens and codes per source address before its failing requests get 429,
+    /// like 100/1m [default: 100/1m].
+    #[arg(long, env = "TESSERA_CREDENTIAL_FAILURES_PER_ADDRESS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_failures_per_address: Option<String>,
+    /// Failed logins per username and address before that address is refused for that user [default: 10/5m].
+    #[arg(
+        long,
+        env = "TESSERA_LOGIN_FAILURES_PER_USER_AND_ADDRESS",
+        global = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_failures_per_user_and_address: Option<String>,
+    /// Failed logins per username from anywhere before the username is refused [default: 100/1h].
+    #[arg(long, env = "TESSERA_LOGIN_FAILURES_PER_USER", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_failures_per_user: Option<String>,
+    /// Failed logins per address, whatever the username, before the address is refused [default: 100/5m].
+    #[arg(long, env = "TESSERA_LOGIN_FAILURES_PER_ADDRESS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_failures_per_address: Option<String>,
+    /// Most addresses or usernames each throttle counter remembers (the memory bound) [default: 100000].
+    #[arg(long, env = "TESSERA_THROTTLE_MAX_TRACKED_KEYS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle_max_tracked_keys: Option<u64>,
+    /// Password checks (Argon2id, 19 MiB each) that may run at once [default: the number of cores].
+    #[arg(long, env = "TESSERA_MAX_CONCURRENT_PASSWORD_CHECKS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_password_checks: Option<usize>,
+    /// How long a login waits for a password check before it is answered 503, like 5s [default: 5s].
+    #[arg(long, env = "TESSERA_PASSWORD_CHECK_WAIT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_check_wait: Option<String>,
 }
 
 /// Where the settings of `serve` and `admin` come from: a config file and the flags.
@@ -111,6 +157,10 @@ pub struct Settings {
     pub max_grants_per_user_client: Option<u32>,
     pub housekeeping_interval_secs: u64,
     pub audit_retention_secs: u64,
+    pub trusted_proxies: TrustedProxies,
+    pub throttle: ThrottleConfig,
+    pub max_concurrent_password_checks: usize,
+    pub password_check_wait_secs: u64,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -124,6 +174,16 @@ pub fn default_data_dir() -> PathBuf {
         return PathBuf::from(home).join(".local/share/tessera");
     }
     PathBuf::from(".tessera")
+}
+
+/// A failure budget like `10/5m`, or `default`.
+fn budget(text: Option<&str>, default: Budget, what: &str) -> anyhow::Result<Budget> {
+    match text {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("{what}: {e}")),
+    }
 }
 
 /// A positive duration like `60s`, named `what` in the error.
@@ -153,7 +213,48 @@ impl Settings {
         let max_grants = o
             .max_grants_per_user_client
             .unwrap_or(tessera_core::authority::DEFAULT_MAX_LIVE_GRANTS);
+        let defaults = ThrottleConfig::default();
+        let throttle = ThrottleConfig {
+            credential_failures_per_address: budget(
+                o.credential_failures_per_address.as_deref(),
+                defaults.credential_failures_per_address,
+                "credential failures per address",
+            )?,
+            login_failures_per_user_and_address: budget(
+                o.login_failures_per_user_and_address.as_deref(),
+                defaults.login_failures_per_user_and_address,
+                "login failures per user and address",
+            )?,
+            login_failures_per_user: budget(
+                o.login_failures_per_user.as_deref(),
+                defaults.login_failures_per_user,
+                "login failures per user",
+            )?,
+            login_failures_per_address: budget(
+                o.login_failures_per_address.as_deref(),
+                defaults.login_failures_per_address,
+                "login failures per address",
+            )?,
+            max_tracked_keys: match o.throttle_max_tracked_keys {
+                Some(0) => bail!("throttle max tracked keys must be positive"),
+                Some(n) => n,
+                None => DEFAULT_MAX_TRACKED_KEYS,
+            },
+        };
+        let trusted_proxies = TrustedProxies::parse_list(&o.trusted_proxies.unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))?;
         Ok(Self {
+            trusted_proxies,
+            throttle,
+            max_concurrent_password_checks: match o.max_concurrent_password_checks {
+                Some(0) => bail!("max concurrent password checks must be positive"),
+                Some(n) => n,
+                None => default_password_checks(),
+            },
+            password_check_wait_secs: positive_duration(
+                o.password_check_wait.as_deref().unwrap_or("5s"),
+                "password check wait",
+            )?,
             housekeeping_interval_secs: positive_duration(
                 o.housekeeping_interval.as_deref().unwrap_or("60s"),
                 "housekeeping interval",
@@ -357,6 +458,44 @@ mod tests {
         for bad in ["mysql://u@h/db", "postgres://h/db", "redis:x"] {
             let err = database_backend(bad).unwrap_err().to_string();
             assert!(err.contains("sqlite://PATH"), "{err}");
+        }
+    }
+
+    #[test]
+    fn throttle_limits_and_trusted_proxies_are_read_and_checked() {
+        let s = with_file(
+            "trusted_proxies = [\"10.0.0.0/8\", \"192.168.1.7\"]\nlogin_failures_per_user = \"50/30m\"",
+            Options {
+                credential_failures_per_address: Some("20/1m".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.throttle.login_failures_per_user, Budget::new(50, 1800));
+        assert_eq!(
+            s.throttle.credential_failures_per_address,
+            Budget::new(20, 60)
+        );
+        assert_eq!(
+            s.throttle.login_failures_per_user_and_address,
+            ThrottleConfig::default().login_failures_per_user_and_address
+        );
+        assert!(!s.trusted_proxies.is_empty());
+        for bad in [
+            Options {
+                trusted_proxies: Some(vec!["proxy.local".into()]),
+                ..Default::default()
+            },
+            Options {
+                login_failures_per_address: Some("ten".into()),
+                ..Default::default()
+            },
+            Options {
+                max_concurrent_password_checks: Some(0),
+                ..Default::default()
+            },
+        ] {
+            assert!(args(bad).settings().is_err());
         }
     }
 

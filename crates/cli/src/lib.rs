@@ -170,6 +170,9 @@ pub fn authority(settings: &Settings) -> anyhow::Result<Authority> {
         server_key: load_server_key(settings)?,
         max_live_grants: settings.max_grants_per_user_client,
         audit_retention_secs: settings.audit_retention_secs,
+        throttle: settings.throttle,
+        max_concurrent_password_checks: settings.max_concurrent_password_checks,
+        password_check_wait: std::time::Duration::from_secs(settings.password_check_wait_secs),
     };
     Ok(Authority::new(
         store,

@@ -144,7 +144,7 @@ pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> an
     let mut all = Vec::new();
     loop {
         filter.limit = 10_000;
-        let page = authority.store().events(&filter).await?;
+        let page = authority.events(&filter).await?;
         let Some(last) = page.last() else { break };
         filter.after_id = last.id;
         all.extend(page);
@@ -160,7 +160,7 @@ pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> an
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         filter.limit = 1000;
-        for e in authority.store().events(&filter).await? {
+        for e in authority.events(&filter).await? {
             filter.after_id = e.id;
             out.print(&event_json(&e), Some(event_text(&e)));
         }
@@ -168,7 +168,7 @@ pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> an
 }
 
 pub async fn stats(authority: &Authority, out: &Output) -> anyhow::Result<()> {
-    let counts = authority.store().row_counts().await?;
+    let counts = authority.row_counts().await?;
     let value: serde_json::Map<String, Value> =
         counts.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
     let text = counts

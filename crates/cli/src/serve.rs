@@ -32,8 +32,8 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         authority.clone(),
         std::time::Duration::from_secs(settings.housekeeping_interval_secs),
     );
-    let service =
-        app(AppState::new(authority)).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let state = AppState::new(authority).with_trusted_proxies(settings.trusted_proxies.clone());
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -69,12 +69,12 @@ const DEV_REDIRECT: &str = "http://127.0.0.1:8976/callback";
 /// starts, resets the demo password and secret so that the walkthrough keeps working), then
 /// prints the credentials and a copy-paste walkthrough.
 async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<()> {
-    let store = authority.store();
-    let user = match store.user_by_username(DEV_USERNAME).await? {
+    let user = match authority.user(DEV_USERNAME).await.ok() {
         Some(_) => {
             authority
-                .set_user_password(DEV_USERNAME, Password::new(DEV_PASSWORD))
+                .set_user_password(DEV_USERNAME, Password::new(DEV_PASSWORD), true)
                 .await?
+                .0
         }
         None => {
             authority
@@ -86,7 +86,7 @@ async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<
                 .await?
         }
     };
-    let existing = store
+    let existing = authority
         .list_clients()
         .await?
         .into_iter()

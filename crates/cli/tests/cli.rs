@@ -453,7 +453,7 @@ fn serve_dev_seeds_prints_a_walkthrough_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(health.starts_with("HTTP/1.1 200"));
-    let discovery = http_get(port, "/.well-known/openid-configuration").unwrap();
+    let discovery = http_get(port, "/.well-known/oauth-authorization-server").unwrap();
     assert!(discovery.contains(&format!("http://127.0.0.1:{port}/services/oauth2/token")));
 
     let status = Command::new("kill")

@@ -1,13 +1,13 @@
 //! Administration: clients and users, as the `tessera admin` commands use them.
 
-use tessera_proto::{ClientSecret, ExposeSecret, Password, Scope};
+use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, Password, Scope, TokenResponse};
 
-use crate::authority::Authority;
+use crate::authority::{Authority, NewGrant};
 use crate::crypto;
 use crate::ids::{random_token, salesforce_id, secret_hash};
-use crate::model::{Client, User};
+use crate::model::{Client, Grant, StoredEvent, User};
 use crate::policy::RefreshTokenPolicy;
-use crate::store::StoreError;
+use crate::store::{EventFilter, StoreError};
 
 /// Default access-token lifetime: Salesforce's default session timeout, 2 hours.
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 2 * 3600;
@@ -92,16 +92,59 @@ impl ClientSettings {
     }
 }
 
-/// A redirect URI must be absolute and carry no fragment (RFC 6749 §3.1.2).
-fn validate_redirect_uri(uri: &str) -> Result<(), AdminError> {
-    let parsed = url::Url::parse(uri)
-        .map_err(|_| AdminError::Invalid(format!("redirect URI is not an absolute URI: {uri}")))?;
-    if parsed.fragment().is_some() {
-        return Err(AdminError::Invalid(format!(
-            "redirect URI must not have a fragment: {uri}"
-        )));
+/// Schemes that run or read something where they land instead of reaching an application.
+const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "file", "vbscript", "blob", "about"];
+
+/// A redirect URI a code or a token may be sent to:
+/// - absolute, without a fragment (RFC 6749 §3.1.2);
+/// - `https`; or plain `http` only to the loopback interface or `localhost`, where nothing
+///   crosses a network (RFC 8252 §7.3), since anything else would carry the code in clear;
+/// - or a private-use scheme in reverse-domain form, `com.example.app:/callback` (RFC 8252
+///   §7.1), never one that runs or reads something (`javascript:`, `data:`, `file:`, …).
+pub fn validate_redirect_uri(uri: &str) -> Result<(), AdminError> {
+    let refuse = |why: &str| Err(AdminError::Invalid(format!("redirect URI {uri:?}: {why}")));
+    let Ok(parsed) = url::Url::parse(uri) else {
+        return refuse("not an absolute URI");
+    };
+    if parsed.fragment().is_some() || uri.contains('#') {
+        return refuse("must not have a fragment (RFC 6749 §3.1.2)");
     }
-    Ok(())
+    let scheme = parsed.scheme();
+    if FORBIDDEN_SCHEMES.contains(&scheme) {
+        return refuse(&format!("the {scheme}: scheme is never a redirect target"));
+    }
+    match scheme {
+        "https" if parsed.host().is_some() => Ok(()),
+        "https" => refuse("an https URI needs a host"),
+        "http" => {
+            let loopback = match parsed.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                refuse(
+                    "plain http is allowed only to 127.0.0.1, [::1] or localhost (RFC 8252 §7.3); \
+                     use https",
+                )
+            }
+        }
+        private if private.contains('.') => Ok(()),
+        _ => refuse(
+            "a private-use scheme must be in reverse-domain form, like \
+             com.example.app:/callback (RFC 8252 §7.1)",
+        ),
+    }
+}
+
+/// A grant with its audit history (issue, rotations, replays, revocation).
+#[derive(Debug, Clone)]
+pub struct GrantHistory {
+    pub grant: Grant,
+    pub events: Vec<StoredEvent>,
 }
 
 impl Authority {
@@ -234,16 +277,98 @@ impl Authority {
         Ok(user)
     }
 
+    /// Sets a new password. Unless `keep_sessions`, every grant of the user is revoked with it:
+    /// the usual reason for a change is a compromise, and a thief holding a refresh token must
+    /// not keep it. Returns the user and how many grants were revoked.
     pub async fn set_user_password(
         &self,
         username: &str,
         password: Password,
-    ) -> Result<User, AdminError> {
+        keep_sessions: bool,
+    ) -> Result<(User, usize), AdminError> {
         check_password(&password)?;
         let mut user = self.user(username).await?;
         user.password_hash = self.hash_password(password).await;
         self.store().update_user(&user).await?;
-        Ok(user)
+        let revoked = if keep_sessions {
+            0
+        } else {
+            self.revoke_user_grants(&user.id, "password changed")
+                .await?
+        };
+        Ok((user, revoked))
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.store().list_users().await
+    }
+
+    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.store().list_clients().await
+    }
+
+    /// Audit events in id order, by filter.
+    pub async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        self.store().events(filter).await
+    }
+
+    /// Row counts per table.
+    pub async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.store().row_counts().await
+    }
+
+    /// A user's grants, newest first, each with its audit history.
+    pub async fn grant_histories(&self, user_id: &str) -> Result<Vec<GrantHistory>, StoreError> {
+        let mut out = Vec::new();
+        for grant in self.store().grants_of_user(user_id).await? {
+            let filter = EventFilter {
+                grant_id: Some(grant.id.clone()),
+                limit: 10_000,
+                ..Default::default()
+            };
+            let events = self.store().events(&filter).await?;
+            out.push(GrantHistory { grant, events });
+        }
+        Ok(out)
+    }
+
+    /// Issues tokens outside any flow, for bootstrap and load tests (`tessera admin token mint`).
+    pub async fn mint_for(
+        &self,
+        client_id: &str,
+        username: &str,
+        scope: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        let client = self
+            .store()
+            .client_by_id(client_id)
+            .await?
+            .ok_or(OAuthError::InvalidClientId)?;
+        let user = self
+            .store()
+            .user_by_username(username)
+            .await?
+            .ok_or(OAuthError::InvalidRequest("unknown username"))?;
+        if user.disabled {
+            return Err(OAuthError::InactiveUser);
+        }
+        let scope = match Scope::parse(scope) {
+            Some(s) if s.is_empty() => client.scopes.clone(),
+            Some(s) if s.is_subset(&client.scopes) => s,
+            _ => return Err(OAuthError::InvalidScope),
+        };
+        self.issue_new_grant(
+            NewGrant {
+                client: &client,
+                user: &user,
+                scope: &scope,
+                code_hash: None,
+                may_issue_refresh: true,
+                presented_secret: None,
+            },
+            None,
+        )
+        .await
     }
 
     async fn hash_password(&self, password: Password) -> String {

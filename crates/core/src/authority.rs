@@ -1,35 +1,59 @@
-//! The authorization server's operations: what each endpoint does, without HTTP.
+//! The authorization server's domain service. [`Authority`] owns its collaborators — the store,
+//! the clock, the randomness, the throttle — and keeps them to itself: the HTTP adapter calls
+//! one operation per request and maps the result, so it cannot do domain work by accident.
+//!
+//! The operations are spread over one file per concern, each adding an `impl Authority`:
+//! `client_auth.rs`, `login.rs` (login and consent), `code_grant.rs`, `refresh.rs`,
+//! `revocation.rs`, `introspection.rs`, `resource.rs` (access-token validation, identity, the
+//! REST records), `housekeeping.rs` and `admin.rs`. This file holds what they share: issuing
+//! tokens and recording audit events.
 
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tessera_proto::{
-    AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, ExposeSecret, OAuthError, Password,
-    RefreshToken, Scope, SessionError, TokenResponse, TokenType,
+    AccessToken, ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope, TokenResponse,
+    TokenType,
 };
+use tokio::sync::Semaphore;
 
-use crate::authorize::{AuthorizationRequest, ResponseKind};
 use crate::crypto::{self, ServerKey};
 use crate::ids::{random_token, salesforce_id, secret_hash};
-use crate::model::{AccessTokenRecord, AuthCode, Client, Event, EventKind, Grant, Hash, Org, User};
-use crate::sealing::{mint_refresh_token, seal_response, signed_grant_id, unseal_response};
-use crate::store::{
-    CodeRedemption, Issuance, RefreshCommit, RefreshOutcome, RefreshTokenView, Store, StoreError,
-};
+use crate::model::{AccessTokenRecord, Client, Event, EventKind, Grant, Hash, Org, User};
+use crate::sealing::mint_refresh_token;
+use crate::store::{Issuance, IssueOutcome, Store, StoreError};
+use crate::throttle::{Throttle, ThrottleConfig, Throttled};
 use crate::time::{Clock, Random, Timestamp};
 
-/// Without a retry window, a replay of a rotated-out token this soon after its rotation, while
-/// the successor is unused, is taken for a simultaneous duplicate of that refresh: refused with
-/// "token request is already being processed", neither answered with tokens nor punished.
-/// Later, it is reuse.
-pub const CONCURRENT_REFRESH_GRACE_MS: i64 = 2_000;
 /// How long an authorization code lives (Salesforce: 15 minutes).
 pub const CODE_TTL_SECS: u64 = 15 * 60;
 /// Bytes of randomness in every token, code and secret: 256 bits (RFC 6749 §10.10 asks ≥ 128).
-const TOKEN_BYTES: usize = 32;
+pub(crate) const TOKEN_BYTES: usize = 32;
 /// Longest token value worth a lookup; anything longer is refused before hashing.
-pub(crate) const MAX_TOKEN_LEN: usize = 512;
-/// PKCE verifier bounds: RFC 7636's minimum, and a generous maximum since jsforce sends 171.
-const VERIFIER_LEN: std::ops::RangeInclusive<usize> = 43..=1024;
+pub const MAX_TOKEN_LEN: usize = 512;
+/// How long a client waits before retrying after a 503 (a storage failure, a full queue of
+/// password checks).
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+/// A token issued more than this far ahead of the clock is refused: the clock was stepped back,
+/// and its expiry can no longer be trusted to have been judged on the same clock.
+pub const MAX_CLOCK_SKEW_MS: i64 = 30_000;
+/// A step back of the wall clock larger than this is logged as an error.
+const CLOCK_STEP_TOLERANCE_MS: i64 = 1_000;
+
+/// Audit events are kept 30 days unless configured otherwise.
+pub const DEFAULT_AUDIT_RETENTION_SECS: u64 = 30 * 86_400;
+/// Salesforce's "five unique approvals per user per app".
+pub const DEFAULT_MAX_LIVE_GRANTS: u32 = 5;
+/// How long a login waits for a free password check before it is answered 503.
+pub const DEFAULT_PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(5);
+
+/// Password checks that may run at once unless configured otherwise: one per core. Each takes
+/// Argon2id's 19 MiB, so this bounds their memory at cores × 19 MiB.
+pub fn default_password_checks() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 #[derive(Debug, Clone)]
 pub struct AuthorityConfig {
@@ -44,6 +68,11 @@ pub struct AuthorityConfig {
     /// How long audit events are kept. With one event per refresh, this bounds the events
     /// table at traffic × retention.
     pub audit_retention_secs: u64,
+    pub throttle: ThrottleConfig,
+    /// Password checks (Argon2id, 19 MiB each) that may run at once.
+    pub max_concurrent_password_checks: usize,
+    /// How long a login waits for one of them before it is answered 503.
+    pub password_check_wait: Duration,
 }
 
 impl AuthorityConfig {
@@ -55,14 +84,12 @@ impl AuthorityConfig {
             server_key,
             max_live_grants: Some(DEFAULT_MAX_LIVE_GRANTS),
             audit_retention_secs: DEFAULT_AUDIT_RETENTION_SECS,
+            throttle: ThrottleConfig::default(),
+            max_concurrent_password_checks: default_password_checks(),
+            password_check_wait: DEFAULT_PASSWORD_CHECK_WAIT,
         }
     }
 }
-
-/// Audit events are kept 30 days unless configured otherwise.
-pub const DEFAULT_AUDIT_RETENTION_SECS: u64 = 30 * 86_400;
-/// Salesforce's "five unique approvals per user per app".
-pub const DEFAULT_MAX_LIVE_GRANTS: u32 = 5;
 
 /// Client credentials as presented at an endpoint.
 #[derive(Debug, Clone)]
@@ -73,36 +100,118 @@ pub struct ClientCredentials {
     pub via_basic: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginError {
-    InvalidCredentials,
-    Disabled,
+impl ClientCredentials {
+    /// Credentials sent in the body.
+    pub fn body(client_id: &str, secret: Option<&str>) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            secret: secret.map(ClientSecret::new),
+            via_basic: false,
+        }
+    }
 }
 
-/// What a successful authorization redirects to.
-#[derive(Debug, Clone)]
-pub struct Authorized {
-    pub location: String,
+/// Who sent a request, as far as the server can tell: the throttle's key and what the audit
+/// trail records of security events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Source {
+    /// The TCP peer, or the client a trusted proxy names; `None` where there is no socket.
+    pub address: Option<IpAddr>,
+    /// The `User-Agent` header, shortened and stripped of control characters.
+    pub user_agent: Option<String>,
+}
+
+/// Longest user agent kept in the audit trail.
+const USER_AGENT_MAX: usize = 200;
+
+impl Source {
+    pub fn new(address: Option<IpAddr>, user_agent: Option<&str>) -> Self {
+        let user_agent = user_agent
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(USER_AGENT_MAX)
+                    .collect::<String>()
+            })
+            .filter(|ua| !ua.is_empty());
+        Self {
+            address,
+            user_agent,
+        }
+    }
+
+    fn address_text(&self) -> Option<String> {
+        self.address.map(|a| a.to_string())
+    }
+}
+
+/// The clock, watched: a step back (an NTP correction, an operator) is logged loudly once, so
+/// that the refusals of tokens "issued in the future" that follow it have a visible cause.
+#[derive(Debug)]
+struct WatchedClock {
+    clock: Arc<dyn Clock>,
+    latest: AtomicI64,
+}
+
+impl WatchedClock {
+    fn now(&self) -> Timestamp {
+        let now = self.clock.now();
+        let latest = self.latest.fetch_max(now.millis(), Ordering::Relaxed);
+        if latest - now.millis() > CLOCK_STEP_TOLERANCE_MS {
+            // Follow the clock from here, so that the step is reported once.
+            self.latest.store(now.millis(), Ordering::Relaxed);
+            tracing::error!(
+                stepped_back_ms = latest - now.millis(),
+                "the system clock stepped back; tokens issued before the step are refused until the clock catches up"
+            );
+        }
+        now
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Authority {
     store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    clock: Arc<WatchedClock>,
     rng: Arc<dyn Random>,
     config: Arc<AuthorityConfig>,
+    throttle: Arc<Throttle>,
+    password_checks: Arc<Semaphore>,
 }
 
-/// Maps a storage failure to the wire: unavailable → 503 with `Retry-After`, anything else → 500.
-/// The cause is logged here and never sent.
-pub fn store_failure(error: StoreError) -> OAuthError {
-    tracing::error!(error = %error, "storage failure");
-    match error {
-        StoreError::Unavailable(_) => OAuthError::TemporarilyUnavailable {
-            retry_after_secs: 1,
-        },
-        _ => OAuthError::ServerError,
+/// A storage failure at an OAuth endpoint: 503 `temporarily_unavailable` with `Retry-After`,
+/// never an authentication error and never a 500 (DESIGN.md: dependency down). The cause is
+/// logged here and never sent.
+impl From<StoreError> for OAuthError {
+    fn from(error: StoreError) -> Self {
+        log_store_failure(&error);
+        OAuthError::TemporarilyUnavailable {
+            retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
+        }
     }
+}
+
+fn log_event(event: &Event) {
+    tracing::info!(
+        target: "tessera::audit",
+        kind = event.kind.name(),
+        client_id = event.client_id.as_deref().unwrap_or_default(),
+        user_id = event.user_id.as_deref().unwrap_or_default(),
+        grant_id = event.grant_id.as_deref().unwrap_or_default(),
+        source = event.source.as_deref().unwrap_or_default(),
+        detail = %event.detail,
+        "audit"
+    );
+}
+
+async fn append_event(store: &dyn Store, event: Event) {
+    if let Err(error) = store.append_events(std::slice::from_ref(&event)).await {
+        tracing::error!(error = %error, "could not record an audit event");
+    }
+}
+
+pub(crate) fn log_store_failure(error: &StoreError) {
+    tracing::error!(error = %error, "storage failure; answering 503");
 }
 
 impl Authority {
@@ -112,57 +221,162 @@ impl Authority {
         rng: Arc<dyn Random>,
         config: AuthorityConfig,
     ) -> Self {
+        let permits = config.max_concurrent_password_checks.max(1);
         Self {
             store,
-            clock,
+            clock: Arc::new(WatchedClock {
+                latest: AtomicI64::new(clock.now().millis()),
+                clock,
+            }),
             rng,
+            throttle: Arc::new(Throttle::new(config.throttle)),
+            password_checks: Arc::new(Semaphore::new(permits)),
             config: Arc::new(config),
         }
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     pub fn config(&self) -> &AuthorityConfig {
         &self.config
     }
 
-    pub fn now(&self) -> Timestamp {
+    /// Keys held by the throttle's counters, for measurements.
+    pub fn throttle_keys(&self) -> [u64; 4] {
+        self.throttle.tracked_keys()
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
-    pub fn rng(&self) -> &dyn Random {
+    pub(crate) fn rng(&self) -> &dyn Random {
         self.rng.as_ref()
     }
 
-    /// Records an audit event about a grant: a row in the events table and a structured log
-    /// line, never a token value. A failure to record is logged, not raised: the operation it
-    /// describes has already happened.
-    pub async fn record(&self, kind: EventKind, grant: &Grant, detail: &str) {
-        self.record_event(Event {
-            at: self.clock.now(),
+    pub(crate) fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    pub(crate) fn password_checks(&self) -> &Arc<Semaphore> {
+        &self.password_checks
+    }
+
+    /// Records an audit event: a row in the events table and a structured log line, never a
+    /// token value. A failure to record is logged, not raised: the operation it describes has
+    /// already happened.
+    pub(crate) async fn record(&self, event: Event) {
+        log_event(&event);
+        append_event(self.store.as_ref(), event).await;
+    }
+
+    /// The same, off the request path: for failures, whose answer must not wait on the audit
+    /// write (a flood of them would otherwise queue behind it).
+    pub(crate) fn record_detached(&self, event: Event) {
+        log_event(&event);
+        let store = self.store.clone();
+        tokio::spawn(async move { append_event(store.as_ref(), event).await });
+    }
+
+    /// An event about a grant, caused by a request from `source` (or by the server itself).
+    pub(crate) fn grant_event(
+        &self,
+        kind: EventKind,
+        grant: &Grant,
+        detail: &str,
+        source: Option<&Source>,
+    ) -> Event {
+        Event {
+            at: self.now(),
             kind,
             client_id: Some(grant.client_id.clone()),
             user_id: Some(grant.user_id.clone()),
             grant_id: Some(grant.id.clone()),
             detail: detail.to_owned(),
-        })
-        .await;
+            source: source.and_then(Source::address_text),
+            user_agent: source.and_then(|s| s.user_agent.clone()),
+        }
     }
 
-    pub async fn record_event(&self, event: Event) {
-        tracing::info!(
-            target: "tessera::audit",
-            kind = event.kind.name(),
-            client_id = event.client_id.as_deref().unwrap_or_default(),
-            user_id = event.user_id.as_deref().unwrap_or_default(),
-            grant_id = event.grant_id.as_deref().unwrap_or_default(),
-            detail = %event.detail,
-            "audit"
+    pub(crate) async fn record_grant(
+        &self,
+        kind: EventKind,
+        grant: &Grant,
+        detail: &str,
+        source: Option<&Source>,
+    ) {
+        self.record(self.grant_event(kind, grant, detail, source))
+            .await;
+    }
+
+    /// An event about a failed request that names no grant (failed authentication,
+    /// throttling), recorded off the request path.
+    pub(crate) fn record_failure(
+        &self,
+        kind: EventKind,
+        client_id: Option<&str>,
+        detail: String,
+        source: &Source,
+    ) {
+        self.record_detached(Event {
+            at: self.now(),
+            kind,
+            client_id: client_id.map(str::to_owned),
+            user_id: None,
+            grant_id: None,
+            detail,
+            source: source.address_text(),
+            user_agent: source.user_agent.clone(),
+        });
+    }
+
+    /// The audit event of a throttle decision: which budget, for whom; never a secret.
+    pub(crate) fn record_throttled(
+        &self,
+        throttled: Throttled,
+        client_id: Option<&str>,
+        username: Option<&str>,
+        source: &Source,
+    ) {
+        let mut detail = format!(
+            "{} exhausted for {}s",
+            throttled.reason.name(),
+            throttled.retry_after_secs
         );
-        if let Err(error) = self.store.append_events(std::slice::from_ref(&event)).await {
-            tracing::error!(error = %error, "could not record an audit event");
+        if let Some(username) = username {
+            detail.push_str(&format!(", username {username}"));
+        }
+        self.record_failure(EventKind::Throttled, client_id, detail, source);
+    }
+
+    /// Load shedding for high-entropy credentials: a request that failed is counted against its
+    /// source, and once the source is over its budget it is answered 429 instead. Successes
+    /// pass untouched, whatever the source did before.
+    pub(crate) fn shed<T>(
+        &self,
+        result: Result<T, OAuthError>,
+        client_id: Option<&str>,
+        source: &Source,
+    ) -> Result<T, OAuthError> {
+        let Err(error) = result else {
+            return result;
+        };
+        if !is_guessing_failure(&error) {
+            return Err(error);
+        }
+        match self.throttle.credential_failure(source.address, self.now()) {
+            Ok(()) => Err(error),
+            Err((throttled, first)) => {
+                if first {
+                    self.record_throttled(throttled, client_id, None, source);
+                }
+                tracing::debug!(reason = throttled.reason.name(), "throttled");
+                Err(OAuthError::RateLimited {
+                    retry_after_secs: throttled.retry_after_secs,
+                })
+            }
         }
     }
 
@@ -184,500 +398,29 @@ impl Authority {
         Ok(self.store.default_org().await?.unwrap_or(org))
     }
 
-    // ---------------------------------------------------------------- client authentication
-
-    /// Authenticates a client (RFC 6749 §2.3, §3.2.1). A secret that is sent is always checked,
-    /// even where it is not required (Salesforce §4.1); a confidential client must send one.
-    pub async fn authenticate_client(
-        &self,
-        creds: &ClientCredentials,
-    ) -> Result<Client, OAuthError> {
-        let client = self
-            .store
-            .client_by_id(&creds.client_id)
-            .await
-            .map_err(store_failure)?;
-        let Some(client) = client else {
-            // Spend the time a secret check would, so that unknown ids do not answer faster.
-            if let Some(secret) = &creds.secret {
-                let _ = crypto::hash_matches(secret.expose_secret(), &[0u8; 32]);
-            }
-            return Err(OAuthError::InvalidClientId);
-        };
-        let bad = OAuthError::InvalidClientCredentials {
-            via_basic: creds.via_basic,
-        };
-        match (&client.secret_hash, &creds.secret) {
-            (Some(stored), Some(secret))
-                if crypto::hash_matches(secret.expose_secret(), stored) =>
-            {
-                Ok(client)
-            }
-            (None, None) => Ok(client),
-            _ => Err(bad),
-        }
-    }
-
-    // ---------------------------------------------------------------- users and login
-
-    /// Checks a username and password. Runs Argon2 off the async runtime, and against a dummy
-    /// hash when the user does not exist so that timing does not tell which usernames exist.
-    pub async fn authenticate_user(
-        &self,
-        username: &str,
-        password: Password,
-    ) -> Result<User, LoginError> {
-        let user = self
-            .store
-            .user_by_username(username)
-            .await
-            .map_err(|_| LoginError::InvalidCredentials)?;
-        let phc = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| DUMMY_PHC.to_owned());
-        let verified =
-            tokio::task::spawn_blocking(move || crypto::verify_password(&password, &phc))
-                .await
-                .unwrap_or(false);
-        match user {
-            Some(user) if verified && !user.disabled => Ok(user),
-            Some(user) if verified && user.disabled => Err(LoginError::Disabled),
-            _ => Err(LoginError::InvalidCredentials),
-        }
-    }
-
-    /// Whether the user must see the consent page for this request.
-    pub async fn needs_consent(
-        &self,
-        request: &AuthorizationRequest,
-        user: &User,
-    ) -> Result<bool, OAuthError> {
-        if request.prompt_consent {
-            return Ok(true);
-        }
-        let approved = self
-            .store
-            .approved_scope(&user.id, &request.client.client_id)
-            .await
-            .map_err(store_failure)?;
-        Ok(!approved
-            .and_then(|text| Scope::parse(&text))
-            .is_some_and(|approved| request.scope.is_subset(&approved)))
-    }
-
-    /// The user allowed the request: a code for the Web Server flow, tokens in the fragment for
-    /// the User-Agent flow.
-    pub async fn approve(
-        &self,
-        request: &AuthorizationRequest,
-        user: &User,
-    ) -> Result<Authorized, OAuthError> {
-        let now = self.clock.now();
-        self.store
-            .record_approval(
-                &user.id,
-                &request.client.client_id,
-                &request.scope.to_string(),
-                now,
-            )
-            .await
-            .map_err(store_failure)?;
-        let target = request.target();
-        match request.kind {
-            ResponseKind::Code => {
-                let code = AuthorizationCode::new(random_token(self.rng.as_ref(), TOKEN_BYTES));
-                let record = AuthCode {
-                    code_hash: secret_hash(code.expose_secret()),
-                    client_id: request.client.client_id.clone(),
-                    user_id: user.id.clone(),
-                    redirect_uri: request.redirect_uri.clone(),
-                    scope: request.scope.clone(),
-                    code_challenge: request.code_challenge.clone(),
-                    created_at: now,
-                    expires_at: now.plus_secs(CODE_TTL_SECS),
-                };
-                self.store
-                    .insert_code(&record)
-                    .await
-                    .map_err(store_failure)?;
-                Ok(Authorized {
-                    location: target.location(&[("code", code.expose_secret())]),
-                })
-            }
-            ResponseKind::Token => {
-                // A refresh token in a URL fragment only for redirects that no other page can
-                // read: custom schemes or our own success page (salesforce-compat.md §3).
-                let fragment_may_carry_refresh = !request.redirect_uri.starts_with("http://")
-                    && !request.redirect_uri.starts_with("https://")
-                    || request.redirect_uri
-                        == format!("{}/services/oauth2/success", self.config.issuer);
-                let response = self
-                    .issue_new_grant(
-                        &request.client,
-                        user,
-                        &request.scope,
-                        None,
-                        fragment_may_carry_refresh,
-                        None,
-                    )
-                    .await?;
-                let mut pairs: Vec<(&str, &str)> =
-                    vec![("access_token", response.access_token.expose_secret())];
-                if let Some(rt) = &response.refresh_token {
-                    pairs.push(("refresh_token", rt.expose_secret()));
-                }
-                pairs.extend([
-                    ("instance_url", response.instance_url.as_str()),
-                    ("id", response.id.as_str()),
-                    ("issued_at", response.issued_at.as_str()),
-                    ("signature", response.signature.as_str()),
-                    ("scope", response.scope.as_str()),
-                    ("token_type", "Bearer"),
-                ]);
-                Ok(Authorized {
-                    location: target.location(&pairs),
-                })
-            }
-        }
-    }
-
-    // ---------------------------------------------------------------- token endpoint
-
-    /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6).
-    pub async fn exchange_code(
-        &self,
-        creds: &ClientCredentials,
-        code: &AuthorizationCode,
-        redirect_uri: Option<&str>,
-        verifier: Option<&CodeVerifier>,
-    ) -> Result<TokenResponse, OAuthError> {
-        let client = self.authenticate_client(creds).await?;
-        if code.expose_secret().len() > MAX_TOKEN_LEN {
-            return Err(OAuthError::InvalidAuthorizationCode);
-        }
-        let now = self.clock.now();
-        let code_hash = secret_hash(code.expose_secret());
-        let record = match self
-            .store
-            .redeem_code(&code_hash, now)
-            .await
-            .map_err(store_failure)?
-        {
-            CodeRedemption::Redeemed(record) => record,
-            CodeRedemption::NotFound => return Err(OAuthError::InvalidAuthorizationCode),
-            CodeRedemption::AlreadyUsed { grant_id } => {
-                // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-                if let Some(grant) = self
-                    .store
-                    .grant(grant_id.as_deref().unwrap_or_default())
-                    .await
-                    .map_err(store_failure)?
-                {
-                    self.store
-                        .revoke_grant(&grant.id, now)
-                        .await
-                        .map_err(store_failure)?;
-                    self.record(EventKind::CodeReused, &grant, "grant revoked")
-                        .await;
-                }
-                return Err(OAuthError::ExpiredAuthorizationCode);
-            }
-        };
-        if record.client_id != client.client_id {
-            return Err(OAuthError::InvalidAuthorizationCode);
-        }
-        if now >= record.expires_at {
-            return Err(OAuthError::ExpiredAuthorizationCode);
-        }
-        if redirect_uri != Some(record.redirect_uri.as_str()) {
-            return Err(OAuthError::RedirectUriMismatch);
-        }
-        match (&record.code_challenge, verifier) {
-            (Some(challenge), Some(verifier)) => {
-                let v = verifier.expose_secret();
-                let well_formed = VERIFIER_LEN.contains(&v.len())
-                    && v.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-                if !well_formed || !crypto::pkce_s256_matches(v, challenge) {
-                    return Err(OAuthError::InvalidCodeVerifier);
-                }
-            }
-            (Some(_), None) => return Err(OAuthError::InvalidCodeVerifier),
-            // RFC 9700 §4.8.2: a verifier without a challenge is a downgrade attempt.
-            (None, Some(_)) => return Err(OAuthError::UnexpectedCodeVerifier),
-            (None, None) => {}
-        }
-        let user = self.active_user(&record.user_id).await?;
-        self.issue_new_grant(
-            &client,
-            &user,
-            &record.scope,
-            Some(code_hash),
-            true,
-            creds.secret.as_ref(),
-        )
-        .await
-    }
-
-    /// `grant_type=refresh_token` (RFC 6749 §6; salesforce-compat.md §4), with rotation, the
-    /// retry window and reuse detection (DESIGN.md, Decisions; security.md §5.2).
-    pub async fn refresh(
-        &self,
-        creds: &ClientCredentials,
-        presented: &RefreshToken,
-        requested_scope: Option<&str>,
-    ) -> Result<TokenResponse, OAuthError> {
-        let client = self.authenticate_client(creds).await?;
-        let value = presented.expose_secret();
-        if value.is_empty() || value.len() > MAX_TOKEN_LEN {
-            return Err(OAuthError::ExpiredRefreshToken);
-        }
-        let presented_hash = secret_hash(value);
-        let Some(view) = self
-            .store
-            .refresh_token(&presented_hash)
-            .await
-            .map_err(store_failure)?
-        else {
-            self.unknown_refresh_token(&client, value).await?;
-            return Err(OAuthError::ExpiredRefreshToken);
-        };
-        let grant = &view.grant;
-        // RFC 6749 §6: the token must have been issued to this client. Another client's token
-        // is refused and left alone.
-        if grant.client_id != client.client_id {
-            return Err(OAuthError::ExpiredRefreshToken);
-        }
-        let now = self.clock.now();
-        if grant.revoked_at.is_some() {
-            if view.token.replaced_by.is_some() {
-                self.record(EventKind::ReuseDetected, grant, "family already revoked")
-                    .await;
-            }
-            return Err(OAuthError::ExpiredRefreshToken);
-        }
-        if let Some(used_at) = view.token.used_at {
-            if let Some(response) = self.replay_within_window(&client, &view, now) {
-                self.record(EventKind::RetryReplayed, grant, "replay").await;
-                return Ok(response);
-            }
-            if view.successor_unused
-                && now < Timestamp(used_at.millis() + CONCURRENT_REFRESH_GRACE_MS)
-            {
-                // A duplicate of a refresh that has only just committed: simultaneous requests
-                // that lost the race by a few milliseconds are not thieves (security.md F3).
-                self.record(EventKind::ConcurrentRefreshRefused, grant, "")
-                    .await;
-                return Err(OAuthError::TokenRequestInProgress);
-            }
-            // A rotated-out token outside the window: reuse. Revoke the whole family (RFC 9700
-            // §4.14.2); the revocation commits although the request fails.
-            self.store
-                .revoke_grant(&grant.id, now)
-                .await
-                .map_err(store_failure)?;
-            self.record(EventKind::ReuseDetected, grant, "family revoked")
-                .await;
-            return Err(OAuthError::ExpiredRefreshToken);
-        }
-        if !client
-            .refresh_token_policy
-            .allows_refresh(grant.created_at, grant.last_used_at, now)
-        {
-            return Err(OAuthError::ExpiredRefreshToken);
-        }
-        // Narrowing is allowed, widening is not; the refresh token keeps the original scope.
-        let scope = match requested_scope {
-            None => grant.scope.clone(),
-            Some(text) => match Scope::parse(text) {
-                Some(s) if !s.is_empty() && s.is_subset(&grant.scope) => s,
-                _ => return Err(OAuthError::InvalidScope),
-            },
-        };
-        let user = self.active_user(&grant.user_id).await?;
-
-        let (access_token, access_record) = self.mint_access_token(&client, grant, &scope, now);
-        let successor = client
-            .rotates()
-            .then(|| mint_refresh_token(&self.config.server_key, self.rng.as_ref(), &grant.id));
-        let response = self.token_response(
-            &client,
-            &user,
-            &scope,
-            access_token,
-            successor,
-            now,
-            creds.secret.as_ref(),
-        );
-        let sealed_successor = (client.rotates() && client.refresh_retry_window_secs > 0)
-            .then(|| {
-                seal_response(
-                    &self.config.server_key,
-                    self.rng.as_ref(),
-                    &response,
-                    &presented_hash,
-                )
-            })
-            .flatten();
-        let commit = RefreshCommit {
-            presented_hash,
-            grant_id: grant.id.clone(),
-            successor_hash: response
-                .refresh_token
-                .as_ref()
-                .map(|t| secret_hash(t.expose_secret())),
-            sealed_successor,
-            access_token: access_record,
-            now,
-        };
-        match self
-            .store
-            .commit_refresh(&commit)
-            .await
-            .map_err(store_failure)?
-        {
-            RefreshOutcome::Committed => {
-                let kind = if client.rotates() {
-                    EventKind::Rotated
-                } else {
-                    EventKind::Refreshed
-                };
-                self.record(kind, grant, "").await;
-                Ok(response)
-            }
-            RefreshOutcome::Stale => self.lost_refresh_race(&client, &presented_hash, now).await,
-        }
-    }
-
-    /// The presented token changed between our read and our conditional update: a concurrent
-    /// refresh of the same token won (or the grant was revoked). Exactly one state change has
-    /// happened; inside the retry window the loser gets the winner's pair, otherwise Salesforce's
-    /// "already being processed". Never a revocation: a benign race must not log the user out.
-    async fn lost_refresh_race(
-        &self,
-        client: &Client,
-        presented_hash: &Hash,
-        now: Timestamp,
-    ) -> Result<TokenResponse, OAuthError> {
-        let view = self
-            .store
-            .refresh_token(presented_hash)
-            .await
-            .map_err(store_failure)?;
-        let Some(view) = view.filter(|v| v.grant.revoked_at.is_none() && client.rotates()) else {
-            return Err(OAuthError::ExpiredRefreshToken);
-        };
-        if let Some(response) = self.replay_within_window(client, &view, now) {
-            self.record(EventKind::RetryReplayed, &view.grant, "concurrent")
-                .await;
-            return Ok(response);
-        }
-        self.record(EventKind::ConcurrentRefreshRefused, &view.grant, "")
-            .await;
-        Err(OAuthError::TokenRequestInProgress)
-    }
-
-    /// The successor pair again, if this rotated-out token is the immediately previous one, its
-    /// successor is unused, and the client's retry window has not passed.
-    fn replay_within_window(
-        &self,
-        client: &Client,
-        view: &RefreshTokenView,
-        now: Timestamp,
-    ) -> Option<TokenResponse> {
-        let used_at = view.token.used_at?;
-        let window = client.refresh_retry_window_secs;
-        let inside = client.rotates() && window > 0 && now < used_at.plus_secs(window);
-        if !inside || !view.successor_unused {
-            return None;
-        }
-        let sealed = view.token.sealed_successor.as_ref()?;
-        unseal_response(&self.config.server_key, sealed, &view.token.token_hash)
-    }
-
-    /// A refresh token with no row: garbage, a forgery, or a genuine token whose row is gone
-    /// (rotated out long ago, or its family purged). Only a token carrying a valid signature of
-    /// a live family of this rotating client revokes that family.
-    async fn unknown_refresh_token(&self, client: &Client, value: &str) -> Result<(), OAuthError> {
-        let Some(grant_id) = signed_grant_id(&self.config.server_key, value) else {
-            return Ok(());
-        };
-        let grant = self.store.grant(grant_id).await.map_err(store_failure)?;
-        let Some(grant) = grant.filter(|g| g.client_id == client.client_id) else {
-            return Ok(());
-        };
-        if grant.revoked_at.is_none() && client.rotates() {
-            self.store
-                .revoke_grant(&grant.id, self.clock.now())
-                .await
-                .map_err(store_failure)?;
-            self.record(
-                EventKind::ReuseDetected,
-                &grant,
-                "family revoked (old generation)",
-            )
-            .await;
-        } else if client.rotates() {
-            self.record(EventKind::ReuseDetected, &grant, "family already revoked")
-                .await;
-        }
-        Ok(())
-    }
-
-    /// Issues tokens outside any flow, for bootstrap and load tests (`tessera admin token mint`).
-    pub async fn mint_for(
-        &self,
-        client_id: &str,
-        username: &str,
-        scope: &str,
-    ) -> Result<TokenResponse, OAuthError> {
-        let client = self
-            .store
-            .client_by_id(client_id)
-            .await
-            .map_err(store_failure)?
-            .ok_or(OAuthError::InvalidClientId)?;
-        let user = self
-            .store
-            .user_by_username(username)
-            .await
-            .map_err(store_failure)?
-            .ok_or(OAuthError::InvalidRequest("unknown username"))?;
-        if user.disabled {
-            return Err(OAuthError::InactiveUser);
-        }
-        let scope = match Scope::parse(scope) {
-            Some(s) if s.is_empty() => client.scopes.clone(),
-            Some(s) if s.is_subset(&client.scopes) => s,
-            _ => return Err(OAuthError::InvalidScope),
-        };
-        self.issue_new_grant(&client, &user, &scope, None, true, None)
-            .await
-    }
-
-    async fn active_user(&self, user_id: &str) -> Result<User, OAuthError> {
-        let user = self
-            .store
-            .user_by_id(user_id)
-            .await
-            .map_err(store_failure)?;
-        match user {
+    pub(crate) async fn active_user(&self, user_id: &str) -> Result<User, OAuthError> {
+        match self.store.user_by_id(user_id).await? {
             Some(user) if !user.disabled => Ok(user),
             _ => Err(OAuthError::InactiveUser),
         }
     }
 
-    async fn issue_new_grant(
+    /// Issues a new grant with its tokens. `code_hash` is the code this issuance redeems (see
+    /// [`Issuance::code_hash`]); a code someone else redeemed first issues nothing.
+    pub(crate) async fn issue_new_grant(
         &self,
-        client: &Client,
-        user: &User,
-        scope: &Scope,
-        code_hash: Option<Hash>,
-        may_issue_refresh: bool,
-        presented_secret: Option<&ClientSecret>,
+        grant: NewGrant<'_>,
+        source: Option<&Source>,
     ) -> Result<TokenResponse, OAuthError> {
-        let now = self.clock.now();
+        let NewGrant {
+            client,
+            user,
+            scope,
+            code_hash,
+            may_issue_refresh,
+            presented_secret,
+        } = grant;
+        let now = self.now();
         let issue_refresh = may_issue_refresh && scope.allows_refresh_token();
         let grant = Grant {
             id: random_token(self.rng.as_ref(), 18),
@@ -702,15 +445,36 @@ impl Authority {
             code_hash,
             max_live_grants: self.config.max_live_grants,
         };
-        let evicted = self.store.issue(&issuance).await.map_err(store_failure)?;
-        self.record(EventKind::Issued, &issuance.grant, "").await;
-        for grant_id in evicted {
-            let event_grant = Grant {
-                id: grant_id,
-                ..issuance.grant.clone()
-            };
-            self.record(EventKind::Revoked, &event_grant, "approval limit")
+        match self.store.issue(&issuance).await? {
+            IssueOutcome::Issued { evicted } => {
+                self.record_grant(EventKind::Issued, &issuance.grant, "", source)
+                    .await;
+                for grant_id in evicted {
+                    let event_grant = Grant {
+                        id: grant_id,
+                        ..issuance.grant.clone()
+                    };
+                    self.record_grant(EventKind::Revoked, &event_grant, "approval limit", source)
+                        .await;
+                }
+            }
+            IssueOutcome::CodeAlreadyUsed { revoked_grant } => {
+                // The code was redeemed by a concurrent request between our read and this
+                // write: RFC 6749 §4.1.2, what that use issued is revoked, and this use gets
+                // nothing.
+                let event_grant = Grant {
+                    id: revoked_grant.unwrap_or_default(),
+                    ..issuance.grant.clone()
+                };
+                self.record_grant(
+                    EventKind::CodeReused,
+                    &event_grant,
+                    "concurrent use, grant revoked",
+                    source,
+                )
                 .await;
+                return Err(OAuthError::ExpiredAuthorizationCode);
+            }
         }
         Ok(self.token_response(
             client,
@@ -723,7 +487,7 @@ impl Authority {
         ))
     }
 
-    fn mint_access_token(
+    pub(crate) fn mint_access_token(
         &self,
         client: &Client,
         grant: &Grant,
@@ -751,7 +515,7 @@ impl Authority {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn token_response(
+    pub(crate) fn token_response(
         &self,
         client: &Client,
         user: &User,
@@ -794,33 +558,46 @@ impl Authority {
                 .then_some(client.access_token_ttl_secs),
         }
     }
+}
 
-    // ---------------------------------------------------------------- resource server
+/// Whether a record stamped `at` was made by a clock ahead of `now` by more than the allowed
+/// skew: the clock was stepped back since.
+pub(crate) fn ahead_of_clock(at: Timestamp, now: Timestamp) -> bool {
+    at.millis() > now.millis().saturating_add(MAX_CLOCK_SKEW_MS)
+}
 
-    /// Validates a bearer access token for the REST API or identity endpoints.
-    pub async fn authenticate_access_token(
-        &self,
-        token: &str,
-    ) -> Result<AccessTokenRecord, SessionError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN || !token.contains('!') {
-            return Err(SessionError::InvalidSession);
-        }
-        let record = self
-            .store
-            .access_token(&secret_hash(token))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "storage failure while validating an access token");
-                SessionError::InvalidSession
-            })?
-            .ok_or(SessionError::InvalidSession)?;
-        if record.revoked_at.is_some() || self.clock.now() >= record.expires_at {
-            return Err(SessionError::InvalidSession);
-        }
-        Ok(record)
-    }
+/// What a new grant is made of.
+#[derive(Debug)]
+pub(crate) struct NewGrant<'a> {
+    pub client: &'a Client,
+    pub user: &'a User,
+    pub scope: &'a Scope,
+    pub code_hash: Option<Hash>,
+    /// Whether the flow may carry a refresh token at all (the user-agent flow only to
+    /// redirects no other page can read).
+    pub may_issue_refresh: bool,
+    pub presented_secret: Option<&'a ClientSecret>,
+}
+
+/// What of `scope` the client may still have: an administrator may have removed scopes from it
+/// since the grant (or the code) was made, and a grant never outlives its client's permission.
+pub(crate) fn still_allowed(client: &Client, scope: &Scope) -> Scope {
+    scope.intersection(&client.scopes)
+}
+
+/// The failures that guessing high-entropy credentials produces, which the throttle counts.
+fn is_guessing_failure(error: &OAuthError) -> bool {
+    matches!(
+        error,
+        OAuthError::InvalidClientId
+            | OAuthError::InvalidClientCredentials { .. }
+            | OAuthError::ExpiredRefreshToken
+            | OAuthError::InvalidAuthorizationCode
+            | OAuthError::ExpiredAuthorizationCode
+            | OAuthError::InvalidCodeVerifier
+    )
 }
 
 /// An Argon2id hash of a random value nobody knows, verified against when a username does not
 /// exist so that both paths cost the same.
-const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3kzV0f3cYvxHAWW2gQOZ2Dc9zxcqqRKFcW4SoaSKWbo";
+pub(crate) const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3kzV0f3cYvxHAWW2gQOZ2Dc9zxcqqRKFcW4SoaSKWbo";

@@ -33,6 +33,8 @@ pub struct AuthorizationRequest {
 /// redirect URI cannot be trusted, so the user is told on a page of ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthorizePageError {
+    /// The query string or form is not valid form encoding.
+    MalformedRequest,
     MissingClientId,
     InvalidClientId,
     RedirectUriMissing,
@@ -46,7 +48,7 @@ impl AuthorizePageError {
             Self::MissingClientId | Self::InvalidClientId => "invalid_client_id",
             Self::RedirectUriMissing => "redirect_uri_missing",
             Self::RedirectUriMismatch => "redirect_uri_mismatch",
-            Self::RepeatedParameter => "invalid_request",
+            Self::RepeatedParameter | Self::MalformedRequest => "invalid_request",
         }
     }
 
@@ -57,6 +59,7 @@ impl AuthorizePageError {
             Self::RedirectUriMissing => "redirect_uri missing",
             Self::RedirectUriMismatch => "redirect_uri must match configuration",
             Self::RepeatedParameter => "client_id and redirect_uri must be sent once",
+            Self::MalformedRequest => "malformed request",
         }
     }
 }

@@ -90,6 +90,10 @@ pub struct AuthCode {
     pub code_challenge: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// When it was redeemed; `None` while unused.
+    pub used_at: Option<Timestamp>,
+    /// What its redemption issued, so that a second use can revoke it (RFC 6749 §4.1.2).
+    pub grant_id: Option<String>,
 }
 
 /// A grant: one user's approval of one client, and the family of refresh tokens and access
@@ -183,10 +187,13 @@ pub enum EventKind {
     CodeReused,
     ClientAuthFailed,
     LoginFailed,
+    /// A budget of failures was used up: the source (or username) is throttled until the window
+    /// ends (the detail names the budget; never a secret).
+    Throttled,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         Self::Issued,
         Self::Refreshed,
         Self::Rotated,
@@ -197,6 +204,7 @@ impl EventKind {
         Self::CodeReused,
         Self::ClientAuthFailed,
         Self::LoginFailed,
+        Self::Throttled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -211,6 +219,7 @@ impl EventKind {
             Self::CodeReused => "code_reused",
             Self::ClientAuthFailed => "client_auth_failed",
             Self::LoginFailed => "login_failed",
+            Self::Throttled => "throttled",
         }
     }
 
@@ -227,8 +236,12 @@ pub struct Event {
     pub client_id: Option<String>,
     pub user_id: Option<String>,
     pub grant_id: Option<String>,
-    /// A short fixed-vocabulary note (e.g. "admin", "approval limit", an address).
+    /// A short fixed-vocabulary note (e.g. "admin", "approval limit", a throttle budget).
     pub detail: String,
+    /// The address the request came from (after trusted proxies), when a request caused it.
+    pub source: Option<String>,
+    /// The request's `User-Agent`, shortened, when a request caused it.
+    pub user_agent: Option<String>,
 }
 
 /// An event as stored, with its sequence number.

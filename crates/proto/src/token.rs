@@ -64,6 +64,11 @@ impl Scope {
         self.0.is_subset(&other.0)
     }
 
+    /// The tokens in both.
+    pub fn intersection(&self, other: &Scope) -> Scope {
+        Self(self.0.intersection(&other.0).cloned().collect())
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }

@@ -1,18 +1,59 @@
-//! Reading requests: form bodies, client credentials and bearer tokens, strictly.
+//! Reading requests, strictly, as extractors: each carries a handler's prologue, and fails with
+//! the [`WebError`] of its surface, so that a handler's signature says what it needs and its
+//! body is one call into the domain.
+
+use std::net::SocketAddr;
 
 use axum::body::{to_bytes, Body};
-use axum::http::{header, HeaderMap, Method, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use tessera_core::ClientCredentials;
-use tessera_proto::{decode_component, ClientSecret, OAuthError, Params};
+use serde_json::{Map, Value};
+use tessera_core::resource::{ApiCaller, IdentityCaller};
+use tessera_core::{ClientCredentials, Source};
+use tessera_proto::{decode_component, AccessToken, ClientSecret, OAuthError, Params, RevokeError};
 
-use crate::MAX_BODY_BYTES;
+use crate::error::{ApiError, IdentityError, PageError, RevocationFailure, WebError};
+use crate::{AppState, MAX_BODY_BYTES};
+
+/// Who sent the request: the peer, or the client a trusted proxy names; and its user agent.
+#[derive(Debug, Clone)]
+pub struct RequestSource(pub Source);
+
+impl FromRequestParts<AppState> for RequestSource {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(source_of(parts, state)))
+    }
+}
+
+fn source_of(parts: &Parts, state: &AppState) -> Source {
+    let address = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| {
+            state
+                .trusted_proxies
+                .client_address(peer.ip(), &parts.headers)
+        });
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    Source::new(address, user_agent)
+}
 
 /// Reads a `POST` form request (RFC 6749 §3.2): method, content type and size are checked, the
-/// body is decoded strictly, and the query string's parameters are added (Salesforce accepts
-/// them there, salesforce-compat.md §4.1). Repeats across both are caught by [`Params::single`].
-pub async fn form_post(request: Request<Body>) -> Result<(HeaderMap, Params), OAuthError> {
+/// body is decoded strictly, the query string's parameters are added (Salesforce accepts them
+/// there, salesforce-compat.md §4.1), and a parameter sent twice is refused (RFC 6749 §3.2:
+/// parameters MUST NOT be included more than once).
+async fn read_form(request: Request) -> Result<(Parts, Params), OAuthError> {
     let (parts, body) = request.into_parts();
     if parts.method != Method::POST {
         return Err(OAuthError::MethodNotAllowed);
@@ -32,7 +73,7 @@ pub async fn form_post(request: Request<Body>) -> Result<(HeaderMap, Params), OA
     if !is_form_content_type(&parts.headers) {
         return Err(OAuthError::UnsupportedContentType);
     }
-    let bytes = to_bytes(body, MAX_BODY_BYTES)
+    let bytes = read_body(body)
         .await
         .map_err(|_| OAuthError::BodyTooLarge)?;
     let text = std::str::from_utf8(&bytes)
@@ -40,32 +81,57 @@ pub async fn form_post(request: Request<Body>) -> Result<(HeaderMap, Params), OA
     let mut params =
         Params::parse(text).map_err(|_| OAuthError::InvalidRequest("malformed request body"))?;
     params.extend(query);
-    Ok((parts.headers, params))
-}
-
-fn is_form_content_type(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| {
-            media
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
-/// Client credentials from HTTP Basic or the body, never both (RFC 6749 §2.3: one method per
-/// request). `Ok(None)` when the request names no client at all.
-pub fn client_credentials(
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<Option<ClientCredentials>, OAuthError> {
-    if params.is_repeated("client_id") || params.is_repeated("client_secret") {
+    if params.repeated().is_some() {
         return Err(OAuthError::InvalidRequest(
             "a parameter was sent more than once",
         ));
     }
+    Ok((parts, params))
+}
+
+/// The body, at most [`MAX_BODY_BYTES`] of it (security.md §4.1: bounded before buffering).
+async fn read_body(body: Body) -> Result<axum::body::Bytes, ()> {
+    to_bytes(body, MAX_BODY_BYTES).await.map_err(drop)
+}
+
+fn is_form_content_type(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|m| m.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+fn media_type(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+}
+
+/// A token-endpoint or introspection request: its form, and the client credentials it carries.
+#[derive(Debug)]
+pub struct OAuthForm {
+    pub params: Params,
+    pub credentials: Option<ClientCredentials>,
+}
+
+impl FromRequest<AppState> for OAuthForm {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, _: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, params) = read_form(request).await?;
+        let credentials = client_credentials(&parts.headers, &params)?;
+        Ok(Self {
+            params,
+            credentials,
+        })
+    }
+}
+
+/// Client credentials from HTTP Basic or the body, never both (RFC 6749 §2.3: one method per
+/// request). `None` when the request names no client at all.
+fn client_credentials(
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Option<ClientCredentials>, OAuthError> {
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
     let Some(authorization) = headers.get(header::AUTHORIZATION) else {
@@ -109,14 +175,205 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
     (!id.is_empty()).then_some((id, secret))
 }
 
+/// A revocation request: `POST` form `token=`, or `GET ?token=` (Salesforce §7).
+#[derive(Debug)]
+pub struct RevocationForm {
+    pub params: Params,
+}
+
+impl FromRequest<AppState> for RevocationForm {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, _: &AppState) -> Result<Self, Self::Rejection> {
+        let reject = |e| WebError::Revocation(RevocationFailure::Request(e));
+        let params = if request.method() == Method::GET {
+            let params = Params::parse(request.uri().query().unwrap_or_default())
+                .map_err(|_| reject(OAuthError::InvalidRequest("malformed query string")))?;
+            if params.repeated().is_some() {
+                return Err(reject(OAuthError::InvalidRequest(
+                    "a parameter was sent more than once",
+                )));
+            }
+            params
+        } else {
+            read_form(request).await.map_err(reject)?.1
+        };
+        if params.contains("callback") {
+            return Err(reject(OAuthError::InvalidRequest("JSONP is not supported")));
+        }
+        if !params.contains("token") {
+            return Err(WebError::Revocation(RevocationFailure::Token(
+                RevokeError::InvalidRequest,
+            )));
+        }
+        Ok(Self { params })
+    }
+}
+
+const SESSION_COOKIE: &str = "tessera_sid";
+const CSRF_COOKIE: &str = "tessera_csrf";
+
+/// The cookies of our pages: the signed session and the CSRF cookie.
+#[derive(Debug, Clone, Default)]
+pub struct Cookies {
+    pub session: Option<String>,
+    pub csrf: Option<String>,
+}
+
+impl Cookies {
+    pub const SESSION: &'static str = SESSION_COOKIE;
+    pub const CSRF: &'static str = CSRF_COOKIE;
+
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let find = |name: &str| {
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_owned())
+        };
+        Self {
+            session: find(SESSION_COOKIE),
+            csrf: find(CSRF_COOKIE),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Cookies {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_headers(&parts.headers))
+    }
+}
+
+/// A form POSTed by one of our pages, its CSRF token checked against the browser's CSRF
+/// cookie (RFC 6749 §10.12).
+#[derive(Debug)]
+pub struct PageForm {
+    pub params: Params,
+    pub cookies: Cookies,
+    pub source: Source,
+}
+
+impl FromRequest<AppState> for PageForm {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, params) = read_form(request).await.map_err(PageError::Form)?;
+        let cookies = Cookies::from_headers(&parts.headers);
+        if !state
+            .authority
+            .csrf_valid(cookies.csrf.as_deref(), params.get("csrf_token"))
+        {
+            return Err(PageError::Forbidden.into());
+        }
+        let source = source_of(&parts, state);
+        Ok(Self {
+            params,
+            cookies,
+            source,
+        })
+    }
+}
+
+/// The authorization request of a form POST to the authorization endpoint (Salesforce accepts
+/// it that way too), re-encoded as a query string.
+#[derive(Debug)]
+pub struct AuthorizeForm(pub String);
+
+impl FromRequest<AppState> for AuthorizeForm {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, _: &AppState) -> Result<Self, Self::Rejection> {
+        let (_, params) = read_form(request).await.map_err(PageError::Form)?;
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in params.pairs() {
+            ser.append_pair(k, v);
+        }
+        Ok(Self(ser.finish()))
+    }
+}
+
 /// The access token of a REST or identity request: `Authorization: Bearer …` or `OAuth …`
 /// (salesforce-compat.md §6.2).
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+fn bearer_token(headers: &HeaderMap) -> Option<AccessToken> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+        .map(AccessToken::new)
+}
+
+/// The caller of a REST API request: a valid access token with the `api` scope.
+#[derive(Debug)]
+pub struct Api(pub ApiCaller);
+
+impl FromRequestParts<AppState> for Api {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers);
+        let caller = state.authority.api_caller(token.as_ref()).await?;
+        Ok(Self(caller))
+    }
+}
+
+/// The caller of the identity URL or userinfo: the token in the header or, for the identity
+/// URL, `?oauth_token=`.
+#[derive(Debug)]
+pub struct Identity(pub IdentityCaller);
+
+impl FromRequestParts<AppState> for Identity {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let from_query = || {
+            let params = Params::parse(parts.uri.query().unwrap_or_default()).ok()?;
+            params.get("oauth_token").map(AccessToken::new)
+        };
+        let token = bearer_token(&parts.headers)
+            .or_else(from_query)
+            .ok_or(IdentityError::MissingToken)?;
+        let caller = state
+            .authority
+            .identity_caller(Some(&token))
+            .await
+            .map_err(IdentityError::from)?;
+        Ok(Self(caller))
+    }
+}
+
+/// A REST request's JSON object body (the `Note` fields).
+#[derive(Debug)]
+pub struct JsonObject(pub Map<String, Value>);
+
+impl FromRequest<AppState> for JsonObject {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, _: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let is_json =
+            media_type(&parts.headers).is_some_and(|m| m.eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType.into());
+        }
+        let bytes = read_body(body).await.map_err(|_| ApiError::BodyTooLarge)?;
+        match serde_json::from_slice(&bytes) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            _ => Err(ApiError::JsonParser("The request body is not a JSON object").into()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -161,9 +418,9 @@ mod tests {
     fn bearer_and_oauth_schemes_are_accepted() {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "OAuth 00D!abc".parse().unwrap());
-        assert_eq!(bearer_token(&headers), Some("00D!abc"));
+        assert_eq!(bearer_token(&headers), Some(AccessToken::new("00D!abc")));
         headers.insert(header::AUTHORIZATION, "bearer 00D!abc".parse().unwrap());
-        assert_eq!(bearer_token(&headers), Some("00D!abc"));
+        assert_eq!(bearer_token(&headers), Some(AccessToken::new("00D!abc")));
         headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
         assert_eq!(bearer_token(&headers), None);
     }

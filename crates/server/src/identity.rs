@@ -1,51 +1,17 @@
 //! Identity URL, userinfo, discovery (salesforce-compat.md §1.2, §9.1, checklist 21–22).
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde_json::{json, Value};
-use tessera_core::model::{AccessTokenRecord, User};
+use tessera_core::model::User;
 
 use crate::data::CURRENT_API_VERSION;
 use crate::dates::salesforce_datetime;
-use crate::extract::bearer_token;
+use crate::error::{IdentityError, WebError};
+use crate::extract::Identity;
 use crate::reply::json;
 use crate::AppState;
-
-/// Identity errors are plain text, as Salesforce's (§6.3).
-fn plain(status: StatusCode, text: &'static str) -> Response {
-    (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "text/plain;charset=UTF-8")],
-        text,
-    )
-        .into_response()
-}
-
-async fn identity_caller(
-    state: &AppState,
-    token: Option<&str>,
-) -> Result<(AccessTokenRecord, User), Response> {
-    let token = token.ok_or_else(|| plain(StatusCode::FORBIDDEN, "Missing_OAuth_Token"))?;
-    let record = state
-        .authority
-        .authenticate_access_token(token)
-        .await
-        .map_err(|_| plain(StatusCode::FORBIDDEN, "Bad_OAuth_Token"))?;
-    if !record.scope.allows_identity() {
-        return Err(plain(StatusCode::FORBIDDEN, "Bad_OAuth_Token"));
-    }
-    let user = state
-        .authority
-        .store()
-        .user_by_id(&record.user_id)
-        .await
-        .ok()
-        .flatten()
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| plain(StatusCode::FORBIDDEN, "Bad_OAuth_Token"))?;
-    Ok((record, user))
-}
 
 fn display_name(user: &User) -> String {
     user.username
@@ -72,7 +38,6 @@ fn rest_urls(issuer: &str, org_id: &str, user_id: &str) -> Value {
 
 #[derive(Debug, serde::Deserialize)]
 pub struct IdentityQuery {
-    oauth_token: Option<String>,
     format: Option<String>,
 }
 
@@ -81,38 +46,21 @@ pub async fn identity(
     State(state): State<AppState>,
     Path((org_id, user_id)): Path<(String, String)>,
     Query(query): Query<IdentityQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let token = bearer_token(&headers).or(query.oauth_token.as_deref());
-    let (record, caller) = match identity_caller(&state, token).await {
-        Ok(c) => c,
-        Err(response) => return response,
-    };
+    Identity(caller): Identity,
+) -> Result<Response, WebError> {
     if query.format.as_deref().is_some_and(|f| f != "json") {
-        return plain(StatusCode::BAD_REQUEST, "Bad_Format");
+        return Err(IdentityError::BadFormat.into());
     }
-    if org_id != record.org_id {
-        return plain(StatusCode::FORBIDDEN, "Wrong_Org");
-    }
-    let user = if user_id == caller.id {
-        caller
-    } else {
-        match state
-            .authority
-            .store()
-            .user_by_id(&user_id)
-            .await
-            .ok()
-            .flatten()
-        {
-            Some(u) if u.org_id == org_id => u,
-            _ => return plain(StatusCode::NOT_FOUND, "Bad_Id"),
-        }
-    };
+    let caller_id = caller.user.id.clone();
+    let user = state
+        .authority
+        .identity_of(caller, &org_id, &user_id)
+        .await
+        .map_err(IdentityError::from)?;
     let issuer = &state.authority.config().issuer;
     let body = json!({
         "id": state.authority.identity_url(&user.org_id, &user.id),
-        "asserted_user": user.id == record.user_id,
+        "asserted_user": user.id == caller_id,
         "user_id": user.id,
         "organization_id": user.org_id,
         "username": user.username,
@@ -134,15 +82,15 @@ pub async fn identity(
         "last_modified_date": salesforce_datetime(user.created_at.millis()),
         "is_app_installed": true,
     });
-    json(StatusCode::OK, &body)
+    Ok(json(StatusCode::OK, &body))
 }
 
 /// `GET /services/oauth2/userinfo` (OpenID Connect UserInfo, Salesforce's fields).
-pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (_, user) = match identity_caller(&state, bearer_token(&headers)).await {
-        Ok(c) => c,
-        Err(response) => return response,
-    };
+pub async fn userinfo(
+    State(state): State<AppState>,
+    Identity(caller): Identity,
+) -> Result<Response, WebError> {
+    let user = caller.user;
     let issuer = &state.authority.config().issuer;
     let body = json!({
         "sub": state.authority.identity_url(&user.org_id, &user.id),
@@ -161,15 +109,12 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
         "urls": rest_urls(issuer, &user.org_id, &user.id),
         "updated_at": salesforce_datetime(user.created_at.millis()),
     });
-    json(StatusCode::OK, &body)
+    Ok(json(StatusCode::OK, &body))
 }
 
-/// No ID tokens are issued, so there are no signing keys to publish.
-pub async fn jwks() -> Response {
-    json(StatusCode::OK, &json!({ "keys": [] }))
-}
-
-/// RFC 8414 / OpenID Connect discovery: the same document at both well-known paths.
+/// RFC 8414 authorization-server metadata. Only what is implemented is advertised: no ID token
+/// is ever issued, so there is no OpenID Connect discovery document, no `openid` scope, no
+/// `jwks_uri` and no signing algorithm.
 pub async fn discovery(State(state): State<AppState>) -> Response {
     let issuer = &state.authority.config().issuer;
     let body = json!({
@@ -179,7 +124,6 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
         "revocation_endpoint": format!("{issuer}/services/oauth2/revoke"),
         "introspection_endpoint": format!("{issuer}/services/oauth2/introspect"),
         "userinfo_endpoint": format!("{issuer}/services/oauth2/userinfo"),
-        "jwks_uri": format!("{issuer}/id/keys"),
         "response_types_supported": ["code", "token"],
         "response_modes_supported": ["query", "fragment"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -187,12 +131,7 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "scopes_supported": ["api", "id", "web", "refresh_token", "offline_access", "full", "openid", "profile", "email"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "claims_supported": ["sub", "user_id", "organization_id", "preferred_username", "nickname", "name", "email", "email_verified", "zoneinfo", "locale"],
-        "display_values_supported": ["page"],
-        "frontchannel_logout_supported": false,
+        "scopes_supported": ["api", "id", "web", "refresh_token", "offline_access", "full", "profile", "email"],
         "authorization_response_iss_parameter_supported": false,
     });
     json(StatusCode::OK, &body)

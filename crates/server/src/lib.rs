@@ -1,31 +1,32 @@
 //! Tessera's HTTP surface: the authorization server (`/services/oauth2/*`, identity, discovery)
-//! and the resource server (`/services/data/*`). Handlers are adapters: they extract, make one
-//! call into `tessera_core`, and map the result.
+//! and the resource server (`/services/data/*`). Handlers are adapters: extractors read the
+//! request, one call goes into `tessera_core`, and the result is mapped — failures at a single
+//! edge, [`error::WebError`].
 
 mod authorize;
 mod data;
 mod dates;
+pub mod error;
 mod extract;
+pub mod forwarded;
 mod identity;
 mod lifecycle;
 mod pages;
 mod reply;
-mod session;
 mod token;
 
-use axum::routing::{any, get};
-use axum::Router;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use tessera_core::Authority;
 
-use axum::extract::ConnectInfo;
-use axum::http::{Request, StatusCode};
-use tessera_core::ratelimit::BruteForceGuard;
-use tower_http::limit::RequestBodyLimitLayer;
+use axum::http::StatusCode;
+use axum::routing::{any, get, post};
+use axum::Router;
+use tessera_core::Authority;
 use tower_http::timeout::TimeoutLayer;
 
-/// Largest request body any endpoint reads (security.md §4.1: bounded before buffering).
+pub use forwarded::TrustedProxies;
+
+/// Largest request body any endpoint reads (security.md §4.1: bounded before buffering); a
+/// larger one is answered 413 in the endpoint's own error format.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// A request that has not been read and answered by then gets 408: a slow body (slowloris)
 /// cannot hold a connection and a task for ever.
@@ -34,15 +35,22 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub authority: Authority,
-    /// Failure counters against brute force (per client, per address, per username).
-    pub guard: Arc<BruteForceGuard>,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client.
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl AppState {
     pub fn new(authority: Authority) -> Self {
         Self {
             authority,
-            guard: Arc::new(BruteForceGuard::default()),
+            trusted_proxies: Arc::new(TrustedProxies::default()),
+        }
+    }
+
+    pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
+        Self {
+            trusted_proxies: Arc::new(proxies),
+            ..self
         }
     }
 
@@ -52,7 +60,8 @@ impl AppState {
     }
 }
 
-/// The whole application, for `serve` and for in-process tests.
+/// The whole application, for `serve` and for in-process tests. Run it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so that throttling sees the peer.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -61,10 +70,7 @@ pub fn app(state: AppState) -> Router {
             "/services/oauth2/authorize",
             get(authorize::authorize_get).post(authorize::authorize_post),
         )
-        .route(
-            "/services/oauth2/authorize/login",
-            axum::routing::post(authorize::login),
-        )
+        .route("/services/oauth2/authorize/login", post(authorize::login))
         .route(
             "/services/oauth2/authorize/consent",
             get(authorize::consent_page).post(authorize::consent),
@@ -79,37 +85,21 @@ pub fn app(state: AppState) -> Router {
             "/services/oauth2/userinfo",
             get(identity::userinfo).post(identity::userinfo),
         )
-        .route("/id/keys", get(identity::jwks))
         .route(
             "/id/{org_id}/{user_id}",
             get(identity::identity).post(identity::identity),
-        )
-        .route(
-            "/.well-known/openid-configuration",
-            get(identity::discovery),
         )
         .route(
             "/.well-known/oauth-authorization-server",
             get(identity::discovery),
         )
         .merge(data::routes())
-        .fallback(reply::not_found)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .fallback(error::not_found)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
         .with_state(state)
-}
-
-/// The peer address of a request, as a rate-limiting key ("unknown" in in-process tests, which
-/// have no socket).
-pub(crate) fn source_address<B>(request: &Request<B>) -> String {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Runs housekeeping every `every` until the process ends: expired and revoked rows go, so the

@@ -26,7 +26,8 @@ h1{font-size:1.25rem;margin:0 0 4px}p{color:#4b5563;line-height:1.5}label{displa
 input[type=text],input[type=password]{box-sizing:border-box;width:100%;padding:10px;border:1px solid #d1d5db;border-radius:8px;font-size:1rem}\
 button{margin-top:20px;padding:10px 16px;border-radius:8px;border:1px solid #1d4ed8;background:#2563eb;color:#fff;font-size:1rem;cursor:pointer}\
 button.secondary{background:#fff;color:#1f2937;border-color:#d1d5db;margin-left:8px}.error{color:#b91c1c;background:#fef2f2;padding:8px 12px;border-radius:8px}\
-ul{padding-left:20px;color:#374151}code{background:#f3f4f6;padding:2px 4px;border-radius:4px}.brand{color:#6b7280;font-size:.8rem;letter-spacing:.08em;text-transform:uppercase}";
+ul{padding-left:20px;color:#374151}code{background:#f3f4f6;padding:2px 4px;border-radius:4px}\
+p,li{overflow-wrap:anywhere}.detail{font-size:.8rem;color:#6b7280}.brand{color:#6b7280;font-size:.8rem;letter-spacing:.08em;text-transform:uppercase}";
 
 pub fn page(
     status: StatusCode,
@@ -79,13 +80,51 @@ pub struct LoginPage<'a> {
     pub request: &'a str,
     pub csrf_token: &'a str,
     pub username: &'a str,
-    pub error: Option<&'a str>,
+    pub notice: LoginNotice,
 }
 
-pub fn login(p: LoginPage<'_>, status: StatusCode, cookie: Option<HeaderValue>) -> Response {
+/// Why the login page is shown again, if it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginNotice {
+    None,
+    BadCredentials,
+    /// Too many failures: 429, try again in this many seconds.
+    Throttled(u64),
+    /// Every password check is busy: 503, try again in this many seconds.
+    Busy(u64),
+}
+
+impl LoginNotice {
+    fn status(self) -> StatusCode {
+        match self {
+            Self::None | Self::BadCredentials => StatusCode::OK,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn message(self) -> Option<String> {
+        match self {
+            Self::None => None,
+            Self::BadCredentials => Some("Please check your username and password. If you still can't log in, contact your administrator.".into()),
+            Self::Throttled(secs) => Some(format!("Too many failed attempts. Try again in {secs} seconds.")),
+            Self::Busy(secs) => Some(format!("The server is busy. Try again in {secs} seconds.")),
+        }
+    }
+
+    fn retry_after(self) -> Option<u64> {
+        match self {
+            Self::Throttled(secs) | Self::Busy(secs) => Some(secs),
+            _ => None,
+        }
+    }
+}
+
+pub fn login(p: LoginPage<'_>, cookie: Option<HeaderValue>) -> Response {
     let error = p
-        .error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .notice
+        .message()
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(&e)))
         .unwrap_or_default();
     let body = format!(
         "<h1>Log in</h1><p>to continue to <strong>{client}</strong></p>{error}\
@@ -98,7 +137,13 @@ pub fn login(p: LoginPage<'_>, status: StatusCode, cookie: Option<HeaderValue>) 
         csrf = hidden("csrf_token", p.csrf_token),
         username = escape(p.username),
     );
-    page(status, "Log in", &body, cookie)
+    let mut response = page(p.notice.status(), "Log in", &body, cookie);
+    if let Some(secs) = p.notice.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 pub struct ConsentPage<'a> {
@@ -111,7 +156,7 @@ pub struct ConsentPage<'a> {
 
 fn describe_scope(scope: &str) -> &'static str {
     match scope {
-        "api" => "Access and manage your data (api)",
+        "api" => "Access and manage your data",
         "refresh_token" | "offline_access" => {
             "Perform requests at any time, even when you are not logged in"
         }
@@ -148,16 +193,32 @@ pub fn consent(p: ConsentPage<'_>, cookie: Option<HeaderValue>) -> Response {
     page(StatusCode::OK, "Allow access?", &body, cookie)
 }
 
-/// An error that cannot be sent back to the client: shown as Salesforce shows it, as
-/// `error=…&error_description=…`, with a sentence for people.
+/// An error that cannot be sent back to the client: its description as a sentence that wraps,
+/// its code for whoever reports it, and what it means for the person reading it.
 pub fn authorize_error(status: StatusCode, code: &str, description: &str) -> Response {
+    let mut sentence = description.to_owned();
+    if let Some(first) = sentence.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
     let body = format!(
-        "<h1>This request cannot be completed</h1><p class=\"error\">error={}&amp;error_description={}</p>\
-<p>The application that sent you here is not set up correctly. Nothing was shared with it.</p>",
+        "<h1>This request cannot be completed</h1><p class=\"error\">{}.</p>\
+<p>The application that sent you here is not set up correctly. Nothing was shared with it.</p>\
+<p class=\"detail\">Error code: <code>{}</code></p>",
+        escape(&sentence),
         escape(code),
-        escape(&description.replace(' ', "%20")),
     );
     page(status, "Error", &body, None)
+}
+
+/// The database is unreachable: nothing happened, try again shortly.
+pub fn unavailable() -> Response {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "<h1>Temporarily unavailable</h1><p>The service cannot complete this step right now. \
+Nothing was changed. Please try again in a moment.</p>",
+        None,
+    )
 }
 
 pub fn success() -> Response {

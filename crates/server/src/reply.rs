@@ -1,8 +1,8 @@
-//! The single edge where domain errors become HTTP responses.
+//! Successful responses: JSON bodies in Salesforce's content type, redirects. Failures are
+//! answered in `error.rs` only.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tessera_proto::{OAuthError, SessionError};
 
 pub const JSON_UTF8: &str = "application/json;charset=UTF-8";
 
@@ -20,52 +20,31 @@ pub fn no_store(mut response: Response) -> Response {
     response
 }
 
-pub fn oauth_error(error: &OAuthError) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut response = no_store(json(status, &error.body()));
-    let headers = response.headers_mut();
-    if let OAuthError::InvalidClientCredentials { via_basic: true } = error {
-        headers.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"tessera\""),
-        );
+/// A 302 to the client (Salesforce's status; RFC 9700 §4.12 forbids only 307), never cached.
+pub fn redirect(location: &str) -> Response {
+    let mut response = StatusCode::FOUND.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
     }
-    if let OAuthError::MethodNotAllowed = error {
-        headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
-    }
-    if let Some(secs) = error.retry_after_secs() {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A 303 between our own pages after a form POST.
+pub fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
     }
     response
 }
 
-/// The REST API's answer to a missing, invalid or under-scoped token (salesforce-compat.md §6.2).
-pub fn session_error(error: SessionError) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-    let mut response = json(status, &error.body());
-    if error == SessionError::InvalidSession {
-        let headers = response.headers_mut();
-        headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
-        headers.append(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        );
+/// Adds a `Set-Cookie` to a response.
+pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
-}
-
-/// Salesforce REST error array: `[{"message": …, "errorCode": …}]`.
-pub fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
-    json(
-        status,
-        &serde_json::json!([{ "message": message, "errorCode": code }]),
-    )
-}
-
-pub async fn not_found() -> Response {
-    api_error(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-        "The requested resource does not exist",
-    )
 }

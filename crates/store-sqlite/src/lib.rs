@@ -26,8 +26,8 @@ use tessera_core::model::{
     AccessTokenRecord, AuthCode, Client, Event, Grant, Hash, Note, Org, StoredEvent, User,
 };
 use tessera_core::store::{
-    CodeRedemption, EventFilter, Issuance, PurgeCounts, PurgePlan, RefreshCommit, RefreshOutcome,
-    RefreshTokenView, Store, StoreError,
+    EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan, PurgeRound, RefreshCommit,
+    RefreshOutcome, RefreshTokenView, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
 
@@ -270,17 +270,23 @@ fn enforce_approval_limit(
     Ok(evicted)
 }
 
-/// Runs one of the grant-deleting statement sets; adds what it deleted to `counts`.
+/// Deletes the grants `select` lists (at most a batch), each with its tokens; adds what it
+/// deleted to `counts`. Returns whether fewer than the batch were listed.
 fn purge_grants(
     conn: &Connection,
-    purge: sql::GrantPurge,
+    select: &str,
     values: &[&dyn rusqlite::ToSql],
+    batch: u32,
     counts: &mut PurgeCounts,
-) -> Result<(), DbError> {
-    counts.refresh_tokens += execute(conn, purge.refresh_tokens, values)? as u64;
-    counts.access_tokens += execute(conn, purge.access_tokens, values)? as u64;
-    counts.grants += execute(conn, purge.grants, values)? as u64;
-    Ok(())
+) -> Result<bool, DbError> {
+    let ids: Vec<String> = all(conn, select, values, |row| row.get(0))?;
+    for id in &ids {
+        let [refresh_tokens, access_tokens, grant] = sql::PURGE_GRANT;
+        counts.refresh_tokens += execute(conn, refresh_tokens, [id])? as u64;
+        counts.access_tokens += execute(conn, access_tokens, [id])? as u64;
+        counts.grants += execute(conn, grant, [id])? as u64;
+    }
+    Ok(ids.len() < batch as usize)
 }
 
 /// What `events` returns when the filter's limit is 0.
@@ -406,33 +412,18 @@ impl Store for SqliteStore {
             code.code_challenge.clone(),
             code.created_at.0,
             code.expires_at.0,
+            code.used_at.map(|t| t.0),
+            code.grant_id.clone(),
         );
         self.change(sql::CODE_INSERT, values).await.map(drop)
     }
 
-    async fn redeem_code(
-        &self,
-        code_hash: &Hash,
-        now: Timestamp,
-    ) -> Result<CodeRedemption, StoreError> {
-        let code_hash = *code_hash;
-        self.write(move |c| {
-            if execute(c, sql::CODE_SPEND, params![now.0, code_hash])? > 0 {
-                let code = optional(c, sql::CODE_BY_HASH, [code_hash], rows::code)?;
-                return Ok(code.map_or(CodeRedemption::NotFound, CodeRedemption::Redeemed));
-            }
-            let used = optional(c, sql::CODE_GRANT, [code_hash], |row| {
-                row.get::<_, Option<String>>(0)
-            })?;
-            Ok(match used {
-                Some(grant_id) => CodeRedemption::AlreadyUsed { grant_id },
-                None => CodeRedemption::NotFound,
-            })
-        })
-        .await
+    async fn code(&self, code_hash: &Hash) -> Result<Option<AuthCode>, StoreError> {
+        self.find(sql::CODE_BY_HASH, (*code_hash,), rows::code)
+            .await
     }
 
-    async fn issue(&self, issuance: &Issuance) -> Result<Vec<String>, StoreError> {
+    async fn issue(&self, issuance: &Issuance) -> Result<IssueOutcome, StoreError> {
         let Issuance {
             grant,
             refresh_token_hash,
@@ -441,6 +432,21 @@ impl Store for SqliteStore {
             max_live_grants,
         } = issuance.clone();
         self.write(move |c| {
+            if let Some(code_hash) = code_hash {
+                // The redemption decides first: a code another use redeemed issues nothing
+                // here, and what that use issued is revoked (RFC 6749 §4.1.2).
+                let redeem = params![grant.created_at.0, code_hash];
+                if execute(c, sql::CODE_REDEEM, redeem)? == 0 {
+                    let revoked_grant = optional(c, sql::CODE_GRANT, [code_hash], |row| {
+                        row.get::<_, Option<String>>(0)
+                    })?
+                    .flatten();
+                    if let Some(id) = &revoked_grant {
+                        revoke_grant(c, id, grant.created_at)?;
+                    }
+                    return Ok(IssueOutcome::CodeAlreadyUsed { revoked_grant });
+                }
+            }
             execute(
                 c,
                 sql::GRANT_INSERT,
@@ -468,10 +474,11 @@ impl Store for SqliteStore {
                 execute(c, sql::CODE_LINK, params![grant.id, code_hash])?;
             }
             // Only an issuance with a refresh token adds a grant that counts toward the limit.
-            match (max_live_grants, refresh_token_hash) {
-                (Some(max), Some(_)) => enforce_approval_limit(c, &grant, max),
-                _ => Ok(Vec::new()),
-            }
+            let evicted = match (max_live_grants, refresh_token_hash) {
+                (Some(max), Some(_)) => enforce_approval_limit(c, &grant, max)?,
+                _ => Vec::new(),
+            };
+            Ok(IssueOutcome::Issued { evicted })
         })
         .await
     }
@@ -591,6 +598,8 @@ impl Store for SqliteStore {
                     event.user_id,
                     event.grant_id,
                     event.detail,
+                    event.source,
+                    event.user_agent,
                 ])?;
             }
             Ok(())
@@ -609,29 +618,49 @@ impl Store for SqliteStore {
             .await
     }
 
-    /// The counts are exact for every kind of row: the tokens of a deleted grant are deleted,
-    /// and counted, before the grant itself (not left to `ON DELETE CASCADE`, which SQLite does
-    /// not count). A token that several rules match is counted once, by the first.
-    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeCounts, StoreError> {
+    /// One round: each rule removes at most `plan.batch` rows (grants with their tokens), in one
+    /// short transaction. The counts are exact for every kind of row: the tokens of a deleted
+    /// grant are deleted, and counted, before the grant itself (not left to `ON DELETE
+    /// CASCADE`, which SQLite does not count). A token that several rules match is counted
+    /// once, by the first.
+    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError> {
         let plan = plan.clone();
         self.write(move |c| {
+            let batch = plan.batch.max(1);
+            let mut complete = true;
+            let mut rule = |statement: &str, values: &[&dyn rusqlite::ToSql]| {
+                let removed = execute(c, statement, values)? as u64;
+                complete &= removed < u64::from(batch);
+                Ok::<u64, DbError>(removed)
+            };
             let mut counts = PurgeCounts {
-                access_tokens: execute(c, sql::PURGE_ACCESS_TOKENS, [plan.access_expired_before.0])?
-                    as u64,
-                codes: execute(c, sql::PURGE_CODES, [plan.codes_expired_before.0])? as u64,
-                events: execute(c, sql::PURGE_EVENTS, [plan.events_before.0])? as u64,
+                access_tokens: rule(
+                    sql::PURGE_ACCESS_TOKENS,
+                    params![plan.access_expired_before.0, batch],
+                )?,
+                codes: rule(
+                    sql::PURGE_CODES,
+                    params![plan.codes_expired_before.0, batch],
+                )?,
+                events: rule(sql::PURGE_EVENTS, params![plan.events_before.0, batch])?,
                 ..PurgeCounts::default()
             };
-            purge_grants(
+            for client in &plan.clients {
+                let id = &client.client_id;
+                counts.refresh_tokens += rule(
+                    sql::PURGE_ROTATED,
+                    params![id, client.rotated_before.0, batch],
+                )?;
+            }
+            complete &= purge_grants(
                 c,
                 sql::PURGE_REVOKED_GRANTS,
-                params![plan.revoked_before.0],
+                params![plan.revoked_before.0, batch],
+                batch,
                 &mut counts,
             )?;
             for client in &plan.clients {
                 let id = &client.client_id;
-                counts.refresh_tokens +=
-                    execute(c, sql::PURGE_ROTATED, params![id, client.rotated_before.0])? as u64;
                 let cut_offs = [
                     (sql::PURGE_EXPIRED_GRANTS, client.created_before),
                     (sql::PURGE_IDLE_GRANTS, client.idle_before),
@@ -640,13 +669,19 @@ impl Store for SqliteStore {
                         Some(client.access_only_idle_before),
                     ),
                 ];
-                for (purge, cut_off) in cut_offs {
+                for (select, cut_off) in cut_offs {
                     if let Some(cut_off) = cut_off {
-                        purge_grants(c, purge, params![id, cut_off.0], &mut counts)?;
+                        complete &= purge_grants(
+                            c,
+                            select,
+                            params![id, cut_off.0, batch],
+                            batch,
+                            &mut counts,
+                        )?;
                     }
                 }
             }
-            Ok(counts)
+            Ok(PurgeRound { counts, complete })
         })
         .await
     }

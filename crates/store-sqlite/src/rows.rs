@@ -116,6 +116,8 @@ pub(crate) fn code(row: &Row<'_>) -> rusqlite::Result<AuthCode> {
         code_challenge: row.get(5)?,
         created_at: timestamp(row, 6)?,
         expires_at: timestamp(row, 7)?,
+        used_at: optional_timestamp(row, 8)?,
+        grant_id: row.get(9)?,
     })
 }
 
@@ -180,7 +182,7 @@ pub(crate) fn note(row: &Row<'_>) -> rusqlite::Result<Note> {
     })
 }
 
-/// `id, at, kind, client_id, user_id, grant_id, detail`.
+/// `id, at, kind, client_id, user_id, grant_id, detail, source, user_agent`.
 pub(crate) fn event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let kind = row.get_ref(2)?.as_str()?;
     Ok(StoredEvent {
@@ -192,6 +194,8 @@ pub(crate) fn event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
             user_id: row.get(4)?,
             grant_id: row.get(5)?,
             detail: row.get(6)?,
+            source: row.get(7)?,
+            user_agent: row.get(8)?,
         },
     })
 }

@@ -10,6 +10,7 @@ use crate::error::DbError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_init.sql"),
     include_str!("../../../migrations/sqlite/0002_lifecycle.sql"),
+    include_str!("../../../migrations/sqlite/0003_hardening.sql"),
 ];
 
 /// The schema version this build writes and reads.

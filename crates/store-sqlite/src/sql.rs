@@ -26,7 +26,8 @@ macro_rules! client_columns {
 }
 macro_rules! code_columns {
     () => {
-        "code_hash, client_id, user_id, redirect_uri, scope, code_challenge, created_at, expires_at"
+        "code_hash, client_id, user_id, redirect_uri, scope, code_challenge, created_at, expires_at, \
+         used_at, grant_id"
     };
 }
 macro_rules! grant_columns {
@@ -79,10 +80,11 @@ pub(crate) const USER_INSERT: &str = concat!(
 );
 pub(crate) const USER_BY_ID: &str =
     concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
+/// Case-insensitive, through `users_by_username_nocase`.
 pub(crate) const USER_BY_USERNAME: &str = concat!(
     "SELECT ",
     user_columns!(),
-    " FROM users WHERE username = ?1"
+    " FROM users WHERE username = ?1 COLLATE NOCASE"
 );
 pub(crate) const USER_LIST: &str = concat!(
     "SELECT ",
@@ -125,18 +127,20 @@ pub(crate) const APPROVAL_UPSERT: &str =
 pub(crate) const CODE_INSERT: &str = concat!(
     "INSERT INTO auth_codes (",
     code_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 );
-/// The redemption itself: of concurrent attempts only one changes the row.
-pub(crate) const CODE_SPEND: &str =
+/// The redemption itself, inside the issuance: marks code ?2 used at ?1, only if it is still
+/// unused; of concurrent attempts only one changes the row.
+pub(crate) const CODE_REDEEM: &str =
     "UPDATE auth_codes SET used_at = ?1 WHERE code_hash = ?2 AND used_at IS NULL";
+/// Links a redeemed code to what it issued, once the grant exists (a foreign key).
+pub(crate) const CODE_LINK: &str = "UPDATE auth_codes SET grant_id = ?1 WHERE code_hash = ?2";
 pub(crate) const CODE_BY_HASH: &str = concat!(
     "SELECT ",
     code_columns!(),
     " FROM auth_codes WHERE code_hash = ?1"
 );
 pub(crate) const CODE_GRANT: &str = "SELECT grant_id FROM auth_codes WHERE code_hash = ?1";
-pub(crate) const CODE_LINK: &str = "UPDATE auth_codes SET grant_id = ?1 WHERE code_hash = ?2";
 
 pub(crate) const GRANT_INSERT: &str = concat!(
     "INSERT INTO grants (",
@@ -212,7 +216,8 @@ pub(crate) const ACCESS_REVOKE_ONE: &str =
     "UPDATE access_tokens SET revoked_at = coalesce(revoked_at, ?1) WHERE token_hash = ?2";
 
 pub(crate) const EVENT_INSERT: &str = "INSERT INTO events \
-     (at, kind, client_id, user_id, grant_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+     (at, kind, client_id, user_id, grant_id, detail, source, user_agent) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// The events after `filter.after_id` matching its filters, in id order, and their parameters.
 /// Only the filters present become terms, so that each combination is a plain statement whose
@@ -220,7 +225,8 @@ pub(crate) const EVENT_INSERT: &str = "INSERT INTO events \
 /// eight such statements, each prepared once.
 pub(crate) fn events_query(filter: &EventFilter, limit: u32) -> (String, Vec<Value>) {
     let mut sql = String::from(
-        "SELECT id, at, kind, client_id, user_id, grant_id, detail FROM events WHERE id > ?1",
+        "SELECT id, at, kind, client_id, user_id, grant_id, detail, source, user_agent \
+         FROM events WHERE id > ?1",
     );
     let mut values = vec![Value::from(filter.after_id)];
     let terms = [
@@ -239,59 +245,44 @@ pub(crate) fn events_query(filter: &EventFilter, limit: u32) -> (String, Vec<Val
     (sql, values)
 }
 
-// Housekeeping. Every statement deletes through an index on its cut-off; see
-// `tests::statements_use_their_indexes`.
-pub(crate) const PURGE_ACCESS_TOKENS: &str = "DELETE FROM access_tokens WHERE expires_at < ?1";
-pub(crate) const PURGE_CODES: &str = "DELETE FROM auth_codes WHERE expires_at < ?1";
+// Housekeeping, in rounds: each statement removes at most ?2 (or ?3) rows, chosen through an
+// index on its cut-off; see `tests::statements_use_their_indexes`. (SQLite has no `DELETE …
+// LIMIT` by default, hence the keyed subquery.)
+pub(crate) const PURGE_ACCESS_TOKENS: &str = "DELETE FROM access_tokens WHERE token_hash IN \
+     (SELECT token_hash FROM access_tokens WHERE expires_at < ?1 LIMIT ?2)";
+pub(crate) const PURGE_CODES: &str = "DELETE FROM auth_codes WHERE code_hash IN \
+     (SELECT code_hash FROM auth_codes WHERE expires_at < ?1 LIMIT ?2)";
 /// Refresh tokens of client ?1 used (rotated out, or spent by a revocation) before ?2. The
 /// correlated `EXISTS` keeps the scan on `refresh_tokens_by_use`, which holds only used tokens.
-pub(crate) const PURGE_ROTATED: &str = "DELETE FROM refresh_tokens \
-     WHERE used_at IS NOT NULL AND used_at < ?2 \
-     AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id AND g.client_id = ?1)";
-pub(crate) const PURGE_EVENTS: &str = "DELETE FROM events WHERE at < ?1";
+pub(crate) const PURGE_ROTATED: &str = "DELETE FROM refresh_tokens WHERE token_hash IN \
+     (SELECT token_hash FROM refresh_tokens r WHERE r.used_at IS NOT NULL AND r.used_at < ?2 \
+     AND EXISTS (SELECT 1 FROM grants g WHERE g.id = r.grant_id AND g.client_id = ?1) LIMIT ?3)";
+pub(crate) const PURGE_EVENTS: &str =
+    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 LIMIT ?2)";
 
-/// Deletes the grants matching a condition with their refresh and access tokens, children
-/// first so that each count is exact (rows removed by `ON DELETE CASCADE` are not counted by
-/// SQLite). Codes linked to them are kept, unlinked, by `ON DELETE SET NULL`.
-macro_rules! grant_purge {
-    ($condition:literal) => {
-        GrantPurge {
-            refresh_tokens: concat!(
-                "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE ",
-                $condition,
-                ")"
-            ),
-            access_tokens: concat!(
-                "DELETE FROM access_tokens WHERE grant_id IN (SELECT id FROM grants WHERE ",
-                $condition,
-                ")"
-            ),
-            grants: concat!("DELETE FROM grants WHERE ", $condition),
-        }
-    };
-}
-
-/// The three statements that delete a set of grants, all with the same parameters.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct GrantPurge {
-    pub(crate) refresh_tokens: &'static str,
-    pub(crate) access_tokens: &'static str,
-    pub(crate) grants: &'static str,
-}
-
+/// The grants one purge rule removes, at most ?3 (or ?2 for the revoked ones) per round; each is
+/// then deleted with its tokens by [`PURGE_GRANT`], children first so that every count is exact
+/// (rows removed by `ON DELETE CASCADE` are not counted by SQLite). Codes linked to them are
+/// kept, unlinked, by `ON DELETE SET NULL`.
 /// Grants revoked before ?1.
-pub(crate) const PURGE_REVOKED_GRANTS: GrantPurge =
-    grant_purge!("revoked_at IS NOT NULL AND revoked_at < ?1");
+pub(crate) const PURGE_REVOKED_GRANTS: &str =
+    "SELECT id FROM grants WHERE revoked_at IS NOT NULL AND revoked_at < ?1 LIMIT ?2";
 /// Grants of client ?1 created before ?2 (past the policy's lifetime).
-pub(crate) const PURGE_EXPIRED_GRANTS: GrantPurge =
-    grant_purge!("client_id = ?1 AND created_at < ?2");
+pub(crate) const PURGE_EXPIRED_GRANTS: &str =
+    "SELECT id FROM grants WHERE client_id = ?1 AND created_at < ?2 LIMIT ?3";
 /// Grants of client ?1 last used before ?2 (idle past the policy's limit). `IN (0, 1)` lets the
 /// search use `grants_by_client_use` on `last_used_at`.
-pub(crate) const PURGE_IDLE_GRANTS: GrantPurge =
-    grant_purge!("client_id = ?1 AND has_refresh_token IN (0, 1) AND last_used_at < ?2");
+pub(crate) const PURGE_IDLE_GRANTS: &str = "SELECT id FROM grants \
+     WHERE client_id = ?1 AND has_refresh_token IN (0, 1) AND last_used_at < ?2 LIMIT ?3";
 /// Grants of client ?1 without a refresh token, last used before ?2.
-pub(crate) const PURGE_ACCESS_ONLY_GRANTS: GrantPurge =
-    grant_purge!("client_id = ?1 AND has_refresh_token = 0 AND last_used_at < ?2");
+pub(crate) const PURGE_ACCESS_ONLY_GRANTS: &str = "SELECT id FROM grants \
+     WHERE client_id = ?1 AND has_refresh_token = 0 AND last_used_at < ?2 LIMIT ?3";
+/// Deletes grant ?1 with its tokens: refresh tokens, access tokens, the grant.
+pub(crate) const PURGE_GRANT: [&str; 3] = [
+    "DELETE FROM refresh_tokens WHERE grant_id = ?1",
+    "DELETE FROM access_tokens WHERE grant_id = ?1",
+    "DELETE FROM grants WHERE id = ?1",
+];
 
 /// Every table and its row count, in schema order.
 pub(crate) const ROW_COUNTS: &str = "\
@@ -359,7 +350,9 @@ mod tests {
             ("touch grant", GRANT_TOUCH.to_owned()),
             ("touch grant if current", GRANT_TOUCH_IF_CURRENT.to_owned()),
             ("access token lookup", ACCESS_BY_HASH.to_owned()),
+            ("redeem code", CODE_REDEEM.to_owned()),
             ("link code", CODE_LINK.to_owned()),
+            ("user by username", USER_BY_USERNAME.to_owned()),
             ("approval limit", GRANTS_OVER_LIMIT.to_owned()),
             ("revoke grant", GRANT_REVOKE.to_owned()),
             ("spend family", REFRESH_SPEND_FAMILY.to_owned()),
@@ -376,15 +369,16 @@ mod tests {
             ("purge rotated", PURGE_ROTATED.to_owned()),
             ("purge events", PURGE_EVENTS.to_owned()),
         ];
-        for (name, purge) in [
+        for (name, select) in [
             ("revoked", PURGE_REVOKED_GRANTS),
             ("expired", PURGE_EXPIRED_GRANTS),
             ("idle", PURGE_IDLE_GRANTS),
             ("access-only", PURGE_ACCESS_ONLY_GRANTS),
         ] {
-            statements.push((name, purge.refresh_tokens.to_owned()));
-            statements.push((name, purge.access_tokens.to_owned()));
-            statements.push((name, purge.grants.to_owned()));
+            statements.push((name, select.to_owned()));
+        }
+        for delete in PURGE_GRANT {
+            statements.push(("purge one grant", delete.to_owned()));
         }
         let some = || Some(String::new());
         for user_id in [None, some()] {

@@ -126,7 +126,6 @@ async fn the_database_file_holds_no_token_or_secret_in_clear() {
     let world = World::create(&store).await;
     let code = world.code(CODE, &world.client);
     store.insert_code(&code).await.unwrap();
-    store.redeem_code(&code.code_hash, T0).await.unwrap();
     let grant = world.grant("grant-1", &world.client, true);
     let issuance = Issuance {
         grant: grant.clone(),
@@ -135,7 +134,7 @@ async fn the_database_file_holds_no_token_or_secret_in_clear() {
         code_hash: Some(code.code_hash),
         max_live_grants: None,
     };
-    store.issue(&issuance).await.unwrap();
+    conformance::issued(&store, &issuance).await;
     world
         .commit(
             &grant,
@@ -275,7 +274,7 @@ async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
     for n in 0..FAMILIES {
         let mut issuance = world.issuance_at(&format!("f{n}"), &world.client, true, T0);
         issuance.access_token.expires_at = T0.plus_secs(ACCESS_TTL_SECS);
-        store.issue(&issuance).await.unwrap();
+        conformance::issued(&store, &issuance).await;
         grants.push(issuance.grant);
     }
     let counts = |table: &'static str| {
@@ -319,6 +318,8 @@ async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
                 user_id: Some(grant.user_id.clone()),
                 grant_id: Some(grant.id.clone()),
                 detail: String::new(),
+                source: None,
+                user_agent: None,
             })
             .collect();
         store.append_events(&events).await.unwrap();
@@ -330,6 +331,7 @@ async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
         next_purge = now.plus_secs(PURGE_EVERY_SECS);
         most_before_purge = most_before_purge.max(counts("refresh_tokens").await);
         let plan = PurgePlan {
+            batch: u32::MAX,
             access_expired_before: now,
             codes_expired_before: now,
             revoked_before: now,
@@ -343,6 +345,7 @@ async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
             }],
         };
         let purged = store.purge(&plan).await.unwrap();
+        assert!(purged.complete);
         let after = conformance::row_counts(&store).await;
         eprintln!(
             "growth: t={:>3}s purged {purged:?}; now refresh_tokens={} access_tokens={} events={} grants={}",

@@ -169,7 +169,7 @@ impl Server {
             limit: 100_000,
             ..Default::default()
         };
-        let all = self.authority.store().events(&filter).await.unwrap();
+        let all = self.authority.events(&filter).await.unwrap();
         all.iter().filter(|e| e.event.kind.name() == kind).count()
     }
 

@@ -232,7 +232,12 @@ async fn bad_client_or_redirect_uri_shows_an_error_and_never_redirects() {
             .await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
         assert!(reply.header("location").is_none(), "{query}");
-        assert!(reply.text().contains("error="), "{query}");
+        let page = reply.text();
+        assert!(page.contains("Error code: <code>"), "{query}: {page}");
+        // A sentence that wraps, not the raw URL-encoded pair.
+        assert!(!page.contains("error_description="), "{query}: {page}");
+        assert!(!page.contains("%20"), "{query}: {page}");
+        assert!(page.contains("overflow-wrap:anywhere"));
     }
 }
 

@@ -98,11 +98,8 @@ async fn userinfo_returns_salesforce_fields() {
 #[tokio::test]
 async fn discovery_documents_point_at_this_server() {
     let h = Harness::new().await;
-    for path in [
-        "/.well-known/openid-configuration",
-        "/.well-known/oauth-authorization-server",
-    ] {
-        let reply = h.get(path, None).await;
+    {
+        let reply = h.get("/.well-known/oauth-authorization-server", None).await;
         assert_eq!(reply.status, StatusCode::OK);
         let doc = reply.json();
         assert_eq!(doc["issuer"], ISSUER);
@@ -122,7 +119,6 @@ async fn discovery_documents_point_at_this_server() {
             doc["userinfo_endpoint"],
             format!("{ISSUER}/services/oauth2/userinfo")
         );
-        assert_eq!(doc["jwks_uri"], format!("{ISSUER}/id/keys"));
         assert_eq!(doc["code_challenge_methods_supported"][0], "S256");
         assert!(doc["grant_types_supported"]
             .as_array()
@@ -130,5 +126,31 @@ async fn discovery_documents_point_at_this_server() {
             .iter()
             .all(|g| g != "implicit"));
     }
-    assert_eq!(h.get("/id/keys", None).await.status, StatusCode::OK);
+}
+
+/// No ID token is ever issued, so nothing of OpenID Connect's is advertised: no OIDC discovery
+/// document, no `openid` scope, no signing keys or algorithms.
+#[tokio::test]
+async fn discovery_advertises_only_what_is_implemented() {
+    let h = Harness::new().await;
+    let doc = h
+        .get("/.well-known/oauth-authorization-server", None)
+        .await
+        .json();
+    for absent in [
+        "jwks_uri",
+        "id_token_signing_alg_values_supported",
+        "subject_types_supported",
+    ] {
+        assert!(doc.get(absent).is_none(), "{absent}: {doc}");
+    }
+    let scopes = doc["scopes_supported"].as_array().unwrap();
+    assert!(!scopes.iter().any(|s| s == "openid"), "{scopes:?}");
+    for path in ["/.well-known/openid-configuration", "/id/keys"] {
+        assert_eq!(
+            h.get(path, None).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
 }

@@ -545,10 +545,10 @@ async fn housekeeping_keeps_the_database_bounded_and_reuse_detection_alive() {
             .map(|(_, n)| *n)
             .unwrap()
     };
-    let before = h.authority.store().row_counts().await.unwrap();
+    let before = h.store.row_counts().await.unwrap();
     h.clock.advance_secs(7200);
     let purged = h.authority.housekeeping().await.unwrap();
-    let after = h.authority.store().row_counts().await.unwrap();
+    let after = h.store.row_counts().await.unwrap();
     assert!(count(&before, "refresh_tokens") >= 30);
     assert!(count(&after, "refresh_tokens") <= 2, "{after:?}");
     assert!(count(&after, "access_tokens") <= 1, "{after:?}");
@@ -602,7 +602,7 @@ async fn the_audit_trail_records_the_lifecycle_and_never_a_token() {
         limit: 10_000,
         ..Default::default()
     };
-    let all = h.authority.store().events(&filter).await.unwrap();
+    let all = h.store.events(&filter).await.unwrap();
     let text = format!("{all:?}");
     for secret in [
         rt(&first),

@@ -5,7 +5,9 @@
 mod authorize;
 mod identity;
 mod lifecycle;
+mod outage;
 mod properties;
 mod resource;
 mod support;
+mod throttle;
 mod token;

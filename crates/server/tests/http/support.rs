@@ -15,10 +15,12 @@ use serde_json::Value;
 use sha2::Digest;
 use tessera_core::admin::ClientSettings;
 use tessera_core::crypto::ServerKey;
+use tessera_core::store::failing::FailingStore;
+pub use tessera_core::store::Store;
 use tessera_core::time::{ManualClock, OsRandom, Timestamp};
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password};
-use tessera_server::{app, AppState};
+use tessera_server::{app, AppState, TrustedProxies};
 use tessera_store_sqlite::SqliteStore;
 use tower::ServiceExt;
 
@@ -69,6 +71,8 @@ pub struct Client {
 pub struct Harness {
     pub app: Router,
     pub authority: Authority,
+    /// The store under the authority, for looking at rows and for failing on demand.
+    pub store: Arc<FailingStore>,
     pub clock: Arc<ManualClock>,
     pub db_path: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -89,6 +93,11 @@ impl Browser {
                 .collect::<Vec<_>>()
                 .join("; ")
         })
+    }
+
+    /// Takes the cookies a reply sets.
+    pub fn absorb_from(&mut self, reply: &Reply) {
+        self.absorb(&reply.headers);
     }
 
     fn absorb(&mut self, headers: &HeaderMap) {
@@ -154,22 +163,34 @@ impl Harness {
     }
 
     pub async fn with_expires_in(emit_expires_in: bool) -> Self {
+        Self::with_config(
+            |c| c.emit_expires_in = emit_expires_in,
+            TrustedProxies::default(),
+        )
+        .await
+    }
+
+    /// A harness whose authority's configuration `adjust` changes, behind `proxies`.
+    pub async fn with_config(
+        adjust: impl FnOnce(&mut AuthorityConfig),
+        proxies: TrustedProxies,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("tessera.db");
-        let store = SqliteStore::open(db_path.to_str().unwrap()).unwrap();
+        let sqlite = SqliteStore::open(db_path.to_str().unwrap()).unwrap();
+        let store = Arc::new(FailingStore::new(Arc::new(sqlite)));
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
-        let config = AuthorityConfig {
-            emit_expires_in,
-            ..AuthorityConfig::new(ISSUER, ServerKey::generate(&OsRandom))
-        };
-        let authority = Authority::new(Arc::new(store), clock.clone(), Arc::new(OsRandom), config);
+        let mut config = AuthorityConfig::new(ISSUER, ServerKey::generate(&OsRandom));
+        adjust(&mut config);
+        let authority = Authority::new(store.clone(), clock.clone(), Arc::new(OsRandom), config);
         authority
             .create_user(USERNAME, Password::new(PASSWORD), Some(USERNAME.into()))
             .await
             .unwrap();
         Self {
-            app: app(AppState::new(authority.clone())),
+            app: app(AppState::new(authority.clone()).with_trusted_proxies(proxies)),
             authority,
+            store,
             clock,
             db_path,
             _dir: dir,
@@ -238,7 +259,7 @@ impl Harness {
             limit: 100_000,
             ..Default::default()
         };
-        let all = self.authority.store().events(&filter).await.unwrap();
+        let all = self.store.events(&filter).await.unwrap();
         all.into_iter()
             .filter(|e| e.event.kind.name() == kind)
             .collect()
@@ -279,10 +300,31 @@ impl Harness {
     }
 
     pub async fn post_form(&self, uri: &str, body: &str, browser: Option<&mut Browser>) -> Reply {
+        self.post_form_from(None, &[], uri, body, browser).await
+    }
+
+    /// A form POST from the TCP peer `peer` (an IP address; none: no socket), with `headers`.
+    pub async fn post_form_from(
+        &self,
+        peer: Option<&str>,
+        headers: &[(&str, &str)],
+        uri: &str,
+        body: &str,
+        browser: Option<&mut Browser>,
+    ) -> Reply {
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        if let Some(peer) = peer {
+            let address: std::net::IpAddr = peer.parse().unwrap();
+            builder = builder.extension(axum::extract::ConnectInfo(std::net::SocketAddr::new(
+                address, 40000,
+            )));
+        }
         if let Some(cookie) = browser.as_ref().and_then(|b| b.cookie_header()) {
             builder = builder.header(header::COOKIE, cookie);
         }
@@ -298,6 +340,23 @@ impl Harness {
     pub async fn token(&self, pairs: &[(&str, &str)]) -> Reply {
         self.post_form("/services/oauth2/token", &form(pairs), None)
             .await
+    }
+
+    /// A token request from the TCP peer `peer`, with extra `headers`.
+    pub async fn token_from(
+        &self,
+        peer: &str,
+        headers: &[(&str, &str)],
+        pairs: &[(&str, &str)],
+    ) -> Reply {
+        self.post_form_from(
+            Some(peer),
+            headers,
+            "/services/oauth2/token",
+            &form(pairs),
+            None,
+        )
+        .await
     }
 
     pub async fn api(

@@ -23,26 +23,15 @@ pub enum StoreError {
     Internal(String),
 }
 
-/// Outcome of redeeming an authorization code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CodeRedemption {
-    /// First use: the code is now spent.
-    Redeemed(AuthCode),
-    /// The code was already used; `grant_id` is what its first use issued, so that it can be
-    /// revoked (RFC 6749 §4.1.2).
-    AlreadyUsed {
-        grant_id: Option<String>,
-    },
-    NotFound,
-}
-
 /// Everything an issuance writes, in one transaction.
 #[derive(Debug, Clone)]
 pub struct Issuance {
     pub grant: Grant,
     pub refresh_token_hash: Option<Hash>,
     pub access_token: AccessTokenRecord,
-    /// The code this issuance redeems, to link it to the grant for reuse revocation.
+    /// The code this issuance redeems. Redemption and issuance are one transaction: the code is
+    /// marked used and linked to the grant only if it is still unused; if another use got there
+    /// first, nothing is issued and what that use issued is revoked instead (RFC 6749 §4.1.2).
     pub code_hash: Option<Hash>,
     /// The approval limit: when issuing a refresh token makes the user's live refresh-token
     /// grants for this client more than this, the oldest are revoked with their tokens, in the
@@ -62,6 +51,16 @@ pub struct RefreshCommit {
     pub sealed_successor: Option<Vec<u8>>,
     pub access_token: AccessTokenRecord,
     pub now: Timestamp,
+}
+
+/// What an issuance did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// Written; `evicted` are the grants the approval limit revoked, oldest first.
+    Issued { evicted: Vec<String> },
+    /// The code was used by someone else first: nothing was written but the revocation of
+    /// `revoked_grant`, what that other use issued (if it issued anything).
+    CodeAlreadyUsed { revoked_grant: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +92,13 @@ pub struct EventFilter {
 }
 
 /// What housekeeping removes, decided by the domain (which knows the policies) and carried out
-/// by the store in one transaction.
+/// by the store in rounds: each [`Store::purge`] call is one short transaction that removes at
+/// most `batch` rows per rule, so that a backlog (after a long downtime) never becomes one huge
+/// write that stalls refreshes.
 #[derive(Debug, Clone)]
 pub struct PurgePlan {
+    /// Most rows one rule removes in one round (grants count as one row with their tokens).
+    pub batch: u32,
     /// Access tokens that expired before this.
     pub access_expired_before: Timestamp,
     /// Authorization codes that expired before this (used or not).
@@ -132,6 +135,24 @@ pub struct PurgeCounts {
     pub events: u64,
 }
 
+impl PurgeCounts {
+    pub fn add(&mut self, other: PurgeCounts) {
+        self.access_tokens += other.access_tokens;
+        self.codes += other.codes;
+        self.refresh_tokens += other.refresh_tokens;
+        self.grants += other.grants;
+        self.events += other.events;
+    }
+}
+
+/// One round of housekeeping.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeRound {
+    pub counts: PurgeCounts,
+    /// Whether every rule removed fewer than the batch: nothing is left to purge.
+    pub complete: bool,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     // Organisation and users.
@@ -140,6 +161,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn default_org(&self) -> Result<Option<Org>, StoreError>;
     async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// Usernames are compared case-insensitively (ASCII), as Salesforce's, for lookup and for
+    /// uniqueness: `Ada@Example.com` finds `ada@example.com`, and cannot be created beside it.
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces a user's mutable fields (email, password hash, disabled). Returns false when no
@@ -170,17 +193,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     // Authorization codes.
     async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError>;
-    /// Atomically marks the code used, whatever its expiry (the caller checks that).
-    async fn redeem_code(
-        &self,
-        code_hash: &Hash,
-        now: Timestamp,
-    ) -> Result<CodeRedemption, StoreError>;
+    /// A code, used or not (its `used_at` and `grant_id` tell).
+    async fn code(&self, code_hash: &Hash) -> Result<Option<AuthCode>, StoreError>;
 
     // Grants and tokens.
-    /// Creates the grant with its first refresh token and access token; links the code; applies
-    /// the approval limit. Returns the ids of grants evicted by the limit.
-    async fn issue(&self, issuance: &Issuance) -> Result<Vec<String>, StoreError>;
+    /// Creates the grant with its first refresh token and access token; redeems and links the
+    /// code (see [`Issuance::code_hash`]); applies the approval limit.
+    async fn issue(&self, issuance: &Issuance) -> Result<IssueOutcome, StoreError>;
     async fn refresh_token(
         &self,
         token_hash: &Hash,
@@ -223,7 +242,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError>;
 
     // Housekeeping.
-    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeCounts, StoreError>;
+    /// One round of the plan; call again until it is complete.
+    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError>;
     /// Row counts per table, for operators and the growth measurement.
     async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
 
@@ -234,3 +254,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn update_note(&self, note: &Note) -> Result<bool, StoreError>;
     async fn delete_note(&self, id: &str) -> Result<bool, StoreError>;
 }
+
+#[cfg(any(test, feature = "testing"))]
+pub mod failing;
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;

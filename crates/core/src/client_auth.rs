@@ -1,0 +1,53 @@
+//! Client authentication (RFC 6749 §2.3, §3.2.1).
+
+use tessera_proto::{ExposeSecret, OAuthError};
+
+use crate::authority::{Authority, ClientCredentials, Source};
+use crate::crypto;
+use crate::model::{Client, EventKind};
+
+impl Authority {
+    /// Authenticates a client. A secret that is sent is always checked, even where it is not
+    /// required (Salesforce §4.1); a confidential client must send one. A failure is an audit
+    /// event with its source; throttling is the caller's (see `Authority::shed`).
+    pub(crate) async fn authenticate_client(
+        &self,
+        creds: &ClientCredentials,
+        source: &Source,
+    ) -> Result<Client, OAuthError> {
+        let result = self.check_client(creds).await;
+        if let Err(
+            error @ (OAuthError::InvalidClientId | OAuthError::InvalidClientCredentials { .. }),
+        ) = &result
+        {
+            self.record_failure(
+                EventKind::ClientAuthFailed,
+                Some(&creds.client_id),
+                error.code().to_owned(),
+                source,
+            );
+        }
+        result
+    }
+
+    async fn check_client(&self, creds: &ClientCredentials) -> Result<Client, OAuthError> {
+        let Some(client) = self.store().client_by_id(&creds.client_id).await? else {
+            // Spend the time a secret check would, so that unknown ids do not answer faster.
+            if let Some(secret) = &creds.secret {
+                let _ = crypto::hash_matches(secret.expose_secret(), &[0u8; 32]);
+            }
+            return Err(OAuthError::InvalidClientId);
+        };
+        match (&client.secret_hash, &creds.secret) {
+            (Some(stored), Some(secret))
+                if crypto::hash_matches(secret.expose_secret(), stored) =>
+            {
+                Ok(client)
+            }
+            (None, None) => Ok(client),
+            _ => Err(OAuthError::InvalidClientCredentials {
+                via_basic: creds.via_basic,
+            }),
+        }
+    }
+}

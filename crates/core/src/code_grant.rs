@@ -1,0 +1,91 @@
+//! `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6).
+
+use tessera_proto::{
+    AuthorizationCode, ClientSecret, CodeVerifier, ExposeSecret, OAuthError, TokenResponse,
+};
+
+use crate::authority::{still_allowed, Authority, NewGrant, Source, MAX_TOKEN_LEN};
+use crate::crypto;
+use crate::ids::secret_hash;
+use crate::model::{Client, EventKind};
+
+/// PKCE verifier bounds: RFC 7636's minimum, and a generous maximum since jsforce sends 171.
+const VERIFIER_LEN: std::ops::RangeInclusive<usize> = 43..=1024;
+
+impl Authority {
+    /// Exchanges a code for tokens. The code is redeemed in the same transaction that issues
+    /// the tokens, so that of two uses exactly one issues, and the other revokes what it did.
+    pub(crate) async fn exchange_code(
+        &self,
+        client: &Client,
+        code: &AuthorizationCode,
+        redirect_uri: Option<&str>,
+        verifier: Option<&CodeVerifier>,
+        presented_secret: Option<&ClientSecret>,
+        source: &Source,
+    ) -> Result<TokenResponse, OAuthError> {
+        let value = code.expose_secret();
+        if value.len() > MAX_TOKEN_LEN {
+            return Err(OAuthError::InvalidAuthorizationCode);
+        }
+        let code_hash = secret_hash(value);
+        let record = self
+            .store()
+            .code(&code_hash)
+            .await?
+            .ok_or(OAuthError::InvalidAuthorizationCode)?;
+        if record.used_at.is_some() {
+            // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+            if let Some(grant) = match &record.grant_id {
+                Some(id) => self.store().grant(id).await?,
+                None => None,
+            } {
+                self.store().revoke_grant(&grant.id, self.now()).await?;
+                self.record_grant(EventKind::CodeReused, &grant, "grant revoked", Some(source))
+                    .await;
+            }
+            return Err(OAuthError::ExpiredAuthorizationCode);
+        }
+        if record.client_id != client.client_id {
+            return Err(OAuthError::InvalidAuthorizationCode);
+        }
+        if self.now() >= record.expires_at {
+            return Err(OAuthError::ExpiredAuthorizationCode);
+        }
+        if redirect_uri != Some(record.redirect_uri.as_str()) {
+            return Err(OAuthError::RedirectUriMismatch);
+        }
+        match (&record.code_challenge, verifier) {
+            (Some(challenge), Some(verifier)) => {
+                let v = verifier.expose_secret();
+                let well_formed = VERIFIER_LEN.contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+                if !well_formed || !crypto::pkce_s256_matches(v, challenge) {
+                    return Err(OAuthError::InvalidCodeVerifier);
+                }
+            }
+            (Some(_), None) => return Err(OAuthError::InvalidCodeVerifier),
+            // RFC 9700 §4.8.2: a verifier without a challenge is a downgrade attempt.
+            (None, Some(_)) => return Err(OAuthError::UnexpectedCodeVerifier),
+            (None, None) => {}
+        }
+        let user = self.active_user(&record.user_id).await?;
+        let scope = still_allowed(client, &record.scope);
+        if scope.is_empty() {
+            return Err(OAuthError::InvalidScope);
+        }
+        self.issue_new_grant(
+            NewGrant {
+                client,
+                user: &user,
+                scope: &scope,
+                code_hash: Some(code_hash),
+                may_issue_refresh: true,
+                presented_secret,
+            },
+            Some(source),
+        )
+        .await
+    }
+}

@@ -1,0 +1,80 @@
+//! Housekeeping: what can no longer be used is removed, in short rounds.
+
+use crate::authority::Authority;
+use crate::policy::RefreshTokenPolicy;
+use crate::store::{ClientPurge, PurgeCounts, PurgePlan, StoreError};
+use crate::time::Timestamp;
+
+/// Revoked grants are kept this long (introspection answers, audit joins), then removed. Reuse of
+/// their tokens is still recognised afterwards, from the signed grant id.
+pub const REVOKED_RETENTION_SECS: u64 = 86_400;
+/// Expired codes are kept this long, so that a late second use still finds (and revokes) what
+/// the first use issued.
+pub const CODE_RETENTION_SECS: u64 = 3600;
+/// Rows one rule removes per round: one round is one short write, so that refreshes queued
+/// behind it wait milliseconds, not the length of a backlog.
+pub const PURGE_BATCH: u32 = 1000;
+
+impl Authority {
+    /// Removes what can no longer be used: expired access tokens and codes, rotated-out refresh
+    /// tokens past their retry window, grants past their policy or revoked long enough, old
+    /// events. Reuse detection survives it: a purged rotated-out token still names its family.
+    /// Runs in rounds of at most [`PURGE_BATCH`] rows per rule until nothing is left.
+    pub async fn housekeeping(&self) -> Result<PurgeCounts, StoreError> {
+        let plan = self.purge_plan(PURGE_BATCH).await?;
+        let mut total = PurgeCounts::default();
+        loop {
+            let round = self.store().purge(&plan).await?;
+            total.add(round.counts);
+            if round.complete {
+                return Ok(total);
+            }
+            // Let the requests queued behind this round in before the next one.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    async fn purge_plan(&self, batch: u32) -> Result<PurgePlan, StoreError> {
+        let now = self.now();
+        let ago = |secs: u64| {
+            Timestamp(
+                now.millis()
+                    .saturating_sub((secs as i64).saturating_mul(1000)),
+            )
+        };
+        let clients = self.store().list_clients().await?;
+        Ok(PurgePlan {
+            batch,
+            access_expired_before: now,
+            codes_expired_before: ago(CODE_RETENTION_SECS),
+            revoked_before: ago(REVOKED_RETENTION_SECS),
+            events_before: ago(self.config().audit_retention_secs),
+            clients: clients
+                .iter()
+                .map(|c| {
+                    let (created_before, idle_before) = match c.refresh_token_policy {
+                        RefreshTokenPolicy::Infinite => (None, None),
+                        // No refresh ever works: the grant lives as long as its access tokens.
+                        RefreshTokenPolicy::Zero => (None, Some(ago(c.access_token_ttl_secs))),
+                        p @ RefreshTokenPolicy::SpecificLifetime { .. } => (
+                            p.lifetime_secs()
+                                .map(|l| ago(l.max(c.access_token_ttl_secs))),
+                            None,
+                        ),
+                        p @ RefreshTokenPolicy::SpecificInactivity { .. } => (
+                            None,
+                            p.idle_secs().map(|i| ago(i.max(c.access_token_ttl_secs))),
+                        ),
+                    };
+                    ClientPurge {
+                        client_id: c.client_id.clone(),
+                        rotated_before: ago(c.refresh_retry_window_secs),
+                        created_before,
+                        idle_before,
+                        access_only_idle_before: ago(c.access_token_ttl_secs),
+                    }
+                })
+                .collect(),
+        })
+    }
+}

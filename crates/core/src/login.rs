@@ -1,0 +1,377 @@
+//! The browser side of the authorization endpoint: validating the request, logging in with a
+//! password (throttled, and with a cap on concurrent Argon2 checks), the signed session that
+//! remembers it, the CSRF token of our forms, consent, and the redirect back to the client.
+
+use std::sync::Arc;
+
+use tessera_proto::{AuthorizationCode, ExposeSecret, OAuthError, Params, Password, Scope};
+
+use crate::authority::{
+    Authority, NewGrant, Source, CODE_TTL_SECS, DUMMY_PHC, TOKEN_BYTES,
+    UNAVAILABLE_RETRY_AFTER_SECS,
+};
+use crate::authorize::{
+    check_client_and_redirect, check_request, AuthorizationRequest, AuthorizePageError,
+    AuthorizeRedirectError, ResponseKind,
+};
+use crate::crypto;
+use crate::ids::{random_token, secret_hash};
+use crate::model::{AuthCode, EventKind, User};
+use crate::store::StoreError;
+use crate::throttle::Throttled;
+use crate::time::Timestamp;
+
+/// How long a login lasts in the browser.
+pub const SESSION_TTL_SECS: u64 = 2 * 3600;
+/// Longest `client_id` worth a lookup.
+const MAX_CLIENT_ID_LEN: usize = 255;
+
+/// Why a login did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginError {
+    /// Wrong password, unknown username: the same answer for both.
+    InvalidCredentials,
+    /// The right password of a disabled user.
+    Disabled,
+    /// Too many failures: refused before the password was checked.
+    Throttled { retry_after_secs: u64 },
+    /// Every password check slot stayed busy for the configured wait: 503.
+    Busy { retry_after_secs: u64 },
+    /// The store failed: 503.
+    Unavailable,
+}
+
+impl From<StoreError> for LoginError {
+    fn from(error: StoreError) -> Self {
+        crate::authority::log_store_failure(&error);
+        Self::Unavailable
+    }
+}
+
+/// Why an authorization request cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeError {
+    /// Shown on a page of ours: the client or the redirect URI cannot be trusted.
+    Page(AuthorizePageError),
+    /// Sent back to the client's redirect URI (this `Location`).
+    Redirect(String),
+    /// The store failed: 503.
+    Unavailable,
+}
+
+impl From<StoreError> for AuthorizeError {
+    fn from(error: StoreError) -> Self {
+        crate::authority::log_store_failure(&error);
+        Self::Unavailable
+    }
+}
+
+/// Where the browser goes after login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// To the consent page.
+    Consent,
+    /// Back to the client, to this `Location` (the scope was approved before).
+    Redirect(String),
+}
+
+/// The CSRF pair for a form: the token the form must echo (a MAC of the browser's CSRF
+/// cookie) and, when the browser has no such cookie yet, the value to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Csrf {
+    pub token: String,
+    pub new_cookie: Option<String>,
+}
+
+/// A cookie value long enough to be ours.
+const CSRF_COOKIE_MIN_LEN: usize = 32;
+
+impl Authority {
+    /// Validates an authorization request (its query string or form body, as sent).
+    pub async fn authorization_request(
+        &self,
+        raw: &str,
+    ) -> Result<AuthorizationRequest, AuthorizeError> {
+        let params = Params::parse(raw)
+            .map_err(|_| AuthorizeError::Page(AuthorizePageError::MalformedRequest))?;
+        let client = match params.get("client_id") {
+            Some(id) if id.len() <= MAX_CLIENT_ID_LEN && !params.is_repeated("client_id") => {
+                self.store().client_by_id(id).await?
+            }
+            _ => None,
+        };
+        let (client, redirect_uri) =
+            check_client_and_redirect(&params, client).map_err(AuthorizeError::Page)?;
+        check_request(&params, client, redirect_uri)
+            .map_err(|(target, error)| AuthorizeError::Redirect(target.error_location(&error)))
+    }
+
+    /// Checks a username and password for the login form. Over a failure budget the attempt is
+    /// refused before the password is checked; Argon2 runs off the async runtime, at most
+    /// `max_concurrent_password_checks` at once, and against a dummy hash when the user does
+    /// not exist so that timing does not tell which usernames exist.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: Password,
+        client_id: &str,
+        source: &Source,
+    ) -> Result<User, LoginError> {
+        let now = self.now();
+        if let Err(throttled) = self.throttle().login_allowed(username, source.address, now) {
+            tracing::debug!(reason = throttled.reason.name(), "login throttled");
+            return Err(LoginError::Throttled {
+                retry_after_secs: throttled.retry_after_secs,
+            });
+        }
+        let user = self.store().user_by_username(username).await?;
+        let phc = user
+            .as_ref()
+            .map_or_else(|| DUMMY_PHC.to_owned(), |u| u.password_hash.clone());
+        let verified = self.verify_password(password, phc).await?;
+        match user {
+            Some(user) if verified && !user.disabled => {
+                self.throttle().login_success(username, source.address);
+                tracing::info!(user_id = %user.id, client_id, "user logged in");
+                Ok(user)
+            }
+            user => {
+                let disabled = user.is_some() && verified;
+                self.login_failed(username, client_id, source, now);
+                Err(if disabled {
+                    LoginError::Disabled
+                } else {
+                    LoginError::InvalidCredentials
+                })
+            }
+        }
+    }
+
+    /// One Argon2id verification, holding a slot of the password-check semaphore for as long
+    /// as it runs (the permit moves into the blocking task, so an abandoned request cannot free
+    /// its slot early).
+    async fn verify_password(&self, password: Password, phc: String) -> Result<bool, LoginError> {
+        let slots = Arc::clone(self.password_checks());
+        let wait = self.config().password_check_wait;
+        let Ok(Ok(permit)) = tokio::time::timeout(wait, slots.acquire_owned()).await else {
+            tracing::warn!("every password check slot stayed busy; answering 503");
+            return Err(LoginError::Busy {
+                retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
+            });
+        };
+        let verified = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            crypto::verify_password(&password, &phc)
+        })
+        .await
+        .unwrap_or(false);
+        Ok(verified)
+    }
+
+    fn login_failed(&self, username: &str, client_id: &str, source: &Source, now: Timestamp) {
+        tracing::warn!(client_id, address = ?source.address, "failed login");
+        self.record_failure(
+            EventKind::LoginFailed,
+            Some(client_id),
+            format!("username {}", shortened(username)),
+            source,
+        );
+        let failure = self.throttle().login_failure(username, source.address, now);
+        for reason in failure.exhausted {
+            let budget = match reason {
+                crate::throttle::ThrottleReason::LoginFailuresForUserFromAddress => {
+                    self.config().throttle.login_failures_per_user_and_address
+                }
+                crate::throttle::ThrottleReason::LoginFailuresForUser => {
+                    self.config().throttle.login_failures_per_user
+                }
+                _ => self.config().throttle.login_failures_per_address,
+            };
+            let throttled = Throttled {
+                reason,
+                retry_after_secs: budget.window_secs,
+            };
+            self.record_throttled(
+                throttled,
+                Some(client_id),
+                Some(&shortened(username)),
+                source,
+            );
+        }
+    }
+
+    /// A signed session cookie value for a user who just logged in: `user.expiry.mac`.
+    pub fn new_session(&self, user: &User) -> String {
+        let expires = self.now().plus_secs(SESSION_TTL_SECS).millis();
+        let message = format!("{}.{expires}", user.id);
+        let tag = hex::encode(self.config().server_key.mac("session", message.as_bytes()));
+        format!("{message}.{tag}")
+    }
+
+    /// The logged-in user of a valid, unexpired session cookie, if still active.
+    pub async fn session_user(&self, cookie: Option<&str>) -> Result<Option<User>, StoreError> {
+        let Some(user_id) = cookie.and_then(|value| self.session_user_id(value)) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store()
+            .user_by_id(&user_id)
+            .await?
+            .filter(|u| !u.disabled))
+    }
+
+    fn session_user_id(&self, value: &str) -> Option<String> {
+        let mut parts = value.splitn(3, '.');
+        let (user_id, expires, tag) = (parts.next()?, parts.next()?, parts.next()?);
+        let tag = hex::decode(tag).ok()?;
+        let message = format!("{user_id}.{expires}");
+        if !self
+            .config()
+            .server_key
+            .verify_mac("session", message.as_bytes(), &tag)
+        {
+            return None;
+        }
+        (self.now().millis() < expires.parse::<i64>().ok()?).then(|| user_id.to_owned())
+    }
+
+    /// The CSRF token for one of our forms (RFC 6749 §10.12, double submit): a MAC of the
+    /// browser's CSRF cookie, minting the cookie when there is none.
+    pub fn csrf(&self, cookie: Option<&str>) -> Csrf {
+        let (value, new_cookie) = match cookie.filter(|v| v.len() >= CSRF_COOKIE_MIN_LEN) {
+            Some(v) => (v.to_owned(), None),
+            None => {
+                let v = random_token(self.rng(), TOKEN_BYTES);
+                (v.clone(), Some(v))
+            }
+        };
+        Csrf {
+            token: hex::encode(self.config().server_key.mac("csrf", value.as_bytes())),
+            new_cookie,
+        }
+    }
+
+    /// Whether a form's CSRF token matches the browser's CSRF cookie.
+    pub fn csrf_valid(&self, cookie: Option<&str>, token: Option<&str>) -> bool {
+        let (Some(value), Some(token)) = (cookie, token) else {
+            return false;
+        };
+        hex::decode(token).is_ok_and(|tag| {
+            self.config()
+                .server_key
+                .verify_mac("csrf", value.as_bytes(), &tag)
+        })
+    }
+
+    /// After login: the consent page, or straight back to the client when this scope was
+    /// approved before (and the request does not ask to see consent again).
+    pub async fn after_login(
+        &self,
+        request: &AuthorizationRequest,
+        user: &User,
+        source: &Source,
+    ) -> Result<Next, OAuthError> {
+        if !request.prompt_consent {
+            let approved = self
+                .store()
+                .approved_scope(&user.id, &request.client.client_id)
+                .await?
+                .and_then(|text| Scope::parse(&text));
+            if approved.is_some_and(|approved| request.scope.is_subset(&approved)) {
+                return Ok(Next::Redirect(self.approve(request, user, source).await?));
+            }
+        }
+        Ok(Next::Consent)
+    }
+
+    /// The user allowed the request: a code for the Web Server flow, tokens in the fragment for
+    /// the User-Agent flow. Returns the `Location` back to the client.
+    pub async fn approve(
+        &self,
+        request: &AuthorizationRequest,
+        user: &User,
+        source: &Source,
+    ) -> Result<String, OAuthError> {
+        let now = self.now();
+        self.store()
+            .record_approval(
+                &user.id,
+                &request.client.client_id,
+                &request.scope.to_string(),
+                now,
+            )
+            .await?;
+        let target = request.target();
+        match request.kind {
+            ResponseKind::Code => {
+                let code = AuthorizationCode::new(random_token(self.rng(), TOKEN_BYTES));
+                let record = AuthCode {
+                    code_hash: secret_hash(code.expose_secret()),
+                    client_id: request.client.client_id.clone(),
+                    user_id: user.id.clone(),
+                    redirect_uri: request.redirect_uri.clone(),
+                    scope: request.scope.clone(),
+                    code_challenge: request.code_challenge.clone(),
+                    created_at: now,
+                    expires_at: now.plus_secs(CODE_TTL_SECS),
+                    used_at: None,
+                    grant_id: None,
+                };
+                self.store().insert_code(&record).await?;
+                Ok(target.location(&[("code", code.expose_secret())]))
+            }
+            ResponseKind::Token => {
+                // A refresh token in a URL fragment only for redirects that no other page can
+                // read: custom schemes or our own success page (salesforce-compat.md §3).
+                let fragment_may_carry_refresh = !request.redirect_uri.starts_with("http://")
+                    && !request.redirect_uri.starts_with("https://")
+                    || request.redirect_uri
+                        == format!("{}/services/oauth2/success", self.config().issuer);
+                let response = self
+                    .issue_new_grant(
+                        NewGrant {
+                            client: &request.client,
+                            user,
+                            scope: &request.scope,
+                            code_hash: None,
+                            may_issue_refresh: fragment_may_carry_refresh,
+                            presented_secret: None,
+                        },
+                        Some(source),
+                    )
+                    .await?;
+                let mut pairs: Vec<(&str, &str)> =
+                    vec![("access_token", response.access_token.expose_secret())];
+                if let Some(rt) = &response.refresh_token {
+                    pairs.push(("refresh_token", rt.expose_secret()));
+                }
+                pairs.extend([
+                    ("instance_url", response.instance_url.as_str()),
+                    ("id", response.id.as_str()),
+                    ("issued_at", response.issued_at.as_str()),
+                    ("signature", response.signature.as_str()),
+                    ("scope", response.scope.as_str()),
+                    ("token_type", "Bearer"),
+                ]);
+                Ok(target.location(&pairs))
+            }
+        }
+    }
+
+    /// The user denied the request: `access_denied` back to the client.
+    pub fn deny(&self, request: &AuthorizationRequest) -> String {
+        request.target().error_location(&AuthorizeRedirectError {
+            code: "access_denied",
+            description: "end-user denied authorization",
+        })
+    }
+}
+
+/// A username as the audit trail shows it: what was typed, at most 100 characters.
+fn shortened(username: &str) -> String {
+    username
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect()
+}

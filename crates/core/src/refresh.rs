@@ -1,0 +1,578 @@
+//! `grant_type=refresh_token` (RFC 6749 §6; salesforce-compat.md §4): rotation, the retry
+//! window, reuse detection (DESIGN.md, Decisions; security.md §5.2).
+//!
+//! The checks run in this order, each before anything is answered from the store's memory of
+//! the family: the token must be this client's, its family live and within its policy, the
+//! client still allowed refresh tokens, and the scope asked for no wider than granted. Only
+//! then is a rotated-out token judged: a replay inside the retry window, a duplicate of a
+//! refresh that has just committed, or reuse.
+
+use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope, TokenResponse};
+
+use crate::authority::{still_allowed, Authority, Source, MAX_TOKEN_LEN};
+use crate::ids::secret_hash;
+use crate::model::{Client, EventKind, Grant, Hash};
+use crate::sealing::{mint_refresh_token, seal_response, signed_grant_id, unseal_response};
+use crate::store::{RefreshCommit, RefreshOutcome, RefreshTokenView};
+use crate::time::Timestamp;
+
+/// Without a retry window, a replay of a rotated-out token this soon after its rotation, while
+/// the successor is unused, is taken for a simultaneous duplicate of that refresh: refused with
+/// "token request is already being processed", neither answered with tokens nor punished.
+/// Later, it is reuse.
+pub const CONCURRENT_REFRESH_GRACE_MS: i64 = 2_000;
+
+impl Authority {
+    pub(crate) async fn refresh(
+        &self,
+        client: &Client,
+        presented: &RefreshToken,
+        requested_scope: Option<&str>,
+        presented_secret: Option<&ClientSecret>,
+        source: &Source,
+    ) -> Result<TokenResponse, OAuthError> {
+        let value = presented.expose_secret();
+        if value.is_empty() || value.len() > MAX_TOKEN_LEN {
+            return Err(OAuthError::ExpiredRefreshToken);
+        }
+        let presented_hash = secret_hash(value);
+        let Some(view) = self.store().refresh_token(&presented_hash).await? else {
+            self.unknown_refresh_token(client, value, source).await?;
+            return Err(OAuthError::ExpiredRefreshToken);
+        };
+        let grant = &view.grant;
+        // RFC 6749 §6: the token must have been issued to this client. Another client's token
+        // is refused and left alone.
+        if grant.client_id != client.client_id {
+            return Err(OAuthError::ExpiredRefreshToken);
+        }
+        let now = self.now();
+        if grant.revoked_at.is_some() {
+            if view.token.replaced_by.is_some() {
+                self.record_grant(
+                    EventKind::ReuseDetected,
+                    grant,
+                    "family already revoked",
+                    Some(source),
+                )
+                .await;
+            }
+            return Err(OAuthError::ExpiredRefreshToken);
+        }
+        // The family's lifetime and the client's permission bound replays too: a pair kept for
+        // the retry window is never handed out once the family could not refresh any more.
+        if !client
+            .refresh_token_policy
+            .allows_refresh(grant.created_at, grant.last_used_at, now)
+            || !client.scopes.allows_refresh_token()
+        {
+            return Err(OAuthError::ExpiredRefreshToken);
+        }
+        let scope = refreshed_scope(client, grant, requested_scope)?;
+        if let Some(used_at) = view.token.used_at {
+            return self
+                .rotated_out_token(client, &view, used_at, now, source)
+                .await;
+        }
+        let user = self.active_user(&grant.user_id).await?;
+
+        let (access_token, access_record) = self.mint_access_token(client, grant, &scope, now);
+        let successor = client
+            .rotates()
+            .then(|| mint_refresh_token(&self.config().server_key, self.rng(), &grant.id));
+        let response = self.token_response(
+            client,
+            &user,
+            &scope,
+            access_token,
+            successor,
+            now,
+            presented_secret,
+        );
+        let sealed_successor = (client.rotates() && client.refresh_retry_window_secs > 0)
+            .then(|| {
+                seal_response(
+                    &self.config().server_key,
+                    self.rng(),
+                    &response,
+                    &presented_hash,
+                )
+            })
+            .flatten();
+        let commit = RefreshCommit {
+            presented_hash,
+            grant_id: grant.id.clone(),
+            successor_hash: response
+                .refresh_token
+                .as_ref()
+                .map(|t| secret_hash(t.expose_secret())),
+            sealed_successor,
+            access_token: access_record,
+            now,
+        };
+        match self.store().commit_refresh(&commit).await? {
+            RefreshOutcome::Committed => {
+                let kind = if client.rotates() {
+                    EventKind::Rotated
+                } else {
+                    EventKind::Refreshed
+                };
+                self.record_grant(kind, grant, "", Some(source)).await;
+                Ok(response)
+            }
+            RefreshOutcome::Stale => {
+                self.lost_refresh_race(client, &presented_hash, now, source)
+                    .await
+            }
+        }
+    }
+
+    /// A token that was rotated out: the same pair again inside the retry window, "already
+    /// being processed" for a duplicate that lost a race by moments, and otherwise reuse.
+    async fn rotated_out_token(
+        &self,
+        client: &Client,
+        view: &RefreshTokenView,
+        used_at: Timestamp,
+        now: Timestamp,
+        source: &Source,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant = &view.grant;
+        if let Some(response) = self.replay_within_window(client, view, now) {
+            self.record_grant(EventKind::RetryReplayed, grant, "replay", Some(source))
+                .await;
+            return Ok(response);
+        }
+        if view.successor_unused && now < Timestamp(used_at.millis() + CONCURRENT_REFRESH_GRACE_MS)
+        {
+            // A duplicate of a refresh that has only just committed: simultaneous requests
+            // that lost the race by a few milliseconds are not thieves (security.md F3).
+            self.record_grant(EventKind::ConcurrentRefreshRefused, grant, "", Some(source))
+                .await;
+            return Err(OAuthError::TokenRequestInProgress);
+        }
+        // A rotated-out token outside the window: reuse. Revoke the whole family (RFC 9700
+        // §4.14.2); the revocation commits although the request fails.
+        self.store().revoke_grant(&grant.id, now).await?;
+        self.record_grant(
+            EventKind::ReuseDetected,
+            grant,
+            "family revoked",
+            Some(source),
+        )
+        .await;
+        Err(OAuthError::ExpiredRefreshToken)
+    }
+
+    /// The presented token changed between our read and our conditional update: a concurrent
+    /// refresh of the same token won (or the grant was revoked). Exactly one state change has
+    /// happened; inside the retry window the loser gets the winner's pair, otherwise Salesforce's
+    /// "already being processed". Never a revocation: a benign race must not log the user out.
+    async fn lost_refresh_race(
+        &self,
+        client: &Client,
+        presented_hash: &Hash,
+        now: Timestamp,
+        source: &Source,
+    ) -> Result<TokenResponse, OAuthError> {
+        let view = self.store().refresh_token(presented_hash).await?;
+        let Some(view) = view.filter(|v| v.grant.revoked_at.is_none() && client.rotates()) else {
+            return Err(OAuthError::ExpiredRefreshToken);
+        };
+        if let Some(response) = self.replay_within_window(client, &view, now) {
+            self.record_grant(
+                EventKind::RetryReplayed,
+                &view.grant,
+                "concurrent",
+                Some(source),
+            )
+            .await;
+            return Ok(response);
+        }
+        self.record_grant(
+            EventKind::ConcurrentRefreshRefused,
+            &view.grant,
+            "",
+            Some(source),
+        )
+        .await;
+        Err(OAuthError::TokenRequestInProgress)
+    }
+
+    /// The successor pair again, if this rotated-out token is the immediately previous one, its
+    /// successor is unused, and the client's retry window has not passed.
+    fn replay_within_window(
+        &self,
+        client: &Client,
+        view: &RefreshTokenView,
+        now: Timestamp,
+    ) -> Option<TokenResponse> {
+        let used_at = view.token.used_at?;
+        let window = client.refresh_retry_window_secs;
+        let inside = client.rotates() && window > 0 && now < used_at.plus_secs(window);
+        if !inside || !view.successor_unused {
+            return None;
+        }
+        let sealed = view.token.sealed_successor.as_ref()?;
+        unseal_response(&self.config().server_key, sealed, &view.token.token_hash)
+    }
+
+    /// A refresh token with no row: garbage, a forgery, or a genuine token whose row is gone
+    /// (rotated out long ago, or its family purged). Only a token carrying a valid signature of
+    /// a live family of this rotating client revokes that family.
+    async fn unknown_refresh_token(
+        &self,
+        client: &Client,
+        value: &str,
+        source: &Source,
+    ) -> Result<(), OAuthError> {
+        let Some(grant_id) = signed_grant_id(&self.config().server_key, value) else {
+            return Ok(());
+        };
+        let grant = self.store().grant(grant_id).await?;
+        let Some(grant) = grant.filter(|g| g.client_id == client.client_id) else {
+            return Ok(());
+        };
+        if grant.revoked_at.is_none() && client.rotates() {
+            self.store().revoke_grant(&grant.id, self.now()).await?;
+            self.record_grant(
+                EventKind::ReuseDetected,
+                &grant,
+                "family revoked (old generation)",
+                Some(source),
+            )
+            .await;
+        } else if client.rotates() {
+            self.record_grant(
+                EventKind::ReuseDetected,
+                &grant,
+                "family already revoked",
+                Some(source),
+            )
+            .await;
+        }
+        Ok(())
+    }
+}
+
+/// The scope of a refresh: narrowing is allowed, widening is `invalid_scope` (for a replay as
+/// for a fresh request), and the result is cut to what the client may still have. The refresh
+/// token keeps the original scope.
+fn refreshed_scope(
+    client: &Client,
+    grant: &Grant,
+    requested: Option<&str>,
+) -> Result<Scope, OAuthError> {
+    let asked = match requested {
+        None => grant.scope.clone(),
+        Some(text) => match Scope::parse(text) {
+            Some(s) if !s.is_empty() && s.is_subset(&grant.scope) => s,
+            _ => return Err(OAuthError::InvalidScope),
+        },
+    };
+    let scope = still_allowed(client, &asked);
+    if scope.is_empty() {
+        return Err(OAuthError::InvalidScope);
+    }
+    Ok(scope)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The refresh state machine on a fixed clock and an in-memory store.
+
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use tessera_proto::{OAuthError, Password, RefreshToken, TokenResponse};
+
+    use crate::admin::ClientSettings;
+    use crate::authority::{Authority, AuthorityConfig, ClientCredentials, Source};
+    use crate::crypto::ServerKey;
+    use crate::policy::RefreshTokenPolicy;
+    use crate::store::memory::MemoryStore;
+    use crate::time::{ManualClock, OsRandom, Timestamp};
+    use crate::token::TokenRequest;
+
+    struct World {
+        authority: Authority,
+        clock: Arc<ManualClock>,
+        creds: ClientCredentials,
+        first: TokenResponse,
+    }
+
+    const USER: &str = "ada@example.com";
+
+    async fn world(settings: ClientSettings) -> World {
+        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+        let authority = Authority::new(
+            Arc::new(MemoryStore::new()),
+            clock.clone(),
+            Arc::new(OsRandom),
+            AuthorityConfig::new("http://as.test", ServerKey::generate(&OsRandom)),
+        );
+        authority
+            .create_user(USER, Password::new("password one"), None)
+            .await
+            .unwrap();
+        let settings = ClientSettings {
+            name: Some("App".into()),
+            redirect_uris: Some(vec!["https://app.example/cb".into()]),
+            ..settings
+        };
+        let (client, secret) = authority.create_client(false, &settings).await.unwrap();
+        let first = authority
+            .mint_for(&client.client_id, USER, "api refresh_token")
+            .await
+            .unwrap();
+        let creds = ClientCredentials {
+            client_id: client.client_id,
+            secret,
+            via_basic: false,
+        };
+        World {
+            authority,
+            clock,
+            creds,
+            first,
+        }
+    }
+
+    fn rotating(window_secs: u64) -> ClientSettings {
+        ClientSettings {
+            rotate_refresh_tokens: Some(true),
+            refresh_retry_window_secs: Some(window_secs),
+            ..Default::default()
+        }
+    }
+
+    impl World {
+        async fn refresh_with(
+            &self,
+            token: &RefreshToken,
+            scope: Option<&str>,
+        ) -> Result<TokenResponse, OAuthError> {
+            let request = TokenRequest::RefreshToken {
+                refresh_token: token.clone(),
+                scope: scope.map(str::to_owned),
+            };
+            self.authority
+                .token(Some(self.creds.clone()), request, &Source::default())
+                .await
+        }
+
+        async fn refresh(&self, token: &RefreshToken) -> Result<TokenResponse, OAuthError> {
+            self.refresh_with(token, None).await
+        }
+
+        fn rt(&self) -> RefreshToken {
+            self.first.refresh_token.clone().unwrap()
+        }
+
+        /// Every one of `tokens` is refused: the family is revoked.
+        async fn assert_revoked(&self, tokens: &[&RefreshToken]) {
+            for token in tokens {
+                assert_eq!(
+                    self.refresh(token).await.unwrap_err(),
+                    OAuthError::ExpiredRefreshToken
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn refresh_without_rotation_keeps_the_refresh_token() {
+        let w = world(ClientSettings::default()).await;
+        let next = w.refresh(&w.rt()).await.unwrap();
+        assert!(next.refresh_token.is_none());
+        assert_ne!(next.access_token, w.first.access_token);
+        assert!(
+            w.refresh(&w.rt()).await.is_ok(),
+            "the same token works again"
+        );
+    }
+
+    #[tokio::test]
+    async fn replay_inside_the_window_returns_the_same_pair_until_the_successor_is_used() {
+        let w = world(rotating(60)).await;
+        let rt1 = w.rt();
+        let second = w.refresh(&rt1).await.unwrap();
+        let rt2 = second.refresh_token.clone().unwrap();
+        assert_ne!(rt2, rt1);
+        w.clock.advance_secs(30);
+        for _ in 0..3 {
+            let replay = w.refresh(&rt1).await.unwrap();
+            assert_eq!(replay.refresh_token, second.refresh_token);
+            assert_eq!(replay.access_token, second.access_token);
+        }
+        // Using the successor closes the window: the old token is now reuse.
+        let rt3 = w.refresh(&rt2).await.unwrap().refresh_token.unwrap();
+        // The old token is now reuse, which revokes the whole family.
+        w.assert_revoked(&[&rt1, &rt3]).await;
+    }
+
+    #[tokio::test]
+    async fn replay_after_the_window_is_reuse_and_revokes_the_family() {
+        let w = world(rotating(60)).await;
+        let rt1 = w.rt();
+        let rt2 = w.refresh(&rt1).await.unwrap().refresh_token.unwrap();
+        w.clock.advance_secs(61);
+        w.assert_revoked(&[&rt1, &rt2]).await;
+    }
+
+    #[tokio::test]
+    async fn without_a_window_a_duplicate_is_in_progress_then_reuse() {
+        let w = world(rotating(0)).await;
+        let rt1 = w.rt();
+        let rt2 = w.refresh(&rt1).await.unwrap().refresh_token.unwrap();
+        assert_eq!(
+            w.refresh(&rt1).await.unwrap_err(),
+            OAuthError::TokenRequestInProgress
+        );
+        assert!(
+            w.refresh(&rt2).await.is_ok(),
+            "a duplicate is not punished: the successor still works"
+        );
+        let w = world(rotating(0)).await;
+        let rt1 = w.rt();
+        let rt2 = w.refresh(&rt1).await.unwrap().refresh_token.unwrap();
+        w.clock.advance_secs(3);
+        w.assert_revoked(&[&rt1, &rt2]).await;
+    }
+
+    #[tokio::test]
+    async fn a_replay_is_held_to_the_scope_of_the_grant() {
+        let w = world(rotating(60)).await;
+        let rt1 = w.rt();
+        w.refresh(&rt1).await.unwrap();
+        assert_eq!(
+            w.refresh_with(&rt1, Some("api refresh_token full"))
+                .await
+                .unwrap_err(),
+            OAuthError::InvalidScope
+        );
+        assert!(w.refresh_with(&rt1, Some("api")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn no_replay_after_the_grants_absolute_lifetime() {
+        let w = world(ClientSettings {
+            refresh_token_policy: Some(RefreshTokenPolicy::SpecificLifetime {
+                amount: 90,
+                unit: crate::policy::PolicyUnit::Seconds,
+            }),
+            ..rotating(60)
+        })
+        .await;
+        let rt1 = w.rt();
+        w.clock.advance_secs(80);
+        w.refresh(&rt1).await.unwrap();
+        w.clock.advance_secs(20);
+        assert_eq!(
+            w.refresh(&rt1).await.unwrap_err(),
+            OAuthError::ExpiredRefreshToken,
+            "inside the retry window, but past the lifetime"
+        );
+    }
+
+    #[tokio::test]
+    async fn removing_scopes_from_the_client_cuts_live_grants() {
+        let w = world(ClientSettings::default()).await;
+        w.authority
+            .update_client(
+                &w.creds.client_id,
+                &ClientSettings {
+                    scopes: Some("id refresh_token".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let cut = w.refresh(&w.rt()).await.unwrap();
+        assert_eq!(cut.scope, "refresh_token");
+        w.authority
+            .update_client(
+                &w.creds.client_id,
+                &ClientSettings {
+                    scopes: Some("api id".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            w.refresh(&w.rt()).await.unwrap_err(),
+            OAuthError::ExpiredRefreshToken
+        );
+    }
+
+    #[tokio::test]
+    async fn another_clients_token_is_refused_and_left_alone() {
+        let w = world(rotating(60)).await;
+        let (other, secret) = w
+            .authority
+            .create_client(
+                false,
+                &ClientSettings {
+                    name: Some("Other".into()),
+                    redirect_uris: Some(vec!["https://other.example/cb".into()]),
+                    ..rotating(60)
+                },
+            )
+            .await
+            .unwrap();
+        let request = TokenRequest::RefreshToken {
+            refresh_token: w.rt(),
+            scope: None,
+        };
+        let creds = ClientCredentials {
+            client_id: other.client_id,
+            secret,
+            via_basic: false,
+        };
+        assert_eq!(
+            w.authority
+                .token(Some(creds), request, &Source::default())
+                .await
+                .unwrap_err(),
+            OAuthError::ExpiredRefreshToken
+        );
+        assert!(w.refresh(&w.rt()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_forged_token_naming_a_live_family_revokes_nothing() {
+        let w = world(rotating(60)).await;
+        let genuine = w.rt();
+        let value = tessera_proto::ExposeSecret::expose_secret(&genuine);
+        let forged = format!("{}{}", &value[..24], "A".repeat(value.len() - 24));
+        assert_eq!(
+            w.refresh(&RefreshToken::new(forged)).await.unwrap_err(),
+            OAuthError::ExpiredRefreshToken
+        );
+        assert!(w.refresh(&genuine).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn concurrent_refreshes_of_one_token_make_one_successor() {
+        let w = Arc::new(world(rotating(60)).await);
+        let rt1 = w.rt();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let w = w.clone();
+                let rt1 = rt1.clone();
+                tokio::spawn(async move { w.refresh(&rt1).await })
+            })
+            .collect();
+        let mut successors = std::collections::HashSet::new();
+        for task in tasks {
+            let response = task.await.unwrap().unwrap();
+            successors.insert(
+                tessera_proto::ExposeSecret::expose_secret(&response.refresh_token.unwrap())
+                    .to_owned(),
+            );
+        }
+        assert_eq!(successors.len(), 1);
+    }
+}

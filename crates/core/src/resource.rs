@@ -1,0 +1,250 @@
+//! The resource server's side of the domain: validating an access token for the REST API and the
+//! identity URL, and the one object type the REST API stores, Salesforce's `Note`.
+
+use tessera_proto::{AccessToken, ExposeSecret};
+
+use crate::authority::{ahead_of_clock, Authority, MAX_TOKEN_LEN};
+use crate::ids::{salesforce_id, secret_hash};
+use crate::model::{AccessTokenRecord, Note, User};
+use crate::store::StoreError;
+
+/// Longest Note title and body (Salesforce's).
+pub const NOTE_TITLE_MAX: usize = 80;
+pub const NOTE_BODY_MAX: usize = 32_000;
+/// Most notes one query returns.
+pub const NOTE_QUERY_MAX: u32 = 2000;
+
+/// Why a resource request fails, as the REST API and the identity URL report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceError {
+    /// Missing, unknown, expired or revoked access token (or one issued by a clock ahead).
+    InvalidSession,
+    /// A valid token whose scope does not allow this use.
+    InsufficientScope,
+    /// No such record (or not the caller's).
+    NotFound,
+    /// The identity URL names another organisation.
+    WrongOrg,
+    /// A Note that breaks a rule.
+    InvalidNote(NoteRule),
+    /// The store failed: 503.
+    Unavailable,
+}
+
+/// The rules a Note must keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteRule {
+    TitleRequired,
+    TitleTooLong,
+    BodyTooLong,
+}
+
+impl From<StoreError> for ResourceError {
+    fn from(error: StoreError) -> Self {
+        crate::authority::log_store_failure(&error);
+        Self::Unavailable
+    }
+}
+
+/// The caller of an API request: a valid access token with the `api` (or `full`) scope.
+#[derive(Debug, Clone)]
+pub struct ApiCaller {
+    pub token: AccessTokenRecord,
+}
+
+/// The caller of the identity URL or userinfo: a valid token with an identity scope, and its
+/// active user.
+#[derive(Debug, Clone)]
+pub struct IdentityCaller {
+    pub token: AccessTokenRecord,
+    pub user: User,
+}
+
+/// A Note's fields as a request sets them; `None` leaves a field as it is (on update).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NoteFields {
+    pub title: Option<String>,
+    /// `Some(None)` clears the body.
+    pub body: Option<Option<String>>,
+}
+
+impl NoteFields {
+    fn check(&self) -> Result<(), ResourceError> {
+        if self
+            .title
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > NOTE_TITLE_MAX)
+        {
+            return Err(ResourceError::InvalidNote(NoteRule::TitleTooLong));
+        }
+        if self.title.as_ref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(ResourceError::InvalidNote(NoteRule::TitleRequired));
+        }
+        if self
+            .body
+            .as_ref()
+            .and_then(|b| b.as_ref())
+            .is_some_and(|b| b.chars().count() > NOTE_BODY_MAX)
+        {
+            return Err(ResourceError::InvalidNote(NoteRule::BodyTooLong));
+        }
+        Ok(())
+    }
+}
+
+impl Authority {
+    /// Validates a bearer access token. A token is refused once revoked or expired, and also
+    /// when it was issued more than a small skew ahead of the clock: the clock was stepped back,
+    /// and without this an expired token would work again.
+    async fn access_token_record(
+        &self,
+        token: Option<&AccessToken>,
+    ) -> Result<AccessTokenRecord, ResourceError> {
+        let token = token.map(ExposeSecret::expose_secret).unwrap_or_default();
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN || !token.contains('!') {
+            return Err(ResourceError::InvalidSession);
+        }
+        let record = self
+            .store()
+            .access_token(&secret_hash(token))
+            .await?
+            .ok_or(ResourceError::InvalidSession)?;
+        let now = self.now();
+        if record.revoked_at.is_some()
+            || now >= record.expires_at
+            || ahead_of_clock(record.issued_at, now)
+        {
+            return Err(ResourceError::InvalidSession);
+        }
+        Ok(record)
+    }
+
+    /// The caller of a REST API request.
+    pub async fn api_caller(
+        &self,
+        token: Option<&AccessToken>,
+    ) -> Result<ApiCaller, ResourceError> {
+        let token = self.access_token_record(token).await?;
+        if !token.scope.allows_api() {
+            return Err(ResourceError::InsufficientScope);
+        }
+        Ok(ApiCaller { token })
+    }
+
+    /// The caller of the identity URL or userinfo.
+    pub async fn identity_caller(
+        &self,
+        token: Option<&AccessToken>,
+    ) -> Result<IdentityCaller, ResourceError> {
+        let token = self.access_token_record(token).await?;
+        if !token.scope.allows_identity() {
+            return Err(ResourceError::InsufficientScope);
+        }
+        let user = self
+            .store()
+            .user_by_id(&token.user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or(ResourceError::InvalidSession)?;
+        Ok(IdentityCaller { token, user })
+    }
+
+    /// The user an identity URL `/id/<org_id>/<user_id>` names, as its caller may see it.
+    pub async fn identity_of(
+        &self,
+        caller: IdentityCaller,
+        org_id: &str,
+        user_id: &str,
+    ) -> Result<User, ResourceError> {
+        if org_id != caller.token.org_id {
+            return Err(ResourceError::WrongOrg);
+        }
+        if user_id == caller.user.id {
+            return Ok(caller.user);
+        }
+        self.user_of_org(&caller.token.org_id, user_id).await
+    }
+
+    /// A user of the caller's organisation (the REST API's `User` object).
+    pub async fn api_user(&self, caller: &ApiCaller, user_id: &str) -> Result<User, ResourceError> {
+        self.user_of_org(&caller.token.org_id, user_id).await
+    }
+
+    async fn user_of_org(&self, org_id: &str, user_id: &str) -> Result<User, ResourceError> {
+        self.store()
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.org_id == org_id)
+            .ok_or(ResourceError::NotFound)
+    }
+
+    pub async fn create_note(
+        &self,
+        caller: &ApiCaller,
+        fields: NoteFields,
+    ) -> Result<Note, ResourceError> {
+        fields.check()?;
+        let title = fields
+            .title
+            .ok_or(ResourceError::InvalidNote(NoteRule::TitleRequired))?;
+        let now = self.now();
+        let note = Note {
+            id: salesforce_id("002", self.rng()),
+            owner_id: caller.token.user_id.clone(),
+            title,
+            body: fields.body.flatten(),
+            created_at: now,
+            modified_at: now,
+        };
+        self.store().insert_note(&note).await?;
+        Ok(note)
+    }
+
+    /// The caller's note with this id (another user's notes do not exist for them).
+    pub async fn note(&self, caller: &ApiCaller, id: &str) -> Result<Note, ResourceError> {
+        self.store()
+            .note(id)
+            .await?
+            .filter(|n| n.owner_id == caller.token.user_id)
+            .ok_or(ResourceError::NotFound)
+    }
+
+    /// The caller's notes, newest first.
+    pub async fn notes(&self, caller: &ApiCaller, limit: u32) -> Result<Vec<Note>, ResourceError> {
+        Ok(self
+            .store()
+            .list_notes(&caller.token.user_id, limit.min(NOTE_QUERY_MAX))
+            .await?)
+    }
+
+    pub async fn update_note(
+        &self,
+        caller: &ApiCaller,
+        id: &str,
+        fields: NoteFields,
+    ) -> Result<(), ResourceError> {
+        let mut note = self.note(caller, id).await?;
+        fields.check()?;
+        if let Some(title) = fields.title {
+            note.title = title;
+        }
+        if let Some(body) = fields.body {
+            note.body = body;
+        }
+        note.modified_at = self.now();
+        if self.store().update_note(&note).await? {
+            Ok(())
+        } else {
+            Err(ResourceError::NotFound)
+        }
+    }
+
+    pub async fn delete_note(&self, caller: &ApiCaller, id: &str) -> Result<(), ResourceError> {
+        self.note(caller, id).await?;
+        if self.store().delete_note(id).await? {
+            Ok(())
+        } else {
+            Err(ResourceError::NotFound)
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Revocation (RFC 7009, Salesforce §7), and the administrator's revocations.
+
+use tessera_proto::{ExposeSecret, PresentedToken};
+
+use crate::authority::{Authority, Source, MAX_TOKEN_LEN};
+use crate::ids::secret_hash;
+use crate::model::EventKind;
+use crate::sealing::signed_grant_id;
+use crate::store::StoreError;
+
+/// What the caller of the revocation endpoint presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// A refresh token: its whole grant is revoked.
+    Grant,
+    /// An access token: only it.
+    AccessToken,
+}
+
+/// Why a revocation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationError {
+    /// The token was never issued (`invalid_token`, as Salesforce answers).
+    InvalidToken,
+    /// Too many unknown tokens from this source: 429.
+    Throttled { retry_after_secs: u64 },
+    /// The store failed: 503; the client must assume the token still works (RFC 7009 §2.2.1).
+    Unavailable,
+}
+
+impl From<StoreError> for RevocationError {
+    fn from(error: StoreError) -> Self {
+        crate::authority::log_store_failure(&error);
+        Self::Unavailable
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminRevokeError {
+    #[error("no such grant")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Authority {
+    /// Revokes whatever `token` is (RFC 7009; possession is enough, as at Salesforce). A refresh
+    /// token revokes its whole grant with every access token issued from it; an access token
+    /// only itself. Idempotent for tokens already revoked; `InvalidToken` for tokens never
+    /// issued, which, being what guessing produces, count against the source's budget.
+    pub async fn revoke(
+        &self,
+        token: &PresentedToken,
+        source: &Source,
+    ) -> Result<Revoked, RevocationError> {
+        match self.revoke_token(token.expose_secret(), source).await {
+            Err(RevocationError::InvalidToken) => {
+                match self
+                    .throttle()
+                    .credential_failure(source.address, self.now())
+                {
+                    Ok(()) => Err(RevocationError::InvalidToken),
+                    Err((throttled, first)) => {
+                        if first {
+                            self.record_throttled(throttled, None, None, source);
+                        }
+                        Err(RevocationError::Throttled {
+                            retry_after_secs: throttled.retry_after_secs,
+                        })
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn revoke_token(&self, token: &str, source: &Source) -> Result<Revoked, RevocationError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(RevocationError::InvalidToken);
+        }
+        let now = self.now();
+        let hash = secret_hash(token);
+        let store = self.store();
+        // RFC 7009 §2.1: whatever the hint, search every token type.
+        if let Some(record) = store.access_token(&hash).await? {
+            store.revoke_access_token(&hash, now).await?;
+            if record.revoked_at.is_none() {
+                if let Some(grant) = store.grant(&record.grant_id).await? {
+                    self.record_grant(
+                        EventKind::Revoked,
+                        &grant,
+                        "access token, revocation endpoint",
+                        Some(source),
+                    )
+                    .await;
+                }
+            }
+            return Ok(Revoked::AccessToken);
+        }
+        let grant = match store.refresh_token(&hash).await? {
+            Some(view) => Some(view.grant),
+            // A genuine rotated-out token whose row is gone still names its family.
+            None => match signed_grant_id(&self.config().server_key, token) {
+                Some(id) => store.grant(id).await?,
+                None => None,
+            },
+        };
+        let grant = grant.ok_or(RevocationError::InvalidToken)?;
+        if grant.revoked_at.is_none() {
+            store.revoke_grant(&grant.id, now).await?;
+            self.record_grant(
+                EventKind::Revoked,
+                &grant,
+                "refresh token, revocation endpoint",
+                Some(source),
+            )
+            .await;
+        }
+        Ok(Revoked::Grant)
+    }
+
+    /// Revokes one grant (administrator). Returns false if it was already revoked.
+    pub async fn revoke_grant_by_id(
+        &self,
+        grant_id: &str,
+        why: &str,
+    ) -> Result<bool, AdminRevokeError> {
+        let grant = self
+            .store()
+            .grant(grant_id)
+            .await?
+            .ok_or(AdminRevokeError::NotFound)?;
+        if grant.revoked_at.is_some() {
+            return Ok(false);
+        }
+        self.store().revoke_grant(grant_id, self.now()).await?;
+        self.record_grant(EventKind::Revoked, &grant, why, None)
+            .await;
+        Ok(true)
+    }
+
+    /// Revokes every live grant of a user; returns how many.
+    pub async fn revoke_user_grants(&self, user_id: &str, why: &str) -> Result<usize, StoreError> {
+        let ids = self
+            .store()
+            .revoke_grants_of_user(user_id, self.now())
+            .await?;
+        self.record_revocations(&ids, why).await?;
+        Ok(ids.len())
+    }
+
+    /// Revokes every live grant of a client; returns how many.
+    pub async fn revoke_client_grants(
+        &self,
+        client_id: &str,
+        why: &str,
+    ) -> Result<usize, StoreError> {
+        let ids = self
+            .store()
+            .revoke_grants_of_client(client_id, self.now())
+            .await?;
+        self.record_revocations(&ids, why).await?;
+        Ok(ids.len())
+    }
+
+    async fn record_revocations(&self, ids: &[String], why: &str) -> Result<(), StoreError> {
+        for id in ids {
+            if let Some(grant) = self.store().grant(id).await? {
+                self.record_grant(EventKind::Revoked, &grant, why, None)
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}

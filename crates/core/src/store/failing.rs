@@ -1,0 +1,253 @@
+//! A [`Store`] that fails on demand, for tests of what every endpoint answers when the
+//! database is down: it passes each call to the store it wraps, or answers
+//! `StoreError::Unavailable` while it is told to fail.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::model::{
+    AccessTokenRecord, AuthCode, Client, Event, Grant, Hash, Note, Org, StoredEvent, User,
+};
+use crate::store::{
+    EventFilter, Issuance, IssueOutcome, PurgePlan, PurgeRound, RefreshCommit, RefreshOutcome,
+    RefreshTokenView, Store, StoreError,
+};
+use crate::time::Timestamp;
+
+#[derive(Debug)]
+pub struct FailingStore {
+    inner: Arc<dyn Store>,
+    failing: AtomicBool,
+}
+
+impl FailingStore {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// From now on every call fails (`true`) or passes through (`false`).
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("failing on demand".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Store for FailingStore {
+    async fn insert_org(&self, org: &Org) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.insert_org(org).await
+    }
+
+    async fn default_org(&self) -> Result<Option<Org>, StoreError> {
+        self.check()?;
+        self.inner.default_org().await
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.insert_user(user).await
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        self.inner.user_by_id(id).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        self.inner.user_by_username(username).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.check()?;
+        self.inner.list_users().await
+    }
+
+    async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.update_user(user).await
+    }
+
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.insert_client(client).await
+    }
+
+    async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        self.check()?;
+        self.inner.client_by_id(client_id).await
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.check()?;
+        self.inner.list_clients().await
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.update_client(client).await
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.delete_client(client_id).await
+    }
+
+    async fn approved_scope(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.check()?;
+        self.inner.approved_scope(user_id, client_id).await
+    }
+
+    async fn record_approval(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner
+            .record_approval(user_id, client_id, scope, now)
+            .await
+    }
+
+    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.insert_code(code).await
+    }
+
+    async fn code(&self, code_hash: &Hash) -> Result<Option<AuthCode>, StoreError> {
+        self.check()?;
+        self.inner.code(code_hash).await
+    }
+
+    async fn issue(&self, issuance: &Issuance) -> Result<IssueOutcome, StoreError> {
+        self.check()?;
+        self.inner.issue(issuance).await
+    }
+
+    async fn refresh_token(
+        &self,
+        token_hash: &Hash,
+    ) -> Result<Option<RefreshTokenView>, StoreError> {
+        self.check()?;
+        self.inner.refresh_token(token_hash).await
+    }
+
+    async fn commit_refresh(&self, commit: &RefreshCommit) -> Result<RefreshOutcome, StoreError> {
+        self.check()?;
+        self.inner.commit_refresh(commit).await
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.revoke_grant(grant_id, now).await
+    }
+
+    async fn access_token(
+        &self,
+        token_hash: &Hash,
+    ) -> Result<Option<AccessTokenRecord>, StoreError> {
+        self.check()?;
+        self.inner.access_token(token_hash).await
+    }
+
+    async fn revoke_access_token(
+        &self,
+        token_hash: &Hash,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.revoke_access_token(token_hash, now).await
+    }
+
+    async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
+        self.check()?;
+        self.inner.grant(grant_id).await
+    }
+
+    async fn grants_of_user(&self, user_id: &str) -> Result<Vec<Grant>, StoreError> {
+        self.check()?;
+        self.inner.grants_of_user(user_id).await
+    }
+
+    async fn revoke_grants_of_user(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.inner.revoke_grants_of_user(user_id, now).await
+    }
+
+    async fn revoke_grants_of_client(
+        &self,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.inner.revoke_grants_of_client(client_id, now).await
+    }
+
+    async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.append_events(events).await
+    }
+
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        self.check()?;
+        self.inner.events(filter).await
+    }
+
+    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError> {
+        self.check()?;
+        self.inner.purge(plan).await
+    }
+
+    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.check()?;
+        self.inner.row_counts().await
+    }
+
+    async fn insert_note(&self, note: &Note) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.insert_note(note).await
+    }
+
+    async fn note(&self, id: &str) -> Result<Option<Note>, StoreError> {
+        self.check()?;
+        self.inner.note(id).await
+    }
+
+    async fn list_notes(&self, owner_id: &str, limit: u32) -> Result<Vec<Note>, StoreError> {
+        self.check()?;
+        self.inner.list_notes(owner_id, limit).await
+    }
+
+    async fn update_note(&self, note: &Note) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.update_note(note).await
+    }
+
+    async fn delete_note(&self, id: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.delete_note(id).await
+    }
+}

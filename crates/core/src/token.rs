@@ -1,0 +1,103 @@
+//! The token endpoint (RFC 6749 §3.2): which grant a request asks for, and the one entry point
+//! that authenticates the client, runs the grant and sheds load from guessing sources.
+
+use tessera_proto::{
+    AuthorizationCode, CodeVerifier, OAuthError, Params, RefreshToken, TokenResponse,
+};
+
+use crate::authority::{Authority, ClientCredentials, Source};
+
+/// A token request, read from its parameters.
+#[derive(Debug, Clone)]
+pub enum TokenRequest {
+    /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5).
+    AuthorizationCode {
+        code: AuthorizationCode,
+        redirect_uri: Option<String>,
+        verifier: Option<CodeVerifier>,
+    },
+    /// `grant_type=refresh_token` (RFC 6749 §6).
+    RefreshToken {
+        refresh_token: RefreshToken,
+        /// A narrower scope, if asked for.
+        scope: Option<String>,
+    },
+}
+
+impl TokenRequest {
+    /// The grant the parameters ask for; repeats were refused before (RFC 6749 §3.2).
+    pub fn from_params(params: &Params) -> Result<Self, OAuthError> {
+        match params.get("grant_type") {
+            Some("refresh_token") => Ok(Self::RefreshToken {
+                refresh_token: RefreshToken::new(
+                    params
+                        .get("refresh_token")
+                        .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?,
+                ),
+                scope: params.get("scope").map(str::to_owned),
+            }),
+            Some("authorization_code") => Ok(Self::AuthorizationCode {
+                code: AuthorizationCode::new(
+                    params
+                        .get("code")
+                        .ok_or(OAuthError::InvalidRequest("code is required"))?,
+                ),
+                redirect_uri: params.get("redirect_uri").map(str::to_owned),
+                verifier: params.get("code_verifier").map(CodeVerifier::new),
+            }),
+            _ => Err(OAuthError::UnsupportedGrantType),
+        }
+    }
+}
+
+impl Authority {
+    /// `POST /services/oauth2/token`: authenticates the client and runs the grant. A failing
+    /// request from a source over its failure budget is answered 429 instead; a valid one never.
+    pub async fn token(
+        &self,
+        credentials: Option<ClientCredentials>,
+        request: TokenRequest,
+        source: &Source,
+    ) -> Result<TokenResponse, OAuthError> {
+        let client_id = credentials.as_ref().map(|c| c.client_id.clone());
+        let result = match credentials {
+            None => Err(OAuthError::InvalidClientId),
+            Some(creds) => self.run_grant(&creds, request, source).await,
+        };
+        self.shed(result, client_id.as_deref(), source)
+    }
+
+    async fn run_grant(
+        &self,
+        creds: &ClientCredentials,
+        request: TokenRequest,
+        source: &Source,
+    ) -> Result<TokenResponse, OAuthError> {
+        let client = self.authenticate_client(creds, source).await?;
+        let secret = creds.secret.as_ref();
+        match request {
+            TokenRequest::RefreshToken {
+                refresh_token,
+                scope,
+            } => {
+                self.refresh(&client, &refresh_token, scope.as_deref(), secret, source)
+                    .await
+            }
+            TokenRequest::AuthorizationCode {
+                code,
+                redirect_uri,
+                verifier,
+            } => {
+                self.exchange_code(
+                    &client,
+                    &code,
+                    redirect_uri.as_deref(),
+                    verifier.as_ref(),
+                    secret,
+                    source,
+                )
+                .await
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Throttling slows the guesser, never the victim: high-entropy credentials are load-shed per
+//! source, passwords are refused before checking per (user, address), per user and per
+//! address, and the source is the peer unless a trusted proxy names the client.
+
+use axum::http::StatusCode;
+use tessera_core::throttle::{Budget, ThrottleConfig};
+use tessera_core::AuthorityConfig;
+use tessera_server::TrustedProxies;
+
+use crate::support::*;
+
+const ATTACKER: &str = "203.0.113.9";
+const OWNER: &str = "198.51.100.7";
+const PROXY: &str = "10.0.0.2";
+
+/// Small budgets, so that the tests stay short.
+fn small(config: &mut AuthorityConfig) {
+    config.throttle = ThrottleConfig {
+        credential_failures_per_address: Budget::new(20, 60),
+        login_failures_per_user_and_address: Budget::new(5, 300),
+        login_failures_per_user: Budget::new(12, 3600),
+        login_failures_per_address: Budget::new(50, 300),
+        max_tracked_keys: 10_000,
+    };
+}
+
+async fn harness() -> Harness {
+    Harness::with_config(small, TrustedProxies::default()).await
+}
+
+async fn behind_proxy() -> Harness {
+    Harness::with_config(small, TrustedProxies::parse_list(&["10.0.0.0/8"]).unwrap()).await
+}
+
+fn refresh_pairs<'a>(client: &'a Client, rt: &'a str, secret: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt),
+        ("client_id", client.id.as_str()),
+        ("client_secret", secret),
+    ]
+}
+
+/// A login attempt from `peer`: the login page, then the form, as a browser does.
+async fn login_from(
+    h: &Harness,
+    client: &Client,
+    peer: &str,
+    headers: &[(&str, &str)],
+    username: &str,
+    password: &str,
+) -> Reply {
+    let mut browser = Browser::default();
+    let page = h
+        .get(
+            &h.authorize_url(client, &[("state", "s")]),
+            Some(&mut browser),
+        )
+        .await;
+    let html = page.text();
+    let body = form(&[
+        ("request", &hidden_value(&html, "request").unwrap()),
+        ("csrf_token", &hidden_value(&html, "csrf_token").unwrap()),
+        ("username", username),
+        ("password", password),
+    ]);
+    h.post_form_from(
+        Some(peer),
+        headers,
+        "/services/oauth2/authorize/login",
+        &body,
+        Some(&mut browser),
+    )
+    .await
+}
+
+fn logged_in(reply: &Reply) -> bool {
+    matches!(reply.status, StatusCode::FOUND | StatusCode::SEE_OTHER)
+}
+
+fn refused(reply: &Reply) -> bool {
+    reply.status == StatusCode::TOO_MANY_REQUESTS
+        && reply.header("retry-after").is_some()
+        && reply.text().contains("Too many failed attempts")
+}
+
+#[tokio::test]
+async fn a_flood_of_wrong_secrets_never_refuses_the_right_one() {
+    let h = harness().await;
+    let victim = h.confidential().await;
+    let secret = victim.secret.clone().unwrap();
+    let rt = h.login(&victim, "api refresh_token").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..40 {
+        let guess = format!("guess-{i}");
+        let reply = h
+            .token_from(ATTACKER, &[], &refresh_pairs(&victim, &rt, &guess))
+            .await;
+        if i < 19 {
+            reply.assert_oauth_error(400, "invalid_client");
+        } else {
+            // Over its budget, the failing source gets 429 instead of its 400.
+            reply.assert_oauth_error(429, "rate_limit_exceeded");
+            let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+            assert!((1..=60).contains(&retry), "{retry}");
+        }
+        // All along, the right secret works from anywhere, the flooding address included.
+        for peer in [OWNER, ATTACKER] {
+            let ok = h
+                .token_from(peer, &[], &refresh_pairs(&victim, &rt, &secret))
+                .await;
+            assert_eq!(ok.status, StatusCode::OK, "{peer} after {i}: {}", ok.text());
+        }
+    }
+}
+
+#[tokio::test]
+async fn guessing_refresh_tokens_from_one_address_is_shed_but_others_are_served() {
+    let h = harness().await;
+    let c = h.confidential().await;
+    let secret = c.secret.clone().unwrap();
+    let rt = h.login(&c, "api refresh_token").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for i in 0..25 {
+        let guess = format!("guess-{i}");
+        let reply = h
+            .token_from(ATTACKER, &[], &refresh_pairs(&c, &guess, &secret))
+            .await;
+        let expected = if i < 19 { 400 } else { 429 };
+        assert_eq!(
+            reply.status.as_u16(),
+            expected,
+            "guess {i}: {}",
+            reply.text()
+        );
+    }
+    let other = h
+        .token_from(OWNER, &[], &refresh_pairs(&c, "guess-x", &secret))
+        .await;
+    other.assert_oauth_error(400, "invalid_grant");
+    let valid = h
+        .token_from(ATTACKER, &[], &refresh_pairs(&c, &rt, &secret))
+        .await;
+    assert_eq!(valid.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_owner_logs_in_while_the_account_is_hammered_from_elsewhere() {
+    let h = harness().await;
+    let c = h.confidential().await;
+    for _ in 0..5 {
+        let reply = login_from(&h, &c, ATTACKER, &[], USERNAME, "wrong password").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply
+            .text()
+            .contains("Please check your username and password"));
+    }
+    // The attacker's address is now refused before the password is checked, even the right one.
+    let blocked = login_from(&h, &c, ATTACKER, &[], USERNAME, PASSWORD).await;
+    assert!(refused(&blocked), "{} {}", blocked.status, blocked.text());
+    // Usernames are one key whatever their case.
+    let shouted = login_from(&h, &c, ATTACKER, &[], &USERNAME.to_uppercase(), PASSWORD).await;
+    assert!(refused(&shouted));
+    // The owner, from their own address, is not refused.
+    let owner = login_from(&h, &c, OWNER, &[], USERNAME, PASSWORD).await;
+    assert!(logged_in(&owner), "{} {}", owner.status, owner.text());
+}
+
+#[tokio::test]
+async fn the_loose_per_user_cap_stops_a_distributed_guesser_and_a_success_resets_its_pair() {
+    let h = harness().await;
+    let c = h.confidential().await;
+    // Four failures from the owner's address, a success, four more: the pair count restarted.
+    for _ in 0..4 {
+        login_from(&h, &c, OWNER, &[], USERNAME, "typo password").await;
+    }
+    assert!(logged_in(
+        &login_from(&h, &c, OWNER, &[], USERNAME, PASSWORD).await
+    ));
+    for _ in 0..4 {
+        login_from(&h, &c, OWNER, &[], USERNAME, "typo password").await;
+    }
+    assert!(logged_in(
+        &login_from(&h, &c, OWNER, &[], USERNAME, PASSWORD).await
+    ));
+    // A guesser on many addresses reaches the per-user cap (12): then even the owner waits.
+    for i in 0..4 {
+        login_from(&h, &c, &format!("192.0.2.{i}"), &[], USERNAME, "guess").await;
+    }
+    let capped = login_from(&h, &c, OWNER, &[], USERNAME, PASSWORD).await;
+    assert!(refused(&capped), "{} {}", capped.status, capped.text());
+    h.clock.advance_secs(3600);
+    assert!(logged_in(
+        &login_from(&h, &c, OWNER, &[], USERNAME, PASSWORD).await
+    ));
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_the_source() {
+    let h = behind_proxy().await;
+    let c = h.confidential().await;
+    let attacker = [("x-forwarded-for", ATTACKER)];
+    for _ in 0..5 {
+        login_from(&h, &c, PROXY, &attacker, USERNAME, "wrong password").await;
+    }
+    assert!(refused(
+        &login_from(&h, &c, PROXY, &attacker, USERNAME, PASSWORD).await
+    ));
+    // Everyone comes through the same proxy: the owner is another client behind it.
+    let owner = [("x-forwarded-for", OWNER)];
+    assert!(logged_in(
+        &login_from(&h, &c, PROXY, &owner, USERNAME, PASSWORD).await
+    ));
+    let standard = [("forwarded", "for=\"198.51.100.8:5000\";proto=https")];
+    assert!(logged_in(
+        &login_from(&h, &c, PROXY, &standard, USERNAME, PASSWORD).await
+    ));
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let h = behind_proxy().await;
+    let c = h.confidential().await;
+    let secret = c.secret.clone().unwrap();
+    // The attacker is not a proxy: claiming a new address each time changes nothing.
+    for i in 0..25 {
+        let forged = format!("192.0.2.{i}");
+        let reply = h
+            .token_from(
+                ATTACKER,
+                &[("x-forwarded-for", forged.as_str())],
+                &refresh_pairs(&c, "guess", &secret),
+            )
+            .await;
+        let expected = if i < 19 { 400 } else { 429 };
+        assert_eq!(reply.status.as_u16(), expected, "attempt {i}");
+    }
+}
+
+#[tokio::test]
+async fn every_throttle_decision_is_an_audit_event_without_a_secret() {
+    let h = harness().await;
+    let c = h.confidential().await;
+    for i in 0..21 {
+        let guess = format!("SeCrEtGuEsS{i}");
+        h.token_from(
+            ATTACKER,
+            &[("user-agent", "guesser/1.0")],
+            &refresh_pairs(&c, "rt", &guess),
+        )
+        .await;
+    }
+    for _ in 0..5 {
+        login_from(&h, &c, ATTACKER, &[], USERNAME, "PaSsWoRdGuEsS").await;
+    }
+    let events = wait_for_events(&h, "throttled", 2).await;
+    let credential = events
+        .iter()
+        .find(|e| e.event.detail.contains("credential failures per address"))
+        .expect("a credential throttle event");
+    assert_eq!(credential.event.source.as_deref(), Some(ATTACKER));
+    assert_eq!(credential.event.user_agent.as_deref(), Some("guesser/1.0"));
+    assert_eq!(credential.event.client_id.as_deref(), Some(c.id.as_str()));
+    let login = events
+        .iter()
+        .find(|e| {
+            e.event
+                .detail
+                .contains("login failures per user and address")
+        })
+        .expect("a login throttle event");
+    assert!(
+        login.event.detail.contains(USERNAME),
+        "{}",
+        login.event.detail
+    );
+    for e in &events {
+        assert!(!e.event.detail.contains("SeCrEt") && !e.event.detail.contains("PaSsWoRd"));
+    }
+    // Failed client authentications and logins carry their source too.
+    let failures = wait_for_events(&h, "client_auth_failed", 21).await;
+    assert!(failures
+        .iter()
+        .all(|e| e.event.source.as_deref() == Some(ATTACKER)));
+}
+
+/// The audit events of `kind`, once there are at least `count` (failures are recorded off the
+/// request path).
+async fn wait_for_events(
+    h: &Harness,
+    kind: &str,
+    count: usize,
+) -> Vec<tessera_core::model::StoredEvent> {
+    for _ in 0..200 {
+        let events = h.events_named(kind).await;
+        if events.len() >= count {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("fewer than {count} {kind} events");
+}

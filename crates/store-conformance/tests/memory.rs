@@ -1,0 +1,13 @@
+//! The conformance suite on the in-memory store that the domain's unit tests use, so that
+//! what those tests show holds for the real backends too.
+
+use std::sync::Arc;
+
+use tessera_core::store::memory::MemoryStore;
+use tessera_core::store::Store;
+
+async fn fresh() -> (Arc<dyn Store>, ()) {
+    (Arc::new(MemoryStore::new()), ())
+}
+
+tessera_store_conformance::store_conformance_tests!(fresh);
