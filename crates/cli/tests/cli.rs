@@ -179,6 +179,69 @@ fn bad_client_settings_are_refused_with_a_clear_message() {
     }
 }
 
+/// A redirect URI that could leak a code or run script is refused at registration and on
+/// update, naming what is wrong.
+#[test]
+fn dangerous_redirect_uris_are_refused_at_create_and_update() {
+    let env = Env::new();
+    let refused = [
+        ("javascript:alert(1)", "javascript:"),
+        ("data:text/html,hi", "data:"),
+        ("file:///etc/passwd", "file:"),
+        ("vbscript:x", "vbscript:"),
+        ("http://app.example.com/cb", "plain http"),
+        ("https://app.example.com/cb#x", "fragment"),
+        ("myapp://cb", "reverse-domain"),
+    ];
+    for (uri, why) in refused {
+        let out = env.run(
+            &[
+                "admin",
+                "client",
+                "create",
+                "--name",
+                "x",
+                "--redirect-uri",
+                uri,
+            ],
+            None,
+        );
+        assert!(!out.status.success(), "{uri} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{uri}: {err}");
+    }
+    let client = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "create",
+            "--name",
+            "ok",
+            "--redirect-uri",
+            "com.example.app:/cb",
+            "--redirect-uri",
+            "http://localhost:3000/cb",
+        ],
+        None,
+    );
+    let id = client["client_id"].as_str().unwrap();
+    let out = env.run(
+        &[
+            "admin",
+            "client",
+            "update",
+            id,
+            "--redirect-uri",
+            "javascript:alert(1)",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let shown = env.json(&["admin", "--json", "client", "show", id], None);
+    assert_eq!(shown["redirect_uris"][0], "com.example.app:/cb");
+}
+
 #[test]
 fn users_can_be_created_disabled_enabled_and_given_a_new_password() {
     let env = Env::new();
@@ -248,6 +311,91 @@ fn users_can_be_created_disabled_enabled_and_given_a_new_password() {
     );
     let list = env.json(&["admin", "--json", "user", "list"], None);
     assert_eq!(list[0]["username"], "ann@example.com");
+}
+
+/// A new password revokes the user's grants (the usual reason for a change is a compromise),
+/// unless --keep-sessions.
+#[test]
+fn set_password_revokes_the_users_grants_unless_kept() {
+    let env = Env::new();
+    env.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "create",
+            "--username",
+            "p@example.com",
+            "--password-stdin",
+        ],
+        Some("first password"),
+    );
+    let client = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "create",
+            "--name",
+            "P",
+            "--redirect-uri",
+            "https://a/cb",
+        ],
+        None,
+    );
+    let id = client["client_id"].as_str().unwrap();
+    let mint = || {
+        env.json(
+            &[
+                "admin",
+                "token",
+                "mint",
+                "--client-id",
+                id,
+                "--username",
+                "p@example.com",
+                "--scope",
+                "api refresh_token",
+            ],
+            None,
+        )
+    };
+    mint();
+    let kept = env.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "set-password",
+            "p@example.com",
+            "--password-stdin",
+            "--keep-sessions",
+        ],
+        Some("second password"),
+    );
+    assert_eq!(kept["revoked_grants"], 0);
+    mint();
+    let changed = env.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "set-password",
+            "p@example.com",
+            "--password-stdin",
+        ],
+        Some("third password"),
+    );
+    assert_eq!(changed["revoked_grants"], 2);
+    let grants = env.json(
+        &["admin", "--json", "grants", "--user", "p@example.com"],
+        None,
+    );
+    assert!(grants
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|g| !g["revoked_at"].is_null()));
 }
 
 #[test]

@@ -408,3 +408,43 @@ impl crate::time::Random for SeededSalt {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_that_could_leak_a_code_are_refused_with_a_reason() {
+        for (bad, why) in [
+            ("javascript:alert(1)", "javascript:"),
+            ("data:text/html,<script>x</script>", "data:"),
+            ("file:///etc/passwd", "file:"),
+            ("vbscript:msgbox", "vbscript:"),
+            ("http://app.example.com/cb", "plain http"),
+            ("http://10.0.0.5/cb", "plain http"),
+            ("https://app.example.com/cb#frag", "fragment"),
+            ("https://app.example.com/cb#", "fragment"),
+            ("myapp://cb", "reverse-domain"),
+            ("/relative/cb", "absolute"),
+        ] {
+            let err = validate_redirect_uri(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn https_loopback_http_and_reverse_domain_schemes_are_accepted() {
+        for good in [
+            "https://app.example.com/callback",
+            "https://app.example.com:8443/cb?tenant=a",
+            "http://127.0.0.1:8976/callback",
+            "http://127.0.0.1/callback",
+            "http://[::1]:3000/cb",
+            "http://localhost:3000/cb",
+            "com.example.app:/oauth2redirect",
+            "com.example.app://callback",
+        ] {
+            assert!(validate_redirect_uri(good).is_ok(), "{good}");
+        }
+    }
+}
