@@ -19,7 +19,7 @@ use tessera_proto::{
 };
 use tokio::sync::Semaphore;
 
-use crate::crypto::{self, ServerKey};
+use crate::crypto::{self, ReusableVerifier, ServerKey};
 use crate::ids::{random_token, salesforce_id, secret_hash};
 use crate::model::{AccessTokenRecord, Client, Event, EventKind, Grant, Hash, Org, User};
 use crate::sealing::mint_refresh_token;
@@ -177,6 +177,7 @@ pub struct Authority {
     config: Arc<AuthorityConfig>,
     throttle: Arc<Throttle>,
     password_checks: Arc<Semaphore>,
+    password_verifier: Arc<ReusableVerifier>,
 }
 
 /// A storage failure at an OAuth endpoint: 503 `temporarily_unavailable` with `Retry-After`,
@@ -231,6 +232,7 @@ impl Authority {
             rng,
             throttle: Arc::new(Throttle::new(config.throttle)),
             password_checks: Arc::new(Semaphore::new(permits)),
+            password_verifier: Arc::new(ReusableVerifier::default()),
             config: Arc::new(config),
         }
     }
@@ -262,6 +264,10 @@ impl Authority {
 
     pub(crate) fn password_checks(&self) -> &Arc<Semaphore> {
         &self.password_checks
+    }
+
+    pub(crate) fn password_verifier(&self) -> &Arc<ReusableVerifier> {
+        &self.password_verifier
     }
 
     /// Records an audit event: a row in the events table and a structured log line, never a
@@ -353,7 +359,9 @@ impl Authority {
 
     /// Load shedding for high-entropy credentials: a request that failed is counted against its
     /// source, and once the source is over its budget it is answered 429 instead. Successes
-    /// pass untouched, whatever the source did before.
+    /// pass untouched, whatever the source did before. A failed client authentication within
+    /// the budget is an audit event; past it, the throttle decision stands for them all, so a
+    /// flood cannot turn into a flood of audit writes.
     pub(crate) fn shed<T>(
         &self,
         result: Result<T, OAuthError>,
@@ -367,7 +375,20 @@ impl Authority {
             return Err(error);
         }
         match self.throttle.credential_failure(source.address, self.now()) {
-            Ok(()) => Err(error),
+            Ok(()) => {
+                if matches!(
+                    error,
+                    OAuthError::InvalidClientId | OAuthError::InvalidClientCredentials { .. }
+                ) {
+                    self.record_failure(
+                        EventKind::ClientAuthFailed,
+                        client_id,
+                        error.code().to_owned(),
+                        source,
+                    );
+                }
+                Err(error)
+            }
             Err((throttled, first)) => {
                 if first {
                     self.record_throttled(throttled, client_id, None, source);

@@ -2,35 +2,18 @@
 
 use tessera_proto::{ExposeSecret, OAuthError};
 
-use crate::authority::{Authority, ClientCredentials, Source};
+use crate::authority::{Authority, ClientCredentials};
 use crate::crypto;
-use crate::model::{Client, EventKind};
+use crate::model::Client;
 
 impl Authority {
     /// Authenticates a client. A secret that is sent is always checked, even where it is not
-    /// required (Salesforce §4.1); a confidential client must send one. A failure is an audit
-    /// event with its source; throttling is the caller's (see `Authority::shed`).
+    /// required (Salesforce §4.1); a confidential client must send one. Failures are counted
+    /// and recorded by the caller (see `Authority::shed`).
     pub(crate) async fn authenticate_client(
         &self,
         creds: &ClientCredentials,
-        source: &Source,
     ) -> Result<Client, OAuthError> {
-        let result = self.check_client(creds).await;
-        if let Err(
-            error @ (OAuthError::InvalidClientId | OAuthError::InvalidClientCredentials { .. }),
-        ) = &result
-        {
-            self.record_failure(
-                EventKind::ClientAuthFailed,
-                Some(&creds.client_id),
-                error.code().to_owned(),
-                source,
-            );
-        }
-        result
-    }
-
-    async fn check_client(&self, creds: &ClientCredentials) -> Result<Client, OAuthError> {
         let Some(client) = self.store().client_by_id(&creds.client_id).await? else {
             // Spend the time a secret check would, so that unknown ids do not answer faster.
             if let Some(secret) = &creds.secret {

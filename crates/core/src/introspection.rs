@@ -83,7 +83,7 @@ impl Authority {
         let client_id = credentials.as_ref().map(|c| c.client_id.clone());
         let result = match credentials {
             None => Err(OAuthError::InvalidClientId),
-            Some(creds) => self.introspect_as(&creds, token, source).await,
+            Some(creds) => self.introspect_as(&creds, token).await,
         };
         self.shed(result, client_id.as_deref(), source)
     }
@@ -92,9 +92,8 @@ impl Authority {
         &self,
         creds: &ClientCredentials,
         token: Option<&PresentedToken>,
-        source: &Source,
     ) -> Result<Introspection, OAuthError> {
-        let client = self.authenticate_client(creds, source).await?;
+        let client = self.authenticate_client(creds).await?;
         if client.is_public() {
             // RFC 7662 §2.1: the endpoint MUST require authorization; a bare client id is none.
             return Err(OAuthError::InvalidClientCredentials {

@@ -14,12 +14,9 @@ use crate::authorize::{
     check_client_and_redirect, check_request, AuthorizationRequest, AuthorizePageError,
     AuthorizeRedirectError, ResponseKind,
 };
-use crate::crypto;
 use crate::ids::{random_token, secret_hash};
 use crate::model::{AuthCode, EventKind, User};
 use crate::store::StoreError;
-use crate::throttle::Throttled;
-use crate::time::Timestamp;
 
 /// How long a login lasts in the browser.
 pub const SESSION_TTL_SECS: u64 = 2 * 3600;
@@ -117,13 +114,26 @@ impl Authority {
         client_id: &str,
         source: &Source,
     ) -> Result<User, LoginError> {
-        let now = self.now();
-        if let Err(throttled) = self.throttle().login_allowed(username, source.address, now) {
-            tracing::debug!(reason = throttled.reason.name(), "login throttled");
-            return Err(LoginError::Throttled {
-                retry_after_secs: throttled.retry_after_secs,
-            });
-        }
+        let attempt = match self
+            .throttle()
+            .login_attempt(username, source.address, self.now())
+        {
+            Ok(attempt) => attempt,
+            Err((throttled, first)) => {
+                if first {
+                    self.record_throttled(
+                        throttled,
+                        Some(client_id),
+                        Some(&shortened(username)),
+                        source,
+                    );
+                }
+                tracing::debug!(reason = throttled.reason.name(), "login throttled");
+                return Err(LoginError::Throttled {
+                    retry_after_secs: throttled.retry_after_secs,
+                });
+            }
+        };
         let user = self.store().user_by_username(username).await?;
         let phc = user
             .as_ref()
@@ -131,13 +141,20 @@ impl Authority {
         let verified = self.verify_password(password, phc).await?;
         match user {
             Some(user) if verified && !user.disabled => {
-                self.throttle().login_success(username, source.address);
+                self.throttle().login_succeeded(attempt);
                 tracing::info!(user_id = %user.id, client_id, "user logged in");
                 Ok(user)
             }
             user => {
+                // The attempt stays counted: it failed.
                 let disabled = user.is_some() && verified;
-                self.login_failed(username, client_id, source, now);
+                tracing::warn!(client_id, address = ?source.address, "failed login");
+                self.record_failure(
+                    EventKind::LoginFailed,
+                    Some(client_id),
+                    format!("username {}", shortened(username)),
+                    source,
+                );
                 Err(if disabled {
                     LoginError::Disabled
                 } else {
@@ -159,45 +176,14 @@ impl Authority {
                 retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
             });
         };
+        let verifier = Arc::clone(self.password_verifier());
         let verified = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            crypto::verify_password(&password, &phc)
+            verifier.verify(&password, &phc)
         })
         .await
         .unwrap_or(false);
         Ok(verified)
-    }
-
-    fn login_failed(&self, username: &str, client_id: &str, source: &Source, now: Timestamp) {
-        tracing::warn!(client_id, address = ?source.address, "failed login");
-        self.record_failure(
-            EventKind::LoginFailed,
-            Some(client_id),
-            format!("username {}", shortened(username)),
-            source,
-        );
-        let failure = self.throttle().login_failure(username, source.address, now);
-        for reason in failure.exhausted {
-            let budget = match reason {
-                crate::throttle::ThrottleReason::LoginFailuresForUserFromAddress => {
-                    self.config().throttle.login_failures_per_user_and_address
-                }
-                crate::throttle::ThrottleReason::LoginFailuresForUser => {
-                    self.config().throttle.login_failures_per_user
-                }
-                _ => self.config().throttle.login_failures_per_address,
-            };
-            let throttled = Throttled {
-                reason,
-                retry_after_secs: budget.window_secs,
-            };
-            self.record_throttled(
-                throttled,
-                Some(client_id),
-                Some(&shortened(username)),
-                source,
-            );
-        }
     }
 
     /// A signed session cookie value for a user who just logged in: `user.expiry.mac`.

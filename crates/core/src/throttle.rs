@@ -10,24 +10,27 @@
 //!   by address (which behind a NAT or a proxy is everybody's).
 //! - **Passwords** are guessable, so an attempt over budget is refused *before* the password is
 //!   checked. The budgets are per (username, address), tight; per username across addresses,
-//!   loose (NIST SP 800-63B §5.2.2: at most 100 consecutive failures); and per address. A
-//!   success resets its (username, address) count, so the owner logging in from their own
-//!   address is not refused while someone hammers the account from elsewhere, until the loose
-//!   per-username cap is reached.
+//!   loose (NIST SP 800-63B §5.2.2: at most 100 consecutive failures); and per address. An
+//!   attempt is counted when it starts, so that a hundred guesses sent at once cannot all slip
+//!   under the budget before the first has failed; a success gives its count back and resets
+//!   its (username, address) count, so the owner logging in from their own address is not
+//!   refused while someone hammers the account from elsewhere, until the loose per-username cap
+//!   is reached.
 //!
-//! Counters live in bounded caches (`moka`): at most `max_tracked_keys` keys per counter, each
-//! dropped when its window ends, so a flood from many addresses or usernames cannot grow memory
-//! past a fixed cap. Windows are judged on the injected clock, so tests can move time; the
-//! cache's own expiry only frees memory.
+//! Counters live in bounded LRU maps (`lru`): at most `max_tracked_keys` keys per counter, the
+//! least recently failing dropped first, so a flood from many addresses or usernames cannot
+//! grow memory past a fixed cap (measured: about 85 bytes an address key, 165 a username and
+//! address key). Windows are judged on the injected clock, so tests can move time; an expired
+//! window is simply restarted when its key fails again.
 
 use std::fmt;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroUsize;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
 
-use moka::sync::Cache;
-use moka::Expiry;
+use lru::LruCache;
 
 use crate::time::{format_duration_secs, parse_duration_secs, Timestamp};
 
@@ -136,69 +139,45 @@ pub struct Throttled {
 #[derive(Debug, Clone, Copy)]
 struct Window {
     start: Timestamp,
-    failures: u32,
+    count: u32,
+    /// Whether a request was refused in this window yet: the first refusal is the decision
+    /// the audit trail records.
+    refused: bool,
 }
 
-/// Frees a counter once its window has passed in real time; a window restarted on the injected
-/// clock (its first failure again) gets a full window from now.
-struct WindowExpiry(Duration);
+/// A refusal, and whether it is the first of its window.
+type Refusal = (Throttled, bool);
 
-impl<K> Expiry<K, Window> for WindowExpiry {
-    fn expire_after_create(&self, _: &K, _: &Window, _: Instant) -> Option<Duration> {
-        Some(self.0)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &K,
-        value: &Window,
-        _: Instant,
-        left: Option<Duration>,
-    ) -> Option<Duration> {
-        if value.failures == 1 {
-            Some(self.0)
-        } else {
-            left
-        }
-    }
-}
-
-/// What counting a failure found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Count {
-    /// Seconds until the window ends, when the key is over its budget now.
-    over_budget: Option<u64>,
-    /// Whether this failure used up the budget (the moment the key became throttled).
-    just_exhausted: bool,
-}
-
-/// Failure counters for one kind of key.
-struct Counter<K> {
+/// Failure counters for one kind of key, under one lock: every change is a read-modify-write
+/// of one small entry.
+struct Counter<K: Hash + Eq> {
     budget: Budget,
-    windows: Cache<K, Window>,
+    reason: ThrottleReason,
+    windows: Mutex<LruCache<K, Window>>,
 }
 
-impl<K> fmt::Debug for Counter<K> {
+impl<K: Hash + Eq> fmt::Debug for Counter<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Counter")
             .field("budget", &self.budget)
-            .field("keys", &self.windows.entry_count())
-            .finish()
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
     }
 }
 
-impl<K> Counter<K>
-where
-    K: Hash + Eq + Send + Sync + Clone + 'static,
-{
-    fn new(budget: Budget, max_keys: u64) -> Self {
+impl<K: Hash + Eq> Counter<K> {
+    fn new(budget: Budget, reason: ThrottleReason, max_keys: u64) -> Self {
+        let cap = NonZeroUsize::new(usize::try_from(max_keys).unwrap_or(usize::MAX).max(1))
+            .unwrap_or(NonZeroUsize::MIN);
         Self {
             budget,
-            windows: Cache::builder()
-                .max_capacity(max_keys)
-                .expire_after(WindowExpiry(Duration::from_secs(budget.window_secs)))
-                .build(),
+            reason,
+            windows: Mutex::new(LruCache::new(cap)),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<K, Window>> {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn window_end(&self, w: &Window) -> Timestamp {
@@ -210,41 +189,77 @@ where
         (millis as u64).div_ceil(1000).max(1)
     }
 
-    /// Seconds to wait, when the key has used up its budget in the current window.
-    fn exhausted(&self, key: &K, now: Timestamp) -> Option<u64> {
-        let w = self.windows.get(key)?;
-        (now < self.window_end(&w) && w.failures >= self.budget.max_failures)
-            .then(|| self.retry_after(&w, now))
+    /// The key's live window (a fresh one if it had none or its window ended).
+    fn current<'a>(
+        &self,
+        windows: &'a mut LruCache<K, Window>,
+        key: K,
+        now: Timestamp,
+    ) -> &'a mut Window {
+        let w = windows.get_or_insert_mut(key, || Window {
+            start: now,
+            count: 0,
+            refused: false,
+        });
+        if now >= self.window_end(w) {
+            *w = Window {
+                start: now,
+                count: 0,
+                refused: false,
+            };
+        }
+        w
     }
 
-    fn fail(&self, key: K, now: Timestamp) -> Count {
-        let entry = self.windows.entry(key).and_upsert_with(|current| {
-            match current.map(|e| e.into_value()) {
-                Some(w) if now < self.window_end(&w) => Window {
-                    failures: w.failures.saturating_add(1),
-                    ..w
-                },
-                _ => Window {
-                    start: now,
-                    failures: 1,
-                },
-            }
-        });
-        let w = entry.into_value();
-        let over = w.failures >= self.budget.max_failures;
-        Count {
-            over_budget: over.then(|| self.retry_after(&w, now)),
-            just_exhausted: w.failures == self.budget.max_failures,
+    fn refusal(&self, w: &mut Window, now: Timestamp) -> Refusal {
+        let first = !w.refused;
+        w.refused = true;
+        (
+            Throttled {
+                reason: self.reason,
+                retry_after_secs: self.retry_after(w, now),
+            },
+            first,
+        )
+    }
+
+    /// Counts a failure that has happened; `Err` when the key is (now) over its budget.
+    fn fail(&self, key: K, now: Timestamp) -> Result<(), Refusal> {
+        let mut windows = self.lock();
+        let w = self.current(&mut windows, key, now);
+        w.count = w.count.saturating_add(1);
+        if w.count >= self.budget.max_failures {
+            Err(self.refusal(w, now))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes one attempt from the budget before it is made; `Err`, taking nothing, when the
+    /// budget is used up.
+    fn take(&self, key: K, now: Timestamp) -> Result<(), Refusal> {
+        let mut windows = self.lock();
+        let w = self.current(&mut windows, key, now);
+        if w.count >= self.budget.max_failures {
+            return Err(self.refusal(w, now));
+        }
+        w.count += 1;
+        Ok(())
+    }
+
+    /// Gives back an attempt that succeeded.
+    fn give_back(&self, key: &K) {
+        if let Some(w) = self.lock().peek_mut(key) {
+            w.count = w.count.saturating_sub(1);
         }
     }
 
     fn reset(&self, key: &K) {
-        self.windows.invalidate(key);
+        self.lock().pop(key);
     }
 
     fn keys(&self) -> u64 {
-        self.windows.run_pending_tasks();
-        self.windows.entry_count()
+        self.lock().len() as u64
     }
 }
 
@@ -295,125 +310,89 @@ impl Default for Throttle {
     }
 }
 
-/// What counting a failed login found: the budgets this failure used up (for the audit trail).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LoginFailure {
-    pub exhausted: Vec<ThrottleReason>,
+/// A login attempt that was counted before its password check; give it back on success.
+#[derive(Debug)]
+#[must_use = "a successful login must give its attempt back"]
+pub struct LoginAttempt {
+    user: String,
+    address: IpAddr,
 }
 
 impl Throttle {
     pub fn new(config: ThrottleConfig) -> Self {
         let max = config.max_tracked_keys;
         Self {
-            credentials_by_address: Counter::new(config.credential_failures_per_address, max),
-            logins_by_user_and_address: Counter::new(
-                config.login_failures_per_user_and_address,
+            credentials_by_address: Counter::new(
+                config.credential_failures_per_address,
+                ThrottleReason::CredentialFailuresFromAddress,
                 max,
             ),
-            logins_by_user: Counter::new(config.login_failures_per_user, max),
-            logins_by_address: Counter::new(config.login_failures_per_address, max),
+            logins_by_user_and_address: Counter::new(
+                config.login_failures_per_user_and_address,
+                ThrottleReason::LoginFailuresForUserFromAddress,
+                max,
+            ),
+            logins_by_user: Counter::new(
+                config.login_failures_per_user,
+                ThrottleReason::LoginFailuresForUser,
+                max,
+            ),
+            logins_by_address: Counter::new(
+                config.login_failures_per_address,
+                ThrottleReason::LoginFailuresFromAddress,
+                max,
+            ),
         }
     }
 
     /// Counts a failed high-entropy credential from `address`. `Err` when the source is now
     /// over its budget: the failing request is answered 429 instead of its own error. The bool
-    /// says whether this failure used the budget up (the decision the audit trail records).
+    /// says whether this is the window's first refusal (the decision the audit trail records).
     pub fn credential_failure(
         &self,
         address: Option<IpAddr>,
         now: Timestamp,
     ) -> Result<(), (Throttled, bool)> {
-        let count = self.credentials_by_address.fail(address_key(address), now);
-        match count.over_budget {
-            None => Ok(()),
-            Some(retry_after_secs) => Err((
-                Throttled {
-                    reason: ThrottleReason::CredentialFailuresFromAddress,
-                    retry_after_secs,
-                },
-                count.just_exhausted,
-            )),
-        }
+        self.credentials_by_address.fail(address_key(address), now)
     }
 
-    /// Whether a login attempt may have its password checked at all.
-    pub fn login_allowed(
+    /// Starts a login attempt: counted against the (username, address), username and address
+    /// budgets before the password is checked, or refused, counting nothing, when one of them
+    /// is used up. The bool says whether this is that budget's first refusal of its window.
+    pub fn login_attempt(
         &self,
         username: &str,
         address: Option<IpAddr>,
         now: Timestamp,
-    ) -> Result<(), Throttled> {
+    ) -> Result<LoginAttempt, (Throttled, bool)> {
         let user = username_key(username);
         let address = address_key(address);
-        let checks = [
-            (
-                self.logins_by_user_and_address
-                    .exhausted(&(user.clone(), address), now),
-                ThrottleReason::LoginFailuresForUserFromAddress,
-            ),
-            (
-                self.logins_by_user.exhausted(&user, now),
-                ThrottleReason::LoginFailuresForUser,
-            ),
-            (
-                self.logins_by_address.exhausted(&address, now),
-                ThrottleReason::LoginFailuresFromAddress,
-            ),
-        ];
-        match checks
-            .into_iter()
-            .filter_map(|(wait, reason)| wait.map(|secs| (secs, reason)))
-            .max_by_key(|(secs, _)| *secs)
-        {
-            None => Ok(()),
-            Some((retry_after_secs, reason)) => Err(Throttled {
-                reason,
-                retry_after_secs,
-            }),
-        }
-    }
-
-    /// Counts a failed login (wrong password, unknown or disabled user alike).
-    pub fn login_failure(
-        &self,
-        username: &str,
-        address: Option<IpAddr>,
-        now: Timestamp,
-    ) -> LoginFailure {
-        let user = username_key(username);
-        let address = address_key(address);
-        let counts = [
-            (
-                self.logins_by_user_and_address
-                    .fail((user.clone(), address), now),
-                ThrottleReason::LoginFailuresForUserFromAddress,
-            ),
-            (
-                self.logins_by_user.fail(user, now),
-                ThrottleReason::LoginFailuresForUser,
-            ),
-            (
-                self.logins_by_address.fail(address, now),
-                ThrottleReason::LoginFailuresFromAddress,
-            ),
-        ];
-        LoginFailure {
-            exhausted: counts
-                .into_iter()
-                .filter(|(count, _)| count.just_exhausted)
-                .map(|(_, reason)| reason)
-                .collect(),
-        }
-    }
-
-    /// A successful login clears its (username, address) count.
-    pub fn login_success(&self, username: &str, address: Option<IpAddr>) {
         self.logins_by_user_and_address
-            .reset(&(username_key(username), address_key(address)));
+            .take((user.clone(), address), now)?;
+        if let Err(refusal) = self.logins_by_user.take(user.clone(), now) {
+            self.logins_by_user_and_address.give_back(&(user, address));
+            return Err(refusal);
+        }
+        if let Err(refusal) = self.logins_by_address.take(address, now) {
+            self.logins_by_user_and_address
+                .give_back(&(user.clone(), address));
+            self.logins_by_user.give_back(&user);
+            return Err(refusal);
+        }
+        Ok(LoginAttempt { user, address })
     }
 
-    /// Keys held by each counter (credentials, user and address, user, address), after pending
-    /// evictions: for measurements and tests.
+    /// The attempt succeeded: its (username, address) count starts over, and the username and
+    /// address budgets get the attempt back (it was not a failure).
+    pub fn login_succeeded(&self, attempt: LoginAttempt) {
+        self.logins_by_user_and_address
+            .reset(&(attempt.user.clone(), attempt.address));
+        self.logins_by_user.give_back(&attempt.user);
+        self.logins_by_address.give_back(&attempt.address);
+    }
+
+    /// Keys held by each counter (credentials, user and address, user, address): for
+    /// measurements and tests.
     pub fn tracked_keys(&self) -> [u64; 4] {
         [
             self.credentials_by_address.keys(),
@@ -462,7 +441,7 @@ mod tests {
             .credential_failure(ip("10.0.0.1"), T0.plus_secs(10))
             .unwrap_err();
         assert_eq!(throttled.retry_after_secs, 50);
-        assert!(first);
+        assert!(first, "the first refusal is the decision");
         let (_, again) = t
             .credential_failure(ip("10.0.0.1"), T0.plus_secs(11))
             .unwrap_err();
@@ -484,59 +463,66 @@ mod tests {
         assert!(t.credential_failure(ip("2001:db8:0:1::1"), T0).is_ok());
     }
 
+    /// A failed login: an attempt that is not given back.
+    fn fail(t: &Throttle, user: &str, address: &str) {
+        drop(t.login_attempt(user, ip(address), T0).unwrap());
+    }
+
     #[test]
     fn the_owner_logs_in_from_home_while_the_account_is_hammered_from_elsewhere() {
         let t = small();
         for _ in 0..3 {
-            t.login_failure("Ada@example.com", ip("203.0.113.9"), T0);
+            fail(&t, "Ada@example.com", "203.0.113.9");
         }
         // The attacker's address is refused before its next guess is checked…
-        let refused = t
-            .login_allowed("ada@example.com", ip("203.0.113.9"), T0)
+        let (refused, first) = t
+            .login_attempt("ada@example.com", ip("203.0.113.9"), T0)
             .unwrap_err();
         assert_eq!(
             refused.reason,
             ThrottleReason::LoginFailuresForUserFromAddress
         );
+        assert!(first);
         // …the owner's is not.
-        assert!(t
-            .login_allowed("ada@example.com", ip("198.51.100.7"), T0)
-            .is_ok());
+        let owner = t
+            .login_attempt("ada@example.com", ip("198.51.100.7"), T0)
+            .unwrap();
+        t.login_succeeded(owner);
         // Until the loose per-user cap is reached from other addresses.
         for i in 0..3 {
-            t.login_failure("ada@example.com", ip(&format!("192.0.2.{i}")), T0);
+            fail(&t, "ada@example.com", &format!("192.0.2.{i}"));
         }
-        let capped = t
-            .login_allowed("ada@example.com", ip("198.51.100.7"), T0)
+        let (capped, _) = t
+            .login_attempt("ada@example.com", ip("198.51.100.7"), T0)
             .unwrap_err();
         assert_eq!(capped.reason, ThrottleReason::LoginFailuresForUser);
         assert!(t
-            .login_allowed("ada@example.com", ip("198.51.100.7"), T0.plus_secs(3600))
+            .login_attempt("ada@example.com", ip("198.51.100.7"), T0.plus_secs(3600))
             .is_ok());
     }
 
     #[test]
-    fn a_success_resets_its_user_and_address_count() {
+    fn attempts_are_counted_before_they_are_checked() {
         let t = small();
-        t.login_failure("bob", ip("10.1.1.1"), T0);
-        t.login_failure("bob", ip("10.1.1.1"), T0);
-        t.login_success("BOB", ip("10.1.1.1"));
-        t.login_failure("bob", ip("10.1.1.1"), T0);
-        assert!(t.login_allowed("bob", ip("10.1.1.1"), T0).is_ok());
+        // Three attempts in flight at once use up the pair's budget of three…
+        let flying: Vec<LoginAttempt> = (0..3)
+            .map(|_| t.login_attempt("eve", ip("10.3.3.3"), T0).unwrap())
+            .collect();
+        // …so a fourth is refused before any of them has failed.
+        assert!(t.login_attempt("eve", ip("10.3.3.3"), T0).is_err());
+        drop(flying);
     }
 
     #[test]
-    fn failed_logins_report_the_budgets_they_use_up() {
+    fn a_success_gives_its_attempt_back_and_resets_its_pair() {
         let t = small();
-        assert!(t
-            .login_failure("c", ip("10.2.2.2"), T0)
-            .exhausted
-            .is_empty());
-        t.login_failure("c", ip("10.2.2.2"), T0);
-        assert_eq!(
-            t.login_failure("c", ip("10.2.2.2"), T0).exhausted,
-            vec![ThrottleReason::LoginFailuresForUserFromAddress]
-        );
+        fail(&t, "bob", "10.1.1.1");
+        fail(&t, "bob", "10.1.1.1");
+        let ok = t.login_attempt("BOB", ip("10.1.1.1"), T0).unwrap();
+        t.login_succeeded(ok);
+        fail(&t, "bob", "10.1.1.1");
+        fail(&t, "bob", "10.1.1.1");
+        assert!(t.login_attempt("bob", ip("10.1.1.1"), T0).is_ok());
     }
 
     #[test]
@@ -548,7 +534,7 @@ mod tests {
         for i in 0..20_000u32 {
             let address = Some(IpAddr::from(i.to_be_bytes()));
             let _ = t.credential_failure(address, T0);
-            t.login_failure(&format!("user{i}"), address, T0);
+            drop(t.login_attempt(&format!("user{i}"), address, T0));
         }
         for keys in t.tracked_keys() {
             assert!(keys <= 500, "{keys} keys");

@@ -73,7 +73,7 @@ impl Authority {
         request: TokenRequest,
         source: &Source,
     ) -> Result<TokenResponse, OAuthError> {
-        let client = self.authenticate_client(creds, source).await?;
+        let client = self.authenticate_client(creds).await?;
         let secret = creds.secret.as_ref();
         match request {
             TokenRequest::RefreshToken {

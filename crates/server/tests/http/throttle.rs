@@ -254,7 +254,8 @@ async fn every_throttle_decision_is_an_audit_event_without_a_secret() {
         )
         .await;
     }
-    for _ in 0..5 {
+    // Five failures use up the pair's budget; the sixth attempt is refused: the decision.
+    for _ in 0..6 {
         login_from(&h, &c, ATTACKER, &[], USERNAME, "PaSsWoRdGuEsS").await;
     }
     let events = wait_for_events(&h, "throttled", 2).await;
@@ -281,11 +282,22 @@ async fn every_throttle_decision_is_an_audit_event_without_a_secret() {
     for e in &events {
         assert!(!e.event.detail.contains("SeCrEt") && !e.event.detail.contains("PaSsWoRd"));
     }
-    // Failed client authentications and logins carry their source too.
-    let failures = wait_for_events(&h, "client_auth_failed", 21).await;
+    // Failed client authentications carry their source too; past the budget, the one throttle
+    // event stands for them all (a flood is not a flood of audit writes).
+    let failures = wait_for_events(&h, "client_auth_failed", 19).await;
     assert!(failures
         .iter()
         .all(|e| e.event.source.as_deref() == Some(ATTACKER)));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(h.events_named("client_auth_failed").await.len(), 19);
+    assert_eq!(
+        h.events_named("throttled")
+            .await
+            .iter()
+            .filter(|e| e.event.detail.contains("credential failures"))
+            .count(),
+        1
+    );
 }
 
 /// The audit events of `kind`, once there are at least `count` (failures are recorded off the
@@ -303,4 +315,45 @@ async fn wait_for_events(
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     panic!("fewer than {count} {kind} events");
+}
+
+/// Past the cap on concurrent password checks, a login waits a bounded time and is then
+/// answered 503 with `Retry-After`, on the login page.
+#[tokio::test]
+async fn logins_past_the_password_check_cap_get_503_after_a_bounded_wait() {
+    let h = std::sync::Arc::new(
+        Harness::with_config(
+            |config| {
+                config.max_concurrent_password_checks = 1;
+                config.password_check_wait = std::time::Duration::from_millis(1);
+            },
+            TrustedProxies::default(),
+        )
+        .await,
+    );
+    let c = std::sync::Arc::new(h.confidential().await);
+    let attempts: Vec<_> = (0..8)
+        .map(|i| {
+            let (h, c) = (h.clone(), c.clone());
+            tokio::spawn(async move {
+                let peer = format!("192.0.2.{i}");
+                login_from(&h, &c, &peer, &[], USERNAME, PASSWORD).await
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for attempt in attempts {
+        let reply = attempt.await.unwrap();
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            busy += 1;
+            assert!(reply.header("retry-after").is_some());
+            assert!(reply.text().contains("The server is busy"));
+        } else {
+            assert!(logged_in(&reply), "{} {}", reply.status, reply.text());
+        }
+    }
+    assert!(
+        busy > 0,
+        "eight logins at once, one check slot, 1 ms of patience"
+    );
 }
