@@ -9,3 +9,8 @@ ALTER TABLE events ADD COLUMN user_agent TEXT;
 -- case folding). A database that already holds two usernames differing only in case fails
 -- here, and must be cleaned up by hand first.
 CREATE UNIQUE INDEX users_by_username_nocase ON users (username COLLATE NOCASE);
+
+-- A code presented again after its redemption. An issuance still in flight from the first
+-- presentation sees it and issues nothing (RFC 6749 §4.1.2: a code is used once).
+ALTER TABLE auth_codes ADD COLUMN presented_again INTEGER NOT NULL DEFAULT 0
+    CHECK (presented_again IN (0, 1));

@@ -426,8 +426,8 @@ impl Authority {
         }
     }
 
-    /// Issues a new grant with its tokens. `code_hash` is the code this issuance redeems (see
-    /// [`Issuance::code_hash`]); a code someone else redeemed first issues nothing.
+    /// Issues a new grant with its tokens. `code_hash` is the code this issuance was redeemed
+    /// from (see [`Issuance::code_hash`]).
     pub(crate) async fn issue_new_grant(
         &self,
         grant: NewGrant<'_>,
@@ -479,18 +479,13 @@ impl Authority {
                         .await;
                 }
             }
-            IssueOutcome::CodeAlreadyUsed { revoked_grant } => {
-                // The code was redeemed by a concurrent request between our read and this
-                // write: RFC 6749 §4.1.2, what that use issued is revoked, and this use gets
-                // nothing.
-                let event_grant = Grant {
-                    id: revoked_grant.unwrap_or_default(),
-                    ..issuance.grant.clone()
-                };
+            IssueOutcome::CodePresentedAgain => {
+                // The code was presented again between its redemption and this write: RFC 6749
+                // §4.1.2, a code used twice issues nothing.
                 self.record_grant(
                     EventKind::CodeReused,
-                    &event_grant,
-                    "concurrent use, grant revoked",
+                    &issuance.grant,
+                    "presented again while issuing, nothing issued",
                     source,
                 )
                 .await;

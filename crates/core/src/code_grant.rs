@@ -8,13 +8,15 @@ use crate::authority::{still_allowed, Authority, NewGrant, Source, MAX_TOKEN_LEN
 use crate::crypto;
 use crate::ids::secret_hash;
 use crate::model::{Client, EventKind};
+use crate::store::CodeRedemption;
 
 /// PKCE verifier bounds: RFC 7636's minimum, and a generous maximum since jsforce sends 171.
 const VERIFIER_LEN: std::ops::RangeInclusive<usize> = 43..=1024;
 
 impl Authority {
-    /// Exchanges a code for tokens. The code is redeemed in the same transaction that issues
-    /// the tokens, so that of two uses exactly one issues, and the other revokes what it did.
+    /// Exchanges a code for tokens. Of two presentations of one code at most one issues: the
+    /// second revokes what the first issued, or, if the first is still issuing, makes it issue
+    /// nothing.
     pub(crate) async fn exchange_code(
         &self,
         client: &Client,
@@ -29,23 +31,24 @@ impl Authority {
             return Err(OAuthError::InvalidAuthorizationCode);
         }
         let code_hash = secret_hash(value);
-        let record = self
-            .store()
-            .code(&code_hash)
-            .await?
-            .ok_or(OAuthError::InvalidAuthorizationCode)?;
-        if record.used_at.is_some() {
-            // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-            if let Some(grant) = match &record.grant_id {
-                Some(id) => self.store().grant(id).await?,
-                None => None,
-            } {
-                self.store().revoke_grant(&grant.id, self.now()).await?;
-                self.record_grant(EventKind::CodeReused, &grant, "grant revoked", Some(source))
-                    .await;
+        // The first presentation spends the code, whatever comes of it: a code is never worth
+        // a second try.
+        let record = match self.store().redeem_code(&code_hash, self.now()).await? {
+            CodeRedemption::Redeemed(record) => record,
+            CodeRedemption::NotFound => return Err(OAuthError::InvalidAuthorizationCode),
+            CodeRedemption::AlreadyUsed { revoked_grant } => {
+                // RFC 6749 §4.1.2: a code used twice revokes what it issued (the store did, in
+                // the same transaction).
+                if let Some(grant) = match &revoked_grant {
+                    Some(id) => self.store().grant(id).await?,
+                    None => None,
+                } {
+                    self.record_grant(EventKind::CodeReused, &grant, "grant revoked", Some(source))
+                        .await;
+                }
+                return Err(OAuthError::ExpiredAuthorizationCode);
             }
-            return Err(OAuthError::ExpiredAuthorizationCode);
-        }
+        };
         if record.client_id != client.client_id {
             return Err(OAuthError::InvalidAuthorizationCode);
         }

@@ -300,8 +300,6 @@ impl Authority {
                     code_challenge: request.code_challenge.clone(),
                     created_at: now,
                     expires_at: now.plus_secs(CODE_TTL_SECS),
-                    used_at: None,
-                    grant_id: None,
                 };
                 self.store().insert_code(&record).await?;
                 Ok(target.location(&[("code", code.expose_secret())]))

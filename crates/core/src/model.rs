@@ -90,10 +90,6 @@ pub struct AuthCode {
     pub code_challenge: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
-    /// When it was redeemed; `None` while unused.
-    pub used_at: Option<Timestamp>,
-    /// What its redemption issued, so that a second use can revoke it (RFC 6749 §4.1.2).
-    pub grant_id: Option<String>,
 }
 
 /// A grant: one user's approval of one client, and the family of refresh tokens and access

@@ -25,8 +25,8 @@ use tessera_core::model::{
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
-    ClientPurge, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan, PurgeRound,
-    RefreshCommit, RefreshOutcome, RefreshTokenView, Store, StoreError,
+    ClientPurge, CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan,
+    PurgeRound, RefreshCommit, RefreshOutcome, RefreshTokenView, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_proto::Scope;
@@ -46,9 +46,9 @@ macro_rules! store_conformance_tests {
             clients_round_trip_every_field,
             clients_are_listed_updated_and_unknown_updates_report_false,
             approval_is_recorded_and_replaced,
-            code_is_redeemed_once_by_the_issuance_that_uses_it,
-            a_second_issuance_with_a_spent_code_revokes_the_first,
-            concurrent_issuances_with_one_code_issue_once,
+            code_is_redeemed_once_then_revokes_what_it_issued,
+            a_code_presented_again_before_its_issuance_issues_nothing,
+            concurrent_uses_of_one_code_leave_no_live_grant,
             unknown_code_is_not_found,
             usernames_are_case_insensitive,
             issuance_is_found_by_every_hash,
@@ -227,8 +227,6 @@ impl World {
             code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
             created_at: T0,
             expires_at: at(900),
-            used_at: None,
-            grant_id: None,
         }
     }
 
@@ -595,64 +593,59 @@ pub async fn approval_is_recorded_and_replaced(store: Arc<dyn Store>) {
 
 // ------------------------------------------------------------------------ authorization codes
 
-pub async fn code_is_redeemed_once_by_the_issuance_that_uses_it(store: Arc<dyn Store>) {
+/// The first presentation spends the code; a later one is `AlreadyUsed` and revokes what the
+/// code issued, in the same transaction (RFC 6749 §4.1.2).
+pub async fn code_is_redeemed_once_then_revokes_what_it_issued(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let code = world.code("code-1", &world.client);
     store.insert_code(&code).await.unwrap();
     assert_eq!(
-        store.code(&code.code_hash).await.unwrap(),
-        Some(code.clone())
+        store.redeem_code(&code.code_hash, at(10)).await.unwrap(),
+        CodeRedemption::Redeemed(code.clone())
     );
-
-    let issuance = world.issuance("grant-1", &world.client, Some(&code));
-    issued(&store, &issuance).await;
-    let spent = store.code(&code.code_hash).await.unwrap().unwrap();
-    assert_eq!(spent.used_at, Some(T0));
-    assert_eq!(spent.grant_id.as_deref(), Some("grant-1"));
-    assert_eq!(
-        AuthCode {
-            used_at: None,
-            grant_id: None,
-            ..spent
-        },
-        code,
-        "nothing else about the code changes"
-    );
+    issued(
+        &store,
+        &world.issuance("grant-1", &world.client, Some(&code)),
+    )
+    .await;
+    for secs in [11, 12] {
+        assert_eq!(
+            store.redeem_code(&code.code_hash, at(secs)).await.unwrap(),
+            CodeRedemption::AlreadyUsed {
+                revoked_grant: Some("grant-1".to_owned())
+            }
+        );
+    }
+    assert_eq!(world.grant_revoked_at("grant-1").await, Some(at(11)));
+    assert_eq!(world.access_revoked_at("grant-1/at0").await, Some(at(11)));
 }
 
-/// RFC 6749 §4.1.2: a code presented again after it issued revokes what it issued, in the same
-/// transaction, and issues nothing.
-pub async fn a_second_issuance_with_a_spent_code_revokes_the_first(store: Arc<dyn Store>) {
+/// A second presentation that arrives while the first is still issuing is recorded on the code,
+/// and the first's issuance then writes nothing.
+pub async fn a_code_presented_again_before_its_issuance_issues_nothing(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let code = world.code("code-1", &world.client);
     store.insert_code(&code).await.unwrap();
-    issued(&store, &world.issuance("first", &world.client, Some(&code))).await;
-
-    let second = world.issuance("second", &world.client, Some(&code));
+    store.redeem_code(&code.code_hash, at(10)).await.unwrap();
     assert_eq!(
-        store.issue(&second).await.unwrap(),
-        IssueOutcome::CodeAlreadyUsed {
-            revoked_grant: Some("first".to_owned())
-        }
-    );
-    assert_eq!(store.grant("second").await.unwrap(), None);
-    assert!(!world.has_access_token("second/at0").await);
-    assert!(world.grant_revoked_at("first").await.is_some());
-    assert!(world.access_revoked_at("first/at0").await.is_some());
-    // A code that does not exist issues nothing either.
-    let mut ghost = world.issuance("ghost", &world.client, None);
-    ghost.code_hash = Some(hash("never issued"));
-    assert_eq!(
-        store.issue(&ghost).await.unwrap(),
-        IssueOutcome::CodeAlreadyUsed {
+        store.redeem_code(&code.code_hash, at(11)).await.unwrap(),
+        CodeRedemption::AlreadyUsed {
             revoked_grant: None
         }
     );
-    assert_eq!(store.grant("ghost").await.unwrap(), None);
+    let late = world.issuance("late", &world.client, Some(&code));
+    assert_eq!(
+        store.issue(&late).await.unwrap(),
+        IssueOutcome::CodePresentedAgain
+    );
+    assert_eq!(store.grant("late").await.unwrap(), None);
+    assert!(!world.has_access_token("late/at0").await);
+    assert!(!world.has_refresh_token("late/rt0").await);
 }
 
-/// Two uses of one code that race: exactly one issuance is written, and the other revokes it.
-pub async fn concurrent_issuances_with_one_code_issue_once(store: Arc<dyn Store>) {
+/// Eight presentations of one code race, each issuing when it redeemed: at most one issuance is
+/// written, and none is left live.
+pub async fn concurrent_uses_of_one_code_leave_no_live_grant(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let code = world.code("code-1", &world.client);
     store.insert_code(&code).await.unwrap();
@@ -660,24 +653,40 @@ pub async fn concurrent_issuances_with_one_code_issue_once(store: Arc<dyn Store>
         .map(|i| {
             let store = Arc::clone(&store);
             let issuance = world.issuance(&format!("race-{i}"), &world.client, Some(&code));
-            tokio::spawn(async move { store.issue(&issuance).await.unwrap() })
+            tokio::spawn(async move {
+                match store.redeem_code(&hash("code-1"), at(i)).await.unwrap() {
+                    CodeRedemption::Redeemed(_) => Some(store.issue(&issuance).await.unwrap()),
+                    _ => None,
+                }
+            })
         })
         .collect();
     let mut written = Vec::new();
+    let mut redeemed = 0;
     for (i, attempt) in attempts.into_iter().enumerate() {
-        if let IssueOutcome::Issued { .. } = attempt.await.unwrap() {
-            written.push(format!("race-{i}"));
+        match attempt.await.unwrap() {
+            Some(IssueOutcome::Issued { .. }) => {
+                redeemed += 1;
+                written.push(format!("race-{i}"));
+            }
+            Some(IssueOutcome::CodePresentedAgain) => redeemed += 1,
+            None => {}
         }
     }
-    assert_eq!(written.len(), 1, "{written:?}");
-    assert!(
-        world.grant_revoked_at(&written[0]).await.is_some(),
-        "the later uses revoked what the first issued"
-    );
+    assert_eq!(redeemed, 1, "the code is redeemed once");
+    for grant_id in written {
+        assert!(
+            world.grant_revoked_at(&grant_id).await.is_some(),
+            "{grant_id} is live"
+        );
+    }
 }
 
 pub async fn unknown_code_is_not_found(store: Arc<dyn Store>) {
-    assert_eq!(store.code(&hash("never issued")).await.unwrap(), None);
+    assert_eq!(
+        store.redeem_code(&hash("never issued"), T0).await.unwrap(),
+        CodeRedemption::NotFound
+    );
 }
 
 pub async fn usernames_are_case_insensitive(store: Arc<dyn Store>) {
@@ -1020,6 +1029,7 @@ pub async fn deleting_a_client_removes_everything_issued_to_it(store: Arc<dyn St
 
     let code = world.code("code-1", &world.client);
     store.insert_code(&code).await.unwrap();
+    store.redeem_code(&code.code_hash, at(1)).await.unwrap();
     let issuance = world.issuance("doomed", &world.client, Some(&code));
     issued(&store, &issuance).await;
     let doomed = issuance.grant;
@@ -1076,7 +1086,11 @@ pub async fn deleting_a_client_removes_everything_issued_to_it(store: Arc<dyn St
         );
     }
     for label in ["code-1", "code-2"] {
-        assert_eq!(store.code(&hash(label)).await.unwrap(), None, "{label}");
+        assert_eq!(
+            store.redeem_code(&hash(label), at(90)).await.unwrap(),
+            CodeRedemption::NotFound,
+            "{label}"
+        );
     }
     assert_eq!(
         store.approved_scope(user_id, client_id).await.unwrap(),
@@ -1087,7 +1101,10 @@ pub async fn deleting_a_client_removes_everything_issued_to_it(store: Arc<dyn St
     assert_eq!(store.grant("kept").await.unwrap(), Some(kept.grant));
     assert!(world.has_refresh_token("kept/rt0").await);
     assert!(world.has_access_token("kept/at0").await);
-    assert!(store.code(&hash("code-3")).await.unwrap().is_some());
+    assert!(matches!(
+        store.redeem_code(&hash("code-3"), at(90)).await.unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
     assert_eq!(
         store
             .approved_scope(user_id, "app-two")
@@ -1594,10 +1611,7 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
 
     // Codes: two expired (one used), one valid, one valid and linked to a grant purged below.
     let expired = world.code("code-expired", &app);
-    let expired_used = AuthCode {
-        used_at: Some(at(100)),
-        ..world.code("code-expired-used", &app)
-    };
+    let expired_used = world.code("code-expired-used", &app);
     let valid = AuthCode {
         created_at: at(9_900),
         expires_at: at(10_500),
@@ -1611,6 +1625,14 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
     for code in [&expired, &expired_used, &valid, &linked] {
         store.insert_code(code).await.unwrap();
     }
+    store
+        .redeem_code(&expired_used.code_hash, at(100))
+        .await
+        .unwrap();
+    store
+        .redeem_code(&linked.code_hash, at(3_000))
+        .await
+        .unwrap();
 
     // Grants (each with access token `<id>/at0`, valid two hours from its creation).
     let issuances = [
@@ -1785,13 +1807,23 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
         }
     );
     assert_eq!(row_counts(&store).await, expected_after);
-    // The code outlives its deleted grant, used and unlinked; the valid one is still unused.
-    let linked_after = store.code(&linked.code_hash).await.unwrap().unwrap();
+    // The code outlives its deleted grant, unlinked; the valid one is still redeemable.
     assert_eq!(
-        (linked_after.used_at, linked_after.grant_id),
-        (Some(at(3_000)), None)
+        store
+            .redeem_code(&linked.code_hash, at(10_001))
+            .await
+            .unwrap(),
+        CodeRedemption::AlreadyUsed {
+            revoked_grant: None
+        }
     );
-    assert_eq!(store.code(&valid.code_hash).await.unwrap(), Some(valid));
+    assert_eq!(
+        store
+            .redeem_code(&valid.code_hash, at(10_001))
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(valid)
+    );
 }
 
 /// Housekeeping runs in rounds: each removes at most the batch per rule, and says whether
@@ -1915,6 +1947,7 @@ pub async fn a_failed_issuance_writes_nothing(store: Arc<dyn Store>) {
     let first = world.issue("grant-1").await;
     let code = world.code("code-1", &world.client);
     store.insert_code(&code).await.unwrap();
+    store.redeem_code(&code.code_hash, at(1)).await.unwrap();
 
     let grant = world.grant("grant-2", &world.client, true);
     let clashing = Issuance {
@@ -1928,9 +1961,11 @@ pub async fn a_failed_issuance_writes_nothing(store: Arc<dyn Store>) {
     assert_eq!(store.grant("grant-2").await.unwrap(), None);
     assert!(!world.has_refresh_token("grant-2/rt0").await);
     assert_eq!(
-        store.code(&code.code_hash).await.unwrap(),
-        Some(code),
-        "the code is still unused: its redemption was rolled back with the issuance"
+        store.redeem_code(&code.code_hash, at(2)).await.unwrap(),
+        CodeRedemption::AlreadyUsed {
+            revoked_grant: None
+        },
+        "the code was not linked"
     );
     assert_eq!(
         store

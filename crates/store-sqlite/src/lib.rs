@@ -26,8 +26,8 @@ use tessera_core::model::{
     AccessTokenRecord, AuthCode, Client, Event, Grant, Hash, Note, Org, StoredEvent, User,
 };
 use tessera_core::store::{
-    EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan, PurgeRound, RefreshCommit,
-    RefreshOutcome, RefreshTokenView, Store, StoreError,
+    CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan, PurgeRound,
+    RefreshCommit, RefreshOutcome, RefreshTokenView, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
 
@@ -412,15 +412,34 @@ impl Store for SqliteStore {
             code.code_challenge.clone(),
             code.created_at.0,
             code.expires_at.0,
-            code.used_at.map(|t| t.0),
-            code.grant_id.clone(),
         );
         self.change(sql::CODE_INSERT, values).await.map(drop)
     }
 
-    async fn code(&self, code_hash: &Hash) -> Result<Option<AuthCode>, StoreError> {
-        self.find(sql::CODE_BY_HASH, (*code_hash,), rows::code)
-            .await
+    async fn redeem_code(
+        &self,
+        code_hash: &Hash,
+        now: Timestamp,
+    ) -> Result<CodeRedemption, StoreError> {
+        let code_hash = *code_hash;
+        self.write(move |c| {
+            if execute(c, sql::CODE_SPEND, params![now.0, code_hash])? > 0 {
+                let code = optional(c, sql::CODE_BY_HASH, [code_hash], rows::code)?;
+                return Ok(code.map_or(CodeRedemption::NotFound, CodeRedemption::Redeemed));
+            }
+            if execute(c, sql::CODE_PRESENTED_AGAIN, [code_hash])? == 0 {
+                return Ok(CodeRedemption::NotFound);
+            }
+            let revoked_grant = optional(c, sql::CODE_GRANT, [code_hash], |row| {
+                row.get::<_, Option<String>>(0)
+            })?
+            .flatten();
+            if let Some(id) = &revoked_grant {
+                revoke_grant(c, id, now)?;
+            }
+            Ok(CodeRedemption::AlreadyUsed { revoked_grant })
+        })
+        .await
     }
 
     async fn issue(&self, issuance: &Issuance) -> Result<IssueOutcome, StoreError> {
@@ -432,19 +451,11 @@ impl Store for SqliteStore {
             max_live_grants,
         } = issuance.clone();
         self.write(move |c| {
+            // A code presented again since its redemption issues nothing. The single writer
+            // makes this check and the writes below one step.
             if let Some(code_hash) = code_hash {
-                // The redemption decides first: a code another use redeemed issues nothing
-                // here, and what that use issued is revoked (RFC 6749 §4.1.2).
-                let redeem = params![grant.created_at.0, code_hash];
-                if execute(c, sql::CODE_REDEEM, redeem)? == 0 {
-                    let revoked_grant = optional(c, sql::CODE_GRANT, [code_hash], |row| {
-                        row.get::<_, Option<String>>(0)
-                    })?
-                    .flatten();
-                    if let Some(id) = &revoked_grant {
-                        revoke_grant(c, id, grant.created_at)?;
-                    }
-                    return Ok(IssueOutcome::CodeAlreadyUsed { revoked_grant });
+                if optional(c, sql::CODE_MAY_ISSUE, [code_hash], |_| Ok(()))?.is_none() {
+                    return Ok(IssueOutcome::CodePresentedAgain);
                 }
             }
             execute(

@@ -116,8 +116,6 @@ pub(crate) fn code(row: &Row<'_>) -> rusqlite::Result<AuthCode> {
         code_challenge: row.get(5)?,
         created_at: timestamp(row, 6)?,
         expires_at: timestamp(row, 7)?,
-        used_at: optional_timestamp(row, 8)?,
-        grant_id: row.get(9)?,
     })
 }
 

@@ -26,8 +26,7 @@ macro_rules! client_columns {
 }
 macro_rules! code_columns {
     () => {
-        "code_hash, client_id, user_id, redirect_uri, scope, code_challenge, created_at, expires_at, \
-         used_at, grant_id"
+        "code_hash, client_id, user_id, redirect_uri, scope, code_challenge, created_at, expires_at"
     };
 }
 macro_rules! grant_columns {
@@ -127,13 +126,17 @@ pub(crate) const APPROVAL_UPSERT: &str =
 pub(crate) const CODE_INSERT: &str = concat!(
     "INSERT INTO auth_codes (",
     code_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 );
-/// The redemption itself, inside the issuance: marks code ?2 used at ?1, only if it is still
-/// unused; of concurrent attempts only one changes the row.
-pub(crate) const CODE_REDEEM: &str =
+/// The redemption itself: of concurrent attempts only one changes the row.
+pub(crate) const CODE_SPEND: &str =
     "UPDATE auth_codes SET used_at = ?1 WHERE code_hash = ?2 AND used_at IS NULL";
-/// Links a redeemed code to what it issued, once the grant exists (a foreign key).
+/// A later presentation of a spent code, recorded for the issuance that may still be on its way.
+pub(crate) const CODE_PRESENTED_AGAIN: &str =
+    "UPDATE auth_codes SET presented_again = 1 WHERE code_hash = ?1";
+/// Whether an issuance may link code ?1: it exists and was not presented again.
+pub(crate) const CODE_MAY_ISSUE: &str =
+    "SELECT 1 FROM auth_codes WHERE code_hash = ?1 AND presented_again = 0";
 pub(crate) const CODE_LINK: &str = "UPDATE auth_codes SET grant_id = ?1 WHERE code_hash = ?2";
 pub(crate) const CODE_BY_HASH: &str = concat!(
     "SELECT ",
@@ -350,7 +353,9 @@ mod tests {
             ("touch grant", GRANT_TOUCH.to_owned()),
             ("touch grant if current", GRANT_TOUCH_IF_CURRENT.to_owned()),
             ("access token lookup", ACCESS_BY_HASH.to_owned()),
-            ("redeem code", CODE_REDEEM.to_owned()),
+            ("redeem code", CODE_SPEND.to_owned()),
+            ("code presented again", CODE_PRESENTED_AGAIN.to_owned()),
+            ("code may issue", CODE_MAY_ISSUE.to_owned()),
             ("link code", CODE_LINK.to_owned()),
             ("user by username", USER_BY_USERNAME.to_owned()),
             ("approval limit", GRANTS_OVER_LIMIT.to_owned()),

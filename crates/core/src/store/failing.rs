@@ -11,8 +11,8 @@ use crate::model::{
     AccessTokenRecord, AuthCode, Client, Event, Grant, Hash, Note, Org, StoredEvent, User,
 };
 use crate::store::{
-    EventFilter, Issuance, IssueOutcome, PurgePlan, PurgeRound, RefreshCommit, RefreshOutcome,
-    RefreshTokenView, Store, StoreError,
+    CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgePlan, PurgeRound, RefreshCommit,
+    RefreshOutcome, RefreshTokenView, Store, StoreError,
 };
 use crate::time::Timestamp;
 
@@ -133,9 +133,13 @@ impl Store for FailingStore {
         self.inner.insert_code(code).await
     }
 
-    async fn code(&self, code_hash: &Hash) -> Result<Option<AuthCode>, StoreError> {
+    async fn redeem_code(
+        &self,
+        code_hash: &Hash,
+        now: Timestamp,
+    ) -> Result<CodeRedemption, StoreError> {
         self.check()?;
-        self.inner.code(code_hash).await
+        self.inner.redeem_code(code_hash, now).await
     }
 
     async fn issue(&self, issuance: &Issuance) -> Result<IssueOutcome, StoreError> {

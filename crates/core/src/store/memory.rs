@@ -12,8 +12,8 @@ use crate::model::{
     StoredEvent, User,
 };
 use crate::store::{
-    EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan, PurgeRound, RefreshCommit,
-    RefreshOutcome, RefreshTokenView, Store, StoreError,
+    CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan, PurgeRound,
+    RefreshCommit, RefreshOutcome, RefreshTokenView, Store, StoreError,
 };
 use crate::time::Timestamp;
 
@@ -23,13 +23,22 @@ struct State {
     users: BTreeMap<String, User>,
     clients: BTreeMap<String, Client>,
     approvals: HashMap<(String, String), String>,
-    codes: HashMap<Hash, AuthCode>,
+    codes: HashMap<Hash, StoredCode>,
     grants: HashMap<String, Grant>,
     refresh_tokens: HashMap<Hash, RefreshTokenRecord>,
     access_tokens: HashMap<Hash, AccessTokenRecord>,
     events: Vec<StoredEvent>,
     next_event_id: i64,
     notes: HashMap<String, Note>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredCode {
+    code: AuthCode,
+    used_at: Option<Timestamp>,
+    grant_id: Option<String>,
+    /// Presented again after its redemption.
+    presented_again: bool,
 }
 
 /// The in-memory store.
@@ -77,9 +86,9 @@ impl State {
         self.refresh_tokens.retain(|_, t| t.grant_id != grant_id);
         let access = self.access_tokens.len();
         self.access_tokens.retain(|_, t| t.grant_id != grant_id);
-        for code in self.codes.values_mut() {
-            if code.grant_id.as_deref() == Some(grant_id) {
-                code.grant_id = None;
+        for stored in self.codes.values_mut() {
+            if stored.grant_id.as_deref() == Some(grant_id) {
+                stored.grant_id = None;
             }
         }
         (
@@ -251,7 +260,7 @@ impl Store for MemoryStore {
             for id in grants {
                 s.delete_grant(&id);
             }
-            s.codes.retain(|_, c| c.client_id != client_id);
+            s.codes.retain(|_, c| c.code.client_id != client_id);
             s.approvals.retain(|(_, c), _| c != client_id);
             true
         }))
@@ -288,13 +297,39 @@ impl Store for MemoryStore {
             if s.codes.contains_key(&code.code_hash) {
                 return Err(StoreError::Conflict("authorization code"));
             }
-            s.codes.insert(code.code_hash, code.clone());
+            s.codes.insert(
+                code.code_hash,
+                StoredCode {
+                    code: code.clone(),
+                    used_at: None,
+                    grant_id: None,
+                    presented_again: false,
+                },
+            );
             Ok(())
         })
     }
 
-    async fn code(&self, code_hash: &Hash) -> Result<Option<AuthCode>, StoreError> {
-        Ok(self.with(|s| s.codes.get(code_hash).cloned()))
+    async fn redeem_code(
+        &self,
+        code_hash: &Hash,
+        now: Timestamp,
+    ) -> Result<CodeRedemption, StoreError> {
+        Ok(self.with(|s| {
+            let Some(stored) = s.codes.get_mut(code_hash) else {
+                return CodeRedemption::NotFound;
+            };
+            if stored.used_at.is_none() {
+                stored.used_at = Some(now);
+                return CodeRedemption::Redeemed(stored.code.clone());
+            }
+            stored.presented_again = true;
+            let revoked_grant = stored.grant_id.clone();
+            if let Some(id) = &revoked_grant {
+                s.revoke_grant(id, now);
+            }
+            CodeRedemption::AlreadyUsed { revoked_grant }
+        }))
     }
 
     async fn issue(&self, issuance: &Issuance) -> Result<IssueOutcome, StoreError> {
@@ -304,13 +339,8 @@ impl Store for MemoryStore {
                 return Err(StoreError::Conflict("grant id"));
             }
             if let Some(hash) = &issuance.code_hash {
-                let unused = s.codes.get(hash).is_some_and(|c| c.used_at.is_none());
-                if !unused {
-                    let revoked_grant = s.codes.get(hash).and_then(|c| c.grant_id.clone());
-                    if let Some(id) = &revoked_grant {
-                        s.revoke_grant(id, grant.created_at);
-                    }
-                    return Ok(IssueOutcome::CodeAlreadyUsed { revoked_grant });
+                if s.codes.get(hash).is_none_or(|c| c.presented_again) {
+                    return Ok(IssueOutcome::CodePresentedAgain);
                 }
             }
             // Every key is checked before anything changes: a failing issuance writes nothing.
@@ -325,9 +355,8 @@ impl Store for MemoryStore {
             {
                 return Err(StoreError::Conflict("access token"));
             }
-            if let Some(code) = issuance.code_hash.and_then(|h| s.codes.get_mut(&h)) {
-                code.used_at = Some(grant.created_at);
-                code.grant_id = Some(grant.id.clone());
+            if let Some(stored) = issuance.code_hash.and_then(|h| s.codes.get_mut(&h)) {
+                stored.grant_id = Some(grant.id.clone());
             }
             s.grants.insert(grant.id.clone(), grant.clone());
             if let Some(hash) = issuance.refresh_token_hash {
@@ -559,7 +588,7 @@ impl Store for MemoryStore {
             counts.access_tokens += n;
             complete &= done;
             let (n, done) = purge_map(&mut s.codes, batch, |c| {
-                c.expires_at < plan.codes_expired_before
+                c.code.expires_at < plan.codes_expired_before
             });
             counts.codes += n;
             complete &= done;

@@ -23,15 +23,28 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// Outcome of presenting an authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First presentation: the code is now spent, whatever comes of this request.
+    Redeemed(AuthCode),
+    /// The code was presented before. This presentation is recorded on the code, so that an
+    /// issuance still in flight from the first one issues nothing; what the first one issued,
+    /// if it has, is revoked in the same transaction (RFC 6749 §4.1.2).
+    AlreadyUsed {
+        revoked_grant: Option<String>,
+    },
+    NotFound,
+}
+
 /// Everything an issuance writes, in one transaction.
 #[derive(Debug, Clone)]
 pub struct Issuance {
     pub grant: Grant,
     pub refresh_token_hash: Option<Hash>,
     pub access_token: AccessTokenRecord,
-    /// The code this issuance redeems. Redemption and issuance are one transaction: the code is
-    /// marked used and linked to the grant only if it is still unused; if another use got there
-    /// first, nothing is issued and what that use issued is revoked instead (RFC 6749 §4.1.2).
+    /// The code this issuance was redeemed from: linked to the grant in the same transaction,
+    /// unless the code was presented again meanwhile — then nothing is issued.
     pub code_hash: Option<Hash>,
     /// The approval limit: when issuing a refresh token makes the user's live refresh-token
     /// grants for this client more than this, the oldest are revoked with their tokens, in the
@@ -58,9 +71,8 @@ pub struct RefreshCommit {
 pub enum IssueOutcome {
     /// Written; `evicted` are the grants the approval limit revoked, oldest first.
     Issued { evicted: Vec<String> },
-    /// The code was used by someone else first: nothing was written but the revocation of
-    /// `revoked_grant`, what that other use issued (if it issued anything).
-    CodeAlreadyUsed { revoked_grant: Option<String> },
+    /// The code was presented again while this issuance was on its way: nothing was written.
+    CodePresentedAgain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,12 +205,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     // Authorization codes.
     async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError>;
-    /// A code, used or not (its `used_at` and `grant_id` tell).
-    async fn code(&self, code_hash: &Hash) -> Result<Option<AuthCode>, StoreError>;
+    /// Spends a code on its first presentation, whatever its expiry or client (the caller
+    /// checks those); see [`CodeRedemption`] for a later one.
+    async fn redeem_code(
+        &self,
+        code_hash: &Hash,
+        now: Timestamp,
+    ) -> Result<CodeRedemption, StoreError>;
 
     // Grants and tokens.
-    /// Creates the grant with its first refresh token and access token; redeems and links the
-    /// code (see [`Issuance::code_hash`]); applies the approval limit.
+    /// Creates the grant with its first refresh token and access token; links the code (see
+    /// [`Issuance::code_hash`]); applies the approval limit.
     async fn issue(&self, issuance: &Issuance) -> Result<IssueOutcome, StoreError>;
     async fn refresh_token(
         &self,
