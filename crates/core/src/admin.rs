@@ -92,52 +92,10 @@ impl ClientSettings {
     }
 }
 
-/// Schemes that run or read something where they land instead of reaching an application.
-const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "file", "vbscript", "blob", "about"];
-
-/// A redirect URI a code or a token may be sent to:
-/// - absolute, without a fragment (RFC 6749 §3.1.2);
-/// - `https`; or plain `http` only to the loopback interface or `localhost`, where nothing
-///   crosses a network (RFC 8252 §7.3), since anything else would carry the code in clear;
-/// - or a private-use scheme in reverse-domain form, `com.example.app:/callback` (RFC 8252
-///   §7.1), never one that runs or reads something (`javascript:`, `data:`, `file:`, …).
+/// A redirect URI a code or a token may be sent to (see [`crate::authorize::redirect_uri_safety`]).
 pub fn validate_redirect_uri(uri: &str) -> Result<(), AdminError> {
-    let refuse = |why: &str| Err(AdminError::Invalid(format!("redirect URI {uri:?}: {why}")));
-    let Ok(parsed) = url::Url::parse(uri) else {
-        return refuse("not an absolute URI");
-    };
-    if parsed.fragment().is_some() || uri.contains('#') {
-        return refuse("must not have a fragment (RFC 6749 §3.1.2)");
-    }
-    let scheme = parsed.scheme();
-    if FORBIDDEN_SCHEMES.contains(&scheme) {
-        return refuse(&format!("the {scheme}: scheme is never a redirect target"));
-    }
-    match scheme {
-        "https" if parsed.host().is_some() => Ok(()),
-        "https" => refuse("an https URI needs a host"),
-        "http" => {
-            let loopback = match parsed.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-                None => false,
-            };
-            if loopback {
-                Ok(())
-            } else {
-                refuse(
-                    "plain http is allowed only to 127.0.0.1, [::1] or localhost (RFC 8252 §7.3); \
-                     use https",
-                )
-            }
-        }
-        private if private.contains('.') => Ok(()),
-        _ => refuse(
-            "a private-use scheme must be in reverse-domain form, like \
-             com.example.app:/callback (RFC 8252 §7.1)",
-        ),
-    }
+    crate::authorize::redirect_uri_safety(uri)
+        .map_err(|why| AdminError::Invalid(format!("redirect URI {uri:?}: {why}")))
 }
 
 /// A grant with its audit history (issue, rotations, replays, revocation).

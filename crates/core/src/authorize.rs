@@ -40,6 +40,9 @@ pub enum AuthorizePageError {
     RedirectUriMissing,
     RedirectUriMismatch,
     RepeatedParameter,
+    /// Registered, but not a safe target (registered before the rules of
+    /// [`redirect_uri_safety`] were enforced): never redirected to.
+    UnsafeRedirectUri,
 }
 
 impl AuthorizePageError {
@@ -47,7 +50,7 @@ impl AuthorizePageError {
         match self {
             Self::MissingClientId | Self::InvalidClientId => "invalid_client_id",
             Self::RedirectUriMissing => "redirect_uri_missing",
-            Self::RedirectUriMismatch => "redirect_uri_mismatch",
+            Self::RedirectUriMismatch | Self::UnsafeRedirectUri => "redirect_uri_mismatch",
             Self::RepeatedParameter | Self::MalformedRequest => "invalid_request",
         }
     }
@@ -58,6 +61,7 @@ impl AuthorizePageError {
             Self::InvalidClientId => "client identifier invalid",
             Self::RedirectUriMissing => "redirect_uri missing",
             Self::RedirectUriMismatch => "redirect_uri must match configuration",
+            Self::UnsafeRedirectUri => "redirect_uri is not a safe redirect target",
             Self::RepeatedParameter => "client_id and redirect_uri must be sent once",
             Self::MalformedRequest => "malformed request",
         }
@@ -112,6 +116,54 @@ impl RedirectTarget {
     }
 }
 
+/// Schemes that run or read something where they land instead of reaching an application.
+const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "file", "vbscript", "blob", "about"];
+
+/// A redirect URI a code or a token may be sent to:
+/// - absolute, without a fragment (RFC 6749 §3.1.2);
+/// - `https`; or plain `http` only to the loopback interface or `localhost`, where nothing
+///   crosses a network (RFC 8252 §7.3), since anything else would carry the code in clear;
+/// - or a private-use scheme in reverse-domain form, `com.example.app:/callback` (RFC 8252
+///   §7.1), never one that runs or reads something (`javascript:`, `data:`, `file:`, …).
+pub fn redirect_uri_safety(uri: &str) -> Result<(), String> {
+    let refuse = |why: &str| Err(why.to_owned());
+    let Ok(parsed) = url::Url::parse(uri) else {
+        return refuse("not an absolute URI");
+    };
+    if parsed.fragment().is_some() || uri.contains('#') {
+        return refuse("must not have a fragment (RFC 6749 §3.1.2)");
+    }
+    let scheme = parsed.scheme();
+    if FORBIDDEN_SCHEMES.contains(&scheme) {
+        return refuse(&format!("the {scheme}: scheme is never a redirect target"));
+    }
+    match scheme {
+        "https" if parsed.host().is_some() => Ok(()),
+        "https" => refuse("an https URI needs a host"),
+        "http" => {
+            let loopback = match parsed.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                refuse(
+                    "plain http is allowed only to 127.0.0.1, [::1] or localhost (RFC 8252 §7.3); \
+                     use https",
+                )
+            }
+        }
+        private if private.contains('.') => Ok(()),
+        _ => refuse(
+            "a private-use scheme must be in reverse-domain form, like \
+             com.example.app:/callback (RFC 8252 §7.1)",
+        ),
+    }
+}
+
 /// Whether `requested` is one of the client's redirect URIs: exact string comparison (RFC 9700
 /// §4.1.3), except that a registered loopback `http` URI without a port matches any port
 /// (RFC 8252 §7.3).
@@ -160,6 +212,9 @@ pub fn check_client_and_redirect(
     let redirect_uri = redirect_uri.ok_or(AuthorizePageError::RedirectUriMissing)?;
     if !redirect_uri_registered(&client, redirect_uri) {
         return Err(AuthorizePageError::RedirectUriMismatch);
+    }
+    if redirect_uri_safety(redirect_uri).is_err() {
+        return Err(AuthorizePageError::UnsafeRedirectUri);
     }
     Ok((client, redirect_uri.to_owned()))
 }
@@ -347,6 +402,22 @@ mod tests {
             &fixed,
             "http://127.0.0.1:8977/callback"
         ));
+    }
+
+    #[test]
+    fn an_unsafe_uri_registered_before_the_rules_is_never_redirected_to() {
+        let c = client(false, &["javascript:alert(1)", "http://app.example.com/cb"]);
+        for uri in ["javascript:alert(1)", "http://app.example.com/cb"] {
+            let q = format!(
+                "client_id=x&redirect_uri={}",
+                url::form_urlencoded::byte_serialize(uri.as_bytes()).collect::<String>()
+            );
+            assert_eq!(
+                check_client_and_redirect(&params(&q), Some(c.clone())).unwrap_err(),
+                AuthorizePageError::UnsafeRedirectUri,
+                "{uri}"
+            );
+        }
     }
 
     #[test]
