@@ -37,6 +37,40 @@ impl Env {
     fn json(&self, args: &[&str], stdin: Option<&str>) -> Value {
         common::json(self.command(), args, stdin)
     }
+
+    /// Creates a user with this password.
+    fn user(&self, username: &str, password: &str) -> Value {
+        self.json(
+            &[
+                "admin",
+                "--json",
+                "user",
+                "create",
+                "--username",
+                username,
+                "--password-stdin",
+            ],
+            Some(password),
+        )
+    }
+
+    /// Creates a confidential client redirecting to `https://a/cb`; returns its id.
+    fn client(&self, name: &str) -> String {
+        let client = self.json(
+            &[
+                "admin",
+                "--json",
+                "client",
+                "create",
+                "--name",
+                name,
+                "--redirect-uri",
+                "https://a/cb",
+            ],
+            None,
+        );
+        client["client_id"].as_str().unwrap().to_owned()
+    }
 }
 
 #[test]
@@ -318,32 +352,8 @@ fn users_can_be_created_disabled_enabled_and_given_a_new_password() {
 #[test]
 fn set_password_revokes_the_users_grants_unless_kept() {
     let env = Env::new();
-    env.json(
-        &[
-            "admin",
-            "--json",
-            "user",
-            "create",
-            "--username",
-            "p@example.com",
-            "--password-stdin",
-        ],
-        Some("first password"),
-    );
-    let client = env.json(
-        &[
-            "admin",
-            "--json",
-            "client",
-            "create",
-            "--name",
-            "P",
-            "--redirect-uri",
-            "https://a/cb",
-        ],
-        None,
-    );
-    let id = client["client_id"].as_str().unwrap();
+    env.user("p@example.com", "first password");
+    let id: &str = &env.client("P");
     let mint = || {
         env.json(
             &[
@@ -401,32 +411,8 @@ fn set_password_revokes_the_users_grants_unless_kept() {
 #[test]
 fn token_mint_prints_the_token_endpoint_body() {
     let env = Env::new();
-    env.json(
-        &[
-            "admin",
-            "--json",
-            "user",
-            "create",
-            "--username",
-            "m@example.com",
-            "--password-stdin",
-        ],
-        Some("mint password"),
-    );
-    let client = env.json(
-        &[
-            "admin",
-            "--json",
-            "client",
-            "create",
-            "--name",
-            "Load",
-            "--redirect-uri",
-            "https://a/cb",
-        ],
-        None,
-    );
-    let id = client["client_id"].as_str().unwrap();
+    env.user("m@example.com", "mint password");
+    let id: &str = &env.client("Load");
     let minted = env.json(
         &[
             "admin",
@@ -466,32 +452,8 @@ fn token_mint_prints_the_token_endpoint_body() {
 #[test]
 fn admin_commands_honour_the_servers_settings_from_the_environment() {
     let env = Env::new();
-    env.json(
-        &[
-            "admin",
-            "--json",
-            "user",
-            "create",
-            "--username",
-            "l@example.com",
-            "--password-stdin",
-        ],
-        Some("limit password"),
-    );
-    let client = env.json(
-        &[
-            "admin",
-            "--json",
-            "client",
-            "create",
-            "--name",
-            "L",
-            "--redirect-uri",
-            "https://a/cb",
-        ],
-        None,
-    );
-    let id = client["client_id"].as_str().unwrap();
+    env.user("l@example.com", "limit password");
+    let id: &str = &env.client("L");
     for _ in 0..3 {
         let mut command = env.command();
         command.env("TESSERA_MAX_GRANTS_PER_USER_CLIENT", "2");
@@ -629,18 +591,7 @@ fn serve_dev_seeds_prints_a_walkthrough_and_stops_cleanly_on_sigterm() {
 #[test]
 fn lifecycle_admin_commands_revoke_show_chains_and_follow_events() {
     let env = Env::new();
-    env.json(
-        &[
-            "admin",
-            "--json",
-            "user",
-            "create",
-            "--username",
-            "l@example.com",
-            "--password-stdin",
-        ],
-        Some("lifecycle password"),
-    );
+    env.user("l@example.com", "lifecycle password");
     let client = env.json(
         &[
             "admin",
@@ -777,32 +728,8 @@ fn lifecycle_admin_commands_revoke_show_chains_and_follow_events() {
 #[test]
 fn disabling_a_user_and_rotating_a_secret_with_revocation_revoke_grants() {
     let env = Env::new();
-    env.json(
-        &[
-            "admin",
-            "--json",
-            "user",
-            "create",
-            "--username",
-            "d@example.com",
-            "--password-stdin",
-        ],
-        Some("disable password"),
-    );
-    let client = env.json(
-        &[
-            "admin",
-            "--json",
-            "client",
-            "create",
-            "--name",
-            "D",
-            "--redirect-uri",
-            "https://a/cb",
-        ],
-        None,
-    );
-    let id = client["client_id"].as_str().unwrap();
+    env.user("d@example.com", "disable password");
+    let id: &str = &env.client("D");
     let mint = || {
         env.json(
             &[
@@ -864,18 +791,7 @@ fn disabling_a_user_and_rotating_a_secret_with_revocation_revoke_grants() {
 #[test]
 fn the_server_runs_housekeeping_on_its_own() {
     let env = Env::new();
-    env.json(
-        &[
-            "admin",
-            "--json",
-            "user",
-            "create",
-            "--username",
-            "h@example.com",
-            "--password-stdin",
-        ],
-        Some("housekeeping password"),
-    );
+    env.user("h@example.com", "housekeeping password");
     let client = env.json(
         &[
             "admin",
