@@ -134,11 +134,21 @@ impl Authority {
                 });
             }
         };
-        let user = self.store().user_by_username(username).await?;
-        let phc = user
-            .as_ref()
-            .map_or_else(|| DUMMY_PHC.to_owned(), |u| u.password_hash.clone());
-        let verified = self.verify_password(password, phc).await?;
+        let checked = async {
+            let user = self.store().user_by_username(username).await?;
+            let phc = user
+                .as_ref()
+                .map_or_else(|| DUMMY_PHC.to_owned(), |u| u.password_hash.clone());
+            let verified = self.verify_password(password, phc).await?;
+            Ok::<_, LoginError>((user, verified))
+        };
+        let (user, verified) = match checked.await {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.throttle().login_abandoned(attempt);
+                return Err(error);
+            }
+        };
         match user {
             Some(user) if verified && !user.disabled => {
                 self.throttle().login_succeeded(attempt);

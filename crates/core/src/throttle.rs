@@ -391,6 +391,15 @@ impl Throttle {
         self.logins_by_address.give_back(&attempt.address);
     }
 
+    /// The attempt was never judged (the store failed, no check slot was free): it gives its
+    /// count back to every budget, as it was no failed guess.
+    pub fn login_abandoned(&self, attempt: LoginAttempt) {
+        self.logins_by_user_and_address
+            .give_back(&(attempt.user.clone(), attempt.address));
+        self.logins_by_user.give_back(&attempt.user);
+        self.logins_by_address.give_back(&attempt.address);
+    }
+
     /// Keys held by each counter (credentials, user and address, user, address): for
     /// measurements and tests.
     pub fn tracked_keys(&self) -> [u64; 4] {
@@ -523,6 +532,16 @@ mod tests {
         fail(&t, "bob", "10.1.1.1");
         fail(&t, "bob", "10.1.1.1");
         assert!(t.login_attempt("bob", ip("10.1.1.1"), T0).is_ok());
+    }
+
+    #[test]
+    fn an_attempt_never_judged_costs_nothing() {
+        let t = small();
+        for _ in 0..10 {
+            let attempt = t.login_attempt("carol", ip("10.4.4.4"), T0).unwrap();
+            t.login_abandoned(attempt);
+        }
+        assert!(t.login_attempt("carol", ip("10.4.4.4"), T0).is_ok());
     }
 
     #[test]
