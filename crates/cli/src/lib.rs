@@ -2,6 +2,7 @@
 //! clients, users and tokens directly in the database (safe while a server runs).
 
 mod admin;
+mod bench;
 mod client;
 mod config;
 mod demo;
@@ -58,6 +59,9 @@ enum Command {
     Logout,
     /// A narrated run of the whole flow against an in-process server.
     Demo(demo::DemoArgs),
+    /// The benchmark: throughput and latency of refresh and API calls, as ratios to the HTTP
+    /// floor of the same run (build with --release).
+    Bench(bench::BenchArgs),
 }
 
 /// Runs one command to completion.
@@ -76,6 +80,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing(settings.log_format, true);
             runtime.block_on(admin::run(settings, args))
         }
+        Command::Bench(args) => {
+            init_tracing(config::LogFormat::Text, true);
+            // One thread: the load generator is pinned to one core.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, bench::run(args))
+        }
         command => {
             init_tracing(config::LogFormat::Text, true);
             let paths = client::ClientPaths::from_env();
@@ -88,7 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     Command::Status => client::status(&paths, &profile).await,
                     Command::Logout => client::logout(&paths, &profile).await,
                     Command::Demo(args) => demo::run(args).await,
-                    Command::Serve(_) | Command::Admin(_) => Ok(()),
+                    Command::Serve(_) | Command::Admin(_) | Command::Bench(_) => Ok(()),
                 }
             })
         }

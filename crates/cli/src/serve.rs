@@ -16,6 +16,9 @@ pub struct ServeArgs {
     /// Seed a demo user and client, and print a walkthrough.
     #[arg(long)]
     pub dev: bool,
+    /// Serve POST /bench/floor, the benchmark's reference handler (see `tessera bench`).
+    #[arg(long, hide = true)]
+    pub bench_floor: bool,
 }
 
 pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
@@ -32,7 +35,10 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         authority.clone(),
         std::time::Duration::from_secs(settings.housekeeping_interval_secs),
     );
-    let state = AppState::new(authority).with_trusted_proxies(settings.trusted_proxies.clone());
+    let state = AppState {
+        bench_floor: args.bench_floor,
+        ..AppState::new(authority).with_trusted_proxies(settings.trusted_proxies.clone())
+    };
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())

@@ -250,6 +250,10 @@ impl Authority {
         self.store.as_ref()
     }
 
+    pub(crate) fn shared_store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
     pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
     }
@@ -442,29 +446,12 @@ impl Authority {
             presented_secret,
         } = grant;
         let now = self.now();
-        let issue_refresh = may_issue_refresh && scope.allows_refresh_token();
-        let grant = Grant {
-            id: random_token(self.rng.as_ref(), 18),
-            client_id: client.client_id.clone(),
-            user_id: user.id.clone(),
-            org_id: user.org_id.clone(),
-            scope: scope.clone(),
-            created_at: now,
-            last_used_at: now,
-            revoked_at: None,
-            has_refresh_token: issue_refresh,
-        };
-        let refresh_token = issue_refresh
-            .then(|| mint_refresh_token(&self.config.server_key, self.rng.as_ref(), &grant.id));
-        let (access_token, access_record) = self.mint_access_token(client, &grant, scope, now);
+        let (issuance, refresh_token, access_token) =
+            self.build_issuance(client, user, scope, may_issue_refresh, now);
         let issuance = Issuance {
-            grant,
-            refresh_token_hash: refresh_token
-                .as_ref()
-                .map(|t| secret_hash(t.expose_secret())),
-            access_token: access_record,
             code_hash,
             max_live_grants: self.config.max_live_grants,
+            ..issuance
         };
         match self.store.issue(&issuance).await? {
             IssueOutcome::Issued { evicted } => {
@@ -501,6 +488,58 @@ impl Authority {
             now,
             presented_secret,
         ))
+    }
+
+    /// A new grant with its tokens, ready to store (no code, no approval limit), and the clear
+    /// tokens.
+    fn build_issuance(
+        &self,
+        client: &Client,
+        user: &User,
+        scope: &Scope,
+        may_issue_refresh: bool,
+        now: Timestamp,
+    ) -> (Issuance, Option<RefreshToken>, AccessToken) {
+        let issue_refresh = may_issue_refresh && scope.allows_refresh_token();
+        let grant = Grant {
+            id: random_token(self.rng.as_ref(), 18),
+            client_id: client.client_id.clone(),
+            user_id: user.id.clone(),
+            org_id: user.org_id.clone(),
+            scope: scope.clone(),
+            created_at: now,
+            last_used_at: now,
+            revoked_at: None,
+            has_refresh_token: issue_refresh,
+        };
+        let refresh_token = issue_refresh
+            .then(|| mint_refresh_token(&self.config.server_key, self.rng.as_ref(), &grant.id));
+        let (access_token, access_record) = self.mint_access_token(client, &grant, scope, now);
+        let issuance = Issuance {
+            grant,
+            refresh_token_hash: refresh_token
+                .as_ref()
+                .map(|t| secret_hash(t.expose_secret())),
+            access_token: access_record,
+            code_hash: None,
+            max_live_grants: None,
+        };
+        (issuance, refresh_token, access_token)
+    }
+
+    /// An issuance for the bulk path, and the response it answers.
+    pub(crate) fn new_issuance(
+        &self,
+        client: &Client,
+        user: &User,
+        scope: &Scope,
+    ) -> (Issuance, TokenResponse) {
+        let now = self.now();
+        let (issuance, refresh_token, access_token) =
+            self.build_issuance(client, user, scope, true, now);
+        let response =
+            self.token_response(client, user, scope, access_token, refresh_token, now, None);
+        (issuance, response)
     }
 
     pub(crate) fn mint_access_token(

@@ -37,6 +37,9 @@ pub struct AppState {
     pub authority: Authority,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client.
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// Serve `POST /bench/floor`, the benchmark's reference: a trivial handler on this same
+    /// stack (`tessera serve --bench-floor`; off otherwise).
+    pub bench_floor: bool,
 }
 
 impl AppState {
@@ -44,6 +47,7 @@ impl AppState {
         Self {
             authority,
             trusted_proxies: Arc::new(TrustedProxies::default()),
+            bench_floor: false,
         }
     }
 
@@ -63,7 +67,11 @@ impl AppState {
 /// The whole application, for `serve` and for in-process tests. Run it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so that throttling sees the peer.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if state.bench_floor {
+        router = router.route("/bench/floor", post(bench_floor));
+    }
+    router
         .route("/healthz", get(|| async { "ok" }))
         .route("/services/oauth2/token", any(token::token))
         .route(
@@ -100,6 +108,11 @@ pub fn app(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .with_state(state)
+}
+
+/// The benchmark's floor: what the stack costs with no work behind it.
+async fn bench_floor() -> axum::response::Response {
+    reply::json(StatusCode::OK, &serde_json::json!({ "ok": true }))
 }
 
 /// Runs housekeeping every `every` until the process ends: expired and revoked rows go, so the
