@@ -183,10 +183,18 @@ pub async fn stats(authority: &Authority, out: &Output) -> anyhow::Result<()> {
 pub async fn housekeeping(authority: &Authority, out: &Output) -> anyhow::Result<()> {
     let c = authority.housekeeping().await?;
     out.print(
-        &json!({ "access_tokens": c.access_tokens, "codes": c.codes, "refresh_tokens": c.refresh_tokens, "grants": c.grants, "events": c.events }),
+        &json!({
+            "access_tokens": c.access_tokens,
+            "codes": c.codes,
+            "sealed_successors": c.sealed_successors,
+            "grants": c.grants,
+            "events": c.events,
+            "changes": c.changes,
+        }),
         Some(format!(
-            "removed {} access tokens, {} codes, {} refresh tokens, {} grants, {} events",
-            c.access_tokens, c.codes, c.refresh_tokens, c.grants, c.events
+            "removed {} grants, {} codes, {} events, {} change-feed entries, {} stored access \
+             tokens; wiped {} sealed successors",
+            c.grants, c.codes, c.events, c.changes, c.access_tokens, c.sealed_successors
         )),
     );
     Ok(())

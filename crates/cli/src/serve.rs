@@ -31,6 +31,12 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(listen = %settings.listen, issuer = %settings.issuer, database = %settings.database, "tessera listening");
+    // Revocations still in force, and then every change other processes make (the admin
+    // commands), reach this server's in-memory state through the change feed.
+    authority
+        .follow_changes(std::time::Duration::from_millis(CHANGE_FEED_POLL_MS))
+        .await
+        .context("reading the change feed")?;
     tessera_server::spawn_housekeeping(
         authority.clone(),
         std::time::Duration::from_secs(settings.housekeeping_interval_secs),
@@ -65,6 +71,10 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutdown signal received; draining in-flight requests");
 }
+
+/// How often the server reads the change feed for changes made by other processes: how late an
+/// admin command's revocation can reach it.
+const CHANGE_FEED_POLL_MS: u64 = 100;
 
 const DEV_USERNAME: &str = "demo@example.com";
 const DEV_PASSWORD: &str = "tessera-demo";

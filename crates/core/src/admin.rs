@@ -11,6 +11,9 @@ use crate::store::{EventFilter, StoreError};
 
 /// Default access-token lifetime: Salesforce's default session timeout, 2 hours.
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 2 * 3600;
+/// Longest access-token lifetime: Salesforce's longest session timeout, 24 hours. Revocations
+/// are kept in force for this long.
+pub const MAX_ACCESS_TOKEN_TTL_SECS: u64 = 24 * 3600;
 /// Default retry window for rotated-out refresh tokens (DESIGN.md: 60 s; 0 is strict).
 pub const DEFAULT_REFRESH_RETRY_WINDOW_SECS: u64 = 60;
 /// Longest retry window: the sealed successor is a live credential held by the server, so it is
@@ -62,9 +65,9 @@ impl ClientSettings {
             client.refresh_token_policy = policy;
         }
         if let Some(ttl) = self.access_token_ttl_secs {
-            if ttl == 0 {
+            if ttl == 0 || ttl > MAX_ACCESS_TOKEN_TTL_SECS {
                 return Err(AdminError::Invalid(
-                    "access-token lifetime must be positive".into(),
+                    "access-token lifetime must be positive and at most 24h".into(),
                 ));
             }
             client.access_token_ttl_secs = ttl;
@@ -150,8 +153,26 @@ impl Authority {
     ) -> Result<Client, AdminError> {
         let mut client = self.client(client_id).await?;
         settings.apply(&mut client)?;
-        self.store().update_client(&client).await?;
+        self.store().update_client(&client, self.now()).await?;
+        self.client_changed(client_id);
         Ok(client)
+    }
+
+    /// A client this process changed: its cached copy goes.
+    fn client_changed(&self, client_id: &str) {
+        self.guard().changed(
+            crate::model::ChangeKind::ClientChanged,
+            client_id,
+            self.now().plus_secs(MAX_ACCESS_TOKEN_TTL_SECS),
+        );
+    }
+
+    fn user_changed(&self, user_id: &str) {
+        self.guard().changed(
+            crate::model::ChangeKind::UserChanged,
+            user_id,
+            self.now().plus_secs(MAX_ACCESS_TOKEN_TTL_SECS),
+        );
     }
 
     /// Replaces a confidential client's secret; the old one stops working at once. Tokens
@@ -169,7 +190,8 @@ impl Authority {
         }
         let secret = ClientSecret::new(new_client_secret(self));
         client.secret_hash = Some(secret_hash(secret.expose_secret()));
-        self.store().update_client(&client).await?;
+        self.store().update_client(&client, self.now()).await?;
+        self.client_changed(client_id);
         if revoke_tokens {
             self.revoke_client_grants(client_id, "client secret rotated")
                 .await?;
@@ -177,12 +199,21 @@ impl Authority {
         Ok((client, secret))
     }
 
+    /// Deletes a client and everything issued to it; its access tokens stop working.
     pub async fn delete_client(&self, client_id: &str) -> Result<(), AdminError> {
-        if self.store().delete_client(client_id).await? {
-            Ok(())
-        } else {
-            Err(AdminError::NotFound(format!("client {client_id}")))
+        let live = self
+            .store()
+            .revoke_grants_of_client(client_id, self.now())
+            .await?;
+        if !self.store().delete_client(client_id, self.now()).await? {
+            return Err(AdminError::NotFound(format!("client {client_id}")));
         }
+        let now = self.now();
+        for grant_id in &live {
+            self.grant_revoked(grant_id, now);
+        }
+        self.client_changed(client_id);
+        Ok(())
     }
 
     pub async fn create_user(
@@ -228,7 +259,8 @@ impl Authority {
     ) -> Result<User, AdminError> {
         let mut user = self.user(username).await?;
         user.disabled = disabled;
-        self.store().update_user(&user).await?;
+        self.store().update_user(&user, self.now()).await?;
+        self.user_changed(&user.id);
         if disabled {
             self.revoke_user_grants(&user.id, "user disabled").await?;
         }
@@ -247,7 +279,8 @@ impl Authority {
         check_password(&password)?;
         let mut user = self.user(username).await?;
         user.password_hash = self.hash_password(password).await;
-        self.store().update_user(&user).await?;
+        self.store().update_user(&user, self.now()).await?;
+        self.user_changed(&user.id);
         let revoked = if keep_sessions {
             0
         } else {
@@ -309,7 +342,7 @@ impl Authority {
         let mut kept = Vec::with_capacity(keep);
         let mut in_flight = tokio::task::JoinSet::new();
         for n in 0..count {
-            let (issuance, response) = self.new_issuance(&client, &user, &scope);
+            let (issuance, response) = self.new_issuance(&client, &user, &scope)?;
             if (n as usize) < keep {
                 kept.push(response);
             }

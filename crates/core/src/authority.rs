@@ -19,9 +19,11 @@ use tessera_proto::{
 };
 use tokio::sync::Semaphore;
 
+use crate::admin::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::crypto::{self, ReusableVerifier, ServerKey};
+use crate::guard::Guard;
 use crate::ids::{random_token, salesforce_id, secret_hash};
-use crate::model::{AccessTokenRecord, Client, Event, EventKind, Grant, Hash, Org, User};
+use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Hash, Org, User};
 use crate::sealing::mint_refresh_token;
 use crate::store::{Issuance, IssueOutcome, Store, StoreError};
 use crate::throttle::{Throttle, ThrottleConfig, Throttled};
@@ -178,6 +180,7 @@ pub struct Authority {
     throttle: Arc<Throttle>,
     password_checks: Arc<Semaphore>,
     password_verifier: Arc<ReusableVerifier>,
+    guard: Arc<Guard>,
 }
 
 /// A storage failure at an OAuth endpoint: 503 `temporarily_unavailable` with `Retry-After`,
@@ -192,7 +195,7 @@ impl From<StoreError> for OAuthError {
     }
 }
 
-fn log_event(event: &Event) {
+pub(crate) fn log_event(event: &Event) {
     tracing::info!(
         target: "tessera::audit",
         kind = event.kind.name(),
@@ -233,6 +236,7 @@ impl Authority {
             throttle: Arc::new(Throttle::new(config.throttle)),
             password_checks: Arc::new(Semaphore::new(permits)),
             password_verifier: Arc::new(ReusableVerifier::default()),
+            guard: Arc::new(Guard::default()),
             config: Arc::new(config),
         }
     }
@@ -272,6 +276,84 @@ impl Authority {
 
     pub(crate) fn password_verifier(&self) -> &Arc<ReusableVerifier> {
         &self.password_verifier
+    }
+
+    pub(crate) fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// A grant this process revoked: its access tokens stop working here at once (other
+    /// processes learn it from the change feed).
+    pub(crate) fn grant_revoked(&self, grant_id: &str, now: Timestamp) {
+        self.guard.changed(
+            ChangeKind::GrantRevoked,
+            grant_id,
+            now.plus_secs(MAX_ACCESS_TOKEN_TTL_SECS),
+        );
+    }
+
+    /// The client, from the cache when it is there.
+    pub(crate) async fn cached_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Client>, StoreError> {
+        if let Some(client) = self.guard.client(client_id) {
+            return Ok(Some(client));
+        }
+        let client = self.store.client_by_id(client_id).await?;
+        if let Some(client) = &client {
+            self.guard.keep_client(client);
+        }
+        Ok(client)
+    }
+
+    /// Reads the change feed from where the store is now, then follows it every `every`, so
+    /// that revocations and client and user changes made by other processes (the admin
+    /// commands, other nodes) reach this one's caches. Call it before serving: it loads the
+    /// revocations still in force.
+    pub async fn follow_changes(
+        &self,
+        every: std::time::Duration,
+    ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+        let (live, seq) = self.store.live_changes(self.now()).await?;
+        self.guard.reset(&live, seq);
+        let authority = self.clone();
+        Ok(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if let Err(error) = authority.catch_up().await {
+                    tracing::warn!(error = %error, "reading the change feed failed; retrying");
+                }
+            }
+        }))
+    }
+
+    /// Applies what the change feed holds past what this process has seen.
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        loop {
+            let changes = self.store.changes_since(self.guard.seq(), 1000).await?;
+            if self.guard.apply_feed(&changes) {
+                // Entries were purged before this process read them: start over.
+                let (live, seq) = self.store.live_changes(self.now()).await?;
+                self.guard.reset(&live, seq);
+                tracing::warn!(
+                    "the change feed moved on while this process was away; caches reset"
+                );
+            }
+            if changes.len() < 1000 {
+                break;
+            }
+        }
+        self.guard.prune(self.now());
+        Ok(())
+    }
+
+    /// How much the in-memory state holds, for measurements: revoked grants, revoked tokens,
+    /// cached clients, users and grant owners.
+    pub fn cache_sizes(&self) -> [usize; 5] {
+        self.guard.sizes()
     }
 
     /// Records an audit event: a row in the events table and a structured log line, never a
@@ -423,8 +505,21 @@ impl Authority {
         Ok(self.store.default_org().await?.unwrap_or(org))
     }
 
+    /// The user, from the cache when it is there (every change to a user goes through the
+    /// change feed).
+    pub(crate) async fn cached_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        if let Some(user) = self.guard.user(user_id) {
+            return Ok(Some(user));
+        }
+        let user = self.store.user_by_id(user_id).await?;
+        if let Some(user) = &user {
+            self.guard.keep_user(user);
+        }
+        Ok(user)
+    }
+
     pub(crate) async fn active_user(&self, user_id: &str) -> Result<User, OAuthError> {
-        match self.store.user_by_id(user_id).await? {
+        match self.cached_user(user_id).await? {
             Some(user) if !user.disabled => Ok(user),
             _ => Err(OAuthError::InactiveUser),
         }
@@ -447,17 +542,19 @@ impl Authority {
         } = grant;
         let now = self.now();
         let (issuance, refresh_token, access_token) =
-            self.build_issuance(client, user, scope, may_issue_refresh, now);
+            self.build_issuance(client, user, scope, may_issue_refresh, now)?;
+        let issued = self.grant_event(EventKind::Issued, &issuance.grant, "", source);
         let issuance = Issuance {
             code_hash,
             max_live_grants: self.config.max_live_grants,
+            events: vec![issued.clone()],
             ..issuance
         };
         match self.store.issue(&issuance).await? {
             IssueOutcome::Issued { evicted } => {
-                self.record_grant(EventKind::Issued, &issuance.grant, "", source)
-                    .await;
+                log_event(&issued);
                 for grant_id in evicted {
+                    self.grant_revoked(&grant_id, now);
                     let event_grant = Grant {
                         id: grant_id,
                         ..issuance.grant.clone()
@@ -490,8 +587,8 @@ impl Authority {
         ))
     }
 
-    /// A new grant with its tokens, ready to store (no code, no approval limit), and the clear
-    /// tokens.
+    /// A new grant with its tokens, ready to store (no code, no approval limit, no event), and
+    /// the clear tokens.
     fn build_issuance(
         &self,
         client: &Client,
@@ -499,7 +596,7 @@ impl Authority {
         scope: &Scope,
         may_issue_refresh: bool,
         now: Timestamp,
-    ) -> (Issuance, Option<RefreshToken>, AccessToken) {
+    ) -> Result<(Issuance, Option<RefreshToken>, AccessToken), OAuthError> {
         let issue_refresh = may_issue_refresh && scope.allows_refresh_token();
         let grant = Grant {
             id: random_token(self.rng.as_ref(), 18),
@@ -514,17 +611,18 @@ impl Authority {
         };
         let refresh_token = issue_refresh
             .then(|| mint_refresh_token(&self.config.server_key, self.rng.as_ref(), &grant.id));
-        let (access_token, access_record) = self.mint_access_token(client, &grant, scope, now);
+        let access_token = self.mint_access_token(client, &grant, scope, now)?;
         let issuance = Issuance {
-            grant,
             refresh_token_hash: refresh_token
                 .as_ref()
                 .map(|t| secret_hash(t.expose_secret())),
-            access_token: access_record,
+            idle_expires_at: idle_expiry(client, now),
+            events: Vec::new(),
             code_hash: None,
             max_live_grants: None,
+            grant,
         };
-        (issuance, refresh_token, access_token)
+        Ok((issuance, refresh_token, access_token))
     }
 
     /// An issuance for the bulk path, and the response it answers.
@@ -533,40 +631,35 @@ impl Authority {
         client: &Client,
         user: &User,
         scope: &Scope,
-    ) -> (Issuance, TokenResponse) {
+    ) -> Result<(Issuance, TokenResponse), OAuthError> {
         let now = self.now();
         let (issuance, refresh_token, access_token) =
-            self.build_issuance(client, user, scope, true, now);
+            self.build_issuance(client, user, scope, true, now)?;
         let response =
             self.token_response(client, user, scope, access_token, refresh_token, now, None);
-        (issuance, response)
+        Ok((issuance, response))
     }
 
+    /// An access token of `grant`, verifiable from its own content (see `access_token.rs`),
+    /// for the client's lifetime, at most [`MAX_ACCESS_TOKEN_TTL_SECS`].
     pub(crate) fn mint_access_token(
         &self,
         client: &Client,
         grant: &Grant,
         scope: &Scope,
         now: Timestamp,
-    ) -> (AccessToken, AccessTokenRecord) {
-        // `<15-char org id>!<random>`, as Salesforce's.
-        let org15 = &grant.org_id[..grant.org_id.len().min(15)];
-        let token = AccessToken::new(format!(
-            "{org15}!{}",
-            random_token(self.rng.as_ref(), TOKEN_BYTES)
-        ));
-        let record = AccessTokenRecord {
-            token_hash: secret_hash(token.expose_secret()),
-            grant_id: grant.id.clone(),
-            client_id: client.client_id.clone(),
-            user_id: grant.user_id.clone(),
-            org_id: grant.org_id.clone(),
-            scope: scope.clone(),
-            issued_at: now,
-            expires_at: now.plus_secs(client.access_token_ttl_secs),
-            revoked_at: None,
-        };
-        (token, record)
+    ) -> Result<AccessToken, OAuthError> {
+        let ttl = client.access_token_ttl_secs.min(MAX_ACCESS_TOKEN_TTL_SECS);
+        crate::access_token::mint(
+            &self.config.server_key,
+            self.rng.as_ref(),
+            &grant.org_id,
+            &grant.id,
+            scope,
+            now,
+            now.plus_secs(ttl),
+        )
+        .ok_or(OAuthError::InvalidScope)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -610,7 +703,7 @@ impl Authority {
             expires_in: self
                 .config
                 .emit_expires_in
-                .then_some(client.access_token_ttl_secs),
+                .then_some(client.access_token_ttl_secs.min(MAX_ACCESS_TOKEN_TTL_SECS)),
         }
     }
 }
@@ -632,6 +725,16 @@ pub(crate) struct NewGrant<'a> {
     /// redirects no other page can read).
     pub may_issue_refresh: bool,
     pub presented_secret: Option<&'a ClientSecret>,
+}
+
+/// When a grant used at `now` expires from idleness, under its client's policy: never for most
+/// policies, which keeps the grant's row out of the idle index (and its refreshes from writing
+/// to it). An access token issued at `now` must have expired by then, so the later of the two.
+pub(crate) fn idle_expiry(client: &Client, now: Timestamp) -> Option<Timestamp> {
+    client
+        .refresh_token_policy
+        .idle_secs()
+        .map(|idle| now.plus_secs(idle.max(client.access_token_ttl_secs)))
 }
 
 /// What of `scope` the client may still have: an administrator may have removed scopes from it

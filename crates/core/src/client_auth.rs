@@ -14,7 +14,7 @@ impl Authority {
         &self,
         creds: &ClientCredentials,
     ) -> Result<Client, OAuthError> {
-        let Some(client) = self.store().client_by_id(&creds.client_id).await? else {
+        let Some(client) = self.cached_client(&creds.client_id).await? else {
             // Spend the time a secret check would, so that unknown ids do not answer faster.
             if let Some(secret) = &creds.secret {
                 let _ = crypto::hash_matches(secret.expose_secret(), &[0u8; 32]);

@@ -39,6 +39,9 @@ impl Authority {
             CodeRedemption::AlreadyUsed { revoked_grant } => {
                 // RFC 6749 §4.1.2: a code used twice revokes what it issued (the store did, in
                 // the same transaction).
+                if let Some(id) = &revoked_grant {
+                    self.grant_revoked(id, self.now());
+                }
                 if let Some(grant) = match &revoked_grant {
                     Some(id) => self.store().grant(id).await?,
                     None => None,

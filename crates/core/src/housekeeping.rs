@@ -5,9 +5,10 @@ use crate::policy::RefreshTokenPolicy;
 use crate::store::{ClientPurge, PurgeCounts, PurgePlan, StoreError};
 use crate::time::Timestamp;
 
-/// Revoked grants are kept this long (introspection answers, audit joins), then removed. Reuse of
-/// their tokens is still recognised afterwards, from the signed grant id.
-pub const REVOKED_RETENTION_SECS: u64 = 86_400;
+/// Revoked grants are kept this long (introspection answers, audit joins), then removed: as long
+/// as the longest-lived access token of theirs could still be unexpired. Reuse of their tokens
+/// is still recognised afterwards, from the signed grant id.
+pub const REVOKED_RETENTION_SECS: u64 = crate::admin::MAX_ACCESS_TOKEN_TTL_SECS;
 /// Expired codes are kept this long, so that a late second use still finds (and revokes) what
 /// the first use issued.
 pub const CODE_RETENTION_SECS: u64 = 3600;
@@ -16,9 +17,10 @@ pub const CODE_RETENTION_SECS: u64 = 3600;
 pub const PURGE_BATCH: u32 = 1000;
 
 impl Authority {
-    /// Removes what can no longer be used: expired access tokens and codes, rotated-out refresh
-    /// tokens past their retry window, grants past their policy or revoked long enough, old
-    /// events. Reuse detection survives it: a purged rotated-out token still names its family.
+    /// Removes what can no longer be used: expired codes (and stored access tokens of the earlier
+    /// format), sealed successors past their retry window, grants past their policy or revoked
+    /// long enough, old events, change-feed entries no longer in force. Reuse detection
+    /// survives it: a rotated-out token names its family from its own signature.
     /// Runs in rounds of at most [`PURGE_BATCH`] rows per rule until nothing is left.
     pub async fn housekeeping(&self) -> Result<PurgeCounts, StoreError> {
         let plan = self.purge_plan(PURGE_BATCH).await?;
@@ -49,29 +51,25 @@ impl Authority {
             codes_expired_before: ago(CODE_RETENTION_SECS),
             revoked_before: ago(REVOKED_RETENTION_SECS),
             events_before: ago(self.config().audit_retention_secs),
+            idle_expired_before: now,
+            changes_before: now,
             clients: clients
                 .iter()
                 .map(|c| {
-                    let (created_before, idle_before) = match c.refresh_token_policy {
-                        RefreshTokenPolicy::Infinite => (None, None),
+                    let created_before = match c.refresh_token_policy {
                         // No refresh ever works: the grant lives as long as its access tokens.
-                        RefreshTokenPolicy::Zero => (None, Some(ago(c.access_token_ttl_secs))),
-                        p @ RefreshTokenPolicy::SpecificLifetime { .. } => (
-                            p.lifetime_secs()
-                                .map(|l| ago(l.max(c.access_token_ttl_secs))),
-                            None,
-                        ),
-                        p @ RefreshTokenPolicy::SpecificInactivity { .. } => (
-                            None,
-                            p.idle_secs().map(|i| ago(i.max(c.access_token_ttl_secs))),
-                        ),
+                        RefreshTokenPolicy::Zero => Some(ago(c.access_token_ttl_secs)),
+                        p @ RefreshTokenPolicy::SpecificLifetime { .. } => p
+                            .lifetime_secs()
+                            .map(|l| ago(l.max(c.access_token_ttl_secs))),
+                        RefreshTokenPolicy::Infinite
+                        | RefreshTokenPolicy::SpecificInactivity { .. } => None,
                     };
                     ClientPurge {
                         client_id: c.client_id.clone(),
                         rotated_before: ago(c.refresh_retry_window_secs),
                         created_before,
-                        idle_before,
-                        access_only_idle_before: ago(c.access_token_ttl_secs),
+                        access_only_created_before: ago(c.access_token_ttl_secs),
                     }
                 })
                 .collect(),

@@ -1,5 +1,10 @@
 //! Identifiers and token values.
 
+use std::sync::OnceLock;
+
+use base64::alphabet::Alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::time::Random;
@@ -17,23 +22,33 @@ pub fn random_token(rng: &dyn Random, bytes: usize) -> String {
     encode_token(&raw)
 }
 
+/// Base64 over [`TOKEN_ALPHABET`], without padding, refusing non-canonical input (trailing bits
+/// that are not zero): one byte string has exactly one spelling, so that a token's hash names
+/// it alone.
+fn token_engine() -> &'static GeneralPurpose {
+    static ENGINE: OnceLock<GeneralPurpose> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let alphabet = Alphabet::new(
+            std::str::from_utf8(TOKEN_ALPHABET).unwrap_or_else(|_| unreachable!("ASCII")),
+        )
+        .unwrap_or_else(|_| unreachable!("64 distinct characters, no padding"));
+        GeneralPurpose::new(
+            &alphabet,
+            GeneralPurposeConfig::new()
+                .with_encode_padding(false)
+                .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+        )
+    })
+}
+
 /// Bytes written in [`TOKEN_ALPHABET`], 6 bits a character, no padding.
 pub fn encode_token(raw: &[u8]) -> String {
-    let mut out = String::with_capacity(raw.len() * 4 / 3 + 2);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for &b in raw {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(TOKEN_ALPHABET[((acc >> bits) & 63) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(TOKEN_ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
-    }
-    out
+    token_engine().encode(raw)
+}
+
+/// The bytes [`encode_token`] wrote, or `None` for anything it could not have written.
+pub fn decode_token(text: &str) -> Option<Vec<u8>> {
+    token_engine().decode(text).ok()
 }
 
 /// SHA-256 of a secret value: the only form in which tokens, codes and client secrets are stored.
@@ -86,6 +101,19 @@ mod tests {
         assert!(t
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_'));
+    }
+
+    #[test]
+    fn token_encoding_round_trips_and_has_one_spelling() {
+        for len in 0..40 {
+            let raw: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            assert_eq!(decode_token(&encode_token(&raw)), Some(raw));
+        }
+        // Two bytes take three characters; the last carries two bits that must be zero.
+        assert_eq!(encode_token(&[0xff, 0xff]), "__8");
+        assert!(decode_token("__9").is_none(), "trailing bits set");
+        assert!(decode_token("A").is_none(), "not a whole byte");
+        assert!(decode_token("ab-c").is_none(), "outside the alphabet");
     }
 
     #[test]

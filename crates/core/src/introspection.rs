@@ -1,11 +1,13 @@
 //! Introspection (RFC 7662, Salesforce §8).
 
-use tessera_proto::{ExposeSecret, OAuthError, PresentedToken};
+use subtle::ConstantTimeEq;
+use tessera_proto::{AccessToken, ExposeSecret, OAuthError, PresentedToken};
 
-use crate::authority::{ahead_of_clock, Authority, ClientCredentials, Source, MAX_TOKEN_LEN};
+use crate::authority::{Authority, ClientCredentials, Source, MAX_TOKEN_LEN};
 use crate::ids::secret_hash;
 use crate::model::{Client, Grant};
 use crate::policy::RefreshTokenPolicy;
+use crate::resource::ResourceError;
 use crate::time::Timestamp;
 
 /// An RFC 7662 introspection answer.
@@ -128,45 +130,55 @@ impl Authority {
 
     /// The token, if it is a live token of this client.
     async fn find_active(&self, client: &Client, token: &str) -> Result<Option<Found>, OAuthError> {
-        let now = self.now();
-        let hash = secret_hash(token);
-        let store = self.store();
-        if let Some(record) = store.access_token(&hash).await? {
-            let live = record.revoked_at.is_none()
-                && now < record.expires_at
-                && !ahead_of_clock(record.issued_at, now)
-                && record.client_id == client.client_id;
-            return Ok(live.then(|| Found {
-                user_id: record.user_id,
-                client_id: record.client_id,
-                scope: record.scope.to_string(),
-                token_type: "access_token",
-                exp: Some(record.expires_at),
-                iat: record.issued_at,
-            }));
+        let as_access = AccessToken::new(token);
+        match self.access_token_record(Some(&as_access)).await {
+            Ok(record) => {
+                return Ok((record.client_id == client.client_id).then(|| Found {
+                    user_id: record.user_id,
+                    client_id: record.client_id,
+                    scope: record.scope.to_string(),
+                    token_type: "access_token",
+                    exp: Some(record.expires_at),
+                    iat: record.issued_at,
+                }))
+            }
+            Err(ResourceError::Unavailable) => {
+                return Err(OAuthError::TemporarilyUnavailable {
+                    retry_after_secs: crate::authority::UNAVAILABLE_RETRY_AFTER_SECS,
+                })
+            }
+            Err(_) => {}
         }
-        let Some(view) = store.refresh_token(&hash).await? else {
+        let Some(grant_id) = self.refresh_token_grant(token).await? else {
             return Ok(None);
         };
-        let grant = view.grant;
-        let live = view.token.used_at.is_none()
+        let Some(family) = self.store().family(&grant_id).await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let grant = family.grant;
+        let current = family
+            .current
+            .is_some_and(|h| bool::from(h.ct_eq(&secret_hash(token))));
+        let live = current
             && grant.revoked_at.is_none()
             && grant.client_id == client.client_id
             && client.scopes.allows_refresh_token()
-            && !ahead_of_clock(view.token.created_at, now)
             && client.refresh_token_policy.allows_refresh(
                 grant.created_at,
                 grant.last_used_at,
                 now,
             );
         let exp = policy_expiry(client.refresh_token_policy, &grant);
+        // A rotated family's current token was issued when the previous one was rotated out.
+        let iat = family.rotated_at.unwrap_or(grant.created_at);
         Ok(live.then(|| Found {
             user_id: grant.user_id,
             client_id: grant.client_id,
             scope: grant.scope.to_string(),
             token_type: "refresh_token",
             exp,
-            iat: view.token.created_at,
+            iat,
         }))
     }
 }

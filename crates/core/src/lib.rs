@@ -2,12 +2,14 @@
 //! refresh-token policies, rotation and revocation, throttling. It owns the [`store::Store`]
 //! trait and the [`time::Clock`]; it knows nothing of HTTP or SQL.
 
+pub mod access_token;
 pub mod admin;
 pub mod authority;
 pub mod authorize;
 mod client_auth;
 mod code_grant;
 pub mod crypto;
+mod guard;
 pub mod housekeeping;
 pub mod ids;
 pub mod introspection;

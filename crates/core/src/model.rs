@@ -93,7 +93,7 @@ pub struct AuthCode {
 }
 
 /// A grant: one user's approval of one client, and the family of refresh tokens and access
-/// tokens issued from it.
+/// tokens issued from it. Its refresh-token state is a [`Family`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub id: String,
@@ -108,27 +108,27 @@ pub struct Grant {
     pub has_refresh_token: bool,
 }
 
-/// A refresh token of a family, looked up by hash.
+/// A grant with its family's refresh-token state: the current token, and the one it replaced,
+/// still answerable inside the retry window.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RefreshTokenRecord {
-    pub token_hash: Hash,
-    pub grant_id: String,
-    pub created_at: Timestamp,
-    /// Set when it was rotated out.
-    pub used_at: Option<Timestamp>,
-    /// The hash of the token that replaced it.
-    pub replaced_by: Option<Hash>,
-    /// The successor's token response, sealed with the server key, kept only for the retry
-    /// window so that a replay gets the very same pair back.
+pub struct Family {
+    pub grant: Grant,
+    /// The family's current refresh token; `None` when it has none.
+    pub current: Option<Hash>,
+    /// The token the current one replaced.
+    pub previous: Option<Hash>,
+    /// When `previous` was rotated out.
+    pub rotated_at: Option<Timestamp>,
+    /// The current pair's token response, sealed, answered to a replay of `previous` inside the
+    /// retry window; wiped when the window ends.
     pub sealed_successor: Option<Vec<u8>>,
 }
 
-impl std::fmt::Debug for RefreshTokenRecord {
+impl std::fmt::Debug for Family {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshTokenRecord")
-            .field("grant_id", &self.grant_id)
-            .field("created_at", &self.created_at)
-            .field("used_at", &self.used_at)
+        f.debug_struct("Family")
+            .field("grant", &self.grant)
+            .field("rotated_at", &self.rotated_at)
             .field(
                 "sealed_successor",
                 &self.sealed_successor.as_ref().map(|_| "[SEALED]"),
@@ -137,6 +137,52 @@ impl std::fmt::Debug for RefreshTokenRecord {
     }
 }
 
+/// What changed, for the caches of every process: revocations, clients and users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// A grant was revoked (its key): its access tokens stop working.
+    GrantRevoked,
+    /// One access token was revoked (its key is the token's hash, hex).
+    AccessTokenRevoked,
+    ClientChanged,
+    UserChanged,
+}
+
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 4] = [
+        Self::GrantRevoked,
+        Self::AccessTokenRevoked,
+        Self::ClientChanged,
+        Self::UserChanged,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GrantRevoked => "grant_revoked",
+            Self::AccessTokenRevoked => "access_token_revoked",
+            Self::ClientChanged => "client_changed",
+            Self::UserChanged => "user_changed",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// An entry of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub kind: ChangeKind,
+    pub key: String,
+    /// Until when it matters (a revocation: until the last token it affects has expired).
+    pub until: Timestamp,
+}
+
+/// A validated access token: what it grants, to whom, until when. Access tokens are verified
+/// from their own signed content (see `access_token.rs`); rows of this shape exist only for
+/// tokens of the earlier, stored format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessTokenRecord {
     pub token_hash: Hash,

@@ -7,20 +7,44 @@
 //! then is a rotated-out token judged: a replay inside the retry window, a duplicate of a
 //! refresh that has just committed, or reuse.
 
+use subtle::ConstantTimeEq;
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope, TokenResponse};
 
-use crate::authority::{still_allowed, Authority, Source, MAX_TOKEN_LEN};
+use crate::authority::{idle_expiry, still_allowed, Authority, Source, MAX_TOKEN_LEN};
 use crate::ids::secret_hash;
-use crate::model::{Client, EventKind, Grant, Hash};
+use crate::model::{Client, EventKind, Family, Grant, Hash};
 use crate::sealing::{mint_refresh_token, seal_response, signed_grant_id, unseal_response};
-use crate::store::{RefreshCommit, RefreshOutcome, RefreshTokenView};
+use crate::store::{RefreshCommit, RefreshOutcome};
 use crate::time::Timestamp;
 
-/// Without a retry window, a replay of a rotated-out token this soon after its rotation, while
-/// the successor is unused, is taken for a simultaneous duplicate of that refresh: refused with
-/// "token request is already being processed", neither answered with tokens nor punished.
-/// Later, it is reuse.
+/// Without a retry window, a replay of a rotated-out token this soon after its rotation is taken
+/// for a simultaneous duplicate of that refresh: refused with "token request is already being
+/// processed", neither answered with tokens nor punished. Later, it is reuse.
 pub const CONCURRENT_REFRESH_GRACE_MS: i64 = 2_000;
+
+/// Which of its family's tokens a presented refresh token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generation {
+    Current,
+    /// The one the current token replaced: answerable inside the retry window.
+    Previous,
+    /// Older still (or the family has no token any more): a genuine token, rotated out long ago.
+    Older,
+}
+
+fn same(a: &Hash, b: Option<&Hash>) -> bool {
+    b.is_some_and(|b| bool::from(a.ct_eq(b)))
+}
+
+fn generation(family: &Family, presented: &Hash) -> Generation {
+    if same(presented, family.current.as_ref()) {
+        Generation::Current
+    } else if same(presented, family.previous.as_ref()) {
+        Generation::Previous
+    } else {
+        Generation::Older
+    }
+}
 
 impl Authority {
     pub(crate) async fn refresh(
@@ -36,19 +60,29 @@ impl Authority {
             return Err(OAuthError::ExpiredRefreshToken);
         }
         let presented_hash = secret_hash(value);
-        let Some(view) = self.store().refresh_token(&presented_hash).await? else {
-            self.unknown_refresh_token(client, value, source).await?;
+        // The token names its family, under the server key's signature: a forged or garbled
+        // token is refused without a read. A token of the earlier, unsigned format is found by
+        // its hash.
+        let grant_id = match signed_grant_id(&self.config().server_key, value) {
+            Some(id) => id.to_owned(),
+            None => match self.store().legacy_refresh_grant(&presented_hash).await? {
+                Some(id) => id,
+                None => return Err(OAuthError::ExpiredRefreshToken),
+            },
+        };
+        let Some(family) = self.store().family(&grant_id).await? else {
             return Err(OAuthError::ExpiredRefreshToken);
         };
-        let grant = &view.grant;
+        let grant = &family.grant;
         // RFC 6749 §6: the token must have been issued to this client. Another client's token
         // is refused and left alone.
         if grant.client_id != client.client_id {
             return Err(OAuthError::ExpiredRefreshToken);
         }
+        let which = generation(&family, &presented_hash);
         let now = self.now();
         if grant.revoked_at.is_some() {
-            if view.token.replaced_by.is_some() {
+            if which != Generation::Current && client.rotates() {
                 self.record_grant(
                     EventKind::ReuseDetected,
                     grant,
@@ -69,14 +103,24 @@ impl Authority {
             return Err(OAuthError::ExpiredRefreshToken);
         }
         let scope = refreshed_scope(client, grant, requested_scope)?;
-        if let Some(used_at) = view.token.used_at {
-            return self
-                .rotated_out_token(client, &view, used_at, now, source)
-                .await;
+        match which {
+            Generation::Current => {}
+            Generation::Previous => {
+                return self
+                    .rotated_out_token(client, &family, &presented_hash, now, source)
+                    .await
+            }
+            Generation::Older if client.rotates() => {
+                return self
+                    .reuse(grant, "family revoked (old generation)", now, source)
+                    .await
+            }
+            // A non-rotating family has one token; any other is not this family's.
+            Generation::Older => return Err(OAuthError::ExpiredRefreshToken),
         }
         let user = self.active_user(&grant.user_id).await?;
 
-        let (access_token, access_record) = self.mint_access_token(client, grant, &scope, now);
+        let access_token = self.mint_access_token(client, grant, &scope, now)?;
         let successor = client
             .rotates()
             .then(|| mint_refresh_token(&self.config().server_key, self.rng(), &grant.id));
@@ -99,6 +143,12 @@ impl Authority {
                 )
             })
             .flatten();
+        let kind = if client.rotates() {
+            EventKind::Rotated
+        } else {
+            EventKind::Refreshed
+        };
+        let event = self.grant_event(kind, grant, "", Some(source));
         let commit = RefreshCommit {
             presented_hash,
             grant_id: grant.id.clone(),
@@ -107,82 +157,91 @@ impl Authority {
                 .as_ref()
                 .map(|t| secret_hash(t.expose_secret())),
             sealed_successor,
-            access_token: access_record,
+            idle_expires_at: idle_expiry(client, now),
             now,
+            event: event.clone(),
         };
         match self.store().commit_refresh(&commit).await? {
             RefreshOutcome::Committed => {
-                let kind = if client.rotates() {
-                    EventKind::Rotated
-                } else {
-                    EventKind::Refreshed
-                };
-                self.record_grant(kind, grant, "", Some(source)).await;
+                crate::authority::log_event(&event);
                 Ok(response)
             }
             RefreshOutcome::Stale => {
-                self.lost_refresh_race(client, &presented_hash, now, source)
+                self.lost_refresh_race(client, &grant.id, &presented_hash, now, source)
                     .await
             }
         }
     }
 
-    /// A token that was rotated out: the same pair again inside the retry window, "already
-    /// being processed" for a duplicate that lost a race by moments, and otherwise reuse.
+    /// The family's previous token: the same pair again inside the retry window, "already being
+    /// processed" for a duplicate that lost a race by moments, and otherwise reuse.
     async fn rotated_out_token(
         &self,
         client: &Client,
-        view: &RefreshTokenView,
-        used_at: Timestamp,
-        now: Timestamp,
-        source: &Source,
-    ) -> Result<TokenResponse, OAuthError> {
-        let grant = &view.grant;
-        if let Some(response) = self.replay_within_window(client, view, now) {
-            self.record_grant(EventKind::RetryReplayed, grant, "replay", Some(source))
-                .await;
-            return Ok(response);
-        }
-        if view.successor_unused && now < Timestamp(used_at.millis() + CONCURRENT_REFRESH_GRACE_MS)
-        {
-            // A duplicate of a refresh that has only just committed: simultaneous requests
-            // that lost the race by a few milliseconds are not thieves (security.md F3).
-            self.record_grant(EventKind::ConcurrentRefreshRefused, grant, "", Some(source))
-                .await;
-            return Err(OAuthError::TokenRequestInProgress);
-        }
-        // A rotated-out token outside the window: reuse. Revoke the whole family (RFC 9700
-        // §4.14.2); the revocation commits although the request fails.
-        self.store().revoke_grant(&grant.id, now).await?;
-        self.record_grant(
-            EventKind::ReuseDetected,
-            grant,
-            "family revoked",
-            Some(source),
-        )
-        .await;
-        Err(OAuthError::ExpiredRefreshToken)
-    }
-
-    /// The presented token changed between our read and our conditional update: a concurrent
-    /// refresh of the same token won (or the grant was revoked). Exactly one state change has
-    /// happened; inside the retry window the loser gets the winner's pair, otherwise Salesforce's
-    /// "already being processed". Never a revocation: a benign race must not log the user out.
-    async fn lost_refresh_race(
-        &self,
-        client: &Client,
+        family: &Family,
         presented_hash: &Hash,
         now: Timestamp,
         source: &Source,
     ) -> Result<TokenResponse, OAuthError> {
-        let view = self.store().refresh_token(presented_hash).await?;
-        let Some(view) = view.filter(|v| v.grant.revoked_at.is_none() && client.rotates()) else {
+        let grant = &family.grant;
+        if let Some(response) = self.replay_within_window(client, family, presented_hash, now) {
+            self.record_grant(EventKind::RetryReplayed, grant, "replay", Some(source))
+                .await;
+            return Ok(response);
+        }
+        let rotated_at = family.rotated_at.unwrap_or(Timestamp(0));
+        if now < Timestamp(rotated_at.millis() + CONCURRENT_REFRESH_GRACE_MS) {
+            // A duplicate of a refresh that has only just committed: simultaneous requests
+            // that lost the race by a few milliseconds are not thieves.
+            self.record_grant(EventKind::ConcurrentRefreshRefused, grant, "", Some(source))
+                .await;
+            return Err(OAuthError::TokenRequestInProgress);
+        }
+        self.reuse(grant, "family revoked", now, source).await
+    }
+
+    /// A rotated-out token outside the window: reuse. The whole family is revoked (RFC 9700
+    /// §4.14.2); the revocation commits although the request fails.
+    async fn reuse(
+        &self,
+        grant: &Grant,
+        detail: &str,
+        now: Timestamp,
+        source: &Source,
+    ) -> Result<TokenResponse, OAuthError> {
+        if self.store().revoke_grant(&grant.id, now).await? {
+            self.grant_revoked(&grant.id, now);
+        }
+        self.record_grant(EventKind::ReuseDetected, grant, detail, Some(source))
+            .await;
+        Err(OAuthError::ExpiredRefreshToken)
+    }
+
+    /// The presented token stopped being current between our read and our conditional update:
+    /// a concurrent refresh of the same token won (or the grant was revoked). Exactly one state
+    /// change has happened; inside the retry window the loser gets the winner's pair, otherwise
+    /// Salesforce's "already being processed". Never a revocation: a benign race must not log
+    /// the user out.
+    async fn lost_refresh_race(
+        &self,
+        client: &Client,
+        grant_id: &str,
+        presented_hash: &Hash,
+        now: Timestamp,
+        source: &Source,
+    ) -> Result<TokenResponse, OAuthError> {
+        let family = self.store().family(grant_id).await?;
+        let Some(family) = family.filter(|f| {
+            f.grant.revoked_at.is_none()
+                && client.rotates()
+                && generation(f, presented_hash) == Generation::Previous
+        }) else {
             return Err(OAuthError::ExpiredRefreshToken);
         };
-        if let Some(response) = self.replay_within_window(client, &view, now) {
+        if let Some(response) = self.replay_within_window(client, &family, presented_hash, now) {
             self.record_grant(
                 EventKind::RetryReplayed,
-                &view.grant,
+                &family.grant,
                 "concurrent",
                 Some(source),
             )
@@ -191,7 +250,7 @@ impl Authority {
         }
         self.record_grant(
             EventKind::ConcurrentRefreshRefused,
-            &view.grant,
+            &family.grant,
             "",
             Some(source),
         )
@@ -199,59 +258,22 @@ impl Authority {
         Err(OAuthError::TokenRequestInProgress)
     }
 
-    /// The successor pair again, if this rotated-out token is the immediately previous one, its
-    /// successor is unused, and the client's retry window has not passed.
+    /// The current pair again, for a replay of the previous token while the client's retry
+    /// window lasts (the current token is unused: using it would have made it the previous).
     fn replay_within_window(
         &self,
         client: &Client,
-        view: &RefreshTokenView,
+        family: &Family,
+        presented_hash: &Hash,
         now: Timestamp,
     ) -> Option<TokenResponse> {
-        let used_at = view.token.used_at?;
+        let rotated_at = family.rotated_at?;
         let window = client.refresh_retry_window_secs;
-        let inside = client.rotates() && window > 0 && now < used_at.plus_secs(window);
-        if !inside || !view.successor_unused {
+        if !(client.rotates() && window > 0 && now < rotated_at.plus_secs(window)) {
             return None;
         }
-        let sealed = view.token.sealed_successor.as_ref()?;
-        unseal_response(&self.config().server_key, sealed, &view.token.token_hash)
-    }
-
-    /// A refresh token with no row: garbage, a forgery, or a genuine token whose row is gone
-    /// (rotated out long ago, or its family purged). Only a token carrying a valid signature of
-    /// a live family of this rotating client revokes that family.
-    async fn unknown_refresh_token(
-        &self,
-        client: &Client,
-        value: &str,
-        source: &Source,
-    ) -> Result<(), OAuthError> {
-        let Some(grant_id) = signed_grant_id(&self.config().server_key, value) else {
-            return Ok(());
-        };
-        let grant = self.store().grant(grant_id).await?;
-        let Some(grant) = grant.filter(|g| g.client_id == client.client_id) else {
-            return Ok(());
-        };
-        if grant.revoked_at.is_none() && client.rotates() {
-            self.store().revoke_grant(&grant.id, self.now()).await?;
-            self.record_grant(
-                EventKind::ReuseDetected,
-                &grant,
-                "family revoked (old generation)",
-                Some(source),
-            )
-            .await;
-        } else if client.rotates() {
-            self.record_grant(
-                EventKind::ReuseDetected,
-                &grant,
-                "family already revoked",
-                Some(source),
-            )
-            .await;
-        }
-        Ok(())
+        let sealed = family.sealed_successor.as_ref()?;
+        unseal_response(&self.config().server_key, sealed, presented_hash)
     }
 }
 

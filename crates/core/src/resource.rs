@@ -3,10 +3,14 @@
 
 use tessera_proto::{AccessToken, ExposeSecret};
 
+use crate::access_token::{looks_signed, verify};
+use crate::admin::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::authority::{ahead_of_clock, Authority, MAX_TOKEN_LEN};
+use crate::guard::GrantOwner;
 use crate::ids::{salesforce_id, secret_hash};
 use crate::model::{AccessTokenRecord, Note, User};
 use crate::store::StoreError;
+use crate::time::Timestamp;
 
 /// Longest Note title and body (Salesforce's).
 pub const NOTE_TITLE_MAX: usize = 80;
@@ -93,26 +97,100 @@ impl NoteFields {
 }
 
 impl Authority {
-    /// Validates a bearer access token. A token is refused once revoked or expired, and also
-    /// when it was issued more than a small skew ahead of the clock: the clock was stepped back,
-    /// and without this an expired token would work again.
-    async fn access_token_record(
+    /// Validates a bearer access token: its signature, expiry and issue time (a token stamped
+    /// ahead of the clock means the clock was stepped back, and would otherwise make an expired
+    /// token work again), and the in-memory revocation state. No row is read, but for the
+    /// grant's owner the first time a grant is seen. Tokens of the earlier, stored format are
+    /// looked up as before.
+    pub(crate) async fn access_token_record(
         &self,
         token: Option<&AccessToken>,
     ) -> Result<AccessTokenRecord, ResourceError> {
-        let token = token.map(ExposeSecret::expose_secret).unwrap_or_default();
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN || !token.contains('!') {
+        let Some(token) = token else {
+            return Err(ResourceError::InvalidSession);
+        };
+        let value = token.expose_secret();
+        if value.is_empty() || value.len() > MAX_TOKEN_LEN || !value.contains('!') {
             return Err(ResourceError::InvalidSession);
         }
-        let record = self
-            .store()
-            .access_token(&secret_hash(token))
+        let now = self.now();
+        if !looks_signed(token) {
+            return self.stored_access_token(value, now).await;
+        }
+        let claims =
+            verify(&self.config().server_key, token).ok_or(ResourceError::InvalidSession)?;
+        if now >= claims.expires_at
+            || ahead_of_clock(claims.issued_at, now)
+            || self.guard().grant_revoked(&claims.grant_id)
+            || self.guard().token_revoked(&claims.token_hash)
+        {
+            return Err(ResourceError::InvalidSession);
+        }
+        let owner = self
+            .grant_owner(&claims.grant_id)
             .await?
             .ok_or(ResourceError::InvalidSession)?;
-        let now = self.now();
+        Ok(AccessTokenRecord {
+            token_hash: claims.token_hash,
+            grant_id: claims.grant_id,
+            client_id: owner.client_id,
+            user_id: owner.user_id,
+            org_id: owner.org_id,
+            scope: claims.scope,
+            issued_at: claims.issued_at,
+            expires_at: claims.expires_at,
+            revoked_at: None,
+        })
+    }
+
+    /// Who a grant belongs to, cached: it never changes. `None` when the grant is gone (its
+    /// client deleted, or purged).
+    pub(crate) async fn grant_owner(
+        &self,
+        grant_id: &str,
+    ) -> Result<Option<GrantOwner>, StoreError> {
+        if let Some(owner) = self.guard().owner(grant_id) {
+            return Ok(Some(owner));
+        }
+        let Some(grant) = self.store().grant(grant_id).await? else {
+            return Ok(None);
+        };
+        if grant.revoked_at.is_some() {
+            // Revoked since before this process knew of it.
+            self.guard().changed(
+                crate::model::ChangeKind::GrantRevoked,
+                grant_id,
+                grant
+                    .revoked_at
+                    .unwrap_or(Timestamp(0))
+                    .plus_secs(MAX_ACCESS_TOKEN_TTL_SECS),
+            );
+            return Ok(None);
+        }
+        let owner = GrantOwner {
+            client_id: grant.client_id,
+            user_id: grant.user_id,
+            org_id: grant.org_id,
+        };
+        self.guard().keep_owner(grant_id, owner.clone());
+        Ok(Some(owner))
+    }
+
+    /// A token of the earlier format, which had a row.
+    async fn stored_access_token(
+        &self,
+        value: &str,
+        now: Timestamp,
+    ) -> Result<AccessTokenRecord, ResourceError> {
+        let record = self
+            .store()
+            .access_token(&secret_hash(value))
+            .await?
+            .ok_or(ResourceError::InvalidSession)?;
         if record.revoked_at.is_some()
             || now >= record.expires_at
             || ahead_of_clock(record.issued_at, now)
+            || self.guard().grant_revoked(&record.grant_id)
         {
             return Err(ResourceError::InvalidSession);
         }
@@ -141,8 +219,7 @@ impl Authority {
             return Err(ResourceError::InsufficientScope);
         }
         let user = self
-            .store()
-            .user_by_id(&token.user_id)
+            .cached_user(&token.user_id)
             .await?
             .filter(|u| !u.disabled)
             .ok_or(ResourceError::InvalidSession)?;
@@ -171,8 +248,7 @@ impl Authority {
     }
 
     async fn user_of_org(&self, org_id: &str, user_id: &str) -> Result<User, ResourceError> {
-        self.store()
-            .user_by_id(user_id)
+        self.cached_user(user_id)
             .await?
             .filter(|u| u.org_id == org_id)
             .ok_or(ResourceError::NotFound)

@@ -1,12 +1,14 @@
 //! Revocation (RFC 7009, Salesforce §7), and the administrator's revocations.
 
-use tessera_proto::{ExposeSecret, PresentedToken};
+use tessera_proto::{AccessToken, ExposeSecret, PresentedToken};
 
+use crate::access_token::{looks_signed, verify};
 use crate::authority::{Authority, Source, MAX_TOKEN_LEN};
 use crate::ids::secret_hash;
-use crate::model::EventKind;
+use crate::model::{ChangeKind, EventKind};
 use crate::sealing::signed_grant_id;
 use crate::store::StoreError;
+use crate::time::Timestamp;
 
 /// What the caller of the revocation endpoint presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,34 +82,39 @@ impl Authority {
         }
         let now = self.now();
         let hash = secret_hash(token);
-        let store = self.store();
         // RFC 7009 §2.1: whatever the hint, search every token type.
-        if let Some(record) = store.access_token(&hash).await? {
-            store.revoke_access_token(&hash, now).await?;
-            if record.revoked_at.is_none() {
-                if let Some(grant) = store.grant(&record.grant_id).await? {
-                    self.record_grant(
-                        EventKind::Revoked,
-                        &grant,
-                        "access token, revocation endpoint",
-                        Some(source),
-                    )
-                    .await;
-                }
+        if let Some((expires_at, grant_id)) = self.access_token_issued(token, &hash).await? {
+            self.store()
+                .revoke_access_token(&hash, now, expires_at)
+                .await?;
+            self.guard().changed(
+                ChangeKind::AccessTokenRevoked,
+                &hex::encode(hash),
+                expires_at,
+            );
+            if let Some(grant) = self.store().grant(&grant_id).await? {
+                self.record_grant(
+                    EventKind::Revoked,
+                    &grant,
+                    "access token, revocation endpoint",
+                    Some(source),
+                )
+                .await;
             }
             return Ok(Revoked::AccessToken);
         }
-        let grant = match store.refresh_token(&hash).await? {
-            Some(view) => Some(view.grant),
-            // A genuine rotated-out token whose row is gone still names its family.
-            None => match signed_grant_id(&self.config().server_key, token) {
-                Some(id) => store.grant(id).await?,
-                None => None,
-            },
-        };
-        let grant = grant.ok_or(RevocationError::InvalidToken)?;
-        if grant.revoked_at.is_none() {
-            store.revoke_grant(&grant.id, now).await?;
+        // A genuine refresh token of any generation names its family, and revokes it.
+        let grant_id = self
+            .refresh_token_grant(token)
+            .await?
+            .ok_or(RevocationError::InvalidToken)?;
+        let grant = self
+            .store()
+            .grant(&grant_id)
+            .await?
+            .ok_or(RevocationError::InvalidToken)?;
+        if self.store().revoke_grant(&grant.id, now).await? {
+            self.grant_revoked(&grant.id, now);
             self.record_grant(
                 EventKind::Revoked,
                 &grant,
@@ -117,6 +124,38 @@ impl Authority {
             .await;
         }
         Ok(Revoked::Grant)
+    }
+
+    /// When an access token this server issued expires, and its grant, if it is one (expired
+    /// and revoked ones included: revoking them again is a success that changes nothing).
+    async fn access_token_issued(
+        &self,
+        token: &str,
+        hash: &crate::model::Hash,
+    ) -> Result<Option<(Timestamp, String)>, StoreError> {
+        let token = AccessToken::new(token);
+        if looks_signed(&token) {
+            return Ok(
+                verify(&self.config().server_key, &token).map(|c| (c.expires_at, c.grant_id))
+            );
+        }
+        Ok(self
+            .store()
+            .access_token(hash)
+            .await?
+            .map(|r| (r.expires_at, r.grant_id)))
+    }
+
+    /// The grant a refresh token names: from its signature, or for the earlier unsigned format,
+    /// from its hash.
+    pub(crate) async fn refresh_token_grant(
+        &self,
+        token: &str,
+    ) -> Result<Option<String>, StoreError> {
+        if let Some(id) = signed_grant_id(&self.config().server_key, token) {
+            return Ok(Some(id.to_owned()));
+        }
+        self.store().legacy_refresh_grant(&secret_hash(token)).await
     }
 
     /// Revokes one grant (administrator). Returns false if it was already revoked.
@@ -164,6 +203,10 @@ impl Authority {
     }
 
     async fn record_revocations(&self, ids: &[String], why: &str) -> Result<(), StoreError> {
+        let now = self.now();
+        for id in ids {
+            self.grant_revoked(id, now);
+        }
         for id in ids {
             if let Some(grant) = self.store().grant(id).await? {
                 self.record_grant(EventKind::Revoked, &grant, why, None)

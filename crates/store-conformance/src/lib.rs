@@ -21,12 +21,12 @@ use std::sync::Arc;
 
 use tessera_core::ids::secret_hash;
 use tessera_core::model::{
-    AccessTokenRecord, AuthCode, Client, Event, EventKind, Grant, Hash, Note, Org, User,
+    AuthCode, ChangeKind, Client, Event, EventKind, Family, Grant, Hash, Note, Org, User,
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
     ClientPurge, CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan,
-    PurgeRound, RefreshCommit, RefreshOutcome, RefreshTokenView, Store, StoreError,
+    PurgeRound, RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_proto::Scope;
@@ -51,18 +51,20 @@ macro_rules! store_conformance_tests {
             concurrent_uses_of_one_code_leave_no_live_grant,
             unknown_code_is_not_found,
             usernames_are_case_insensitive,
-            issuance_is_found_by_every_hash,
+            issuance_is_found_by_its_grant_with_its_events,
             issuance_without_refresh_token_stores_none,
             rotation_commits_once_and_a_second_commit_writes_nothing,
             refresh_without_rotation_keeps_the_token_and_records_the_use,
             refresh_of_a_revoked_grant_is_stale,
             refresh_naming_another_grant_is_stale,
             concurrent_refreshes_of_one_token_commit_exactly_once,
-            revoking_a_grant_revokes_its_tokens_and_is_idempotent,
-            revoking_one_access_token_leaves_the_others,
+            revoking_a_grant_is_idempotent_and_fed_once,
+            revoking_an_access_token_is_fed_until_it_expires,
+            the_change_feed_records_revocations_and_changes_in_order,
             deleting_a_client_removes_everything_issued_to_it,
-            rotation_keeps_the_sealed_successor_until_the_successor_is_used,
-            successor_unused_is_false_without_a_successor,
+            rotation_keeps_the_sealed_successor_until_the_next_rotation,
+            unknown_legacy_tokens_name_no_grant,
+            an_idle_limit_reaches_existing_grants,
             approval_limit_revokes_the_oldest_grants_beyond_it,
             approval_limit_counts_only_live_refresh_grants_of_the_user_and_client,
             grants_of_user_lists_every_grant_newest_first,
@@ -76,7 +78,6 @@ macro_rules! store_conformance_tests {
             events_keep_their_source_and_user_agent,
             notes_are_listed_newest_first_and_updated_and_deleted,
             a_failed_issuance_writes_nothing,
-            a_failed_refresh_commit_writes_nothing,
             a_failing_write_does_not_disturb_concurrent_ones,
         );
     };
@@ -197,26 +198,6 @@ impl World {
         }
     }
 
-    /// The access token `label` of `grant`, issued at `issued_at`, for two hours.
-    pub fn access_token(
-        &self,
-        label: &str,
-        grant: &Grant,
-        issued_at: Timestamp,
-    ) -> AccessTokenRecord {
-        AccessTokenRecord {
-            token_hash: hash(label),
-            grant_id: grant.id.clone(),
-            client_id: grant.client_id.clone(),
-            user_id: grant.user_id.clone(),
-            org_id: grant.org_id.clone(),
-            scope: scope("api"),
-            issued_at,
-            expires_at: issued_at.plus_secs(7200),
-            revoked_at: None,
-        }
-    }
-
     pub fn code(&self, label: &str, client: &Client) -> AuthCode {
         AuthCode {
             code_hash: hash(label),
@@ -248,8 +229,8 @@ impl World {
         issuance.grant
     }
 
-    /// Grant `grant_id` of `client`, issued at [`T0`] with refresh token `{grant_id}/rt0` and
-    /// access token `{grant_id}/at0`, redeeming `code` when given.
+    /// Grant `grant_id` of `client`, issued at [`T0`] with refresh token `{grant_id}/rt0`,
+    /// redeeming `code` when given.
     pub fn issuance(&self, grant_id: &str, client: &Client, code: Option<&AuthCode>) -> Issuance {
         Issuance {
             code_hash: code.map(|code| code.code_hash),
@@ -258,8 +239,8 @@ impl World {
     }
 
     /// Grant `grant_id` of the world's user and `client`, issued (and last used) at `when`, with
-    /// refresh token `{grant_id}/rt0` if `with_refresh`, and access token `{grant_id}/at0`; no
-    /// code, no approval limit.
+    /// refresh token `{grant_id}/rt0` if `with_refresh`, and an `issued` event; no code, no
+    /// approval limit, no idle expiry.
     pub fn issuance_at(
         &self,
         grant_id: &str,
@@ -274,7 +255,8 @@ impl World {
         };
         Issuance {
             refresh_token_hash: with_refresh.then(|| hash(&format!("{grant_id}/rt0"))),
-            access_token: self.access_token(&format!("{grant_id}/at0"), &grant, when),
+            idle_expires_at: None,
+            events: vec![grant_event(&grant, EventKind::Issued, when)],
             code_hash: None,
             max_live_grants: None,
             grant,
@@ -282,18 +264,12 @@ impl World {
     }
 
     /// Issues grant `grant_id` (see [`World::issue`]) and rotates it once, 60 s later:
-    /// `{grant_id}/rt0` is replaced by `{grant_id}/rt1`, with access token `{grant_id}/at1`.
+    /// `{grant_id}/rt0` is replaced by `{grant_id}/rt1`.
     pub async fn issue_rotated(&self, grant_id: &str) -> Grant {
         let grant = self.issue(grant_id).await;
         let label = |name: &str| format!("{grant_id}/{name}");
         let outcome = self
-            .commit(
-                &grant,
-                &label("rt0"),
-                Some(&label("rt1")),
-                &label("at1"),
-                at(60),
-            )
+            .commit(&grant, &label("rt0"), Some(&label("rt1")), at(60))
             .await;
         assert_eq!(
             outcome,
@@ -303,23 +279,27 @@ impl World {
         grant
     }
 
-    /// A refresh of `presented` in `grant` at `now`, rotating to `successor` when given, with
-    /// access token `access`.
+    /// A refresh of `presented` in `grant` at `now`, rotating to `successor` when given.
     pub fn refresh(
         &self,
         grant: &Grant,
         presented: &str,
         successor: Option<&str>,
-        access: &str,
         now: Timestamp,
     ) -> RefreshCommit {
+        let kind = if successor.is_some() {
+            EventKind::Rotated
+        } else {
+            EventKind::Refreshed
+        };
         RefreshCommit {
             presented_hash: hash(presented),
             grant_id: grant.id.clone(),
             successor_hash: successor.map(hash),
             sealed_successor: None,
-            access_token: self.access_token(access, grant, now),
+            idle_expires_at: None,
             now,
+            event: grant_event(grant, kind, now),
         }
     }
 
@@ -329,58 +309,59 @@ impl World {
         grant: &Grant,
         presented: &str,
         successor: Option<&str>,
-        access: &str,
         now: Timestamp,
     ) -> RefreshOutcome {
-        let commit = self.refresh(grant, presented, successor, access, now);
+        let commit = self.refresh(grant, presented, successor, now);
         self.store.commit_refresh(&commit).await.unwrap()
     }
 
-    /// Whether the refresh token `label` is stored (used or not).
-    pub async fn has_refresh_token(&self, label: &str) -> bool {
-        self.store
-            .refresh_token(&hash(label))
-            .await
-            .unwrap()
-            .is_some()
+    /// Grant `grant_id`'s family, which must exist.
+    pub async fn family(&self, grant_id: &str) -> Family {
+        let family = self.store.family(grant_id).await.unwrap();
+        family.unwrap_or_else(|| panic!("grant {grant_id} is not stored"))
     }
 
-    /// Whether the access token `label` is stored (revoked or not).
-    pub async fn has_access_token(&self, label: &str) -> bool {
-        self.store
-            .access_token(&hash(label))
-            .await
-            .unwrap()
-            .is_some()
-    }
-
-    /// `None` when the refresh token `label` is unknown, else when it was used.
-    pub async fn refresh_used_at(&self, label: &str) -> Option<Option<Timestamp>> {
-        let view = self.store.refresh_token(&hash(label)).await.unwrap();
-        view.map(|view| view.token.used_at)
-    }
-
-    /// The stored refresh token `label`, which must exist.
-    pub async fn refresh_view(&self, label: &str) -> RefreshTokenView {
-        let view = self.store.refresh_token(&hash(label)).await.unwrap();
-        view.unwrap_or_else(|| panic!("refresh token {label} is not stored"))
+    /// Whether refresh token `label` is its family's current token.
+    pub async fn is_current(&self, grant_id: &str, label: &str) -> bool {
+        self.family(grant_id).await.current == Some(hash(label))
     }
 
     /// When grant `grant_id`, which must exist, was revoked.
     pub async fn grant_revoked_at(&self, grant_id: &str) -> Option<Timestamp> {
-        let grant = self.store.grant(grant_id).await.unwrap();
-        grant
-            .unwrap_or_else(|| panic!("grant {grant_id} is not stored"))
-            .revoked_at
+        self.family(grant_id).await.grant.revoked_at
     }
+}
 
-    /// When the access token `label`, which must exist, was revoked.
-    pub async fn access_revoked_at(&self, label: &str) -> Option<Timestamp> {
-        let token = self.store.access_token(&hash(label)).await.unwrap();
-        token
-            .unwrap_or_else(|| panic!("access token {label} is not stored"))
-            .revoked_at
+/// An event of `kind` about `grant` at `at`.
+pub fn grant_event(grant: &Grant, kind: EventKind, at: Timestamp) -> Event {
+    Event {
+        at,
+        kind,
+        client_id: Some(grant.client_id.clone()),
+        user_id: Some(grant.user_id.clone()),
+        grant_id: Some(grant.id.clone()),
+        detail: String::new(),
+        source: None,
+        user_agent: None,
     }
+}
+
+/// The whole change feed, as (kind, key) pairs in order.
+pub async fn feed(store: &Arc<dyn Store>) -> Vec<(ChangeKind, String)> {
+    let changes = store.changes_since(0, 10_000).await.unwrap();
+    changes.into_iter().map(|c| (c.kind, c.key)).collect()
+}
+
+/// The events of `kind` stored.
+pub async fn events_of(store: &Arc<dyn Store>, kind: EventKind) -> usize {
+    let all = store
+        .events(&EventFilter {
+            limit: 100_000,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    all.iter().filter(|e| e.event.kind == kind).count()
 }
 
 /// Issues, requiring the issuance to be written; returns the grants the approval limit evicted.
@@ -394,7 +375,9 @@ pub async fn issued(store: &Arc<dyn Store>, issuance: &Issuance) -> Vec<String> 
 /// `issuance` made for `user` instead of the world's user.
 pub fn issued_to(mut issuance: Issuance, user: &User) -> Issuance {
     issuance.grant.user_id = user.id.clone();
-    issuance.access_token.user_id = user.id.clone();
+    for event in &mut issuance.events {
+        event.user_id = Some(user.id.clone());
+    }
     issuance
 }
 
@@ -481,12 +464,12 @@ pub async fn users_are_created_found_listed_and_updated(store: Arc<dyn Store>) {
     changed.email = Some("lovelace@example.com".to_owned());
     changed.password_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3".to_owned();
     changed.disabled = true;
-    assert!(store.update_user(&changed).await.unwrap());
+    assert!(store.update_user(&changed, at(1)).await.unwrap());
     assert_eq!(store.user_by_id(&ada.id).await.unwrap(), Some(changed));
 
     let mut ghost = ada.clone();
     ghost.id = "005000000000009AAA".to_owned();
-    assert!(!store.update_user(&ghost).await.unwrap());
+    assert!(!store.update_user(&ghost, at(1)).await.unwrap());
 }
 
 pub async fn duplicate_username_is_a_conflict(store: Arc<dyn Store>) {
@@ -568,9 +551,12 @@ pub async fn clients_are_listed_updated_and_unknown_updates_report_false(store: 
         refresh_retry_window_secs: 5,
         ..first.clone()
     };
-    assert!(store.update_client(&changed).await.unwrap());
+    assert!(store.update_client(&changed, at(1)).await.unwrap());
     assert_eq!(store.client_by_id("app-one").await.unwrap(), Some(changed));
-    assert!(!store.update_client(&client("unknown")).await.unwrap());
+    assert!(!store
+        .update_client(&client("unknown"), at(1))
+        .await
+        .unwrap());
 }
 
 pub async fn approval_is_recorded_and_replaced(store: Arc<dyn Store>) {
@@ -617,7 +603,10 @@ pub async fn code_is_redeemed_once_then_revokes_what_it_issued(store: Arc<dyn St
         );
     }
     assert_eq!(world.grant_revoked_at("grant-1").await, Some(at(11)));
-    assert_eq!(world.access_revoked_at("grant-1/at0").await, Some(at(11)));
+    assert_eq!(
+        feed(&store).await,
+        [(ChangeKind::GrantRevoked, "grant-1".to_owned())]
+    );
 }
 
 /// A second presentation that arrives while the first is still issuing is recorded on the code,
@@ -639,8 +628,7 @@ pub async fn a_code_presented_again_before_its_issuance_issues_nothing(store: Ar
         IssueOutcome::CodePresentedAgain
     );
     assert_eq!(store.grant("late").await.unwrap(), None);
-    assert!(!world.has_access_token("late/at0").await);
-    assert!(!world.has_refresh_token("late/rt0").await);
+    assert_eq!(events_of(&store, EventKind::Issued).await, 0);
 }
 
 /// Eight presentations of one code race, each issuing when it redeemed: at most one issuance is
@@ -702,139 +690,100 @@ pub async fn usernames_are_case_insensitive(store: Arc<dyn Store>) {
 
 // --------------------------------------------------------------------------- grants and tokens
 
-pub async fn issuance_is_found_by_every_hash(store: Arc<dyn Store>) {
+pub async fn issuance_is_found_by_its_grant_with_its_events(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let grant = world.issue("grant-1").await;
 
     assert_eq!(store.grant("grant-1").await.unwrap(), Some(grant.clone()));
-    let view = store
-        .refresh_token(&hash("grant-1/rt0"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(view.grant, grant);
-    assert_eq!(view.token.token_hash, hash("grant-1/rt0"));
-    assert_eq!(view.token.grant_id, "grant-1");
-    assert_eq!(view.token.created_at, T0);
-    assert_eq!(view.token.used_at, None);
+    let family = world.family("grant-1").await;
+    assert_eq!(family.grant, grant);
+    assert_eq!(family.current, Some(hash("grant-1/rt0")));
     assert_eq!(
-        store.access_token(&hash("grant-1/at0")).await.unwrap(),
-        Some(world.access_token("grant-1/at0", &grant, T0))
+        (family.previous, family.rotated_at, family.sealed_successor),
+        (None, None, None)
     );
-
+    assert_eq!(events_of(&store, EventKind::Issued).await, 1);
     assert_eq!(store.grant("unknown").await.unwrap(), None);
-    assert!(!world.has_refresh_token("unknown").await);
-    assert!(!world.has_access_token("unknown").await);
+    assert_eq!(store.family("unknown").await.unwrap(), None);
 }
 
 pub async fn issuance_without_refresh_token_stores_none(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
-    let grant = world.grant("grant-1", &world.client, false);
-    let issuance = Issuance {
-        grant: grant.clone(),
-        refresh_token_hash: None,
-        access_token: world.access_token("grant-1/at0", &grant, T0),
-        code_hash: None,
-        max_live_grants: None,
-    };
-    issued(&store, &issuance).await;
-    assert_eq!(store.grant("grant-1").await.unwrap(), Some(grant));
-    assert!(world.has_access_token("grant-1/at0").await);
-    assert!(!world.has_refresh_token("grant-1/rt0").await);
+    issued(
+        &store,
+        &world.issuance_at("grant-1", &world.client, false, T0),
+    )
+    .await;
+    let family = world.family("grant-1").await;
+    assert!(!family.grant.has_refresh_token);
+    assert_eq!(family.current, None);
 }
 
+/// A rotation makes the successor current and the presented token the previous, in one
+/// conditional update: presenting the old token again changes nothing.
 pub async fn rotation_commits_once_and_a_second_commit_writes_nothing(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let grant = world.issue_rotated("grant-1").await;
-    assert_eq!(
-        world.refresh_used_at("grant-1/rt0").await,
-        Some(Some(at(60)))
-    );
-    let successor = store
-        .refresh_token(&hash("grant-1/rt1"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(successor.token.used_at, None);
-    assert_eq!(successor.token.created_at, at(60));
-    assert_eq!(successor.grant.last_used_at, at(60));
+    let family = world.family("grant-1").await;
+    assert_eq!(family.current, Some(hash("grant-1/rt1")));
+    assert_eq!(family.previous, Some(hash("grant-1/rt0")));
+    assert_eq!(family.rotated_at, Some(at(60)));
+    assert_eq!(family.grant.last_used_at, at(60));
     // The lifetime counts from the grant: rotation does not restart it.
-    assert_eq!(successor.grant.created_at, T0);
-    assert!(world.has_access_token("grant-1/at1").await);
+    assert_eq!(family.grant.created_at, T0);
+    assert_eq!(events_of(&store, EventKind::Rotated).await, 1);
 
     assert_eq!(
         world
-            .commit(
-                &grant,
-                "grant-1/rt0",
-                Some("grant-1/rt2"),
-                "grant-1/at2",
-                at(61)
-            )
+            .commit(&grant, "grant-1/rt0", Some("grant-1/rt2"), at(61))
             .await,
         RefreshOutcome::Stale
     );
-    assert!(!world.has_refresh_token("grant-1/rt2").await);
-    assert!(!world.has_access_token("grant-1/at2").await);
     assert_eq!(
-        world.refresh_used_at("grant-1/rt0").await,
-        Some(Some(at(60)))
+        world.family("grant-1").await,
+        family,
+        "a stale commit writes nothing"
     );
-    assert_eq!(world.refresh_used_at("grant-1/rt1").await, Some(None));
     assert_eq!(
-        store.grant("grant-1").await.unwrap().unwrap().last_used_at,
-        at(60)
+        events_of(&store, EventKind::Rotated).await,
+        1,
+        "nor its event"
     );
 
-    // The successor rotates in turn.
+    // The successor rotates in turn, and the first token drops out of the family.
     assert_eq!(
         world
-            .commit(
-                &grant,
-                "grant-1/rt1",
-                Some("grant-1/rt3"),
-                "grant-1/at3",
-                at(120)
-            )
+            .commit(&grant, "grant-1/rt1", Some("grant-1/rt3"), at(120))
             .await,
         RefreshOutcome::Committed
     );
+    let family = world.family("grant-1").await;
+    assert_eq!(family.current, Some(hash("grant-1/rt3")));
+    assert_eq!(family.previous, Some(hash("grant-1/rt1")));
 }
 
 pub async fn refresh_without_rotation_keeps_the_token_and_records_the_use(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let grant = world.issue("grant-1").await;
-    for (n, secs) in [(1, 60), (2, 120)] {
+    for secs in [60, 120] {
         assert_eq!(
-            world
-                .commit(
-                    &grant,
-                    "grant-1/rt0",
-                    None,
-                    &format!("grant-1/at{n}"),
-                    at(secs)
-                )
-                .await,
+            world.commit(&grant, "grant-1/rt0", None, at(secs)).await,
             RefreshOutcome::Committed
         );
-        assert!(world.has_access_token(&format!("grant-1/at{n}")).await);
     }
-    let view = store
-        .refresh_token(&hash("grant-1/rt0"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(view.token.used_at, None);
-    assert_eq!(view.grant.last_used_at, at(120));
+    let family = world.family("grant-1").await;
+    assert_eq!(family.current, Some(hash("grant-1/rt0")));
+    assert_eq!(family.previous, None);
+    assert_eq!(family.grant.last_used_at, at(120));
+    assert_eq!(events_of(&store, EventKind::Refreshed).await, 2);
 
     // An unknown presented token changes nothing.
     assert_eq!(
-        world
-            .commit(&grant, "not-a-token", None, "grant-1/at9", at(180))
-            .await,
+        world.commit(&grant, "not-a-token", None, at(180)).await,
         RefreshOutcome::Stale
     );
-    assert!(!world.has_access_token("grant-1/at9").await);
+    assert_eq!(world.family("grant-1").await.grant.last_used_at, at(120));
+    assert_eq!(events_of(&store, EventKind::Refreshed).await, 2);
 }
 
 pub async fn refresh_of_a_revoked_grant_is_stale(store: Arc<dyn Store>) {
@@ -843,19 +792,14 @@ pub async fn refresh_of_a_revoked_grant_is_stale(store: Arc<dyn Store>) {
     store.revoke_grant("grant-1", at(30)).await.unwrap();
     for successor in [Some("grant-1/rt1"), None] {
         assert_eq!(
-            world
-                .commit(&grant, "grant-1/rt0", successor, "grant-1/at1", at(60))
-                .await,
+            world.commit(&grant, "grant-1/rt0", successor, at(60)).await,
             RefreshOutcome::Stale,
             "{successor:?}"
         );
     }
-    assert!(!world.has_refresh_token("grant-1/rt1").await);
-    assert!(!world.has_access_token("grant-1/at1").await);
-    assert_eq!(
-        store.grant("grant-1").await.unwrap().unwrap().last_used_at,
-        T0
-    );
+    let family = world.family("grant-1").await;
+    assert_eq!(family.current, Some(hash("grant-1/rt0")));
+    assert_eq!(family.grant.last_used_at, T0);
 }
 
 pub async fn refresh_naming_another_grant_is_stale(store: Arc<dyn Store>) {
@@ -865,15 +809,13 @@ pub async fn refresh_naming_another_grant_is_stale(store: Arc<dyn Store>) {
     // grant-1's token presented as if it were grant-2's.
     for successor in [Some("grant-2/rt1"), None] {
         assert_eq!(
-            world
-                .commit(&other, "grant-1/rt0", successor, "grant-2/at1", at(60))
-                .await,
+            world.commit(&other, "grant-1/rt0", successor, at(60)).await,
             RefreshOutcome::Stale,
             "{successor:?}"
         );
     }
-    assert_eq!(world.refresh_used_at("grant-1/rt0").await, Some(None));
-    assert!(!world.has_access_token("grant-2/at1").await);
+    assert!(world.is_current("grant-1", "grant-1/rt0").await);
+    assert!(world.is_current("grant-2", "grant-2/rt0").await);
 }
 
 pub async fn concurrent_refreshes_of_one_token_commit_exactly_once(store: Arc<dyn Store>) {
@@ -882,13 +824,7 @@ pub async fn concurrent_refreshes_of_one_token_commit_exactly_once(store: Arc<dy
     let grant = world.issue("grant-1").await;
     let tasks: Vec<_> = (0..CONTENDERS)
         .map(|n| {
-            let commit = world.refresh(
-                &grant,
-                "grant-1/rt0",
-                Some(&format!("rt-{n}")),
-                &format!("at-{n}"),
-                at(60),
-            );
+            let commit = world.refresh(&grant, "grant-1/rt0", Some(&format!("rt-{n}")), at(60));
             let store = Arc::clone(&store);
             tokio::spawn(async move { store.commit_refresh(&commit).await })
         })
@@ -903,122 +839,148 @@ pub async fn concurrent_refreshes_of_one_token_commit_exactly_once(store: Arc<dy
     }
     assert_eq!(committed.len(), 1, "committed: {committed:?}");
     let winner = committed[0];
-    let mut live_successors = Vec::new();
-    let mut access_tokens = Vec::new();
-    for n in 0..CONTENDERS {
-        if world.has_refresh_token(&format!("rt-{n}")).await {
-            live_successors.push(n);
-        }
-        if world.has_access_token(&format!("at-{n}")).await {
-            access_tokens.push(n);
-        }
-    }
-    assert_eq!(live_successors, vec![winner]);
-    assert_eq!(access_tokens, vec![winner]);
+    assert!(world.is_current("grant-1", &format!("rt-{winner}")).await);
+    assert_eq!(events_of(&store, EventKind::Rotated).await, 1);
 }
 
-pub async fn revoking_a_grant_revokes_its_tokens_and_is_idempotent(store: Arc<dyn Store>) {
+pub async fn revoking_a_grant_is_idempotent_and_fed_once(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let grant = world.issue_rotated("grant-1").await;
     world.issue("bystander").await;
-
-    store.revoke_grant("grant-1", at(100)).await.unwrap();
-    store.revoke_grant("grant-1", at(200)).await.unwrap();
-    store.revoke_grant("never-issued", at(200)).await.unwrap();
-
+    let mut sealed = world.refresh(&grant, "grant-1/rt1", Some("grant-1/rt2"), at(90));
+    sealed.sealed_successor = Some(vec![1, 2, 3]);
     assert_eq!(
-        store.grant("grant-1").await.unwrap().unwrap().revoked_at,
-        Some(at(100))
-    );
-    // Already rotated out at 60; the live one is spent by the revocation at 100.
-    assert_eq!(
-        world.refresh_used_at("grant-1/rt0").await,
-        Some(Some(at(60)))
-    );
-    assert_eq!(
-        world.refresh_used_at("grant-1/rt1").await,
-        Some(Some(at(100)))
-    );
-    for label in ["grant-1/at0", "grant-1/at1"] {
-        let token = store.access_token(&hash(label)).await.unwrap().unwrap();
-        assert_eq!(token.revoked_at, Some(at(100)), "{label}");
-    }
-    assert_eq!(
-        world
-            .commit(
-                &grant,
-                "grant-1/rt1",
-                Some("grant-1/rt2"),
-                "grant-1/at2",
-                at(300)
-            )
-            .await,
-        RefreshOutcome::Stale
-    );
-
-    // Another grant of the same user and client is untouched.
-    assert_eq!(
-        store.grant("bystander").await.unwrap().unwrap().revoked_at,
-        None
-    );
-    assert_eq!(world.refresh_used_at("bystander/rt0").await, Some(None));
-    assert_eq!(
-        store
-            .access_token(&hash("bystander/at0"))
-            .await
-            .unwrap()
-            .unwrap()
-            .revoked_at,
-        None
-    );
-}
-
-pub async fn revoking_one_access_token_leaves_the_others(store: Arc<dyn Store>) {
-    let world = World::create(&store).await;
-    let grant = world.issue("grant-1").await;
-    assert_eq!(
-        world
-            .commit(&grant, "grant-1/rt0", None, "grant-1/at1", at(60))
-            .await,
+        store.commit_refresh(&sealed).await.unwrap(),
         RefreshOutcome::Committed
     );
 
-    assert!(store
-        .revoke_access_token(&hash("grant-1/at0"), at(70))
-        .await
-        .unwrap());
-    assert!(store
-        .revoke_access_token(&hash("grant-1/at0"), at(80))
-        .await
-        .unwrap());
-    assert!(!store
-        .revoke_access_token(&hash("unknown"), at(80))
-        .await
-        .unwrap());
+    assert!(store.revoke_grant("grant-1", at(100)).await.unwrap());
+    assert!(!store.revoke_grant("grant-1", at(200)).await.unwrap());
+    assert!(!store.revoke_grant("never-issued", at(200)).await.unwrap());
 
+    let family = world.family("grant-1").await;
+    assert_eq!(family.grant.revoked_at, Some(at(100)));
+    assert_eq!(
+        family.sealed_successor, None,
+        "the sealed pair goes with the family"
+    );
+    assert_eq!(
+        world
+            .commit(&grant, "grant-1/rt2", Some("grant-1/rt3"), at(300))
+            .await,
+        RefreshOutcome::Stale
+    );
+    assert_eq!(
+        feed(&store).await,
+        [(ChangeKind::GrantRevoked, "grant-1".to_owned())]
+    );
+    let live = store.live_changes(at(200)).await.unwrap().0;
+    assert_eq!(live.len(), 1);
+    assert!(
+        live[0].until >= at(100).plus_secs(86_400),
+        "in force as long as its access tokens"
+    );
+
+    // Another grant of the same user and client is untouched.
+    assert_eq!(world.grant_revoked_at("bystander").await, None);
+    assert!(world.is_current("bystander", "bystander/rt0").await);
+}
+
+/// Revoking one access token is an entry in the change feed until the token expires; the grant
+/// is untouched.
+pub async fn revoking_an_access_token_is_fed_until_it_expires(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    world.issue("grant-1").await;
+    let token = hash("grant-1/at0");
+    store
+        .revoke_access_token(&token, at(70), at(7_270))
+        .await
+        .unwrap();
+    let changes = store.changes_since(0, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].kind, ChangeKind::AccessTokenRevoked);
+    assert_eq!(changes[0].key, hex(&token));
+    assert_eq!(changes[0].until, at(7_270));
+    assert_eq!(store.live_changes(at(7_270)).await.unwrap().0, []);
+    assert_eq!(world.grant_revoked_at("grant-1").await, None);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The feed holds every revocation and every change to a client or a user, in order, with
+/// increasing sequence numbers; a reader picks up where it left; entries out of force are not
+/// live; the newest sequence number survives a purge.
+pub async fn the_change_feed_records_revocations_and_changes_in_order(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    world.issue("g1").await;
+    world.issue("g2").await;
+    let mut user = world.user.clone();
+    user.email = Some("new@example.com".into());
+    assert!(store.update_user(&user, at(1)).await.unwrap());
+    let mut client = world.client.clone();
+    client.name = "Renamed".into();
+    assert!(store.update_client(&client, at(2)).await.unwrap());
     assert_eq!(
         store
-            .access_token(&hash("grant-1/at0"))
+            .revoke_grants_of_user(&world.user.id, at(3))
             .await
-            .unwrap()
-            .unwrap()
-            .revoked_at,
-        Some(at(70))
+            .unwrap(),
+        ["g1", "g2"]
     );
+    assert!(!store
+        .update_user(
+            &User {
+                id: "005nobody".into(),
+                ..user.clone()
+            },
+            at(4)
+        )
+        .await
+        .unwrap());
+    let all = store.changes_since(0, 100).await.unwrap();
+    let kinds: Vec<(ChangeKind, &str)> = all.iter().map(|c| (c.kind, c.key.as_str())).collect();
     assert_eq!(
-        store
-            .access_token(&hash("grant-1/at1"))
-            .await
-            .unwrap()
-            .unwrap()
-            .revoked_at,
-        None
+        kinds,
+        [
+            (ChangeKind::UserChanged, world.user.id.as_str()),
+            (ChangeKind::ClientChanged, world.client.client_id.as_str()),
+            (ChangeKind::GrantRevoked, "g1"),
+            (ChangeKind::GrantRevoked, "g2"),
+        ]
     );
-    assert_eq!(
-        store.grant("grant-1").await.unwrap().unwrap().revoked_at,
-        None
-    );
-    assert_eq!(world.refresh_used_at("grant-1/rt0").await, Some(None));
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    let after_first = store.changes_since(all[0].seq, 2).await.unwrap();
+    assert_eq!(after_first, all[1..3]);
+    let (live, newest) = store.live_changes(at(5)).await.unwrap();
+    assert_eq!(live.len(), 4);
+    assert_eq!(newest, all[3].seq);
+    // Purged once out of force, the entries go, and the sequence goes on from where it was.
+    let far = at(10 * 86_400);
+    let round = store
+        .purge(&PurgePlan {
+            batch: 100,
+            access_expired_before: T0,
+            codes_expired_before: T0,
+            revoked_before: T0,
+            events_before: T0,
+            idle_expired_before: T0,
+            changes_before: far,
+            clients: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(round.counts.changes, 4);
+    let (live, newest_after) = store.live_changes(far).await.unwrap();
+    assert!(live.is_empty());
+    assert_eq!(newest_after, newest);
+    store.revoke_grant("g-none", far).await.unwrap();
+    world.issue("g3").await;
+    store.revoke_grant("g3", far).await.unwrap();
+    let next = store.changes_since(newest, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(next[0].seq > newest);
 }
 
 pub async fn deleting_a_client_removes_everything_issued_to_it(store: Arc<dyn Store>) {
@@ -1035,13 +997,7 @@ pub async fn deleting_a_client_removes_everything_issued_to_it(store: Arc<dyn St
     let doomed = issuance.grant;
     assert_eq!(
         world
-            .commit(
-                &doomed,
-                "doomed/rt0",
-                Some("doomed/rt1"),
-                "doomed/at1",
-                at(60)
-            )
+            .commit(&doomed, "doomed/rt0", Some("doomed/rt1"), at(60))
             .await,
         RefreshOutcome::Committed
     );
@@ -1066,25 +1022,11 @@ pub async fn deleting_a_client_removes_everything_issued_to_it(store: Arc<dyn St
         .await
         .unwrap();
 
-    assert!(store.delete_client(client_id).await.unwrap());
-    assert!(!store.delete_client(client_id).await.unwrap());
+    assert!(store.delete_client(client_id, at(70)).await.unwrap());
+    assert!(!store.delete_client(client_id, at(71)).await.unwrap());
 
     assert_eq!(store.client_by_id(client_id).await.unwrap(), None);
-    assert_eq!(store.grant("doomed").await.unwrap(), None);
-    for label in ["doomed/rt0", "doomed/rt1"] {
-        assert_eq!(
-            store.refresh_token(&hash(label)).await.unwrap(),
-            None,
-            "{label}"
-        );
-    }
-    for label in ["doomed/at0", "doomed/at1"] {
-        assert_eq!(
-            store.access_token(&hash(label)).await.unwrap(),
-            None,
-            "{label}"
-        );
-    }
+    assert_eq!(store.family("doomed").await.unwrap(), None);
     for label in ["code-1", "code-2"] {
         assert_eq!(
             store.redeem_code(&hash(label), at(90)).await.unwrap(),
@@ -1096,11 +1038,14 @@ pub async fn deleting_a_client_removes_everything_issued_to_it(store: Arc<dyn St
         store.approved_scope(user_id, client_id).await.unwrap(),
         None
     );
+    assert_eq!(
+        feed(&store).await,
+        [(ChangeKind::ClientChanged, client_id.to_owned())]
+    );
 
     assert!(store.client_by_id("app-two").await.unwrap().is_some());
     assert_eq!(store.grant("kept").await.unwrap(), Some(kept.grant));
-    assert!(world.has_refresh_token("kept/rt0").await);
-    assert!(world.has_access_token("kept/at0").await);
+    assert!(world.is_current("kept", "kept/rt0").await);
     assert!(matches!(
         store.redeem_code(&hash("code-3"), at(90)).await.unwrap(),
         CodeRedemption::Redeemed(_)
@@ -1118,100 +1063,45 @@ pub async fn deleting_a_client_removes_everything_issued_to_it(store: Arc<dyn St
 
 // ------------------------------------------------------------------------------- retry window
 
-/// A rotation keeps the successor's sealed response on the presented token, where a replay
-/// inside the retry window finds it while the successor is unused. Rotating the successor closes
-/// that window: the predecessor's successor is used, and its sealed response is gone.
-pub async fn rotation_keeps_the_sealed_successor_until_the_successor_is_used(
-    store: Arc<dyn Store>,
-) {
+/// A rotation keeps the successor's sealed response with the family, for replays of the
+/// previous token inside the retry window; the next rotation replaces it (the window of a token
+/// closes once its successor is used).
+pub async fn rotation_keeps_the_sealed_successor_until_the_next_rotation(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let grant = world.issue("grant-1").await;
-    // Rotates grant-1/rt{from} to grant-1/rt{to} with access token grant-1/at{to}, keeping
-    // "sealed rt{to}" as the sealed response.
-    let rotate = |from: &str, to: &str, secs: u64| {
-        let commit = RefreshCommit {
-            sealed_successor: Some(format!("sealed rt{to}").into_bytes()),
-            ..world.refresh(
-                &grant,
-                &format!("grant-1/rt{from}"),
-                Some(&format!("grant-1/rt{to}")),
-                &format!("grant-1/at{to}"),
-                at(secs),
-            )
-        };
-        let store = Arc::clone(&store);
-        async move { store.commit_refresh(&commit).await.unwrap() }
-    };
-
-    assert_eq!(rotate("0", "1", 60).await, RefreshOutcome::Committed);
-    let rotated = world.refresh_view("grant-1/rt0").await;
-    assert_eq!(rotated.token.used_at, Some(at(60)));
-    assert_eq!(rotated.token.replaced_by, Some(hash("grant-1/rt1")));
+    let mut first = world.refresh(&grant, "grant-1/rt0", Some("grant-1/rt1"), at(60));
+    first.sealed_successor = Some(b"sealed rt1".to_vec());
     assert_eq!(
-        rotated.token.sealed_successor.as_deref(),
-        Some(&b"sealed rt1"[..])
-    );
-    assert!(rotated.successor_unused);
-    let current = world.refresh_view("grant-1/rt1").await;
-    assert_eq!(current.token.replaced_by, None);
-    assert_eq!(current.token.sealed_successor, None);
-    assert!(!current.successor_unused);
-
-    // A concurrent rotation of the same token that lost is stale and leaves the first's
-    // response for the replays.
-    assert_eq!(rotate("0", "X", 61).await, RefreshOutcome::Stale);
-    assert_eq!(world.refresh_view("grant-1/rt0").await, rotated);
-
-    let second = rotate("1", "2", 120).await;
-    assert_eq!(second, RefreshOutcome::Committed);
-    let closed = world.refresh_view("grant-1/rt0").await;
-    assert!(!closed.successor_unused);
-    assert_eq!(closed.token.sealed_successor, None);
-    assert_eq!(closed.token.replaced_by, Some(hash("grant-1/rt1")));
-    let open = world.refresh_view("grant-1/rt1").await;
-    assert!(open.successor_unused);
-    assert_eq!(
-        open.token.sealed_successor.as_deref(),
-        Some(&b"sealed rt2"[..])
-    );
-
-    // Revoking the family spends the successor too: no replay is served any more.
-    store.revoke_grant("grant-1", at(130)).await.unwrap();
-    assert!(!world.refresh_view("grant-1/rt1").await.successor_unused);
-}
-
-/// A token never rotated has no successor; a rotation without a sealed response (retry window
-/// 0) stores none; a refresh without rotation ignores one.
-pub async fn successor_unused_is_false_without_a_successor(store: Arc<dyn Store>) {
-    let world = World::create(&store).await;
-    let kept = world.issue("kept").await;
-    let view = world.refresh_view("kept/rt0").await;
-    assert!(!view.successor_unused);
-    assert_eq!(view.token.replaced_by, None);
-
-    let unrotated = RefreshCommit {
-        sealed_successor: Some(b"stray".to_vec()),
-        ..world.refresh(&kept, "kept/rt0", None, "kept/at1", at(60))
-    };
-    assert_eq!(
-        store.commit_refresh(&unrotated).await.unwrap(),
+        store.commit_refresh(&first).await.unwrap(),
         RefreshOutcome::Committed
     );
-    let view = world.refresh_view("kept/rt0").await;
-    assert_eq!(
-        (
-            view.token.used_at,
-            view.token.sealed_successor,
-            view.successor_unused
-        ),
-        (None, None, false)
-    );
+    let family = world.family("grant-1").await;
+    assert_eq!(family.sealed_successor.as_deref(), Some(&b"sealed rt1"[..]));
+    assert_eq!(family.previous, Some(hash("grant-1/rt0")));
 
-    world.issue_rotated("strict").await;
-    let view = world.refresh_view("strict/rt0").await;
-    assert_eq!(view.token.sealed_successor, None);
-    // The successor exists and is unused, though no response was kept for a replay.
-    assert!(view.successor_unused);
+    let second = world.refresh(&grant, "grant-1/rt1", Some("grant-1/rt2"), at(90));
+    assert_eq!(
+        store.commit_refresh(&second).await.unwrap(),
+        RefreshOutcome::Committed
+    );
+    let family = world.family("grant-1").await;
+    assert_eq!(family.sealed_successor, None);
+    assert_eq!(family.previous, Some(hash("grant-1/rt1")));
+    assert_eq!(family.rotated_at, Some(at(90)));
+}
+
+/// A token of the earlier, unsigned format is found by its hash only where the store has such
+/// rows (an upgraded database); a fresh store has none.
+pub async fn unknown_legacy_tokens_name_no_grant(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    world.issue("grant-1").await;
+    assert_eq!(
+        store
+            .legacy_refresh_grant(&hash("grant-1/rt0"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 // ----------------------------------------------------------------------------- approval limit
@@ -1234,15 +1124,12 @@ pub async fn approval_limit_revokes_the_oldest_grants_beyond_it(store: Arc<dyn S
 
     assert_eq!(issue("g6", 6, Some(5)).await, ["g1"]);
     assert_eq!(world.grant_revoked_at("g1").await, Some(at(6)));
-    assert_eq!(world.refresh_used_at("g1/rt0").await, Some(Some(at(6))));
-    assert_eq!(world.access_revoked_at("g1/at0").await, Some(at(6)));
+    assert_eq!(
+        feed(&store).await,
+        [(ChangeKind::GrantRevoked, "g1".to_owned())]
+    );
     for n in 2..=6 {
         assert_eq!(world.grant_revoked_at(&format!("g{n}")).await, None, "g{n}");
-        assert_eq!(
-            world.refresh_used_at(&format!("g{n}/rt0")).await,
-            Some(None)
-        );
-        assert_eq!(world.access_revoked_at(&format!("g{n}/at0")).await, None);
     }
 
     assert!(issue("g7", 7, None).await.is_empty());
@@ -1366,22 +1253,14 @@ pub async fn revoking_a_users_grants_revokes_the_live_ones_once(store: Arc<dyn S
     }
     assert_eq!(world.grant_revoked_at("already").await, Some(at(5)));
     assert_eq!(world.grant_revoked_at("bobs").await, None);
-    assert_eq!(
-        world.refresh_used_at("rotated/rt0").await,
-        Some(Some(at(60)))
-    );
-    assert_eq!(
-        world.refresh_used_at("rotated/rt1").await,
-        Some(Some(at(100)))
-    );
-    for label in ["rotated/at0", "rotated/at1", "access-only/at0"] {
-        assert_eq!(
-            world.access_revoked_at(label).await,
-            Some(at(100)),
-            "{label}"
-        );
-    }
-    assert_eq!(world.access_revoked_at("bobs/at0").await, None);
+    let mut fed: Vec<String> = feed(&store)
+        .await
+        .into_iter()
+        .filter(|(kind, _)| *kind == ChangeKind::GrantRevoked)
+        .map(|(_, key)| key)
+        .collect();
+    fed.sort();
+    assert_eq!(fed, ["access-only", "already", "elsewhere", "rotated"]);
 
     let again = store.revoke_grants_of_user(&world.user.id, at(200)).await;
     assert!(again.unwrap().is_empty());
@@ -1419,14 +1298,10 @@ pub async fn revoking_a_clients_grants_revokes_the_live_ones_once(store: Arc<dyn
     assert_eq!(sorted(revoked), ["bobs", "mine"]);
     for grant_id in ["mine", "bobs"] {
         assert_eq!(world.grant_revoked_at(grant_id).await, Some(at(100)));
-        let refresh = format!("{grant_id}/rt0");
-        assert_eq!(world.refresh_used_at(&refresh).await, Some(Some(at(100))));
-        let access = format!("{grant_id}/at0");
-        assert_eq!(world.access_revoked_at(&access).await, Some(at(100)));
     }
     assert_eq!(world.grant_revoked_at("already").await, Some(at(5)));
     assert_eq!(world.grant_revoked_at("elsewhere").await, None);
-    assert_eq!(world.refresh_used_at("elsewhere/rt0").await, Some(None));
+    assert!(world.is_current("elsewhere", "elsewhere/rt0").await);
 
     let again = store.revoke_grants_of_client(&app.client_id, at(200)).await;
     assert!(again.unwrap().is_empty());
@@ -1573,12 +1448,13 @@ pub async fn row_counts_name_every_table(store: Arc<dyn Store>) {
             "access_tokens",
             "approvals",
             "auth_codes",
+            "changes",
             "clients",
             "events",
             "grants",
+            "legacy_refresh_tokens",
             "notes",
             "orgs",
-            "refresh_tokens",
             "users"
         ]
     );
@@ -1586,15 +1462,15 @@ pub async fn row_counts_name_every_table(store: Arc<dyn Store>) {
 
     let world = World::create(&store).await;
     world.issue_rotated("grant-1").await;
+    store.revoke_grant("grant-1", at(90)).await.unwrap();
     let counts = row_counts(&store).await;
-    for (table, count) in [("grants", 1), ("refresh_tokens", 2), ("access_tokens", 2)] {
+    for (table, count) in [("grants", 1), ("events", 2), ("changes", 1)] {
         assert_eq!(counts[table], count, "{table}");
     }
 }
 
 /// A world with something on either side of every cut-off of a purge plan: the purge removes
-/// exactly what the plan names, counts it, and a second purge finds nothing. The counts include
-/// the tokens deleted with their grants, each row counted once.
+/// exactly what the plan names, counts it, and a second purge finds nothing.
 pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let app = world.client.clone();
@@ -1618,7 +1494,7 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
         ..world.code("code-valid", &app)
     };
     let linked = AuthCode {
-        created_at: at(2_900),
+        created_at: at(900),
         expires_at: at(10_800),
         ..world.code("code-linked", &app)
     };
@@ -1629,55 +1505,53 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
         .redeem_code(&expired_used.code_hash, at(100))
         .await
         .unwrap();
-    store
-        .redeem_code(&linked.code_hash, at(3_000))
-        .await
-        .unwrap();
+    store.redeem_code(&linked.code_hash, at(950)).await.unwrap();
 
-    // Grants (each with access token `<id>/at0`, valid two hours from its creation).
+    // Grants: (id, client, with a refresh token, created at, idle expiry).
     let issuances = [
-        ("fresh", &app, true, 9_000),
-        ("steady", &app, true, 2_500),
-        ("ancient", &app, true, 1_000),
-        ("idle", &app, true, 3_000),
-        ("access-only-old", &app, false, 6_000),
-        ("access-only-recent", &app, false, 8_000),
-        ("revoked-old", &app, true, 8_000),
-        ("revoked-new", &app, true, 8_000),
-        ("other", &other_client, true, 1_000),
+        ("ancient", &app, true, 1_000, None),
+        ("steady", &app, true, 2_500, None),
+        ("idle", &app, true, 3_000, Some(4_000)),
+        ("active-idle", &app, true, 3_000, Some(20_000)),
+        ("access-only-old", &app, false, 6_000, None),
+        ("access-only-recent", &app, false, 8_000, None),
+        ("revoked-old", &app, true, 8_000, None),
+        ("revoked-new", &app, true, 8_000, None),
+        ("sealed-old", &app, true, 9_000, None),
+        ("sealed-new", &app, true, 9_000, None),
+        ("other", &other_client, true, 1_000, None),
     ];
     let mut grants = BTreeMap::new();
-    for (grant_id, client, with_refresh, secs) in issuances {
+    for (grant_id, client, with_refresh, secs, idle) in issuances {
         let mut issuance = world.issuance_at(grant_id, client, with_refresh, at(secs));
-        if grant_id == "idle" {
+        issuance.events.clear();
+        issuance.idle_expires_at = idle.map(at);
+        if grant_id == "ancient" {
             issuance.code_hash = Some(linked.code_hash);
         }
         issued(&store, &issuance).await;
         grants.insert(grant_id, issuance.grant);
     }
-    let refreshes = [
-        ("fresh", "rt0", Some("rt1"), "at1", 9_500),
-        ("fresh", "rt1", Some("rt2"), "at2", 9_970),
-        ("steady", "rt0", None, "at1", 9_950),
-        ("ancient", "rt0", None, "at1", 9_990),
-        ("other", "rt0", Some("rt1"), "at1", 5_000),
-    ];
-    for (grant_id, presented, successor, access, secs) in refreshes {
+    for (grant_id, secs) in [("sealed-old", 9_500), ("sealed-new", 9_970)] {
         let label = |name: &str| format!("{grant_id}/{name}");
-        let successor = successor.map(label);
-        let outcome = world
-            .commit(
-                &grants[grant_id],
-                &label(presented),
-                successor.as_deref(),
-                &label(access),
-                at(secs),
-            )
-            .await;
-        assert_eq!(outcome, RefreshOutcome::Committed, "{grant_id} {presented}");
+        let mut commit = world.refresh(
+            &grants[grant_id],
+            &label("rt0"),
+            Some(&label("rt1")),
+            at(secs),
+        );
+        commit.sealed_successor = Some(b"sealed".to_vec());
+        assert_eq!(
+            store.commit_refresh(&commit).await.unwrap(),
+            RefreshOutcome::Committed
+        );
     }
     store.revoke_grant("revoked-old", at(8_500)).await.unwrap();
     store.revoke_grant("revoked-new", at(9_000)).await.unwrap();
+    store
+        .revoke_access_token(&hash("an access token"), at(100), at(5_000))
+        .await
+        .unwrap();
 
     let trail: Vec<Event> = [1_000, 4_000, 6_000, 9_000]
         .into_iter()
@@ -1686,14 +1560,12 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
     store.append_events(&trail).await.unwrap();
 
     let before = row_counts(&store).await;
-    let expected_before = [
+    for (table, count) in [
         ("auth_codes", 4),
-        ("grants", 9),
-        ("refresh_tokens", 10),
-        ("access_tokens", 14),
-        ("events", 4),
-    ];
-    for (table, count) in expected_before {
+        ("grants", 11),
+        ("events", 6),
+        ("changes", 3),
+    ] {
         assert_eq!(before[table], count, "{table} before");
     }
 
@@ -1703,12 +1575,13 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
         codes_expired_before: at(10_000),
         revoked_before: at(9_000),
         events_before: at(5_000),
+        idle_expired_before: at(10_000),
+        changes_before: at(10_000),
         clients: vec![ClientPurge {
             client_id: app.client_id.clone(),
             rotated_before: at(9_940),
             created_before: Some(at(2_000)),
-            idle_before: Some(at(5_000)),
-            access_only_idle_before: at(7_000),
+            access_only_created_before: at(7_000),
         }],
     };
     let round = store.purge(&plan).await.unwrap();
@@ -1716,88 +1589,55 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
         round,
         PurgeRound {
             counts: PurgeCounts {
-                access_tokens: 7,
+                access_tokens: 0,
                 codes: 2,
-                refresh_tokens: 5,
+                sealed_successors: 1,
                 grants: 4,
                 events: 2,
+                changes: 1,
             },
             complete: true,
         }
     );
 
+    // Past the lifetime, idle, access-only and old, revoked long ago: gone.
+    for grant_id in ["ancient", "idle", "access-only-old", "revoked-old"] {
+        assert_eq!(store.grant(grant_id).await.unwrap(), None, "{grant_id}");
+    }
+    for grant_id in [
+        "steady",
+        "active-idle",
+        "access-only-recent",
+        "revoked-new",
+        "sealed-old",
+        "sealed-new",
+        "other",
+    ] {
+        assert!(store.grant(grant_id).await.unwrap().is_some(), "{grant_id}");
+    }
+    // Out of its retry window, the sealed successor is wiped; inside, it is kept.
+    assert_eq!(world.family("sealed-old").await.sealed_successor, None);
+    assert!(world.family("sealed-new").await.sealed_successor.is_some());
+    assert!(world.is_current("sealed-old", "sealed-old/rt1").await);
+    let kept_events: Vec<Event> = read_events(&store, EventFilter::default())
+        .await
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Issued)
+        .collect();
+    assert_eq!(kept_events, trail[2..].to_vec());
     let after = row_counts(&store).await;
-    let expected_after: BTreeMap<String, u64> = [
+    for (table, count) in [
         ("orgs", 1),
         ("users", 1),
         ("clients", 2),
         ("approvals", 1),
         ("auth_codes", 2),
-        ("grants", 5),
-        ("refresh_tokens", 5),
-        ("access_tokens", 7),
+        ("grants", 7),
         ("notes", 1),
-        ("events", 2),
-    ]
-    .into_iter()
-    .map(|(table, count)| (table.to_owned(), count))
-    .collect();
-    assert_eq!(after, expected_after);
-
-    // Past the lifetime, idle, access-only and idle, revoked long ago: gone with their tokens.
-    for grant_id in ["ancient", "idle", "access-only-old", "revoked-old"] {
-        assert_eq!(store.grant(grant_id).await.unwrap(), None, "{grant_id}");
-    }
-    for grant_id in [
-        "fresh",
-        "steady",
-        "access-only-recent",
-        "revoked-new",
-        "other",
+        ("changes", 2),
     ] {
-        assert!(store.grant(grant_id).await.unwrap().is_some(), "{grant_id}");
+        assert_eq!(after[table], count, "{table} after");
     }
-    let kept_refresh = [
-        "fresh/rt1",
-        "fresh/rt2",
-        "steady/rt0",
-        "other/rt0",
-        "other/rt1",
-    ];
-    for label in kept_refresh {
-        assert!(world.has_refresh_token(label).await, "{label} kept");
-    }
-    // Rotated out before the window (fresh/rt0), spent by a recent revocation (revoked-new/rt0),
-    // or of a deleted grant.
-    let gone_refresh = [
-        "fresh/rt0",
-        "revoked-new/rt0",
-        "ancient/rt0",
-        "idle/rt0",
-        "revoked-old/rt0",
-    ];
-    for label in gone_refresh {
-        assert!(!world.has_refresh_token(label).await, "{label} purged");
-    }
-    let kept_access = [
-        "fresh/at0",
-        "fresh/at1",
-        "fresh/at2",
-        "steady/at1",
-        "access-only-recent/at0",
-        "revoked-new/at0",
-        "other/at1",
-    ];
-    for label in kept_access {
-        assert!(world.has_access_token(label).await, "{label} kept");
-    }
-    // The rotation inside the window still serves its replay.
-    assert!(world.refresh_view("fresh/rt1").await.successor_unused);
-    let kept_events: Vec<Event> = trail[2..].to_vec();
-    assert_eq!(
-        read_events(&store, EventFilter::default()).await,
-        kept_events
-    );
 
     assert_eq!(
         store.purge(&plan).await.unwrap(),
@@ -1806,7 +1646,7 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
             complete: true
         }
     );
-    assert_eq!(row_counts(&store).await, expected_after);
+    assert_eq!(row_counts(&store).await, after);
     // The code outlives its deleted grant, unlinked; the valid one is still redeemable.
     assert_eq!(
         store
@@ -1830,8 +1670,12 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
 /// anything may be left, so that a backlog never becomes one huge write.
 pub async fn purge_works_in_bounded_rounds(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
+    world.issue("g").await;
     for n in 0..12 {
-        world.issue(&format!("g{n}")).await;
+        store
+            .revoke_access_token(&hash(&format!("token {n}")), at(1), at(2))
+            .await
+            .unwrap();
     }
     let old: Vec<Event> = (1..=25)
         .map(|secs| event(secs, EventKind::Issued, None, None, None, ""))
@@ -1839,33 +1683,57 @@ pub async fn purge_works_in_bounded_rounds(store: Arc<dyn Store>) {
     store.append_events(&old).await.unwrap();
     let plan = PurgePlan {
         batch: 10,
-        access_expired_before: at(10_000),
+        access_expired_before: T0,
         codes_expired_before: T0,
         revoked_before: T0,
         events_before: at(5_000),
+        idle_expired_before: T0,
+        changes_before: at(5_000),
         clients: Vec::new(),
     };
     let mut rounds = Vec::new();
     loop {
         let round = store.purge(&plan).await.unwrap();
-        rounds.push((
-            round.counts.access_tokens,
-            round.counts.events,
-            round.complete,
-        ));
+        rounds.push((round.counts.changes, round.counts.events, round.complete));
         if round.complete || rounds.len() > 5 {
             break;
         }
     }
+    // The grant's issued event (at T0) is older than the cut-off too: 26 events in all.
     assert_eq!(
         rounds,
-        [(10, 10, false), (2, 10, false), (0, 5, true)],
-        "(access tokens, events, complete) per round"
+        [(10, 10, false), (2, 10, false), (0, 6, true)],
+        "(changes, events, complete) per round"
     );
     let left = row_counts(&store).await;
+    assert_eq!((left["changes"], left["events"], left["grants"]), (0, 0, 1));
+}
+
+/// An idle limit set on a client after its grants were issued reaches them: they expire from
+/// idleness like grants issued under it.
+pub async fn an_idle_limit_reaches_existing_grants(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    world.issue("g").await;
+    let mut limited = world.client.clone();
+    limited.refresh_token_policy = "specific_inactivity:3:HOURS".parse().unwrap();
+    assert!(store.update_client(&limited, at(1)).await.unwrap());
+    let plan = |before: Timestamp| PurgePlan {
+        batch: 10,
+        access_expired_before: T0,
+        codes_expired_before: T0,
+        revoked_before: T0,
+        events_before: T0,
+        idle_expired_before: before,
+        changes_before: T0,
+        clients: Vec::new(),
+    };
     assert_eq!(
-        (left["access_tokens"], left["events"], left["grants"]),
-        (0, 0, 12)
+        store.purge(&plan(at(10_799))).await.unwrap().counts.grants,
+        0
+    );
+    assert_eq!(
+        store.purge(&plan(at(10_801))).await.unwrap().counts.grants,
+        1
     );
 }
 
@@ -1940,8 +1808,8 @@ pub async fn notes_are_listed_newest_first_and_updated_and_deleted(store: Arc<dy
 
 // --------------------------------------------------------------------------------- atomicity
 
-/// An issuance whose last write fails (its access token's hash is taken) leaves no grant and no
-/// refresh token behind, and does not link the code.
+/// An issuance that fails (its grant id is taken) writes nothing: no grant, no event, and the
+/// code it redeemed stays unlinked.
 pub async fn a_failed_issuance_writes_nothing(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let first = world.issue("grant-1").await;
@@ -1949,66 +1817,16 @@ pub async fn a_failed_issuance_writes_nothing(store: Arc<dyn Store>) {
     store.insert_code(&code).await.unwrap();
     store.redeem_code(&code.code_hash, at(1)).await.unwrap();
 
-    let grant = world.grant("grant-2", &world.client, true);
-    let clashing = Issuance {
-        grant,
-        refresh_token_hash: Some(hash("grant-2/rt0")),
-        access_token: world.access_token("grant-1/at0", &first, at(1)),
-        code_hash: Some(code.code_hash),
-        max_live_grants: None,
-    };
+    let clashing = world.issuance("grant-1", &world.client, Some(&code));
     assert!(store.issue(&clashing).await.is_err());
-    assert_eq!(store.grant("grant-2").await.unwrap(), None);
-    assert!(!world.has_refresh_token("grant-2/rt0").await);
+    assert_eq!(store.grant("grant-1").await.unwrap(), Some(first));
+    assert_eq!(events_of(&store, EventKind::Issued).await, 1);
     assert_eq!(
         store.redeem_code(&code.code_hash, at(2)).await.unwrap(),
         CodeRedemption::AlreadyUsed {
             revoked_grant: None
         },
         "the code was not linked"
-    );
-    assert_eq!(
-        store
-            .access_token(&hash("grant-1/at0"))
-            .await
-            .unwrap()
-            .unwrap()
-            .grant_id,
-        "grant-1"
-    );
-}
-
-/// A rotation whose access-token insert fails leaves the presented token current and stores no
-/// successor: the refresh can be tried again.
-pub async fn a_failed_refresh_commit_writes_nothing(store: Arc<dyn Store>) {
-    let world = World::create(&store).await;
-    let grant = world.issue("grant-1").await;
-    let clashing = world.refresh(
-        &grant,
-        "grant-1/rt0",
-        Some("grant-1/rt1"),
-        "grant-1/at0",
-        at(60),
-    );
-    assert!(store.commit_refresh(&clashing).await.is_err());
-    assert_eq!(world.refresh_used_at("grant-1/rt0").await, Some(None));
-    assert!(!world.has_refresh_token("grant-1/rt1").await);
-    assert_eq!(
-        store.grant("grant-1").await.unwrap().unwrap().last_used_at,
-        T0
-    );
-
-    assert_eq!(
-        world
-            .commit(
-                &grant,
-                "grant-1/rt0",
-                Some("grant-1/rt1"),
-                "grant-1/at1",
-                at(61)
-            )
-            .await,
-        RefreshOutcome::Committed
     );
 }
 
@@ -2089,12 +1907,9 @@ where
         store.client_by_id(&world.client.client_id).await.unwrap(),
         Some(world.client.clone())
     );
-    assert_eq!(
-        world.refresh_used_at("grant-1/rt0").await,
-        Some(Some(at(60)))
-    );
-    assert_eq!(world.refresh_used_at("grant-1/rt1").await, Some(None));
-    assert!(world.has_access_token("grant-1/at1").await);
+    let family = world.family("grant-1").await;
+    assert_eq!(family.current, Some(hash("grant-1/rt1")));
+    assert_eq!(family.previous, Some(hash("grant-1/rt0")));
     assert_eq!(
         store.note("002A").await.unwrap(),
         Some(note("002A", &world.user.id, at(5)))
@@ -2102,13 +1917,7 @@ where
     // And it still works: the reopened store rotates the successor.
     assert_eq!(
         world
-            .commit(
-                &grant,
-                "grant-1/rt1",
-                Some("grant-1/rt2"),
-                "grant-1/at2",
-                at(120)
-            )
+            .commit(&grant, "grant-1/rt1", Some("grant-1/rt2"), at(120))
             .await,
         RefreshOutcome::Committed
     );

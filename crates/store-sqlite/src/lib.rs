@@ -22,12 +22,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, Params, Row};
+use tessera_core::admin::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::model::{
-    AccessTokenRecord, AuthCode, Client, Event, Grant, Hash, Note, Org, StoredEvent, User,
+    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, Family, Grant, Hash, Note, Org,
+    StoredEvent, User,
 };
+use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
     CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan, PurgeRound,
-    RefreshCommit, RefreshOutcome, RefreshTokenView, Store, StoreError,
+    RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
 
@@ -220,36 +223,50 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn insert_access_token(conn: &Connection, token: &AccessTokenRecord) -> Result<(), DbError> {
-    execute(
-        conn,
-        sql::ACCESS_INSERT,
-        params![
-            token.token_hash,
-            token.grant_id,
-            token.client_id,
-            token.user_id,
-            token.org_id,
-            token.scope.to_string(),
-            token.issued_at.0,
-            token.expires_at.0,
-            token.revoked_at.map(|t| t.0),
-        ],
-    )?;
+/// Until when a change stays in the feed (a revocation: as long as an access token it affects
+/// could be unexpired; a client or user change: as long, after which a process that has not
+/// read the feed finds a gap and resets its caches).
+fn change_until(now: Timestamp) -> i64 {
+    now.plus_secs(MAX_ACCESS_TOKEN_TTL_SECS).0
+}
+
+fn append_change(
+    conn: &Connection,
+    kind: ChangeKind,
+    key: &str,
+    until: i64,
+) -> Result<(), DbError> {
+    execute(conn, sql::CHANGE_INSERT, params![kind.name(), key, until])?;
     Ok(())
 }
 
-/// Revokes a grant, spends its refresh tokens and revokes its access tokens; each statement
-/// touches only what is still live, so revoking again changes nothing.
-fn revoke_grant(conn: &Connection, grant_id: &str, now: Timestamp) -> Result<(), DbError> {
-    for statement in [
-        sql::GRANT_REVOKE,
-        sql::REFRESH_SPEND_FAMILY,
-        sql::ACCESS_REVOKE_FAMILY,
-    ] {
-        execute(conn, statement, params![now.0, grant_id])?;
+fn insert_events(conn: &Connection, events: &[Event]) -> Result<(), DbError> {
+    let mut insert = conn.prepare_cached(sql::EVENT_INSERT)?;
+    for event in events {
+        insert.execute(params![
+            event.at.0,
+            event.kind.name(),
+            event.client_id,
+            event.user_id,
+            event.grant_id,
+            event.detail,
+            event.source,
+            event.user_agent,
+        ])?;
     }
     Ok(())
+}
+
+/// Revokes a live grant: its refresh tokens stop working with it, its stored access tokens (of
+/// the earlier format) are marked, and the change feed says so, for every process's access
+/// tokens. Revoking again changes nothing; returns whether this call revoked it.
+fn revoke_grant(conn: &Connection, grant_id: &str, now: Timestamp) -> Result<bool, DbError> {
+    if execute(conn, sql::GRANT_REVOKE, params![now.0, grant_id])? == 0 {
+        return Ok(false);
+    }
+    execute(conn, sql::ACCESS_REVOKE_FAMILY, params![now.0, grant_id])?;
+    append_change(conn, ChangeKind::GrantRevoked, grant_id, change_until(now))?;
+    Ok(true)
 }
 
 /// The approval limit: revokes the live refresh-token grants of `grant`'s user and client
@@ -270,8 +287,8 @@ fn enforce_approval_limit(
     Ok(evicted)
 }
 
-/// Deletes the grants `select` lists (at most a batch), each with its tokens; adds what it
-/// deleted to `counts`. Returns whether fewer than the batch were listed.
+/// Deletes the grants `select` lists (at most a batch), each with what hangs off it; adds what
+/// it deleted to `counts`. Returns whether fewer than the batch were listed.
 fn purge_grants(
     conn: &Connection,
     select: &str,
@@ -281,8 +298,7 @@ fn purge_grants(
 ) -> Result<bool, DbError> {
     let ids: Vec<String> = all(conn, select, values, |row| row.get(0))?;
     for id in &ids {
-        let [refresh_tokens, access_tokens, grant] = sql::PURGE_GRANT;
-        counts.refresh_tokens += execute(conn, refresh_tokens, [id])? as u64;
+        let [access_tokens, grant] = sql::PURGE_GRANT;
         counts.access_tokens += execute(conn, access_tokens, [id])? as u64;
         counts.grants += execute(conn, grant, [id])? as u64;
     }
@@ -331,14 +347,17 @@ impl Store for SqliteStore {
         self.list(sql::USER_LIST, (), rows::user).await
     }
 
-    async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
-        let values = (
-            user.email.clone(),
-            user.password_hash.clone(),
-            user.disabled,
-            user.id.clone(),
-        );
-        Ok(self.change(sql::USER_UPDATE, values).await? > 0)
+    async fn update_user(&self, user: &User, now: Timestamp) -> Result<bool, StoreError> {
+        let user = user.clone();
+        self.write(move |c| {
+            let values = params![user.email, user.password_hash, user.disabled, user.id];
+            if execute(c, sql::USER_UPDATE, values)? == 0 {
+                return Ok(false);
+            }
+            append_change(c, ChangeKind::UserChanged, &user.id, change_until(now))?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -357,20 +376,52 @@ impl Store for SqliteStore {
         self.list(sql::CLIENT_LIST, (), rows::client).await
     }
 
-    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+    async fn update_client(&self, client: &Client, now: Timestamp) -> Result<bool, StoreError> {
         let mut values = rows::client_values(client)?;
         values.pop(); // created_at never changes
-        Ok(self
-            .change(sql::CLIENT_UPDATE, params_from_iter(values))
-            .await?
-            > 0)
+        let client = client.clone();
+        self.write(move |c| {
+            let before = optional(c, sql::CLIENT_IDLE_TERMS, [&client.client_id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            let Some((policy, ttl)) = before else {
+                return Ok(false);
+            };
+            execute(c, sql::CLIENT_UPDATE, params_from_iter(values))?;
+            let idle_limit = |policy: &RefreshTokenPolicy, ttl: u64| {
+                policy
+                    .idle_secs()
+                    .map(|idle| (idle.max(ttl) as i64).saturating_mul(1000))
+            };
+            let old = policy
+                .parse::<RefreshTokenPolicy>()
+                .ok()
+                .and_then(|p| idle_limit(&p, ttl.max(0) as u64));
+            let new = idle_limit(&client.refresh_token_policy, client.access_token_ttl_secs);
+            if old != new {
+                execute(c, sql::CLIENT_GRANTS_IDLE, params![client.client_id, new])?;
+            }
+            append_change(
+                c,
+                ChangeKind::ClientChanged,
+                &client.client_id,
+                change_until(now),
+            )?;
+            Ok(true)
+        })
+        .await
     }
 
-    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .change(sql::CLIENT_DELETE, (client_id.to_owned(),))
-            .await?
-            > 0)
+    async fn delete_client(&self, client_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let client_id = client_id.to_owned();
+        self.write(move |c| {
+            if execute(c, sql::CLIENT_DELETE, [&client_id])? == 0 {
+                return Ok(false);
+            }
+            append_change(c, ChangeKind::ClientChanged, &client_id, change_until(now))?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn approved_scope(
@@ -443,14 +494,16 @@ impl Store for SqliteStore {
     }
 
     async fn issue(&self, issuance: &Issuance) -> Result<IssueOutcome, StoreError> {
-        let Issuance {
-            grant,
-            refresh_token_hash,
-            access_token,
-            code_hash,
-            max_live_grants,
-        } = issuance.clone();
+        let issuance = issuance.clone();
         self.write(move |c| {
+            let Issuance {
+                grant,
+                refresh_token_hash,
+                idle_expires_at,
+                events,
+                code_hash,
+                max_live_grants,
+            } = issuance;
             // A code presented again since its redemption issues nothing. The single writer
             // makes this check and the writes below one step.
             if let Some(code_hash) = code_hash {
@@ -471,19 +524,14 @@ impl Store for SqliteStore {
                     grant.last_used_at.0,
                     grant.revoked_at.map(|t| t.0),
                     grant.has_refresh_token,
+                    refresh_token_hash,
+                    idle_expires_at.map(|t| t.0),
                 ],
             )?;
-            if let Some(hash) = refresh_token_hash {
-                execute(
-                    c,
-                    sql::REFRESH_INSERT,
-                    params![hash, grant.id, grant.created_at.0],
-                )?;
-            }
-            insert_access_token(c, &access_token)?;
             if let Some(code_hash) = code_hash {
                 execute(c, sql::CODE_LINK, params![grant.id, code_hash])?;
             }
+            insert_events(c, &events)?;
             // Only an issuance with a refresh token adds a grant that counts toward the limit.
             let evicted = match (max_live_grants, refresh_token_hash) {
                 (Some(max), Some(_)) => enforce_approval_limit(c, &grant, max)?,
@@ -494,53 +542,60 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn refresh_token(
-        &self,
-        token_hash: &Hash,
-    ) -> Result<Option<RefreshTokenView>, StoreError> {
-        self.find(sql::REFRESH_VIEW, (*token_hash,), rows::refresh_view)
+    async fn family(&self, grant_id: &str) -> Result<Option<Family>, StoreError> {
+        self.find(sql::FAMILY_BY_ID, (grant_id.to_owned(),), rows::family)
+            .await
+    }
+
+    async fn legacy_refresh_grant(&self, token_hash: &Hash) -> Result<Option<String>, StoreError> {
+        self.find(sql::LEGACY_REFRESH_GRANT, (*token_hash,), |row| row.get(0))
             .await
     }
 
     async fn commit_refresh(&self, commit: &RefreshCommit) -> Result<RefreshOutcome, StoreError> {
-        let RefreshCommit {
-            presented_hash,
-            grant_id,
-            successor_hash,
-            sealed_successor,
-            access_token,
-            now,
-        } = commit.clone();
+        let commit = commit.clone();
         self.write(move |c| {
-            // One conditional update decides, never a read then a write: of concurrent commits of
-            // one token exactly one changes a row; the others are Stale and write nothing.
-            match successor_hash {
-                Some(successor) => {
-                    let rotate =
-                        params![now.0, successor, presented_hash, grant_id, sealed_successor];
-                    if execute(c, sql::REFRESH_ROTATE, rotate)? == 0 {
-                        return Ok(RefreshOutcome::Stale);
-                    }
-                    // The presented token was its predecessor's successor: now it is used, a
-                    // replay of the predecessor is reuse.
-                    execute(c, sql::REFRESH_CLOSE_RETRY, [presented_hash])?;
-                    execute(c, sql::REFRESH_INSERT, params![successor, grant_id, now.0])?;
-                    execute(c, sql::GRANT_TOUCH, params![now.0, grant_id])?;
-                }
-                None => {
-                    let touch = params![now.0, grant_id, presented_hash];
-                    if execute(c, sql::GRANT_TOUCH_IF_CURRENT, touch)? == 0 {
-                        return Ok(RefreshOutcome::Stale);
-                    }
-                }
+            let RefreshCommit {
+                presented_hash,
+                grant_id,
+                successor_hash,
+                sealed_successor,
+                idle_expires_at,
+                now,
+                event,
+            } = commit;
+            let idle = idle_expires_at.map(|t| t.0);
+            // One conditional update decides, never a read then a write: of concurrent commits
+            // of one token exactly one changes the row; the others are Stale and write nothing.
+            let changed = match successor_hash {
+                Some(successor) => execute(
+                    c,
+                    sql::FAMILY_ROTATE,
+                    params![
+                        grant_id,
+                        presented_hash,
+                        successor,
+                        now.0,
+                        sealed_successor,
+                        idle
+                    ],
+                )?,
+                None => execute(
+                    c,
+                    sql::FAMILY_TOUCH,
+                    params![grant_id, presented_hash, now.0, idle],
+                )?,
+            };
+            if changed == 0 {
+                return Ok(RefreshOutcome::Stale);
             }
-            insert_access_token(c, &access_token)?;
+            insert_events(c, std::slice::from_ref(&event))?;
             Ok(RefreshOutcome::Committed)
         })
         .await
     }
 
-    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<(), StoreError> {
+    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
         let grant_id = grant_id.to_owned();
         self.write(move |c| revoke_grant(c, &grant_id, now)).await
     }
@@ -557,11 +612,19 @@ impl Store for SqliteStore {
         &self,
         token_hash: &Hash,
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        Ok(self
-            .change(sql::ACCESS_REVOKE_ONE, (now.0, *token_hash))
-            .await?
-            > 0)
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let token_hash = *token_hash;
+        self.write(move |c| {
+            execute(c, sql::ACCESS_REVOKE_ONE, params![now.0, token_hash])?;
+            append_change(
+                c,
+                ChangeKind::AccessTokenRevoked,
+                &hex_string(&token_hash),
+                expires_at.0,
+            )
+        })
+        .await
     }
 
     async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
@@ -594,28 +657,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn changes_since(&self, after_seq: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        self.list(sql::CHANGES_SINCE, (after_seq, limit), rows::change)
+            .await
+    }
+
+    async fn live_changes(&self, now: Timestamp) -> Result<(Vec<Change>, i64), StoreError> {
+        self.read(move |c| {
+            let newest: i64 = c.query_row(sql::CHANGES_NEWEST, [], |row| row.get(0))?;
+            let live = all(c, sql::CHANGES_LIVE, [now.0], rows::change)?;
+            Ok((live, newest))
+        })
+        .await
+    }
+
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
         let events = events.to_vec();
-        self.write(move |c| {
-            let mut insert = c.prepare_cached(sql::EVENT_INSERT)?;
-            for event in events {
-                insert.execute(params![
-                    event.at.0,
-                    event.kind.name(),
-                    event.client_id,
-                    event.user_id,
-                    event.grant_id,
-                    event.detail,
-                    event.source,
-                    event.user_agent,
-                ])?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |c| insert_events(c, &events)).await
     }
 
     /// A limit of 0 reads at most 1000 events.
@@ -654,30 +715,28 @@ impl Store for SqliteStore {
                     params![plan.codes_expired_before.0, batch],
                 )?,
                 events: rule(sql::PURGE_EVENTS, params![plan.events_before.0, batch])?,
+                changes: rule(sql::PURGE_CHANGES, params![plan.changes_before.0, batch])?,
                 ..PurgeCounts::default()
             };
             for client in &plan.clients {
-                let id = &client.client_id;
-                counts.refresh_tokens += rule(
-                    sql::PURGE_ROTATED,
-                    params![id, client.rotated_before.0, batch],
+                counts.sealed_successors += rule(
+                    sql::PURGE_SEALED,
+                    params![client.client_id, client.rotated_before.0, batch],
                 )?;
             }
-            complete &= purge_grants(
-                c,
-                sql::PURGE_REVOKED_GRANTS,
-                params![plan.revoked_before.0, batch],
-                batch,
-                &mut counts,
-            )?;
+            for (select, cut_off) in [
+                (sql::PURGE_REVOKED_GRANTS, plan.revoked_before),
+                (sql::PURGE_IDLE_GRANTS, plan.idle_expired_before),
+            ] {
+                complete &= purge_grants(c, select, params![cut_off.0, batch], batch, &mut counts)?;
+            }
             for client in &plan.clients {
                 let id = &client.client_id;
                 let cut_offs = [
                     (sql::PURGE_EXPIRED_GRANTS, client.created_before),
-                    (sql::PURGE_IDLE_GRANTS, client.idle_before),
                     (
                         sql::PURGE_ACCESS_ONLY_GRANTS,
-                        Some(client.access_only_idle_before),
+                        Some(client.access_only_created_before),
                     ),
                 ];
                 for (select, cut_off) in cut_offs {
@@ -739,4 +798,8 @@ impl Store for SqliteStore {
     async fn delete_note(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.change(sql::NOTE_DELETE, (id.to_owned(),)).await? > 0)
     }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -3,10 +3,10 @@
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Params, Row};
 use tessera_core::model::{
-    AccessTokenRecord, AuthCode, Client, Event, EventKind, Grant, Note, Org, RefreshTokenRecord,
-    StoredEvent, User,
+    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, EventKind, Family, Grant, Note,
+    Org, StoredEvent, User,
 };
-use tessera_core::store::{RefreshTokenView, StoreError};
+use tessera_core::store::StoreError;
 use tessera_core::time::Timestamp;
 use tessera_proto::Scope;
 
@@ -138,20 +138,26 @@ pub(crate) fn grant(row: &Row<'_>) -> rusqlite::Result<Grant> {
     grant_at(row, 0)
 }
 
-/// A refresh token (`token_hash, grant_id, created_at, used_at, replaced_by, sealed_successor`),
-/// its grant, and whether its successor is unused.
-pub(crate) fn refresh_view(row: &Row<'_>) -> rusqlite::Result<RefreshTokenView> {
-    Ok(RefreshTokenView {
-        token: RefreshTokenRecord {
-            token_hash: row.get(0)?,
-            grant_id: row.get(1)?,
-            created_at: timestamp(row, 2)?,
-            used_at: optional_timestamp(row, 3)?,
-            replaced_by: row.get(4)?,
-            sealed_successor: row.get(5)?,
-        },
-        grant: grant_at(row, 6)?,
-        successor_unused: row.get(15)?,
+/// A grant (`grant_columns!`) and its family's state: current and previous token, rotation
+/// time, sealed successor.
+pub(crate) fn family(row: &Row<'_>) -> rusqlite::Result<Family> {
+    Ok(Family {
+        grant: grant_at(row, 0)?,
+        current: row.get(9)?,
+        previous: row.get(10)?,
+        rotated_at: optional_timestamp(row, 11)?,
+        sealed_successor: row.get(12)?,
+    })
+}
+
+/// `seq, kind, key, until`.
+pub(crate) fn change(row: &Row<'_>) -> rusqlite::Result<Change> {
+    let kind = row.get_ref(1)?.as_str()?;
+    Ok(Change {
+        seq: row.get(0)?,
+        kind: ChangeKind::from_name(kind).ok_or_else(|| malformed(1, "change kind"))?,
+        key: row.get(2)?,
+        until: timestamp(row, 3)?,
     })
 }
 

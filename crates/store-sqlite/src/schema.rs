@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_init.sql"),
     include_str!("../../../migrations/sqlite/0002_lifecycle.sql"),
     include_str!("../../../migrations/sqlite/0003_hardening.sql"),
+    include_str!("../../../migrations/sqlite/0004_families.sql"),
 ];
 
 /// The schema version this build writes and reads.
@@ -62,8 +63,9 @@ mod tests {
     }
 
     /// A database created by an earlier build (version 1, with a client and a refresh token in
-    /// it) is brought up to date: the client gets the default retry window, the token no sealed
-    /// successor, and the events table exists.
+    /// it) is brought up to date: the client gets the default retry window, the token becomes its
+    /// family's current one (found by its hash: it does not name its grant), and the events
+    /// table exists.
     #[test]
     fn a_version_1_database_is_migrated_with_defaults() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -87,16 +89,26 @@ mod tests {
             })
             .unwrap();
         assert_eq!(window, 60);
-        let sealed: Option<Vec<u8>> = conn
-            .query_row("SELECT sealed_successor FROM refresh_tokens", [], |row| {
-                row.get(0)
-            })
+        let (current, sealed): (Vec<u8>, Option<Vec<u8>>) = conn
+            .query_row(
+                "SELECT refresh_hash, sealed_successor FROM grants WHERE id = 'g'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
             .unwrap();
-        assert_eq!(sealed, None);
-        let events: i64 = conn
-            .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+        assert_eq!((current, sealed), (vec![0u8; 32], None));
+        let counts: (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM legacy_refresh_tokens)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
             .unwrap();
-        assert_eq!(events, 0);
+        assert_eq!(
+            counts,
+            (0, 1),
+            "no events yet; the unsigned token is found by its hash"
+        );
     }
 
     #[test]

@@ -148,8 +148,17 @@ pub(crate) const CODE_GRANT: &str = "SELECT grant_id FROM auth_codes WHERE code_
 pub(crate) const GRANT_INSERT: &str = concat!(
     "INSERT INTO grants (",
     grant_columns!(""),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ", refresh_hash, idle_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
 );
+/// A grant with its family's state: `grant_columns!`, then the current and previous token,
+/// when the previous was rotated out, and the sealed successor.
+pub(crate) const FAMILY_BY_ID: &str = concat!(
+    "SELECT ",
+    grant_columns!(""),
+    ", refresh_hash, previous_hash, rotated_at, sealed_successor FROM grants WHERE id = ?1"
+);
+pub(crate) const LEGACY_REFRESH_GRANT: &str =
+    "SELECT grant_id FROM legacy_refresh_tokens WHERE token_hash = ?1";
 pub(crate) const GRANT_BY_ID: &str =
     concat!("SELECT ", grant_columns!(""), " FROM grants WHERE id = ?1");
 pub(crate) const GRANTS_OF_USER: &str = concat!(
@@ -167,46 +176,22 @@ pub(crate) const GRANTS_LIVE_OF_CLIENT: &str = "SELECT id FROM grants \
 pub(crate) const GRANTS_OVER_LIMIT: &str = "SELECT id FROM grants \
      WHERE user_id = ?1 AND client_id = ?2 AND revoked_at IS NULL AND has_refresh_token = 1 \
      AND id <> ?3 ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?4";
-pub(crate) const GRANT_TOUCH: &str = "UPDATE grants SET last_used_at = ?1 WHERE id = ?2";
-/// A refresh without rotation: records the use only if the grant is live and the presented token
-/// (?3) is one of its current tokens.
-pub(crate) const GRANT_TOUCH_IF_CURRENT: &str = "UPDATE grants SET last_used_at = ?1 \
-     WHERE id = ?2 AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM refresh_tokens \
-     WHERE token_hash = ?3 AND grant_id = ?2 AND used_at IS NULL)";
+/// A rotation of grant ?1: successor ?3 becomes current and the presented token ?2 the previous,
+/// with the successor's sealed response ?5, at ?4 — only if ?2 is still current and the grant
+/// live. One row, found by its primary key; no index changes unless the grant has an idle
+/// expiry (?6) or a sealed successor.
+pub(crate) const FAMILY_ROTATE: &str = "UPDATE grants SET previous_hash = refresh_hash, \
+     refresh_hash = ?3, rotated_at = ?4, sealed_successor = ?5, last_used_at = ?4, \
+     idle_expires_at = ?6 WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
+/// A refresh without rotation: records the use at ?3 (and idle expiry ?4), only if ?2 is still
+/// grant ?1's current token and the grant live.
+pub(crate) const FAMILY_TOUCH: &str = "UPDATE grants SET last_used_at = ?3, idle_expires_at = ?4 \
+     WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
 /// Each revocation statement touches only what is still live, so that revoking again keeps the
-/// first revocation's times.
-pub(crate) const GRANT_REVOKE: &str =
-    "UPDATE grants SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL";
+/// first revocation's times. The sealed successor goes with the family.
+pub(crate) const GRANT_REVOKE: &str = "UPDATE grants SET revoked_at = ?1, sealed_successor = NULL \
+     WHERE id = ?2 AND revoked_at IS NULL";
 
-pub(crate) const REFRESH_INSERT: &str =
-    "INSERT INTO refresh_tokens (token_hash, grant_id, created_at) VALUES (?1, ?2, ?3)";
-/// A token, its grant, and whether its successor exists unused (`s` is found by primary key).
-pub(crate) const REFRESH_VIEW: &str = concat!(
-    "SELECT r.token_hash, r.grant_id, r.created_at, r.used_at, r.replaced_by, r.sealed_successor, ",
-    grant_columns!("g."),
-    ", s.token_hash IS NOT NULL AND s.used_at IS NULL",
-    " FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id",
-    " LEFT JOIN refresh_tokens s ON s.token_hash = r.replaced_by",
-    " WHERE r.token_hash = ?1"
-);
-/// A rotation: marks the presented token (?3) used, links its successor (?2) and keeps the
-/// successor's sealed response (?5), only if it is still current and its grant (?4) live.
-pub(crate) const REFRESH_ROTATE: &str = "UPDATE refresh_tokens \
-     SET used_at = ?1, replaced_by = ?2, sealed_successor = ?5 \
-     WHERE token_hash = ?3 AND used_at IS NULL \
-     AND grant_id IN (SELECT id FROM grants WHERE id = ?4 AND revoked_at IS NULL)";
-/// The token replaced by ?1 (which is being rotated, so its successor is now used) leaves its
-/// retry window.
-pub(crate) const REFRESH_CLOSE_RETRY: &str = "UPDATE refresh_tokens SET sealed_successor = NULL \
-     WHERE replaced_by = ?1 AND sealed_successor IS NOT NULL";
-pub(crate) const REFRESH_SPEND_FAMILY: &str =
-    "UPDATE refresh_tokens SET used_at = ?1 WHERE grant_id = ?2 AND used_at IS NULL";
-
-pub(crate) const ACCESS_INSERT: &str = concat!(
-    "INSERT INTO access_tokens (",
-    access_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-);
 pub(crate) const ACCESS_BY_HASH: &str = concat!(
     "SELECT ",
     access_columns!(),
@@ -217,6 +202,22 @@ pub(crate) const ACCESS_REVOKE_FAMILY: &str =
 /// Matches a known token even when already revoked (it is known), keeping the first time.
 pub(crate) const ACCESS_REVOKE_ONE: &str =
     "UPDATE access_tokens SET revoked_at = coalesce(revoked_at, ?1) WHERE token_hash = ?2";
+
+pub(crate) const CHANGE_INSERT: &str = "INSERT INTO changes (kind, key, until) VALUES (?1, ?2, ?3)";
+pub(crate) const CHANGES_SINCE: &str =
+    "SELECT seq, kind, key, until FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+/// In no particular order: what is in force is applied whole.
+pub(crate) const CHANGES_LIVE: &str = "SELECT seq, kind, key, until FROM changes WHERE until > ?1";
+/// The newest sequence number ever given, even if its entry was purged.
+pub(crate) const CHANGES_NEWEST: &str =
+    "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)";
+/// What a client's idle expiry depends on, before an update changes it.
+pub(crate) const CLIENT_IDLE_TERMS: &str =
+    "SELECT refresh_token_policy, access_token_ttl_secs FROM clients WHERE client_id = ?1";
+/// The idle expiry of client ?1's grants, after its policy changed: ?2 is the new limit in
+/// milliseconds (NULL: none).
+pub(crate) const CLIENT_GRANTS_IDLE: &str = "UPDATE grants SET idle_expires_at = \
+     CASE WHEN ?2 IS NULL THEN NULL ELSE last_used_at + ?2 END WHERE client_id = ?1";
 
 pub(crate) const EVENT_INSERT: &str = "INSERT INTO events \
      (at, kind, client_id, user_id, grant_id, detail, source, user_agent) \
@@ -251,38 +252,38 @@ pub(crate) fn events_query(filter: &EventFilter, limit: u32) -> (String, Vec<Val
 // Housekeeping, in rounds: each statement removes at most ?2 (or ?3) rows, chosen through an
 // index on its cut-off; see `tests::statements_use_their_indexes`. (SQLite has no `DELETE …
 // LIMIT` by default, hence the keyed subquery.)
+/// Access tokens of the earlier, stored format.
 pub(crate) const PURGE_ACCESS_TOKENS: &str = "DELETE FROM access_tokens WHERE token_hash IN \
      (SELECT token_hash FROM access_tokens WHERE expires_at < ?1 LIMIT ?2)";
 pub(crate) const PURGE_CODES: &str = "DELETE FROM auth_codes WHERE code_hash IN \
      (SELECT code_hash FROM auth_codes WHERE expires_at < ?1 LIMIT ?2)";
-/// Refresh tokens of client ?1 used (rotated out, or spent by a revocation) before ?2. The
-/// correlated `EXISTS` keeps the scan on `refresh_tokens_by_use`, which holds only used tokens.
-pub(crate) const PURGE_ROTATED: &str = "DELETE FROM refresh_tokens WHERE token_hash IN \
-     (SELECT token_hash FROM refresh_tokens r WHERE r.used_at IS NOT NULL AND r.used_at < ?2 \
-     AND EXISTS (SELECT 1 FROM grants g WHERE g.id = r.grant_id AND g.client_id = ?1) LIMIT ?3)";
 pub(crate) const PURGE_EVENTS: &str =
     "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 LIMIT ?2)";
+pub(crate) const PURGE_CHANGES: &str =
+    "DELETE FROM changes WHERE seq IN (SELECT seq FROM changes WHERE until < ?1 LIMIT ?2)";
+/// Sealed successors of client ?1's families rotated before ?2: their retry window is over.
+pub(crate) const PURGE_SEALED: &str = "UPDATE grants SET sealed_successor = NULL WHERE id IN \
+     (SELECT id FROM grants WHERE client_id = ?1 AND rotated_at < ?2 \
+     AND sealed_successor IS NOT NULL LIMIT ?3)";
 
-/// The grants one purge rule removes, at most ?3 (or ?2 for the revoked ones) per round; each is
-/// then deleted with its tokens by [`PURGE_GRANT`], children first so that every count is exact
-/// (rows removed by `ON DELETE CASCADE` are not counted by SQLite). Codes linked to them are
-/// kept, unlinked, by `ON DELETE SET NULL`.
+/// The grants one purge rule removes, at most a batch per round; each is then deleted with what
+/// hangs off it by [`PURGE_GRANT`], children first so that every count is exact. Codes linked
+/// to them are kept, unlinked, by `ON DELETE SET NULL`.
 /// Grants revoked before ?1.
 pub(crate) const PURGE_REVOKED_GRANTS: &str =
     "SELECT id FROM grants WHERE revoked_at IS NOT NULL AND revoked_at < ?1 LIMIT ?2";
+/// Grants whose idle expiry is before ?1.
+pub(crate) const PURGE_IDLE_GRANTS: &str = "SELECT id FROM grants \
+     WHERE idle_expires_at IS NOT NULL AND idle_expires_at < ?1 LIMIT ?2";
 /// Grants of client ?1 created before ?2 (past the policy's lifetime).
 pub(crate) const PURGE_EXPIRED_GRANTS: &str =
     "SELECT id FROM grants WHERE client_id = ?1 AND created_at < ?2 LIMIT ?3";
-/// Grants of client ?1 last used before ?2 (idle past the policy's limit). `IN (0, 1)` lets the
-/// search use `grants_by_client_use` on `last_used_at`.
-pub(crate) const PURGE_IDLE_GRANTS: &str = "SELECT id FROM grants \
-     WHERE client_id = ?1 AND has_refresh_token IN (0, 1) AND last_used_at < ?2 LIMIT ?3";
-/// Grants of client ?1 without a refresh token, last used before ?2.
+/// Grants of client ?1 without a refresh token, created before ?2.
 pub(crate) const PURGE_ACCESS_ONLY_GRANTS: &str = "SELECT id FROM grants \
-     WHERE client_id = ?1 AND has_refresh_token = 0 AND last_used_at < ?2 LIMIT ?3";
-/// Deletes grant ?1 with its tokens: refresh tokens, access tokens, the grant.
-pub(crate) const PURGE_GRANT: [&str; 3] = [
-    "DELETE FROM refresh_tokens WHERE grant_id = ?1",
+     WHERE client_id = ?1 AND has_refresh_token = 0 AND created_at < ?2 LIMIT ?3";
+/// Deletes grant ?1 with its stored access tokens (its legacy refresh-token rows go by
+/// `ON DELETE CASCADE`), then the grant.
+pub(crate) const PURGE_GRANT: [&str; 2] = [
     "DELETE FROM access_tokens WHERE grant_id = ?1",
     "DELETE FROM grants WHERE id = ?1",
 ];
@@ -295,10 +296,11 @@ pub(crate) const ROW_COUNTS: &str = "\
      SELECT 'approvals', count(*) FROM approvals UNION ALL \
      SELECT 'auth_codes', count(*) FROM auth_codes UNION ALL \
      SELECT 'grants', count(*) FROM grants UNION ALL \
-     SELECT 'refresh_tokens', count(*) FROM refresh_tokens UNION ALL \
+     SELECT 'legacy_refresh_tokens', count(*) FROM legacy_refresh_tokens UNION ALL \
      SELECT 'access_tokens', count(*) FROM access_tokens UNION ALL \
      SELECT 'notes', count(*) FROM notes UNION ALL \
-     SELECT 'events', count(*) FROM events";
+     SELECT 'events', count(*) FROM events UNION ALL \
+     SELECT 'changes', count(*) FROM changes";
 
 pub(crate) const NOTE_INSERT: &str = concat!(
     "INSERT INTO notes (",
@@ -344,14 +346,18 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::schema::migrate(&mut conn).unwrap();
         let mut statements = vec![
-            ("refresh lookup", REFRESH_VIEW.to_owned()),
-            ("rotate", REFRESH_ROTATE.to_owned()),
+            ("family lookup", FAMILY_BY_ID.to_owned()),
+            ("legacy refresh lookup", LEGACY_REFRESH_GRANT.to_owned()),
+            ("rotate", FAMILY_ROTATE.to_owned()),
+            ("refresh without rotation", FAMILY_TOUCH.to_owned()),
+            ("changes since", CHANGES_SINCE.to_owned()),
+            ("live changes", CHANGES_LIVE.to_owned()),
             (
-                "close predecessor's retry window",
-                REFRESH_CLOSE_RETRY.to_owned(),
+                "client's grants' idle expiry",
+                CLIENT_GRANTS_IDLE.to_owned(),
             ),
-            ("touch grant", GRANT_TOUCH.to_owned()),
-            ("touch grant if current", GRANT_TOUCH_IF_CURRENT.to_owned()),
+            ("purge changes", PURGE_CHANGES.to_owned()),
+            ("purge sealed successors", PURGE_SEALED.to_owned()),
             ("access token lookup", ACCESS_BY_HASH.to_owned()),
             ("redeem code", CODE_SPEND.to_owned()),
             ("code presented again", CODE_PRESENTED_AGAIN.to_owned()),
@@ -360,7 +366,6 @@ mod tests {
             ("user by username", USER_BY_USERNAME.to_owned()),
             ("approval limit", GRANTS_OVER_LIMIT.to_owned()),
             ("revoke grant", GRANT_REVOKE.to_owned()),
-            ("spend family", REFRESH_SPEND_FAMILY.to_owned()),
             (
                 "revoke family's access tokens",
                 ACCESS_REVOKE_FAMILY.to_owned(),
@@ -371,13 +376,12 @@ mod tests {
             ("delete client, cascading", CLIENT_DELETE.to_owned()),
             ("purge access tokens", PURGE_ACCESS_TOKENS.to_owned()),
             ("purge codes", PURGE_CODES.to_owned()),
-            ("purge rotated", PURGE_ROTATED.to_owned()),
             ("purge events", PURGE_EVENTS.to_owned()),
         ];
         for (name, select) in [
             ("revoked", PURGE_REVOKED_GRANTS),
-            ("expired", PURGE_EXPIRED_GRANTS),
             ("idle", PURGE_IDLE_GRANTS),
+            ("expired", PURGE_EXPIRED_GRANTS),
             ("access-only", PURGE_ACCESS_ONLY_GRANTS),
         ] {
             statements.push((name, select.to_owned()));

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tessera_core::model::{Event, EventKind};
 use tessera_core::store::{ClientPurge, Issuance, PurgePlan, RefreshOutcome, Store};
 use tessera_core::time::Timestamp;
 use tessera_store_conformance::{self as conformance, hash, World, T0};
@@ -75,22 +74,13 @@ async fn acknowledged_writes_survive_a_crash() {
     assert!(!status.success(), "the child was meant to abort");
 
     let store = SqliteStore::open(&path.display().to_string()).unwrap();
-    let grant = store
-        .grant("grant-1")
+    let family = store
+        .family("grant-1")
         .await
         .unwrap()
         .expect("the acknowledged grant is there");
-    assert!(store
-        .refresh_token(&hash("grant-1/rt0"))
-        .await
-        .unwrap()
-        .is_some());
-    assert!(store
-        .access_token(&hash("grant-1/at0"))
-        .await
-        .unwrap()
-        .is_some());
-    assert_eq!(grant.created_at, T0);
+    assert_eq!(family.current, Some(hash("grant-1/rt0")));
+    assert_eq!(family.grant.created_at, T0);
 }
 
 /// Every file of the database: the main file and, while open, its WAL.
@@ -118,7 +108,6 @@ fn holds(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_file_holds_no_token_or_secret_in_clear() {
-    const ACCESS: &str = "00D000000000001!ThisAccessTokenMustNeverBeWrittenAnywhere";
     const REFRESH: &str = "5Aep861ThisRefreshTokenMustNeverBeWrittenAnywhere";
     const SUCCESSOR: &str = "5Aep861ThisRotatedRefreshTokenMustNeverBeWrittenEither";
     const CODE: &str = "aPrxThisAuthorizationCodeMustNeverBeWrittenAnywhere";
@@ -126,26 +115,17 @@ async fn the_database_file_holds_no_token_or_secret_in_clear() {
     let world = World::create(&store).await;
     let code = world.code(CODE, &world.client);
     store.insert_code(&code).await.unwrap();
-    let grant = world.grant("grant-1", &world.client, true);
     let issuance = Issuance {
-        grant: grant.clone(),
         refresh_token_hash: Some(hash(REFRESH)),
-        access_token: world.access_token(ACCESS, &grant, T0),
         code_hash: Some(code.code_hash),
-        max_live_grants: None,
+        ..world.issuance_at("grant-1", &world.client, true, T0)
     };
     conformance::issued(&store, &issuance).await;
     world
-        .commit(
-            &grant,
-            REFRESH,
-            Some(SUCCESSOR),
-            "another access token",
-            T0.plus_secs(60),
-        )
+        .commit(&issuance.grant, REFRESH, Some(SUCCESSOR), T0.plus_secs(60))
         .await;
 
-    let secrets = [ACCESS, REFRESH, SUCCESSOR, CODE, "secret of app-one"];
+    let secrets = [REFRESH, SUCCESSOR, CODE, "secret of app-one"];
     // While open (the rows are in the WAL) and after closing (checkpointed into the main file).
     let open = database_bytes(&dir);
     let username = world.user.username.clone();
@@ -159,7 +139,7 @@ async fn the_database_file_holds_no_token_or_secret_in_clear() {
             );
         }
         // The search does find what is there: the hashes, and plain text such as the username.
-        assert!(holds(&bytes, &hash(ACCESS)));
+        assert!(holds(&bytes, &hash(REFRESH)));
         assert!(holds(&bytes, &hash(SUCCESSOR)));
         assert!(holds(&bytes, username.as_bytes()));
     }
@@ -252,11 +232,11 @@ async fn memory_store_is_one_database_for_all_its_connections_and_vanishes_on_dr
     assert!(!path.exists());
 }
 
-/// The database does not grow without bound: steady rotating refresh traffic (every family
-/// rotating every 10 s, each rotation with a sealed successor, an access token living two
-/// minutes and an audit event) with a purge every minute keeps each table at what the windows
-/// hold, where without housekeeping it would grow with every request. The counts are printed
-/// (`--nocapture`) as the measurement.
+/// The database does not grow without bound: under steady rotating refresh traffic (every
+/// family rotating every 10 s, each rotation with a sealed successor and its audit event) with a
+/// purge every minute, a family stays one row, sealed successors last only their retry window,
+/// and events what the retention keeps. The counts are printed (`--nocapture`) as the
+/// measurement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
     const FAMILIES: u64 = 50;
@@ -264,27 +244,18 @@ async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
     const STEP_SECS: u64 = 10;
     const RETRY_WINDOW_SECS: u64 = 60;
     const PURGE_EVERY_SECS: u64 = 60;
-    const ACCESS_TTL_SECS: u64 = 120;
     const EVENT_RETENTION_SECS: u64 = 120;
-    const ROTATIONS_PER_WINDOW: u64 = RETRY_WINDOW_SECS / STEP_SECS;
-    let (store, _dir) = fresh().await;
+    let (store, dir) = fresh().await;
     let world = World::create(&store).await;
     let family = |n: u64, name: &str| format!("f{n}/{name}");
     let mut grants = Vec::new();
     for n in 0..FAMILIES {
-        let mut issuance = world.issuance_at(&format!("f{n}"), &world.client, true, T0);
-        issuance.access_token.expires_at = T0.plus_secs(ACCESS_TTL_SECS);
+        let issuance = world.issuance_at(&format!("f{n}"), &world.client, true, T0);
         conformance::issued(&store, &issuance).await;
         grants.push(issuance.grant);
     }
-    let counts = |table: &'static str| {
-        let store = Arc::clone(&store);
-        async move { conformance::row_counts(&store).await[table] }
-    };
-    let initial = conformance::row_counts(&store).await;
-
-    let (mut most_before_purge, mut most_after_purge) = (0, 0);
     let mut next_purge = T0.plus_secs(PURGE_EVERY_SECS);
+    let mut sizes = Vec::new();
     for round in 1..=ROTATIONS {
         // Mid-step, so that no rotation falls on a purge's cut-off.
         let now = T0.plus_secs(round * STEP_SECS - STEP_SECS / 2);
@@ -297,10 +268,8 @@ async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
                     grant,
                     &family(n, &format!("rt{}", round - 1)),
                     Some(&family(n, &format!("rt{round}"))),
-                    &family(n, &format!("at{round}")),
                     now,
                 );
-                commit.access_token.expires_at = now.plus_secs(ACCESS_TTL_SECS);
                 commit.sealed_successor = Some(vec![0xA5; 300]);
                 let store = Arc::clone(&store);
                 tokio::spawn(async move { store.commit_refresh(&commit).await })
@@ -309,80 +278,150 @@ async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
         for commit in commits {
             assert_eq!(commit.await.unwrap().unwrap(), RefreshOutcome::Committed);
         }
-        let events: Vec<Event> = grants
-            .iter()
-            .map(|grant| Event {
-                at: now,
-                kind: EventKind::Rotated,
-                client_id: Some(grant.client_id.clone()),
-                user_id: Some(grant.user_id.clone()),
-                grant_id: Some(grant.id.clone()),
-                detail: String::new(),
-                source: None,
-                user_agent: None,
-            })
-            .collect();
-        store.append_events(&events).await.unwrap();
-
         let now = T0.plus_secs(round * STEP_SECS);
         if now < next_purge {
             continue;
         }
         next_purge = now.plus_secs(PURGE_EVERY_SECS);
-        most_before_purge = most_before_purge.max(counts("refresh_tokens").await);
         let plan = PurgePlan {
             batch: u32::MAX,
             access_expired_before: now,
             codes_expired_before: now,
             revoked_before: now,
             events_before: Timestamp(now.0 - EVENT_RETENTION_SECS as i64 * 1000),
+            idle_expired_before: now,
+            changes_before: now,
             clients: vec![ClientPurge {
                 client_id: world.client.client_id.clone(),
                 rotated_before: Timestamp(now.0 - RETRY_WINDOW_SECS as i64 * 1000),
                 created_before: None,
-                idle_before: None,
-                access_only_idle_before: now,
+                access_only_created_before: now,
             }],
         };
         let purged = store.purge(&plan).await.unwrap();
         assert!(purged.complete);
         let after = conformance::row_counts(&store).await;
+        let bytes: u64 = ["tessera.db", "tessera.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.path().join(f)).ok())
+            .map(|m| m.len())
+            .sum();
         eprintln!(
-            "growth: t={:>3}s purged {purged:?}; now refresh_tokens={} access_tokens={} events={} grants={}",
+            "growth: t={:>3}s purged {purged:?}; now grants={} events={} database {} KiB",
             round * STEP_SECS,
-            after["refresh_tokens"],
-            after["access_tokens"],
-            after["events"],
             after["grants"],
+            after["events"],
+            bytes / 1024,
         );
-        most_after_purge = most_after_purge.max(after["refresh_tokens"]);
-        assert!(after["refresh_tokens"] <= FAMILIES * (1 + ROTATIONS_PER_WINDOW));
-        assert!(after["access_tokens"] <= FAMILIES * (1 + ACCESS_TTL_SECS / STEP_SECS));
-        assert!(after["events"] <= FAMILIES * (EVENT_RETENTION_SECS / STEP_SECS));
+        sizes.push(after["events"]);
         assert_eq!(after["grants"], FAMILIES);
+        assert!(after["events"] <= FAMILIES * (1 + EVENT_RETENTION_SECS / STEP_SECS));
     }
-    let last = conformance::row_counts(&store).await;
-    let unpurged = FAMILIES * (1 + ROTATIONS);
-    eprintln!(
-        "growth: {FAMILIES} families x {ROTATIONS} rotations (every {STEP_SECS} s, retry window \
-         {RETRY_WINDOW_SECS} s, purge every {PURGE_EVERY_SECS} s): refresh_tokens {} at start, \
-         at most {most_before_purge} before a purge and {most_after_purge} after one (bound {}), \
-         {} at the end; {unpurged} without housekeeping. access_tokens {} -> {}, events {}",
-        initial["refresh_tokens"],
-        FAMILIES * (1 + ROTATIONS_PER_WINDOW),
-        last["refresh_tokens"],
-        initial["access_tokens"],
-        last["access_tokens"],
-        last["events"],
-    );
-    assert!(
-        most_before_purge <= FAMILIES * (1 + (RETRY_WINDOW_SECS + PURGE_EVERY_SECS) / STEP_SECS)
-    );
+    // Every family still works from its current token, its old ones rotated out.
+    for (n, grant) in grants.iter().enumerate() {
+        let f = world.family(&grant.id).await;
+        assert_eq!(
+            f.current,
+            Some(hash(&family(n as u64, &format!("rt{ROTATIONS}"))))
+        );
+        assert!(
+            f.sealed_successor.is_some(),
+            "the last rotation is inside its window"
+        );
+    }
+}
 
-    // Every family still works: its current token is live, its old ones are gone.
-    for n in 0..FAMILIES {
-        let current = family(n, &format!("rt{ROTATIONS}"));
-        assert_eq!(world.refresh_used_at(&current).await, Some(None));
-        assert!(!world.has_refresh_token(&family(n, "rt0")).await);
+/// A database of schema version 3, with families in the refresh-token table (a current token, a
+/// rotated-out one with its sealed successor, a revoked family, a client with an idle limit), is
+/// brought to version 4 with each family on its grant's row.
+#[test]
+fn a_version_3_database_is_migrated_to_families_on_grant_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (n, sql) in [
+            include_str!("../../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../../migrations/sqlite/0002_lifecycle.sql"),
+            include_str!("../../../migrations/sqlite/0003_hardening.sql"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", n + 1).unwrap();
+        }
+        let h = |n: u8| format!("x'{}'", format!("{n:02x}").repeat(32));
+        let sql = format!(
+            "INSERT INTO orgs VALUES ('00D', 'Org');
+             INSERT INTO users VALUES ('005', '00D', 'ada', NULL, 'hash', 0, 0);
+             INSERT INTO clients VALUES ('app', 'App', NULL, '[]', 'api', 'infinite', 60, 1, 0, 0, 60);
+             INSERT INTO clients VALUES ('idle', 'Idle', NULL, '[]', 'api', 'specific_inactivity:2:HOURS', 60, 1, 0, 0, 60);
+             INSERT INTO grants VALUES ('g1', 'app', '005', '00D', 'api', 0, 5000, NULL, 1);
+             INSERT INTO grants VALUES ('g2', 'idle', '005', '00D', 'api', 0, 7000, NULL, 1);
+             INSERT INTO grants VALUES ('g3', 'app', '005', '00D', 'api', 0, 0, 9000, 1);
+             INSERT INTO refresh_tokens VALUES ({h1}, 'g1', 0, 5000, {h2}, x'AA');
+             INSERT INTO refresh_tokens VALUES ({h2}, 'g1', 5000, NULL, NULL, NULL);
+             INSERT INTO refresh_tokens VALUES ({h3}, 'g2', 0, NULL, NULL, NULL);
+             INSERT INTO refresh_tokens VALUES ({h4}, 'g3', 0, 9000, NULL, NULL);",
+            h1 = h(1),
+            h2 = h(2),
+            h3 = h(3),
+            h4 = h(4),
+        );
+        conn.execute_batch(&sql).unwrap_or_else(|e| panic!("{e}"));
     }
+    let store = SqliteStore::open(&path.display().to_string()).unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let row = |id: &str| {
+        conn.query_row(
+            "SELECT refresh_hash, previous_hash, rotated_at, sealed_successor, idle_expires_at \
+             FROM grants WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, Option<Vec<u8>>>(0)?,
+                    r.get::<_, Option<Vec<u8>>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<Vec<u8>>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            },
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        row("g1"),
+        (
+            Some(vec![2; 32]),
+            Some(vec![1; 32]),
+            Some(5000),
+            Some(vec![0xAA]),
+            None
+        )
+    );
+    assert_eq!(
+        row("g2"),
+        (Some(vec![3; 32]), None, None, None, Some(7000 + 7_200_000))
+    );
+    assert_eq!(row("g3").0, None, "a revoked family has no current token");
+    let legacy: i64 = conn
+        .query_row("SELECT count(*) FROM legacy_refresh_tokens", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(legacy, 2);
+    let revoked: String = conn
+        .query_row(
+            "SELECT key FROM changes WHERE kind = 'grant_revoked'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(revoked, "g3");
 }

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::{
-    AccessTokenRecord, AuthCode, Client, Event, Grant, Hash, Note, Org, StoredEvent, User,
+    AccessTokenRecord, AuthCode, Change, Client, Event, Family, Grant, Hash, Note, Org,
+    StoredEvent, User,
 };
 use crate::store::{
     CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgePlan, PurgeRound, RefreshCommit,
-    RefreshOutcome, RefreshTokenView, Store, StoreError,
+    RefreshOutcome, Store, StoreError,
 };
 use crate::time::Timestamp;
 
@@ -76,9 +77,9 @@ impl Store for FailingStore {
         self.inner.list_users().await
     }
 
-    async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
+    async fn update_user(&self, user: &User, now: Timestamp) -> Result<bool, StoreError> {
         self.check()?;
-        self.inner.update_user(user).await
+        self.inner.update_user(user, now).await
     }
 
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -96,14 +97,14 @@ impl Store for FailingStore {
         self.inner.list_clients().await
     }
 
-    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+    async fn update_client(&self, client: &Client, now: Timestamp) -> Result<bool, StoreError> {
         self.check()?;
-        self.inner.update_client(client).await
+        self.inner.update_client(client, now).await
     }
 
-    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+    async fn delete_client(&self, client_id: &str, now: Timestamp) -> Result<bool, StoreError> {
         self.check()?;
-        self.inner.delete_client(client_id).await
+        self.inner.delete_client(client_id, now).await
     }
 
     async fn approved_scope(
@@ -147,12 +148,14 @@ impl Store for FailingStore {
         self.inner.issue(issuance).await
     }
 
-    async fn refresh_token(
-        &self,
-        token_hash: &Hash,
-    ) -> Result<Option<RefreshTokenView>, StoreError> {
+    async fn family(&self, grant_id: &str) -> Result<Option<Family>, StoreError> {
         self.check()?;
-        self.inner.refresh_token(token_hash).await
+        self.inner.family(grant_id).await
+    }
+
+    async fn legacy_refresh_grant(&self, token_hash: &Hash) -> Result<Option<String>, StoreError> {
+        self.check()?;
+        self.inner.legacy_refresh_grant(token_hash).await
     }
 
     async fn commit_refresh(&self, commit: &RefreshCommit) -> Result<RefreshOutcome, StoreError> {
@@ -160,7 +163,7 @@ impl Store for FailingStore {
         self.inner.commit_refresh(commit).await
     }
 
-    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<(), StoreError> {
+    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
         self.check()?;
         self.inner.revoke_grant(grant_id, now).await
     }
@@ -177,9 +180,12 @@ impl Store for FailingStore {
         &self,
         token_hash: &Hash,
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.revoke_access_token(token_hash, now).await
+        self.inner
+            .revoke_access_token(token_hash, now, expires_at)
+            .await
     }
 
     async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
@@ -208,6 +214,16 @@ impl Store for FailingStore {
     ) -> Result<Vec<String>, StoreError> {
         self.check()?;
         self.inner.revoke_grants_of_client(client_id, now).await
+    }
+
+    async fn changes_since(&self, after_seq: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        self.check()?;
+        self.inner.changes_since(after_seq, limit).await
+    }
+
+    async fn live_changes(&self, now: Timestamp) -> Result<(Vec<Change>, i64), StoreError> {
+        self.check()?;
+        self.inner.live_changes(now).await
     }
 
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {

@@ -7,13 +7,14 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::admin::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::model::{
-    AccessTokenRecord, AuthCode, Client, Event, Grant, Hash, Note, Org, RefreshTokenRecord,
+    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, Family, Grant, Hash, Note, Org,
     StoredEvent, User,
 };
 use crate::store::{
     CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan, PurgeRound,
-    RefreshCommit, RefreshOutcome, RefreshTokenView, Store, StoreError,
+    RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use crate::time::Timestamp;
 
@@ -24,9 +25,13 @@ struct State {
     clients: BTreeMap<String, Client>,
     approvals: HashMap<(String, String), String>,
     codes: HashMap<Hash, StoredCode>,
-    grants: HashMap<String, Grant>,
-    refresh_tokens: HashMap<Hash, RefreshTokenRecord>,
+    grants: HashMap<String, StoredGrant>,
+    /// Tokens of the earlier, unsigned refresh-token format, by hash.
+    legacy_refresh: HashMap<Hash, String>,
+    /// Access tokens of the earlier, stored format.
     access_tokens: HashMap<Hash, AccessTokenRecord>,
+    changes: Vec<Change>,
+    next_change: i64,
     events: Vec<StoredEvent>,
     next_event_id: i64,
     notes: HashMap<String, Note>,
@@ -39,6 +44,12 @@ struct StoredCode {
     grant_id: Option<String>,
     /// Presented again after its redemption.
     presented_again: bool,
+}
+
+#[derive(Debug, Clone)]
+struct StoredGrant {
+    family: Family,
+    idle_expires_at: Option<Timestamp>,
 }
 
 /// The in-memory store.
@@ -58,32 +69,60 @@ impl MemoryStore {
     }
 }
 
+/// Until when a change stays in the feed: a process that has not read the feed for longer
+/// finds a gap, and resets its caches.
+fn change_until(now: Timestamp) -> Timestamp {
+    now.plus_secs(MAX_ACCESS_TOKEN_TTL_SECS)
+}
+
 fn same_username(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
 impl State {
-    fn revoke_grant(&mut self, grant_id: &str, now: Timestamp) {
-        if let Some(grant) = self.grants.get_mut(grant_id) {
-            grant.revoked_at.get_or_insert(now);
+    fn feed(&mut self, kind: ChangeKind, key: &str, until: Timestamp) {
+        self.next_change += 1;
+        self.changes.push(Change {
+            seq: self.next_change,
+            kind,
+            key: key.to_owned(),
+            until,
+        });
+    }
+
+    fn append(&mut self, events: &[Event]) {
+        for event in events {
+            self.next_event_id += 1;
+            self.events.push(StoredEvent {
+                id: self.next_event_id,
+                event: event.clone(),
+            });
         }
-        for token in self.refresh_tokens.values_mut() {
-            if token.grant_id == grant_id {
-                token.used_at.get_or_insert(now);
-            }
+    }
+
+    /// Revokes a live grant: its refresh tokens stop working, its access tokens with them.
+    fn revoke_grant(&mut self, grant_id: &str, now: Timestamp) -> bool {
+        let Some(stored) = self.grants.get_mut(grant_id) else {
+            return false;
+        };
+        if stored.family.grant.revoked_at.is_some() {
+            return false;
         }
+        stored.family.grant.revoked_at = Some(now);
+        stored.family.sealed_successor = None;
         for token in self.access_tokens.values_mut() {
             if token.grant_id == grant_id {
                 token.revoked_at.get_or_insert(now);
             }
         }
+        self.feed(ChangeKind::GrantRevoked, grant_id, change_until(now));
+        true
     }
 
-    /// Deletes a grant with its tokens; returns (refresh tokens, access tokens) deleted.
-    fn delete_grant(&mut self, grant_id: &str) -> (u64, u64) {
+    /// Deletes a grant with what hangs off it; returns the stored access tokens it deleted.
+    fn delete_grant(&mut self, grant_id: &str) -> u64 {
         self.grants.remove(grant_id);
-        let refresh = self.refresh_tokens.len();
-        self.refresh_tokens.retain(|_, t| t.grant_id != grant_id);
+        self.legacy_refresh.retain(|_, g| g != grant_id);
         let access = self.access_tokens.len();
         self.access_tokens.retain(|_, t| t.grant_id != grant_id);
         for stored in self.codes.values_mut() {
@@ -91,10 +130,7 @@ impl State {
                 stored.grant_id = None;
             }
         }
-        (
-            (refresh - self.refresh_tokens.len()) as u64,
-            (access - self.access_tokens.len()) as u64,
-        )
+        (access - self.access_tokens.len()) as u64
     }
 
     /// Live grants matching `keep`, oldest first (created_at, id).
@@ -102,29 +138,34 @@ impl State {
         let mut live: Vec<&Grant> = self
             .grants
             .values()
+            .map(|s| &s.family.grant)
             .filter(|g| g.revoked_at.is_none() && keep(g))
             .collect();
         live.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         live.into_iter().map(|g| g.id.clone()).collect()
     }
 
+    fn revoke_all(&mut self, ids: &[String], now: Timestamp) {
+        for id in ids {
+            self.revoke_grant(id, now);
+        }
+    }
+
     fn purge_grants(
         &mut self,
         batch: usize,
-        matches: impl Fn(&Grant) -> bool,
+        matches: impl Fn(&StoredGrant) -> bool,
         counts: &mut PurgeCounts,
     ) -> bool {
         let ids: Vec<String> = self
             .grants
-            .values()
-            .filter(|g| matches(g))
-            .map(|g| g.id.clone())
+            .iter()
+            .filter(|(_, g)| matches(g))
+            .map(|(id, _)| id.clone())
             .take(batch)
             .collect();
         for id in &ids {
-            let (refresh, access) = self.delete_grant(id);
-            counts.refresh_tokens += refresh;
-            counts.access_tokens += access;
+            counts.access_tokens += self.delete_grant(id);
             counts.grants += 1;
         }
         ids.len() < batch
@@ -201,15 +242,16 @@ impl Store for MemoryStore {
         Ok(users)
     }
 
-    async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
-        Ok(self.with(|s| match s.users.get_mut(&user.id) {
-            Some(stored) => {
-                stored.email = user.email.clone();
-                stored.password_hash = user.password_hash.clone();
-                stored.disabled = user.disabled;
-                true
-            }
-            None => false,
+    async fn update_user(&self, user: &User, now: Timestamp) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(stored) = s.users.get_mut(&user.id) else {
+                return false;
+            };
+            stored.email = user.email.clone();
+            stored.password_hash = user.password_hash.clone();
+            stored.disabled = user.disabled;
+            s.feed(ChangeKind::UserChanged, &user.id, change_until(now));
+            true
         }))
     }
 
@@ -233,20 +275,41 @@ impl Store for MemoryStore {
         Ok(clients)
     }
 
-    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
-        Ok(self.with(|s| match s.clients.get_mut(&client.client_id) {
-            Some(stored) => {
-                *stored = Client {
-                    created_at: stored.created_at,
-                    ..client.clone()
-                };
-                true
+    async fn update_client(&self, client: &Client, now: Timestamp) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(stored) = s.clients.get_mut(&client.client_id) else {
+                return false;
+            };
+            let idle_changed = stored.refresh_token_policy.idle_secs()
+                != client.refresh_token_policy.idle_secs()
+                || stored.access_token_ttl_secs != client.access_token_ttl_secs;
+            *stored = Client {
+                created_at: stored.created_at,
+                ..client.clone()
+            };
+            if idle_changed {
+                let idle = client.refresh_token_policy.idle_secs();
+                for g in s.grants.values_mut() {
+                    if g.family.grant.client_id == client.client_id {
+                        g.idle_expires_at = idle.map(|i| {
+                            g.family
+                                .grant
+                                .last_used_at
+                                .plus_secs(i.max(client.access_token_ttl_secs))
+                        });
+                    }
+                }
             }
-            None => false,
+            s.feed(
+                ChangeKind::ClientChanged,
+                &client.client_id,
+                change_until(now),
+            );
+            true
         }))
     }
 
-    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+    async fn delete_client(&self, client_id: &str, now: Timestamp) -> Result<bool, StoreError> {
         Ok(self.with(|s| {
             if s.clients.remove(client_id).is_none() {
                 return false;
@@ -254,14 +317,15 @@ impl Store for MemoryStore {
             let grants: Vec<String> = s
                 .grants
                 .values()
-                .filter(|g| g.client_id == client_id)
-                .map(|g| g.id.clone())
+                .filter(|g| g.family.grant.client_id == client_id)
+                .map(|g| g.family.grant.id.clone())
                 .collect();
             for id in grants {
                 s.delete_grant(&id);
             }
             s.codes.retain(|_, c| c.code.client_id != client_id);
             s.approvals.retain(|(_, c), _| c != client_id);
+            s.feed(ChangeKind::ClientChanged, client_id, change_until(now));
             true
         }))
     }
@@ -335,47 +399,31 @@ impl Store for MemoryStore {
     async fn issue(&self, issuance: &Issuance) -> Result<IssueOutcome, StoreError> {
         self.with(|s| {
             let grant = &issuance.grant;
-            if s.grants.contains_key(&grant.id) {
-                return Err(StoreError::Conflict("grant id"));
-            }
             if let Some(hash) = &issuance.code_hash {
                 if s.codes.get(hash).is_none_or(|c| c.presented_again) {
                     return Ok(IssueOutcome::CodePresentedAgain);
                 }
             }
-            // Every key is checked before anything changes: a failing issuance writes nothing.
-            if issuance
-                .refresh_token_hash
-                .is_some_and(|h| s.refresh_tokens.contains_key(&h))
-            {
-                return Err(StoreError::Conflict("refresh token"));
-            }
-            if s.access_tokens
-                .contains_key(&issuance.access_token.token_hash)
-            {
-                return Err(StoreError::Conflict("access token"));
+            if s.grants.contains_key(&grant.id) {
+                return Err(StoreError::Conflict("grant id"));
             }
             if let Some(stored) = issuance.code_hash.and_then(|h| s.codes.get_mut(&h)) {
                 stored.grant_id = Some(grant.id.clone());
             }
-            s.grants.insert(grant.id.clone(), grant.clone());
-            if let Some(hash) = issuance.refresh_token_hash {
-                s.refresh_tokens.insert(
-                    hash,
-                    RefreshTokenRecord {
-                        token_hash: hash,
-                        grant_id: grant.id.clone(),
-                        created_at: grant.created_at,
-                        used_at: None,
-                        replaced_by: None,
+            s.grants.insert(
+                grant.id.clone(),
+                StoredGrant {
+                    family: Family {
+                        grant: grant.clone(),
+                        current: issuance.refresh_token_hash,
+                        previous: None,
+                        rotated_at: None,
                         sealed_successor: None,
                     },
-                );
-            }
-            s.access_tokens.insert(
-                issuance.access_token.token_hash,
-                issuance.access_token.clone(),
+                    idle_expires_at: issuance.idle_expires_at,
+                },
             );
+            s.append(&issuance.events);
             let mut evicted = Vec::new();
             if let (Some(max), Some(_)) = (issuance.max_live_grants, issuance.refresh_token_hash) {
                 let mut others = s.live_grants(|g| {
@@ -388,93 +436,47 @@ impl Store for MemoryStore {
                 let keep = max.saturating_sub(1) as usize;
                 let over = others.len().saturating_sub(keep);
                 others.truncate(over);
-                for id in &others {
-                    s.revoke_grant(id, grant.created_at);
-                }
+                s.revoke_all(&others, grant.created_at);
                 evicted = others;
             }
             Ok(IssueOutcome::Issued { evicted })
         })
     }
 
-    async fn refresh_token(
-        &self,
-        token_hash: &Hash,
-    ) -> Result<Option<RefreshTokenView>, StoreError> {
-        Ok(self.with(|s| {
-            let token = s.refresh_tokens.get(token_hash)?.clone();
-            let grant = s.grants.get(&token.grant_id)?.clone();
-            let successor_unused = token
-                .replaced_by
-                .and_then(|next| s.refresh_tokens.get(&next))
-                .is_some_and(|next| next.used_at.is_none());
-            Some(RefreshTokenView {
-                token,
-                grant,
-                successor_unused,
-            })
-        }))
+    async fn family(&self, grant_id: &str) -> Result<Option<Family>, StoreError> {
+        Ok(self.with(|s| s.grants.get(grant_id).map(|g| g.family.clone())))
+    }
+
+    async fn legacy_refresh_grant(&self, token_hash: &Hash) -> Result<Option<String>, StoreError> {
+        Ok(self.with(|s| s.legacy_refresh.get(token_hash).cloned()))
     }
 
     async fn commit_refresh(&self, commit: &RefreshCommit) -> Result<RefreshOutcome, StoreError> {
-        self.with(|s| {
-            let live_grant = s
-                .grants
-                .get(&commit.grant_id)
-                .is_some_and(|g| g.revoked_at.is_none());
-            let current = s
-                .refresh_tokens
-                .get(&commit.presented_hash)
-                .is_some_and(|t| t.used_at.is_none() && t.grant_id == commit.grant_id);
-            if !live_grant || !current {
-                return Ok(RefreshOutcome::Stale);
-            }
-            if commit
-                .successor_hash
-                .is_some_and(|h| s.refresh_tokens.contains_key(&h))
+        Ok(self.with(|s| {
+            let Some(stored) = s.grants.get_mut(&commit.grant_id) else {
+                return RefreshOutcome::Stale;
+            };
+            let family = &mut stored.family;
+            if family.grant.revoked_at.is_some()
+                || family.current.as_ref() != Some(&commit.presented_hash)
             {
-                return Err(StoreError::Conflict("refresh token"));
-            }
-            if s.access_tokens
-                .contains_key(&commit.access_token.token_hash)
-            {
-                return Err(StoreError::Conflict("access token"));
+                return RefreshOutcome::Stale;
             }
             if let Some(successor) = commit.successor_hash {
-                if let Some(presented) = s.refresh_tokens.get_mut(&commit.presented_hash) {
-                    presented.used_at = Some(commit.now);
-                    presented.replaced_by = Some(successor);
-                    presented.sealed_successor = commit.sealed_successor.clone();
-                }
-                for token in s.refresh_tokens.values_mut() {
-                    if token.replaced_by == Some(commit.presented_hash) {
-                        token.sealed_successor = None;
-                    }
-                }
-                s.refresh_tokens.insert(
-                    successor,
-                    RefreshTokenRecord {
-                        token_hash: successor,
-                        grant_id: commit.grant_id.clone(),
-                        created_at: commit.now,
-                        used_at: None,
-                        replaced_by: None,
-                        sealed_successor: None,
-                    },
-                );
+                family.previous = Some(commit.presented_hash);
+                family.current = Some(successor);
+                family.rotated_at = Some(commit.now);
+                family.sealed_successor = commit.sealed_successor.clone();
             }
-            if let Some(grant) = s.grants.get_mut(&commit.grant_id) {
-                grant.last_used_at = commit.now;
-            }
-            s.access_tokens
-                .insert(commit.access_token.token_hash, commit.access_token.clone());
-            Ok(RefreshOutcome::Committed)
-        })
+            family.grant.last_used_at = commit.now;
+            stored.idle_expires_at = commit.idle_expires_at;
+            s.append(std::slice::from_ref(&commit.event));
+            RefreshOutcome::Committed
+        }))
     }
 
-    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<(), StoreError> {
-        self.with(|s| s.revoke_grant(grant_id, now));
-        Ok(())
+    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.revoke_grant(grant_id, now)))
     }
 
     async fn access_token(
@@ -488,24 +490,30 @@ impl Store for MemoryStore {
         &self,
         token_hash: &Hash,
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        Ok(self.with(|s| match s.access_tokens.get_mut(token_hash) {
-            Some(token) => {
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(token) = s.access_tokens.get_mut(token_hash) {
                 token.revoked_at.get_or_insert(now);
-                true
             }
-            None => false,
-        }))
+            s.feed(
+                ChangeKind::AccessTokenRevoked,
+                &hex::encode(token_hash),
+                expires_at,
+            );
+        });
+        Ok(())
     }
 
     async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
-        Ok(self.with(|s| s.grants.get(grant_id).cloned()))
+        Ok(self.with(|s| s.grants.get(grant_id).map(|g| g.family.grant.clone())))
     }
 
     async fn grants_of_user(&self, user_id: &str) -> Result<Vec<Grant>, StoreError> {
         let mut grants: Vec<Grant> = self.with(|s| {
             s.grants
                 .values()
+                .map(|g| &g.family.grant)
                 .filter(|g| g.user_id == user_id)
                 .cloned()
                 .collect()
@@ -521,9 +529,7 @@ impl Store for MemoryStore {
     ) -> Result<Vec<String>, StoreError> {
         Ok(self.with(|s| {
             let ids = s.live_grants(|g| g.user_id == user_id);
-            for id in &ids {
-                s.revoke_grant(id, now);
-            }
+            s.revoke_all(&ids, now);
             ids
         }))
     }
@@ -535,23 +541,36 @@ impl Store for MemoryStore {
     ) -> Result<Vec<String>, StoreError> {
         Ok(self.with(|s| {
             let ids = s.live_grants(|g| g.client_id == client_id);
-            for id in &ids {
-                s.revoke_grant(id, now);
-            }
+            s.revoke_all(&ids, now);
             ids
         }))
     }
 
+    async fn changes_since(&self, after_seq: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        Ok(self.with(|s| {
+            s.changes
+                .iter()
+                .filter(|c| c.seq > after_seq)
+                .take(limit as usize)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn live_changes(&self, now: Timestamp) -> Result<(Vec<Change>, i64), StoreError> {
+        Ok(self.with(|s| {
+            let live = s
+                .changes
+                .iter()
+                .filter(|c| c.until > now)
+                .cloned()
+                .collect();
+            (live, s.next_change)
+        }))
+    }
+
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        self.with(|s| {
-            for event in events {
-                s.next_event_id += 1;
-                s.events.push(StoredEvent {
-                    id: s.next_event_id,
-                    event: event.clone(),
-                });
-            }
-        });
+        self.with(|s| s.append(events));
         Ok(())
     }
 
@@ -602,43 +621,64 @@ impl Store for MemoryStore {
             s.events.retain(|e| !old.contains(&e.id));
             counts.events += old.len() as u64;
             complete &= old.len() < batch;
+            let stale: Vec<i64> = s
+                .changes
+                .iter()
+                .filter(|c| c.until < plan.changes_before)
+                .map(|c| c.seq)
+                .take(batch)
+                .collect();
+            s.changes.retain(|c| !stale.contains(&c.seq));
+            counts.changes += stale.len() as u64;
+            complete &= stale.len() < batch;
             complete &= s.purge_grants(
                 batch,
-                |g| g.revoked_at.is_some_and(|t| t < plan.revoked_before),
+                |g| {
+                    g.family
+                        .grant
+                        .revoked_at
+                        .is_some_and(|t| t < plan.revoked_before)
+                },
+                &mut counts,
+            );
+            complete &= s.purge_grants(
+                batch,
+                |g| {
+                    g.idle_expires_at
+                        .is_some_and(|t| t < plan.idle_expired_before)
+                },
                 &mut counts,
             );
             for client in &plan.clients {
-                let grants_of_client: Vec<String> = s
-                    .grants
-                    .values()
-                    .filter(|g| g.client_id == client.client_id)
-                    .map(|g| g.id.clone())
-                    .collect();
-                let (n, done) = purge_map(&mut s.refresh_tokens, batch, |t| {
-                    t.used_at.is_some_and(|u| u < client.rotated_before)
-                        && grants_of_client.contains(&t.grant_id)
-                });
-                counts.refresh_tokens += n;
-                complete &= done;
                 let id = &client.client_id;
+                let mut wiped = 0;
+                for g in s.grants.values_mut() {
+                    let f = &mut g.family;
+                    if wiped < batch
+                        && &f.grant.client_id == id
+                        && f.sealed_successor.is_some()
+                        && f.rotated_at.is_some_and(|t| t < client.rotated_before)
+                    {
+                        f.sealed_successor = None;
+                        wiped += 1;
+                    }
+                }
+                counts.sealed_successors += wiped as u64;
+                complete &= wiped < batch;
                 if let Some(cut) = client.created_before {
                     complete &= s.purge_grants(
                         batch,
-                        |g| &g.client_id == id && g.created_at < cut,
+                        |g| &g.family.grant.client_id == id && g.family.grant.created_at < cut,
                         &mut counts,
                     );
                 }
-                if let Some(cut) = client.idle_before {
-                    complete &= s.purge_grants(
-                        batch,
-                        |g| &g.client_id == id && g.last_used_at < cut,
-                        &mut counts,
-                    );
-                }
-                let cut = client.access_only_idle_before;
+                let cut = client.access_only_created_before;
                 complete &= s.purge_grants(
                     batch,
-                    |g| &g.client_id == id && !g.has_refresh_token && g.last_used_at < cut,
+                    |g| {
+                        let grant = &g.family.grant;
+                        &grant.client_id == id && !grant.has_refresh_token && grant.created_at < cut
+                    },
                     &mut counts,
                 );
             }
@@ -655,10 +695,11 @@ impl Store for MemoryStore {
                 ("approvals", s.approvals.len()),
                 ("auth_codes", s.codes.len()),
                 ("grants", s.grants.len()),
-                ("refresh_tokens", s.refresh_tokens.len()),
+                ("legacy_refresh_tokens", s.legacy_refresh.len()),
                 ("access_tokens", s.access_tokens.len()),
                 ("notes", s.notes.len()),
                 ("events", s.events.len()),
+                ("changes", s.changes.len()),
             ]
             .into_iter()
             .map(|(name, n)| (name.to_owned(), n as u64))

@@ -1,11 +1,24 @@
 //! The storage contract. Every backend implements [`Store`]; nothing above it branches on which
 //! database is behind it. Each method is one transaction: a rotation, a family revocation or an
 //! issuance either happens whole or not at all.
+//!
+//! What every backend must carry out (the conformance suite is its executable form):
+//! - a refresh is one conditional update of the family's row, applied only while the presented
+//!   token is the family's current one and the grant is live; of concurrent refreshes of one
+//!   token exactly one applies, the others are `Stale` and write nothing;
+//! - a rotation makes the presented token the family's previous one, with the successor's sealed
+//!   response, so that the retry window is closed by the next rotation;
+//! - the events a write carries are written in its transaction, or not at all;
+//! - every revocation, and every change to a client or a user, is appended to the change feed
+//!   in the same transaction, which is how caches of other processes and nodes learn of it;
+//! - the approval limit evicts, in the issuance's transaction, the oldest live refresh-token
+//!   grants of the user and client beyond it;
+//! - a purge round removes at most `batch` rows per rule.
 
 use async_trait::async_trait;
 
 use crate::model::{
-    AccessTokenRecord, AuthCode, Client, Event, Grant, Hash, Note, Org, RefreshTokenRecord,
+    AccessTokenRecord, AuthCode, Change, Client, Event, Family, Grant, Hash, Note, Org,
     StoredEvent, User,
 };
 use crate::time::Timestamp;
@@ -41,8 +54,12 @@ pub enum CodeRedemption {
 #[derive(Debug, Clone)]
 pub struct Issuance {
     pub grant: Grant,
+    /// The family's first refresh token, if one is issued.
     pub refresh_token_hash: Option<Hash>,
-    pub access_token: AccessTokenRecord,
+    /// When the grant expires from idleness under its client's policy, if it can.
+    pub idle_expires_at: Option<Timestamp>,
+    /// The issuance's audit events, written with it.
+    pub events: Vec<Event>,
     /// The code this issuance was redeemed from: linked to the grant in the same transaction,
     /// unless the code was presented again meanwhile — then nothing is issued.
     pub code_hash: Option<Hash>,
@@ -52,18 +69,22 @@ pub struct Issuance {
     pub max_live_grants: Option<u32>,
 }
 
-/// A refresh request's state change, applied only if the presented token is still current.
+/// A refresh request's state change, applied only if the presented token is still its family's
+/// current one and the grant is live.
 #[derive(Debug, Clone)]
 pub struct RefreshCommit {
     pub presented_hash: Hash,
     pub grant_id: String,
-    /// `Some` when rotating: the presented token is marked used and this one takes its place.
+    /// `Some` when rotating: this becomes the current token and the presented one the previous.
     pub successor_hash: Option<Hash>,
-    /// With rotation and a retry window: the successor's response, sealed, stored on the
-    /// presented token's row for replays inside the window.
+    /// With rotation and a retry window: the successor's response, sealed, kept with the
+    /// previous token for replays inside the window.
     pub sealed_successor: Option<Vec<u8>>,
-    pub access_token: AccessTokenRecord,
+    /// The grant's new idle expiry under its client's policy, if it has one.
+    pub idle_expires_at: Option<Timestamp>,
     pub now: Timestamp,
+    /// The refresh's audit event, written only if the refresh applies.
+    pub event: Event,
 }
 
 /// What an issuance did.
@@ -80,16 +101,6 @@ pub enum RefreshOutcome {
     Committed,
     /// The presented token was used, or its grant revoked, since it was read: nothing written.
     Stale,
-}
-
-/// A refresh token together with its family.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshTokenView {
-    pub token: RefreshTokenRecord,
-    pub grant: Grant,
-    /// Whether the token that replaced this one exists and is itself still unused (a replay
-    /// inside the retry window is allowed only then).
-    pub successor_unused: bool,
 }
 
 /// Which events to read.
@@ -119,6 +130,10 @@ pub struct PurgePlan {
     pub revoked_before: Timestamp,
     /// Events older than this.
     pub events_before: Timestamp,
+    /// Grants whose idle expiry is before this.
+    pub idle_expired_before: Timestamp,
+    /// Change-feed entries that stopped mattering before this.
+    pub changes_before: Timestamp,
     pub clients: Vec<ClientPurge>,
 }
 
@@ -126,34 +141,35 @@ pub struct PurgePlan {
 #[derive(Debug, Clone)]
 pub struct ClientPurge {
     pub client_id: String,
-    /// Rotated-out refresh tokens used before this have left their retry window: their rows
-    /// (and sealed successors) go. A replay of one is still recognised as reuse from the token
-    /// itself, whose grant id is signed.
+    /// Families rotated before this have left their retry window: their sealed successors are
+    /// wiped.
     pub rotated_before: Timestamp,
     /// Grants created before this have outlived the policy's absolute lifetime.
     pub created_before: Option<Timestamp>,
-    /// Grants last used before this have been idle past the policy's limit.
-    pub idle_before: Option<Timestamp>,
-    /// Grants without a refresh token last used before this have no live access token left.
-    pub access_only_idle_before: Timestamp,
+    /// Grants without a refresh token created before this have no live access token left.
+    pub access_only_created_before: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeCounts {
+    /// Access-token rows of the earlier, stored format.
     pub access_tokens: u64,
     pub codes: u64,
-    pub refresh_tokens: u64,
+    /// Sealed successors wiped at the end of their retry window.
+    pub sealed_successors: u64,
     pub grants: u64,
     pub events: u64,
+    pub changes: u64,
 }
 
 impl PurgeCounts {
     pub fn add(&mut self, other: PurgeCounts) {
         self.access_tokens += other.access_tokens;
         self.codes += other.codes;
-        self.refresh_tokens += other.refresh_tokens;
+        self.sealed_successors += other.sealed_successors;
         self.grants += other.grants;
         self.events += other.events;
+        self.changes += other.changes;
     }
 }
 
@@ -177,17 +193,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// uniqueness: `Ada@Example.com` finds `ada@example.com`, and cannot be created beside it.
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
-    /// Replaces a user's mutable fields (email, password hash, disabled). Returns false when no
-    /// such user exists.
-    async fn update_user(&self, user: &User) -> Result<bool, StoreError>;
+    /// Replaces a user's mutable fields (email, password hash, disabled), with a `UserChanged`
+    /// entry in the change feed. Returns false when no such user exists.
+    async fn update_user(&self, user: &User, now: Timestamp) -> Result<bool, StoreError>;
 
     // Clients.
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
     async fn client_by_id(&self, client_id: &str) -> Result<Option<Client>, StoreError>;
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
-    async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
-    /// Deletes a client and everything issued to it.
-    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Replaces a client's settings, with a `ClientChanged` entry in the change feed. When its
+    /// policy's idle limit changed, its grants' idle expiry follows.
+    async fn update_client(&self, client: &Client, now: Timestamp) -> Result<bool, StoreError>;
+    /// Deletes a client and everything issued to it, with a `ClientChanged` entry in the change
+    /// feed. Revoke its grants first, so that their access tokens stop working everywhere.
+    async fn delete_client(&self, client_id: &str, now: Timestamp) -> Result<bool, StoreError>;
 
     // Consent: which scopes a user has approved for a client.
     async fn approved_scope(
@@ -214,44 +233,53 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<CodeRedemption, StoreError>;
 
     // Grants and tokens.
-    /// Creates the grant with its first refresh token and access token; links the code (see
+    /// Creates the grant with its first refresh token and its events; links the code (see
     /// [`Issuance::code_hash`]); applies the approval limit.
     async fn issue(&self, issuance: &Issuance) -> Result<IssueOutcome, StoreError>;
-    async fn refresh_token(
-        &self,
-        token_hash: &Hash,
-    ) -> Result<Option<RefreshTokenView>, StoreError>;
-    /// Applies a refresh as one conditional update: only if the presented token is unused and
-    /// its grant not revoked. When rotating, the predecessor of the presented token loses its
-    /// sealed successor (its retry window closes once its successor is used).
+    /// A grant with its family's refresh-token state.
+    async fn family(&self, grant_id: &str) -> Result<Option<Family>, StoreError>;
+    /// The grant of a refresh token of the earlier, unsigned format, by its hash.
+    async fn legacy_refresh_grant(&self, token_hash: &Hash) -> Result<Option<String>, StoreError>;
+    /// Applies a refresh as one conditional update (see [`RefreshCommit`]).
     async fn commit_refresh(&self, commit: &RefreshCommit) -> Result<RefreshOutcome, StoreError>;
-    /// Revokes a grant, its refresh tokens and every access token issued from it. Idempotent.
-    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// Revokes a grant (its refresh tokens, and so its access tokens), with a `GrantRevoked`
+    /// entry in the change feed. Returns false when it was unknown or already revoked.
+    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// An access token of the earlier, stored format.
     async fn access_token(
         &self,
         token_hash: &Hash,
     ) -> Result<Option<AccessTokenRecord>, StoreError>;
-    /// Revokes one access token. Returns false when it was unknown.
+    /// Revokes one access token until it expires: an `AccessTokenRevoked` entry in the change
+    /// feed (and the row of a token of the stored format).
     async fn revoke_access_token(
         &self,
         token_hash: &Hash,
         now: Timestamp,
-    ) -> Result<bool, StoreError>;
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
     async fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError>;
     /// Every grant of a user (live and revoked), newest first.
     async fn grants_of_user(&self, user_id: &str) -> Result<Vec<Grant>, StoreError>;
-    /// Revokes every live grant of a user; returns their ids.
+    /// Revokes every live grant of a user (each in the change feed); returns their ids.
     async fn revoke_grants_of_user(
         &self,
         user_id: &str,
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError>;
-    /// Revokes every live grant of a client; returns their ids.
+    /// Revokes every live grant of a client (each in the change feed); returns their ids.
     async fn revoke_grants_of_client(
         &self,
         client_id: &str,
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError>;
+
+    // The change feed: revocations and client and user changes, in order, for caches.
+    /// Entries after `after_seq`, oldest first, at most `limit`.
+    async fn changes_since(&self, after_seq: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
+    /// Entries still in force at `now` (revocations whose tokens may still be unexpired), and
+    /// the newest sequence number: where a new process starts.
+    async fn live_changes(&self, now: Timestamp) -> Result<(Vec<Change>, i64), StoreError>;
 
     // Audit trail.
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError>;

@@ -33,6 +33,8 @@ fn assert_oauth_unavailable(reply: &Reply, what: &str) {
 struct Down {
     h: Harness,
     client: Client,
+    /// A client never used before the store went down: nothing of it is cached.
+    unseen: Client,
     browser: Browser,
     tokens: serde_json::Value,
     login_page: Reply,
@@ -55,10 +57,12 @@ async fn down() -> Down {
             Some(&mut other),
         )
         .await;
+    let unseen = h.confidential().await;
     h.store.fail(true);
     Down {
         h,
         client,
+        unseen,
         browser,
         tokens,
         login_page,
@@ -81,7 +85,7 @@ async fn oauth_endpoints_answer_temporarily_unavailable() {
         .token(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", "x"),
-            ("client_id", &d.client.id),
+            ("client_id", &d.unseen.id),
             ("client_secret", "wrong"),
         ])
         .await;

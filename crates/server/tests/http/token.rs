@@ -7,6 +7,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use tessera_core::admin::ClientSettings;
 use tessera_core::policy::RefreshTokenPolicy;
+use tessera_core::time::Clock;
 
 use crate::support::*;
 
@@ -563,7 +564,9 @@ async fn a_disabled_user_is_inactive_even_where_a_grant_survived() {
     // Disable directly in the store, as another node or an older version might have.
     let mut user = h.authority.user(USERNAME).await.unwrap();
     user.disabled = true;
-    h.store.update_user(&user).await.unwrap();
+    h.store.update_user(&user, h.clock.now()).await.unwrap();
+    // The change reaches this server through the change feed, as another node's would.
+    h.authority.catch_up().await.unwrap();
     let reply = h
         .refresh(&c, first["refresh_token"].as_str().unwrap())
         .await;

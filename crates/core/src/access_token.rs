@@ -1,0 +1,208 @@
+//! Access tokens that carry what they grant, signed: `<15-char org id>!<body>`, the body in the
+//! token alphabet. It holds a version, the grant id, the issue and expiry times, 256 random
+//! bits, the scope, and an HMAC under the server key over all of it (and the org prefix).
+//!
+//! The resource server verifies one from its own bytes — no row is read to validate it, and none
+//! is written to issue it — and asks only the in-memory revocation state (fed by the change
+//! feed) whether its grant or the token itself was revoked. Salesforce's tokens are opaque to
+//! clients, and so are these: nothing in a client reads them.
+
+use subtle::ConstantTimeEq;
+use tessera_proto::{AccessToken, ExposeSecret, Scope};
+
+use crate::crypto::ServerKey;
+use crate::ids::{decode_token, encode_token, secret_hash};
+use crate::model::Hash;
+use crate::sealing::GRANT_ID_LEN;
+use crate::time::{Random, Timestamp};
+
+const VERSION: u8 = 2;
+/// Raw bytes of a grant id (its 24 characters, 6 bits each).
+const GRANT_ID_BYTES: usize = GRANT_ID_LEN * 6 / 8;
+const RANDOM_BYTES: usize = 32;
+const MAC_BYTES: usize = 16;
+/// Version, grant id, issued at, expires at, random, scope length.
+const FIXED_BYTES: usize = 1 + GRANT_ID_BYTES + 8 + 8 + RANDOM_BYTES + 1;
+const MAX_SCOPE_BYTES: usize = 255;
+
+/// What a verified access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub grant_id: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub scope: Scope,
+    /// SHA-256 of the whole token: how a revocation of this one token is recorded.
+    pub token_hash: Hash,
+}
+
+fn mac(key: &ServerKey, org_prefix: &str, body: &[u8]) -> [u8; MAC_BYTES] {
+    let mut message = Vec::with_capacity(org_prefix.len() + 1 + body.len());
+    message.extend_from_slice(org_prefix.as_bytes());
+    message.push(b'!');
+    message.extend_from_slice(body);
+    let full = key.mac("access-token", &message);
+    let mut tag = [0u8; MAC_BYTES];
+    tag.copy_from_slice(&full[..MAC_BYTES]);
+    tag
+}
+
+/// Mints an access token for `grant_id` (a 24-character grant id), or `None` when the scope is
+/// too long to carry.
+pub fn mint(
+    key: &ServerKey,
+    rng: &dyn Random,
+    org_id: &str,
+    grant_id: &str,
+    scope: &Scope,
+    issued_at: Timestamp,
+    expires_at: Timestamp,
+) -> Option<AccessToken> {
+    let org_prefix = &org_id[..org_id.len().min(15)];
+    let grant = decode_token(grant_id).filter(|g| g.len() == GRANT_ID_BYTES)?;
+    let scope_text = scope.to_string();
+    if scope_text.len() > MAX_SCOPE_BYTES {
+        return None;
+    }
+    let mut body = Vec::with_capacity(FIXED_BYTES + scope_text.len() + MAC_BYTES);
+    body.push(VERSION);
+    body.extend_from_slice(&grant);
+    body.extend_from_slice(&issued_at.millis().to_be_bytes());
+    body.extend_from_slice(&expires_at.millis().to_be_bytes());
+    let mut random = [0u8; RANDOM_BYTES];
+    rng.fill(&mut random);
+    body.extend_from_slice(&random);
+    body.push(scope_text.len() as u8);
+    body.extend_from_slice(scope_text.as_bytes());
+    let tag = mac(key, org_prefix, &body);
+    body.extend_from_slice(&tag);
+    Some(AccessToken::new(format!(
+        "{org_prefix}!{}",
+        encode_token(&body)
+    )))
+}
+
+/// The claims of a token this server minted, if its signature holds. Says nothing of expiry or
+/// revocation: the caller judges those.
+pub fn verify(key: &ServerKey, token: &AccessToken) -> Option<AccessClaims> {
+    let value = token.expose_secret();
+    let (org_prefix, encoded) = value.split_once('!')?;
+    let body = decode_token(encoded)?;
+    if body.len() < FIXED_BYTES + MAC_BYTES || body[0] != VERSION {
+        return None;
+    }
+    let (signed, tag) = body.split_at(body.len() - MAC_BYTES);
+    if !bool::from(mac(key, org_prefix, signed).ct_eq(tag)) {
+        return None;
+    }
+    let mut at = 1;
+    let mut take = |n: usize| {
+        let part = &signed[at..at + n];
+        at += n;
+        part
+    };
+    let grant_id = encode_token(take(GRANT_ID_BYTES));
+    let issued_at = Timestamp(i64::from_be_bytes(take(8).try_into().ok()?));
+    let expires_at = Timestamp(i64::from_be_bytes(take(8).try_into().ok()?));
+    take(RANDOM_BYTES);
+    let scope_len = usize::from(take(1)[0]);
+    if signed.len() != FIXED_BYTES + scope_len {
+        return None;
+    }
+    let scope = Scope::parse(std::str::from_utf8(take(scope_len)).ok()?)?;
+    Some(AccessClaims {
+        grant_id,
+        issued_at,
+        expires_at,
+        scope,
+        token_hash: secret_hash(value),
+    })
+}
+
+/// Whether a token is of this format at all (as opposed to the earlier, stored one), judged by
+/// its shape only.
+pub fn looks_signed(token: &AccessToken) -> bool {
+    token
+        .expose_secret()
+        .split_once('!')
+        .is_some_and(|(_, body)| body.len() > 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::random_token;
+    use crate::time::OsRandom;
+
+    fn setup() -> (ServerKey, String, Scope) {
+        (
+            ServerKey::generate(&OsRandom),
+            random_token(&OsRandom, 18),
+            Scope::parse("api id refresh_token").unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_minted_token_verifies_to_its_claims() {
+        let (key, grant, scope) = setup();
+        let token = mint(
+            &key,
+            &OsRandom,
+            "00D000000000001AAA",
+            &grant,
+            &scope,
+            Timestamp(1_000),
+            Timestamp(8_201_000),
+        )
+        .unwrap();
+        let value = token.expose_secret();
+        assert!(value.starts_with("00D000000000001!"));
+        assert!(value[16..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_'));
+        assert!(looks_signed(&token));
+        let claims = verify(&key, &token).unwrap();
+        assert_eq!(claims.grant_id, grant);
+        assert_eq!(claims.issued_at, Timestamp(1_000));
+        assert_eq!(claims.expires_at, Timestamp(8_201_000));
+        assert_eq!(claims.scope, scope);
+        assert_eq!(claims.token_hash, secret_hash(value));
+    }
+
+    #[test]
+    fn tampered_forged_or_foreign_tokens_do_not_verify() {
+        let (key, grant, scope) = setup();
+        let token = mint(
+            &key,
+            &OsRandom,
+            "00D1",
+            &grant,
+            &scope,
+            Timestamp(1),
+            Timestamp(2),
+        )
+        .unwrap();
+        let value = token.expose_secret().to_owned();
+        assert!(verify(&ServerKey::generate(&OsRandom), &token).is_none());
+        for i in [6, 30, value.len() - 3] {
+            let mut bytes = value.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let tampered = AccessToken::new(String::from_utf8(bytes).unwrap());
+            assert!(verify(&key, &tampered).is_none(), "byte {i}");
+        }
+        let other_org = AccessToken::new(value.replacen("00D1", "00D2", 1));
+        assert!(verify(&key, &other_org).is_none());
+        for garbage in [
+            "",
+            "00D!",
+            "00D!abc",
+            "no-bang",
+            &format!("00D1!{}", "A".repeat(200)),
+        ] {
+            assert!(
+                verify(&key, &AccessToken::new(garbage)).is_none(),
+                "{garbage}"
+            );
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! What the server keeps in memory so that a request needs no read for what rarely changes:
+//! the revoked grants and access tokens (the only state an access token is checked against),
+//! and caches of clients, users and grants' owners.
+//!
+//! Every change comes from the change feed, the same for every process and node: the server's
+//! own changes are applied the moment they commit (so that a revocation through this server
+//! takes effect on the very next request), and a follower task reads the feed for the changes
+//! of other processes (the admin commands) and, on PostgreSQL, of other nodes.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+
+use lru::LruCache;
+
+use crate::model::{Change, ChangeKind, Client, Hash, User};
+use crate::time::Timestamp;
+
+/// Entries each cache holds at most.
+const CACHE_ENTRIES: usize = 100_000;
+
+/// The owner of a grant: what never changes about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GrantOwner {
+    pub client_id: String,
+    pub user_id: String,
+    pub org_id: String,
+}
+
+#[derive(Debug)]
+struct State {
+    revoked_grants: HashMap<String, Timestamp>,
+    revoked_tokens: HashMap<Hash, Timestamp>,
+    clients: LruCache<String, Client>,
+    users: LruCache<String, User>,
+    owners: LruCache<String, GrantOwner>,
+    /// The newest change-feed entry applied.
+    seq: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Guard {
+    state: Mutex<State>,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        let cap = NonZeroUsize::new(CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            state: Mutex::new(State {
+                revoked_grants: HashMap::new(),
+                revoked_tokens: HashMap::new(),
+                clients: LruCache::new(cap),
+                users: LruCache::new(cap),
+                owners: LruCache::new(cap),
+                seq: 0,
+            }),
+        }
+    }
+}
+
+fn hex_hash(key: &str) -> Option<Hash> {
+    hex::decode(key).ok()?.try_into().ok()
+}
+
+impl State {
+    fn apply(&mut self, kind: ChangeKind, key: &str, until: Timestamp) {
+        match kind {
+            ChangeKind::GrantRevoked => {
+                let entry = self.revoked_grants.entry(key.to_owned()).or_insert(until);
+                *entry = (*entry).max(until);
+            }
+            ChangeKind::AccessTokenRevoked => {
+                if let Some(hash) = hex_hash(key) {
+                    let entry = self.revoked_tokens.entry(hash).or_insert(until);
+                    *entry = (*entry).max(until);
+                }
+            }
+            ChangeKind::ClientChanged => {
+                self.clients.pop(key);
+            }
+            ChangeKind::UserChanged => {
+                self.users.pop(key);
+            }
+        }
+    }
+}
+
+impl Guard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a change this process has just committed.
+    pub(crate) fn changed(&self, kind: ChangeKind, key: &str, until: Timestamp) {
+        self.lock().apply(kind, key, until);
+    }
+
+    /// Applies entries read from the change feed; returns whether the feed had a gap (entries
+    /// purged before this process read them), after which nothing cached can be trusted.
+    pub(crate) fn apply_feed(&self, changes: &[Change]) -> bool {
+        let mut state = self.lock();
+        let mut gap = false;
+        for change in changes {
+            if change.seq <= state.seq {
+                continue;
+            }
+            gap |= state.seq > 0 && change.seq > state.seq + 1;
+            state.apply(change.kind, &change.key, change.until);
+            state.seq = change.seq;
+        }
+        if gap {
+            state.clients.clear();
+            state.users.clear();
+        }
+        gap
+    }
+
+    /// Starts over from a snapshot of the feed: the entries still in force and the newest
+    /// sequence number.
+    pub(crate) fn reset(&self, live: &[Change], seq: i64) {
+        let mut state = self.lock();
+        state.revoked_grants.clear();
+        state.revoked_tokens.clear();
+        state.clients.clear();
+        state.users.clear();
+        for change in live {
+            state.apply(change.kind, &change.key, change.until);
+        }
+        state.seq = seq;
+    }
+
+    pub(crate) fn seq(&self) -> i64 {
+        self.lock().seq
+    }
+
+    /// Forgets revocations whose tokens have all expired.
+    pub(crate) fn prune(&self, now: Timestamp) {
+        let mut state = self.lock();
+        state.revoked_grants.retain(|_, until| *until > now);
+        state.revoked_tokens.retain(|_, until| *until > now);
+    }
+
+    pub(crate) fn grant_revoked(&self, grant_id: &str) -> bool {
+        self.lock().revoked_grants.contains_key(grant_id)
+    }
+
+    pub(crate) fn token_revoked(&self, token_hash: &Hash) -> bool {
+        self.lock().revoked_tokens.contains_key(token_hash)
+    }
+
+    pub(crate) fn client(&self, client_id: &str) -> Option<Client> {
+        self.lock().clients.get(client_id).cloned()
+    }
+
+    pub(crate) fn keep_client(&self, client: &Client) {
+        self.lock()
+            .clients
+            .put(client.client_id.clone(), client.clone());
+    }
+
+    pub(crate) fn user(&self, user_id: &str) -> Option<User> {
+        self.lock().users.get(user_id).cloned()
+    }
+
+    pub(crate) fn keep_user(&self, user: &User) {
+        self.lock().users.put(user.id.clone(), user.clone());
+    }
+
+    pub(crate) fn owner(&self, grant_id: &str) -> Option<GrantOwner> {
+        self.lock().owners.get(grant_id).cloned()
+    }
+
+    pub(crate) fn keep_owner(&self, grant_id: &str, owner: GrantOwner) {
+        self.lock().owners.put(grant_id.to_owned(), owner);
+    }
+
+    /// How much it holds: revoked grants, revoked tokens, cached clients, users, owners.
+    pub(crate) fn sizes(&self) -> [usize; 5] {
+        let state = self.lock();
+        [
+            state.revoked_grants.len(),
+            state.revoked_tokens.len(),
+            state.clients.len(),
+            state.users.len(),
+            state.owners.len(),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(seq: i64, kind: ChangeKind, key: &str) -> Change {
+        Change {
+            seq,
+            kind,
+            key: key.to_owned(),
+            until: Timestamp(1_000),
+        }
+    }
+
+    #[test]
+    fn revocations_apply_until_they_expire() {
+        let guard = Guard::default();
+        guard.changed(ChangeKind::GrantRevoked, "g1", Timestamp(500));
+        let token = [7u8; 32];
+        guard.changed(
+            ChangeKind::AccessTokenRevoked,
+            &hex::encode(token),
+            Timestamp(900),
+        );
+        assert!(guard.grant_revoked("g1") && guard.token_revoked(&token));
+        guard.prune(Timestamp(600));
+        assert!(!guard.grant_revoked("g1") && guard.token_revoked(&token));
+    }
+
+    #[test]
+    fn the_feed_applies_once_in_order_and_a_gap_clears_the_caches() {
+        let guard = Guard::default();
+        guard.reset(&[], 10);
+        assert!(!guard.apply_feed(&[change(11, ChangeKind::GrantRevoked, "g")]));
+        assert!(!guard.apply_feed(&[change(11, ChangeKind::GrantRevoked, "g")]));
+        assert_eq!(guard.seq(), 11);
+        let mut client = Client {
+            client_id: "c".into(),
+            name: "C".into(),
+            secret_hash: None,
+            redirect_uris: vec!["https://c.example/cb".into()],
+            scopes: tessera_proto::Scope::parse("api").unwrap(),
+            refresh_token_policy: crate::policy::RefreshTokenPolicy::Infinite,
+            access_token_ttl_secs: 60,
+            rotate_refresh_tokens: false,
+            allow_user_agent_flow: false,
+            refresh_retry_window_secs: 0,
+            created_at: Timestamp(0),
+        };
+        guard.keep_client(&client);
+        assert!(guard.client("c").is_some());
+        assert!(guard.apply_feed(&[change(15, ChangeKind::UserChanged, "u")]));
+        assert!(guard.client("c").is_none(), "a gap clears the caches");
+        guard.keep_client(&client);
+        client.name = "renamed".into();
+        guard.apply_feed(&[change(16, ChangeKind::ClientChanged, "c")]);
+        assert!(guard.client("c").is_none());
+    }
+}
