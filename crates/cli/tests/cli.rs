@@ -22,12 +22,7 @@ impl Env {
     }
 
     fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-        c.env_remove("TESSERA_CONFIG")
-            .env_remove("TESSERA_DATABASE_URL")
-            .env("TESSERA_DATA_DIR", self.dir.path())
-            .env("TESSERA_LOG", "warn");
-        c
+        common::tessera(self.dir.path())
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {

@@ -27,14 +27,9 @@ impl Drop for World {
 
 impl World {
     fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-        c.env_remove("TESSERA_CONFIG")
-            .env_remove("TESSERA_DATABASE_URL")
-            .env_remove("TESSERA_PASSPHRASE")
-            .env("TESSERA_DATA_DIR", self.dir.path().join("server"))
-            .env("TESSERA_CLIENT_DIR", self.dir.path().join("client"))
-            .env("TESSERA_LOG", "warn")
-            .env("NO_COLOR", "1");
+        let mut c = common::tessera(&self.dir.path().join("server"));
+        c.env_remove("TESSERA_PASSPHRASE")
+            .env("TESSERA_CLIENT_DIR", self.dir.path().join("client"));
         c
     }
 

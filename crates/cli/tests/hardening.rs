@@ -6,124 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde_json::Value;
-
-/// A server process on a free port, with its own data directory, killed on drop.
-struct Server {
-    dir: tempfile::TempDir,
-    base: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tessera(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    c.env_remove("TESSERA_CONFIG")
-        .env_remove("TESSERA_DATABASE_URL")
-        .env("TESSERA_DATA_DIR", dir)
-        .env("TESSERA_LOG", "warn")
-        .env("NO_COLOR", "1");
-    c
-}
-
-impl Server {
-    /// Starts `serve` with `args`, under `env` (for libfaketime).
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.path().join("server.log");
-        let mut command = tessera(dir.path());
-        command
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let child = command.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self {
-            dir,
-            base: format!("http://127.0.0.1:{port}"),
-            child,
-            log,
-        }
-    }
-
-    fn admin(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Value {
-        let mut command = tessera(self.dir.path());
-        command.envs(env.iter().copied());
-        let mut full = vec!["admin", "--json"];
-        full.extend_from_slice(args);
-        common::json(command, &full, stdin)
-    }
-
-    /// A user and a confidential client whose access tokens live `ttl`.
-    fn user_and_client(&self, ttl: &str) -> (String, String) {
-        self.admin(
-            &[
-                "user",
-                "create",
-                "--username",
-                "ada@example.com",
-                "--password-stdin",
-            ],
-            Some("ada's password"),
-            &[],
-        );
-        let client = self.admin(
-            &[
-                "client",
-                "create",
-                "--name",
-                "App",
-                "--redirect-uri",
-                "http://127.0.0.1:9/cb",
-                "--access-token-ttl",
-                ttl,
-            ],
-            None,
-            &[],
-        );
-        (
-            client["client_id"].as_str().unwrap().to_owned(),
-            client["client_secret"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// The server's resident and peak resident memory, in KiB.
-    fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-                .unwrap()
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-}
+use common::Server;
 
 /// Runs `count` requests made by `make`, `concurrency` at a time; returns how many got each
 /// status.
@@ -222,7 +109,7 @@ async fn a_hundred_concurrent_logins_keep_memory_bounded() {
         ],
         &[],
     );
-    let (client_id, _) = server.user_and_client("2h");
+    let (client_id, _) = server.user_and_client("2h", &[]);
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -293,7 +180,7 @@ async fn a_clock_stepped_back_does_not_revive_an_expired_token() {
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
     ];
     let server = Server::start(&[], &faked);
-    let (client_id, _) = server.user_and_client("60s");
+    let (client_id, _) = server.user_and_client("60s", &[]);
     // Minted on the same faked clock, two hours ahead of the real one.
     let minted = server.admin(
         &[

@@ -1,10 +1,12 @@
-//! What the binary's tests share: running `tessera` with arguments and standard input, and
-//! reading a hidden form field from one of the server's pages.
+//! What the binary's tests share: running `tessera` with arguments and standard input, and a
+//! `tessera serve` process of their own.
 
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -35,4 +37,155 @@ pub fn json(command: Command, args: &[&str], stdin: Option<&str>) -> Value {
     );
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `tessera` with its configuration taken from `dir` alone (nothing from the environment).
+pub fn tessera(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    c.env_remove("TESSERA_CONFIG")
+        .env_remove("TESSERA_DATABASE_URL")
+        .env("TESSERA_DATA_DIR", dir)
+        .env("TESSERA_LOG", "warn")
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// A server process on a free port, with its own data directory, killed on drop.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub child: Child,
+    pub log: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `serve` with `args`, under `env` (for libfaketime).
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let env: Vec<_> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (child, base, log) = spawn(dir.path(), &args, &env);
+        Self {
+            dir,
+            base,
+            child,
+            log,
+            args,
+            env,
+        }
+    }
+
+    /// Kills the process with SIGKILL: no chance to flush or close anything.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts a new process on the same data directory, on a new port.
+    pub fn restart(&mut self) {
+        let (child, base, log) = spawn(self.dir.path(), &self.args, &self.env);
+        (self.child, self.base, self.log) = (child, base, log);
+    }
+
+    pub fn admin(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Value {
+        let mut command = tessera(self.dir.path());
+        command.envs(env.iter().copied());
+        let mut full = vec!["admin", "--json"];
+        full.extend_from_slice(args);
+        json(command, &full, stdin)
+    }
+
+    /// A user and a confidential client whose access tokens live `ttl`, with `more` client
+    /// options.
+    pub fn user_and_client(&self, ttl: &str, more: &[&str]) -> (String, String) {
+        self.admin(
+            &[
+                "user",
+                "create",
+                "--username",
+                "ada@example.com",
+                "--password-stdin",
+            ],
+            Some("ada's password"),
+            &[],
+        );
+        let mut create = vec![
+            "client",
+            "create",
+            "--name",
+            "App",
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+            "--access-token-ttl",
+            ttl,
+        ];
+        create.extend_from_slice(more);
+        let client = self.admin(&create, None, &[]);
+        (
+            client["client_id"].as_str().unwrap().to_owned(),
+            client["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The server's resident and peak resident memory, in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+                .unwrap()
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+/// Starts `serve` on a free port and waits until it accepts connections; the log is appended
+/// to, so that a restarted server's log follows the killed one's.
+fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, String, PathBuf) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.join("server.log");
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let mut command = tessera(dir);
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(log_file);
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "server exited ({status}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, format!("http://127.0.0.1:{port}"), log)
 }

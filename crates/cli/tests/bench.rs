@@ -1,0 +1,70 @@
+//! A seconds-long run of `tessera bench`, so that the benchmark cannot rot: every scenario runs,
+//! answers only 200s, and reports its figures and its ratio to the floor.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use serde_json::Value;
+
+#[test]
+fn a_short_benchmark_runs_every_scenario_without_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let out = common::run(
+        common::tessera(dir.path()),
+        &[
+            "bench",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--concurrency",
+            "4",
+            "--tokens",
+            "1000",
+            "--no-pin",
+            "--json",
+            report.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    let scenarios: Vec<&str> = runs
+        .iter()
+        .map(|r| r["scenario"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "floor",
+        "rotating",
+        "non-rotating",
+        "api",
+        "rotating at half of peak",
+    ] {
+        assert!(
+            scenarios.contains(&expected),
+            "{expected} missing: {scenarios:?}"
+        );
+    }
+    for run in runs {
+        assert!(run["requests"].as_u64().unwrap() > 0, "{run}");
+        assert_eq!(run["errors"], serde_json::json!({}), "{run}");
+        assert!(run["p99_ms"].as_f64().unwrap() > 0.0, "{run}");
+        if run["scenario"] != "floor" {
+            let ratio = run["ratio_to_floor"].as_f64().unwrap();
+            assert!(ratio > 0.0, "{run}");
+        }
+    }
+    let store = &report["stores"][0];
+    assert_eq!(store["tokens"], 1000);
+    assert!(store["bytes_per_token"].as_f64().unwrap() > 0.0);
+    // The human-readable table is printed too.
+    assert!(stdout.contains("ratio"), "{stdout}");
+}
