@@ -3,10 +3,10 @@
 //! process, pinned to one core, pins itself to another, and runs each scenario closed-loop for a
 //! fixed time at each concurrency: the HTTP floor (a trivial POST on the same server stack),
 //! rotating refresh (each worker chains the token it got back), non-rotating refresh (each
-//! worker reuses its token) and API calls. Every figure is reported with its ratio to the floor
-//! of the same run, since on a shared machine only ratios mean anything; `--json` writes the
-//! same. With several `--tokens` sizes the whole suite runs on each, and the largest is compared
-//! with the smallest. A last, open-loop run at half the peak rotating throughput measures p99
+//! worker reuses its token) and API calls. Every figure is reported with its ratio to a floor
+//! measured right before it, since on a shared machine only ratios between adjacent runs mean
+//! anything; `--json` writes the same. With several `--tokens` sizes the whole suite runs on
+//! each, and the largest is compared with the smallest. A last, open-loop run at half the peak rotating throughput measures p99
 //! where it matters: below saturation.
 
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tessera_core::admin::ClientSettings;
 use tessera_core::crypto::ServerKey;
-use tessera_core::time::{parse_duration_secs, OsRandom, SystemClock};
+use tessera_core::time::{parse_duration_secs, SystemClock, SystemRandom};
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password, TokenResponse};
 use tokio::net::TcpStream;
@@ -99,8 +99,15 @@ struct Run {
     p999_ms: f64,
     /// Status code → count, for everything but 200.
     errors: BTreeMap<u16, u64>,
-    /// Throughput over the floor's at the same concurrency, in the same run.
+    /// Throughput over that of the floor measured right before, at the same concurrency.
     ratio_to_floor: Option<f64>,
+    /// The server's CPU time (user and system, all threads) per answered request, in the
+    /// measured window.
+    server_cpu_us_per_request: f64,
+    /// The floor's CPU time per request over this run's: what the throughput ratio would be on a
+    /// quiet machine with the server's core saturated. Neighbours' load changes the wall clock
+    /// much more than it changes the CPU a request costs.
+    cpu_ratio_to_floor: Option<f64>,
     server_rss_kib: u64,
     /// Offered rate, for open-loop runs.
     target_rate: Option<f64>,
@@ -164,22 +171,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let mint_seconds = started.elapsed().as_secs_f64();
         let server = Server::start(&dir, if pin { args.server_cpu } else { None })?;
         for &concurrency in &args.concurrency {
-            let floor = measure(
-                &args,
-                &server,
-                tokens,
-                "floor",
-                concurrency,
-                &mut data,
-                None,
-            )
-            .await?;
-            let floor_rate = floor.throughput;
-            report.runs.push(floor);
             for scenario in &args.scenarios {
                 if scenario == "half-load" {
                     continue;
                 }
+                // The floor right before each scenario: on a shared machine the neighbours' load
+                // drifts within a minute, and a ratio means something only between adjacent runs.
+                let floor = measure(
+                    &args,
+                    &server,
+                    tokens,
+                    "floor",
+                    concurrency,
+                    &mut data,
+                    None,
+                )
+                .await?;
+                let (floor_rate, floor_cpu) = (floor.throughput, floor.server_cpu_us_per_request);
+                report.runs.push(floor);
                 let mut run = measure(
                     &args,
                     &server,
@@ -191,6 +200,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 )
                 .await?;
                 run.ratio_to_floor = Some(run.throughput / floor_rate);
+                run.cpu_ratio_to_floor = Some(floor_cpu / run.server_cpu_us_per_request);
                 report.runs.push(run);
             }
         }
@@ -234,11 +244,9 @@ async fn half_load(
         return Ok(());
     };
     let concurrency = args.concurrency.iter().copied().max().unwrap_or(1);
-    let floor = report
-        .runs
-        .iter()
-        .find(|r| r.tokens == tokens && r.scenario == "floor" && r.concurrency == concurrency)
-        .map(|r| r.throughput);
+    let floor = measure(args, server, tokens, "floor", concurrency, data, None).await?;
+    let (floor_rate, floor_cpu) = (floor.throughput, floor.server_cpu_us_per_request);
+    report.runs.push(floor);
     let mut run = measure(
         args,
         server,
@@ -250,7 +258,8 @@ async fn half_load(
     )
     .await?;
     run.scenario = "rotating at half of peak".into();
-    run.ratio_to_floor = floor.map(|f| run.throughput / f);
+    run.ratio_to_floor = Some(run.throughput / floor_rate);
+    run.cpu_ratio_to_floor = Some(floor_cpu / run.server_cpu_us_per_request);
     report.runs.push(run);
     Ok(())
 }
@@ -265,7 +274,7 @@ struct Data {
 /// server is not running yet). Workers' grants come first; the rest of `tokens` is ballast.
 async fn prepare(dir: &Path, tokens: u64, workers: usize) -> anyhow::Result<Data> {
     let store = crate::open_store(&format!("sqlite://{}/tessera.db", dir.display()))?;
-    let key = ServerKey::generate(&OsRandom);
+    let key = ServerKey::generate(&SystemRandom);
     std::fs::write(dir.join("server.key"), key.to_hex().as_bytes())?;
     let config = AuthorityConfig {
         max_live_grants: None,
@@ -274,7 +283,7 @@ async fn prepare(dir: &Path, tokens: u64, workers: usize) -> anyhow::Result<Data
     let authority = Authority::new(
         store,
         std::sync::Arc::new(SystemClock),
-        std::sync::Arc::new(OsRandom),
+        std::sync::Arc::new(SystemRandom),
         config,
     );
     authority.org().await?;
@@ -443,6 +452,13 @@ async fn measure(
         };
         workers.push(tokio::task::spawn_local(worker.run()));
     }
+    let pid = server.server_pid();
+    let cpu_window = tokio::task::spawn_local(async move {
+        tokio::time::sleep_until(measured_from.into()).await;
+        let before = cpu_ticks(pid);
+        tokio::time::sleep_until(end.into()).await;
+        cpu_ticks(pid).saturating_sub(before)
+    });
     let mut histogram = new_histogram();
     let mut errors = BTreeMap::new();
     let mut requests = 0;
@@ -458,6 +474,7 @@ async fn measure(
             *errors.entry(status).or_insert(0) += n;
         }
     }
+    let cpu_seconds = cpu_window.await? as f64 / CLOCK_TICKS_PER_SECOND;
     let seconds = duration.as_secs_f64();
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     let run = Run {
@@ -473,14 +490,40 @@ async fn measure(
         p999_ms: ms(0.999),
         errors,
         ratio_to_floor: None,
+        server_cpu_us_per_request: cpu_seconds * 1e6 / requests.max(1) as f64,
+        cpu_ratio_to_floor: None,
         server_rss_kib: server.rss_kib(),
         target_rate: rate,
     };
     eprintln!(
-        "  {:>8} tokens  {:<24} c={:<3} {:>9.0}/s  p99 {:>7.2} ms  errors {:?}",
-        tokens, run.scenario, concurrency, run.throughput, run.p99_ms, run.errors
+        "  {:>8} tokens  {:<24} c={:<3} {:>9.0}/s  p99 {:>7.2} ms  {:>6.1} µs CPU  errors {:?}",
+        tokens,
+        run.scenario,
+        concurrency,
+        run.throughput,
+        run.p99_ms,
+        run.server_cpu_us_per_request,
+        run.errors
     );
     Ok(run)
+}
+
+/// Linux reports process times in USER_HZ, which is 100 on every architecture it runs on.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// User plus system time of every thread of `pid` so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The command name may hold spaces; the fields after its closing parenthesis do not.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            // utime and stime are fields 14 and 15, the 12th and 13th after the name.
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0)
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -649,7 +692,7 @@ fn print_report(report: &Report) {
         report.machine, report.pinned
     );
     println!(
-        "{:>9}  {:<25} {:>4}  {:>10}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>8}  errors",
+        "{:>9}  {:<25} {:>4}  {:>10}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>7}  {:>9}  {:>8}  errors",
         "tokens",
         "scenario",
         "c",
@@ -659,11 +702,13 @@ fn print_report(report: &Report) {
         "p99 ms",
         "p99.9 ms",
         "ratio",
+        "CPU µs",
+        "CPU ratio",
         "RSS MiB"
     );
     for r in &report.runs {
         println!(
-            "{:>9}  {:<25} {:>4}  {:>10.0}  {:>7.2}  {:>7.2}  {:>7.2}  {:>8.2}  {:>6}  {:>8.1}  {:?}",
+            "{:>9}  {:<25} {:>4}  {:>10.0}  {:>7.2}  {:>7.2}  {:>7.2}  {:>8.2}  {:>6}  {:>7.1}  {:>9}  {:>8.1}  {:?}",
             r.tokens,
             r.scenario,
             r.concurrency,
@@ -673,6 +718,8 @@ fn print_report(report: &Report) {
             r.p99_ms,
             r.p999_ms,
             r.ratio_to_floor.map_or("-".into(), |x| format!("{x:.3}")),
+            r.server_cpu_us_per_request,
+            r.cpu_ratio_to_floor.map_or("-".into(), |x| format!("{x:.3}")),
             r.server_rss_kib as f64 / 1024.0,
             r.errors,
         );

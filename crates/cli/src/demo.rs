@@ -13,7 +13,7 @@ use tessera_client::{
 };
 use tessera_core::admin::ClientSettings;
 use tessera_core::crypto::ServerKey;
-use tessera_core::time::{OsRandom, SystemClock as ServerClock};
+use tessera_core::time::{SystemClock as ServerClock, SystemRandom};
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password, TokenResponse};
 
@@ -92,8 +92,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let authority = Authority::new(
         Arc::new(store),
         Arc::new(ServerClock),
-        Arc::new(OsRandom),
-        AuthorityConfig::new(&base, ServerKey::generate(&OsRandom)),
+        Arc::new(SystemRandom),
+        AuthorityConfig::new(&base, ServerKey::generate(&SystemRandom)),
     );
     let server_authority = authority.clone();
     tokio::spawn(async move {
@@ -132,7 +132,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let verifier = tessera_core::ids::random_token(&OsRandom, 48);
+    let verifier = tessera_core::ids::random_token(&SystemRandom, 48);
     let challenge = {
         use base64::Engine;
         use sha2::Digest;

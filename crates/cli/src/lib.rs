@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tessera_core::crypto::ServerKey;
 use tessera_core::store::Store;
-use tessera_core::time::{OsRandom, SystemClock};
+use tessera_core::time::{SystemClock, SystemRandom};
 use tessera_core::{Authority, AuthorityConfig};
 
 pub use config::{ConfigArgs, Options, Settings};
@@ -144,7 +144,7 @@ pub fn load_server_key(settings: &Settings) -> anyhow::Result<ServerKey> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(&settings.data_dir)
                 .with_context(|| format!("creating {}", settings.data_dir.display()))?;
-            let key = ServerKey::generate(&OsRandom);
+            let key = ServerKey::generate(&SystemRandom);
             write_private_file(&path, key.to_hex().as_bytes())?;
             // Two processes may race to create it; whichever file won is the key.
             let text = std::fs::read_to_string(&path)?;
@@ -190,7 +190,7 @@ pub fn authority(settings: &Settings) -> anyhow::Result<Authority> {
     Ok(Authority::new(
         store,
         Arc::new(SystemClock),
-        Arc::new(OsRandom),
+        Arc::new(SystemRandom),
         config,
     ))
 }

@@ -132,12 +132,12 @@ pub fn looks_signed(token: &AccessToken) -> bool {
 mod tests {
     use super::*;
     use crate::ids::random_token;
-    use crate::time::OsRandom;
+    use crate::time::SystemRandom;
 
     fn setup() -> (ServerKey, String, Scope) {
         (
-            ServerKey::generate(&OsRandom),
-            random_token(&OsRandom, 18),
+            ServerKey::generate(&SystemRandom),
+            random_token(&SystemRandom, 18),
             Scope::parse("api id refresh_token").unwrap(),
         )
     }
@@ -147,7 +147,7 @@ mod tests {
         let (key, grant, scope) = setup();
         let token = mint(
             &key,
-            &OsRandom,
+            &SystemRandom,
             "00D000000000001AAA",
             &grant,
             &scope,
@@ -174,7 +174,7 @@ mod tests {
         let (key, grant, scope) = setup();
         let token = mint(
             &key,
-            &OsRandom,
+            &SystemRandom,
             "00D1",
             &grant,
             &scope,
@@ -183,7 +183,7 @@ mod tests {
         )
         .unwrap();
         let value = token.expose_secret().to_owned();
-        assert!(verify(&ServerKey::generate(&OsRandom), &token).is_none());
+        assert!(verify(&ServerKey::generate(&SystemRandom), &token).is_none());
         for i in [6, 30, value.len() - 3] {
             let mut bytes = value.clone().into_bytes();
             bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use crate::admin::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::crypto::{self, ReusableVerifier, ServerKey};
 use crate::guard::Guard;
-use crate::ids::{random_token, salesforce_id, secret_hash};
+use crate::ids::{salesforce_id, secret_hash, time_ordered_id};
 use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Hash, Org, User};
 use crate::sealing::mint_refresh_token;
 use crate::store::{Issuance, IssueOutcome, Store, StoreError};
@@ -599,7 +599,7 @@ impl Authority {
     ) -> Result<(Issuance, Option<RefreshToken>, AccessToken), OAuthError> {
         let issue_refresh = may_issue_refresh && scope.allows_refresh_token();
         let grant = Grant {
-            id: random_token(self.rng.as_ref(), 18),
+            id: time_ordered_id(now, self.rng.as_ref()),
             client_id: client.client_id.clone(),
             user_id: user.id.clone(),
             org_id: user.org_id.clone(),

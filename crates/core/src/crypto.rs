@@ -172,7 +172,7 @@ impl ReusableVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::OsRandom;
+    use crate::time::SystemRandom;
 
     #[test]
     fn signature_is_padded_standard_base64_of_hmac() {
@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn the_reusing_verifier_agrees_with_argon2() {
         let verifier = ReusableVerifier::default();
-        let phc = hash_password(&Password::new("correct horse"), &OsRandom);
+        let phc = hash_password(&Password::new("correct horse"), &SystemRandom);
         assert!(phc.starts_with("$argon2id$"));
         for _ in 0..2 {
             assert!(verifier.verify(&Password::new("correct horse"), &phc));
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn server_key_macs_are_separated_by_purpose() {
-        let key = ServerKey::generate(&OsRandom);
+        let key = ServerKey::generate(&SystemRandom);
         let tag = key.mac("csrf", b"abc");
         assert!(key.verify_mac("csrf", b"abc", &tag));
         assert!(!key.verify_mac("session", b"abc", &tag));

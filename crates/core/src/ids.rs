@@ -7,7 +7,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::time::Random;
+use crate::time::{Random, Timestamp};
 
 /// The characters of every token we mint: Salesforce's access-token alphabet after the `!`
 /// (`[A-Za-z0-9._]`), which also satisfies the sfdx auth-URL regex for refresh tokens and client
@@ -19,6 +19,19 @@ const TOKEN_ALPHABET: &[u8; 64] =
 pub fn random_token(rng: &dyn Random, bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     rng.fill(&mut raw);
+    encode_token(&raw)
+}
+
+/// A grant id: the creation time in milliseconds (6 bytes, big-endian) then 12 random bytes,
+/// 24 characters in [`TOKEN_ALPHABET`]. Ids made close in time share their first characters, so
+/// new grants land next to each other in the primary-key B-tree instead of on a random page
+/// each: a bulk load of 10 million grants wrote one page per grant with random ids. The time it
+/// reveals is no secret (Salesforce's own ids are sequential), and 96 random bits keep ids
+/// unique.
+pub fn time_ordered_id(now: Timestamp, rng: &dyn Random) -> String {
+    let mut raw = [0u8; 18];
+    raw[..6].copy_from_slice(&now.0.max(0).to_be_bytes()[2..]);
+    rng.fill(&mut raw[6..]);
     encode_token(&raw)
 }
 
@@ -92,11 +105,11 @@ pub fn case_safe_suffix(id15: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::OsRandom;
+    use crate::time::SystemRandom;
 
     #[test]
     fn tokens_have_256_bits_in_the_safe_alphabet() {
-        let t = random_token(&OsRandom, 32);
+        let t = random_token(&SystemRandom, 32);
         assert_eq!(t.len(), 43);
         assert!(t
             .chars()
@@ -117,6 +130,20 @@ mod tests {
     }
 
     #[test]
+    fn grant_ids_share_a_prefix_with_their_neighbours_in_time_and_differ() {
+        let at = Timestamp(1_796_000_000_000);
+        let a = time_ordered_id(at, &SystemRandom);
+        let b = time_ordered_id(Timestamp(at.0 + 1), &SystemRandom);
+        let much_later = time_ordered_id(Timestamp(at.0 + 86_400_000 * 365), &SystemRandom);
+        assert_eq!(a.len(), 24);
+        assert!(a.bytes().all(|c| TOKEN_ALPHABET.contains(&c)), "{a}");
+        assert_eq!(a[..6], b[..6], "a millisecond apart: {a} {b}");
+        assert_ne!(a[..6], much_later[..6]);
+        assert_ne!(a, time_ordered_id(at, &SystemRandom), "random after the time");
+        assert_eq!(&decode_token(&a).unwrap()[..6], &at.0.to_be_bytes()[2..]);
+    }
+
+    #[test]
     fn case_safe_suffix_matches_salesforce() {
         // Known pair from Salesforce documentation examples.
         assert_eq!(case_safe_suffix("001A0000006Vm9r"), "IAC");
@@ -125,7 +152,7 @@ mod tests {
 
     #[test]
     fn salesforce_ids_are_18_characters_with_prefix() {
-        let id = salesforce_id("005", &OsRandom);
+        let id = salesforce_id("005", &SystemRandom);
         assert_eq!(id.len(), 18);
         assert!(id.starts_with("005"));
         assert_eq!(&id[15..], case_safe_suffix(&id[..15]));

@@ -314,7 +314,7 @@ mod tests {
     use crate::crypto::ServerKey;
     use crate::policy::RefreshTokenPolicy;
     use crate::store::memory::MemoryStore;
-    use crate::time::{ManualClock, OsRandom, Timestamp};
+    use crate::time::{ManualClock, SystemRandom, Timestamp};
     use crate::token::TokenRequest;
 
     struct World {
@@ -331,8 +331,8 @@ mod tests {
         let authority = Authority::new(
             Arc::new(MemoryStore::new()),
             clock.clone(),
-            Arc::new(OsRandom),
-            AuthorityConfig::new("http://as.test", ServerKey::generate(&OsRandom)),
+            Arc::new(SystemRandom),
+            AuthorityConfig::new("http://as.test", ServerKey::generate(&SystemRandom)),
         );
         authority
             .create_user(USER, Password::new("password one"), None)

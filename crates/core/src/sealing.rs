@@ -101,18 +101,18 @@ pub fn unseal_response(key: &ServerKey, sealed: &[u8], aad: &Hash) -> Option<Tok
 mod tests {
     use super::*;
     use crate::ids::secret_hash;
-    use crate::time::OsRandom;
+    use crate::time::SystemRandom;
     use tessera_proto::{AccessToken, ExposeSecret, TokenType};
 
     fn grant_id() -> String {
-        random_token(&OsRandom, 18)
+        random_token(&SystemRandom, 18)
     }
 
     #[test]
     fn refresh_tokens_name_their_grant_and_use_the_safe_alphabet() {
-        let key = ServerKey::generate(&OsRandom);
+        let key = ServerKey::generate(&SystemRandom);
         let id = grant_id();
-        let token = mint_refresh_token(&key, &OsRandom, &id);
+        let token = mint_refresh_token(&key, &SystemRandom, &id);
         let value = token.expose_secret();
         assert_eq!(value.len(), REFRESH_TOKEN_LEN);
         assert!(value
@@ -123,9 +123,9 @@ mod tests {
 
     #[test]
     fn forged_or_tampered_tokens_name_no_grant() {
-        let key = ServerKey::generate(&OsRandom);
+        let key = ServerKey::generate(&SystemRandom);
         let id = grant_id();
-        let value = mint_refresh_token(&key, &OsRandom, &id)
+        let value = mint_refresh_token(&key, &SystemRandom, &id)
             .expose_secret()
             .to_owned();
         let other = grant_id();
@@ -138,7 +138,7 @@ mod tests {
             None
         );
         assert_eq!(
-            signed_grant_id(&ServerKey::generate(&OsRandom), &value),
+            signed_grant_id(&ServerKey::generate(&SystemRandom), &value),
             None
         );
         assert_eq!(signed_grant_id(&key, &value[1..]), None);
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn sealed_responses_open_only_for_their_token_and_key() {
-        let key = ServerKey::generate(&OsRandom);
+        let key = ServerKey::generate(&SystemRandom);
         let response = TokenResponse {
             access_token: AccessToken::new("00D!a"),
             refresh_token: Some(RefreshToken::new("r")),
@@ -160,13 +160,13 @@ mod tests {
             expires_in: Some(7200),
         };
         let aad = secret_hash("presented");
-        let sealed = seal_response(&key, &OsRandom, &response, &aad).unwrap();
+        let sealed = seal_response(&key, &SystemRandom, &response, &aad).unwrap();
         assert!(!String::from_utf8_lossy(&sealed).contains("00D!a"));
         let opened = unseal_response(&key, &sealed, &aad).unwrap();
         assert_eq!(opened.access_token, response.access_token);
         assert_eq!(opened.refresh_token, response.refresh_token);
         assert!(unseal_response(&key, &sealed, &secret_hash("other")).is_none());
-        assert!(unseal_response(&ServerKey::generate(&OsRandom), &sealed, &aad).is_none());
+        assert!(unseal_response(&ServerKey::generate(&SystemRandom), &sealed, &aad).is_none());
         assert!(unseal_response(&key, &sealed[..10], &aad).is_none());
     }
 }

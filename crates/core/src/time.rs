@@ -67,14 +67,15 @@ pub trait Random: Send + Sync + std::fmt::Debug {
     fn fill(&self, buf: &mut [u8]);
 }
 
-/// The operating system's CSPRNG.
+/// A CSPRNG seeded by the operating system: rand's per-thread ChaCha12, reseeded from the OS
+/// every 64 KiB. Asking the kernel for every token cost three `getrandom` calls per refresh.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct OsRandom;
+pub struct SystemRandom;
 
-impl Random for OsRandom {
+impl Random for SystemRandom {
     fn fill(&self, buf: &mut [u8]) {
         use rand::RngCore;
-        rand::rngs::OsRng.fill_bytes(buf);
+        rand::thread_rng().fill_bytes(buf);
     }
 }
 

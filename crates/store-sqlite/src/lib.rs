@@ -554,45 +554,48 @@ impl Store for SqliteStore {
 
     async fn commit_refresh(&self, commit: &RefreshCommit) -> Result<RefreshOutcome, StoreError> {
         let commit = commit.clone();
-        self.write(move |c| {
-            let RefreshCommit {
-                presented_hash,
-                grant_id,
-                successor_hash,
-                sealed_successor,
-                idle_expires_at,
-                now,
-                event,
-            } = commit;
-            let idle = idle_expires_at.map(|t| t.0);
-            // One conditional update decides, never a read then a write: of concurrent commits
-            // of one token exactly one changes the row; the others are Stale and write nothing.
-            let changed = match successor_hash {
-                Some(successor) => execute(
-                    c,
-                    sql::FAMILY_ROTATE,
-                    params![
-                        grant_id,
-                        presented_hash,
-                        successor,
-                        now.0,
-                        sealed_successor,
-                        idle
-                    ],
-                )?,
-                None => execute(
-                    c,
-                    sql::FAMILY_TOUCH,
-                    params![grant_id, presented_hash, now.0, idle],
-                )?,
-            };
-            if changed == 0 {
-                return Ok(RefreshOutcome::Stale);
-            }
-            insert_events(c, std::slice::from_ref(&event))?;
-            Ok(RefreshOutcome::Committed)
-        })
-        .await
+        // Unguarded: the hot path. It refuses by returning Stale, before writing anything.
+        self.inner
+            .writer
+            .submit_unguarded(move |c| {
+                let RefreshCommit {
+                    presented_hash,
+                    grant_id,
+                    successor_hash,
+                    sealed_successor,
+                    idle_expires_at,
+                    now,
+                    event,
+                } = commit;
+                let idle = idle_expires_at.map(|t| t.0);
+                // One conditional update decides, never a read then a write: of concurrent commits
+                // of one token exactly one changes the row; the others are Stale and write nothing.
+                let changed = match successor_hash {
+                    Some(successor) => execute(
+                        c,
+                        sql::FAMILY_ROTATE,
+                        params![
+                            grant_id,
+                            presented_hash,
+                            successor,
+                            now.0,
+                            sealed_successor,
+                            idle
+                        ],
+                    )?,
+                    None => execute(
+                        c,
+                        sql::FAMILY_TOUCH,
+                        params![grant_id, presented_hash, now.0, idle],
+                    )?,
+                };
+                if changed == 0 {
+                    return Ok(RefreshOutcome::Stale);
+                }
+                insert_events(c, std::slice::from_ref(&event))?;
+                Ok(RefreshOutcome::Committed)
+            })
+            .await
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {

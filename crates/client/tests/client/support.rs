@@ -13,7 +13,7 @@ use tessera_client::{
 use tessera_core::admin::ClientSettings;
 use tessera_core::crypto::ServerKey;
 use tessera_core::store::EventFilter;
-use tessera_core::time::OsRandom;
+use tessera_core::time::SystemRandom;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ClientSecret, ExposeSecret, Password, TokenResponse};
 use tessera_server::{app, AppState};
@@ -66,9 +66,9 @@ impl Server {
         let store = SqliteStore::open(dir.path().join("tessera.db").to_str().unwrap()).unwrap();
         let config = AuthorityConfig {
             emit_expires_in,
-            ..AuthorityConfig::new(base.clone(), ServerKey::generate(&OsRandom))
+            ..AuthorityConfig::new(base.clone(), ServerKey::generate(&SystemRandom))
         };
-        let authority = Authority::new(Arc::new(store), clock, Arc::new(OsRandom), config);
+        let authority = Authority::new(Arc::new(store), clock, Arc::new(SystemRandom), config);
         authority
             .create_user(USERNAME, Password::new("correct horse battery"), None)
             .await

@@ -17,7 +17,7 @@ use tessera_core::admin::ClientSettings;
 use tessera_core::crypto::ServerKey;
 use tessera_core::store::failing::FailingStore;
 pub use tessera_core::store::Store;
-use tessera_core::time::{ManualClock, OsRandom, Timestamp};
+use tessera_core::time::{ManualClock, SystemRandom, Timestamp};
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password};
 use tessera_server::{app, AppState, TrustedProxies};
@@ -180,9 +180,10 @@ impl Harness {
         let sqlite = SqliteStore::open(db_path.to_str().unwrap()).unwrap();
         let store = Arc::new(FailingStore::new(Arc::new(sqlite)));
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
-        let mut config = AuthorityConfig::new(ISSUER, ServerKey::generate(&OsRandom));
+        let mut config = AuthorityConfig::new(ISSUER, ServerKey::generate(&SystemRandom));
         adjust(&mut config);
-        let authority = Authority::new(store.clone(), clock.clone(), Arc::new(OsRandom), config);
+        let authority =
+            Authority::new(store.clone(), clock.clone(), Arc::new(SystemRandom), config);
         authority
             .create_user(USERNAME, Password::new(PASSWORD), Some(USERNAME.into()))
             .await
