@@ -117,8 +117,11 @@ struct Run {
 #[derive(Debug, Clone, Serialize)]
 struct StoreSize {
     tokens: u64,
+    /// The database's files once the grants are minted, before any run.
     database_bytes: u64,
     bytes_per_token: f64,
+    /// The same after every run: the audit events of the refreshes, and the log.
+    database_bytes_after_runs: u64,
     mint_seconds: f64,
     server_rss_kib_after: u64,
 }
@@ -169,6 +172,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut data = prepare(&dir, tokens, max_concurrency).await?;
         let mint_seconds = started.elapsed().as_secs_f64();
+        let minted_bytes = database_bytes(&dir);
         let server = Server::start(&dir, if pin { args.server_cpu } else { None })?;
         for &concurrency in &args.concurrency {
             for scenario in &args.scenarios {
@@ -207,11 +211,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if args.scenarios.iter().any(|s| s == "half-load") {
             half_load(&args, &server, tokens, &mut data, &mut report).await?;
         }
-        let database_bytes = database_bytes(&dir);
         report.stores.push(StoreSize {
             tokens,
-            database_bytes,
-            bytes_per_token: database_bytes as f64 / tokens.max(1) as f64,
+            database_bytes: minted_bytes,
+            bytes_per_token: minted_bytes as f64 / tokens.max(1) as f64,
+            database_bytes_after_runs: database_bytes(&dir),
             mint_seconds,
             server_rss_kib_after: server.rss_kib(),
         });
@@ -302,9 +306,11 @@ async fn prepare(dir: &Path, tokens: u64, workers: usize) -> anyhow::Result<Data
         non_rotating: Vec::new(),
     };
     // Workers of every concurrency run the same scenario in turn, so each kind needs as many
-    // grants as the largest concurrency; the rotating ones go first and take the ballast.
+    // grants as the largest concurrency; the ballast is shared, and the workers' grants are
+    // spread through it.
     let per_kind = workers as u64;
-    for (rotate, ballast) in [(true, tokens.saturating_sub(2 * per_kind)), (false, 0)] {
+    let ballast = tokens.saturating_sub(2 * per_kind);
+    for (rotate, ballast) in [(true, ballast - ballast / 2), (false, ballast / 2)] {
         let (client, secret) = authority
             .create_client(
                 false,
@@ -726,11 +732,12 @@ fn print_report(report: &Report) {
     }
     for s in &report.stores {
         println!(
-            "store of {} grants: {:.1} MiB on disk ({:.0} bytes a grant), minted in {:.1} s, server RSS {:.1} MiB",
+            "store of {} grants: {:.1} MiB on disk ({:.0} bytes a grant), minted in {:.1} s; {:.1} MiB after the runs; server RSS {:.1} MiB",
             s.tokens,
             s.database_bytes as f64 / 1_048_576.0,
             s.bytes_per_token,
             s.mint_seconds,
+            s.database_bytes_after_runs as f64 / 1_048_576.0,
             s.server_rss_kib_after as f64 / 1024.0
         );
     }

@@ -139,7 +139,11 @@ mod tests {
         assert!(a.bytes().all(|c| TOKEN_ALPHABET.contains(&c)), "{a}");
         assert_eq!(a[..6], b[..6], "a millisecond apart: {a} {b}");
         assert_ne!(a[..6], much_later[..6]);
-        assert_ne!(a, time_ordered_id(at, &SystemRandom), "random after the time");
+        assert_ne!(
+            a,
+            time_ordered_id(at, &SystemRandom),
+            "random after the time"
+        );
         assert_eq!(&decode_token(&a).unwrap()[..6], &at.0.to_be_bytes()[2..]);
     }
 

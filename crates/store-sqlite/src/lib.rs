@@ -8,6 +8,7 @@
 //!
 //! Only hashes of tokens, codes and secrets reach this crate, and nothing here logs them.
 
+mod checkpointer;
 mod error;
 mod location;
 mod readers;
@@ -34,6 +35,7 @@ use tessera_core::store::{
 };
 use tessera_core::time::Timestamp;
 
+use crate::checkpointer::{CheckpointRequest, Checkpointer, WAL_SIZE_LIMIT_BYTES};
 use crate::error::{classify, DbError};
 use crate::location::{Target, TempDatabase};
 use crate::readers::{Readers, BUSY_TIMEOUT, STATEMENT_CACHE};
@@ -59,6 +61,7 @@ struct Inner {
     path: PathBuf,
     writer: Writer,
     readers: Readers,
+    _checkpointer: Checkpointer,
     _temporary: Option<TempDatabase>,
 }
 
@@ -97,12 +100,15 @@ impl SqliteStore {
         let mut conn = open_writer(&path)?;
         schema::migrate(&mut conn)?;
         let readers = Readers::open(&path)?;
-        let writer = Writer::start(conn)?;
+        let checkpoint_request = CheckpointRequest::default();
+        let writer = Writer::start(conn, Arc::clone(&checkpoint_request))?;
+        let checkpointer = Checkpointer::start(&path, checkpoint_request)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 writer,
                 readers,
+                _checkpointer: checkpointer,
                 _temporary: temporary,
             }),
         })
@@ -218,6 +224,11 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(classify)?;
     conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(classify)?;
+    // Checkpoints are the checkpointer thread's, not the committing writer's.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(classify)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)
         .map_err(classify)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)

@@ -2,9 +2,11 @@
 //! each read sees the last committed state.
 //!
 //! Reads run on the calling task's thread. Every read is a point query on an indexed key, which
-//! takes microseconds with its pages cached (memory-mapped, see `open_reader`); handing each to
-//! a blocking thread cost more than the read — two context switches per read, on a server
-//! pinned to one core — so the pool is used inline, like a mutex.
+//! takes microseconds with its pages in the operating system's cache; handing each to a
+//! blocking thread cost more than the read — two context switches per read, on a server pinned
+//! to one core — so the pool is used inline, like a mutex. (No memory-mapped I/O: the mapped
+//! pages of a large database would count as the server's resident memory, and a page another
+//! connection changed is read from the write-ahead log anyway.)
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -22,6 +22,7 @@ use rusqlite::Connection;
 use tessera_core::store::StoreError;
 use tokio::sync::oneshot;
 
+use crate::checkpointer::{checkpoint, CheckpointRequest};
 use crate::error::DbError;
 
 /// Most jobs committed in one transaction: bounds the latency one group adds to its last job.
@@ -100,13 +101,18 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Connection) -> Result<Self, StoreError> {
+    /// Starts the writer thread on `conn`; it checkpoints itself when `checkpoint_request` is
+    /// set (see [`crate::checkpointer`]).
+    pub(crate) fn start(
+        conn: Connection,
+        checkpoint_request: CheckpointRequest,
+    ) -> Result<Self, StoreError> {
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("tessera-sqlite-writer".into())
-            .spawn(move || serve(conn, &jobs, &thread_counters))
+            .spawn(move || serve(conn, &jobs, &thread_counters, &checkpoint_request))
             .map_err(|e| {
                 StoreError::Internal(format!("cannot start the SQLite writer thread: {e}"))
             })?;
@@ -171,7 +177,12 @@ impl Drop for Writer {
     }
 }
 
-fn serve(conn: Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
+fn serve(
+    conn: Connection,
+    jobs: &mpsc::Receiver<Box<dyn Job>>,
+    counters: &Counters,
+    checkpoint_request: &CheckpointRequest,
+) {
     let mut group: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = jobs.recv() {
         group.push(first);
@@ -182,6 +193,13 @@ fn serve(conn: Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counters: &Count
             }
         }
         commit_group(&conn, &mut group, counters);
+        if checkpoint_request.swap(false, Ordering::Relaxed) {
+            // Between two groups nobody else writes, so this one copies the whole log and the
+            // next write starts it over.
+            if let Err(error) = checkpoint(&conn) {
+                tracing::warn!(error = %error, "the writer's checkpoint failed");
+            }
+        }
     }
     if let Err((_, error)) = conn.close() {
         tracing::warn!(error = %error, "closing the SQLite write connection failed");
@@ -280,11 +298,66 @@ mod tests {
     use super::*;
 
     fn writer() -> (tempfile::TempDir, Writer) {
+        let (dir, writer, _) = writer_in_wal_mode();
+        (dir, writer)
+    }
+
+    /// A writer on a WAL database that never checkpoints by itself, and its checkpoint request.
+    fn writer_in_wal_mode() -> (tempfile::TempDir, Writer, CheckpointRequest) {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
-        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE t (v INTEGER NOT NULL UNIQUE)",
+        )
+        .unwrap();
+        let request = CheckpointRequest::default();
+        let writer = Writer::start(conn, Arc::clone(&request)).unwrap();
+        (dir, writer, request)
+    }
+
+    fn main_file_bytes(dir: &tempfile::TempDir) -> u64 {
+        std::fs::metadata(dir.path().join("w.db")).unwrap().len()
+    }
+
+    async fn fill(writer: &Writer) {
+        writer
+            .submit(|c| {
+                for v in 0..5_000 {
+                    insert(c, v)?;
+                }
+                Ok(())
+            })
+            .await
             .unwrap();
-        (dir, Writer::start(conn).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_checkpointer_copies_the_log_into_the_database_while_the_writer_runs() {
+        let (dir, writer, request) = writer_in_wal_mode();
+        fill(&writer).await;
+        let before = main_file_bytes(&dir);
+        let _checkpointer =
+            crate::checkpointer::Checkpointer::start(&dir.path().join("w.db"), request).unwrap();
+        tokio::time::sleep(crate::checkpointer::INTERVAL * 3).await;
+        assert!(
+            main_file_bytes(&dir) > before + 20_000,
+            "{before} -> {}",
+            main_file_bytes(&dir)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_writer_checkpoints_itself_when_asked() {
+        let (dir, writer, request) = writer_in_wal_mode();
+        fill(&writer).await;
+        let before = main_file_bytes(&dir);
+        request.store(true, Ordering::Relaxed);
+        // The request is seen after the next group.
+        writer.submit(|c| insert(c, -1)).await.unwrap();
+        writer.submit(|c| insert(c, -2)).await.unwrap();
+        assert!(!request.load(Ordering::Relaxed));
+        assert!(main_file_bytes(&dir) > before + 20_000);
     }
 
     fn insert(conn: &Connection, v: i64) -> Result<(), DbError> {
