@@ -186,15 +186,14 @@ pub async fn housekeeping(authority: &Authority, out: &Output) -> anyhow::Result
         &json!({
             "access_tokens": c.access_tokens,
             "codes": c.codes,
-            "sealed_successors": c.sealed_successors,
             "grants": c.grants,
             "events": c.events,
             "changes": c.changes,
         }),
         Some(format!(
             "removed {} grants, {} codes, {} events, {} change-feed entries, {} stored access \
-             tokens; wiped {} sealed successors",
-            c.grants, c.codes, c.events, c.changes, c.access_tokens, c.sealed_successors
+             tokens",
+            c.grants, c.codes, c.events, c.changes, c.access_tokens
         )),
     );
     Ok(())

@@ -14,12 +14,13 @@ use crate::crypto::ServerKey;
 use crate::ids::{decode_token, encode_token, secret_hash};
 use crate::model::Hash;
 use crate::sealing::GRANT_ID_LEN;
-use crate::time::{Random, Timestamp};
+use crate::time::Timestamp;
 
 const VERSION: u8 = 2;
 /// Raw bytes of a grant id (its 24 characters, 6 bits each).
 const GRANT_ID_BYTES: usize = GRANT_ID_LEN * 6 / 8;
-const RANDOM_BYTES: usize = 32;
+/// The random part: drawn for a new token, derived for a rotation's successor.
+pub const RANDOM_BYTES: usize = 32;
 const MAC_BYTES: usize = 16;
 /// Version, grant id, issued at, expires at, random, scope length.
 const FIXED_BYTES: usize = 1 + GRANT_ID_BYTES + 8 + 8 + RANDOM_BYTES + 1;
@@ -51,7 +52,7 @@ fn mac(key: &ServerKey, org_prefix: &str, body: &[u8]) -> [u8; MAC_BYTES] {
 /// too long to carry.
 pub fn mint(
     key: &ServerKey,
-    rng: &dyn Random,
+    random: &[u8; RANDOM_BYTES],
     org_id: &str,
     grant_id: &str,
     scope: &Scope,
@@ -69,9 +70,7 @@ pub fn mint(
     body.extend_from_slice(&grant);
     body.extend_from_slice(&issued_at.millis().to_be_bytes());
     body.extend_from_slice(&expires_at.millis().to_be_bytes());
-    let mut random = [0u8; RANDOM_BYTES];
-    rng.fill(&mut random);
-    body.extend_from_slice(&random);
+    body.extend_from_slice(random);
     body.push(scope_text.len() as u8);
     body.extend_from_slice(scope_text.as_bytes());
     let tag = mac(key, org_prefix, &body);
@@ -147,7 +146,7 @@ mod tests {
         let (key, grant, scope) = setup();
         let token = mint(
             &key,
-            &SystemRandom,
+            &[7; RANDOM_BYTES],
             "00D000000000001AAA",
             &grant,
             &scope,
@@ -174,7 +173,7 @@ mod tests {
         let (key, grant, scope) = setup();
         let token = mint(
             &key,
-            &SystemRandom,
+            &[7; RANDOM_BYTES],
             "00D1",
             &grant,
             &scope,

@@ -351,8 +351,8 @@ impl Authority {
     }
 
     /// How much the in-memory state holds, for measurements: revoked grants, revoked tokens,
-    /// cached clients, users and grant owners.
-    pub fn cache_sizes(&self) -> [usize; 5] {
+    /// cached clients, users, grant owners and families.
+    pub fn cache_sizes(&self) -> [usize; 6] {
         self.guard.sizes()
     }
 
@@ -611,7 +611,8 @@ impl Authority {
         };
         let refresh_token = issue_refresh
             .then(|| mint_refresh_token(&self.config.server_key, self.rng.as_ref(), &grant.id));
-        let access_token = self.mint_access_token(client, &grant, scope, now)?;
+        let access_token =
+            self.mint_access_token(client, &grant, scope, now, &self.random_part())?;
         let issuance = Issuance {
             refresh_token_hash: refresh_token
                 .as_ref()
@@ -642,17 +643,20 @@ impl Authority {
 
     /// An access token of `grant`, verifiable from its own content (see `access_token.rs`),
     /// for the client's lifetime, at most [`MAX_ACCESS_TOKEN_TTL_SECS`].
+    /// An access token issued at `now`, with `random` as its random part (see
+    /// [`Authority::random_part`]; a rotation's successor derives it).
     pub(crate) fn mint_access_token(
         &self,
         client: &Client,
         grant: &Grant,
         scope: &Scope,
         now: Timestamp,
+        random: &[u8; crate::access_token::RANDOM_BYTES],
     ) -> Result<AccessToken, OAuthError> {
         let ttl = client.access_token_ttl_secs.min(MAX_ACCESS_TOKEN_TTL_SECS);
         crate::access_token::mint(
             &self.config.server_key,
-            self.rng.as_ref(),
+            random,
             &grant.org_id,
             &grant.id,
             scope,
@@ -660,6 +664,13 @@ impl Authority {
             now.plus_secs(ttl),
         )
         .ok_or(OAuthError::InvalidScope)
+    }
+
+    /// Fresh random bytes for a token.
+    pub(crate) fn random_part(&self) -> [u8; crate::access_token::RANDOM_BYTES] {
+        let mut random = [0u8; crate::access_token::RANDOM_BYTES];
+        self.rng.fill(&mut random);
+        random
     }
 
     #[allow(clippy::too_many_arguments)]

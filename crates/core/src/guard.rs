@@ -1,6 +1,12 @@
 //! What the server keeps in memory so that a request needs no read for what rarely changes:
 //! the revoked grants and access tokens (the only state an access token is checked against),
-//! and caches of clients, users and grants' owners.
+//! and caches of clients, users, grants' owners and refresh-token families.
+//!
+//! A cached family is a hint, never a verdict: a refresh that it shows as the current token of
+//! a live family goes ahead, and the store's conditional update (applied only while the
+//! presented token is still current and the grant live) decides; anything else is judged again
+//! on a fresh read. So a family another process or node has changed since it was cached costs
+//! one read, and never refuses or punishes a request.
 //!
 //! Every change comes from the change feed, the same for every process and node: the server's
 //! own changes are applied the moment they commit (so that a revocation through this server
@@ -13,11 +19,13 @@ use std::sync::Mutex;
 
 use lru::LruCache;
 
-use crate::model::{Change, ChangeKind, Client, Hash, User};
+use crate::model::{Change, ChangeKind, Client, Family, Hash, User};
 use crate::time::Timestamp;
 
 /// Entries each cache holds at most.
 const CACHE_ENTRIES: usize = 100_000;
+/// Families cached at most: the ones refreshed lately (about 300 bytes each).
+const FAMILY_ENTRIES: usize = 50_000;
 
 /// The owner of a grant: what never changes about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +42,7 @@ struct State {
     clients: LruCache<String, Client>,
     users: LruCache<String, User>,
     owners: LruCache<String, GrantOwner>,
+    families: LruCache<String, Family>,
     /// The newest change-feed entry applied.
     seq: i64,
 }
@@ -53,6 +62,9 @@ impl Default for Guard {
                 clients: LruCache::new(cap),
                 users: LruCache::new(cap),
                 owners: LruCache::new(cap),
+                families: LruCache::new(
+                    NonZeroUsize::new(FAMILY_ENTRIES).unwrap_or(NonZeroUsize::MIN),
+                ),
                 seq: 0,
             }),
         }
@@ -69,6 +81,7 @@ impl State {
             ChangeKind::GrantRevoked => {
                 let entry = self.revoked_grants.entry(key.to_owned()).or_insert(until);
                 *entry = (*entry).max(until);
+                self.families.pop(key);
             }
             ChangeKind::AccessTokenRevoked => {
                 if let Some(hash) = hex_hash(key) {
@@ -112,6 +125,7 @@ impl Guard {
         if gap {
             state.clients.clear();
             state.users.clear();
+            state.families.clear();
         }
         gap
     }
@@ -124,6 +138,7 @@ impl Guard {
         state.revoked_tokens.clear();
         state.clients.clear();
         state.users.clear();
+        state.families.clear();
         for change in live {
             state.apply(change.kind, &change.key, change.until);
         }
@@ -175,8 +190,22 @@ impl Guard {
         self.lock().owners.put(grant_id.to_owned(), owner);
     }
 
-    /// How much it holds: revoked grants, revoked tokens, cached clients, users, owners.
-    pub(crate) fn sizes(&self) -> [usize; 5] {
+    /// A family as this process last saw it: a hint (see the module's documentation).
+    pub(crate) fn family(&self, grant_id: &str) -> Option<Family> {
+        self.lock().families.get(grant_id).cloned()
+    }
+
+    pub(crate) fn keep_family(&self, family: Family) {
+        self.lock().families.put(family.grant.id.clone(), family);
+    }
+
+    pub(crate) fn forget_family(&self, grant_id: &str) {
+        self.lock().families.pop(grant_id);
+    }
+
+    /// How much it holds: revoked grants, revoked tokens, cached clients, users, owners,
+    /// families.
+    pub(crate) fn sizes(&self) -> [usize; 6] {
         let state = self.lock();
         [
             state.revoked_grants.len(),
@@ -184,6 +213,7 @@ impl Guard {
             state.clients.len(),
             state.users.len(),
             state.owners.len(),
+            state.families.len(),
         ]
     }
 }

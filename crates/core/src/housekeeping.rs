@@ -18,7 +18,7 @@ pub const PURGE_BATCH: u32 = 1000;
 
 impl Authority {
     /// Removes what can no longer be used: expired codes (and stored access tokens of the earlier
-    /// format), sealed successors past their retry window, grants past their policy or revoked
+    /// format), grants past their policy or revoked
     /// long enough, old events, change-feed entries no longer in force. Reuse detection
     /// survives it: a rotated-out token names its family from its own signature.
     /// Runs in rounds of at most [`PURGE_BATCH`] rows per rule until nothing is left.
@@ -67,7 +67,6 @@ impl Authority {
                     };
                     ClientPurge {
                         client_id: c.client_id.clone(),
-                        rotated_before: ago(c.refresh_retry_window_secs),
                         created_before,
                         access_only_created_before: ago(c.access_token_ttl_secs),
                     }

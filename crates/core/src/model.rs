@@ -117,11 +117,9 @@ pub struct Family {
     pub current: Option<Hash>,
     /// The token the current one replaced.
     pub previous: Option<Hash>,
-    /// When `previous` was rotated out.
+    /// When `previous` was rotated out: a replay of `previous` inside the retry window rebuilds
+    /// the pair this rotation issued (see `sealing::Successor`).
     pub rotated_at: Option<Timestamp>,
-    /// The current pair's token response, sealed, answered to a replay of `previous` inside the
-    /// retry window; wiped when the window ends.
-    pub sealed_successor: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Family {
@@ -129,10 +127,6 @@ impl std::fmt::Debug for Family {
         f.debug_struct("Family")
             .field("grant", &self.grant)
             .field("rotated_at", &self.rotated_at)
-            .field(
-                "sealed_successor",
-                &self.sealed_successor.as_ref().map(|_| "[SEALED]"),
-            )
             .finish_non_exhaustive()
     }
 }

@@ -12,8 +12,8 @@ use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope,
 
 use crate::authority::{idle_expiry, still_allowed, Authority, Source, MAX_TOKEN_LEN};
 use crate::ids::secret_hash;
-use crate::model::{Client, EventKind, Family, Grant, Hash};
-use crate::sealing::{mint_refresh_token, seal_response, signed_grant_id, unseal_response};
+use crate::model::{Client, EventKind, Family, Grant, Hash, User};
+use crate::sealing::{signed_grant_id, Successor};
 use crate::store::{RefreshCommit, RefreshOutcome};
 use crate::time::Timestamp;
 
@@ -46,6 +46,16 @@ fn generation(family: &Family, presented: &Hash) -> Generation {
     }
 }
 
+/// A refresh request, as the paths that answer it need it.
+struct Presented<'a> {
+    client: &'a Client,
+    /// The refresh token in clear: a rotation derives its successor from it.
+    value: &'a str,
+    hash: Hash,
+    secret: Option<&'a ClientSecret>,
+    source: &'a Source,
+}
+
 impl Authority {
     pub(crate) async fn refresh(
         &self,
@@ -59,7 +69,14 @@ impl Authority {
         if value.is_empty() || value.len() > MAX_TOKEN_LEN {
             return Err(OAuthError::ExpiredRefreshToken);
         }
-        let presented_hash = secret_hash(value);
+        let presented = Presented {
+            client,
+            value,
+            hash: secret_hash(value),
+            secret: presented_secret,
+            source,
+        };
+        let presented_hash = presented.hash;
         // The token names its family, under the server key's signature: a forged or garbled
         // token is refused without a read. A token of the earlier, unsigned format is found by
         // its hash.
@@ -70,8 +87,25 @@ impl Authority {
                 None => return Err(OAuthError::ExpiredRefreshToken),
             },
         };
-        let Some(family) = self.store().family(&grant_id).await? else {
-            return Err(OAuthError::ExpiredRefreshToken);
+        let now = self.now();
+        // The cached family decides only what the store's conditional update will check again:
+        // that the token is the current one of a live family. Anything else is judged on a
+        // fresh read, so a stale entry never refuses or punishes.
+        let cached = self
+            .guard()
+            .family(&grant_id)
+            .filter(|f| self.may_refresh(client, f, &presented_hash, now));
+        let family = match cached {
+            Some(family) => family,
+            None => {
+                let Some(family) = self.store().family(&grant_id).await? else {
+                    return Err(OAuthError::ExpiredRefreshToken);
+                };
+                if family.grant.revoked_at.is_none() {
+                    self.guard().keep_family(family.clone());
+                }
+                family
+            }
         };
         let grant = &family.grant;
         // RFC 6749 §6: the token must have been issued to this client. Another client's token
@@ -80,7 +114,6 @@ impl Authority {
             return Err(OAuthError::ExpiredRefreshToken);
         }
         let which = generation(&family, &presented_hash);
-        let now = self.now();
         if grant.revoked_at.is_some() {
             if which != Generation::Current && client.rotates() {
                 self.record_grant(
@@ -93,8 +126,9 @@ impl Authority {
             }
             return Err(OAuthError::ExpiredRefreshToken);
         }
-        // The family's lifetime and the client's permission bound replays too: a pair kept for
-        // the retry window is never handed out once the family could not refresh any more.
+        // The family's lifetime and the client's permission bound replays too: a pair answered
+        // inside the retry window is never handed out once the family could not refresh any
+        // more.
         if !client
             .refresh_token_policy
             .allows_refresh(grant.created_at, grant.last_used_at, now)
@@ -107,7 +141,7 @@ impl Authority {
             Generation::Current => {}
             Generation::Previous => {
                 return self
-                    .rotated_out_token(client, &family, &presented_hash, now, source)
+                    .rotated_out_token(&presented, &family, &scope, now)
                     .await
             }
             Generation::Older if client.rotates() => {
@@ -119,30 +153,21 @@ impl Authority {
             Generation::Older => return Err(OAuthError::ExpiredRefreshToken),
         }
         let user = self.active_user(&grant.user_id).await?;
-
-        let access_token = self.mint_access_token(client, grant, &scope, now)?;
-        let successor = client
-            .rotates()
-            .then(|| mint_refresh_token(&self.config().server_key, self.rng(), &grant.id));
-        let response = self.token_response(
-            client,
-            &user,
-            &scope,
-            access_token,
-            successor,
-            now,
-            presented_secret,
-        );
-        let sealed_successor = (client.rotates() && client.refresh_retry_window_secs > 0)
-            .then(|| {
-                seal_response(
-                    &self.config().server_key,
-                    self.rng(),
-                    &response,
-                    &presented_hash,
-                )
-            })
-            .flatten();
+        let response = if client.rotates() {
+            self.successor_response(&presented, grant, &user, &scope, now)?
+        } else {
+            let access_token =
+                self.mint_access_token(client, grant, &scope, now, &self.random_part())?;
+            self.token_response(
+                client,
+                &user,
+                &scope,
+                access_token,
+                None,
+                now,
+                presented_secret,
+            )
+        };
         let kind = if client.rotates() {
             EventKind::Rotated
         } else {
@@ -156,7 +181,6 @@ impl Authority {
                 .refresh_token
                 .as_ref()
                 .map(|t| secret_hash(t.expose_secret())),
-            sealed_successor,
             idle_expires_at: idle_expiry(client, now),
             now,
             event: event.clone(),
@@ -164,40 +188,106 @@ impl Authority {
         match self.store().commit_refresh(&commit).await? {
             RefreshOutcome::Committed => {
                 crate::authority::log_event(&event);
+                self.guard().keep_family(committed(&family, &commit));
                 Ok(response)
             }
             RefreshOutcome::Stale => {
-                self.lost_refresh_race(client, &grant.id, &presented_hash, now, source)
+                self.guard().forget_family(&grant.id);
+                self.lost_refresh_race(&presented, &grant.id, &scope, now)
                     .await
             }
         }
+    }
+
+    /// Whether `family` shows `presented` as the current token of a live family of this client
+    /// that may still refresh: the only case a cached family is trusted with.
+    fn may_refresh(
+        &self,
+        client: &Client,
+        family: &Family,
+        presented: &Hash,
+        now: Timestamp,
+    ) -> bool {
+        let grant = &family.grant;
+        grant.client_id == client.client_id
+            && grant.revoked_at.is_none()
+            && !self.guard().grant_revoked(&grant.id)
+            && generation(family, presented) == Generation::Current
+            && client
+                .refresh_token_policy
+                .allows_refresh(grant.created_at, grant.last_used_at, now)
+            && client.scopes.allows_refresh_token()
+    }
+
+    /// The pair a rotation of the presented token issues at `at`: derived from the token, so
+    /// that a replay inside the retry window rebuilds the same one (see [`Successor`]).
+    fn successor_response(
+        &self,
+        presented: &Presented<'_>,
+        grant: &Grant,
+        user: &User,
+        scope: &Scope,
+        at: Timestamp,
+    ) -> Result<TokenResponse, OAuthError> {
+        let key = &self.config().server_key;
+        let successor = Successor::of(key, presented.value);
+        let access_token = self.mint_access_token(
+            presented.client,
+            grant,
+            scope,
+            at,
+            successor.access_random(),
+        )?;
+        Ok(self.token_response(
+            presented.client,
+            user,
+            scope,
+            access_token,
+            Some(successor.refresh_token(key, &grant.id)),
+            at,
+            presented.secret,
+        ))
     }
 
     /// The family's previous token: the same pair again inside the retry window, "already being
     /// processed" for a duplicate that lost a race by moments, and otherwise reuse.
     async fn rotated_out_token(
         &self,
-        client: &Client,
+        presented: &Presented<'_>,
         family: &Family,
-        presented_hash: &Hash,
+        scope: &Scope,
         now: Timestamp,
-        source: &Source,
     ) -> Result<TokenResponse, OAuthError> {
         let grant = &family.grant;
-        if let Some(response) = self.replay_within_window(client, family, presented_hash, now) {
-            self.record_grant(EventKind::RetryReplayed, grant, "replay", Some(source))
-                .await;
-            return Ok(response);
+        let source = Some(presented.source);
+        match self
+            .replay_within_window(presented, family, scope, now)
+            .await?
+        {
+            Replay::Answer(response) => {
+                self.record_grant(EventKind::RetryReplayed, grant, "replay", source)
+                    .await;
+                return Ok(response);
+            }
+            // Inside the window but not answerable (a rotation made by an earlier version):
+            // never punished as reuse.
+            Replay::Unanswerable => {
+                self.record_grant(EventKind::ConcurrentRefreshRefused, grant, "", source)
+                    .await;
+                return Err(OAuthError::TokenRequestInProgress);
+            }
+            Replay::OutsideWindow => {}
         }
         let rotated_at = family.rotated_at.unwrap_or(Timestamp(0));
         if now < Timestamp(rotated_at.millis() + CONCURRENT_REFRESH_GRACE_MS) {
             // A duplicate of a refresh that has only just committed: simultaneous requests
             // that lost the race by a few milliseconds are not thieves.
-            self.record_grant(EventKind::ConcurrentRefreshRefused, grant, "", Some(source))
+            self.record_grant(EventKind::ConcurrentRefreshRefused, grant, "", source)
                 .await;
             return Err(OAuthError::TokenRequestInProgress);
         }
-        self.reuse(grant, "family revoked", now, source).await
+        self.reuse(grant, "family revoked", now, presented.source)
+            .await
     }
 
     /// A rotated-out token outside the window: reuse. The whole family is revoked (RFC 9700
@@ -224,26 +314,29 @@ impl Authority {
     /// the user out.
     async fn lost_refresh_race(
         &self,
-        client: &Client,
+        presented: &Presented<'_>,
         grant_id: &str,
-        presented_hash: &Hash,
+        scope: &Scope,
         now: Timestamp,
-        source: &Source,
     ) -> Result<TokenResponse, OAuthError> {
         let family = self.store().family(grant_id).await?;
         let Some(family) = family.filter(|f| {
             f.grant.revoked_at.is_none()
-                && client.rotates()
-                && generation(f, presented_hash) == Generation::Previous
+                && presented.client.rotates()
+                && generation(f, &presented.hash) == Generation::Previous
         }) else {
             return Err(OAuthError::ExpiredRefreshToken);
         };
-        if let Some(response) = self.replay_within_window(client, &family, presented_hash, now) {
+        let source = Some(presented.source);
+        if let Replay::Answer(response) = self
+            .replay_within_window(presented, &family, scope, now)
+            .await?
+        {
             self.record_grant(
                 EventKind::RetryReplayed,
                 &family.grant,
                 "concurrent",
-                Some(source),
+                source,
             )
             .await;
             return Ok(response);
@@ -252,7 +345,7 @@ impl Authority {
             EventKind::ConcurrentRefreshRefused,
             &family.grant,
             "",
-            Some(source),
+            source,
         )
         .await;
         Err(OAuthError::TokenRequestInProgress)
@@ -260,21 +353,61 @@ impl Authority {
 
     /// The current pair again, for a replay of the previous token while the client's retry
     /// window lasts (the current token is unused: using it would have made it the previous).
-    fn replay_within_window(
+    /// The pair is rebuilt from the presented token and the rotation's time, and answered only
+    /// if it is the family's current one.
+    async fn replay_within_window(
         &self,
-        client: &Client,
+        presented: &Presented<'_>,
         family: &Family,
-        presented_hash: &Hash,
+        scope: &Scope,
         now: Timestamp,
-    ) -> Option<TokenResponse> {
-        let rotated_at = family.rotated_at?;
+    ) -> Result<Replay, OAuthError> {
+        let client = presented.client;
+        let Some(rotated_at) = family.rotated_at else {
+            return Ok(Replay::OutsideWindow);
+        };
         let window = client.refresh_retry_window_secs;
         if !(client.rotates() && window > 0 && now < rotated_at.plus_secs(window)) {
-            return None;
+            return Ok(Replay::OutsideWindow);
         }
-        let sealed = family.sealed_successor.as_ref()?;
-        unseal_response(&self.config().server_key, sealed, presented_hash)
+        let user = self.active_user(&family.grant.user_id).await?;
+        let response =
+            self.successor_response(presented, &family.grant, &user, scope, rotated_at)?;
+        let rebuilt = response
+            .refresh_token
+            .as_ref()
+            .map(|t| secret_hash(t.expose_secret()));
+        Ok(if same_option(rebuilt.as_ref(), family.current.as_ref()) {
+            Replay::Answer(response)
+        } else {
+            Replay::Unanswerable
+        })
     }
+}
+
+/// What a replay of the previous token inside the retry window gets.
+enum Replay {
+    /// The pair its rotation issued.
+    Answer(TokenResponse),
+    /// Inside the window, but its pair cannot be rebuilt.
+    Unanswerable,
+    OutsideWindow,
+}
+
+fn same_option(a: Option<&Hash>, b: Option<&Hash>) -> bool {
+    a.is_some_and(|a| same(a, b))
+}
+
+/// The family as `commit` left it.
+fn committed(family: &Family, commit: &RefreshCommit) -> Family {
+    let mut next = family.clone();
+    next.grant.last_used_at = commit.now;
+    if let Some(successor) = commit.successor_hash {
+        next.previous = Some(commit.presented_hash);
+        next.current = Some(successor);
+        next.rotated_at = Some(commit.now);
+    }
+    next
 }
 
 /// The scope of a refresh: narrowing is allowed, widening is `invalid_scope` (for a replay as
@@ -319,6 +452,7 @@ mod tests {
 
     struct World {
         authority: Authority,
+        store: Arc<MemoryStore>,
         clock: Arc<ManualClock>,
         creds: ClientCredentials,
         first: TokenResponse,
@@ -328,8 +462,9 @@ mod tests {
 
     async fn world(settings: ClientSettings) -> World {
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+        let store = Arc::new(MemoryStore::new());
         let authority = Authority::new(
-            Arc::new(MemoryStore::new()),
+            store.clone(),
             clock.clone(),
             Arc::new(SystemRandom),
             AuthorityConfig::new("http://as.test", ServerKey::generate(&SystemRandom)),
@@ -355,6 +490,7 @@ mod tests {
         };
         World {
             authority,
+            store,
             clock,
             creds,
             first,
@@ -390,6 +526,23 @@ mod tests {
 
         fn rt(&self) -> RefreshToken {
             self.first.refresh_token.clone().unwrap()
+        }
+
+        /// Another server process on the same store, with the same key: its caches are its own.
+        fn second_process(&self) -> World {
+            let authority = Authority::new(
+                self.store.clone(),
+                self.clock.clone(),
+                Arc::new(SystemRandom),
+                self.authority.config().clone(),
+            );
+            World {
+                authority,
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                creds: self.creds.clone(),
+                first: self.first.clone(),
+            }
         }
 
         /// Every one of `tokens` is refused: the family is revoked.
@@ -432,6 +585,70 @@ mod tests {
         let rt3 = w.refresh(&rt2).await.unwrap().refresh_token.unwrap();
         // The old token is now reuse, which revokes the whole family.
         w.assert_revoked(&[&rt1, &rt3]).await;
+    }
+
+    #[tokio::test]
+    async fn a_family_another_process_rotated_is_judged_afresh_never_from_the_cache() {
+        let a = world(rotating(60)).await;
+        let b = a.second_process();
+        // B rotates rt1 and caches the family with rt2 current.
+        let rt2 = b.refresh(&a.rt()).await.unwrap().refresh_token.unwrap();
+        // A rotates rt2; B's cache still shows rt2 current.
+        let third = a.refresh(&rt2).await.unwrap();
+        let rt3 = third.refresh_token.clone().unwrap();
+        // B is handed rt2 again (a retry that reached it): the store says it was rotated out, so
+        // it is a replay inside the window, answered with A's pair.
+        let replay = b.refresh(&rt2).await.unwrap();
+        assert_eq!(replay.refresh_token, third.refresh_token);
+        assert_eq!(replay.access_token, third.access_token);
+        // B is handed rt3, which its cache has never seen: current in the store, so it rotates.
+        let rt4 = b.refresh(&rt3).await.unwrap().refresh_token.unwrap();
+        assert!(a.refresh(&rt4).await.is_ok(), "nothing was revoked");
+    }
+
+    #[tokio::test]
+    async fn a_rotation_whose_pair_cannot_be_rebuilt_is_never_taken_for_reuse_in_its_window() {
+        use crate::ids::secret_hash;
+        use crate::store::{RefreshCommit, RefreshOutcome, Store};
+        use tessera_proto::ExposeSecret;
+
+        let w = world(rotating(60)).await;
+        let rt1 = w.rt();
+        let grant_id =
+            crate::sealing::signed_grant_id(&w.authority.config().server_key, rt1.expose_secret())
+                .unwrap()
+                .to_owned();
+        let grant = w.store.grant(&grant_id).await.unwrap().unwrap();
+        // A rotation made by an earlier version: its successor was drawn at random, and the pair
+        // it answered is not kept.
+        let now = crate::time::Clock::now(w.clock.as_ref());
+        let commit = RefreshCommit {
+            presented_hash: secret_hash(rt1.expose_secret()),
+            grant_id: grant_id.clone(),
+            successor_hash: Some(secret_hash("a successor drawn at random")),
+            idle_expires_at: None,
+            now,
+            event: w
+                .authority
+                .grant_event(crate::model::EventKind::Rotated, &grant, "", None),
+        };
+        assert_eq!(
+            w.store.commit_refresh(&commit).await.unwrap(),
+            RefreshOutcome::Committed
+        );
+        w.clock.advance_secs(30);
+        assert_eq!(
+            w.refresh(&rt1).await.unwrap_err(),
+            OAuthError::TokenRequestInProgress
+        );
+        let grant = w.store.grant(&grant_id).await.unwrap().unwrap();
+        assert_eq!(
+            grant.revoked_at, None,
+            "a replay inside the window is not reuse"
+        );
+        // Out of the window, it is.
+        w.clock.advance_secs(31);
+        w.assert_revoked(&[&rt1]).await;
     }
 
     #[tokio::test]

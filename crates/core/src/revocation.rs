@@ -172,7 +172,10 @@ impl Authority {
         if grant.revoked_at.is_some() {
             return Ok(false);
         }
-        self.store().revoke_grant(grant_id, self.now()).await?;
+        let now = self.now();
+        if self.store().revoke_grant(grant_id, now).await? {
+            self.grant_revoked(grant_id, now);
+        }
         self.record_grant(EventKind::Revoked, &grant, why, None)
             .await;
         Ok(true)

@@ -1,4 +1,4 @@
-//! Refresh tokens that carry their grant id, signed; and sealed successor responses.
+//! Refresh tokens that carry their grant id, signed; and the successors a rotation derives.
 //!
 //! A refresh token is `<grant id: 24><random: 43><tag: 22>`, all in the token alphabet. The tag
 //! is an HMAC under the server key over the rest, so that a rotated-out token whose row has been
@@ -6,20 +6,24 @@
 //! long as the family, without keeping a row per rotation), while a forged or tampered token
 //! never points at a family it could revoke (RFC 9700 §4.14.2: "if the grant id is encoded in
 //! the refresh token, its integrity MUST be protected").
+//!
+//! A rotation's successor pair is derived, not drawn: its random parts are HMACs under the
+//! server key of the presented token itself. A replay of that token inside the retry window
+//! therefore rebuilds the very same pair, and nothing of it is stored: the database keeps only
+//! the hashes of the family's current and previous tokens, so neither a dump of it nor a dump
+//! with the server key yields a usable token (the derivation needs the presented token in
+//! clear, which is never stored).
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use subtle::ConstantTimeEq;
-use tessera_proto::{RefreshToken, TokenResponse};
-use zeroize::Zeroizing;
+use tessera_proto::RefreshToken;
 
 use crate::crypto::ServerKey;
-use crate::ids::{encode_token, random_token};
-use crate::model::Hash;
+use crate::ids::encode_token;
 use crate::time::Random;
 
 /// Length of a grant id (18 random bytes in the token alphabet).
 pub const GRANT_ID_LEN: usize = 24;
+const RANDOM_BYTES: usize = 32;
 const RANDOM_LEN: usize = 43;
 const TAG_BYTES: usize = 16;
 const TAG_LEN: usize = 22;
@@ -32,8 +36,18 @@ fn tag(key: &ServerKey, body: &str) -> String {
 
 /// Mints a refresh token for a grant: 256 random bits, plus the signed grant id.
 pub fn mint_refresh_token(key: &ServerKey, rng: &dyn Random, grant_id: &str) -> RefreshToken {
+    let mut random = [0u8; RANDOM_BYTES];
+    rng.fill(&mut random);
+    refresh_token_from(key, &random, grant_id)
+}
+
+fn refresh_token_from(
+    key: &ServerKey,
+    random: &[u8; RANDOM_BYTES],
+    grant_id: &str,
+) -> RefreshToken {
     debug_assert_eq!(grant_id.len(), GRANT_ID_LEN);
-    let body = format!("{grant_id}{}", random_token(rng, 32));
+    let body = format!("{grant_id}{}", encode_token(random));
     let tag = tag(key, &body);
     RefreshToken::new(format!("{body}{tag}"))
 }
@@ -48,61 +62,51 @@ pub fn signed_grant_id<'a>(key: &ServerKey, token: &'a str) -> Option<&'a str> {
     bool::from(expected.as_bytes().ct_eq(presented_tag.as_bytes())).then(|| &token[..GRANT_ID_LEN])
 }
 
-fn seal_cipher(key: &ServerKey) -> XChaCha20Poly1305 {
-    let derived = Zeroizing::new(key.mac("seal-successor", b""));
-    XChaCha20Poly1305::new(derived.as_slice().into())
+/// The random parts of the pair that rotating `presented` yields: the same for every
+/// presentation of the same token, unpredictable without the server key and that token.
+pub struct Successor {
+    refresh: [u8; RANDOM_BYTES],
+    access: [u8; RANDOM_BYTES],
 }
 
-/// Encrypts a token response for the retry window, bound to the token it answers (`aad`).
-pub fn seal_response(
-    key: &ServerKey,
-    rng: &dyn Random,
-    response: &TokenResponse,
-    aad: &Hash,
-) -> Option<Vec<u8>> {
-    let plaintext = Zeroizing::new(serde_json::to_vec(response).ok()?);
-    let mut nonce = [0u8; 24];
-    rng.fill(&mut nonce);
-    let ciphertext = seal_cipher(key)
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: &plaintext,
-                aad,
-            },
-        )
-        .ok()?;
-    let mut sealed = nonce.to_vec();
-    sealed.extend(ciphertext);
-    Some(sealed)
-}
-
-/// Decrypts a sealed response; `None` if it was not sealed for this token under this key.
-pub fn unseal_response(key: &ServerKey, sealed: &[u8], aad: &Hash) -> Option<TokenResponse> {
-    if sealed.len() < 24 {
-        return None;
+impl std::fmt::Debug for Successor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Successor([REDACTED])")
     }
-    let (nonce, ciphertext) = sealed.split_at(24);
-    let plaintext = Zeroizing::new(
-        seal_cipher(key)
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad,
-                },
-            )
-            .ok()?,
-    );
-    serde_json::from_slice(&plaintext).ok()
+}
+
+impl Drop for Successor {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.refresh);
+        zeroize::Zeroize::zeroize(&mut self.access);
+    }
+}
+
+impl Successor {
+    pub fn of(key: &ServerKey, presented: &str) -> Self {
+        Self {
+            refresh: key.mac("successor-refresh-token", presented.as_bytes()),
+            access: key.mac("successor-access-token", presented.as_bytes()),
+        }
+    }
+
+    /// The successor refresh token, for the presented token's grant.
+    pub fn refresh_token(&self, key: &ServerKey, grant_id: &str) -> RefreshToken {
+        refresh_token_from(key, &self.refresh, grant_id)
+    }
+
+    /// The random bytes of the successor access token.
+    pub fn access_random(&self) -> &[u8; RANDOM_BYTES] {
+        &self.access
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::secret_hash;
+    use crate::ids::random_token;
     use crate::time::SystemRandom;
-    use tessera_proto::{AccessToken, ExposeSecret, TokenType};
+    use tessera_proto::ExposeSecret;
 
     fn grant_id() -> String {
         random_token(&SystemRandom, 18)
@@ -146,27 +150,29 @@ mod tests {
     }
 
     #[test]
-    fn sealed_responses_open_only_for_their_token_and_key() {
+    fn a_successor_is_the_same_for_the_same_token_and_unrelated_otherwise() {
         let key = ServerKey::generate(&SystemRandom);
-        let response = TokenResponse {
-            access_token: AccessToken::new("00D!a"),
-            refresh_token: Some(RefreshToken::new("r")),
-            signature: "s".into(),
-            scope: "api".into(),
-            instance_url: "http://x".into(),
-            id: "http://x/id/o/u".into(),
-            token_type: TokenType::Bearer,
-            issued_at: "1".into(),
-            expires_in: Some(7200),
-        };
-        let aad = secret_hash("presented");
-        let sealed = seal_response(&key, &SystemRandom, &response, &aad).unwrap();
-        assert!(!String::from_utf8_lossy(&sealed).contains("00D!a"));
-        let opened = unseal_response(&key, &sealed, &aad).unwrap();
-        assert_eq!(opened.access_token, response.access_token);
-        assert_eq!(opened.refresh_token, response.refresh_token);
-        assert!(unseal_response(&key, &sealed, &secret_hash("other")).is_none());
-        assert!(unseal_response(&ServerKey::generate(&SystemRandom), &sealed, &aad).is_none());
-        assert!(unseal_response(&key, &sealed[..10], &aad).is_none());
+        let id = grant_id();
+        let presented = mint_refresh_token(&key, &SystemRandom, &id);
+        let presented = presented.expose_secret();
+        let once = Successor::of(&key, presented).refresh_token(&key, &id);
+        let again = Successor::of(&key, presented).refresh_token(&key, &id);
+        assert_eq!(once.expose_secret(), again.expose_secret());
+        assert_eq!(
+            signed_grant_id(&key, once.expose_secret()),
+            Some(id.as_str())
+        );
+        assert_ne!(once.expose_secret(), presented);
+        let other = mint_refresh_token(&key, &SystemRandom, &id);
+        let from_other = Successor::of(&key, other.expose_secret()).refresh_token(&key, &id);
+        assert_ne!(from_other.expose_secret(), once.expose_secret());
+        let other_key = ServerKey::generate(&SystemRandom);
+        let under_other_key = Successor::of(&other_key, presented).refresh_token(&key, &id);
+        assert_ne!(under_other_key.expose_secret(), once.expose_secret());
+        assert_ne!(
+            Successor::of(&key, presented).access_random(),
+            &Successor::of(&key, presented).refresh
+        );
+        assert!(!format!("{:?}", Successor::of(&key, presented)).contains(presented));
     }
 }

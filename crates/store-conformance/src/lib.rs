@@ -62,7 +62,7 @@ macro_rules! store_conformance_tests {
             revoking_an_access_token_is_fed_until_it_expires,
             the_change_feed_records_revocations_and_changes_in_order,
             deleting_a_client_removes_everything_issued_to_it,
-            rotation_keeps_the_sealed_successor_until_the_next_rotation,
+            rotation_keeps_the_previous_token_until_the_next_rotation,
             unknown_legacy_tokens_name_no_grant,
             an_idle_limit_reaches_existing_grants,
             approval_limit_revokes_the_oldest_grants_beyond_it,
@@ -296,7 +296,6 @@ impl World {
             presented_hash: hash(presented),
             grant_id: grant.id.clone(),
             successor_hash: successor.map(hash),
-            sealed_successor: None,
             idle_expires_at: None,
             now,
             event: grant_event(grant, kind, now),
@@ -698,10 +697,7 @@ pub async fn issuance_is_found_by_its_grant_with_its_events(store: Arc<dyn Store
     let family = world.family("grant-1").await;
     assert_eq!(family.grant, grant);
     assert_eq!(family.current, Some(hash("grant-1/rt0")));
-    assert_eq!(
-        (family.previous, family.rotated_at, family.sealed_successor),
-        (None, None, None)
-    );
+    assert_eq!((family.previous, family.rotated_at), (None, None));
     assert_eq!(events_of(&store, EventKind::Issued).await, 1);
     assert_eq!(store.grant("unknown").await.unwrap(), None);
     assert_eq!(store.family("unknown").await.unwrap(), None);
@@ -847,10 +843,9 @@ pub async fn revoking_a_grant_is_idempotent_and_fed_once(store: Arc<dyn Store>) 
     let world = World::create(&store).await;
     let grant = world.issue_rotated("grant-1").await;
     world.issue("bystander").await;
-    let mut sealed = world.refresh(&grant, "grant-1/rt1", Some("grant-1/rt2"), at(90));
-    sealed.sealed_successor = Some(vec![1, 2, 3]);
+    let rotated = world.refresh(&grant, "grant-1/rt1", Some("grant-1/rt2"), at(90));
     assert_eq!(
-        store.commit_refresh(&sealed).await.unwrap(),
+        store.commit_refresh(&rotated).await.unwrap(),
         RefreshOutcome::Committed
     );
 
@@ -860,10 +855,6 @@ pub async fn revoking_a_grant_is_idempotent_and_fed_once(store: Arc<dyn Store>) 
 
     let family = world.family("grant-1").await;
     assert_eq!(family.grant.revoked_at, Some(at(100)));
-    assert_eq!(
-        family.sealed_successor, None,
-        "the sealed pair goes with the family"
-    );
     assert_eq!(
         world
             .commit(&grant, "grant-1/rt2", Some("grant-1/rt3"), at(300))
@@ -1063,21 +1054,20 @@ pub async fn deleting_a_client_removes_everything_issued_to_it(store: Arc<dyn St
 
 // ------------------------------------------------------------------------------- retry window
 
-/// A rotation keeps the successor's sealed response with the family, for replays of the
-/// previous token inside the retry window; the next rotation replaces it (the window of a token
-/// closes once its successor is used).
-pub async fn rotation_keeps_the_sealed_successor_until_the_next_rotation(store: Arc<dyn Store>) {
+/// A rotation keeps the presented token as the family's previous one, with the time of the
+/// rotation, for replays inside the retry window; the next rotation replaces it (the window of a
+/// token closes once its successor is used).
+pub async fn rotation_keeps_the_previous_token_until_the_next_rotation(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let grant = world.issue("grant-1").await;
-    let mut first = world.refresh(&grant, "grant-1/rt0", Some("grant-1/rt1"), at(60));
-    first.sealed_successor = Some(b"sealed rt1".to_vec());
+    let first = world.refresh(&grant, "grant-1/rt0", Some("grant-1/rt1"), at(60));
     assert_eq!(
         store.commit_refresh(&first).await.unwrap(),
         RefreshOutcome::Committed
     );
     let family = world.family("grant-1").await;
-    assert_eq!(family.sealed_successor.as_deref(), Some(&b"sealed rt1"[..]));
     assert_eq!(family.previous, Some(hash("grant-1/rt0")));
+    assert_eq!(family.rotated_at, Some(at(60)));
 
     let second = world.refresh(&grant, "grant-1/rt1", Some("grant-1/rt2"), at(90));
     assert_eq!(
@@ -1085,7 +1075,7 @@ pub async fn rotation_keeps_the_sealed_successor_until_the_next_rotation(store: 
         RefreshOutcome::Committed
     );
     let family = world.family("grant-1").await;
-    assert_eq!(family.sealed_successor, None);
+    assert_eq!(family.current, Some(hash("grant-1/rt2")));
     assert_eq!(family.previous, Some(hash("grant-1/rt1")));
     assert_eq!(family.rotated_at, Some(at(90)));
 }
@@ -1517,8 +1507,8 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
         ("access-only-recent", &app, false, 8_000, None),
         ("revoked-old", &app, true, 8_000, None),
         ("revoked-new", &app, true, 8_000, None),
-        ("sealed-old", &app, true, 9_000, None),
-        ("sealed-new", &app, true, 9_000, None),
+        ("rotated-old", &app, true, 9_000, None),
+        ("rotated-new", &app, true, 9_000, None),
         ("other", &other_client, true, 1_000, None),
     ];
     let mut grants = BTreeMap::new();
@@ -1532,15 +1522,14 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
         issued(&store, &issuance).await;
         grants.insert(grant_id, issuance.grant);
     }
-    for (grant_id, secs) in [("sealed-old", 9_500), ("sealed-new", 9_970)] {
+    for (grant_id, secs) in [("rotated-old", 9_500), ("rotated-new", 9_970)] {
         let label = |name: &str| format!("{grant_id}/{name}");
-        let mut commit = world.refresh(
+        let commit = world.refresh(
             &grants[grant_id],
             &label("rt0"),
             Some(&label("rt1")),
             at(secs),
         );
-        commit.sealed_successor = Some(b"sealed".to_vec());
         assert_eq!(
             store.commit_refresh(&commit).await.unwrap(),
             RefreshOutcome::Committed
@@ -1579,7 +1568,6 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
         changes_before: at(10_000),
         clients: vec![ClientPurge {
             client_id: app.client_id.clone(),
-            rotated_before: at(9_940),
             created_before: Some(at(2_000)),
             access_only_created_before: at(7_000),
         }],
@@ -1591,7 +1579,6 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
             counts: PurgeCounts {
                 access_tokens: 0,
                 codes: 2,
-                sealed_successors: 1,
                 grants: 4,
                 events: 2,
                 changes: 1,
@@ -1609,16 +1596,18 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
         "active-idle",
         "access-only-recent",
         "revoked-new",
-        "sealed-old",
-        "sealed-new",
+        "rotated-old",
+        "rotated-new",
         "other",
     ] {
         assert!(store.grant(grant_id).await.unwrap().is_some(), "{grant_id}");
     }
-    // Out of its retry window, the sealed successor is wiped; inside, it is kept.
-    assert_eq!(world.family("sealed-old").await.sealed_successor, None);
-    assert!(world.family("sealed-new").await.sealed_successor.is_some());
-    assert!(world.is_current("sealed-old", "sealed-old/rt1").await);
+    // Rotated families keep their state, in their retry window or out of it.
+    assert!(world.is_current("rotated-old", "rotated-old/rt1").await);
+    assert_eq!(
+        world.family("rotated-new").await.previous,
+        Some(hash("rotated-new/rt0"))
+    );
     let kept_events: Vec<Event> = read_events(&store, EventFilter::default())
         .await
         .into_iter()

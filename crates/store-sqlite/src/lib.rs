@@ -573,7 +573,6 @@ impl Store for SqliteStore {
                     presented_hash,
                     grant_id,
                     successor_hash,
-                    sealed_successor,
                     idle_expires_at,
                     now,
                     event,
@@ -585,14 +584,7 @@ impl Store for SqliteStore {
                     Some(successor) => execute(
                         c,
                         sql::FAMILY_ROTATE,
-                        params![
-                            grant_id,
-                            presented_hash,
-                            successor,
-                            now.0,
-                            sealed_successor,
-                            idle
-                        ],
+                        params![grant_id, presented_hash, successor, now.0, idle],
                     )?,
                     None => execute(
                         c,
@@ -699,7 +691,16 @@ impl Store for SqliteStore {
             0 => DEFAULT_EVENT_LIMIT,
             limit => limit,
         };
-        let (query, values) = sql::events_query(filter, limit);
+        let mut filter = filter.clone();
+        // Events are not indexed by grant: a grant's are found among its user's. Those of a
+        // grant already purged are looked for in the whole trail.
+        if let (Some(grant_id), None) = (&filter.grant_id, &filter.user_id) {
+            let grant_id = grant_id.clone();
+            filter.user_id = self
+                .find(sql::GRANT_USER, (grant_id,), |row| row.get(0))
+                .await?;
+        }
+        let (query, values) = sql::events_query(&filter, limit);
         self.read(move |c| all(c, &query, params_from_iter(values), rows::event))
             .await
     }
@@ -732,12 +733,6 @@ impl Store for SqliteStore {
                 changes: rule(sql::PURGE_CHANGES, params![plan.changes_before.0, batch])?,
                 ..PurgeCounts::default()
             };
-            for client in &plan.clients {
-                counts.sealed_successors += rule(
-                    sql::PURGE_SEALED,
-                    params![client.client_id, client.rotated_before.0, batch],
-                )?;
-            }
             for (select, cut_off) in [
                 (sql::PURGE_REVOKED_GRANTS, plan.revoked_before),
                 (sql::PURGE_IDLE_GRANTS, plan.idle_expired_before),

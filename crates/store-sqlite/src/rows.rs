@@ -139,14 +139,13 @@ pub(crate) fn grant(row: &Row<'_>) -> rusqlite::Result<Grant> {
 }
 
 /// A grant (`grant_columns!`) and its family's state: current and previous token, rotation
-/// time, sealed successor.
+/// time.
 pub(crate) fn family(row: &Row<'_>) -> rusqlite::Result<Family> {
     Ok(Family {
         grant: grant_at(row, 0)?,
         current: row.get(9)?,
         previous: row.get(10)?,
         rotated_at: optional_timestamp(row, 11)?,
-        sealed_successor: row.get(12)?,
     })
 }
 

@@ -150,15 +150,16 @@ pub(crate) const GRANT_INSERT: &str = concat!(
     grant_columns!(""),
     ", refresh_hash, idle_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
 );
-/// A grant with its family's state: `grant_columns!`, then the current and previous token,
-/// when the previous was rotated out, and the sealed successor.
+/// A grant with its family's state: `grant_columns!`, then the current and previous token, and
+/// when the previous was rotated out.
 pub(crate) const FAMILY_BY_ID: &str = concat!(
     "SELECT ",
     grant_columns!(""),
-    ", refresh_hash, previous_hash, rotated_at, sealed_successor FROM grants WHERE id = ?1"
+    ", refresh_hash, previous_hash, rotated_at FROM grants WHERE id = ?1"
 );
 pub(crate) const LEGACY_REFRESH_GRANT: &str =
     "SELECT grant_id FROM legacy_refresh_tokens WHERE token_hash = ?1";
+pub(crate) const GRANT_USER: &str = "SELECT user_id FROM grants WHERE id = ?1";
 pub(crate) const GRANT_BY_ID: &str =
     concat!("SELECT ", grant_columns!(""), " FROM grants WHERE id = ?1");
 pub(crate) const GRANTS_OF_USER: &str = concat!(
@@ -177,19 +178,18 @@ pub(crate) const GRANTS_OVER_LIMIT: &str = "SELECT id FROM grants \
      WHERE user_id = ?1 AND client_id = ?2 AND revoked_at IS NULL AND has_refresh_token = 1 \
      AND id <> ?3 ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?4";
 /// A rotation of grant ?1: successor ?3 becomes current and the presented token ?2 the previous,
-/// with the successor's sealed response ?5, at ?4 — only if ?2 is still current and the grant
-/// live. One row, found by its primary key; no index changes unless the grant has an idle
-/// expiry (?6) or a sealed successor.
+/// at ?4 — only if ?2 is still current and the grant live. One row, found by its primary key;
+/// no index changes unless the grant has an idle expiry (?5).
 pub(crate) const FAMILY_ROTATE: &str = "UPDATE grants SET previous_hash = refresh_hash, \
-     refresh_hash = ?3, rotated_at = ?4, sealed_successor = ?5, last_used_at = ?4, \
-     idle_expires_at = ?6 WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
+     refresh_hash = ?3, rotated_at = ?4, last_used_at = ?4, \
+     idle_expires_at = ?5 WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
 /// A refresh without rotation: records the use at ?3 (and idle expiry ?4), only if ?2 is still
 /// grant ?1's current token and the grant live.
 pub(crate) const FAMILY_TOUCH: &str = "UPDATE grants SET last_used_at = ?3, idle_expires_at = ?4 \
      WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
 /// Each revocation statement touches only what is still live, so that revoking again keeps the
-/// first revocation's times. The sealed successor goes with the family.
-pub(crate) const GRANT_REVOKE: &str = "UPDATE grants SET revoked_at = ?1, sealed_successor = NULL \
+/// first revocation's times.
+pub(crate) const GRANT_REVOKE: &str = "UPDATE grants SET revoked_at = ?1 \
      WHERE id = ?2 AND revoked_at IS NULL";
 
 pub(crate) const ACCESS_BY_HASH: &str = concat!(
@@ -257,15 +257,13 @@ pub(crate) const PURGE_ACCESS_TOKENS: &str = "DELETE FROM access_tokens WHERE to
      (SELECT token_hash FROM access_tokens WHERE expires_at < ?1 LIMIT ?2)";
 pub(crate) const PURGE_CODES: &str = "DELETE FROM auth_codes WHERE code_hash IN \
      (SELECT code_hash FROM auth_codes WHERE expires_at < ?1 LIMIT ?2)";
-pub(crate) const PURGE_EVENTS: &str =
-    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 LIMIT ?2)";
+/// The oldest ?2 events (ids follow time), of those the ones older than ?1. After the clock was
+/// stepped back, an event stamped later than the ones behind it holds them back only until it is
+/// old enough itself. Ids are dense from the oldest: events are deleted only from the front.
+pub(crate) const PURGE_EVENTS: &str = "DELETE FROM events \
+     WHERE id < (SELECT min(id) FROM events) + ?2 AND at < ?1";
 pub(crate) const PURGE_CHANGES: &str =
     "DELETE FROM changes WHERE seq IN (SELECT seq FROM changes WHERE until < ?1 LIMIT ?2)";
-/// Sealed successors of client ?1's families rotated before ?2: their retry window is over.
-pub(crate) const PURGE_SEALED: &str = "UPDATE grants SET sealed_successor = NULL WHERE id IN \
-     (SELECT id FROM grants WHERE client_id = ?1 AND rotated_at < ?2 \
-     AND sealed_successor IS NOT NULL LIMIT ?3)";
-
 /// The grants one purge rule removes, at most a batch per round; each is then deleted with what
 /// hangs off it by [`PURGE_GRANT`], children first so that every count is exact. Codes linked
 /// to them are kept, unlinked, by `ON DELETE SET NULL`.
@@ -347,6 +345,7 @@ mod tests {
         crate::schema::migrate(&mut conn).unwrap();
         let mut statements = vec![
             ("family lookup", FAMILY_BY_ID.to_owned()),
+            ("grant's user", GRANT_USER.to_owned()),
             ("legacy refresh lookup", LEGACY_REFRESH_GRANT.to_owned()),
             ("rotate", FAMILY_ROTATE.to_owned()),
             ("refresh without rotation", FAMILY_TOUCH.to_owned()),
@@ -357,7 +356,6 @@ mod tests {
                 CLIENT_GRANTS_IDLE.to_owned(),
             ),
             ("purge changes", PURGE_CHANGES.to_owned()),
-            ("purge sealed successors", PURGE_SEALED.to_owned()),
             ("access token lookup", ACCESS_BY_HASH.to_owned()),
             ("redeem code", CODE_SPEND.to_owned()),
             ("code presented again", CODE_PRESENTED_AGAIN.to_owned()),

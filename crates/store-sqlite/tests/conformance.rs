@@ -233,16 +233,14 @@ async fn memory_store_is_one_database_for_all_its_connections_and_vanishes_on_dr
 }
 
 /// The database does not grow without bound: under steady rotating refresh traffic (every
-/// family rotating every 10 s, each rotation with a sealed successor and its audit event) with a
-/// purge every minute, a family stays one row, sealed successors last only their retry window,
-/// and events what the retention keeps. The counts are printed (`--nocapture`) as the
+/// family rotating every 10 s, each rotation with its audit event) with a purge every minute, a
+/// family stays one row, and events what the retention keeps. The counts are printed (`--nocapture`) as the
 /// measurement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
     const FAMILIES: u64 = 50;
     const ROTATIONS: u64 = 40;
     const STEP_SECS: u64 = 10;
-    const RETRY_WINDOW_SECS: u64 = 60;
     const PURGE_EVERY_SECS: u64 = 60;
     const EVENT_RETENTION_SECS: u64 = 120;
     let (store, dir) = fresh().await;
@@ -264,13 +262,12 @@ async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
             .enumerate()
             .map(|(n, grant)| {
                 let n = n as u64;
-                let mut commit = world.refresh(
+                let commit = world.refresh(
                     grant,
                     &family(n, &format!("rt{}", round - 1)),
                     Some(&family(n, &format!("rt{round}"))),
                     now,
                 );
-                commit.sealed_successor = Some(vec![0xA5; 300]);
                 let store = Arc::clone(&store);
                 tokio::spawn(async move { store.commit_refresh(&commit).await })
             })
@@ -293,7 +290,6 @@ async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
             changes_before: now,
             clients: vec![ClientPurge {
                 client_id: world.client.client_id.clone(),
-                rotated_before: Timestamp(now.0 - RETRY_WINDOW_SECS as i64 * 1000),
                 created_before: None,
                 access_only_created_before: now,
             }],
@@ -324,16 +320,17 @@ async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
             f.current,
             Some(hash(&family(n as u64, &format!("rt{ROTATIONS}"))))
         );
-        assert!(
-            f.sealed_successor.is_some(),
-            "the last rotation is inside its window"
+        assert_eq!(
+            f.previous,
+            Some(hash(&family(n as u64, &format!("rt{}", ROTATIONS - 1))))
         );
     }
 }
 
 /// A database of schema version 3, with families in the refresh-token table (a current token, a
 /// rotated-out one with its sealed successor, a revoked family, a client with an idle limit), is
-/// brought to version 4 with each family on its grant's row.
+/// brought to version 4 with each family on its grant's row (and on to the current version, which
+/// drops sealed successors: a rotation's pair is derived since version 5).
 #[test]
 fn a_version_3_database_is_migrated_to_families_on_grant_rows() {
     let dir = tempfile::tempdir().unwrap();
@@ -397,13 +394,7 @@ fn a_version_3_database_is_migrated_to_families_on_grant_rows() {
     };
     assert_eq!(
         row("g1"),
-        (
-            Some(vec![2; 32]),
-            Some(vec![1; 32]),
-            Some(5000),
-            Some(vec![0xAA]),
-            None
-        )
+        (Some(vec![2; 32]), Some(vec![1; 32]), Some(5000), None, None)
     );
     assert_eq!(
         row("g2"),

@@ -109,7 +109,6 @@ impl State {
             return false;
         }
         stored.family.grant.revoked_at = Some(now);
-        stored.family.sealed_successor = None;
         for token in self.access_tokens.values_mut() {
             if token.grant_id == grant_id {
                 token.revoked_at.get_or_insert(now);
@@ -418,7 +417,6 @@ impl Store for MemoryStore {
                         current: issuance.refresh_token_hash,
                         previous: None,
                         rotated_at: None,
-                        sealed_successor: None,
                     },
                     idle_expires_at: issuance.idle_expires_at,
                 },
@@ -466,7 +464,6 @@ impl Store for MemoryStore {
                 family.previous = Some(commit.presented_hash);
                 family.current = Some(successor);
                 family.rotated_at = Some(commit.now);
-                family.sealed_successor = commit.sealed_successor.clone();
             }
             family.grant.last_used_at = commit.now;
             stored.idle_expires_at = commit.idle_expires_at;
@@ -651,20 +648,6 @@ impl Store for MemoryStore {
             );
             for client in &plan.clients {
                 let id = &client.client_id;
-                let mut wiped = 0;
-                for g in s.grants.values_mut() {
-                    let f = &mut g.family;
-                    if wiped < batch
-                        && &f.grant.client_id == id
-                        && f.sealed_successor.is_some()
-                        && f.rotated_at.is_some_and(|t| t < client.rotated_before)
-                    {
-                        f.sealed_successor = None;
-                        wiped += 1;
-                    }
-                }
-                counts.sealed_successors += wiped as u64;
-                complete &= wiped < batch;
                 if let Some(cut) = client.created_before {
                     complete &= s.purge_grants(
                         batch,

@@ -6,8 +6,8 @@
 //! - a refresh is one conditional update of the family's row, applied only while the presented
 //!   token is the family's current one and the grant is live; of concurrent refreshes of one
 //!   token exactly one applies, the others are `Stale` and write nothing;
-//! - a rotation makes the presented token the family's previous one, with the successor's sealed
-//!   response, so that the retry window is closed by the next rotation;
+//! - a rotation makes the presented token the family's previous one and records when, so that
+//!   the retry window is closed by the next rotation;
 //! - the events a write carries are written in its transaction, or not at all;
 //! - every revocation, and every change to a client or a user, is appended to the change feed
 //!   in the same transaction, which is how caches of other processes and nodes learn of it;
@@ -75,11 +75,9 @@ pub struct Issuance {
 pub struct RefreshCommit {
     pub presented_hash: Hash,
     pub grant_id: String,
-    /// `Some` when rotating: this becomes the current token and the presented one the previous.
+    /// `Some` when rotating: this becomes the current token and the presented one the previous,
+    /// rotated out at `now`.
     pub successor_hash: Option<Hash>,
-    /// With rotation and a retry window: the successor's response, sealed, kept with the
-    /// previous token for replays inside the window.
-    pub sealed_successor: Option<Vec<u8>>,
     /// The grant's new idle expiry under its client's policy, if it has one.
     pub idle_expires_at: Option<Timestamp>,
     pub now: Timestamp,
@@ -137,13 +135,10 @@ pub struct PurgePlan {
     pub clients: Vec<ClientPurge>,
 }
 
-/// Per-client cut-offs, from the client's policy and windows.
+/// Per-client cut-offs, from the client's policy.
 #[derive(Debug, Clone)]
 pub struct ClientPurge {
     pub client_id: String,
-    /// Families rotated before this have left their retry window: their sealed successors are
-    /// wiped.
-    pub rotated_before: Timestamp,
     /// Grants created before this have outlived the policy's absolute lifetime.
     pub created_before: Option<Timestamp>,
     /// Grants without a refresh token created before this have no live access token left.
@@ -155,8 +150,6 @@ pub struct PurgeCounts {
     /// Access-token rows of the earlier, stored format.
     pub access_tokens: u64,
     pub codes: u64,
-    /// Sealed successors wiped at the end of their retry window.
-    pub sealed_successors: u64,
     pub grants: u64,
     pub events: u64,
     pub changes: u64,
@@ -166,7 +159,6 @@ impl PurgeCounts {
     pub fn add(&mut self, other: PurgeCounts) {
         self.access_tokens += other.access_tokens;
         self.codes += other.codes;
-        self.sealed_successors += other.sealed_successors;
         self.grants += other.grants;
         self.events += other.events;
         self.changes += other.changes;

@@ -550,11 +550,9 @@ async fn housekeeping_keeps_the_database_bounded_and_reuse_detection_alive() {
     assert_eq!(count(&before, "grants"), 1, "{before:?}");
     assert_eq!(count(&before, "access_tokens"), 0, "{before:?}");
     h.clock.advance_secs(7200);
-    let purged = h.authority.housekeeping().await.unwrap();
+    h.authority.housekeeping().await.unwrap();
     let after = h.store.row_counts().await.unwrap();
     assert_eq!(count(&after, "grants"), 1, "{after:?}");
-    // The last rotation's sealed pair is wiped once its retry window is over.
-    assert_eq!(purged.sealed_successors, 1, "{purged:?}");
     // The newest token still works, and a replay of the very first one, whose row is long
     // gone, is still recognised as reuse of its family.
     let newest = h.refresh(&c, &token).await;
