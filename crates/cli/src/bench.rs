@@ -130,8 +130,55 @@ struct StoreSize {
 struct Report {
     machine: String,
     pinned: bool,
+    /// What one durable write costs on the disk the database is on, measured before the runs.
+    disk: Option<DiskFloor>,
     runs: Vec<Run>,
     stores: Vec<StoreSize>,
+}
+
+/// The floor of a durable commit: appending 4 KiB to a file and `fdatasync`ing it, one at a
+/// time, as a commit of the write-ahead log does. No refresh acknowledged after its commit can
+/// answer faster than this, whatever the server does.
+#[derive(Debug, Clone, Serialize)]
+struct DiskFloor {
+    syncs: u64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+/// Measures [`DiskFloor`] in `dir` for about `seconds`.
+fn disk_floor(dir: &Path, seconds: f64) -> anyhow::Result<DiskFloor> {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let block = [0x5Au8; 4096];
+    let mut histogram = new_histogram();
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut syncs = 0;
+    while Instant::now() < until {
+        let started = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        histogram.record((started.elapsed().as_micros() as u64).max(1))?;
+        syncs += 1;
+        // Start over now and then, as the log does after a checkpoint.
+        if syncs % 1024 == 0 {
+            file.set_len(0)?;
+            file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        }
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    Ok(DiskFloor {
+        syncs,
+        p50_ms: ms(0.5),
+        p90_ms: ms(0.9),
+        p99_ms: ms(0.99),
+        max_ms: histogram.max() as f64 / 1000.0,
+    })
 }
 
 /// What each worker of a scenario needs.
@@ -155,6 +202,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut report = Report {
         machine: machine(),
         pinned: pin,
+        disk: None,
         runs: Vec::new(),
         stores: Vec::new(),
     };
@@ -173,6 +221,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let mut data = prepare(&dir, tokens, max_concurrency).await?;
         let mint_seconds = started.elapsed().as_secs_f64();
         let minted_bytes = database_bytes(&dir);
+        if report.disk.is_none() {
+            let disk = disk_floor(&dir, (args.duration as f64 / 4.0).clamp(1.0, 5.0))?;
+            eprintln!(
+                "disk: 4 KiB append + fdatasync, {} times: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                disk.syncs, disk.p50_ms, disk.p99_ms, disk.max_ms
+            );
+            report.disk = Some(disk);
+        }
         let server = Server::start(&dir, if pin { args.server_cpu } else { None })?;
         for &concurrency in &args.concurrency {
             for scenario in &args.scenarios {
@@ -697,6 +753,12 @@ fn print_report(report: &Report) {
         "\nTessera benchmark — {} (pinned: {})",
         report.machine, report.pinned
     );
+    if let Some(d) = &report.disk {
+        println!(
+            "durable-commit floor (4 KiB append + fdatasync, {} times): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            d.syncs, d.p50_ms, d.p90_ms, d.p99_ms, d.max_ms
+        );
+    }
     println!(
         "{:>9}  {:<25} {:>4}  {:>10}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>7}  {:>9}  {:>8}  errors",
         "tokens",

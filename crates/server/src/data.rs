@@ -134,18 +134,54 @@ fn note_json(note: &Note, v: &str) -> Value {
     })
 }
 
+/// A User record as Salesforce lays it out: `attributes` first, then the fields. Typed rather
+/// than built as a `Value`: it is the body of the most frequent API call.
+#[derive(serde::Serialize)]
+struct UserRecord<'a> {
+    attributes: Attributes,
+    #[serde(rename = "Id")]
+    id: &'a str,
+    #[serde(rename = "Username")]
+    username: &'a str,
+    #[serde(rename = "Name")]
+    name: &'a str,
+    #[serde(rename = "LastName")]
+    last_name: &'a str,
+    #[serde(rename = "Email")]
+    email: Option<&'a str>,
+    #[serde(rename = "IsActive")]
+    is_active: bool,
+    #[serde(rename = "CreatedDate")]
+    created_date: String,
+}
+
+#[derive(serde::Serialize)]
+struct Attributes {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: String,
+}
+
+/// The same, as a `Value`, for queries that project fields.
 fn user_json(user: &User, v: &str) -> Value {
+    serde_json::to_value(user_record(user, v)).unwrap_or_default()
+}
+
+fn user_record<'a>(user: &'a User, v: &str) -> UserRecord<'a> {
     let name = user.username.split('@').next().unwrap_or(&user.username);
-    json!({
-        "attributes": { "type": "User", "url": format!("/services/data/v{v}/sobjects/User/{}", user.id) },
-        "Id": user.id,
-        "Username": user.username,
-        "Name": name,
-        "LastName": name,
-        "Email": user.email,
-        "IsActive": !user.disabled,
-        "CreatedDate": salesforce_datetime(user.created_at.millis()),
-    })
+    UserRecord {
+        attributes: Attributes {
+            kind: "User",
+            url: format!("/services/data/v{v}/sobjects/User/{}", user.id),
+        },
+        id: &user.id,
+        username: &user.username,
+        name,
+        last_name: name,
+        email: user.email.as_deref(),
+        is_active: !user.disabled,
+        created_date: salesforce_datetime(user.created_at.millis()),
+    }
 }
 
 async fn object_root(
@@ -227,12 +263,17 @@ async fn retrieve(
     Api(caller): Api,
 ) -> Result<Response, WebError> {
     let v = version(&v)?;
-    let body = match object.as_str() {
-        "Note" => note_json(&state.authority.note(&caller, &id).await?, v),
-        "User" => user_json(&state.authority.api_user(&caller, &id).await?, v),
+    Ok(match object.as_str() {
+        "Note" => json(
+            StatusCode::OK,
+            &note_json(&state.authority.note(&caller, &id).await?, v),
+        ),
+        "User" => {
+            let user = state.authority.api_user(&caller, &id).await?;
+            json(StatusCode::OK, &user_record(&user, v))
+        }
         _ => return Err(ApiError::NotFound.into()),
-    };
-    Ok(json(StatusCode::OK, &body))
+    })
 }
 
 async fn update(
