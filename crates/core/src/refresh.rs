@@ -182,6 +182,7 @@ impl Authority {
                 .as_ref()
                 .map(|t| secret_hash(t.expose_secret())),
             idle_expires_at: idle_expiry(client, now),
+            record_use: client.refresh_token_policy.idle_secs().is_some(),
             now,
             event: event.clone(),
         };
@@ -401,7 +402,9 @@ fn same_option(a: Option<&Hash>, b: Option<&Hash>) -> bool {
 /// The family as `commit` left it.
 fn committed(family: &Family, commit: &RefreshCommit) -> Family {
     let mut next = family.clone();
-    next.grant.last_used_at = commit.now;
+    if commit.record_use || commit.successor_hash.is_some() {
+        next.grant.last_used_at = commit.now;
+    }
     if let Some(successor) = commit.successor_hash {
         next.previous = Some(commit.presented_hash);
         next.current = Some(successor);
@@ -627,6 +630,7 @@ mod tests {
             grant_id: grant_id.clone(),
             successor_hash: Some(secret_hash("a successor drawn at random")),
             idle_expires_at: None,
+            record_use: false,
             now,
             event: w
                 .authority

@@ -55,6 +55,7 @@ macro_rules! store_conformance_tests {
             issuance_without_refresh_token_stores_none,
             rotation_commits_once_and_a_second_commit_writes_nothing,
             refresh_without_rotation_keeps_the_token_and_records_the_use,
+            refresh_without_a_recorded_use_writes_only_its_event,
             refresh_of_a_revoked_grant_is_stale,
             refresh_naming_another_grant_is_stale,
             concurrent_refreshes_of_one_token_commit_exactly_once,
@@ -297,6 +298,7 @@ impl World {
             grant_id: grant.id.clone(),
             successor_hash: successor.map(hash),
             idle_expires_at: None,
+            record_use: true,
             now,
             event: grant_event(grant, kind, now),
         }
@@ -780,6 +782,47 @@ pub async fn refresh_without_rotation_keeps_the_token_and_records_the_use(store:
     );
     assert_eq!(world.family("grant-1").await.grant.last_used_at, at(120));
     assert_eq!(events_of(&store, EventKind::Refreshed).await, 2);
+}
+
+/// Without an idle limit, a refresh without rotation writes its event only, under the same
+/// conditions: the presented token current, the grant live.
+pub async fn refresh_without_a_recorded_use_writes_only_its_event(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let grant = world.issue("grant-1").await;
+    let unrecorded = |presented: &str, secs| RefreshCommit {
+        record_use: false,
+        ..world.refresh(&grant, presented, None, at(secs))
+    };
+    assert_eq!(
+        store
+            .commit_refresh(&unrecorded("grant-1/rt0", 60))
+            .await
+            .unwrap(),
+        RefreshOutcome::Committed
+    );
+    let family = world.family("grant-1").await;
+    assert_eq!(family.current, Some(hash("grant-1/rt0")));
+    assert_eq!(
+        family.grant.last_used_at, T0,
+        "the grant's row is not written"
+    );
+    assert_eq!(events_of(&store, EventKind::Refreshed).await, 1);
+    assert_eq!(
+        store
+            .commit_refresh(&unrecorded("not-a-token", 90))
+            .await
+            .unwrap(),
+        RefreshOutcome::Stale
+    );
+    store.revoke_grant("grant-1", at(100)).await.unwrap();
+    assert_eq!(
+        store
+            .commit_refresh(&unrecorded("grant-1/rt0", 120))
+            .await
+            .unwrap(),
+        RefreshOutcome::Stale
+    );
+    assert_eq!(events_of(&store, EventKind::Refreshed).await, 1);
 }
 
 pub async fn refresh_of_a_revoked_grant_is_stale(store: Arc<dyn Store>) {

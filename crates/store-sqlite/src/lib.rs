@@ -574,6 +574,7 @@ impl Store for SqliteStore {
                     grant_id,
                     successor_hash,
                     idle_expires_at,
+                    record_use,
                     now,
                     event,
                 } = commit;
@@ -586,11 +587,22 @@ impl Store for SqliteStore {
                         sql::FAMILY_ROTATE,
                         params![grant_id, presented_hash, successor, now.0, idle],
                     )?,
-                    None => execute(
+                    None if record_use => execute(
                         c,
                         sql::FAMILY_TOUCH,
                         params![grant_id, presented_hash, now.0, idle],
                     )?,
+                    // Nothing on the grant changes: its event is written only if the grant
+                    // would have been (a read of its row, no write).
+                    None => {
+                        let live: Option<i64> = optional(
+                            c,
+                            sql::FAMILY_IS_CURRENT,
+                            params![grant_id, presented_hash],
+                            |row| row.get(0),
+                        )?;
+                        usize::from(live.is_some())
+                    }
                 };
                 if changed == 0 {
                     return Ok(RefreshOutcome::Stale);

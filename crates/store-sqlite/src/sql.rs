@@ -187,6 +187,9 @@ pub(crate) const FAMILY_ROTATE: &str = "UPDATE grants SET previous_hash = refres
 /// grant ?1's current token and the grant live.
 pub(crate) const FAMILY_TOUCH: &str = "UPDATE grants SET last_used_at = ?3, idle_expires_at = ?4 \
      WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
+/// Whether ?2 is grant ?1's current token and the grant live (a refresh that writes no row).
+pub(crate) const FAMILY_IS_CURRENT: &str = "SELECT 1 FROM grants \
+     WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
 /// Each revocation statement touches only what is still live, so that revoking again keeps the
 /// first revocation's times.
 pub(crate) const GRANT_REVOKE: &str = "UPDATE grants SET revoked_at = ?1 \
@@ -349,6 +352,10 @@ mod tests {
             ("legacy refresh lookup", LEGACY_REFRESH_GRANT.to_owned()),
             ("rotate", FAMILY_ROTATE.to_owned()),
             ("refresh without rotation", FAMILY_TOUCH.to_owned()),
+            (
+                "refresh without a recorded use",
+                FAMILY_IS_CURRENT.to_owned(),
+            ),
             ("changes since", CHANGES_SINCE.to_owned()),
             ("live changes", CHANGES_LIVE.to_owned()),
             (

@@ -465,8 +465,10 @@ impl Store for MemoryStore {
                 family.current = Some(successor);
                 family.rotated_at = Some(commit.now);
             }
-            family.grant.last_used_at = commit.now;
-            stored.idle_expires_at = commit.idle_expires_at;
+            if commit.record_use || commit.successor_hash.is_some() {
+                family.grant.last_used_at = commit.now;
+                stored.idle_expires_at = commit.idle_expires_at;
+            }
             s.append(std::slice::from_ref(&commit.event));
             RefreshOutcome::Committed
         }))

@@ -9,6 +9,7 @@
 //! - a rotation makes the presented token the family's previous one and records when, so that
 //!   the retry window is closed by the next rotation;
 //! - the events a write carries are written in its transaction, or not at all;
+//! - a refresh without rotation that does not record its use changes no row but adds its event;
 //! - every revocation, and every change to a client or a user, is appended to the change feed
 //!   in the same transaction, which is how caches of other processes and nodes learn of it;
 //! - the approval limit evicts, in the issuance's transaction, the oldest live refresh-token
@@ -80,6 +81,10 @@ pub struct RefreshCommit {
     pub successor_hash: Option<Hash>,
     /// The grant's new idle expiry under its client's policy, if it has one.
     pub idle_expires_at: Option<Timestamp>,
+    /// Whether a refresh without rotation writes the grant's last use (and idle expiry): only
+    /// an idle limit reads them. Without one, the refresh writes its event alone, still only if
+    /// the presented token is current and the grant live, and the audit trail holds the use.
+    pub record_use: bool,
     pub now: Timestamp,
     /// The refresh's audit event, written only if the refresh applies.
     pub event: Event,
