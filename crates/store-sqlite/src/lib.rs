@@ -321,6 +321,19 @@ const DEFAULT_EVENT_LIMIT: u32 = 1000;
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn ready(&self) -> Result<(), StoreError> {
+        let version: u32 = self
+            .read(|c| Ok(c.query_row("PRAGMA user_version", [], |row| row.get(0))?))
+            .await?;
+        if version == SCHEMA_VERSION {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "the database's schema is version {version}, this build's {SCHEMA_VERSION}"
+            )))
+        }
+    }
+
     async fn insert_org(&self, org: &Org) -> Result<(), StoreError> {
         self.change(sql::ORG_INSERT, (org.id.clone(), org.name.clone()))
             .await

@@ -47,6 +47,11 @@ impl FailingStore {
 
 #[async_trait]
 impl Store for FailingStore {
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.ready().await
+    }
+
     async fn insert_org(&self, org: &Org) -> Result<(), StoreError> {
         self.check()?;
         self.inner.insert_org(org).await

@@ -192,6 +192,10 @@ fn purge_map<K: Clone + Eq + std::hash::Hash, V>(
 
 #[async_trait]
 impl Store for MemoryStore {
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn insert_org(&self, org: &Org) -> Result<(), StoreError> {
         self.with(|s| {
             if s.orgs.iter().any(|o| o.id == org.id) {

@@ -16,6 +16,8 @@
 //!   grants of the user and client beyond it;
 //! - a purge round removes at most `batch` rows per rule.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::model::{
@@ -180,6 +182,22 @@ pub struct PurgeRound {
 
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    // Operations.
+    /// Whether the database answers and its schema is the one this build expects (`/readyz`).
+    async fn ready(&self) -> Result<(), StoreError>;
+    /// The database's own clock, where it has one that several server processes share
+    /// (PostgreSQL's); `None` where the process's clock is the database's (embedded SQLite).
+    /// Servers stamp and judge time by it, so that nodes with skewed clocks agree.
+    async fn database_time(&self) -> Result<Option<Timestamp>, StoreError> {
+        Ok(None)
+    }
+    /// Woken whenever another process may have appended to the change feed, where the
+    /// database can say so (PostgreSQL's `LISTEN`); `None` where followers poll only. A wake-up
+    /// is a hint to read the feed now: nothing is lost if one is missed.
+    fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+
     // Organisation and users.
     async fn insert_org(&self, org: &Org) -> Result<(), StoreError>;
     /// The organisation this server serves (the first one created).
