@@ -217,7 +217,7 @@ enum TokenCommand {
 }
 
 pub async fn run(settings: Settings, args: AdminArgs) -> anyhow::Result<()> {
-    let authority = crate::authority(&settings)?;
+    let authority = crate::authority(&settings).await?;
     let out = Output { json: args.json };
     match args.command {
         AdminCommand::Client(command) => client(&authority, &out, command).await,

@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tessera_core::crypto::ServerKey;
 use tessera_core::store::Store;
-use tessera_core::time::{SystemClock, SystemRandom};
+use tessera_core::time::{Clock, DatabaseClock, SystemClock, SystemRandom};
 use tessera_core::{Authority, AuthorityConfig};
 
 pub use config::{ConfigArgs, Options, Settings};
@@ -124,7 +124,7 @@ fn init_tracing(format: config::LogFormat, quiet: bool) {
 }
 
 /// Opens the store named by a database URL.
-pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     let config::Backend::Sqlite(url) = config::database_backend(url)?;
     let store = tessera_store_sqlite::SqliteStore::open(url)
         .with_context(|| format!("opening database {url}"))?;
@@ -175,8 +175,12 @@ fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()
 }
 
 /// The domain service over the configured store, clock and key.
-pub fn authority(settings: &Settings) -> anyhow::Result<Authority> {
-    let store = open_store(&settings.database)?;
+/// How often a server following the database's clock reads it again.
+const DATABASE_CLOCK_SYNC: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub async fn authority(settings: &Settings) -> anyhow::Result<Authority> {
+    let store = open_store(&settings.database).await?;
+    let clock = clock_of(&store).await?;
     let config = AuthorityConfig {
         issuer: settings.issuer.clone(),
         emit_expires_in: settings.expires_in,
@@ -187,10 +191,36 @@ pub fn authority(settings: &Settings) -> anyhow::Result<Authority> {
         max_concurrent_password_checks: settings.max_concurrent_password_checks,
         password_check_wait: std::time::Duration::from_secs(settings.password_check_wait_secs),
     };
-    Ok(Authority::new(
-        store,
-        Arc::new(SystemClock),
-        Arc::new(SystemRandom),
-        config,
-    ))
+    Ok(Authority::new(store, clock, Arc::new(SystemRandom), config))
+}
+
+/// The clock decisions are made by: the database's, where it has one that several servers
+/// share, followed here and read again every [`DATABASE_CLOCK_SYNC`]; else the process's.
+async fn clock_of(store: &Arc<dyn Store>) -> anyhow::Result<Arc<dyn Clock>> {
+    let asked = std::time::Instant::now();
+    let Some(now) = store
+        .database_time()
+        .await
+        .context("reading the database's clock")?
+    else {
+        return Ok(Arc::new(SystemClock));
+    };
+    let clock = Arc::new(DatabaseClock::new(now, asked));
+    let (following, store) = (Arc::downgrade(&clock), Arc::clone(store));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(DATABASE_CLOCK_SYNC).await;
+            let Some(clock) = following.upgrade() else {
+                return;
+            };
+            let asked = std::time::Instant::now();
+            match store.database_time().await {
+                Ok(Some(now)) => clock.sync(now, asked),
+                Ok(None) => return,
+                // Until it answers again, the monotonic clock carries on from the last reading.
+                Err(error) => tracing::warn!(error = %error, "reading the database's clock failed"),
+            }
+        }
+    });
+    Ok(clock)
 }

@@ -22,7 +22,7 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
-    let authority = crate::authority(&settings)?;
+    let authority = crate::authority(&settings).await?;
     authority.org().await.context("creating the organisation")?;
     if args.dev {
         dev_seed(&authority, &settings).await?;

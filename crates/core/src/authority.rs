@@ -318,11 +318,24 @@ impl Authority {
         let (live, seq) = self.store.live_changes(self.now()).await?;
         self.guard.reset(&live, seq);
         let authority = self.clone();
+        // Where the database says when the feed grew (PostgreSQL's NOTIFY), it is read at once;
+        // the polling stays, so that a lost notification costs at most `every`.
+        let signal = self.store.change_signal();
         Ok(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticker.tick().await;
+                match &signal {
+                    Some(signal) => {
+                        tokio::select! {
+                            _ = ticker.tick() => {}
+                            () = signal.notified() => {}
+                        }
+                    }
+                    None => {
+                        ticker.tick().await;
+                    }
+                }
                 if let Err(error) = authority.catch_up().await {
                     tracing::warn!(error = %error, "reading the change feed failed; retrying");
                 }
@@ -348,6 +361,11 @@ impl Authority {
         }
         self.guard.prune(self.now());
         Ok(())
+    }
+
+    /// Whether the store answers with the schema this build expects (`/readyz`).
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.store.ready().await
     }
 
     /// How much the in-memory state holds, for measurements: revoked grants, revoked tokens,

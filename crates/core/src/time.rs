@@ -38,6 +38,45 @@ impl Clock for SystemClock {
     }
 }
 
+/// The database's clock, followed in this process: anchored to a reading of the database's
+/// time and advanced by the process's monotonic clock, so that every server process on one
+/// database stamps and judges time alike, whatever its own wall clock says (DESIGN.md: one clock
+/// per decision). [`DatabaseClock::sync`] re-anchors it, to follow the database's clock as the
+/// two drift apart; the monotonic clock never steps, so neither does this one between syncs.
+#[derive(Debug)]
+pub struct DatabaseClock {
+    anchor: std::sync::Mutex<(Timestamp, std::time::Instant)>,
+}
+
+impl DatabaseClock {
+    /// `database_now` was read between `asked` and now: it is taken for the middle of that.
+    pub fn new(database_now: Timestamp, asked: std::time::Instant) -> Self {
+        Self {
+            anchor: std::sync::Mutex::new(Self::anchor(database_now, asked)),
+        }
+    }
+
+    pub fn sync(&self, database_now: Timestamp, asked: std::time::Instant) {
+        let anchor = Self::anchor(database_now, asked);
+        *self.anchor.lock().unwrap_or_else(|e| e.into_inner()) = anchor;
+    }
+
+    fn anchor(
+        database_now: Timestamp,
+        asked: std::time::Instant,
+    ) -> (Timestamp, std::time::Instant) {
+        let round_trip = asked.elapsed();
+        (database_now, asked + round_trip / 2)
+    }
+}
+
+impl Clock for DatabaseClock {
+    fn now(&self) -> Timestamp {
+        let (at, instant) = *self.anchor.lock().unwrap_or_else(|e| e.into_inner());
+        Timestamp(at.0.saturating_add(instant.elapsed().as_millis() as i64))
+    }
+}
+
 /// A clock that only moves when told: for tests of expiry edges.
 #[derive(Debug)]
 pub struct ManualClock(AtomicI64);
@@ -138,6 +177,21 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_clock_runs_from_its_anchor_on_the_monotonic_clock() {
+        let asked = std::time::Instant::now();
+        let clock = DatabaseClock::new(Timestamp(5_000_000), asked);
+        let first = clock.now();
+        assert!(
+            first.0 >= 5_000_000 && first.0 < 5_000_000 + 1_000,
+            "{first:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(clock.now().0 >= first.0 + 19);
+        clock.sync(Timestamp(9_000_000), std::time::Instant::now());
+        assert!(clock.now().0 >= 9_000_000 && clock.now().0 < 9_001_000);
+    }
 
     #[test]
     fn durations_parse_in_every_unit() {

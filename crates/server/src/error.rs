@@ -29,6 +29,9 @@ pub enum WebError {
     Identity(IdentityError),
     /// The authorization pages: HTML.
     Page(PageError),
+    /// `/readyz`: the database does not answer, or its schema is not this build's. Plain text,
+    /// for load balancers and orchestrators.
+    NotReady,
 }
 
 #[derive(Debug)]
@@ -365,6 +368,14 @@ impl IntoResponse for WebError {
             Self::Api(e) => api_response(e),
             Self::Identity(e) => identity_response(*e),
             Self::Page(e) => page_response(e),
+            Self::NotReady => with_retry_after(
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: the database is unreachable or its schema is not current\n",
+                )
+                    .into_response(),
+                Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            ),
         }
     }
 }

@@ -73,6 +73,7 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/services/oauth2/token", any(token::token))
         .route(
             "/services/oauth2/authorize",
@@ -108,6 +109,20 @@ pub fn app(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .with_state(state)
+}
+
+/// Readiness: the process is up (that is `/healthz`) and its database answers with the schema
+/// this build expects. Load balancers route to a node only while this is 200.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<&'static str, error::WebError> {
+    match state.authority.ready().await {
+        Ok(()) => Ok("ready\n"),
+        Err(error) => {
+            tracing::warn!(error = %error, "not ready");
+            Err(error::WebError::NotReady)
+        }
+    }
 }
 
 /// The benchmark's floor: what the stack costs with no work behind it.

@@ -267,3 +267,16 @@ async fn an_oversized_body_is_413_in_each_endpoints_format() {
     assert_eq!(note.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(note.json()[0]["errorCode"], "REQUEST_LIMIT_EXCEEDED");
 }
+
+#[tokio::test]
+async fn readiness_follows_the_database_and_liveness_does_not() {
+    let h = Harness::new().await;
+    let ready = h.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
+    h.store.fail(true);
+    assert_unavailable(&h.get("/readyz", None).await, "readyz with the store down");
+    let live = h.get("/healthz", None).await;
+    assert_eq!(live.status, StatusCode::OK, "the process is up");
+    h.store.fail(false);
+    assert_eq!(h.get("/readyz", None).await.status, StatusCode::OK);
+}
