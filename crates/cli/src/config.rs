@@ -31,10 +31,14 @@ pub struct Options {
     #[arg(long, env = "TESSERA_ISSUER", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
-    /// Database URL: sqlite://PATH [default: sqlite://<data-dir>/tessera.db].
+    /// Database URL: sqlite://PATH, or postgres://USER@HOST:PORT/DB for several nodes [default: sqlite://<data-dir>/tessera.db].
     #[arg(long, env = "TESSERA_DATABASE_URL", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Connections to PostgreSQL this process keeps at most [default: 16].
+    #[arg(long, env = "TESSERA_DATABASE_POOL_SIZE", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_pool_size: Option<usize>,
     /// Directory of the default database and the server key [default: $XDG_DATA_HOME/tessera].
     #[arg(long, env = "TESSERA_DATA_DIR", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,6 +154,7 @@ pub struct Settings {
     pub listen: String,
     pub issuer: String,
     pub database: String,
+    pub database_pool_size: usize,
     pub data_dir: PathBuf,
     pub expires_in: bool,
     pub log_format: LogFormat,
@@ -164,6 +169,9 @@ pub struct Settings {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// PostgreSQL connections per process: enough for a node's concurrent transactions on two cores
+/// (each is a few round trips), few enough that several nodes fit PostgreSQL's default 100.
+pub const DEFAULT_DATABASE_POOL_SIZE: usize = 16;
 
 /// `$XDG_DATA_HOME/tessera`, else `~/.local/share/tessera`, else `./.tessera`.
 pub fn default_data_dir() -> PathBuf {
@@ -267,6 +275,11 @@ impl Settings {
             listen,
             issuer,
             database,
+            database_pool_size: match o.database_pool_size {
+                Some(0) => bail!("the database pool size must be positive"),
+                Some(n) => n,
+                None => DEFAULT_DATABASE_POOL_SIZE,
+            },
             data_dir,
             expires_in: o.expires_in.unwrap_or(true),
             log_format,
