@@ -333,7 +333,7 @@ struct Data {
 /// Creates the user and the clients and mints the grants, straight into the database (the
 /// server is not running yet). Workers' grants come first; the rest of `tokens` is ballast.
 async fn prepare(dir: &Path, tokens: u64, workers: usize) -> anyhow::Result<Data> {
-    let store = crate::open_store(&format!("sqlite://{}/tessera.db", dir.display())).await?;
+    let store = crate::open_store(&format!("sqlite://{}/tessera.db", dir.display()), 1).await?;
     let key = ServerKey::generate(&SystemRandom);
     std::fs::write(dir.join("server.key"), key.to_hex().as_bytes())?;
     let config = AuthorityConfig {

@@ -319,7 +319,8 @@ fn validate_issuer(text: &str) -> anyhow::Result<String> {
 }
 
 /// The database backends this build has, by URL scheme.
-pub const DATABASE_SCHEMES: &str = "sqlite://PATH (or a bare file path)";
+pub const DATABASE_SCHEMES: &str =
+    "sqlite://PATH (or a bare file path), postgres://USER@HOST:PORT/DATABASE";
 
 /// Which backend a database URL names. Anything that looks like a URL of another scheme is
 /// refused, naming the supported ones, rather than taken for a file name; a bare path is a
@@ -333,6 +334,7 @@ pub fn database_backend(url: &str) -> anyhow::Result<Backend<'_>> {
     });
     match scheme {
         None | Some("sqlite") => Ok(Backend::Sqlite(url)),
+        Some("postgres" | "postgresql") => Ok(Backend::Postgres(url)),
         Some(other) => bail!(
             "unsupported database URL scheme {other:?} in {url:?}: supported are {DATABASE_SCHEMES}"
         ),
@@ -342,6 +344,7 @@ pub fn database_backend(url: &str) -> anyhow::Result<Backend<'_>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend<'a> {
     Sqlite(&'a str),
+    Postgres(&'a str),
 }
 
 #[cfg(test)]
@@ -468,7 +471,11 @@ mod tests {
         ] {
             assert!(database_backend(ok).is_ok(), "{ok}");
         }
-        for bad in ["mysql://u@h/db", "postgres://h/db", "redis:x"] {
+        assert!(matches!(
+            database_backend("postgres://u@h:5432/db"),
+            Ok(Backend::Postgres(_))
+        ));
+        for bad in ["mysql://u@h/db", "redis:x"] {
             let err = database_backend(bad).unwrap_err().to_string();
             assert!(err.contains("sqlite://PATH"), "{err}");
         }

@@ -124,11 +124,40 @@ fn init_tracing(format: config::LogFormat, quiet: bool) {
 }
 
 /// Opens the store named by a database URL.
-pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let config::Backend::Sqlite(url) = config::database_backend(url)?;
-    let store = tessera_store_sqlite::SqliteStore::open(url)
-        .with_context(|| format!("opening database {url}"))?;
-    Ok(Arc::new(store))
+pub async fn open_store(url: &str, pool_size: usize) -> anyhow::Result<Arc<dyn Store>> {
+    match config::database_backend(url)? {
+        config::Backend::Sqlite(url) => {
+            let store = tessera_store_sqlite::SqliteStore::open(url)
+                .with_context(|| format!("opening database {url}"))?;
+            Ok(Arc::new(store))
+        }
+        config::Backend::Postgres(url) => {
+            let store = tessera_store_postgres::PostgresStore::connect(url, pool_size)
+                .await
+                // The URL may hold a password: name the database by its host only.
+                .with_context(|| format!("connecting to PostgreSQL at {}", redacted(url)))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A database URL without its user information, for logs and errors. A SQLite path is shown
+/// as it is.
+pub(crate) fn redacted(url: &str) -> String {
+    if matches!(
+        config::database_backend(url),
+        Ok(config::Backend::Sqlite(_))
+    ) {
+        return url.to_owned();
+    }
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Err(_) => "(an unparsable URL)".into(),
+    }
 }
 
 /// The server key: `TESSERA_SERVER_KEY` (hex), else `<data_dir>/server.key`, created with mode
@@ -179,7 +208,7 @@ fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()
 const DATABASE_CLOCK_SYNC: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn authority(settings: &Settings) -> anyhow::Result<Authority> {
-    let store = open_store(&settings.database).await?;
+    let store = open_store(&settings.database, settings.database_pool_size).await?;
     let clock = clock_of(&store).await?;
     let config = AuthorityConfig {
         issuer: settings.issuer.clone(),

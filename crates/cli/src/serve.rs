@@ -30,7 +30,7 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
-    tracing::info!(listen = %settings.listen, issuer = %settings.issuer, database = %settings.database, "tessera listening");
+    tracing::info!(listen = %settings.listen, issuer = %settings.issuer, database = %crate::redacted(&settings.database), "tessera listening");
     // Revocations still in force, and then every change other processes make (the admin
     // commands), reach this server's in-memory state through the change feed.
     authority

@@ -70,56 +70,12 @@ impl World {
     }
 }
 
-fn hidden(html: &str, name: &str) -> String {
-    tessera::hidden_form_field(html, name).unwrap()
-}
-
 /// Does what a person does with the URL `tessera login --no-browser` prints: opens it, logs in,
 /// allows, and lets the browser follow the redirect to the CLI's loopback listener.
 async fn browse(base: &str, url: &str, username: &str, password: &str) {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let page = browser.get(url).send().await.unwrap().text().await.unwrap();
-    let form = [
-        ("request", hidden(&page, "request")),
-        ("csrf_token", hidden(&page, "csrf_token")),
-        ("username", username.into()),
-        ("password", password.into()),
-    ];
-    let after = browser
-        .post(format!("{base}/services/oauth2/authorize/login"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), 303);
-    let consent_url = format!("{base}{}", after.headers()["location"].to_str().unwrap());
-    let consent = browser
-        .get(consent_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let form = [
-        ("request", hidden(&consent, "request")),
-        ("csrf_token", hidden(&consent, "csrf_token")),
-        ("decision", "allow".into()),
-    ];
-    let allowed = browser
-        .post(format!("{base}/services/oauth2/authorize/consent"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(allowed.status(), 302);
-    let callback = allowed.headers()["location"].to_str().unwrap().to_owned();
+    let callback = common::authorize_in_browser(base, url, username, password).await;
     assert!(callback.starts_with("http://127.0.0.1:"), "{callback}");
-    let landed = browser.get(&callback).send().await.unwrap();
+    let landed = reqwest::get(&callback).await.unwrap();
     assert_eq!(landed.status(), 200);
 }
 

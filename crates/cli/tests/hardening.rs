@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -154,19 +153,12 @@ async fn a_hundred_concurrent_logins_keep_memory_bounded() {
     assert!(peak < 128 * 1024, "peak RSS {peak} KiB");
 }
 
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
 /// The server's clock is moved with libfaketime while it runs (its offset is re-read from a
 /// file at every clock read): an access token valid for a minute expires, then the clock is
 /// stepped back two hours, and the token stays refused — it was issued ahead of the clock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clock_stepped_back_does_not_revive_an_expired_token() {
-    if !Path::new(LIBFAKETIME).exists() {
-        assert!(
-            std::env::var_os("TESSERA_REQUIRE_FAKETIME").is_none(),
-            "{LIBFAKETIME} is missing (Debian's faketime package) and TESSERA_REQUIRE_FAKETIME is set"
-        );
-        eprintln!("SKIPPED: the clock-step test needs {LIBFAKETIME} (apt-get install faketime)");
+    if !common::libfaketime("clock-step test") {
         return;
     }
     let offset = tempfile::NamedTempFile::new().unwrap();
@@ -174,7 +166,7 @@ async fn a_clock_stepped_back_does_not_revive_an_expired_token() {
     set_offset("+2h");
     let path = offset.path().to_str().unwrap().to_owned();
     let faked = [
-        ("LD_PRELOAD", LIBFAKETIME),
+        ("LD_PRELOAD", common::LIBFAKETIME),
         ("FAKETIME_TIMESTAMP_FILE", path.as_str()),
         ("FAKETIME_NO_CACHE", "1"),
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),

@@ -1,0 +1,626 @@
+//! Several `tessera serve` nodes on one PostgreSQL database: one behaviour, whichever node a
+//! request lands on. Each test creates its own database on the PostgreSQL at
+//! `TESSERA_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and drops
+//! it afterwards. Without a reachable server the tests are skipped with a loud message, unless
+//! `TESSERA_TEST_POSTGRES_URL` is set (CI sets it): then they fail.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Server;
+use serde_json::Value;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const USERNAME: &str = "ada@example.com";
+const PASSWORD: &str = "ada's password";
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+/// The server's base URL, or `None` (after saying so) when the tests are to be skipped.
+async fn postgres() -> Option<String> {
+    let required = std::env::var("TESSERA_TEST_POSTGRES_URL").ok();
+    let url = required.clone().unwrap_or_else(|| DEFAULT_URL.to_owned());
+    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            drop(client);
+            Some(url)
+        }
+        Err(error) if required.is_some() => {
+            panic!("TESSERA_TEST_POSTGRES_URL is set but {url} is not reachable: {error}")
+        }
+        Err(error) => {
+            eprintln!(
+                "SKIPPED: PostgreSQL is not reachable at {url} ({error}); set \
+                 TESSERA_TEST_POSTGRES_URL to require it"
+            );
+            None
+        }
+    }
+}
+
+/// A database of its own, dropped with this.
+struct Database {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    async fn create(admin_url: &str) -> Self {
+        let name = format!("tessera_nodes_{:016x}", rand_u64());
+        admin(admin_url, &format!("CREATE DATABASE {name}")).await;
+        let url = match admin_url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("{admin_url} names no database"),
+        };
+        Self {
+            admin_url: admin_url.to_owned(),
+            name,
+            url,
+        }
+    }
+
+    async fn execute(&self, sql: &str) {
+        admin(&self.admin_url, sql).await;
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (url, sql) = (
+            self.admin_url.clone(),
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+        // Dropped inside a runtime: a runtime of its own, on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(admin(&url, &sql));
+        })
+        .join();
+    }
+}
+
+async fn admin(url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// 64 unpredictable bits: RandomState is seeded from the operating system.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// Two nodes (or more) on one database, with one server key.
+struct Cluster {
+    db: Database,
+    key: String,
+    nodes: Vec<Server>,
+}
+
+impl Cluster {
+    async fn start(admin_url: &str, nodes: usize) -> Self {
+        let db = Database::create(admin_url).await;
+        let key: String = (0..4).map(|_| format!("{:016x}", rand_u64())).collect();
+        let mut cluster = Self {
+            db,
+            key,
+            nodes: Vec::new(),
+        };
+        for _ in 0..nodes {
+            cluster.add_node(&[]);
+        }
+        cluster
+    }
+
+    fn add_node(&mut self, env: &[(&str, &str)]) -> usize {
+        let mut all = vec![("TESSERA_SERVER_KEY", self.key.as_str())];
+        all.extend_from_slice(env);
+        let node = Server::start(&["--database", &self.db.url], &all);
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn base(&self, node: usize) -> &str {
+        &self.nodes[node].base
+    }
+
+    fn admin(&self, args: &[&str], stdin: Option<&str>) -> Value {
+        let mut full = vec!["--database", self.db.url.as_str()];
+        full.extend_from_slice(args);
+        self.nodes[0].admin(&full, stdin, &[("TESSERA_SERVER_KEY", &self.key)])
+    }
+
+    /// A user, and a confidential client with `options`; returns the client's id and secret.
+    fn user_and_client(&self, options: &[&str]) -> Client {
+        self.admin(
+            &["user", "create", "--username", USERNAME, "--password-stdin"],
+            Some(PASSWORD),
+        );
+        cluster_client(self, options)
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    id: String,
+    secret: String,
+}
+
+/// An answer: status and body.
+struct Reply {
+    status: u16,
+    body: Value,
+    retry_after: Option<String>,
+}
+
+impl Client {
+    async fn post(&self, url: String, form: &[(&str, &str)]) -> Reply {
+        let response = self.http.post(url).form(form).send().await.unwrap();
+        reply(response).await
+    }
+
+    async fn refresh(&self, base: &str, refresh_token: &str) -> Reply {
+        self.post(
+            format!("{base}/services/oauth2/token"),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", &self.id),
+                ("client_secret", &self.secret),
+            ],
+        )
+        .await
+    }
+
+    async fn api(&self, base: &str, access_token: &str) -> Reply {
+        let response = self
+            .http
+            .get(format!("{base}/services/data/v65.0/sobjects"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap();
+        reply(response).await
+    }
+
+    async fn revoke(&self, base: &str, token: &str) -> u16 {
+        self.post(
+            format!("{base}/services/oauth2/revoke"),
+            &[("token", token)],
+        )
+        .await
+        .status
+    }
+
+    /// The Web Server flow on `base`, as a person in a browser does it: the login form, the
+    /// consent form, then the code exchange. Returns the token response.
+    async fn login(&self, base: &str) -> Value {
+        let authorize = format!(
+            "{base}/services/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}\
+             &scope=api%20refresh_token&state=s",
+            self.id,
+            url_encode(REDIRECT)
+        );
+        let location = common::authorize_in_browser(base, &authorize, USERNAME, PASSWORD).await;
+        let code = url::Url::parse(&location)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        let tokens = self
+            .post(
+                format!("{base}/services/oauth2/token"),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("client_id", &self.id),
+                    ("client_secret", &self.secret),
+                ],
+            )
+            .await;
+        assert_eq!(tokens.status, 200, "code exchange: {}", tokens.body);
+        tokens.body
+    }
+}
+
+fn url_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply {
+        status,
+        body,
+        retry_after,
+    }
+}
+
+fn field(body: &Value, name: &str) -> String {
+    body[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        .to_owned()
+}
+
+/// 50 simultaneous refreshes of one token, alternating between the nodes.
+async fn storm(cluster: &Cluster, client: &Arc<Client>, token: &str) -> Vec<Reply> {
+    let tasks: Vec<_> = (0..50)
+        .map(|n| {
+            let (client, token) = (Arc::clone(client), token.to_owned());
+            let base = cluster.base(n % cluster.nodes.len()).to_owned();
+            tokio::spawn(async move { client.refresh(&base, &token).await })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.unwrap());
+    }
+    replies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_on_one_node_refreshes_on_the_other_and_a_storm_makes_one_successor() {
+    let Some(admin_url) = postgres().await else {
+        return;
+    };
+    let cluster = Cluster::start(&admin_url, 2).await;
+    let strict = Arc::new(cluster.user_and_client(&[
+        "--rotate-refresh-tokens",
+        "--refresh-retry-window",
+        "0s",
+    ]));
+    let tokens = strict.login(cluster.base(0)).await;
+    let refreshed = strict
+        .refresh(cluster.base(1), &field(&tokens, "refresh_token"))
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_eq!(
+        strict
+            .api(cluster.base(0), &field(&refreshed.body, "access_token"))
+            .await
+            .status,
+        200
+    );
+
+    // Window 0: one 200, the rest invalid_grant, never a 5xx.
+    let replies = storm(&cluster, &strict, &field(&refreshed.body, "refresh_token")).await;
+    let ok: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(ok.len(), 1, "exactly one successor");
+    for r in replies.iter().filter(|r| r.status != 200) {
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.body["error"], "invalid_grant", "{}", r.body);
+    }
+    let successor = field(&ok[0].body, "refresh_token");
+    assert_eq!(
+        strict.refresh(cluster.base(0), &successor).await.status,
+        200
+    );
+
+    // With a window: every one of them gets the same pair.
+    let windowed = Arc::new(cluster_client(
+        &cluster,
+        &["--rotate-refresh-tokens", "--refresh-retry-window", "60s"],
+    ));
+    let tokens = windowed.login(cluster.base(1)).await;
+    let replies = storm(&cluster, &windowed, &field(&tokens, "refresh_token")).await;
+    let pairs: std::collections::BTreeSet<(String, String)> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 200, "{}", r.body);
+            (
+                field(&r.body, "refresh_token"),
+                field(&r.body, "access_token"),
+            )
+        })
+        .collect();
+    assert_eq!(pairs.len(), 1, "one successor pair for all 50");
+}
+
+/// A confidential client with `options`.
+fn cluster_client(cluster: &Cluster, options: &[&str]) -> Client {
+    let mut create = vec![
+        "client",
+        "create",
+        "--name",
+        "App",
+        "--redirect-uri",
+        REDIRECT,
+    ];
+    create.extend_from_slice(options);
+    let client = cluster.admin(&create, None);
+    Client {
+        http: reqwest::Client::new(),
+        id: client["client_id"].as_str().unwrap().to_owned(),
+        secret: client["client_secret"].as_str().unwrap().to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_and_revocation_on_one_node_take_effect_on_the_other() {
+    let Some(admin_url) = postgres().await else {
+        return;
+    };
+    let cluster = Cluster::start(&admin_url, 2).await;
+    let client =
+        cluster.user_and_client(&["--rotate-refresh-tokens", "--refresh-retry-window", "0s"]);
+    let (a, b) = (cluster.base(0), cluster.base(1));
+
+    // Rotated on A; the old token presented on B (after the 2 s grace) is reuse: the family is
+    // revoked on both.
+    let first = client.login(a).await;
+    let second = client
+        .refresh(a, &field(&first, "refresh_token"))
+        .await
+        .body;
+    assert_eq!(
+        client.api(b, &field(&second, "access_token")).await.status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let reuse = client.refresh(b, &field(&first, "refresh_token")).await;
+    assert_eq!(
+        (reuse.status, reuse.body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    for node in [a, b] {
+        assert_eq!(
+            client
+                .refresh(node, &field(&second, "refresh_token"))
+                .await
+                .status,
+            400
+        );
+        assert_eq!(
+            client
+                .api(node, &field(&second, "access_token"))
+                .await
+                .status,
+            401
+        );
+    }
+
+    // An access token revoked on A is refused on B on the next request.
+    let tokens = client.login(b).await;
+    let access = field(&tokens, "access_token");
+    assert_eq!(client.api(b, &access).await.status, 200);
+    assert_eq!(client.revoke(a, &access).await, 200);
+    assert_eq!(
+        client.api(b, &access).await.status,
+        401,
+        "refused on B at once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_skewed_clock_decides_on_the_databases_time() {
+    let Some(admin_url) = postgres().await else {
+        return;
+    };
+    if !common::libfaketime("skewed-node test") {
+        return;
+    }
+    let mut cluster = Cluster::start(&admin_url, 1).await;
+    // 15 minutes behind: by its own clock, a token valid for 10 minutes from the database's
+    // time would not be valid yet, and one it stamped would expire 15 minutes early.
+    let skewed = cluster.add_node(&[("LD_PRELOAD", common::LIBFAKETIME), ("FAKETIME", "-15m")]);
+    let client = cluster.user_and_client(&["--access-token-ttl", "10m"]);
+    let (a, s) = (cluster.base(0).to_owned(), cluster.base(skewed).to_owned());
+
+    // The node's own clock is off indeed: its Date header says so.
+    let date = reqwest::get(format!("{s}/healthz"))
+        .await
+        .unwrap()
+        .headers()["date"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let served = httpdate::parse_http_date(&date)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let local = tessera_core::time::Clock::now(&tessera_core::time::SystemClock).millis();
+    let behind = Duration::from_millis((local - served.as_millis() as i64).max(0) as u64);
+    assert!(
+        behind > Duration::from_secs(14 * 60),
+        "the skewed node's Date is {date}"
+    );
+
+    let from_a = client.login(&a).await;
+    assert_eq!(
+        client.api(&s, &field(&from_a, "access_token")).await.status,
+        200
+    );
+
+    let from_skewed = client
+        .refresh(&s, &field(&from_a, "refresh_token"))
+        .await
+        .body;
+    let issued: i64 = field(&from_skewed, "issued_at").parse().unwrap();
+    let database_now = database_millis(&cluster.db.url).await;
+    assert!(
+        (issued - database_now).abs() < 60_000,
+        "issued_at {issued} is the database's time {database_now}, not 15 minutes off"
+    );
+    assert_eq!(
+        client
+            .api(&a, &field(&from_skewed, "access_token"))
+            .await
+            .status,
+        200
+    );
+    // Its expiry, as the skewed node stamped it, is 10 minutes after the database's time: read
+    // through introspection on the other node.
+    let introspected = client
+        .post(
+            format!("{a}/services/oauth2/introspect"),
+            &[
+                ("token", &field(&from_skewed, "access_token")),
+                ("client_id", &client.id),
+                ("client_secret", &client.secret),
+            ],
+        )
+        .await
+        .body;
+    assert_eq!(introspected["active"], true, "{introspected}");
+    let exp = introspected["exp"].as_i64().unwrap();
+    let expected = database_now / 1000 + 600;
+    assert!(
+        (exp - expected).abs() < 60,
+        "exp {exp}, expected about {expected}"
+    );
+}
+
+async fn database_millis(url: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .query_one(
+            "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_503_and_service_resumes_without_a_restart() {
+    let Some(admin_url) = postgres().await else {
+        return;
+    };
+    let cluster = Cluster::start(&admin_url, 1).await;
+    let client = cluster.user_and_client(&["--rotate-refresh-tokens"]);
+    let base = cluster.base(0).to_owned();
+    let tokens = client.login(&base).await;
+    let refresh_token = field(&tokens, "refresh_token");
+
+    let name = &cluster.db.name;
+    cluster
+        .db
+        .execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await;
+    let down = client.refresh(&base, &refresh_token).await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert_eq!(down.body["error"], "temporarily_unavailable");
+    assert!(down.retry_after.is_some(), "Retry-After");
+    let http = reqwest::Client::new();
+    let status = |path: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.get(format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("/readyz").await, 503);
+    assert_eq!(status("/healthz").await, 200);
+
+    cluster
+        .db
+        .execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let again = client.refresh(&base, &refresh_token).await;
+        if again.status == 200 {
+            break;
+        }
+        assert_eq!(
+            again.status, 503,
+            "only 503 while it recovers: {}",
+            again.body
+        );
+        assert!(Instant::now() < deadline, "service did not resume");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status("/readyz").await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_load_over_two_nodes_has_no_5xx_and_no_broken_chain() {
+    let Some(admin_url) = postgres().await else {
+        return;
+    };
+    let cluster = Cluster::start(&admin_url, 2).await;
+    let client = Arc::new(cluster.user_and_client(&[
+        "--rotate-refresh-tokens",
+        "--refresh-retry-window",
+        "30s",
+    ]));
+    let bases: Vec<String> = (0..2).map(|n| cluster.base(n).to_owned()).collect();
+    // Five chains: one user's sixth approval of a client would revoke the first (the limit).
+    let mut chains = Vec::new();
+    for n in 0..5 {
+        let tokens = client.login(&bases[n % 2]).await;
+        chains.push(tokens);
+    }
+    let until = Instant::now() + Duration::from_secs(8);
+    let tasks: Vec<_> = chains
+        .into_iter()
+        .enumerate()
+        .map(|(n, tokens)| {
+            let (client, bases) = (Arc::clone(&client), bases.clone());
+            tokio::spawn(async move {
+                let mut refresh_token = field(&tokens, "refresh_token");
+                let mut access_token = field(&tokens, "access_token");
+                let mut done = 0;
+                let mut step = n;
+                while Instant::now() < until {
+                    step += 1;
+                    let base = &bases[step % 2];
+                    let api = client.api(base, &access_token).await;
+                    assert_eq!(api.status, 200, "API call on {base}: {}", api.body);
+                    let next = client.refresh(&bases[(step + 1) % 2], &refresh_token).await;
+                    assert_eq!(
+                        next.status, 200,
+                        "chain {n} broke after {done}: {}",
+                        next.body
+                    );
+                    refresh_token = field(&next.body, "refresh_token");
+                    access_token = field(&next.body, "access_token");
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    assert!(total > 50, "only {total} rotations in 8 s");
+    eprintln!("mixed load: {total} rotations and as many API calls over two nodes");
+}
