@@ -68,6 +68,15 @@ pub struct BenchArgs {
     /// Keep the data here instead of a temporary directory (it is not deleted).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Run on PostgreSQL instead of SQLite: the URL of a database on the server to use (like
+    /// postgres://postgres@127.0.0.1:5432/postgres), where the benchmark creates a database of
+    /// its own per store size and drops it afterwards.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Server nodes, each a `tessera serve` on the same database, all pinned to the server's
+    /// core; the load generator spreads its connections over them (several need --postgres).
+    #[arg(long, default_value = "1")]
+    nodes: usize,
 }
 
 fn seconds(text: &str) -> Result<u64, String> {
@@ -198,6 +207,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             pin_process(std::process::id(), cpu)?;
         }
     }
+    if args.nodes == 0 || (args.nodes > 1 && args.postgres.is_none()) {
+        bail!("--nodes must be 1, or more with --postgres (nodes share a PostgreSQL database)");
+    }
     let max_concurrency = args.concurrency.iter().copied().max().unwrap_or(1);
     let mut report = Report {
         machine: machine(),
@@ -216,11 +228,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         };
         std::fs::create_dir_all(&dir)?;
-        eprintln!("preparing {tokens} stored grants in {}", dir.display());
+        let database = match &args.postgres {
+            Some(url) => Database::Postgres(postgres::Scratch::create(url).await?),
+            None => Database::Sqlite(format!("sqlite://{}/tessera.db", dir.display())),
+        };
+        eprintln!(
+            "preparing {tokens} stored grants in {}",
+            database.describe()
+        );
         let started = Instant::now();
-        let mut data = prepare(&dir, tokens, max_concurrency).await?;
+        let mut data = prepare(&dir, database.url(), tokens, max_concurrency).await?;
         let mint_seconds = started.elapsed().as_secs_f64();
-        let minted_bytes = database_bytes(&dir);
+        let minted_bytes = database.bytes(&dir).await;
         if report.disk.is_none() {
             let disk = disk_floor(&dir, (args.duration as f64 / 4.0).clamp(1.0, 5.0))?;
             eprintln!(
@@ -229,7 +248,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
             report.disk = Some(disk);
         }
-        let server = Server::start(&dir, if pin { args.server_cpu } else { None })?;
+        let server = Servers::start(
+            &dir,
+            database.url(),
+            args.nodes,
+            if pin { args.server_cpu } else { None },
+        )?;
         for &concurrency in &args.concurrency {
             for scenario in &args.scenarios {
                 if scenario == "half-load" {
@@ -271,7 +295,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             tokens,
             database_bytes: minted_bytes,
             bytes_per_token: minted_bytes as f64 / tokens.max(1) as f64,
-            database_bytes_after_runs: database_bytes(&dir),
+            database_bytes_after_runs: database.bytes(&dir).await,
             mint_seconds,
             server_rss_kib_after: server.rss_kib(),
         });
@@ -289,7 +313,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// at the largest concurrency, so that p99 is read below saturation.
 async fn half_load(
     args: &BenchArgs,
-    server: &Server,
+    server: &Servers,
     tokens: u64,
     data: &mut Data,
     report: &mut Report,
@@ -332,8 +356,8 @@ struct Data {
 
 /// Creates the user and the clients and mints the grants, straight into the database (the
 /// server is not running yet). Workers' grants come first; the rest of `tokens` is ballast.
-async fn prepare(dir: &Path, tokens: u64, workers: usize) -> anyhow::Result<Data> {
-    let store = crate::open_store(&format!("sqlite://{}/tessera.db", dir.display()), 1).await?;
+async fn prepare(dir: &Path, url: &str, tokens: u64, workers: usize) -> anyhow::Result<Data> {
+    let store = crate::open_store(url, 8).await?;
     let key = ServerKey::generate(&SystemRandom);
     std::fs::write(dir.join("server.key"), key.to_hex().as_bytes())?;
     let config = AuthorityConfig {
@@ -403,7 +427,133 @@ async fn prepare(dir: &Path, tokens: u64, workers: usize) -> anyhow::Result<Data
     Ok(data)
 }
 
-/// The server under test, a child process; killed on drop.
+/// Where the benchmark's store is.
+enum Database {
+    Sqlite(String),
+    Postgres(postgres::Scratch),
+}
+
+impl Database {
+    fn url(&self) -> &str {
+        match self {
+            Self::Sqlite(url) => url,
+            Self::Postgres(scratch) => &scratch.url,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(url) => url.clone(),
+            Self::Postgres(scratch) => format!("PostgreSQL database {}", scratch.name),
+        }
+    }
+
+    async fn bytes(&self, dir: &Path) -> u64 {
+        match self {
+            Self::Sqlite(_) => database_bytes(dir),
+            Self::Postgres(scratch) => scratch.bytes().await.unwrap_or(0),
+        }
+    }
+}
+
+/// A PostgreSQL database of the benchmark's own, dropped afterwards.
+mod postgres {
+    use anyhow::Context;
+
+    pub struct Scratch {
+        admin_url: String,
+        pub name: String,
+        pub url: String,
+    }
+
+    async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .context("connecting to PostgreSQL")?;
+        tokio::task::spawn_local(connection);
+        Ok(client)
+    }
+
+    impl Scratch {
+        pub async fn create(admin_url: &str) -> anyhow::Result<Self> {
+            let name = format!("tessera_bench_{}", std::process::id());
+            let admin = connect(admin_url).await?;
+            admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
+                ))
+                .await
+                .context("creating the benchmark's database")?;
+            let mut url = url::Url::parse(admin_url).context("the --postgres URL")?;
+            url.set_path(&format!("/{name}"));
+            Ok(Self {
+                admin_url: admin_url.to_owned(),
+                name,
+                url: url.to_string(),
+            })
+        }
+
+        pub async fn bytes(&self) -> anyhow::Result<u64> {
+            let client = connect(&self.url).await?;
+            let row = client
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let (url, sql) = (
+                self.admin_url.clone(),
+                format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            );
+            // Inside the benchmark's runtime: a runtime of its own, on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let (client, connection) =
+                        tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+                    tokio::spawn(connection);
+                    client.batch_execute(&sql).await
+                })?;
+                anyhow::Ok(())
+            })
+            .join();
+        }
+    }
+}
+
+/// The nodes under test, each a child process on the same database; killed on drop.
+struct Servers {
+    nodes: Vec<Server>,
+}
+
+impl Servers {
+    fn start(dir: &Path, url: &str, nodes: usize, cpu: Option<usize>) -> anyhow::Result<Self> {
+        let nodes = (0..nodes)
+            .map(|_| Server::start(dir, url, cpu))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { nodes })
+    }
+
+    /// The node worker `n` talks to.
+    fn address(&self, n: usize) -> SocketAddr {
+        self.nodes[n % self.nodes.len()].address
+    }
+
+    fn rss_kib(&self) -> u64 {
+        self.nodes.iter().map(Server::rss_kib).sum()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(Server::server_pid).collect()
+    }
+}
+
+/// One server process.
 struct Server {
     child: Child,
     address: SocketAddr,
@@ -417,7 +567,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(dir: &Path, cpu: Option<usize>) -> anyhow::Result<Self> {
+    fn start(dir: &Path, url: &str, cpu: Option<usize>) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -438,7 +588,7 @@ impl Server {
             // The loader is one source making many honest requests; none should fail anyway.
             .args(["--credential-failures-per-address", "1000000/1s"])
             .env("TESSERA_DATA_DIR", dir)
-            .env_remove("TESSERA_DATABASE_URL")
+            .env("TESSERA_DATABASE_URL", url)
             .env_remove("TESSERA_CONFIG")
             .env("TESSERA_LOG", "warn")
             .stdout(Stdio::null())
@@ -478,7 +628,7 @@ impl Server {
 /// request was due (so a slow answer delays the ones behind it, as it would a real client).
 async fn measure(
     args: &BenchArgs,
-    server: &Server,
+    server: &Servers,
     tokens: u64,
     scenario: &str,
     concurrency: usize,
@@ -501,7 +651,7 @@ async fn measure(
         .context("more workers than prepared grants")?;
         let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
         let worker = Worker {
-            address: server.address,
+            address: server.address(n),
             scenario: scenario.to_owned(),
             credentials,
             interval,
@@ -514,12 +664,13 @@ async fn measure(
         };
         workers.push(tokio::task::spawn_local(worker.run()));
     }
-    let pid = server.server_pid();
+    let pids = server.pids();
     let cpu_window = tokio::task::spawn_local(async move {
+        let ticks = |pids: &[u32]| pids.iter().map(|&pid| cpu_ticks(pid)).sum::<u64>();
         tokio::time::sleep_until(measured_from.into()).await;
-        let before = cpu_ticks(pid);
+        let before = ticks(&pids);
         tokio::time::sleep_until(end.into()).await;
-        cpu_ticks(pid).saturating_sub(before)
+        ticks(&pids).saturating_sub(before)
     });
     let mut histogram = new_histogram();
     let mut errors = BTreeMap::new();

@@ -25,7 +25,7 @@ use crate::guard::Guard;
 use crate::ids::{salesforce_id, secret_hash, time_ordered_id};
 use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Hash, Org, User};
 use crate::sealing::mint_refresh_token;
-use crate::store::{Issuance, IssueOutcome, Store, StoreError};
+use crate::store::{ChangeNotice, Issuance, IssueOutcome, Store, StoreError};
 use crate::throttle::{Throttle, ThrottleConfig, Throttled};
 use crate::time::{Clock, Random, Timestamp};
 
@@ -318,23 +318,25 @@ impl Authority {
         let (live, seq) = self.store.live_changes(self.now()).await?;
         self.guard.reset(&live, seq);
         let authority = self.clone();
-        // Where the database says when the feed grew (PostgreSQL's NOTIFY), it is read at once;
-        // the polling stays, so that a lost notification costs at most `every`.
-        let signal = self.store.change_signal();
+        // Where the database pushes entries as they commit (PostgreSQL's NOTIFY), each is applied
+        // the moment it arrives, before any later request here can need it; the polling stays,
+        // so that a lost notice costs at most `every`.
+        let mut notices = self.store.change_notices();
         Ok(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                match &signal {
-                    Some(signal) => {
-                        tokio::select! {
-                            _ = ticker.tick() => {}
-                            () = signal.notified() => {}
-                        }
+                if let Some(receiver) = notices.as_mut() {
+                    tokio::select! {
+                        _ = ticker.tick() => {}
+                        notice = receiver.recv() => match notice {
+                            Ok(ChangeNotice::Entry(change)) if authority.guard.apply_next(&change) => continue,
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => notices = None,
+                        },
                     }
-                    None => {
-                        ticker.tick().await;
-                    }
+                } else {
+                    ticker.tick().await;
                 }
                 if let Err(error) = authority.catch_up().await {
                     tracing::warn!(error = %error, "reading the change feed failed; retrying");

@@ -109,6 +109,21 @@ impl Guard {
         self.lock().apply(kind, key, until);
     }
 
+    /// Applies an entry pushed as it was committed, if it is the next one; returns whether it
+    /// was (or had been applied already). Otherwise the caller reads the feed.
+    pub(crate) fn apply_next(&self, change: &Change) -> bool {
+        let mut state = self.lock();
+        if change.seq <= state.seq {
+            return true;
+        }
+        if change.seq != state.seq + 1 {
+            return false;
+        }
+        state.apply(change.kind, &change.key, change.until);
+        state.seq = change.seq;
+        true
+    }
+
     /// Applies entries read from the change feed; returns whether the feed had a gap (entries
     /// purged before this process read them), after which nothing cached can be trusted.
     pub(crate) fn apply_feed(&self, changes: &[Change]) -> bool {

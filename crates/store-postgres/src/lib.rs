@@ -16,7 +16,7 @@
 //! insert, not at commit, so every transaction that appends to the feed first takes an advisory
 //! lock ([`FEED_LOCK`]) held until it commits: appends are serialized, and a number is visible
 //! before any larger one is given out. The same transaction notifies the channel
-//! `tessera_changes`, which [`Store::change_signal`] listens to on a connection of its own.
+//! `tessera_changes`, which [`Store::change_notices`] listens to on a connection of its own.
 //!
 //! The audit trail is not serialized that way (every refresh appends to it): event ids follow
 //! insertion, and concurrent transactions may commit them out of order, so a reader following
@@ -48,11 +48,11 @@ use tessera_core::model::{
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
-    CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan, PurgeRound,
-    RefreshCommit, RefreshOutcome, Store, StoreError,
+    ChangeNotice, CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan,
+    PurgeRound, RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
-use tokio::sync::Notify;
+use tokio::sync::broadcast;
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls};
@@ -75,6 +75,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const POOL_WAIT: Duration = Duration::from_secs(5);
 /// How many times a transaction rolled back by concurrent ones is run in all.
 const ATTEMPTS: u32 = 5;
+/// Change notices held for a follower that has not read them yet; one further behind is told
+/// to read the feed instead.
+const NOTICES_BUFFERED: usize = 1024;
 /// What `events` returns when the filter's limit is 0.
 const DEFAULT_EVENT_LIMIT: u32 = 1000;
 
@@ -107,7 +110,7 @@ struct Inner {
     pool: Pool,
     /// `user@host:port/database`, for `Debug`: never the password.
     database: String,
-    signal: Arc<Notify>,
+    signal: Arc<broadcast::Sender<ChangeNotice>>,
     _listener: Listener,
 }
 
@@ -159,7 +162,7 @@ impl PostgresStore {
             let mut connection = pool.get().await.map_err(DbError::from)?;
             schema::migrate(&mut connection).await?;
         }
-        let signal = Arc::new(Notify::new());
+        let signal = Arc::new(broadcast::channel(NOTICES_BUFFERED).0);
         let listener = listener::spawn(config, Arc::clone(&signal));
         tracing::info!(%database, pool_size, "connected to PostgreSQL");
         Ok(Self {
@@ -550,8 +553,8 @@ impl Store for PostgresStore {
 
     /// Woken by every commit that appended to the change feed, from any process, and whenever
     /// the listening connection was lost or made again.
-    fn change_signal(&self) -> Option<Arc<Notify>> {
-        Some(Arc::clone(&self.inner.signal))
+    fn change_notices(&self) -> Option<broadcast::Receiver<ChangeNotice>> {
+        Some(self.inner.signal.subscribe())
     }
 
     async fn insert_org(&self, org: &Org) -> Result<(), StoreError> {

@@ -1,18 +1,21 @@
-//! The change signal ([`Store::change_signal`](tessera_core::store::Store::change_signal)): a
-//! task that owns one connection of its own, outside the pool (a pooled connection would listen
-//! only while it happens to be idle), runs `LISTEN tessera_changes` on it, and wakes every
-//! follower on each notification, which every append to the change feed sends at commit.
+//! The change notices ([`Store::change_notices`](tessera_core::store::Store::change_notices)):
+//! a task that owns one connection of its own, outside the pool (a pooled connection would
+//! listen only while it happens to be idle), runs `LISTEN tessera_changes` on it, and passes on
+//! every entry that an append to the change feed announces at commit.
 //!
-//! A wake-up is a hint to read the feed now; a missed one costs only latency, since followers
-//! also poll. So when the connection is lost the task wakes the followers once (what was
-//! appended meanwhile is not announced), reconnects with a backoff, listens again, and wakes
-//! them again. It ends when the store's last clone is dropped ([`Listener`]'s `Drop`).
+//! A missed notice costs only latency, since followers also poll. So when the connection is lost
+//! the task tells the followers to read the feed (what was appended meanwhile is not announced),
+//! reconnects with a backoff, listens again, and tells them again. It ends when the store's last
+//! clone is dropped ([`Listener`]'s `Drop`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
-use tokio::sync::Notify;
+use tessera_core::model::{Change, ChangeKind};
+use tessera_core::store::ChangeNotice;
+use tessera_core::time::Timestamp;
+use tokio::sync::broadcast::Sender;
 use tokio::task::AbortHandle;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 
@@ -42,9 +45,9 @@ impl Drop for Listener {
     }
 }
 
-/// Starts listening with `config` (the store's, with keepalives added), waking `signal`'s
-/// waiters. Must be called inside a Tokio runtime.
-pub(crate) fn spawn(mut config: Config, signal: Arc<Notify>) -> Listener {
+/// Starts listening with `config` (the store's, with keepalives added), passing notices to
+/// `signal`'s receivers. Must be called inside a Tokio runtime.
+pub(crate) fn spawn(mut config: Config, signal: Arc<Sender<ChangeNotice>>) -> Listener {
     config
         .application_name(APPLICATION_NAME)
         .keepalives(true)
@@ -57,7 +60,27 @@ pub(crate) fn spawn(mut config: Config, signal: Arc<Notify>) -> Listener {
     }
 }
 
-async fn run(config: Config, signal: Arc<Notify>) {
+/// The entry a notification announces: `seq kind until key`.
+fn entry(payload: &str) -> Option<Change> {
+    let mut parts = payload.splitn(4, ' ');
+    let seq = parts.next()?.parse().ok()?;
+    let kind = ChangeKind::from_name(parts.next()?)?;
+    let until = Timestamp(parts.next()?.parse().ok()?);
+    let key = parts.next()?.to_owned();
+    Some(Change {
+        seq,
+        kind,
+        key,
+        until,
+    })
+}
+
+fn read_feed(signal: &Sender<ChangeNotice>) {
+    // No receiver yet is fine: nobody follows.
+    let _ = signal.send(ChangeNotice::ReadFeed);
+}
+
+async fn run(config: Config, signal: Arc<Sender<ChangeNotice>>) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         match listen(&config, &signal).await {
@@ -74,7 +97,7 @@ async fn run(config: Config, signal: Arc<Notify>) {
             }
         }
         // Whatever was appended while nobody listened is read by the followers now.
-        signal.notify_waiters();
+        read_feed(&signal);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -89,7 +112,7 @@ enum Session {
 }
 
 /// Connects, listens, and wakes the followers on every notification until the connection ends.
-async fn listen(config: &Config, signal: &Notify) -> Session {
+async fn listen(config: &Config, signal: &Sender<ChangeNotice>) -> Session {
     let (client, mut connection) = match config.connect(NoTls).await {
         Ok(connected) => connected,
         Err(error) => return Session::Failed(Some(error)),
@@ -98,8 +121,10 @@ async fn listen(config: &Config, signal: &Notify) -> Session {
     // for LISTEN's reply and for the notifications.
     let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
     let wake = |message: AsyncMessage| {
-        if let AsyncMessage::Notification(_) = message {
-            signal.notify_waiters();
+        if let AsyncMessage::Notification(notification) = message {
+            let notice =
+                entry(notification.payload()).map_or(ChangeNotice::ReadFeed, ChangeNotice::Entry);
+            let _ = signal.send(notice);
         }
     };
     {
@@ -121,7 +146,7 @@ async fn listen(config: &Config, signal: &Notify) -> Session {
     }
     tracing::debug!(channel = CHANNEL, "listening to the change feed");
     // Anything appended before LISTEN took effect is read now.
-    signal.notify_waiters();
+    read_feed(signal);
     while let Some(message) = messages.next().await {
         match message {
             Ok(message) => wake(message),
@@ -138,6 +163,19 @@ async fn listen(config: &Config, signal: &Notify) -> Session {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_notification_names_its_entry() {
+        use tessera_core::model::ChangeKind;
+        let change = super::entry("42 grant_revoked 1700000000000 some grant id").unwrap();
+        assert_eq!(change.seq, 42);
+        assert_eq!(change.kind, ChangeKind::GrantRevoked);
+        assert_eq!(change.until.0, 1_700_000_000_000);
+        assert_eq!(change.key, "some grant id");
+        assert!(super::entry("").is_none());
+        assert!(super::entry("x grant_revoked 1 k").is_none());
+        assert!(super::entry("1 no_such_kind 1 k").is_none());
+    }
+
     #[test]
     fn the_channel_is_the_one_appends_notify() {
         assert!(crate::sql::CHANGE_INSERT.contains("pg_notify('tessera_changes'"));

@@ -267,11 +267,12 @@ pub(crate) const ACCESS_REVOKE_ONE: &str =
     "UPDATE access_tokens SET revoked_at = coalesce(revoked_at, $1) WHERE token_hash = $2";
 
 /// Appends to the feed and tells the listeners of every process, at commit (a notification is
-/// delivered only if its transaction commits; PostgreSQL folds a transaction's identical ones
-/// into one).
+/// delivered only if its transaction commits), with the entry itself — `seq kind until key` —
+/// so that they can apply it without reading the feed.
 pub(crate) const CHANGE_INSERT: &str = "WITH appended AS (INSERT INTO changes (kind, key, until) \
      VALUES ($1, $2, $3) RETURNING seq) \
-     SELECT pg_notify('tessera_changes', '') FROM appended";
+     SELECT pg_notify('tessera_changes', format('%s %s %s %s', seq, $1::text, $3::bigint, $2::text)) \
+     FROM appended";
 pub(crate) const CHANGES_SINCE: &str =
     "SELECT seq, kind, key, until FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2";
 /// In no particular order: what is in force is applied whole.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use tessera_core::model::ChangeKind;
 use tessera_core::store::memory::MemoryStore;
-use tessera_core::store::{Store, StoreError};
+use tessera_core::store::{ChangeNotice, Store, StoreError};
 use tessera_core::time::{Clock, SystemClock};
 use tessera_store_conformance::{self as conformance, hash, World, T0};
 use tessera_store_postgres::{PostgresStore, SCHEMA_VERSION};
@@ -227,40 +227,43 @@ async fn two_stores_see_each_others_writes_and_hear_each_others_changes() {
     assert_eq!(first.note("002A").await.unwrap(), Some(note));
 
     wait_for_listeners(&database, 2).await;
-    let signal = second
-        .change_signal()
-        .expect("PostgreSQL has a change signal");
-    let woken = signal.notified();
-    tokio::pin!(woken);
-    woken.as_mut().enable();
+    let mut notices = second
+        .change_notices()
+        .expect("PostgreSQL pushes change notices");
     assert!(first
         .revoke_grant("grant-1", T0.plus_secs(1))
         .await
         .unwrap());
-    tokio::time::timeout(Duration::from_secs(5), woken)
+    let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv())
         .await
-        .expect("the second store's change signal fires when the first revokes");
+        .expect("the second store hears of the first's revocation")
+        .unwrap();
+    let ChangeNotice::Entry(entry) = notice else {
+        panic!("the notice carries its entry: {notice:?}");
+    };
+    assert_eq!(
+        (entry.kind, entry.key.as_str()),
+        (ChangeKind::GrantRevoked, "grant-1")
+    );
     let changes = second.changes_since(0, 10).await.unwrap();
     let fed: Vec<(ChangeKind, &str)> = changes.iter().map(|c| (c.kind, c.key.as_str())).collect();
     assert_eq!(fed, [(ChangeKind::GrantRevoked, "grant-1")]);
+    assert_eq!(changes[0], entry, "the notice is the feed's entry");
 }
 
-/// When its listening connection is lost, the store wakes its followers (appends may have gone
-/// unannounced), listens again, and goes on signalling.
+/// When its listening connection is lost, the store tells its followers to read the feed
+/// (appends may have gone unannounced), listens again, and goes on passing entries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_change_signal_outlives_its_connection() {
+async fn change_notices_outlive_their_connection() {
     let Some(database) = TestDatabase::create().await else {
         return;
     };
     let store: Arc<dyn Store> = Arc::new(database.connect().await);
     let world = World::create(&store).await;
     world.issue("grant-1").await;
-    let signal = store.change_signal().unwrap();
+    let mut notices = store.change_notices().unwrap();
     wait_for_listeners(&database, 1).await;
 
-    let woken = signal.notified();
-    tokio::pin!(woken);
-    woken.as_mut().enable();
     let admin = database.admin().await;
     let terminated = admin
         .query_one(
@@ -271,21 +274,32 @@ async fn the_change_signal_outlives_its_connection() {
         .await
         .unwrap();
     assert_eq!(terminated.get::<_, i64>(0), 1);
-    tokio::time::timeout(Duration::from_secs(5), woken)
+    let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv())
         .await
-        .expect("losing the connection wakes the followers");
+        .expect("losing the connection tells the followers")
+        .unwrap();
+    assert_eq!(
+        notice,
+        ChangeNotice::ReadFeed,
+        "read the feed: appends went unannounced"
+    );
 
     wait_for_listeners(&database, 1).await;
-    let woken = signal.notified();
-    tokio::pin!(woken);
-    woken.as_mut().enable();
     assert!(store
         .revoke_grant("grant-1", T0.plus_secs(1))
         .await
         .unwrap());
-    tokio::time::timeout(Duration::from_secs(5), woken)
-        .await
-        .expect("the signal fires again once listening again");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let notice = tokio::time::timeout_at(deadline, notices.recv())
+            .await
+            .expect("notices flow again once listening again")
+            .unwrap();
+        if let ChangeNotice::Entry(entry) = notice {
+            assert_eq!(entry.key, "grant-1");
+            break;
+        }
+    }
 }
 
 /// Appends from two stores race while a follower reads the feed from where it left off: it

@@ -16,8 +16,6 @@
 //!   grants of the user and client beyond it;
 //! - a purge round removes at most `batch` rows per rule.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
 use crate::model::{
@@ -37,6 +35,15 @@ pub enum StoreError {
     /// Anything else; logged, never sent.
     #[error("storage failure: {0}")]
     Internal(String),
+}
+
+/// What a store pushes to the followers of its change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeNotice {
+    /// An entry, just committed.
+    Entry(Change),
+    /// Entries may have been committed unannounced: read the feed.
+    ReadFeed,
 }
 
 /// Outcome of presenting an authorization code.
@@ -191,10 +198,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn database_time(&self) -> Result<Option<Timestamp>, StoreError> {
         Ok(None)
     }
-    /// Woken whenever another process may have appended to the change feed, where the
-    /// database can say so (PostgreSQL's `LISTEN`); `None` where followers poll only. A wake-up
-    /// is a hint to read the feed now: nothing is lost if one is missed.
-    fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+    /// The change feed's entries as they are committed, by any process, where the database
+    /// can push them (PostgreSQL's `NOTIFY`); `None` where followers poll only. A follower
+    /// applies an entry at once when it is the next one; on anything else — a gap, a lagging
+    /// receiver, or a `ChangeNotice::ReadFeed` after a lost connection — it reads the feed.
+    /// Nothing is lost if a notice is: followers poll the feed too.
+    fn change_notices(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeNotice>> {
         None
     }
 
