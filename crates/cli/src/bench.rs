@@ -478,12 +478,16 @@ mod postgres {
         pub async fn create(admin_url: &str) -> anyhow::Result<Self> {
             let name = format!("tessera_bench_{}", std::process::id());
             let admin = connect(admin_url).await?;
-            admin
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-                ))
-                .await
-                .context("creating the benchmark's database")?;
+            // Two statements, two round trips: neither may run inside a transaction block.
+            for sql in [
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("CREATE DATABASE {name}"),
+            ] {
+                admin
+                    .batch_execute(&sql)
+                    .await
+                    .context("creating the benchmark's database")?;
+            }
             let mut url = url::Url::parse(admin_url).context("the --postgres URL")?;
             url.set_path(&format!("/{name}"));
             Ok(Self {
