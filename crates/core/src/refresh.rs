@@ -612,7 +612,7 @@ mod tests {
     #[tokio::test]
     async fn a_rotation_whose_pair_cannot_be_rebuilt_is_never_taken_for_reuse_in_its_window() {
         use crate::ids::secret_hash;
-        use crate::store::{RefreshCommit, RefreshOutcome, Store};
+        use crate::store::{Grants, RefreshCommit, RefreshOutcome};
         use tessera_proto::ExposeSecret;
 
         let w = world(rotating(60)).await;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tessera_core::store::memory::MemoryStore;
-use tessera_core::store::Store;
+use tessera_core::store::prelude::*;
 
 async fn fresh() -> (Arc<dyn Store>, ()) {
     (Arc::new(MemoryStore::new()), ())

@@ -48,8 +48,9 @@ use tessera_core::model::{
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
-    ChangeNotice, CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan,
-    PurgeRound, RefreshCommit, RefreshOutcome, Store, StoreError,
+    Audit, ChangeNotice, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
+    Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
+    StoreError,
 };
 use tessera_core::time::Timestamp;
 use tokio::sync::broadcast;
@@ -530,7 +531,7 @@ fn not_ready(error: StoreError) -> StoreError {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl Operations for PostgresStore {
     /// A `SELECT` of the schema version over a pooled connection: `Ok` only if the database
     /// answers with this build's version. Tried once: a probe does not wait out retries.
     async fn ready(&self) -> Result<(), StoreError> {
@@ -557,6 +558,24 @@ impl Store for PostgresStore {
         Some(self.inner.signal.subscribe())
     }
 
+    /// One round, in one transaction: each rule removes at most `plan.batch` rows (grants with
+    /// their tokens). The counts are exact for every kind of row: the tokens of a deleted grant
+    /// are deleted, and counted, before the grant itself (not left to `ON DELETE CASCADE`,
+    /// which no count includes). A token that several rules match is counted once, by the
+    /// first.
+    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError> {
+        transaction!(self, |tx| purge(&tx, plan).await)
+    }
+
+    /// Counts by walking each table (PostgreSQL keeps no exact row count), in time
+    /// proportional to the rows: for operators and measurements, not per request.
+    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.list(sql::ROW_COUNTS, &[], rows::row_count).await
+    }
+}
+
+#[async_trait]
+impl Directory for PostgresStore {
     async fn insert_org(&self, org: &Org) -> Result<(), StoreError> {
         self.change(sql::ORG_INSERT, &[&org.id, &org.name])
             .await
@@ -686,7 +705,10 @@ impl Store for PostgresStore {
         let values: &Params<'_> = &[&user_id, &client_id, &scope, &now.0];
         self.change(sql::APPROVAL_UPSERT, values).await.map(drop)
     }
+}
 
+#[async_trait]
+impl Grants for PostgresStore {
     async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
         let scope = code.scope.to_string();
         let values: &Params<'_> = &[
@@ -845,7 +867,10 @@ impl Store for PostgresStore {
         }
         .await)
     }
+}
 
+#[async_trait]
+impl Audit for PostgresStore {
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -883,22 +908,10 @@ impl Store for PostgresStore {
         values.push(&limit);
         self.list(&query, &values, rows::event).await
     }
+}
 
-    /// One round, in one transaction: each rule removes at most `plan.batch` rows (grants with
-    /// their tokens). The counts are exact for every kind of row: the tokens of a deleted grant
-    /// are deleted, and counted, before the grant itself (not left to `ON DELETE CASCADE`,
-    /// which no count includes). A token that several rules match is counted once, by the
-    /// first.
-    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError> {
-        transaction!(self, |tx| purge(&tx, plan).await)
-    }
-
-    /// Counts by walking each table (PostgreSQL keeps no exact row count), in time
-    /// proportional to the rows: for operators and measurements, not per request.
-    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.list(sql::ROW_COUNTS, &[], rows::row_count).await
-    }
-
+#[async_trait]
+impl Records for PostgresStore {
     async fn insert_note(&self, note: &Note) -> Result<(), StoreError> {
         let values: &Params<'_> = &[
             &note.id,

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use tessera_core::model::ChangeKind;
 use tessera_core::store::memory::MemoryStore;
-use tessera_core::store::{ChangeNotice, Store, StoreError};
+use tessera_core::store::prelude::*;
+use tessera_core::store::{ChangeNotice, StoreError};
 use tessera_core::time::{Clock, SystemClock};
 use tessera_store_conformance::{self as conformance, hash, World, T0};
 use tessera_store_postgres::{PostgresStore, SCHEMA_VERSION};

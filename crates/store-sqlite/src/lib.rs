@@ -30,8 +30,8 @@ use tessera_core::model::{
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
-    CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan, PurgeRound,
-    RefreshCommit, RefreshOutcome, Store, StoreError,
+    Audit, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
+    PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, StoreError,
 };
 use tessera_core::time::Timestamp;
 
@@ -320,7 +320,7 @@ fn purge_grants(
 const DEFAULT_EVENT_LIMIT: u32 = 1000;
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Operations for SqliteStore {
     async fn ready(&self) -> Result<(), StoreError> {
         let version: u32 = self
             .read(|c| Ok(c.query_row("PRAGMA user_version", [], |row| row.get(0))?))
@@ -334,6 +334,76 @@ impl Store for SqliteStore {
         }
     }
 
+    /// One round: each rule removes at most `plan.batch` rows (grants with their tokens), in one
+    /// short transaction. The counts are exact for every kind of row: the tokens of a deleted
+    /// grant are deleted, and counted, before the grant itself (not left to `ON DELETE
+    /// CASCADE`, which SQLite does not count). A token that several rules match is counted
+    /// once, by the first.
+    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError> {
+        let plan = plan.clone();
+        self.write(move |c| {
+            let batch = plan.batch.max(1);
+            let mut complete = true;
+            let mut rule = |statement: &str, values: &[&dyn rusqlite::ToSql]| {
+                let removed = execute(c, statement, values)? as u64;
+                complete &= removed < u64::from(batch);
+                Ok::<u64, DbError>(removed)
+            };
+            let mut counts = PurgeCounts {
+                access_tokens: rule(
+                    sql::PURGE_ACCESS_TOKENS,
+                    params![plan.access_expired_before.0, batch],
+                )?,
+                codes: rule(
+                    sql::PURGE_CODES,
+                    params![plan.codes_expired_before.0, batch],
+                )?,
+                events: rule(sql::PURGE_EVENTS, params![plan.events_before.0, batch])?,
+                changes: rule(sql::PURGE_CHANGES, params![plan.changes_before.0, batch])?,
+                ..PurgeCounts::default()
+            };
+            for (select, cut_off) in [
+                (sql::PURGE_REVOKED_GRANTS, plan.revoked_before),
+                (sql::PURGE_IDLE_GRANTS, plan.idle_expired_before),
+            ] {
+                complete &= purge_grants(c, select, params![cut_off.0, batch], batch, &mut counts)?;
+            }
+            for client in &plan.clients {
+                let id = &client.client_id;
+                let cut_offs = [
+                    (sql::PURGE_EXPIRED_GRANTS, client.created_before),
+                    (
+                        sql::PURGE_ACCESS_ONLY_GRANTS,
+                        Some(client.access_only_created_before),
+                    ),
+                ];
+                for (select, cut_off) in cut_offs {
+                    if let Some(cut_off) = cut_off {
+                        complete &= purge_grants(
+                            c,
+                            select,
+                            params![id, cut_off.0, batch],
+                            batch,
+                            &mut counts,
+                        )?;
+                    }
+                }
+            }
+            Ok(PurgeRound { counts, complete })
+        })
+        .await
+    }
+
+    /// Counts by walking each table (SQLite keeps no row count), in time proportional to the
+    /// rows, on a reader, so never in the writer's way: for operators and measurements, not per
+    /// request.
+    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.list(sql::ROW_COUNTS, (), rows::row_count).await
+    }
+}
+
+#[async_trait]
+impl Directory for SqliteStore {
     async fn insert_org(&self, org: &Org) -> Result<(), StoreError> {
         self.change(sql::ORG_INSERT, (org.id.clone(), org.name.clone()))
             .await
@@ -476,7 +546,10 @@ impl Store for SqliteStore {
         );
         self.change(sql::APPROVAL_UPSERT, values).await.map(drop)
     }
+}
 
+#[async_trait]
+impl Grants for SqliteStore {
     async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
         let values = (
             code.code_hash,
@@ -701,7 +774,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Audit for SqliteStore {
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -729,74 +805,10 @@ impl Store for SqliteStore {
         self.read(move |c| all(c, &query, params_from_iter(values), rows::event))
             .await
     }
+}
 
-    /// One round: each rule removes at most `plan.batch` rows (grants with their tokens), in one
-    /// short transaction. The counts are exact for every kind of row: the tokens of a deleted
-    /// grant are deleted, and counted, before the grant itself (not left to `ON DELETE
-    /// CASCADE`, which SQLite does not count). A token that several rules match is counted
-    /// once, by the first.
-    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError> {
-        let plan = plan.clone();
-        self.write(move |c| {
-            let batch = plan.batch.max(1);
-            let mut complete = true;
-            let mut rule = |statement: &str, values: &[&dyn rusqlite::ToSql]| {
-                let removed = execute(c, statement, values)? as u64;
-                complete &= removed < u64::from(batch);
-                Ok::<u64, DbError>(removed)
-            };
-            let mut counts = PurgeCounts {
-                access_tokens: rule(
-                    sql::PURGE_ACCESS_TOKENS,
-                    params![plan.access_expired_before.0, batch],
-                )?,
-                codes: rule(
-                    sql::PURGE_CODES,
-                    params![plan.codes_expired_before.0, batch],
-                )?,
-                events: rule(sql::PURGE_EVENTS, params![plan.events_before.0, batch])?,
-                changes: rule(sql::PURGE_CHANGES, params![plan.changes_before.0, batch])?,
-                ..PurgeCounts::default()
-            };
-            for (select, cut_off) in [
-                (sql::PURGE_REVOKED_GRANTS, plan.revoked_before),
-                (sql::PURGE_IDLE_GRANTS, plan.idle_expired_before),
-            ] {
-                complete &= purge_grants(c, select, params![cut_off.0, batch], batch, &mut counts)?;
-            }
-            for client in &plan.clients {
-                let id = &client.client_id;
-                let cut_offs = [
-                    (sql::PURGE_EXPIRED_GRANTS, client.created_before),
-                    (
-                        sql::PURGE_ACCESS_ONLY_GRANTS,
-                        Some(client.access_only_created_before),
-                    ),
-                ];
-                for (select, cut_off) in cut_offs {
-                    if let Some(cut_off) = cut_off {
-                        complete &= purge_grants(
-                            c,
-                            select,
-                            params![id, cut_off.0, batch],
-                            batch,
-                            &mut counts,
-                        )?;
-                    }
-                }
-            }
-            Ok(PurgeRound { counts, complete })
-        })
-        .await
-    }
-
-    /// Counts by walking each table (SQLite keeps no row count), in time proportional to the
-    /// rows, on a reader, so never in the writer's way: for operators and measurements, not per
-    /// request.
-    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.list(sql::ROW_COUNTS, (), rows::row_count).await
-    }
-
+#[async_trait]
+impl Records for SqliteStore {
     async fn insert_note(&self, note: &Note) -> Result<(), StoreError> {
         let values = (
             note.id.clone(),

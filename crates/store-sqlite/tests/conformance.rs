@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tessera_core::store::{ClientPurge, Issuance, PurgePlan, RefreshOutcome, Store};
+use tessera_core::store::prelude::*;
+use tessera_core::store::{ClientPurge, Issuance, PurgePlan, RefreshOutcome};
 use tessera_core::time::Timestamp;
 use tessera_store_conformance::{self as conformance, hash, World, T0};
 use tessera_store_sqlite::{SqliteStore, SCHEMA_VERSION};

@@ -12,8 +12,8 @@ use crate::model::{
     StoredEvent, User,
 };
 use crate::store::{
-    CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgePlan, PurgeRound, RefreshCommit,
-    RefreshOutcome, Store, StoreError,
+    Audit, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
+    PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use crate::time::Timestamp;
 
@@ -46,12 +46,25 @@ impl FailingStore {
 }
 
 #[async_trait]
-impl Store for FailingStore {
+impl Operations for FailingStore {
     async fn ready(&self) -> Result<(), StoreError> {
         self.check()?;
         self.inner.ready().await
     }
 
+    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError> {
+        self.check()?;
+        self.inner.purge(plan).await
+    }
+
+    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.check()?;
+        self.inner.row_counts().await
+    }
+}
+
+#[async_trait]
+impl Directory for FailingStore {
     async fn insert_org(&self, org: &Org) -> Result<(), StoreError> {
         self.check()?;
         self.inner.insert_org(org).await
@@ -133,7 +146,10 @@ impl Store for FailingStore {
             .record_approval(user_id, client_id, scope, now)
             .await
     }
+}
 
+#[async_trait]
+impl Grants for FailingStore {
     async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
         self.check()?;
         self.inner.insert_code(code).await
@@ -230,7 +246,10 @@ impl Store for FailingStore {
         self.check()?;
         self.inner.live_changes(now).await
     }
+}
 
+#[async_trait]
+impl Audit for FailingStore {
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
         self.check()?;
         self.inner.append_events(events).await
@@ -240,17 +259,10 @@ impl Store for FailingStore {
         self.check()?;
         self.inner.events(filter).await
     }
+}
 
-    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError> {
-        self.check()?;
-        self.inner.purge(plan).await
-    }
-
-    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.check()?;
-        self.inner.row_counts().await
-    }
-
+#[async_trait]
+impl Records for FailingStore {
     async fn insert_note(&self, note: &Note) -> Result<(), StoreError> {
         self.check()?;
         self.inner.insert_note(note).await

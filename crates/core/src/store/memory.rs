@@ -13,8 +13,8 @@ use crate::model::{
     StoredEvent, User,
 };
 use crate::store::{
-    CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan, PurgeRound,
-    RefreshCommit, RefreshOutcome, Store, StoreError,
+    Audit, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
+    PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, StoreError,
 };
 use crate::time::Timestamp;
 
@@ -191,11 +191,111 @@ fn purge_map<K: Clone + Eq + std::hash::Hash, V>(
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl Operations for MemoryStore {
     async fn ready(&self) -> Result<(), StoreError> {
         Ok(())
     }
 
+    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError> {
+        let batch = plan.batch.max(1) as usize;
+        Ok(self.with(|s| {
+            let mut counts = PurgeCounts::default();
+            let mut complete = true;
+            let (n, done) = purge_map(&mut s.access_tokens, batch, |t| {
+                t.expires_at < plan.access_expired_before
+            });
+            counts.access_tokens += n;
+            complete &= done;
+            let (n, done) = purge_map(&mut s.codes, batch, |c| {
+                c.code.expires_at < plan.codes_expired_before
+            });
+            counts.codes += n;
+            complete &= done;
+            let old: Vec<i64> = s
+                .events
+                .iter()
+                .filter(|e| e.event.at < plan.events_before)
+                .map(|e| e.id)
+                .take(batch)
+                .collect();
+            s.events.retain(|e| !old.contains(&e.id));
+            counts.events += old.len() as u64;
+            complete &= old.len() < batch;
+            let stale: Vec<i64> = s
+                .changes
+                .iter()
+                .filter(|c| c.until < plan.changes_before)
+                .map(|c| c.seq)
+                .take(batch)
+                .collect();
+            s.changes.retain(|c| !stale.contains(&c.seq));
+            counts.changes += stale.len() as u64;
+            complete &= stale.len() < batch;
+            complete &= s.purge_grants(
+                batch,
+                |g| {
+                    g.family
+                        .grant
+                        .revoked_at
+                        .is_some_and(|t| t < plan.revoked_before)
+                },
+                &mut counts,
+            );
+            complete &= s.purge_grants(
+                batch,
+                |g| {
+                    g.idle_expires_at
+                        .is_some_and(|t| t < plan.idle_expired_before)
+                },
+                &mut counts,
+            );
+            for client in &plan.clients {
+                let id = &client.client_id;
+                if let Some(cut) = client.created_before {
+                    complete &= s.purge_grants(
+                        batch,
+                        |g| &g.family.grant.client_id == id && g.family.grant.created_at < cut,
+                        &mut counts,
+                    );
+                }
+                let cut = client.access_only_created_before;
+                complete &= s.purge_grants(
+                    batch,
+                    |g| {
+                        let grant = &g.family.grant;
+                        &grant.client_id == id && !grant.has_refresh_token && grant.created_at < cut
+                    },
+                    &mut counts,
+                );
+            }
+            PurgeRound { counts, complete }
+        }))
+    }
+
+    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(self.with(|s| {
+            [
+                ("orgs", s.orgs.len()),
+                ("users", s.users.len()),
+                ("clients", s.clients.len()),
+                ("approvals", s.approvals.len()),
+                ("auth_codes", s.codes.len()),
+                ("grants", s.grants.len()),
+                ("legacy_refresh_tokens", s.legacy_refresh.len()),
+                ("access_tokens", s.access_tokens.len()),
+                ("notes", s.notes.len()),
+                ("events", s.events.len()),
+                ("changes", s.changes.len()),
+            ]
+            .into_iter()
+            .map(|(name, n)| (name.to_owned(), n as u64))
+            .collect()
+        }))
+    }
+}
+
+#[async_trait]
+impl Directory for MemoryStore {
     async fn insert_org(&self, org: &Org) -> Result<(), StoreError> {
         self.with(|s| {
             if s.orgs.iter().any(|o| o.id == org.id) {
@@ -358,7 +458,10 @@ impl Store for MemoryStore {
         });
         Ok(())
     }
+}
 
+#[async_trait]
+impl Grants for MemoryStore {
     async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
         self.with(|s| {
             if s.codes.contains_key(&code.code_hash) {
@@ -571,7 +674,10 @@ impl Store for MemoryStore {
             (live, s.next_change)
         }))
     }
+}
 
+#[async_trait]
+impl Audit for MemoryStore {
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
         self.with(|s| s.append(events));
         Ok(())
@@ -598,104 +704,10 @@ impl Store for MemoryStore {
                 .collect()
         }))
     }
+}
 
-    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError> {
-        let batch = plan.batch.max(1) as usize;
-        Ok(self.with(|s| {
-            let mut counts = PurgeCounts::default();
-            let mut complete = true;
-            let (n, done) = purge_map(&mut s.access_tokens, batch, |t| {
-                t.expires_at < plan.access_expired_before
-            });
-            counts.access_tokens += n;
-            complete &= done;
-            let (n, done) = purge_map(&mut s.codes, batch, |c| {
-                c.code.expires_at < plan.codes_expired_before
-            });
-            counts.codes += n;
-            complete &= done;
-            let old: Vec<i64> = s
-                .events
-                .iter()
-                .filter(|e| e.event.at < plan.events_before)
-                .map(|e| e.id)
-                .take(batch)
-                .collect();
-            s.events.retain(|e| !old.contains(&e.id));
-            counts.events += old.len() as u64;
-            complete &= old.len() < batch;
-            let stale: Vec<i64> = s
-                .changes
-                .iter()
-                .filter(|c| c.until < plan.changes_before)
-                .map(|c| c.seq)
-                .take(batch)
-                .collect();
-            s.changes.retain(|c| !stale.contains(&c.seq));
-            counts.changes += stale.len() as u64;
-            complete &= stale.len() < batch;
-            complete &= s.purge_grants(
-                batch,
-                |g| {
-                    g.family
-                        .grant
-                        .revoked_at
-                        .is_some_and(|t| t < plan.revoked_before)
-                },
-                &mut counts,
-            );
-            complete &= s.purge_grants(
-                batch,
-                |g| {
-                    g.idle_expires_at
-                        .is_some_and(|t| t < plan.idle_expired_before)
-                },
-                &mut counts,
-            );
-            for client in &plan.clients {
-                let id = &client.client_id;
-                if let Some(cut) = client.created_before {
-                    complete &= s.purge_grants(
-                        batch,
-                        |g| &g.family.grant.client_id == id && g.family.grant.created_at < cut,
-                        &mut counts,
-                    );
-                }
-                let cut = client.access_only_created_before;
-                complete &= s.purge_grants(
-                    batch,
-                    |g| {
-                        let grant = &g.family.grant;
-                        &grant.client_id == id && !grant.has_refresh_token && grant.created_at < cut
-                    },
-                    &mut counts,
-                );
-            }
-            PurgeRound { counts, complete }
-        }))
-    }
-
-    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        Ok(self.with(|s| {
-            [
-                ("orgs", s.orgs.len()),
-                ("users", s.users.len()),
-                ("clients", s.clients.len()),
-                ("approvals", s.approvals.len()),
-                ("auth_codes", s.codes.len()),
-                ("grants", s.grants.len()),
-                ("legacy_refresh_tokens", s.legacy_refresh.len()),
-                ("access_tokens", s.access_tokens.len()),
-                ("notes", s.notes.len()),
-                ("events", s.events.len()),
-                ("changes", s.changes.len()),
-            ]
-            .into_iter()
-            .map(|(name, n)| (name.to_owned(), n as u64))
-            .collect()
-        }))
-    }
-
+#[async_trait]
+impl Records for MemoryStore {
     async fn insert_note(&self, note: &Note) -> Result<(), StoreError> {
         self.with(|s| {
             if s.notes.contains_key(&note.id) {

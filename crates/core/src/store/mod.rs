@@ -1,5 +1,5 @@
-//! The storage contract. Every backend implements [`Store`]; nothing above it branches on which
-//! database is behind it. Each method is one transaction: a rotation, a family revocation or an
+//! The storage contract. Every backend implements [`Store`], that is its five concerns; nothing
+//! above it branches on which database is behind it. Each method is one transaction: a rotation, a family revocation or an
 //! issuance either happens whole or not at all.
 //!
 //! What every backend must carry out (the conformance suite is its executable form):
@@ -187,9 +187,16 @@ pub struct PurgeRound {
     pub complete: bool,
 }
 
+/// Everything a backend is: the five concerns below, each its own trait. Code above the store
+/// holds an `Arc<dyn Store>` and brings the concern it uses into scope
+/// (`use tessera_core::store::Grants;`, or `store::prelude::*`).
+pub trait Store: Operations + Directory + Grants + Audit + Records {}
+
+impl<T: Operations + Directory + Grants + Audit + Records> Store for T {}
+
+/// What an operator asks of the database: health, time, the change feed's push, housekeeping.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    // Operations.
+pub trait Operations: Send + Sync + std::fmt::Debug + 'static {
     /// Whether the database answers and its schema is the one this build expects (`/readyz`).
     async fn ready(&self) -> Result<(), StoreError>;
     /// The database's own clock, where it has one that several server processes share
@@ -207,6 +214,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         None
     }
 
+    // Housekeeping.
+    /// One round of the plan; call again until it is complete.
+    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError>;
+    /// Row counts per table, for operators and the growth measurement.
+    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
+}
+
+/// Who: the organisation, its users, the clients, and which scopes a user approved for a client.
+#[async_trait]
+pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
     // Organisation and users.
     async fn insert_org(&self, org: &Org) -> Result<(), StoreError>;
     /// The organisation this server serves (the first one created).
@@ -245,7 +262,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         scope: &str,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+}
 
+/// What is issued: codes, grants with their refresh-token families, access-token revocations, and
+/// the change feed that carries every revocation to every process.
+#[async_trait]
+pub trait Grants: Send + Sync + std::fmt::Debug + 'static {
     // Authorization codes.
     async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError>;
     /// Spends a code on its first presentation, whatever its expiry or client (the caller
@@ -304,24 +326,31 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Entries still in force at `now` (revocations whose tokens may still be unexpired), and
     /// the newest sequence number: where a new process starts.
     async fn live_changes(&self, now: Timestamp) -> Result<(Vec<Change>, i64), StoreError>;
+}
 
+/// The audit trail.
+#[async_trait]
+pub trait Audit: Send + Sync + std::fmt::Debug + 'static {
     // Audit trail.
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError>;
     /// Events in id order.
     async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError>;
+}
 
-    // Housekeeping.
-    /// One round of the plan; call again until it is complete.
-    async fn purge(&self, plan: &PurgePlan) -> Result<PurgeRound, StoreError>;
-    /// Row counts per table, for operators and the growth measurement.
-    async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
-
+/// The REST API's records (Salesforce's Note).
+#[async_trait]
+pub trait Records: Send + Sync + std::fmt::Debug + 'static {
     // The REST API's records.
     async fn insert_note(&self, note: &Note) -> Result<(), StoreError>;
     async fn note(&self, id: &str) -> Result<Option<Note>, StoreError>;
     async fn list_notes(&self, owner_id: &str, limit: u32) -> Result<Vec<Note>, StoreError>;
     async fn update_note(&self, note: &Note) -> Result<bool, StoreError>;
     async fn delete_note(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+/// Every concern in scope at once.
+pub mod prelude {
+    pub use super::{Audit, Directory, Grants, Operations, Records, Store};
 }
 
 #[cfg(any(test, feature = "testing"))]

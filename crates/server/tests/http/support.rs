@@ -16,7 +16,7 @@ use sha2::Digest;
 use tessera_core::admin::ClientSettings;
 use tessera_core::crypto::ServerKey;
 use tessera_core::store::failing::FailingStore;
-pub use tessera_core::store::Store;
+pub use tessera_core::store::prelude::*;
 use tessera_core::time::{ManualClock, SystemRandom, Timestamp};
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password};
