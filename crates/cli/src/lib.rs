@@ -183,6 +183,16 @@ pub fn load_server_key(settings: &Settings) -> anyhow::Result<ServerKey> {
     }
 }
 
+/// Writes `bytes` to `path` whole, readable by this user only: into a new file beside it, then
+/// renamed over it, so that a reader sees the old content or the new, never a part.
+fn replace_private_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let partial = path.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    write_private_file(&partial, bytes)?;
+    std::fs::rename(&partial, path).with_context(|| format!("replacing {}", path.display()))
+}
+
+/// Creates `path` with `bytes`, readable by this user only; a file already there is kept.
 fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use tessera_core::admin::ClientSettings;
 use tessera_core::Authority;
-use tessera_proto::{ExposeSecret, Password, Scope};
+use tessera_proto::{ClientSecret, ExposeSecret, Password, Scope};
 use tessera_server::{app, AppState};
 
 use crate::Settings;
@@ -22,14 +22,16 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
+    // Bound first: a start that cannot listen (the port is taken, often by a running server)
+    // fails before it touches the database, so it never changes what a running server serves.
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
     let authority = crate::authority(&settings).await?;
     authority.org().await.context("creating the organisation")?;
     if args.dev {
         dev_seed(&authority, &settings).await?;
     }
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
-        .await
-        .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(listen = %settings.listen, issuer = %settings.issuer, database = %crate::redacted(&settings.database), "tessera listening");
     // Revocations still in force, and then every change other processes make (the admin
     // commands), reach this server's in-memory state through the change feed.
@@ -81,9 +83,22 @@ const DEV_PASSWORD: &str = "tessera-demo";
 const DEV_CLIENT_NAME: &str = "Tessera Demo";
 const DEV_REDIRECT: &str = "http://127.0.0.1:8976/callback";
 
-/// Seeds a demo user and confidential client on an empty database (and, on later `--dev`
-/// starts, resets the demo password and secret so that the walkthrough keeps working), then
-/// prints the credentials and a copy-paste walkthrough.
+/// Where `--dev` keeps the demo client's credentials (mode 0600), so that every start prints
+/// the same ones: the database holds only the secret's hash.
+const DEV_CREDENTIALS_FILE: &str = "dev-credentials.json";
+
+/// The demo client's credentials as `--dev` keeps them in the data directory.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DevCredentials {
+    client_id: String,
+    client_secret: String,
+}
+
+/// Seeds a demo user and confidential client on an empty database, then prints the credentials
+/// and a copy-paste walkthrough. Later `--dev` starts keep both: the demo password is set again
+/// (sessions kept), and the client's secret is the one kept in [`DEV_CREDENTIALS_FILE`]; it is
+/// replaced only when that file is missing or no longer matches the client, so that logins made
+/// with the printed secret keep working across restarts.
 async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<()> {
     let user = match authority.user(DEV_USERNAME).await.ok() {
         Some(_) => {
@@ -107,13 +122,21 @@ async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<
         .await?
         .into_iter()
         .find(|c| c.name == DEV_CLIENT_NAME);
-    let (client, secret) = match existing {
-        Some(client) => {
+    let credentials_path = settings.data_dir.join(DEV_CREDENTIALS_FILE);
+    let kept = existing.as_ref().and_then(|client| {
+        let kept = read_dev_credentials(&credentials_path)?;
+        let secret = ClientSecret::new(kept.client_secret);
+        (kept.client_id == client.client_id && client.secret_matches(&secret))
+            .then(|| (client.clone(), secret))
+    });
+    let (client, secret) = match (kept, existing) {
+        (Some(kept), _) => kept,
+        (None, Some(client)) => {
             authority
                 .rotate_client_secret(&client.client_id, false)
                 .await?
         }
-        None => {
+        (None, None) => {
             let settings = ClientSettings {
                 name: Some(DEV_CLIENT_NAME.into()),
                 redirect_uris: Some(vec![DEV_REDIRECT.into()]),
@@ -127,6 +150,7 @@ async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<
             )
         }
     };
+    write_dev_credentials(&credentials_path, &client.client_id, &secret)?;
     let issuer = &settings.issuer;
     let scope = Scope::parse("api id refresh_token web")
         .unwrap_or_default()
@@ -177,4 +201,27 @@ Walkthrough
         println!("{text}");
     }
     Ok(())
+}
+
+/// The kept demo credentials, if the file is there and readable.
+fn read_dev_credentials(path: &std::path::Path) -> Option<DevCredentials> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Keeps the demo credentials, readable by this user only.
+fn write_dev_credentials(
+    path: &std::path::Path,
+    client_id: &str,
+    secret: &ClientSecret,
+) -> anyhow::Result<()> {
+    let credentials = DevCredentials {
+        client_id: client_id.to_owned(),
+        client_secret: secret.expose_secret().to_owned(),
+    };
+    let text = serde_json::to_string_pretty(&credentials)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    crate::replace_private_file(path, text.as_bytes())
 }

@@ -542,22 +542,8 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 fn serve_dev_seeds_prints_a_walkthrough_and_stops_cleanly_on_sigterm() {
     let env = Env::new();
     let port = free_port();
-    let child = env
-        .command()
-        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let health = loop {
-        if let Some(reply) = http_get(port, "/healthz") {
-            break reply;
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(health.starts_with("HTTP/1.1 200"));
+    let child = spawn_dev(&env, port);
+    assert!(wait_until_up(port).starts_with("HTTP/1.1 200"));
     let discovery = http_get(port, "/.well-known/oauth-authorization-server").unwrap();
     assert!(discovery.contains(&format!("http://127.0.0.1:{port}/services/oauth2/token")));
 
@@ -579,6 +565,116 @@ fn serve_dev_seeds_prints_a_walkthrough_and_stops_cleanly_on_sigterm() {
             .unwrap()
             .permissions()
             .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+/// Starts `serve --dev` on `port` and reads its walkthrough up to the demo client's
+/// credentials: the running server and (client id, secret).
+fn start_dev(env: &Env, port: u16) -> (std::process::Child, String, String) {
+    use std::io::BufRead;
+    let mut child = spawn_dev(env, port);
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut id, mut secret) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("client_id"), Some(value)) => id = Some(value.to_owned()),
+            (Some("client_secret"), Some(value)) => {
+                secret = Some(value.to_owned());
+                break;
+            }
+            _ => {}
+        }
+    }
+    // The rest of the walkthrough still has to go somewhere: a closed pipe would fail the
+    // server's print.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, id.unwrap(), secret.unwrap())
+}
+
+/// Whether the server takes these client credentials: a refresh with a made-up token is refused
+/// with `invalid_grant` when they are right, `invalid_client` when not.
+fn credentials_work(port: u16, client_id: &str, secret: &str) -> bool {
+    use std::io::Read;
+    let body = format!(
+        "grant_type=refresh_token&refresh_token=made-up&client_id={client_id}&client_secret={secret}"
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /services/oauth2/token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    assert!(
+        text.contains("invalid_grant") != text.contains("invalid_client"),
+        "{text}"
+    );
+    text.contains("invalid_grant")
+}
+
+/// `serve --dev` on `port`, its walkthrough piped.
+fn spawn_dev(env: &Env, port: u16) -> std::process::Child {
+    env.command()
+        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The first answer of `/healthz`, waited for.
+fn wait_until_up(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(reply) = http_get(port, "/healthz") {
+            return reply;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn dev_restarts_keep_the_demo_secret_and_a_start_on_a_taken_port_changes_nothing() {
+    let env = Env::new();
+    let port = free_port();
+    let (mut running, id, secret) = start_dev(&env, port);
+    wait_until_up(port);
+    assert!(credentials_work(port, &id, &secret));
+    assert!(!credentials_work(port, &id, "not-the-secret"));
+
+    // A second start on the same port fails, and the running server's secret still works.
+    let second = env.run(
+        &["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")],
+        None,
+    );
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("binding"));
+    assert!(credentials_work(port, &id, &secret));
+
+    // A restart prints the same credentials, and they work.
+    running.kill().unwrap();
+    running.wait().unwrap();
+    let (mut restarted, id_again, secret_again) = start_dev(&env, port);
+    assert_eq!(
+        (id_again.as_str(), secret_again.as_str()),
+        (id.as_str(), secret.as_str())
+    );
+    wait_until_up(port);
+    assert!(credentials_work(port, &id, &secret));
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let kept = env.dir.path().join("dev-credentials.json");
+        let mode = std::fs::metadata(kept).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -1,6 +1,6 @@
 //! Records the domain keeps. Secret values never appear here: only their SHA-256.
 
-use tessera_proto::Scope;
+use tessera_proto::{ClientSecret, ExposeSecret, Scope};
 
 use crate::policy::RefreshTokenPolicy;
 use crate::time::Timestamp;
@@ -60,6 +60,13 @@ pub struct Client {
 impl Client {
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none()
+    }
+
+    /// Whether `secret` is this confidential client's secret (compared in constant time).
+    pub fn secret_matches(&self, secret: &ClientSecret) -> bool {
+        self.secret_hash
+            .as_ref()
+            .is_some_and(|stored| crate::crypto::hash_matches(secret.expose_secret(), stored))
     }
 
     /// Public clients always rotate (RFC 9700 §2.2.2: rotation or sender-constraining is a MUST).
