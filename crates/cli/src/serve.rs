@@ -181,6 +181,8 @@ Walkthrough
        curl -s {issuer}/services/oauth2/token -d grant_type=authorization_code \
          -d client_id={id} -d client_secret={secret} \
          -d redirect_uri={redirect} --data-urlencode code='PASTE_CODE'
+     A code works once, within 15 minutes: exchanging it again is refused and revokes the
+     tokens the first exchange gave (RFC 6749 §4.1.2). For new tokens, repeat step 1.
 
   3. Call the API with the access token:
        curl -s {issuer}/services/data/v65.0/sobjects/Note -H "Authorization: Bearer ACCESS_TOKEN" \
