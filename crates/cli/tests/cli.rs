@@ -620,8 +620,12 @@ fn credentials_work(port: u16, client_id: &str, secret: &str) -> bool {
 
 /// `serve --dev` on `port`, its walkthrough piped.
 fn spawn_dev(env: &Env, port: u16) -> std::process::Child {
+    spawn_dev_on(env, &format!("127.0.0.1:{port}"))
+}
+
+fn spawn_dev_on(env: &Env, listen: &str) -> std::process::Child {
     env.command()
-        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--dev", "--listen", listen])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -638,6 +642,20 @@ fn wait_until_up(port: u16) -> String {
         assert!(Instant::now() < deadline, "server did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_host_name_is_a_listen_address() {
+    let env = Env::new();
+    let port = free_port();
+    let mut server = spawn_dev_on(&env, &format!("localhost:{port}"));
+    let stdout = server.stdout.take().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut { stdout }, &mut std::io::sink()));
+    assert!(wait_until_up(port).starts_with("HTTP/1.1 200"));
+    let discovery = http_get(port, "/.well-known/oauth-authorization-server").unwrap();
+    assert!(discovery.contains(&format!("http://localhost:{port}/services/oauth2/token")));
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
 
 #[test]
