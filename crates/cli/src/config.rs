@@ -1,4 +1,5 @@
-//! Typed, strict configuration (DESIGN.md house rule 10), shared by `serve` and `admin`.
+//! Typed, strict configuration (docs/decisions.md, "Typed, strict configuration"), shared by
+//! `serve` and `admin`.
 //!
 //! [`Options`] is the one list of settings: each field is a flag, its environment variable
 //! (clap reads both, flag first) and a key of the TOML config file. [`Options::resolve`] layers

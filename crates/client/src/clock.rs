@@ -1,5 +1,5 @@
-//! The local clock, injected (DESIGN.md house rule 5) so that every refresh decision can be
-//! tested with a fake one.
+//! The local clock, injected (docs/decisions.md, "Time and randomness are injected") so that
+//! every refresh decision can be tested with a fake one.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -1,4 +1,5 @@
-//! What can go wrong, as enums whose variants say what to do next (DESIGN.md house rule 4).
+//! What can go wrong, as enums whose variants say what to do next (docs/decisions.md, "Errors
+//! are enums mapped at one edge").
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,8 +1,8 @@
 //! Tessera's token manager: hands out a valid OAuth 2.0 access token and keeps it valid, for one
 //! credential (issuer + client + user).
 //!
-//! What it does that the usual client libraries do not (see `spec/client-token-management.md`,
-//! "What none of them has"):
+//! What it does that the usual client libraries do not (see docs/architecture.md, "The client
+//! side"):
 //!
 //! - **Proactive refresh** when the remaining lifetime drops below min(60 s, 10 % of the
 //!   lifetime), measured in the *server's* time (inferred from the HTTP `Date` header); for

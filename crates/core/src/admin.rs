@@ -14,7 +14,8 @@ pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 2 * 3600;
 /// Longest access-token lifetime: Salesforce's longest session timeout, 24 hours. Revocations
 /// are kept in force for this long.
 pub const MAX_ACCESS_TOKEN_TTL_SECS: u64 = 24 * 3600;
-/// Default retry window for rotated-out refresh tokens (DESIGN.md: 60 s; 0 is strict).
+/// Default retry window for rotated-out refresh tokens: 60 s; 0 is strict (docs/decisions.md,
+/// "Retry window of 60 seconds").
 pub const DEFAULT_REFRESH_RETRY_WINDOW_SECS: u64 = 60;
 /// Longest retry window: the sealed successor is a live credential held by the server, so it is
 /// kept briefly (Okta and Cognito cap theirs at 60 s; Hydra at 5 min).

@@ -184,8 +184,8 @@ pub struct Authority {
 }
 
 /// A storage failure at an OAuth endpoint: 503 `temporarily_unavailable` with `Retry-After`,
-/// never an authentication error and never a 500 (DESIGN.md: dependency down). The cause is
-/// logged here and never sent.
+/// never an authentication error and never a 500 (docs/security.md, "When the database is
+/// down"). The cause is logged here and never sent.
 impl From<StoreError> for OAuthError {
     fn from(error: StoreError) -> Self {
         log_store_failure(&error);
@@ -706,7 +706,8 @@ impl Authority {
     ) -> TokenResponse {
         let id = self.identity_url(&user.org_id, &user.id);
         let issued_at = now.millis().to_string();
-        // Keyed by the client secret so that clients can verify it (§2.5). Only hashes of secrets
+        // Keyed by the client secret so that clients can verify it
+        // (docs/salesforce-compatibility.md, "The signature field"). Only hashes of secrets
         // are stored, so where none was presented (public clients, the user-agent flow, minting)
         // a per-client key derived from the server key stands in; nobody can verify it, and no
         // client of those flows does.

@@ -1,6 +1,7 @@
 //! The authorization endpoint's request validation (RFC 6749 §4.1.1, §4.2.1; RFC 9700 §4.11;
-//! salesforce-compat.md §2.1–§2.2, §3). Which errors may be redirected and which must be shown
-//! to the user is decided here, once.
+//! docs/salesforce-compatibility.md, "Authorization endpoint", "User-Agent flow";
+//! docs/security.md, "Redirect URIs", "PKCE"). Which errors may be redirected and which must
+//! be shown to the user is decided here, once.
 
 use tessera_proto::{Params, Scope};
 use url::Url;

@@ -8,8 +8,8 @@ use crate::model::Client;
 
 impl Authority {
     /// Authenticates a client. A secret that is sent is always checked, even where it is not
-    /// required (Salesforce §4.1); a confidential client must send one. Failures are counted
-    /// and recorded by the caller (see `Authority::shed`).
+    /// required (docs/salesforce-compatibility.md, "Token requests"); a confidential client
+    /// must send one. Failures are counted and recorded by the caller (see `Authority::shed`).
     pub(crate) async fn authenticate_client(
         &self,
         creds: &ClientCredentials,

@@ -66,7 +66,7 @@ impl std::fmt::Debug for ServerKey {
 }
 
 /// Salesforce's `signature`: base64 (standard, padded) of HMAC-SHA256 keyed by the client secret
-/// over `id + issued_at` (salesforce-compat.md §2.5).
+/// over `id + issued_at` (docs/salesforce-compatibility.md, "The signature field").
 pub fn token_signature(key: &[u8], id: &str, issued_at: &str) -> String {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(id.as_bytes());

@@ -11,7 +11,7 @@ use crate::time::{Random, Timestamp};
 
 /// The characters of every token we mint: Salesforce's access-token alphabet after the `!`
 /// (`[A-Za-z0-9._]`), which also satisfies the sfdx auth-URL regex for refresh tokens and client
-/// ids (salesforce-compat.md §9.2).
+/// ids (docs/salesforce-compatibility.md, "Token and id formats").
 const TOKEN_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
 

@@ -1,4 +1,4 @@
-//! Introspection (RFC 7662, Salesforce §8).
+//! Introspection (RFC 7662; docs/salesforce-compatibility.md, "Introspection").
 
 use subtle::ConstantTimeEq;
 use tessera_proto::{AccessToken, ExposeSecret, OAuthError, PresentedToken};

@@ -316,7 +316,8 @@ impl Authority {
             }
             ResponseKind::Token => {
                 // A refresh token in a URL fragment only for redirects that no other page can
-                // read: custom schemes or our own success page (salesforce-compat.md §3).
+                // read: custom schemes or our own success page
+                // (docs/salesforce-compatibility.md, "User-Agent flow").
                 let fragment_may_carry_refresh = !request.redirect_uri.starts_with("http://")
                     && !request.redirect_uri.starts_with("https://")
                     || request.redirect_uri

@@ -1,4 +1,5 @@
-//! Salesforce's refresh-token policies (salesforce-compat.md §5.1).
+//! Salesforce's refresh-token policies (docs/salesforce-compatibility.md, "Refresh-token
+//! policies").
 
 use std::fmt;
 use std::str::FromStr;

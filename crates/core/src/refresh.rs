@@ -1,5 +1,7 @@
-//! `grant_type=refresh_token` (RFC 6749 §6; salesforce-compat.md §4): rotation, the retry
-//! window, reuse detection (DESIGN.md, Decisions; security.md §5.2).
+//! `grant_type=refresh_token` (RFC 6749 §6): rotation, the retry window, reuse detection
+//! (docs/security.md, "Rotation" through "Reuse detection"; docs/salesforce-compatibility.md,
+//! "Rotation", "Concurrent refreshes"; docs/decisions.md, "Derived successor pairs, not
+//! sealed copies").
 //!
 //! The checks run in this order, each before anything is answered from the store's memory of
 //! the family: the token must be this client's, its family live and within its policy, the

@@ -1,4 +1,5 @@
-//! Revocation (RFC 7009, Salesforce §7), and the administrator's revocations.
+//! Revocation (RFC 7009; docs/salesforce-compatibility.md, "Revocation"), and the
+//! administrator's revocations.
 
 use tessera_proto::{AccessToken, ExposeSecret, PresentedToken};
 

@@ -1,4 +1,4 @@
-//! Time and randomness as parameters (DESIGN.md house rule 5).
+//! Time and randomness as parameters (docs/decisions.md, "Time and randomness are injected").
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -40,9 +40,10 @@ impl Clock for SystemClock {
 
 /// The database's clock, followed in this process: anchored to a reading of the database's
 /// time and advanced by the process's monotonic clock, so that every server process on one
-/// database stamps and judges time alike, whatever its own wall clock says (DESIGN.md: one clock
-/// per decision). [`DatabaseClock::sync`] re-anchors it, to follow the database's clock as the
-/// two drift apart; the monotonic clock never steps, so neither does this one between syncs.
+/// database stamps and judges time alike, whatever its own wall clock says (docs/decisions.md,
+/// "Following the database's clock"). [`DatabaseClock::sync`] re-anchors it, to follow the
+/// database's clock as the two drift apart; the monotonic clock never steps, so neither does
+/// this one between syncs.
 #[derive(Debug)]
 pub struct DatabaseClock {
     anchor: std::sync::Mutex<(Timestamp, std::time::Instant)>,

@@ -1,4 +1,5 @@
-//! OAuth errors as Salesforce writes them on the wire (salesforce-compat.md §6, RFC 6749 §5.2).
+//! OAuth errors as Salesforce writes them on the wire (docs/salesforce-compatibility.md, "Token
+//! endpoint errors"; RFC 6749 §5.2).
 //!
 //! Each variant is one failure the spec names; [`OAuthError::status`], [`OAuthError::code`] and
 //! [`OAuthError::description`] are the single edge where it becomes wire values. Descriptions are
@@ -150,14 +151,15 @@ impl std::fmt::Display for OAuthError {
 impl std::error::Error for OAuthError {}
 
 /// `{"error": …, "error_description": …}`: both keys always, since jsforce builds its error
-/// from them (salesforce-compat.md §6.1).
+/// from them (docs/salesforce-compatibility.md, "Token endpoint errors").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuthErrorBody {
     pub error: String,
     pub error_description: String,
 }
 
-/// Errors of the revocation endpoint, sent form-encoded as Salesforce does (§7).
+/// Errors of the revocation endpoint, sent form-encoded as Salesforce does
+/// (docs/salesforce-compatibility.md, "Revocation").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeError {
     InvalidToken,
@@ -183,7 +185,8 @@ impl RevokeError {
     }
 }
 
-/// Errors of the REST API, as the JSON array Salesforce sends (§6.2).
+/// Errors of the REST API, as the JSON array Salesforce sends (docs/salesforce-compatibility.md,
+/// "REST API").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionError {
     /// Missing, unknown, expired or revoked access token: 401.

@@ -3,8 +3,9 @@ use std::collections::BTreeSet;
 
 use crate::{AccessToken, RefreshToken};
 
-/// The token endpoint's success body, field for field as Salesforce sends it (§2.4), plus the
-/// RFC 6749 `expires_in`, which can be switched off for byte-exact Salesforce mimicry.
+/// The token endpoint's success body, field for field as Salesforce sends it
+/// (docs/salesforce-compatibility.md, "Token response"), plus the RFC 6749 `expires_in`, which
+/// can be switched off for byte-exact Salesforce mimicry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: AccessToken,
@@ -73,8 +74,8 @@ impl Scope {
         self.0.iter().map(String::as_str)
     }
 
-    /// Whether a refresh token may be issued for this scope (§4.3): `refresh_token` or its
-    /// synonym `offline_access`; `full` alone does not.
+    /// Whether a refresh token may be issued for this scope (docs/salesforce-compatibility.md,
+    /// "Scopes"): `refresh_token` or its synonym `offline_access`; `full` alone does not.
     pub fn allows_refresh_token(&self) -> bool {
         self.contains("refresh_token") || self.contains("offline_access")
     }

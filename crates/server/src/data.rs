@@ -1,5 +1,5 @@
 //! The resource server: a small `/services/data` in Salesforce's shapes, so that API calls made
-//! with a token do real work (salesforce-compat.md §9.2, checklist 16, 18, 26).
+//! with a token do real work (docs/salesforce-compatibility.md, "REST API").
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

@@ -63,7 +63,7 @@ pub enum ApiError {
     Unavailable,
 }
 
-/// The identity URL's failures (salesforce-compat.md §6.3).
+/// The identity URL's failures (docs/salesforce-compatibility.md, "Identity URL and userinfo").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityError {
     MissingToken,

@@ -51,8 +51,8 @@ fn source_of(parts: &Parts, state: &AppState) -> Source {
 
 /// Reads a `POST` form request (RFC 6749 §3.2): method, content type and size are checked, the
 /// body is decoded strictly, the query string's parameters are added (Salesforce accepts them
-/// there, salesforce-compat.md §4.1), and a parameter sent twice is refused (RFC 6749 §3.2:
-/// parameters MUST NOT be included more than once).
+/// there; docs/salesforce-compatibility.md, "Token requests"), and a parameter sent twice is
+/// refused (RFC 6749 §3.2: parameters MUST NOT be included more than once).
 async fn read_form(request: Request) -> Result<(Parts, Params), OAuthError> {
     let (parts, body) = request.into_parts();
     if parts.method != Method::POST {
@@ -89,7 +89,8 @@ async fn read_form(request: Request) -> Result<(Parts, Params), OAuthError> {
     Ok((parts, params))
 }
 
-/// The body, at most [`MAX_BODY_BYTES`] of it (security.md §4.1: bounded before buffering).
+/// The body, at most [`MAX_BODY_BYTES`] of it, bounded before buffering (docs/security.md,
+/// "Bounded requests").
 async fn read_body(body: Body) -> Result<axum::body::Bytes, ()> {
     to_bytes(body, MAX_BODY_BYTES).await.map_err(drop)
 }
@@ -175,7 +176,8 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
     (!id.is_empty()).then_some((id, secret))
 }
 
-/// A revocation request: `POST` form `token=`, or `GET ?token=` (Salesforce §7).
+/// A revocation request: `POST` form `token=`, or `GET ?token=` (docs/salesforce-compatibility.md,
+/// "Revocation").
 #[derive(Debug)]
 pub struct RevocationForm {
     pub params: Params,
@@ -299,7 +301,7 @@ impl FromRequest<AppState> for AuthorizeForm {
 }
 
 /// The access token of a REST or identity request: `Authorization: Bearer …` or `OAuth …`
-/// (salesforce-compat.md §6.2).
+/// (docs/salesforce-compatibility.md, "REST API").
 fn bearer_token(headers: &HeaderMap) -> Option<AccessToken> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;

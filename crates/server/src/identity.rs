@@ -1,4 +1,5 @@
-//! Identity URL, userinfo, discovery (salesforce-compat.md §1.2, §9.1, checklist 21–22).
+//! Identity URL, userinfo, discovery (docs/salesforce-compatibility.md, "Identity URL and
+//! userinfo", "Discovery").
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

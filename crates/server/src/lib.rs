@@ -25,8 +25,8 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use forwarded::TrustedProxies;
 
-/// Largest request body any endpoint reads (security.md §4.1: bounded before buffering); a
-/// larger one is answered 413 in the endpoint's own error format.
+/// Largest request body any endpoint reads, bounded before buffering (docs/security.md,
+/// "Bounded requests"); a larger one is answered 413 in the endpoint's own error format.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// A request that has not been read and answered by then gets 408: a slow body (slowloris)
 /// cannot hold a connection and a task for ever.

@@ -11,7 +11,8 @@ use crate::reply::{json, no_store};
 use crate::AppState;
 
 /// `POST /services/oauth2/revoke` (form `token=`) and `GET /services/oauth2/revoke?token=`.
-/// Possession of the token is enough (Salesforce §7): 200 with an empty body.
+/// Possession of the token is enough (docs/salesforce-compatibility.md, "Revocation"): 200 with
+/// an empty body.
 pub async fn revoke(
     State(state): State<AppState>,
     RequestSource(source): RequestSource,

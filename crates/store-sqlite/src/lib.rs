@@ -219,8 +219,8 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
             "SQLite refused WAL mode (journal_mode is {mode})"
         )));
     }
-    // A write is acknowledged only once it is on disk (DESIGN.md: never tokens that were not
-    // stored durably); group commit pays for the fsync.
+    // A write is acknowledged only once it is on disk, so that no token is handed out that was
+    // not stored durably (docs/security.md, "Durability"); group commit pays for the fsync.
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(classify)?;
     conn.pragma_update(None, "foreign_keys", "ON")

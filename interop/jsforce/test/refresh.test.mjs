@@ -165,7 +165,7 @@ test('c. a resumed Connection refreshes the expired access token on 401', { time
   S.c = { res: ev.res, conn };
 });
 
-test('c2. the refresh response has the Salesforce shape (checklist 1, 4, 5; expires_in tolerated)', async (t) => {
+test('c2. the refresh response has the Salesforce shape (docs/salesforce-compatibility.md, "Token response"; expires_in tolerated)', async (t) => {
   if (!S.c) return t.skip('needs (c)');
   const res = S.c.res;
   const show = JSON.stringify({ ...res, access_token: '…', signature: res?.signature });
@@ -320,7 +320,7 @@ test('f. refresh token rotation', { timeout: 60000, concurrency: true }, async (
         assert.equal(err.message, REFRESH_FAILED(EXPIRED_RT), withTrace('jsforce error message', trace));
       });
 
-      await t2.test('the replay revoked the family: the successor token is dead too (checklist 12)', async () => {
+      await t2.test('the replay revoked the family: the successor token is dead too (docs/security.md, "Reuse detection")', async () => {
         const successor = refreshes[0]?.res?.refresh_token;
         assert.ok(successor, 'needs the first refresh');
         const oauth2 = new jsforce.OAuth2(rot);

@@ -1,5 +1,6 @@
-//! `/services/oauth2/authorize` with its login and consent pages (security.md §4.7;
-//! salesforce-compat.md §2.1–§2.2, §3).
+//! `/services/oauth2/authorize` with its login and consent pages (docs/security.md, "Redirect
+//! URIs", "PKCE", "Sessions and CSRF"; docs/salesforce-compatibility.md, "Authorization
+//! endpoint", "User-Agent flow").
 
 use axum::http::StatusCode;
 use tessera_core::admin::ClientSettings;

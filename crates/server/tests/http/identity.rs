@@ -1,4 +1,5 @@
-//! Identity URL, userinfo and discovery (salesforce-compat.md checklist 21–22).
+//! Identity URL, userinfo and discovery (docs/salesforce-compatibility.md, "Identity URL and
+//! userinfo", "Discovery").
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};

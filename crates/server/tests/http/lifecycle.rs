@@ -1,6 +1,7 @@
 //! The refresh-token lifecycle on the HTTP surface: rotation, the retry window, reuse
 //! detection, concurrency, revocation, introspection, the approval limit, housekeeping and the
-//! audit trail (DESIGN.md, Decisions; security.md §4.3, §4.5, §4.6, §5).
+//! audit trail (docs/security.md, "Rotation" through "Reuse detection", "Revocation and
+//! introspection", "The audit trail"; docs/decisions.md, "Retry window of 60 seconds").
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
-//! The invariants of security.md §5.3 as properties over random sequences of refresh, replay,
-//! revoke and time steps, checked against a model of one family on the HTTP surface.
+//! The invariants of docs/security.md, "Invariants", as properties over random sequences of
+//! refresh, replay, revoke and time steps, checked against a model of one family on the HTTP
+//! surface.
 //!
 //! I1 at most one live refresh token per family; I2 a revoked family is dead everywhere (token
 //! endpoint, introspection, API); I3 a replay outside the policy revokes the family, a tampered

@@ -1,5 +1,5 @@
-//! `/services/data`: authentication, versions, and the Note object (salesforce-compat.md §6.2,
-//! checklist 16, 18, 26).
+//! `/services/data`: authentication, versions, and the Note object
+//! (docs/salesforce-compatibility.md, "REST API").
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};

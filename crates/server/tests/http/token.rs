@@ -1,5 +1,7 @@
 //! `POST /services/oauth2/token`: transport, client authentication, both grants, policies
-//! (security.md §4.1–§4.4; salesforce-compat.md checklist 1–14, 23).
+//! (docs/security.md, "Client authentication", "Bounded requests", "Authorization codes",
+//! "PKCE", "Scope on refresh"; docs/salesforce-compatibility.md, "Token requests", "Token
+//! response", "Refresh-token policies", "Token endpoint errors").
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
@@ -525,7 +527,7 @@ async fn scope_can_narrow_on_refresh_but_never_widen() {
                 ("scope", wide),
             ])
             .await;
-        // A space-only scope is malformed, not "no scope" (security.md §4.3).
+        // A space-only scope is malformed, not "no scope" (docs/security.md, "Scope on refresh").
         reply.assert_oauth_error(400, "invalid_scope");
     }
     // The refresh token keeps the original scope.
