@@ -17,8 +17,8 @@ pub const MAX_ACCESS_TOKEN_TTL_SECS: u64 = 24 * 3600;
 /// Default retry window for rotated-out refresh tokens: 60 s; 0 is strict (docs/decisions.md,
 /// "Retry window of 60 seconds").
 pub const DEFAULT_REFRESH_RETRY_WINDOW_SECS: u64 = 60;
-/// Longest retry window: the sealed successor is a live credential held by the server, so it is
-/// kept briefly (Okta and Cognito cap theirs at 60 s; Hydra at 5 min).
+/// Longest retry window: while it lasts, anyone holding the rotated-out token gets the live
+/// successor pair, so it is kept brief (Okta and Cognito cap theirs at 60 s; Hydra at 5 min).
 pub const MAX_REFRESH_RETRY_WINDOW_SECS: u64 = 300;
 /// Scopes a client gets when none are given.
 pub const DEFAULT_CLIENT_SCOPES: &str = "api id refresh_token web";
