@@ -56,6 +56,12 @@ impl AuthorizePageError {
         }
     }
 
+    /// Whether the request was refused for its redirect URI (one was sent, and it is not a
+    /// registered, safe target), rather than for its client or its form.
+    pub fn is_about_the_redirect_uri(self) -> bool {
+        matches!(self, Self::RedirectUriMismatch | Self::UnsafeRedirectUri)
+    }
+
     pub fn description(self) -> &'static str {
         match self {
             Self::MissingClientId => "client identifier missing",

@@ -48,8 +48,13 @@ impl From<StoreError> for LoginError {
 /// Why an authorization request cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthorizeError {
-    /// Shown on a page of ours: the client or the redirect URI cannot be trusted.
-    Page(AuthorizePageError),
+    /// Shown on a page of ours: the client or the redirect URI cannot be trusted. When it is
+    /// the redirect URI, the one the request asked for comes along (as decoded from the
+    /// request), since it is what the client's developer has to compare with the registration.
+    Page {
+        error: AuthorizePageError,
+        refused_redirect_uri: Option<String>,
+    },
     /// Sent back to the client's redirect URI (this `Location`).
     Redirect(String),
     /// The store failed: 503.
@@ -89,8 +94,10 @@ impl Authority {
         &self,
         raw: &str,
     ) -> Result<AuthorizationRequest, AuthorizeError> {
-        let params = Params::parse(raw)
-            .map_err(|_| AuthorizeError::Page(AuthorizePageError::MalformedRequest))?;
+        let params = Params::parse(raw).map_err(|_| AuthorizeError::Page {
+            error: AuthorizePageError::MalformedRequest,
+            refused_redirect_uri: None,
+        })?;
         let client = match params.get("client_id") {
             Some(id) if id.len() <= MAX_CLIENT_ID_LEN && !params.is_repeated("client_id") => {
                 self.store().client_by_id(id).await?
@@ -98,7 +105,13 @@ impl Authority {
             _ => None,
         };
         let (client, redirect_uri) =
-            check_client_and_redirect(&params, client).map_err(AuthorizeError::Page)?;
+            check_client_and_redirect(&params, client).map_err(|error| AuthorizeError::Page {
+                error,
+                refused_redirect_uri: params
+                    .get("redirect_uri")
+                    .filter(|_| error.is_about_the_redirect_uri())
+                    .map(str::to_owned),
+            })?;
         check_request(&params, client, redirect_uri)
             .map_err(|(target, error)| AuthorizeError::Redirect(target.error_location(&error)))
     }

@@ -13,7 +13,7 @@ use tessera_core::resource::{NoteRule, ResourceError};
 use tessera_core::revocation::RevocationError;
 use tessera_proto::{OAuthError, RevokeError, SessionError};
 
-use crate::pages;
+use crate::pages::{self, ErrorPage};
 use crate::reply::{json, no_store, redirect};
 
 /// Everything a request can fail with, by surface.
@@ -77,8 +77,12 @@ pub enum IdentityError {
 /// What an authorization page cannot go on with.
 #[derive(Debug)]
 pub enum PageError {
-    /// The client or the redirect URI cannot be trusted (never redirected).
-    Authorize(AuthorizePageError),
+    /// The client or the redirect URI cannot be trusted (never redirected); the redirect URI
+    /// the request asked for, when that is what was refused.
+    Authorize {
+        error: AuthorizePageError,
+        refused_redirect_uri: Option<String>,
+    },
     /// The form itself is wrong (method, content type, size, encoding).
     Form(OAuthError),
     /// The CSRF token does not match: the form expired or came from elsewhere.
@@ -166,7 +170,13 @@ impl From<ResourceError> for IdentityError {
 impl From<AuthorizeError> for PageError {
     fn from(error: AuthorizeError) -> Self {
         match error {
-            AuthorizeError::Page(e) => Self::Authorize(e),
+            AuthorizeError::Page {
+                error,
+                refused_redirect_uri,
+            } => Self::Authorize {
+                error,
+                refused_redirect_uri,
+            },
             AuthorizeError::Unavailable => Self::Unavailable,
             AuthorizeError::Redirect(location) => Self::ToClient(location),
         }
@@ -336,23 +346,27 @@ fn identity_response(error: IdentityError) -> Response {
 
 fn page_response(error: &PageError) -> Response {
     match error {
-        PageError::Authorize(e) => {
-            pages::authorize_error(StatusCode::BAD_REQUEST, e.code(), e.description())
-        }
+        PageError::Authorize {
+            error,
+            refused_redirect_uri,
+        } => pages::authorize_error(ErrorPage {
+            refused_redirect_uri: refused_redirect_uri.as_deref(),
+            ..ErrorPage::new(StatusCode::BAD_REQUEST, error.code(), error.description())
+        }),
         PageError::Form(e) => {
-            let response = pages::authorize_error(status(e.status()), e.code(), e.description());
-            with_retry_after(response, e.retry_after_secs())
+            let page = ErrorPage::new(status(e.status()), e.code(), e.description());
+            with_retry_after(pages::authorize_error(page), e.retry_after_secs())
         }
-        PageError::Forbidden => pages::authorize_error(
+        PageError::Forbidden => pages::authorize_error(ErrorPage::new(
             StatusCode::FORBIDDEN,
             "invalid_request",
             "the form expired or did not come from this site, go back and try again",
-        ),
-        PageError::BadDecision => pages::authorize_error(
+        )),
+        PageError::BadDecision => pages::authorize_error(ErrorPage::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "decision must be allow or deny",
-        ),
+        )),
         PageError::ToClient(location) => redirect(location),
         PageError::Unavailable => {
             with_retry_after(pages::unavailable(), Some(UNAVAILABLE_RETRY_AFTER_SECS))

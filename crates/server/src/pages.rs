@@ -20,14 +20,15 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f3f4f6;color:#111827;margin:0}\
+const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f3f4f6;color:#111827;margin:0;padding:0 12px}\
 main{max-width:380px;margin:10vh auto;background:#fff;border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:32px}\
 h1{font-size:1.25rem;margin:0 0 4px}p{color:#4b5563;line-height:1.5}label{display:block;font-size:.875rem;margin:16px 0 4px;color:#374151}\
 input[type=text],input[type=password]{box-sizing:border-box;width:100%;padding:10px;border:1px solid #d1d5db;border-radius:8px;font-size:1rem}\
 button{margin-top:20px;padding:10px 16px;border-radius:8px;border:1px solid #1d4ed8;background:#2563eb;color:#fff;font-size:1rem;cursor:pointer}\
 button.secondary{background:#fff;color:#1f2937;border-color:#d1d5db;margin-left:8px}.error{color:#b91c1c;background:#fef2f2;padding:8px 12px;border-radius:8px}\
-ul{padding-left:20px;color:#374151}code{background:#f3f4f6;padding:2px 4px;border-radius:4px}\
-p,li{overflow-wrap:anywhere}.detail{font-size:.8rem;color:#6b7280}.brand{color:#6b7280;font-size:.8rem;letter-spacing:.08em;text-transform:uppercase}";
+ul{padding-left:20px;color:#374151}li{margin:4px 0}.scope{color:#6b7280;font-size:.75rem;font-family:ui-monospace,monospace}\
+code{background:#f3f4f6;padding:2px 4px;border-radius:4px}\
+main{overflow-wrap:anywhere}.detail{font-size:.8rem;color:#6b7280}.brand{color:#6b7280;font-size:.8rem;letter-spacing:.08em;text-transform:uppercase}";
 
 pub fn page(
     status: StatusCode,
@@ -168,18 +169,31 @@ fn describe_scope(scope: &str) -> &'static str {
     }
 }
 
-pub fn consent(p: ConsentPage<'_>, cookie: Option<HeaderValue>) -> Response {
-    let items: String = p
-        .scopes
+/// Each thing the client will be able to do, once, followed in small print by the scopes that
+/// grant it (`refresh_token` and `offline_access` are one line, not the same sentence twice).
+fn scope_items(scopes: &[&str]) -> String {
+    let mut lines: Vec<(&str, Vec<&str>)> = Vec::new();
+    for scope in scopes {
+        let description = describe_scope(scope);
+        match lines.iter_mut().find(|(d, _)| *d == description) {
+            Some((_, names)) => names.push(scope),
+            None => lines.push((description, vec![scope])),
+        }
+    }
+    lines
         .iter()
-        .map(|s| {
+        .map(|(description, names)| {
             format!(
-                "<li>{} <code>{}</code></li>",
-                escape(describe_scope(s)),
-                escape(s)
+                "<li>{} <span class=\"scope\">{}</span></li>",
+                escape(description),
+                escape(&names.join(", "))
             )
         })
-        .collect();
+        .collect()
+}
+
+pub fn consent(p: ConsentPage<'_>, cookie: Option<HeaderValue>) -> Response {
+    let items = scope_items(&p.scopes);
     let body = format!(
         "<h1>Allow access?</h1><p><strong>{client}</strong> is asking to access your account <strong>{user}</strong>. It will be able to:</p>\
 <ul>{items}</ul><form method=\"post\" action=\"/services/oauth2/authorize/consent\">{request}{csrf}\
@@ -193,21 +207,92 @@ pub fn consent(p: ConsentPage<'_>, cookie: Option<HeaderValue>) -> Response {
     page(StatusCode::OK, "Allow access?", &body, cookie)
 }
 
-/// An error that cannot be sent back to the client: its description as a sentence that wraps,
-/// its code for whoever reports it, and what it means for the person reading it.
-pub fn authorize_error(status: StatusCode, code: &str, description: &str) -> Response {
-    let mut sentence = description.to_owned();
-    if let Some(first) = sentence.get_mut(0..1) {
-        first.make_ascii_uppercase();
+/// An error that cannot be sent back to the client.
+#[derive(Debug)]
+pub struct ErrorPage<'a> {
+    pub status: StatusCode,
+    /// The OAuth error code, shown for whoever the person reports the error to.
+    pub code: &'a str,
+    /// The error description, as the token endpoint would send it (lower case, no full stop).
+    pub description: &'a str,
+    /// The redirect URI the request asked for, when that is what was refused.
+    pub refused_redirect_uri: Option<&'a str>,
+}
+
+impl<'a> ErrorPage<'a> {
+    /// A page with no redirect URI to show.
+    pub fn new(status: StatusCode, code: &'a str, description: &'a str) -> Self {
+        Self {
+            status,
+            code,
+            description,
+            refused_redirect_uri: None,
+        }
     }
+}
+
+/// What is wrong with the client, by error code, for the person who followed its link; `None`
+/// for codes that are not about how the client is set up.
+fn what_is_wrong_with_the_client(code: &str) -> Option<&'static str> {
+    match code {
+        "redirect_uri_mismatch" => Some(
+            "it asked to send you back to an address it is not allowed to use, so you were not \
+sent there",
+        ),
+        "redirect_uri_missing" => Some("it did not say where to send you back to"),
+        "invalid_client_id" => Some("this server does not know it"),
+        _ => None,
+    }
+}
+
+/// `description` as a sentence: capitalised, unless it starts with a parameter name such as
+/// `redirect_uri`, which is left as it is spelled, and with a full stop.
+fn as_sentence(description: &str) -> String {
+    let starts_with_a_name = description
+        .split(' ')
+        .next()
+        .is_some_and(|word| word.contains('_'));
+    let mut sentence = description.to_owned();
+    if !starts_with_a_name {
+        if let Some(first) = sentence.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+    }
+    sentence.push('.');
+    sentence
+}
+
+/// The error page: what happened in words, the description as a sentence, the refused redirect
+/// URI if that is the trouble, and the code. Everything the request brought is escaped text
+/// that wraps (`overflow-wrap` on `main`), never the URL-encoded `error=…&error_description=…`
+/// a redirect would carry, which does not wrap and reads as noise.
+pub fn authorize_error(p: ErrorPage<'_>) -> Response {
+    let explanation = what_is_wrong_with_the_client(p.code)
+        .map(|what| {
+            format!(
+                "<p>The application that sent you here is not set up correctly: {}.</p>",
+                escape(what)
+            )
+        })
+        .unwrap_or_default();
+    let redirect_uri = p
+        .refused_redirect_uri
+        .map(|uri| {
+            format!(
+                "<p class=\"detail\">Redirect URI: <code>{}</code></p>",
+                escape(uri)
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
-        "<h1>This request cannot be completed</h1><p class=\"error\">{}.</p>\
-<p>The application that sent you here is not set up correctly. Nothing was shared with it.</p>\
-<p class=\"detail\">Error code: <code>{}</code></p>",
-        escape(&sentence),
-        escape(code),
+        "<h1>This request cannot be completed</h1>{explanation}\
+<p class=\"error\" role=\"alert\">{description}</p>\
+<p>Nothing was shared with the application.</p>{redirect_uri}\
+<p class=\"detail\">Error code: <code>{code}</code></p>",
+        description = escape(&as_sentence(p.description)),
+        code = escape(p.code),
     );
-    page(status, "Error", &body, None)
+    page(p.status, "Error", &body, None)
 }
 
 /// The database is unreachable: nothing happened, try again shortly.

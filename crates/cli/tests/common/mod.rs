@@ -139,6 +139,11 @@ impl Server {
         )
     }
 
+    /// What the server printed on standard output (the walkthrough of `--dev`).
+    pub fn printed(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(STDOUT_FILE)).unwrap()
+    }
+
     /// The server's resident and peak resident memory, in KiB.
     pub fn memory_kib(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
@@ -154,8 +159,11 @@ impl Server {
     }
 }
 
-/// Starts `serve` on a free port and waits until it accepts connections; the log is appended
-/// to, so that a restarted server's log follows the killed one's.
+/// Where a server's standard output goes, in its data directory.
+const STDOUT_FILE: &str = "server.out";
+
+/// Starts `serve` on a free port and waits until it accepts connections; the log and the
+/// standard output are appended to, so that a restarted server's follow the killed one's.
 fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, String, PathBuf) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -163,18 +171,20 @@ fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, Strin
         .unwrap()
         .port();
     let log = dir.join("server.log");
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .unwrap();
+    let appending = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+    };
     let mut command = tessera(dir);
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::null())
-        .stderr(log_file);
+        .stdout(appending(&dir.join(STDOUT_FILE)))
+        .stderr(appending(&log));
     let mut child = command.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

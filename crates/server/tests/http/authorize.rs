@@ -243,6 +243,99 @@ async fn bad_client_or_redirect_uri_shows_an_error_and_never_redirects() {
 }
 
 #[tokio::test]
+async fn an_unregistered_redirect_uri_is_explained_in_words_and_shown_decoded() {
+    let h = Harness::new().await;
+    let c = h.confidential().await;
+    let refused = "https://app.example/oauth/callback?next=/home&tab=<b>";
+    let reply = h
+        .get(
+            &format!(
+                "/services/oauth2/authorize?{}",
+                form(&[
+                    ("response_type", "code"),
+                    ("client_id", &c.id),
+                    ("redirect_uri", refused),
+                ])
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let page = reply.text();
+    assert!(page.contains("This request cannot be completed"), "{page}");
+    assert!(
+        page.contains("asked to send you back to an address it is not allowed to use"),
+        "{page}"
+    );
+    assert!(
+        page.contains("redirect_uri must match configuration."),
+        "{page}"
+    );
+    assert!(
+        page.contains("https://app.example/oauth/callback?next=/home&amp;tab=&lt;b&gt;"),
+        "the refused URI, decoded and escaped: {page}"
+    );
+    assert!(page.contains("Error code: <code>redirect_uri_mismatch</code>"));
+    for encoded in ["error=", "error_description=", "%2F", "+must+"] {
+        assert!(!page.contains(encoded), "{encoded}: {page}");
+    }
+}
+
+#[tokio::test]
+async fn the_consent_page_names_each_scope_once() {
+    let h = Harness::new().await;
+    let scopes = ["api", "id", "refresh_token", "offline_access", "web"];
+    let c = h
+        .client(
+            false,
+            ClientSettings {
+                scopes: Some(scopes.join(" ")),
+                ..Default::default()
+            },
+        )
+        .await;
+    let mut browser = Browser::default();
+    let page = h
+        .get(
+            &h.authorize_url(&c, &[("scope", &scopes.join(" "))]),
+            Some(&mut browser),
+        )
+        .await;
+    let after_login = h.submit_login(&mut browser, &page, PASSWORD).await;
+    let consent = h.get(&after_login.location(), Some(&mut browser)).await;
+    let html = consent.text();
+    // Each line is a description and, in small print, the scopes it stands for: nothing else.
+    let descriptions = [
+        "Access and manage your data",
+        "Access your basic information",
+        "Perform requests at any time, even when you are not logged in",
+        "Access the service through the web",
+    ];
+    let list = html
+        .split_once("<ul>")
+        .unwrap()
+        .1
+        .split_once("</ul>")
+        .unwrap()
+        .0;
+    let mut named = Vec::new();
+    let mut described = Vec::new();
+    for item in list.split("<li>").skip(1) {
+        let (description, names) = item
+            .strip_suffix("</span></li>")
+            .and_then(|i| i.split_once(" <span class=\"scope\">"))
+            .unwrap_or_else(|| panic!("not a description and its scopes: {item}"));
+        described.push(description);
+        named.extend(names.split(", "));
+    }
+    assert_eq!(described, descriptions, "{list}");
+    named.sort_unstable();
+    let mut requested = scopes.to_vec();
+    requested.sort_unstable();
+    assert_eq!(named, requested, "{list}");
+}
+
+#[tokio::test]
 async fn request_errors_are_redirected_with_state() {
     let h = Harness::new().await;
     let c = h.confidential().await;

@@ -1,0 +1,68 @@
+// Opens Tessera's login, consent and error pages in headless Chromium at each viewport it is
+// given, saves a full-page screenshot of each, and prints what it measured as JSON. It judges
+// nothing: crates/cli/tests/pages.rs starts the server, runs this, and asserts on the output.
+//
+// Environment: CHROMIUM (the browser's executable), VIEWPORTS (JSON: [{width, height, phone}]),
+// AUTHORIZE_URL (the dev walkthrough's), REFUSED_URL (the same with an unregistered
+// redirect_uri), USERNAME, PASSWORD, SCREENSHOTS_DIR.
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+function env(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
+
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM"),
+  // No sandbox (tests run as root in CI), and none of Chromium's own calls home: this
+  // machine's network is closed, and each refused connection slows the start.
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+const measured = [];
+try {
+  for (const { width, height, phone } of JSON.parse(env("VIEWPORTS"))) {
+    // A phone honours the page's viewport meta tag, as a real one does (a desktop ignores it).
+    const context = await browser.newContext({
+      viewport: { width, height },
+      isMobile: phone,
+      hasTouch: phone,
+    });
+    const page = await context.newPage();
+    const look = async (name) => {
+      const screenshot = path.join(env("SCREENSHOTS_DIR"), `${name}-${width}.png`);
+      await page.screenshot({ path: screenshot, fullPage: true });
+      const sizes = await page.evaluate(() => ({
+        heading: document.querySelector("h1")?.textContent ?? "",
+        innerWidth: window.innerWidth,
+        documentScrollWidth: document.documentElement.scrollWidth,
+        bodyScrollWidth: document.body.scrollWidth,
+      }));
+      measured.push({ page: name, width, screenshot, ...sizes });
+    };
+
+    await page.goto(env("AUTHORIZE_URL"));
+    await look("login");
+    await page.fill("#username", env("USERNAME"));
+    await page.fill("#password", env("PASSWORD"));
+    await page.click("button[type=submit]");
+    await page.waitForURL(/\/services\/oauth2\/authorize\/consent\?/);
+    await look("consent");
+    await page.goto(env("REFUSED_URL"));
+    await look("error");
+    await context.close();
+  }
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(measured));

@@ -1,0 +1,166 @@
+//! The login, consent and error pages in a real browser, as the first hour with Tessera meets
+//! them: `tessera serve --dev`, its walkthrough's URL opened in headless Chromium, the demo user
+//! logged in, then the same URL with a redirect URI the client has not registered. On a desktop
+//! window (1000×800) and on a phone (375×800) every page must fit the window's width, with no
+//! horizontal scrollbar; and each is saved as a PNG for a person to look at, in
+//! `target/screenshots/` (`login-1000.png`, `consent-375.png`, `error-375.png`, …), or in
+//! `TESSERA_SCREENSHOTS_DIR` when that is set.
+//!
+//! The browser is Debian's `chromium` (`/usr/bin/chromium`, or `TESSERA_CHROMIUM`), driven by
+//! playwright-core, which this test installs from the npm registry with `npm ci` into
+//! `crates/cli/tests/browser/node_modules`, and runs with the machine's Node.js. Without Chromium
+//! the test fails; set TESSERA_SKIP_BROWSER=1 to skip it where there is no browser (the skip is
+//! printed, and CI never sets it).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// (width, height, whether it is a phone).
+const VIEWPORTS: [(u64, u64, bool); 2] = [(1000, 800, false), (375, 800, true)];
+
+/// A redirect URI the demo client has not registered, longer than a phone is wide and with
+/// nowhere to break a line: the error page shows it, and it must wrap.
+const UNREGISTERED_REDIRECT_URI: &str =
+    "https://app.example.com/oauth2/callback/from-a-path-much-longer-than-a-phone-screen-is-wide?next=/dashboard";
+
+fn chromium() -> PathBuf {
+    std::env::var_os("TESSERA_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from)
+}
+
+fn screenshots_dir() -> PathBuf {
+    std::env::var_os("TESSERA_SCREENSHOTS_DIR").map_or_else(
+        // CARGO_TARGET_TMPDIR is `<target>/tmp`, wherever the target directory is.
+        || Path::new(env!("CARGO_TARGET_TMPDIR")).with_file_name("screenshots"),
+        PathBuf::from,
+    )
+}
+
+/// The walkthrough's authorization URL, as `--dev` printed it.
+fn walkthrough_url(printed: &str) -> String {
+    printed
+        .lines()
+        .map(str::trim)
+        .find(|line| line.contains("/services/oauth2/authorize?"))
+        .unwrap_or_else(|| panic!("no authorization URL in the walkthrough:\n{printed}"))
+        .to_owned()
+}
+
+/// `url` asking for `redirect_uri` instead of its own.
+fn with_redirect_uri(url: &str, redirect_uri: &str) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "redirect_uri" {
+                redirect_uri.into()
+            } else {
+                v
+            };
+            (k.into_owned(), v.into_owned())
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.into()
+}
+
+/// Runs `command` to success, or fails the test with what it printed.
+fn succeed(mut command: Command, what: &str) -> Vec<u8> {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start it: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[test]
+fn login_consent_and_error_pages_fit_a_desktop_and_a_phone_in_chromium() {
+    if std::env::var_os("TESSERA_SKIP_BROWSER").is_some() {
+        eprintln!("SKIPPED: the pages in Chromium (TESSERA_SKIP_BROWSER is set)");
+        return;
+    }
+    let chromium = chromium();
+    assert!(
+        chromium.exists(),
+        "{} is missing: install Debian's chromium package (apt-get install chromium), point \
+         TESSERA_CHROMIUM at a Chromium, or set TESSERA_SKIP_BROWSER=1 to skip this test",
+        chromium.display()
+    );
+    let screenshots = screenshots_dir();
+    std::fs::create_dir_all(&screenshots).unwrap();
+
+    let server = common::Server::start(&["--dev"], &[]);
+    let authorize = walkthrough_url(&server.printed());
+    assert!(authorize.starts_with(&server.base), "{authorize}");
+
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let mut install = Command::new("npm");
+    install
+        .args(["ci", "--no-audit", "--no-fund", "--prefer-offline"])
+        .args(["--loglevel=error"])
+        .current_dir(&scripts);
+    succeed(install, "npm ci (playwright-core)");
+
+    let viewports: Vec<Value> = VIEWPORTS
+        .iter()
+        .map(|(width, height, phone)| {
+            serde_json::json!({ "width": width, "height": height, "phone": phone })
+        })
+        .collect();
+    let mut browse = Command::new("node");
+    browse
+        .arg("pages.mjs")
+        .current_dir(&scripts)
+        .env("CHROMIUM", &chromium)
+        .env("VIEWPORTS", Value::from(viewports).to_string())
+        .env("AUTHORIZE_URL", &authorize)
+        .env(
+            "REFUSED_URL",
+            with_redirect_uri(&authorize, UNREGISTERED_REDIRECT_URI),
+        )
+        .env("USERNAME", "demo@example.com")
+        .env("PASSWORD", "tessera-demo")
+        .env("SCREENSHOTS_DIR", &screenshots);
+    let measured: Vec<Value> = serde_json::from_slice(&succeed(browse, "pages.mjs")).unwrap();
+
+    let headings = [
+        ("login", "Log in"),
+        ("consent", "Allow access?"),
+        ("error", "This request cannot be completed"),
+    ];
+    assert_eq!(
+        measured.len(),
+        VIEWPORTS.len() * headings.len(),
+        "{measured:?}"
+    );
+    for (width, _, _) in VIEWPORTS {
+        for (page, heading) in headings {
+            let seen = measured
+                .iter()
+                .find(|m| m["page"] == page && m["width"] == width)
+                .unwrap_or_else(|| panic!("{page} at {width} px was not measured"));
+            let at = format!("{page} at {width} px: {seen}");
+            assert_eq!(seen["heading"], heading, "{at}");
+            // A phone would zoom out to fit a page wider than itself, and then nothing would
+            // overflow: the window must be as wide as asked.
+            assert_eq!(seen["innerWidth"], width, "{at}");
+            let fits = |key: &str| seen[key].as_u64().unwrap() <= width;
+            assert!(fits("documentScrollWidth"), "scrolls sideways: {at}");
+            assert!(fits("bodyScrollWidth"), "scrolls sideways: {at}");
+            let png = std::fs::read(seen["screenshot"].as_str().unwrap()).unwrap();
+            assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{at}: not a PNG");
+        }
+    }
+    eprintln!("screenshots: {}", screenshots.display());
+}
