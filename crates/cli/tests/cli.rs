@@ -857,14 +857,24 @@ fn demo_runs_the_whole_story_on_a_fresh_machine() {
     for step in [
         "1. Log in",
         "2. Call the API",
-        "rotated",
-        "4. An attacker replays",
+        "(the token manager, before expiry)",
+        "RT2: rotated",
+        "4. The access token is revoked early",
+        // The reactive path: the call, its 401, the refresh, the replay, its 200.
+        "401 INVALID_SESSION_ID\n",
+        "(the token manager, on the 401)",
+        "RT3: rotated",
+        "replayed once, with the new token",
+        "200 OK — the app saw neither the 401 nor the refresh",
+        "5. An attacker replays",
         "invalid_grant",
         "ReauthRequired",
         "Done.",
     ] {
         assert!(text.contains(step), "missing {step:?} in:\n{text}");
     }
+    // The narration tells the story, not the token manager's internals.
+    assert!(!text.contains("lock wait"), "{text}");
 }
 
 #[test]
