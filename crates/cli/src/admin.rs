@@ -41,6 +41,7 @@ enum AdminCommand {
     Revoke(RevokeArgs),
     /// A user's grants with their rotation chains: issued, rotated, replayed, revoked, when.
     Grants {
+        /// The user (username).
         #[arg(long)]
         user: String,
     },
@@ -74,8 +75,10 @@ pub(crate) struct EventsArgs {
     /// Only this user's events (username).
     #[arg(long)]
     pub(crate) user: Option<String>,
+    /// Only this client's events (client_id).
     #[arg(long)]
     pub(crate) client: Option<String>,
+    /// Only this grant's events (see `admin grants`).
     #[arg(long)]
     pub(crate) grant: Option<String>,
     /// At most this many (the newest), before following.
@@ -149,21 +152,25 @@ enum ClientCommand {
     },
     List,
     Show {
+        /// The client to show.
         client_id: String,
     },
     /// Change settings; options not given stay as they are.
     Update {
+        /// The client to change.
         client_id: String,
         #[command(flatten)]
         options: ClientOptions,
     },
     /// Delete a client and everything issued to it.
     Delete {
+        /// The client to delete.
         client_id: String,
     },
     /// Replace the secret; the old one stops working at once. Issued tokens stay valid unless
     /// --revoke-tokens.
     RotateSecret {
+        /// The client whose secret is replaced.
         client_id: String,
         /// Also revoke every grant of the client.
         #[arg(long)]
@@ -175,25 +182,31 @@ enum ClientCommand {
 enum UserCommand {
     /// Create a user; the password is read from standard input.
     Create {
+        /// The login name, usually an email address.
         #[arg(long)]
         username: String,
         /// Read the password from standard input (required: passwords never go on the command line).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// The user's email address [default: none].
         #[arg(long)]
         email: Option<String>,
     },
     List,
     Disable {
+        /// The user to disable.
         username: String,
     },
     Enable {
+        /// The user to enable.
         username: String,
     },
     /// Set a new password, read from standard input. Every grant of the user is revoked with
     /// it (the usual reason for a change is a compromise) unless --keep-sessions.
     SetPassword {
+        /// The user whose password is set.
         username: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
         #[arg(long, required = true)]
         password_stdin: bool,
         /// Keep the user's refresh and access tokens working.
@@ -206,8 +219,10 @@ enum UserCommand {
 enum TokenCommand {
     /// Issue tokens without a browser flow (bootstrap, load tests); prints the token endpoint's JSON.
     Mint {
+        /// The client the tokens are issued to.
         #[arg(long)]
         client_id: String,
+        /// The user the tokens are issued for.
         #[arg(long)]
         username: String,
         /// Space-separated scope [default: the client's scopes].

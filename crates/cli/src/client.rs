@@ -127,16 +127,27 @@ pub fn explain(error: ClientError) -> anyhow::Error {
     }
 }
 
+/// The stored credential a client command works on.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Which stored credential to use: one per profile, for several users or servers.
+    #[arg(long, env = "TESSERA_PROFILE", default_value = "default")]
+    pub profile: String,
+}
+
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// The authorization server, e.g. http://127.0.0.1:8080 or https://login.salesforce.com.
     #[arg(long, env = "TESSERA_ISSUER")]
     issuer: String,
+    /// The client (connected app) to log in with: its client_id, the consumer key at Salesforce.
     #[arg(long, env = "TESSERA_CLIENT_ID")]
     client_id: String,
-    /// Read the client secret from standard input (confidential clients).
+    /// Read the client secret (confidential clients): typed at a prompt without echo on a
+    /// terminal, else read from standard input to its end.
     #[arg(long)]
     client_secret_stdin: bool,
+    /// Space-separated scopes to ask for; refresh_token is what makes the session last.
     #[arg(long, default_value = "api id refresh_token")]
     scope: String,
     /// Do not try to open a browser; just print the URL.
@@ -149,6 +160,8 @@ pub struct LoginArgs {
     /// How long to wait for the browser to come back.
     #[arg(long, default_value = "5m", value_parser = |s: &str| tessera_core::time::parse_duration_secs(s).ok_or("a duration like 5m"))]
     timeout: u64,
+    #[command(flatten)]
+    profile: ProfileArgs,
 }
 
 /// RFC 7636: a 64-character verifier of unreserved characters and its S256 challenge.
@@ -175,6 +188,26 @@ fn try_open_browser(url: &str) -> bool {
         .is_ok()
 }
 
+/// The client secret: typed at a prompt without echo when standard input is a terminal (one
+/// line, no Ctrl-D), else read to the end (a pipe or a file); without its trailing newline.
+fn read_client_secret(client_id: &str) -> anyhow::Result<ClientSecret> {
+    use std::io::IsTerminal;
+    let text = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Client secret of {client_id}: "))
+            .context("reading the client secret from the terminal")?
+    } else {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading the client secret from standard input")?;
+        text
+    };
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        bail!("--client-secret-stdin was given, but the secret read is empty");
+    }
+    Ok(ClientSecret::new(secret))
+}
+
 /// What the browser brought back to the loopback listener.
 #[derive(Debug, serde::Deserialize)]
 struct Callback {
@@ -184,34 +217,54 @@ struct Callback {
     error_description: Option<String>,
 }
 
-/// Serves `GET /callback` once on the listener and returns its parameters.
-async fn wait_for_callback(
+/// A page of the loopback listener, in the browser tab the login ends in.
+fn browser_page(text: &str) -> String {
+    format!(
+        "<!doctype html><meta charset=utf-8><title>Tessera</title><p style='font-family:sans-serif;white-space:pre-line'>{}</p>",
+        tessera_server::escape_html(text)
+    )
+}
+
+/// Serves `GET /callback` once on the listener and completes the login with what it brought.
+/// The browser's request is answered only then, so that its page tells the outcome — a failed
+/// code exchange included — instead of a success the terminal then contradicts.
+async fn complete_on_redirect<F, Fut>(
     listener: tokio::net::TcpListener,
     timeout: Duration,
-) -> anyhow::Result<Callback> {
+    complete: F,
+) -> anyhow::Result<tessera_client::Status>
+where
+    F: FnOnce(Callback) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<tessera_client::Status>>,
+{
     use axum::extract::{Query, State};
     use axum::response::Html;
-    type Slot = Arc<tokio::sync::Mutex<Option<tokio::sync::oneshot::Sender<Callback>>>>;
-    let (tx, rx) = tokio::sync::oneshot::channel::<Callback>();
-    let slot: Slot = Arc::new(tokio::sync::Mutex::new(Some(tx)));
-    async fn callback(
-        State(slot): State<Slot>,
-        Query(params): Query<Callback>,
-    ) -> Html<&'static str> {
-        let ok = params.error.is_none();
-        if let Some(tx) = slot.lock().await.take() {
-            let _ = tx.send(params);
+    use tokio::sync::oneshot;
+    /// The browser's parameters, and where to send the page it is waiting for.
+    type Arrival = (Callback, oneshot::Sender<String>);
+    type Slot = Arc<tokio::sync::Mutex<Option<oneshot::Sender<Arrival>>>>;
+    let (arrived_tx, arrived_rx) = oneshot::channel::<Arrival>();
+    let slot: Slot = Arc::new(tokio::sync::Mutex::new(Some(arrived_tx)));
+    async fn callback(State(slot): State<Slot>, Query(params): Query<Callback>) -> Html<String> {
+        let Some(arrived) = slot.lock().await.take() else {
+            return Html(browser_page(
+                "This login was already answered. See the terminal.",
+            ));
+        };
+        let (page_tx, page_rx) = oneshot::channel();
+        if arrived.send((params, page_tx)).is_err() {
+            return Html(browser_page("The login stopped. See the terminal."));
         }
-        Html(if ok {
-            "<!doctype html><meta charset=utf-8><title>Tessera</title><p style='font-family:sans-serif'>You are logged in. You can close this window and go back to the terminal.</p>"
-        } else {
-            "<!doctype html><meta charset=utf-8><title>Tessera</title><p style='font-family:sans-serif'>The login did not complete. See the terminal.</p>"
-        })
+        Html(
+            page_rx
+                .await
+                .unwrap_or_else(|_| browser_page("The login did not complete. See the terminal.")),
+        )
     }
     let app = axum::Router::new()
         .route("/callback", axum::routing::get(callback))
         .with_state(slot);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -219,26 +272,119 @@ async fn wait_for_callback(
             })
             .await;
     });
-    let result = tokio::time::timeout(timeout, rx).await;
-    // Let the browser's page be sent before the listener goes away.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let outcome = match tokio::time::timeout(timeout, arrived_rx).await {
+        Ok(Ok((params, page))) => {
+            let outcome = complete(params).await;
+            let text = match &outcome {
+                Ok(status) => format!(
+                    "You are logged in{}. You can close this window and go back to the terminal.",
+                    status
+                        .username
+                        .as_deref()
+                        .map(|user| format!(" as {user}"))
+                        .unwrap_or_default()
+                ),
+                Err(error) => format!("The login failed.\n\n{error:#}\n\nSee the terminal."),
+            };
+            let _ = page.send(browser_page(&text));
+            outcome
+        }
+        Ok(Err(_)) => Err(anyhow::anyhow!("the redirect listener stopped")),
+        Err(_) => Err(anyhow::anyhow!(
+            "no answer from the browser within {} s",
+            timeout.as_secs()
+        )),
+    };
+    // A graceful shutdown lets the page being answered reach the browser first.
     let _ = stop_tx.send(());
-    let _ = server.await;
-    match result {
-        Ok(Ok(callback)) => Ok(callback),
-        Ok(Err(_)) => bail!("the redirect listener stopped"),
-        Err(_) => bail!("no answer from the browser within {} s", timeout.as_secs()),
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    outcome
+}
+
+/// What the authorization endpoint answers to the login's request, before a browser is
+/// involved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Its login page (or a redirect to it): the request is acceptable.
+    Accepted,
+    /// Refused on a page of its own, with this error code.
+    Refused(&'static str),
+    /// No telling: no answer, or one this client does not read.
+    Unknown,
+}
+
+/// Requests the authorization URL once, following no redirect, for the two mistakes a server
+/// shows only on its own error page, where the terminal would never learn of them: a redirect
+/// URI the client has not registered and an unknown client id. Tessera and Salesforce keep
+/// nothing for such a request: it shows the login page, or the error.
+async fn probe_authorization(http: &reqwest::Client, url: &url::Url) -> Probe {
+    let response = match http.get(url.as_str()).send().await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::debug!(%error, "the authorization endpoint could not be probed");
+            return Probe::Unknown;
+        }
+    };
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.text().await.unwrap_or_default();
+    for code in ["redirect_uri_mismatch", "invalid_client_id"] {
+        if location.contains(code) || body.contains(code) {
+            return Probe::Refused(code);
+        }
+    }
+    if status.is_success() || status.is_redirection() {
+        Probe::Accepted
+    } else {
+        Probe::Unknown
+    }
+}
+
+/// How to register the loopback redirect URI with the client: the one in use, or, for a port
+/// chosen anew at each login (`--redirect-port 0`), the port-less one that matches any port.
+fn redirect_registration(client_id: &str, redirect_uri: &str, any_port: bool) -> String {
+    let (which, register) = if any_port {
+        (
+            "with --redirect-port 0, the client must have http://127.0.0.1/callback registered, \
+             which matches any port",
+            "http://127.0.0.1/callback",
+        )
+    } else {
+        ("the client must have it registered", redirect_uri)
+    };
+    format!(
+        "{which}. On a Tessera server:\n\n  \
+         tessera admin client update {client_id} --redirect-uri {register}\n\n\
+         (--redirect-uri replaces the client's list: repeat it for each URI to keep.) \
+         On Salesforce, add it to the connected app's callback URLs."
+    )
+}
+
+/// The hint for a token endpoint's `error`, if there is one.
+fn exchange_hint(error: &str, secret_given: bool) -> Option<&'static str> {
+    match (error, secret_given) {
+        ("invalid_client", false) => {
+            Some("this client may need its secret: log in again with --client-secret-stdin")
+        }
+        ("invalid_client", true) => Some(
+            "the server did not accept the client's credentials: check --client-id and the \
+             secret given with --client-secret-stdin",
+        ),
+        _ => None,
     }
 }
 
 #[allow(clippy::print_stderr)]
-pub async fn login(paths: &ClientPaths, profile: &str, args: LoginArgs) -> anyhow::Result<()> {
+pub async fn login(paths: &ClientPaths, args: LoginArgs) -> anyhow::Result<()> {
     let http = http_client()?;
     let endpoints = discover(&http, &args.issuer).await.map_err(explain)?;
     let secret = if args.client_secret_stdin {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
-        Some(ClientSecret::new(text.trim_end_matches(['\n', '\r'])))
+        Some(read_client_secret(&args.client_id)?)
     } else {
         None
     };
@@ -268,81 +414,153 @@ pub async fn login(paths: &ClientPaths, profile: &str, args: LoginArgs) -> anyho
         .append_pair("state", &state)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
+    let probe = probe_authorization(&http, &url).await;
+    match probe {
+        Probe::Refused("redirect_uri_mismatch") => bail!(
+            "the server refuses the redirect URI {redirect_uri} (redirect_uri_mismatch): {}",
+            redirect_registration(&args.client_id, &redirect_uri, args.redirect_port == 0)
+        ),
+        Probe::Refused(code) => bail!(
+            "the server refuses the client id {} ({code}): check --client-id",
+            args.client_id
+        ),
+        Probe::Accepted | Probe::Unknown => {}
+    }
     eprintln!("Open this URL in a browser to log in:\n\n  {url}\n");
     if !args.no_browser && try_open_browser(url.as_str()) {
         eprintln!("(a browser was opened)");
     }
     eprintln!("Waiting for the browser at {redirect_uri} …");
-    let callback = wait_for_callback(listener, Duration::from_secs(args.timeout)).await?;
+    if probe == Probe::Unknown {
+        eprintln!(
+            "If the browser shows redirect_uri_mismatch, {}",
+            redirect_registration(&args.client_id, &redirect_uri, args.redirect_port == 0)
+        );
+    }
+    let timeout = Duration::from_secs(args.timeout);
+    let status = complete_on_redirect(listener, timeout, |callback| async move {
+        let code = authorization_code(callback, &state)?;
+        let exchange = CodeExchange {
+            http: &http,
+            endpoints,
+            client_id: args.client_id,
+            secret,
+            code,
+            redirect_uri,
+            verifier,
+        };
+        let manager = manager(paths, &args.profile.profile)?;
+        manager
+            .login_with(exchange.credential().await?)
+            .await
+            .map_err(explain)?;
+        manager.status().await.map_err(explain)
+    })
+    .await?;
+    eprintln!("Logged in.\n{status}");
+    Ok(())
+}
+
+/// The authorization code the redirect carried, once its `state` is ours.
+fn authorization_code(callback: Callback, state: &str) -> anyhow::Result<String> {
     if let Some(error) = callback.error {
         bail!(
             "authorization failed: {error}: {}",
             callback.error_description.unwrap_or_default()
         );
     }
-    if callback.state.as_deref() != Some(state.as_str()) {
+    if callback.state.as_deref() != Some(state) {
         bail!("the redirect carried another state: refusing it (possible CSRF)");
     }
-    let code = callback.code.context("the redirect carried no code")?;
+    callback.code.context("the redirect carried no code")
+}
 
-    let mut form = vec![
-        ("grant_type", "authorization_code".to_owned()),
-        ("code", code),
-        ("redirect_uri", redirect_uri),
-        ("client_id", args.client_id.clone()),
-        ("code_verifier", verifier),
-    ];
-    if let Some(secret) = &secret {
-        form.push(("client_secret", secret.expose_secret().to_owned()));
+/// Everything the token endpoint needs to turn the authorization code into tokens.
+struct CodeExchange<'a> {
+    http: &'a reqwest::Client,
+    endpoints: tessera_client::Endpoints,
+    client_id: String,
+    secret: Option<ClientSecret>,
+    code: String,
+    redirect_uri: String,
+    verifier: String,
+}
+
+impl CodeExchange<'_> {
+    /// `grant_type=authorization_code` with the PKCE verifier, as a credential to store.
+    async fn credential(self) -> anyhow::Result<Credential> {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", self.code),
+            ("redirect_uri", self.redirect_uri),
+            ("client_id", self.client_id.clone()),
+            ("code_verifier", self.verifier),
+        ];
+        if let Some(secret) = &self.secret {
+            form.push(("client_secret", secret.expose_secret().to_owned()));
+        }
+        let response = self
+            .http
+            .post(&self.endpoints.token)
+            .form(&form)
+            .send()
+            .await
+            .context("calling the token endpoint")?;
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            let error: OAuthErrorBody = serde_json::from_slice(&body).unwrap_or(OAuthErrorBody {
+                error: format!("HTTP {status}"),
+                error_description: String::new(),
+            });
+            let hint = exchange_hint(&error.error, self.secret.is_some())
+                .map(|hint| format!("\nhint: {hint}"))
+                .unwrap_or_default();
+            bail!(
+                "the code exchange failed: {}: {}{hint}",
+                error.error,
+                error.error_description
+            );
+        }
+        let tokens: TokenResponse = serde_json::from_slice(&body)
+            .context("the token endpoint answered something that is not a token response")?;
+        let now_ms = tessera_client::Clock::now_ms(&SystemClock);
+        Ok(Credential::from_token_response(
+            self.endpoints,
+            self.client_id,
+            self.secret,
+            &tokens,
+            date,
+            now_ms,
+            session_timeout()?,
+        ))
     }
-    let response = http
-        .post(&endpoints.token)
-        .form(&form)
-        .send()
-        .await
-        .context("calling the token endpoint")?;
-    let date = response
-        .headers()
-        .get(reqwest::header::DATE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok());
-    let status = response.status();
-    let body = response.bytes().await?;
-    if !status.is_success() {
-        let error: OAuthErrorBody = serde_json::from_slice(&body).unwrap_or(OAuthErrorBody {
-            error: format!("HTTP {status}"),
-            error_description: String::new(),
-        });
-        bail!(
-            "the code exchange failed: {}: {}",
-            error.error,
-            error.error_description
-        );
-    }
-    let tokens: TokenResponse = serde_json::from_slice(&body)
-        .context("the token endpoint answered something that is not a token response")?;
-    let now_ms = tessera_client::Clock::now_ms(&SystemClock);
-    let credential = Credential::from_token_response(
-        endpoints,
-        args.client_id,
-        secret,
-        &tokens,
-        date,
-        now_ms,
-        session_timeout()?,
-    );
-    let manager = manager(paths, profile)?;
-    manager.login_with(credential).await.map_err(explain)?;
-    let status = manager.status().await.map_err(explain)?;
-    eprintln!("Logged in.\n{status}");
-    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Ask the server whether it still accepts the token (it may have been revoked early),
+    /// refresh it if not, and fail if that fails too.
+    #[arg(long)]
+    verify: bool,
+    #[command(flatten)]
+    profile: ProfileArgs,
 }
 
 #[allow(clippy::print_stdout)]
-pub async fn token(paths: &ClientPaths, profile: &str) -> anyhow::Result<()> {
-    let manager = manager(paths, profile)?;
-    let token = manager.access_token().await.map_err(explain)?;
-    println!("{}", token.expose_secret());
+pub async fn token(paths: &ClientPaths, args: TokenArgs) -> anyhow::Result<()> {
+    let manager = manager(paths, &args.profile.profile)?;
+    let token = if args.verify {
+        manager.verified_access_token().await
+    } else {
+        manager.access_token().await
+    };
+    println!("{}", token.map_err(explain)?.expose_secret());
     Ok(())
 }
 
@@ -350,6 +568,7 @@ pub async fn token(paths: &ClientPaths, profile: &str) -> anyhow::Result<()> {
 pub struct CurlArgs {
     /// A path relative to the instance URL (/services/data/v65.0/…) or a full URL.
     target: String,
+    /// The HTTP method.
     #[arg(short = 'X', long = "request", default_value = "GET")]
     method: String,
     /// A request body (JSON for the REST API).
@@ -358,14 +577,17 @@ pub struct CurlArgs {
     /// Extra header, `Name: value` (repeatable).
     #[arg(short = 'H', long = "header")]
     headers: Vec<String>,
-    /// Print the status line and response headers to stderr.
+    /// Print the status line and response headers to stderr, then a blank line (as curl
+    /// does).
     #[arg(short = 'i', long)]
     include: bool,
+    #[command(flatten)]
+    profile: ProfileArgs,
 }
 
 #[allow(clippy::print_stdout, clippy::print_stderr)]
-pub async fn curl(paths: &ClientPaths, profile: &str, args: CurlArgs) -> anyhow::Result<()> {
-    let manager = manager(paths, profile)?;
+pub async fn curl(paths: &ClientPaths, args: CurlArgs) -> anyhow::Result<()> {
+    let manager = manager(paths, &args.profile.profile)?;
     let method = reqwest::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
         .context("not an HTTP method")?;
     let mut headers = reqwest::header::HeaderMap::new();
@@ -396,10 +618,12 @@ pub async fn curl(paths: &ClientPaths, profile: &str, args: CurlArgs) -> anyhow:
         .map_err(explain)?;
     let status = response.status();
     if args.include {
-        eprintln!("HTTP {status}");
+        eprintln!("{:?} {status}", response.version());
         for (name, value) in response.headers() {
             eprintln!("{name}: {}", value.to_str().unwrap_or("?"));
         }
+        // The blank line that ends the header block, as in HTTP and in curl -i.
+        eprintln!();
     }
     let body = response.bytes().await?;
     println!("{}", String::from_utf8_lossy(&body));

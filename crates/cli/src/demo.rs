@@ -1,15 +1,18 @@
 //! `tessera demo`: the whole refresh-token story, live and narrated, against a server started in
-//! this process on a free port — login, an API call, expiry, transparent refresh with rotation,
-//! a stolen token replayed, reuse detection revoking the family, and the "log in again" error a
-//! real app turns into a login prompt. Each step is a line of a sequence diagram.
+//! this process on a free port — login, an API call, expiry and a proactive refresh with
+//! rotation, an access token revoked early and the reactive path (401, refresh, replay), a stolen
+//! token replayed, reuse detection revoking the family, and the "log in again" error a real app
+//! turns into a login prompt. Each step is a line of a sequence diagram.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use tessera_client::{
-    ClientError, Credential, ManagerConfig, RefreshEvent, RefreshOutcome, SystemClock, TokenManager,
+    AuthorizedClient, ClientError, Credential, ManagerConfig, RefreshEvent, RefreshOutcome,
+    RefreshTrigger, SystemClock, TokenManager,
 };
 use tessera_core::admin::ClientSettings;
 use tessera_core::crypto::ServerKey;
@@ -29,6 +32,7 @@ const AS: &str = "Authorization Server";
 const RS: &str = "Resource Server";
 const USER: &str = "User";
 const THIEF: &str = "Attacker";
+const ADMIN: &str = "Administrator";
 
 #[allow(clippy::print_stdout)]
 fn arrow(from: &str, to: &str, what: &str) {
@@ -239,20 +243,37 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
         "demo",
     )?;
-    // Successful refreshes are narrated as they happen; a refused one is told by step 5.
-    let events: Arc<dyn Fn(&RefreshEvent) + Send + Sync> = Arc::new(|event: &RefreshEvent| {
-        if event.outcome == RefreshOutcome::Refreshed {
-            arrow(CLIENT, AS, "POST /services/oauth2/token  grant_type=refresh_token (the token manager, on its own)");
-            let what = if event.rotated {
-                "a new access token and a new refresh token RT2: rotated"
-            } else {
-                "a new access token"
-            };
+    // Successful refreshes are narrated as they happen, with the 401 that started a reactive
+    // one; a refused one is told by the last step. The refresh tokens are numbered as they
+    // rotate: RT1 came with the login.
+    let refresh_tokens_seen = AtomicU32::new(1);
+    let events: Arc<dyn Fn(&RefreshEvent) + Send + Sync> = Arc::new(move |event: &RefreshEvent| {
+        if event.outcome != RefreshOutcome::Refreshed {
+            return;
+        }
+        let why = match event.trigger {
+            RefreshTrigger::Proactive => "before expiry",
+            RefreshTrigger::Rejected => {
+                arrow(RS, CLIENT, "401 INVALID_SESSION_ID");
+                "on the 401"
+            }
+        };
+        arrow(
+            CLIENT,
+            AS,
+            &format!(
+                "POST /services/oauth2/token  grant_type=refresh_token (the token manager, {why})"
+            ),
+        );
+        if event.rotated {
+            let number = refresh_tokens_seen.fetch_add(1, Ordering::Relaxed) + 1;
             arrow(
                 AS,
                 CLIENT,
-                &format!("{what} (lock wait {:?})", event.lock_wait),
+                &format!("a new access token and a new refresh token RT{number}: rotated"),
             );
+        } else {
+            arrow(AS, CLIENT, "a new access token");
         }
     });
     let manager = Arc::new(TokenManager::new(
@@ -314,15 +335,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     ));
     tokio::time::sleep(Duration::from_secs(args.access_token_ttl + 1)).await;
     let path = format!("/services/data/v65.0/sobjects/Note/{note_id}");
-    let read = api
-        .send(
-            reqwest::Method::GET,
-            &path,
-            reqwest::header::HeaderMap::new(),
-            None,
-        )
-        .await
-        .map_err(crate::client::explain)?;
+    let read = get(&api, &path).await?;
     arrow(CLIENT, RS, &format!("GET {path}"));
     arrow(
         RS,
@@ -330,8 +343,49 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &format!("{} — the app never saw a token or an error", read.status()),
     );
 
-    // 4. A thief replays the first refresh token.
-    heading("4. An attacker replays the stolen first refresh token RT1");
+    // 4. The access token is revoked early: the reactive path.
+    heading("4. The access token is revoked early (a logout elsewhere, an administrator)");
+    let current = manager
+        .access_token()
+        .await
+        .map_err(crate::client::explain)?;
+    let revoked = http
+        .post(format!("{base}/services/oauth2/revoke"))
+        .form(&[("token", current.expose_secret())])
+        .send()
+        .await?;
+    arrow(
+        ADMIN,
+        AS,
+        &format!(
+            "POST /services/oauth2/revoke  token={}  → {}",
+            short(current.expose_secret()),
+            revoked.status()
+        ),
+    );
+    note("the token manager cannot know: by its clock the token is still good");
+    arrow(
+        CLIENT,
+        RS,
+        &format!("GET {path}  Bearer {}", short(current.expose_secret())),
+    );
+    let read = get(&api, &path).await?;
+    arrow(
+        CLIENT,
+        RS,
+        &format!("GET {path}  replayed once, with the new token"),
+    );
+    arrow(
+        RS,
+        CLIENT,
+        &format!(
+            "{} — the app saw neither the 401 nor the refresh",
+            read.status()
+        ),
+    );
+
+    // 5. A thief replays the first refresh token.
+    heading("5. An attacker replays the stolen first refresh token RT1");
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let replay = http
         .post(&token_url)
@@ -361,18 +415,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     note("RT1 was rotated out: reuse detected, the whole family is revoked — every refresh and access token of it");
 
-    // 5. The app's next call: the manager tries, and reports that the user must log in again.
-    heading("5. The app calls the API again");
+    // 6. The app's next call: the manager tries, and reports that the user must log in again.
+    heading("6. The app calls the API again");
     arrow(CLIENT, RS, &format!("GET {path}"));
-    match api
-        .send(
-            reqwest::Method::GET,
-            &path,
-            reqwest::header::HeaderMap::new(),
-            None,
-        )
-        .await
-    {
+    match api.get(&path).await {
         Err(ClientError::ReauthRequired { reason }) => {
             arrow(
                 RS,
@@ -395,6 +441,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     heading("Done. Everything above ran against a real server; nothing was simulated.");
     Ok(())
+}
+
+/// `GET path` through the token manager, its failure as a person should read it.
+async fn get(api: &AuthorizedClient, path: &str) -> anyhow::Result<reqwest::Response> {
+    api.get(path).await.map_err(crate::client::explain)
 }
 
 fn json_headers() -> reqwest::header::HeaderMap {

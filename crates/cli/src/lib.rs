@@ -29,14 +29,8 @@ pub use demo::hidden as hidden_form_field;
     about = "OAuth 2.0 refresh tokens in Salesforce's image: the server, its administration, and a client that keeps tokens fresh"
 )]
 pub struct Cli {
-    /// Client commands: which stored credential to use.
-    #[arg(
-        long,
-        global = true,
-        env = "TESSERA_PROFILE",
-        default_value = "default"
-    )]
-    profile: String,
+    // No option here: an option of the top level shows in every command's help, the server's
+    // and the client's alike; each command declares its own (see client::ProfileArgs).
     #[command(subcommand)]
     command: Command,
 }
@@ -49,14 +43,16 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Log in with the Web Server flow (PKCE, loopback redirect) and keep the tokens, encrypted.
     Login(client::LoginArgs),
-    /// Print a valid access token, refreshing it if needed.
-    Token,
+    /// Print the stored access token, refreshed first when it is known to be expired.
+    ///
+    /// A token the server revoked early still prints as it is: --verify asks the server first.
+    Token(client::TokenArgs),
     /// Call the API with automatic refresh, relative to the instance URL.
     Curl(client::CurlArgs),
     /// Who is logged in, where, until when, and how the tokens are protected — never a token.
-    Status,
+    Status(client::ProfileArgs),
     /// Revoke the tokens at the server (best effort) and wipe them here.
-    Logout,
+    Logout(client::ProfileArgs),
     /// A narrated run of the whole flow against an in-process server.
     Demo(demo::DemoArgs),
     /// The benchmark: throughput and latency of refresh and API calls, as ratios to the HTTP
@@ -92,14 +88,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         command => {
             init_tracing(config::LogFormat::Text, true);
             let paths = client::ClientPaths::from_env();
-            let profile = cli.profile;
             runtime.block_on(async move {
                 match command {
-                    Command::Login(args) => client::login(&paths, &profile, args).await,
-                    Command::Token => client::token(&paths, &profile).await,
-                    Command::Curl(args) => client::curl(&paths, &profile, args).await,
-                    Command::Status => client::status(&paths, &profile).await,
-                    Command::Logout => client::logout(&paths, &profile).await,
+                    Command::Login(args) => client::login(&paths, args).await,
+                    Command::Token(args) => client::token(&paths, args).await,
+                    Command::Curl(args) => client::curl(&paths, args).await,
+                    Command::Status(args) => client::status(&paths, &args.profile).await,
+                    Command::Logout(args) => client::logout(&paths, &args.profile).await,
                     Command::Demo(args) => demo::run(args).await,
                     Command::Serve(_) | Command::Admin(_) | Command::Bench(_) => Ok(()),
                 }
@@ -262,4 +257,33 @@ async fn clock_of(store: &Arc<dyn Store>) -> anyhow::Result<Arc<dyn Clock>> {
         }
     });
     Ok(clock)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every command, with the path of commands that leads to it.
+    fn arguments(command: &clap::Command, path: &str, out: &mut Vec<(String, clap::Arg)>) {
+        let path = format!("{path} {}", command.get_name());
+        for arg in command.get_arguments() {
+            out.push((path.clone(), arg.clone()));
+        }
+        for sub in command.get_subcommands() {
+            arguments(sub, &path, out);
+        }
+    }
+
+    #[test]
+    fn every_option_and_argument_says_what_it_is() {
+        let mut all = Vec::new();
+        arguments(&super::Cli::command(), "", &mut all);
+        let silent: Vec<String> = all
+            .iter()
+            .filter(|(_, arg)| !matches!(arg.get_id().as_str(), "help" | "version"))
+            .filter(|(_, arg)| arg.get_help().is_none() && arg.get_long_help().is_none())
+            .map(|(path, arg)| format!("{path}: {}", arg.get_id()))
+            .collect();
+        assert!(silent.is_empty(), "without help text: {silent:#?}");
+    }
 }

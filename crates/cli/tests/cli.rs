@@ -35,18 +35,7 @@ impl Env {
 
     /// Creates a user with this password.
     fn user(&self, username: &str, password: &str) -> Value {
-        self.json(
-            &[
-                "admin",
-                "--json",
-                "user",
-                "create",
-                "--username",
-                username,
-                "--password-stdin",
-            ],
-            Some(password),
-        )
+        common::create_user(self.command(), username, password)
     }
 
     /// Creates a confidential client redirecting to `https://a/cb`; returns its id.
@@ -982,12 +971,49 @@ fn demo_runs_the_whole_story_on_a_fresh_machine() {
     for step in [
         "1. Log in",
         "2. Call the API",
-        "rotated",
-        "4. An attacker replays",
+        "(the token manager, before expiry)",
+        "RT2: rotated",
+        "4. The access token is revoked early",
+        // The reactive path: the call, its 401, the refresh, the replay, its 200.
+        "401 INVALID_SESSION_ID\n",
+        "(the token manager, on the 401)",
+        "RT3: rotated",
+        "replayed once, with the new token",
+        "200 OK — the app saw neither the 401 nor the refresh",
+        "5. An attacker replays",
         "invalid_grant",
         "ReauthRequired",
         "Done.",
     ] {
         assert!(text.contains(step), "missing {step:?} in:\n{text}");
+    }
+    // The narration tells the story, not the token manager's internals.
+    assert!(!text.contains("lock wait"), "{text}");
+}
+
+#[test]
+fn each_command_shows_only_its_own_options_in_its_help() {
+    let env = Env::new();
+    let help = |args: &[&str]| {
+        let out = env.run(args, None);
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let login = help(&["login", "--help"]);
+    for server_only in ["--database", "--data-dir", "--listen", "--config"] {
+        assert!(!login.contains(server_only), "{server_only} in:\n{login}");
+    }
+    let client_id = login
+        .lines()
+        .find(|l| l.trim_start().starts_with("--client-id <CLIENT_ID>"))
+        .unwrap_or_else(|| panic!("no --client-id in:\n{login}"));
+    assert!(client_id.contains("The client"), "{client_id}");
+    assert!(help(&["token", "--help"]).contains("--verify"));
+    // The client commands' --profile is theirs alone.
+    for server in [
+        &["serve", "--help"][..],
+        &["admin", "client", "update", "--help"],
+    ] {
+        assert!(!help(server).contains("--profile"), "{server:?}");
     }
 }

@@ -1,13 +1,15 @@
 //! The client commands as a user runs them, against a real `tessera serve`: `login --no-browser`
 //! driven through the printed URL, then `token` from 20 processes at once after expiry (exactly
-//! one refresh at the server), `curl`, `status`, and `logout`.
+//! one refresh at the server), `curl`, `status`, and `logout`; and the traps of a first hour:
+//! a wrong secret, an unregistered redirect URI, a session revoked at the server, a secret typed
+//! at a terminal, a session without a refresh token.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -71,31 +73,43 @@ impl World {
 }
 
 /// Does what a person does with the URL `tessera login --no-browser` prints: opens it, logs in,
-/// allows, and lets the browser follow the redirect to the CLI's loopback listener.
-async fn browse(base: &str, url: &str, username: &str, password: &str) {
+/// allows, and lets the browser follow the redirect to the CLI's loopback listener. Returns the
+/// page the listener answered with, which it sends once the login has completed or failed.
+async fn browse(base: &str, url: &str, username: &str, password: &str) -> String {
     let callback = common::authorize_in_browser(base, url, username, password).await;
     assert!(callback.starts_with("http://127.0.0.1:"), "{callback}");
     let landed = reqwest::get(&callback).await.unwrap();
     assert_eq!(landed.status(), 200);
+    landed.text().await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_then_twenty_processes_refresh_once_then_curl_status_and_logout() {
-    let w = World::start();
-    w.json(
-        &[
-            "admin",
-            "--json",
-            "user",
-            "create",
-            "--username",
-            "cli@example.com",
-            "--password-stdin",
-        ],
-        Some("cli password 1"),
-    );
-    let client = w.json(
-        &[
+/// A `tessera login --no-browser` waiting for the browser.
+struct Login {
+    child: Child,
+    /// The authorization URL it printed.
+    url: String,
+    /// Standard error up to the URL, then the rest of it, read as it comes.
+    before: String,
+    rest: std::thread::JoinHandle<String>,
+}
+
+impl Login {
+    /// Waits for it to end: its exit status and all it printed on standard error.
+    async fn finish(mut self) -> (ExitStatus, String) {
+        let status = tokio::task::spawn_blocking(move || self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        (status, self.before + &self.rest.join().unwrap())
+    }
+}
+
+impl World {
+    /// A user, and a confidential client registered for any loopback port with `more`
+    /// options; returns the client's id and secret.
+    fn user_and_client(&self, more: &[&str]) -> (String, String) {
+        common::create_user(self.command(), "cli@example.com", "cli password 1");
+        let mut create = vec![
             "admin",
             "--json",
             "client",
@@ -104,72 +118,156 @@ async fn login_then_twenty_processes_refresh_once_then_curl_status_and_logout() 
             "CLI",
             "--redirect-uri",
             "http://127.0.0.1/callback",
-            "--rotate-refresh-tokens",
-            "--refresh-retry-window",
-            "0s",
-            "--access-token-ttl",
-            "3s",
-        ],
-        None,
-    );
-    let client_id = client["client_id"].as_str().unwrap().to_owned();
-    let secret = client["client_secret"].as_str().unwrap().to_owned();
+        ];
+        create.extend_from_slice(more);
+        let client = self.json(&create, None);
+        (
+            client["client_id"].as_str().unwrap().to_owned(),
+            client["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
 
-    // login --no-browser: read the printed URL, act as the browser, let the listener finish.
-    let mut login = w
-        .command()
-        .args([
+    /// `tessera login --no-browser` at this server for `client_id`, listening on `port`.
+    fn login_command(&self, client_id: &str, port: &str) -> Command {
+        let mut command = self.command();
+        command.args([
             "login",
             "--no-browser",
             "--issuer",
-            &w.base,
+            &self.base,
             "--client-id",
-            &client_id,
-            "--client-secret-stdin",
+            client_id,
             "--redirect-port",
-            "0",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    login
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(secret.as_bytes())
-        .unwrap();
-    let stderr = login.stderr.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        let url = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| l.trim().starts_with("http").then(|| l.trim().to_owned()))
-            .expect("a URL on stderr");
-        std::thread::spawn(move || for _ in lines {});
-        url
-    })
-    .await
-    .unwrap();
-    assert!(
-        url.contains("code_challenge=") && url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
-        "{url}"
-    );
-    browse(&w.base, &url, "cli@example.com", "cli password 1").await;
-    let status = tokio::task::spawn_blocking(move || login.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "login failed");
+            port,
+        ]);
+        command
+    }
 
-    // status never shows a token and says how the tokens are protected.
-    let out = w.run(&["status"], None);
-    assert!(out.status.success());
-    let status_text = String::from_utf8_lossy(&out.stdout).to_string();
+    /// Starts `tessera login --no-browser --redirect-port 0` for `client_id` with `more`
+    /// arguments, `secret` on standard input after `--client-secret-stdin` when given, and
+    /// reads standard error up to the URL to open.
+    async fn start_login(&self, client_id: &str, secret: Option<&str>, more: &[&str]) -> Login {
+        let mut command = self.login_command(client_id, "0");
+        if secret.is_some() {
+            command.arg("--client-secret-stdin");
+        }
+        let mut child = command
+            .args(more)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Written whole and closed: standard input is a pipe here, read to its end.
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(secret.unwrap_or_default().as_bytes())
+            .unwrap();
+        drop(stdin);
+        let stderr = child.stderr.take().unwrap();
+        let (url, before, rest) = tokio::task::spawn_blocking(move || {
+            let mut reader = BufReader::new(stderr);
+            let mut before = String::new();
+            let url = loop {
+                let mut line = String::new();
+                assert!(
+                    reader.read_line(&mut line).unwrap() > 0,
+                    "login printed no URL:\n{before}"
+                );
+                before.push_str(&line);
+                if line.trim().starts_with("http") {
+                    break line.trim().to_owned();
+                }
+            };
+            let rest = std::thread::spawn(move || {
+                let mut rest = String::new();
+                reader.read_to_string(&mut rest).unwrap();
+                rest
+            });
+            (url, before, rest)
+        })
+        .await
+        .unwrap();
+        Login {
+            child,
+            url,
+            before,
+            rest,
+        }
+    }
+
+    /// `start_login`, the browser's part as cli@example.com, and a successful end.
+    async fn log_in(&self, client_id: &str, secret: Option<&str>, more: &[&str]) -> String {
+        let login = self.start_login(client_id, secret, more).await;
+        let page = browse(&self.base, &login.url, "cli@example.com", "cli password 1").await;
+        let (status, stderr) = login.finish().await;
+        assert!(status.success(), "login failed: {stderr}");
+        assert!(
+            page.contains("You are logged in as cli@example.com"),
+            "{page}"
+        );
+        stderr
+    }
+
+    fn stdout_of(&self, args: &[&str]) -> String {
+        let out = self.run(args, None);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_then_twenty_processes_refresh_once_then_curl_status_and_logout() {
+    let w = World::start();
+    let (client_id, secret) = w.user_and_client(&[
+        "--rotate-refresh-tokens",
+        "--refresh-retry-window",
+        "0s",
+        "--access-token-ttl",
+        "3s",
+    ]);
+
+    // login --no-browser: read the printed URL, act as the browser, let the listener finish.
+    let login = w.start_login(&client_id, Some(&secret), &[]).await;
+    assert!(
+        login.url.contains("code_challenge=")
+            && login.url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+        "{}",
+        login.url
+    );
+    let page = browse(&w.base, &login.url, "cli@example.com", "cli password 1").await;
+    let (status, stderr) = login.finish().await;
+    assert!(status.success(), "login failed: {stderr}");
+    assert!(
+        page.contains("You are logged in as cli@example.com"),
+        "{page}"
+    );
+
+    // status names the user, never shows a token, and says how the tokens are protected.
+    let status_text = w.stdout_of(&["status"]);
     assert!(status_text.contains(&w.base), "{status_text}");
+    assert!(
+        status_text.starts_with("profile   default\nuser      cli@example.com\n"),
+        "{status_text}"
+    );
+    assert!(
+        status_text.contains("refreshed automatically"),
+        "{status_text}"
+    );
     assert!(status_text.to_lowercase().contains("key"), "{status_text}");
+    // Without an OS keyring (a headless machine), the login says in one sentence where the key
+    // went instead (later commands find the key file, and ask the keyring nothing).
+    if !stderr.contains("key in the OS keyring") {
+        assert!(
+            stderr.contains("the OS keyring is not available, so the key is kept in the file"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("zbus"), "{stderr}");
+    }
 
     let first = String::from_utf8(w.run(&["token"], None).stdout)
         .unwrap()
@@ -236,6 +334,20 @@ async fn login_then_twenty_processes_refresh_once_then_curl_status_and_logout() 
         assert_eq!(mode & 0o077, 0, "the credential file is readable by others");
     }
 
+    // curl -i: the status line and headers on standard error, ended by a blank line as in curl.
+    let out = w.run(&["curl", "-i", "/services/data/v65.0/"], None);
+    assert!(out.status.success());
+    let head = String::from_utf8(out.stderr).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\n"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(
+        head.ends_with("\n\n"),
+        "no blank line after the headers: {head:?}"
+    );
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("\"sobjects\""));
+
     // curl with automatic refresh.
     let out = w.run(
         &[
@@ -271,4 +383,260 @@ async fn login_then_twenty_processes_refresh_once_then_curl_status_and_logout() 
     )
     .unwrap();
     assert!(revoked.contains("\"revoked\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_fails_in_the_terminal_and_in_the_browser_with_a_hint() {
+    let w = World::start();
+    let (client_id, _) = w.user_and_client(&[]);
+    let login = w.start_login(&client_id, Some("not the secret"), &[]).await;
+    let page = browse(&w.base, &login.url, "cli@example.com", "cli password 1").await;
+    let (status, stderr) = login.finish().await;
+    assert!(!status.success(), "{stderr}");
+    for said in [&stderr, &page] {
+        assert!(
+            said.contains("the code exchange failed: invalid_client"),
+            "{said}"
+        );
+        assert!(said.contains("--client-secret-stdin"), "{said}");
+    }
+    assert!(page.contains("The login failed"), "{page}");
+    assert!(!page.contains("You are logged in"), "{page}");
+    assert!(!stderr.contains("Logged in."), "{stderr}");
+    // Nothing was stored.
+    assert!(!w.run(&["status"], None).status.success());
+
+    // Without any secret, the hint is that the client may need one.
+    let login = w.start_login(&client_id, None, &[]).await;
+    let page = browse(&w.base, &login.url, "cli@example.com", "cli password 1").await;
+    let (status, stderr) = login.finish().await;
+    assert!(!status.success());
+    for said in [&stderr, &page] {
+        assert!(
+            said.contains(
+                "this client may need its secret: log in again with --client-secret-stdin"
+            ),
+            "{said}"
+        );
+    }
+}
+
+#[test]
+fn an_unregistered_redirect_uri_is_named_with_the_command_that_registers_it_at_once() {
+    let w = World::start();
+    // The client allows one redirect URI, on another port and path than the login's.
+    let client = w.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "create",
+            "--name",
+            "Elsewhere",
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+        ],
+        None,
+    );
+    let other_id = client["client_id"].as_str().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let started = Instant::now();
+    let out = common::run(
+        w.login_command(other_id, &port),
+        &["--timeout", "30s"],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let uri = format!("http://127.0.0.1:{port}/callback");
+    assert!(stderr.contains("redirect_uri_mismatch"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "tessera admin client update {other_id} --redirect-uri {uri}"
+        )),
+        "{stderr}"
+    );
+    // Said before any browser is involved, not after minutes of waiting for one.
+    assert!(!stderr.contains("Waiting for the browser"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    // With a port chosen anew each time, the URI to register is the one for any port.
+    let out = common::run(w.login_command(other_id, "0"), &["--timeout", "30s"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "tessera admin client update {other_id} --redirect-uri http://127.0.0.1/callback\n"
+        )),
+        "{stderr}"
+    );
+
+    // An unknown client id is said at once too.
+    let out = common::run(
+        w.login_command("3MVG9nobody", "0"),
+        &["--timeout", "30s"],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("invalid_client_id"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_verify_asks_the_server_and_fails_once_the_session_is_revoked() {
+    let w = World::start();
+    let (client_id, secret) = w.user_and_client(&[]);
+    w.log_in(&client_id, Some(&secret), &[]).await;
+
+    // A live session: the same token as without --verify.
+    let stored = w.stdout_of(&["token"]);
+    assert_eq!(w.stdout_of(&["token", "--verify"]), stored);
+
+    // The access token alone revoked at the server: `token` prints it still (nothing here says
+    // it is dead, and its help says so); --verify refreshes.
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/revoke", w.base))
+        .form(&[("token", stored.trim())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(w.stdout_of(&["token"]), stored);
+    let fresh = w.stdout_of(&["token", "--verify"]);
+    assert_ne!(fresh, stored);
+    assert!(fresh.trim().contains('!'));
+
+    // The whole session revoked: --verify exits non-zero and says to log in again. The admin
+    // command writes to the database; the server applies it from its change feed a moment
+    // later, so wait until the server refuses the token.
+    w.json(
+        &["admin", "--json", "revoke", "--user", "cli@example.com"],
+        None,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let api = reqwest::Client::new()
+            .get(format!("{}/services/data/v65.0/", w.base))
+            .bearer_auth(fresh.trim())
+            .send()
+            .await
+            .unwrap();
+        if api.status() == 401 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never saw the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = w.run(&["token", "--verify"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("please log in again (tessera login)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_without_a_refresh_token_promises_no_refresh() {
+    let w = World::start();
+    let (client_id, secret) = w.user_and_client(&[]);
+    w.log_in(&client_id, Some(&secret), &["--scope", "api id"])
+        .await;
+    let status = w.stdout_of(&["status"]);
+    assert!(status.contains("user      cli@example.com\n"), "{status}");
+    assert!(status.contains("no refresh token"), "{status}");
+    assert!(!status.contains("refreshed"), "{status}");
+}
+
+/// Runs `command` under `script`, on a terminal of its own; what the terminal shows is read
+/// as it comes.
+fn on_a_terminal(command: &Command) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let line: Vec<String> = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|part| format!("'{}'", part.to_str().unwrap()))
+        .collect();
+    let mut script = Command::new("script");
+    script.args([
+        "--quiet",
+        "--flush",
+        "--command",
+        &line.join(" "),
+        "/dev/null",
+    ]);
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    let mut child = script
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut screen = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = screen.read(&mut buffer) {
+            if tx
+                .send(String::from_utf8_lossy(&buffer[..n]).into_owned())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Reads the terminal into `seen` until it shows `wanted`.
+fn wait_for(screen: &std::sync::mpsc::Receiver<String>, seen: &mut String, wanted: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.contains(wanted) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match screen.recv_timeout(left) {
+            Ok(more) => seen.push_str(&more),
+            Err(_) => panic!("the terminal never showed {wanted:?}:\n{seen}"),
+        }
+    }
+}
+
+#[test]
+fn on_a_terminal_the_secret_is_asked_for_without_echo_and_one_line_is_enough() {
+    let w = World::start();
+    let (client_id, _) = w.user_and_client(&[]);
+    let mut login = w.login_command(&client_id, "0");
+    login.args(["--client-secret-stdin", "--timeout", "20s"]);
+    let (mut child, screen) = on_a_terminal(&login);
+    let mut seen = String::new();
+    wait_for(
+        &screen,
+        &mut seen,
+        &format!("Client secret of {client_id}: "),
+    );
+    // The prompt is written just before echo is turned off.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut keyboard = child.stdin.take().unwrap();
+    keyboard.write_all(b"typed-secret-4242\n").unwrap();
+    keyboard.flush().unwrap();
+    // One line, no end of input: the login goes on to the URL.
+    wait_for(&screen, &mut seen, "Open this URL in a browser");
+    assert!(
+        !seen.contains("typed-secret-4242"),
+        "the secret was echoed:\n{seen}"
+    );
+    drop(keyboard);
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -82,6 +82,10 @@ pub struct Credential {
     pub refresh_token: Option<RefreshToken>,
     pub instance_url: String,
     pub identity_url: Option<String>,
+    /// Who logged in, as the server named them when asked at login (introspection or the
+    /// identity URL); `None` when it did not say, and in files written before it was kept.
+    #[serde(default)]
+    pub username: Option<String>,
     pub scope: String,
     /// Server time (ms since the epoch) the access token was issued.
     pub issued_at_ms: i64,
@@ -160,6 +164,7 @@ impl Credential {
             refresh_token: response.refresh_token.clone(),
             instance_url: response.instance_url.clone(),
             identity_url: (!response.id.is_empty()).then(|| response.id.clone()),
+            username: None,
             scope: response.scope.clone(),
             issued_at_ms,
             expires_at_ms: expiry(issued_at_ms, response.expires_in, session_timeout),
@@ -170,7 +175,8 @@ impl Credential {
     }
 
     /// This credential after a successful refresh: the new access token, the rotated refresh
-    /// token if one came (the old one is kept otherwise, RFC 6749 §6), no markers.
+    /// token if one came (the old one is kept otherwise, RFC 6749 §6), the same user, no
+    /// markers.
     pub fn refreshed(
         &self,
         response: &TokenResponse,
@@ -199,6 +205,7 @@ impl Credential {
         if next.identity_url.is_none() {
             next.identity_url = self.identity_url.clone();
         }
+        next.username = self.username.clone();
         if next.scope.is_empty() {
             next.scope = self.scope.clone();
         }
@@ -440,5 +447,23 @@ mod tests {
         assert_eq!(next.access_token, AccessToken::new("00D!next"));
         assert_eq!(next.clock_offset_ms, c.clock_offset_ms);
         assert!(next.in_flight.is_none() && next.dead.is_none());
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_username() {
+        let mut c = credential(T0, Some(60), Some(T0), T0, None);
+        c.username = Some("ada@example.com".into());
+        let next = c.refreshed(&response(T0 + 60_000, Some(60)), None, T0 + 60_000, None);
+        assert_eq!(next.username.as_deref(), Some("ada@example.com"));
+    }
+
+    #[test]
+    fn a_credential_stored_before_usernames_were_kept_still_reads() {
+        let c = credential(T0, Some(60), Some(T0), T0, None);
+        let mut stored = serde_json::to_value(&c).unwrap();
+        stored.as_object_mut().unwrap().remove("username").unwrap();
+        let read: Credential = serde_json::from_value(stored).unwrap();
+        assert_eq!(read.username, None);
+        assert_eq!(read.access_token, c.access_token);
     }
 }

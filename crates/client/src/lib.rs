@@ -25,6 +25,9 @@
 //! - **Encrypted at rest**: XChaCha20-Poly1305 over the whole credential; the key in the OS
 //!   keyring, a 0600 key file kept apart from the data, or a passphrase (Argon2id), and
 //!   [`TokenStore::protection`] says which, never silently degraded.
+//! - **Verification on demand**: [`TokenManager::verified_access_token`] asks the server
+//!   (introspection, else the identity URL) whether it still accepts the token, and refreshes
+//!   when it does not: for a token revoked early, which nothing on the client can see.
 //! - **Logout** revokes the refresh token then the access token, best effort, wipes the local
 //!   copy and reports each step.
 //! - **Events** for every refresh ([`RefreshEvent`]: outcome, rotation seen, lock wait,

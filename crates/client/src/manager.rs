@@ -11,7 +11,7 @@ use crate::authorized::AuthorizedClient;
 use crate::clock::{Clock, SystemClock};
 use crate::credential::{rejected_reason, Credential, Decision, InFlight};
 use crate::error::{ClientError, ReauthReason, StoreError};
-use crate::oauth::{self, RefreshFailure, Revocation, TokenReply};
+use crate::oauth::{self, RefreshFailure, Revocation, TokenCheck, TokenReply};
 use crate::store::{Protection, StoreLock, TokenStore};
 
 /// Retries of the token endpoint after the first attempt (so 3 attempts at most).
@@ -112,7 +112,9 @@ pub struct RefreshEvent {
 pub struct Status {
     pub issuer: String,
     pub client_id: String,
-    /// Salesforce's identity URL (`…/id/<org>/<user>`), which names the user.
+    /// The user's name, as the server gave it at login.
+    pub username: Option<String>,
+    /// Salesforce's identity URL (`…/id/<org>/<user>`).
     pub identity_url: Option<String>,
     pub instance_url: String,
     pub scope: String,
@@ -148,31 +150,52 @@ fn human_duration(ms: i64) -> String {
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let user = self
-            .identity_url
-            .as_deref()
-            .unwrap_or("(not given by the server)");
-        writeln!(f, "user      {user}")?;
+        // Only a session that can still be refreshed is "refreshed automatically"; without a
+        // refresh token, or once the server refused it, the next step is a login.
+        let refreshable = self.has_refresh_token && self.reauth_required.is_none();
+        match &self.username {
+            Some(username) => writeln!(f, "user      {username}")?,
+            None => writeln!(
+                f,
+                "user      unknown (not recorded at login; log in again to see it)"
+            )?,
+        }
+        if let Some(identity_url) = &self.identity_url {
+            writeln!(f, "identity  {identity_url}")?;
+        }
         writeln!(f, "client    {}", self.client_id)?;
         writeln!(f, "issuer    {}", self.issuer)?;
         writeln!(f, "instance  {}", self.instance_url)?;
         writeln!(f, "scope     {}", self.scope)?;
         writeln!(f, "issued    {}", http_date(self.issued_at_ms))?;
-        match (self.expires_at_ms, self.remaining_ms) {
-            (Some(at), Some(left)) if left > 0 => writeln!(
+        match (self.expires_at_ms, self.remaining_ms, refreshable) {
+            (Some(at), Some(left), true) if left > 0 => writeln!(
                 f,
                 "expires   {} (in {}; refreshed automatically)",
                 http_date(at),
                 human_duration(left)
             )?,
-            (Some(at), _) => writeln!(
+            (Some(at), Some(left), false) if left > 0 => writeln!(
+                f,
+                "expires   {} (in {}; then log in again)",
+                http_date(at),
+                human_duration(left)
+            )?,
+            (Some(at), _, true) => writeln!(
                 f,
                 "expires   {} (expired; refreshed at next use)",
                 http_date(at)
             )?,
-            _ => writeln!(
+            (Some(at), _, false) => {
+                writeln!(f, "expires   {} (expired: log in again)", http_date(at))?
+            }
+            (None, _, true) => writeln!(
                 f,
                 "expires   unknown (the server sends no lifetime; refreshed when refused)"
+            )?,
+            (None, _, false) => writeln!(
+                f,
+                "expires   unknown (the server sends no lifetime; log in again when refused)"
             )?,
         }
         writeln!(
@@ -186,7 +209,7 @@ impl std::fmt::Display for Status {
         )?;
         write!(f, "storage   {}", self.protection)?;
         if let Some(note) = &self.protection_note {
-            write!(f, " ({note})")?;
+            write!(f, "\nnote      {note}")?;
         }
         if self.refresh_in_flight {
             write!(f, "\nnote      an interrupted refresh will be retried")?;
@@ -380,6 +403,25 @@ impl TokenManager {
         oauth::introspected_expiry(&self.config.http, credential).await
     }
 
+    /// Who the server says the credential's user is, asked once at login (so that `status`
+    /// names a person, not an identity URL); `None` when it does not say, logged at debug level.
+    async fn username_of(&self, credential: &Credential) -> Option<String> {
+        let check =
+            oauth::check_access_token(&self.config.http, credential, &credential.access_token)
+                .await;
+        match check {
+            Ok(TokenCheck::Accepted { username }) => username,
+            Ok(TokenCheck::Refused) => {
+                tracing::debug!("the server refused the new access token when asked who it is");
+                None
+            }
+            Err(error) => {
+                tracing::debug!(%error, "the server could not say who logged in");
+                None
+            }
+        }
+    }
+
     /// The credential as last seen (cache, else the store), without refreshing.
     pub(crate) async fn current(&self) -> Result<Credential, ClientError> {
         if let Some(c) = self.cached().clone() {
@@ -398,6 +440,10 @@ impl TokenManager {
             .introspected_expiry(&credential)
             .await
             .or(credential.expires_at_ms);
+        let username = match credential.username.clone() {
+            Some(username) => Some(username),
+            None => self.username_of(&credential).await,
+        };
         let _gate = self.gate.lock().await;
         let _lock = self.lock().await?;
         let current = match self.load().await {
@@ -411,6 +457,7 @@ impl TokenManager {
         };
         let credential = Credential {
             expires_at_ms,
+            username,
             in_flight: None,
             dead: None,
             ..credential
@@ -442,6 +489,33 @@ impl TokenManager {
             return Err(ClientError::ReauthRequired { reason });
         }
         self.refresh(RefreshTrigger::Proactive, None).await
+    }
+
+    /// An access token the server accepts now, as it said when asked (its introspection
+    /// endpoint for a confidential client, else the identity URL): the token [`Self::access_token`]
+    /// gives, or, when the server refuses it (revoked early: a logout elsewhere, an
+    /// administrator), a refreshed one, asked about again. One or two requests more than
+    /// [`Self::access_token`], for callers that must not hand out a dead token.
+    #[tracing::instrument(skip_all)]
+    pub async fn verified_access_token(&self) -> Result<AccessToken, ClientError> {
+        let token = self.access_token().await?;
+        if self.server_accepts(&token).await? {
+            return Ok(token);
+        }
+        tracing::info!("the server refused the access token; refreshing");
+        let fresh = self.refresh_after_rejection(&token).await?;
+        if self.server_accepts(&fresh).await? {
+            return Ok(fresh);
+        }
+        Err(ClientError::Protocol(
+            "the server refuses the access token even right after a refresh".into(),
+        ))
+    }
+
+    async fn server_accepts(&self, token: &AccessToken) -> Result<bool, ClientError> {
+        let credential = self.current().await?;
+        let check = oauth::check_access_token(&self.config.http, &credential, token).await?;
+        Ok(matches!(check, TokenCheck::Accepted { .. }))
     }
 
     /// After the resource server refused `rejected`: the store's token if it is another one
@@ -699,6 +773,7 @@ impl TokenManager {
         Ok(Status {
             issuer: c.endpoints.issuer.clone(),
             client_id: c.client_id.clone(),
+            username: c.username.clone(),
             identity_url: c.identity_url.clone(),
             instance_url: c.instance_url.clone(),
             scope: c.scope.clone(),
@@ -782,5 +857,59 @@ impl TokenManager {
         };
         tracing::info!(complete = report.is_complete(), "logout");
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(has_refresh_token: bool, remaining_ms: Option<i64>) -> Status {
+        Status {
+            issuer: "https://login.example.test".into(),
+            client_id: "3MVG9client".into(),
+            username: Some("ada@example.com".into()),
+            identity_url: Some("https://login.example.test/id/00D/005".into()),
+            instance_url: "https://na1.example.test".into(),
+            scope: "api id".into(),
+            issued_at_ms: 1_800_000_000_000,
+            expires_at_ms: remaining_ms.map(|_| 1_800_007_200_000),
+            remaining_ms,
+            clock_offset_ms: 0,
+            has_refresh_token,
+            refresh_in_flight: false,
+            reauth_required: None,
+            protection: Protection::Passphrase,
+            protection_note: None,
+        }
+    }
+
+    #[test]
+    fn status_names_the_user_and_keeps_the_identity_url_apart() {
+        let text = status(true, Some(3_600_000)).to_string();
+        assert!(text.starts_with("user      ada@example.com\n"), "{text}");
+        assert!(text.contains("identity  https://login.example.test/id/00D/005"));
+        let unknown = Status {
+            username: None,
+            ..status(true, Some(3_600_000))
+        };
+        assert!(unknown.to_string().contains("user      unknown"));
+    }
+
+    #[test]
+    fn only_a_session_with_a_usable_refresh_token_is_refreshed_automatically() {
+        for remaining in [Some(3_600_000), Some(-1_000), None] {
+            let with = status(true, remaining).to_string();
+            assert!(with.contains("refreshed"), "{with}");
+            assert!(!with.contains("log in again"), "{with}");
+            let without = status(false, remaining).to_string();
+            assert!(!without.contains("refreshed"), "{without}");
+            assert!(without.contains("log in again"), "{without}");
+            let dead = Status {
+                reauth_required: Some(ReauthReason::UserInactive),
+                ..status(true, remaining)
+            };
+            assert!(!dead.to_string().contains("refreshed"), "{dead}");
+        }
     }
 }

@@ -233,14 +233,15 @@ fn oauth_error(body: &[u8]) -> Option<(String, String)> {
     error.map(|e| (e, description))
 }
 
-fn describe_transport(error: &reqwest::Error) -> String {
+/// A request that got no answer, for `endpoint` ("token", "revocation"…).
+fn describe_transport(endpoint: &str, error: &reqwest::Error) -> String {
     if error.is_timeout() {
-        "the token endpoint did not answer in time".to_owned()
+        format!("the {endpoint} endpoint did not answer in time")
     } else if error.is_connect() {
-        "cannot connect to the token endpoint".to_owned()
+        format!("cannot connect to the {endpoint} endpoint")
     } else {
         // reqwest's Display names the URL, never the form body.
-        format!("token endpoint request failed: {error}")
+        format!("{endpoint} endpoint request failed: {error}")
     }
 }
 
@@ -286,7 +287,7 @@ pub(crate) async fn refresh_once(
     .send()
     .await;
     let response = sent.map_err(|e| RefreshFailure::Transient {
-        message: describe_transport(&e),
+        message: describe_transport("token", &e),
         retry_after: None,
         maybe_processed: true,
     })?;
@@ -296,7 +297,7 @@ pub(crate) async fn refresh_once(
         .bytes()
         .await
         .map_err(|e| RefreshFailure::Transient {
-            message: describe_transport(&e),
+            message: describe_transport("token", &e),
             retry_after: None,
             maybe_processed: true,
         })?;
@@ -376,7 +377,7 @@ pub(crate) async fn revoke(
         .await;
     let response = match response {
         Ok(r) => r,
-        Err(e) => return Revocation::Failed(describe_transport(&e).replace("token", "revocation")),
+        Err(e) => return Revocation::Failed(describe_transport("revocation", &e)),
     };
     let status = response.status();
     if status.is_success() {
@@ -392,59 +393,185 @@ pub(crate) async fn revoke(
     }
 }
 
-/// RFC 7662's answer, as far as expiry goes.
-#[derive(Deserialize)]
+/// RFC 7662's answer, as far as this client reads it.
+#[derive(Debug, Deserialize)]
 struct IntrospectionAnswer {
     active: bool,
     #[serde(default)]
     exp: Option<i64>,
+    #[serde(default)]
+    username: Option<String>,
+}
+
+/// Whether the introspection endpoint can be asked: RFC 7662 §2.1 has it require the client's
+/// authentication, so only a confidential client of an issuer that has one.
+fn can_introspect(credential: &Credential) -> bool {
+    credential.endpoints.introspection.is_some() && credential.client_secret.is_some()
+}
+
+/// The introspection endpoint's answer about `token`: `token=` with the client's id and
+/// secret. The caller checks [`can_introspect`] first.
+async fn introspect(
+    http: &reqwest::Client,
+    credential: &Credential,
+    token: &AccessToken,
+) -> Result<IntrospectionAnswer, ClientError> {
+    let endpoint = credential
+        .endpoints
+        .introspection
+        .as_deref()
+        .ok_or_else(|| ClientError::Protocol("the issuer has no introspection endpoint".into()))?;
+    let response = client_form_post(
+        http,
+        endpoint,
+        credential,
+        &[("token", token.expose_secret())],
+    )
+    .header(reqwest::header::ACCEPT, "application/json")
+    .send()
+    .await
+    .map_err(|e| ClientError::transient(describe_transport("introspection", &e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap_or_default();
+        let what = oauth_error(&body)
+            .map(|(e, d)| format!(" {e}: {d}"))
+            .unwrap_or_default();
+        let message = format!("the introspection endpoint answered {status}{what}");
+        return Err(unexpected_answer(status, &headers, message));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ClientError::transient(describe_transport("introspection", &e)))?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ClientError::Protocol(format!("the introspection answer is unreadable: {e}")))
 }
 
 /// The access token's expiry (server time, ms since the epoch) from the introspection
-/// endpoint: `token=` with the client's id and secret, `exp` of an active answer. Only for a
-/// confidential client of an issuer that has the endpoint; any failure is `None` (the expiry
-/// stays unknown), logged at debug level without the token.
+/// endpoint: `exp` of an active answer. Only for a confidential client of an issuer that has
+/// the endpoint; any failure is `None` (the expiry stays unknown), logged at debug level
+/// without the token.
 pub(crate) async fn introspected_expiry(
     http: &reqwest::Client,
     credential: &Credential,
 ) -> Option<i64> {
-    let endpoint = credential.endpoints.introspection.as_deref()?;
-    credential.client_secret.as_ref()?;
-    let token = credential.access_token.expose_secret();
-    let response = client_form_post(http, endpoint, credential, &[("token", token)])
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await;
-    let response = match response {
-        Ok(r) if r.status().is_success() => r,
-        Ok(r) => {
-            tracing::debug!(status = %r.status(), "introspection refused; expiry unknown");
-            return None;
-        }
-        Err(e) => {
-            let why = describe_transport(&e).replace("token", "introspection");
-            tracing::debug!(error = %why, "introspection failed; expiry unknown");
-            return None;
-        }
-    };
-    let answer = response
-        .bytes()
-        .await
-        .ok()
-        .and_then(|body| serde_json::from_slice::<IntrospectionAnswer>(&body).ok());
-    match answer {
-        Some(IntrospectionAnswer {
+    if !can_introspect(credential) {
+        return None;
+    }
+    match introspect(http, credential, &credential.access_token).await {
+        Ok(IntrospectionAnswer {
             active: true,
             exp: Some(exp),
+            ..
         }) => Some(exp.saturating_mul(1000)),
-        Some(answer) => {
+        Ok(answer) => {
             tracing::debug!(active = answer.active, "introspection gave no expiry");
             None
         }
-        None => {
-            tracing::debug!("introspection answer unreadable; expiry unknown");
+        Err(error) => {
+            tracing::debug!(%error, "introspection failed; expiry unknown");
             None
         }
+    }
+}
+
+/// What the server said when asked about an access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TokenCheck {
+    /// It accepts the token, issued to this user (when it said which).
+    Accepted { username: Option<String> },
+    /// It no longer accepts the token (revoked, expired, or its user disabled).
+    Refused,
+}
+
+/// Asks the server whether it accepts `token` now: the introspection endpoint for a
+/// confidential client (authoritative whatever the token's scope), else the identity URL called
+/// with the token (Salesforce's, open to every client with an `id`-scoped token). If the first
+/// cannot tell, the other is asked; `Err` when neither could.
+pub(crate) async fn check_access_token(
+    http: &reqwest::Client,
+    credential: &Credential,
+    token: &AccessToken,
+) -> Result<TokenCheck, ClientError> {
+    let mut cannot_tell = None;
+    if can_introspect(credential) {
+        match introspect(http, credential, token).await {
+            Ok(answer) if answer.active => {
+                return Ok(TokenCheck::Accepted {
+                    username: answer.username,
+                })
+            }
+            Ok(_) => return Ok(TokenCheck::Refused),
+            Err(error) => {
+                tracing::debug!(%error, "introspection could not tell; trying the identity URL");
+                cannot_tell = Some(error);
+            }
+        }
+    }
+    match (&credential.identity_url, cannot_tell) {
+        (Some(url), _) => identity_check(http, url, token).await,
+        (None, Some(error)) => Err(error),
+        (None, None) => Err(ClientError::Protocol(
+            "the server cannot be asked about the token: it gave no identity URL, and its \
+             introspection endpoint needs a confidential client's secret"
+                .into(),
+        )),
+    }
+}
+
+/// `GET` the identity URL with the token: 200 names the user, 401 and 403 (Salesforce's
+/// `Bad_OAuth_Token`) refuse the token.
+async fn identity_check(
+    http: &reqwest::Client,
+    url: &str,
+    token: &AccessToken,
+) -> Result<TokenCheck, ClientError> {
+    let response = http
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .header(
+            reqwest::header::AUTHORIZATION,
+            crate::authorized::bearer(token)?,
+        )
+        .timeout(REQUEST_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| ClientError::transient(describe_transport("identity", &e)))?;
+    let status = response.status();
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Ok(TokenCheck::Refused),
+        s if s.is_success() => {
+            #[derive(Deserialize)]
+            struct Identity {
+                #[serde(default)]
+                username: Option<String>,
+            }
+            let body = response.bytes().await.unwrap_or_default();
+            let username = serde_json::from_slice::<Identity>(&body)
+                .ok()
+                .and_then(|identity| identity.username);
+            Ok(TokenCheck::Accepted { username })
+        }
+        _ => Err(unexpected_answer(
+            status,
+            response.headers(),
+            format!("the identity URL answered {status}"),
+        )),
+    }
+}
+
+/// An answer that says nothing about the token: overload and server errors are worth asking
+/// again later, anything else is not.
+fn unexpected_answer(status: StatusCode, headers: &HeaderMap, message: String) -> ClientError {
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        ClientError::Transient {
+            message,
+            retry_after: retry_after(headers),
+        }
+    } else {
+        ClientError::Protocol(message)
     }
 }
 

@@ -39,6 +39,24 @@ pub fn json(command: Command, args: &[&str], stdin: Option<&str>) -> Value {
         .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// `admin user create` through `command` (a `tessera` on the server's database): `username`
+/// with `password`; returns the user as JSON.
+pub fn create_user(command: Command, username: &str, password: &str) -> Value {
+    json(
+        command,
+        &[
+            "admin",
+            "--json",
+            "user",
+            "create",
+            "--username",
+            username,
+            "--password-stdin",
+        ],
+        Some(password),
+    )
+}
+
 /// `tessera` with its configuration taken from `dir` alone (nothing from the environment).
 pub fn tessera(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
@@ -110,16 +128,10 @@ impl Server {
     /// A user and a confidential client whose access tokens live `ttl`, with `more` client
     /// options.
     pub fn user_and_client(&self, ttl: &str, more: &[&str]) -> (String, String) {
-        self.admin(
-            &[
-                "user",
-                "create",
-                "--username",
-                "ada@example.com",
-                "--password-stdin",
-            ],
-            Some("ada's password"),
-            &[],
+        create_user(
+            tessera(self.dir.path()),
+            "ada@example.com",
+            "ada's password",
         );
         let mut create = vec![
             "client",

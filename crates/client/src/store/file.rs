@@ -116,8 +116,13 @@ impl FileTokenStore {
                             }
                         }
                         Err(reason) => {
-                            tracing::info!(%reason, "no OS keyring; the token file key is kept in a key file");
-                            note = Some(format!("{reason}; the key is kept in a file instead"));
+                            // The keyring's own words ("Platform failure: zbus error: …") help
+                            // whoever debugs it, not whoever reads `status`.
+                            tracing::debug!(%reason, "no OS keyring");
+                            note = Some(format!(
+                                "the OS keyring is not available, so the key is kept in the file {} instead",
+                                key_file.display()
+                            ));
                             KeyMode::KeyFile(key_file)
                         }
                     },

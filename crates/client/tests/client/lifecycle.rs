@@ -87,6 +87,61 @@ async fn a_refused_session_is_refreshed_once_and_the_request_replayed() {
 }
 
 #[tokio::test]
+async fn login_records_who_logged_in_by_introspection_or_the_identity_url() {
+    let server = Server::start().await;
+    // Confidential: the introspection endpoint names the user.
+    let confidential = server.logged_in(&server.plain(3600).await).await;
+    let status = confidential.manager.status().await.unwrap();
+    assert_eq!(status.username.as_deref(), Some(USERNAME));
+    assert!(status
+        .to_string()
+        .starts_with(&format!("user      {USERNAME}\n")));
+    // Public: no secret for introspection, so the identity URL, called with the token.
+    let public = server.logged_in(&server.public(3600).await).await;
+    let status = public.manager.status().await.unwrap();
+    assert_eq!(status.username.as_deref(), Some(USERNAME));
+    // A refresh keeps it.
+    let at1 = public.credential.access_token.clone();
+    public.manager.refresh_after_rejection(&at1).await.unwrap();
+    let status = public.manager.status().await.unwrap();
+    assert_eq!(status.username.as_deref(), Some(USERNAME));
+}
+
+#[tokio::test]
+async fn a_verified_token_is_one_the_server_accepts_now() {
+    let server = Server::start().await;
+    for client in [server.plain(7200).await, server.public(7200).await] {
+        let s = server.logged_in(&client).await;
+        let first = clear(&s.credential.access_token);
+        // A live session: the same token, no refresh.
+        assert_eq!(
+            clear(&s.manager.verified_access_token().await.unwrap()),
+            first
+        );
+        assert!(s.events.events().is_empty());
+
+        // The access token alone revoked early: the plain accessor still hands it out (nothing
+        // says it is dead), the verified one refreshes.
+        assert_eq!(server.revoke(&first).await.as_u16(), 200);
+        assert_eq!(clear(&s.manager.access_token().await.unwrap()), first);
+        let second = clear(&s.manager.verified_access_token().await.unwrap());
+        assert_ne!(second, first);
+        assert!(server.api_works(&second).await);
+        assert_eq!(s.events.events()[0].trigger, RefreshTrigger::Rejected);
+
+        // The whole grant revoked: no token the server accepts, and the reason to log in.
+        let refresh = s.store.load().unwrap().unwrap().refresh_token.unwrap();
+        assert_eq!(server.revoke(&clear(&refresh)).await.as_u16(), 200);
+        assert!(matches!(
+            s.manager.verified_access_token().await,
+            Err(ClientError::ReauthRequired {
+                reason: ReauthReason::RefreshTokenRejected { .. }
+            })
+        ));
+    }
+}
+
+#[tokio::test]
 async fn rotation_stores_the_new_refresh_token_before_the_access_token_is_used() {
     let server = Server::start().await;
     let s = server.logged_in(&server.rotating(60, 7200).await).await;

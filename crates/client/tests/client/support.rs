@@ -326,6 +326,7 @@ pub fn sample_credential(access: &str, refresh: &str) -> Credential {
         refresh_token: Some(tessera_proto::RefreshToken::new(refresh)),
         instance_url: "https://na1.example.test".into(),
         identity_url: Some("https://login.example.test/id/00D/005".into()),
+        username: None,
         scope: "api refresh_token".into(),
         issued_at_ms: 1_800_000_000_000,
         expires_at_ms: Some(1_800_007_200_000),
