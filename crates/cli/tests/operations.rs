@@ -90,6 +90,54 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// A series' metric: its name without the suffixes of a histogram's series.
+fn base_name(series: &str) -> &str {
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|suffix| series.strip_suffix(suffix))
+        .unwrap_or(series)
+}
+
+fn repository_file(path: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::read_to_string(root.join(path)).unwrap()
+}
+
+/// The metrics the table of docs/operations.md documents (its rows start with the name).
+fn documented_metrics() -> std::collections::HashSet<String> {
+    repository_file("docs/operations.md")
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `tessera_"))
+        .filter_map(|rest| rest.split_once('`'))
+        .map(|(name, _)| format!("tessera_{name}"))
+        .collect()
+}
+
+/// The dashboard queries only documented metrics, and every documented one is on it.
+#[test]
+fn the_dashboard_shows_every_documented_metric_and_nothing_else() {
+    let documented = documented_metrics();
+    assert!(documented.len() >= 12, "{documented:?}");
+    let dashboard: Value =
+        serde_json::from_str(&repository_file("docs/operations/grafana-dashboard.json")).unwrap();
+    let mut queried = std::collections::HashSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("tessera_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                queried.insert(base_name(&name).to_owned());
+            }
+        }
+    }
+    assert_eq!(queried, documented);
+}
+
 async fn scrape(url: &str) -> Vec<Sample> {
     let response = reqwest::get(url).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -290,6 +338,15 @@ async fn metrics_count_what_happened_and_the_access_log_keeps_no_secret() {
         ) >= 1.0
     );
     assert!(value(&metrics, "tessera_cache_hits_total", &[("cache", "client")]) >= 1.0);
+
+    let documented = documented_metrics();
+    for sample in &metrics {
+        assert!(
+            documented.contains(base_name(&sample.name)),
+            "{} is not in docs/operations.md",
+            sample.name
+        );
+    }
 
     let log = std::fs::read_to_string(&server.log).unwrap();
     let access: Vec<&str> = log
