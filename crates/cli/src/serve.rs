@@ -58,7 +58,10 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let metrics_on_main = match metrics_listener {
         Some(metrics_listener) => {
             let router = tessera_server::metrics::router(metrics, authority.clone());
-            tracing::info!(listen = %settings.metrics_listen.as_deref().unwrap_or_default(), "metrics listening");
+            // The bound address, so that a port 0 given in the settings is found in the log.
+            if let Ok(address) = metrics_listener.local_addr() {
+                tracing::info!(listen = %address, "metrics listening");
+            }
             // Not drained at shutdown: a scrape cut short is only retried.
             tokio::spawn(async move {
                 if let Err(error) = axum::serve(metrics_listener, router).await {

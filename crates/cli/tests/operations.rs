@@ -214,7 +214,12 @@ fn refresh_token(tokens: &Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_happened_and_the_access_log_keeps_no_secret() {
     let server = Server::start(
-        &["--credential-failures-per-address", "5/1m"],
+        &[
+            "--credential-failures-per-address",
+            "5/1m",
+            "--trusted-proxies",
+            "127.0.0.1",
+        ],
         &[("TESSERA_LOG", "info")],
     );
     let (client_id, secret) = server.user_and_client(
@@ -253,8 +258,16 @@ async fn metrics_count_what_happened_and_the_access_log_keeps_no_secret() {
     assert!(throttled > 0, "{statuses:?}");
     assert_eq!(statuses[&400] + throttled, 8, "{statuses:?}");
 
+    // Through a trusted proxy, the source is the client the proxy names.
+    let proxied = reqwest::Client::new()
+        .get(format!("{}/healthz", server.base))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 200);
     let metrics = scrape(&format!("{}/metrics", server.base)).await;
-    requests += 1;
+    requests += 2;
     let refreshes =
         |outcome: &str| value(&metrics, "tessera_refreshes_total", &[("outcome", outcome)]);
     assert_eq!(refreshes("rotated"), 2.0);
@@ -357,7 +370,12 @@ async fn metrics_count_what_happened_and_the_access_log_keeps_no_secret() {
     for line in &access {
         assert!(line.contains(" route=\"/"), "{line}");
         assert!(line.contains(" status="), "{line}");
-        assert!(line.contains(" source=127.0.0.1"), "{line}");
+        let source = if line.contains("route=\"/healthz\"") {
+            " source=203.0.113.9"
+        } else {
+            " source=127.0.0.1"
+        };
+        assert!(line.contains(source), "{line}");
         assert!(!line.contains('?'), "no query string: {line}");
     }
     let token_lines = access
@@ -389,20 +407,34 @@ async fn metrics_count_what_happened_and_the_access_log_keeps_no_secret() {
     }
 }
 
+/// The metrics listener's address, from the server's log (it is logged once bound).
+fn logged_metrics_address(server: &Server) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(&server.log).unwrap();
+        if let Some(line) = log.lines().find(|l| l.contains("metrics listening")) {
+            let (_, address) = line.split_once("listen=").unwrap();
+            return address.trim().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no metrics listener:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// With `--metrics-listen`, `/metrics` is served there and is 404 on the main listener; the
 /// metrics listener serves nothing else. `--access-log false` silences the access log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metrics_listener_serves_metrics_alone_and_the_access_log_can_be_off() {
-    let metrics_address = format!("127.0.0.1:{}", common::free_port());
+    // Port 0: the server picks a free one and logs it, so no other process can take it between
+    // a test choosing it and the server binding it.
     let server = Server::start(
-        &[
-            "--metrics-listen",
-            &metrics_address,
-            "--access-log",
-            "false",
-        ],
+        &["--metrics-listen", "127.0.0.1:0", "--access-log", "false"],
         &[("TESSERA_LOG", "info")],
     );
+    let metrics_address = logged_metrics_address(&server);
     let main = reqwest::get(format!("{}/metrics", server.base))
         .await
         .unwrap();
@@ -426,6 +458,5 @@ async fn a_metrics_listener_serves_metrics_alone_and_the_access_log_can_be_off()
         "the metrics listener serves only /metrics"
     );
     let log = std::fs::read_to_string(&server.log).unwrap();
-    assert!(log.contains("metrics listening"), "{log}");
     assert!(!log.contains("tessera::access"), "{log}");
 }
