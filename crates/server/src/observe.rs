@@ -24,6 +24,10 @@ const UNMATCHED: &str = "unmatched";
 #[derive(Debug, Clone)]
 pub(crate) struct KnownClient(pub String);
 
+/// Longest client id the access log repeats. Ours are 53 characters; a longer one was made up
+/// by the request, and is cut so that a request cannot make a 64 KiB log line.
+const MAX_LOGGED_CLIENT_ID: usize = 128;
+
 /// `result` as a response, tagged with the client it was for.
 pub(crate) fn for_client(
     result: Result<Response, impl IntoResponse>,
@@ -34,9 +38,13 @@ pub(crate) fn for_client(
         Err(error) => error.into_response(),
     };
     if let Some(client_id) = client_id {
+        let mut end = client_id.len().min(MAX_LOGGED_CLIENT_ID);
+        while !client_id.is_char_boundary(end) {
+            end -= 1;
+        }
         response
             .extensions_mut()
-            .insert(KnownClient(client_id.to_owned()));
+            .insert(KnownClient(client_id[..end].to_owned()));
     }
     response
 }
@@ -94,5 +102,36 @@ fn method_label(method: &Method) -> &'static str {
         Method::DELETE => "DELETE",
         Method::OPTIONS => "OPTIONS",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(client_id: &str) -> String {
+        let response = for_client(Ok::<_, Response>(Response::default()), Some(client_id));
+        response
+            .extensions()
+            .get::<KnownClient>()
+            .unwrap()
+            .0
+            .clone()
+    }
+
+    #[test]
+    fn a_made_up_client_id_is_cut_on_a_character_boundary() {
+        let ours = format!("3MVG9{}", "a".repeat(48));
+        assert_eq!(logged(&ours), ours);
+        let long = "é".repeat(100);
+        let cut = logged(&long);
+        assert!(cut.len() <= MAX_LOGGED_CLIENT_ID && cut.len() >= MAX_LOGGED_CLIENT_ID - 1);
+        assert!(long.starts_with(&cut));
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
     }
 }
