@@ -565,6 +565,87 @@ mod tests {
         }
     }
 
+    /// Each refresh is counted once, with the outcome its path decided: rotations, a replay
+    /// inside the window, a duplicate just after a rotation (window 0), reuse, the revoked
+    /// family, a made-up token, and a non-rotating refresh.
+    #[tokio::test]
+    async fn each_outcome_is_counted_where_it_is_decided() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        // The test runs on one thread, so every poll of the futures below sees this recorder.
+        let _recording = metrics::set_default_local_recorder(&recorder);
+
+        let strict = world(rotating(0)).await;
+        let rt1 = strict.rt();
+        let rt2 = strict.refresh(&rt1).await.unwrap().refresh_token.unwrap();
+        assert_eq!(
+            strict.refresh(&rt1).await.unwrap_err(),
+            OAuthError::TokenRequestInProgress
+        );
+        strict.clock.advance_secs(3);
+        assert_eq!(
+            strict.refresh(&rt1).await.unwrap_err(),
+            OAuthError::ExpiredRefreshToken,
+            "reuse"
+        );
+        assert_eq!(
+            strict.refresh(&rt2).await.unwrap_err(),
+            OAuthError::ExpiredRefreshToken,
+            "the revoked family"
+        );
+        assert_eq!(
+            strict
+                .refresh(&RefreshToken::new("made-up".to_owned()))
+                .await
+                .unwrap_err(),
+            OAuthError::ExpiredRefreshToken
+        );
+        let windowed = world(rotating(60)).await;
+        let next = windowed.refresh(&windowed.rt()).await.unwrap();
+        assert_eq!(
+            windowed
+                .refresh(&windowed.rt())
+                .await
+                .unwrap()
+                .refresh_token,
+            next.refresh_token
+        );
+        let plain = world(ClientSettings::default()).await;
+        plain.refresh(&plain.rt()).await.unwrap();
+
+        let counted: std::collections::HashMap<String, u64> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == crate::metrics::REFRESHES)
+            .filter_map(|(key, _, _, value)| {
+                let outcome = key.key().labels().find(|l| l.key() == "outcome")?;
+                match value {
+                    DebugValue::Counter(n) => Some((outcome.value().to_owned(), n)),
+                    _ => None,
+                }
+            })
+            .collect();
+        let expected = [
+            ("rotated", 2),
+            ("concurrent_refused", 1),
+            ("reuse_detected", 1),
+            ("revoked", 1),
+            ("invalid", 1),
+            ("replayed", 1),
+            ("refreshed", 1),
+        ];
+        assert_eq!(
+            counted,
+            expected
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            "{counted:?}"
+        );
+    }
+
     fn rotating(window_secs: u64) -> ClientSettings {
         ClientSettings {
             rotate_refresh_tokens: Some(true),
