@@ -36,7 +36,8 @@ pub struct Metrics {
 impl Metrics {
     /// Installs the Prometheus recorder as the process's metrics recorder, with real histogram
     /// buckets (not the exporter's default summaries, which cannot be aggregated over nodes),
-    /// and starts its upkeep. Once per process: a second call fails.
+    /// and starts its upkeep on the current Tokio runtime. Once per process: a second call
+    /// fails.
     pub fn install() -> Result<Self, String> {
         let buckets = [
             (HTTP_REQUEST_SECONDS, HTTP_SECONDS_BUCKETS),
