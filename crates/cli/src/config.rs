@@ -48,6 +48,16 @@ pub struct Options {
     #[arg(long, env = "TESSERA_EXPIRES_IN", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<bool>,
+    /// Serve /metrics only on this host:port, apart from the API (e.g. 127.0.0.1:9090)
+    /// [default: none: /metrics is served on the main listener].
+    #[arg(long, env = "TESSERA_METRICS_LISTEN", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
+    /// One log line per request (target tessera::access): method, route, status, latency,
+    /// client id, source address [default: true].
+    #[arg(long, env = "TESSERA_ACCESS_LOG", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<bool>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "TESSERA_LOG_FORMAT", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -159,6 +169,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub expires_in: bool,
     pub log_format: LogFormat,
+    /// Where `/metrics` is served apart from the API; `None`: on the main listener.
+    pub metrics_listen: Option<String>,
+    pub access_log: bool,
     /// Live refresh-token grants per user per client; `None`: unlimited (0 in the config).
     pub max_grants_per_user_client: Option<u32>,
     pub housekeeping_interval_secs: u64,
@@ -206,6 +219,9 @@ impl Settings {
     pub fn from_options(o: Options) -> anyhow::Result<Self> {
         let listen = o.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
         validate_listen(&listen)?;
+        if let Some(metrics_listen) = &o.metrics_listen {
+            validate_listen(metrics_listen).context("metrics listen address")?;
+        }
         let issuer = match o.issuer {
             Some(issuer) => validate_issuer(&issuer)?,
             None => format!("http://{listen}"),
@@ -284,6 +300,8 @@ impl Settings {
             data_dir,
             expires_in: o.expires_in.unwrap_or(true),
             log_format,
+            metrics_listen: o.metrics_listen,
+            access_log: o.access_log.unwrap_or(true),
         })
     }
 }
@@ -518,6 +536,26 @@ mod tests {
         ] {
             assert!(args(bad).settings().is_err());
         }
+    }
+
+    #[test]
+    fn metrics_listen_is_checked_and_the_access_log_is_on_unless_turned_off() {
+        let d = args(Options::default()).settings().unwrap();
+        assert_eq!(d.metrics_listen, None);
+        assert!(d.access_log);
+        let s = with_file(
+            "metrics_listen = \"127.0.0.1:9090\"\naccess_log = false",
+            Options::default(),
+        )
+        .unwrap();
+        assert_eq!(s.metrics_listen.as_deref(), Some("127.0.0.1:9090"));
+        assert!(!s.access_log);
+        assert!(args(Options {
+            metrics_listen: Some("9090".into()),
+            ..Default::default()
+        })
+        .settings()
+        .is_err());
     }
 
     #[test]

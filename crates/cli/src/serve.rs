@@ -5,6 +5,7 @@ use clap::Args;
 use tessera_core::admin::ClientSettings;
 use tessera_core::Authority;
 use tessera_proto::{ClientSecret, ExposeSecret, Password, Scope};
+use tessera_server::metrics::Metrics;
 use tessera_server::{app, AppState};
 
 use crate::Settings;
@@ -27,6 +28,15 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
+    let metrics_listener = match &settings.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding the metrics listener {address}"))?,
+        ),
+        None => None,
+    };
+    let metrics = Metrics::install().map_err(|e| anyhow::anyhow!("installing metrics: {e}"))?;
     let authority = crate::authority(&settings).await?;
     authority.org().await.context("creating the organisation")?;
     if args.dev {
@@ -43,8 +53,29 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         authority.clone(),
         std::time::Duration::from_secs(settings.housekeeping_interval_secs),
     );
+    // With a listener of its own, /metrics is served only there: the main listener may face
+    // the internet, the metrics one a private network.
+    let metrics_on_main = match metrics_listener {
+        Some(metrics_listener) => {
+            let router = tessera_server::metrics::router(metrics, authority.clone());
+            // The bound address, so that a port 0 given in the settings is found in the log.
+            if let Ok(address) = metrics_listener.local_addr() {
+                tracing::info!(listen = %address, "metrics listening");
+            }
+            // Not drained at shutdown: a scrape cut short is only retried.
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(metrics_listener, router).await {
+                    tracing::error!(error = %error, "the metrics listener failed");
+                }
+            });
+            None
+        }
+        None => Some(metrics),
+    };
     let state = AppState {
         bench_floor: args.bench_floor,
+        access_log: settings.access_log,
+        metrics: metrics_on_main,
         ..AppState::new(authority).with_trusted_proxies(settings.trusted_proxies.clone())
     };
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -366,6 +366,11 @@ impl Authority {
     }
 
     /// Whether the store answers with the schema this build expects (`/readyz`).
+    /// Sets the store's gauges (see [`crate::store::Operations::publish_gauges`]).
+    pub fn publish_store_gauges(&self) {
+        self.store.publish_gauges();
+    }
+
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.store.ready().await
     }

@@ -19,6 +19,7 @@ use std::sync::Mutex;
 
 use lru::LruCache;
 
+use crate::metrics::Cache;
 use crate::model::{Change, ChangeKind, Client, Family, Hash, User};
 use crate::time::Timestamp;
 
@@ -180,7 +181,9 @@ impl Guard {
     }
 
     pub(crate) fn client(&self, client_id: &str) -> Option<Client> {
-        self.lock().clients.get(client_id).cloned()
+        let found = self.lock().clients.get(client_id).cloned();
+        crate::metrics::cache_lookup(Cache::Client, found.is_some());
+        found
     }
 
     pub(crate) fn keep_client(&self, client: &Client) {
@@ -190,7 +193,9 @@ impl Guard {
     }
 
     pub(crate) fn user(&self, user_id: &str) -> Option<User> {
-        self.lock().users.get(user_id).cloned()
+        let found = self.lock().users.get(user_id).cloned();
+        crate::metrics::cache_lookup(Cache::User, found.is_some());
+        found
     }
 
     pub(crate) fn keep_user(&self, user: &User) {
@@ -198,7 +203,9 @@ impl Guard {
     }
 
     pub(crate) fn owner(&self, grant_id: &str) -> Option<GrantOwner> {
-        self.lock().owners.get(grant_id).cloned()
+        let found = self.lock().owners.get(grant_id).cloned();
+        crate::metrics::cache_lookup(Cache::GrantOwner, found.is_some());
+        found
     }
 
     pub(crate) fn keep_owner(&self, grant_id: &str, owner: GrantOwner) {

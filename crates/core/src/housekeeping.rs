@@ -27,6 +27,8 @@ impl Authority {
         let mut total = PurgeCounts::default();
         loop {
             let round = self.store().purge(&plan).await?;
+            // Counted per round: a later round failing does not hide what earlier ones removed.
+            crate::metrics::purged(&round.counts);
             total.add(round.counts);
             if round.complete {
                 return Ok(total);

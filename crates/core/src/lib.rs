@@ -14,6 +14,7 @@ pub mod housekeeping;
 pub mod ids;
 pub mod introspection;
 pub mod login;
+pub mod metrics;
 pub mod model;
 pub mod policy;
 mod refresh;

@@ -9,11 +9,14 @@
 //! then is a rotated-out token judged: a replay inside the retry window, a duplicate of a
 //! refresh that has just committed, or reuse.
 
+use std::sync::OnceLock;
+
 use subtle::ConstantTimeEq;
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope, TokenResponse};
 
 use crate::authority::{idle_expiry, still_allowed, Authority, Source, MAX_TOKEN_LEN};
 use crate::ids::secret_hash;
+use crate::metrics::RefreshOutcome as Counted;
 use crate::model::{Client, EventKind, Family, Grant, Hash, User};
 use crate::sealing::{signed_grant_id, Successor};
 use crate::store::{RefreshCommit, RefreshOutcome};
@@ -56,6 +59,15 @@ struct Presented<'a> {
     hash: Hash,
     secret: Option<&'a ClientSecret>,
     source: &'a Source,
+    /// The outcome, set where a path decides one the answer alone does not tell (rotated,
+    /// replayed, reuse, …); the rest are read off the error (see [`outcome_of_answer`]).
+    outcome: &'a OnceLock<Counted>,
+}
+
+impl Presented<'_> {
+    fn decided(&self, outcome: Counted) {
+        let _ = self.outcome.set(outcome);
+    }
 }
 
 impl Authority {
@@ -68,16 +80,41 @@ impl Authority {
         source: &Source,
     ) -> Result<TokenResponse, OAuthError> {
         let value = presented.expose_secret();
-        if value.is_empty() || value.len() > MAX_TOKEN_LEN {
-            return Err(OAuthError::ExpiredRefreshToken);
-        }
-        let presented = Presented {
+        let outcome = OnceLock::new();
+        let answer = if value.is_empty() || value.len() > MAX_TOKEN_LEN {
+            Err(OAuthError::ExpiredRefreshToken)
+        } else {
+            let presented = Presented {
+                client,
+                value,
+                hash: secret_hash(value),
+                secret: presented_secret,
+                source,
+                outcome: &outcome,
+            };
+            self.judge_refresh(&presented, requested_scope).await
+        };
+        crate::metrics::refresh(
+            outcome
+                .get()
+                .copied()
+                .unwrap_or_else(|| outcome_of_answer(&answer)),
+        );
+        answer
+    }
+
+    async fn judge_refresh(
+        &self,
+        presented: &Presented<'_>,
+        requested_scope: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let Presented {
             client,
             value,
-            hash: secret_hash(value),
             secret: presented_secret,
             source,
-        };
+            ..
+        } = *presented;
         let presented_hash = presented.hash;
         // The token names its family, under the server key's signature: a forged or garbled
         // token is refused without a read. A token of the earlier, unsigned format is found by
@@ -97,6 +134,7 @@ impl Authority {
             .guard()
             .family(&grant_id)
             .filter(|f| self.may_refresh(client, f, &presented_hash, now));
+        crate::metrics::cache_lookup(crate::metrics::Cache::Family, cached.is_some());
         let family = match cached {
             Some(family) => family,
             None => {
@@ -117,6 +155,7 @@ impl Authority {
         }
         let which = generation(&family, &presented_hash);
         if grant.revoked_at.is_some() {
+            presented.decided(Counted::Revoked);
             if which != Generation::Current && client.rotates() {
                 self.record_grant(
                     EventKind::ReuseDetected,
@@ -143,12 +182,12 @@ impl Authority {
             Generation::Current => {}
             Generation::Previous => {
                 return self
-                    .rotated_out_token(&presented, &family, &scope, now)
+                    .rotated_out_token(presented, &family, &scope, now)
                     .await
             }
             Generation::Older if client.rotates() => {
                 return self
-                    .reuse(grant, "family revoked (old generation)", now, source)
+                    .reuse(grant, "family revoked (old generation)", now, presented)
                     .await
             }
             // A non-rotating family has one token; any other is not this family's.
@@ -156,7 +195,7 @@ impl Authority {
         }
         let user = self.active_user(&grant.user_id).await?;
         let response = if client.rotates() {
-            self.successor_response(&presented, grant, &user, &scope, now)?
+            self.successor_response(presented, grant, &user, &scope, now)?
         } else {
             let access_token =
                 self.mint_access_token(client, grant, &scope, now, &self.random_part())?;
@@ -190,13 +229,18 @@ impl Authority {
         };
         match self.store().commit_refresh(&commit).await? {
             RefreshOutcome::Committed => {
+                presented.decided(if client.rotates() {
+                    Counted::Rotated
+                } else {
+                    Counted::Refreshed
+                });
                 crate::authority::log_event(&event);
                 self.guard().keep_family(committed(&family, &commit));
                 Ok(response)
             }
             RefreshOutcome::Stale => {
                 self.guard().forget_family(&grant.id);
-                self.lost_refresh_race(&presented, &grant.id, &scope, now)
+                self.lost_refresh_race(presented, &grant.id, &scope, now)
                     .await
             }
         }
@@ -268,6 +312,7 @@ impl Authority {
             .await?
         {
             Replay::Answer(response) => {
+                presented.decided(Counted::Replayed);
                 self.record_grant(EventKind::RetryReplayed, grant, "replay", source)
                     .await;
                 return Ok(response);
@@ -289,8 +334,7 @@ impl Authority {
                 .await;
             return Err(OAuthError::TokenRequestInProgress);
         }
-        self.reuse(grant, "family revoked", now, presented.source)
-            .await
+        self.reuse(grant, "family revoked", now, presented).await
     }
 
     /// A rotated-out token outside the window: reuse. The whole family is revoked (RFC 9700
@@ -300,13 +344,19 @@ impl Authority {
         grant: &Grant,
         detail: &str,
         now: Timestamp,
-        source: &Source,
+        presented: &Presented<'_>,
     ) -> Result<TokenResponse, OAuthError> {
         if self.store().revoke_grant(&grant.id, now).await? {
             self.grant_revoked(&grant.id, now);
         }
-        self.record_grant(EventKind::ReuseDetected, grant, detail, Some(source))
-            .await;
+        presented.decided(Counted::ReuseDetected);
+        self.record_grant(
+            EventKind::ReuseDetected,
+            grant,
+            detail,
+            Some(presented.source),
+        )
+        .await;
         Err(OAuthError::ExpiredRefreshToken)
     }
 
@@ -335,6 +385,7 @@ impl Authority {
             .replay_within_window(presented, &family, scope, now)
             .await?
         {
+            presented.decided(Counted::Replayed);
             self.record_grant(
                 EventKind::RetryReplayed,
                 &family.grant,
@@ -385,6 +436,18 @@ impl Authority {
         } else {
             Replay::Unanswerable
         })
+    }
+}
+
+/// The outcome of a refresh no path decided explicitly, read off its answer: the errors a
+/// refresh refuses with say which outcome they are.
+fn outcome_of_answer(answer: &Result<TokenResponse, OAuthError>) -> Counted {
+    match answer {
+        Err(OAuthError::ExpiredRefreshToken) => Counted::Invalid,
+        Err(OAuthError::TokenRequestInProgress) => Counted::ConcurrentRefused,
+        // Every path that answers tokens decides its outcome; should one be added that does
+        // not, it is counted as a failure rather than as a success of the wrong kind.
+        Err(_) | Ok(_) => Counted::Failed,
     }
 }
 
@@ -500,6 +563,87 @@ mod tests {
             creds,
             first,
         }
+    }
+
+    /// Each refresh is counted once, with the outcome its path decided: rotations, a replay
+    /// inside the window, a duplicate just after a rotation (window 0), reuse, the revoked
+    /// family, a made-up token, and a non-rotating refresh.
+    #[tokio::test]
+    async fn each_outcome_is_counted_where_it_is_decided() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        // The test runs on one thread, so every poll of the futures below sees this recorder.
+        let _recording = metrics::set_default_local_recorder(&recorder);
+
+        let strict = world(rotating(0)).await;
+        let rt1 = strict.rt();
+        let rt2 = strict.refresh(&rt1).await.unwrap().refresh_token.unwrap();
+        assert_eq!(
+            strict.refresh(&rt1).await.unwrap_err(),
+            OAuthError::TokenRequestInProgress
+        );
+        strict.clock.advance_secs(3);
+        assert_eq!(
+            strict.refresh(&rt1).await.unwrap_err(),
+            OAuthError::ExpiredRefreshToken,
+            "reuse"
+        );
+        assert_eq!(
+            strict.refresh(&rt2).await.unwrap_err(),
+            OAuthError::ExpiredRefreshToken,
+            "the revoked family"
+        );
+        assert_eq!(
+            strict
+                .refresh(&RefreshToken::new("made-up".to_owned()))
+                .await
+                .unwrap_err(),
+            OAuthError::ExpiredRefreshToken
+        );
+        let windowed = world(rotating(60)).await;
+        let next = windowed.refresh(&windowed.rt()).await.unwrap();
+        assert_eq!(
+            windowed
+                .refresh(&windowed.rt())
+                .await
+                .unwrap()
+                .refresh_token,
+            next.refresh_token
+        );
+        let plain = world(ClientSettings::default()).await;
+        plain.refresh(&plain.rt()).await.unwrap();
+
+        let counted: std::collections::HashMap<String, u64> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == crate::metrics::REFRESHES)
+            .filter_map(|(key, _, _, value)| {
+                let outcome = key.key().labels().find(|l| l.key() == "outcome")?;
+                match value {
+                    DebugValue::Counter(n) => Some((outcome.value().to_owned(), n)),
+                    _ => None,
+                }
+            })
+            .collect();
+        let expected = [
+            ("rotated", 2),
+            ("concurrent_refused", 1),
+            ("reuse_detected", 1),
+            ("revoked", 1),
+            ("invalid", 1),
+            ("replayed", 1),
+            ("refreshed", 1),
+        ];
+        assert_eq!(
+            counted,
+            expected
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            "{counted:?}"
+        );
     }
 
     fn rotating(window_secs: u64) -> ClientSettings {

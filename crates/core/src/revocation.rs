@@ -12,12 +12,22 @@ use crate::store::StoreError;
 use crate::time::Timestamp;
 
 /// What the caller of the revocation endpoint presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revoked {
     /// A refresh token: its whole grant is revoked.
-    Grant,
-    /// An access token: only it.
-    AccessToken,
+    Grant { client_id: String },
+    /// An access token: only it. Its client, unless its grant is gone.
+    AccessToken { client_id: Option<String> },
+}
+
+impl Revoked {
+    /// The client the token was issued to, for the access log.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Self::Grant { client_id } => Some(client_id),
+            Self::AccessToken { client_id } => client_id.as_deref(),
+        }
+    }
 }
 
 /// Why a revocation failed.
@@ -93,16 +103,19 @@ impl Authority {
                 &hex::encode(hash),
                 expires_at,
             );
-            if let Some(grant) = self.store().grant(&grant_id).await? {
+            let grant = self.store().grant(&grant_id).await?;
+            if let Some(grant) = &grant {
                 self.record_grant(
                     EventKind::Revoked,
-                    &grant,
+                    grant,
                     "access token, revocation endpoint",
                     Some(source),
                 )
                 .await;
             }
-            return Ok(Revoked::AccessToken);
+            return Ok(Revoked::AccessToken {
+                client_id: grant.map(|g| g.client_id),
+            });
         }
         // A genuine refresh token of any generation names its family, and revokes it.
         let grant_id = self
@@ -124,7 +137,9 @@ impl Authority {
             )
             .await;
         }
-        Ok(Revoked::Grant)
+        Ok(Revoked::Grant {
+            client_id: grant.client_id,
+        })
     }
 
     /// When an access token this server issued expires, and its grant, if it is one (expired

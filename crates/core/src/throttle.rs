@@ -127,6 +127,16 @@ impl ThrottleReason {
             Self::LoginFailuresFromAddress => "login failures per address",
         }
     }
+
+    /// The budget's configuration key: the `reason` label of `tessera_throttled_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::CredentialFailuresFromAddress => "credential_failures_per_address",
+            Self::LoginFailuresForUserFromAddress => "login_failures_per_user_and_address",
+            Self::LoginFailuresForUser => "login_failures_per_user",
+            Self::LoginFailuresFromAddress => "login_failures_per_address",
+        }
+    }
 }
 
 /// A refusal: which budget, and how long until its window ends.
@@ -212,6 +222,7 @@ impl<K: Hash + Eq> Counter<K> {
     }
 
     fn refusal(&self, w: &mut Window, now: Timestamp) -> Refusal {
+        crate::metrics::throttled(self.reason);
         let first = !w.refused;
         w.refused = true;
         (

@@ -4,7 +4,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderValue;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tessera_core::authorize::AuthorizationRequest;
 use tessera_core::login::{Next, SESSION_TTL_SECS};
 use tessera_core::model::User;
@@ -13,6 +13,7 @@ use tessera_proto::Password;
 
 use crate::error::{PageError, WebError};
 use crate::extract::{AuthorizeForm, Cookies, PageForm, RequestSource};
+use crate::observe::for_client;
 use crate::pages::{self, ConsentPage, LoginNotice, LoginPage};
 use crate::reply::{redirect, see_other, with_cookie};
 use crate::AppState;
@@ -30,6 +31,22 @@ fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> Op
 
 async fn validated(state: &AppState, raw: &str) -> Result<AuthorizationRequest, PageError> {
     Ok(state.authority.authorization_request(raw).await?)
+}
+
+/// Validates the authorization request in `raw`, answers it with `answer`, and tags the
+/// response with the request's client for the access log (a request that does not validate
+/// has no client worth naming: its `client_id` is whatever the URL said).
+async fn answer_request<F, Fut>(state: &AppState, raw: &str, answer: F) -> Response
+where
+    F: FnOnce(AuthorizationRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, WebError>>,
+{
+    let request = match validated(state, raw).await {
+        Ok(request) => request,
+        Err(error) => return WebError::from(error).into_response(),
+    };
+    let client_id = request.client.client_id.clone();
+    for_client(answer(request).await, Some(&client_id))
 }
 
 async fn logged_in(state: &AppState, cookies: &Cookies) -> Result<Option<User>, PageError> {
@@ -98,19 +115,17 @@ async fn continue_as(
     Ok(with_cookie(response, cookie))
 }
 
-async fn start(
-    state: AppState,
-    cookies: Cookies,
-    source: Source,
-    raw: String,
-) -> Result<Response, WebError> {
-    let request = validated(&state, &raw).await?;
-    match logged_in(&state, &cookies).await? {
-        Some(user) if !request.prompt_login => {
-            continue_as(&state, &request, &raw, &user, &source, None).await
+async fn start(state: AppState, cookies: Cookies, source: Source, raw: String) -> Response {
+    let (state, cookies, raw) = (&state, &cookies, raw.as_str());
+    answer_request(state, raw, |request| async move {
+        match logged_in(state, cookies).await? {
+            Some(user) if !request.prompt_login => {
+                continue_as(state, &request, raw, &user, &source, None).await
+            }
+            _ => Ok(fresh_login_page(state, cookies, &request, raw)),
         }
-        _ => Ok(fresh_login_page(&state, &cookies, &request, &raw)),
-    }
+    })
+    .await
 }
 
 pub async fn authorize_get(
@@ -118,7 +133,7 @@ pub async fn authorize_get(
     cookies: Cookies,
     RequestSource(source): RequestSource,
     RawQuery(query): RawQuery,
-) -> Result<Response, WebError> {
+) -> Response {
     start(state, cookies, source, query.unwrap_or_default()).await
 }
 
@@ -128,21 +143,29 @@ pub async fn authorize_post(
     cookies: Cookies,
     RequestSource(source): RequestSource,
     AuthorizeForm(raw): AuthorizeForm,
-) -> Result<Response, WebError> {
+) -> Response {
     start(state, cookies, source, raw).await
 }
 
-pub async fn login(State(state): State<AppState>, form: PageForm) -> Result<Response, WebError> {
+pub async fn login(State(state): State<AppState>, form: PageForm) -> Response {
     let raw = form.params.get("request").unwrap_or_default().to_owned();
-    let request = validated(&state, &raw).await?;
+    answer_request(&state, &raw, |request| log_in(&state, &form, &raw, request)).await
+}
+
+async fn log_in(
+    state: &AppState,
+    form: &PageForm,
+    raw: &str,
+    request: AuthorizationRequest,
+) -> Result<Response, WebError> {
     let username = form.params.get("username").unwrap_or_default();
     let password = Password::new(form.params.get("password").unwrap_or_default());
     let refused = |notice| {
         Ok(login_page(
-            &state,
+            state,
             &form.cookies,
             &request,
-            &raw,
+            raw,
             notice,
             Some(username),
         ))
@@ -160,7 +183,7 @@ pub async fn login(State(state): State<AppState>, form: PageForm) -> Result<Resp
                 Some(SESSION_TTL_SECS),
                 state.secure_cookies(),
             );
-            continue_as(&state, &request, &raw, &user, &form.source, cookie).await
+            continue_as(state, &request, raw, &user, &form.source, cookie).await
         }
         Err(LoginError::InvalidCredentials | LoginError::Disabled) => {
             refused(LoginNotice::BadCredentials)
@@ -177,41 +200,47 @@ pub async fn consent_page(
     State(state): State<AppState>,
     cookies: Cookies,
     RawQuery(query): RawQuery,
-) -> Result<Response, WebError> {
+) -> Response {
     let raw = query.unwrap_or_default();
-    let request = validated(&state, &raw).await?;
-    let Some(user) = logged_in(&state, &cookies).await? else {
-        return Ok(fresh_login_page(&state, &cookies, &request, &raw));
-    };
-    let csrf = state.authority.csrf(cookies.csrf.as_deref());
-    let page = ConsentPage {
-        client_name: &request.client.name,
-        username: &user.username,
-        scopes: request.scope.iter().collect(),
-        request: &raw,
-        csrf_token: &csrf.token,
-    };
-    Ok(pages::consent(page, csrf_cookie(&state, csrf.new_cookie)))
+    let (state, cookies, raw) = (&state, &cookies, raw.as_str());
+    answer_request(state, raw, |request| async move {
+        let Some(user) = logged_in(state, cookies).await? else {
+            return Ok(fresh_login_page(state, cookies, &request, raw));
+        };
+        let csrf = state.authority.csrf(cookies.csrf.as_deref());
+        let page = ConsentPage {
+            client_name: &request.client.name,
+            username: &user.username,
+            scopes: request.scope.iter().collect(),
+            request: raw,
+            csrf_token: &csrf.token,
+        };
+        Ok(pages::consent(page, csrf_cookie(state, csrf.new_cookie)))
+    })
+    .await
 }
 
-pub async fn consent(State(state): State<AppState>, form: PageForm) -> Result<Response, WebError> {
+pub async fn consent(State(state): State<AppState>, form: PageForm) -> Response {
     let raw = form.params.get("request").unwrap_or_default().to_owned();
-    let request = validated(&state, &raw).await?;
-    let Some(user) = logged_in(&state, &form.cookies).await? else {
-        return Ok(fresh_login_page(&state, &form.cookies, &request, &raw));
-    };
-    match form.params.get("decision") {
-        Some("allow") => {
-            let location = state
-                .authority
-                .approve(&request, &user, &form.source)
-                .await
-                .map_err(PageError::from)?;
-            Ok(redirect(&location))
+    let (state, form, raw) = (&state, &form, raw.as_str());
+    answer_request(state, raw, |request| async move {
+        let Some(user) = logged_in(state, &form.cookies).await? else {
+            return Ok(fresh_login_page(state, &form.cookies, &request, raw));
+        };
+        match form.params.get("decision") {
+            Some("allow") => {
+                let location = state
+                    .authority
+                    .approve(&request, &user, &form.source)
+                    .await
+                    .map_err(PageError::from)?;
+                Ok(redirect(&location))
+            }
+            Some("deny") => Ok(redirect(&state.authority.deny(&request))),
+            _ => Err(PageError::BadDecision.into()),
         }
-        Some("deny") => Ok(redirect(&state.authority.deny(&request))),
-        _ => Err(PageError::BadDecision.into()),
-    }
+    })
+    .await
 }
 
 pub async fn success_page() -> Response {

@@ -34,19 +34,24 @@ impl FromRequestParts<AppState> for RequestSource {
 }
 
 fn source_of(parts: &Parts, state: &AppState) -> Source {
-    let address = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| {
-            state
-                .trusted_proxies
-                .client_address(peer.ip(), &parts.headers)
-        });
+    let address = source_address(&parts.extensions, &parts.headers, state);
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
     Source::new(address, user_agent)
+}
+
+/// The client's address: the TCP peer, or the client a trusted proxy names. `None` when the
+/// connection's peer is unknown (a test driving the router without one).
+pub(crate) fn source_address(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    state: &AppState,
+) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| state.trusted_proxies.client_address(peer.ip(), headers))
 }
 
 /// Reads a `POST` form request (RFC 6749 §3.2): method, content type and size are checked, the

@@ -11,6 +11,8 @@ mod extract;
 pub mod forwarded;
 mod identity;
 mod lifecycle;
+pub mod metrics;
+mod observe;
 mod pages;
 mod reply;
 mod token;
@@ -42,6 +44,11 @@ pub struct AppState {
     /// Serve `POST /bench/floor`, the benchmark's reference: a trivial handler on this same
     /// stack (`tessera serve --bench-floor`; off otherwise).
     pub bench_floor: bool,
+    /// Write one `tessera::access` log line per request.
+    pub access_log: bool,
+    /// Serve `/metrics` on this router; `None` when it is served elsewhere (`metrics_listen`)
+    /// or not at all.
+    pub metrics: Option<metrics::Metrics>,
 }
 
 impl AppState {
@@ -50,6 +57,8 @@ impl AppState {
             authority,
             trusted_proxies: Arc::new(TrustedProxies::default()),
             bench_floor: false,
+            access_log: false,
+            metrics: None,
         }
     }
 
@@ -72,6 +81,12 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     if state.bench_floor {
         router = router.route("/bench/floor", post(bench_floor));
+    }
+    if let Some(metrics) = &state.metrics {
+        router = router.route(
+            "/metrics",
+            metrics::endpoint(metrics.clone(), state.authority.clone()),
+        );
     }
     router
         .route("/healthz", get(|| async { "ok" }))
@@ -109,6 +124,11 @@ pub fn app(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
+        ))
+        // Outermost, so that the time measured and the status logged include the timeout's.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
         ))
         .with_state(state)
 }

@@ -7,6 +7,7 @@ use tessera_proto::PresentedToken;
 
 use crate::error::WebError;
 use crate::extract::{OAuthForm, RequestSource, RevocationForm};
+use crate::observe::for_client;
 use crate::reply::{json, no_store};
 use crate::AppState;
 
@@ -17,14 +18,17 @@ pub async fn revoke(
     State(state): State<AppState>,
     RequestSource(source): RequestSource,
     form: RevocationForm,
-) -> Result<Response, WebError> {
+) -> Response {
     let token = PresentedToken::new(form.params.get("token").unwrap_or_default());
-    state.authority.revoke(&token, &source).await?;
+    let revoked = match state.authority.revoke(&token, &source).await {
+        Ok(revoked) => revoked,
+        Err(error) => return WebError::from(error).into_response(),
+    };
     let mut response = StatusCode::OK.into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    for_client(Ok::<_, WebError>(response), revoked.client_id())
 }
 
 /// `POST /services/oauth2/introspect` (RFC 7662), for the calling client's own tokens.
@@ -32,11 +36,14 @@ pub async fn introspect(
     State(state): State<AppState>,
     RequestSource(source): RequestSource,
     form: OAuthForm,
-) -> Result<Response, WebError> {
+) -> Response {
+    let client_id = form.credentials.as_ref().map(|c| c.client_id.clone());
     let token = form.params.get("token").map(PresentedToken::new);
     let answer = state
         .authority
         .introspect(form.credentials, token.as_ref(), &source)
-        .await?;
-    Ok(no_store(json(StatusCode::OK, &answer)))
+        .await
+        .map(|answer| no_store(json(StatusCode::OK, &answer)))
+        .map_err(WebError::from);
+    for_client(answer, client_id.as_deref())
 }

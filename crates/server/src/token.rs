@@ -7,6 +7,7 @@ use tessera_core::TokenRequest;
 
 use crate::error::WebError;
 use crate::extract::{OAuthForm, RequestSource};
+use crate::observe::for_client;
 use crate::reply::{json, no_store};
 use crate::AppState;
 
@@ -14,11 +15,15 @@ pub async fn token(
     State(state): State<AppState>,
     RequestSource(source): RequestSource,
     form: OAuthForm,
-) -> Result<Response, WebError> {
-    let request = TokenRequest::from_params(&form.params)?;
-    let response = state
-        .authority
-        .token(form.credentials, request, &source)
-        .await?;
-    Ok(no_store(json(StatusCode::OK, &response)))
+) -> Response {
+    let client_id = form.credentials.as_ref().map(|c| c.client_id.clone());
+    let answer = async {
+        let request = TokenRequest::from_params(&form.params)?;
+        let response = state
+            .authority
+            .token(form.credentials, request, &source)
+            .await?;
+        Ok::<_, WebError>(no_store(json(StatusCode::OK, &response)))
+    };
+    for_client(answer.await, client_id.as_deref())
 }

@@ -532,6 +532,13 @@ fn not_ready(error: StoreError) -> StoreError {
 
 #[async_trait]
 impl Operations for PostgresStore {
+    /// deadpool's status: `waiting` above zero for long means the pool is too small for the
+    /// load (`database_pool_size`) or the database too slow.
+    fn publish_gauges(&self) {
+        let status = self.inner.pool.status();
+        tessera_core::metrics::pool_status(status.size, status.available, status.waiting);
+    }
+
     /// A `SELECT` of the schema version over a pooled connection: `Ok` only if the database
     /// answers with this build's version. Tried once: a probe does not wait out retries.
     async fn ready(&self) -> Result<(), StoreError> {

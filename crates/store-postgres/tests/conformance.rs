@@ -404,6 +404,38 @@ async fn ready_only_at_this_builds_schema() {
     );
 }
 
+/// The pool's gauges, read when metrics are rendered: after a query the pool holds a
+/// connection, idle again, and nobody waits for one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_gauges_show_its_connections() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use tessera_core::metrics::{POOL_AVAILABLE, POOL_SIZE as POOL_CONNECTIONS, POOL_WAITING};
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let store = database.connect().await;
+    store.ready().await.unwrap();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || store.publish_gauges());
+    let gauges: std::collections::HashMap<String, f64> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| match value {
+            DebugValue::Gauge(value) => Some((key.key().name().to_owned(), value.into_inner())),
+            _ => None,
+        })
+        .collect();
+    assert!(gauges[POOL_CONNECTIONS] >= 1.0, "{gauges:?}");
+    assert!(gauges[POOL_CONNECTIONS] <= POOL_SIZE as f64, "{gauges:?}");
+    assert_eq!(
+        gauges[POOL_AVAILABLE], gauges[POOL_CONNECTIONS],
+        "{gauges:?}"
+    );
+    assert_eq!(gauges[POOL_WAITING], 0.0, "{gauges:?}");
+}
+
 /// The database's clock agrees with this machine's (they are the same machine here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_time_is_the_servers_clock_in_milliseconds() {

@@ -211,6 +211,7 @@ fn serve(
 fn commit_group(conn: &Connection, group: &mut Vec<Box<dyn Job>>, counters: &Counters) {
     let mut jobs = group.drain(..);
     while let Some(first) = jobs.next() {
+        let began = std::time::Instant::now();
         if let Err(error) = control(conn, "BEGIN IMMEDIATE") {
             let reason = error.to_string();
             tracing::error!(reason = %reason, "cannot begin a write transaction");
@@ -233,6 +234,11 @@ fn commit_group(conn: &Connection, group: &mut Vec<Box<dyn Job>>, counters: &Cou
         match &outcome {
             Ok(()) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
+                // What every job of the group waited for its answer, fsync included.
+                metrics::histogram!(tessera_core::metrics::STORE_COMMIT_SECONDS)
+                    .record(began.elapsed().as_secs_f64());
+                metrics::histogram!(tessera_core::metrics::STORE_COMMIT_GROUP_SIZE)
+                    .record(answers.len() as f64);
             }
             Err(reason) => {
                 tracing::error!(reason = %reason, jobs = answers.len(), "group commit failed; its jobs wrote nothing");

@@ -177,11 +177,7 @@ const STDOUT_FILE: &str = "server.out";
 /// Starts `serve` on a free port and waits until it accepts connections; the log and the
 /// standard output are appended to, so that a restarted server's follow the killed one's.
 fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, String, PathBuf) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let log = dir.join("server.log");
     let appending = |path: &Path| {
         std::fs::OpenOptions::new()
@@ -210,6 +206,15 @@ fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, Strin
         std::thread::sleep(Duration::from_millis(50));
     }
     (child, format!("http://127.0.0.1:{port}"), log)
+}
+
+/// A port nothing listens on at the moment, for a server to bind.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// libfaketime from Debian's `faketime` package, for tests that move a server's clock.

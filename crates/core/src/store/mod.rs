@@ -213,6 +213,9 @@ pub trait Operations: Send + Sync + std::fmt::Debug + 'static {
     fn change_notices(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeNotice>> {
         None
     }
+    /// Sets the gauges of the backend's own state (a connection pool's usage) through
+    /// [`crate::metrics`]; called when the metrics are rendered, so they are read when asked.
+    fn publish_gauges(&self) {}
 
     // Housekeeping.
     /// One round of the plan; call again until it is complete.
