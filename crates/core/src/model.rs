@@ -25,6 +25,8 @@ pub struct User {
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: Timestamp,
+    /// May use the admin console (`/admin`); set with `tessera admin user grant-admin`.
+    pub admin: bool,
 }
 
 impl std::fmt::Debug for User {
@@ -33,6 +35,7 @@ impl std::fmt::Debug for User {
             .field("id", &self.id)
             .field("username", &self.username)
             .field("disabled", &self.disabled)
+            .field("admin", &self.admin)
             .finish_non_exhaustive()
     }
 }
