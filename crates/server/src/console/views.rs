@@ -237,7 +237,7 @@ pub fn client(csrf: &str, client: &Client, error: Option<&str>) -> Markup {
 pub fn secret_shown(client: &Client, secret: &str, heading: &str) -> Markup {
     html! {
         h1 { (heading) }
-        p { "Client " strong { (client.name) } " · " code { (client.client_id) } }
+        p { "Client " strong { (client.name) } " · " code #client-id { (client.client_id) } }
         p { "Client secret (shown only now; copy it):" }
         p.secret id="client-secret" { (secret) }
         p { a href={"/admin/clients/" (client.client_id)} { "Continue" } }
