@@ -14,7 +14,7 @@ const CONSOLE_STYLE: &str = "main.console{max-width:1100px;margin:24px auto}\
 nav{display:flex;gap:16px;flex-wrap:wrap;margin:8px 0 16px;font-size:.9rem}nav a{color:#1d4ed8;text-decoration:none}\
 nav form{margin-left:auto}nav button{margin:0;padding:4px 10px;font-size:.85rem}\
 table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top}\
-th{color:#374151;font-weight:600}td form{display:inline}td button,form.inline button{margin:0;padding:4px 10px;font-size:.8rem}\
+th{color:#374151;font-weight:600}main.console th,main.console td{overflow-wrap:normal}main.console td code{overflow-wrap:anywhere}td form{display:inline}td button,form.inline button{margin:0;padding:4px 10px;font-size:.8rem}\
 button.danger{background:#b91c1c;border-color:#991b1b}.notice{background:#ecfdf5;color:#065f46;padding:8px 12px;border-radius:8px}\
 .secret{font-family:ui-monospace,monospace;font-size:1rem;background:#fef9c3;padding:8px;border-radius:6px;display:inline-block}\
 fieldset{border:1px solid #e5e7eb;border-radius:8px;margin:16px 0;padding:8px 16px 16px}textarea{box-sizing:border-box;width:100%;padding:8px;border:1px solid #d1d5db;border-radius:8px;font-family:ui-monospace,monospace}\
