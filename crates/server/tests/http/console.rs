@@ -319,3 +319,88 @@ async fn admin_actions_are_audited_with_the_admins_user_id() {
     let created_at = all.find("data-kind=\"client_created\"").unwrap();
     assert!(disabled_at < created_at, "newest first");
 }
+
+#[tokio::test]
+async fn a_client_is_updated_given_a_new_secret_shown_once_and_deleted_from_the_console() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let client = h.confidential().await;
+    let page = h
+        .get(&format!("/admin/clients/{}", client.id), Some(&mut browser))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = hidden_value(&page.text(), "csrf_token").unwrap();
+
+    let updated = h
+        .post_form(
+            &format!("/admin/clients/{}", client.id),
+            &form(&[
+                ("csrf_token", &csrf),
+                ("name", "Renamed"),
+                ("redirect_uris", REDIRECT),
+                ("access_token_ttl", "15m"),
+                ("refresh_token_policy", "specific_lifetime:1:DAYS"),
+            ]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::SEE_OTHER, "{}", updated.text());
+    let stored = h.authority.client(&client.id).await.unwrap();
+    assert_eq!(stored.name, "Renamed");
+    assert_eq!(stored.access_token_ttl_secs, 900);
+    assert_eq!(
+        stored.refresh_token_policy.to_string(),
+        "specific_lifetime:1:DAYS"
+    );
+    assert_eq!(h.events_named("client_updated").await.len(), 1);
+
+    let rotated = h
+        .post_form(
+            &format!("/admin/clients/{}/rotate-secret", client.id),
+            &form(&[("csrf_token", &csrf)]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    assert_eq!(rotated.header("cache-control"), Some("no-store"));
+    let html = rotated.text();
+    let start = html.find("id=\"client-secret\">").unwrap() + "id=\"client-secret\">".len();
+    let secret = &html[start..start + 64];
+    let old = client.secret.as_deref().unwrap();
+    let h = &h;
+    let introspect = |secret: &str| {
+        let body = form(&[
+            ("token", "x"),
+            ("client_id", &client.id),
+            ("client_secret", secret),
+        ]);
+        async move {
+            h.post_form("/services/oauth2/introspect", &body, None)
+                .await
+                .status
+        }
+    };
+    assert_eq!(introspect(secret).await, StatusCode::OK);
+    assert_ne!(introspect(old).await, StatusCode::OK);
+    // Shown once: the client's page does not show it again.
+    let page = h
+        .get(&format!("/admin/clients/{}", client.id), Some(&mut browser))
+        .await;
+    assert!(!page.text().contains(secret));
+    assert_eq!(h.events_named("client_secret_rotated").await.len(), 1);
+
+    let deleted = h
+        .post_form(
+            &format!("/admin/clients/{}/delete", client.id),
+            &form(&[("csrf_token", &csrf)]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert!(h.authority.client(&client.id).await.is_err());
+    assert_eq!(h.events_named("client_deleted").await.len(), 1);
+    let page = h
+        .get(&format!("/admin/clients/{}", client.id), Some(&mut browser))
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+}
