@@ -5,11 +5,13 @@
 //! key, and the administrator is read from the store on every request, so any node serves any
 //! request and a revoked role or a disabled account takes effect at the next click.
 
-use tessera_proto::Password;
+use tessera_proto::{ClientSecret, Password};
 
+use crate::admin::{AdminError, ClientSettings};
 use crate::authority::{idle_expiry, Authority, Source};
 use crate::login::LoginError;
 use crate::model::{Client, Event, EventKind, Grant, StoredEvent, User};
+use crate::revocation::AdminRevokeError;
 use crate::store::{EventFilter, StoreError};
 use crate::time::Timestamp;
 
@@ -35,17 +37,17 @@ pub enum ConsoleLoginError {
 
 /// An administrator's action, as the audit trail records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminAction<'a> {
-    pub kind: EventKind,
-    pub client_id: Option<&'a str>,
-    pub grant_id: Option<&'a str>,
+struct AdminAction<'a> {
+    kind: EventKind,
+    client_id: Option<&'a str>,
+    grant_id: Option<&'a str>,
     /// What was acted on, for people (a username, a client name); never a secret.
-    pub detail: String,
+    detail: String,
 }
 
 impl<'a> AdminAction<'a> {
     /// An action on a client.
-    pub fn on_client(kind: EventKind, client_id: &'a str, detail: impl Into<String>) -> Self {
+    fn on_client(kind: EventKind, client_id: &'a str, detail: impl Into<String>) -> Self {
         Self {
             kind,
             client_id: Some(client_id),
@@ -55,7 +57,7 @@ impl<'a> AdminAction<'a> {
     }
 
     /// An action on a grant.
-    pub fn on_grant(kind: EventKind, grant_id: &'a str) -> Self {
+    fn on_grant(kind: EventKind, grant_id: &'a str) -> Self {
         Self {
             kind,
             client_id: None,
@@ -65,7 +67,7 @@ impl<'a> AdminAction<'a> {
     }
 
     /// An action on a user (or by one, such as logging in), named in the detail.
-    pub fn on_user(kind: EventKind, user: &User) -> Self {
+    fn on_user(kind: EventKind, user: &User) -> Self {
         Self {
             kind,
             client_id: None,
@@ -140,13 +142,17 @@ impl Authority {
             .filter(|u| u.admin && !u.disabled))
     }
 
+    /// An administrator acting from the console, from `source`.
+    pub fn acting_as<'a>(&'a self, admin: &'a User, source: &'a Source) -> ConsoleActor<'a> {
+        ConsoleActor {
+            authority: self,
+            admin,
+            source,
+        }
+    }
+
     /// Writes the audit event of an administrator's action, with the administrator as its user.
-    pub async fn record_admin_action(
-        &self,
-        admin: &User,
-        action: AdminAction<'_>,
-        source: &Source,
-    ) {
+    async fn record_admin_action(&self, admin: &User, action: AdminAction<'_>, source: &Source) {
         let event = Event {
             at: self.now(),
             kind: action.kind,
@@ -198,6 +204,122 @@ impl Authority {
     /// A user by id, for the console's pages about them.
     pub async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         self.store().user_by_id(user_id).await
+    }
+}
+
+/// An administrator acting from the console: each change is made as `tessera admin` makes it,
+/// then audited with the administrator's user id (after the change, as the CLI's revocations
+/// are: a failure to audit is logged, the change stands).
+#[derive(Debug)]
+pub struct ConsoleActor<'a> {
+    authority: &'a Authority,
+    admin: &'a User,
+    source: &'a Source,
+}
+
+impl ConsoleActor<'_> {
+    async fn audit(&self, action: AdminAction<'_>) {
+        self.authority
+            .record_admin_action(self.admin, action, self.source)
+            .await;
+    }
+
+    pub async fn create_client(
+        &self,
+        public: bool,
+        settings: &ClientSettings,
+    ) -> Result<(Client, Option<ClientSecret>), AdminError> {
+        let (client, secret) = self.authority.create_client(public, settings).await?;
+        let name = client.name.clone();
+        self.audit(AdminAction::on_client(
+            EventKind::ClientCreated,
+            &client.client_id,
+            name,
+        ))
+        .await;
+        Ok((client, secret))
+    }
+
+    pub async fn update_client(
+        &self,
+        client_id: &str,
+        settings: &ClientSettings,
+    ) -> Result<Client, AdminError> {
+        let client = self.authority.update_client(client_id, settings).await?;
+        let name = client.name.clone();
+        self.audit(AdminAction::on_client(
+            EventKind::ClientUpdated,
+            client_id,
+            name,
+        ))
+        .await;
+        Ok(client)
+    }
+
+    pub async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        revoke_tokens: bool,
+    ) -> Result<(Client, ClientSecret), AdminError> {
+        let rotated = self
+            .authority
+            .rotate_client_secret(client_id, revoke_tokens)
+            .await?;
+        let detail = if revoke_tokens { "grants revoked" } else { "" };
+        self.audit(AdminAction::on_client(
+            EventKind::ClientSecretRotated,
+            client_id,
+            detail,
+        ))
+        .await;
+        Ok(rotated)
+    }
+
+    pub async fn delete_client(&self, client_id: &str) -> Result<(), AdminError> {
+        self.authority.delete_client(client_id).await?;
+        self.audit(AdminAction::on_client(
+            EventKind::ClientDeleted,
+            client_id,
+            "",
+        ))
+        .await;
+        Ok(())
+    }
+
+    /// Disables (revoking every grant of the user) or enables a user, by id.
+    pub async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+    ) -> Result<User, AdminError> {
+        let user = self
+            .authority
+            .user_by_id(user_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user {user_id}")))?;
+        let user = self
+            .authority
+            .set_user_disabled(&user.username, disabled)
+            .await?;
+        let kind = if disabled {
+            EventKind::UserDisabled
+        } else {
+            EventKind::UserEnabled
+        };
+        self.audit(AdminAction::on_user(kind, &user)).await;
+        Ok(user)
+    }
+
+    /// Revokes a grant; its own `revoked` event names the console and the administrator. A grant
+    /// revoked already is left as it is, and nothing is audited.
+    pub async fn revoke_grant(&self, grant_id: &str) -> Result<bool, AdminRevokeError> {
+        let why = format!("admin console, by {}", self.admin.username);
+        let revoked = self.authority.revoke_grant_by_id(grant_id, &why).await?;
+        if revoked {
+            let action = AdminAction::on_grant(EventKind::GrantRevokedByAdmin, grant_id);
+            self.audit(action).await;
+        }
+        Ok(revoked)
     }
 }
 

@@ -1,7 +1,7 @@
 //! `/admin`: the admin console. Handlers are adapters: the [`Admin`] extractor finds the
 //! administrator of the console session (or sends the browser to the console's login),
-//! `PageForm` checks every POST's CSRF token, one call goes into `tessera_core`, and each
-//! change is recorded in the audit trail with the administrator's user id.
+//! `PageForm` checks every POST's CSRF token, and one call goes into `tessera_core`, where a
+//! `ConsoleActor` makes each change and audits it with the administrator's user id.
 //!
 //! No console state lives in this process: the session is a signed cookie and every page reads
 //! the store, so any node serves any request.
@@ -18,12 +18,12 @@ use axum::Router;
 use maud::Markup;
 use serde::Deserialize;
 use tessera_core::admin::{AdminError, ClientSettings};
-use tessera_core::console::{AdminAction, ConsoleLoginError, ADMIN_SESSION_TTL_SECS};
+use tessera_core::console::{ConsoleLoginError, ADMIN_SESSION_TTL_SECS};
 use tessera_core::model::{EventKind, User};
 use tessera_core::revocation::AdminRevokeError;
 use tessera_core::store::EventFilter;
 use tessera_core::time::parse_duration_secs;
-use tessera_core::{LoginError, Source};
+use tessera_core::LoginError;
 use tessera_proto::{ExposeSecret, Password};
 
 use crate::authorize::csrf_cookie;
@@ -121,13 +121,6 @@ impl Admin {
             markup,
             csrf_cookie(state, csrf.new_cookie),
         )
-    }
-
-    async fn record(&self, state: &AppState, source: &Source, action: AdminAction<'_>) {
-        state
-            .authority
-            .record_admin_action(&self.user, action, source)
-            .await;
     }
 }
 
@@ -305,21 +298,11 @@ async fn create_client(
         Err(error) => return clients_page(&state, &admin, Some(&error)).await,
     };
     let public = form.params.get("public") == Some("true");
-    let (client, secret) = match state.authority.create_client(public, &settings).await {
+    let actor = state.authority.acting_as(&admin.user, &form.source);
+    let (client, secret) = match actor.create_client(public, &settings).await {
         Ok(created) => created,
         Err(error) => return clients_page(&state, &admin, Some(&admin_failure(error)?)).await,
     };
-    admin
-        .record(
-            &state,
-            &form.source,
-            AdminAction::on_client(
-                EventKind::ClientCreated,
-                &client.client_id,
-                client.name.clone(),
-            ),
-        )
-        .await;
     Ok(match secret {
         Some(secret) => admin.page(&state, "Client created", |_| {
             views::secret_shown(&client, secret.expose_secret(), "Client created")
@@ -373,24 +356,11 @@ async fn update_client(
         Ok(settings) => settings,
         Err(error) => return client_page(&state, &admin, &client_id, Some(&error)).await,
     };
-    let client = match state.authority.update_client(&client_id, &settings).await {
-        Ok(client) => client,
-        Err(error) => {
-            let error = admin_failure(error)?;
-            return client_page(&state, &admin, &client_id, Some(&error)).await;
-        }
-    };
-    admin
-        .record(
-            &state,
-            &form.source,
-            AdminAction::on_client(
-                EventKind::ClientUpdated,
-                &client.client_id,
-                client.name.clone(),
-            ),
-        )
-        .await;
+    let actor = state.authority.acting_as(&admin.user, &form.source);
+    if let Err(error) = actor.update_client(&client_id, &settings).await {
+        let error = admin_failure(error)?;
+        return client_page(&state, &admin, &client_id, Some(&error)).await;
+    }
     Ok(see_other(&format!("/admin/clients/{client_id}")))
 }
 
@@ -401,32 +371,14 @@ async fn rotate_secret(
     form: PageForm,
 ) -> Result<Response, WebError> {
     let revoke_tokens = form.params.get("revoke_tokens") == Some("true");
-    let (client, secret) = match state
-        .authority
-        .rotate_client_secret(&client_id, revoke_tokens)
-        .await
-    {
+    let actor = state.authority.acting_as(&admin.user, &form.source);
+    let (client, secret) = match actor.rotate_client_secret(&client_id, revoke_tokens).await {
         Ok(rotated) => rotated,
         Err(error) => {
             let error = admin_failure(error)?;
             return client_page(&state, &admin, &client_id, Some(&error)).await;
         }
     };
-    admin
-        .record(
-            &state,
-            &form.source,
-            AdminAction::on_client(
-                EventKind::ClientSecretRotated,
-                &client.client_id,
-                if revoke_tokens {
-                    "grants revoked".to_owned()
-                } else {
-                    String::new()
-                },
-            ),
-        )
-        .await;
     Ok(admin.page(&state, "Secret rotated", |_| {
         views::secret_shown(&client, secret.expose_secret(), "Secret rotated")
     }))
@@ -438,17 +390,11 @@ async fn delete_client(
     Path(client_id): Path<String>,
     form: PageForm,
 ) -> Result<Response, WebError> {
-    if let Err(error) = state.authority.delete_client(&client_id).await {
+    let actor = state.authority.acting_as(&admin.user, &form.source);
+    if let Err(error) = actor.delete_client(&client_id).await {
         let error = admin_failure(error)?;
         return clients_page(&state, &admin, Some(&error)).await;
     }
-    admin
-        .record(
-            &state,
-            &form.source,
-            AdminAction::on_client(EventKind::ClientDeleted, &client_id, String::new()),
-        )
-        .await;
     Ok(see_other("/admin/clients"))
 }
 
@@ -477,39 +423,6 @@ async fn users(
     }))
 }
 
-async fn set_disabled(
-    state: AppState,
-    admin: Admin,
-    user_id: &str,
-    form: PageForm,
-    disabled: bool,
-) -> Result<Response, WebError> {
-    let Some(user) = state
-        .authority
-        .user_by_id(user_id)
-        .await
-        .map_err(store_failure)?
-    else {
-        return Ok(not_found(&state, &admin, "No such user."));
-    };
-    if let Err(error) = state
-        .authority
-        .set_user_disabled(&user.username, disabled)
-        .await
-    {
-        admin_failure(error)?;
-    }
-    let kind = if disabled {
-        EventKind::UserDisabled
-    } else {
-        EventKind::UserEnabled
-    };
-    admin
-        .record(&state, &form.source, AdminAction::on_user(kind, &user))
-        .await;
-    Ok(see_other("/admin/users"))
-}
-
 /// `POST /admin/users/{user_id}/disable` and `…/enable`.
 async fn disable_or_enable_user(
     State(state): State<AppState>,
@@ -517,10 +430,16 @@ async fn disable_or_enable_user(
     Path((user_id, action)): Path<(String, String)>,
     form: PageForm,
 ) -> Result<Response, WebError> {
-    match action.as_str() {
-        "disable" => set_disabled(state, admin, &user_id, form, true).await,
-        "enable" => set_disabled(state, admin, &user_id, form, false).await,
-        _ => Ok(not_found(&state, &admin, "No such action.")),
+    let disabled = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => return Ok(not_found(&state, &admin, "No such action.")),
+    };
+    let actor = state.authority.acting_as(&admin.user, &form.source);
+    match actor.set_user_disabled(&user_id, disabled).await {
+        Ok(_) => Ok(see_other("/admin/users")),
+        Err(AdminError::NotFound(_)) => Ok(not_found(&state, &admin, "No such user.")),
+        Err(_) => Err(PageError::Unavailable.into()),
     }
 }
 
@@ -570,19 +489,12 @@ async fn revoke_grant(
     Path(grant_id): Path<String>,
     form: PageForm,
 ) -> Result<Response, WebError> {
-    let why = format!("admin console, by {}", admin.user.username);
-    match state.authority.revoke_grant_by_id(&grant_id, &why).await {
+    let actor = state.authority.acting_as(&admin.user, &form.source);
+    match actor.revoke_grant(&grant_id).await {
         Ok(_) => {}
         Err(AdminRevokeError::NotFound) => return Ok(not_found(&state, &admin, "No such grant.")),
         Err(AdminRevokeError::Store(_)) => return Err(PageError::Unavailable.into()),
     }
-    admin
-        .record(
-            &state,
-            &form.source,
-            AdminAction::on_grant(EventKind::GrantRevokedByAdmin, &grant_id),
-        )
-        .await;
     Ok(see_other(&format!("/admin/grants/{grant_id}")))
 }
 

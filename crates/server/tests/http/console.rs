@@ -287,6 +287,15 @@ async fn admin_actions_are_audited_with_the_admins_user_id() {
         .await;
     assert_eq!(revoked.status, StatusCode::SEE_OTHER);
     assert!(!h.api_works(access).await);
+    // Revoking it again changes nothing and audits nothing.
+    let again = h
+        .post_form(
+            &format!("/admin/grants/{grant}/revoke"),
+            &form(&[("csrf_token", &csrf)]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
     let events = h.events_named("grant_revoked_by_admin").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event.user_id.as_deref(), Some(admin.id.as_str()));
