@@ -413,3 +413,22 @@ async fn a_client_is_updated_given_a_new_secret_shown_once_and_deleted_from_the_
         .await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_console_session_cookie_is_secure_behind_an_https_issuer() {
+    let h = Harness::with_config(
+        |c| c.issuer = "https://login.test".into(),
+        tessera_server::TrustedProxies::default(),
+    )
+    .await;
+    h.authority
+        .create_admin(ADMIN, Password::new(ADMIN_PASSWORD), None)
+        .await
+        .unwrap();
+    let mut browser = Browser::default();
+    let reply = console_login(&h, &mut browser, ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    let cookie = reply.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("tessera_admin="), "{cookie}");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
