@@ -191,6 +191,9 @@ enum UserCommand {
         /// The user's email address [default: none].
         #[arg(long)]
         email: Option<String>,
+        /// Give the user the admin role: they may log in to the admin console (`/admin`).
+        #[arg(long)]
+        admin: bool,
     },
     List,
     Disable {
@@ -199,6 +202,14 @@ enum UserCommand {
     },
     Enable {
         /// The user to enable.
+        username: String,
+    },
+    /// Give a user the admin role (the admin console at `/admin`).
+    GrantAdmin {
+        username: String,
+    },
+    /// Take the admin role away; the user's console session stops working at once.
+    RevokeAdmin {
         username: String,
     },
     /// Set a new password, read from standard input. Every grant of the user is revoked with
@@ -400,15 +411,17 @@ fn user_json(user: &User) -> Value {
         "username": user.username,
         "email": user.email,
         "disabled": user.disabled,
+        "admin": user.admin,
         "created_at": user.created_at.millis(),
     })
 }
 
 fn user_text(user: &User) -> String {
     format!(
-        "{}  {}{}",
+        "{}  {}{}{}",
         user.id,
         user.username,
+        if user.admin { "  (admin)" } else { "" },
         if user.disabled { "  (disabled)" } else { "" }
     )
 }
@@ -431,10 +444,14 @@ async fn user(authority: &Authority, out: &Output, command: UserCommand) -> anyh
             username,
             password_stdin: _,
             email,
+            admin,
         } => {
-            authority
-                .create_user(&username, read_password()?, email)
-                .await?
+            let password = read_password()?;
+            if admin {
+                authority.create_admin(&username, password, email).await?
+            } else {
+                authority.create_user(&username, password, email).await?
+            }
         }
         UserCommand::List => {
             let users = authority.list_users().await?;
@@ -447,6 +464,8 @@ async fn user(authority: &Authority, out: &Output, command: UserCommand) -> anyh
         }
         UserCommand::Disable { username } => authority.set_user_disabled(&username, true).await?,
         UserCommand::Enable { username } => authority.set_user_disabled(&username, false).await?,
+        UserCommand::GrantAdmin { username } => authority.set_user_admin(&username, true).await?,
+        UserCommand::RevokeAdmin { username } => authority.set_user_admin(&username, false).await?,
         UserCommand::SetPassword {
             username,
             password_stdin: _,

@@ -134,28 +134,25 @@ pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> an
         None => None,
     };
     let mut filter = EventFilter {
-        after_id: 0,
-        limit: u32::MAX,
+        limit: args.limit,
         user_id,
         client_id: args.client.clone(),
         grant_id: args.grant.clone(),
+        newest_first: true,
+        ..EventFilter::default()
     };
-    // The newest `limit`: read all ids after 0 in pages, keep the tail.
-    let mut all = Vec::new();
-    loop {
-        filter.limit = 10_000;
-        let page = authority.events(&filter).await?;
-        let Some(last) = page.last() else { break };
-        filter.after_id = last.id;
-        all.extend(page);
-    }
-    let skip = all.len().saturating_sub(args.limit as usize);
-    let shown = &all[skip..];
-    for e in shown {
+    // The newest `limit`, printed oldest first; following goes on from the newest.
+    let mut newest = authority.events(&filter).await?;
+    newest.reverse();
+    for e in &newest {
         out.print(&event_json(e), Some(event_text(e)));
     }
     if !args.follow {
         return Ok(());
+    }
+    filter.newest_first = false;
+    if let Some(last) = newest.last() {
+        filter.after_id = last.id;
     }
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;

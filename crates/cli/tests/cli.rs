@@ -331,6 +331,58 @@ fn users_can_be_created_disabled_enabled_and_given_a_new_password() {
     assert_eq!(list[0]["username"], "ann@example.com");
 }
 
+/// The admin console's role: given at creation or later, taken away, shown by `user list`.
+#[test]
+fn the_admin_role_is_given_at_creation_or_later_and_taken_away() {
+    let env = Env::new();
+    assert_eq!(
+        env.user("ann@example.com", "a long password")["admin"],
+        false
+    );
+    let root = env.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "create",
+            "--username",
+            "root@example.com",
+            "--password-stdin",
+            "--admin",
+        ],
+        Some("a long password"),
+    );
+    assert_eq!(root["admin"], true);
+    let role = |command: &str, username: &str| {
+        env.json(&["admin", "--json", "user", command, username], None)["admin"].clone()
+    };
+    assert_eq!(role("grant-admin", "ann@example.com"), true);
+    assert_eq!(role("revoke-admin", "root@example.com"), false);
+    let list = env.json(&["admin", "--json", "user", "list"], None);
+    let admins: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["admin"] == true)
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(admins, ["ann@example.com"]);
+    let text = env.run(&["admin", "user", "list"], None);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("ann@example.com") && l.contains("(admin)")),
+        "{text}"
+    );
+    assert!(!env
+        .run(
+            &["admin", "user", "grant-admin", "nobody@example.com"],
+            None
+        )
+        .status
+        .success());
+}
+
 /// A new password revokes the user's grants (the usual reason for a change is a compromise),
 /// unless --keep-sessions.
 #[test]

@@ -218,12 +218,7 @@ impl Client {
             url_encode(REDIRECT)
         );
         let location = common::authorize_in_browser(base, &authorize, USERNAME, PASSWORD).await;
-        let code = url::Url::parse(&location)
-            .unwrap()
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v.into_owned())
-            .unwrap();
+        let code = common::code_in(&location);
         let tokens = self
             .post(
                 format!("{base}/services/oauth2/token"),

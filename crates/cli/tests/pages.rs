@@ -16,7 +16,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -28,18 +27,6 @@ const VIEWPORTS: [(u64, u64, bool); 2] = [(1000, 800, false), (375, 800, true)];
 /// nowhere to break a line: the error page shows it, and it must wrap.
 const UNREGISTERED_REDIRECT_URI: &str =
     "https://app.example.com/oauth2/callback/from-a-path-much-longer-than-a-phone-screen-is-wide?next=/dashboard";
-
-fn chromium() -> PathBuf {
-    std::env::var_os("TESSERA_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from)
-}
-
-fn screenshots_dir() -> PathBuf {
-    std::env::var_os("TESSERA_SCREENSHOTS_DIR").map_or_else(
-        // CARGO_TARGET_TMPDIR is `<target>/tmp`, wherever the target directory is.
-        || Path::new(env!("CARGO_TARGET_TMPDIR")).with_file_name("screenshots"),
-        PathBuf::from,
-    )
-}
 
 /// The walkthrough's authorization URL, as `--dev` printed it.
 fn walkthrough_url(printed: &str) -> String {
@@ -69,53 +56,26 @@ fn with_redirect_uri(url: &str, redirect_uri: &str) -> String {
     url.into()
 }
 
-/// Runs `command` to success, or fails the test with what it printed.
-fn succeed(mut command: Command, what: &str) -> Vec<u8> {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot start it: {e}"));
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
 #[test]
 fn login_consent_and_error_pages_fit_a_desktop_and_a_phone_in_chromium() {
-    let chromium = chromium();
-    if !chromium.exists() {
-        assert!(
-            std::env::var_os("TESSERA_TEST_BROWSER").is_none(),
-            "{} is missing and TESSERA_TEST_BROWSER is set: install Debian's chromium package \
-             (apt-get install chromium) or point TESSERA_CHROMIUM at a Chromium",
-            chromium.display()
-        );
-        eprintln!(
-            "\n*** SKIPPED: the pages in Chromium: {} is missing (apt-get install chromium, or \
-             TESSERA_CHROMIUM=/path/to/chromium). Set TESSERA_TEST_BROWSER=1 to make this a \
-             failure. ***\n",
-            chromium.display()
-        );
+    let Some(chromium) = common::browser::chromium_or_skip("the pages") else {
         return;
-    }
-    let screenshots = screenshots_dir();
-    std::fs::create_dir_all(&screenshots).unwrap();
+    };
+    let screenshots = common::browser::screenshots_dir();
 
     let server = common::Server::start(&["--dev"], &[]);
+    // The server binds its port before it opens the database and seeds the demo data, so the
+    // walkthrough may come a moment after the port answers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server.printed().contains("/services/oauth2/authorize?")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let authorize = walkthrough_url(&server.printed());
     assert!(authorize.starts_with(&server.base), "{authorize}");
 
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let mut install = Command::new("npm");
-    install
-        .args(["ci", "--no-audit", "--no-fund", "--prefer-offline"])
-        .args(["--loglevel=error"])
-        .current_dir(&scripts);
-    succeed(install, "npm ci (playwright-core)");
+    let scripts = common::browser::scripts();
 
     let viewports: Vec<Value> = VIEWPORTS
         .iter()
@@ -137,7 +97,8 @@ fn login_consent_and_error_pages_fit_a_desktop_and_a_phone_in_chromium() {
         .env("USERNAME", "demo@example.com")
         .env("PASSWORD", "tessera-demo")
         .env("SCREENSHOTS_DIR", &screenshots);
-    let measured: Vec<Value> = serde_json::from_slice(&succeed(browse, "pages.mjs")).unwrap();
+    let measured: Vec<Value> =
+        serde_json::from_slice(&common::browser::succeed(browse, "pages.mjs")).unwrap();
 
     let headings = [
         ("login", "Log in"),

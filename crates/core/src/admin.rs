@@ -223,6 +223,26 @@ impl Authority {
         password: Password,
         email: Option<String>,
     ) -> Result<User, AdminError> {
+        self.insert_new_user(username, password, email, false).await
+    }
+
+    /// A user with the admin role, who may use the admin console.
+    pub async fn create_admin(
+        &self,
+        username: &str,
+        password: Password,
+        email: Option<String>,
+    ) -> Result<User, AdminError> {
+        self.insert_new_user(username, password, email, true).await
+    }
+
+    async fn insert_new_user(
+        &self,
+        username: &str,
+        password: Password,
+        email: Option<String>,
+        admin: bool,
+    ) -> Result<User, AdminError> {
         let username = username.trim();
         if username.is_empty() || username.len() > 255 || username.chars().any(char::is_control) {
             return Err(AdminError::Invalid(
@@ -239,6 +259,7 @@ impl Authority {
             password_hash: self.hash_password(password).await,
             disabled: false,
             created_at: self.now(),
+            admin,
         };
         self.store().insert_user(&user).await?;
         Ok(user)
@@ -265,6 +286,16 @@ impl Authority {
         if disabled {
             self.revoke_user_grants(&user.id, "user disabled").await?;
         }
+        Ok(user)
+    }
+
+    /// Grants or takes away the admin role. A console session of a user who loses it stops
+    /// working at its next request: the console reads the user on every request.
+    pub async fn set_user_admin(&self, username: &str, admin: bool) -> Result<User, AdminError> {
+        let mut user = self.user(username).await?;
+        user.admin = admin;
+        self.store().update_user(&user, self.now()).await?;
+        self.user_changed(&user.id);
         Ok(user)
     }
 

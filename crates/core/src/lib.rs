@@ -8,6 +8,7 @@ pub mod authority;
 pub mod authorize;
 mod client_auth;
 mod code_grant;
+pub mod console;
 pub mod crypto;
 mod guard;
 pub mod housekeeping;

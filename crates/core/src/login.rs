@@ -211,15 +211,21 @@ impl Authority {
 
     /// A signed session cookie value for a user who just logged in: `user.expiry.mac`.
     pub fn new_session(&self, user: &User) -> String {
-        let expires = self.now().plus_secs(SESSION_TTL_SECS).millis();
+        self.signed_session("session", user, SESSION_TTL_SECS)
+    }
+
+    /// `user.expiry.mac`, the MAC under the server key for `purpose` (the end user's session
+    /// and the admin console's are not interchangeable).
+    pub(crate) fn signed_session(&self, purpose: &str, user: &User, ttl_secs: u64) -> String {
+        let expires = self.now().plus_secs(ttl_secs).millis();
         let message = format!("{}.{expires}", user.id);
-        let tag = hex::encode(self.config().server_key.mac("session", message.as_bytes()));
+        let tag = hex::encode(self.config().server_key.mac(purpose, message.as_bytes()));
         format!("{message}.{tag}")
     }
 
     /// The logged-in user of a valid, unexpired session cookie, if still active.
     pub async fn session_user(&self, cookie: Option<&str>) -> Result<Option<User>, StoreError> {
-        let Some(user_id) = cookie.and_then(|value| self.session_user_id(value)) else {
+        let Some(user_id) = cookie.and_then(|value| self.session_user_id("session", value)) else {
             return Ok(None);
         };
         Ok(self
@@ -229,7 +235,8 @@ impl Authority {
             .filter(|u| !u.disabled))
     }
 
-    fn session_user_id(&self, value: &str) -> Option<String> {
+    /// The user id of a session cookie signed for `purpose`, if it verifies and has not expired.
+    pub(crate) fn session_user_id(&self, purpose: &str, value: &str) -> Option<String> {
         let mut parts = value.splitn(3, '.');
         let (user_id, expires, tag) = (parts.next()?, parts.next()?, parts.next()?);
         let tag = hex::decode(tag).ok()?;
@@ -237,7 +244,7 @@ impl Authority {
         if !self
             .config()
             .server_key
-            .verify_mac("session", message.as_bytes(), &tag)
+            .verify_mac(purpose, message.as_bytes(), &tag)
         {
             return None;
         }

@@ -25,6 +25,8 @@ pub struct User {
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: Timestamp,
+    /// May use the admin console (`/admin`); set with `tessera admin user grant-admin`.
+    pub admin: bool,
 }
 
 impl std::fmt::Debug for User {
@@ -33,6 +35,7 @@ impl std::fmt::Debug for User {
             .field("id", &self.id)
             .field("username", &self.username)
             .field("disabled", &self.disabled)
+            .field("admin", &self.admin)
             .finish_non_exhaustive()
     }
 }
@@ -233,10 +236,23 @@ pub enum EventKind {
     /// A budget of failures was used up: the source (or username) is throttled until the window
     /// ends (the detail names the budget; never a secret).
     Throttled,
+    // What administrators do in the admin console; the event's user is the administrator.
+    /// An administrator logged in to the console.
+    ConsoleLogin,
+    /// A user who is not an administrator gave the right password to the console's login.
+    ConsoleRefused,
+    ClientCreated,
+    ClientUpdated,
+    ClientSecretRotated,
+    ClientDeleted,
+    UserDisabled,
+    UserEnabled,
+    /// A grant revoked from the console (the grant's own `revoked` event follows it).
+    GrantRevokedByAdmin,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 20] = [
         Self::Issued,
         Self::Refreshed,
         Self::Rotated,
@@ -248,6 +264,15 @@ impl EventKind {
         Self::ClientAuthFailed,
         Self::LoginFailed,
         Self::Throttled,
+        Self::ConsoleLogin,
+        Self::ConsoleRefused,
+        Self::ClientCreated,
+        Self::ClientUpdated,
+        Self::ClientSecretRotated,
+        Self::ClientDeleted,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::GrantRevokedByAdmin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -263,6 +288,15 @@ impl EventKind {
             Self::ClientAuthFailed => "client_auth_failed",
             Self::LoginFailed => "login_failed",
             Self::Throttled => "throttled",
+            Self::ConsoleLogin => "console_login",
+            Self::ConsoleRefused => "console_refused",
+            Self::ClientCreated => "client_created",
+            Self::ClientUpdated => "client_updated",
+            Self::ClientSecretRotated => "client_secret_rotated",
+            Self::ClientDeleted => "client_deleted",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::GrantRevokedByAdmin => "grant_revoked_by_admin",
         }
     }
 

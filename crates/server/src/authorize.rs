@@ -15,18 +15,13 @@ use crate::error::{PageError, WebError};
 use crate::extract::{AuthorizeForm, Cookies, PageForm, RequestSource};
 use crate::observe::for_client;
 use crate::pages::{self, ConsentPage, LoginNotice, LoginPage};
-use crate::reply::{redirect, see_other, with_cookie};
+use crate::reply::{cookie_header, redirect, see_other, with_cookie};
 use crate::AppState;
 
+/// A cookie of the authorization pages: the whole site, sent on the redirect back from a
+/// client (`Lax`).
 fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> Option<HeaderValue> {
-    let mut text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
-    if let Some(age) = max_age {
-        text.push_str(&format!("; Max-Age={age}"));
-    }
-    if secure {
-        text.push_str("; Secure");
-    }
-    HeaderValue::from_str(&text).ok()
+    cookie_header(name, value, max_age, "/", "Lax", secure)
 }
 
 async fn validated(state: &AppState, raw: &str) -> Result<AuthorizationRequest, PageError> {
@@ -58,7 +53,7 @@ async fn logged_in(state: &AppState, cookies: &Cookies) -> Result<Option<User>, 
 }
 
 /// The `Set-Cookie` of a CSRF cookie the domain minted for a browser that had none.
-fn csrf_cookie(state: &AppState, new_cookie: Option<String>) -> Option<HeaderValue> {
+pub(crate) fn csrf_cookie(state: &AppState, new_cookie: Option<String>) -> Option<HeaderValue> {
     new_cookie.and_then(|v| set_cookie(Cookies::CSRF, &v, None, state.secure_cookies()))
 }
 

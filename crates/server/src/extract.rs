@@ -219,19 +219,23 @@ impl FromRequest<AppState> for RevocationForm {
 
 const SESSION_COOKIE: &str = "tessera_sid";
 const CSRF_COOKIE: &str = "tessera_csrf";
+const ADMIN_SESSION_COOKIE: &str = "tessera_admin";
 
-/// The cookies of our pages: the signed session and the CSRF cookie.
+/// The cookies of our pages: the signed session, the CSRF cookie, and the admin console's
+/// signed session.
 #[derive(Debug, Clone, Default)]
 pub struct Cookies {
     pub session: Option<String>,
     pub csrf: Option<String>,
+    pub admin_session: Option<String>,
 }
 
 impl Cookies {
     pub const SESSION: &'static str = SESSION_COOKIE;
     pub const CSRF: &'static str = CSRF_COOKIE;
+    pub const ADMIN_SESSION: &'static str = ADMIN_SESSION_COOKIE;
 
-    fn from_headers(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let find = |name: &str| {
             headers
                 .get_all(header::COOKIE)
@@ -245,6 +249,7 @@ impl Cookies {
         Self {
             session: find(SESSION_COOKIE),
             csrf: find(CSRF_COOKIE),
+            admin_session: find(ADMIN_SESSION_COOKIE),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! edge, [`error::WebError`].
 
 mod authorize;
+mod console;
 mod data;
 mod dates;
 pub mod error;
@@ -120,6 +121,7 @@ pub fn app(state: AppState) -> Router {
             get(identity::discovery),
         )
         .merge(data::routes())
+        .merge(console::routes())
         .fallback(error::not_found)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -20,7 +20,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f3f4f6;color:#111827;margin:0;padding:0 12px}\
+pub(crate) const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f3f4f6;color:#111827;margin:0;padding:0 12px}\
 main{max-width:380px;margin:10vh auto;background:#fff;border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:32px}\
 h1{font-size:1.25rem;margin:0 0 4px}p{color:#4b5563;line-height:1.5}label{display:block;font-size:.875rem;margin:16px 0 4px;color:#374151}\
 input[type=text],input[type=password]{box-sizing:border-box;width:100%;padding:10px;border:1px solid #d1d5db;border-radius:8px;font-size:1rem}\
@@ -41,6 +41,16 @@ pub fn page(
 <title>{}</title><style>{STYLE}</style></head><body><main><div class=\"brand\">Tessera</div>{body}</main></body></html>",
         escape(title)
     );
+    html_response(status, html, extra_cookie)
+}
+
+/// A whole HTML document with the headers every page of ours carries: never cached, never
+/// framed, no script, no referrer.
+pub(crate) fn html_response(
+    status: StatusCode,
+    html: String,
+    extra_cookie: Option<HeaderValue>,
+) -> Response {
     let mut response = (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -96,7 +106,7 @@ pub enum LoginNotice {
 }
 
 impl LoginNotice {
-    fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             Self::None | Self::BadCredentials => StatusCode::OK,
             Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -104,7 +114,7 @@ impl LoginNotice {
         }
     }
 
-    fn message(self) -> Option<String> {
+    pub(crate) fn message(self) -> Option<String> {
         match self {
             Self::None => None,
             Self::BadCredentials => Some("Please check your username and password. If you still can't log in, contact your administrator.".into()),
@@ -113,7 +123,7 @@ impl LoginNotice {
         }
     }
 
-    fn retry_after(self) -> Option<u64> {
+    pub(crate) fn retry_after(self) -> Option<u64> {
         match self {
             Self::Throttled(secs) | Self::Busy(secs) => Some(secs),
             _ => None,

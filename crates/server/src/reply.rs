@@ -41,6 +41,25 @@ pub fn see_other(location: &str) -> Response {
     response
 }
 
+/// A `Set-Cookie` value: always `HttpOnly`, `Secure` when the issuer is https.
+pub fn cookie_header(
+    name: &str,
+    value: &str,
+    max_age: Option<u64>,
+    path: &str,
+    same_site: &str,
+    secure: bool,
+) -> Option<HeaderValue> {
+    let mut text = format!("{name}={value}; Path={path}; HttpOnly; SameSite={same_site}");
+    if let Some(age) = max_age {
+        text.push_str(&format!("; Max-Age={age}"));
+    }
+    if secure {
+        text.push_str("; Secure");
+    }
+    HeaderValue::from_str(&text).ok()
+}
+
 /// Adds a `Set-Cookie` to a response.
 pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
     if let Some(cookie) = cookie {

@@ -132,6 +132,7 @@ pub fn user(id: &str, org_id: &str, username: &str) -> User {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
         disabled: false,
         created_at: T0,
+        admin: false,
     }
 }
 
@@ -442,6 +443,7 @@ pub async fn users_are_created_found_listed_and_updated(store: Arc<dyn Store>) {
     );
     bob.email = None;
     bob.created_at = at(1);
+    bob.admin = true;
     store.insert_user(&ada).await.unwrap();
     store.insert_user(&bob).await.unwrap();
 
@@ -465,6 +467,7 @@ pub async fn users_are_created_found_listed_and_updated(store: Arc<dyn Store>) {
     changed.email = Some("lovelace@example.com".to_owned());
     changed.password_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3".to_owned();
     changed.disabled = true;
+    changed.admin = true;
     assert!(store.update_user(&changed, at(1)).await.unwrap());
     assert_eq!(store.user_by_id(&ada.id).await.unwrap(), Some(changed));
 
@@ -1418,6 +1421,19 @@ pub async fn events_are_appended_and_read_back_by_filter_in_order(store: Arc<dyn
         let label = format!("{filter:?}");
         assert_eq!(read_events(&store, filter).await, expected, "{label}");
     }
+
+    // By kind, and newest first (the admin console's list).
+    let issued = EventFilter {
+        kind: Some(Issued),
+        ..EventFilter::default()
+    };
+    assert_eq!(read_events(&store, issued).await, pick(&[0, 4]));
+    let newest = EventFilter {
+        newest_first: true,
+        limit: 2,
+        ..filter(ada, None, None)
+    };
+    assert_eq!(read_events(&store, newest).await, pick(&[5, 4]));
 
     // A later batch follows the first.
     let later = event(7, Revoked, app, ada, Some("g1"), "admin");

@@ -602,6 +602,7 @@ impl Directory for PostgresStore {
             &user.password_hash,
             &user.disabled,
             &user.created_at.0,
+            &user.admin,
         ];
         self.change(sql::USER_INSERT, values).await.map(drop)
     }
@@ -622,7 +623,13 @@ impl Directory for PostgresStore {
     async fn update_user(&self, user: &User, now: Timestamp) -> Result<bool, StoreError> {
         transaction!(self, |tx| async {
             let feed = Feed::lock(&tx).await?;
-            let values: &Params<'_> = &[&user.email, &user.password_hash, &user.disabled, &user.id];
+            let values: &Params<'_> = &[
+                &user.email,
+                &user.password_hash,
+                &user.disabled,
+                &user.id,
+                &user.admin,
+            ];
             if execute(&tx, sql::USER_UPDATE, values).await? == 0 {
                 return Ok(false);
             }
@@ -904,9 +911,12 @@ impl Audit for PostgresStore {
             user_id.is_some(),
             filter.client_id.is_some(),
             filter.grant_id.is_some(),
+            filter.kind.is_some(),
+            filter.newest_first,
         );
+        let kind = filter.kind.map(|kind| kind.name().to_owned());
         let mut values: Vec<&(dyn ToSql + Sync)> = vec![&filter.after_id];
-        for value in [&user_id, &filter.client_id, &filter.grant_id]
+        for value in [&user_id, &filter.client_id, &filter.grant_id, &kind]
             .into_iter()
             .flatten()
         {

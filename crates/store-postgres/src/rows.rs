@@ -71,6 +71,7 @@ pub(crate) fn user(row: &Row) -> Result<User, DbError> {
         password_hash: row.try_get(4)?,
         disabled: row.try_get(5)?,
         created_at: timestamp(row, 6)?,
+        admin: row.try_get(7)?,
     })
 }
 

@@ -14,7 +14,7 @@ macro_rules! org_columns {
 }
 macro_rules! user_columns {
     () => {
-        "id, org_id, username, email, password_hash, disabled, created_at"
+        "id, org_id, username, email, password_hash, disabled, created_at, admin"
     };
 }
 macro_rules! client_columns {
@@ -99,7 +99,7 @@ pub(crate) const ORG_FIRST: &str =
 pub(crate) const USER_INSERT: &str = concat!(
     "INSERT INTO users (",
     user_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 );
 pub(crate) const USER_BY_ID: &str =
     concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
@@ -115,7 +115,7 @@ pub(crate) const USER_LIST: &str = concat!(
     " FROM users ORDER BY created_at, id COLLATE \"C\""
 );
 pub(crate) const USER_UPDATE: &str =
-    "UPDATE users SET email = $1, password_hash = $2, disabled = $3 WHERE id = $4";
+    "UPDATE users SET email = $1, password_hash = $2, disabled = $3, admin = $5 WHERE id = $4";
 
 pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",
@@ -299,7 +299,13 @@ pub(crate) const EVENTS_INSERT: &str = concat!(
 /// column, then the limit). Only the filters present become terms, so that each combination is
 /// a plain statement whose plan uses that filter's index (a `$n IS NULL OR column = $n` term
 /// would defeat it); there are eight such statements, each prepared once per connection.
-pub(crate) fn events_query(user: bool, client: bool, grant: bool) -> String {
+pub(crate) fn events_query(
+    user: bool,
+    client: bool,
+    grant: bool,
+    kind: bool,
+    newest_first: bool,
+) -> String {
     let mut sql = String::from(
         "SELECT id, at, kind, client_id, user_id, grant_id, detail, source, user_agent \
          FROM events WHERE id > $1",
@@ -309,13 +315,15 @@ pub(crate) fn events_query(user: bool, client: bool, grant: bool) -> String {
         ("user_id", user),
         ("client_id", client),
         ("grant_id", grant),
+        ("kind", kind),
     ] {
         if present {
             sql.push_str(&format!(" AND {column} = ${next}"));
             next += 1;
         }
     }
-    sql.push_str(&format!(" ORDER BY id LIMIT ${next}"));
+    let order = if newest_first { "DESC" } else { "ASC" };
+    sql.push_str(&format!(" ORDER BY id {order} LIMIT ${next}"));
     sql
 }
 
@@ -393,12 +401,15 @@ mod tests {
     #[test]
     fn the_events_query_numbers_its_parameters_in_order() {
         assert_eq!(
-            events_query(false, false, false),
+            events_query(false, false, false, false, false),
             "SELECT id, at, kind, client_id, user_id, grant_id, detail, source, user_agent \
-             FROM events WHERE id > $1 ORDER BY id LIMIT $2"
+             FROM events WHERE id > $1 ORDER BY id ASC LIMIT $2"
         );
-        assert!(events_query(true, false, true)
-            .ends_with("WHERE id > $1 AND user_id = $2 AND grant_id = $3 ORDER BY id LIMIT $4"));
+        assert!(events_query(true, false, true, false, false).ends_with(
+            "WHERE id > $1 AND user_id = $2 AND grant_id = $3 ORDER BY id ASC LIMIT $4"
+        ));
+        assert!(events_query(false, true, false, true, true)
+            .ends_with("WHERE id > $1 AND client_id = $2 AND kind = $3 ORDER BY id DESC LIMIT $4"));
     }
 
     #[test]

@@ -423,6 +423,7 @@ impl Directory for SqliteStore {
             user.password_hash.clone(),
             user.disabled,
             user.created_at.0,
+            user.admin,
         );
         self.change(sql::USER_INSERT, values).await.map(drop)
     }
@@ -444,7 +445,13 @@ impl Directory for SqliteStore {
     async fn update_user(&self, user: &User, now: Timestamp) -> Result<bool, StoreError> {
         let user = user.clone();
         self.write(move |c| {
-            let values = params![user.email, user.password_hash, user.disabled, user.id];
+            let values = params![
+                user.email,
+                user.password_hash,
+                user.disabled,
+                user.id,
+                user.admin
+            ];
             if execute(c, sql::USER_UPDATE, values)? == 0 {
                 return Ok(false);
             }

@@ -49,6 +49,7 @@ pub(crate) fn user(row: &Row<'_>) -> rusqlite::Result<User> {
         password_hash: row.get(4)?,
         disabled: row.get(5)?,
         created_at: timestamp(row, 6)?,
+        admin: row.get(7)?,
     })
 }
 

@@ -14,7 +14,7 @@ macro_rules! org_columns {
 }
 macro_rules! user_columns {
     () => {
-        "id, org_id, username, email, password_hash, disabled, created_at"
+        "id, org_id, username, email, password_hash, disabled, created_at, admin"
     };
 }
 macro_rules! client_columns {
@@ -75,7 +75,7 @@ pub(crate) const ORG_FIRST: &str = concat!(
 pub(crate) const USER_INSERT: &str = concat!(
     "INSERT INTO users (",
     user_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 );
 pub(crate) const USER_BY_ID: &str =
     concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
@@ -91,7 +91,7 @@ pub(crate) const USER_LIST: &str = concat!(
     " FROM users ORDER BY created_at, id"
 );
 pub(crate) const USER_UPDATE: &str =
-    "UPDATE users SET email = ?1, password_hash = ?2, disabled = ?3 WHERE id = ?4";
+    "UPDATE users SET email = ?1, password_hash = ?2, disabled = ?3, admin = ?5 WHERE id = ?4";
 
 pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",
@@ -226,7 +226,8 @@ pub(crate) const EVENT_INSERT: &str = "INSERT INTO events \
      (at, kind, client_id, user_id, grant_id, detail, source, user_agent) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
-/// The events after `filter.after_id` matching its filters, in id order, and their parameters.
+/// The events after `filter.after_id` matching its filters, in id order (or newest first), and
+/// their parameters.
 /// Only the filters present become terms, so that each combination is a plain statement whose
 /// plan uses that filter's index (an `?n IS NULL OR column = ?n` term would defeat it); there are
 /// eight such statements, each prepared once.
@@ -241,14 +242,16 @@ pub(crate) fn events_query(filter: &EventFilter, limit: u32) -> (String, Vec<Val
         ("client_id", &filter.client_id),
         ("grant_id", &filter.grant_id),
     ];
-    for (column, value) in terms {
+    let kind = filter.kind.map(|kind| kind.name().to_owned());
+    for (column, value) in terms.into_iter().chain([("kind", &kind)]) {
         if let Some(value) = value {
             values.push(Value::from(value.clone()));
             sql.push_str(&format!(" AND {column} = ?{}", values.len()));
         }
     }
     values.push(Value::from(limit));
-    sql.push_str(&format!(" ORDER BY id LIMIT ?{}", values.len()));
+    let order = if filter.newest_first { "DESC" } else { "ASC" };
+    sql.push_str(&format!(" ORDER BY id {order} LIMIT ?{}", values.len()));
     (sql, values)
 }
 

@@ -6,28 +6,9 @@
 // AUTHORIZE_URL (the dev walkthrough's), REFUSED_URL (the same with an unregistered
 // redirect_uri), USERNAME, PASSWORD, SCREENSHOTS_DIR.
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { env, launch } from "./launch.mjs";
 
-function env(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-const browser = await chromium.launch({
-  executablePath: env("CHROMIUM"),
-  // No sandbox (tests run as root in CI), and none of Chromium's own calls home: this
-  // machine's network is closed, and each refused connection slows the start.
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch();
 
 const measured = [];
 try {

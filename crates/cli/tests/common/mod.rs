@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -232,6 +234,16 @@ pub fn libfaketime(test: &str) -> bool {
     );
     eprintln!("SKIPPED: the {test} needs {LIBFAKETIME} (apt-get install faketime)");
     false
+}
+
+/// The authorization code a redirect back to the client carries.
+pub fn code_in(location: &str) -> String {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {location}"))
 }
 
 /// What a person does in a browser with an authorization URL of `base`: opens it, logs in,

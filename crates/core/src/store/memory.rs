@@ -353,6 +353,7 @@ impl Directory for MemoryStore {
             stored.email = user.email.clone();
             stored.password_hash = user.password_hash.clone();
             stored.disabled = user.disabled;
+            stored.admin = user.admin;
             s.feed(ChangeKind::UserChanged, &user.id, change_until(now));
             true
         }))
@@ -690,18 +691,30 @@ impl Audit for MemoryStore {
         };
         let same =
             |wanted: &Option<String>, actual: &Option<String>| wanted.is_none() || wanted == actual;
+        let wanted = |e: &&StoredEvent| {
+            e.id > filter.after_id
+                && same(&filter.user_id, &e.event.user_id)
+                && same(&filter.client_id, &e.event.client_id)
+                && same(&filter.grant_id, &e.event.grant_id)
+                && filter.kind.is_none_or(|kind| kind == e.event.kind)
+        };
         Ok(self.with(|s| {
-            s.events
-                .iter()
-                .filter(|e| {
-                    e.id > filter.after_id
-                        && same(&filter.user_id, &e.event.user_id)
-                        && same(&filter.client_id, &e.event.client_id)
-                        && same(&filter.grant_id, &e.event.grant_id)
-                })
-                .take(limit)
-                .cloned()
-                .collect()
+            if filter.newest_first {
+                s.events
+                    .iter()
+                    .rev()
+                    .filter(wanted)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            } else {
+                s.events
+                    .iter()
+                    .filter(wanted)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            }
         }))
     }
 }

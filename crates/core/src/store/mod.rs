@@ -19,7 +19,7 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    AccessTokenRecord, AuthCode, Change, Client, Event, Family, Grant, Hash, Note, Org,
+    AccessTokenRecord, AuthCode, Change, Client, Event, EventKind, Family, Grant, Hash, Note, Org,
     StoredEvent, User,
 };
 use crate::time::Timestamp;
@@ -124,6 +124,9 @@ pub struct EventFilter {
     pub user_id: Option<String>,
     pub client_id: Option<String>,
     pub grant_id: Option<String>,
+    pub kind: Option<EventKind>,
+    /// Newest first (the admin console's list), instead of id order (following).
+    pub newest_first: bool,
 }
 
 /// What housekeeping removes, decided by the domain (which knows the policies) and carried out

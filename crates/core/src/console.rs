@@ -1,0 +1,334 @@
+//! The admin console's domain side: who may use it, its session, the audit events of what an
+//! administrator does, and the data of a grant's timeline. The pages are in the HTTP crate.
+//!
+//! Nothing here is kept in process memory: a console session is a cookie signed with the server
+//! key, and the administrator is read from the store on every request, so any node serves any
+//! request and a revoked role or a disabled account takes effect at the next click.
+
+use tessera_proto::{ClientSecret, Password};
+
+use crate::admin::{AdminError, ClientSettings};
+use crate::authority::{idle_expiry, Authority, Source};
+use crate::login::LoginError;
+use crate::model::{Client, Event, EventKind, Grant, StoredEvent, User};
+use crate::revocation::AdminRevokeError;
+use crate::store::{EventFilter, StoreError};
+use crate::time::Timestamp;
+
+/// How long a console login lasts: shorter than an end user's, as it can do more.
+pub const ADMIN_SESSION_TTL_SECS: u64 = 3600;
+/// What the console's logins are recorded as in place of a client (login failures and
+/// throttling are audited by client).
+pub const CONSOLE_CLIENT: &str = "admin-console";
+/// The server key's purpose for console sessions: an end user's session cookie is no console
+/// session, even for the same user.
+const ADMIN_SESSION_PURPOSE: &str = "admin_session";
+/// Most events one timeline draws.
+const TIMELINE_EVENTS: u32 = 1000;
+
+/// Why a console login did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleLoginError {
+    /// As the end users' login form: wrong password, throttled, busy, store down.
+    Login(LoginError),
+    /// The right password of a user without the admin role: 403.
+    NotAdmin,
+}
+
+/// An administrator's action, as the audit trail records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AdminAction<'a> {
+    kind: EventKind,
+    client_id: Option<&'a str>,
+    grant_id: Option<&'a str>,
+    /// What was acted on, for people (a username, a client name); never a secret.
+    detail: String,
+}
+
+impl<'a> AdminAction<'a> {
+    /// An action on a client.
+    fn on_client(kind: EventKind, client_id: &'a str, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            client_id: Some(client_id),
+            grant_id: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// An action on a grant.
+    fn on_grant(kind: EventKind, grant_id: &'a str) -> Self {
+        Self {
+            kind,
+            client_id: None,
+            grant_id: Some(grant_id),
+            detail: String::new(),
+        }
+    }
+
+    /// An action on a user (or by one, such as logging in), named in the detail.
+    fn on_user(kind: EventKind, user: &User) -> Self {
+        Self {
+            kind,
+            client_id: None,
+            grant_id: None,
+            detail: format!("{} ({})", user.username, user.id),
+        }
+    }
+}
+
+/// A grant's family as the console draws it: the grant row, its client's policy, and the
+/// events of the audit trail about it, oldest first.
+#[derive(Debug, Clone)]
+pub struct GrantTimeline {
+    pub grant: Grant,
+    /// `None` once the client is deleted (its grants are then revoked).
+    pub client: Option<Client>,
+    pub user: Option<User>,
+    pub events: Vec<StoredEvent>,
+    /// When the grant stops being refreshable under its client's policy, if it does.
+    pub expires_at: Option<Timestamp>,
+    /// When it was read: the right end of the drawing while the grant lives.
+    pub now: Timestamp,
+}
+
+impl Authority {
+    /// The console's login: the end users' password check and throttle, then the role.
+    pub async fn console_login(
+        &self,
+        username: &str,
+        password: Password,
+        source: &Source,
+    ) -> Result<User, ConsoleLoginError> {
+        let user = self
+            .login(username, password, CONSOLE_CLIENT, source)
+            .await
+            .map_err(ConsoleLoginError::Login)?;
+        let kind = if user.admin {
+            EventKind::ConsoleLogin
+        } else {
+            EventKind::ConsoleRefused
+        };
+        self.record_admin_action(&user, AdminAction::on_user(kind, &user), source)
+            .await;
+        if user.admin {
+            Ok(user)
+        } else {
+            tracing::warn!(user_id = %user.id, "console login refused: not an administrator");
+            Err(ConsoleLoginError::NotAdmin)
+        }
+    }
+
+    /// A signed console session cookie value for an administrator who just logged in.
+    pub fn new_admin_session(&self, admin: &User) -> String {
+        self.signed_session(ADMIN_SESSION_PURPOSE, admin, ADMIN_SESSION_TTL_SECS)
+    }
+
+    /// The administrator of a valid, unexpired console session, if still active and still an
+    /// administrator.
+    pub async fn admin_session_user(
+        &self,
+        cookie: Option<&str>,
+    ) -> Result<Option<User>, StoreError> {
+        let Some(user_id) =
+            cookie.and_then(|value| self.session_user_id(ADMIN_SESSION_PURPOSE, value))
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .store()
+            .user_by_id(&user_id)
+            .await?
+            .filter(|u| u.admin && !u.disabled))
+    }
+
+    /// An administrator acting from the console, from `source`.
+    pub fn acting_as<'a>(&'a self, admin: &'a User, source: &'a Source) -> ConsoleActor<'a> {
+        ConsoleActor {
+            authority: self,
+            admin,
+            source,
+        }
+    }
+
+    /// Writes the audit event of an administrator's action, with the administrator as its user.
+    async fn record_admin_action(&self, admin: &User, action: AdminAction<'_>, source: &Source) {
+        let event = Event {
+            at: self.now(),
+            kind: action.kind,
+            client_id: action.client_id.map(str::to_owned),
+            user_id: Some(admin.id.clone()),
+            grant_id: action.grant_id.map(str::to_owned),
+            detail: action.detail,
+            source: source.address.map(|a| a.to_string()),
+            user_agent: source.user_agent.clone(),
+        };
+        self.record(event).await;
+    }
+
+    /// A grant's timeline, or `None` for an unknown grant.
+    pub async fn grant_timeline(
+        &self,
+        grant_id: &str,
+    ) -> Result<Option<GrantTimeline>, StoreError> {
+        let Some(grant) = self.store().grant(grant_id).await? else {
+            return Ok(None);
+        };
+        let events = self
+            .store()
+            .events(&EventFilter {
+                grant_id: Some(grant.id.clone()),
+                user_id: Some(grant.user_id.clone()),
+                limit: TIMELINE_EVENTS,
+                ..EventFilter::default()
+            })
+            .await?;
+        let client = self.store().client_by_id(&grant.client_id).await?;
+        let user = self.store().user_by_id(&grant.user_id).await?;
+        let expires_at = client.as_ref().and_then(|c| grant_expiry(&grant, c));
+        Ok(Some(GrantTimeline {
+            grant,
+            client,
+            user,
+            events,
+            expires_at,
+            now: self.now(),
+        }))
+    }
+
+    /// Every grant of a user (live and revoked), newest first.
+    pub async fn grants_of_user(&self, user_id: &str) -> Result<Vec<Grant>, StoreError> {
+        self.store().grants_of_user(user_id).await
+    }
+
+    /// A user by id, for the console's pages about them.
+    pub async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        self.store().user_by_id(user_id).await
+    }
+}
+
+/// An administrator acting from the console: each change is made as `tessera admin` makes it,
+/// then audited with the administrator's user id (after the change, as the CLI's revocations
+/// are: a failure to audit is logged, the change stands).
+#[derive(Debug)]
+pub struct ConsoleActor<'a> {
+    authority: &'a Authority,
+    admin: &'a User,
+    source: &'a Source,
+}
+
+impl ConsoleActor<'_> {
+    async fn audit(&self, action: AdminAction<'_>) {
+        self.authority
+            .record_admin_action(self.admin, action, self.source)
+            .await;
+    }
+
+    pub async fn create_client(
+        &self,
+        public: bool,
+        settings: &ClientSettings,
+    ) -> Result<(Client, Option<ClientSecret>), AdminError> {
+        let (client, secret) = self.authority.create_client(public, settings).await?;
+        let name = client.name.clone();
+        self.audit(AdminAction::on_client(
+            EventKind::ClientCreated,
+            &client.client_id,
+            name,
+        ))
+        .await;
+        Ok((client, secret))
+    }
+
+    pub async fn update_client(
+        &self,
+        client_id: &str,
+        settings: &ClientSettings,
+    ) -> Result<Client, AdminError> {
+        let client = self.authority.update_client(client_id, settings).await?;
+        let name = client.name.clone();
+        self.audit(AdminAction::on_client(
+            EventKind::ClientUpdated,
+            client_id,
+            name,
+        ))
+        .await;
+        Ok(client)
+    }
+
+    pub async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        revoke_tokens: bool,
+    ) -> Result<(Client, ClientSecret), AdminError> {
+        let rotated = self
+            .authority
+            .rotate_client_secret(client_id, revoke_tokens)
+            .await?;
+        let detail = if revoke_tokens { "grants revoked" } else { "" };
+        self.audit(AdminAction::on_client(
+            EventKind::ClientSecretRotated,
+            client_id,
+            detail,
+        ))
+        .await;
+        Ok(rotated)
+    }
+
+    pub async fn delete_client(&self, client_id: &str) -> Result<(), AdminError> {
+        self.authority.delete_client(client_id).await?;
+        self.audit(AdminAction::on_client(
+            EventKind::ClientDeleted,
+            client_id,
+            "",
+        ))
+        .await;
+        Ok(())
+    }
+
+    /// Disables (revoking every grant of the user) or enables a user, by id.
+    pub async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+    ) -> Result<User, AdminError> {
+        let user = self
+            .authority
+            .user_by_id(user_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user {user_id}")))?;
+        let user = self
+            .authority
+            .set_user_disabled(&user.username, disabled)
+            .await?;
+        let kind = if disabled {
+            EventKind::UserDisabled
+        } else {
+            EventKind::UserEnabled
+        };
+        self.audit(AdminAction::on_user(kind, &user)).await;
+        Ok(user)
+    }
+
+    /// Revokes a grant; its own `revoked` event names the console and the administrator. A grant
+    /// revoked already is left as it is, and nothing is audited.
+    pub async fn revoke_grant(&self, grant_id: &str) -> Result<bool, AdminRevokeError> {
+        let why = format!("admin console, by {}", self.admin.username);
+        let revoked = self.authority.revoke_grant_by_id(grant_id, &why).await?;
+        if revoked {
+            let action = AdminAction::on_grant(EventKind::GrantRevokedByAdmin, grant_id);
+            self.audit(action).await;
+        }
+        Ok(revoked)
+    }
+}
+
+/// When a grant stops being refreshable under its client's policy: its absolute lifetime from
+/// creation, or its idle limit from its last use, as the refresh path counts them; `None` for a
+/// policy without an end.
+fn grant_expiry(grant: &Grant, client: &Client) -> Option<Timestamp> {
+    match client.refresh_token_policy.lifetime_secs() {
+        Some(lifetime) => Some(grant.created_at.plus_secs(lifetime)),
+        None => idle_expiry(client, grant.last_used_at),
+    }
+}

@@ -1,0 +1,399 @@
+//! The admin console's pages, as maud templates: every value is escaped unless marked
+//! otherwise, and nothing is marked otherwise. The look is the login page's (`pages::STYLE`),
+//! widened for tables.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use maud::{html, Markup, DOCTYPE};
+use tessera_core::model::{Client, EventKind, Grant, StoredEvent, User};
+use tessera_core::time::{format_duration_secs, format_utc};
+
+use crate::pages::{html_response, LoginNotice, STYLE};
+
+const CONSOLE_STYLE: &str = "main.console{max-width:1100px;margin:24px auto}\
+nav{display:flex;gap:16px;flex-wrap:wrap;margin:8px 0 16px;font-size:.9rem}nav a{color:#1d4ed8;text-decoration:none}\
+nav form{margin-left:auto}nav button{margin:0;padding:4px 10px;font-size:.85rem}\
+table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top}\
+th{color:#374151;font-weight:600}main.console th,main.console td{overflow-wrap:normal}main.console td code{overflow-wrap:anywhere}td form{display:inline}td button,form.inline button{margin:0;padding:4px 10px;font-size:.8rem}\
+button.danger{background:#b91c1c;border-color:#991b1b}.notice{background:#ecfdf5;color:#065f46;padding:8px 12px;border-radius:8px}\
+.secret{font-family:ui-monospace,monospace;font-size:1rem;background:#fef9c3;padding:8px;border-radius:6px;display:inline-block}\
+fieldset{border:1px solid #e5e7eb;border-radius:8px;margin:16px 0;padding:8px 16px 16px}textarea{box-sizing:border-box;width:100%;padding:8px;border:1px solid #d1d5db;border-radius:8px;font-family:ui-monospace,monospace}\
+select{padding:8px;border-radius:8px;border:1px solid #d1d5db}label.check{display:inline-block;margin-right:16px}\
+.filters{display:flex;gap:8px;flex-wrap:wrap;align-items:end}.filters label{margin:0 0 2px}.filters button{margin:0}\
+.filters input[type=text]{width:200px}svg.timeline{background:#f9fafb;border-radius:8px;margin:12px 0}\
+.legend span{display:inline-block;margin-right:12px;font-size:.8rem}.legend i{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:4px}";
+
+/// The console's links, on every page but the login.
+fn nav(csrf: &str) -> Markup {
+    html! {
+        nav {
+            a href="/admin/clients" { "Clients" }
+            a href="/admin/users" { "Users" }
+            a href="/admin/events" { "Events" }
+            form method="post" action="/admin/logout" {
+                input type="hidden" name="csrf_token" value=(csrf);
+                button.secondary type="submit" { "Log out" }
+            }
+        }
+    }
+}
+
+/// A whole console page. `refresh_secs` reloads it (the events list's live updates, without a
+/// script: the pages' policy allows none).
+pub fn document(
+    status: StatusCode,
+    title: &str,
+    csrf: Option<&str>,
+    refresh_secs: Option<u32>,
+    body: Markup,
+    cookie: Option<HeaderValue>,
+) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                @if let Some(secs) = refresh_secs {
+                    meta http-equiv="refresh" content=(secs);
+                }
+                title { (title) " · Tessera admin" }
+                style { (maud::PreEscaped(STYLE)) (maud::PreEscaped(CONSOLE_STYLE)) }
+            }
+            body {
+                main.console {
+                    div.brand { "Tessera admin console" }
+                    @if let Some(csrf) = csrf { (nav(csrf)) }
+                    (body)
+                }
+            }
+        }
+    };
+    html_response(status, markup.into_string(), cookie)
+}
+
+fn csrf_field(csrf: &str) -> Markup {
+    html! { input type="hidden" name="csrf_token" value=(csrf); }
+}
+
+/// A button that POSTs to `action` with the CSRF token.
+fn post_button(action: &str, csrf: &str, label: &str, danger: bool) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            (csrf_field(csrf))
+            @if danger { button.danger type="submit" { (label) } } @else { button type="submit" { (label) } }
+        }
+    }
+}
+
+fn when(at: tessera_core::time::Timestamp) -> String {
+    format_utc(at.millis())
+}
+
+pub fn login(csrf: &str, username: &str, notice: LoginNotice) -> Markup {
+    html! {
+        h1 { "Log in" }
+        p { "to the admin console" }
+        @if let Some(message) = notice.message() {
+            p.error role="alert" { (message) }
+        }
+        form method="post" action="/admin/login" style="max-width:380px" {
+            (csrf_field(csrf))
+            label for="username" { "Username" }
+            input type="text" id="username" name="username" value=(username) autocomplete="username" required autofocus;
+            label for="password" { "Password" }
+            input type="password" id="password" name="password" autocomplete="current-password" required;
+            button type="submit" { "Log in" }
+        }
+    }
+}
+
+pub fn not_admin() -> Markup {
+    html! {
+        h1 { "Not an administrator" }
+        p.error role="alert" { "This account may not use the admin console." }
+        p { a href="/admin/login" { "Log in as someone else" } }
+    }
+}
+
+pub fn message(heading: &str, text: &str) -> Markup {
+    html! {
+        h1 { (heading) }
+        p.error role="alert" { (text) }
+        p { a href="/admin/clients" { "Back to the console" } }
+    }
+}
+
+/// The client form's fields, filled from `client` when editing.
+fn client_fields(client: Option<&Client>) -> Markup {
+    let uris = client
+        .map(|c| c.redirect_uris.join("\n"))
+        .unwrap_or_default();
+    let scopes = client.map_or_else(
+        || tessera_core::admin::DEFAULT_CLIENT_SCOPES.to_owned(),
+        |c| c.scopes.to_string(),
+    );
+    let policy = client.map_or_else(
+        || "infinite".to_owned(),
+        |c| c.refresh_token_policy.to_string(),
+    );
+    let ttl = format_duration_secs(
+        client.map_or(tessera_core::admin::DEFAULT_ACCESS_TOKEN_TTL_SECS, |c| {
+            c.access_token_ttl_secs
+        }),
+    );
+    let window = format_duration_secs(client.map_or(
+        tessera_core::admin::DEFAULT_REFRESH_RETRY_WINDOW_SECS,
+        |c| c.refresh_retry_window_secs,
+    ));
+    html! {
+        label for="name" { "Name" }
+        input type="text" id="name" name="name" value=(client.map(|c| c.name.as_str()).unwrap_or_default()) required;
+        label for="redirect_uris" { "Redirect URIs (one per line)" }
+        textarea id="redirect_uris" name="redirect_uris" rows="3" required { (uris) }
+        label for="scopes" { "Scopes" }
+        input type="text" id="scopes" name="scopes" value=(scopes);
+        label for="refresh_token_policy" { "Refresh-token policy (infinite, zero, specific_inactivity:N:UNIT, specific_lifetime:N:UNIT)" }
+        input type="text" id="refresh_token_policy" name="refresh_token_policy" value=(policy);
+        label for="access_token_ttl" { "Access-token lifetime (90s, 15m, 2h, 1d)" }
+        input type="text" id="access_token_ttl" name="access_token_ttl" value=(ttl);
+        label for="refresh_retry_window" { "Refresh retry window (0s: strict)" }
+        input type="text" id="refresh_retry_window" name="refresh_retry_window" value=(window);
+        p {
+            label.check {
+                input type="checkbox" name="rotate_refresh_tokens" value="true" checked[client.is_some_and(|c| c.rotate_refresh_tokens)];
+                " Rotate refresh tokens"
+            }
+            label.check {
+                input type="checkbox" name="allow_user_agent_flow" value="true" checked[client.is_some_and(|c| c.allow_user_agent_flow)];
+                " Allow the User-Agent flow"
+            }
+        }
+    }
+}
+
+pub fn clients(csrf: &str, clients: &[Client], error: Option<&str>) -> Markup {
+    html! {
+        h1 { "Clients" }
+        @if let Some(error) = error { p.error role="alert" { (error) } }
+        table {
+            thead { tr { th { "Name" } th { "Client id" } th { "Type" } th { "Policy" } th { "Rotation" } th { "Created" } th {} } }
+            tbody {
+                @for c in clients {
+                    tr {
+                        td { a href={"/admin/clients/" (c.client_id)} { (c.name) } }
+                        td { code { (c.client_id) } }
+                        td { @if c.is_public() { "public" } @else { "confidential" } }
+                        td { (c.refresh_token_policy.to_string()) }
+                        td { @if c.rotates() { "on, window " (format_duration_secs(c.refresh_retry_window_secs)) } @else { "off" } }
+                        td { (when(c.created_at)) }
+                        td { a href={"/admin/events?client=" (c.client_id)} { "Events" } }
+                    }
+                }
+            }
+        }
+        fieldset {
+            legend { "New client" }
+            form method="post" action="/admin/clients" id="create-client" {
+                (csrf_field(csrf))
+                (client_fields(None))
+                p { label.check { input type="checkbox" name="public" value="true"; " Public (no secret; PKCE and rotation enforced)" } }
+                button type="submit" { "Create client" }
+            }
+        }
+    }
+}
+
+pub fn client(csrf: &str, client: &Client, error: Option<&str>) -> Markup {
+    let base = format!("/admin/clients/{}", client.client_id);
+    html! {
+        h1 { (client.name) }
+        p { code { (client.client_id) } " · " @if client.is_public() { "public" } @else { "confidential" } " · created " (when(client.created_at)) }
+        @if let Some(error) = error { p.error role="alert" { (error) } }
+        form method="post" action=(base) id="update-client" {
+            (csrf_field(csrf))
+            (client_fields(Some(client)))
+            button type="submit" { "Save" }
+        }
+        @if !client.is_public() {
+            fieldset {
+                legend { "Rotate the secret" }
+                p { "The old secret stops working at once. The new one is shown once." }
+                form.inline method="post" action={(base) "/rotate-secret"} {
+                    (csrf_field(csrf))
+                    label.check { input type="checkbox" name="revoke_tokens" value="true"; " Also revoke every grant of the client" }
+                    button type="submit" { "Rotate secret" }
+                }
+            }
+        }
+        fieldset {
+            legend { "Delete" }
+            p { "Deletes the client and revokes everything issued to it." }
+            (post_button(&format!("{base}/delete"), csrf, "Delete client", true))
+        }
+    }
+}
+
+pub fn secret_shown(client: &Client, secret: &str, heading: &str) -> Markup {
+    html! {
+        h1 { (heading) }
+        p { "Client " strong { (client.name) } " · " code #client-id { (client.client_id) } }
+        p { "Client secret (shown only now; copy it):" }
+        p.secret id="client-secret" { (secret) }
+        p { a href={"/admin/clients/" (client.client_id)} { "Continue" } }
+    }
+}
+
+pub fn users(csrf: &str, users: &[User], query: &str) -> Markup {
+    html! {
+        h1 { "Users" }
+        form.filters method="get" action="/admin/users" {
+            div { label for="q" { "Username contains" } input type="text" id="q" name="q" value=(query); }
+            button type="submit" { "Search" }
+        }
+        table {
+            thead { tr { th { "Username" } th { "Id" } th { "Role" } th { "Status" } th { "Created" } th {} } }
+            tbody {
+                @for u in users {
+                    tr {
+                        td { a href={"/admin/users/" (u.id) "/grants"} { (u.username) } }
+                        td { code { (u.id) } }
+                        td { @if u.admin { "admin" } @else { "user" } }
+                        td { @if u.disabled { "disabled" } @else { "active" } }
+                        td { (when(u.created_at)) }
+                        td {
+                            @if u.disabled {
+                                (post_button(&format!("/admin/users/{}/enable", u.id), csrf, "Enable", false))
+                            } @else {
+                                (post_button(&format!("/admin/users/{}/disable", u.id), csrf, "Disable", true))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn grants(csrf: &str, user: &User, grants: &[Grant]) -> Markup {
+    html! {
+        h1 { "Grants of " (user.username) }
+        p { a href={"/admin/events?user=" (user.id)} { "Events of this user" } }
+        table {
+            thead { tr { th { "Grant" } th { "Client" } th { "Scope" } th { "Created" } th { "Last used" } th { "Status" } th {} } }
+            tbody {
+                @for g in grants {
+                    tr {
+                        td { a href={"/admin/grants/" (g.id)} { code { (g.id) } } }
+                        td { code { (g.client_id) } }
+                        td { (g.scope.to_string()) }
+                        td { (when(g.created_at)) }
+                        td { (when(g.last_used_at)) }
+                        td { @if let Some(r) = g.revoked_at { "revoked " (when(r)) } @else { "live" } }
+                        td {
+                            @if g.revoked_at.is_none() {
+                                (post_button(&format!("/admin/grants/{}/revoke", g.id), csrf, "Revoke", true))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn timeline(
+    csrf: &str,
+    timeline: &tessera_core::console::GrantTimeline,
+    svg: Markup,
+) -> Markup {
+    let g = &timeline.grant;
+    let legend = [
+        ("issued", "#16a34a"),
+        ("rotated / refreshed", "#2563eb"),
+        ("retry_replayed", "#0891b2"),
+        ("concurrent_refresh_refused", "#d97706"),
+        ("reuse_detected", "#dc2626"),
+        ("revoked", "#7f1d1d"),
+    ];
+    html! {
+        h1 { "Grant " code { (g.id) } }
+        p {
+            "User " @if let Some(u) = &timeline.user { a href={"/admin/users/" (u.id) "/grants"} { (u.username) } } @else { code { (g.user_id) } }
+            " · client " @if let Some(c) = &timeline.client { a href={"/admin/clients/" (c.client_id)} { (c.name) } } @else { code { (g.client_id) } }
+            " · scope " (g.scope.to_string())
+        }
+        p {
+            "Created " (when(g.created_at)) " · last used " (when(g.last_used_at)) " · "
+            @match (&timeline.client, timeline.expires_at) {
+                (_, Some(t)) => { "expires " (when(t)) }
+                (Some(c), None) => { "no expiry under policy " (c.refresh_token_policy.to_string()) }
+                (None, None) => { "client deleted" }
+            }
+            " · "
+            @if let Some(r) = g.revoked_at { strong { "revoked " (when(r)) } } @else { "live" }
+        }
+        (svg)
+        p.legend { @for (name, colour) in legend { span { i style={"background:" (colour)} {} (name) } } }
+        @if g.revoked_at.is_none() {
+            (post_button(&format!("/admin/grants/{}/revoke", g.id), csrf, "Revoke grant", true))
+        }
+        h2 { "Events" }
+        (event_table(&timeline.events.iter().collect::<Vec<_>>()))
+    }
+}
+
+fn event_table(events: &[&StoredEvent]) -> Markup {
+    html! {
+        table.events {
+            thead { tr { th { "#" } th { "When" } th { "Kind" } th { "Client" } th { "User" } th { "Grant" } th { "Detail" } th { "Source" } } }
+            tbody {
+                @for e in events {
+                    @let ev = &e.event;
+                    tr data-kind=(ev.kind.name()) {
+                        td { (e.id) }
+                        td { (when(ev.at)) }
+                        td { (ev.kind.name()) }
+                        td { @if let Some(c) = &ev.client_id { code { (c) } } }
+                        td { @if let Some(u) = &ev.user_id { code { (u) } } }
+                        td { @if let Some(g) = &ev.grant_id { a href={"/admin/grants/" (g)} { code { (g) } } } }
+                        td { (ev.detail) }
+                        td { (ev.source.as_deref().unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The events page's filters, as the query string gave them.
+#[derive(Debug, Default)]
+pub struct EventFilters {
+    pub user: String,
+    pub client: String,
+    pub grant: String,
+    pub kind: String,
+}
+
+pub fn events(filters: &EventFilters, events: &[StoredEvent], refresh_secs: u32) -> Markup {
+    html! {
+        h1 { "Events" }
+        p.detail { "Newest first; this page reloads every " (refresh_secs) " seconds." }
+        form.filters method="get" action="/admin/events" {
+            div { label for="user" { "User id" } input type="text" id="user" name="user" value=(filters.user); }
+            div { label for="client" { "Client id" } input type="text" id="client" name="client" value=(filters.client); }
+            div { label for="grant" { "Grant id" } input type="text" id="grant" name="grant" value=(filters.grant); }
+            div {
+                label for="kind" { "Kind" }
+                select id="kind" name="kind" {
+                    option value="" { "any" }
+                    @for k in EventKind::ALL {
+                        option value=(k.name()) selected[filters.kind == k.name()] { (k.name()) }
+                    }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        (event_table(&events.iter().collect::<Vec<_>>()))
+    }
+}

@@ -1,0 +1,434 @@
+//! The admin console (`/admin`): who gets in, CSRF on every form, and the audit trail of what
+//! an administrator does.
+
+use axum::http::StatusCode;
+use tessera_proto::Password;
+
+use crate::support::*;
+
+const ADMIN: &str = "root@example.com";
+const ADMIN_PASSWORD: &str = "admin password one";
+
+/// Every page of the console, with a path parameter where it needs one.
+const PAGES: [&str; 7] = [
+    "/admin",
+    "/admin/clients",
+    "/admin/clients/3MVG9nothing",
+    "/admin/users",
+    "/admin/users/005nobody/grants",
+    "/admin/grants/nothing",
+    "/admin/events",
+];
+
+/// Every form of the console.
+const FORMS: [&str; 8] = [
+    "/admin/logout",
+    "/admin/clients",
+    "/admin/clients/3MVG9nothing",
+    "/admin/clients/3MVG9nothing/rotate-secret",
+    "/admin/clients/3MVG9nothing/delete",
+    "/admin/users/005nobody/disable",
+    "/admin/users/005nobody/enable",
+    "/admin/grants/nothing/revoke",
+];
+
+async fn with_admin() -> Harness {
+    let h = Harness::new().await;
+    h.authority
+        .create_admin(ADMIN, Password::new(ADMIN_PASSWORD), None)
+        .await
+        .unwrap();
+    h
+}
+
+/// Logs in to the console as `username`; returns the login's reply.
+async fn console_login(
+    h: &Harness,
+    browser: &mut Browser,
+    username: &str,
+    password: &str,
+) -> Reply {
+    let page = h.get("/admin/login", Some(browser)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = hidden_value(&page.text(), "csrf_token").unwrap();
+    h.post_form(
+        "/admin/login",
+        &form(&[
+            ("csrf_token", &csrf),
+            ("username", username),
+            ("password", password),
+        ]),
+        Some(browser),
+    )
+    .await
+}
+
+async fn logged_in_admin(h: &Harness) -> Browser {
+    let mut browser = Browser::default();
+    let reply = console_login(h, &mut browser, ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    assert_eq!(reply.location(), "/admin/clients");
+    let cookie = reply.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("tessera_admin="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    browser
+}
+
+#[tokio::test]
+async fn no_admin_page_or_form_is_reachable_without_a_console_session() {
+    let h = with_admin().await;
+    // An end user's own session is no console session.
+    let mut end_user = Browser::default();
+    let client = h.confidential().await;
+    h.authorize_in(&mut end_user, &client, &[]).await;
+    for browser in [None, Some(&mut end_user)] {
+        let mut browser = browser;
+        for page in PAGES {
+            let reply = h.get(page, browser.as_deref_mut()).await;
+            assert_eq!(reply.status, StatusCode::SEE_OTHER, "{page}");
+            assert_eq!(reply.location(), "/admin/login", "{page}");
+        }
+    }
+    // A form: the session is checked before anything else, CSRF token or not.
+    let mut browser = Browser::default();
+    let login = h.get("/admin/login", Some(&mut browser)).await;
+    let csrf = hidden_value(&login.text(), "csrf_token").unwrap();
+    for action in FORMS {
+        let reply = h
+            .post_form(action, &form(&[("csrf_token", &csrf)]), Some(&mut browser))
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{action}");
+        assert_eq!(reply.location(), "/admin/login", "{action}");
+    }
+    // A forged session cookie is none either.
+    let mut forged = Browser::default();
+    let admin = h.authority.user(ADMIN).await.unwrap();
+    forged.absorb_from(&Reply {
+        status: StatusCode::OK,
+        headers: [(
+            axum::http::header::SET_COOKIE,
+            format!("tessera_admin={}.99999999999999.00", admin.id)
+                .parse()
+                .unwrap(),
+        )]
+        .into_iter()
+        .collect(),
+        body: Vec::new(),
+    });
+    assert_eq!(
+        h.get("/admin/clients", Some(&mut forged)).await.location(),
+        "/admin/login"
+    );
+}
+
+#[tokio::test]
+async fn a_user_without_the_admin_role_gets_403_and_no_session() {
+    let h = with_admin().await;
+    let mut browser = Browser::default();
+    let reply = console_login(&h, &mut browser, USERNAME, PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+    assert!(reply
+        .header("set-cookie")
+        .is_none_or(|c| !c.contains("tessera_admin")));
+    assert_eq!(
+        h.get("/admin/clients", Some(&mut browser)).await.location(),
+        "/admin/login"
+    );
+    let refused = h.events_named("console_refused").await;
+    assert_eq!(refused.len(), 1);
+    let alice = h.authority.user(USERNAME).await.unwrap();
+    assert_eq!(refused[0].event.user_id.as_deref(), Some(alice.id.as_str()));
+
+    // A wrong password is the login form again, as for end users, and counts the same.
+    let reply = console_login(&h, &mut browser, ADMIN, "not the password").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply
+        .text()
+        .contains("Please check your username and password"));
+    // (Failures are recorded off the request path.)
+    for _ in 0..100 {
+        if !h.events_named("login_failed").await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.events_named("login_failed").await.len(), 1);
+}
+
+#[tokio::test]
+async fn losing_the_admin_role_ends_the_console_session_at_once() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    assert_eq!(
+        h.get("/admin/users", Some(&mut browser)).await.status,
+        StatusCode::OK
+    );
+    h.authority.set_user_admin(ADMIN, false).await.unwrap();
+    assert_eq!(
+        h.get("/admin/users", Some(&mut browser)).await.location(),
+        "/admin/login"
+    );
+}
+
+#[tokio::test]
+async fn a_form_posted_without_its_csrf_token_is_refused() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let client = h.confidential().await;
+    let before = h.authority.list_clients().await.unwrap().len();
+    for token in [None, Some("00"), Some("not hex")] {
+        let mut pairs = vec![("name", "Forged"), ("redirect_uris", REDIRECT)];
+        if let Some(token) = token {
+            pairs.push(("csrf_token", token));
+        }
+        let reply = h
+            .post_form("/admin/clients", &form(&pairs), Some(&mut browser))
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{token:?}");
+        let reply = h
+            .post_form(
+                &format!("/admin/clients/{}/delete", client.id),
+                &form(&pairs),
+                Some(&mut browser),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{token:?}");
+    }
+    assert_eq!(h.authority.list_clients().await.unwrap().len(), before);
+    assert!(h.events_named("client_created").await.is_empty());
+    assert!(h.events_named("client_deleted").await.is_empty());
+}
+
+#[tokio::test]
+async fn admin_actions_are_audited_with_the_admins_user_id() {
+    let h = with_admin().await;
+    let admin = h.authority.user(ADMIN).await.unwrap();
+    let mut browser = logged_in_admin(&h).await;
+    assert_eq!(h.events_named("console_login").await.len(), 1);
+
+    // Create a client: its secret is shown once.
+    let page = h.get("/admin/clients", Some(&mut browser)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = hidden_value(&page.text(), "csrf_token").unwrap();
+    let created = h
+        .post_form(
+            "/admin/clients",
+            &form(&[
+                ("csrf_token", &csrf),
+                ("name", "Console <app>"),
+                ("redirect_uris", REDIRECT),
+                ("rotate_refresh_tokens", "true"),
+                ("refresh_retry_window", "30s"),
+            ]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    assert!(created.text().contains("Console &lt;app&gt;"), "escaped");
+    let clients = h.authority.list_clients().await.unwrap();
+    let made = clients.iter().find(|c| c.name == "Console <app>").unwrap();
+    assert!(made.rotate_refresh_tokens);
+    assert_eq!(made.refresh_retry_window_secs, 30);
+    let events = h.events_named("client_created").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event.user_id.as_deref(), Some(admin.id.as_str()));
+    assert_eq!(
+        events[0].event.client_id.as_deref(),
+        Some(made.client_id.as_str())
+    );
+
+    // A bad setting is shown, and nothing is written.
+    let reply = h
+        .post_form(
+            "/admin/clients",
+            &form(&[
+                ("csrf_token", &csrf),
+                ("name", "Bad"),
+                ("redirect_uris", "javascript:alert(1)"),
+            ]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.text().contains("javascript:"));
+    assert_eq!(h.events_named("client_created").await.len(), 1);
+
+    // Revoke a grant from its timeline: the API refuses its token.
+    let client = h.rotating(60).await;
+    let tokens = h.login(&client, "api refresh_token").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert!(h.api_works(access).await);
+    let alice = h.authority.user(USERNAME).await.unwrap();
+    let grants = h
+        .get(
+            &format!("/admin/users/{}/grants", alice.id),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(grants.status, StatusCode::OK);
+    let grant = h.authority.grants_of_user(&alice.id).await.unwrap()[0]
+        .id
+        .clone();
+    assert!(grants.text().contains(&grant));
+    let timeline = h
+        .get(&format!("/admin/grants/{grant}"), Some(&mut browser))
+        .await;
+    assert_eq!(timeline.status, StatusCode::OK);
+    assert!(timeline.text().contains("<svg"));
+    assert!(timeline.text().contains("data-kind=\"issued\""));
+    let revoked = h
+        .post_form(
+            &format!("/admin/grants/{grant}/revoke"),
+            &form(&[("csrf_token", &csrf)]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert!(!h.api_works(access).await);
+    // Revoking it again changes nothing and audits nothing.
+    let again = h
+        .post_form(
+            &format!("/admin/grants/{grant}/revoke"),
+            &form(&[("csrf_token", &csrf)]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    let events = h.events_named("grant_revoked_by_admin").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event.user_id.as_deref(), Some(admin.id.as_str()));
+    assert_eq!(events[0].event.grant_id.as_deref(), Some(grant.as_str()));
+
+    // Disable a user.
+    let reply = h
+        .post_form(
+            &format!("/admin/users/{}/disable", alice.id),
+            &form(&[("csrf_token", &csrf)]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert!(h.authority.user(USERNAME).await.unwrap().disabled);
+    let events = h.events_named("user_disabled").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event.user_id.as_deref(), Some(admin.id.as_str()));
+
+    // The events page lists them, newest first, and filters by kind.
+    let page = h
+        .get("/admin/events?kind=user_disabled", Some(&mut browser))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("http-equiv=\"refresh\""));
+    assert!(page.text().contains("data-kind=\"user_disabled\""));
+    assert!(!page.text().contains("data-kind=\"client_created\""));
+    let all = h.get("/admin/events", Some(&mut browser)).await.text();
+    let disabled_at = all.find("data-kind=\"user_disabled\"").unwrap();
+    let created_at = all.find("data-kind=\"client_created\"").unwrap();
+    assert!(disabled_at < created_at, "newest first");
+}
+
+#[tokio::test]
+async fn a_client_is_updated_given_a_new_secret_shown_once_and_deleted_from_the_console() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let client = h.confidential().await;
+    let page = h
+        .get(&format!("/admin/clients/{}", client.id), Some(&mut browser))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = hidden_value(&page.text(), "csrf_token").unwrap();
+
+    let updated = h
+        .post_form(
+            &format!("/admin/clients/{}", client.id),
+            &form(&[
+                ("csrf_token", &csrf),
+                ("name", "Renamed"),
+                ("redirect_uris", REDIRECT),
+                ("access_token_ttl", "15m"),
+                ("refresh_token_policy", "specific_lifetime:1:DAYS"),
+            ]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::SEE_OTHER, "{}", updated.text());
+    let stored = h.authority.client(&client.id).await.unwrap();
+    assert_eq!(stored.name, "Renamed");
+    assert_eq!(stored.access_token_ttl_secs, 900);
+    assert_eq!(
+        stored.refresh_token_policy.to_string(),
+        "specific_lifetime:1:DAYS"
+    );
+    assert_eq!(h.events_named("client_updated").await.len(), 1);
+
+    let rotated = h
+        .post_form(
+            &format!("/admin/clients/{}/rotate-secret", client.id),
+            &form(&[("csrf_token", &csrf)]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    assert_eq!(rotated.header("cache-control"), Some("no-store"));
+    let html = rotated.text();
+    let start = html.find("id=\"client-secret\">").unwrap() + "id=\"client-secret\">".len();
+    let secret = &html[start..start + 64];
+    let old = client.secret.as_deref().unwrap();
+    let h = &h;
+    let introspect = |secret: &str| {
+        let body = form(&[
+            ("token", "x"),
+            ("client_id", &client.id),
+            ("client_secret", secret),
+        ]);
+        async move {
+            h.post_form("/services/oauth2/introspect", &body, None)
+                .await
+                .status
+        }
+    };
+    assert_eq!(introspect(secret).await, StatusCode::OK);
+    assert_ne!(introspect(old).await, StatusCode::OK);
+    // Shown once: the client's page does not show it again.
+    let page = h
+        .get(&format!("/admin/clients/{}", client.id), Some(&mut browser))
+        .await;
+    assert!(!page.text().contains(secret));
+    assert_eq!(h.events_named("client_secret_rotated").await.len(), 1);
+
+    let deleted = h
+        .post_form(
+            &format!("/admin/clients/{}/delete", client.id),
+            &form(&[("csrf_token", &csrf)]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert!(h.authority.client(&client.id).await.is_err());
+    assert_eq!(h.events_named("client_deleted").await.len(), 1);
+    let page = h
+        .get(&format!("/admin/clients/{}", client.id), Some(&mut browser))
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_console_session_cookie_is_secure_behind_an_https_issuer() {
+    let h = Harness::with_config(
+        |c| c.issuer = "https://login.test".into(),
+        tessera_server::TrustedProxies::default(),
+    )
+    .await;
+    h.authority
+        .create_admin(ADMIN, Password::new(ADMIN_PASSWORD), None)
+        .await
+        .unwrap();
+    let mut browser = Browser::default();
+    let reply = console_login(&h, &mut browser, ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    let cookie = reply.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("tessera_admin="), "{cookie}");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
