@@ -206,10 +206,12 @@ enum UserCommand {
     },
     /// Give a user the admin role (the admin console at `/admin`).
     GrantAdmin {
+        /// The user to make an administrator.
         username: String,
     },
     /// Take the admin role away; the user's console session stops working at once.
     RevokeAdmin {
+        /// The user who stops being an administrator.
         username: String,
     },
     /// Set a new password, read from standard input. Every grant of the user is revoked with

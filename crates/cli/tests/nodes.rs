@@ -67,6 +67,39 @@ impl Database {
     async fn execute(&self, sql: &str) {
         admin(&self.admin_url, sql).await;
     }
+
+    /// Refuses new connections and ends every session on this database: terminated again until
+    /// none is left, since a connection that was being opened while the first round ran is not
+    /// yet listed in pg_stat_activity and would survive it.
+    async fn refuse_connections(&self) {
+        let name = &self.name;
+        self.execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+            .await;
+        let (client, connection) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let sessions: i64 = client
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[name],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if sessions == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sessions on {name} outlive termination"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 impl Drop for Database {
@@ -517,13 +550,7 @@ async fn a_database_outage_is_503_and_service_resumes_without_a_restart() {
     let refresh_token = field(&tokens, "refresh_token");
 
     let name = &cluster.db.name;
-    cluster
-        .db
-        .execute(&format!(
-            "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
-             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await;
+    cluster.db.refuse_connections().await;
     let down = client.refresh(&base, &refresh_token).await;
     assert_eq!(down.status, 503, "{}", down.body);
     assert_eq!(down.body["error"], "temporarily_unavailable");
