@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod authorize;
+mod contract;
 mod hardening;
 mod identity;
 mod lifecycle;
