@@ -15,6 +15,14 @@ mod pages;
 mod reply;
 mod token;
 
+/// Entry points for the fuzz targets in `fuzz/` (docs/contract.md, "Fuzzing"): private parsers,
+/// reachable from outside the crate without being part of its API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The `Authorization: Basic` client credentials of a token or introspection request.
+    pub use crate::extract::parse_basic;
+}
+
 use std::sync::Arc;
 
 use axum::http::StatusCode;
