@@ -103,7 +103,7 @@ status=0
 SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH=contract \
     timeout --signal=INT --kill-after=10 "$TIME_CAP_SECS" \
     "$venv/bin/schemathesis" --config-file "$data_dir/schemathesis.toml" run "$base/openapi.json" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method,allow_header_conformance \
     --phases examples,coverage,fuzzing \
     --max-examples "$MAX_EXAMPLES" \
     --max-redirects 0 \
