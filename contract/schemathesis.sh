@@ -21,7 +21,7 @@ if [ ! -x "$venv/bin/schemathesis" ] || [ "$("$venv/bin/schemathesis" --version)
 fi
 
 cargo build --locked --quiet --bin tessera
-tessera=target/debug/tessera
+tessera="${CARGO_TARGET_DIR:-target}/debug/tessera"
 
 data_dir=$(mktemp -d)
 server_pid=""
