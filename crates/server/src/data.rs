@@ -5,7 +5,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use serde_json::{json, Map, Value};
 use tessera_core::model::{Note, User};
 use tessera_core::resource::{ApiCaller, NoteFields, NOTE_QUERY_MAX};
@@ -14,14 +13,14 @@ use crate::dates::salesforce_datetime;
 use crate::error::{ApiError, WebError};
 use crate::extract::{Api, JsonObject};
 use crate::reply::json;
-use crate::AppState;
+use crate::{AppState, Routes};
 
 /// The newest API version served; every version from v20.0 up to it is accepted.
 pub const CURRENT_API_VERSION: &str = "65.0";
 const OLDEST_API_MAJOR: u32 = 20;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub(crate) fn routes(routes: Routes) -> Routes {
+    routes
         .route("/services/data", get(versions))
         .route("/services/data/", get(versions))
         .route("/services/data/{version}", get(resources))

@@ -168,7 +168,7 @@ fn client_credentials(
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, Appendix B): split on
 /// the first `:`, then form-decode each half. The scheme is case-insensitive.
-fn parse_basic(value: &str) -> Option<(String, String)> {
+pub fn parse_basic(value: &str) -> Option<(String, String)> {
     let (scheme, rest) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

@@ -18,10 +18,19 @@ mod pages;
 mod reply;
 mod token;
 
+/// Entry points for the fuzz targets in `fuzz/` (docs/contract.md, "Fuzzing"): private parsers,
+/// reachable from outside the crate without being part of its API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The `Authorization: Basic` client credentials of a token or introspection request.
+    pub use crate::extract::parse_basic;
+}
+
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::routing::{any, get, post};
+use axum::response::IntoResponse;
+use axum::routing::{any, get, post, MethodRouter};
 use axum::Router;
 use tessera_core::Authority;
 use tower_http::timeout::TimeoutLayer;
@@ -48,7 +57,7 @@ pub struct AppState {
     /// Write one `tessera::access` log line per request.
     pub access_log: bool,
     /// Serve `/metrics` on this router; `None` when it is served elsewhere (`metrics_listen`)
-    /// or not at all.
+    /// or not at all, and this router answers it 404.
     pub metrics: Option<metrics::Metrics>,
 }
 
@@ -79,19 +88,66 @@ impl AppState {
 /// The whole application, for `serve` and for in-process tests. Run it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so that throttling sees the peer.
 pub fn app(state: AppState) -> Router {
-    let mut router = Router::new();
-    if state.bench_floor {
-        router = router.route("/bench/floor", post(bench_floor));
+    routes(state.bench_floor)
+        .router
+        .fallback(error::not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        // Outermost, so that the time measured and the status logged include the timeout's.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .with_state(state)
+}
+
+/// The paths the router serves (without `--bench-floor`), as registered: the contract test
+/// compares them with the OpenAPI document, so that neither can gain a path the other lacks.
+pub fn routed_paths() -> Vec<&'static str> {
+    routes(false).paths
+}
+
+/// The OpenAPI 3.1 document of every path [`app`] serves (docs/contract.md), served at
+/// `/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// A router and the paths registered on it, built together so the list cannot drift from the
+/// router.
+pub(crate) struct Routes {
+    router: Router<AppState>,
+    paths: Vec<&'static str>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            paths: Vec::new(),
+        }
     }
-    if let Some(metrics) = &state.metrics {
-        router = router.route(
-            "/metrics",
-            metrics::endpoint(metrics.clone(), state.authority.clone()),
-        );
+
+    pub(crate) fn route(self, path: &'static str, methods: MethodRouter<AppState>) -> Self {
+        let mut paths = self.paths;
+        paths.push(path);
+        Self {
+            router: self.router.route(path, methods),
+            paths,
+        }
     }
-    router
+}
+
+fn routes(bench_floor: bool) -> Routes {
+    let mut routes = Routes::new();
+    if bench_floor {
+        routes = routes.route("/bench/floor", post(bench_floor_reply));
+    }
+    let routes = routes
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics_here))
         .route("/services/oauth2/token", any(token::token))
         .route(
             "/services/oauth2/authorize",
@@ -119,20 +175,28 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/.well-known/oauth-authorization-server",
             get(identity::discovery),
-        )
-        .merge(data::routes())
-        .merge(console::routes())
-        .fallback(error::not_found)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        // Outermost, so that the time measured and the status logged include the timeout's.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe::observe,
-        ))
-        .with_state(state)
+        );
+    console::routes(data::routes(routes))
+}
+
+/// `/metrics` on the main listener, unless it is served on a listener of its own
+/// (`metrics_listen`) or not at all: then not found here, as any unknown path.
+async fn metrics_here(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    match &state.metrics {
+        Some(metrics) => metrics::exposition_of(metrics, &state.authority),
+        None => error::not_found().await.into_response(),
+    }
+}
+
+/// The contract, as it is in the repository (its test checks it against [`routed_paths`]).
+async fn openapi() -> axum::response::Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI_JSON,
+    )
+        .into_response()
 }
 
 /// Readiness: the process is up (that is `/healthz`) and its database answers with the schema
@@ -150,7 +214,7 @@ async fn readyz(
 }
 
 /// The benchmark's floor: what the stack costs with no work behind it.
-async fn bench_floor() -> axum::response::Response {
+async fn bench_floor_reply() -> axum::response::Response {
     reply::json(StatusCode::OK, &serde_json::json!({ "ok": true }))
 }
 

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use axum::routing::get;
 use axum::Router;
 use metrics::{describe_counter, describe_histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -98,19 +98,19 @@ struct Exposition {
 
 /// `GET /metrics` alone, for the metrics listener (`metrics_listen`).
 pub fn router(metrics: Metrics, authority: Authority) -> Router {
-    Router::new().route("/metrics", endpoint(metrics, authority))
-}
-
-/// The `/metrics` route, for whichever router serves it.
-pub(crate) fn endpoint<S: Clone + Send + Sync + 'static>(
-    metrics: Metrics,
-    authority: Authority,
-) -> MethodRouter<S> {
-    get(render).with_state(Exposition { metrics, authority })
+    Router::new().route(
+        "/metrics",
+        get(render).with_state(Exposition { metrics, authority }),
+    )
 }
 
 async fn render(State(exposition): State<Exposition>) -> Response {
-    let text = exposition.metrics.render(&exposition.authority);
+    exposition_of(&exposition.metrics, &exposition.authority)
+}
+
+/// The Prometheus text exposition of everything recorded.
+pub(crate) fn exposition_of(metrics: &Metrics, authority: &Authority) -> Response {
+    let text = metrics.render(authority);
     (
         StatusCode::OK,
         [(

@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+
 use maud::Markup;
 use serde::Deserialize;
 use tessera_core::admin::{AdminError, ClientSettings};
@@ -32,6 +32,7 @@ use crate::extract::{Cookies, PageForm};
 use crate::pages::LoginNotice;
 use crate::reply::{cookie_header, see_other, with_cookie};
 use crate::AppState;
+use crate::Routes;
 
 use views::{document, EventFilters};
 
@@ -41,8 +42,8 @@ const EVENTS_REFRESH_SECS: u32 = 5;
 const EVENTS_SHOWN: u32 = 200;
 const LOGIN: &str = "/admin/login";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub(crate) fn routes(routes: Routes) -> Routes {
+    routes
         .route("/admin", get(home))
         .route("/admin/", get(home))
         .route(LOGIN, get(login_page).post(login))

@@ -4,6 +4,7 @@
 
 mod authorize;
 mod console;
+mod contract;
 mod hardening;
 mod identity;
 mod lifecycle;
