@@ -444,7 +444,7 @@ async fn a_metrics_listener_serves_metrics_alone_and_the_access_log_can_be_off()
         value(
             &metrics,
             "tessera_http_requests_total",
-            &[("route", "unmatched"), ("status", "404")]
+            &[("route", "/metrics"), ("status", "404")]
         ),
         1.0,
         "the main listener's 404 is counted"
