@@ -160,6 +160,8 @@ async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<
         (kept.client_id == client.client_id && client.secret_matches(&secret))
             .then(|| (client.clone(), secret))
     });
+    // Written only when the secret is new: a start that keeps it leaves the file as it is.
+    let secret_is_new = kept.is_none();
     let (client, secret) = match (kept, existing) {
         (Some(kept), _) => kept,
         (None, Some(client)) => {
@@ -181,7 +183,9 @@ async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<
             )
         }
     };
-    write_dev_credentials(&credentials_path, &client.client_id, &secret)?;
+    if secret_is_new {
+        write_dev_credentials(&credentials_path, &client.client_id, &secret)?;
+    }
     let issuer = &settings.issuer;
     let scope = Scope::parse("api id refresh_token web")
         .unwrap_or_default()

@@ -558,14 +558,6 @@ fn unknown_config_keys_are_rejected() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::Read;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -582,7 +574,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 #[test]
 fn serve_dev_seeds_prints_a_walkthrough_and_stops_cleanly_on_sigterm() {
     let env = Env::new();
-    let port = free_port();
+    let port = common::free_port();
     let child = spawn_dev(&env, port);
     assert!(wait_until_up(port).starts_with("HTTP/1.1 200"));
     let discovery = http_get(port, "/.well-known/oauth-authorization-server").unwrap();
@@ -688,7 +680,7 @@ fn wait_until_up(port: u16) -> String {
 #[test]
 fn a_host_name_is_a_listen_address() {
     let env = Env::new();
-    let port = free_port();
+    let port = common::free_port();
     let mut server = spawn_dev_on(&env, &format!("localhost:{port}"));
     let stdout = server.stdout.take().unwrap();
     std::thread::spawn(move || std::io::copy(&mut { stdout }, &mut std::io::sink()));
@@ -702,7 +694,7 @@ fn a_host_name_is_a_listen_address() {
 #[test]
 fn dev_restarts_keep_the_demo_secret_and_a_start_on_a_taken_port_changes_nothing() {
     let env = Env::new();
-    let port = free_port();
+    let port = common::free_port();
     let (mut running, id, secret) = start_dev(&env, port);
     wait_until_up(port);
     assert!(credentials_work(port, &id, &secret));
@@ -973,7 +965,7 @@ fn the_server_runs_housekeeping_on_its_own() {
         None,
     );
     assert_eq!(env.json(&["admin", "--json", "stats"], None)["grants"], 1);
-    let port = free_port();
+    let port = common::free_port();
     let mut server = env
         .command()
         .args([

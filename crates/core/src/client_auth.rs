@@ -22,11 +22,7 @@ impl Authority {
             return Err(OAuthError::InvalidClientId);
         };
         match (&client.secret_hash, &creds.secret) {
-            (Some(stored), Some(secret))
-                if crypto::hash_matches(secret.expose_secret(), stored) =>
-            {
-                Ok(client)
-            }
+            (Some(_), Some(secret)) if client.secret_matches(secret) => Ok(client),
             (None, None) => Ok(client),
             _ => Err(OAuthError::InvalidClientCredentials {
                 via_basic: creds.via_basic,

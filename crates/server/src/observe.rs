@@ -56,17 +56,15 @@ pub(crate) async fn observe(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned());
+    // A shared string: cloning it is a reference count, not a copy.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let method = method_label(request.method());
     let source = state
         .access_log
         .then(|| crate::extract::source_address(request.extensions(), request.headers(), &state));
     let response = next.run(request).await;
     let seconds = started.elapsed().as_secs_f64();
-    let route = route.as_deref().unwrap_or(UNMATCHED);
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let status = response.status().as_u16();
     counter!(HTTP_REQUESTS, "method" => method, "route" => route.to_owned(), "status" => status.to_string())
         .increment(1);

@@ -211,7 +211,7 @@ fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, Strin
 }
 
 /// A port nothing listens on at the moment, for a server to bind.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
