@@ -5,6 +5,8 @@ mod admin;
 mod bench;
 mod client;
 mod config;
+#[cfg(test)]
+mod config_reference;
 mod demo;
 mod lifecycle;
 mod serve;

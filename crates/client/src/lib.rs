@@ -1,8 +1,8 @@
 //! Tessera's token manager: hands out a valid OAuth 2.0 access token and keeps it valid, for one
 //! credential (issuer + client + user).
 //!
-//! What it does that the usual client libraries do not (see docs/architecture.md, "The client
-//! side"):
+//! What it does that the usual client libraries do not (see docs/client.md, "What the token
+//! manager does"):
 //!
 //! - **Proactive refresh** when the remaining lifetime drops below min(60 s, 10 % of the
 //!   lifetime), measured in the *server's* time (inferred from the HTTP `Date` header); for
@@ -92,7 +92,7 @@ pub use oauth::{default_http_client, parse_token_response};
 pub use store::{FileTokenStore, KeySource, Protection, StoreLock, TokenStore};
 pub use tessera_proto::{AccessToken, ClientSecret, ExposeSecret, Password, RefreshToken};
 
-/// The README's library example, compiled as a doctest so that it cannot drift from the API.
+/// The library example of docs/client.md, compiled as a doctest so that it cannot drift from the API.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../../../docs/client.md")]
 pub struct ReadmeDoctests;
