@@ -2,7 +2,6 @@
 //! clients, users and tokens directly in the database (safe while a server runs).
 
 mod admin;
-mod bench;
 mod client;
 mod config;
 mod demo;
@@ -60,7 +59,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// The benchmark: throughput and latency of refresh and API calls, as ratios to the HTTP
     /// floor of the same run (build with --release).
-    Bench(bench::BenchArgs),
+    Bench(tessera_bench::BenchArgs),
 }
 
 /// Runs one command to completion.
@@ -86,7 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, bench::run(args))
+            local.block_on(&runtime, tessera_bench::run(args))
         }
         command => {
             init_tracing(config::LogFormat::Text, true);
