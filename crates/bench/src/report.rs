@@ -149,3 +149,41 @@ pub(crate) fn print_report(report: &Report) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON report is read by scripts (BENCHMARKS.md's figures come from it): its keys and
+    /// their order stay as they are.
+    #[test]
+    fn a_run_is_written_with_its_keys_in_order() {
+        let run = Run {
+            tokens: 1000,
+            scenario: "rotating".into(),
+            concurrency: 4,
+            requests: 10,
+            seconds: 1.0,
+            throughput: 10.0,
+            p50_ms: 1.0,
+            p90_ms: 2.0,
+            p99_ms: 3.0,
+            p999_ms: 4.0,
+            errors: BTreeMap::from([(503, 1)]),
+            ratio_to_floor: Some(0.5),
+            server_cpu_us_per_request: 100.0,
+            cpu_ratio_to_floor: None,
+            server_rss_kib: 2048,
+            target_rate: None,
+        };
+        let text = serde_json::to_string(&run).unwrap_or_default();
+        assert_eq!(
+            text,
+            "{\"tokens\":1000,\"scenario\":\"rotating\",\"concurrency\":4,\"requests\":10,\
+             \"seconds\":1.0,\"throughput\":10.0,\"p50_ms\":1.0,\"p90_ms\":2.0,\"p99_ms\":3.0,\
+             \"p999_ms\":4.0,\"errors\":{\"503\":1},\"ratio_to_floor\":0.5,\
+             \"server_cpu_us_per_request\":100.0,\"cpu_ratio_to_floor\":null,\
+             \"server_rss_kib\":2048,\"target_rate\":null}"
+        );
+    }
+}

@@ -266,9 +266,45 @@ fn positive_duration(text: &str, what: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("{what} {text:?} is not a positive duration like 60s, 5m or 30d"))
 }
 
+/// The failure budgets and the throttle's memory bound, defaults filled in.
+fn throttle_config(o: &ServerOptions) -> anyhow::Result<ThrottleConfig> {
+    let defaults = ThrottleConfig::default();
+    Ok(ThrottleConfig {
+        credential_failures_per_address: budget(
+            o.credential_failures_per_address.as_deref(),
+            defaults.credential_failures_per_address,
+            "credential failures per address",
+        )?,
+        login_failures_per_user_and_address: budget(
+            o.login_failures_per_user_and_address.as_deref(),
+            defaults.login_failures_per_user_and_address,
+            "login failures per user and address",
+        )?,
+        login_failures_per_user: budget(
+            o.login_failures_per_user.as_deref(),
+            defaults.login_failures_per_user,
+            "login failures per user",
+        )?,
+        login_failures_per_address: budget(
+            o.login_failures_per_address.as_deref(),
+            defaults.login_failures_per_address,
+            "login failures per address",
+        )?,
+        max_tracked_keys: match o.throttle_max_tracked_keys {
+            Some(0) => bail!("throttle max tracked keys must be positive"),
+            Some(n) => n,
+            None => DEFAULT_MAX_TRACKED_KEYS,
+        },
+    })
+}
+
 impl Settings {
     pub fn from_options(o: Options) -> anyhow::Result<Self> {
-        let listen = o.server.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = o
+            .server
+            .listen
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
         validate_listen(&listen)?;
         if let Some(metrics_listen) = &o.server.metrics_listen {
             validate_listen(metrics_listen).context("metrics listen address")?;
@@ -291,34 +327,7 @@ impl Settings {
             .shared
             .max_grants_per_user_client
             .unwrap_or(tessera_core::authority::DEFAULT_MAX_LIVE_GRANTS);
-        let defaults = ThrottleConfig::default();
-        let throttle = ThrottleConfig {
-            credential_failures_per_address: budget(
-                o.server.credential_failures_per_address.as_deref(),
-                defaults.credential_failures_per_address,
-                "credential failures per address",
-            )?,
-            login_failures_per_user_and_address: budget(
-                o.server.login_failures_per_user_and_address.as_deref(),
-                defaults.login_failures_per_user_and_address,
-                "login failures per user and address",
-            )?,
-            login_failures_per_user: budget(
-                o.server.login_failures_per_user.as_deref(),
-                defaults.login_failures_per_user,
-                "login failures per user",
-            )?,
-            login_failures_per_address: budget(
-                o.server.login_failures_per_address.as_deref(),
-                defaults.login_failures_per_address,
-                "login failures per address",
-            )?,
-            max_tracked_keys: match o.server.throttle_max_tracked_keys {
-                Some(0) => bail!("throttle max tracked keys must be positive"),
-                Some(n) => n,
-                None => DEFAULT_MAX_TRACKED_KEYS,
-            },
-        };
+        let throttle = throttle_config(&o.server)?;
         let trusted_proxies =
             TrustedProxies::parse_list(&o.server.trusted_proxies.unwrap_or_default())
                 .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))?;
