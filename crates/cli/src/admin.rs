@@ -13,12 +13,14 @@ use tessera_core::time::{format_duration_secs, parse_duration_secs};
 use tessera_core::Authority;
 use tessera_proto::{ClientSecret, ExposeSecret, Password};
 
+use crate::lifecycle::{EventsArgs, RevokeArgs};
+use crate::output::Output;
 use crate::Settings;
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     #[command(flatten)]
-    pub config: crate::ConfigArgs,
+    pub config: crate::AdminConfigArgs,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -51,39 +53,6 @@ enum AdminCommand {
     Stats,
     /// Run housekeeping once now (the server runs it on its own, every minute by default).
     Housekeeping,
-}
-
-#[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
-pub(crate) struct RevokeArgs {
-    /// Every grant of this user (username).
-    #[arg(long)]
-    pub(crate) user: Option<String>,
-    /// Every grant of this client.
-    #[arg(long)]
-    pub(crate) client: Option<String>,
-    /// One grant, by id (see `admin grants`).
-    #[arg(long)]
-    pub(crate) grant: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct EventsArgs {
-    /// Keep printing new events as they come.
-    #[arg(long)]
-    pub(crate) follow: bool,
-    /// Only this user's events (username).
-    #[arg(long)]
-    pub(crate) user: Option<String>,
-    /// Only this client's events (client_id).
-    #[arg(long)]
-    pub(crate) client: Option<String>,
-    /// Only this grant's events (see `admin grants`).
-    #[arg(long)]
-    pub(crate) grant: Option<String>,
-    /// At most this many (the newest), before following.
-    #[arg(long, default_value_t = 100)]
-    pub(crate) limit: u32,
 }
 
 #[derive(Debug, Args)]
@@ -246,7 +215,7 @@ enum TokenCommand {
 
 pub async fn run(settings: Settings, args: AdminArgs) -> anyhow::Result<()> {
     let authority = crate::authority(&settings).await?;
-    let out = Output { json: args.json };
+    let out = Output::new(args.json);
     match args.command {
         AdminCommand::Client(command) => client(&authority, &out, command).await,
         AdminCommand::Revoke(args) => crate::lifecycle::revoke(&authority, &out, args).await,
@@ -267,23 +236,6 @@ pub async fn run(settings: Settings, args: AdminArgs) -> anyhow::Result<()> {
             // Tokens are this command's output, in the token endpoint's shape, JSON or not.
             out.print(&serde_json::to_value(&response)?, None);
             Ok(())
-        }
-    }
-}
-
-pub(crate) struct Output {
-    json: bool,
-}
-
-impl Output {
-    #[allow(clippy::print_stdout)]
-    pub(crate) fn print(&self, value: &Value, text: Option<String>) {
-        match (self.json, text) {
-            (false, Some(text)) => println!("{text}"),
-            _ => println!(
-                "{}",
-                serde_json::to_string_pretty(value).unwrap_or_default()
-            ),
         }
     }
 }

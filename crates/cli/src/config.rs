@@ -19,35 +19,29 @@ use tessera_core::throttle::{Budget, ThrottleConfig, DEFAULT_MAX_TRACKED_KEYS};
 use tessera_core::time::parse_duration_secs;
 use tessera_server::TrustedProxies;
 
-/// Every setting of the server and the admin commands. All optional: what is not given by a
-/// flag, an environment variable or the config file takes its default.
+/// Every setting of the server, as the config file holds them: one key a field, unknown keys
+/// refused. All optional: what is not given by a flag, an environment variable or the config
+/// file takes its default. As flags, [`ServerOptions`] are `serve`'s alone; `admin` takes only
+/// the [`SharedOptions`] it reads, so its help does not list the server's listeners and budgets.
 #[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub server: ServerOptions,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub shared: SharedOptions,
+}
+
+/// The settings only the server reads: its listeners, its access log, its housekeeping timer,
+/// whom it trusts for source addresses, how it throttles failures and password checks.
+#[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
+pub struct ServerOptions {
     /// Address and port to listen on, e.g. 127.0.0.1:8080 or localhost:8080 [default: 127.0.0.1:8080].
     #[arg(long, env = "TESSERA_LISTEN", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
-    /// Public base URL: instance_url, identity URLs, the discovery issuer [default: http://<listen>].
-    #[arg(long, env = "TESSERA_ISSUER", global = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    /// Database URL: sqlite://PATH, or postgres://USER@HOST:PORT/DB for several nodes [default: sqlite://<data-dir>/tessera.db].
-    #[arg(long, env = "TESSERA_DATABASE_URL", global = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database: Option<String>,
-    /// Connections to PostgreSQL this process keeps at most [default: 16].
-    #[arg(long, env = "TESSERA_DATABASE_POOL_SIZE", global = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_pool_size: Option<usize>,
-    /// Directory of the default database and the server key [default: $XDG_DATA_HOME/tessera].
-    #[arg(long, env = "TESSERA_DATA_DIR", global = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data_dir: Option<PathBuf>,
-    /// Whether token responses carry expires_in (Salesforce's do not) [default: true].
-    #[arg(long, env = "TESSERA_EXPIRES_IN", global = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_in: Option<bool>,
     /// Serve /metrics only on this host:port, apart from the API (e.g. 127.0.0.1:9090)
     /// [default: none: /metrics is served on the main listener].
     #[arg(long, env = "TESSERA_METRICS_LISTEN", global = true)]
@@ -58,22 +52,10 @@ pub struct Options {
     #[arg(long, env = "TESSERA_ACCESS_LOG", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_log: Option<bool>,
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "TESSERA_LOG_FORMAT", global = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_format: Option<String>,
-    /// Live refresh-token grants per user per client; the next revokes the oldest (0: no limit) [default: 5].
-    #[arg(long, env = "TESSERA_MAX_GRANTS_PER_USER_CLIENT", global = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_grants_per_user_client: Option<u32>,
     /// How often expired and revoked rows are removed, like 60s [default: 60s].
     #[arg(long, env = "TESSERA_HOUSEKEEPING_INTERVAL", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub housekeeping_interval: Option<String>,
-    /// How long audit events are kept, like 30d [default: 30d].
-    #[arg(long, env = "TESSERA_AUDIT_RETENTION", global = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audit_retention: Option<String>,
     /// Reverse proxies (IP or CIDR, comma-separated) whose X-Forwarded-For / Forwarded name the
     /// client; without it the TCP peer is the source address [default: none].
     #[arg(
@@ -119,20 +101,57 @@ pub struct Options {
     pub password_check_wait: Option<String>,
 }
 
-/// Where the settings of `serve` and `admin` come from: a config file and the flags.
+/// The settings `admin` reads as well as `serve`: where the data is, how to log, the issuer and
+/// `expires_in` of the tokens `admin token mint` prints, the grants a user keeps per client, and
+/// how long `admin housekeeping` keeps audit events.
+#[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
+pub struct SharedOptions {
+    /// Public base URL: instance_url, identity URLs, the discovery issuer [default: http://<listen>].
+    #[arg(long, env = "TESSERA_ISSUER", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Database URL: sqlite://PATH, or postgres://USER@HOST:PORT/DB for several nodes [default: sqlite://<data-dir>/tessera.db].
+    #[arg(long, env = "TESSERA_DATABASE_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Connections to PostgreSQL this process keeps at most [default: 16].
+    #[arg(long, env = "TESSERA_DATABASE_POOL_SIZE", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_pool_size: Option<usize>,
+    /// Directory of the default database and the server key [default: $XDG_DATA_HOME/tessera].
+    #[arg(long, env = "TESSERA_DATA_DIR", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Whether token responses carry expires_in (Salesforce's do not) [default: true].
+    #[arg(long, env = "TESSERA_EXPIRES_IN", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<bool>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "TESSERA_LOG_FORMAT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+    /// Live refresh-token grants per user per client; the next revokes the oldest (0: no limit) [default: 5].
+    #[arg(long, env = "TESSERA_MAX_GRANTS_PER_USER_CLIENT", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_grants_per_user_client: Option<u32>,
+    /// How long audit events are kept, like 30d [default: 30d].
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_retention: Option<String>,
+}
+
+/// The config file of `serve` and `admin`.
 #[derive(Debug, Clone, Args)]
-pub struct ConfigArgs {
+pub struct ConfigFile {
     /// TOML config file (see tessera.example.toml); flags and environment variables override it.
     #[arg(long, env = "TESSERA_CONFIG", global = true)]
     pub config: Option<PathBuf>,
-    #[command(flatten)]
-    pub options: Options,
 }
 
-impl ConfigArgs {
-    /// The file's keys, overridden by the flags and environment variables that were given,
-    /// validated.
-    pub fn settings(&self) -> anyhow::Result<Settings> {
+impl ConfigFile {
+    /// The file's keys (every key of [`Options`] is allowed, whichever command reads it),
+    /// overridden by the flags and environment variables that were `given`, validated.
+    pub fn settings(&self, given: &impl Serialize) -> anyhow::Result<Settings> {
         let mut figment = Figment::new();
         if let Some(path) = &self.config {
             if !path.is_file() {
@@ -141,7 +160,7 @@ impl ConfigArgs {
             figment = figment.merge(Toml::file_exact(path));
         }
         let options: Options = figment
-            .merge(Serialized::defaults(&self.options))
+            .merge(Serialized::defaults(given))
             .extract()
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| match &self.config {
@@ -149,6 +168,38 @@ impl ConfigArgs {
                 None => "in the settings".to_owned(),
             })?;
         Settings::from_options(options)
+    }
+}
+
+/// Where the settings of `serve` come from: the config file and a flag for every setting.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub file: ConfigFile,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+impl ConfigArgs {
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        self.file.settings(&self.options)
+    }
+}
+
+/// Where the settings of `admin` come from: the config file and flags for the settings admin
+/// reads. The server's own settings come from the file alone (checked as `serve` checks them),
+/// so a server's environment variables never change what an admin command does.
+#[derive(Debug, Clone, Args)]
+pub struct AdminConfigArgs {
+    #[command(flatten)]
+    pub file: ConfigFile,
+    #[command(flatten)]
+    pub options: SharedOptions,
+}
+
+impl AdminConfigArgs {
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        self.file.settings(&self.options)
     }
 }
 
@@ -215,93 +266,105 @@ fn positive_duration(text: &str, what: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("{what} {text:?} is not a positive duration like 60s, 5m or 30d"))
 }
 
+/// The failure budgets and the throttle's memory bound, defaults filled in.
+fn throttle_config(o: &ServerOptions) -> anyhow::Result<ThrottleConfig> {
+    let defaults = ThrottleConfig::default();
+    Ok(ThrottleConfig {
+        credential_failures_per_address: budget(
+            o.credential_failures_per_address.as_deref(),
+            defaults.credential_failures_per_address,
+            "credential failures per address",
+        )?,
+        login_failures_per_user_and_address: budget(
+            o.login_failures_per_user_and_address.as_deref(),
+            defaults.login_failures_per_user_and_address,
+            "login failures per user and address",
+        )?,
+        login_failures_per_user: budget(
+            o.login_failures_per_user.as_deref(),
+            defaults.login_failures_per_user,
+            "login failures per user",
+        )?,
+        login_failures_per_address: budget(
+            o.login_failures_per_address.as_deref(),
+            defaults.login_failures_per_address,
+            "login failures per address",
+        )?,
+        max_tracked_keys: match o.throttle_max_tracked_keys {
+            Some(0) => bail!("throttle max tracked keys must be positive"),
+            Some(n) => n,
+            None => DEFAULT_MAX_TRACKED_KEYS,
+        },
+    })
+}
+
 impl Settings {
     pub fn from_options(o: Options) -> anyhow::Result<Self> {
-        let listen = o.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = o
+            .server
+            .listen
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
         validate_listen(&listen)?;
-        if let Some(metrics_listen) = &o.metrics_listen {
+        if let Some(metrics_listen) = &o.server.metrics_listen {
             validate_listen(metrics_listen).context("metrics listen address")?;
         }
-        let issuer = match o.issuer {
+        let issuer = match o.shared.issuer {
             Some(issuer) => validate_issuer(&issuer)?,
             None => format!("http://{listen}"),
         };
-        let data_dir = o.data_dir.unwrap_or_else(default_data_dir);
+        let data_dir = o.shared.data_dir.unwrap_or_else(default_data_dir);
         let database = o
+            .shared
             .database
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tessera.db").display()));
-        let log_format = match o.log_format.as_deref() {
+        let log_format = match o.shared.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => bail!("log format must be text or json, not {other:?}"),
         };
         let max_grants = o
+            .shared
             .max_grants_per_user_client
             .unwrap_or(tessera_core::authority::DEFAULT_MAX_LIVE_GRANTS);
-        let defaults = ThrottleConfig::default();
-        let throttle = ThrottleConfig {
-            credential_failures_per_address: budget(
-                o.credential_failures_per_address.as_deref(),
-                defaults.credential_failures_per_address,
-                "credential failures per address",
-            )?,
-            login_failures_per_user_and_address: budget(
-                o.login_failures_per_user_and_address.as_deref(),
-                defaults.login_failures_per_user_and_address,
-                "login failures per user and address",
-            )?,
-            login_failures_per_user: budget(
-                o.login_failures_per_user.as_deref(),
-                defaults.login_failures_per_user,
-                "login failures per user",
-            )?,
-            login_failures_per_address: budget(
-                o.login_failures_per_address.as_deref(),
-                defaults.login_failures_per_address,
-                "login failures per address",
-            )?,
-            max_tracked_keys: match o.throttle_max_tracked_keys {
-                Some(0) => bail!("throttle max tracked keys must be positive"),
-                Some(n) => n,
-                None => DEFAULT_MAX_TRACKED_KEYS,
-            },
-        };
-        let trusted_proxies = TrustedProxies::parse_list(&o.trusted_proxies.unwrap_or_default())
-            .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))?;
+        let throttle = throttle_config(&o.server)?;
+        let trusted_proxies =
+            TrustedProxies::parse_list(&o.server.trusted_proxies.unwrap_or_default())
+                .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))?;
         Ok(Self {
             trusted_proxies,
             throttle,
-            max_concurrent_password_checks: match o.max_concurrent_password_checks {
+            max_concurrent_password_checks: match o.server.max_concurrent_password_checks {
                 Some(0) => bail!("max concurrent password checks must be positive"),
                 Some(n) => n,
                 None => default_password_checks(),
             },
             password_check_wait_secs: positive_duration(
-                o.password_check_wait.as_deref().unwrap_or("5s"),
+                o.server.password_check_wait.as_deref().unwrap_or("5s"),
                 "password check wait",
             )?,
             housekeeping_interval_secs: positive_duration(
-                o.housekeeping_interval.as_deref().unwrap_or("60s"),
+                o.server.housekeeping_interval.as_deref().unwrap_or("60s"),
                 "housekeeping interval",
             )?,
             audit_retention_secs: positive_duration(
-                o.audit_retention.as_deref().unwrap_or("30d"),
+                o.shared.audit_retention.as_deref().unwrap_or("30d"),
                 "audit retention",
             )?,
             max_grants_per_user_client: (max_grants > 0).then_some(max_grants),
             listen,
             issuer,
             database,
-            database_pool_size: match o.database_pool_size {
+            database_pool_size: match o.shared.database_pool_size {
                 Some(0) => bail!("the database pool size must be positive"),
                 Some(n) => n,
                 None => DEFAULT_DATABASE_POOL_SIZE,
             },
             data_dir,
-            expires_in: o.expires_in.unwrap_or(true),
+            expires_in: o.shared.expires_in.unwrap_or(true),
             log_format,
-            metrics_listen: o.metrics_listen,
-            access_log: o.access_log.unwrap_or(true),
+            metrics_listen: o.server.metrics_listen,
+            access_log: o.server.access_log.unwrap_or(true),
         })
     }
 }
@@ -372,7 +435,7 @@ mod tests {
 
     fn args(options: Options) -> ConfigArgs {
         ConfigArgs {
-            config: None,
+            file: ConfigFile { config: None },
             options,
         }
     }
@@ -382,7 +445,7 @@ mod tests {
         let path = dir.path().join("t.toml");
         std::fs::write(&path, text).unwrap();
         ConfigArgs {
-            config: Some(path),
+            file: ConfigFile { config: Some(path) },
             options,
         }
         .settings()
@@ -391,7 +454,10 @@ mod tests {
     #[test]
     fn approval_limit_zero_means_unlimited_and_intervals_must_be_positive() {
         let s = args(Options {
-            max_grants_per_user_client: Some(0),
+            shared: SharedOptions {
+                max_grants_per_user_client: Some(0),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .settings()
@@ -401,7 +467,10 @@ mod tests {
         assert_eq!(d.max_grants_per_user_client, Some(5));
         assert_eq!(d.housekeeping_interval_secs, 60);
         assert!(args(Options {
-            housekeeping_interval: Some("0s".into()),
+            server: ServerOptions {
+                housekeeping_interval: Some("0s".into()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .settings()
@@ -411,7 +480,10 @@ mod tests {
     #[test]
     fn defaults_derive_issuer_and_database() {
         let s = args(Options {
-            data_dir: Some("/d".into()),
+            shared: SharedOptions {
+                data_dir: Some("/d".into()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .settings()
@@ -426,9 +498,14 @@ mod tests {
         let s = with_file(
             "listen = \"127.0.0.1:1\"\nexpires_in = false\nmax_grants_per_user_client = 3",
             Options {
-                listen: Some("127.0.0.1:2".into()),
-                issuer: Some("https://login.example.com/".into()),
-                ..Default::default()
+                server: ServerOptions {
+                    listen: Some("127.0.0.1:2".into()),
+                    ..Default::default()
+                },
+                shared: SharedOptions {
+                    issuer: Some("https://login.example.com/".into()),
+                    ..Default::default()
+                },
             },
         )
         .unwrap();
@@ -441,7 +518,10 @@ mod tests {
     #[test]
     fn host_names_are_accepted_for_listen() {
         let s = args(Options {
-            listen: Some("localhost:18083".into()),
+            server: ServerOptions {
+                listen: Some("localhost:18083".into()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .settings()
@@ -451,7 +531,10 @@ mod tests {
         for bad in ["nope", "localhost", "127.0.0.1:http", "127.0.0.1:70000"] {
             assert!(
                 args(Options {
-                    listen: Some(bad.into()),
+                    server: ServerOptions {
+                        listen: Some(bad.into()),
+                        ..Default::default()
+                    },
                     ..Default::default()
                 })
                 .settings()
@@ -466,13 +549,19 @@ mod tests {
         let err = with_file("lisen = \"x\"", Options::default()).unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
         assert!(args(Options {
-            issuer: Some("ftp://x".into()),
+            shared: SharedOptions {
+                issuer: Some("ftp://x".into()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .settings()
         .is_err());
         assert!(args(Options {
-            log_format: Some("xml".into()),
+            shared: SharedOptions {
+                log_format: Some("xml".into()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .settings()
@@ -505,7 +594,10 @@ mod tests {
         let s = with_file(
             "trusted_proxies = [\"10.0.0.0/8\", \"192.168.1.7\"]\nlogin_failures_per_user = \"50/30m\"",
             Options {
-                credential_failures_per_address: Some("20/1m".into()),
+                server: ServerOptions {
+                    credential_failures_per_address: Some("20/1m".into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
@@ -522,15 +614,24 @@ mod tests {
         assert!(!s.trusted_proxies.is_empty());
         for bad in [
             Options {
-                trusted_proxies: Some(vec!["proxy.local".into()]),
+                server: ServerOptions {
+                    trusted_proxies: Some(vec!["proxy.local".into()]),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             Options {
-                login_failures_per_address: Some("ten".into()),
+                server: ServerOptions {
+                    login_failures_per_address: Some("ten".into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             Options {
-                max_concurrent_password_checks: Some(0),
+                server: ServerOptions {
+                    max_concurrent_password_checks: Some(0),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         ] {
@@ -551,7 +652,10 @@ mod tests {
         assert_eq!(s.metrics_listen.as_deref(), Some("127.0.0.1:9090"));
         assert!(!s.access_log);
         assert!(args(Options {
-            metrics_listen: Some("9090".into()),
+            server: ServerOptions {
+                metrics_listen: Some("9090".into()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .settings()
@@ -559,10 +663,27 @@ mod tests {
     }
 
     #[test]
+    fn admin_reads_a_whole_server_file_with_its_own_flags_on_top() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tessera.example.toml");
+        let s = AdminConfigArgs {
+            file: ConfigFile {
+                config: Some(example.into()),
+            },
+            options: SharedOptions {
+                database: Some("sqlite:///admin.db".into()),
+                ..Default::default()
+            },
+        }
+        .settings()
+        .unwrap();
+        assert_eq!(s.database, "sqlite:///admin.db");
+    }
+
+    #[test]
     fn the_example_file_parses() {
         let text = include_str!("../../../tessera.example.toml");
         let options: Options = toml::from_str(text).unwrap();
-        assert!(options.listen.is_some());
+        assert!(options.server.listen.is_some());
         Settings::from_options(options).unwrap();
     }
 }

@@ -2,13 +2,13 @@
 //! clients, users and tokens directly in the database (safe while a server runs).
 
 mod admin;
-mod bench;
 mod client;
 mod config;
 #[cfg(test)]
 mod config_reference;
 mod demo;
 mod lifecycle;
+mod output;
 mod serve;
 
 use std::sync::Arc;
@@ -20,7 +20,9 @@ use tessera_core::store::Store;
 use tessera_core::time::{Clock, DatabaseClock, SystemClock, SystemRandom};
 use tessera_core::{Authority, AuthorityConfig};
 
-pub use config::{ConfigArgs, Options, Settings};
+pub use config::{
+    AdminConfigArgs, ConfigArgs, ConfigFile, Options, ServerOptions, Settings, SharedOptions,
+};
 /// Reads a hidden field of one of the server's pages (the demo drives the login forms with it).
 pub use demo::hidden as hidden_form_field;
 
@@ -59,7 +61,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// The benchmark: throughput and latency of refresh and API calls, as ratios to the HTTP
     /// floor of the same run (build with --release).
-    Bench(bench::BenchArgs),
+    Bench(tessera_bench::BenchArgs),
 }
 
 /// Runs one command to completion.
@@ -85,7 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, bench::run(args))
+            local.block_on(&runtime, tessera_bench::run(args))
         }
         command => {
             init_tracing(config::LogFormat::Text, true);
@@ -287,5 +289,74 @@ mod tests {
             .map(|(path, arg)| format!("{path}: {}", arg.get_id()))
             .collect();
         assert!(silent.is_empty(), "without help text: {silent:#?}");
+    }
+
+    /// The long flags of a group of options, like `--listen`.
+    fn flags_of<A: clap::Args>() -> Vec<String> {
+        A::augment_args(clap::Command::new("options"))
+            .get_arguments()
+            .filter_map(|arg| arg.get_long())
+            .map(|long| format!("--{long}"))
+            .collect()
+    }
+
+    /// Every command's long help, by its path (`tessera admin client create`), with the global
+    /// options of its parents in it as the user sees them.
+    fn helps(command: &mut clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        let path = format!("{path} {}", command.get_name()).trim().to_owned();
+        out.push((path.clone(), command.render_long_help().to_string()));
+        for sub in command.get_subcommands_mut() {
+            helps(sub, &path, out);
+        }
+    }
+
+    #[test]
+    fn admin_helps_show_no_server_option_and_serve_shows_them_all() {
+        let mut cli = super::Cli::command();
+        cli.build();
+        let mut all = Vec::new();
+        helps(&mut cli, "", &mut all);
+        let server_only = flags_of::<crate::ServerOptions>();
+        let shared = flags_of::<crate::SharedOptions>();
+        assert!(
+            server_only.contains(&"--listen".to_owned()),
+            "{server_only:?}"
+        );
+        assert!(server_only.contains(&"--trusted-proxies".to_owned()));
+        let admin: Vec<&(String, String)> = all
+            .iter()
+            .filter(|(path, _)| path.starts_with("tessera admin"))
+            .collect();
+        assert!(
+            admin.len() > 20,
+            "{:?}",
+            admin.iter().map(|(p, _)| p).collect::<Vec<_>>()
+        );
+        for (path, help) in admin {
+            for flag in &server_only {
+                assert!(
+                    !help.contains(flag.as_str()),
+                    "{path} shows {flag}:\n{help}"
+                );
+            }
+            // What admin reads is still there, on every admin command (clap's own `help`
+            // subcommands take no option).
+            if path.split(' ').any(|name| name == "help") {
+                continue;
+            }
+            for flag in shared.iter().chain([&"--config".to_owned()]) {
+                assert!(help.contains(flag.as_str()), "{path} lacks {flag}:\n{help}");
+            }
+        }
+        let (_, serve) = all
+            .iter()
+            .find(|(path, _)| path == "tessera serve")
+            .expect("a serve command");
+        for flag in server_only.iter().chain(&shared) {
+            assert!(
+                serve.contains(flag.as_str()),
+                "serve lacks {flag}:\n{serve}"
+            );
+        }
     }
 }

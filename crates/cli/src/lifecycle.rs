@@ -3,12 +3,46 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use clap::Args;
 use serde_json::{json, Value};
 use tessera_core::model::{Grant, StoredEvent};
 use tessera_core::store::EventFilter;
 use tessera_core::Authority;
 
-use crate::admin::{EventsArgs, Output, RevokeArgs};
+use crate::output::Output;
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct RevokeArgs {
+    /// Every grant of this user (username).
+    #[arg(long)]
+    pub(crate) user: Option<String>,
+    /// Every grant of this client.
+    #[arg(long)]
+    pub(crate) client: Option<String>,
+    /// One grant, by id (see `admin grants`).
+    #[arg(long)]
+    pub(crate) grant: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Keep printing new events as they come.
+    #[arg(long)]
+    pub(crate) follow: bool,
+    /// Only this user's events (username).
+    #[arg(long)]
+    pub(crate) user: Option<String>,
+    /// Only this client's events (client_id).
+    #[arg(long)]
+    pub(crate) client: Option<String>,
+    /// Only this grant's events (see `admin grants`).
+    #[arg(long)]
+    pub(crate) grant: Option<String>,
+    /// At most this many (the newest), before following.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: u32,
+}
 
 fn when(millis: i64) -> String {
     tessera_core::time::format_utc(millis)

@@ -1,0 +1,64 @@
+//! The benchmark's command line: how long, how hard, on what, pinned where.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tessera_core::time::parse_duration_secs;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// How long each scenario is measured, like 10s.
+    #[arg(long, default_value = "10s", value_parser = seconds)]
+    pub(crate) duration: u64,
+    /// How long each scenario runs before it is measured.
+    #[arg(long, default_value = "2s", value_parser = seconds_or_zero)]
+    pub(crate) warmup: u64,
+    /// Concurrencies (connections, one request in flight each), comma-separated.
+    #[arg(long, default_value = "16,64", value_delimiter = ',')]
+    pub(crate) concurrency: Vec<usize>,
+    /// Stored grants (each with a refresh and an access token), comma-separated: the suite
+    /// runs on a fresh database of each size.
+    #[arg(long, default_value = "10000", value_delimiter = ',')]
+    pub(crate) tokens: Vec<u64>,
+    /// Core for the server (none: no pinning).
+    #[arg(long, default_value = "0")]
+    pub(crate) server_cpu: Option<usize>,
+    /// Core for the load generator.
+    #[arg(long, default_value = "1")]
+    pub(crate) loader_cpu: Option<usize>,
+    /// Do not pin anything.
+    #[arg(long)]
+    pub(crate) no_pin: bool,
+    /// Scenarios to run, comma-separated (floor is always run: it is the reference).
+    #[arg(
+        long,
+        default_value = "rotating,non-rotating,api,half-load",
+        value_delimiter = ','
+    )]
+    pub(crate) scenarios: Vec<String>,
+    /// Write the results as JSON here too.
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+    /// Keep the data here instead of a temporary directory (it is not deleted).
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Run on PostgreSQL instead of SQLite: the URL of a database on the server to use (like
+    /// postgres://postgres@127.0.0.1:5432/postgres), where the benchmark creates a database of
+    /// its own per store size and drops it afterwards.
+    #[arg(long)]
+    pub(crate) postgres: Option<String>,
+    /// Server nodes, each a `tessera serve` on the same database, all pinned to the server's
+    /// core; the load generator spreads its connections over them (several need --postgres).
+    #[arg(long, default_value = "1")]
+    pub(crate) nodes: usize,
+}
+
+fn seconds(text: &str) -> Result<u64, String> {
+    parse_duration_secs(text)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("{text:?} is not a positive duration like 10s"))
+}
+
+fn seconds_or_zero(text: &str) -> Result<u64, String> {
+    parse_duration_secs(text).ok_or_else(|| format!("{text:?} is not a duration like 2s"))
+}

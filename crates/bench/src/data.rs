@@ -1,0 +1,111 @@
+//! The data a run needs, prepared straight in the database before the server starts: a user,
+//! a rotating and a non-rotating client, and `--tokens` grants, each worker's first.
+
+use std::path::Path;
+
+use anyhow::Context;
+use tessera_core::admin::ClientSettings;
+use tessera_core::crypto::ServerKey;
+use tessera_core::time::{SystemClock, SystemRandom};
+use tessera_core::{Authority, AuthorityConfig};
+use tessera_proto::{ExposeSecret, Password, TokenResponse};
+
+use crate::database::Database;
+
+pub(crate) const USERNAME: &str = "bench@example.com";
+pub(crate) const PASSWORD: &str = "bench password";
+pub(crate) const SCOPE: &str = "api refresh_token";
+
+/// What each worker of a scenario needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Credentials {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    pub(crate) refresh_token: String,
+    pub(crate) access_token: String,
+    pub(crate) user_id: String,
+}
+
+/// The data of one store size: per-worker credentials for each scenario.
+pub(crate) struct Data {
+    pub(crate) rotating: Vec<Credentials>,
+    pub(crate) non_rotating: Vec<Credentials>,
+}
+
+/// Creates the user and the clients and mints the grants, straight into the database (the
+/// server is not running yet). Workers' grants come first; the rest of `tokens` is ballast.
+pub(crate) async fn prepare(
+    dir: &Path,
+    database: &Database,
+    tokens: u64,
+    workers: usize,
+) -> anyhow::Result<Data> {
+    let store = database.open_store().await?;
+    let key = ServerKey::generate(&SystemRandom);
+    std::fs::write(dir.join("server.key"), key.to_hex().as_bytes())?;
+    let config = AuthorityConfig {
+        max_live_grants: None,
+        ..AuthorityConfig::new("http://127.0.0.1", key)
+    };
+    let authority = Authority::new(
+        store,
+        std::sync::Arc::new(SystemClock),
+        std::sync::Arc::new(SystemRandom),
+        config,
+    );
+    authority.org().await?;
+    let user = authority
+        .create_user(USERNAME, Password::new(PASSWORD), None)
+        .await?;
+    let client = |name: &str, rotate: bool| ClientSettings {
+        name: Some(name.into()),
+        redirect_uris: Some(vec!["https://bench.example/cb".into()]),
+        scopes: Some(SCOPE.into()),
+        rotate_refresh_tokens: Some(rotate),
+        ..Default::default()
+    };
+    let mut data = Data {
+        rotating: Vec::new(),
+        non_rotating: Vec::new(),
+    };
+    // Workers of every concurrency run the same scenario in turn, so each kind needs as many
+    // grants as the largest concurrency; the ballast is shared, and the workers' grants are
+    // spread through it.
+    let per_kind = workers as u64;
+    let ballast = tokens.saturating_sub(2 * per_kind);
+    for (rotate, ballast) in [(true, ballast - ballast / 2), (false, ballast / 2)] {
+        let (client, secret) = authority
+            .create_client(
+                false,
+                &client(if rotate { "rotating" } else { "static" }, rotate),
+            )
+            .await?;
+        let secret = secret.context("a confidential client has a secret")?;
+        let minted = authority
+            .mint_many(
+                &client.client_id,
+                USERNAME,
+                SCOPE,
+                per_kind + ballast,
+                workers,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("minting: {e}"))?;
+        let credentials = minted.into_iter().map(|t: TokenResponse| Credentials {
+            client_id: client.client_id.clone(),
+            client_secret: secret.expose_secret().to_owned(),
+            refresh_token: t
+                .refresh_token
+                .map(|r| r.expose_secret().to_owned())
+                .unwrap_or_default(),
+            access_token: t.access_token.expose_secret().to_owned(),
+            user_id: user.id.clone(),
+        });
+        if rotate {
+            data.rotating = credentials.collect();
+        } else {
+            data.non_rotating = credentials.collect();
+        }
+    }
+    Ok(data)
+}

@@ -1,0 +1,189 @@
+//! What a benchmark reports: each measured run, each store size, the machine; printed as a
+//! table and written as JSON (`--json`) in the same shape.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::disk::DiskFloor;
+
+/// One measured run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Run {
+    pub(crate) tokens: u64,
+    pub(crate) scenario: String,
+    pub(crate) concurrency: usize,
+    pub(crate) requests: u64,
+    pub(crate) seconds: f64,
+    pub(crate) throughput: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p90_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) p999_ms: f64,
+    /// Status code → count, for everything but 200.
+    pub(crate) errors: BTreeMap<u16, u64>,
+    /// Throughput over that of the floor measured right before, at the same concurrency.
+    pub(crate) ratio_to_floor: Option<f64>,
+    /// The server's CPU time (user and system, all threads) per answered request, in the
+    /// measured window.
+    pub(crate) server_cpu_us_per_request: f64,
+    /// The floor's CPU time per request over this run's: what the throughput ratio would be on a
+    /// quiet machine with the server's core saturated. Neighbours' load changes the wall clock
+    /// much more than it changes the CPU a request costs.
+    pub(crate) cpu_ratio_to_floor: Option<f64>,
+    pub(crate) server_rss_kib: u64,
+    /// Offered rate, for open-loop runs.
+    pub(crate) target_rate: Option<f64>,
+}
+
+/// Facts about a store size.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StoreSize {
+    pub(crate) tokens: u64,
+    /// The database's files once the grants are minted, before any run.
+    pub(crate) database_bytes: u64,
+    pub(crate) bytes_per_token: f64,
+    /// The same after every run: the audit events of the refreshes, and the log.
+    pub(crate) database_bytes_after_runs: u64,
+    pub(crate) mint_seconds: f64,
+    pub(crate) server_rss_kib_after: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub(crate) machine: String,
+    pub(crate) pinned: bool,
+    /// What one durable write costs on the disk the database is on, measured before the runs.
+    pub(crate) disk: Option<DiskFloor>,
+    pub(crate) runs: Vec<Run>,
+    pub(crate) stores: Vec<StoreSize>,
+}
+
+pub(crate) fn machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpus = info.lines().filter(|l| l.starts_with("processor")).count();
+    let model = info
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU", str::trim);
+    format!("{cpus} × {model}")
+}
+
+#[allow(clippy::print_stdout)]
+pub(crate) fn print_report(report: &Report) {
+    println!(
+        "\nTessera benchmark — {} (pinned: {})",
+        report.machine, report.pinned
+    );
+    if let Some(d) = &report.disk {
+        println!(
+            "durable-commit floor (4 KiB append + fdatasync, {} times): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            d.syncs, d.p50_ms, d.p90_ms, d.p99_ms, d.max_ms
+        );
+    }
+    println!(
+        "{:>9}  {:<25} {:>4}  {:>10}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>7}  {:>9}  {:>8}  errors",
+        "tokens",
+        "scenario",
+        "c",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "ratio",
+        "CPU µs",
+        "CPU ratio",
+        "RSS MiB"
+    );
+    for r in &report.runs {
+        println!(
+            "{:>9}  {:<25} {:>4}  {:>10.0}  {:>7.2}  {:>7.2}  {:>7.2}  {:>8.2}  {:>6}  {:>7.1}  {:>9}  {:>8.1}  {:?}",
+            r.tokens,
+            r.scenario,
+            r.concurrency,
+            r.throughput,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.ratio_to_floor.map_or("-".into(), |x| format!("{x:.3}")),
+            r.server_cpu_us_per_request,
+            r.cpu_ratio_to_floor.map_or("-".into(), |x| format!("{x:.3}")),
+            r.server_rss_kib as f64 / 1024.0,
+            r.errors,
+        );
+    }
+    for s in &report.stores {
+        println!(
+            "store of {} grants: {:.1} MiB on disk ({:.0} bytes a grant), minted in {:.1} s; {:.1} MiB after the runs; server RSS {:.1} MiB",
+            s.tokens,
+            s.database_bytes as f64 / 1_048_576.0,
+            s.bytes_per_token,
+            s.mint_seconds,
+            s.database_bytes_after_runs as f64 / 1_048_576.0,
+            s.server_rss_kib_after as f64 / 1024.0
+        );
+    }
+    if let (Some(small), Some(large)) = (report.stores.first(), report.stores.last()) {
+        if small.tokens != large.tokens {
+            for scenario in ["rotating", "non-rotating", "api"] {
+                let best = |tokens| {
+                    report
+                        .runs
+                        .iter()
+                        .filter(|r| r.tokens == tokens && r.scenario == scenario)
+                        .map(|r| r.ratio_to_floor.unwrap_or(0.0))
+                        .reduce(f64::max)
+                };
+                if let (Some(a), Some(b)) = (best(small.tokens), best(large.tokens)) {
+                    println!(
+                        "{scenario}: {} grants at {:.2} × the {}-grant ratio to the floor",
+                        large.tokens,
+                        b / a,
+                        small.tokens
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON report is read by scripts (BENCHMARKS.md's figures come from it): its keys and
+    /// their order stay as they are.
+    #[test]
+    fn a_run_is_written_with_its_keys_in_order() {
+        let run = Run {
+            tokens: 1000,
+            scenario: "rotating".into(),
+            concurrency: 4,
+            requests: 10,
+            seconds: 1.0,
+            throughput: 10.0,
+            p50_ms: 1.0,
+            p90_ms: 2.0,
+            p99_ms: 3.0,
+            p999_ms: 4.0,
+            errors: BTreeMap::from([(503, 1)]),
+            ratio_to_floor: Some(0.5),
+            server_cpu_us_per_request: 100.0,
+            cpu_ratio_to_floor: None,
+            server_rss_kib: 2048,
+            target_rate: None,
+        };
+        let text = serde_json::to_string(&run).unwrap_or_default();
+        assert_eq!(
+            text,
+            "{\"tokens\":1000,\"scenario\":\"rotating\",\"concurrency\":4,\"requests\":10,\
+             \"seconds\":1.0,\"throughput\":10.0,\"p50_ms\":1.0,\"p90_ms\":2.0,\"p99_ms\":3.0,\
+             \"p999_ms\":4.0,\"errors\":{\"503\":1},\"ratio_to_floor\":0.5,\
+             \"server_cpu_us_per_request\":100.0,\"cpu_ratio_to_floor\":null,\
+             \"server_rss_kib\":2048,\"target_rate\":null}"
+        );
+    }
+}

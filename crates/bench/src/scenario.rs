@@ -1,0 +1,151 @@
+//! One scenario measured at one concurrency, and the open-loop run at half of the peak.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::data::Data;
+use crate::histogram::new_histogram;
+use crate::load::Worker;
+use crate::process::{cpu_ticks, CLOCK_TICKS_PER_SECOND};
+use crate::report::{Report, Run};
+use crate::servers::Servers;
+use crate::BenchArgs;
+
+/// Runs one scenario at one concurrency for the warm-up, then measures it. With `rate`, the
+/// load is open-loop at that many requests a second in all, and latency counts from when each
+/// request was due (so a slow answer delays the ones behind it, as it would a real client).
+pub(crate) async fn measure(
+    args: &BenchArgs,
+    server: &Servers,
+    tokens: u64,
+    scenario: &str,
+    concurrency: usize,
+    data: &mut Data,
+    rate: Option<f64>,
+) -> anyhow::Result<Run> {
+    let warmup = Duration::from_secs(args.warmup);
+    let duration = Duration::from_secs(args.duration);
+    let start = Instant::now();
+    let measured_from = start + warmup;
+    let end = measured_from + duration;
+    let mut workers = Vec::with_capacity(concurrency);
+    for n in 0..concurrency {
+        let credentials = match scenario {
+            "rotating" => data.rotating.get(n),
+            "floor" | "non-rotating" | "api" => data.non_rotating.get(n),
+            other => bail!("unknown scenario {other:?}"),
+        }
+        .cloned()
+        .context("more workers than prepared grants")?;
+        let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
+        let worker = Worker {
+            address: server.address(n),
+            scenario: scenario.to_owned(),
+            credentials,
+            interval,
+            // Open-loop workers start spread over one interval, so that their requests
+            // interleave.
+            first_due: Instant::now()
+                + interval.map_or(Duration::ZERO, |i| i.mul_f64(n as f64 / concurrency as f64)),
+            measured_from,
+            end,
+        };
+        workers.push(tokio::task::spawn_local(worker.run()));
+    }
+    let pids = server.pids();
+    let cpu_window = tokio::task::spawn_local(async move {
+        let ticks = |pids: &[u32]| pids.iter().map(|&pid| cpu_ticks(pid)).sum::<u64>();
+        tokio::time::sleep_until(measured_from.into()).await;
+        let before = ticks(&pids);
+        tokio::time::sleep_until(end.into()).await;
+        ticks(&pids).saturating_sub(before)
+    });
+    let mut histogram = new_histogram();
+    let mut errors = BTreeMap::new();
+    let mut requests = 0;
+    for (n, worker) in workers.into_iter().enumerate() {
+        let result = worker.await??;
+        if scenario == "rotating" {
+            // The worker's chain goes on from its latest token in the next run.
+            data.rotating[n] = result.credentials;
+        }
+        histogram.add(&result.histogram)?;
+        requests += result.ok;
+        for (status, n) in result.errors {
+            *errors.entry(status).or_insert(0) += n;
+        }
+    }
+    let cpu_seconds = cpu_window.await? as f64 / CLOCK_TICKS_PER_SECOND;
+    let seconds = duration.as_secs_f64();
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let run = Run {
+        tokens,
+        scenario: scenario.to_owned(),
+        concurrency,
+        requests,
+        seconds,
+        throughput: requests as f64 / seconds,
+        p50_ms: ms(0.5),
+        p90_ms: ms(0.9),
+        p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
+        errors,
+        ratio_to_floor: None,
+        server_cpu_us_per_request: cpu_seconds * 1e6 / requests.max(1) as f64,
+        cpu_ratio_to_floor: None,
+        server_rss_kib: server.rss_kib(),
+        target_rate: rate,
+    };
+    eprintln!(
+        "  {:>8} tokens  {:<24} c={:<3} {:>9.0}/s  p99 {:>7.2} ms  {:>6.1} µs CPU  errors {:?}",
+        tokens,
+        run.scenario,
+        concurrency,
+        run.throughput,
+        run.p99_ms,
+        run.server_cpu_us_per_request,
+        run.errors
+    );
+    Ok(run)
+}
+
+/// The open-loop run: rotating refresh offered at half the peak closed-loop throughput measured
+/// at the largest concurrency, so that p99 is read below saturation.
+pub(crate) async fn half_load(
+    args: &BenchArgs,
+    server: &Servers,
+    tokens: u64,
+    data: &mut Data,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let Some(peak) = report
+        .runs
+        .iter()
+        .filter(|r| r.tokens == tokens && r.scenario == "rotating")
+        .map(|r| r.throughput)
+        .reduce(f64::max)
+    else {
+        return Ok(());
+    };
+    let concurrency = args.concurrency.iter().copied().max().unwrap_or(1);
+    let floor = measure(args, server, tokens, "floor", concurrency, data, None).await?;
+    let (floor_rate, floor_cpu) = (floor.throughput, floor.server_cpu_us_per_request);
+    report.runs.push(floor);
+    let mut run = measure(
+        args,
+        server,
+        tokens,
+        "rotating",
+        concurrency,
+        data,
+        Some(peak / 2.0),
+    )
+    .await?;
+    run.scenario = "rotating at half of peak".into();
+    run.ratio_to_floor = Some(run.throughput / floor_rate);
+    run.cpu_ratio_to_floor = Some(floor_cpu / run.server_cpu_us_per_request);
+    report.runs.push(run);
+    Ok(())
+}
