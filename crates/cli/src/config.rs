@@ -186,20 +186,63 @@ impl ConfigArgs {
     }
 }
 
-/// Where the settings of `admin` come from: the config file and flags for the settings admin
-/// reads. The server's own settings come from the file alone (checked as `serve` checks them),
-/// so a server's environment variables never change what an admin command does.
+/// Where the settings of `admin` come from: the config file, flags for the settings admin reads,
+/// and the server's own settings as hidden arguments. Those are not admin's options, so its help
+/// does not list them, but they are still read from the environment and checked as `serve` checks
+/// them: a shell set up for `serve` gives `admin` the same settings (the issuer's default follows
+/// `TESSERA_LISTEN`) and the same errors.
 #[derive(Debug, Clone, Args)]
 pub struct AdminConfigArgs {
     #[command(flatten)]
     pub file: ConfigFile,
     #[command(flatten)]
     pub options: SharedOptions,
+    #[command(flatten)]
+    pub server: HiddenServerOptions,
 }
 
 impl AdminConfigArgs {
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        self.file.settings(&self.options)
+        self.file.settings(&Options {
+            server: self.server.0.clone(),
+            shared: self.options.clone(),
+        })
+    }
+}
+
+/// [`ServerOptions`] with every argument hidden from the help.
+#[derive(Debug, Default, Clone)]
+pub struct HiddenServerOptions(pub ServerOptions);
+
+impl HiddenServerOptions {
+    fn hide(command: clap::Command) -> clap::Command {
+        let ids: Vec<clap::Id> = ServerOptions::augment_args(clap::Command::new("server"))
+            .get_arguments()
+            .map(|argument| argument.get_id().clone())
+            .collect();
+        ids.into_iter().fold(command, |command, id| {
+            command.mut_arg(id, |argument| argument.hide(true))
+        })
+    }
+}
+
+impl clap::FromArgMatches for HiddenServerOptions {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        ServerOptions::from_arg_matches(matches).map(Self)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+}
+
+impl Args for HiddenServerOptions {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        Self::hide(ServerOptions::augment_args(command))
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::hide(ServerOptions::augment_args_for_update(command))
     }
 }
 
@@ -673,10 +716,26 @@ mod tests {
                 database: Some("sqlite:///admin.db".into()),
                 ..Default::default()
             },
+            server: HiddenServerOptions::default(),
         }
         .settings()
         .unwrap();
         assert_eq!(s.database, "sqlite:///admin.db");
+    }
+
+    #[test]
+    fn admin_still_reads_the_servers_settings_it_does_not_list() {
+        let s = AdminConfigArgs {
+            file: ConfigFile { config: None },
+            options: SharedOptions::default(),
+            server: HiddenServerOptions(ServerOptions {
+                listen: Some("127.0.0.1:9999".into()),
+                ..Default::default()
+            }),
+        }
+        .settings()
+        .unwrap();
+        assert_eq!(s.issuer, "http://127.0.0.1:9999");
     }
 
     #[test]
