@@ -14,9 +14,9 @@ use tessera_client::{
     AuthorizedClient, ClientError, Credential, ManagerConfig, RefreshEvent, RefreshOutcome,
     RefreshTrigger, SystemClock, TokenManager,
 };
-use tessera_core::admin::ClientSettings;
-use tessera_core::crypto::ServerKey;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_core::time::{SystemClock as ServerClock, SystemRandom};
+use tessera_core::tokens::crypto::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password, TokenResponse};
 
@@ -136,7 +136,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let verifier = tessera_core::ids::random_token(&SystemRandom, 48);
+    let verifier = tessera_core::tokens::ids::random_token(&SystemRandom, 48);
     let challenge = {
         use base64::Engine;
         use sha2::Digest;

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use tessera_core::admin::ClientSettings;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_core::Authority;
 use tessera_proto::{ClientSecret, ExposeSecret, Password, Scope};
 use tessera_server::metrics::Metrics;

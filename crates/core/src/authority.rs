@@ -19,15 +19,17 @@ use tessera_proto::{
 };
 use tokio::sync::Semaphore;
 
-use crate::admin::MAX_ACCESS_TOKEN_TTL_SECS;
-use crate::crypto::{self, ReusableVerifier, ServerKey};
-use crate::guard::Guard;
-use crate::ids::{salesforce_id, secret_hash, time_ordered_id};
-use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Hash, Org, User};
-use crate::sealing::mint_refresh_token;
+use crate::identity::guard::Guard;
+use crate::identity::throttle::{Throttle, ThrottleConfig, Throttled};
+use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Org, User};
+use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{ChangeNotice, Issuance, IssueOutcome, Store, StoreError};
-use crate::throttle::{Throttle, ThrottleConfig, Throttled};
 use crate::time::{Clock, Random, Timestamp};
+use crate::tokens::crypto::{self, ReusableVerifier, ServerKey};
+use crate::tokens::hash::secret_hash;
+use crate::tokens::hash::Hash;
+use crate::tokens::ids::{salesforce_id, time_ordered_id};
+use crate::tokens::sealing::mint_refresh_token;
 
 /// How long an authorization code lives (Salesforce: 15 minutes).
 pub const CODE_TTL_SECS: u64 = 15 * 60;
@@ -676,10 +678,10 @@ impl Authority {
         grant: &Grant,
         scope: &Scope,
         now: Timestamp,
-        random: &[u8; crate::access_token::RANDOM_BYTES],
+        random: &[u8; crate::tokens::access_token::RANDOM_BYTES],
     ) -> Result<AccessToken, OAuthError> {
         let ttl = client.access_token_ttl_secs.min(MAX_ACCESS_TOKEN_TTL_SECS);
-        crate::access_token::mint(
+        crate::tokens::access_token::mint(
             &self.config.server_key,
             random,
             &grant.org_id,
@@ -692,8 +694,8 @@ impl Authority {
     }
 
     /// Fresh random bytes for a token.
-    pub(crate) fn random_part(&self) -> [u8; crate::access_token::RANDOM_BYTES] {
-        let mut random = [0u8; crate::access_token::RANDOM_BYTES];
+    pub(crate) fn random_part(&self) -> [u8; crate::tokens::access_token::RANDOM_BYTES] {
+        let mut random = [0u8; crate::tokens::access_token::RANDOM_BYTES];
         self.rng.fill(&mut random);
         random
     }

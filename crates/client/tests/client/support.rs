@@ -10,10 +10,10 @@ use tessera_client::{
     Clock, Credential, Endpoints, FileTokenStore, KeySource, ManagerConfig, RefreshEvent,
     TokenManager, TokenStore,
 };
-use tessera_core::admin::ClientSettings;
-use tessera_core::crypto::ServerKey;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_core::store::EventFilter;
 use tessera_core::time::SystemRandom;
+use tessera_core::tokens::crypto::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ClientSecret, ExposeSecret, Password, TokenResponse};
 use tessera_server::{app, AppState};

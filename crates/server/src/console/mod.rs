@@ -17,10 +17,10 @@ use axum::routing::{get, post};
 
 use maud::Markup;
 use serde::Deserialize;
-use tessera_core::admin::{AdminError, ClientSettings};
-use tessera_core::console::{ConsoleLoginError, ADMIN_SESSION_TTL_SECS};
+use tessera_core::flows::revocation::AdminRevokeError;
 use tessera_core::model::{EventKind, User};
-use tessera_core::revocation::AdminRevokeError;
+use tessera_core::operations::admin::{AdminError, ClientSettings};
+use tessera_core::operations::console::{ConsoleLoginError, ADMIN_SESSION_TTL_SECS};
 use tessera_core::store::EventFilter;
 use tessera_core::time::parse_duration_secs;
 use tessera_core::LoginError;

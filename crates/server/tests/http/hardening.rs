@@ -4,7 +4,7 @@
 //! their source, and a clock stepped back.
 
 use axum::http::{Method, StatusCode};
-use tessera_core::admin::ClientSettings;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_proto::Password;
 
 use crate::support::*;

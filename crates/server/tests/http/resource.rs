@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use serde_json::json;
-use tessera_core::admin::ClientSettings;
+use tessera_core::operations::admin::ClientSettings;
 
 use crate::support::*;
 

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use tessera_core::admin::ClientSettings;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::time::Clock;
 

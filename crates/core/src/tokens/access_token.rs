@@ -10,11 +10,12 @@
 use subtle::ConstantTimeEq;
 use tessera_proto::{AccessToken, ExposeSecret, Scope};
 
-use crate::crypto::ServerKey;
-use crate::ids::{decode_token, encode_token, secret_hash};
-use crate::model::Hash;
-use crate::sealing::GRANT_ID_LEN;
 use crate::time::Timestamp;
+use crate::tokens::crypto::ServerKey;
+use crate::tokens::hash::secret_hash;
+use crate::tokens::hash::Hash;
+use crate::tokens::ids::{decode_token, encode_token};
+use crate::tokens::sealing::GRANT_ID_LEN;
 
 const VERSION: u8 = 2;
 /// Raw bytes of a grant id (its 24 characters, 6 bits each).
@@ -130,8 +131,8 @@ pub fn looks_signed(token: &AccessToken) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::random_token;
     use crate::time::SystemRandom;
+    use crate::tokens::ids::random_token;
 
     fn setup() -> (ServerKey, String, Scope) {
         (

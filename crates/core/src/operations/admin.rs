@@ -3,25 +3,15 @@
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, Password, Scope, TokenResponse};
 
 use crate::authority::{Authority, NewGrant};
-use crate::crypto;
-use crate::ids::{random_token, salesforce_id, secret_hash};
 use crate::model::{Client, Grant, StoredEvent, User};
-use crate::policy::RefreshTokenPolicy;
+use crate::policy::{
+    RefreshTokenPolicy, DEFAULT_ACCESS_TOKEN_TTL_SECS, DEFAULT_CLIENT_SCOPES,
+    DEFAULT_REFRESH_RETRY_WINDOW_SECS, MAX_ACCESS_TOKEN_TTL_SECS, MAX_REFRESH_RETRY_WINDOW_SECS,
+};
 use crate::store::{EventFilter, StoreError};
-
-/// Default access-token lifetime: Salesforce's default session timeout, 2 hours.
-pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 2 * 3600;
-/// Longest access-token lifetime: Salesforce's longest session timeout, 24 hours. Revocations
-/// are kept in force for this long.
-pub const MAX_ACCESS_TOKEN_TTL_SECS: u64 = 24 * 3600;
-/// Default retry window for rotated-out refresh tokens: 60 s; 0 is strict (docs/decisions.md,
-/// "Retry window of 60 seconds").
-pub const DEFAULT_REFRESH_RETRY_WINDOW_SECS: u64 = 60;
-/// Longest retry window: while it lasts, anyone holding the rotated-out token gets the live
-/// successor pair, so it is kept brief (Okta and Cognito cap theirs at 60 s; Hydra at 5 min).
-pub const MAX_REFRESH_RETRY_WINDOW_SECS: u64 = 300;
-/// Scopes a client gets when none are given.
-pub const DEFAULT_CLIENT_SCOPES: &str = "api id refresh_token web";
+use crate::tokens::crypto;
+use crate::tokens::hash::secret_hash;
+use crate::tokens::ids::{random_token, salesforce_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -96,9 +86,9 @@ impl ClientSettings {
     }
 }
 
-/// A redirect URI a code or a token may be sent to (see [`crate::authorize::redirect_uri_safety`]).
+/// A redirect URI a code or a token may be sent to (see [`crate::flows::authorize::redirect_uri_safety`]).
 pub fn validate_redirect_uri(uri: &str) -> Result<(), AdminError> {
-    crate::authorize::redirect_uri_safety(uri)
+    crate::flows::authorize::redirect_uri_safety(uri)
         .map_err(|why| AdminError::Invalid(format!("redirect URI {uri:?}: {why}")))
 }
 

@@ -17,9 +17,9 @@
 use subtle::ConstantTimeEq;
 use tessera_proto::RefreshToken;
 
-use crate::crypto::ServerKey;
-use crate::ids::encode_token;
 use crate::time::Random;
+use crate::tokens::crypto::ServerKey;
+use crate::tokens::ids::encode_token;
 
 /// Length of a grant id (18 random bytes in the token alphabet).
 pub const GRANT_ID_LEN: usize = 24;
@@ -104,8 +104,8 @@ impl Successor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::random_token;
     use crate::time::SystemRandom;
+    use crate::tokens::ids::random_token;
     use tessera_proto::ExposeSecret;
 
     fn grant_id() -> String {

@@ -6,8 +6,8 @@
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
 
+use crate::identity::throttle::ThrottleReason;
 use crate::store::PurgeCounts;
-use crate::throttle::ThrottleReason;
 
 /// Refresh-token requests by outcome (label `outcome`, see [`RefreshOutcome`]).
 pub const REFRESHES: &str = "tessera_refreshes_total";

@@ -5,7 +5,6 @@ use std::sync::OnceLock;
 use base64::alphabet::Alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 use crate::time::{Random, Timestamp};
 
@@ -62,11 +61,6 @@ pub fn encode_token(raw: &[u8]) -> String {
 /// The bytes [`encode_token`] wrote, or `None` for anything it could not have written.
 pub fn decode_token(text: &str) -> Option<Vec<u8>> {
     token_engine().decode(text).ok()
-}
-
-/// SHA-256 of a secret value: the only form in which tokens, codes and client secrets are stored.
-pub fn secret_hash(value: &str) -> [u8; 32] {
-    Sha256::digest(value.as_bytes()).into()
 }
 
 /// A Salesforce-style 18-character id: a 3-character key prefix, 12 random base-62 characters,

@@ -12,7 +12,6 @@ use subtle::ConstantTimeEq;
 use tessera_proto::{ExposeSecret, Password};
 use zeroize::Zeroizing;
 
-use crate::model::Hash;
 use crate::time::Random;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -72,11 +71,6 @@ pub fn token_signature(key: &[u8], id: &str, issued_at: &str) -> String {
     mac.update(id.as_bytes());
     mac.update(issued_at.as_bytes());
     STANDARD.encode(mac.finalize().into_bytes())
-}
-
-/// Constant-time comparison of a presented secret's hash with a stored hash.
-pub fn hash_matches(presented: &str, stored: &Hash) -> bool {
-    crate::ids::secret_hash(presented).ct_eq(stored).into()
 }
 
 /// RFC 7636 S256: base64url-without-padding of SHA-256 of the verifier, compared in constant time.

@@ -3,13 +3,13 @@
 
 use tessera_proto::{AccessToken, ExposeSecret, PresentedToken};
 
-use crate::access_token::{looks_signed, verify};
 use crate::authority::{Authority, Source, MAX_TOKEN_LEN};
-use crate::ids::secret_hash;
 use crate::model::{ChangeKind, EventKind};
-use crate::sealing::signed_grant_id;
 use crate::store::StoreError;
 use crate::time::Timestamp;
+use crate::tokens::access_token::{looks_signed, verify};
+use crate::tokens::hash::secret_hash;
+use crate::tokens::sealing::signed_grant_id;
 
 /// What the caller of the revocation endpoint presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +147,7 @@ impl Authority {
     async fn access_token_issued(
         &self,
         token: &str,
-        hash: &crate::model::Hash,
+        hash: &crate::tokens::hash::Hash,
     ) -> Result<Option<(Timestamp, String)>, StoreError> {
         let token = AccessToken::new(token);
         if looks_signed(&token) {

@@ -222,7 +222,7 @@ impl<K: Hash + Eq> Counter<K> {
     }
 
     fn refusal(&self, w: &mut Window, now: Timestamp) -> Refusal {
-        crate::metrics::throttled(self.reason);
+        crate::operations::metrics::throttled(self.reason);
         let first = !w.refused;
         w.refused = true;
         (

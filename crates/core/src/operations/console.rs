@@ -7,11 +7,11 @@
 
 use tessera_proto::{ClientSecret, Password};
 
-use crate::admin::{AdminError, ClientSettings};
 use crate::authority::{idle_expiry, Authority, Source};
-use crate::login::LoginError;
+use crate::flows::revocation::AdminRevokeError;
+use crate::identity::login::LoginError;
 use crate::model::{Client, Event, EventKind, Grant, StoredEvent, User};
-use crate::revocation::AdminRevokeError;
+use crate::operations::admin::{AdminError, ClientSettings};
 use crate::store::{EventFilter, StoreError};
 use crate::time::Timestamp;
 

@@ -15,12 +15,13 @@ use subtle::ConstantTimeEq;
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope, TokenResponse};
 
 use crate::authority::{idle_expiry, still_allowed, Authority, Source, MAX_TOKEN_LEN};
-use crate::ids::secret_hash;
-use crate::metrics::RefreshOutcome as Counted;
-use crate::model::{Client, EventKind, Family, Grant, Hash, User};
-use crate::sealing::{signed_grant_id, Successor};
+use crate::model::{Client, EventKind, Family, Grant, User};
+use crate::operations::metrics::RefreshOutcome as Counted;
 use crate::store::{RefreshCommit, RefreshOutcome};
 use crate::time::Timestamp;
+use crate::tokens::hash::secret_hash;
+use crate::tokens::hash::Hash;
+use crate::tokens::sealing::{signed_grant_id, Successor};
 
 /// Without a retry window, a replay of a rotated-out token this soon after its rotation is taken
 /// for a simultaneous duplicate of that refresh: refused with "token request is already being
@@ -94,7 +95,7 @@ impl Authority {
             };
             self.judge_refresh(&presented, requested_scope).await
         };
-        crate::metrics::refresh(
+        crate::operations::metrics::refresh(
             outcome
                 .get()
                 .copied()
@@ -134,7 +135,10 @@ impl Authority {
             .guard()
             .family(&grant_id)
             .filter(|f| self.may_refresh(client, f, &presented_hash, now));
-        crate::metrics::cache_lookup(crate::metrics::Cache::Family, cached.is_some());
+        crate::operations::metrics::cache_lookup(
+            crate::operations::metrics::Cache::Family,
+            cached.is_some(),
+        );
         let family = match cached {
             Some(family) => family,
             None => {
@@ -510,13 +514,13 @@ mod tests {
 
     use tessera_proto::{OAuthError, Password, RefreshToken, TokenResponse};
 
-    use crate::admin::ClientSettings;
     use crate::authority::{Authority, AuthorityConfig, ClientCredentials, Source};
-    use crate::crypto::ServerKey;
+    use crate::flows::token_request::TokenRequest;
+    use crate::operations::admin::ClientSettings;
     use crate::policy::RefreshTokenPolicy;
     use crate::store::memory::MemoryStore;
     use crate::time::{ManualClock, SystemRandom, Timestamp};
-    use crate::token::TokenRequest;
+    use crate::tokens::crypto::ServerKey;
 
     struct World {
         authority: Authority,
@@ -618,7 +622,7 @@ mod tests {
             .snapshot()
             .into_vec()
             .into_iter()
-            .filter(|(key, ..)| key.key().name() == crate::metrics::REFRESHES)
+            .filter(|(key, ..)| key.key().name() == crate::operations::metrics::REFRESHES)
             .filter_map(|(key, _, _, value)| {
                 let outcome = key.key().labels().find(|l| l.key() == "outcome")?;
                 match value {
@@ -757,16 +761,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_rotation_whose_pair_cannot_be_rebuilt_is_never_taken_for_reuse_in_its_window() {
-        use crate::ids::secret_hash;
         use crate::store::{Grants, RefreshCommit, RefreshOutcome};
+        use crate::tokens::hash::secret_hash;
         use tessera_proto::ExposeSecret;
 
         let w = world(rotating(60)).await;
         let rt1 = w.rt();
-        let grant_id =
-            crate::sealing::signed_grant_id(&w.authority.config().server_key, rt1.expose_secret())
-                .unwrap()
-                .to_owned();
+        let grant_id = crate::tokens::sealing::signed_grant_id(
+            &w.authority.config().server_key,
+            rt1.expose_secret(),
+        )
+        .unwrap()
+        .to_owned();
         let grant = w.store.grant(&grant_id).await.unwrap().unwrap();
         // A rotation made by an earlier version: its successor was drawn at random, and the pair
         // it answered is not kept.
