@@ -603,15 +603,15 @@ impl Authority {
                 return Err(OAuthError::ExpiredAuthorizationCode);
             }
         }
-        Ok(self.token_response(
+        Ok(self.token_response(IssuedTokens {
             client,
             user,
             scope,
             access_token,
             refresh_token,
-            now,
+            issued_at: now,
             presented_secret,
-        ))
+        }))
     }
 
     /// A new grant with its tokens, ready to store (no code, no approval limit, no event), and
@@ -663,8 +663,15 @@ impl Authority {
         let now = self.now();
         let (issuance, refresh_token, access_token) =
             self.build_issuance(client, user, scope, true, now)?;
-        let response =
-            self.token_response(client, user, scope, access_token, refresh_token, now, None);
+        let response = self.token_response(IssuedTokens {
+            client,
+            user,
+            scope,
+            access_token,
+            refresh_token,
+            issued_at: now,
+            presented_secret: None,
+        });
         Ok((issuance, response))
     }
 
@@ -700,17 +707,17 @@ impl Authority {
         random
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn token_response(
-        &self,
-        client: &Client,
-        user: &User,
-        scope: &Scope,
-        access_token: AccessToken,
-        refresh_token: Option<RefreshToken>,
-        now: Timestamp,
-        presented_secret: Option<&ClientSecret>,
-    ) -> TokenResponse {
+    /// The token response describing `issued`, signed as Salesforce signs it.
+    pub(crate) fn token_response(&self, issued: IssuedTokens<'_>) -> TokenResponse {
+        let IssuedTokens {
+            client,
+            user,
+            scope,
+            access_token,
+            refresh_token,
+            issued_at: now,
+            presented_secret,
+        } = issued;
         let id = self.identity_url(&user.org_id, &user.id);
         let issued_at = now.millis().to_string();
         // Keyed by the client secret so that clients can verify it
@@ -751,6 +758,19 @@ impl Authority {
 /// skew: the clock was stepped back since.
 pub(crate) fn ahead_of_clock(at: Timestamp, now: Timestamp) -> bool {
     at.millis() > now.millis().saturating_add(MAX_CLOCK_SKEW_MS)
+}
+
+/// Tokens issued to a user's client, as a token response describes them.
+#[derive(Debug)]
+pub(crate) struct IssuedTokens<'a> {
+    pub client: &'a Client,
+    pub user: &'a User,
+    pub scope: &'a Scope,
+    pub access_token: AccessToken,
+    pub refresh_token: Option<RefreshToken>,
+    pub issued_at: Timestamp,
+    /// The client secret the request presented, which keys the response's `signature`.
+    pub presented_secret: Option<&'a ClientSecret>,
 }
 
 /// What a new grant is made of.
