@@ -222,7 +222,7 @@ impl<K: Hash + Eq> Counter<K> {
     }
 
     fn refusal(&self, w: &mut Window, now: Timestamp) -> Refusal {
-        crate::operations::metrics::throttled(self.reason);
+        crate::operations::metrics::throttled(self.reason.label());
         let first = !w.refused;
         w.refused = true;
         (
