@@ -261,6 +261,7 @@ pub async fn run(settings: Settings, args: AdminArgs) -> anyhow::Result<()> {
             scope,
         }) => {
             let response = authority
+                .operator()
                 .mint_for(&client_id, &username, &scope)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
@@ -340,14 +341,17 @@ async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> 
             if options.redirect_uris.is_empty() {
                 bail!("at least one --redirect-uri is required");
             }
-            let (client, secret) = authority.create_client(public, &options.settings()).await?;
+            let (client, secret) = authority
+                .operator()
+                .create_client(public, &options.settings())
+                .await?;
             out.print(
                 &client_json(&client, secret.as_ref()),
                 Some(client_text(&client, secret.as_ref())),
             );
         }
         ClientCommand::List => {
-            let clients = authority.list_clients().await?;
+            let clients = authority.operator().list_clients().await?;
             let values: Vec<Value> = clients.iter().map(|c| client_json(c, None)).collect();
             let text = clients
                 .iter()
@@ -368,7 +372,7 @@ async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> 
             out.print(&Value::Array(values), Some(text));
         }
         ClientCommand::Show { client_id } => {
-            let client = authority.client(&client_id).await?;
+            let client = authority.operator().client(&client_id).await?;
             out.print(
                 &client_json(&client, None),
                 Some(client_text(&client, None)),
@@ -376,6 +380,7 @@ async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> 
         }
         ClientCommand::Update { client_id, options } => {
             let client = authority
+                .operator()
                 .update_client(&client_id, &options.settings())
                 .await?;
             out.print(
@@ -384,7 +389,7 @@ async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> 
             );
         }
         ClientCommand::Delete { client_id } => {
-            authority.delete_client(&client_id).await?;
+            authority.operator().delete_client(&client_id).await?;
             out.print(
                 &json!({ "deleted": client_id }),
                 Some(format!("deleted client {client_id}")),
@@ -395,6 +400,7 @@ async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> 
             revoke_tokens,
         } => {
             let (client, secret) = authority
+                .operator()
                 .rotate_client_secret(&client_id, revoke_tokens)
                 .await?;
             out.print(
@@ -450,13 +456,19 @@ async fn user(authority: &Authority, out: &Output, command: UserCommand) -> anyh
         } => {
             let password = read_password()?;
             if admin {
-                authority.create_admin(&username, password, email).await?
+                authority
+                    .operator()
+                    .create_admin(&username, password, email)
+                    .await?
             } else {
-                authority.create_user(&username, password, email).await?
+                authority
+                    .operator()
+                    .create_user(&username, password, email)
+                    .await?
             }
         }
         UserCommand::List => {
-            let users = authority.list_users().await?;
+            let users = authority.operator().list_users().await?;
             let text = users.iter().map(user_text).collect::<Vec<_>>().join("\n");
             out.print(
                 &Value::Array(users.iter().map(user_json).collect()),
@@ -464,16 +476,34 @@ async fn user(authority: &Authority, out: &Output, command: UserCommand) -> anyh
             );
             return Ok(());
         }
-        UserCommand::Disable { username } => authority.set_user_disabled(&username, true).await?,
-        UserCommand::Enable { username } => authority.set_user_disabled(&username, false).await?,
-        UserCommand::GrantAdmin { username } => authority.set_user_admin(&username, true).await?,
-        UserCommand::RevokeAdmin { username } => authority.set_user_admin(&username, false).await?,
+        UserCommand::Disable { username } => {
+            authority
+                .operator()
+                .set_user_disabled(&username, true)
+                .await?
+        }
+        UserCommand::Enable { username } => {
+            authority
+                .operator()
+                .set_user_disabled(&username, false)
+                .await?
+        }
+        UserCommand::GrantAdmin { username } => {
+            authority.operator().set_user_admin(&username, true).await?
+        }
+        UserCommand::RevokeAdmin { username } => {
+            authority
+                .operator()
+                .set_user_admin(&username, false)
+                .await?
+        }
         UserCommand::SetPassword {
             username,
             password_stdin: _,
             keep_sessions,
         } => {
             let (user, revoked) = authority
+                .operator()
                 .set_user_password(&username, read_password()?, keep_sessions)
                 .await?;
             let mut value = user_json(&user);

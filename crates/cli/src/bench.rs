@@ -372,6 +372,7 @@ async fn prepare(dir: &Path, url: &str, tokens: u64, workers: usize) -> anyhow::
     );
     authority.org().await?;
     let user = authority
+        .operator()
         .create_user(USERNAME, Password::new(PASSWORD), None)
         .await?;
     let client = |name: &str, rotate: bool| ClientSettings {
@@ -392,6 +393,7 @@ async fn prepare(dir: &Path, url: &str, tokens: u64, workers: usize) -> anyhow::
     let ballast = tokens.saturating_sub(2 * per_kind);
     for (rotate, ballast) in [(true, ballast - ballast / 2), (false, ballast / 2)] {
         let (client, secret) = authority
+            .operator()
             .create_client(
                 false,
                 &client(if rotate { "rotating" } else { "static" }, rotate),
@@ -399,6 +401,7 @@ async fn prepare(dir: &Path, url: &str, tokens: u64, workers: usize) -> anyhow::
             .await?;
         let secret = secret.context("a confidential client has a secret")?;
         let minted = authority
+            .operator()
             .mint_many(
                 &client.client_id,
                 USERNAME,

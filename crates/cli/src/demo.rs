@@ -108,10 +108,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     heading(&format!("Tessera demo — Authorization Server and Resource Server on {base} (SQLite in a temporary directory)"));
     let password = "demo-password-1";
     authority
+        .operator()
         .create_user("demo@example.com", Password::new(password), None)
         .await?;
     let redirect = "http://127.0.0.1/callback";
     let (client, secret) = authority
+        .operator()
         .create_client(
             false,
             &ClientSettings {

@@ -16,19 +16,26 @@ fn when(millis: i64) -> String {
 
 pub async fn revoke(authority: &Authority, out: &Output, args: RevokeArgs) -> anyhow::Result<()> {
     let (target, count) = if let Some(username) = args.user {
-        let user = authority.user(&username).await?;
+        let user = authority.operator().user(&username).await?;
         (
             format!("user {username}"),
-            authority.revoke_user_grants(&user.id, "admin").await?,
+            authority
+                .operator()
+                .revoke_user_grants(&user.id, "admin")
+                .await?,
         )
     } else if let Some(client_id) = args.client {
-        authority.client(&client_id).await?;
+        authority.operator().client(&client_id).await?;
         (
             format!("client {client_id}"),
-            authority.revoke_client_grants(&client_id, "admin").await?,
+            authority
+                .operator()
+                .revoke_client_grants(&client_id, "admin")
+                .await?,
         )
     } else if let Some(grant_id) = args.grant {
         let revoked = authority
+            .operator()
             .revoke_grant_by_id(&grant_id, "admin")
             .await
             .with_context(|| format!("grant {grant_id}"))?;
@@ -87,8 +94,8 @@ fn grant_json(g: &Grant, events: &[StoredEvent]) -> Value {
 }
 
 pub async fn grants(authority: &Authority, out: &Output, username: &str) -> anyhow::Result<()> {
-    let user = authority.user(username).await?;
-    let histories = authority.grant_histories(&user.id).await?;
+    let user = authority.operator().user(username).await?;
+    let histories = authority.operator().grant_histories(&user.id).await?;
     let values: Vec<Value> = histories
         .iter()
         .map(|h| grant_json(&h.grant, &h.events))
@@ -130,7 +137,7 @@ pub async fn grants(authority: &Authority, out: &Output, username: &str) -> anyh
 
 pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> anyhow::Result<()> {
     let user_id = match &args.user {
-        Some(username) => Some(authority.user(username).await?.id),
+        Some(username) => Some(authority.operator().user(username).await?.id),
         None => None,
     };
     let mut filter = EventFilter {
@@ -142,7 +149,7 @@ pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> an
         ..EventFilter::default()
     };
     // The newest `limit`, printed oldest first; following goes on from the newest.
-    let mut newest = authority.events(&filter).await?;
+    let mut newest = authority.operator().events(&filter).await?;
     newest.reverse();
     for e in &newest {
         out.print(&event_json(e), Some(event_text(e)));
@@ -157,7 +164,7 @@ pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> an
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         filter.limit = 1000;
-        for e in authority.events(&filter).await? {
+        for e in authority.operator().events(&filter).await? {
             filter.after_id = e.id;
             out.print(&event_json(&e), Some(event_text(&e)));
         }
@@ -165,7 +172,7 @@ pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> an
 }
 
 pub async fn stats(authority: &Authority, out: &Output) -> anyhow::Result<()> {
-    let counts = authority.row_counts().await?;
+    let counts = authority.operator().row_counts().await?;
     let value: serde_json::Map<String, Value> =
         counts.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
     let text = counts

@@ -70,6 +70,7 @@ impl Server {
         };
         let authority = Authority::new(Arc::new(store), clock, Arc::new(SystemRandom), config);
         authority
+            .operator()
             .create_user(USERNAME, Password::new("correct horse battery"), None)
             .await
             .unwrap();
@@ -108,6 +109,7 @@ impl Server {
         };
         let (client, secret) = self
             .authority
+            .operator()
             .create_client(public, &settings)
             .await
             .unwrap();
@@ -138,6 +140,7 @@ impl Server {
     /// A new grant for the test user, as a code exchange would give.
     pub async fn mint(&self, client: &TestClient) -> TokenResponse {
         self.authority
+            .operator()
             .mint_for(&client.id, USERNAME, SCOPE)
             .await
             .unwrap()
@@ -169,7 +172,7 @@ impl Server {
             limit: 100_000,
             ..Default::default()
         };
-        let all = self.authority.events(&filter).await.unwrap();
+        let all = self.authority.operator().events(&filter).await.unwrap();
         all.iter().filter(|e| e.event.kind.name() == kind).count()
     }
 

@@ -636,6 +636,7 @@ mod tests {
             AuthorityConfig::new("http://as.test", ServerKey::generate(&SystemRandom)),
         );
         authority
+            .operator()
             .create_user(USER, Password::new("password one"), None)
             .await
             .unwrap();
@@ -644,8 +645,13 @@ mod tests {
             redirect_uris: Some(vec!["https://app.example/cb".into()]),
             ..settings
         };
-        let (client, secret) = authority.create_client(false, &settings).await.unwrap();
+        let (client, secret) = authority
+            .operator()
+            .create_client(false, &settings)
+            .await
+            .unwrap();
         let first = authority
+            .operator()
             .mint_for(&client.client_id, USER, "api refresh_token")
             .await
             .unwrap();
@@ -969,6 +975,7 @@ mod tests {
     async fn removing_scopes_from_the_client_cuts_live_grants() {
         let w = world(ClientSettings::default()).await;
         w.authority
+            .operator()
             .update_client(
                 &w.creds.client_id,
                 &ClientSettings {
@@ -981,6 +988,7 @@ mod tests {
         let cut = w.refresh(&w.rt()).await.unwrap();
         assert_eq!(cut.scope, "refresh_token");
         w.authority
+            .operator()
             .update_client(
                 &w.creds.client_id,
                 &ClientSettings {
@@ -1001,6 +1009,7 @@ mod tests {
         let w = world(rotating(60)).await;
         let (other, secret) = w
             .authority
+            .operator()
             .create_client(
                 false,
                 &ClientSettings {

@@ -48,14 +48,6 @@ impl From<StoreError> for RevocationError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AdminRevokeError {
-    #[error("no such grant")]
-    NotFound,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 impl Authority {
     /// Revokes whatever `token` is (RFC 7009; possession is enough, as at Salesforce). A refresh
     /// token revokes its whole grant with every access token issued from it; an access token
@@ -172,66 +164,5 @@ impl Authority {
             return Ok(Some(id.to_owned()));
         }
         self.store().legacy_refresh_grant(&secret_hash(token)).await
-    }
-
-    /// Revokes one grant (administrator). Returns false if it was already revoked.
-    pub async fn revoke_grant_by_id(
-        &self,
-        grant_id: &str,
-        why: &str,
-    ) -> Result<bool, AdminRevokeError> {
-        let grant = self
-            .store()
-            .grant(grant_id)
-            .await?
-            .ok_or(AdminRevokeError::NotFound)?;
-        if grant.revoked_at.is_some() {
-            return Ok(false);
-        }
-        let now = self.now();
-        if self.store().revoke_grant(grant_id, now).await? {
-            self.grant_revoked(grant_id, now);
-        }
-        self.record_grant(EventKind::Revoked, &grant, why, None)
-            .await;
-        Ok(true)
-    }
-
-    /// Revokes every live grant of a user; returns how many.
-    pub async fn revoke_user_grants(&self, user_id: &str, why: &str) -> Result<usize, StoreError> {
-        let ids = self
-            .store()
-            .revoke_grants_of_user(user_id, self.now())
-            .await?;
-        self.record_revocations(&ids, why).await?;
-        Ok(ids.len())
-    }
-
-    /// Revokes every live grant of a client; returns how many.
-    pub async fn revoke_client_grants(
-        &self,
-        client_id: &str,
-        why: &str,
-    ) -> Result<usize, StoreError> {
-        let ids = self
-            .store()
-            .revoke_grants_of_client(client_id, self.now())
-            .await?;
-        self.record_revocations(&ids, why).await?;
-        Ok(ids.len())
-    }
-
-    async fn record_revocations(&self, ids: &[String], why: &str) -> Result<(), StoreError> {
-        let now = self.now();
-        for id in ids {
-            self.grant_revoked(id, now);
-        }
-        for id in ids {
-            if let Some(grant) = self.store().grant(id).await? {
-                self.record_grant(EventKind::Revoked, &grant, why, None)
-                    .await;
-            }
-        }
-        Ok(())
     }
 }

@@ -5,3 +5,5 @@ pub mod admin;
 pub mod console;
 pub mod housekeeping;
 pub mod metrics;
+pub mod operator;
+pub mod revocations;

@@ -185,6 +185,7 @@ impl Harness {
         let authority =
             Authority::new(store.clone(), clock.clone(), Arc::new(SystemRandom), config);
         authority
+            .operator()
             .create_user(USERNAME, Password::new(PASSWORD), Some(USERNAME.into()))
             .await
             .unwrap();
@@ -206,6 +207,7 @@ impl Harness {
         };
         let (client, secret) = self
             .authority
+            .operator()
             .create_client(public, &settings)
             .await
             .unwrap();
