@@ -29,3 +29,4 @@ pub mod tokens;
 pub use authority::{Authority, AuthorityConfig, ClientCredentials, Source};
 pub use flows::token_request::TokenRequest;
 pub use identity::login::LoginError;
+pub use operations::operator::Operator;
