@@ -2,11 +2,12 @@
 //! the clock, the randomness, the throttle — and keeps them to itself: the HTTP adapter calls
 //! one operation per request and maps the result, so it cannot do domain work by accident.
 //!
-//! The operations are spread over one file per concern, each adding an `impl Authority`:
-//! `client_auth.rs`, `login.rs` (login and consent), `code_grant.rs`, `refresh.rs`,
-//! `revocation.rs`, `introspection.rs`, `resource.rs` (access-token validation, identity, the
-//! REST records), `housekeeping.rs` and `admin.rs`. This file holds what they share: issuing
-//! tokens and recording audit events.
+//! The end-user operations are spread over one file per concern, each adding an
+//! `impl Authority`: `flows/` (the authorization request, the token endpoint and its grants,
+//! revocation, introspection, resource-token validation) and `identity/` (client
+//! authentication, login and consent). What an operator does is on
+//! [`crate::operations::operator::Operator`]. This file holds what they share: the
+//! configuration, following the store's changes, issuing tokens and recording audit events.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -32,17 +33,17 @@ use crate::tokens::ids::{salesforce_id, time_ordered_id};
 use crate::tokens::sealing::mint_refresh_token;
 
 /// How long an authorization code lives (Salesforce: 15 minutes).
-pub const CODE_TTL_SECS: u64 = 15 * 60;
+pub(crate) const CODE_TTL_SECS: u64 = 15 * 60;
 /// Bytes of randomness in every token, code and secret: 256 bits (RFC 6749 §10.10 asks ≥ 128).
 pub(crate) const TOKEN_BYTES: usize = 32;
 /// Longest token value worth a lookup; anything longer is refused before hashing.
-pub const MAX_TOKEN_LEN: usize = 512;
+pub(crate) const MAX_TOKEN_LEN: usize = 512;
 /// How long a client waits before retrying after a 503 (a storage failure, a full queue of
 /// password checks).
 pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 /// A token issued more than this far ahead of the clock is refused: the clock was stepped back,
 /// and its expiry can no longer be trusted to have been judged on the same clock.
-pub const MAX_CLOCK_SKEW_MS: i64 = 30_000;
+pub(crate) const MAX_CLOCK_SKEW_MS: i64 = 30_000;
 /// A step back of the wall clock larger than this is logged as an error.
 const CLOCK_STEP_TOLERANCE_MS: i64 = 1_000;
 

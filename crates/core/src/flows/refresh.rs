@@ -26,7 +26,7 @@ use crate::tokens::sealing::{signed_grant_id, Successor};
 /// Without a retry window, a replay of a rotated-out token this soon after its rotation is taken
 /// for a simultaneous duplicate of that refresh: refused with "token request is already being
 /// processed", neither answered with tokens nor punished. Later, it is reuse.
-pub const CONCURRENT_REFRESH_GRACE_MS: i64 = 2_000;
+pub(crate) const CONCURRENT_REFRESH_GRACE_MS: i64 = 2_000;
 
 /// Which of its family's tokens a presented refresh token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

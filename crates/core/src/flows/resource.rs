@@ -14,8 +14,8 @@ use crate::tokens::hash::secret_hash;
 use crate::tokens::ids::salesforce_id;
 
 /// Longest Note title and body (Salesforce's).
-pub const NOTE_TITLE_MAX: usize = 80;
-pub const NOTE_BODY_MAX: usize = 32_000;
+pub(crate) const NOTE_TITLE_MAX: usize = 80;
+pub(crate) const NOTE_BODY_MAX: usize = 32_000;
 /// Most notes one query returns.
 pub const NOTE_QUERY_MAX: u32 = 2000;
 

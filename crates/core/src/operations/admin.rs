@@ -88,7 +88,7 @@ impl ClientSettings {
 }
 
 /// A redirect URI a code or a token may be sent to (see [`crate::flows::authorize::redirect_uri_safety`]).
-pub fn validate_redirect_uri(uri: &str) -> Result<(), AdminError> {
+pub(crate) fn validate_redirect_uri(uri: &str) -> Result<(), AdminError> {
     crate::flows::authorize::redirect_uri_safety(uri)
         .map_err(|why| AdminError::Invalid(format!("redirect URI {uri:?}: {why}")))
 }

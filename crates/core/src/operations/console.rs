@@ -20,7 +20,7 @@ use crate::time::Timestamp;
 pub const ADMIN_SESSION_TTL_SECS: u64 = 3600;
 /// What the console's logins are recorded as in place of a client (login failures and
 /// throttling are audited by client).
-pub const CONSOLE_CLIENT: &str = "admin-console";
+pub(crate) const CONSOLE_CLIENT: &str = "admin-console";
 /// The server key's purpose for console sessions: an end user's session cookie is no console
 /// session, even for the same user.
 const ADMIN_SESSION_PURPOSE: &str = "admin_session";

@@ -121,7 +121,7 @@ pub fn verify(key: &ServerKey, token: &AccessToken) -> Option<AccessClaims> {
 
 /// Whether a token is of this format at all (as opposed to the earlier, stored one), judged by
 /// its shape only.
-pub fn looks_signed(token: &AccessToken) -> bool {
+pub(crate) fn looks_signed(token: &AccessToken) -> bool {
     token
         .expose_secret()
         .split_once('!')

@@ -53,7 +53,7 @@ impl ServerKey {
         mac.finalize().into_bytes().into()
     }
 
-    pub fn verify_mac(&self, purpose: &str, message: &[u8], tag: &[u8]) -> bool {
+    pub(crate) fn verify_mac(&self, purpose: &str, message: &[u8], tag: &[u8]) -> bool {
         self.mac(purpose, message).ct_eq(tag).into()
     }
 }
@@ -66,7 +66,7 @@ impl std::fmt::Debug for ServerKey {
 
 /// Salesforce's `signature`: base64 (standard, padded) of HMAC-SHA256 keyed by the client secret
 /// over `id + issued_at` (docs/salesforce-compatibility.md, "The signature field").
-pub fn token_signature(key: &[u8], id: &str, issued_at: &str) -> String {
+pub(crate) fn token_signature(key: &[u8], id: &str, issued_at: &str) -> String {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(id.as_bytes());
     mac.update(issued_at.as_bytes());
@@ -74,13 +74,13 @@ pub fn token_signature(key: &[u8], id: &str, issued_at: &str) -> String {
 }
 
 /// RFC 7636 S256: base64url-without-padding of SHA-256 of the verifier, compared in constant time.
-pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
+pub(crate) fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
     let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     computed.as_bytes().ct_eq(challenge.as_bytes()).into()
 }
 
 /// An Argon2id PHC string for a password. Slow on purpose: call it off the async runtime.
-pub fn hash_password(password: &Password, rng: &dyn Random) -> String {
+pub(crate) fn hash_password(password: &Password, rng: &dyn Random) -> String {
     let mut salt = [0u8; 16];
     rng.fill(&mut salt);
     let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
@@ -98,7 +98,7 @@ pub fn hash_password(password: &Password, rng: &dyn Random) -> String {
 /// 750 MiB with only two checks ever running at once. Kept here instead, one buffer per check
 /// that may run at once, the memory is fixed: `max_concurrent_password_checks` × 19 MiB.
 #[derive(Default)]
-pub struct ReusableVerifier {
+pub(crate) struct ReusableVerifier {
     buffers: Mutex<Vec<Vec<Block>>>,
 }
 

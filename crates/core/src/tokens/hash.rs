@@ -13,6 +13,6 @@ pub fn secret_hash(value: &str) -> Hash {
 }
 
 /// Constant-time comparison of a presented secret's hash with a stored hash.
-pub fn hash_matches(presented: &str, stored: &Hash) -> bool {
+pub(crate) fn hash_matches(presented: &str, stored: &Hash) -> bool {
     secret_hash(presented).ct_eq(stored).into()
 }

@@ -35,7 +35,11 @@ fn tag(key: &ServerKey, body: &str) -> String {
 }
 
 /// Mints a refresh token for a grant: 256 random bits, plus the signed grant id.
-pub fn mint_refresh_token(key: &ServerKey, rng: &dyn Random, grant_id: &str) -> RefreshToken {
+pub(crate) fn mint_refresh_token(
+    key: &ServerKey,
+    rng: &dyn Random,
+    grant_id: &str,
+) -> RefreshToken {
     let mut random = [0u8; RANDOM_BYTES];
     rng.fill(&mut random);
     refresh_token_from(key, &random, grant_id)
