@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_core::tokens::crypto::ServerKey;
+use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::tokens::sealing::{signed_grant_id, Successor, GRANT_ID_LEN};
 
 fuzz_target!(|token: &str| {

@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tessera_core::operations::admin::ClientSettings;
 use tessera_core::time::{parse_duration_secs, SystemClock, SystemRandom};
-use tessera_core::tokens::crypto::ServerKey;
+use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password, TokenResponse};
 use tokio::net::TcpStream;

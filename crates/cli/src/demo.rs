@@ -16,7 +16,7 @@ use tessera_client::{
 };
 use tessera_core::operations::admin::ClientSettings;
 use tessera_core::time::{SystemClock as ServerClock, SystemRandom};
-use tessera_core::tokens::crypto::ServerKey;
+use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password, TokenResponse};
 

@@ -21,16 +21,18 @@ use tessera_proto::{
 use tokio::sync::Semaphore;
 
 use crate::identity::guard::Guard;
+use crate::identity::password::ReusableVerifier;
 use crate::identity::throttle::{Throttle, ThrottleConfig, Throttled};
 use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Org, User};
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{ChangeNotice, Issuance, IssueOutcome, Store, StoreError};
 use crate::time::{Clock, Random, Timestamp};
-use crate::tokens::crypto::{self, ReusableVerifier, ServerKey};
+use crate::tokens::crypto;
 use crate::tokens::hash::secret_hash;
 use crate::tokens::hash::Hash;
 use crate::tokens::ids::{salesforce_id, time_ordered_id};
 use crate::tokens::sealing::mint_refresh_token;
+use crate::tokens::server_key::ServerKey;
 
 /// How long an authorization code lives (Salesforce: 15 minutes).
 pub(crate) const CODE_TTL_SECS: u64 = 15 * 60;
@@ -815,7 +817,3 @@ fn is_guessing_failure(error: &OAuthError) -> bool {
             | OAuthError::InvalidCodeVerifier
     )
 }
-
-/// An Argon2id hash of a random value nobody knows, verified against when a username does not
-/// exist so that both paths cost the same.
-pub(crate) const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3kzV0f3cYvxHAWW2gQOZ2Dc9zxcqqRKFcW4SoaSKWbo";

@@ -13,7 +13,7 @@ use tessera_client::{
 use tessera_core::operations::admin::ClientSettings;
 use tessera_core::store::EventFilter;
 use tessera_core::time::SystemRandom;
-use tessera_core::tokens::crypto::ServerKey;
+use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ClientSecret, ExposeSecret, Password, TokenResponse};
 use tessera_server::{app, AppState};

@@ -614,7 +614,7 @@ mod tests {
     use crate::policy::RefreshTokenPolicy;
     use crate::store::memory::MemoryStore;
     use crate::time::{ManualClock, SystemRandom, Timestamp};
-    use crate::tokens::crypto::ServerKey;
+    use crate::tokens::server_key::ServerKey;
 
     struct World {
         authority: Authority,

@@ -5,4 +5,5 @@
 pub(crate) mod client_auth;
 pub(crate) mod guard;
 pub mod login;
+pub(crate) mod password;
 pub mod throttle;

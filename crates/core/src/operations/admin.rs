@@ -10,7 +10,6 @@ use crate::policy::{
     DEFAULT_REFRESH_RETRY_WINDOW_SECS, MAX_ACCESS_TOKEN_TTL_SECS, MAX_REFRESH_RETRY_WINDOW_SECS,
 };
 use crate::store::{EventFilter, StoreError};
-use crate::tokens::crypto;
 use crate::tokens::hash::secret_hash;
 use crate::tokens::ids::{random_token, salesforce_id};
 
@@ -440,9 +439,11 @@ impl Operator {
         let mut salt_source = [0u8; 32];
         self.authority.rng().fill(&mut salt_source);
         let seeded = SeededSalt(salt_source);
-        tokio::task::spawn_blocking(move || crypto::hash_password(&password, &seeded))
-            .await
-            .unwrap_or_default()
+        tokio::task::spawn_blocking(move || {
+            crate::identity::password::hash_password(&password, &seeded)
+        })
+        .await
+        .unwrap_or_default()
     }
 }
 

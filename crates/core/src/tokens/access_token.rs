@@ -11,11 +11,11 @@ use subtle::ConstantTimeEq;
 use tessera_proto::{AccessToken, ExposeSecret, Scope};
 
 use crate::time::Timestamp;
-use crate::tokens::crypto::ServerKey;
 use crate::tokens::hash::secret_hash;
 use crate::tokens::hash::Hash;
 use crate::tokens::ids::{decode_token, encode_token};
 use crate::tokens::sealing::GRANT_ID_LEN;
+use crate::tokens::server_key::ServerKey;
 
 const VERSION: u8 = 2;
 /// Raw bytes of a grant id (its 24 characters, 6 bits each).

@@ -6,3 +6,4 @@ pub mod crypto;
 pub mod hash;
 pub mod ids;
 pub mod sealing;
+pub mod server_key;

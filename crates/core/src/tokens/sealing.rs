@@ -18,8 +18,8 @@ use subtle::ConstantTimeEq;
 use tessera_proto::RefreshToken;
 
 use crate::time::Random;
-use crate::tokens::crypto::ServerKey;
 use crate::tokens::ids::encode_token;
+use crate::tokens::server_key::ServerKey;
 
 /// Length of a grant id (18 random bytes in the token alphabet).
 pub const GRANT_ID_LEN: usize = 24;

@@ -17,7 +17,7 @@ use tessera_core::operations::admin::ClientSettings;
 use tessera_core::store::failing::FailingStore;
 pub use tessera_core::store::prelude::*;
 use tessera_core::time::{ManualClock, SystemRandom, Timestamp};
-use tessera_core::tokens::crypto::ServerKey;
+use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password};
 use tessera_server::{app, AppState, TrustedProxies};
