@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_core::access_token::{mint, verify, RANDOM_BYTES};
-use tessera_core::crypto::ServerKey;
-use tessera_core::ids::encode_token;
+use tessera_core::tokens::access_token::{mint, verify, RANDOM_BYTES};
+use tessera_core::tokens::server_key::ServerKey;
+use tessera_core::tokens::ids::encode_token;
 use tessera_core::time::Timestamp;
 use tessera_proto::{AccessToken, Scope};
 

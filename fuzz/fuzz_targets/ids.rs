@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_core::ids::{case_safe_suffix, decode_token, encode_token};
+use tessera_core::tokens::ids::{case_safe_suffix, decode_token, encode_token};
 
 fuzz_target!(|data: &[u8]| {
     assert_eq!(decode_token(&encode_token(data)).as_deref(), Some(data));

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_core::crypto::ServerKey;
-use tessera_core::sealing::{signed_grant_id, Successor, GRANT_ID_LEN};
+use tessera_core::tokens::server_key::ServerKey;
+use tessera_core::tokens::sealing::{signed_grant_id, Successor, GRANT_ID_LEN};
 
 fuzz_target!(|token: &str| {
     let key = ServerKey::from_bytes([7; 32]);

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use tessera_core::admin::ClientSettings;
-use tessera_core::crypto::ServerKey;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_core::time::{SystemClock, SystemRandom};
+use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password, TokenResponse};
 
@@ -54,7 +54,8 @@ pub(crate) async fn prepare(
         config,
     );
     authority.org().await?;
-    let user = authority
+    let operator = authority.operator();
+    let user = operator
         .create_user(USERNAME, Password::new(PASSWORD), None)
         .await?;
     let client = |name: &str, rotate: bool| ClientSettings {
@@ -74,14 +75,14 @@ pub(crate) async fn prepare(
     let per_kind = workers as u64;
     let ballast = tokens.saturating_sub(2 * per_kind);
     for (rotate, ballast) in [(true, ballast - ballast / 2), (false, ballast / 2)] {
-        let (client, secret) = authority
+        let (client, secret) = operator
             .create_client(
                 false,
                 &client(if rotate { "rotating" } else { "static" }, rotate),
             )
             .await?;
         let secret = secret.context("a confidential client has a secret")?;
-        let minted = authority
+        let minted = operator
             .mint_many(
                 &client.client_id,
                 USERNAME,

@@ -6,11 +6,11 @@ use std::io::Read;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
-use tessera_core::admin::ClientSettings;
 use tessera_core::model::{Client, User};
+use tessera_core::operations::admin::ClientSettings;
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::time::{format_duration_secs, parse_duration_secs};
-use tessera_core::Authority;
+use tessera_core::Operator;
 use tessera_proto::{ClientSecret, ExposeSecret, Password};
 
 use crate::lifecycle::{EventsArgs, RevokeArgs};
@@ -215,21 +215,22 @@ enum TokenCommand {
 
 pub async fn run(settings: Settings, args: AdminArgs) -> anyhow::Result<()> {
     let authority = crate::authority(&settings).await?;
+    let operator = authority.operator();
     let out = Output::new(args.json);
     match args.command {
-        AdminCommand::Client(command) => client(&authority, &out, command).await,
-        AdminCommand::Revoke(args) => crate::lifecycle::revoke(&authority, &out, args).await,
-        AdminCommand::Grants { user } => crate::lifecycle::grants(&authority, &out, &user).await,
-        AdminCommand::Events(args) => crate::lifecycle::events(&authority, &out, args).await,
-        AdminCommand::Stats => crate::lifecycle::stats(&authority, &out).await,
+        AdminCommand::Client(command) => client(&operator, &out, command).await,
+        AdminCommand::Revoke(args) => crate::lifecycle::revoke(&operator, &out, args).await,
+        AdminCommand::Grants { user } => crate::lifecycle::grants(&operator, &out, &user).await,
+        AdminCommand::Events(args) => crate::lifecycle::events(&operator, &out, args).await,
+        AdminCommand::Stats => crate::lifecycle::stats(&operator, &out).await,
         AdminCommand::Housekeeping => crate::lifecycle::housekeeping(&authority, &out).await,
-        AdminCommand::User(command) => user(&authority, &out, command).await,
+        AdminCommand::User(command) => user(&operator, &out, command).await,
         AdminCommand::Token(TokenCommand::Mint {
             client_id,
             username,
             scope,
         }) => {
-            let response = authority
+            let response = operator
                 .mint_for(&client_id, &username, &scope)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.description()))?;
@@ -283,7 +284,7 @@ fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
     text
 }
 
-async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> anyhow::Result<()> {
+async fn client(operator: &Operator, out: &Output, command: ClientCommand) -> anyhow::Result<()> {
     match command {
         ClientCommand::Create { public, options } => {
             if options.name.is_none() {
@@ -292,14 +293,14 @@ async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> 
             if options.redirect_uris.is_empty() {
                 bail!("at least one --redirect-uri is required");
             }
-            let (client, secret) = authority.create_client(public, &options.settings()).await?;
+            let (client, secret) = operator.create_client(public, &options.settings()).await?;
             out.print(
                 &client_json(&client, secret.as_ref()),
                 Some(client_text(&client, secret.as_ref())),
             );
         }
         ClientCommand::List => {
-            let clients = authority.list_clients().await?;
+            let clients = operator.list_clients().await?;
             let values: Vec<Value> = clients.iter().map(|c| client_json(c, None)).collect();
             let text = clients
                 .iter()
@@ -320,14 +321,14 @@ async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> 
             out.print(&Value::Array(values), Some(text));
         }
         ClientCommand::Show { client_id } => {
-            let client = authority.client(&client_id).await?;
+            let client = operator.client(&client_id).await?;
             out.print(
                 &client_json(&client, None),
                 Some(client_text(&client, None)),
             );
         }
         ClientCommand::Update { client_id, options } => {
-            let client = authority
+            let client = operator
                 .update_client(&client_id, &options.settings())
                 .await?;
             out.print(
@@ -336,7 +337,7 @@ async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> 
             );
         }
         ClientCommand::Delete { client_id } => {
-            authority.delete_client(&client_id).await?;
+            operator.delete_client(&client_id).await?;
             out.print(
                 &json!({ "deleted": client_id }),
                 Some(format!("deleted client {client_id}")),
@@ -346,7 +347,7 @@ async fn client(authority: &Authority, out: &Output, command: ClientCommand) -> 
             client_id,
             revoke_tokens,
         } => {
-            let (client, secret) = authority
+            let (client, secret) = operator
                 .rotate_client_secret(&client_id, revoke_tokens)
                 .await?;
             out.print(
@@ -392,7 +393,7 @@ fn read_password() -> anyhow::Result<Password> {
     Ok(Password::new(password))
 }
 
-async fn user(authority: &Authority, out: &Output, command: UserCommand) -> anyhow::Result<()> {
+async fn user(operator: &Operator, out: &Output, command: UserCommand) -> anyhow::Result<()> {
     let user = match command {
         UserCommand::Create {
             username,
@@ -402,13 +403,13 @@ async fn user(authority: &Authority, out: &Output, command: UserCommand) -> anyh
         } => {
             let password = read_password()?;
             if admin {
-                authority.create_admin(&username, password, email).await?
+                operator.create_admin(&username, password, email).await?
             } else {
-                authority.create_user(&username, password, email).await?
+                operator.create_user(&username, password, email).await?
             }
         }
         UserCommand::List => {
-            let users = authority.list_users().await?;
+            let users = operator.list_users().await?;
             let text = users.iter().map(user_text).collect::<Vec<_>>().join("\n");
             out.print(
                 &Value::Array(users.iter().map(user_json).collect()),
@@ -416,16 +417,16 @@ async fn user(authority: &Authority, out: &Output, command: UserCommand) -> anyh
             );
             return Ok(());
         }
-        UserCommand::Disable { username } => authority.set_user_disabled(&username, true).await?,
-        UserCommand::Enable { username } => authority.set_user_disabled(&username, false).await?,
-        UserCommand::GrantAdmin { username } => authority.set_user_admin(&username, true).await?,
-        UserCommand::RevokeAdmin { username } => authority.set_user_admin(&username, false).await?,
+        UserCommand::Disable { username } => operator.set_user_disabled(&username, true).await?,
+        UserCommand::Enable { username } => operator.set_user_disabled(&username, false).await?,
+        UserCommand::GrantAdmin { username } => operator.set_user_admin(&username, true).await?,
+        UserCommand::RevokeAdmin { username } => operator.set_user_admin(&username, false).await?,
         UserCommand::SetPassword {
             username,
             password_stdin: _,
             keep_sessions,
         } => {
-            let (user, revoked) = authority
+            let (user, revoked) = operator
                 .set_user_password(&username, read_password()?, keep_sessions)
                 .await?;
             let mut value = user_json(&user);

@@ -166,7 +166,7 @@ pub struct LoginArgs {
 
 /// RFC 7636: a 64-character verifier of unreserved characters and its S256 challenge.
 fn pkce_pair() -> (String, String) {
-    let verifier = tessera_core::ids::random_token(&tessera_core::time::SystemRandom, 48);
+    let verifier = tessera_core::tokens::ids::random_token(&tessera_core::time::SystemRandom, 48);
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
@@ -389,7 +389,7 @@ pub async fn login(paths: &ClientPaths, args: LoginArgs) -> anyhow::Result<()> {
         None
     };
     let (verifier, challenge) = pkce_pair();
-    let state = tessera_core::ids::random_token(&tessera_core::time::SystemRandom, 16);
+    let state = tessera_core::tokens::ids::random_token(&tessera_core::time::SystemRandom, 16);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.redirect_port))
         .await
         .with_context(|| {

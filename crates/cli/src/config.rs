@@ -15,7 +15,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use tessera_core::authority::default_password_checks;
-use tessera_core::throttle::{Budget, ThrottleConfig, DEFAULT_MAX_TRACKED_KEYS};
+use tessera_core::identity::throttle::{Budget, ThrottleConfig, DEFAULT_MAX_TRACKED_KEYS};
 use tessera_core::time::parse_duration_secs;
 use tessera_server::TrustedProxies;
 

@@ -14,9 +14,9 @@ use tessera_client::{
     AuthorizedClient, ClientError, Credential, ManagerConfig, RefreshEvent, RefreshOutcome,
     RefreshTrigger, SystemClock, TokenManager,
 };
-use tessera_core::admin::ClientSettings;
-use tessera_core::crypto::ServerKey;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_core::time::{SystemClock as ServerClock, SystemRandom};
+use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ClientSecret, ExposeSecret, Password, RefreshToken, TokenResponse};
 
@@ -174,10 +174,12 @@ impl Stage {
     /// The demo user, and the app with strict rotation and short-lived access tokens.
     async fn register_demo_app(&self, access_token_ttl: u64) -> anyhow::Result<DemoApp> {
         self.authority
+            .operator()
             .create_user(DEMO_USER, Password::new(DEMO_PASSWORD), None)
             .await?;
         let (client, secret) = self
             .authority
+            .operator()
             .create_client(
                 false,
                 &ClientSettings {
@@ -210,7 +212,7 @@ impl Stage {
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let verifier = tessera_core::ids::random_token(&SystemRandom, 48);
+        let verifier = tessera_core::tokens::ids::random_token(&SystemRandom, 48);
         let challenge = {
             use base64::Engine;
             use sha2::Digest;

@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tessera_core::crypto::ServerKey;
 use tessera_core::store::Store;
 use tessera_core::time::{Clock, DatabaseClock, SystemClock, SystemRandom};
+use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 
 pub use config::{

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use tessera_core::model::{Grant, StoredEvent};
 use tessera_core::store::EventFilter;
-use tessera_core::Authority;
+use tessera_core::{Authority, Operator};
 
 use crate::output::Output;
 
@@ -48,21 +48,21 @@ fn when(millis: i64) -> String {
     tessera_core::time::format_utc(millis)
 }
 
-pub async fn revoke(authority: &Authority, out: &Output, args: RevokeArgs) -> anyhow::Result<()> {
+pub async fn revoke(operator: &Operator, out: &Output, args: RevokeArgs) -> anyhow::Result<()> {
     let (target, count) = if let Some(username) = args.user {
-        let user = authority.user(&username).await?;
+        let user = operator.user(&username).await?;
         (
             format!("user {username}"),
-            authority.revoke_user_grants(&user.id, "admin").await?,
+            operator.revoke_user_grants(&user.id, "admin").await?,
         )
     } else if let Some(client_id) = args.client {
-        authority.client(&client_id).await?;
+        operator.client(&client_id).await?;
         (
             format!("client {client_id}"),
-            authority.revoke_client_grants(&client_id, "admin").await?,
+            operator.revoke_client_grants(&client_id, "admin").await?,
         )
     } else if let Some(grant_id) = args.grant {
-        let revoked = authority
+        let revoked = operator
             .revoke_grant_by_id(&grant_id, "admin")
             .await
             .with_context(|| format!("grant {grant_id}"))?;
@@ -120,9 +120,9 @@ fn grant_json(g: &Grant, events: &[StoredEvent]) -> Value {
     })
 }
 
-pub async fn grants(authority: &Authority, out: &Output, username: &str) -> anyhow::Result<()> {
-    let user = authority.user(username).await?;
-    let histories = authority.grant_histories(&user.id).await?;
+pub async fn grants(operator: &Operator, out: &Output, username: &str) -> anyhow::Result<()> {
+    let user = operator.user(username).await?;
+    let histories = operator.grant_histories(&user.id).await?;
     let values: Vec<Value> = histories
         .iter()
         .map(|h| grant_json(&h.grant, &h.events))
@@ -162,9 +162,9 @@ pub async fn grants(authority: &Authority, out: &Output, username: &str) -> anyh
     Ok(())
 }
 
-pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> anyhow::Result<()> {
+pub async fn events(operator: &Operator, out: &Output, args: EventsArgs) -> anyhow::Result<()> {
     let user_id = match &args.user {
-        Some(username) => Some(authority.user(username).await?.id),
+        Some(username) => Some(operator.user(username).await?.id),
         None => None,
     };
     let mut filter = EventFilter {
@@ -176,7 +176,7 @@ pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> an
         ..EventFilter::default()
     };
     // The newest `limit`, printed oldest first; following goes on from the newest.
-    let mut newest = authority.events(&filter).await?;
+    let mut newest = operator.events(&filter).await?;
     newest.reverse();
     for e in &newest {
         out.print(&event_json(e), Some(event_text(e)));
@@ -191,15 +191,15 @@ pub async fn events(authority: &Authority, out: &Output, args: EventsArgs) -> an
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         filter.limit = 1000;
-        for e in authority.events(&filter).await? {
+        for e in operator.events(&filter).await? {
             filter.after_id = e.id;
             out.print(&event_json(&e), Some(event_text(&e)));
         }
     }
 }
 
-pub async fn stats(authority: &Authority, out: &Output) -> anyhow::Result<()> {
-    let counts = authority.row_counts().await?;
+pub async fn stats(operator: &Operator, out: &Output) -> anyhow::Result<()> {
+    let counts = operator.row_counts().await?;
     let value: serde_json::Map<String, Value> =
         counts.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
     let text = counts

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use tessera_core::admin::ClientSettings;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_core::Authority;
 use tessera_proto::{ClientSecret, ExposeSecret, Password, Scope};
 use tessera_server::metrics::Metrics;
@@ -131,15 +131,17 @@ struct DevCredentials {
 /// replaced only when that file is missing or no longer matches the client, so that logins made
 /// with the printed secret keep working across restarts.
 async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<()> {
-    let user = match authority.user(DEV_USERNAME).await.ok() {
+    let user = match authority.operator().user(DEV_USERNAME).await.ok() {
         Some(_) => {
             authority
+                .operator()
                 .set_user_password(DEV_USERNAME, Password::new(DEV_PASSWORD), true)
                 .await?
                 .0
         }
         None => {
             authority
+                .operator()
                 .create_user(
                     DEV_USERNAME,
                     Password::new(DEV_PASSWORD),
@@ -149,6 +151,7 @@ async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<
         }
     };
     let existing = authority
+        .operator()
         .list_clients()
         .await?
         .into_iter()
@@ -166,6 +169,7 @@ async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<
         (Some(kept), _) => kept,
         (None, Some(client)) => {
             authority
+                .operator()
                 .rotate_client_secret(&client.client_id, false)
                 .await?
         }
@@ -176,7 +180,7 @@ async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<
                 scopes: Some("api id refresh_token web".into()),
                 ..Default::default()
             };
-            let (client, secret) = authority.create_client(false, &settings).await?;
+            let (client, secret) = authority.operator().create_client(false, &settings).await?;
             (
                 client,
                 secret.context("a confidential client has a secret")?,

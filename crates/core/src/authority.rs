@@ -2,11 +2,12 @@
 //! the clock, the randomness, the throttle — and keeps them to itself: the HTTP adapter calls
 //! one operation per request and maps the result, so it cannot do domain work by accident.
 //!
-//! The operations are spread over one file per concern, each adding an `impl Authority`:
-//! `client_auth.rs`, `login.rs` (login and consent), `code_grant.rs`, `refresh.rs`,
-//! `revocation.rs`, `introspection.rs`, `resource.rs` (access-token validation, identity, the
-//! REST records), `housekeeping.rs` and `admin.rs`. This file holds what they share: issuing
-//! tokens and recording audit events.
+//! The end-user operations are spread over one file per concern, each adding an
+//! `impl Authority`: `flows/` (the authorization request, the token endpoint and its grants,
+//! revocation, introspection, resource-token validation) and `identity/` (client
+//! authentication, login and consent). What an operator does is on
+//! [`crate::operations::operator::Operator`]. This file holds what they share: the
+//! configuration, following the store's changes, issuing tokens and recording audit events.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -19,28 +20,32 @@ use tessera_proto::{
 };
 use tokio::sync::Semaphore;
 
-use crate::admin::MAX_ACCESS_TOKEN_TTL_SECS;
-use crate::crypto::{self, ReusableVerifier, ServerKey};
-use crate::guard::Guard;
-use crate::ids::{salesforce_id, secret_hash, time_ordered_id};
-use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Hash, Org, User};
-use crate::sealing::mint_refresh_token;
+use crate::identity::guard::Guard;
+use crate::identity::password::ReusableVerifier;
+use crate::identity::throttle::{Throttle, ThrottleConfig, Throttled};
+use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Org, User};
+use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{ChangeNotice, Issuance, IssueOutcome, Store, StoreError};
-use crate::throttle::{Throttle, ThrottleConfig, Throttled};
 use crate::time::{Clock, Random, Timestamp};
+use crate::tokens::crypto;
+use crate::tokens::hash::secret_hash;
+use crate::tokens::hash::Hash;
+use crate::tokens::ids::{salesforce_id, time_ordered_id};
+use crate::tokens::sealing::mint_refresh_token;
+use crate::tokens::server_key::ServerKey;
 
 /// How long an authorization code lives (Salesforce: 15 minutes).
-pub const CODE_TTL_SECS: u64 = 15 * 60;
+pub(crate) const CODE_TTL_SECS: u64 = 15 * 60;
 /// Bytes of randomness in every token, code and secret: 256 bits (RFC 6749 §10.10 asks ≥ 128).
 pub(crate) const TOKEN_BYTES: usize = 32;
 /// Longest token value worth a lookup; anything longer is refused before hashing.
-pub const MAX_TOKEN_LEN: usize = 512;
+pub(crate) const MAX_TOKEN_LEN: usize = 512;
 /// How long a client waits before retrying after a 503 (a storage failure, a full queue of
 /// password checks).
 pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 /// A token issued more than this far ahead of the clock is refused: the clock was stepped back,
 /// and its expiry can no longer be trusted to have been judged on the same clock.
-pub const MAX_CLOCK_SKEW_MS: i64 = 30_000;
+pub(crate) const MAX_CLOCK_SKEW_MS: i64 = 30_000;
 /// A step back of the wall clock larger than this is logged as an error.
 const CLOCK_STEP_TOLERANCE_MS: i64 = 1_000;
 
@@ -601,15 +606,15 @@ impl Authority {
                 return Err(OAuthError::ExpiredAuthorizationCode);
             }
         }
-        Ok(self.token_response(
+        Ok(self.token_response(IssuedTokens {
             client,
             user,
             scope,
             access_token,
             refresh_token,
-            now,
+            issued_at: now,
             presented_secret,
-        ))
+        }))
     }
 
     /// A new grant with its tokens, ready to store (no code, no approval limit, no event), and
@@ -661,8 +666,15 @@ impl Authority {
         let now = self.now();
         let (issuance, refresh_token, access_token) =
             self.build_issuance(client, user, scope, true, now)?;
-        let response =
-            self.token_response(client, user, scope, access_token, refresh_token, now, None);
+        let response = self.token_response(IssuedTokens {
+            client,
+            user,
+            scope,
+            access_token,
+            refresh_token,
+            issued_at: now,
+            presented_secret: None,
+        });
         Ok((issuance, response))
     }
 
@@ -676,10 +688,10 @@ impl Authority {
         grant: &Grant,
         scope: &Scope,
         now: Timestamp,
-        random: &[u8; crate::access_token::RANDOM_BYTES],
+        random: &[u8; crate::tokens::access_token::RANDOM_BYTES],
     ) -> Result<AccessToken, OAuthError> {
         let ttl = client.access_token_ttl_secs.min(MAX_ACCESS_TOKEN_TTL_SECS);
-        crate::access_token::mint(
+        crate::tokens::access_token::mint(
             &self.config.server_key,
             random,
             &grant.org_id,
@@ -692,23 +704,23 @@ impl Authority {
     }
 
     /// Fresh random bytes for a token.
-    pub(crate) fn random_part(&self) -> [u8; crate::access_token::RANDOM_BYTES] {
-        let mut random = [0u8; crate::access_token::RANDOM_BYTES];
+    pub(crate) fn random_part(&self) -> [u8; crate::tokens::access_token::RANDOM_BYTES] {
+        let mut random = [0u8; crate::tokens::access_token::RANDOM_BYTES];
         self.rng.fill(&mut random);
         random
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn token_response(
-        &self,
-        client: &Client,
-        user: &User,
-        scope: &Scope,
-        access_token: AccessToken,
-        refresh_token: Option<RefreshToken>,
-        now: Timestamp,
-        presented_secret: Option<&ClientSecret>,
-    ) -> TokenResponse {
+    /// The token response describing `issued`, signed as Salesforce signs it.
+    pub(crate) fn token_response(&self, issued: IssuedTokens<'_>) -> TokenResponse {
+        let IssuedTokens {
+            client,
+            user,
+            scope,
+            access_token,
+            refresh_token,
+            issued_at: now,
+            presented_secret,
+        } = issued;
         let id = self.identity_url(&user.org_id, &user.id);
         let issued_at = now.millis().to_string();
         // Keyed by the client secret so that clients can verify it
@@ -749,6 +761,19 @@ impl Authority {
 /// skew: the clock was stepped back since.
 pub(crate) fn ahead_of_clock(at: Timestamp, now: Timestamp) -> bool {
     at.millis() > now.millis().saturating_add(MAX_CLOCK_SKEW_MS)
+}
+
+/// Tokens issued to a user's client, as a token response describes them.
+#[derive(Debug)]
+pub(crate) struct IssuedTokens<'a> {
+    pub client: &'a Client,
+    pub user: &'a User,
+    pub scope: &'a Scope,
+    pub access_token: AccessToken,
+    pub refresh_token: Option<RefreshToken>,
+    pub issued_at: Timestamp,
+    /// The client secret the request presented, which keys the response's `signature`.
+    pub presented_secret: Option<&'a ClientSecret>,
 }
 
 /// What a new grant is made of.
@@ -792,7 +817,3 @@ fn is_guessing_failure(error: &OAuthError) -> bool {
             | OAuthError::InvalidCodeVerifier
     )
 }
-
-/// An Argon2id hash of a random value nobody knows, verified against when a username does not
-/// exist so that both paths cost the same.
-pub(crate) const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3kzV0f3cYvxHAWW2gQOZ2Dc9zxcqqRKFcW4SoaSKWbo";

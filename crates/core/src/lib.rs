@@ -1,32 +1,32 @@
 //! Tessera's domain: clients, users, grants and their refresh-token families, Salesforce's
 //! refresh-token policies, rotation and revocation, throttling. It owns the [`store::Store`]
 //! trait and the [`time::Clock`]; it knows nothing of HTTP or SQL.
+//!
+//! A map, one concern a module:
 
-pub mod access_token;
-pub mod admin;
+/// [`Authority`], the domain service the HTTP adapter calls, with what every flow shares:
+/// its configuration, issuing tokens, recording audit events.
 pub mod authority;
-pub mod authorize;
-mod client_auth;
-mod code_grant;
-pub mod console;
-pub mod crypto;
-mod guard;
-pub mod housekeeping;
-pub mod ids;
-pub mod introspection;
-pub mod login;
-pub mod metrics;
+/// The OAuth flows: authorization request, token endpoint and grants, revocation,
+/// introspection, resource-token validation.
+pub mod flows;
+/// Who is asking: login and consent, client authentication, throttling, the in-memory guard.
+pub mod identity;
+/// The records the domain keeps (clients, users, grants, families, events).
 pub mod model;
+/// What operators use and watch: administration, the console, housekeeping, metrics.
+pub mod operations;
+/// A client's token policies: lifetimes, retry-window bounds, Salesforce's refresh-token
+/// policies.
 pub mod policy;
-mod refresh;
-pub mod resource;
-pub mod revocation;
-pub mod sealing;
+/// The storage contract every backend implements, and the in-memory stores for tests.
 pub mod store;
-pub mod throttle;
+/// The clock and randomness the domain is given, and time formatting.
 pub mod time;
-pub mod token;
+/// Token formats and key material: minting, sealing, signing, hashing, ids.
+pub mod tokens;
 
 pub use authority::{Authority, AuthorityConfig, ClientCredentials, Source};
-pub use login::LoginError;
-pub use token::TokenRequest;
+pub use flows::token_request::TokenRequest;
+pub use identity::login::LoginError;
+pub use operations::operator::Operator;

@@ -4,8 +4,7 @@ use tessera_proto::{ClientSecret, ExposeSecret, Scope};
 
 use crate::policy::RefreshTokenPolicy;
 use crate::time::Timestamp;
-
-pub type Hash = [u8; 32];
+use crate::tokens::hash::{hash_matches, Hash};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {
@@ -69,7 +68,7 @@ impl Client {
     pub fn secret_matches(&self, secret: &ClientSecret) -> bool {
         self.secret_hash
             .as_ref()
-            .is_some_and(|stored| crate::crypto::hash_matches(secret.expose_secret(), stored))
+            .is_some_and(|stored| hash_matches(secret.expose_secret(), stored))
     }
 
     /// Public clients always rotate (RFC 9700 §2.2.2: rotation or sender-constraining is a MUST).

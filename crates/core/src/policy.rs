@@ -1,3 +1,4 @@
+//! A client's token policies: access-token lifetimes and the retry window's bounds, and
 //! Salesforce's refresh-token policies (docs/salesforce-compatibility.md, "Refresh-token
 //! policies").
 
@@ -5,6 +6,20 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::time::Timestamp;
+
+/// Default access-token lifetime: Salesforce's default session timeout, 2 hours.
+pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 2 * 3600;
+/// Longest access-token lifetime: Salesforce's longest session timeout, 24 hours. Revocations
+/// are kept in force for this long.
+pub const MAX_ACCESS_TOKEN_TTL_SECS: u64 = 24 * 3600;
+/// Default retry window for rotated-out refresh tokens: 60 s; 0 is strict (docs/decisions.md,
+/// "Retry window of 60 seconds").
+pub const DEFAULT_REFRESH_RETRY_WINDOW_SECS: u64 = 60;
+/// Longest retry window: while it lasts, anyone holding the rotated-out token gets the live
+/// successor pair, so it is kept brief (Okta and Cognito cap theirs at 60 s; Hydra at 5 min).
+pub const MAX_REFRESH_RETRY_WINDOW_SECS: u64 = 300;
+/// Scopes a client gets when none are given.
+pub const DEFAULT_CLIENT_SCOPES: &str = "api id refresh_token web";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyUnit {

@@ -1,12 +1,12 @@
 //! `/services/oauth2/authorize`: the Web Server and User-Agent flows, with the login and consent
-//! pages they need. Validation, login, sessions and consent live in `tessera_core::login`; this
+//! pages they need. Validation, login, sessions and consent live in `tessera_core::identity::login`; this
 //! module only moves the browser between pages.
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use tessera_core::authorize::AuthorizationRequest;
-use tessera_core::login::{Next, SESSION_TTL_SECS};
+use tessera_core::flows::authorize::AuthorizationRequest;
+use tessera_core::identity::login::{Next, SESSION_TTL_SECS};
 use tessera_core::model::User;
 use tessera_core::{LoginError, Source};
 use tessera_proto::Password;

@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{json, Map, Value};
+use tessera_core::flows::resource::{ApiCaller, NoteFields, NOTE_QUERY_MAX};
 use tessera_core::model::{Note, User};
-use tessera_core::resource::{ApiCaller, NoteFields, NOTE_QUERY_MAX};
 
 use crate::dates::salesforce_datetime;
 use crate::error::{ApiError, WebError};

@@ -7,10 +7,10 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tessera_core::authority::UNAVAILABLE_RETRY_AFTER_SECS;
-use tessera_core::authorize::AuthorizePageError;
-use tessera_core::login::AuthorizeError;
-use tessera_core::resource::{NoteRule, ResourceError};
-use tessera_core::revocation::RevocationError;
+use tessera_core::flows::authorize::AuthorizePageError;
+use tessera_core::flows::resource::{NoteRule, ResourceError};
+use tessera_core::flows::revocation::RevocationError;
+use tessera_core::identity::login::AuthorizeError;
 use tessera_proto::{OAuthError, RevokeError, SessionError};
 
 use crate::pages::{self, ErrorPage};

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, Method};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{Map, Value};
-use tessera_core::resource::{ApiCaller, IdentityCaller};
+use tessera_core::flows::resource::{ApiCaller, IdentityCaller};
 use tessera_core::{ClientCredentials, Source};
 use tessera_proto::{decode_component, AccessToken, ClientSecret, OAuthError, Params, RevokeError};
 

@@ -1,5 +1,5 @@
 //! `/metrics`: the Prometheus text exposition of every metric the process records (the HTTP
-//! ones here, the domain's and the stores' in `tessera_core::metrics`), rendered when scraped.
+//! ones here, the domain's and the stores' in `tessera_core::operations::metrics`), rendered when scraped.
 //! The exporter has no listener of its own: `/metrics` is a route of the main router, or of a
 //! router of its own on `metrics_listen` (see [`router`]).
 
@@ -42,12 +42,12 @@ impl Metrics {
         let buckets = [
             (HTTP_REQUEST_SECONDS, HTTP_SECONDS_BUCKETS),
             (
-                tessera_core::metrics::STORE_COMMIT_SECONDS,
-                tessera_core::metrics::COMMIT_SECONDS_BUCKETS,
+                tessera_core::operations::metrics::STORE_COMMIT_SECONDS,
+                tessera_core::operations::metrics::COMMIT_SECONDS_BUCKETS,
             ),
             (
-                tessera_core::metrics::STORE_COMMIT_GROUP_SIZE,
-                tessera_core::metrics::GROUP_SIZE_BUCKETS,
+                tessera_core::operations::metrics::STORE_COMMIT_GROUP_SIZE,
+                tessera_core::operations::metrics::GROUP_SIZE_BUCKETS,
             ),
         ];
         let mut builder = PrometheusBuilder::new();
@@ -58,7 +58,7 @@ impl Metrics {
         }
         let handle = builder.install_recorder().map_err(|e| e.to_string())?;
         describe();
-        tessera_core::metrics::describe();
+        tessera_core::operations::metrics::describe();
         let upkeep = handle.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(UPKEEP_EVERY);

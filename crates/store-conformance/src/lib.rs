@@ -19,9 +19,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use tessera_core::ids::secret_hash;
 use tessera_core::model::{
-    AuthCode, ChangeKind, Client, Event, EventKind, Family, Grant, Hash, Note, Org, User,
+    AuthCode, ChangeKind, Client, Event, EventKind, Family, Grant, Note, Org, User,
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
@@ -29,6 +28,8 @@ use tessera_core::store::{
     PurgeRound, RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
+use tessera_core::tokens::hash::secret_hash;
+use tessera_core::tokens::hash::Hash;
 use tessera_proto::Scope;
 
 /// Generates one `#[tokio::test]` per behaviour of this crate, each on a store from `$fresh`,

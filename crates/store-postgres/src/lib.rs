@@ -41,18 +41,19 @@ use deadpool_postgres::{
     Client as Connection, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction,
 };
 use rand::Rng;
-use tessera_core::admin::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::model::{
-    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, Family, Grant, Hash, Note, Org,
+    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, Family, Grant, Note, Org,
     StoredEvent, User,
 };
 use tessera_core::policy::RefreshTokenPolicy;
+use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
     Audit, ChangeNotice, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
     Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
     StoreError,
 };
 use tessera_core::time::Timestamp;
+use tessera_core::tokens::hash::Hash;
 use tokio::sync::broadcast;
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
@@ -536,7 +537,11 @@ impl Operations for PostgresStore {
     /// load (`database_pool_size`) or the database too slow.
     fn publish_gauges(&self) {
         let status = self.inner.pool.status();
-        tessera_core::metrics::pool_status(status.size, status.available, status.waiting);
+        tessera_core::operations::metrics::pool_status(
+            status.size,
+            status.available,
+            status.waiting,
+        );
     }
 
     /// A `SELECT` of the schema version over a pooled connection: `Ok` only if the database

@@ -4,11 +4,12 @@
 
 use deadpool_postgres::GenericClient;
 use tessera_core::model::{
-    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, EventKind, Family, Grant, Hash,
-    Note, Org, StoredEvent, User,
+    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, EventKind, Family, Grant, Note,
+    Org, StoredEvent, User,
 };
 use tessera_core::store::StoreError;
 use tessera_core::time::Timestamp;
+use tessera_core::tokens::hash::Hash;
 use tessera_proto::Scope;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;

@@ -409,7 +409,9 @@ async fn ready_only_at_this_builds_schema() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_gauges_show_its_connections() {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-    use tessera_core::metrics::{POOL_AVAILABLE, POOL_SIZE as POOL_CONNECTIONS, POOL_WAITING};
+    use tessera_core::operations::metrics::{
+        POOL_AVAILABLE, POOL_SIZE as POOL_CONNECTIONS, POOL_WAITING,
+    };
     let Some(database) = TestDatabase::create().await else {
         return;
     };

@@ -23,17 +23,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, Params, Row};
-use tessera_core::admin::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::model::{
-    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, Family, Grant, Hash, Note, Org,
+    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, Family, Grant, Note, Org,
     StoredEvent, User,
 };
 use tessera_core::policy::RefreshTokenPolicy;
+use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
     Audit, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
     PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, StoreError,
 };
 use tessera_core::time::Timestamp;
+use tessera_core::tokens::hash::Hash;
 
 use crate::checkpointer::{CheckpointRequest, Checkpointer, WAL_SIZE_LIMIT_BYTES};
 use crate::error::{classify, DbError};

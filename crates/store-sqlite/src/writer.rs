@@ -235,9 +235,9 @@ fn commit_group(conn: &Connection, group: &mut Vec<Box<dyn Job>>, counters: &Cou
             Ok(()) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 // What every job of the group waited for its answer, fsync included.
-                metrics::histogram!(tessera_core::metrics::STORE_COMMIT_SECONDS)
+                metrics::histogram!(tessera_core::operations::metrics::STORE_COMMIT_SECONDS)
                     .record(began.elapsed().as_secs_f64());
-                metrics::histogram!(tessera_core::metrics::STORE_COMMIT_GROUP_SIZE)
+                metrics::histogram!(tessera_core::operations::metrics::STORE_COMMIT_GROUP_SIZE)
                     .record(answers.len() as f64);
             }
             Err(reason) => {

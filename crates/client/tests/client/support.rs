@@ -10,10 +10,10 @@ use tessera_client::{
     Clock, Credential, Endpoints, FileTokenStore, KeySource, ManagerConfig, RefreshEvent,
     TokenManager, TokenStore,
 };
-use tessera_core::admin::ClientSettings;
-use tessera_core::crypto::ServerKey;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_core::store::EventFilter;
 use tessera_core::time::SystemRandom;
+use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ClientSecret, ExposeSecret, Password, TokenResponse};
 use tessera_server::{app, AppState};
@@ -70,6 +70,7 @@ impl Server {
         };
         let authority = Authority::new(Arc::new(store), clock, Arc::new(SystemRandom), config);
         authority
+            .operator()
             .create_user(USERNAME, Password::new("correct horse battery"), None)
             .await
             .unwrap();
@@ -108,6 +109,7 @@ impl Server {
         };
         let (client, secret) = self
             .authority
+            .operator()
             .create_client(public, &settings)
             .await
             .unwrap();
@@ -138,6 +140,7 @@ impl Server {
     /// A new grant for the test user, as a code exchange would give.
     pub async fn mint(&self, client: &TestClient) -> TokenResponse {
         self.authority
+            .operator()
             .mint_for(&client.id, USERNAME, SCOPE)
             .await
             .unwrap()
@@ -169,7 +172,7 @@ impl Server {
             limit: 100_000,
             ..Default::default()
         };
-        let all = self.authority.events(&filter).await.unwrap();
+        let all = self.authority.operator().events(&filter).await.unwrap();
         all.iter().filter(|e| e.event.kind.name() == kind).count()
     }
 

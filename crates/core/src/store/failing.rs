@@ -8,14 +8,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::{
-    AccessTokenRecord, AuthCode, Change, Client, Event, Family, Grant, Hash, Note, Org,
-    StoredEvent, User,
+    AccessTokenRecord, AuthCode, Change, Client, Event, Family, Grant, Note, Org, StoredEvent, User,
 };
 use crate::store::{
     Audit, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
     PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use crate::time::Timestamp;
+use crate::tokens::hash::Hash;
 
 #[derive(Debug)]
 pub struct FailingStore {

@@ -7,16 +7,17 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::admin::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::model::{
-    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, Family, Grant, Hash, Note, Org,
+    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, Family, Grant, Note, Org,
     StoredEvent, User,
 };
+use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{
     Audit, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
     PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, StoreError,
 };
 use crate::time::Timestamp;
+use crate::tokens::hash::Hash;
 
 #[derive(Debug, Default)]
 struct State {

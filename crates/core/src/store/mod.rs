@@ -19,10 +19,11 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    AccessTokenRecord, AuthCode, Change, Client, Event, EventKind, Family, Grant, Hash, Note, Org,
+    AccessTokenRecord, AuthCode, Change, Client, Event, EventKind, Family, Grant, Note, Org,
     StoredEvent, User,
 };
 use crate::time::Timestamp;
+use crate::tokens::hash::Hash;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -217,7 +218,7 @@ pub trait Operations: Send + Sync + std::fmt::Debug + 'static {
         None
     }
     /// Sets the gauges of the backend's own state (a connection pool's usage) through
-    /// [`crate::metrics`]; called when the metrics are rendered, so they are read when asked.
+    /// [`crate::operations::metrics`]; called when the metrics are rendered, so they are read when asked.
     fn publish_gauges(&self) {}
 
     // Housekeeping.

@@ -17,10 +17,10 @@ use axum::routing::{get, post};
 
 use maud::Markup;
 use serde::Deserialize;
-use tessera_core::admin::{AdminError, ClientSettings};
-use tessera_core::console::{ConsoleLoginError, ADMIN_SESSION_TTL_SECS};
 use tessera_core::model::{EventKind, User};
-use tessera_core::revocation::AdminRevokeError;
+use tessera_core::operations::admin::{AdminError, ClientSettings};
+use tessera_core::operations::console::{ConsoleLoginError, ADMIN_SESSION_TTL_SECS};
+use tessera_core::operations::revocations::AdminRevokeError;
 use tessera_core::store::EventFilter;
 use tessera_core::time::parse_duration_secs;
 use tessera_core::LoginError;
@@ -88,6 +88,7 @@ impl FromRequestParts<AppState> for Admin {
         let cookies = Cookies::from_headers(&parts.headers);
         match state
             .authority
+            .operator()
             .admin_session_user(cookies.admin_session.as_deref())
             .await
         {
@@ -175,11 +176,12 @@ async fn login(State(state): State<AppState>, form: PageForm) -> Result<Response
     let refused = |notice| Ok(login_response(&state, &form.cookies, username, notice));
     match state
         .authority
+        .operator()
         .console_login(username, password, &form.source)
         .await
     {
         Ok(admin) => {
-            let session = state.authority.new_admin_session(&admin);
+            let session = state.authority.operator().new_admin_session(&admin);
             let cookie = admin_session_cookie(&state, &session, ADMIN_SESSION_TTL_SECS);
             Ok(with_cookie(see_other("/admin/clients"), cookie))
         }
@@ -227,6 +229,7 @@ async fn clients_page(
 ) -> Result<Response, WebError> {
     let clients = state
         .authority
+        .operator()
         .list_clients()
         .await
         .map_err(store_failure)?;
@@ -299,7 +302,10 @@ async fn create_client(
         Err(error) => return clients_page(&state, &admin, Some(&error)).await,
     };
     let public = form.params.get("public") == Some("true");
-    let actor = state.authority.acting_as(&admin.user, &form.source);
+    let actor = state
+        .authority
+        .operator()
+        .acting_as(&admin.user, &form.source);
     let (client, secret) = match actor.create_client(public, &settings).await {
         Ok(created) => created,
         Err(error) => return clients_page(&state, &admin, Some(&admin_failure(error)?)).await,
@@ -318,7 +324,7 @@ async fn client_page(
     client_id: &str,
     error: Option<&str>,
 ) -> Result<Response, WebError> {
-    let client = match state.authority.client(client_id).await {
+    let client = match state.authority.operator().client(client_id).await {
         Ok(client) => client,
         Err(AdminError::NotFound(_)) => return Ok(not_found(state, admin, "No such client.")),
         Err(_) => return Err(PageError::Unavailable.into()),
@@ -357,7 +363,10 @@ async fn update_client(
         Ok(settings) => settings,
         Err(error) => return client_page(&state, &admin, &client_id, Some(&error)).await,
     };
-    let actor = state.authority.acting_as(&admin.user, &form.source);
+    let actor = state
+        .authority
+        .operator()
+        .acting_as(&admin.user, &form.source);
     if let Err(error) = actor.update_client(&client_id, &settings).await {
         let error = admin_failure(error)?;
         return client_page(&state, &admin, &client_id, Some(&error)).await;
@@ -372,7 +381,10 @@ async fn rotate_secret(
     form: PageForm,
 ) -> Result<Response, WebError> {
     let revoke_tokens = form.params.get("revoke_tokens") == Some("true");
-    let actor = state.authority.acting_as(&admin.user, &form.source);
+    let actor = state
+        .authority
+        .operator()
+        .acting_as(&admin.user, &form.source);
     let (client, secret) = match actor.rotate_client_secret(&client_id, revoke_tokens).await {
         Ok(rotated) => rotated,
         Err(error) => {
@@ -391,7 +403,10 @@ async fn delete_client(
     Path(client_id): Path<String>,
     form: PageForm,
 ) -> Result<Response, WebError> {
-    let actor = state.authority.acting_as(&admin.user, &form.source);
+    let actor = state
+        .authority
+        .operator()
+        .acting_as(&admin.user, &form.source);
     if let Err(error) = actor.delete_client(&client_id).await {
         let error = admin_failure(error)?;
         return clients_page(&state, &admin, Some(&error)).await;
@@ -413,6 +428,7 @@ async fn users(
     let needle = search.q.trim().to_lowercase();
     let users: Vec<User> = state
         .authority
+        .operator()
         .list_users()
         .await
         .map_err(store_failure)?
@@ -436,7 +452,10 @@ async fn disable_or_enable_user(
         "enable" => false,
         _ => return Ok(not_found(&state, &admin, "No such action.")),
     };
-    let actor = state.authority.acting_as(&admin.user, &form.source);
+    let actor = state
+        .authority
+        .operator()
+        .acting_as(&admin.user, &form.source);
     match actor.set_user_disabled(&user_id, disabled).await {
         Ok(_) => Ok(see_other("/admin/users")),
         Err(AdminError::NotFound(_)) => Ok(not_found(&state, &admin, "No such user.")),
@@ -451,6 +470,7 @@ async fn grants(
 ) -> Result<Response, WebError> {
     let Some(user) = state
         .authority
+        .operator()
         .user_by_id(&user_id)
         .await
         .map_err(store_failure)?
@@ -459,6 +479,7 @@ async fn grants(
     };
     let grants = state
         .authority
+        .operator()
         .grants_of_user(&user.id)
         .await
         .map_err(store_failure)?;
@@ -472,6 +493,7 @@ async fn grant_timeline(
 ) -> Result<Response, WebError> {
     let Some(timeline) = state
         .authority
+        .operator()
         .grant_timeline(&grant_id)
         .await
         .map_err(store_failure)?
@@ -490,7 +512,10 @@ async fn revoke_grant(
     Path(grant_id): Path<String>,
     form: PageForm,
 ) -> Result<Response, WebError> {
-    let actor = state.authority.acting_as(&admin.user, &form.source);
+    let actor = state
+        .authority
+        .operator()
+        .acting_as(&admin.user, &form.source);
     match actor.revoke_grant(&grant_id).await {
         Ok(_) => {}
         Err(AdminRevokeError::NotFound) => return Ok(not_found(&state, &admin, "No such grant.")),
@@ -528,6 +553,7 @@ async fn events(
     };
     let events = state
         .authority
+        .operator()
         .events(&filter)
         .await
         .map_err(store_failure)?;

@@ -3,8 +3,8 @@
 //! time order, with a `<title>` the browser shows on hover (who, what, when).
 
 use maud::{html, Markup};
-use tessera_core::console::GrantTimeline;
 use tessera_core::model::EventKind;
+use tessera_core::operations::console::GrantTimeline;
 use tessera_core::time::format_utc;
 
 const WIDTH: i64 = 900;

@@ -130,7 +130,7 @@ fn client_fields(client: Option<&Client>) -> Markup {
         .map(|c| c.redirect_uris.join("\n"))
         .unwrap_or_default();
     let scopes = client.map_or_else(
-        || tessera_core::admin::DEFAULT_CLIENT_SCOPES.to_owned(),
+        || tessera_core::policy::DEFAULT_CLIENT_SCOPES.to_owned(),
         |c| c.scopes.to_string(),
     );
     let policy = client.map_or_else(
@@ -138,12 +138,12 @@ fn client_fields(client: Option<&Client>) -> Markup {
         |c| c.refresh_token_policy.to_string(),
     );
     let ttl = format_duration_secs(
-        client.map_or(tessera_core::admin::DEFAULT_ACCESS_TOKEN_TTL_SECS, |c| {
+        client.map_or(tessera_core::policy::DEFAULT_ACCESS_TOKEN_TTL_SECS, |c| {
             c.access_token_ttl_secs
         }),
     );
     let window = format_duration_secs(client.map_or(
-        tessera_core::admin::DEFAULT_REFRESH_RETRY_WINDOW_SECS,
+        tessera_core::policy::DEFAULT_REFRESH_RETRY_WINDOW_SECS,
         |c| c.refresh_retry_window_secs,
     ));
     html! {
@@ -304,7 +304,7 @@ pub fn grants(csrf: &str, user: &User, grants: &[Grant]) -> Markup {
 
 pub fn timeline(
     csrf: &str,
-    timeline: &tessera_core::console::GrantTimeline,
+    timeline: &tessera_core::operations::console::GrantTimeline,
     svg: Markup,
 ) -> Markup {
     let g = &timeline.grant;

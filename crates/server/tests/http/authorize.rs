@@ -3,7 +3,7 @@
 //! endpoint", "User-Agent flow").
 
 use axum::http::StatusCode;
-use tessera_core::admin::ClientSettings;
+use tessera_core::operations::admin::ClientSettings;
 
 use crate::support::*;
 

@@ -35,6 +35,7 @@ const FORMS: [&str; 8] = [
 async fn with_admin() -> Harness {
     let h = Harness::new().await;
     h.authority
+        .operator()
         .create_admin(ADMIN, Password::new(ADMIN_PASSWORD), None)
         .await
         .unwrap();
@@ -104,7 +105,7 @@ async fn no_admin_page_or_form_is_reachable_without_a_console_session() {
     }
     // A forged session cookie is none either.
     let mut forged = Browser::default();
-    let admin = h.authority.user(ADMIN).await.unwrap();
+    let admin = h.authority.operator().user(ADMIN).await.unwrap();
     forged.absorb_from(&Reply {
         status: StatusCode::OK,
         headers: [(
@@ -138,7 +139,7 @@ async fn a_user_without_the_admin_role_gets_403_and_no_session() {
     );
     let refused = h.events_named("console_refused").await;
     assert_eq!(refused.len(), 1);
-    let alice = h.authority.user(USERNAME).await.unwrap();
+    let alice = h.authority.operator().user(USERNAME).await.unwrap();
     assert_eq!(refused[0].event.user_id.as_deref(), Some(alice.id.as_str()));
 
     // A wrong password is the login form again, as for end users, and counts the same.
@@ -165,7 +166,11 @@ async fn losing_the_admin_role_ends_the_console_session_at_once() {
         h.get("/admin/users", Some(&mut browser)).await.status,
         StatusCode::OK
     );
-    h.authority.set_user_admin(ADMIN, false).await.unwrap();
+    h.authority
+        .operator()
+        .set_user_admin(ADMIN, false)
+        .await
+        .unwrap();
     assert_eq!(
         h.get("/admin/users", Some(&mut browser)).await.location(),
         "/admin/login"
@@ -177,7 +182,7 @@ async fn a_form_posted_without_its_csrf_token_is_refused() {
     let h = with_admin().await;
     let mut browser = logged_in_admin(&h).await;
     let client = h.confidential().await;
-    let before = h.authority.list_clients().await.unwrap().len();
+    let before = h.authority.operator().list_clients().await.unwrap().len();
     for token in [None, Some("00"), Some("not hex")] {
         let mut pairs = vec![("name", "Forged"), ("redirect_uris", REDIRECT)];
         if let Some(token) = token {
@@ -196,7 +201,10 @@ async fn a_form_posted_without_its_csrf_token_is_refused() {
             .await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{token:?}");
     }
-    assert_eq!(h.authority.list_clients().await.unwrap().len(), before);
+    assert_eq!(
+        h.authority.operator().list_clients().await.unwrap().len(),
+        before
+    );
     assert!(h.events_named("client_created").await.is_empty());
     assert!(h.events_named("client_deleted").await.is_empty());
 }
@@ -204,7 +212,7 @@ async fn a_form_posted_without_its_csrf_token_is_refused() {
 #[tokio::test]
 async fn admin_actions_are_audited_with_the_admins_user_id() {
     let h = with_admin().await;
-    let admin = h.authority.user(ADMIN).await.unwrap();
+    let admin = h.authority.operator().user(ADMIN).await.unwrap();
     let mut browser = logged_in_admin(&h).await;
     assert_eq!(h.events_named("console_login").await.len(), 1);
 
@@ -227,7 +235,7 @@ async fn admin_actions_are_audited_with_the_admins_user_id() {
         .await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.text());
     assert!(created.text().contains("Console &lt;app&gt;"), "escaped");
-    let clients = h.authority.list_clients().await.unwrap();
+    let clients = h.authority.operator().list_clients().await.unwrap();
     let made = clients.iter().find(|c| c.name == "Console <app>").unwrap();
     assert!(made.rotate_refresh_tokens);
     assert_eq!(made.refresh_retry_window_secs, 30);
@@ -260,7 +268,7 @@ async fn admin_actions_are_audited_with_the_admins_user_id() {
     let tokens = h.login(&client, "api refresh_token").await;
     let access = tokens["access_token"].as_str().unwrap();
     assert!(h.api_works(access).await);
-    let alice = h.authority.user(USERNAME).await.unwrap();
+    let alice = h.authority.operator().user(USERNAME).await.unwrap();
     let grants = h
         .get(
             &format!("/admin/users/{}/grants", alice.id),
@@ -268,7 +276,12 @@ async fn admin_actions_are_audited_with_the_admins_user_id() {
         )
         .await;
     assert_eq!(grants.status, StatusCode::OK);
-    let grant = h.authority.grants_of_user(&alice.id).await.unwrap()[0]
+    let grant = h
+        .authority
+        .operator()
+        .grants_of_user(&alice.id)
+        .await
+        .unwrap()[0]
         .id
         .clone();
     assert!(grants.text().contains(&grant));
@@ -310,7 +323,14 @@ async fn admin_actions_are_audited_with_the_admins_user_id() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
-    assert!(h.authority.user(USERNAME).await.unwrap().disabled);
+    assert!(
+        h.authority
+            .operator()
+            .user(USERNAME)
+            .await
+            .unwrap()
+            .disabled
+    );
     let events = h.events_named("user_disabled").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event.user_id.as_deref(), Some(admin.id.as_str()));
@@ -354,7 +374,7 @@ async fn a_client_is_updated_given_a_new_secret_shown_once_and_deleted_from_the_
         )
         .await;
     assert_eq!(updated.status, StatusCode::SEE_OTHER, "{}", updated.text());
-    let stored = h.authority.client(&client.id).await.unwrap();
+    let stored = h.authority.operator().client(&client.id).await.unwrap();
     assert_eq!(stored.name, "Renamed");
     assert_eq!(stored.access_token_ttl_secs, 900);
     assert_eq!(
@@ -406,7 +426,7 @@ async fn a_client_is_updated_given_a_new_secret_shown_once_and_deleted_from_the_
         )
         .await;
     assert_eq!(deleted.status, StatusCode::SEE_OTHER);
-    assert!(h.authority.client(&client.id).await.is_err());
+    assert!(h.authority.operator().client(&client.id).await.is_err());
     assert_eq!(h.events_named("client_deleted").await.len(), 1);
     let page = h
         .get(&format!("/admin/clients/{}", client.id), Some(&mut browser))
@@ -422,6 +442,7 @@ async fn the_console_session_cookie_is_secure_behind_an_https_issuer() {
     )
     .await;
     h.authority
+        .operator()
         .create_admin(ADMIN, Password::new(ADMIN_PASSWORD), None)
         .await
         .unwrap();

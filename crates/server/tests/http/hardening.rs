@@ -4,7 +4,7 @@
 //! their source, and a clock stepped back.
 
 use axum::http::{Method, StatusCode};
-use tessera_core::admin::ClientSettings;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_proto::Password;
 
 use crate::support::*;
@@ -107,6 +107,7 @@ async fn removing_scopes_from_a_client_takes_effect_on_live_grants() {
     let c = h.confidential().await;
     let first = h.login(&c, SCOPE).await;
     h.authority
+        .operator()
         .update_client(
             &c.id,
             &ClientSettings {
@@ -128,6 +129,7 @@ async fn removing_scopes_from_a_client_takes_effect_on_live_grants() {
         "the API is no longer granted"
     );
     h.authority
+        .operator()
         .update_client(
             &c.id,
             &ClientSettings {
@@ -149,6 +151,7 @@ async fn a_password_change_revokes_the_users_grants_unless_kept() {
     let kept = h.login(&c, SCOPE).await;
     let (_, revoked) = h
         .authority
+        .operator()
         .set_user_password(USERNAME, Password::new("new password one"), true)
         .await
         .unwrap();
@@ -157,6 +160,7 @@ async fn a_password_change_revokes_the_users_grants_unless_kept() {
 
     let (_, revoked) = h
         .authority
+        .operator()
         .set_user_password(USERNAME, Password::new("new password two"), false)
         .await
         .unwrap();
@@ -192,6 +196,7 @@ async fn usernames_are_case_insensitive_at_login() {
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
     let twin = h
         .authority
+        .operator()
         .create_user(&USERNAME.to_uppercase(), Password::new("another one"), None)
         .await;
     assert!(twin.is_err(), "a username differing only in case is taken");

@@ -186,7 +186,7 @@ async fn tampered_or_forged_refresh_tokens_revoke_nothing() {
 }
 
 async fn rotating_with_policy(h: &Harness, policy: &str) -> Client {
-    let settings = tessera_core::admin::ClientSettings {
+    let settings = tessera_core::operations::admin::ClientSettings {
         rotate_refresh_tokens: Some(true),
         refresh_token_policy: Some(policy.parse().unwrap()),
         ..Default::default()

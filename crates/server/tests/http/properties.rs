@@ -10,7 +10,7 @@
 use axum::http::StatusCode;
 use proptest::prelude::*;
 use serde_json::Value;
-use tessera_core::admin::ClientSettings;
+use tessera_core::operations::admin::ClientSettings;
 
 use crate::support::*;
 

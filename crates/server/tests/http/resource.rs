@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use serde_json::json;
-use tessera_core::admin::ClientSettings;
+use tessera_core::operations::admin::ClientSettings;
 
 use crate::support::*;
 
@@ -315,6 +315,7 @@ async fn users_see_only_their_own_notes() {
         .unwrap()
         .to_owned();
     h.authority
+        .operator()
         .create_user(
             "bob@example.com",
             tessera_proto::Password::new("bob password 1"),
@@ -325,6 +326,7 @@ async fn users_see_only_their_own_notes() {
     let c = h.confidential().await;
     let bob = h
         .authority
+        .operator()
         .mint_for(&c.id, "bob@example.com", "api")
         .await
         .unwrap();

@@ -13,11 +13,11 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sha2::Digest;
-use tessera_core::admin::ClientSettings;
-use tessera_core::crypto::ServerKey;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_core::store::failing::FailingStore;
 pub use tessera_core::store::prelude::*;
 use tessera_core::time::{ManualClock, SystemRandom, Timestamp};
+use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password};
 use tessera_server::{app, AppState, TrustedProxies};
@@ -185,6 +185,7 @@ impl Harness {
         let authority =
             Authority::new(store.clone(), clock.clone(), Arc::new(SystemRandom), config);
         authority
+            .operator()
             .create_user(USERNAME, Password::new(PASSWORD), Some(USERNAME.into()))
             .await
             .unwrap();
@@ -206,6 +207,7 @@ impl Harness {
         };
         let (client, secret) = self
             .authority
+            .operator()
             .create_client(public, &settings)
             .await
             .unwrap();

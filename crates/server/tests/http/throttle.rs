@@ -3,7 +3,7 @@
 //! address, and the source is the peer unless a trusted proxy names the client.
 
 use axum::http::StatusCode;
-use tessera_core::throttle::{Budget, ThrottleConfig};
+use tessera_core::identity::throttle::{Budget, ThrottleConfig};
 use tessera_core::AuthorityConfig;
 use tessera_server::TrustedProxies;
 

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use tessera_core::admin::ClientSettings;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::time::Clock;
 
@@ -551,7 +551,11 @@ async fn disabling_a_user_revokes_their_tokens() {
     let h = Harness::new().await;
     let c = h.confidential().await;
     let first = h.login(&c, SCOPE).await;
-    h.authority.set_user_disabled(USERNAME, true).await.unwrap();
+    h.authority
+        .operator()
+        .set_user_disabled(USERNAME, true)
+        .await
+        .unwrap();
     h.refresh(&c, first["refresh_token"].as_str().unwrap())
         .await
         .assert_oauth_error(400, "invalid_grant");
@@ -564,7 +568,7 @@ async fn a_disabled_user_is_inactive_even_where_a_grant_survived() {
     let c = h.confidential().await;
     let first = h.login(&c, SCOPE).await;
     // Disable directly in the store, as another node or an older version might have.
-    let mut user = h.authority.user(USERNAME).await.unwrap();
+    let mut user = h.authority.operator().user(USERNAME).await.unwrap();
     user.disabled = true;
     h.store.update_user(&user, h.clock.now()).await.unwrap();
     // The change reaches this server through the change feed, as another node's would.

@@ -3,7 +3,6 @@
 use tessera_proto::{ExposeSecret, OAuthError};
 
 use crate::authority::{Authority, ClientCredentials};
-use crate::crypto;
 use crate::model::Client;
 
 impl Authority {
@@ -17,7 +16,7 @@ impl Authority {
         let Some(client) = self.cached_client(&creds.client_id).await? else {
             // Spend the time a secret check would, so that unknown ids do not answer faster.
             if let Some(secret) = &creds.secret {
-                let _ = crypto::hash_matches(secret.expose_secret(), &[0u8; 32]);
+                let _ = crate::tokens::hash::hash_matches(secret.expose_secret(), &[0u8; 32]);
             }
             return Err(OAuthError::InvalidClientId);
         };

@@ -5,10 +5,10 @@ use tessera_proto::{
 };
 
 use crate::authority::{still_allowed, Authority, NewGrant, Source, MAX_TOKEN_LEN};
-use crate::crypto;
-use crate::ids::secret_hash;
 use crate::model::{Client, EventKind};
 use crate::store::CodeRedemption;
+use crate::tokens::crypto;
+use crate::tokens::hash::secret_hash;
 
 /// PKCE verifier bounds: RFC 7636's minimum, and a generous maximum since jsforce sends 171.
 const VERIFIER_LEN: std::ops::RangeInclusive<usize> = 43..=1024;

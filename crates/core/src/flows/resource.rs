@@ -3,18 +3,19 @@
 
 use tessera_proto::{AccessToken, ExposeSecret};
 
-use crate::access_token::{looks_signed, verify};
-use crate::admin::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::authority::{ahead_of_clock, Authority, MAX_TOKEN_LEN};
-use crate::guard::GrantOwner;
-use crate::ids::{salesforce_id, secret_hash};
+use crate::identity::guard::GrantOwner;
 use crate::model::{AccessTokenRecord, Note, User};
+use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::StoreError;
 use crate::time::Timestamp;
+use crate::tokens::access_token::{looks_signed, verify};
+use crate::tokens::hash::secret_hash;
+use crate::tokens::ids::salesforce_id;
 
 /// Longest Note title and body (Salesforce's).
-pub const NOTE_TITLE_MAX: usize = 80;
-pub const NOTE_BODY_MAX: usize = 32_000;
+pub(crate) const NOTE_TITLE_MAX: usize = 80;
+pub(crate) const NOTE_BODY_MAX: usize = 32_000;
 /// Most notes one query returns.
 pub const NOTE_QUERY_MAX: u32 = 2000;
 

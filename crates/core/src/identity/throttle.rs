@@ -222,7 +222,7 @@ impl<K: Hash + Eq> Counter<K> {
     }
 
     fn refusal(&self, w: &mut Window, now: Timestamp) -> Refusal {
-        crate::metrics::throttled(self.reason);
+        crate::operations::metrics::throttled(self.reason.label());
         let first = !w.refused;
         w.refused = true;
         (
@@ -308,7 +308,7 @@ fn username_key(username: &str) -> String {
 
 /// The server's throttle: one counter per budget.
 #[derive(Debug)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     credentials_by_address: Counter<IpAddr>,
     logins_by_user_and_address: Counter<(String, IpAddr)>,
     logins_by_user: Counter<String>,
@@ -324,7 +324,7 @@ impl Default for Throttle {
 /// A login attempt that was counted before its password check; give it back on success.
 #[derive(Debug)]
 #[must_use = "a successful login must give its attempt back"]
-pub struct LoginAttempt {
+pub(crate) struct LoginAttempt {
     user: String,
     address: IpAddr,
 }
@@ -359,7 +359,7 @@ impl Throttle {
     /// Counts a failed high-entropy credential from `address`. `Err` when the source is now
     /// over its budget: the failing request is answered 429 instead of its own error. The bool
     /// says whether this is the window's first refusal (the decision the audit trail records).
-    pub fn credential_failure(
+    pub(crate) fn credential_failure(
         &self,
         address: Option<IpAddr>,
         now: Timestamp,
@@ -370,7 +370,7 @@ impl Throttle {
     /// Starts a login attempt: counted against the (username, address), username and address
     /// budgets before the password is checked, or refused, counting nothing, when one of them
     /// is used up. The bool says whether this is that budget's first refusal of its window.
-    pub fn login_attempt(
+    pub(crate) fn login_attempt(
         &self,
         username: &str,
         address: Option<IpAddr>,
@@ -395,7 +395,7 @@ impl Throttle {
 
     /// The attempt succeeded: its (username, address) count starts over, and the username and
     /// address budgets get the attempt back (it was not a failure).
-    pub fn login_succeeded(&self, attempt: LoginAttempt) {
+    pub(crate) fn login_succeeded(&self, attempt: LoginAttempt) {
         self.logins_by_user_and_address
             .reset(&(attempt.user.clone(), attempt.address));
         self.logins_by_user.give_back(&attempt.user);
@@ -404,7 +404,7 @@ impl Throttle {
 
     /// The attempt was never judged (the store failed, no check slot was free): it gives its
     /// count back to every budget, as it was no failed guess.
-    pub fn login_abandoned(&self, attempt: LoginAttempt) {
+    pub(crate) fn login_abandoned(&self, attempt: LoginAttempt) {
         self.logins_by_user_and_address
             .give_back(&(attempt.user.clone(), attempt.address));
         self.logins_by_user.give_back(&attempt.user);

@@ -1,92 +1,22 @@
-//! Hashing, signing and verification primitives, each in one place.
+//! Users' passwords at rest: Argon2id PHC strings, and their verification in reused working
+//! memory.
 
 use std::sync::Mutex;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tessera_proto::{ExposeSecret, Password};
 use zeroize::Zeroizing;
 
-use crate::model::Hash;
 use crate::time::Random;
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// The server's own 256-bit key: signs CSRF tokens and browser sessions, and keys the token
-/// response `signature` where no client secret is at hand. Never stored in the database.
-#[derive(Clone)]
-pub struct ServerKey(Zeroizing<[u8; 32]>);
-
-impl ServerKey {
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(Zeroizing::new(bytes))
-    }
-
-    pub fn generate(rng: &dyn Random) -> Self {
-        let mut bytes = [0u8; 32];
-        rng.fill(&mut bytes);
-        Self::from_bytes(bytes)
-    }
-
-    pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(*self.0))
-    }
-
-    pub fn from_hex(text: &str) -> Option<Self> {
-        let bytes = Zeroizing::new(hex::decode(text.trim()).ok()?);
-        let array: [u8; 32] = bytes.as_slice().try_into().ok()?;
-        Some(Self::from_bytes(array))
-    }
-
-    /// HMAC-SHA256 of `message` under this key, separated by `purpose` so that a value made for
-    /// one use is never valid for another.
-    pub fn mac(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
-        let mut mac =
-            HmacSha256::new_from_slice(self.0.as_slice()).expect("HMAC takes any key length");
-        mac.update(purpose.as_bytes());
-        mac.update(&[0]);
-        mac.update(message);
-        mac.finalize().into_bytes().into()
-    }
-
-    pub fn verify_mac(&self, purpose: &str, message: &[u8], tag: &[u8]) -> bool {
-        self.mac(purpose, message).ct_eq(tag).into()
-    }
-}
-
-impl std::fmt::Debug for ServerKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ServerKey([REDACTED])")
-    }
-}
-
-/// Salesforce's `signature`: base64 (standard, padded) of HMAC-SHA256 keyed by the client secret
-/// over `id + issued_at` (docs/salesforce-compatibility.md, "The signature field").
-pub fn token_signature(key: &[u8], id: &str, issued_at: &str) -> String {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(id.as_bytes());
-    mac.update(issued_at.as_bytes());
-    STANDARD.encode(mac.finalize().into_bytes())
-}
-
-/// Constant-time comparison of a presented secret's hash with a stored hash.
-pub fn hash_matches(presented: &str, stored: &Hash) -> bool {
-    crate::ids::secret_hash(presented).ct_eq(stored).into()
-}
-
-/// RFC 7636 S256: base64url-without-padding of SHA-256 of the verifier, compared in constant time.
-pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
-    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    computed.as_bytes().ct_eq(challenge.as_bytes()).into()
-}
+/// An Argon2id hash of a random value nobody knows, verified against when a username does not
+/// exist so that both paths cost the same.
+pub(crate) const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3kzV0f3cYvxHAWW2gQOZ2Dc9zxcqqRKFcW4SoaSKWbo";
 
 /// An Argon2id PHC string for a password. Slow on purpose: call it off the async runtime.
-pub fn hash_password(password: &Password, rng: &dyn Random) -> String {
+pub(crate) fn hash_password(password: &Password, rng: &dyn Random) -> String {
     let mut salt = [0u8; 16];
     rng.fill(&mut salt);
     let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
@@ -104,7 +34,7 @@ pub fn hash_password(password: &Password, rng: &dyn Random) -> String {
 /// 750 MiB with only two checks ever running at once. Kept here instead, one buffer per check
 /// that may run at once, the memory is fixed: `max_concurrent_password_checks` × 19 MiB.
 #[derive(Default)]
-pub struct ReusableVerifier {
+pub(crate) struct ReusableVerifier {
     buffers: Mutex<Vec<Vec<Block>>>,
 }
 
@@ -175,35 +105,6 @@ mod tests {
     use crate::time::SystemRandom;
 
     #[test]
-    fn signature_is_padded_standard_base64_of_hmac() {
-        // HMAC-SHA256(key="secret", "https://x/id/00D/005" + "1278448101416"), computed independently.
-        let sig = token_signature(b"secret", "https://x/id/00D/005", "1278448101416");
-        assert_eq!(sig.len(), 44);
-        assert!(sig.ends_with('='));
-        assert_eq!(
-            sig,
-            token_signature(b"secret", "https://x/id/00D/005", "1278448101416")
-        );
-        assert_ne!(
-            sig,
-            token_signature(b"other", "https://x/id/00D/005", "1278448101416")
-        );
-    }
-
-    #[test]
-    fn pkce_s256_matches_the_rfc_example() {
-        // RFC 7636 Appendix B.
-        assert!(pkce_s256_matches(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        ));
-        assert!(!pkce_s256_matches(
-            "wrong",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        ));
-    }
-
-    #[test]
     fn the_reusing_verifier_agrees_with_argon2() {
         let verifier = ReusableVerifier::default();
         let phc = hash_password(&Password::new("correct horse"), &SystemRandom);
@@ -228,19 +129,5 @@ mod tests {
         .to_string();
         assert!(verifier.verify(&Password::new("pw"), &small));
         assert_eq!(verifier.buffers.lock().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn server_key_macs_are_separated_by_purpose() {
-        let key = ServerKey::generate(&SystemRandom);
-        let tag = key.mac("csrf", b"abc");
-        assert!(key.verify_mac("csrf", b"abc", &tag));
-        assert!(!key.verify_mac("session", b"abc", &tag));
-        assert_eq!(
-            ServerKey::from_hex(&key.to_hex())
-                .unwrap()
-                .mac("csrf", b"abc"),
-            tag
-        );
     }
 }

@@ -4,11 +4,11 @@ use subtle::ConstantTimeEq;
 use tessera_proto::{AccessToken, ExposeSecret, OAuthError, PresentedToken};
 
 use crate::authority::{Authority, ClientCredentials, Source, MAX_TOKEN_LEN};
-use crate::ids::secret_hash;
+use crate::flows::resource::ResourceError;
 use crate::model::{Client, Grant};
 use crate::policy::RefreshTokenPolicy;
-use crate::resource::ResourceError;
 use crate::time::Timestamp;
+use crate::tokens::hash::secret_hash;
 
 /// An RFC 7662 introspection answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

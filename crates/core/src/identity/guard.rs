@@ -19,9 +19,10 @@ use std::sync::Mutex;
 
 use lru::LruCache;
 
-use crate::metrics::Cache;
-use crate::model::{Change, ChangeKind, Client, Family, Hash, User};
+use crate::model::{Change, ChangeKind, Client, Family, User};
+use crate::operations::metrics::Cache;
 use crate::time::Timestamp;
+use crate::tokens::hash::Hash;
 
 /// Entries each cache holds at most.
 const CACHE_ENTRIES: usize = 100_000;
@@ -182,7 +183,7 @@ impl Guard {
 
     pub(crate) fn client(&self, client_id: &str) -> Option<Client> {
         let found = self.lock().clients.get(client_id).cloned();
-        crate::metrics::cache_lookup(Cache::Client, found.is_some());
+        crate::operations::metrics::cache_lookup(Cache::Client, found.is_some());
         found
     }
 
@@ -194,7 +195,7 @@ impl Guard {
 
     pub(crate) fn user(&self, user_id: &str) -> Option<User> {
         let found = self.lock().users.get(user_id).cloned();
-        crate::metrics::cache_lookup(Cache::User, found.is_some());
+        crate::operations::metrics::cache_lookup(Cache::User, found.is_some());
         found
     }
 
@@ -204,7 +205,7 @@ impl Guard {
 
     pub(crate) fn owner(&self, grant_id: &str) -> Option<GrantOwner> {
         let found = self.lock().owners.get(grant_id).cloned();
-        crate::metrics::cache_lookup(Cache::GrantOwner, found.is_some());
+        crate::operations::metrics::cache_lookup(Cache::GrantOwner, found.is_some());
         found
     }
 

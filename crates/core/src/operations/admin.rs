@@ -3,25 +3,15 @@
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, Password, Scope, TokenResponse};
 
 use crate::authority::{Authority, NewGrant};
-use crate::crypto;
-use crate::ids::{random_token, salesforce_id, secret_hash};
 use crate::model::{Client, Grant, StoredEvent, User};
-use crate::policy::RefreshTokenPolicy;
+use crate::operations::operator::Operator;
+use crate::policy::{
+    RefreshTokenPolicy, DEFAULT_ACCESS_TOKEN_TTL_SECS, DEFAULT_CLIENT_SCOPES,
+    DEFAULT_REFRESH_RETRY_WINDOW_SECS, MAX_ACCESS_TOKEN_TTL_SECS, MAX_REFRESH_RETRY_WINDOW_SECS,
+};
 use crate::store::{EventFilter, StoreError};
-
-/// Default access-token lifetime: Salesforce's default session timeout, 2 hours.
-pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 2 * 3600;
-/// Longest access-token lifetime: Salesforce's longest session timeout, 24 hours. Revocations
-/// are kept in force for this long.
-pub const MAX_ACCESS_TOKEN_TTL_SECS: u64 = 24 * 3600;
-/// Default retry window for rotated-out refresh tokens: 60 s; 0 is strict (docs/decisions.md,
-/// "Retry window of 60 seconds").
-pub const DEFAULT_REFRESH_RETRY_WINDOW_SECS: u64 = 60;
-/// Longest retry window: while it lasts, anyone holding the rotated-out token gets the live
-/// successor pair, so it is kept brief (Okta and Cognito cap theirs at 60 s; Hydra at 5 min).
-pub const MAX_REFRESH_RETRY_WINDOW_SECS: u64 = 300;
-/// Scopes a client gets when none are given.
-pub const DEFAULT_CLIENT_SCOPES: &str = "api id refresh_token web";
+use crate::tokens::hash::secret_hash;
+use crate::tokens::ids::{random_token, salesforce_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -96,9 +86,9 @@ impl ClientSettings {
     }
 }
 
-/// A redirect URI a code or a token may be sent to (see [`crate::authorize::redirect_uri_safety`]).
-pub fn validate_redirect_uri(uri: &str) -> Result<(), AdminError> {
-    crate::authorize::redirect_uri_safety(uri)
+/// A redirect URI a code or a token may be sent to (see [`crate::flows::authorize::redirect_uri_safety`]).
+pub(crate) fn validate_redirect_uri(uri: &str) -> Result<(), AdminError> {
+    crate::flows::authorize::redirect_uri_safety(uri)
         .map_err(|why| AdminError::Invalid(format!("redirect URI {uri:?}: {why}")))
 }
 
@@ -109,7 +99,7 @@ pub struct GrantHistory {
     pub events: Vec<StoredEvent>,
 }
 
-impl Authority {
+impl Operator {
     /// Registers a client. The secret (confidential clients only) is returned once and only its
     /// hash is kept.
     pub async fn create_client(
@@ -117,10 +107,10 @@ impl Authority {
         public: bool,
         settings: &ClientSettings,
     ) -> Result<(Client, Option<ClientSecret>), AdminError> {
-        let secret = (!public).then(|| ClientSecret::new(new_client_secret(self)));
+        let secret = (!public).then(|| ClientSecret::new(new_client_secret(&self.authority)));
         let mut client = Client {
             // Salesforce consumer keys start with 3MVG9; ours use the token alphabet after it.
-            client_id: format!("3MVG9{}", random_token(self.rng(), 48)),
+            client_id: format!("3MVG9{}", random_token(self.authority.rng(), 48)),
             name: String::new(),
             secret_hash: secret.as_ref().map(|s| secret_hash(s.expose_secret())),
             redirect_uris: Vec::new(),
@@ -130,18 +120,19 @@ impl Authority {
             rotate_refresh_tokens: false,
             allow_user_agent_flow: false,
             refresh_retry_window_secs: DEFAULT_REFRESH_RETRY_WINDOW_SECS,
-            created_at: self.now(),
+            created_at: self.authority.now(),
         };
         settings.apply(&mut client)?;
         if client.name.trim().is_empty() {
             return Err(AdminError::Invalid("a client needs a name".into()));
         }
-        self.store().insert_client(&client).await?;
+        self.authority.store().insert_client(&client).await?;
         Ok((client, secret))
     }
 
     pub async fn client(&self, client_id: &str) -> Result<Client, AdminError> {
-        self.store()
+        self.authority
+            .store()
             .client_by_id(client_id)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("client {client_id}")))
@@ -154,25 +145,28 @@ impl Authority {
     ) -> Result<Client, AdminError> {
         let mut client = self.client(client_id).await?;
         settings.apply(&mut client)?;
-        self.store().update_client(&client, self.now()).await?;
+        self.authority
+            .store()
+            .update_client(&client, self.authority.now())
+            .await?;
         self.client_changed(client_id);
         Ok(client)
     }
 
     /// A client this process changed: its cached copy goes.
     fn client_changed(&self, client_id: &str) {
-        self.guard().changed(
+        self.authority.guard().changed(
             crate::model::ChangeKind::ClientChanged,
             client_id,
-            self.now().plus_secs(MAX_ACCESS_TOKEN_TTL_SECS),
+            self.authority.now().plus_secs(MAX_ACCESS_TOKEN_TTL_SECS),
         );
     }
 
     fn user_changed(&self, user_id: &str) {
-        self.guard().changed(
+        self.authority.guard().changed(
             crate::model::ChangeKind::UserChanged,
             user_id,
-            self.now().plus_secs(MAX_ACCESS_TOKEN_TTL_SECS),
+            self.authority.now().plus_secs(MAX_ACCESS_TOKEN_TTL_SECS),
         );
     }
 
@@ -189,9 +183,12 @@ impl Authority {
         if client.is_public() {
             return Err(AdminError::Invalid("a public client has no secret".into()));
         }
-        let secret = ClientSecret::new(new_client_secret(self));
+        let secret = ClientSecret::new(new_client_secret(&self.authority));
         client.secret_hash = Some(secret_hash(secret.expose_secret()));
-        self.store().update_client(&client, self.now()).await?;
+        self.authority
+            .store()
+            .update_client(&client, self.authority.now())
+            .await?;
         self.client_changed(client_id);
         if revoke_tokens {
             self.revoke_client_grants(client_id, "client secret rotated")
@@ -203,15 +200,21 @@ impl Authority {
     /// Deletes a client and everything issued to it; its access tokens stop working.
     pub async fn delete_client(&self, client_id: &str) -> Result<(), AdminError> {
         let live = self
+            .authority
             .store()
-            .revoke_grants_of_client(client_id, self.now())
+            .revoke_grants_of_client(client_id, self.authority.now())
             .await?;
-        if !self.store().delete_client(client_id, self.now()).await? {
+        if !self
+            .authority
+            .store()
+            .delete_client(client_id, self.authority.now())
+            .await?
+        {
             return Err(AdminError::NotFound(format!("client {client_id}")));
         }
-        let now = self.now();
+        let now = self.authority.now();
         for grant_id in &live {
-            self.grant_revoked(grant_id, now);
+            self.authority.grant_revoked(grant_id, now);
         }
         self.client_changed(client_id);
         Ok(())
@@ -250,23 +253,24 @@ impl Authority {
             ));
         }
         check_password(&password)?;
-        let org = self.org().await?;
+        let org = self.authority.org().await?;
         let user = User {
-            id: salesforce_id("005", self.rng()),
+            id: salesforce_id("005", self.authority.rng()),
             org_id: org.id,
             username: username.to_owned(),
             email,
             password_hash: self.hash_password(password).await,
             disabled: false,
-            created_at: self.now(),
+            created_at: self.authority.now(),
             admin,
         };
-        self.store().insert_user(&user).await?;
+        self.authority.store().insert_user(&user).await?;
         Ok(user)
     }
 
     pub async fn user(&self, username: &str) -> Result<User, AdminError> {
-        self.store()
+        self.authority
+            .store()
             .user_by_username(username)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("user {username}")))
@@ -281,7 +285,10 @@ impl Authority {
     ) -> Result<User, AdminError> {
         let mut user = self.user(username).await?;
         user.disabled = disabled;
-        self.store().update_user(&user, self.now()).await?;
+        self.authority
+            .store()
+            .update_user(&user, self.authority.now())
+            .await?;
         self.user_changed(&user.id);
         if disabled {
             self.revoke_user_grants(&user.id, "user disabled").await?;
@@ -294,7 +301,10 @@ impl Authority {
     pub async fn set_user_admin(&self, username: &str, admin: bool) -> Result<User, AdminError> {
         let mut user = self.user(username).await?;
         user.admin = admin;
-        self.store().update_user(&user, self.now()).await?;
+        self.authority
+            .store()
+            .update_user(&user, self.authority.now())
+            .await?;
         self.user_changed(&user.id);
         Ok(user)
     }
@@ -311,7 +321,10 @@ impl Authority {
         check_password(&password)?;
         let mut user = self.user(username).await?;
         user.password_hash = self.hash_password(password).await;
-        self.store().update_user(&user, self.now()).await?;
+        self.authority
+            .store()
+            .update_user(&user, self.authority.now())
+            .await?;
         self.user_changed(&user.id);
         let revoked = if keep_sessions {
             0
@@ -323,33 +336,33 @@ impl Authority {
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        self.store().list_users().await
+        self.authority.store().list_users().await
     }
 
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        self.store().list_clients().await
+        self.authority.store().list_clients().await
     }
 
     /// Audit events in id order, by filter.
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
-        self.store().events(filter).await
+        self.authority.store().events(filter).await
     }
 
     /// Row counts per table.
     pub async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.store().row_counts().await
+        self.authority.store().row_counts().await
     }
 
     /// A user's grants, newest first, each with its audit history.
     pub async fn grant_histories(&self, user_id: &str) -> Result<Vec<GrantHistory>, StoreError> {
         let mut out = Vec::new();
-        for grant in self.store().grants_of_user(user_id).await? {
+        for grant in self.authority.store().grants_of_user(user_id).await? {
             let filter = EventFilter {
                 grant_id: Some(grant.id.clone()),
                 limit: 10_000,
                 ..Default::default()
             };
-            let events = self.store().events(&filter).await?;
+            let events = self.authority.store().events(&filter).await?;
             out.push(GrantHistory { grant, events });
         }
         Ok(out)
@@ -378,11 +391,11 @@ impl Authority {
         let stride = (count / keep.max(1) as u64).max(1);
         let mut in_flight = tokio::task::JoinSet::new();
         for n in 0..count {
-            let (issuance, response) = self.new_issuance(&client, &user, &scope)?;
+            let (issuance, response) = self.authority.new_issuance(&client, &user, &scope)?;
             if n % stride == 0 && kept.len() < keep {
                 kept.push(response);
             }
-            let store = self.shared_store();
+            let store = self.authority.shared_store();
             in_flight.spawn(async move { store.issue(&issuance).await });
             if in_flight.len() >= IN_FLIGHT {
                 if let Some(done) = in_flight.join_next().await {
@@ -407,27 +420,30 @@ impl Authority {
         let client = self.client_by_id(client_id).await?;
         let user = self.active_user_named(username).await?;
         let scope = requested_or_all(&client, scope)?;
-        self.issue_new_grant(
-            NewGrant {
-                client: &client,
-                user: &user,
-                scope: &scope,
-                code_hash: None,
-                may_issue_refresh: true,
-                presented_secret: None,
-            },
-            None,
-        )
-        .await
+        self.authority
+            .issue_new_grant(
+                NewGrant {
+                    client: &client,
+                    user: &user,
+                    scope: &scope,
+                    code_hash: None,
+                    may_issue_refresh: true,
+                    presented_secret: None,
+                },
+                None,
+            )
+            .await
     }
 
     async fn hash_password(&self, password: Password) -> String {
         let mut salt_source = [0u8; 32];
-        self.rng().fill(&mut salt_source);
+        self.authority.rng().fill(&mut salt_source);
         let seeded = SeededSalt(salt_source);
-        tokio::task::spawn_blocking(move || crypto::hash_password(&password, &seeded))
-            .await
-            .unwrap_or_default()
+        tokio::task::spawn_blocking(move || {
+            crate::identity::password::hash_password(&password, &seeded)
+        })
+        .await
+        .unwrap_or_default()
     }
 }
 
@@ -440,9 +456,10 @@ fn requested_or_all(client: &Client, scope: &str) -> Result<Scope, OAuthError> {
     }
 }
 
-impl Authority {
+impl Operator {
     async fn client_by_id(&self, client_id: &str) -> Result<Client, OAuthError> {
-        self.store()
+        self.authority
+            .store()
             .client_by_id(client_id)
             .await?
             .ok_or(OAuthError::InvalidClientId)
@@ -450,6 +467,7 @@ impl Authority {
 
     async fn active_user_named(&self, username: &str) -> Result<User, OAuthError> {
         let user = self
+            .authority
             .store()
             .user_by_username(username)
             .await?

@@ -7,11 +7,12 @@
 
 use tessera_proto::{ClientSecret, Password};
 
-use crate::admin::{AdminError, ClientSettings};
-use crate::authority::{idle_expiry, Authority, Source};
-use crate::login::LoginError;
+use crate::authority::{idle_expiry, Source};
+use crate::identity::login::LoginError;
 use crate::model::{Client, Event, EventKind, Grant, StoredEvent, User};
-use crate::revocation::AdminRevokeError;
+use crate::operations::admin::{AdminError, ClientSettings};
+use crate::operations::operator::Operator;
+use crate::operations::revocations::AdminRevokeError;
 use crate::store::{EventFilter, StoreError};
 use crate::time::Timestamp;
 
@@ -19,7 +20,7 @@ use crate::time::Timestamp;
 pub const ADMIN_SESSION_TTL_SECS: u64 = 3600;
 /// What the console's logins are recorded as in place of a client (login failures and
 /// throttling are audited by client).
-pub const CONSOLE_CLIENT: &str = "admin-console";
+pub(crate) const CONSOLE_CLIENT: &str = "admin-console";
 /// The server key's purpose for console sessions: an end user's session cookie is no console
 /// session, even for the same user.
 const ADMIN_SESSION_PURPOSE: &str = "admin_session";
@@ -92,7 +93,7 @@ pub struct GrantTimeline {
     pub now: Timestamp,
 }
 
-impl Authority {
+impl Operator {
     /// The console's login: the end users' password check and throttle, then the role.
     pub async fn console_login(
         &self,
@@ -101,6 +102,7 @@ impl Authority {
         source: &Source,
     ) -> Result<User, ConsoleLoginError> {
         let user = self
+            .authority
             .login(username, password, CONSOLE_CLIENT, source)
             .await
             .map_err(ConsoleLoginError::Login)?;
@@ -121,7 +123,8 @@ impl Authority {
 
     /// A signed console session cookie value for an administrator who just logged in.
     pub fn new_admin_session(&self, admin: &User) -> String {
-        self.signed_session(ADMIN_SESSION_PURPOSE, admin, ADMIN_SESSION_TTL_SECS)
+        self.authority
+            .signed_session(ADMIN_SESSION_PURPOSE, admin, ADMIN_SESSION_TTL_SECS)
     }
 
     /// The administrator of a valid, unexpired console session, if still active and still an
@@ -131,11 +134,12 @@ impl Authority {
         cookie: Option<&str>,
     ) -> Result<Option<User>, StoreError> {
         let Some(user_id) =
-            cookie.and_then(|value| self.session_user_id(ADMIN_SESSION_PURPOSE, value))
+            cookie.and_then(|value| self.authority.session_user_id(ADMIN_SESSION_PURPOSE, value))
         else {
             return Ok(None);
         };
         Ok(self
+            .authority
             .store()
             .user_by_id(&user_id)
             .await?
@@ -143,9 +147,9 @@ impl Authority {
     }
 
     /// An administrator acting from the console, from `source`.
-    pub fn acting_as<'a>(&'a self, admin: &'a User, source: &'a Source) -> ConsoleActor<'a> {
+    pub fn acting_as<'a>(&self, admin: &'a User, source: &'a Source) -> ConsoleActor<'a> {
         ConsoleActor {
-            authority: self,
+            operator: self.clone(),
             admin,
             source,
         }
@@ -154,7 +158,7 @@ impl Authority {
     /// Writes the audit event of an administrator's action, with the administrator as its user.
     async fn record_admin_action(&self, admin: &User, action: AdminAction<'_>, source: &Source) {
         let event = Event {
-            at: self.now(),
+            at: self.authority.now(),
             kind: action.kind,
             client_id: action.client_id.map(str::to_owned),
             user_id: Some(admin.id.clone()),
@@ -163,7 +167,7 @@ impl Authority {
             source: source.address.map(|a| a.to_string()),
             user_agent: source.user_agent.clone(),
         };
-        self.record(event).await;
+        self.authority.record(event).await;
     }
 
     /// A grant's timeline, or `None` for an unknown grant.
@@ -171,10 +175,11 @@ impl Authority {
         &self,
         grant_id: &str,
     ) -> Result<Option<GrantTimeline>, StoreError> {
-        let Some(grant) = self.store().grant(grant_id).await? else {
+        let Some(grant) = self.authority.store().grant(grant_id).await? else {
             return Ok(None);
         };
         let events = self
+            .authority
             .store()
             .events(&EventFilter {
                 grant_id: Some(grant.id.clone()),
@@ -183,8 +188,12 @@ impl Authority {
                 ..EventFilter::default()
             })
             .await?;
-        let client = self.store().client_by_id(&grant.client_id).await?;
-        let user = self.store().user_by_id(&grant.user_id).await?;
+        let client = self
+            .authority
+            .store()
+            .client_by_id(&grant.client_id)
+            .await?;
+        let user = self.authority.store().user_by_id(&grant.user_id).await?;
         let expires_at = client.as_ref().and_then(|c| grant_expiry(&grant, c));
         Ok(Some(GrantTimeline {
             grant,
@@ -192,18 +201,18 @@ impl Authority {
             user,
             events,
             expires_at,
-            now: self.now(),
+            now: self.authority.now(),
         }))
     }
 
     /// Every grant of a user (live and revoked), newest first.
     pub async fn grants_of_user(&self, user_id: &str) -> Result<Vec<Grant>, StoreError> {
-        self.store().grants_of_user(user_id).await
+        self.authority.store().grants_of_user(user_id).await
     }
 
     /// A user by id, for the console's pages about them.
     pub async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        self.store().user_by_id(user_id).await
+        self.authority.store().user_by_id(user_id).await
     }
 }
 
@@ -212,14 +221,14 @@ impl Authority {
 /// are: a failure to audit is logged, the change stands).
 #[derive(Debug)]
 pub struct ConsoleActor<'a> {
-    authority: &'a Authority,
+    operator: Operator,
     admin: &'a User,
     source: &'a Source,
 }
 
 impl ConsoleActor<'_> {
     async fn audit(&self, action: AdminAction<'_>) {
-        self.authority
+        self.operator
             .record_admin_action(self.admin, action, self.source)
             .await;
     }
@@ -229,7 +238,7 @@ impl ConsoleActor<'_> {
         public: bool,
         settings: &ClientSettings,
     ) -> Result<(Client, Option<ClientSecret>), AdminError> {
-        let (client, secret) = self.authority.create_client(public, settings).await?;
+        let (client, secret) = self.operator.create_client(public, settings).await?;
         let name = client.name.clone();
         self.audit(AdminAction::on_client(
             EventKind::ClientCreated,
@@ -245,7 +254,7 @@ impl ConsoleActor<'_> {
         client_id: &str,
         settings: &ClientSettings,
     ) -> Result<Client, AdminError> {
-        let client = self.authority.update_client(client_id, settings).await?;
+        let client = self.operator.update_client(client_id, settings).await?;
         let name = client.name.clone();
         self.audit(AdminAction::on_client(
             EventKind::ClientUpdated,
@@ -262,7 +271,7 @@ impl ConsoleActor<'_> {
         revoke_tokens: bool,
     ) -> Result<(Client, ClientSecret), AdminError> {
         let rotated = self
-            .authority
+            .operator
             .rotate_client_secret(client_id, revoke_tokens)
             .await?;
         let detail = if revoke_tokens { "grants revoked" } else { "" };
@@ -276,7 +285,7 @@ impl ConsoleActor<'_> {
     }
 
     pub async fn delete_client(&self, client_id: &str) -> Result<(), AdminError> {
-        self.authority.delete_client(client_id).await?;
+        self.operator.delete_client(client_id).await?;
         self.audit(AdminAction::on_client(
             EventKind::ClientDeleted,
             client_id,
@@ -293,12 +302,12 @@ impl ConsoleActor<'_> {
         disabled: bool,
     ) -> Result<User, AdminError> {
         let user = self
-            .authority
+            .operator
             .user_by_id(user_id)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("user {user_id}")))?;
         let user = self
-            .authority
+            .operator
             .set_user_disabled(&user.username, disabled)
             .await?;
         let kind = if disabled {
@@ -314,7 +323,7 @@ impl ConsoleActor<'_> {
     /// revoked already is left as it is, and nothing is audited.
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<bool, AdminRevokeError> {
         let why = format!("admin console, by {}", self.admin.username);
-        let revoked = self.authority.revoke_grant_by_id(grant_id, &why).await?;
+        let revoked = self.operator.revoke_grant_by_id(grant_id, &why).await?;
         if revoked {
             let action = AdminAction::on_grant(EventKind::GrantRevokedByAdmin, grant_id);
             self.audit(action).await;

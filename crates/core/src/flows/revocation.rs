@@ -3,13 +3,13 @@
 
 use tessera_proto::{AccessToken, ExposeSecret, PresentedToken};
 
-use crate::access_token::{looks_signed, verify};
 use crate::authority::{Authority, Source, MAX_TOKEN_LEN};
-use crate::ids::secret_hash;
 use crate::model::{ChangeKind, EventKind};
-use crate::sealing::signed_grant_id;
 use crate::store::StoreError;
 use crate::time::Timestamp;
+use crate::tokens::access_token::{looks_signed, verify};
+use crate::tokens::hash::secret_hash;
+use crate::tokens::sealing::signed_grant_id;
 
 /// What the caller of the revocation endpoint presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,14 +46,6 @@ impl From<StoreError> for RevocationError {
         crate::authority::log_store_failure(&error);
         Self::Unavailable
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AdminRevokeError {
-    #[error("no such grant")]
-    NotFound,
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 impl Authority {
@@ -147,7 +139,7 @@ impl Authority {
     async fn access_token_issued(
         &self,
         token: &str,
-        hash: &crate::model::Hash,
+        hash: &crate::tokens::hash::Hash,
     ) -> Result<Option<(Timestamp, String)>, StoreError> {
         let token = AccessToken::new(token);
         if looks_signed(&token) {
@@ -172,66 +164,5 @@ impl Authority {
             return Ok(Some(id.to_owned()));
         }
         self.store().legacy_refresh_grant(&secret_hash(token)).await
-    }
-
-    /// Revokes one grant (administrator). Returns false if it was already revoked.
-    pub async fn revoke_grant_by_id(
-        &self,
-        grant_id: &str,
-        why: &str,
-    ) -> Result<bool, AdminRevokeError> {
-        let grant = self
-            .store()
-            .grant(grant_id)
-            .await?
-            .ok_or(AdminRevokeError::NotFound)?;
-        if grant.revoked_at.is_some() {
-            return Ok(false);
-        }
-        let now = self.now();
-        if self.store().revoke_grant(grant_id, now).await? {
-            self.grant_revoked(grant_id, now);
-        }
-        self.record_grant(EventKind::Revoked, &grant, why, None)
-            .await;
-        Ok(true)
-    }
-
-    /// Revokes every live grant of a user; returns how many.
-    pub async fn revoke_user_grants(&self, user_id: &str, why: &str) -> Result<usize, StoreError> {
-        let ids = self
-            .store()
-            .revoke_grants_of_user(user_id, self.now())
-            .await?;
-        self.record_revocations(&ids, why).await?;
-        Ok(ids.len())
-    }
-
-    /// Revokes every live grant of a client; returns how many.
-    pub async fn revoke_client_grants(
-        &self,
-        client_id: &str,
-        why: &str,
-    ) -> Result<usize, StoreError> {
-        let ids = self
-            .store()
-            .revoke_grants_of_client(client_id, self.now())
-            .await?;
-        self.record_revocations(&ids, why).await?;
-        Ok(ids.len())
-    }
-
-    async fn record_revocations(&self, ids: &[String], why: &str) -> Result<(), StoreError> {
-        let now = self.now();
-        for id in ids {
-            self.grant_revoked(id, now);
-        }
-        for id in ids {
-            if let Some(grant) = self.store().grant(id).await? {
-                self.record_grant(EventKind::Revoked, &grant, why, None)
-                    .await;
-            }
-        }
-        Ok(())
     }
 }

@@ -8,13 +8,13 @@ use crate::time::Timestamp;
 /// Revoked grants are kept this long (introspection answers, audit joins), then removed: as long
 /// as the longest-lived access token of theirs could still be unexpired. Reuse of their tokens
 /// is still recognised afterwards, from the signed grant id.
-pub const REVOKED_RETENTION_SECS: u64 = crate::admin::MAX_ACCESS_TOKEN_TTL_SECS;
+pub(crate) const REVOKED_RETENTION_SECS: u64 = crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 /// Expired codes are kept this long, so that a late second use still finds (and revokes) what
 /// the first use issued.
-pub const CODE_RETENTION_SECS: u64 = 3600;
+pub(crate) const CODE_RETENTION_SECS: u64 = 3600;
 /// Rows one rule removes per round: one round is one short write, so that refreshes queued
 /// behind it wait milliseconds, not the length of a backlog.
-pub const PURGE_BATCH: u32 = 1000;
+pub(crate) const PURGE_BATCH: u32 = 1000;
 
 impl Authority {
     /// Removes what can no longer be used: expired codes (and stored access tokens of the earlier
@@ -28,7 +28,7 @@ impl Authority {
         loop {
             let round = self.store().purge(&plan).await?;
             // Counted per round: a later round failing does not hide what earlier ones removed.
-            crate::metrics::purged(&round.counts);
+            crate::operations::metrics::purged(&round.counts);
             total.add(round.counts);
             if round.complete {
                 return Ok(total);

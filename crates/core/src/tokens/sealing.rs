@@ -17,9 +17,9 @@
 use subtle::ConstantTimeEq;
 use tessera_proto::RefreshToken;
 
-use crate::crypto::ServerKey;
-use crate::ids::encode_token;
 use crate::time::Random;
+use crate::tokens::ids::encode_token;
+use crate::tokens::server_key::ServerKey;
 
 /// Length of a grant id (18 random bytes in the token alphabet).
 pub const GRANT_ID_LEN: usize = 24;
@@ -35,7 +35,11 @@ fn tag(key: &ServerKey, body: &str) -> String {
 }
 
 /// Mints a refresh token for a grant: 256 random bits, plus the signed grant id.
-pub fn mint_refresh_token(key: &ServerKey, rng: &dyn Random, grant_id: &str) -> RefreshToken {
+pub(crate) fn mint_refresh_token(
+    key: &ServerKey,
+    rng: &dyn Random,
+    grant_id: &str,
+) -> RefreshToken {
     let mut random = [0u8; RANDOM_BYTES];
     rng.fill(&mut random);
     refresh_token_from(key, &random, grant_id)
@@ -104,8 +108,8 @@ impl Successor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::random_token;
     use crate::time::SystemRandom;
+    use crate::tokens::ids::random_token;
     use tessera_proto::ExposeSecret;
 
     fn grant_id() -> String {

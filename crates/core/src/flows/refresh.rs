@@ -9,23 +9,24 @@
 //! then is a rotated-out token judged: a replay inside the retry window, a duplicate of a
 //! refresh that has just committed, or reuse.
 
-use std::sync::OnceLock;
-
 use subtle::ConstantTimeEq;
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope, TokenResponse};
 
-use crate::authority::{idle_expiry, still_allowed, Authority, Source, MAX_TOKEN_LEN};
-use crate::ids::secret_hash;
-use crate::metrics::RefreshOutcome as Counted;
-use crate::model::{Client, EventKind, Family, Grant, Hash, User};
-use crate::sealing::{signed_grant_id, Successor};
-use crate::store::{RefreshCommit, RefreshOutcome};
+use crate::authority::{
+    idle_expiry, still_allowed, Authority, IssuedTokens, Source, MAX_TOKEN_LEN,
+};
+use crate::model::{Client, EventKind, Family, Grant, User};
+use crate::operations::metrics::RefreshOutcome as Counted;
+use crate::store::{RefreshCommit, RefreshOutcome, StoreError};
 use crate::time::Timestamp;
+use crate::tokens::hash::secret_hash;
+use crate::tokens::hash::Hash;
+use crate::tokens::sealing::{signed_grant_id, Successor};
 
 /// Without a retry window, a replay of a rotated-out token this soon after its rotation is taken
 /// for a simultaneous duplicate of that refresh: refused with "token request is already being
 /// processed", neither answered with tokens nor punished. Later, it is reuse.
-pub const CONCURRENT_REFRESH_GRACE_MS: i64 = 2_000;
+pub(crate) const CONCURRENT_REFRESH_GRACE_MS: i64 = 2_000;
 
 /// Which of its family's tokens a presented refresh token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,18 +60,70 @@ struct Presented<'a> {
     hash: Hash,
     secret: Option<&'a ClientSecret>,
     source: &'a Source,
-    /// The outcome, set where a path decides one the answer alone does not tell (rotated,
-    /// replayed, reuse, …); the rest are read off the error (see [`outcome_of_answer`]).
-    outcome: &'a OnceLock<Counted>,
 }
 
-impl Presented<'_> {
-    fn decided(&self, outcome: Counted) {
-        let _ = self.outcome.set(outcome);
+/// A refresh's answer and the outcome it is counted under (the `outcome` label of
+/// [`crate::operations::metrics::REFRESHES`]).
+#[derive(Debug)]
+pub(crate) struct RefreshAnswer {
+    pub outcome: Counted,
+    pub result: Result<TokenResponse, OAuthError>,
+}
+
+/// A refresh answered with tokens, and how: rotated, refreshed or replayed.
+struct Refreshed {
+    outcome: Counted,
+    response: TokenResponse,
+}
+
+/// A refused refresh, and the outcome it is counted under. Refused by `?` (a store failure, a
+/// wrong scope…), the outcome is read off the error (see [`outcome_of_error`]); the paths whose
+/// error does not tell (a revoked family, reuse) say theirs.
+struct Refusal {
+    outcome: Counted,
+    error: OAuthError,
+}
+
+impl Refusal {
+    fn counted(outcome: Counted, error: OAuthError) -> Self {
+        Self { outcome, error }
+    }
+}
+
+impl From<OAuthError> for Refusal {
+    fn from(error: OAuthError) -> Self {
+        Self {
+            outcome: outcome_of_error(&error),
+            error,
+        }
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(error: StoreError) -> Self {
+        OAuthError::from(error).into()
+    }
+}
+
+type Judged = Result<Refreshed, Refusal>;
+
+impl From<Judged> for RefreshAnswer {
+    fn from(judged: Judged) -> Self {
+        match judged {
+            Ok(Refreshed { outcome, response }) => Self {
+                outcome,
+                result: Ok(response),
+            },
+            Err(Refusal { outcome, error }) => Self {
+                outcome,
+                result: Err(error),
+            },
+        }
     }
 }
 
 impl Authority {
+    /// Answers a refresh and counts its outcome.
     pub(crate) async fn refresh(
         &self,
         client: &Client,
@@ -79,144 +132,173 @@ impl Authority {
         presented_secret: Option<&ClientSecret>,
         source: &Source,
     ) -> Result<TokenResponse, OAuthError> {
-        let value = presented.expose_secret();
-        let outcome = OnceLock::new();
-        let answer = if value.is_empty() || value.len() > MAX_TOKEN_LEN {
-            Err(OAuthError::ExpiredRefreshToken)
-        } else {
-            let presented = Presented {
-                client,
-                value,
-                hash: secret_hash(value),
-                secret: presented_secret,
-                source,
-                outcome: &outcome,
-            };
-            self.judge_refresh(&presented, requested_scope).await
-        };
-        crate::metrics::refresh(
-            outcome
-                .get()
-                .copied()
-                .unwrap_or_else(|| outcome_of_answer(&answer)),
-        );
-        answer
+        let RefreshAnswer { outcome, result } = self
+            .decide_refresh(client, presented, requested_scope, presented_secret, source)
+            .await;
+        crate::operations::metrics::refresh(outcome);
+        result
     }
 
+    /// A refresh's answer, with the outcome it is to be counted under.
+    pub(crate) async fn decide_refresh(
+        &self,
+        client: &Client,
+        presented: &RefreshToken,
+        requested_scope: Option<&str>,
+        presented_secret: Option<&ClientSecret>,
+        source: &Source,
+    ) -> RefreshAnswer {
+        let value = presented.expose_secret();
+        if value.is_empty() || value.len() > MAX_TOKEN_LEN {
+            return Judged::Err(OAuthError::ExpiredRefreshToken.into()).into();
+        }
+        let presented = Presented {
+            client,
+            value,
+            hash: secret_hash(value),
+            secret: presented_secret,
+            source,
+        };
+        self.judge_refresh(&presented, requested_scope).await.into()
+    }
+
+    /// The refresh rules in the module's order, each a named step: the family the token names,
+    /// this client's, not revoked, within its policy, the scope no wider; then the token's
+    /// generation decides between a refresh, a rotated-out token and reuse.
     async fn judge_refresh(
         &self,
         presented: &Presented<'_>,
         requested_scope: Option<&str>,
-    ) -> Result<TokenResponse, OAuthError> {
-        let Presented {
-            client,
-            value,
-            secret: presented_secret,
-            source,
-            ..
-        } = *presented;
-        let presented_hash = presented.hash;
-        // The token names its family, under the server key's signature: a forged or garbled
-        // token is refused without a read. A token of the earlier, unsigned format is found by
-        // its hash.
-        let grant_id = match signed_grant_id(&self.config().server_key, value) {
-            Some(id) => id.to_owned(),
-            None => match self.store().legacy_refresh_grant(&presented_hash).await? {
-                Some(id) => id,
-                None => return Err(OAuthError::ExpiredRefreshToken),
-            },
-        };
+    ) -> Judged {
+        let client = presented.client;
+        let grant_id = self.grant_id_of(presented).await?;
         let now = self.now();
+        let family = self.family_of(presented, &grant_id, now).await?;
+        let grant = &family.grant;
+        // RFC 6749 §6: the token must have been issued to this client. Another client's token
+        // is refused and left alone.
+        if grant.client_id != client.client_id {
+            return Err(OAuthError::ExpiredRefreshToken.into());
+        }
+        let which = generation(&family, &presented.hash);
+        if grant.revoked_at.is_some() {
+            return Err(self.refuse_revoked_family(presented, grant, which).await);
+        }
+        refuse_family_past_its_policy(client, grant, now)?;
+        let scope = refreshed_scope(client, grant, requested_scope)?;
+        match which {
+            Generation::Current => self.refresh_current(presented, &family, &scope, now).await,
+            Generation::Previous => {
+                self.rotated_out_token(presented, &family, &scope, now)
+                    .await
+            }
+            Generation::Older if client.rotates() => Err(self
+                .reuse(grant, "family revoked (old generation)", now, presented)
+                .await),
+            // A non-rotating family has one token; any other is not this family's.
+            Generation::Older => Err(OAuthError::ExpiredRefreshToken.into()),
+        }
+    }
+
+    /// The grant whose family the presented token belongs to. The token names its family,
+    /// under the server key's signature: a forged or garbled token is refused without a read. A
+    /// token of the earlier, unsigned format is found by its hash.
+    async fn grant_id_of(&self, presented: &Presented<'_>) -> Result<String, Refusal> {
+        match signed_grant_id(&self.config().server_key, presented.value) {
+            Some(id) => Ok(id.to_owned()),
+            None => match self.store().legacy_refresh_grant(&presented.hash).await? {
+                Some(id) => Ok(id),
+                None => Err(OAuthError::ExpiredRefreshToken.into()),
+            },
+        }
+    }
+
+    /// The family of `grant_id`, from the cache where it shows the presented token as current,
+    /// otherwise from the store.
+    async fn family_of(
+        &self,
+        presented: &Presented<'_>,
+        grant_id: &str,
+        now: Timestamp,
+    ) -> Result<Family, Refusal> {
         // The cached family decides only what the store's conditional update will check again:
         // that the token is the current one of a live family. Anything else is judged on a
         // fresh read, so a stale entry never refuses or punishes.
         let cached = self
             .guard()
-            .family(&grant_id)
-            .filter(|f| self.may_refresh(client, f, &presented_hash, now));
-        crate::metrics::cache_lookup(crate::metrics::Cache::Family, cached.is_some());
-        let family = match cached {
-            Some(family) => family,
-            None => {
-                let Some(family) = self.store().family(&grant_id).await? else {
-                    return Err(OAuthError::ExpiredRefreshToken);
-                };
-                if family.grant.revoked_at.is_none() {
-                    self.guard().keep_family(family.clone());
-                }
-                family
-            }
+            .family(grant_id)
+            .filter(|f| self.may_refresh(presented.client, f, &presented.hash, now));
+        crate::operations::metrics::cache_lookup(
+            crate::operations::metrics::Cache::Family,
+            cached.is_some(),
+        );
+        if let Some(family) = cached {
+            return Ok(family);
+        }
+        let Some(family) = self.store().family(grant_id).await? else {
+            return Err(OAuthError::ExpiredRefreshToken.into());
         };
+        if family.grant.revoked_at.is_none() {
+            self.guard().keep_family(family.clone());
+        }
+        Ok(family)
+    }
+
+    /// A token of a revoked family is refused; presenting one that was not the family's
+    /// current token to a rotating client is recorded as reuse.
+    async fn refuse_revoked_family(
+        &self,
+        presented: &Presented<'_>,
+        grant: &Grant,
+        which: Generation,
+    ) -> Refusal {
+        if which != Generation::Current && presented.client.rotates() {
+            self.record_grant(
+                EventKind::ReuseDetected,
+                grant,
+                "family already revoked",
+                Some(presented.source),
+            )
+            .await;
+        }
+        Refusal::counted(Counted::Revoked, OAuthError::ExpiredRefreshToken)
+    }
+
+    /// The family's current token: a new access token (and, rotating, a successor pair),
+    /// answered once the store's conditional update has committed it.
+    async fn refresh_current(
+        &self,
+        presented: &Presented<'_>,
+        family: &Family,
+        scope: &Scope,
+        now: Timestamp,
+    ) -> Judged {
+        let client = presented.client;
         let grant = &family.grant;
-        // RFC 6749 §6: the token must have been issued to this client. Another client's token
-        // is refused and left alone.
-        if grant.client_id != client.client_id {
-            return Err(OAuthError::ExpiredRefreshToken);
-        }
-        let which = generation(&family, &presented_hash);
-        if grant.revoked_at.is_some() {
-            presented.decided(Counted::Revoked);
-            if which != Generation::Current && client.rotates() {
-                self.record_grant(
-                    EventKind::ReuseDetected,
-                    grant,
-                    "family already revoked",
-                    Some(source),
-                )
-                .await;
-            }
-            return Err(OAuthError::ExpiredRefreshToken);
-        }
-        // The family's lifetime and the client's permission bound replays too: a pair answered
-        // inside the retry window is never handed out once the family could not refresh any
-        // more.
-        if !client
-            .refresh_token_policy
-            .allows_refresh(grant.created_at, grant.last_used_at, now)
-            || !client.scopes.allows_refresh_token()
-        {
-            return Err(OAuthError::ExpiredRefreshToken);
-        }
-        let scope = refreshed_scope(client, grant, requested_scope)?;
-        match which {
-            Generation::Current => {}
-            Generation::Previous => {
-                return self
-                    .rotated_out_token(presented, &family, &scope, now)
-                    .await
-            }
-            Generation::Older if client.rotates() => {
-                return self
-                    .reuse(grant, "family revoked (old generation)", now, presented)
-                    .await
-            }
-            // A non-rotating family has one token; any other is not this family's.
-            Generation::Older => return Err(OAuthError::ExpiredRefreshToken),
-        }
         let user = self.active_user(&grant.user_id).await?;
         let response = if client.rotates() {
-            self.successor_response(presented, grant, &user, &scope, now)?
+            self.successor_response(presented, grant, &user, scope, now)?
         } else {
             let access_token =
-                self.mint_access_token(client, grant, &scope, now, &self.random_part())?;
-            self.token_response(
+                self.mint_access_token(client, grant, scope, now, &self.random_part())?;
+            self.token_response(IssuedTokens {
                 client,
-                &user,
-                &scope,
+                user: &user,
+                scope,
                 access_token,
-                None,
-                now,
-                presented_secret,
-            )
+                refresh_token: None,
+                issued_at: now,
+                presented_secret: presented.secret,
+            })
         };
-        let kind = if client.rotates() {
-            EventKind::Rotated
+        let (kind, outcome) = if client.rotates() {
+            (EventKind::Rotated, Counted::Rotated)
         } else {
-            EventKind::Refreshed
+            (EventKind::Refreshed, Counted::Refreshed)
         };
-        let event = self.grant_event(kind, grant, "", Some(source));
+        let event = self.grant_event(kind, grant, "", Some(presented.source));
         let commit = RefreshCommit {
-            presented_hash,
+            presented_hash: presented.hash,
             grant_id: grant.id.clone(),
             successor_hash: response
                 .refresh_token
@@ -229,18 +311,13 @@ impl Authority {
         };
         match self.store().commit_refresh(&commit).await? {
             RefreshOutcome::Committed => {
-                presented.decided(if client.rotates() {
-                    Counted::Rotated
-                } else {
-                    Counted::Refreshed
-                });
                 crate::authority::log_event(&event);
-                self.guard().keep_family(committed(&family, &commit));
-                Ok(response)
+                self.guard().keep_family(committed(family, &commit));
+                Ok(Refreshed { outcome, response })
             }
             RefreshOutcome::Stale => {
                 self.guard().forget_family(&grant.id);
-                self.lost_refresh_race(presented, &grant.id, &scope, now)
+                self.lost_refresh_race(presented, &grant.id, scope, now)
                     .await
             }
         }
@@ -285,15 +362,15 @@ impl Authority {
             at,
             successor.access_random(),
         )?;
-        Ok(self.token_response(
-            presented.client,
+        Ok(self.token_response(IssuedTokens {
+            client: presented.client,
             user,
             scope,
             access_token,
-            Some(successor.refresh_token(key, &grant.id)),
-            at,
-            presented.secret,
-        ))
+            refresh_token: Some(successor.refresh_token(key, &grant.id)),
+            issued_at: at,
+            presented_secret: presented.secret,
+        }))
     }
 
     /// The family's previous token: the same pair again inside the retry window, "already being
@@ -304,7 +381,7 @@ impl Authority {
         family: &Family,
         scope: &Scope,
         now: Timestamp,
-    ) -> Result<TokenResponse, OAuthError> {
+    ) -> Judged {
         let grant = &family.grant;
         let source = Some(presented.source);
         match self
@@ -312,17 +389,19 @@ impl Authority {
             .await?
         {
             Replay::Answer(response) => {
-                presented.decided(Counted::Replayed);
                 self.record_grant(EventKind::RetryReplayed, grant, "replay", source)
                     .await;
-                return Ok(response);
+                return Ok(Refreshed {
+                    outcome: Counted::Replayed,
+                    response,
+                });
             }
             // Inside the window but not answerable (a rotation made by an earlier version):
             // never punished as reuse.
             Replay::Unanswerable => {
                 self.record_grant(EventKind::ConcurrentRefreshRefused, grant, "", source)
                     .await;
-                return Err(OAuthError::TokenRequestInProgress);
+                return Err(OAuthError::TokenRequestInProgress.into());
             }
             Replay::OutsideWindow => {}
         }
@@ -332,9 +411,9 @@ impl Authority {
             // that lost the race by a few milliseconds are not thieves.
             self.record_grant(EventKind::ConcurrentRefreshRefused, grant, "", source)
                 .await;
-            return Err(OAuthError::TokenRequestInProgress);
+            return Err(OAuthError::TokenRequestInProgress.into());
         }
-        self.reuse(grant, "family revoked", now, presented).await
+        Err(self.reuse(grant, "family revoked", now, presented).await)
     }
 
     /// A rotated-out token outside the window: reuse. The whole family is revoked (RFC 9700
@@ -345,11 +424,12 @@ impl Authority {
         detail: &str,
         now: Timestamp,
         presented: &Presented<'_>,
-    ) -> Result<TokenResponse, OAuthError> {
-        if self.store().revoke_grant(&grant.id, now).await? {
-            self.grant_revoked(&grant.id, now);
+    ) -> Refusal {
+        match self.store().revoke_grant(&grant.id, now).await {
+            Ok(true) => self.grant_revoked(&grant.id, now),
+            Ok(false) => {}
+            Err(error) => return error.into(),
         }
-        presented.decided(Counted::ReuseDetected);
         self.record_grant(
             EventKind::ReuseDetected,
             grant,
@@ -357,7 +437,7 @@ impl Authority {
             Some(presented.source),
         )
         .await;
-        Err(OAuthError::ExpiredRefreshToken)
+        Refusal::counted(Counted::ReuseDetected, OAuthError::ExpiredRefreshToken)
     }
 
     /// The presented token stopped being current between our read and our conditional update:
@@ -371,21 +451,20 @@ impl Authority {
         grant_id: &str,
         scope: &Scope,
         now: Timestamp,
-    ) -> Result<TokenResponse, OAuthError> {
+    ) -> Judged {
         let family = self.store().family(grant_id).await?;
         let Some(family) = family.filter(|f| {
             f.grant.revoked_at.is_none()
                 && presented.client.rotates()
                 && generation(f, &presented.hash) == Generation::Previous
         }) else {
-            return Err(OAuthError::ExpiredRefreshToken);
+            return Err(OAuthError::ExpiredRefreshToken.into());
         };
         let source = Some(presented.source);
         if let Replay::Answer(response) = self
             .replay_within_window(presented, &family, scope, now)
             .await?
         {
-            presented.decided(Counted::Replayed);
             self.record_grant(
                 EventKind::RetryReplayed,
                 &family.grant,
@@ -393,7 +472,10 @@ impl Authority {
                 source,
             )
             .await;
-            return Ok(response);
+            return Ok(Refreshed {
+                outcome: Counted::Replayed,
+                response,
+            });
         }
         self.record_grant(
             EventKind::ConcurrentRefreshRefused,
@@ -402,7 +484,7 @@ impl Authority {
             source,
         )
         .await;
-        Err(OAuthError::TokenRequestInProgress)
+        Err(OAuthError::TokenRequestInProgress.into())
     }
 
     /// The current pair again, for a replay of the previous token while the client's retry
@@ -439,16 +521,32 @@ impl Authority {
     }
 }
 
-/// The outcome of a refresh no path decided explicitly, read off its answer: the errors a
-/// refresh refuses with say which outcome they are.
-fn outcome_of_answer(answer: &Result<TokenResponse, OAuthError>) -> Counted {
-    match answer {
-        Err(OAuthError::ExpiredRefreshToken) => Counted::Invalid,
-        Err(OAuthError::TokenRequestInProgress) => Counted::ConcurrentRefused,
-        // Every path that answers tokens decides its outcome; should one be added that does
-        // not, it is counted as a failure rather than as a success of the wrong kind.
-        Err(_) | Ok(_) => Counted::Failed,
+/// The outcome of a refusal no path counted explicitly, read off its error: the errors a
+/// refresh refuses with say which outcome they are. (A path that answers tokens always says
+/// its outcome: [`Refreshed`] carries it.)
+fn outcome_of_error(error: &OAuthError) -> Counted {
+    match error {
+        OAuthError::ExpiredRefreshToken => Counted::Invalid,
+        OAuthError::TokenRequestInProgress => Counted::ConcurrentRefused,
+        _ => Counted::Failed,
     }
+}
+
+/// The family's lifetime and the client's permission bound replays too: a pair answered inside
+/// the retry window is never handed out once the family could not refresh any more.
+fn refuse_family_past_its_policy(
+    client: &Client,
+    grant: &Grant,
+    now: Timestamp,
+) -> Result<(), OAuthError> {
+    if !client
+        .refresh_token_policy
+        .allows_refresh(grant.created_at, grant.last_used_at, now)
+        || !client.scopes.allows_refresh_token()
+    {
+        return Err(OAuthError::ExpiredRefreshToken);
+    }
+    Ok(())
 }
 
 /// What a replay of the previous token inside the retry window gets.
@@ -510,13 +608,13 @@ mod tests {
 
     use tessera_proto::{OAuthError, Password, RefreshToken, TokenResponse};
 
-    use crate::admin::ClientSettings;
     use crate::authority::{Authority, AuthorityConfig, ClientCredentials, Source};
-    use crate::crypto::ServerKey;
+    use crate::flows::token_request::TokenRequest;
+    use crate::operations::admin::ClientSettings;
     use crate::policy::RefreshTokenPolicy;
     use crate::store::memory::MemoryStore;
     use crate::time::{ManualClock, SystemRandom, Timestamp};
-    use crate::token::TokenRequest;
+    use crate::tokens::server_key::ServerKey;
 
     struct World {
         authority: Authority,
@@ -538,6 +636,7 @@ mod tests {
             AuthorityConfig::new("http://as.test", ServerKey::generate(&SystemRandom)),
         );
         authority
+            .operator()
             .create_user(USER, Password::new("password one"), None)
             .await
             .unwrap();
@@ -546,8 +645,13 @@ mod tests {
             redirect_uris: Some(vec!["https://app.example/cb".into()]),
             ..settings
         };
-        let (client, secret) = authority.create_client(false, &settings).await.unwrap();
+        let (client, secret) = authority
+            .operator()
+            .create_client(false, &settings)
+            .await
+            .unwrap();
         let first = authority
+            .operator()
             .mint_for(&client.client_id, USER, "api refresh_token")
             .await
             .unwrap();
@@ -618,7 +722,7 @@ mod tests {
             .snapshot()
             .into_vec()
             .into_iter()
-            .filter(|(key, ..)| key.key().name() == crate::metrics::REFRESHES)
+            .filter(|(key, ..)| key.key().name() == crate::operations::metrics::REFRESHES)
             .filter_map(|(key, _, _, value)| {
                 let outcome = key.key().labels().find(|l| l.key() == "outcome")?;
                 match value {
@@ -757,16 +861,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_rotation_whose_pair_cannot_be_rebuilt_is_never_taken_for_reuse_in_its_window() {
-        use crate::ids::secret_hash;
         use crate::store::{Grants, RefreshCommit, RefreshOutcome};
+        use crate::tokens::hash::secret_hash;
         use tessera_proto::ExposeSecret;
 
         let w = world(rotating(60)).await;
         let rt1 = w.rt();
-        let grant_id =
-            crate::sealing::signed_grant_id(&w.authority.config().server_key, rt1.expose_secret())
-                .unwrap()
-                .to_owned();
+        let grant_id = crate::tokens::sealing::signed_grant_id(
+            &w.authority.config().server_key,
+            rt1.expose_secret(),
+        )
+        .unwrap()
+        .to_owned();
         let grant = w.store.grant(&grant_id).await.unwrap().unwrap();
         // A rotation made by an earlier version: its successor was drawn at random, and the pair
         // it answered is not kept.
@@ -869,6 +975,7 @@ mod tests {
     async fn removing_scopes_from_the_client_cuts_live_grants() {
         let w = world(ClientSettings::default()).await;
         w.authority
+            .operator()
             .update_client(
                 &w.creds.client_id,
                 &ClientSettings {
@@ -881,6 +988,7 @@ mod tests {
         let cut = w.refresh(&w.rt()).await.unwrap();
         assert_eq!(cut.scope, "refresh_token");
         w.authority
+            .operator()
             .update_client(
                 &w.creds.client_id,
                 &ClientSettings {
@@ -901,6 +1009,7 @@ mod tests {
         let w = world(rotating(60)).await;
         let (other, secret) = w
             .authority
+            .operator()
             .create_client(
                 false,
                 &ClientSettings {

@@ -58,7 +58,7 @@ impl AuthorizePageError {
 
     /// Whether the request was refused for its redirect URI (one was sent, and it is not a
     /// registered, safe target), rather than for its client or its form.
-    pub fn is_about_the_redirect_uri(self) -> bool {
+    pub(crate) fn is_about_the_redirect_uri(self) -> bool {
         matches!(self, Self::RedirectUriMismatch | Self::UnsafeRedirectUri)
     }
 
@@ -115,7 +115,7 @@ impl RedirectTarget {
         }
     }
 
-    pub fn error_location(&self, error: &AuthorizeRedirectError) -> String {
+    pub(crate) fn error_location(&self, error: &AuthorizeRedirectError) -> String {
         self.location(&[
             ("error", error.code),
             ("error_description", error.description),
@@ -132,7 +132,7 @@ const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "file", "vbscript", "
 ///   crosses a network (RFC 8252 §7.3), since anything else would carry the code in clear;
 /// - or a private-use scheme in reverse-domain form, `com.example.app:/callback` (RFC 8252
 ///   §7.1), never one that runs or reads something (`javascript:`, `data:`, `file:`, …).
-pub fn redirect_uri_safety(uri: &str) -> Result<(), String> {
+pub(crate) fn redirect_uri_safety(uri: &str) -> Result<(), String> {
     let refuse = |why: &str| Err(why.to_owned());
     let Ok(parsed) = url::Url::parse(uri) else {
         return refuse("not an absolute URI");
@@ -174,7 +174,7 @@ pub fn redirect_uri_safety(uri: &str) -> Result<(), String> {
 /// Whether `requested` is one of the client's redirect URIs: exact string comparison (RFC 9700
 /// §4.1.3), except that a registered loopback `http` URI without a port matches any port
 /// (RFC 8252 §7.3).
-pub fn redirect_uri_registered(client: &Client, requested: &str) -> bool {
+pub(crate) fn redirect_uri_registered(client: &Client, requested: &str) -> bool {
     client.redirect_uris.iter().any(|registered| {
         registered == requested || loopback_matches_any_port(registered, requested)
     })
@@ -204,7 +204,7 @@ fn loopback_matches_any_port(registered: &str, requested: &str) -> bool {
 }
 
 /// The first checks: client and redirect URI. Anything wrong here is shown, never redirected.
-pub fn check_client_and_redirect(
+pub(crate) fn check_client_and_redirect(
     params: &Params,
     client: Option<Client>,
 ) -> Result<(Client, String), AuthorizePageError> {
@@ -227,7 +227,7 @@ pub fn check_client_and_redirect(
 }
 
 /// The remaining checks, once the redirect URI is trusted: their errors go back to it.
-pub fn check_request(
+pub(crate) fn check_request(
     params: &Params,
     client: Client,
     redirect_uri: String,

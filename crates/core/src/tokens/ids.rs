@@ -5,7 +5,6 @@ use std::sync::OnceLock;
 use base64::alphabet::Alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 use crate::time::{Random, Timestamp};
 
@@ -28,7 +27,7 @@ pub fn random_token(rng: &dyn Random, bytes: usize) -> String {
 /// each: a bulk load of 10 million grants wrote one page per grant with random ids. The time it
 /// reveals is no secret (Salesforce's own ids are sequential), and 96 random bits keep ids
 /// unique.
-pub fn time_ordered_id(now: Timestamp, rng: &dyn Random) -> String {
+pub(crate) fn time_ordered_id(now: Timestamp, rng: &dyn Random) -> String {
     let mut raw = [0u8; 18];
     raw[..6].copy_from_slice(&now.0.max(0).to_be_bytes()[2..]);
     rng.fill(&mut raw[6..]);
@@ -64,14 +63,9 @@ pub fn decode_token(text: &str) -> Option<Vec<u8>> {
     token_engine().decode(text).ok()
 }
 
-/// SHA-256 of a secret value: the only form in which tokens, codes and client secrets are stored.
-pub fn secret_hash(value: &str) -> [u8; 32] {
-    Sha256::digest(value.as_bytes()).into()
-}
-
 /// A Salesforce-style 18-character id: a 3-character key prefix, 12 random base-62 characters,
 /// and the 3-character case-safe suffix Salesforce computes from the 15-character form.
-pub fn salesforce_id(key_prefix: &str, rng: &dyn Random) -> String {
+pub(crate) fn salesforce_id(key_prefix: &str, rng: &dyn Random) -> String {
     const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     debug_assert_eq!(key_prefix.len(), 3);
     let mut raw = [0u8; 12];

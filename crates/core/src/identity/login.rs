@@ -7,16 +7,17 @@ use std::sync::Arc;
 use tessera_proto::{AuthorizationCode, ExposeSecret, OAuthError, Params, Password, Scope};
 
 use crate::authority::{
-    Authority, NewGrant, Source, CODE_TTL_SECS, DUMMY_PHC, TOKEN_BYTES,
-    UNAVAILABLE_RETRY_AFTER_SECS,
+    Authority, NewGrant, Source, CODE_TTL_SECS, TOKEN_BYTES, UNAVAILABLE_RETRY_AFTER_SECS,
 };
-use crate::authorize::{
+use crate::flows::authorize::{
     check_client_and_redirect, check_request, AuthorizationRequest, AuthorizePageError,
     AuthorizeRedirectError, ResponseKind,
 };
-use crate::ids::{random_token, secret_hash};
+use crate::identity::password::DUMMY_PHC;
 use crate::model::{AuthCode, EventKind, User};
 use crate::store::StoreError;
+use crate::tokens::hash::secret_hash;
+use crate::tokens::ids::random_token;
 
 /// How long a login lasts in the browser.
 pub const SESSION_TTL_SECS: u64 = 2 * 3600;

@@ -10,11 +10,12 @@
 use subtle::ConstantTimeEq;
 use tessera_proto::{AccessToken, ExposeSecret, Scope};
 
-use crate::crypto::ServerKey;
-use crate::ids::{decode_token, encode_token, secret_hash};
-use crate::model::Hash;
-use crate::sealing::GRANT_ID_LEN;
 use crate::time::Timestamp;
+use crate::tokens::hash::secret_hash;
+use crate::tokens::hash::Hash;
+use crate::tokens::ids::{decode_token, encode_token};
+use crate::tokens::sealing::GRANT_ID_LEN;
+use crate::tokens::server_key::ServerKey;
 
 const VERSION: u8 = 2;
 /// Raw bytes of a grant id (its 24 characters, 6 bits each).
@@ -120,7 +121,7 @@ pub fn verify(key: &ServerKey, token: &AccessToken) -> Option<AccessClaims> {
 
 /// Whether a token is of this format at all (as opposed to the earlier, stored one), judged by
 /// its shape only.
-pub fn looks_signed(token: &AccessToken) -> bool {
+pub(crate) fn looks_signed(token: &AccessToken) -> bool {
     token
         .expose_secret()
         .split_once('!')
@@ -130,8 +131,8 @@ pub fn looks_signed(token: &AccessToken) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::random_token;
     use crate::time::SystemRandom;
+    use crate::tokens::ids::random_token;
 
     fn setup() -> (ServerKey, String, Scope) {
         (

@@ -1,0 +1,12 @@
+//! The OAuth flows an end user's client goes through, one file per endpoint or grant, each adding
+//! its own `impl Authority` block: the authorization request, the token endpoint and its grants
+//! (authorization code, refresh token), revocation, introspection, and the resource server's
+//! access-token validation.
+
+pub mod authorize;
+pub(crate) mod code_grant;
+pub mod introspection;
+pub(crate) mod refresh;
+pub mod resource;
+pub mod revocation;
+pub mod token_request;

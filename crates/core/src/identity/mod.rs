@@ -1,0 +1,9 @@
+//! Who is asking: users logging in (password, session, consent), clients authenticating, the
+//! throttle that slows guessers, and the guard that keeps revocations and rarely changing
+//! records in memory.
+
+pub(crate) mod client_auth;
+pub(crate) mod guard;
+pub mod login;
+pub(crate) mod password;
+pub mod throttle;

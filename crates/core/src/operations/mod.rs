@@ -1,0 +1,9 @@
+//! What operators use and watch: administration of clients, users and grants, the admin
+//! console's domain side, housekeeping of what can no longer be used, and the metrics.
+
+pub mod admin;
+pub mod console;
+pub mod housekeeping;
+pub mod metrics;
+pub mod operator;
+pub mod revocations;

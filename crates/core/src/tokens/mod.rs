@@ -1,0 +1,9 @@
+//! Token formats and key material: how tokens, ids and secrets are minted, sealed, signed,
+//! hashed for storage and checked. Nothing here touches the store.
+
+pub mod access_token;
+pub mod crypto;
+pub mod hash;
+pub mod ids;
+pub mod sealing;
+pub mod server_key;
