@@ -7,7 +7,6 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use backon::{ExponentialBuilder, Retryable};
 use tessera_proto::{AccessToken, ExposeSecret, RefreshToken};
 
-use crate::authorized::AuthorizedClient;
 use crate::clock::{Clock, SystemClock};
 use crate::credential::{rejected_reason, Credential, Decision, InFlight};
 use crate::error::{ClientError, ReauthReason, StoreError};
@@ -38,7 +37,7 @@ pub type EventSink = Arc<dyn Fn(&RefreshEvent) + Send + Sync>;
 /// How the token manager talks, tells time and reports.
 #[derive(Clone)]
 pub struct ManagerConfig {
-    /// Used for the token and revocation endpoints and by [`AuthorizedClient`]. It should not
+    /// Used for the token and revocation endpoints and by [`crate::AuthorizedClient`]. It should not
     /// follow redirects ([`crate::default_http_client`] does not).
     pub http: reqwest::Client,
     pub clock: Arc<dyn Clock>,
@@ -325,11 +324,6 @@ impl TokenManager {
 
     pub fn config(&self) -> &ManagerConfig {
         &self.config
-    }
-
-    /// An HTTP client that adds the access token and refreshes once on a 401.
-    pub fn http_client(self: &Arc<Self>) -> AuthorizedClient {
-        AuthorizedClient::new(self.clone())
     }
 
     fn now(&self) -> i64 {
