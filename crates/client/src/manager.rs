@@ -132,7 +132,13 @@ pub struct Status {
     pub protection_note: Option<String>,
 }
 
+/// 9999-12-31T23:59:59Z, the last instant an HTTP date can show.
+const LAST_HTTP_DATE_MS: i64 = 253_402_300_799_000;
+
 fn http_date(ms: i64) -> String {
+    // Clamped: `issued_at` and the expiry are whatever the server sent, and `httpdate`
+    // panics past the year 9999.
+    let ms = ms.clamp(0, LAST_HTTP_DATE_MS);
     let time = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or_default());
     httpdate::fmt_http_date(time)
 }
@@ -876,6 +882,12 @@ mod tests {
             protection: Protection::Passphrase,
             protection_note: None,
         }
+    }
+
+    #[test]
+    fn dates_a_server_made_up_are_shown_without_panicking() {
+        assert_eq!(http_date(i64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(http_date(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]
