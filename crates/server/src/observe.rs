@@ -64,25 +64,20 @@ pub(crate) async fn observe(
 ) -> Response {
     let started = Instant::now();
     // A shared string: cloning it is a reference count, not a copy.
-    let route = request.extensions().get::<MatchedPath>().cloned();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let method = method_label(request.method());
     let source = state
         .access_log
         .then(|| crate::extract::source_address(request.extensions(), request.headers(), &state));
     let request_id = RequestId::of_request(request.headers());
     // The route template and the method label, never the URI: a query string can hold a code.
-    let span = tracing::info_span!(
-        "request",
-        method,
-        route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
-        request_id = request_id.as_str(),
-    );
+    let span = tracing::info_span!("request", method, route, request_id = request_id.as_str(),);
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Some(value) = request_id.header_value() {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let seconds = started.elapsed().as_secs_f64();
-    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let status = response.status().as_u16();
     counter!(HTTP_REQUESTS, "method" => method, "route" => route.to_owned(), "status" => status.to_string())
         .increment(1);
