@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
-use reqwest::{Method, Response, StatusCode};
-use tessera_proto::{AccessToken, ExposeSecret};
+use reqwest::header::{HeaderMap, AUTHORIZATION};
+use reqwest::{Method, Response};
+use tessera_proto::AccessToken;
 
 use crate::error::ClientError;
 use crate::manager::TokenManager;
+use crate::resource::{bearer, refused_session, resolve_target, resource_base};
 
 /// Sends requests with `Authorization: Bearer <access token>`, relative to the credential's
 /// `instance_url`. When the resource server refuses the session (401 with Salesforce's
@@ -26,72 +27,11 @@ impl std::fmt::Debug for AuthorizedClient {
     }
 }
 
-/// Whether a 401's `WWW-Authenticate` says the session is invalid.
-fn challenge_says_invalid(headers: &HeaderMap) -> bool {
-    for value in headers.get_all(WWW_AUTHENTICATE) {
-        let text = value
-            .to_str()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        let scheme = text.split([' ', ',']).next().unwrap_or_default();
-        if scheme == "token" {
-            return true;
-        }
-        // RFC 6750 §3.1: only invalid_token means "get a new token"; invalid_request and
-        // insufficient_scope would fail the same way again.
-        if scheme == "bearer" && text.contains("error=\"invalid_token\"") {
-            return true;
-        }
+impl TokenManager {
+    /// An HTTP client that adds the access token and refreshes once on a 401.
+    pub fn http_client(self: &Arc<Self>) -> AuthorizedClient {
+        AuthorizedClient::new(self.clone())
     }
-    false
-}
-
-/// Where API requests go: the instance, or for RFC servers without one, the issuer.
-pub(crate) fn resource_base(credential: &crate::Credential) -> &str {
-    if credential.instance_url.is_empty() {
-        &credential.endpoints.issuer
-    } else {
-        &credential.instance_url
-    }
-}
-
-/// `Bearer <token>`, marked sensitive so that no debug output shows it.
-pub(crate) fn bearer(token: &AccessToken) -> Result<HeaderValue, ClientError> {
-    let mut value =
-        HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
-            ClientError::Protocol("the access token is not a valid header value".into())
-        })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-/// `Err(())` when the response says the session is invalid; otherwise the response, rebuilt
-/// if its body had to be read to tell.
-pub(crate) async fn refused_session(
-    response: Response,
-) -> Result<Result<Response, ()>, ClientError> {
-    if response.status() != StatusCode::UNAUTHORIZED {
-        return Ok(Ok(response));
-    }
-    if challenge_says_invalid(response.headers()) {
-        return Ok(Err(()));
-    }
-    let status = response.status();
-    let version = response.version();
-    let headers = response.headers().clone();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| ClientError::transient(format!("reading a 401 response: {e}")))?;
-    if String::from_utf8_lossy(&body).contains("INVALID_SESSION_ID") {
-        return Ok(Err(()));
-    }
-    let mut rebuilt = http::Response::new(body);
-    *rebuilt.status_mut() = status;
-    *rebuilt.version_mut() = version;
-    *rebuilt.headers_mut() = headers;
-    Ok(Ok(Response::from(rebuilt)))
 }
 
 impl AuthorizedClient {
@@ -101,31 +41,6 @@ impl AuthorizedClient {
 
     pub fn manager(&self) -> &Arc<TokenManager> {
         &self.manager
-    }
-
-    /// `target` is a path relative to the instance URL (`/services/data/v65.0/sobjects`) or a
-    /// full URL on the instance's (or, for RFC servers without one, the issuer's) origin: the
-    /// token is never sent to another origin.
-    pub(crate) fn resolve(base: &str, target: &str) -> Result<url::Url, ClientError> {
-        let base_url = url::Url::parse(base)
-            .map_err(|e| ClientError::Protocol(format!("instance URL {base:?}: {e}")))?;
-        if let Ok(absolute) = url::Url::parse(target) {
-            if absolute.origin() != base_url.origin() {
-                return Err(ClientError::Protocol(format!(
-                    "refusing to send the access token to {}, which is not {}",
-                    absolute.origin().ascii_serialization(),
-                    base_url.origin().ascii_serialization()
-                )));
-            }
-            return Ok(absolute);
-        }
-        let joined = format!(
-            "{}/{}",
-            base.trim_end_matches('/'),
-            target.trim_start_matches('/')
-        );
-        url::Url::parse(&joined)
-            .map_err(|e| ClientError::Protocol(format!("{target:?} is not a usable path: {e}")))
     }
 
     /// Sends one request (replayed once after a refresh if the session is refused). The body
@@ -139,7 +54,7 @@ impl AuthorizedClient {
         body: Option<Vec<u8>>,
     ) -> Result<Response, ClientError> {
         let credential = self.manager.current().await?;
-        let url = Self::resolve(resource_base(&credential), target)?;
+        let url = resolve_target(resource_base(&credential), target)?;
         let token = self.manager.access_token().await?;
         let response = self
             .send_once(&method, &url, &headers, body.as_deref(), &token)
@@ -186,60 +101,5 @@ impl AuthorizedClient {
                 url.origin().ascii_serialization()
             ))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn challenge(values: &[&'static str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(WWW_AUTHENTICATE, HeaderValue::from_static(v));
-        }
-        h
-    }
-
-    #[test]
-    fn salesforce_and_rfc_6750_challenges_mean_refresh() {
-        assert!(challenge_says_invalid(&challenge(&["Token"])));
-        assert!(challenge_says_invalid(&challenge(&[
-            "Bearer error=\"invalid_token\""
-        ])));
-        assert!(challenge_says_invalid(&challenge(&[
-            "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"expired\""
-        ])));
-    }
-
-    #[test]
-    fn other_challenges_leave_it_to_the_body() {
-        assert!(!challenge_says_invalid(&HeaderMap::new()));
-        assert!(!challenge_says_invalid(&challenge(&[
-            "Bearer error=\"insufficient_scope\""
-        ])));
-        assert!(!challenge_says_invalid(&challenge(&["Basic realm=\"x\""])));
-    }
-
-    #[test]
-    fn targets_resolve_on_the_instance_and_never_leave_it() {
-        let base = "https://na1.example.com";
-        assert_eq!(
-            AuthorizedClient::resolve(base, "/services/data/v65.0/")
-                .unwrap()
-                .as_str(),
-            "https://na1.example.com/services/data/v65.0/"
-        );
-        assert_eq!(
-            AuthorizedClient::resolve(base, "services/data")
-                .unwrap()
-                .as_str(),
-            "https://na1.example.com/services/data"
-        );
-        assert!(AuthorizedClient::resolve(base, "https://na1.example.com/x").is_ok());
-        assert!(matches!(
-            AuthorizedClient::resolve(base, "https://evil.example.net/x"),
-            Err(ClientError::Protocol(_))
-        ));
     }
 }

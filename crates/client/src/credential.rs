@@ -220,7 +220,8 @@ impl Credential {
     /// Milliseconds of validity left, in server time; `None` when the expiry is unknown.
     pub fn remaining_ms(&self, local_now_ms: i64) -> Option<i64> {
         self.expires_at_ms
-            .map(|exp| exp - self.server_now_ms(local_now_ms))
+            // Saturating: `issued_at`, and so the expiry, is whatever number the server sent.
+            .map(|exp| exp.saturating_sub(self.server_now_ms(local_now_ms)))
     }
 
     /// Whether the access token is past its expiry (an unknown expiry never is).
@@ -237,8 +238,8 @@ impl Credential {
         let Some(expires_at) = self.expires_at_ms else {
             return Decision::Use;
         };
-        let lifetime = expires_at - self.issued_at_ms;
-        let remaining = expires_at - self.server_now_ms(local_now_ms);
+        let lifetime = expires_at.saturating_sub(self.issued_at_ms);
+        let remaining = expires_at.saturating_sub(self.server_now_ms(local_now_ms));
         if remaining < refresh_margin_ms(lifetime) || remaining <= 0 {
             Decision::Refresh
         } else {
@@ -363,6 +364,16 @@ mod tests {
         let naive = credential(T0, Some(3600), None, local, None);
         assert_eq!(naive.clock_offset_ms, 0);
         assert_eq!(naive.decision(local + 62 * 60_000), Decision::Use);
+    }
+
+    #[test]
+    fn an_absurd_issued_at_from_the_server_cannot_overflow_the_decision() {
+        // Without a Date header `issued_at` is taken as sent; an expiry near i64::MIN minus
+        // the current time overflowed (a panic in debug builds, a wrapped "use it" in release).
+        let c = credential(i64::MIN, Some(3600), None, T0, None);
+        assert_eq!(c.remaining_ms(T0), Some(i64::MIN));
+        assert!(c.is_expired(T0));
+        assert_eq!(c.decision(T0), Decision::Refresh);
     }
 
     #[test]

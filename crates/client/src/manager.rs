@@ -7,7 +7,6 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use backon::{ExponentialBuilder, Retryable};
 use tessera_proto::{AccessToken, ExposeSecret, RefreshToken};
 
-use crate::authorized::AuthorizedClient;
 use crate::clock::{Clock, SystemClock};
 use crate::credential::{rejected_reason, Credential, Decision, InFlight};
 use crate::error::{ClientError, ReauthReason, StoreError};
@@ -38,7 +37,7 @@ pub type EventSink = Arc<dyn Fn(&RefreshEvent) + Send + Sync>;
 /// How the token manager talks, tells time and reports.
 #[derive(Clone)]
 pub struct ManagerConfig {
-    /// Used for the token and revocation endpoints and by [`AuthorizedClient`]. It should not
+    /// Used for the token and revocation endpoints and by [`crate::AuthorizedClient`]. It should not
     /// follow redirects ([`crate::default_http_client`] does not).
     pub http: reqwest::Client,
     pub clock: Arc<dyn Clock>,
@@ -133,7 +132,13 @@ pub struct Status {
     pub protection_note: Option<String>,
 }
 
+/// 9999-12-31T23:59:59Z, the last instant an HTTP date can show.
+const LAST_HTTP_DATE_MS: i64 = 253_402_300_799_000;
+
 fn http_date(ms: i64) -> String {
+    // Clamped: `issued_at` and the expiry are whatever the server sent, and `httpdate`
+    // panics past the year 9999.
+    let ms = ms.clamp(0, LAST_HTTP_DATE_MS);
     let time = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or_default());
     httpdate::fmt_http_date(time)
 }
@@ -325,11 +330,6 @@ impl TokenManager {
 
     pub fn config(&self) -> &ManagerConfig {
         &self.config
-    }
-
-    /// An HTTP client that adds the access token and refreshes once on a 401.
-    pub fn http_client(self: &Arc<Self>) -> AuthorizedClient {
-        AuthorizedClient::new(self.clone())
     }
 
     fn now(&self) -> i64 {
@@ -882,6 +882,12 @@ mod tests {
             protection: Protection::Passphrase,
             protection_note: None,
         }
+    }
+
+    #[test]
+    fn dates_a_server_made_up_are_shown_without_panicking() {
+        assert_eq!(http_date(i64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(http_date(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]

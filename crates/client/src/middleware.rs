@@ -7,8 +7,8 @@ use reqwest::header::AUTHORIZATION;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Error, Middleware, Next};
 
-use crate::authorized::{bearer, refused_session, resource_base, AuthorizedClient};
 use crate::manager::TokenManager;
+use crate::resource::{bearer, refused_session, resolve_target, resource_base};
 
 /// Adds the access token to requests for the credential's instance (and only those: a request
 /// to another origin passes through without it), and on a refused session refreshes once and
@@ -41,8 +41,7 @@ impl Middleware for TokenMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let credential = self.manager.current().await.map_err(Error::middleware)?;
-        let base = AuthorizedClient::resolve(resource_base(&credential), "/")
-            .map_err(Error::middleware)?;
+        let base = resolve_target(resource_base(&credential), "/").map_err(Error::middleware)?;
         if request.url().origin() != base.origin() {
             return next.run(request, extensions).await;
         }

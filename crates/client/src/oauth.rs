@@ -533,7 +533,7 @@ async fn identity_check(
         .header(reqwest::header::ACCEPT, "application/json")
         .header(
             reqwest::header::AUTHORIZATION,
-            crate::authorized::bearer(token)?,
+            crate::resource::bearer(token)?,
         )
         .timeout(REQUEST_TIMEOUT)
         .send()

@@ -84,6 +84,22 @@ secret_type!(
     PresentedToken
 );
 
+secret_type!(
+    /// The value of a signed browser session cookie: the end user's (`tessera_sid`) or the
+    /// admin console's (`tessera_admin`). Whoever holds it is logged in.
+    SessionCookie
+);
+secret_type!(
+    /// The value of the browser's CSRF cookie (`tessera_csrf`), the secret half of the double
+    /// submit: the token of a form is a MAC of it.
+    CsrfCookie
+);
+secret_type!(
+    /// The CSRF token of one of our forms (its hidden `csrf_token` field), a MAC of the
+    /// browser's [`CsrfCookie`].
+    CsrfToken
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +108,18 @@ mod tests {
     fn debug_never_shows_the_value() {
         let token = RefreshToken::new("super-secret-value");
         assert_eq!(format!("{token:?}"), "RefreshToken([REDACTED])");
+    }
+
+    #[test]
+    fn cookie_values_and_csrf_tokens_are_redacted_in_debug() {
+        let session = SessionCookie::new("user.123.abcdef");
+        let csrf_cookie = CsrfCookie::new("random-csrf-cookie-value");
+        let csrf_token = CsrfToken::new("0a1b2c3d");
+        assert_eq!(format!("{session:?}"), "SessionCookie([REDACTED])");
+        assert_eq!(format!("{csrf_cookie:?}"), "CsrfCookie([REDACTED])");
+        assert_eq!(format!("{csrf_token:?}"), "CsrfToken([REDACTED])");
+        let nested = format!("{:?}", Some(&session));
+        assert!(!nested.contains("abcdef"), "{nested}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tessera_core::flows::authorize::AuthorizationRequest;
 use tessera_core::identity::login::{Next, SESSION_TTL_SECS};
 use tessera_core::model::User;
 use tessera_core::{LoginError, Source};
-use tessera_proto::Password;
+use tessera_proto::{CsrfCookie, ExposeSecret, Password};
 
 use crate::error::{PageError, WebError};
 use crate::extract::{AuthorizeForm, Cookies, PageForm, RequestSource};
@@ -47,14 +47,21 @@ where
 async fn logged_in(state: &AppState, cookies: &Cookies) -> Result<Option<User>, PageError> {
     state
         .authority
-        .session_user(cookies.session.as_deref())
+        .session_user(cookies.session.as_ref())
         .await
         .map_err(|_| PageError::Unavailable)
 }
 
 /// The `Set-Cookie` of a CSRF cookie the domain minted for a browser that had none.
-pub(crate) fn csrf_cookie(state: &AppState, new_cookie: Option<String>) -> Option<HeaderValue> {
-    new_cookie.and_then(|v| set_cookie(Cookies::CSRF, &v, None, state.secure_cookies()))
+pub(crate) fn csrf_cookie(state: &AppState, new_cookie: Option<CsrfCookie>) -> Option<HeaderValue> {
+    new_cookie.and_then(|v| {
+        set_cookie(
+            Cookies::CSRF,
+            v.expose_secret(),
+            None,
+            state.secure_cookies(),
+        )
+    })
 }
 
 /// The login page for a browser that has not tried yet.
@@ -75,7 +82,7 @@ fn login_page(
     notice: LoginNotice,
     username: Option<&str>,
 ) -> Response {
-    let csrf = state.authority.csrf(cookies.csrf.as_deref());
+    let csrf = state.authority.csrf(cookies.csrf.as_ref());
     let page = LoginPage {
         client_name: &request.client.name,
         request: raw,
@@ -174,7 +181,7 @@ async fn log_in(
             let session = state.authority.new_session(&user);
             let cookie = set_cookie(
                 Cookies::SESSION,
-                &session,
+                session.expose_secret(),
                 Some(SESSION_TTL_SECS),
                 state.secure_cookies(),
             );
@@ -202,7 +209,7 @@ pub async fn consent_page(
         let Some(user) = logged_in(state, cookies).await? else {
             return Ok(fresh_login_page(state, cookies, &request, raw));
         };
-        let csrf = state.authority.csrf(cookies.csrf.as_deref());
+        let csrf = state.authority.csrf(cookies.csrf.as_ref());
         let page = ConsentPage {
             client_name: &request.client.name,
             username: &user.username,

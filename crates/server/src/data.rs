@@ -320,7 +320,8 @@ fn parse_soql(text: &str) -> Option<Soql> {
         return None;
     }
     let from = words.iter().position(|w| w.eq_ignore_ascii_case("from"))?;
-    let fields: Vec<String> = words[1..from]
+    let fields: Vec<String> = words
+        .get(1..from)?
         .join(" ")
         .split(',')
         .map(|f| f.trim().to_owned())
@@ -329,7 +330,7 @@ fn parse_soql(text: &str) -> Option<Soql> {
         return None;
     }
     let object = (*words.get(from + 1)?).to_owned();
-    let limit = match &words[from + 2..] {
+    let limit = match words.get(from + 2..)? {
         [] => None,
         [kw, n] if kw.eq_ignore_ascii_case("limit") => Some(n.parse().ok()?),
         _ => return None,

@@ -13,7 +13,10 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use tessera_core::flows::resource::{ApiCaller, IdentityCaller};
 use tessera_core::{ClientCredentials, Source};
-use tessera_proto::{decode_component, AccessToken, ClientSecret, OAuthError, Params, RevokeError};
+use tessera_proto::{
+    decode_component, AccessToken, ClientSecret, CsrfCookie, CsrfToken, OAuthError, Params,
+    RevokeError, SessionCookie,
+};
 
 use crate::error::{ApiError, IdentityError, PageError, RevocationFailure, WebError};
 use crate::{AppState, MAX_BODY_BYTES};
@@ -222,12 +225,12 @@ const CSRF_COOKIE: &str = "tessera_csrf";
 const ADMIN_SESSION_COOKIE: &str = "tessera_admin";
 
 /// The cookies of our pages: the signed session, the CSRF cookie, and the admin console's
-/// signed session.
+/// signed session. Their values are secrets from here on: `Debug` shows none of them.
 #[derive(Debug, Clone, Default)]
 pub struct Cookies {
-    pub session: Option<String>,
-    pub csrf: Option<String>,
-    pub admin_session: Option<String>,
+    pub session: Option<SessionCookie>,
+    pub csrf: Option<CsrfCookie>,
+    pub admin_session: Option<SessionCookie>,
 }
 
 impl Cookies {
@@ -244,12 +247,12 @@ impl Cookies {
                 .flat_map(|v| v.split(';'))
                 .filter_map(|pair| pair.trim().split_once('='))
                 .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_owned())
+                .map(|(_, v)| v)
         };
         Self {
-            session: find(SESSION_COOKIE),
-            csrf: find(CSRF_COOKIE),
-            admin_session: find(ADMIN_SESSION_COOKIE),
+            session: find(SESSION_COOKIE).map(SessionCookie::new),
+            csrf: find(CSRF_COOKIE).map(CsrfCookie::new),
+            admin_session: find(ADMIN_SESSION_COOKIE).map(SessionCookie::new),
         }
     }
 }
@@ -277,9 +280,10 @@ impl FromRequest<AppState> for PageForm {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, params) = read_form(request).await.map_err(PageError::Form)?;
         let cookies = Cookies::from_headers(&parts.headers);
+        let token = params.get("csrf_token").map(CsrfToken::new);
         if !state
             .authority
-            .csrf_valid(cookies.csrf.as_deref(), params.get("csrf_token"))
+            .csrf_valid(cookies.csrf.as_ref(), token.as_ref())
         {
             return Err(PageError::Forbidden.into());
         }

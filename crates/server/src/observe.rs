@@ -3,6 +3,10 @@
 //! (`/id/{org_id}/{user_id}`), never the raw path, and nothing of the request's content: no
 //! query string, no body, no header but the ones the source address is read from, so that no
 //! token, code, secret or password can reach them.
+//!
+//! Every request also runs inside a `request` span with its method, route template and
+//! request id ([`RequestId`]), so every log line written while it is handled, the access log's
+//! included, says which request it belongs to. The id is echoed in `X-Request-Id`.
 
 use std::time::Instant;
 
@@ -11,8 +15,10 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics::{counter, histogram};
+use tracing::Instrument;
 
 use crate::metrics::{HTTP_REQUESTS, HTTP_REQUEST_SECONDS};
+use crate::request_id::{RequestId, REQUEST_ID_HEADER};
 use crate::AppState;
 
 /// The route label of a request no route matched (404s, scans): one series for all of them.
@@ -42,14 +48,15 @@ pub(crate) fn for_client(
         while !client_id.is_char_boundary(end) {
             end -= 1;
         }
+        let cut = client_id.get(..end).unwrap_or_default();
         response
             .extensions_mut()
-            .insert(KnownClient(client_id[..end].to_owned()));
+            .insert(KnownClient(cut.to_owned()));
     }
     response
 }
 
-/// The middleware: times the request, counts it, and logs it.
+/// The middleware: times the request, counts it, and logs it, all inside its span.
 pub(crate) async fn observe(
     State(state): State<AppState>,
     request: Request,
@@ -57,14 +64,20 @@ pub(crate) async fn observe(
 ) -> Response {
     let started = Instant::now();
     // A shared string: cloning it is a reference count, not a copy.
-    let route = request.extensions().get::<MatchedPath>().cloned();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let method = method_label(request.method());
     let source = state
         .access_log
         .then(|| crate::extract::source_address(request.extensions(), request.headers(), &state));
-    let response = next.run(request).await;
+    let request_id = RequestId::of_request(request.headers());
+    // The route template and the method label, never the URI: a query string can hold a code.
+    let span = tracing::info_span!("request", method, route, request_id = request_id.as_str(),);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    if let Some(value) = request_id.header_value() {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
     let seconds = started.elapsed().as_secs_f64();
-    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let status = response.status().as_u16();
     counter!(HTTP_REQUESTS, "method" => method, "route" => route.to_owned(), "status" => status.to_string())
         .increment(1);
@@ -74,16 +87,18 @@ pub(crate) async fn observe(
             .extensions()
             .get::<KnownClient>()
             .map(|KnownClient(id)| id.as_str());
-        tracing::info!(
-            target: "tessera::access",
-            method,
-            route,
-            status,
-            latency_ms = (seconds * 1e6).round() / 1e3,
-            client_id,
-            source = source.map(tracing::field::display),
-            "request"
-        );
+        span.in_scope(|| {
+            tracing::info!(
+                target: "tessera::access",
+                method,
+                route,
+                status,
+                latency_ms = (seconds * 1e6).round() / 1e3,
+                client_id,
+                source = source.map(tracing::field::display),
+                "request"
+            )
+        });
     }
     response
 }

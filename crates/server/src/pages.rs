@@ -3,6 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use tessera_proto::{CsrfToken, ExposeSecret};
 
 /// Escapes text for HTML element content and double-quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -89,7 +90,7 @@ fn hidden(name: &str, value: &str) -> String {
 pub struct LoginPage<'a> {
     pub client_name: &'a str,
     pub request: &'a str,
-    pub csrf_token: &'a str,
+    pub csrf_token: &'a CsrfToken,
     pub username: &'a str,
     pub notice: LoginNotice,
 }
@@ -145,7 +146,7 @@ pub fn login(p: LoginPage<'_>, cookie: Option<HeaderValue>) -> Response {
 <button type=\"submit\">Log in</button></form>",
         client = escape(p.client_name),
         request = hidden("request", p.request),
-        csrf = hidden("csrf_token", p.csrf_token),
+        csrf = hidden("csrf_token", p.csrf_token.expose_secret()),
         username = escape(p.username),
     );
     let mut response = page(p.notice.status(), "Log in", &body, cookie);
@@ -162,7 +163,7 @@ pub struct ConsentPage<'a> {
     pub username: &'a str,
     pub scopes: Vec<&'a str>,
     pub request: &'a str,
-    pub csrf_token: &'a str,
+    pub csrf_token: &'a CsrfToken,
 }
 
 fn describe_scope(scope: &str) -> &'static str {
@@ -212,7 +213,7 @@ pub fn consent(p: ConsentPage<'_>, cookie: Option<HeaderValue>) -> Response {
         client = escape(p.client_name),
         user = escape(p.username),
         request = hidden("request", p.request),
-        csrf = hidden("csrf_token", p.csrf_token),
+        csrf = hidden("csrf_token", p.csrf_token.expose_secret()),
     );
     page(StatusCode::OK, "Allow access?", &body, cookie)
 }

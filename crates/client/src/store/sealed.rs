@@ -121,30 +121,32 @@ pub struct Sealed<'a> {
 }
 
 pub fn parse(bytes: &[u8]) -> Result<Sealed<'_>, FormatError> {
-    if bytes.len() < 6 || &bytes[..4] != MAGIC {
-        return Err(if bytes.len() < 6 && MAGIC.starts_with(bytes) {
-            FormatError::Truncated
-        } else {
-            FormatError::NotOurs
-        });
+    // Patterns and `get` instead of indexing: the bytes come from a file anyone may have
+    // written, and a short one must be an error, never a panic.
+    let (version, kind) = match bytes {
+        [m0, m1, m2, m3, version, kind, ..] if [*m0, *m1, *m2, *m3] == *MAGIC => (*version, *kind),
+        _ if bytes.len() < 6 && MAGIC.starts_with(bytes) => return Err(FormatError::Truncated),
+        _ => return Err(FormatError::NotOurs),
+    };
+    if version != VERSION {
+        return Err(FormatError::Version(version));
     }
-    if bytes[4] != VERSION {
-        return Err(FormatError::Version(bytes[4]));
-    }
-    let kind = KeyKind::from_byte(bytes[5]).ok_or(FormatError::UnknownKeyKind(bytes[5]))?;
+    let kind = KeyKind::from_byte(kind).ok_or(FormatError::UnknownKeyKind(kind))?;
     let mut at = 6;
     let kdf = if kind == KeyKind::Passphrase {
         let raw = bytes
             .get(at..at + 12 + SALT_LEN)
             .ok_or(FormatError::Truncated)?;
-        let word = |i: usize| u32::from_le_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
-        let mut salt = [0u8; SALT_LEN];
-        salt.copy_from_slice(&raw[12..]);
+        let (costs, salt) = raw
+            .split_first_chunk::<12>()
+            .ok_or(FormatError::Truncated)?;
+        let [m0, m1, m2, m3, t0, t1, t2, t3, p0, p1, p2, p3] = *costs;
+        let salt: [u8; SALT_LEN] = salt.try_into().map_err(|_| FormatError::Truncated)?;
         at += 12 + SALT_LEN;
         Some(KdfParams {
-            m_cost_kib: word(0),
-            t_cost: word(4),
-            p_cost: word(8),
+            m_cost_kib: u32::from_le_bytes([m0, m1, m2, m3]),
+            t_cost: u32::from_le_bytes([t0, t1, t2, t3]),
+            p_cost: u32::from_le_bytes([p0, p1, p2, p3]),
             salt,
         })
     } else {
@@ -153,13 +155,15 @@ pub fn parse(bytes: &[u8]) -> Result<Sealed<'_>, FormatError> {
     let nonce = bytes
         .get(at..at + NONCE_LEN)
         .ok_or(FormatError::Truncated)?;
-    let ciphertext = &bytes[at + NONCE_LEN..];
+    let (aad, ciphertext) = bytes
+        .split_at_checked(at + NONCE_LEN)
+        .ok_or(FormatError::Truncated)?;
     if ciphertext.len() < 16 {
         return Err(FormatError::Truncated);
     }
     Ok(Sealed {
         header: Header { kind, kdf },
-        aad: &bytes[..at + NONCE_LEN],
+        aad,
         nonce,
         ciphertext,
     })

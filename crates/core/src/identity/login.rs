@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use tessera_proto::{AuthorizationCode, ExposeSecret, OAuthError, Params, Password, Scope};
+use tessera_proto::{
+    AuthorizationCode, CsrfCookie, CsrfToken, ExposeSecret, OAuthError, Params, Password, Scope,
+    SessionCookie,
+};
 
 use crate::authority::{
     Authority, NewGrant, Source, CODE_TTL_SECS, TOKEN_BYTES, UNAVAILABLE_RETRY_AFTER_SECS,
@@ -82,8 +85,8 @@ pub enum Next {
 /// cookie) and, when the browser has no such cookie yet, the value to set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Csrf {
-    pub token: String,
-    pub new_cookie: Option<String>,
+    pub token: CsrfToken,
+    pub new_cookie: Option<CsrfCookie>,
 }
 
 /// A cookie value long enough to be ours.
@@ -211,21 +214,29 @@ impl Authority {
     }
 
     /// A signed session cookie value for a user who just logged in: `user.expiry.mac`.
-    pub fn new_session(&self, user: &User) -> String {
+    pub fn new_session(&self, user: &User) -> SessionCookie {
         self.signed_session("session", user, SESSION_TTL_SECS)
     }
 
     /// `user.expiry.mac`, the MAC under the server key for `purpose` (the end user's session
     /// and the admin console's are not interchangeable).
-    pub(crate) fn signed_session(&self, purpose: &str, user: &User, ttl_secs: u64) -> String {
+    pub(crate) fn signed_session(
+        &self,
+        purpose: &str,
+        user: &User,
+        ttl_secs: u64,
+    ) -> SessionCookie {
         let expires = self.now().plus_secs(ttl_secs).millis();
         let message = format!("{}.{expires}", user.id);
         let tag = hex::encode(self.config().server_key.mac(purpose, message.as_bytes()));
-        format!("{message}.{tag}")
+        SessionCookie::new(format!("{message}.{tag}"))
     }
 
     /// The logged-in user of a valid, unexpired session cookie, if still active.
-    pub async fn session_user(&self, cookie: Option<&str>) -> Result<Option<User>, StoreError> {
+    pub async fn session_user(
+        &self,
+        cookie: Option<&SessionCookie>,
+    ) -> Result<Option<User>, StoreError> {
         let Some(user_id) = cookie.and_then(|value| self.session_user_id("session", value)) else {
             return Ok(None);
         };
@@ -237,8 +248,8 @@ impl Authority {
     }
 
     /// The user id of a session cookie signed for `purpose`, if it verifies and has not expired.
-    pub(crate) fn session_user_id(&self, purpose: &str, value: &str) -> Option<String> {
-        let mut parts = value.splitn(3, '.');
+    pub(crate) fn session_user_id(&self, purpose: &str, cookie: &SessionCookie) -> Option<String> {
+        let mut parts = cookie.expose_secret().splitn(3, '.');
         let (user_id, expires, tag) = (parts.next()?, parts.next()?, parts.next()?);
         let tag = hex::decode(tag).ok()?;
         let message = format!("{user_id}.{expires}");
@@ -254,29 +265,35 @@ impl Authority {
 
     /// The CSRF token for one of our forms (RFC 6749 §10.12, double submit): a MAC of the
     /// browser's CSRF cookie, minting the cookie when there is none.
-    pub fn csrf(&self, cookie: Option<&str>) -> Csrf {
-        let (value, new_cookie) = match cookie.filter(|v| v.len() >= CSRF_COOKIE_MIN_LEN) {
-            Some(v) => (v.to_owned(), None),
-            None => {
-                let v = random_token(self.rng(), TOKEN_BYTES);
-                (v.clone(), Some(v))
-            }
-        };
+    pub fn csrf(&self, cookie: Option<&CsrfCookie>) -> Csrf {
+        let (value, new_cookie) =
+            match cookie.filter(|v| v.expose_secret().len() >= CSRF_COOKIE_MIN_LEN) {
+                Some(v) => (v.clone(), None),
+                None => {
+                    let v = CsrfCookie::new(random_token(self.rng(), TOKEN_BYTES));
+                    (v.clone(), Some(v))
+                }
+            };
+        let tag = self
+            .config()
+            .server_key
+            .mac("csrf", value.expose_secret().as_bytes());
         Csrf {
-            token: hex::encode(self.config().server_key.mac("csrf", value.as_bytes())),
+            token: CsrfToken::new(hex::encode(tag)),
             new_cookie,
         }
     }
 
     /// Whether a form's CSRF token matches the browser's CSRF cookie.
-    pub fn csrf_valid(&self, cookie: Option<&str>, token: Option<&str>) -> bool {
+    /// The MAC check is constant-time.
+    pub fn csrf_valid(&self, cookie: Option<&CsrfCookie>, token: Option<&CsrfToken>) -> bool {
         let (Some(value), Some(token)) = (cookie, token) else {
             return false;
         };
-        hex::decode(token).is_ok_and(|tag| {
+        hex::decode(token.expose_secret()).is_ok_and(|tag| {
             self.config()
                 .server_key
-                .verify_mac("csrf", value.as_bytes(), &tag)
+                .verify_mac("csrf", value.expose_secret().as_bytes(), &tag)
         })
     }
 

@@ -5,7 +5,7 @@
 //! key, and the administrator is read from the store on every request, so any node serves any
 //! request and a revoked role or a disabled account takes effect at the next click.
 
-use tessera_proto::{ClientSecret, Password};
+use tessera_proto::{ClientSecret, Password, SessionCookie};
 
 use crate::authority::{idle_expiry, Source};
 use crate::identity::login::LoginError;
@@ -122,7 +122,7 @@ impl Operator {
     }
 
     /// A signed console session cookie value for an administrator who just logged in.
-    pub fn new_admin_session(&self, admin: &User) -> String {
+    pub fn new_admin_session(&self, admin: &User) -> SessionCookie {
         self.authority
             .signed_session(ADMIN_SESSION_PURPOSE, admin, ADMIN_SESSION_TTL_SECS)
     }
@@ -131,7 +131,7 @@ impl Operator {
     /// administrator.
     pub async fn admin_session_user(
         &self,
-        cookie: Option<&str>,
+        cookie: Option<&SessionCookie>,
     ) -> Result<Option<User>, StoreError> {
         let Some(user_id) =
             cookie.and_then(|value| self.authority.session_user_id(ADMIN_SESSION_PURPOSE, value))

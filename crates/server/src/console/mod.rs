@@ -24,7 +24,7 @@ use tessera_core::operations::revocations::AdminRevokeError;
 use tessera_core::store::EventFilter;
 use tessera_core::time::parse_duration_secs;
 use tessera_core::LoginError;
-use tessera_proto::{ExposeSecret, Password};
+use tessera_proto::{CsrfToken, ExposeSecret, Password};
 
 use crate::authorize::csrf_cookie;
 use crate::error::{PageError, WebError};
@@ -89,7 +89,7 @@ impl FromRequestParts<AppState> for Admin {
         match state
             .authority
             .operator()
-            .admin_session_user(cookies.admin_session.as_deref())
+            .admin_session_user(cookies.admin_session.as_ref())
             .await
         {
             Ok(Some(user)) => Ok(Self { user, cookies }),
@@ -101,7 +101,12 @@ impl FromRequestParts<AppState> for Admin {
 
 impl Admin {
     /// A page of the console, with the CSRF token its forms carry.
-    fn page(&self, state: &AppState, title: &str, body: impl FnOnce(&str) -> Markup) -> Response {
+    fn page(
+        &self,
+        state: &AppState,
+        title: &str,
+        body: impl FnOnce(&CsrfToken) -> Markup,
+    ) -> Response {
         self.page_with(state, StatusCode::OK, title, None, body)
     }
 
@@ -111,9 +116,9 @@ impl Admin {
         status: StatusCode,
         title: &str,
         refresh_secs: Option<u32>,
-        body: impl FnOnce(&str) -> Markup,
+        body: impl FnOnce(&CsrfToken) -> Markup,
     ) -> Response {
-        let csrf = state.authority.csrf(self.cookies.csrf.as_deref());
+        let csrf = state.authority.csrf(self.cookies.csrf.as_ref());
         let markup = body(&csrf.token);
         document(
             status,
@@ -145,7 +150,7 @@ fn login_response(
     username: &str,
     notice: LoginNotice,
 ) -> Response {
-    let csrf = state.authority.csrf(cookies.csrf.as_deref());
+    let csrf = state.authority.csrf(cookies.csrf.as_ref());
     let mut response = document(
         notice.status(),
         "Log in",
@@ -182,7 +187,8 @@ async fn login(State(state): State<AppState>, form: PageForm) -> Result<Response
     {
         Ok(admin) => {
             let session = state.authority.operator().new_admin_session(&admin);
-            let cookie = admin_session_cookie(&state, &session, ADMIN_SESSION_TTL_SECS);
+            let cookie =
+                admin_session_cookie(&state, session.expose_secret(), ADMIN_SESSION_TTL_SECS);
             Ok(with_cookie(see_other("/admin/clients"), cookie))
         }
         Err(ConsoleLoginError::NotAdmin) => Ok(document(

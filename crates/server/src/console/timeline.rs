@@ -129,7 +129,7 @@ pub fn svg(timeline: &GrantTimeline) -> Markup {
         .collect();
     let expiry = timeline.expires_at.map(|t| t.millis());
     let expiry_on_axis = expiry.filter(|&t| t <= end);
-    let expiry_x = expiry_on_axis.map(|t| positions(&[t], start, end)[0]);
+    let expiry_x = expiry_on_axis.and_then(|t| positions(&[t], start, end).first().copied());
     html! {
         svg.timeline xmlns="http://www.w3.org/2000/svg" viewBox={"0 0 " (WIDTH) " " (HEIGHT)}
             width="100%" role="img" aria-label="Timeline of the grant's token family" {

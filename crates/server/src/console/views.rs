@@ -7,6 +7,7 @@ use axum::response::Response;
 use maud::{html, Markup, DOCTYPE};
 use tessera_core::model::{Client, EventKind, Grant, StoredEvent, User};
 use tessera_core::time::{format_duration_secs, format_utc};
+use tessera_proto::{CsrfToken, ExposeSecret};
 
 use crate::pages::{html_response, LoginNotice, STYLE};
 
@@ -24,14 +25,14 @@ select{padding:8px;border-radius:8px;border:1px solid #d1d5db}label.check{displa
 .legend span{display:inline-block;margin-right:12px;font-size:.8rem}.legend i{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:4px}";
 
 /// The console's links, on every page but the login.
-fn nav(csrf: &str) -> Markup {
+fn nav(csrf: &CsrfToken) -> Markup {
     html! {
         nav {
             a href="/admin/clients" { "Clients" }
             a href="/admin/users" { "Users" }
             a href="/admin/events" { "Events" }
             form method="post" action="/admin/logout" {
-                input type="hidden" name="csrf_token" value=(csrf);
+                input type="hidden" name="csrf_token" value=(csrf.expose_secret());
                 button.secondary type="submit" { "Log out" }
             }
         }
@@ -43,7 +44,7 @@ fn nav(csrf: &str) -> Markup {
 pub fn document(
     status: StatusCode,
     title: &str,
-    csrf: Option<&str>,
+    csrf: Option<&CsrfToken>,
     refresh_secs: Option<u32>,
     body: Markup,
     cookie: Option<HeaderValue>,
@@ -72,12 +73,12 @@ pub fn document(
     html_response(status, markup.into_string(), cookie)
 }
 
-fn csrf_field(csrf: &str) -> Markup {
-    html! { input type="hidden" name="csrf_token" value=(csrf); }
+fn csrf_field(csrf: &CsrfToken) -> Markup {
+    html! { input type="hidden" name="csrf_token" value=(csrf.expose_secret()); }
 }
 
 /// A button that POSTs to `action` with the CSRF token.
-fn post_button(action: &str, csrf: &str, label: &str, danger: bool) -> Markup {
+fn post_button(action: &str, csrf: &CsrfToken, label: &str, danger: bool) -> Markup {
     html! {
         form method="post" action=(action) {
             (csrf_field(csrf))
@@ -90,7 +91,7 @@ fn when(at: tessera_core::time::Timestamp) -> String {
     format_utc(at.millis())
 }
 
-pub fn login(csrf: &str, username: &str, notice: LoginNotice) -> Markup {
+pub fn login(csrf: &CsrfToken, username: &str, notice: LoginNotice) -> Markup {
     html! {
         h1 { "Log in" }
         p { "to the admin console" }
@@ -172,7 +173,7 @@ fn client_fields(client: Option<&Client>) -> Markup {
     }
 }
 
-pub fn clients(csrf: &str, clients: &[Client], error: Option<&str>) -> Markup {
+pub fn clients(csrf: &CsrfToken, clients: &[Client], error: Option<&str>) -> Markup {
     html! {
         h1 { "Clients" }
         @if let Some(error) = error { p.error role="alert" { (error) } }
@@ -204,7 +205,7 @@ pub fn clients(csrf: &str, clients: &[Client], error: Option<&str>) -> Markup {
     }
 }
 
-pub fn client(csrf: &str, client: &Client, error: Option<&str>) -> Markup {
+pub fn client(csrf: &CsrfToken, client: &Client, error: Option<&str>) -> Markup {
     let base = format!("/admin/clients/{}", client.client_id);
     html! {
         h1 { (client.name) }
@@ -244,7 +245,7 @@ pub fn secret_shown(client: &Client, secret: &str, heading: &str) -> Markup {
     }
 }
 
-pub fn users(csrf: &str, users: &[User], query: &str) -> Markup {
+pub fn users(csrf: &CsrfToken, users: &[User], query: &str) -> Markup {
     html! {
         h1 { "Users" }
         form.filters method="get" action="/admin/users" {
@@ -275,7 +276,7 @@ pub fn users(csrf: &str, users: &[User], query: &str) -> Markup {
     }
 }
 
-pub fn grants(csrf: &str, user: &User, grants: &[Grant]) -> Markup {
+pub fn grants(csrf: &CsrfToken, user: &User, grants: &[Grant]) -> Markup {
     html! {
         h1 { "Grants of " (user.username) }
         p { a href={"/admin/events?user=" (user.id)} { "Events of this user" } }
@@ -303,7 +304,7 @@ pub fn grants(csrf: &str, user: &User, grants: &[Grant]) -> Markup {
 }
 
 pub fn timeline(
-    csrf: &str,
+    csrf: &CsrfToken,
     timeline: &tessera_core::operations::console::GrantTimeline,
     svg: Markup,
 ) -> Markup {

@@ -10,6 +10,7 @@ mod identity;
 mod lifecycle;
 mod outage;
 mod properties;
+mod request_span;
 mod resource;
 mod support;
 mod throttle;
