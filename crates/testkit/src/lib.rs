@@ -20,5 +20,5 @@ pub use faketime::{libfaketime, LIBFAKETIME};
 pub use lane::{lane, Lane};
 pub use login::authorize_in_browser;
 pub use pages::{basic, code_in, form, hidden_value, pkce, url_param};
-pub use ports::free_port;
+pub use ports::{free_port, wait_until_accepting};
 pub use random::random_u64;

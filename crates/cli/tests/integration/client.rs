@@ -43,11 +43,7 @@ impl World {
 
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut world = World {
             dir,
@@ -61,11 +57,7 @@ impl World {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        tessera_testkit::wait_until_accepting(port, &mut world.server, String::new);
         world
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod browser;
 
+use tessera_testkit::wait_until_accepting;
 pub use tessera_testkit::{authorize_in_browser, code_in, free_port, libfaketime, LIBFAKETIME};
 pub use tessera_testkit::{lane, Lane};
 
@@ -29,7 +30,6 @@ pub mod lanes {
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -217,16 +217,8 @@ fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, Strin
         .stdout(appending(&dir.join(STDOUT_FILE)))
         .stderr(appending(&log));
     let mut child = command.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "server exited ({status}): {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_accepting(port, &mut child, || {
+        std::fs::read_to_string(&log).unwrap_or_default()
+    });
     (child, format!("http://127.0.0.1:{port}"), log)
 }
