@@ -126,7 +126,7 @@ async fn a_hundred_concurrent_logins_keep_memory_bounded() {
         .text()
         .await
         .unwrap();
-    let field = |name: &str| tessera::hidden_form_field(&page, name).unwrap();
+    let field = |name: &str| tessera_testkit::hidden_value(&page, name).unwrap();
     let form = Arc::new([
         ("request", field("request")),
         ("csrf_token", field("csrf_token")),
