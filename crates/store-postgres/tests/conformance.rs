@@ -13,9 +13,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_core::model::ChangeKind;
@@ -25,100 +24,34 @@ use tessera_core::store::{ChangeNotice, StoreError};
 use tessera_core::time::{Clock, SystemClock};
 use tessera_store_conformance::{self as conformance, hash, World, T0};
 use tessera_store_postgres::{PostgresStore, SCHEMA_VERSION};
-use tokio_postgres::NoTls;
+use tessera_testkit::postgres::{self, TestDatabase};
 use url::Url;
 
-const URL_VARIABLE: &str = "TESSERA_TEST_POSTGRES_URL";
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const POOL_SIZE: usize = 8;
 /// How the store's listening connection names itself (`src/listener.rs`).
 const LISTENER: &str = "tessera-listener";
 
-/// `url` without its password, for messages.
-fn redacted(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "(a URL that does not parse)".to_owned(),
-    }
+/// A database of its own for one test, `tessera_test_<random hex>`, dropped when it is; `None`
+/// (said loudly) when the server cannot be reached and was not required.
+async fn test_database() -> Option<TestDatabase> {
+    TestDatabase::create_or_skip(
+        "tessera_test",
+        "Every test of this file passes without PostgreSQL (a conformance behaviour runs \
+         against the in-memory store instead).",
+    )
+    .await
 }
 
-/// Says that the tests run without PostgreSQL: once, in a banner, on the process's standard
-/// error itself, which the test harness does not capture (it captures `eprintln!`, and shows
-/// it only for failed tests); and in each test's own output.
-fn skipped(message: &str) {
-    static BANNER: Once = Once::new();
-    BANNER.call_once(|| {
-        let line = "*".repeat(100);
-        let _ = writeln!(std::io::stderr(), "\n{line}\n{message}\n{line}\n");
-    });
-    eprintln!("{message}");
-}
-
-/// A client on `url`, its connection driven by a task of the current runtime.
-async fn connect_admin(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let mut config: tokio_postgres::Config = url.parse()?;
-    config.connect_timeout(Duration::from_secs(3));
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-/// A database of its own for one test, dropped (with whatever is still connected to it) when
-/// this is.
-#[derive(Debug)]
-struct TestDatabase {
-    /// Where it was created from.
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestDatabase {
-    /// A new, empty database; `None` (said loudly) when the server cannot be reached and was
-    /// not required.
-    async fn create() -> Option<TestDatabase> {
-        let (admin_url, required) = match std::env::var(URL_VARIABLE) {
-            Ok(url) => (url, true),
-            Err(_) => (DEFAULT_URL.to_owned(), false),
-        };
-        let admin = match connect_admin(&admin_url).await {
-            Ok(admin) => admin,
-            Err(error) if required => panic!(
-                "PostgreSQL not reachable at {} ({URL_VARIABLE} is set): {error}",
-                redacted(&admin_url)
-            ),
-            Err(error) => {
-                skipped(&format!(
-                    "SKIPPED: PostgreSQL not reachable at {} ({error}); set {URL_VARIABLE} to \
-                     require it. Every test of this file passes without PostgreSQL (a \
-                     conformance behaviour runs against the in-memory store instead).",
-                    redacted(&admin_url)
-                ));
-                return None;
-            }
-        };
-        let name = format!("tessera_test_{:016x}", rand::random::<u64>());
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let mut url = Url::parse(&admin_url)
-            .unwrap_or_else(|_| panic!("{URL_VARIABLE} must be a postgres:// URL"));
-        url.set_path(&format!("/{name}"));
-        Some(TestDatabase {
-            admin_url,
-            name,
-            url: url.to_string(),
-        })
-    }
-
+/// What these tests open on their database.
+trait Open {
     /// A client on this database, for what the store does not show.
+    async fn admin(&self) -> tokio_postgres::Client;
+    async fn connect(&self) -> PostgresStore;
+}
+
+impl Open for TestDatabase {
     async fn admin(&self) -> tokio_postgres::Client {
-        connect_admin(&self.url).await.unwrap()
+        postgres::connect(&self.url).await.unwrap()
     }
 
     async fn connect(&self) -> PostgresStore {
@@ -126,40 +59,10 @@ impl TestDatabase {
     }
 }
 
-impl Drop for TestDatabase {
-    /// Drops the database from a thread of its own with a runtime of its own: this may run
-    /// inside an async test, where blocking on the test's runtime would panic.
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let admin = connect_admin(&admin_url).await.map_err(|e| e.to_string())?;
-                admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!("could not drop test database {}: {error}", self.name),
-            Err(_) => eprintln!(
-                "could not drop test database {}: the thread panicked",
-                self.name
-            ),
-        }
-    }
-}
-
 /// A store on a new database, with the database's guard; the in-memory store when PostgreSQL
 /// is not there and not required.
 async fn fresh() -> (Arc<dyn Store>, Option<TestDatabase>) {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return (Arc::new(MemoryStore::new()), None);
     };
     let store = database.connect().await;
@@ -170,7 +73,7 @@ tessera_store_conformance::store_conformance_tests!(fresh);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_reconnecting() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let url = database.url.clone();
@@ -215,7 +118,7 @@ async fn wait_for_listeners(database: &TestDatabase, count: i64) {
 /// revocation by one wakes the other's change signal, whose feed then holds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stores_see_each_others_writes_and_hear_each_others_changes() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let first: Arc<dyn Store> = Arc::new(database.connect().await);
@@ -256,7 +159,7 @@ async fn two_stores_see_each_others_writes_and_hear_each_others_changes() {
 /// (appends may have gone unannounced), listens again, and goes on passing entries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_notices_outlive_their_connection() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let store: Arc<dyn Store> = Arc::new(database.connect().await);
@@ -310,7 +213,7 @@ async fn change_notices_outlive_their_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_of_the_feed_misses_nothing_appended_concurrently() {
     const GRANTS: usize = 120;
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let stores: [Arc<dyn Store>; 2] = [
@@ -379,7 +282,7 @@ async fn a_follower_of_the_feed_misses_nothing_appended_concurrently() {
 /// build refuses to start on a newer schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_only_at_this_builds_schema() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let store = database.connect().await;
@@ -412,7 +315,7 @@ async fn the_pool_gauges_show_its_connections() {
     use tessera_core::operations::metrics::{
         POOL_AVAILABLE, POOL_SIZE as POOL_CONNECTIONS, POOL_WAITING,
     };
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let store = database.connect().await;
@@ -441,7 +344,7 @@ async fn the_pool_gauges_show_its_connections() {
 /// The database's clock agrees with this machine's (they are the same machine here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_time_is_the_servers_clock_in_milliseconds() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let store = database.connect().await;
@@ -457,7 +360,7 @@ async fn database_time_is_the_servers_clock_in_milliseconds() {
 /// every process starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_starting_at_once_migrate_once() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let starts: Vec<_> = (0..4)
@@ -489,7 +392,7 @@ async fn processes_starting_at_once_migrate_once() {
 /// which drops sealed successors: SQLite's migration test, on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_3_database_is_migrated_to_families_on_grant_rows() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let admin = database.admin().await;
@@ -598,7 +501,7 @@ async fn a_version_3_database_is_migrated_to_families_on_grant_rows() {
 /// rolled back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_rolled_back_to_break_a_deadlock_is_run_again() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let store: Arc<dyn Store> = Arc::new(database.connect().await);
@@ -661,7 +564,7 @@ async fn a_transaction_rolled_back_to_break_a_deadlock_is_run_again() {
 /// Errors never quote a stored value: not a hash, not a key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_quote_no_values() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let store: Arc<dyn Store> = Arc::new(database.connect().await);
@@ -701,7 +604,7 @@ async fn the_password_is_never_shown() {
         .unwrap_err();
     assert!(!malformed.to_string().contains(PASSWORD), "{malformed}");
 
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     // Trust authentication takes any password: the store connects, and keeps it to itself.
@@ -719,7 +622,7 @@ async fn the_password_is_never_shown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_pool_serves_many_concurrent_refreshes() {
     const FAMILIES: usize = 64;
-    let Some(database) = TestDatabase::create().await else {
+    let Some(database) = test_database().await else {
         return;
     };
     let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&database.url, 2).await.unwrap());

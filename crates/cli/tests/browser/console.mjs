@@ -1,4 +1,4 @@
-// The admin console in headless Chromium, in two steps that crates/cli/tests/console.rs runs
+// The admin console in headless Chromium, in two steps that crates/cli/tests/integration/console.rs runs
 // around its own token requests. It judges nothing: it clicks, saves a screenshot of each page
 // and prints what it saw as JSON; the Rust test asserts on that.
 //

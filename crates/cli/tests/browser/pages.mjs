@@ -1,6 +1,6 @@
 // Opens Tessera's login, consent and error pages in headless Chromium at each viewport it is
 // given, saves a full-page screenshot of each, and prints what it measured as JSON. It judges
-// nothing: crates/cli/tests/pages.rs starts the server, runs this, and asserts on the output.
+// nothing: crates/cli/tests/integration/pages.rs starts the server, runs this, and asserts on the output.
 //
 // Environment: CHROMIUM (the browser's executable), VIEWPORTS (JSON: [{width, height, phone}]),
 // AUTHORIZE_URL (the dev walkthrough's), REFUSED_URL (the same with an unregistered

@@ -156,10 +156,7 @@ async fn discovery_falls_back_to_salesforce_paths_and_refuses_another_issuers_me
         Err(ClientError::Protocol(_))
     ));
     // An issuer nobody answers for is a transient failure, not a guess.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let closed = format!("http://127.0.0.1:{}", free_port());
     assert!(matches!(
         discover(&http, &closed).await,
         Err(ClientError::Transient { .. })
@@ -332,10 +329,7 @@ async fn the_in_flight_marker_is_on_disk_before_the_refresh_request_is_sent() {
 
 #[tokio::test]
 async fn a_refresh_with_no_answer_keeps_its_marker_for_the_next_attempt() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let closed = format!("http://127.0.0.1:{}", free_port());
     let s = setup(&closed, true).await;
     assert!(matches!(
         s.manager.access_token().await,

@@ -18,6 +18,7 @@ use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ClientSecret, ExposeSecret, Password, TokenResponse};
 use tessera_server::{app, AppState};
 use tessera_store_sqlite::SqliteStore;
+pub use tessera_testkit::free_port;
 
 pub const USERNAME: &str = "alice@example.com";
 pub const SCOPE: &str = "api id refresh_token";

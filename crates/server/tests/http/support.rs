@@ -9,10 +9,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
-use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use sha2::Digest;
 use tessera_core::operations::admin::ClientSettings;
 use tessera_core::store::failing::FailingStore;
 pub use tessera_core::store::prelude::*;
@@ -22,6 +20,7 @@ use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password};
 use tessera_server::{app, AppState, TrustedProxies};
 use tessera_store_sqlite::SqliteStore;
+pub use tessera_testkit::{basic, form, hidden_value, pkce, url_param};
 use tower::ServiceExt;
 
 pub const ISSUER: &str = "http://login.test";
@@ -109,52 +108,6 @@ impl Browser {
             }
         }
     }
-}
-
-pub fn form(pairs: &[(&str, &str)]) -> String {
-    let mut ser = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        ser.append_pair(k, v);
-    }
-    ser.finish()
-}
-
-pub fn basic(id: &str, secret: &str) -> String {
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
-    )
-}
-
-/// The value of a hidden input in one of our pages.
-pub fn hidden_value(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')? + start;
-    Some(
-        html[start..end]
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
-}
-
-/// A query parameter (or fragment parameter) of a URL.
-pub fn url_param(url: &str, name: &str) -> Option<String> {
-    let query = url.split_once(['?', '#'])?.1;
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-/// A PKCE pair: (verifier, S256 challenge).
-pub fn pkce(verifier: &str) -> (String, String) {
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    (verifier.to_owned(), challenge)
 }
 
 impl Harness {

@@ -4,15 +4,13 @@
 //! refresh of it was committed but its answer never arrived, presenting it again inside the retry
 //! window replays that same successor — and the database must pass `PRAGMA integrity_check`.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Server;
+use crate::common::Server;
 use serde_json::Value;
 
 /// Concurrent refresh chains, one grant each.
@@ -103,6 +101,7 @@ fn integrity_check(server: &Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refreshes_answered_before_a_sigkill_survive_it() {
+    let _lane = common::lane(common::lanes::DURABILITY);
     let mut server = Server::start(&[], &[]);
     let (id, secret) = server.user_and_client(
         "2h",

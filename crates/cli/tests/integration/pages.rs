@@ -12,9 +12,7 @@
 //! the test is skipped with a loud message, unless `TESSERA_TEST_BROWSER` is set: `.ci/run` sets
 //! it (and installs Chromium), so in CI a missing browser fails the test.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::process::Command;
 
@@ -58,6 +56,7 @@ fn with_redirect_uri(url: &str, redirect_uri: &str) -> String {
 
 #[test]
 fn login_consent_and_error_pages_fit_a_desktop_and_a_phone_in_chromium() {
+    let _lane = common::lane(common::lanes::SHARED);
     let Some(chromium) = common::browser::chromium_or_skip("the pages") else {
         return;
     };

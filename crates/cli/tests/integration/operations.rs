@@ -3,13 +3,11 @@
 //! listener or only on `metrics_listen`; and the access log, one line per request with its
 //! route template and status and never a secret.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 
-use common::Server;
+use crate::common::Server;
 use serde_json::Value;
 
 const USERNAME: &str = "ada@example.com";
@@ -116,6 +114,7 @@ fn documented_metrics() -> std::collections::HashSet<String> {
 /// The dashboard queries only documented metrics, and every documented one is on it.
 #[test]
 fn the_dashboard_shows_every_documented_metric_and_nothing_else() {
+    let _lane = common::lane(common::lanes::SHARED);
     let documented = documented_metrics();
     assert!(documented.len() >= 12, "{documented:?}");
     let dashboard: Value =
@@ -213,6 +212,7 @@ fn refresh_token(tokens: &Value) -> String {
 /// its route template and status, and none of the secrets the requests carried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_happened_and_the_access_log_keeps_no_secret() {
+    let _lane = common::lane(common::lanes::SHARED);
     let server = Server::start(
         &[
             "--credential-failures-per-address",
@@ -428,6 +428,7 @@ fn logged_metrics_address(server: &Server) -> String {
 /// metrics listener serves nothing else. `--access-log false` silences the access log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metrics_listener_serves_metrics_alone_and_the_access_log_can_be_off() {
+    let _lane = common::lane(common::lanes::SHARED);
     // Port 0: the server picks a free one and logs it, so no other process can take it between
     // a test choosing it and the server binding it.
     let server = Server::start(

@@ -2,14 +2,12 @@
 //! bounded under a flood from 100,000 addresses and under 100 concurrent logins, and a clock
 //! stepped back (libfaketime) does not revive an expired access token.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::Server;
+use crate::common::Server;
 
 /// Runs `count` requests made by `make`, `concurrency` at a time; returns how many got each
 /// status.
@@ -52,6 +50,7 @@ where
 /// proxy: the throttle remembers at most its cap of them, so memory levels off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_100_000_addresses_keeps_memory_bounded() {
+    let _lane = common::lane(common::lanes::HARDENING);
     const FLOOD: usize = 100_000;
     let server = Server::start(&["--trusted-proxies", "127.0.0.1"], &[]);
     let http = reqwest::Client::new();
@@ -96,6 +95,7 @@ async fn a_flood_from_100_000_addresses_keeps_memory_bounded() {
 /// memory kept for it; the rest wait their turn, so memory stays near the idle server's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_logins_keep_memory_bounded() {
+    let _lane = common::lane(common::lanes::HARDENING);
     // Budgets out of the way: this is about how many checks run at once, not about guessing.
     let server = Server::start(
         &[
@@ -126,7 +126,7 @@ async fn a_hundred_concurrent_logins_keep_memory_bounded() {
         .text()
         .await
         .unwrap();
-    let field = |name: &str| tessera::hidden_form_field(&page, name).unwrap();
+    let field = |name: &str| tessera_testkit::hidden_value(&page, name).unwrap();
     let form = Arc::new([
         ("request", field("request")),
         ("csrf_token", field("csrf_token")),
@@ -158,6 +158,7 @@ async fn a_hundred_concurrent_logins_keep_memory_bounded() {
 /// stepped back two hours, and the token stays refused — it was issued ahead of the clock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clock_stepped_back_does_not_revive_an_expired_token() {
+    let _lane = common::lane(common::lanes::HARDENING);
     if !common::libfaketime("clock-step test") {
         return;
     }

@@ -1,14 +1,13 @@
 //! A seconds-long run of `tessera bench`, so that the benchmark cannot rot: every scenario runs,
 //! answers only 200s, and reports its figures and its ratio to the floor.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use serde_json::Value;
 
 #[test]
 fn a_short_benchmark_runs_every_scenario_without_errors() {
+    let _lane = common::lane(common::lanes::BENCH);
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let out = common::run(

@@ -4,9 +4,7 @@
 //! a wrong secret, an unregistered redirect URI, a session revoked at the server, a secret typed
 //! at a terminal, a session without a refresh token.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -45,11 +43,7 @@ impl World {
 
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut world = World {
             dir,
@@ -63,11 +57,7 @@ impl World {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        tessera_testkit::wait_until_accepting(port, &mut world.server, String::new);
         world
     }
 }
@@ -222,6 +212,7 @@ impl World {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_then_twenty_processes_refresh_once_then_curl_status_and_logout() {
+    let _lane = common::lane(common::lanes::SHARED);
     let w = World::start();
     let (client_id, secret) = w.user_and_client(&[
         "--rotate-refresh-tokens",
@@ -387,6 +378,7 @@ async fn login_then_twenty_processes_refresh_once_then_curl_status_and_logout() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_fails_in_the_terminal_and_in_the_browser_with_a_hint() {
+    let _lane = common::lane(common::lanes::SHARED);
     let w = World::start();
     let (client_id, _) = w.user_and_client(&[]);
     let login = w.start_login(&client_id, Some("not the secret"), &[]).await;
@@ -423,6 +415,7 @@ async fn a_wrong_secret_fails_in_the_terminal_and_in_the_browser_with_a_hint() {
 
 #[test]
 fn an_unregistered_redirect_uri_is_named_with_the_command_that_registers_it_at_once() {
+    let _lane = common::lane(common::lanes::SHARED);
     let w = World::start();
     // The client allows one redirect URI, on another port and path than the login's.
     let client = w.json(
@@ -489,6 +482,7 @@ fn an_unregistered_redirect_uri_is_named_with_the_command_that_registers_it_at_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_verify_asks_the_server_and_fails_once_the_session_is_revoked() {
+    let _lane = common::lane(common::lanes::SHARED);
     let w = World::start();
     let (client_id, secret) = w.user_and_client(&[]);
     w.log_in(&client_id, Some(&secret), &[]).await;
@@ -547,6 +541,7 @@ async fn token_verify_asks_the_server_and_fails_once_the_session_is_revoked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_without_a_refresh_token_promises_no_refresh() {
+    let _lane = common::lane(common::lanes::SHARED);
     let w = World::start();
     let (client_id, secret) = w.user_and_client(&[]);
     w.log_in(&client_id, Some(&secret), &["--scope", "api id"])
@@ -614,6 +609,7 @@ fn wait_for(screen: &std::sync::mpsc::Receiver<String>, seen: &mut String, wante
 
 #[test]
 fn on_a_terminal_the_secret_is_asked_for_without_echo_and_one_line_is_enough() {
+    let _lane = common::lane(common::lanes::SHARED);
     let w = World::start();
     let (client_id, _) = w.user_and_client(&[]);
     let mut login = w.login_command(&client_id, "0");

@@ -1,8 +1,6 @@
 //! The `tessera` binary as a user runs it: admin commands, config checks, serve and shutdown.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -59,6 +57,7 @@ impl Env {
 
 #[test]
 fn clients_can_be_created_listed_updated_rotated_and_deleted() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     let created = env.json(
         &[
@@ -143,6 +142,7 @@ fn clients_can_be_created_listed_updated_rotated_and_deleted() {
 
 #[test]
 fn bad_client_settings_are_refused_with_a_clear_message() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     for (args, expected) in [
         (
@@ -201,6 +201,7 @@ fn bad_client_settings_are_refused_with_a_clear_message() {
 /// update, naming what is wrong.
 #[test]
 fn dangerous_redirect_uris_are_refused_at_create_and_update() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     let refused = [
         ("javascript:alert(1)", "javascript:"),
@@ -262,6 +263,7 @@ fn dangerous_redirect_uris_are_refused_at_create_and_update() {
 
 #[test]
 fn users_can_be_created_disabled_enabled_and_given_a_new_password() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     let user = env.json(
         &[
@@ -334,6 +336,7 @@ fn users_can_be_created_disabled_enabled_and_given_a_new_password() {
 /// The admin console's role: given at creation or later, taken away, shown by `user list`.
 #[test]
 fn the_admin_role_is_given_at_creation_or_later_and_taken_away() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     assert_eq!(
         env.user("ann@example.com", "a long password")["admin"],
@@ -387,6 +390,7 @@ fn the_admin_role_is_given_at_creation_or_later_and_taken_away() {
 /// unless --keep-sessions.
 #[test]
 fn set_password_revokes_the_users_grants_unless_kept() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     env.user("p@example.com", "first password");
     let id: &str = &env.client("P");
@@ -446,6 +450,7 @@ fn set_password_revokes_the_users_grants_unless_kept() {
 
 #[test]
 fn token_mint_prints_the_token_endpoint_body() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     env.user("m@example.com", "mint password");
     let id: &str = &env.client("Load");
@@ -487,6 +492,7 @@ fn token_mint_prints_the_token_endpoint_body() {
 /// mint under TESSERA_MAX_GRANTS_PER_USER_CLIENT=2 evicts by that limit, not the default 5.
 #[test]
 fn admin_commands_honour_the_servers_settings_from_the_environment() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     env.user("l@example.com", "limit password");
     let id: &str = &env.client("L");
@@ -524,6 +530,7 @@ fn admin_commands_honour_the_servers_settings_from_the_environment() {
 
 #[test]
 fn unknown_database_schemes_are_refused_naming_the_supported_ones() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     let out = env.run(
         &[
@@ -547,6 +554,7 @@ fn unknown_database_schemes_are_refused_naming_the_supported_ones() {
 
 #[test]
 fn unknown_config_keys_are_rejected() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     let path = env.dir.path().join("bad.toml");
     std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
@@ -573,6 +581,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 #[test]
 fn serve_dev_seeds_prints_a_walkthrough_and_stops_cleanly_on_sigterm() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     let port = common::free_port();
     let child = spawn_dev(&env, port);
@@ -679,6 +688,7 @@ fn wait_until_up(port: u16) -> String {
 
 #[test]
 fn a_host_name_is_a_listen_address() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     let port = common::free_port();
     let mut server = spawn_dev_on(&env, &format!("localhost:{port}"));
@@ -693,6 +703,7 @@ fn a_host_name_is_a_listen_address() {
 
 #[test]
 fn dev_restarts_keep_the_demo_secret_and_a_start_on_a_taken_port_changes_nothing() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     let port = common::free_port();
     let (mut running, id, secret) = start_dev(&env, port);
@@ -732,6 +743,7 @@ fn dev_restarts_keep_the_demo_secret_and_a_start_on_a_taken_port_changes_nothing
 
 #[test]
 fn lifecycle_admin_commands_revoke_show_chains_and_follow_events() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     env.user("l@example.com", "lifecycle password");
     let client = env.json(
@@ -869,6 +881,7 @@ fn lifecycle_admin_commands_revoke_show_chains_and_follow_events() {
 
 #[test]
 fn disabling_a_user_and_rotating_a_secret_with_revocation_revoke_grants() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     env.user("d@example.com", "disable password");
     let id: &str = &env.client("D");
@@ -932,6 +945,7 @@ fn disabling_a_user_and_rotating_a_secret_with_revocation_revoke_grants() {
 
 #[test]
 fn the_server_runs_housekeeping_on_its_own() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     env.user("h@example.com", "housekeeping password");
     let client = env.json(
@@ -999,6 +1013,7 @@ fn the_server_runs_housekeeping_on_its_own() {
 
 #[test]
 fn demo_runs_the_whole_story_on_a_fresh_machine() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     let out = env
         .command()
@@ -1037,6 +1052,7 @@ fn demo_runs_the_whole_story_on_a_fresh_machine() {
 
 #[test]
 fn each_command_shows_only_its_own_options_in_its_help() {
+    let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     let help = |args: &[&str]| {
         let out = env.run(args, None);

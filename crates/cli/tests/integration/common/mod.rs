@@ -5,10 +5,31 @@
 
 pub mod browser;
 
+use tessera_testkit::wait_until_accepting;
+pub use tessera_testkit::{authorize_in_browser, code_in, free_port, libfaketime, LIBFAKETIME};
+pub use tessera_testkit::{lane, Lane};
+
+/// The lanes of this binary (see `tessera_testkit::lane`): each test enters one first. The
+/// load, crash, clock and several-node tests keep lanes of their own, as they had binaries of
+/// their own; everything else shares one.
+pub mod lanes {
+    use super::Lane;
+
+    /// Tests that can run beside each other.
+    pub const SHARED: Lane = Lane("shared");
+    /// `tessera bench`: it loads both cores.
+    pub const BENCH: Lane = Lane("bench");
+    /// SIGKILL under rotating load.
+    pub const DURABILITY: Lane = Lane("durability");
+    /// Floods, memory bounds and a faked clock.
+    pub const HARDENING: Lane = Lane("hardening");
+    /// Several nodes on PostgreSQL, an outage, a skewed clock.
+    pub const NODES: Lane = Lane("nodes");
+}
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -196,103 +217,8 @@ fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, Strin
         .stdout(appending(&dir.join(STDOUT_FILE)))
         .stderr(appending(&log));
     let mut child = command.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "server exited ({status}): {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_accepting(port, &mut child, || {
+        std::fs::read_to_string(&log).unwrap_or_default()
+    });
     (child, format!("http://127.0.0.1:{port}"), log)
-}
-
-/// A port nothing listens on at the moment, for a server to bind.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// libfaketime from Debian's `faketime` package, for tests that move a server's clock.
-pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-/// Whether libfaketime is here; if not, says the test is skipped — or fails it, where
-/// `TESSERA_REQUIRE_FAKETIME` is set (CI).
-pub fn libfaketime(test: &str) -> bool {
-    if Path::new(LIBFAKETIME).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("TESSERA_REQUIRE_FAKETIME").is_none(),
-        "{LIBFAKETIME} is missing (Debian's faketime package) and TESSERA_REQUIRE_FAKETIME is set"
-    );
-    eprintln!("SKIPPED: the {test} needs {LIBFAKETIME} (apt-get install faketime)");
-    false
-}
-
-/// The authorization code a redirect back to the client carries.
-pub fn code_in(location: &str) -> String {
-    url::Url::parse(location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("no code in {location}"))
-}
-
-/// What a person does in a browser with an authorization URL of `base`: opens it, logs in,
-/// allows (unless the client was approved before, when consent is skipped). Returns where the
-/// server redirects to: the client's redirect URI with the code.
-pub async fn authorize_in_browser(base: &str, url: &str, username: &str, password: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let hidden = |html: &str, name: &str| tessera::hidden_form_field(html, name).unwrap();
-    let page = browser.get(url).send().await.unwrap().text().await.unwrap();
-    let form = [
-        ("request", hidden(&page, "request")),
-        ("csrf_token", hidden(&page, "csrf_token")),
-        ("username", username.to_owned()),
-        ("password", password.to_owned()),
-    ];
-    let after = browser
-        .post(format!("{base}/services/oauth2/authorize/login"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    if after.status() == 302 {
-        return after.headers()["location"].to_str().unwrap().to_owned();
-    }
-    assert_eq!(after.status(), 303, "login");
-    let consent_url = format!("{base}{}", after.headers()["location"].to_str().unwrap());
-    let consent = browser
-        .get(consent_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let form = [
-        ("request", hidden(&consent, "request")),
-        ("csrf_token", hidden(&consent, "csrf_token")),
-        ("decision", "allow".to_owned()),
-    ];
-    let allowed = browser
-        .post(format!("{base}/services/oauth2/authorize/consent"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(allowed.status(), 302, "consent");
-    allowed.headers()["location"].to_str().unwrap().to_owned()
 }

@@ -4,152 +4,67 @@
 //! it afterwards. Without a reachable server the tests are skipped with a loud message, unless
 //! `TESSERA_TEST_POSTGRES_URL` is set (CI sets it): then they fail.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use crate::common::Server;
 use serde_json::Value;
+use tessera_testkit::postgres::{self, TestDatabase};
 
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const USERNAME: &str = "ada@example.com";
 const PASSWORD: &str = "ada's password";
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
-/// The server's base URL, or `None` (after saying so) when the tests are to be skipped.
+/// The PostgreSQL server's URL, or `None` (after saying so) when the tests are to be skipped.
 async fn postgres() -> Option<String> {
-    let required = std::env::var("TESSERA_TEST_POSTGRES_URL").ok();
-    let url = required.clone().unwrap_or_else(|| DEFAULT_URL.to_owned());
-    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-        Ok((client, connection)) => {
-            tokio::spawn(connection);
-            drop(client);
-            Some(url)
-        }
-        Err(error) if required.is_some() => {
-            panic!("TESSERA_TEST_POSTGRES_URL is set but {url} is not reachable: {error}")
-        }
-        Err(error) => {
-            eprintln!(
-                "SKIPPED: PostgreSQL is not reachable at {url} ({error}); set \
-                 TESSERA_TEST_POSTGRES_URL to require it"
-            );
-            None
-        }
-    }
+    postgres::server_or_skip("The several-node tests are skipped.").await
 }
 
-/// A database of its own, dropped with this.
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create(admin_url: &str) -> Self {
-        let name = format!("tessera_nodes_{:016x}", rand_u64());
-        admin(admin_url, &format!("CREATE DATABASE {name}")).await;
-        let url = match admin_url.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{name}"),
-            None => panic!("{admin_url} names no database"),
-        };
-        Self {
-            admin_url: admin_url.to_owned(),
-            name,
-            url,
-        }
-    }
-
-    async fn execute(&self, sql: &str) {
-        admin(&self.admin_url, sql).await;
-    }
-
-    /// Refuses new connections and ends every session on this database: terminated again until
-    /// none is left, since a connection that was being opened while the first round ran is not
-    /// yet listed in pg_stat_activity and would survive it.
-    async fn refuse_connections(&self) {
-        let name = &self.name;
-        self.execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-            .await;
-        let (client, connection) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls)
+/// Refuses new connections to `db` and ends every session on it: terminated again until none
+/// is left, since a connection that was being opened while the first round ran is not yet
+/// listed in pg_stat_activity and would survive it.
+async fn refuse_connections(db: &TestDatabase) {
+    let name = &db.name;
+    db.execute_as_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await;
+    let client = postgres::connect(&db.admin_url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sessions: i64 = client
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[name],
+            )
             .await
-            .unwrap();
-        tokio::spawn(connection);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let sessions: i64 = client
-                .query_one(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                     WHERE datname = $1 AND pid <> pg_backend_pid()",
-                    &[name],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if sessions == 0 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sessions on {name} outlive termination"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            .unwrap()
+            .get(0);
+        if sessions == 0 {
+            return;
         }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let (url, sql) = (
-            self.admin_url.clone(),
-            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        assert!(
+            Instant::now() < deadline,
+            "sessions on {name} outlive termination"
         );
-        // Dropped inside a runtime: a runtime of its own, on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(admin(&url, &sql));
-        })
-        .join();
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn admin(url: &str, sql: &str) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-/// 64 unpredictable bits: RandomState is seeded from the operating system.
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.finish()
 }
 
 /// Two nodes (or more) on one database, with one server key.
 struct Cluster {
-    db: Database,
+    db: TestDatabase,
     key: String,
     nodes: Vec<Server>,
 }
 
 impl Cluster {
     async fn start(admin_url: &str, nodes: usize) -> Self {
-        let db = Database::create(admin_url).await;
-        let key: String = (0..4).map(|_| format!("{:016x}", rand_u64())).collect();
+        let db = TestDatabase::create(admin_url, "tessera_nodes").await;
+        let key: String = (0..4)
+            .map(|_| format!("{:016x}", tessera_testkit::random_u64()))
+            .collect();
         let mut cluster = Self {
             db,
             key,
@@ -313,6 +228,7 @@ async fn storm(cluster: &Cluster, client: &Arc<Client>, token: &str) -> Vec<Repl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_on_one_node_refreshes_on_the_other_and_a_storm_makes_one_successor() {
+    let _lane = common::lane(common::lanes::NODES);
     let Some(admin_url) = postgres().await else {
         return;
     };
@@ -390,6 +306,7 @@ fn cluster_client(cluster: &Cluster, options: &[&str]) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reuse_and_revocation_on_one_node_take_effect_on_the_other() {
+    let _lane = common::lane(common::lanes::NODES);
     let Some(admin_url) = postgres().await else {
         return;
     };
@@ -446,6 +363,7 @@ async fn reuse_and_revocation_on_one_node_take_effect_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_a_skewed_clock_decides_on_the_databases_time() {
+    let _lane = common::lane(common::lanes::NODES);
     let Some(admin_url) = postgres().await else {
         return;
     };
@@ -540,6 +458,7 @@ async fn database_millis(url: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_503_and_service_resumes_without_a_restart() {
+    let _lane = common::lane(common::lanes::NODES);
     let Some(admin_url) = postgres().await else {
         return;
     };
@@ -550,7 +469,7 @@ async fn a_database_outage_is_503_and_service_resumes_without_a_restart() {
     let refresh_token = field(&tokens, "refresh_token");
 
     let name = &cluster.db.name;
-    cluster.db.refuse_connections().await;
+    refuse_connections(&cluster.db).await;
     let down = client.refresh(&base, &refresh_token).await;
     assert_eq!(down.status, 503, "{}", down.body);
     assert_eq!(down.body["error"], "temporarily_unavailable");
@@ -572,7 +491,7 @@ async fn a_database_outage_is_503_and_service_resumes_without_a_restart() {
 
     cluster
         .db
-        .execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute_as_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
         .await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -593,6 +512,7 @@ async fn a_database_outage_is_503_and_service_resumes_without_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_load_over_two_nodes_has_no_5xx_and_no_broken_chain() {
+    let _lane = common::lane(common::lanes::NODES);
     let Some(admin_url) = postgres().await else {
         return;
     };

@@ -1,4 +1,4 @@
-//! What the headless-Chromium tests share: finding the browser (or skipping loudly without it),
+//! Headless Chromium for the page tests: finding the browser (or skipping loudly without it),
 //! installing playwright-core, where screenshots go, and running a script to success.
 
 use std::path::{Path, PathBuf};
@@ -27,27 +27,27 @@ pub fn chromium_or_skip(test: &str) -> Option<PathBuf> {
     None
 }
 
-/// `target/screenshots/`, or `TESSERA_SCREENSHOTS_DIR`; created.
-pub fn screenshots_dir() -> PathBuf {
+/// `screenshots/` beside `target_tmpdir` (a test's `CARGO_TARGET_TMPDIR`, `<target>/tmp`, so
+/// `<target>/screenshots`), or `TESSERA_SCREENSHOTS_DIR`; created.
+pub fn screenshots_dir(target_tmpdir: &Path) -> PathBuf {
     let dir = std::env::var_os("TESSERA_SCREENSHOTS_DIR").map_or_else(
-        // CARGO_TARGET_TMPDIR is `<target>/tmp`, wherever the target directory is.
-        || Path::new(env!("CARGO_TARGET_TMPDIR")).with_file_name("screenshots"),
+        || target_tmpdir.with_file_name("screenshots"),
         PathBuf::from,
     );
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-/// `crates/cli/tests/browser`, with playwright-core installed from the npm registry.
-pub fn scripts() -> PathBuf {
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+/// `scripts`, a folder with a `package-lock.json` naming playwright-core, with its packages
+/// installed from the npm registry.
+pub fn install_scripts(scripts: &Path) -> PathBuf {
     let mut install = Command::new("npm");
     install
         .args(["ci", "--no-audit", "--no-fund", "--prefer-offline"])
         .args(["--loglevel=error"])
-        .current_dir(&scripts);
+        .current_dir(scripts);
     succeed(install, "npm ci (playwright-core)");
-    scripts
+    scripts.to_owned()
 }
 
 /// Runs `command` to success, or fails the test with what it printed.

@@ -5,13 +5,14 @@
 //! It needs the npm registry. Set TESSERA_SKIP_INTEROP=1 to skip it where there is none; the
 //! skip is printed, and CI never sets it.
 
-#![allow(clippy::unwrap_used)]
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn jsforce_logs_in_refreshes_and_sees_salesforce_errors() {
+    let _lane = common::lane(common::lanes::SHARED);
     if std::env::var_os("TESSERA_SKIP_INTEROP").is_some() {
         eprintln!("SKIPPED: jsforce interop (TESSERA_SKIP_INTEROP is set)");
         return;

@@ -11,9 +11,7 @@
 //! `admin-timeline.png`, …) or `TESSERA_SCREENSHOTS_DIR`, as in `pages.rs`; like it, the test
 //! is skipped loudly without Chromium unless `TESSERA_TEST_BROWSER` is set.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;
@@ -135,6 +133,7 @@ fn assert_png(path: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_follows_a_token_family_and_revokes_it_from_the_console_in_chromium() {
+    let _lane = common::lane(common::lanes::SHARED);
     if common::browser::chromium_or_skip("the admin console").is_none() {
         return;
     }

@@ -1,0 +1,22 @@
+//! The `tessera` binary's integration tests, linked as one test binary (one link instead of
+//! ten): one module per concern, each driving real `tessera` processes.
+//!
+//! The tests of one binary run in parallel. The load, crash, clock and several-node tests used
+//! to get the machine to themselves by living in binaries of their own, which cargo runs one
+//! after another; here each test enters a lane first (`common::lane`), which keeps that: the
+//! tests of a heavy module run only among themselves, the light ones together.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+mod bench;
+mod cli;
+mod client;
+mod console;
+mod durability;
+mod hardening;
+mod interop;
+mod nodes;
+mod operations;
+mod pages;
