@@ -62,7 +62,7 @@ fn short(token: &str) -> String {
 }
 
 /// The value of a hidden input in one of the server's pages.
-pub fn hidden(html: &str, name: &str) -> anyhow::Result<String> {
+pub(crate) fn hidden(html: &str, name: &str) -> anyhow::Result<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)

@@ -23,8 +23,6 @@ use tessera_core::{Authority, AuthorityConfig};
 pub use config::{
     AdminConfigArgs, ConfigArgs, ConfigFile, Options, ServerOptions, Settings, SharedOptions,
 };
-/// Reads a hidden field of one of the server's pages (the demo drives the login forms with it).
-pub use demo::hidden as hidden_form_field;
 
 #[derive(Debug, Parser)]
 #[command(
