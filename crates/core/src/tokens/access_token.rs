@@ -204,4 +204,47 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn genuinely_signed_bodies_of_the_wrong_shape_do_not_verify() {
+        let (key, _, _) = setup();
+        // Every length up to a whole token, and a scope length that overruns the body or falls
+        // short of it: each signed with the right key, so only the parsing can refuse them.
+        for len in 0..FIXED_BYTES + 8 {
+            for scope_len in [0u8, 3, 255] {
+                let mut signed = vec![0u8; len];
+                if let Some(version) = signed.first_mut() {
+                    *version = VERSION;
+                }
+                if let Some(length) = signed.get_mut(FIXED_BYTES - 1) {
+                    *length = scope_len;
+                }
+                let mut body = signed.clone();
+                body.extend_from_slice(&mac(&key, "00D1", &signed));
+                let token = AccessToken::new(format!("00D1!{}", encode_token(&body)));
+                let fits = len >= FIXED_BYTES && len - FIXED_BYTES == usize::from(scope_len);
+                if !fits {
+                    assert!(verify(&key, &token).is_none(), "{len} {scope_len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_org_id_cut_inside_a_character_is_used_whole() {
+        let (key, grant, scope) = setup();
+        let org_id = "00D00000000000é1";
+        let token = mint(
+            &key,
+            &[7; RANDOM_BYTES],
+            org_id,
+            &grant,
+            &scope,
+            Timestamp(1),
+            Timestamp(2),
+        )
+        .unwrap();
+        assert!(token.expose_secret().starts_with(&format!("{org_id}!")));
+        assert_eq!(verify(&key, &token).unwrap().grant_id, grant);
+    }
 }
