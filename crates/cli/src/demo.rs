@@ -588,3 +588,23 @@ fn json_headers() -> reqwest::header::HeaderMap {
     );
     headers
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_reads_the_named_field_unescaped_and_names_what_is_missing() {
+        let page =
+            r#"<input name="csrf_token" value="a&amp;b&quot;é"><input name="request" value="r1">"#;
+        assert_eq!(hidden(page, "csrf_token").unwrap(), "a&b\"é");
+        assert_eq!(hidden(page, "request").unwrap(), "r1");
+        let missing = hidden(page, "other").unwrap_err().to_string();
+        assert_eq!(missing, "no other field on the page");
+        let unterminated = hidden(r#"<input name="request" value="é"#, "request");
+        assert_eq!(
+            unterminated.unwrap_err().to_string(),
+            "unterminated attribute"
+        );
+    }
+}
