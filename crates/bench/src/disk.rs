@@ -25,7 +25,7 @@ pub(crate) fn disk_floor(dir: &Path, seconds: f64) -> anyhow::Result<DiskFloor> 
     let path = dir.join("fsync-probe");
     let mut file = std::fs::File::create(&path)?;
     let block = [0x5Au8; 4096];
-    let mut histogram = new_histogram();
+    let mut histogram = new_histogram()?;
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let mut syncs = 0;
     while Instant::now() < until {

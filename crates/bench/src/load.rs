@@ -46,7 +46,7 @@ impl Worker {
         let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::task::spawn_local(connection);
         let host = self.address.to_string();
-        let mut histogram = new_histogram();
+        let mut histogram = new_histogram()?;
         let mut ok = 0;
         let mut errors = BTreeMap::new();
         let mut due = self.first_due;

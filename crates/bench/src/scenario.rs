@@ -41,7 +41,9 @@ pub(crate) async fn measure(
         .context("more workers than prepared grants")?;
         let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
         let worker = Worker {
-            address: server.address(n),
+            address: server
+                .address(n)
+                .context("no server node to send requests to")?,
             scenario: scenario.to_owned(),
             credentials,
             interval,
@@ -62,14 +64,17 @@ pub(crate) async fn measure(
         tokio::time::sleep_until(end.into()).await;
         ticks(&pids).saturating_sub(before)
     });
-    let mut histogram = new_histogram();
+    let mut histogram = new_histogram()?;
     let mut errors = BTreeMap::new();
     let mut requests = 0;
     for (n, worker) in workers.into_iter().enumerate() {
         let result = worker.await??;
         if scenario == "rotating" {
-            // The worker's chain goes on from its latest token in the next run.
-            data.rotating[n] = result.credentials;
+            // The worker's chain goes on from its latest token in the next run (worker `n` took
+            // its first from slot `n`, so the slot is there).
+            if let Some(chain) = data.rotating.get_mut(n) {
+                *chain = result.credentials;
+            }
         }
         histogram.add(&result.histogram)?;
         requests += result.ok;

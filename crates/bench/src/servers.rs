@@ -26,9 +26,10 @@ impl Servers {
         Ok(Self { nodes })
     }
 
-    /// The node worker `n` talks to.
-    pub(crate) fn address(&self, n: usize) -> SocketAddr {
-        self.nodes[n % self.nodes.len()].address
+    /// The node worker `n` talks to; `None` only without nodes.
+    pub(crate) fn address(&self, n: usize) -> Option<SocketAddr> {
+        let node = self.nodes.get(n.checked_rem(self.nodes.len())?)?;
+        Some(node.address)
     }
 
     pub(crate) fn rss_kib(&self) -> u64 {

@@ -256,7 +256,13 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
         "created_at": client.created_at.millis(),
     });
     if let Some(secret) = secret {
-        value["client_secret"] = json!(secret.expose_secret());
+        #[allow(
+            clippy::indexing_slicing,
+            reason = "`json!({…})` made an object, and setting a key of an object cannot panic"
+        )]
+        {
+            value["client_secret"] = json!(secret.expose_secret());
+        }
     }
     value
 }
@@ -430,7 +436,13 @@ async fn user(operator: &Operator, out: &Output, command: UserCommand) -> anyhow
                 .set_user_password(&username, read_password()?, keep_sessions)
                 .await?;
             let mut value = user_json(&user);
-            value["revoked_grants"] = json!(revoked);
+            #[allow(
+                clippy::indexing_slicing,
+                reason = "`user_json` returns an object, and setting a key of one cannot panic"
+            )]
+            {
+                value["revoked_grants"] = json!(revoked);
+            }
             out.print(
                 &value,
                 Some(format!(

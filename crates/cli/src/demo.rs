@@ -64,12 +64,13 @@ fn short(token: &str) -> String {
 /// The value of a hidden input in one of the server's pages.
 pub(crate) fn hidden(html: &str, name: &str) -> anyhow::Result<String> {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .with_context(|| format!("no {name} field on the page"))?
-        + marker.len();
-    let end = html[start..].find('"').context("unterminated attribute")? + start;
-    Ok(html[start..end]
+    let (_, from_value) = html
+        .split_once(&marker)
+        .with_context(|| format!("no {name} field on the page"))?;
+    let (value, _) = from_value
+        .split_once('"')
+        .context("unterminated attribute")?;
+    Ok(value
         .replace("&quot;", "\"")
         .replace("&#39;", "'")
         .replace("&lt;", "<")
@@ -427,8 +428,11 @@ impl Demo {
             "POST /services/data/v65.0/sobjects/Note  Authorization: Bearer …",
         );
         let status = created.status();
-        let note_id = created.json::<serde_json::Value>().await?["id"]
-            .as_str()
+        let note_id = created
+            .json::<serde_json::Value>()
+            .await?
+            .get("id")
+            .and_then(serde_json::Value::as_str)
             .unwrap_or_default()
             .to_owned();
         arrow(RS, CLIENT, &format!("{status}  id {note_id}"));
@@ -527,8 +531,14 @@ impl Demo {
             THIEF,
             &format!(
                 "{replay_status} {} \"{}\"",
-                replay_body["error"].as_str().unwrap_or(""),
-                replay_body["error_description"].as_str().unwrap_or("")
+                replay_body
+                    .get("error")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or(""),
+                replay_body
+                    .get("error_description")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("")
             ),
         );
         note("RT1 was rotated out: reuse detected, the whole family is revoked — every refresh and access token of it");
@@ -577,4 +587,24 @@ fn json_headers() -> reqwest::header::HeaderMap {
         reqwest::header::HeaderValue::from_static("application/json"),
     );
     headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_reads_the_named_field_unescaped_and_names_what_is_missing() {
+        let page =
+            r#"<input name="csrf_token" value="a&amp;b&quot;é"><input name="request" value="r1">"#;
+        assert_eq!(hidden(page, "csrf_token").unwrap(), "a&b\"é");
+        assert_eq!(hidden(page, "request").unwrap(), "r1");
+        let missing = hidden(page, "other").unwrap_err().to_string();
+        assert_eq!(missing, "no other field on the page");
+        let unterminated = hidden(r#"<input name="request" value="é"#, "request");
+        assert_eq!(
+            unterminated.unwrap_err().to_string(),
+            "unterminated attribute"
+        );
+    }
 }

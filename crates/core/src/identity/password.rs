@@ -16,6 +16,11 @@ use crate::time::Random;
 pub(crate) const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3kzV0f3cYvxHAWW2gQOZ2Dc9zxcqqRKFcW4SoaSKWbo";
 
 /// An Argon2id PHC string for a password. Slow on purpose: call it off the async runtime.
+#[allow(
+    clippy::expect_used,
+    reason = "16 bytes are within a salt's 4 to 64, and Argon2id's constant default parameters \
+              accept any salt of that size and any password shorter than 4 GiB"
+)]
 pub(crate) fn hash_password(password: &Password, rng: &dyn Random) -> String {
     let mut salt = [0u8; 16];
     rng.fill(&mut salt);
@@ -72,11 +77,13 @@ impl ReusableVerifier {
         let blocks = params.block_count();
         let mut buffer = self.take(blocks);
         let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+        // The buffer may be longer than these parameters need: Argon2 works in its first
+        // `blocks` blocks, and refuses (rather than panics on) a buffer that is too short.
         let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
             password.expose_secret().as_bytes(),
             salt,
             &mut out,
-            &mut buffer[..blocks],
+            buffer.as_mut_slice(),
         );
         self.give_back(buffer);
         computed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))

@@ -501,8 +501,8 @@ struct SeededSalt([u8; 32]);
 
 impl crate::time::Random for SeededSalt {
     fn fill(&self, buf: &mut [u8]) {
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = self.0[i % 32];
+        for (b, seed) in buf.iter_mut().zip(self.0.iter().cycle()) {
+            *b = *seed;
         }
     }
 }

@@ -60,7 +60,8 @@ pub fn mint(
     issued_at: Timestamp,
     expires_at: Timestamp,
 ) -> Option<AccessToken> {
-    let org_prefix = &org_id[..org_id.len().min(15)];
+    // The org id's first 15 characters; one that is shorter, or not ASCII, is used whole.
+    let org_prefix = org_id.get(..15).unwrap_or(org_id);
     let grant = decode_token(grant_id).filter(|g| g.len() == GRANT_ID_BYTES)?;
     let scope_text = scope.to_string();
     if scope_text.len() > MAX_SCOPE_BYTES {
@@ -88,28 +89,26 @@ pub fn verify(key: &ServerKey, token: &AccessToken) -> Option<AccessClaims> {
     let value = token.expose_secret();
     let (org_prefix, encoded) = value.split_once('!')?;
     let body = decode_token(encoded)?;
-    if body.len() < FIXED_BYTES + MAC_BYTES || body[0] != VERSION {
+    let (signed, tag) = body.split_last_chunk::<MAC_BYTES>()?;
+    let (&version, fields) = signed.split_first()?;
+    if signed.len() < FIXED_BYTES || version != VERSION {
         return None;
     }
-    let (signed, tag) = body.split_at(body.len() - MAC_BYTES);
     if !bool::from(mac(key, org_prefix, signed).ct_eq(tag)) {
         return None;
     }
-    let mut at = 1;
-    let mut take = |n: usize| {
-        let part = &signed[at..at + n];
-        at += n;
-        part
-    };
-    let grant_id = encode_token(take(GRANT_ID_BYTES));
-    let issued_at = Timestamp(i64::from_be_bytes(take(8).try_into().ok()?));
-    let expires_at = Timestamp(i64::from_be_bytes(take(8).try_into().ok()?));
-    take(RANDOM_BYTES);
-    let scope_len = usize::from(take(1)[0]);
-    if signed.len() != FIXED_BYTES + scope_len {
+    let (grant, fields) = fields.split_first_chunk::<GRANT_ID_BYTES>()?;
+    let (issued_at, fields) = fields.split_first_chunk::<8>()?;
+    let (expires_at, fields) = fields.split_first_chunk::<8>()?;
+    let (_random, fields) = fields.split_first_chunk::<RANDOM_BYTES>()?;
+    let (&scope_len, scope) = fields.split_first()?;
+    if scope.len() != usize::from(scope_len) {
         return None;
     }
-    let scope = Scope::parse(std::str::from_utf8(take(scope_len)).ok()?)?;
+    let grant_id = encode_token(grant);
+    let issued_at = Timestamp(i64::from_be_bytes(*issued_at));
+    let expires_at = Timestamp(i64::from_be_bytes(*expires_at));
+    let scope = Scope::parse(std::str::from_utf8(scope).ok()?)?;
     Some(AccessClaims {
         grant_id,
         issued_at,
@@ -204,5 +203,48 @@ mod tests {
                 "{garbage}"
             );
         }
+    }
+
+    #[test]
+    fn genuinely_signed_bodies_of_the_wrong_shape_do_not_verify() {
+        let (key, _, _) = setup();
+        // Every length up to a whole token, and a scope length that overruns the body or falls
+        // short of it: each signed with the right key, so only the parsing can refuse them.
+        for len in 0..FIXED_BYTES + 8 {
+            for scope_len in [0u8, 3, 255] {
+                let mut signed = vec![0u8; len];
+                if let Some(version) = signed.first_mut() {
+                    *version = VERSION;
+                }
+                if let Some(length) = signed.get_mut(FIXED_BYTES - 1) {
+                    *length = scope_len;
+                }
+                let mut body = signed.clone();
+                body.extend_from_slice(&mac(&key, "00D1", &signed));
+                let token = AccessToken::new(format!("00D1!{}", encode_token(&body)));
+                let fits = len >= FIXED_BYTES && len - FIXED_BYTES == usize::from(scope_len);
+                if !fits {
+                    assert!(verify(&key, &token).is_none(), "{len} {scope_len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_org_id_cut_inside_a_character_is_used_whole() {
+        let (key, grant, scope) = setup();
+        let org_id = "00D00000000000é1";
+        let token = mint(
+            &key,
+            &[7; RANDOM_BYTES],
+            org_id,
+            &grant,
+            &scope,
+            Timestamp(1),
+            Timestamp(2),
+        )
+        .unwrap();
+        assert!(token.expose_secret().starts_with(&format!("{org_id}!")));
+        assert_eq!(verify(&key, &token).unwrap().grant_id, grant);
     }
 }

@@ -11,6 +11,10 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Salesforce's `signature`: base64 (standard, padded) of HMAC-SHA256 keyed by the client secret
 /// over `id + issued_at` (docs/salesforce-compatibility.md, "The signature field").
+#[allow(
+    clippy::expect_used,
+    reason = "HMAC takes a key of any length: `new_from_slice` has no error to return for it"
+)]
 pub(crate) fn token_signature(key: &[u8], id: &str, issued_at: &str) -> String {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(id.as_bytes());

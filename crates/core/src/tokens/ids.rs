@@ -1,7 +1,5 @@
 //! Identifiers and token values.
 
-use std::sync::OnceLock;
-
 use base64::alphabet::Alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
@@ -11,8 +9,7 @@ use crate::time::{Random, Timestamp};
 /// The characters of every token we mint: Salesforce's access-token alphabet after the `!`
 /// (`[A-Za-z0-9._]`), which also satisfies the sfdx auth-URL regex for refresh tokens and client
 /// ids (docs/salesforce-compatibility.md, "Token and id formats").
-const TOKEN_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
+const TOKEN_ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
 
 /// `bytes` random bytes written in [`TOKEN_ALPHABET`], 6 bits a character.
 pub fn random_token(rng: &dyn Random, bytes: usize) -> String {
@@ -36,37 +33,31 @@ pub(crate) fn time_ordered_id(now: Timestamp, rng: &dyn Random) -> String {
 
 /// Base64 over [`TOKEN_ALPHABET`], without padding, refusing non-canonical input (trailing bits
 /// that are not zero): one byte string has exactly one spelling, so that a token's hash names
-/// it alone.
-fn token_engine() -> &'static GeneralPurpose {
-    static ENGINE: OnceLock<GeneralPurpose> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let alphabet = Alphabet::new(
-            std::str::from_utf8(TOKEN_ALPHABET).unwrap_or_else(|_| unreachable!("ASCII")),
-        )
-        .unwrap_or_else(|_| unreachable!("64 distinct characters, no padding"));
-        GeneralPurpose::new(
-            &alphabet,
-            GeneralPurposeConfig::new()
-                .with_encode_padding(false)
-                .with_decode_padding_mode(DecodePaddingMode::RequireNone),
-        )
-    })
-}
+/// it alone. Built at compile time, so an alphabet base64 refuses fails the build, not a request.
+static TOKEN_ENGINE: GeneralPurpose = GeneralPurpose::new(
+    &match Alphabet::new(TOKEN_ALPHABET) {
+        Ok(alphabet) => alphabet,
+        Err(_) => panic!("the token alphabet must be 64 distinct ASCII characters, without `=`"),
+    },
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
 
 /// Bytes written in [`TOKEN_ALPHABET`], 6 bits a character, no padding.
 pub fn encode_token(raw: &[u8]) -> String {
-    token_engine().encode(raw)
+    TOKEN_ENGINE.encode(raw)
 }
 
 /// The bytes [`encode_token`] wrote, or `None` for anything it could not have written.
 pub fn decode_token(text: &str) -> Option<Vec<u8>> {
-    token_engine().decode(text).ok()
+    TOKEN_ENGINE.decode(text).ok()
 }
 
 /// A Salesforce-style 18-character id: a 3-character key prefix, 12 random base-62 characters,
 /// and the 3-character case-safe suffix Salesforce computes from the 15-character form.
 pub(crate) fn salesforce_id(key_prefix: &str, rng: &dyn Random) -> String {
-    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     debug_assert_eq!(key_prefix.len(), 3);
     let mut raw = [0u8; 12];
     rng.fill(&mut raw);
@@ -74,7 +65,12 @@ pub(crate) fn salesforce_id(key_prefix: &str, rng: &dyn Random) -> String {
     id.push_str(key_prefix);
     // 248 = 4 × 62: rejection-free mapping would bias; the bias of `% 62` over 256 values is
     // irrelevant for identifiers, which are not secrets.
-    id.extend(raw.iter().map(|b| BASE62[usize::from(*b) % 62] as char));
+    // `filter_map` skips nothing: a remainder modulo 62 is an index into the 62 characters.
+    id.extend(
+        raw.iter()
+            .filter_map(|b| BASE62.get(usize::from(*b) % BASE62.len()))
+            .map(|&c| char::from(c)),
+    );
     id.push_str(&case_safe_suffix(&id));
     id
 }
@@ -82,17 +78,19 @@ pub(crate) fn salesforce_id(key_prefix: &str, rng: &dyn Random) -> String {
 /// The 3-character suffix that makes a 15-character Salesforce id case-insensitive: for each
 /// 5-character chunk, a bit per upper-case letter, read as an index into `A-Z0-5`.
 pub fn case_safe_suffix(id15: &str) -> String {
-    const SUFFIX: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+    const SUFFIX: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+    // `filter_map` skips nothing: 5 bits at most, an index into the 32 characters.
     id15.as_bytes()
         .chunks(5)
-        .map(|chunk| {
+        .filter_map(|chunk| {
             let bits = chunk
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| c.is_ascii_uppercase())
                 .fold(0usize, |acc, (i, _)| acc | (1 << i));
-            SUFFIX[bits] as char
+            SUFFIX.get(bits)
         })
+        .map(|&c| char::from(c))
         .collect()
 }
 
@@ -130,7 +128,10 @@ mod tests {
         let b = time_ordered_id(Timestamp(at.0 + 1), &SystemRandom);
         let much_later = time_ordered_id(Timestamp(at.0 + 86_400_000 * 365), &SystemRandom);
         assert_eq!(a.len(), 24);
-        assert!(a.bytes().all(|c| TOKEN_ALPHABET.contains(&c)), "{a}");
+        assert!(
+            a.bytes().all(|c| TOKEN_ALPHABET.as_bytes().contains(&c)),
+            "{a}"
+        );
         assert_eq!(a[..6], b[..6], "a millisecond apart: {a} {b}");
         assert_ne!(a[..6], much_later[..6]);
         assert_ne!(

@@ -61,9 +61,10 @@ pub fn signed_grant_id<'a>(key: &ServerKey, token: &'a str) -> Option<&'a str> {
     if token.len() != REFRESH_TOKEN_LEN || !token.is_ascii() {
         return None;
     }
-    let (body, presented_tag) = token.split_at(GRANT_ID_LEN + RANDOM_LEN);
+    let (body, presented_tag) = token.split_at_checked(GRANT_ID_LEN + RANDOM_LEN)?;
+    let (grant_id, _random) = body.split_at_checked(GRANT_ID_LEN)?;
     let expected = tag(key, body);
-    bool::from(expected.as_bytes().ct_eq(presented_tag.as_bytes())).then(|| &token[..GRANT_ID_LEN])
+    bool::from(expected.as_bytes().ct_eq(presented_tag.as_bytes())).then_some(grant_id)
 }
 
 /// The random parts of the pair that rotating `presented` yields: the same for every

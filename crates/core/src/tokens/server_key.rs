@@ -38,6 +38,10 @@ impl ServerKey {
 
     /// HMAC-SHA256 of `message` under this key, separated by `purpose` so that a value made for
     /// one use is never valid for another.
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC takes a key of any length: `new_from_slice` has no error to return for it"
+    )]
     pub fn mac(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
         let mut mac =
             HmacSha256::new_from_slice(self.0.as_slice()).expect("HMAC takes any key length");
