@@ -14,19 +14,6 @@
 //! binary of its own. Its errors are `anyhow`'s: they are told to the person running it, never
 //! matched on.
 
-// Wider than the workspace's lints, for the code that runs in production: a panic there is a
-// crashed request or process, and a slice index a panic waiting for a short input.
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::expect_used,
-        clippy::panic,
-        clippy::unreachable,
-        clippy::indexing_slicing,
-        clippy::string_slice
-    )
-)]
-
 mod args;
 mod data;
 mod database;

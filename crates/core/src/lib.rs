@@ -4,19 +4,6 @@
 //!
 //! A map, one concern a module:
 
-// Wider than the workspace's lints, for the code that runs in production: a panic there is a
-// crashed request or process, and a slice index a panic waiting for a short input.
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::expect_used,
-        clippy::panic,
-        clippy::unreachable,
-        clippy::indexing_slicing,
-        clippy::string_slice
-    )
-)]
-
 /// [`Authority`], the domain service the HTTP adapter calls, with what every flow shares:
 /// its configuration, issuing tokens, recording audit events.
 pub mod authority;

@@ -3,19 +3,6 @@
 //! Nothing here does IO. Secrets are types with a redacted `Debug`, no `Display`, an explicit
 //! [`ExposeSecret::expose_secret`], constant-time equality and zeroize-on-drop.
 
-// Wider than the workspace's lints, for the code that runs in production: a panic there is a
-// crashed request or process, and a slice index a panic waiting for a short input.
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::expect_used,
-        clippy::panic,
-        clippy::unreachable,
-        clippy::indexing_slicing,
-        clippy::string_slice
-    )
-)]
-
 mod error;
 mod params;
 mod secret;

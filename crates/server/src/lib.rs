@@ -3,19 +3,6 @@
 //! request, one call goes into `tessera_core`, and the result is mapped — failures at a single
 //! edge, [`error::WebError`].
 
-// Wider than the workspace's lints, for the code that runs in production: a panic there is a
-// crashed request or process, and a slice index a panic waiting for a short input.
-#![cfg_attr(
-    not(test),
-    warn(
-        clippy::expect_used,
-        clippy::panic,
-        clippy::unreachable,
-        clippy::indexing_slicing,
-        clippy::string_slice
-    )
-)]
-
 mod authorize;
 mod console;
 mod data;

@@ -13,7 +13,15 @@
 //! and is called by hand.
 
 // This crate is a test suite: an `unwrap` that fails is a behaviour that fails.
-#![allow(clippy::unwrap_used)]
+// Test code: a failed expectation is a panic, and a short answer indexed is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -5,7 +5,15 @@
 //!
 //! A dev-dependency only (`publish = false`): it panics where a test should fail.
 
-#![allow(clippy::unwrap_used)]
+// Test code: a failed expectation is a panic, and a short answer indexed is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 pub mod browser;
 pub mod faketime;

@@ -6,7 +6,15 @@
 //! after another; here each test enters a lane first (`common::lane`), which keeps that: the
 //! tests of a heavy module run only among themselves, the light ones together.
 
-#![allow(clippy::unwrap_used)]
+// Test code: a failed expectation is a panic, and a short answer indexed is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod common;
 

@@ -602,7 +602,8 @@ fn refreshed_scope(
 mod tests {
     //! The refresh state machine on a fixed clock and an in-memory store.
 
-    #![allow(clippy::unwrap_used)]
+    // Tests cut ASCII tokens at known places.
+    #![allow(clippy::unwrap_used, clippy::string_slice)]
 
     use std::sync::Arc;
 

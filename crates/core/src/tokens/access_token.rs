@@ -128,6 +128,10 @@ pub(crate) fn looks_signed(token: &AccessToken) -> bool {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::string_slice,
+    reason = "tests cut ASCII tokens at known places"
+)]
 mod tests {
     use super::*;
     use crate::time::SystemRandom;

@@ -95,6 +95,10 @@ pub fn case_safe_suffix(id15: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::string_slice,
+    reason = "tests cut ASCII tokens at known places"
+)]
 mod tests {
     use super::*;
     use crate::time::SystemRandom;

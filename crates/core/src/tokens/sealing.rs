@@ -107,6 +107,10 @@ impl Successor {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::string_slice,
+    reason = "tests cut ASCII tokens at known places"
+)]
 mod tests {
     use super::*;
     use crate::time::SystemRandom;

@@ -1,6 +1,14 @@
 //! In-process HTTP tests of every endpoint (one test binary for the server crate).
 
-#![allow(clippy::unwrap_used)]
+// Test code: a failed expectation is a panic, and a short answer indexed is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 
 mod authorize;
 mod console;
