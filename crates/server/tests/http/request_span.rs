@@ -70,7 +70,7 @@ async fn a_log_line_written_in_a_handler_names_the_route_and_the_request_id() {
         .post_form_from(
             None,
             &[("x-request-id", "req-4711")],
-            "/services/oauth2/authorize/login?code=never-logged",
+            "/services/oauth2/authorize/login?state=never-logged",
             &body,
             Some(&mut browser),
         )
