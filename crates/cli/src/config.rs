@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tessera_core::authority::default_password_checks;
 use tessera_core::identity::throttle::{Budget, ThrottleConfig, DEFAULT_MAX_TRACKED_KEYS};
 use tessera_core::time::parse_duration_secs;
-use tessera_server::TrustedProxies;
+use tessera_server::{ProxyHeader, TrustedProxies};
 
 /// Every setting of the server, as the config file holds them: one key a field, unknown keys
 /// refused. All optional: what is not given by a flag, an environment variable or the config
@@ -56,7 +56,7 @@ pub struct ServerOptions {
     #[arg(long, env = "TESSERA_HOUSEKEEPING_INTERVAL", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub housekeeping_interval: Option<String>,
-    /// Reverse proxies (IP or CIDR, comma-separated) whose X-Forwarded-For / Forwarded name the
+    /// Reverse proxies (IP or CIDR, comma-separated) whose --trusted-proxy-header names the
     /// client; without it the TCP peer is the source address [default: none].
     #[arg(
         long,
@@ -66,6 +66,11 @@ pub struct ServerOptions {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trusted_proxies: Option<Vec<String>>,
+    /// The one header the trusted proxies name the client in: X-Forwarded-For or Forwarded (any
+    /// case); the other is ignored [default: X-Forwarded-For].
+    #[arg(long, env = "TESSERA_TRUSTED_PROXY_HEADER", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxy_header: Option<String>,
     /// Failed secrets, tokens and codes per source address before its failing requests get 429,
     /// like 100/1m [default: 100/1m].
     #[arg(long, env = "TESSERA_CREDENTIAL_FAILURES_PER_ADDRESS", global = true)]
@@ -373,7 +378,13 @@ impl Settings {
         let throttle = throttle_config(&o.server)?;
         let trusted_proxies =
             TrustedProxies::parse_list(&o.server.trusted_proxies.unwrap_or_default())
-                .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))?
+                .with_header(match o.server.trusted_proxy_header.as_deref() {
+                    None => ProxyHeader::default(),
+                    Some(text) => text
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("trusted proxy header: {e}"))?,
+                });
         Ok(Self {
             trusted_proxies,
             throttle,
@@ -680,6 +691,29 @@ mod tests {
         ] {
             assert!(args(bad).settings().is_err());
         }
+    }
+
+    #[test]
+    fn the_trusted_proxy_header_defaults_to_x_forwarded_for_and_is_checked() {
+        let d = args(Options::default()).settings().unwrap();
+        assert_eq!(d.trusted_proxies.header(), ProxyHeader::XForwardedFor);
+        let s = with_file(
+            "trusted_proxies = [\"10.0.0.0/8\"]\ntrusted_proxy_header = \"forwarded\"",
+            Options::default(),
+        )
+        .unwrap();
+        assert_eq!(s.trusted_proxies.header(), ProxyHeader::Forwarded);
+        let err = args(Options {
+            server: ServerOptions {
+                trusted_proxy_header: Some("X-Real-IP".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .settings()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("trusted proxy header"), "{err}");
     }
 
     #[test]

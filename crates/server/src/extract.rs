@@ -57,6 +57,10 @@ pub(crate) fn source_address(
         .map(|ConnectInfo(peer)| state.trusted_proxies.client_address(peer.ip(), headers))
 }
 
+/// Parameters a form POST must carry in its body, never in its query string: the client secret
+/// and the credentials of a grant.
+const NEVER_IN_THE_URL: [&str; 4] = ["client_secret", "refresh_token", "code", "code_verifier"];
+
 /// Reads a `POST` form request (RFC 6749 §3.2): method, content type and size are checked, the
 /// body is decoded strictly, the query string's parameters are added (Salesforce accepts them
 /// there; docs/salesforce-compatibility.md, "Token requests"), and a parameter sent twice is
@@ -72,11 +76,22 @@ async fn read_form(request: Request) -> Result<(Parts, Params), OAuthError> {
         }
         None => Params::default(),
     };
-    // RFC 6749 §2.3.1: a client secret MUST NOT be sent in the request URI.
-    if query.pairs().iter().any(|(k, _)| k == "client_secret") {
-        return Err(OAuthError::InvalidRequest(
-            "client_secret must not be sent in the URL",
-        ));
+    // RFC 6749 §2.3.1: a client secret MUST NOT be sent in the request URI; nor are the grant's
+    // credentials (RFC 6749 §3.2: token requests are POSTed; RFC 9700: credentials in URLs
+    // leak through proxy, server and APM logs). Salesforce's deliberate
+    // exceptions are other endpoints: `oauth_token` on the identity URL and `GET /revoke?token=`.
+    if let Some(name) = query
+        .pairs()
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .find(|k| NEVER_IN_THE_URL.contains(k))
+    {
+        return Err(OAuthError::InvalidRequest(match name {
+            "refresh_token" => "refresh_token must not be sent in the URL",
+            "code" => "code must not be sent in the URL",
+            "code_verifier" => "code_verifier must not be sent in the URL",
+            _ => "client_secret must not be sent in the URL",
+        }));
     }
     if !is_form_content_type(&parts.headers) {
         return Err(OAuthError::UnsupportedContentType);

@@ -36,7 +36,7 @@ use axum::Router;
 use tessera_core::Authority;
 use tower_http::timeout::TimeoutLayer;
 
-pub use forwarded::TrustedProxies;
+pub use forwarded::{ProxyHeader, TrustedProxies};
 /// Escapes text for HTML (the CLI's loopback redirect page uses it too).
 pub use pages::escape as escape_html;
 
@@ -50,7 +50,8 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub authority: Authority,
-    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client.
+    /// Proxies whose forwarding header (`X-Forwarded-For` or `Forwarded`, one of them) names
+    /// the client.
     pub trusted_proxies: Arc<TrustedProxies>,
     /// Serve `POST /bench/floor`, the benchmark's reference: a trivial handler on this same
     /// stack (`tessera serve --bench-floor`; off otherwise).

@@ -11,10 +11,10 @@ use crate::support::*;
 
 /// A log sink the test reads back.
 #[derive(Clone, Default)]
-struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct CapturedLog(Arc<Mutex<Vec<u8>>>);
 
 impl CapturedLog {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }
@@ -38,6 +38,17 @@ impl<'a> MakeWriter<'a> for CapturedLog {
     }
 }
 
+/// A subscriber of INFO and above, without colours, writing into the returned log.
+pub(crate) fn captured_log() -> (CapturedLog, impl tracing::Subscriber + Send + Sync) {
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    (log, subscriber)
+}
+
 #[tokio::test]
 async fn a_log_line_written_in_a_handler_names_the_route_and_the_request_id() {
     let harness = Harness::new().await;
@@ -54,17 +65,12 @@ async fn a_log_line_written_in_a_handler_names_the_route_and_the_request_id() {
         ("password", "not the password"),
     ]);
 
-    let log = CapturedLog::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(log.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
+    let (log, subscriber) = captured_log();
     let reply = harness
         .post_form_from(
             None,
             &[("x-request-id", "req-4711")],
-            "/services/oauth2/authorize/login?code=never-logged",
+            "/services/oauth2/authorize/login?state=never-logged",
             &body,
             Some(&mut browser),
         )

@@ -5,7 +5,10 @@
 use axum::http::StatusCode;
 use tessera_core::identity::throttle::{Budget, ThrottleConfig};
 use tessera_core::AuthorityConfig;
-use tessera_server::TrustedProxies;
+use tessera_server::{app, AppState, ProxyHeader, TrustedProxies};
+use tracing::instrument::WithSubscriber;
+
+use crate::request_span::captured_log;
 
 use crate::support::*;
 
@@ -215,10 +218,76 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_the_source() {
     assert!(logged_in(
         &login_from(&h, &c, PROXY, &owner, USERNAME, PASSWORD).await
     ));
-    let standard = [("forwarded", "for=\"198.51.100.8:5000\";proto=https")];
-    assert!(logged_in(
-        &login_from(&h, &c, PROXY, &standard, USERNAME, PASSWORD).await
-    ));
+}
+
+/// 25 failing refreshes through the trusted proxy: the proxy names the attacker in the header
+/// the server reads, and passes the attacker's own copy of the other header through, with a
+/// new address each time (`forge(i)`). Each is throttled as the attacker's, and its audit events
+/// name the attacker.
+async fn forged_header_does_not_escape_throttling(
+    h: &Harness,
+    real: (&str, &str),
+    forge: fn(usize) -> (&'static str, String),
+) {
+    let c = h.confidential().await;
+    let secret = c.secret.clone().unwrap();
+    for i in 0..25 {
+        let (name, forged) = forge(i);
+        let reply = h
+            .token_from(
+                PROXY,
+                &[(name, forged.as_str()), real],
+                &refresh_pairs(&c, "guess", &secret),
+            )
+            .await;
+        let expected = if i < 19 { 400 } else { 429 };
+        assert_eq!(reply.status.as_u16(), expected, "attempt {i}");
+    }
+    let throttled = wait_for_events(h, "throttled", 1).await;
+    for event in &throttled {
+        assert_eq!(event.event.source.as_deref(), Some(ATTACKER), "{event:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_header_through_a_trusted_proxy_does_not_escape_throttling() {
+    let mut h = behind_proxy().await;
+    let proxies = TrustedProxies::parse_list(&["10.0.0.0/8"]).unwrap();
+    h.app = app(AppState {
+        access_log: true,
+        ..AppState::new(h.authority.clone()).with_trusted_proxies(proxies)
+    });
+    let (log, subscriber) = captured_log();
+    forged_header_does_not_escape_throttling(&h, ("x-forwarded-for", ATTACKER), |i| {
+        ("forwarded", format!("for=192.0.2.{i}"))
+    })
+    .with_subscriber(subscriber)
+    .await;
+    // The access log names the X-Forwarded-For hop too, never a forged one.
+    let log = log.text();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("tessera::access"))
+        .collect();
+    assert_eq!(lines.len(), 25, "{log}");
+    for line in lines {
+        assert!(line.contains(&format!("source={ATTACKER}")), "{line}");
+    }
+    assert!(!log.contains("192.0.2."), "{log}");
+}
+
+#[tokio::test]
+async fn a_forged_x_forwarded_for_does_not_escape_throttling_when_forwarded_is_the_named_header() {
+    let proxies = TrustedProxies::parse_list(&["10.0.0.0/8"])
+        .unwrap()
+        .with_header(ProxyHeader::Forwarded);
+    let h = Harness::with_config(small, proxies).await;
+    forged_header_does_not_escape_throttling(
+        &h,
+        ("forwarded", "for=\"203.0.113.9:5000\";proto=https"),
+        |i| ("x-forwarded-for", format!("192.0.2.{i}")),
+    )
+    .await;
 }
 
 #[tokio::test]

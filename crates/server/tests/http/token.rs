@@ -157,16 +157,76 @@ async fn extra_parameters_and_query_parameters_are_accepted() {
         ])
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    // …and parameters in the query string of the POST.
+    // …and parameters in the query string of the POST, but for credentials.
     let uri = format!(
         "/services/oauth2/token?{}",
-        form(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
+        form(&[("grant_type", "refresh_token"), ("client_id", &c.id)])
     );
     let body = form(&[
-        ("client_id", &c.id),
+        ("refresh_token", rt),
         ("client_secret", c.secret.as_ref().unwrap()),
     ]);
     assert_eq!(h.post_form(&uri, &body, None).await.status, StatusCode::OK);
+}
+
+/// A token POST with `in_url` in its query string and `in_body` in its body.
+async fn token_split(h: &Harness, in_url: &[(&str, &str)], in_body: &[(&str, &str)]) -> Reply {
+    let uri = format!("/services/oauth2/token?{}", form(in_url));
+    h.post_form(&uri, &form(in_body), None).await
+}
+
+#[tokio::test]
+async fn a_refresh_token_in_the_url_is_refused_and_never_used() {
+    let h = Harness::new().await;
+    let c = h.confidential().await;
+    let first = h.login(&c, SCOPE).await;
+    let rt = first["refresh_token"].as_str().unwrap();
+    let secret = c.secret.clone().unwrap();
+    let reply = token_split(
+        &h,
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+        &[("client_id", &c.id), ("client_secret", &secret)],
+    )
+    .await;
+    reply.assert_oauth_error(400, "invalid_request");
+    assert_eq!(
+        reply.json()["error_description"],
+        "refresh_token must not be sent in the URL"
+    );
+    // The token itself is untouched: it still refreshes from the body.
+    let ok = h.refresh(&c, rt).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+}
+
+#[tokio::test]
+async fn a_code_or_its_verifier_in_the_url_is_refused_and_never_used() {
+    let h = Harness::new().await;
+    let c = h.confidential().await;
+    let secret = c.secret.clone().unwrap();
+    let (verifier, challenge) = pkce(&"v".repeat(64));
+    let code = h
+        .code(&c, &[("scope", SCOPE), ("code_challenge", &challenge)])
+        .await;
+    let body = [
+        ("grant_type", "authorization_code"),
+        ("client_id", c.id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("redirect_uri", REDIRECT),
+    ];
+    let code_pair = ("code", code.as_str());
+    let verifier_pair = ("code_verifier", verifier.as_str());
+    // One of the pair in the URL, the other in the body.
+    for (in_url, in_body) in [(code_pair, verifier_pair), (verifier_pair, code_pair)] {
+        let reply = token_split(&h, &[in_url], &[body.as_slice(), &[in_body]].concat()).await;
+        reply.assert_oauth_error(400, "invalid_request");
+        assert_eq!(
+            reply.json()["error_description"],
+            format!("{} must not be sent in the URL", in_url.0)
+        );
+    }
+    // Neither request spent the code: it is still good, sent in the body.
+    let ok = h.exchange(&c, &code, Some(&verifier)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
 }
 
 #[tokio::test]
