@@ -43,10 +43,15 @@ pub struct ServerOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
     /// Serve /metrics only on this host:port, apart from the API (e.g. 127.0.0.1:9090)
-    /// [default: none: /metrics is served on the main listener].
+    /// [default: none].
     #[arg(long, env = "TESSERA_METRICS_LISTEN", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
+    /// Serve /metrics on the main listener too, next to the API, to whoever reaches it; not
+    /// with metrics_listen [default: false: without metrics_listen, /metrics is not served].
+    #[arg(long, env = "TESSERA_METRICS_ON_MAIN_LISTENER", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_on_main_listener: Option<bool>,
     /// One log line per request (target tessera::access): method, route, status, latency,
     /// client id, source address [default: true].
     #[arg(long, env = "TESSERA_ACCESS_LOG", global = true)]
@@ -268,8 +273,11 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub expires_in: bool,
     pub log_format: LogFormat,
-    /// Where `/metrics` is served apart from the API; `None`: on the main listener.
+    /// Where `/metrics` is served apart from the API.
     pub metrics_listen: Option<String>,
+    /// `/metrics` on the main listener (never with `metrics_listen`); with neither, it is not
+    /// served at all.
+    pub metrics_on_main_listener: bool,
     pub access_log: bool,
     /// Live refresh-token grants per user per client; `None`: unlimited (0 in the config).
     pub max_grants_per_user_client: Option<u32>,
@@ -357,6 +365,13 @@ impl Settings {
         if let Some(metrics_listen) = &o.server.metrics_listen {
             validate_listen(metrics_listen).context("metrics listen address")?;
         }
+        let metrics_on_main_listener = o.server.metrics_on_main_listener.unwrap_or(false);
+        if metrics_on_main_listener && o.server.metrics_listen.is_some() {
+            bail!(
+                "metrics_on_main_listener and metrics_listen exclude each other: \
+                 /metrics is served on one listener, the main one or its own"
+            );
+        }
         let issuer = match o.shared.issuer {
             Some(issuer) => validate_issuer(&issuer)?,
             None => format!("http://{listen}"),
@@ -418,6 +433,7 @@ impl Settings {
             expires_in: o.shared.expires_in.unwrap_or(true),
             log_format,
             metrics_listen: o.server.metrics_listen,
+            metrics_on_main_listener,
             access_log: o.server.access_log.unwrap_or(true),
         })
     }
@@ -736,6 +752,23 @@ mod tests {
             ..Default::default()
         })
         .settings()
+        .is_err());
+    }
+
+    #[test]
+    fn metrics_are_not_on_the_main_listener_unless_switched_on_and_never_on_both() {
+        assert!(
+            !args(Options::default())
+                .settings()
+                .unwrap()
+                .metrics_on_main_listener
+        );
+        let on = with_file("metrics_on_main_listener = true", Options::default()).unwrap();
+        assert!(on.metrics_on_main_listener);
+        assert!(with_file(
+            "metrics_on_main_listener = true\nmetrics_listen = \"127.0.0.1:9090\"",
+            Options::default(),
+        )
         .is_err());
     }
 

@@ -54,7 +54,8 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         std::time::Duration::from_secs(settings.housekeeping_interval_secs),
     );
     // With a listener of its own, /metrics is served only there: the main listener may face
-    // the internet, the metrics one a private network.
+    // the internet, the metrics one a private network. Without it, on the main listener only
+    // when the operator said so; otherwise not at all (404 there).
     let metrics_on_main = match metrics_listener {
         Some(metrics_listener) => {
             let router = tessera_server::metrics::router(metrics, authority.clone());
@@ -70,7 +71,7 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             });
             None
         }
-        None => Some(metrics),
+        None => settings.metrics_on_main_listener.then_some(metrics),
     };
     let state = AppState {
         bench_floor: args.bench_floor,

@@ -11,6 +11,7 @@ pub mod error;
 mod extract;
 pub mod forwarded;
 mod identity;
+mod json_headers;
 mod lifecycle;
 pub mod metrics;
 mod observe;
@@ -90,9 +91,7 @@ impl AppState {
 /// The whole application, for `serve` and for in-process tests. Run it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so that throttling sees the peer.
 pub fn app(state: AppState) -> Router {
-    routes(state.bench_floor)
-        .router
-        .fallback(error::not_found)
+    json_headers::on_json_responses(routes(state.bench_floor).router.fallback(error::not_found))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -1,7 +1,7 @@
 //! What an operator sees of a running `tessera serve`: `/metrics` counting what happened (a
 //! login, a rotation, a replay inside the window, a reuse, throttled requests), on the main
-//! listener or only on `metrics_listen`; and the access log, one line per request with its
-//! route template and status and never a secret.
+//! listener only when switched on, or on `metrics_listen`; and the access log, one line per
+//! request with its route template and status and never a secret.
 
 use crate::common;
 
@@ -219,6 +219,8 @@ async fn metrics_count_what_happened_and_the_access_log_keeps_no_secret() {
             "5/1m",
             "--trusted-proxies",
             "127.0.0.1",
+            "--metrics-on-main-listener",
+            "true",
         ],
         &[("TESSERA_LOG", "info")],
     );
@@ -422,6 +424,37 @@ fn logged_metrics_address(server: &Server) -> String {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// By default `/metrics` is not public: the main listener answers it 404 and no other listener
+/// is opened. Switched on (here from the environment), the main listener serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_not_served_on_the_main_listener_unless_switched_on() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let default = Server::start(&[], &[("TESSERA_LOG", "info")]);
+    let main = reqwest::get(format!("{}/metrics", default.base))
+        .await
+        .unwrap();
+    assert_eq!(main.status(), 404, "not served by default");
+    let body = main.text().await.unwrap();
+    assert!(!body.contains("tessera_"), "no metric in the 404: {body}");
+    let log = std::fs::read_to_string(&default.log).unwrap();
+    assert!(!log.contains("metrics listening"), "{log}");
+
+    let switched_on = Server::start(
+        &[],
+        &[
+            ("TESSERA_LOG", "info"),
+            ("TESSERA_METRICS_ON_MAIN_LISTENER", "true"),
+        ],
+    );
+    let metrics = scrape(&format!("{}/metrics", switched_on.base)).await;
+    assert!(
+        metrics
+            .iter()
+            .any(|sample| sample.name.starts_with("tessera_")),
+        "{metrics:?}"
+    );
 }
 
 /// With `--metrics-listen`, `/metrics` is served there and is 404 on the main listener; the

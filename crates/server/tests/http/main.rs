@@ -11,6 +11,7 @@
 )]
 
 mod authorize;
+mod caching;
 mod console;
 mod contract;
 mod hardening;
