@@ -12,8 +12,8 @@ use base64::Engine;
 use clap::Args;
 use sha2::{Digest, Sha256};
 use tessera_client::{
-    discover, ClientError, Credential, FileTokenStore, KeySource, ManagerConfig, SystemClock,
-    TokenManager, TokenStore,
+    discover_with, ClientError, Credential, DiscoveryOptions, FileTokenStore, KeySource,
+    ManagerConfig, SystemClock, TokenManager, TokenStore,
 };
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthErrorBody, TokenResponse};
 
@@ -157,6 +157,11 @@ pub struct LoginArgs {
     /// registered with http://127.0.0.1/callback, which matches any port).
     #[arg(long, default_value_t = 8976)]
     redirect_port: u16,
+    /// Allow a plain-http issuer on a host other than loopback (127.0.0.0/8, ::1, localhost).
+    /// The client secret, the code and the tokens then cross the network in clear: only for a
+    /// test network you trust.
+    #[arg(long)]
+    insecure_http: bool,
     /// How long to wait for the browser to come back.
     #[arg(long, default_value = "5m", value_parser = |s: &str| tessera_core::time::parse_duration_secs(s).ok_or("a duration like 5m"))]
     timeout: u64,
@@ -225,11 +230,15 @@ fn browser_page(text: &str) -> String {
     )
 }
 
-/// Serves `GET /callback` once on the listener and completes the login with what it brought.
-/// The browser's request is answered only then, so that its page tells the outcome — a failed
-/// code exchange included — instead of a success the terminal then contradicts.
+/// Serves `GET /callback` on the listener until a request carries this login's `state`, then
+/// completes the login with what it brought. Requests with another `state` or none (a local
+/// process, a cross-site image) are answered 400 and ignored, so they cannot abort the login;
+/// the timeout still bounds the wait. The browser's request is answered only at the end, so
+/// that its page tells the outcome — a failed code exchange included — instead of a success
+/// the terminal then contradicts.
 async fn complete_on_redirect<F, Fut>(
     listener: tokio::net::TcpListener,
+    state: &str,
     timeout: Duration,
     complete: F,
 ) -> anyhow::Result<tessera_client::Status>
@@ -242,23 +251,52 @@ where
     use tokio::sync::oneshot;
     /// The browser's parameters, and where to send the page it is waiting for.
     type Arrival = (Callback, oneshot::Sender<String>);
-    type Slot = Arc<tokio::sync::Mutex<Option<oneshot::Sender<Arrival>>>>;
+    /// The expected `state`, and where the one request carrying it goes.
+    type Slot = Arc<(String, tokio::sync::Mutex<Option<oneshot::Sender<Arrival>>>)>;
     let (arrived_tx, arrived_rx) = oneshot::channel::<Arrival>();
-    let slot: Slot = Arc::new(tokio::sync::Mutex::new(Some(arrived_tx)));
-    async fn callback(State(slot): State<Slot>, Query(params): Query<Callback>) -> Html<String> {
-        let Some(arrived) = slot.lock().await.take() else {
-            return Html(browser_page(
-                "This login was already answered. See the terminal.",
-            ));
+    let slot: Slot = Arc::new((state.to_owned(), tokio::sync::Mutex::new(Some(arrived_tx))));
+    async fn callback(
+        State(slot): State<Slot>,
+        params: Result<Query<Callback>, axum::extract::rejection::QueryRejection>,
+    ) -> (axum::http::StatusCode, Html<String>) {
+        use axum::http::StatusCode;
+        let (expected, arrival) = &*slot;
+        // Only the authorization server's redirect knows the state; anything else, error
+        // responses included, could come from anyone and must not end the login.
+        let Some(Query(params)) = params.ok().filter(|Query(p)| {
+            p.state
+                .as_deref()
+                .is_some_and(|s| constant_time_eq(s.as_bytes(), expected.as_bytes()))
+        }) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                Html(browser_page(
+                    "This request does not belong to the login in progress and was ignored.",
+                )),
+            );
+        };
+        let Some(arrived) = arrival.lock().await.take() else {
+            return (
+                StatusCode::OK,
+                Html(browser_page(
+                    "This login was already answered. See the terminal.",
+                )),
+            );
         };
         let (page_tx, page_rx) = oneshot::channel();
         if arrived.send((params, page_tx)).is_err() {
-            return Html(browser_page("The login stopped. See the terminal."));
+            return (
+                StatusCode::OK,
+                Html(browser_page("The login stopped. See the terminal.")),
+            );
         }
-        Html(
-            page_rx
-                .await
-                .unwrap_or_else(|_| browser_page("The login did not complete. See the terminal.")),
+        (
+            StatusCode::OK,
+            Html(
+                page_rx.await.unwrap_or_else(|_| {
+                    browser_page("The login did not complete. See the terminal.")
+                }),
+            ),
         )
     }
     let app = axum::Router::new()
@@ -299,6 +337,11 @@ where
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     outcome
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing of `expected`.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// What the authorization endpoint answers to the login's request, before a browser is
@@ -382,7 +425,12 @@ fn exchange_hint(error: &str, secret_given: bool) -> Option<&'static str> {
 #[allow(clippy::print_stderr)]
 pub async fn login(paths: &ClientPaths, args: LoginArgs) -> anyhow::Result<()> {
     let http = http_client()?;
-    let endpoints = discover(&http, &args.issuer).await.map_err(explain)?;
+    let options = DiscoveryOptions {
+        insecure_http: args.insecure_http,
+    };
+    let endpoints = discover_with(&http, &args.issuer, options)
+        .await
+        .map_err(explain)?;
     let secret = if args.client_secret_stdin {
         Some(read_client_secret(&args.client_id)?)
     } else {
@@ -438,7 +486,8 @@ pub async fn login(paths: &ClientPaths, args: LoginArgs) -> anyhow::Result<()> {
         );
     }
     let timeout = Duration::from_secs(args.timeout);
-    let status = complete_on_redirect(listener, timeout, |callback| async move {
+    let expected_state = state.clone();
+    let status = complete_on_redirect(listener, &expected_state, timeout, |callback| async move {
         let code = authorization_code(callback, &state)?;
         let exchange = CodeExchange {
             http: &http,

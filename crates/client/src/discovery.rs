@@ -28,6 +28,44 @@ fn candidates(issuer: &url::Url) -> Vec<String> {
     ]
 }
 
+/// How discovery treats the issuer's URL scheme.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiscoveryOptions {
+    /// Allow plain `http` for hosts other than loopback. Off by default: the secret, the code
+    /// and the tokens would travel in clear (RFC 6749 §3.1, §3.2 require TLS at the
+    /// authorization and token endpoints). Loopback (127.0.0.0/8, ::1, `localhost`) is
+    /// always allowed, for servers on the same machine.
+    pub insecure_http: bool,
+}
+
+/// Whether `url` names a host on this machine: 127.0.0.0/8, ::1 or `localhost`.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// `text` as an http(s) URL that may carry credentials under `options`: https, or http to a
+/// loopback host, or http anywhere when `insecure_http` is set. Decided from the URL alone,
+/// before any name is resolved or request sent.
+pub fn check_url(text: &str, options: DiscoveryOptions) -> Result<url::Url, ClientError> {
+    let url = url::Url::parse(text)
+        .map_err(|e| ClientError::Protocol(format!("{text:?} is not a URL: {e}")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if options.insecure_http || is_loopback(&url) => Ok(url),
+        "http" => Err(ClientError::InsecureHttp {
+            url: text.to_owned(),
+        }),
+        _ => Err(ClientError::Protocol(format!(
+            "{text:?} is not an http(s) URL"
+        ))),
+    }
+}
+
 fn same_issuer(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
@@ -39,15 +77,22 @@ fn same_issuer(a: &str, b: &str) -> bool {
 /// A document that names another issuer is refused (RFC 8414 §3.3: it could send the tokens
 /// elsewhere). An issuer that cannot be reached at all is a transient error, not a reason to
 /// guess.
-#[tracing::instrument(skip_all, fields(issuer = issuer))]
+///
+/// A plain-http issuer on a host other than loopback is refused before any request
+/// ([`ClientError::InsecureHttp`]), and so is a document naming a plain-http endpoint there;
+/// [`discover_with`] and [`DiscoveryOptions::insecure_http`] allow them.
 pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Endpoints, ClientError> {
-    let parsed = url::Url::parse(issuer)
-        .map_err(|e| ClientError::Protocol(format!("issuer {issuer:?} is not a URL: {e}")))?;
-    if !matches!(parsed.scheme(), "https" | "http") {
-        return Err(ClientError::Protocol(format!(
-            "issuer {issuer:?} is not an http(s) URL"
-        )));
-    }
+    discover_with(http, issuer, DiscoveryOptions::default()).await
+}
+
+/// [`discover`] with options.
+#[tracing::instrument(skip_all, fields(issuer = issuer))]
+pub async fn discover_with(
+    http: &reqwest::Client,
+    issuer: &str,
+    options: DiscoveryOptions,
+) -> Result<Endpoints, ClientError> {
+    let parsed = check_url(issuer, options)?;
     let issuer = issuer.trim_end_matches('/');
     for url in candidates(&parsed) {
         let response = http
@@ -76,6 +121,16 @@ pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Endpoints,
             return Err(ClientError::Protocol(format!(
                 "{url} describes the issuer {named:?}, not {issuer:?}"
             )));
+        }
+        for endpoint in [Some(&token), metadata.authorization_endpoint.as_ref()]
+            .into_iter()
+            .chain([
+                metadata.revocation_endpoint.as_ref(),
+                metadata.introspection_endpoint.as_ref(),
+            ])
+            .flatten()
+        {
+            check_url(endpoint, options)?;
         }
         return Ok(Endpoints {
             issuer: issuer.to_owned(),
@@ -111,6 +166,62 @@ mod tests {
                 "https://idp.example.com/tenant/a/.well-known/openid-configuration"
             ]
         );
+    }
+
+    #[test]
+    fn a_plain_http_issuer_off_loopback_is_refused_unless_allowed() {
+        let strict = DiscoveryOptions::default();
+        let lenient = DiscoveryOptions {
+            insecure_http: true,
+        };
+        for refused in [
+            "http://login.example.com",
+            "http://login.example.com:8080/tenant",
+            "http://10.0.0.1/",
+            "http://[2001:db8::1]/",
+            "http://localhost.example.com/",
+            "http://128.0.0.1/",
+        ] {
+            let error = check_url(refused, strict).unwrap_err();
+            assert!(
+                matches!(error, ClientError::InsecureHttp { .. }),
+                "{refused}: {error}"
+            );
+            let text = error.to_string();
+            assert!(
+                text.contains("in clear") && text.contains("--insecure-http"),
+                "{text}"
+            );
+            assert!(check_url(refused, lenient).is_ok(), "{refused}");
+        }
+        for allowed in [
+            "https://login.example.com",
+            "http://127.0.0.1:8080",
+            "http://127.9.8.7/",
+            "http://[::1]:8080/",
+            "http://localhost:8080",
+            "http://LOCALHOST/",
+        ] {
+            assert!(check_url(allowed, strict).is_ok(), "{allowed}");
+        }
+        assert!(matches!(
+            check_url("ftp://login.example.com", lenient),
+            Err(ClientError::Protocol(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn discovery_of_a_plain_http_issuer_sends_no_request() {
+        // A client whose every request would fail loudly if it were sent: the proxy does not
+        // exist. Refusing comes first, so the error is InsecureHttp, not a transport error.
+        let http = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all("http://127.0.0.1:1").unwrap())
+            .build()
+            .unwrap();
+        let error = discover(&http, "http://login.example.com")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ClientError::InsecureHttp { .. }), "{error}");
     }
 
     #[test]

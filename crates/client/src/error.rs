@@ -50,7 +50,7 @@ pub enum StoreError {
     #[error("{}: not a readable Tessera credential file ({reason})", path.display())]
     Corrupt { path: PathBuf, reason: String },
     /// Authentication of the ciphertext failed: another key or passphrase, or altered bytes.
-    #[error("{}: cannot be decrypted: wrong key or passphrase, or the file was altered", path.display())]
+    #[error("{}: cannot be decrypted: wrong key or passphrase, another profile's file, or the file was altered", path.display())]
     Decrypt { path: PathBuf },
     #[error("{}: written in format {version}, which this version cannot read", path.display())]
     UnsupportedVersion { path: PathBuf, version: u8 },
@@ -109,6 +109,15 @@ pub enum ClientError {
     /// refused for a reason no retry or login fixes.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A plain-http URL for a host other than loopback: the client secret, the code and the
+    /// tokens would cross the network in clear. Refused before any request is sent, unless
+    /// allowed with [`crate::DiscoveryOptions::insecure_http`] (`--insecure-http` in the CLI).
+    #[error(
+        "refusing {url}: plain http would send the client secret, the code and the tokens in \
+         clear. Use https, or a loopback host (127.0.0.1, ::1, localhost); to allow plain http \
+         anyway, pass --insecure-http (library: DiscoveryOptions::insecure_http)"
+    )]
+    InsecureHttp { url: String },
 }
 
 impl ClientError {

@@ -81,7 +81,7 @@ pub use credential::{
     refresh_margin_ms, Credential, Decision, Endpoints, InFlight, LOST_ROTATION_AFTER,
     MAX_REFRESH_MARGIN,
 };
-pub use discovery::discover;
+pub use discovery::{check_url, discover, discover_with, DiscoveryOptions};
 pub use error::{ClientError, ReauthReason, StoreError};
 pub use manager::{
     EventSink, LogoutReport, LogoutStep, ManagerConfig, RefreshEvent, RefreshOutcome,

@@ -189,6 +189,11 @@ impl World {
     /// `start_login`, the browser's part as cli@example.com, and a successful end.
     async fn log_in(&self, client_id: &str, secret: Option<&str>, more: &[&str]) -> String {
         let login = self.start_login(client_id, secret, more).await;
+        self.complete_login(login).await
+    }
+
+    /// The browser's part of `login` as cli@example.com, and a successful end.
+    async fn complete_login(&self, login: Login) -> String {
         let page = browse(&self.base, &login.url, "cli@example.com", "cli password 1").await;
         let (status, stderr) = login.finish().await;
         assert!(status.success(), "login failed: {stderr}");
@@ -635,4 +640,81 @@ fn on_a_terminal_the_secret_is_asked_for_without_echo_and_one_line_is_enough() {
     drop(keyboard);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn a_plain_http_issuer_off_loopback_is_refused_before_any_request() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let dir = tempfile::tempdir().unwrap();
+    let login = |more: &[&str]| {
+        let mut command = common::tessera(&dir.path().join("server"));
+        // Any request would go to a proxy that is not there, so nothing can leave this
+        // machine, and a request made would show as a connection error.
+        command
+            .env_remove("TESSERA_PASSPHRASE")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .env("TESSERA_CLIENT_DIR", dir.path().join("client"))
+            .env("ALL_PROXY", "http://127.0.0.1:1")
+            .env("HTTP_PROXY", "http://127.0.0.1:1")
+            .env("http_proxy", "http://127.0.0.1:1");
+        let mut args = vec![
+            "login",
+            "--no-browser",
+            "--issuer",
+            "http://login.example.invalid",
+            "--client-id",
+            "cli",
+            "--redirect-port",
+            "0",
+        ];
+        args.extend_from_slice(more);
+        let out = common::run(command, &args, None);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = login(&[]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("plain http would send"), "{stderr}");
+    assert!(stderr.contains("--insecure-http"), "{stderr}");
+    assert!(
+        !stderr.contains("cannot reach"),
+        "a request was sent: {stderr}"
+    );
+    // With --insecure-http it goes on, and only then tries to reach the issuer.
+    let (ok, stderr) = login(&["--insecure-http"]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("cannot reach the issuer"), "{stderr}");
+    assert!(!stderr.contains("plain http would send"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_with_another_state_does_not_abort_the_login() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let w = World::start();
+    let (client_id, secret) = w.user_and_client(&[]);
+    let login = w.start_login(&client_id, Some(&secret), &[]).await;
+    let url = url::Url::parse(&login.url).unwrap();
+    let redirect_uri = url
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
+    // What a local process or a cross-site image could send before the browser comes back.
+    for query in [
+        "",
+        "?error=access_denied",
+        "?state=forged&error=access_denied&error_description=no",
+        "?state=forged&code=attackers-code",
+    ] {
+        let answer = reqwest::get(format!("{redirect_uri}{query}"))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{query}");
+        assert!(answer.text().await.unwrap().contains("ignored"), "{query}");
+    }
+    w.complete_login(login).await;
 }

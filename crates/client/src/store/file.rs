@@ -17,8 +17,14 @@ use crate::error::StoreError;
 /// A credential in one file, encrypted with XChaCha20-Poly1305 (see [`KeySource`] for the key),
 /// replaced atomically (temp file, fsync, rename, directory fsync), mode 0600, with a
 /// `<file>.lock` beside it for the cross-process lock.
+///
+/// The file's name without its extension is the profile the credential belongs to, and is
+/// authenticated with it: one profile's file copied or renamed over another's does not open
+/// (files written before this binding, format version 1, are read and bound at their next save).
 pub struct FileTokenStore {
     data_path: PathBuf,
+    /// The data file's name without its extension, in the associated data of the cipher.
+    profile: String,
     lock_path: PathBuf,
     mode: KeyMode,
     note: Option<String>,
@@ -78,6 +84,11 @@ impl FileTokenStore {
         let mut lock_name = name.to_owned();
         lock_name.push(".lock");
         let lock_path = data_path.with_file_name(lock_name);
+        let profile = Path::new(name)
+            .file_stem()
+            .unwrap_or(name)
+            .to_string_lossy()
+            .into_owned();
         let mut cached = None;
         let mut note = None;
         let mode = match key {
@@ -131,6 +142,7 @@ impl FileTokenStore {
         };
         Ok(Self {
             data_path,
+            profile,
             lock_path,
             mode,
             note,
@@ -269,9 +281,11 @@ impl TokenStore for FileTokenStore {
             )));
         }
         let key = self.read_key(&sealed.header)?;
-        let plain = sealed.open(&key).ok_or_else(|| StoreError::Decrypt {
-            path: self.data_path.clone(),
-        })?;
+        let plain = sealed
+            .open(&key, &self.profile)
+            .ok_or_else(|| StoreError::Decrypt {
+                path: self.data_path.clone(),
+            })?;
         serde_json::from_slice(&plain)
             .map(Some)
             .map_err(|e| self.corrupt(format!("bad content: {e}")))
@@ -291,7 +305,7 @@ impl TokenStore for FileTokenStore {
         let plain = Zeroizing::new(
             serde_json::to_vec(credential).map_err(|e| self.corrupt(e.to_string()))?,
         );
-        self.write_atomically(&sealed::seal(&header, &key, &plain))
+        self.write_atomically(&sealed::seal(&header, &key, &plain, &self.profile))
     }
 
     fn delete(&self) -> Result<(), StoreError> {
@@ -321,5 +335,55 @@ impl TokenStore for FileTokenStore {
 
     fn protection_note(&self) -> Option<String> {
         self.note.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_file_is_read_and_written_again_as_version_2_bound_to_its_profile() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("profiles/work.cred");
+        let key_file = root.path().join("keys/client.key");
+        let key = keys::key_file_get_or_create(&key_file).unwrap();
+        let credential = Credential {
+            endpoints: crate::credential::Endpoints::salesforce("https://login.example.test"),
+            client_id: "c".into(),
+            client_secret: None,
+            access_token: tessera_proto::AccessToken::new("00D!old-access"),
+            refresh_token: Some(RefreshToken::new("old-refresh")),
+            instance_url: "https://na1.example.test".into(),
+            identity_url: None,
+            username: None,
+            scope: "api refresh_token".into(),
+            issued_at_ms: 1_800_000_000_000,
+            expires_at_ms: None,
+            clock_offset_ms: 0,
+            in_flight: None,
+            dead: None,
+        };
+        let plain = serde_json::to_vec(&credential).unwrap();
+        let header = Header {
+            kind: KeyKind::KeyFile,
+            kdf: None,
+        };
+        keys::create_private_dir(data.parent().unwrap()).unwrap();
+        let old = sealed::seal_version(sealed::VERSION_UNBOUND, &header, &key, &plain, "");
+        std::fs::write(&data, old).unwrap();
+
+        let store = FileTokenStore::open(data.clone(), KeySource::KeyFile(key_file)).unwrap();
+        let loaded = store.load().unwrap().unwrap();
+        assert_eq!(loaded.refresh_token, credential.refresh_token);
+        store
+            .save(credential.refresh_token.as_ref(), &loaded)
+            .unwrap();
+        let bytes = std::fs::read(&data).unwrap();
+        assert_eq!(bytes.get(4), Some(&2), "rewritten in version 2");
+        assert!(store.load().unwrap().is_some());
+        let parsed = sealed::parse(&bytes).unwrap();
+        assert!(parsed.open(&key, "work").is_some());
+        assert!(parsed.open(&key, "personal").is_none());
     }
 }

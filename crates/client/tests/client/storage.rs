@@ -233,3 +233,41 @@ async fn status_names_the_user_and_the_protection_but_no_token() {
     assert!(!text.contains("status-refresh-token"));
     assert!(!text.contains("CLIENT-SECRET-VALUE"));
 }
+
+#[test]
+fn one_profiles_file_copied_over_anothers_does_not_open() {
+    let dirs = Dirs::new();
+    let profile = |name: &str| {
+        let data = dirs.data().with_file_name(format!("{name}.cred"));
+        FileTokenStore::open(data, KeySource::KeyFile(dirs.key())).unwrap()
+    };
+    let (work, personal) = (profile("work"), profile("personal"));
+    work.save(None, &sample_credential("00D!work-access", "work-refresh"))
+        .unwrap();
+    personal
+        .save(None, &sample_credential("00D!own-access", "own-refresh"))
+        .unwrap();
+    // Same key file, so only the profile in the associated data tells them apart.
+    std::fs::copy(work.data_path(), personal.data_path()).unwrap();
+    let error = personal.load().unwrap_err();
+    assert!(matches!(error, StoreError::Decrypt { .. }), "{error}");
+    assert!(error.to_string().contains("another profile"), "{error}");
+    assert!(work.load().unwrap().is_some());
+}
+
+#[test]
+fn a_file_asking_for_unbounded_argon2_memory_is_refused_at_once() {
+    let dirs = Dirs::new();
+    let open =
+        || FileTokenStore::open(dirs.data(), KeySource::Passphrase(Password::new("p"))).unwrap();
+    open().save(None, &sample_credential("00D!a", "r")).unwrap();
+    let mut bytes = std::fs::read(dirs.data()).unwrap();
+    // "TSCR" | version | kind | m_cost (u32 LE): ask for 4 TiB.
+    bytes[6..10].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(dirs.data(), &bytes).unwrap();
+    let started = std::time::Instant::now();
+    let error = open().load().unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
+    assert!(error.to_string().contains("Argon2id costs"), "{error}");
+}
