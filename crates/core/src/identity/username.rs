@@ -38,7 +38,60 @@ impl Authority {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use tessera_proto::Password;
+
     use super::normalise_username;
+    use crate::authority::{Authority, AuthorityConfig, Source};
+    use crate::model::User;
+    use crate::store::memory::MemoryStore;
+    use crate::store::Directory;
+    use crate::time::{ManualClock, SystemRandom, Timestamp};
+    use crate::tokens::server_key::ServerKey;
+
+    /// A row written before usernames were normalised keeps its spelling in the database; it
+    /// must still log in under that spelling.
+    #[tokio::test]
+    async fn a_user_stored_before_normalisation_still_logs_in_under_its_spelling() {
+        let store = Arc::new(MemoryStore::new());
+        let authority = Authority::new(
+            store.clone(),
+            Arc::new(ManualClock::new(Timestamp(1_800_000_000_000))),
+            Arc::new(SystemRandom),
+            AuthorityConfig::new("http://as.test", ServerKey::generate(&SystemRandom)),
+        );
+        let created = authority
+            .operator()
+            .create_user("JÜRGEN@example.com", Password::new("password one"), None)
+            .await
+            .unwrap();
+        assert_eq!(created.username, "jürgen@example.com");
+        let legacy = User {
+            id: "005000000000LEGACY".into(),
+            username: "ÅSA@example.com".into(),
+            ..created.clone()
+        };
+        store.insert_user(&legacy).await.unwrap();
+        for (typed, id) in [
+            ("ju\u{308}rgen@EXAMPLE.com", &created.id),
+            ("ÅSA@example.com", &legacy.id),
+            ("ÅSA@EXAMPLE.COM", &legacy.id),
+        ] {
+            let found = authority.user_named(typed).await.unwrap().unwrap();
+            assert_eq!(&found.id, id, "{typed:?}");
+            let user = authority
+                .login(
+                    typed,
+                    Password::new("password one"),
+                    "app",
+                    &Source::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(&user.id, id, "{typed:?}");
+        }
+    }
 
     #[test]
     fn case_and_composition_variants_of_a_username_have_one_normal_form() {
