@@ -152,7 +152,7 @@ impl Authority {
             }
         };
         let checked = async {
-            let user = self.store().user_by_username(username).await?;
+            let user = self.user_named(username).await?;
             let phc = user
                 .as_ref()
                 .map_or_else(|| DUMMY_PHC.to_owned(), |u| u.password_hash.clone());

@@ -7,3 +7,4 @@ pub(crate) mod guard;
 pub mod login;
 pub(crate) mod password;
 pub mod throttle;
+pub mod username;

@@ -32,6 +32,7 @@ use std::sync::Mutex;
 
 use lru::LruCache;
 
+use crate::identity::username::normalise_username;
 use crate::time::{format_duration_secs, parse_duration_secs, Timestamp};
 
 /// A failure budget: at most `max_failures` in a fixed window of `window_secs`.
@@ -292,10 +293,10 @@ fn address_key(address: Option<IpAddr>) -> IpAddr {
     }
 }
 
-/// Usernames are case-insensitive; a key is at most 255 bytes, so that long inputs cannot make
-/// keys expensive.
+/// A username's budget is its normal form's (Unicode lowercase, NFC: every spelling of one
+/// name shares it); a key is at most 255 bytes, so that long inputs cannot make keys expensive.
 fn username_key(username: &str) -> String {
-    let mut key = username.trim().to_ascii_lowercase();
+    let mut key = normalise_username(username);
     if key.len() > 255 {
         let mut end = 255;
         while !key.is_char_boundary(end) {

@@ -3,6 +3,7 @@
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, Password, Scope, TokenResponse};
 
 use crate::authority::{Authority, NewGrant};
+use crate::identity::username::normalise_username;
 use crate::model::{Client, Grant, StoredEvent, User};
 use crate::operations::operator::Operator;
 use crate::policy::{
@@ -246,7 +247,8 @@ impl Operator {
         email: Option<String>,
         admin: bool,
     ) -> Result<User, AdminError> {
-        let username = username.trim();
+        // Stored in its normal form, the form lookups and the throttle use.
+        let username = normalise_username(username);
         if username.is_empty() || username.len() > 255 || username.chars().any(char::is_control) {
             return Err(AdminError::Invalid(
                 "username must be 1 to 255 printable characters".into(),
@@ -257,7 +259,7 @@ impl Operator {
         let user = User {
             id: salesforce_id("005", self.authority.rng()),
             org_id: org.id,
-            username: username.to_owned(),
+            username,
             email,
             password_hash: self.hash_password(password).await,
             disabled: false,
@@ -270,8 +272,7 @@ impl Operator {
 
     pub async fn user(&self, username: &str) -> Result<User, AdminError> {
         self.authority
-            .store()
-            .user_by_username(username)
+            .user_named(username)
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("user {username}")))
     }
@@ -468,8 +469,7 @@ impl Operator {
     async fn active_user_named(&self, username: &str) -> Result<User, OAuthError> {
         let user = self
             .authority
-            .store()
-            .user_by_username(username)
+            .user_named(username)
             .await?
             .ok_or(OAuthError::InvalidRequest("unknown username"))?;
         if user.disabled {

@@ -239,6 +239,8 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     /// Usernames are compared case-insensitively (ASCII), as Salesforce's, for lookup and for
     /// uniqueness: `Ada@Example.com` finds `ada@example.com`, and cannot be created beside it.
+    /// Core asks with a username's normal form (`identity::username`), the form it stores, so
+    /// that the stores' different foldings beyond ASCII never decide.
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces a user's mutable fields (email, password hash, disabled), with a `UserChanged`

@@ -426,3 +426,56 @@ async fn logins_past_the_password_check_cap_get_503_after_a_bounded_wait() {
         "eight logins at once, one check slot, 1 ms of patience"
     );
 }
+
+#[tokio::test]
+async fn spellings_of_one_unicode_username_share_one_budget_and_one_user() {
+    let h = harness().await;
+    let c = h.confidential().await;
+    let jurgen = "jürgen@example.com";
+    let created = h
+        .authority
+        .operator()
+        .create_user(
+            "JÜRGEN@Example.com",
+            tessera_proto::Password::new(PASSWORD),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.username, jurgen, "stored in its normal form");
+    let spellings = [
+        "jürgen@example.com",
+        "JÜRGEN@example.com",
+        "ju\u{308}rgen@example.com",
+        "JU\u{308}RGEN@EXAMPLE.COM",
+    ];
+    // Each spelling logs in as the same user with the right password.
+    for spelling in spellings {
+        assert!(
+            logged_in(&login_from(&h, &c, OWNER, &[], spelling, PASSWORD).await),
+            "{spelling:?}"
+        );
+        let user = h.authority.operator().user(spelling).await.unwrap();
+        assert_eq!(user.id, created.id, "{spelling:?}");
+    }
+    // Five failures spread over the spellings, from one address, exhaust the one
+    // (user, address) budget of 5: had each spelling its own, none would be refused yet.
+    for i in 0..5 {
+        let spelling = spellings[i % spellings.len()];
+        let reply = login_from(&h, &c, ATTACKER, &[], spelling, "wrong password").await;
+        assert_eq!(reply.status, StatusCode::OK, "{spelling:?}");
+    }
+    for spelling in spellings {
+        let blocked = login_from(&h, &c, ATTACKER, &[], spelling, PASSWORD).await;
+        assert!(
+            refused(&blocked),
+            "{spelling:?}: {} {}",
+            blocked.status,
+            blocked.text()
+        );
+    }
+    // Another user is not touched by this budget.
+    assert!(logged_in(
+        &login_from(&h, &c, ATTACKER, &[], USERNAME, PASSWORD).await
+    ));
+}
