@@ -320,6 +320,10 @@ pub struct Event {
     pub user_agent: Option<String>,
 }
 
+/// In the detail of a `retry_replayed` event: the replay came from another address than the
+/// rotation it replays (the admin console's timeline marks it; docs/security.md, "Retry window").
+pub const FROM_ANOTHER_ADDRESS: &str = "from another address";
+
 /// An event as stored, with its sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {

@@ -13,8 +13,13 @@ pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 2 * 3600;
 /// are kept in force for this long.
 pub const MAX_ACCESS_TOKEN_TTL_SECS: u64 = 24 * 3600;
 /// Default retry window for rotated-out refresh tokens: 60 s; 0 is strict (docs/decisions.md,
-/// "Retry window of 60 seconds").
+/// "Retry window of 60 seconds"). Public clients get [`DEFAULT_PUBLIC_REFRESH_RETRY_WINDOW_SECS`].
 pub const DEFAULT_REFRESH_RETRY_WINDOW_SECS: u64 = 60;
+/// Default retry window of a public client: 10 s. Inside the window whoever presents the
+/// rotated-out token first gets the live pair, and a public client's token has no secret
+/// beside it, so its window is kept to what a lost response needs (docs/security.md,
+/// "Retry window").
+pub const DEFAULT_PUBLIC_REFRESH_RETRY_WINDOW_SECS: u64 = 10;
 /// Longest retry window: while it lasts, anyone holding the rotated-out token gets the live
 /// successor pair, so it is kept brief (Okta and Cognito cap theirs at 60 s; Hydra at 5 min).
 pub const MAX_REFRESH_RETRY_WINDOW_SECS: u64 = 300;

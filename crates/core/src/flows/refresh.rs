@@ -15,9 +15,9 @@ use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope,
 use crate::authority::{
     idle_expiry, still_allowed, Authority, IssuedTokens, Source, MAX_TOKEN_LEN,
 };
-use crate::model::{Client, EventKind, Family, Grant, User};
+use crate::model::{Client, EventKind, Family, Grant, User, FROM_ANOTHER_ADDRESS};
 use crate::operations::metrics::RefreshOutcome as Counted;
-use crate::store::{RefreshCommit, RefreshOutcome, StoreError};
+use crate::store::{EventFilter, RefreshCommit, RefreshOutcome, StoreError};
 use crate::time::Timestamp;
 use crate::tokens::hash::secret_hash;
 use crate::tokens::hash::Hash;
@@ -389,7 +389,8 @@ impl Authority {
             .await?
         {
             Replay::Answer(response) => {
-                self.record_grant(EventKind::RetryReplayed, grant, "replay", source)
+                let detail = self.replay_detail(grant, presented, "replay").await;
+                self.record_grant(EventKind::RetryReplayed, grant, &detail, source)
                     .await;
                 return Ok(Refreshed {
                     outcome: Counted::Replayed,
@@ -465,13 +466,11 @@ impl Authority {
             .replay_within_window(presented, &family, scope, now)
             .await?
         {
-            self.record_grant(
-                EventKind::RetryReplayed,
-                &family.grant,
-                "concurrent",
-                source,
-            )
-            .await;
+            let detail = self
+                .replay_detail(&family.grant, presented, "concurrent")
+                .await;
+            self.record_grant(EventKind::RetryReplayed, &family.grant, &detail, source)
+                .await;
             return Ok(Refreshed {
                 outcome: Counted::Replayed,
                 response,
@@ -485,6 +484,38 @@ impl Authority {
         )
         .await;
         Err(OAuthError::TokenRequestInProgress.into())
+    }
+
+    /// The detail of a `retry_replayed` event: `base`, flagged with [`FROM_ANOTHER_ADDRESS`]
+    /// when the replay comes from another address than the rotation it replays. Inside the
+    /// window, whoever presents the rotated-out token first gets the live pair; a replay from
+    /// elsewhere is how a stolen token shows. Only a replay pays for reading the rotation's
+    /// event (its address is not kept with the family); the rotating path reads nothing more.
+    async fn replay_detail(&self, grant: &Grant, presented: &Presented<'_>, base: &str) -> String {
+        let Some(replayed_from) = presented.source.address else {
+            return base.to_owned();
+        };
+        let filter = EventFilter {
+            limit: 1,
+            grant_id: Some(grant.id.clone()),
+            kind: Some(EventKind::Rotated),
+            newest_first: true,
+            ..EventFilter::default()
+        };
+        let rotated_from = match self.store().events(&filter).await {
+            Ok(events) => events.into_iter().next().and_then(|e| e.event.source),
+            // The replay is answered all the same; only the flag is lost.
+            Err(error) => {
+                tracing::warn!(%error, "the rotation's address could not be read");
+                None
+            }
+        };
+        match rotated_from {
+            Some(rotated_from) if rotated_from != replayed_from.to_string() => {
+                format!("{base} {FROM_ANOTHER_ADDRESS} (rotated from {rotated_from})")
+            }
+            _ => base.to_owned(),
+        }
     }
 
     /// The current pair again, for a replay of the previous token while the client's retry
@@ -611,9 +642,11 @@ mod tests {
 
     use crate::authority::{Authority, AuthorityConfig, ClientCredentials, Source};
     use crate::flows::token_request::TokenRequest;
+    use crate::model::{EventKind, FROM_ANOTHER_ADDRESS};
     use crate::operations::admin::ClientSettings;
     use crate::policy::RefreshTokenPolicy;
     use crate::store::memory::MemoryStore;
+    use crate::store::EventFilter;
     use crate::time::{ManualClock, SystemRandom, Timestamp};
     use crate::tokens::server_key::ServerKey;
 
@@ -839,6 +872,87 @@ mod tests {
         let rt3 = w.refresh(&rt2).await.unwrap().refresh_token.unwrap();
         // The old token is now reuse, which revokes the whole family.
         w.assert_revoked(&[&rt1, &rt3]).await;
+    }
+
+    fn from(address: &str) -> Source {
+        Source::new(Some(address.parse().unwrap()), None)
+    }
+
+    impl World {
+        async fn refresh_from(
+            &self,
+            token: &RefreshToken,
+            source: &Source,
+        ) -> Result<TokenResponse, OAuthError> {
+            let request = TokenRequest::RefreshToken {
+                refresh_token: token.clone(),
+                scope: None,
+            };
+            self.authority
+                .token(Some(self.creds.clone()), request, source)
+                .await
+        }
+
+        async fn events_of(&self, kind: EventKind) -> Vec<crate::model::Event> {
+            let filter = EventFilter {
+                kind: Some(kind),
+                ..EventFilter::default()
+            };
+            let events = self.authority.operator().events(&filter).await.unwrap();
+            events.into_iter().map(|e| e.event).collect()
+        }
+    }
+
+    /// Rotates the first token from `rotated_from`, replays it 5 s later from `replayed_from`
+    /// (answered with the same pair) and returns the replay's one `retry_replayed` event.
+    async fn replayed_event(rotated_from: &str, replayed_from: &str) -> crate::model::Event {
+        let w = world(rotating(60)).await;
+        let rt1 = w.rt();
+        let second = w.refresh_from(&rt1, &from(rotated_from)).await.unwrap();
+        w.clock.advance_secs(5);
+        // By design the replay is answered with the live pair, wherever it comes from.
+        let replay = w.refresh_from(&rt1, &from(replayed_from)).await.unwrap();
+        assert_eq!(replay.refresh_token, second.refresh_token);
+        let mut replays = w.events_of(EventKind::RetryReplayed).await;
+        assert_eq!(replays.len(), 1, "{replays:?}");
+        let event = replays.remove(0);
+        assert_eq!(event.source.as_deref(), Some(replayed_from));
+        event
+    }
+
+    #[tokio::test]
+    async fn a_replay_from_the_rotations_address_is_recorded_with_its_source_and_unflagged() {
+        let event = replayed_event("192.0.2.7", "192.0.2.7").await;
+        assert_eq!(event.detail, "replay");
+    }
+
+    #[tokio::test]
+    async fn a_replay_from_another_address_than_the_rotations_is_flagged() {
+        let event = replayed_event("192.0.2.7", "203.0.113.9").await;
+        assert!(event.detail.contains(FROM_ANOTHER_ADDRESS), "{event:?}");
+        assert!(event.detail.contains("rotated from 192.0.2.7"), "{event:?}");
+    }
+
+    #[tokio::test]
+    async fn a_public_client_created_without_a_window_gets_ten_seconds_a_confidential_one_sixty() {
+        let w = world(ClientSettings::default()).await;
+        let settings = ClientSettings {
+            name: Some("Public".into()),
+            redirect_uris: Some(vec!["https://app.example/cb".into()]),
+            ..Default::default()
+        };
+        let operator = w.authority.operator();
+        let (public, _) = operator.create_client(true, &settings).await.unwrap();
+        let (confidential, _) = operator.create_client(false, &settings).await.unwrap();
+        assert_eq!(public.refresh_retry_window_secs, 10);
+        assert_eq!(confidential.refresh_retry_window_secs, 60);
+        // A window given at creation is kept, for a public client too.
+        let given = ClientSettings {
+            refresh_retry_window_secs: Some(45),
+            ..settings
+        };
+        let (public, _) = operator.create_client(true, &given).await.unwrap();
+        assert_eq!(public.refresh_retry_window_secs, 45);
     }
 
     #[tokio::test]

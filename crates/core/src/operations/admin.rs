@@ -8,7 +8,8 @@ use crate::model::{Client, Grant, StoredEvent, User};
 use crate::operations::operator::Operator;
 use crate::policy::{
     RefreshTokenPolicy, DEFAULT_ACCESS_TOKEN_TTL_SECS, DEFAULT_CLIENT_SCOPES,
-    DEFAULT_REFRESH_RETRY_WINDOW_SECS, MAX_ACCESS_TOKEN_TTL_SECS, MAX_REFRESH_RETRY_WINDOW_SECS,
+    DEFAULT_PUBLIC_REFRESH_RETRY_WINDOW_SECS, DEFAULT_REFRESH_RETRY_WINDOW_SECS,
+    MAX_ACCESS_TOKEN_TTL_SECS, MAX_REFRESH_RETRY_WINDOW_SECS,
 };
 use crate::store::{EventFilter, StoreError};
 use crate::tokens::hash::secret_hash;
@@ -120,7 +121,12 @@ impl Operator {
             access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
             rotate_refresh_tokens: false,
             allow_user_agent_flow: false,
-            refresh_retry_window_secs: DEFAULT_REFRESH_RETRY_WINDOW_SECS,
+            // A window given in `settings` replaces this; existing clients keep theirs.
+            refresh_retry_window_secs: if public {
+                DEFAULT_PUBLIC_REFRESH_RETRY_WINDOW_SECS
+            } else {
+                DEFAULT_REFRESH_RETRY_WINDOW_SECS
+            },
             created_at: self.authority.now(),
         };
         settings.apply(&mut client)?;

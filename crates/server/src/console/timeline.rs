@@ -3,7 +3,7 @@
 //! time order, with a `<title>` the browser shows on hover (who, what, when).
 
 use maud::{html, Markup};
-use tessera_core::model::EventKind;
+use tessera_core::model::{EventKind, FROM_ANOTHER_ADDRESS};
 use tessera_core::operations::console::GrantTimeline;
 use tessera_core::time::format_utc;
 
@@ -39,7 +39,13 @@ struct Marker {
     colour: &'static str,
     row: i64,
     title: String,
+    /// A replay from another address than its rotation's: drawn as trouble and labelled.
+    from_another_address: bool,
 }
+
+/// A replay inside the retry window from another address than the rotation it replays is how a
+/// stolen rotated-out token shows: its marker sits on the trouble row in its own colour.
+pub(super) const ANOTHER_ADDRESS_COLOUR: &str = "#be185d";
 
 /// The x position of each instant on the axis from `start` to `end`, pushed apart by
 /// `MIN_GAP` and then squeezed back into the axis if the pushing overran it.
@@ -106,7 +112,13 @@ pub fn svg(timeline: &GrantTimeline) -> Markup {
         .iter()
         .zip(xs)
         .map(|(event, x)| {
-            let (colour, row) = style(event.kind);
+            let from_another_address = event.kind == EventKind::RetryReplayed
+                && event.detail.contains(FROM_ANOTHER_ADDRESS);
+            let (colour, row) = if from_another_address {
+                (ANOTHER_ADDRESS_COLOUR, 2)
+            } else {
+                style(event.kind)
+            };
             let mut title = format!(
                 "{} at {} ({} ms), {}",
                 event.kind.name(),
@@ -124,6 +136,7 @@ pub fn svg(timeline: &GrantTimeline) -> Markup {
                 colour,
                 row,
                 title,
+                from_another_address,
             }
         })
         .collect();
@@ -148,12 +161,15 @@ pub fn svg(timeline: &GrantTimeline) -> Markup {
             }
             @for (n, m) in markers.iter().enumerate() {
                 @let y = AXIS_Y - 22 - m.row * 26;
-                g.event data-kind=(m.kind) data-at=(m.at) data-order=(n) {
+                g.event data-kind=(m.kind) data-at=(m.at) data-order=(n)
+                    data-from-another-address=[m.from_another_address.then_some("true")] {
                     title { (m.title) }
                     line x1=(m.x) y1=(y) x2=(m.x) y2=(AXIS_Y) stroke=(m.colour) stroke-width="1" {}
                     circle cx=(m.x) cy=(y) r="7" fill=(m.colour) stroke="#fff" stroke-width="2" {}
                     text x=(m.x) y=(AXIS_Y + 40 + (n as i64 % 3) * 13) font-size="10" fill=(m.colour)
-                        text-anchor="middle" { (m.kind) }
+                        text-anchor="middle" {
+                        (m.kind) @if m.from_another_address { " (another address)" }
+                    }
                 }
             }
         }

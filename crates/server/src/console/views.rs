@@ -143,10 +143,11 @@ fn client_fields(client: Option<&Client>) -> Markup {
             c.access_token_ttl_secs
         }),
     );
-    let window = format_duration_secs(client.map_or(
-        tessera_core::policy::DEFAULT_REFRESH_RETRY_WINDOW_SECS,
-        |c| c.refresh_retry_window_secs,
-    ));
+    // A new client's window is left empty: it then gets its type's default (public 10 s,
+    // confidential 60 s).
+    let window = client.map_or_else(String::new, |c| {
+        format_duration_secs(c.refresh_retry_window_secs)
+    });
     html! {
         label for="name" { "Name" }
         input type="text" id="name" name="name" value=(client.map(|c| c.name.as_str()).unwrap_or_default()) required;
@@ -158,7 +159,7 @@ fn client_fields(client: Option<&Client>) -> Markup {
         input type="text" id="refresh_token_policy" name="refresh_token_policy" value=(policy);
         label for="access_token_ttl" { "Access-token lifetime (90s, 15m, 2h, 1d)" }
         input type="text" id="access_token_ttl" name="access_token_ttl" value=(ttl);
-        label for="refresh_retry_window" { "Refresh retry window (0s: strict)" }
+        label for="refresh_retry_window" { "Refresh retry window (0s: strict; empty at creation: 60s, public clients 10s)" }
         input type="text" id="refresh_retry_window" name="refresh_retry_window" value=(window);
         p {
             label.check {
@@ -313,6 +314,10 @@ pub fn timeline(
         ("issued", "#16a34a"),
         ("rotated / refreshed", "#2563eb"),
         ("retry_replayed", "#0891b2"),
+        (
+            "retry_replayed from another address",
+            super::timeline::ANOTHER_ADDRESS_COLOUR,
+        ),
         ("concurrent_refresh_refused", "#d97706"),
         ("reuse_detected", "#dc2626"),
         ("revoked", "#7f1d1d"),

@@ -64,6 +64,12 @@ async fn console_login(
     .await
 }
 
+/// The id of a user's first grant.
+async fn first_grant_of(h: &Harness, user_id: &str) -> String {
+    let grants = h.authority.operator().grants_of_user(user_id).await;
+    grants.unwrap()[0].id.clone()
+}
+
 async fn logged_in_admin(h: &Harness) -> Browser {
     let mut browser = Browser::default();
     let reply = console_login(h, &mut browser, ADMIN, ADMIN_PASSWORD).await;
@@ -276,14 +282,7 @@ async fn admin_actions_are_audited_with_the_admins_user_id() {
         )
         .await;
     assert_eq!(grants.status, StatusCode::OK);
-    let grant = h
-        .authority
-        .operator()
-        .grants_of_user(&alice.id)
-        .await
-        .unwrap()[0]
-        .id
-        .clone();
+    let grant = first_grant_of(&h, &alice.id).await;
     assert!(grants.text().contains(&grant));
     let timeline = h
         .get(&format!("/admin/grants/{grant}"), Some(&mut browser))
@@ -452,4 +451,53 @@ async fn the_console_session_cookie_is_secure_behind_an_https_issuer() {
     let cookie = reply.header("set-cookie").unwrap();
     assert!(cookie.starts_with("tessera_admin="), "{cookie}");
     assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn a_replay_from_another_address_is_flagged_on_the_grants_timeline() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let client = h.rotating(60).await;
+    let tokens = h.login(&client, "api refresh_token").await;
+    let rt1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let secret = client.secret.clone().unwrap();
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt1.as_str()),
+        ("client_id", client.id.as_str()),
+        ("client_secret", secret.as_str()),
+    ];
+    let rotated = h.token_from("192.0.2.7", &[], &refresh).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text());
+    // The rotating address replays: not flagged.
+    let same = h.token_from("192.0.2.7", &[], &refresh).await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.text());
+    // Another address replays inside the window: answered (by design), and flagged.
+    let other = h.token_from("203.0.113.9", &[], &refresh).await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.text());
+    assert_eq!(
+        other.json()["refresh_token"],
+        rotated.json()["refresh_token"]
+    );
+
+    let alice = h.authority.operator().user(USERNAME).await.unwrap();
+    let grant = first_grant_of(&h, &alice.id).await;
+    let timeline = h
+        .get(&format!("/admin/grants/{grant}"), Some(&mut browser))
+        .await;
+    assert_eq!(timeline.status, StatusCode::OK);
+    let page = timeline.text();
+    assert_eq!(
+        page.matches("class=\"event\" data-kind=\"retry_replayed\"")
+            .count(),
+        2,
+        "{page}"
+    );
+    assert_eq!(
+        page.matches("data-from-another-address=\"true\"").count(),
+        1,
+        "{page}"
+    );
+    assert!(page.contains("from 203.0.113.9"), "{page}");
+    assert!(page.contains("(another address)"), "{page}");
 }
