@@ -272,7 +272,7 @@ impl Stage {
             .find(|(k, _)| k == "code")
             .map(|(_, v)| v.into_owned())
             .context("no code")?;
-        arrow(AS, CLIENT, "302 redirect_uri?code=…&state=demo");
+        arrow(AS, CLIENT, "302 redirect_uri?code=…&iss=…&state=demo");
         let exchanged = self
             .http
             .post(self.token_url())

@@ -169,8 +169,11 @@ pub fn load_server_key(settings: &Settings) -> anyhow::Result<ServerKey> {
     }
     let path = settings.data_dir.join("server.key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => ServerKey::from_hex(&text)
-            .with_context(|| format!("{} does not hold a 64-hex-character key", path.display())),
+        Ok(text) => {
+            warn_if_open_to_others(&path);
+            ServerKey::from_hex(&text)
+                .with_context(|| format!("{} does not hold a 64-hex-character key", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(&settings.data_dir)
                 .with_context(|| format!("creating {}", settings.data_dir.display()))?;
@@ -182,6 +185,34 @@ pub fn load_server_key(settings: &Settings) -> anyhow::Result<ServerKey> {
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// Warns when the server key file can be read (or written) by its group or by others: whoever
+/// reads it can forge browser sessions and CSRF tokens. It is created 0600; a copy or a restore
+/// may have widened it.
+fn warn_if_open_to_others(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = std::fs::metadata(path) {
+            let mode = metadata.permissions().mode();
+            if open_to_others(mode) {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "the server key is readable by other users than its owner: chmod 600 it"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// Whether a file's mode gives its group or others any access.
+#[cfg(unix)]
+fn open_to_others(mode: u32) -> bool {
+    mode & 0o077 != 0
 }
 
 /// Writes `bytes` to `path` whole, readable by this user only: into a new file beside it, then
@@ -267,6 +298,17 @@ async fn clock_of(store: &Arc<dyn Store>) -> anyhow::Result<Arc<dyn Clock>> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn a_server_key_open_to_group_or_others_is_warned_about() {
+        assert!(!super::open_to_others(0o100600));
+        assert!(!super::open_to_others(0o400));
+        assert!(super::open_to_others(0o100644));
+        assert!(super::open_to_others(0o640));
+        assert!(super::open_to_others(0o604));
+        assert!(super::open_to_others(0o620));
+    }
+
     use clap::CommandFactory;
 
     /// Every argument of every command, with the path of commands that leads to it.

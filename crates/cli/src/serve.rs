@@ -17,12 +17,26 @@ pub struct ServeArgs {
     /// Seed a demo user and client, and print a walkthrough.
     #[arg(long)]
     pub dev: bool,
+    /// With --dev, allow a listen address other than loopback, though the demo password is public.
+    #[arg(long, requires = "dev")]
+    pub dev_public: bool,
     /// Serve POST /bench/floor, the benchmark's reference handler (see `tessera bench`).
     #[arg(long, hide = true)]
     pub bench_floor: bool,
 }
 
 pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
+    // The demo user's password is printed and the same for everyone who reads these docs: off
+    // loopback it would be a known password to a reachable server.
+    if args.dev && !args.dev_public && !listens_on_loopback_only(&settings.listen) {
+        anyhow::bail!(
+            "refusing --dev on {}: it is not a loopback address, and --dev seeds a demo user \
+             whose password is printed and publicly known, so anyone who reaches this address \
+             could log in. Listen on 127.0.0.1, [::1] or localhost, or add --dev-public to \
+             serve the demo data to the network anyway",
+            settings.listen
+        );
+    }
     // Bound first: a start that cannot listen (the port is taken, often by a running server)
     // fails before it touches the database, so it never changes what a running server serves.
     let listener = tokio::net::TcpListener::bind(&settings.listen)
@@ -114,6 +128,17 @@ const DEV_USERNAME: &str = "demo@example.com";
 const DEV_PASSWORD: &str = "tessera-demo";
 const DEV_CLIENT_NAME: &str = "Tessera Demo";
 const DEV_REDIRECT: &str = "http://127.0.0.1:8976/callback";
+
+/// Whether `listen` (host:port, as the config checked it) resolves only to loopback addresses:
+/// 127.0.0.0/8 and ::1, which is what `localhost` resolves to. An address that does not resolve
+/// counts as not loopback.
+fn listens_on_loopback_only(listen: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    listen.to_socket_addrs().is_ok_and(|addresses| {
+        let addresses: Vec<std::net::SocketAddr> = addresses.collect();
+        !addresses.is_empty() && addresses.iter().all(|address| address.ip().is_loopback())
+    })
+}
 
 /// Where `--dev` keeps the demo client's credentials (mode 0600), so that every start prints
 /// the same ones: the database holds only the secret's hash.
@@ -214,7 +239,7 @@ Tessera dev mode — demo data (do not use in production)
 Walkthrough
   1. Open this URL in a browser, log in as {username} / {password} and click Allow:
        {authorize}
-     The browser then goes to {redirect}?code=…&state=demo (nothing listens there:
+     The browser then goes to {redirect}?code=…&iss=…&state=demo (nothing listens there:
      copy the code from the address bar).
 
   2. Exchange the code for tokens:
@@ -266,4 +291,24 @@ fn write_dev_credentials(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     crate::replace_private_file(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listens_on_loopback_only;
+
+    #[test]
+    fn dev_mode_counts_only_loopback_addresses_as_private() {
+        for private in [
+            "127.0.0.1:8080",
+            "127.1.2.3:1",
+            "[::1]:8080",
+            "localhost:8080",
+        ] {
+            assert!(listens_on_loopback_only(private), "{private}");
+        }
+        for public in ["0.0.0.0:8080", "[::]:8080", "192.0.2.1:8080", "10.0.0.1:1"] {
+            assert!(!listens_on_loopback_only(public), "{public}");
+        }
+    }
 }

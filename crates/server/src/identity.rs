@@ -133,7 +133,7 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": ["api", "id", "web", "refresh_token", "offline_access", "full", "profile", "email"],
-        "authorization_response_iss_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
     });
     json(StatusCode::OK, &body)
 }

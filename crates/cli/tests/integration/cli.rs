@@ -1077,3 +1077,32 @@ fn each_command_shows_only_its_own_options_in_its_help() {
         assert!(!help(server).contains("--profile"), "{server:?}");
     }
 }
+
+#[test]
+fn serve_dev_does_not_publish_the_demo_password_off_loopback_unless_asked() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let env = Env::new();
+    let port = common::free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let refused = env.run(&["serve", "--dev", "--listen", &listen], None);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("refusing --dev"), "{stderr}");
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+    assert!(stderr.contains("--dev-public"), "{stderr}");
+    // Refused before anything was seeded.
+    assert!(!env.dir.path().join("dev-credentials.json").exists());
+
+    let mut server = env
+        .command()
+        .args(["serve", "--dev", "--dev-public", "--listen", &listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = server.stdout.take().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut { stdout }, &mut std::io::sink()));
+    assert!(wait_until_up(port).starts_with("HTTP/1.1 200"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -91,13 +91,18 @@ pub struct RedirectTarget {
 }
 
 impl RedirectTarget {
-    /// The redirect URI with `pairs` (and `state`) appended to its query (code flow) or put in
-    /// its fragment (user-agent flow), URL-encoded.
-    pub fn location(&self, pairs: &[(&str, &str)]) -> String {
+    /// The redirect URI with `pairs`, `iss` and `state` appended to its query (code flow) or put
+    /// in its fragment (user-agent flow), URL-encoded.
+    ///
+    /// RFC 9207 §2: every authorization response, success or error, carries `iss`, the issuer
+    /// of the metadata, so a client talking to several servers can tell which one answered
+    /// (mix-up defence).
+    pub fn location(&self, issuer: &str, pairs: &[(&str, &str)]) -> String {
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in pairs {
             ser.append_pair(k, v);
         }
+        ser.append_pair("iss", issuer);
         if let Some(state) = &self.state {
             ser.append_pair("state", state);
         }
@@ -115,11 +120,14 @@ impl RedirectTarget {
         }
     }
 
-    pub(crate) fn error_location(&self, error: &AuthorizeRedirectError) -> String {
-        self.location(&[
-            ("error", error.code),
-            ("error_description", error.description),
-        ])
+    pub(crate) fn error_location(&self, issuer: &str, error: &AuthorizeRedirectError) -> String {
+        self.location(
+            issuer,
+            &[
+                ("error", error.code),
+                ("error_description", error.description),
+            ],
+        )
     }
 }
 
@@ -464,7 +472,7 @@ mod tests {
     fn redirect_error(q: &str, public: bool) -> (String, AuthorizeRedirectError) {
         let c = client(public, &["https://c.example/cb"]);
         let (target, e) = check_request(&params(q), c, "https://c.example/cb".into()).unwrap_err();
-        (target.error_location(&e), e)
+        (target.error_location("https://as.example", &e), e)
     }
 
     #[test]
@@ -472,7 +480,7 @@ mod tests {
         let (loc, e) = redirect_error("response_type=id_token&state=s1", false);
         assert_eq!(e.code, "unsupported_response_type");
         assert!(loc.starts_with("https://c.example/cb?error=unsupported_response_type&"));
-        assert!(loc.ends_with("&state=s1"));
+        assert!(loc.ends_with("&iss=https%3A%2F%2Fas.example&state=s1"));
         assert_eq!(redirect_error("state=s", false).1.code, "invalid_request");
         assert_eq!(
             redirect_error("response_type=code&scope=full", false)

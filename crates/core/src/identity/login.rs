@@ -116,8 +116,9 @@ impl Authority {
                     .filter(|_| error.is_about_the_redirect_uri())
                     .map(str::to_owned),
             })?;
-        check_request(&params, client, redirect_uri)
-            .map_err(|(target, error)| AuthorizeError::Redirect(target.error_location(&error)))
+        check_request(&params, client, redirect_uri).map_err(|(target, error)| {
+            AuthorizeError::Redirect(target.error_location(&self.config().issuer, &error))
+        })
     }
 
     /// Checks a username and password for the login form. Over a failure budget the attempt is
@@ -350,7 +351,7 @@ impl Authority {
                     expires_at: now.plus_secs(CODE_TTL_SECS),
                 };
                 self.store().insert_code(&record).await?;
-                Ok(target.location(&[("code", code.expose_secret())]))
+                Ok(target.location(&self.config().issuer, &[("code", code.expose_secret())]))
             }
             ResponseKind::Token => {
                 // A refresh token in a URL fragment only for redirects that no other page can
@@ -386,17 +387,20 @@ impl Authority {
                     ("scope", response.scope.as_str()),
                     ("token_type", "Bearer"),
                 ]);
-                Ok(target.location(&pairs))
+                Ok(target.location(&self.config().issuer, &pairs))
             }
         }
     }
 
     /// The user denied the request: `access_denied` back to the client.
     pub fn deny(&self, request: &AuthorizationRequest) -> String {
-        request.target().error_location(&AuthorizeRedirectError {
-            code: "access_denied",
-            description: "end-user denied authorization",
-        })
+        request.target().error_location(
+            &self.config().issuer,
+            &AuthorizeRedirectError {
+                code: "access_denied",
+                description: "end-user denied authorization",
+            },
+        )
     }
 }
 

@@ -425,9 +425,8 @@ async fn unknown_and_empty_parameters_are_ignored() {
     assert!(url_param(&location, "code").is_some());
 }
 
-#[tokio::test]
-async fn user_agent_flow_puts_tokens_in_the_fragment() {
-    let h = Harness::new().await;
+/// Where a new client allowed the User-Agent flow is sent back to, after login and consent.
+async fn user_agent_flow_location(h: &Harness, state: &str) -> String {
     let c = h
         .client(
             false,
@@ -440,15 +439,22 @@ async fn user_agent_flow_puts_tokens_in_the_fragment() {
     let mut browser = Browser::default();
     let page = h
         .get(
-            &h.authorize_url(&c, &[("state", "ua")])
+            &h.authorize_url(&c, &[("state", state)])
                 .replace("response_type=code", "response_type=token"),
             Some(&mut browser),
         )
         .await;
     let after_login = h.submit_login(&mut browser, &page, PASSWORD).await;
     let consent = h.get(&after_login.location(), Some(&mut browser)).await;
-    let reply = h.submit_consent(&mut browser, &consent, "allow").await;
-    let location = reply.location();
+    h.submit_consent(&mut browser, &consent, "allow")
+        .await
+        .location()
+}
+
+#[tokio::test]
+async fn user_agent_flow_puts_tokens_in_the_fragment() {
+    let h = Harness::new().await;
+    let location = user_agent_flow_location(&h, "ua").await;
     assert!(
         location.starts_with(&format!("{REDIRECT}#access_token=")),
         "{location}"
@@ -507,4 +513,87 @@ async fn repeated_failed_logins_are_rate_limited() {
     h.clock.advance_secs(301);
     let ok = h.submit_login(&mut browser, &page, PASSWORD).await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
+}
+
+/// The `iss` of one authorization response: from the query, or the fragment if `in_fragment`, and
+/// absent from the other part.
+fn iss_in(location: &str, in_fragment: bool) -> Option<String> {
+    let url = url::Url::parse(location).unwrap();
+    let (carrying, other) = if in_fragment {
+        (url.fragment().unwrap_or(""), url.query().unwrap_or(""))
+    } else {
+        (url.query().unwrap_or(""), url.fragment().unwrap_or(""))
+    };
+    assert!(
+        !url::form_urlencoded::parse(other.as_bytes()).any(|(k, _)| k == "iss"),
+        "iss in the wrong part of {location}"
+    );
+    url::form_urlencoded::parse(carrying.as_bytes())
+        .find(|(k, _)| k == "iss")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// RFC 9207: code, fragment and error responses all name the issuer of the metadata, so a
+/// client talking to several authorization servers cannot be mixed up.
+#[tokio::test]
+async fn authorization_responses_carry_the_issuer_against_mix_up_attacks() {
+    let h = Harness::new().await;
+    let metadata = h
+        .get("/.well-known/oauth-authorization-server", None)
+        .await
+        .json();
+    assert_eq!(
+        metadata["authorization_response_iss_parameter_supported"],
+        true
+    );
+    let issuer = metadata["issuer"].as_str().unwrap().to_owned();
+    assert_eq!(issuer, ISSUER);
+
+    // Success, code flow: in the query.
+    let c = h.confidential().await;
+    let location = h.authorize(&c, &[("state", "s")]).await;
+    assert!(url_param(&location, "code").is_some(), "{location}");
+    assert_eq!(iss_in(&location, false).as_deref(), Some(issuer.as_str()));
+
+    // Error redirect (consent denied; another client, as consent to `c` is remembered): in the
+    // query.
+    let other = h.confidential().await;
+    let mut browser = Browser::default();
+    let page = h
+        .get(&h.authorize_url(&other, &[]), Some(&mut browser))
+        .await;
+    let after_login = h.submit_login(&mut browser, &page, PASSWORD).await;
+    let consent = h.get(&after_login.location(), Some(&mut browser)).await;
+    let denied = h
+        .submit_consent(&mut browser, &consent, "deny")
+        .await
+        .location();
+    assert_eq!(
+        url_param(&denied, "error").as_deref(),
+        Some("access_denied")
+    );
+    assert_eq!(iss_in(&denied, false).as_deref(), Some(issuer.as_str()));
+
+    // Error redirect from a request check (no login needed): in the query.
+    let unsupported = h
+        .get(
+            &h.authorize_url(&c, &[])
+                .replace("response_type=code", "response_type=id_token"),
+            None,
+        )
+        .await
+        .location();
+    assert_eq!(
+        url_param(&unsupported, "error").as_deref(),
+        Some("unsupported_response_type")
+    );
+    assert_eq!(
+        iss_in(&unsupported, false).as_deref(),
+        Some(issuer.as_str())
+    );
+
+    // Success, User-Agent flow: in the fragment, beside the access token.
+    let fragment = user_agent_flow_location(&h, "s").await;
+    assert!(fragment.contains("#access_token="), "{fragment}");
+    assert_eq!(iss_in(&fragment, true).as_deref(), Some(issuer.as_str()));
 }
