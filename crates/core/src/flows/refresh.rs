@@ -188,15 +188,18 @@ impl Authority {
         let scope = refreshed_scope(client, grant, requested_scope)?;
         match which {
             Generation::Current => self.refresh_current(presented, &family, &scope, now).await,
-            Generation::Previous => {
+            Generation::Previous if client.rotates() => {
                 self.rotated_out_token(presented, &family, &scope, now)
                     .await
             }
             Generation::Older if client.rotates() => Err(self
                 .reuse(grant, "family revoked (old generation)", now, presented)
                 .await),
-            // A non-rotating family has one token; any other is not this family's.
-            Generation::Older => Err(OAuthError::ExpiredRefreshToken.into()),
+            // Reuse detection belongs to rotation. A client whose rotation was switched off keeps
+            // one token per family, its current one: a token rotated out before the switch is
+            // refused and nothing else happens. Its holder gains nothing, and revoking would log
+            // out the user who holds the live token for a leak that rotation no longer guards.
+            Generation::Previous | Generation::Older => Err(OAuthError::ExpiredRefreshToken.into()),
         }
     }
 
@@ -853,6 +856,37 @@ mod tests {
             w.refresh(&w.rt()).await.is_ok(),
             "the same token works again"
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_rotated_out_before_rotation_was_switched_off_is_refused_without_revoking() {
+        let w = world(rotating(60)).await;
+        let rt1 = w.rt();
+        let rt2 = w.refresh(&rt1).await.unwrap().refresh_token.unwrap();
+        let rt3 = w.refresh(&rt2).await.unwrap().refresh_token.unwrap();
+        let client_id = w.creds.client_id.clone();
+        let off = ClientSettings {
+            rotate_refresh_tokens: Some(false),
+            ..Default::default()
+        };
+        w.authority
+            .operator()
+            .update_client(&client_id, &off)
+            .await
+            .unwrap();
+        w.clock.advance_secs(120);
+        // rt2 is the previous generation, rt1 an older one: both refused.
+        for stale in [&rt2, &rt1] {
+            assert_eq!(
+                w.refresh(stale).await.unwrap_err(),
+                OAuthError::ExpiredRefreshToken
+            );
+        }
+        assert!(w.events_of(EventKind::ReuseDetected).await.is_empty());
+        // The family lives on: its current token refreshes, and keeps being the one token.
+        let next = w.refresh(&rt3).await.unwrap();
+        assert!(next.refresh_token.is_none());
+        assert!(w.refresh(&rt3).await.is_ok());
     }
 
     #[tokio::test]
