@@ -61,6 +61,11 @@ pub struct ServerOptions {
     #[arg(long, env = "TESSERA_HOUSEKEEPING_INTERVAL", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub housekeeping_interval: Option<String>,
+    /// How long the change feed may go unread (its reads failing) before token checks answer 503
+    /// and /readyz fails, like 10s; longer than the feed's 100 ms polling [default: 10s].
+    #[arg(long, env = "TESSERA_CHANGE_FEED_MAX_STALENESS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_feed_max_staleness: Option<String>,
     /// Reverse proxies (IP or CIDR, comma-separated) whose --trusted-proxy-header names the
     /// client; without it the TCP peer is the source address [default: none].
     #[arg(
@@ -282,6 +287,8 @@ pub struct Settings {
     /// Live refresh-token grants per user per client; `None`: unlimited (0 in the config).
     pub max_grants_per_user_client: Option<u32>,
     pub housekeeping_interval_secs: u64,
+    /// How long the change feed may go unread before token checks answer 503.
+    pub change_feed_max_staleness_secs: u64,
     pub audit_retention_secs: u64,
     pub trusted_proxies: TrustedProxies,
     pub throttle: ThrottleConfig,
@@ -320,6 +327,21 @@ fn positive_duration(text: &str, what: &str) -> anyhow::Result<u64> {
     parse_duration_secs(text)
         .filter(|s| *s > 0)
         .with_context(|| format!("{what} {text:?} is not a positive duration like 60s, 5m or 30d"))
+}
+
+/// The change feed's staleness bound: longer than its polling period, or a node would be
+/// declared stale between two healthy reads.
+fn change_feed_max_staleness(text: Option<&str>) -> anyhow::Result<u64> {
+    let default = tessera_core::authority::DEFAULT_CHANGE_FEED_MAX_STALENESS.as_secs();
+    let secs = match text {
+        None => default,
+        Some(text) => positive_duration(text, "change feed max staleness")?,
+    };
+    let poll_ms = u128::from(crate::serve::CHANGE_FEED_POLL_MS);
+    if u128::from(secs) * 1000 <= poll_ms {
+        bail!("change feed max staleness must be longer than the feed's polling period ({poll_ms} ms)");
+    }
+    Ok(secs)
 }
 
 /// The failure budgets and the throttle's memory bound, defaults filled in.
@@ -411,6 +433,9 @@ impl Settings {
             password_check_wait_secs: positive_duration(
                 o.server.password_check_wait.as_deref().unwrap_or("5s"),
                 "password check wait",
+            )?,
+            change_feed_max_staleness_secs: change_feed_max_staleness(
+                o.server.change_feed_max_staleness.as_deref(),
             )?,
             housekeeping_interval_secs: positive_duration(
                 o.server.housekeeping_interval.as_deref().unwrap_or("60s"),
@@ -545,6 +570,32 @@ mod tests {
         })
         .settings()
         .is_err());
+    }
+
+    #[test]
+    fn a_change_feed_bound_that_is_zero_or_not_a_duration_is_refused_at_start() {
+        let with = |text: &str| {
+            args(Options {
+                server: ServerOptions {
+                    change_feed_max_staleness: Some(text.into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .settings()
+        };
+        assert_eq!(
+            args(Options::default())
+                .settings()
+                .unwrap()
+                .change_feed_max_staleness_secs,
+            10
+        );
+        assert_eq!(with("3s").unwrap().change_feed_max_staleness_secs, 3);
+        for refused in ["0s", "0", "soon", "-5s"] {
+            let error = with(refused).unwrap_err().to_string();
+            assert!(error.contains("change feed max staleness"), "{error}");
+        }
     }
 
     #[test]

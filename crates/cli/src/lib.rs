@@ -261,6 +261,9 @@ pub async fn authority(settings: &Settings) -> anyhow::Result<Authority> {
         throttle: settings.throttle,
         max_concurrent_password_checks: settings.max_concurrent_password_checks,
         password_check_wait: std::time::Duration::from_secs(settings.password_check_wait_secs),
+        change_feed_max_staleness: std::time::Duration::from_secs(
+            settings.change_feed_max_staleness_secs,
+        ),
     };
     Ok(Authority::new(store, clock, Arc::new(SystemRandom), config))
 }

@@ -122,7 +122,7 @@ async fn shutdown_signal() {
 
 /// How often the server reads the change feed for changes made by other processes: how late an
 /// admin command's revocation can reach it.
-const CHANGE_FEED_POLL_MS: u64 = 100;
+pub(crate) const CHANGE_FEED_POLL_MS: u64 = 100;
 
 const DEV_USERNAME: &str = "demo@example.com";
 const DEV_PASSWORD: &str = "tessera-demo";

@@ -20,7 +20,8 @@ use tessera_proto::{
 };
 use tokio::sync::Semaphore;
 
-use crate::identity::guard::Guard;
+pub use crate::identity::guard::ChangeFeedStale;
+use crate::identity::guard::{FeedFreshness, Guard};
 use crate::identity::password::ReusableVerifier;
 use crate::identity::throttle::{Throttle, ThrottleConfig, Throttled};
 use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Org, User};
@@ -55,6 +56,11 @@ pub const DEFAULT_AUDIT_RETENTION_SECS: u64 = 30 * 86_400;
 pub const DEFAULT_MAX_LIVE_GRANTS: u32 = 5;
 /// How long a login waits for a free password check before it is answered 503.
 pub const DEFAULT_PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(5);
+/// How long the change feed may go unread before the checks that rely on it answer 503: many
+/// polling periods (100 ms), so that a slow read or a reconnection is not an outage, and short
+/// next to an access token's life, so that a node cut off from the database stops accepting
+/// tokens revoked elsewhere within seconds.
+pub const DEFAULT_CHANGE_FEED_MAX_STALENESS: Duration = Duration::from_secs(10);
 
 /// Password checks that may run at once unless configured otherwise: one per core. Each takes
 /// Argon2id's 19 MiB, so this bounds their memory at cores × 19 MiB.
@@ -80,6 +86,9 @@ pub struct AuthorityConfig {
     pub max_concurrent_password_checks: usize,
     /// How long a login waits for one of them before it is answered 503.
     pub password_check_wait: Duration,
+    /// How long the change feed may go unread, its reads failing, before access-token checks
+    /// and the token endpoint answer 503 and readiness fails (see [`ChangeFeedStale`]).
+    pub change_feed_max_staleness: Duration,
 }
 
 impl AuthorityConfig {
@@ -94,6 +103,7 @@ impl AuthorityConfig {
             throttle: ThrottleConfig::default(),
             max_concurrent_password_checks: default_password_checks(),
             password_check_wait: DEFAULT_PASSWORD_CHECK_WAIT,
+            change_feed_max_staleness: DEFAULT_CHANGE_FEED_MAX_STALENESS,
         }
     }
 }
@@ -186,6 +196,36 @@ pub struct Authority {
     password_checks: Arc<Semaphore>,
     password_verifier: Arc<ReusableVerifier>,
     guard: Arc<Guard>,
+    feed_freshness: Arc<FeedFreshness>,
+}
+
+/// Why `/readyz` fails.
+#[derive(Debug)]
+pub enum NotReady {
+    /// The database does not answer, or its schema is not this build's.
+    Store(StoreError),
+    /// The change feed could not be read for longer than the bound: this process may not know
+    /// of revocations made elsewhere.
+    ChangeFeedStale(ChangeFeedStale),
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Store(error) => write!(f, "{error}"),
+            Self::ChangeFeedStale(stale) => write!(f, "{stale}"),
+        }
+    }
+}
+
+/// Stale revocation knowledge at an OAuth endpoint: 503 `temporarily_unavailable`, as a
+/// storage failure is (docs/security.md, "When the change feed cannot be read").
+impl From<ChangeFeedStale> for OAuthError {
+    fn from(_: ChangeFeedStale) -> Self {
+        OAuthError::TemporarilyUnavailable {
+            retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
+        }
+    }
 }
 
 /// A storage failure at an OAuth endpoint: 503 `temporarily_unavailable` with `Retry-After`,
@@ -231,7 +271,12 @@ impl Authority {
         config: AuthorityConfig,
     ) -> Self {
         let permits = config.max_concurrent_password_checks.max(1);
+        let feed_freshness = Arc::new(FeedFreshness::new(
+            clock.now(),
+            config.change_feed_max_staleness,
+        ));
         Self {
+            feed_freshness,
             store,
             clock: Arc::new(WatchedClock {
                 latest: AtomicI64::new(clock.now().millis()),
@@ -287,6 +332,12 @@ impl Authority {
         &self.guard
     }
 
+    /// Whether what this process knows of revocations, from the change feed, may still be
+    /// trusted: every check that answers from that knowledge asks first. One atomic load.
+    pub(crate) fn revocations_known(&self, now: Timestamp) -> Result<(), ChangeFeedStale> {
+        self.feed_freshness.check(now)
+    }
+
     /// A grant this process revoked: its access tokens stop working here at once (other
     /// processes learn it from the change feed).
     pub(crate) fn grant_revoked(&self, grant_id: &str, now: Timestamp) {
@@ -322,7 +373,11 @@ impl Authority {
     ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
         let (live, seq) = self.store.live_changes(self.now()).await?;
         self.guard.reset(&live, seq);
+        self.feed_freshness.read(self.now());
         let authority = self.clone();
+        // A read that hangs (a peer vanished without a reset) fails after the bound, as an
+        // error would: the knowledge it was to refresh goes stale all the same.
+        let read_limit = self.config.change_feed_max_staleness;
         // Where the database pushes entries as they commit (PostgreSQL's NOTIFY), each is applied
         // the moment it arrives, before any later request here can need it; the polling stays,
         // so that a lost notice costs at most `every`.
@@ -343,15 +398,42 @@ impl Authority {
                 } else {
                     ticker.tick().await;
                 }
-                if let Err(error) = authority.catch_up().await {
-                    tracing::warn!(error = %error, "reading the change feed failed; retrying");
+                let failure = match tokio::time::timeout(read_limit, authority.catch_up()).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error.to_string()),
+                    Err(_) => {
+                        authority.feed_freshness.read_failed();
+                        Some(format!("no answer within {} s", read_limit.as_secs()))
+                    }
+                };
+                if let Some(error) = failure {
+                    match authority.revocations_known(authority.now()) {
+                        Ok(()) => {
+                            tracing::warn!(%error, "reading the change feed failed; retrying")
+                        }
+                        Err(stale) => {
+                            tracing::error!(%error, %stale, "reading the change feed failed; token checks answer 503 until it is read again")
+                        }
+                    }
                 }
             }
         }))
     }
 
-    /// Applies what the change feed holds past what this process has seen.
+    /// Applies what the change feed holds past what this process has seen, and records whether
+    /// that worked (see [`Authority::revocations_known`]).
     pub async fn catch_up(&self) -> Result<(), StoreError> {
+        // Stamped before the read: what it returns is at least as new as this.
+        let now = self.now();
+        let read = self.read_feed().await;
+        match &read {
+            Ok(()) => self.feed_freshness.read(now),
+            Err(_) => self.feed_freshness.read_failed(),
+        }
+        read
+    }
+
+    async fn read_feed(&self) -> Result<(), StoreError> {
         loop {
             let changes = self.store.changes_since(self.guard.seq(), 1000).await?;
             if self.guard.apply_feed(&changes) {
@@ -370,14 +452,17 @@ impl Authority {
         Ok(())
     }
 
-    /// Whether the store answers with the schema this build expects (`/readyz`).
     /// Sets the store's gauges (see [`crate::store::Operations::publish_gauges`]).
     pub fn publish_store_gauges(&self) {
         self.store.publish_gauges();
     }
 
-    pub async fn ready(&self) -> Result<(), StoreError> {
-        self.store.ready().await
+    /// Whether this process should be sent requests (`/readyz`): the store answers with the
+    /// schema this build expects, and the change feed has been read within the bound.
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        self.store.ready().await.map_err(NotReady::Store)?;
+        self.revocations_known(self.now())
+            .map_err(NotReady::ChangeFeedStale)
     }
 
     /// How much the in-memory state holds, for measurements: revoked grants, revoked tokens,

@@ -6,7 +6,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tessera_core::authority::UNAVAILABLE_RETRY_AFTER_SECS;
+use tessera_core::authority::{ChangeFeedStale, UNAVAILABLE_RETRY_AFTER_SECS};
 use tessera_core::flows::authorize::AuthorizePageError;
 use tessera_core::flows::resource::{NoteRule, ResourceError};
 use tessera_core::flows::revocation::RevocationError;
@@ -29,9 +29,18 @@ pub enum WebError {
     Identity(IdentityError),
     /// The authorization pages: HTML.
     Page(PageError),
-    /// `/readyz`: the database does not answer, or its schema is not this build's. Plain text,
-    /// for load balancers and orchestrators.
-    NotReady,
+    /// `/readyz`: plain text, for load balancers and orchestrators, saying why.
+    NotReady(Unready),
+}
+
+/// Why `/readyz` is 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unready {
+    /// The database does not answer, or its schema is not this build's.
+    Database,
+    /// The change feed has not been read for longer than its bound: revocations made elsewhere
+    /// may be unknown here.
+    ChangeFeed(ChangeFeedStale),
 }
 
 #[derive(Debug)]
@@ -382,14 +391,21 @@ impl IntoResponse for WebError {
             Self::Api(e) => api_response(e),
             Self::Identity(e) => identity_response(*e),
             Self::Page(e) => page_response(e),
-            Self::NotReady => with_retry_after(
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not ready: the database is unreachable or its schema is not current\n",
-                )
-                    .into_response(),
+            Self::NotReady(why) => with_retry_after(
+                (StatusCode::SERVICE_UNAVAILABLE, not_ready_text(*why)).into_response(),
                 Some(UNAVAILABLE_RETRY_AFTER_SECS),
             ),
+        }
+    }
+}
+
+fn not_ready_text(why: Unready) -> String {
+    match why {
+        Unready::Database => {
+            "not ready: the database is unreachable or its schema is not current\n".to_owned()
+        }
+        Unready::ChangeFeed(stale) => {
+            format!("not ready: {stale}; revocations made elsewhere may not be known here\n")
         }
     }
 }

@@ -34,6 +34,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{any, get, post, MethodRouter};
 use axum::Router;
+use tessera_core::authority::NotReady;
 use tessera_core::Authority;
 use tower_http::timeout::TimeoutLayer;
 
@@ -200,16 +201,20 @@ async fn openapi() -> axum::response::Response {
         .into_response()
 }
 
-/// Readiness: the process is up (that is `/healthz`) and its database answers with the schema
-/// this build expects. Load balancers route to a node only while this is 200.
+/// Readiness: the process is up (that is `/healthz`), its database answers with the schema
+/// this build expects, and it has read the change feed lately (it knows of revocations made
+/// elsewhere). Load balancers route to a node only while this is 200.
 async fn readyz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<&'static str, error::WebError> {
     match state.authority.ready().await {
         Ok(()) => Ok("ready\n"),
-        Err(error) => {
-            tracing::warn!(error = %error, "not ready");
-            Err(error::WebError::NotReady)
+        Err(why) => {
+            tracing::warn!(reason = %why, "not ready");
+            Err(error::WebError::NotReady(match why {
+                NotReady::Store(_) => error::Unready::Database,
+                NotReady::ChangeFeedStale(stale) => error::Unready::ChangeFeed(stale),
+            }))
         }
     }
 }

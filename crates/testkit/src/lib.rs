@@ -1,7 +1,7 @@
 //! What Tessera's test suites share, written once: a free port, the form, Basic, PKCE and page
 //! helpers, a login through the authorization pages over HTTP, the headless-Chromium launcher,
-//! libfaketime detection, throwaway PostgreSQL databases, and lanes that keep heavy tests apart
-//! from the rest inside one test binary.
+//! libfaketime detection, throwaway PostgreSQL databases, a TCP proxy that cuts one process off
+//! from a server, and lanes that keep heavy tests apart from the rest inside one test binary.
 //!
 //! A dev-dependency only (`publish = false`): it panics where a test should fail.
 
@@ -23,6 +23,7 @@ pub mod pages;
 pub mod ports;
 pub mod postgres;
 mod random;
+pub mod tcp_proxy;
 
 pub use faketime::{libfaketime, LIBFAKETIME};
 pub use lane::{lane, Lane};

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::common::Server;
 use serde_json::Value;
 use tessera_testkit::postgres::{self, TestDatabase};
+use tessera_testkit::tcp_proxy::{self, TcpProxy};
 
 const USERNAME: &str = "ada@example.com";
 const PASSWORD: &str = "ada's password";
@@ -77,9 +78,15 @@ impl Cluster {
     }
 
     fn add_node(&mut self, env: &[(&str, &str)]) -> usize {
+        let url = self.db.url.clone();
+        self.add_node_at(&url, env)
+    }
+
+    /// A node that reaches the database at `url` (through a proxy, say).
+    fn add_node_at(&mut self, url: &str, env: &[(&str, &str)]) -> usize {
         let mut all = vec![("TESSERA_SERVER_KEY", self.key.as_str())];
         all.extend_from_slice(env);
-        let node = Server::start(&["--database", &self.db.url], &all);
+        let node = Server::start(&["--database", url], &all);
         self.nodes.push(node);
         self.nodes.len() - 1
     }
@@ -154,6 +161,17 @@ impl Client {
         )
         .await
         .status
+    }
+
+    /// The family of `tokens` (a token response) is revoked as seen from each of `nodes`: its
+    /// refresh token refused, its access token too.
+    async fn assert_revoked_on(&self, nodes: &[&str], tokens: &Value) {
+        for node in nodes {
+            let refresh = self.refresh(node, &field(tokens, "refresh_token")).await;
+            assert_eq!(refresh.status, 400, "{node}: {}", refresh.body);
+            let api = self.api(node, &field(tokens, "access_token")).await;
+            assert_eq!(api.status, 401, "{node}: {}", api.body);
+        }
     }
 
     /// The Web Server flow on `base`, as a person in a browser does it: the login form, the
@@ -332,22 +350,7 @@ async fn reuse_and_revocation_on_one_node_take_effect_on_the_other() {
         (reuse.status, reuse.body["error"].as_str()),
         (400, Some("invalid_grant"))
     );
-    for node in [a, b] {
-        assert_eq!(
-            client
-                .refresh(node, &field(&second, "refresh_token"))
-                .await
-                .status,
-            400
-        );
-        assert_eq!(
-            client
-                .api(node, &field(&second, "access_token"))
-                .await
-                .status,
-            401
-        );
-    }
+    client.assert_revoked_on(&[a, b], &second).await;
 
     // An access token revoked on A is refused on B on the next request.
     let tokens = client.login(b).await;
@@ -565,4 +568,106 @@ async fn mixed_load_over_two_nodes_has_no_5xx_and_no_broken_chain() {
     }
     assert!(total > 50, "only {total} rotations in 8 s");
     eprintln!("mixed load: {total} rotations and as many API calls over two nodes");
+}
+
+/// Calls `ask` every 200 ms until its status is not `while_status`, failing after `within`;
+/// returns the first other reply.
+async fn first_reply_other_than<F, Fut>(while_status: u16, within: Duration, ask: F) -> Reply
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        let reply = ask().await;
+        if reply.status != while_status {
+            return reply;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {while_status} after {within:?}: {}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_database_answers_503_never_a_token_revoked_elsewhere() {
+    let _lane = common::lane(common::lanes::NODES);
+    let Some(admin_url) = postgres().await else {
+        return;
+    };
+    let mut cluster = Cluster::start(&admin_url, 1).await;
+    // Node B reaches PostgreSQL through a proxy that cuts it alone off; A keeps its connections.
+    let proxy = TcpProxy::start(tcp_proxy::address_of(&cluster.db.url)).await;
+    let b = cluster.add_node_at(
+        &proxy.url_through(&cluster.db.url),
+        &[("TESSERA_CHANGE_FEED_MAX_STALENESS", "2s")],
+    );
+    let client = cluster.user_and_client(&[]);
+    let (a, b) = (cluster.base(0).to_owned(), cluster.base(b).to_owned());
+    let access = field(&client.login(&a).await, "access_token");
+    assert_eq!(client.api(&b, &access).await.status, 200);
+
+    proxy.cut();
+    assert_eq!(client.revoke(&a, &access).await, 200);
+    assert_eq!(client.api(&a, &access).await.status, 401);
+    // B cannot learn of the revocation. Within the bound it answers as it knew; past it, 503.
+    let stale =
+        first_reply_other_than(200, Duration::from_secs(30), || client.api(&b, &access)).await;
+    assert_eq!(stale.status, 503, "{}", stale.body);
+    assert!(stale.retry_after.is_some(), "Retry-After");
+    let http = reqwest::Client::new();
+    let ready = |base: String| {
+        let http = http.clone();
+        async move {
+            let response = http.get(format!("{base}/readyz")).send().await.unwrap();
+            reply(response).await
+        }
+    };
+    assert_eq!(ready(b.clone()).await.status, 503);
+    assert_eq!(ready(a.clone()).await.status, 200, "A is not affected");
+
+    // Reconnected, B reads the feed, and with it the revocation: never a 200 on the way.
+    proxy.restore();
+    let recovered =
+        first_reply_other_than(503, Duration::from_secs(30), || client.api(&b, &access)).await;
+    assert_eq!(recovered.status, 401, "{}", recovered.body);
+    let ready_again =
+        first_reply_other_than(503, Duration::from_secs(30), || ready(b.clone())).await;
+    assert_eq!(ready_again.status, 200, "{}", ready_again.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_token_presented_to_a_node_that_cached_it_as_current_revokes_the_family() {
+    let _lane = common::lane(common::lanes::NODES);
+    let Some(admin_url) = postgres().await else {
+        return;
+    };
+    let cluster = Cluster::start(&admin_url, 2).await;
+    let client =
+        cluster.user_and_client(&["--rotate-refresh-tokens", "--refresh-retry-window", "0s"]);
+    let (a, b) = (cluster.base(0), cluster.base(1));
+    let first = client.login(a).await;
+    // B rotates rt1, and caches the family with rt2 current.
+    let rt2 = field(
+        &client
+            .refresh(b, &field(&first, "refresh_token"))
+            .await
+            .body,
+        "refresh_token",
+    );
+    // A rotates twice: rt2 is two generations old, though B's cache says it is current.
+    let rt3 = field(&client.refresh(a, &rt2).await.body, "refresh_token");
+    let fourth = client.refresh(a, &rt3).await.body;
+    let reuse = client.refresh(b, &rt2).await;
+    assert_eq!(
+        (reuse.status, reuse.body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{}",
+        reuse.body
+    );
+    // Reuse: the whole family is revoked, on both nodes.
+    client.assert_revoked_on(&[a, b], &fourth).await;
 }

@@ -188,18 +188,49 @@ impl Authority {
         let scope = refreshed_scope(client, grant, requested_scope)?;
         match which {
             Generation::Current => self.refresh_current(presented, &family, &scope, now).await,
-            Generation::Previous if client.rotates() => {
-                self.rotated_out_token(presented, &family, &scope, now)
+            Generation::Previous | Generation::Older => {
+                self.not_current(presented, &family, &scope, which, now, "replay")
                     .await
             }
-            Generation::Older if client.rotates() => Err(self
-                .reuse(grant, "family revoked (old generation)", now, presented)
+        }
+    }
+
+    /// A token of a live family that is not its current one, judged on a fresh read: the one
+    /// rule for a rotated-out token, whether the family was read because the cache had nothing
+    /// to say or because the cache's "current" lost to the store's conditional update. The
+    /// previous token is a replay, a duplicate or reuse by its time (see
+    /// [`Authority::rotated_out_token`]); an older one, to a rotating client, is reuse.
+    /// `replay_detail` names the path in a replay's event.
+    async fn not_current(
+        &self,
+        presented: &Presented<'_>,
+        family: &Family,
+        scope: &Scope,
+        which: Generation,
+        now: Timestamp,
+        replay_detail: &str,
+    ) -> Judged {
+        match which {
+            Generation::Previous if presented.client.rotates() => {
+                self.rotated_out_token(presented, family, scope, now, replay_detail)
+                    .await
+            }
+            Generation::Older if presented.client.rotates() => Err(self
+                .reuse(
+                    &family.grant,
+                    "family revoked (old generation)",
+                    now,
+                    presented,
+                )
                 .await),
             // Reuse detection belongs to rotation. A client whose rotation was switched off keeps
             // one token per family, its current one: a token rotated out before the switch is
             // refused and nothing else happens. Its holder gains nothing, and revoking would log
             // out the user who holds the live token for a leak that rotation no longer guards.
-            Generation::Previous | Generation::Older => Err(OAuthError::ExpiredRefreshToken.into()),
+            // (The current token is the caller's to refresh, never judged here.)
+            Generation::Previous | Generation::Older | Generation::Current => {
+                Err(OAuthError::ExpiredRefreshToken.into())
+            }
         }
     }
 
@@ -384,6 +415,7 @@ impl Authority {
         family: &Family,
         scope: &Scope,
         now: Timestamp,
+        replay_detail: &str,
     ) -> Judged {
         let grant = &family.grant;
         let source = Some(presented.source);
@@ -392,7 +424,7 @@ impl Authority {
             .await?
         {
             Replay::Answer(response) => {
-                let detail = self.replay_detail(grant, presented, "replay").await;
+                let detail = self.replay_detail(grant, presented, replay_detail).await;
                 self.record_grant(EventKind::RetryReplayed, grant, &detail, source)
                     .await;
                 return Ok(Refreshed {
@@ -444,11 +476,13 @@ impl Authority {
         Refusal::counted(Counted::ReuseDetected, OAuthError::ExpiredRefreshToken)
     }
 
-    /// The presented token stopped being current between our read and our conditional update:
-    /// a concurrent refresh of the same token won (or the grant was revoked). Exactly one state
-    /// change has happened; inside the retry window the loser gets the winner's pair, otherwise
-    /// Salesforce's "already being processed". Never a revocation: a benign race must not log
-    /// the user out.
+    /// The presented token stopped being current between our read (or the cache's) and our
+    /// conditional update: a concurrent refresh of the same token won, another node rotated the
+    /// family since this one cached it, or the grant was revoked. The fresh read decides, by the
+    /// rule a fresh read always follows ([`Authority::not_current`]): a race lost by moments is
+    /// answered with the winner's pair inside the retry window and "already being processed"
+    /// within the grace, never punished; but a token rotated out past both, or older, is reuse,
+    /// however current this node's cache believed it.
     async fn lost_refresh_race(
         &self,
         presented: &Presented<'_>,
@@ -456,37 +490,20 @@ impl Authority {
         scope: &Scope,
         now: Timestamp,
     ) -> Judged {
-        let family = self.store().family(grant_id).await?;
-        let Some(family) = family.filter(|f| {
-            f.grant.revoked_at.is_none()
-                && presented.client.rotates()
-                && generation(f, &presented.hash) == Generation::Previous
-        }) else {
+        let Some(family) = self.store().family(grant_id).await? else {
             return Err(OAuthError::ExpiredRefreshToken.into());
         };
-        let source = Some(presented.source);
-        if let Replay::Answer(response) = self
-            .replay_within_window(presented, &family, scope, now)
-            .await?
-        {
-            let detail = self
-                .replay_detail(&family.grant, presented, "concurrent")
-                .await;
-            self.record_grant(EventKind::RetryReplayed, &family.grant, &detail, source)
-                .await;
-            return Ok(Refreshed {
-                outcome: Counted::Replayed,
-                response,
-            });
+        let which = generation(&family, &presented.hash);
+        if family.grant.revoked_at.is_some() {
+            return Err(self
+                .refuse_revoked_family(presented, &family.grant, which)
+                .await);
         }
-        self.record_grant(
-            EventKind::ConcurrentRefreshRefused,
-            &family.grant,
-            "",
-            source,
-        )
-        .await;
-        Err(OAuthError::TokenRequestInProgress.into())
+        if !presented.client.rotates() || which == Generation::Current {
+            return Err(OAuthError::ExpiredRefreshToken.into());
+        }
+        self.not_current(presented, &family, scope, which, now, "concurrent")
+            .await
     }
 
     /// The detail of a `retry_replayed` event: `base`, flagged with [`FROM_ANOTHER_ADDRESS`]
@@ -1006,6 +1023,74 @@ mod tests {
         // B is handed rt3, which its cache has never seen: current in the store, so it rotates.
         let rt4 = b.refresh(&rt3).await.unwrap().refresh_token.unwrap();
         assert!(a.refresh(&rt4).await.is_ok(), "nothing was revoked");
+    }
+
+    impl World {
+        /// The family of the first token is revoked, and one `reuse_detected` event says so.
+        async fn assert_reuse_detected(&self) {
+            let grant_id = crate::tokens::sealing::signed_grant_id(
+                &self.authority.config().server_key,
+                tessera_proto::ExposeSecret::expose_secret(&self.rt()),
+            )
+            .unwrap()
+            .to_owned();
+            let grant = crate::store::Grants::grant(self.store.as_ref(), &grant_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(grant.revoked_at.is_some(), "the family is revoked");
+            assert_eq!(self.events_of(EventKind::ReuseDetected).await.len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_rotated_out_past_the_window_is_reuse_though_another_process_cached_it_current()
+    {
+        let a = world(rotating(60)).await;
+        let b = a.second_process();
+        // B rotates rt1 and caches the family with rt2 current.
+        let rt2 = b.refresh(&a.rt()).await.unwrap().refresh_token.unwrap();
+        // A rotates rt2; past the window, rt2 is a stolen token's replay.
+        let rt3 = a.refresh(&rt2).await.unwrap().refresh_token.unwrap();
+        a.clock.advance_secs(61);
+        // B's cache says rt2 is current; the store's update says otherwise.
+        assert_eq!(
+            b.refresh(&rt2).await.unwrap_err(),
+            OAuthError::ExpiredRefreshToken
+        );
+        a.assert_reuse_detected().await;
+        a.assert_revoked(&[&rt3]).await;
+    }
+
+    #[tokio::test]
+    async fn an_older_token_is_reuse_though_another_process_cached_it_current() {
+        let a = world(rotating(60)).await;
+        let b = a.second_process();
+        let rt2 = b.refresh(&a.rt()).await.unwrap().refresh_token.unwrap();
+        // A rotates twice: rt2 is two generations old, whatever the time.
+        let rt3 = a.refresh(&rt2).await.unwrap().refresh_token.unwrap();
+        let rt4 = a.refresh(&rt3).await.unwrap().refresh_token.unwrap();
+        assert_eq!(
+            b.refresh(&rt2).await.unwrap_err(),
+            OAuthError::ExpiredRefreshToken
+        );
+        a.assert_reuse_detected().await;
+        a.assert_revoked(&[&rt4]).await;
+    }
+
+    #[tokio::test]
+    async fn a_token_another_process_just_rotated_is_in_progress_not_reuse_from_a_stale_cache() {
+        let a = world(rotating(0)).await;
+        let b = a.second_process();
+        let rt2 = b.refresh(&a.rt()).await.unwrap().refresh_token.unwrap();
+        let rt3 = a.refresh(&rt2).await.unwrap().refresh_token.unwrap();
+        // Within the grace: a duplicate that lost a race by moments, not a thief.
+        assert_eq!(
+            b.refresh(&rt2).await.unwrap_err(),
+            OAuthError::TokenRequestInProgress
+        );
+        assert!(a.refresh(&rt3).await.is_ok(), "nothing was revoked");
+        assert!(a.events_of(EventKind::ReuseDetected).await.is_empty());
     }
 
     #[tokio::test]

@@ -32,7 +32,7 @@ pub enum ResourceError {
     WrongOrg,
     /// A Note that breaks a rule.
     InvalidNote(NoteRule),
-    /// The store failed: 503.
+    /// The store failed, or the change feed has not been read for too long: 503.
     Unavailable,
 }
 
@@ -100,7 +100,8 @@ impl NoteFields {
 impl Authority {
     /// Validates a bearer access token: its signature, expiry and issue time (a token stamped
     /// ahead of the clock means the clock was stepped back, and would otherwise make an expired
-    /// token work again), and the in-memory revocation state. No row is read, but for the
+    /// token work again), and the in-memory revocation state, provided it is current (see
+    /// [`Authority::revocations_known`]). No row is read, but for the
     /// grant's owner the first time a grant is seen. Tokens of the earlier, stored format are
     /// looked up as before.
     pub(crate) async fn access_token_record(
@@ -115,6 +116,13 @@ impl Authority {
             return Err(ResourceError::InvalidSession);
         }
         let now = self.now();
+        // Revocations made elsewhere are known here only through the change feed: when it
+        // has not been read for too long, no token is vouched for (503), rather than one
+        // revoked elsewhere accepted until it expires.
+        self.revocations_known(now).map_err(|stale| {
+            tracing::debug!(%stale, "access-token check refused");
+            ResourceError::Unavailable
+        })?;
         if !looks_signed(token) {
             return self.stored_access_token(value, now).await;
         }

@@ -73,6 +73,9 @@ impl Authority {
         request: TokenRequest,
         source: &Source,
     ) -> Result<TokenResponse, OAuthError> {
+        // The client (its secret, scopes, policy), the user and a refreshed family are answered
+        // from caches that the change feed keeps current: past its bound, nothing is issued.
+        self.revocations_known(self.now())?;
         let client = self.authenticate_client(creds).await?;
         let secret = creds.secret.as_ref();
         match request {

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use lru::LruCache;
@@ -241,6 +242,82 @@ impl Guard {
     }
 }
 
+/// How current this process's knowledge of revocations is: when the change feed was last read,
+/// and from when, the reads failing, that knowledge counts as stale (docs/security.md, "When the
+/// change feed cannot be read"). An access token is checked against memory only, so a process
+/// that cannot read the feed would otherwise go on accepting tokens revoked elsewhere until they
+/// expire.
+///
+/// Stale only once a read has failed and the bound has passed since the last good one: a
+/// process whose follower is healthy is never stale, whatever its clock does (a test's manual
+/// clock jumping hours ahead, a clock stepped forward), and a process that follows no feed at
+/// all (a test's authority, an admin command) never fails a read.
+#[derive(Debug)]
+pub(crate) struct FeedFreshness {
+    /// The time (ms) of the last successful read.
+    last_read: AtomicI64,
+    /// The time (ms) past which the knowledge is stale; `i64::MAX` while reads succeed. The
+    /// one value the request path loads.
+    stale_after: AtomicI64,
+    max_staleness_ms: i64,
+}
+
+/// The revocation knowledge is older than the bound: the change feed has not been read since
+/// `unread_for_secs` ago.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeFeedStale {
+    pub unread_for_secs: u64,
+}
+
+impl std::fmt::Display for ChangeFeedStale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the change feed has not been read for {} s",
+            self.unread_for_secs
+        )
+    }
+}
+
+impl FeedFreshness {
+    /// Fresh as of `now`, with `max_staleness` as the bound.
+    pub(crate) fn new(now: Timestamp, max_staleness: std::time::Duration) -> Self {
+        Self {
+            last_read: AtomicI64::new(now.millis()),
+            stale_after: AtomicI64::new(i64::MAX),
+            max_staleness_ms: i64::try_from(max_staleness.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The feed was read at `now`, and what it held applied.
+    pub(crate) fn read(&self, now: Timestamp) {
+        self.last_read.fetch_max(now.millis(), Ordering::Relaxed);
+        self.stale_after.store(i64::MAX, Ordering::Relaxed);
+    }
+
+    /// A read failed: the knowledge goes stale once the bound has passed since the last good one.
+    pub(crate) fn read_failed(&self) {
+        let last = self.last_read.load(Ordering::Relaxed);
+        self.stale_after.store(
+            last.saturating_add(self.max_staleness_ms),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whether the knowledge may still be trusted at `now`: one atomic load while it may.
+    pub(crate) fn check(&self, now: Timestamp) -> Result<(), ChangeFeedStale> {
+        if now.millis() <= self.stale_after.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let unread_for_ms = now
+            .millis()
+            .saturating_sub(self.last_read.load(Ordering::Relaxed));
+        Err(ChangeFeedStale {
+            unread_for_secs: u64::try_from(unread_for_ms / 1000).unwrap_or(0),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +374,28 @@ mod tests {
         client.name = "renamed".into();
         guard.apply_feed(&[change(16, ChangeKind::ClientChanged, "c")]);
         assert!(guard.client("c").is_none());
+    }
+
+    #[test]
+    fn knowledge_goes_stale_only_after_a_failed_read_and_the_bound() {
+        let freshness = FeedFreshness::new(Timestamp(0), std::time::Duration::from_secs(10));
+        assert!(
+            freshness.check(Timestamp(3_600_000)).is_ok(),
+            "no failed read: the clock alone never makes it stale"
+        );
+        freshness.read(Timestamp(1_000));
+        freshness.read_failed();
+        assert!(
+            freshness.check(Timestamp(11_000)).is_ok(),
+            "within the bound"
+        );
+        assert_eq!(
+            freshness.check(Timestamp(11_001)),
+            Err(ChangeFeedStale {
+                unread_for_secs: 10
+            })
+        );
+        freshness.read(Timestamp(12_000));
+        assert!(freshness.check(Timestamp(60_000)).is_ok(), "read again");
     }
 }

@@ -1,6 +1,7 @@
 //! A [`Store`] that fails on demand, for tests of what every endpoint answers when the
 //! database is down: it passes each call to the store it wraps, or answers
-//! `StoreError::Unavailable` while it is told to fail.
+//! `StoreError::Unavailable` while it is told to fail — every call, or the change feed's reads
+//! alone.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::tokens::hash::Hash;
 pub struct FailingStore {
     inner: Arc<dyn Store>,
     failing: AtomicBool,
+    feed_failing: AtomicBool,
 }
 
 impl FailingStore {
@@ -28,12 +30,28 @@ impl FailingStore {
         Self {
             inner,
             failing: AtomicBool::new(false),
+            feed_failing: AtomicBool::new(false),
         }
     }
 
     /// From now on every call fails (`true`) or passes through (`false`).
     pub fn fail(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// From now on the change feed's reads fail (`true`) or pass through (`false`), whatever
+    /// the rest of the store does.
+    pub fn fail_change_feed(&self, failing: bool) {
+        self.feed_failing.store(failing, Ordering::SeqCst);
+    }
+
+    fn check_feed(&self) -> Result<(), StoreError> {
+        if self.feed_failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "the change feed failing on demand".into(),
+            ));
+        }
+        self.check()
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -238,12 +256,12 @@ impl Grants for FailingStore {
     }
 
     async fn changes_since(&self, after_seq: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
-        self.check()?;
+        self.check_feed()?;
         self.inner.changes_since(after_seq, limit).await
     }
 
     async fn live_changes(&self, now: Timestamp) -> Result<(Vec<Change>, i64), StoreError> {
-        self.check()?;
+        self.check_feed()?;
         self.inner.live_changes(now).await
     }
 }

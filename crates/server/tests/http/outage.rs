@@ -280,3 +280,49 @@ async fn readiness_follows_the_database_and_liveness_does_not() {
     h.store.fail(false);
     assert_eq!(h.get("/readyz", None).await.status, StatusCode::OK);
 }
+
+/// A server that cannot read the change feed does not know of revocations made elsewhere (the
+/// admin commands, other nodes): past the bound it answers every check that relies on that
+/// knowledge 503 and is not ready, and it recovers by itself once the feed is read again. The
+/// rest of the store works throughout: the feed alone decides.
+#[tokio::test]
+async fn tokens_are_not_vouched_for_once_the_change_feed_goes_unread_past_its_bound() {
+    let h = Harness::new().await;
+    let client = h.confidential().await;
+    let tokens = h.login(&client, SCOPE).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    h.authority.catch_up().await.unwrap();
+    assert!(h.api_works(&access).await);
+
+    h.store.fail_change_feed(true);
+    assert!(h.authority.catch_up().await.is_err());
+    h.clock.advance_secs(10);
+    assert!(h.api_works(&access).await, "within the bound: served");
+    assert_eq!(h.get("/readyz", None).await.status, StatusCode::OK);
+
+    h.clock.advance_secs(1);
+    let api = h
+        .api(Method::GET, "/services/data/v65.0/", &access, None)
+        .await;
+    assert_unavailable(&api, "the REST API");
+    let userinfo = h
+        .api(Method::GET, "/services/oauth2/userinfo", &access, None)
+        .await;
+    assert_unavailable(&userinfo, "userinfo");
+    assert_oauth_unavailable(&h.introspect(&client, &access).await, "introspection");
+    assert_oauth_unavailable(&h.refresh(&client, &refresh_token).await, "refresh");
+    let ready = h.get("/readyz", None).await;
+    assert_unavailable(&ready, "readyz");
+    assert!(ready.text().contains("change feed"), "{}", ready.text());
+    assert_eq!(h.get("/healthz", None).await.status, StatusCode::OK);
+
+    h.store.fail_change_feed(false);
+    h.authority.catch_up().await.unwrap();
+    assert!(h.api_works(&access).await, "served again");
+    assert_eq!(
+        h.refresh(&client, &refresh_token).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(h.get("/readyz", None).await.status, StatusCode::OK);
+}
