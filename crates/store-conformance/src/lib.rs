@@ -32,8 +32,8 @@ use tessera_core::model::{
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
-    BrowserSessions, ClientPurge, CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan,
-    PurgeRound, RefreshCommit, RefreshOutcome, Store, StoreError,
+    BrowserSessions, ClientPurge, CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts,
+    PurgePlan, PurgeRound, RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::secret_hash;
@@ -480,12 +480,18 @@ pub async fn users_are_created_found_listed_and_updated(store: Arc<dyn Store>) {
     changed.password_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3".to_owned();
     changed.disabled = true;
     changed.admin = true;
-    assert!(store.update_user(&changed, BrowserSessions::Keep, at(1)).await.unwrap());
+    assert!(store
+        .update_user(&changed, BrowserSessions::Keep, at(1))
+        .await
+        .unwrap());
     assert_eq!(store.user_by_id(&ada.id).await.unwrap(), Some(changed));
 
     let mut ghost = ada.clone();
     ghost.id = "005000000000009AAA".to_owned();
-    assert!(!store.update_user(&ghost, BrowserSessions::Keep, at(1)).await.unwrap());
+    assert!(!store
+        .update_user(&ghost, BrowserSessions::Keep, at(1))
+        .await
+        .unwrap());
 }
 
 pub async fn duplicate_username_is_a_conflict(store: Arc<dyn Store>) {
@@ -967,7 +973,10 @@ pub async fn the_change_feed_records_revocations_and_changes_in_order(store: Arc
     world.issue("g2").await;
     let mut user = world.user.clone();
     user.email = Some("new@example.com".into());
-    assert!(store.update_user(&user, BrowserSessions::Keep, at(1)).await.unwrap());
+    assert!(store
+        .update_user(&user, BrowserSessions::Keep, at(1))
+        .await
+        .unwrap());
     let mut client = world.client.clone();
     client.name = "Renamed".into();
     assert!(store.update_client(&client, at(2)).await.unwrap());
@@ -1281,7 +1290,14 @@ pub async fn grants_of_user_lists_every_grant_newest_first(store: Arc<dyn Store>
 /// that ends them; an update that keeps them, or carries a stale epoch, leaves it alone.
 pub async fn a_session_epoch_only_goes_up_and_an_update_never_lowers_it(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
-    let epoch = || async { store.user_by_id(&world.user.id).await.unwrap().unwrap().session_epoch };
+    let epoch = || async {
+        store
+            .user_by_id(&world.user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .session_epoch
+    };
     assert_eq!(epoch().await, 0);
     assert!(store.end_sessions(&world.user.id).await.unwrap());
     assert!(store.end_sessions(&world.user.id).await.unwrap());

@@ -48,9 +48,9 @@ use tessera_core::model::{
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
-    Audit, BrowserSessions, ChangeNotice, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
-    Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
-    StoreError,
+    Audit, BrowserSessions, ChangeNotice, CodeRedemption, Directory, EventFilter, Grants, Issuance,
+    IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
+    RefreshOutcome, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;
@@ -670,7 +670,8 @@ impl Directory for PostgresStore {
             }
             feed.append(ChangeKind::UserChanged, user_id, change_until(now))
                 .await?;
-            let ids: Vec<String> = all(&tx, sql::GRANTS_LIVE_OF_USER, &[&user_id], rows::first).await?;
+            let ids: Vec<String> =
+                all(&tx, sql::GRANTS_LIVE_OF_USER, &[&user_id], rows::first).await?;
             let mut revoked = Vec::with_capacity(ids.len());
             for id in ids {
                 if revoke_grant(&feed, &id, now).await? {

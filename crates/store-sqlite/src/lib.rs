@@ -30,8 +30,9 @@ use tessera_core::model::{
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
-    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
-    PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, StoreError,
+    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
+    Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
+    StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;

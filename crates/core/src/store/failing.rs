@@ -11,8 +11,8 @@ use crate::model::{
     AccessTokenRecord, AuthCode, Change, Client, Event, Family, Grant, Note, Org, StoredEvent, User,
 };
 use crate::store::{
-    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
-    PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, Store, StoreError,
+    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
+    Operations, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use crate::time::Timestamp;
 use crate::tokens::hash::Hash;

@@ -13,8 +13,9 @@ use crate::model::{
 };
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{
-    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
-    PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, StoreError,
+    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
+    Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
+    StoreError,
 };
 use crate::time::Timestamp;
 use crate::tokens::hash::Hash;
