@@ -1,8 +1,8 @@
 //! `/admin`: the admin console. Handlers are adapters: the [`Admin`] extractor finds the
 //! administrator of the console session (or sends the browser to the console's login),
 //! [`AdminForm`] checks every POST's CSRF token against that session, and one call goes into
-//! `tessera_core`, where a
-//! `ConsoleActor` makes each change and audits it with the administrator's user id.
+//! `tessera_core`, where a `ConsoleActor` makes each change and audits it with the
+//! administrator's user id.
 //!
 //! No console state lives in this process: the session is a signed cookie and every page reads
 //! the store, so any node serves any request.
@@ -355,7 +355,7 @@ async fn create_client(
     let admin = &form.admin;
     let settings = match client_settings(&form) {
         Ok(settings) => settings,
-        Err(error) => return clients_page(&state, &admin, Some(&error)).await,
+        Err(error) => return clients_page(&state, admin, Some(&error)).await,
     };
     let public = form.params.get("public") == Some("true");
     let actor = state
@@ -364,7 +364,7 @@ async fn create_client(
         .acting_as(admin.user(), &form.source);
     let (client, secret) = match actor.create_client(public, &settings).await {
         Ok(created) => created,
-        Err(error) => return clients_page(&state, &admin, Some(&admin_failure(error)?)).await,
+        Err(error) => return clients_page(&state, admin, Some(&admin_failure(error)?)).await,
     };
     Ok(match secret {
         Some(secret) => admin.page(&state, "Client created", |_| {
@@ -417,7 +417,7 @@ async fn update_client(
     let admin = &form.admin;
     let settings = match client_settings(&form) {
         Ok(settings) => settings,
-        Err(error) => return client_page(&state, &admin, &client_id, Some(&error)).await,
+        Err(error) => return client_page(&state, admin, &client_id, Some(&error)).await,
     };
     let actor = state
         .authority
@@ -425,7 +425,7 @@ async fn update_client(
         .acting_as(admin.user(), &form.source);
     if let Err(error) = actor.update_client(&client_id, &settings).await {
         let error = admin_failure(error)?;
-        return client_page(&state, &admin, &client_id, Some(&error)).await;
+        return client_page(&state, admin, &client_id, Some(&error)).await;
     }
     Ok(see_other(&format!("/admin/clients/{client_id}")))
 }
@@ -445,7 +445,7 @@ async fn rotate_secret(
         Ok(rotated) => rotated,
         Err(error) => {
             let error = admin_failure(error)?;
-            return client_page(&state, &admin, &client_id, Some(&error)).await;
+            return client_page(&state, admin, &client_id, Some(&error)).await;
         }
     };
     Ok(admin.page(&state, "Secret rotated", |_| {
@@ -465,7 +465,7 @@ async fn delete_client(
         .acting_as(admin.user(), &form.source);
     if let Err(error) = actor.delete_client(&client_id).await {
         let error = admin_failure(error)?;
-        return clients_page(&state, &admin, Some(&error)).await;
+        return clients_page(&state, admin, Some(&error)).await;
     }
     Ok(see_other("/admin/clients"))
 }
@@ -506,7 +506,7 @@ async fn disable_or_enable_user(
     let disabled = match action.as_str() {
         "disable" => true,
         "enable" => false,
-        _ => return Ok(not_found(&state, &admin, "No such action.")),
+        _ => return Ok(not_found(&state, admin, "No such action.")),
     };
     let actor = state
         .authority
@@ -514,7 +514,7 @@ async fn disable_or_enable_user(
         .acting_as(admin.user(), &form.source);
     match actor.set_user_disabled(&user_id, disabled).await {
         Ok(_) => Ok(see_other("/admin/users")),
-        Err(AdminError::NotFound(_)) => Ok(not_found(&state, &admin, "No such user.")),
+        Err(AdminError::NotFound(_)) => Ok(not_found(&state, admin, "No such user.")),
         Err(_) => Err(PageError::Unavailable.into()),
     }
 }
@@ -574,7 +574,7 @@ async fn revoke_grant(
         .acting_as(admin.user(), &form.source);
     match actor.revoke_grant(&grant_id).await {
         Ok(_) => {}
-        Err(AdminRevokeError::NotFound) => return Ok(not_found(&state, &admin, "No such grant.")),
+        Err(AdminRevokeError::NotFound) => return Ok(not_found(&state, admin, "No such grant.")),
         Err(AdminRevokeError::Store(_)) => return Err(PageError::Unavailable.into()),
     }
     Ok(see_other(&format!("/admin/grants/{grant_id}")))
