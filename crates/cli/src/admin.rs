@@ -165,6 +165,8 @@ enum UserCommand {
         admin: bool,
     },
     List,
+    /// Disable a user: every grant they hold is revoked and every browser session of theirs
+    /// ends, in one write.
     Disable {
         /// The user to disable.
         username: String,
@@ -179,12 +181,20 @@ enum UserCommand {
         username: String,
     },
     /// Take the admin role away; the user's console session stops working at once.
+    /// (Giving or taking the role ends every browser session of the user.)
     RevokeAdmin {
         /// The user who stops being an administrator.
         username: String,
     },
-    /// Set a new password, read from standard input. Every grant of the user is revoked with
-    /// it (the usual reason for a change is a compromise) unless --keep-sessions.
+    /// End every browser session of a user (their login in the browser and their admin console
+    /// session, on every device), as a logout does; their grants and tokens keep working.
+    Logout {
+        /// The user whose browser sessions end.
+        username: String,
+    },
+    /// Set a new password, read from standard input. Every browser session of the user ends;
+    /// every grant of the user is revoked with it (the usual reason for a change is a
+    /// compromise) unless --keep-sessions.
     SetPassword {
         /// The user whose password is set.
         username: String,
@@ -427,6 +437,7 @@ async fn user(operator: &Operator, out: &Output, command: UserCommand) -> anyhow
         UserCommand::Enable { username } => operator.set_user_disabled(&username, false).await?,
         UserCommand::GrantAdmin { username } => operator.set_user_admin(&username, true).await?,
         UserCommand::RevokeAdmin { username } => operator.set_user_admin(&username, false).await?,
+        UserCommand::Logout { username } => operator.end_user_sessions(&username).await?,
         UserCommand::SetPassword {
             username,
             password_stdin: _,

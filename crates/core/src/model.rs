@@ -26,6 +26,11 @@ pub struct User {
     pub created_at: Timestamp,
     /// May use the admin console (`/admin`); set with `tessera admin user grant-admin`.
     pub admin: bool,
+    /// The generation of the user's browser sessions: every session cookie carries the one it
+    /// was made in, and only the current one is honoured. The store raises it (never from this
+    /// field: an update leaves it alone) on a password change, a disable, a role change and a
+    /// logout, which so ends every browser session of the user at once.
+    pub session_epoch: i64,
 }
 
 impl std::fmt::Debug for User {
@@ -35,6 +40,7 @@ impl std::fmt::Debug for User {
             .field("username", &self.username)
             .field("disabled", &self.disabled)
             .field("admin", &self.admin)
+            .field("session_epoch", &self.session_epoch)
             .finish_non_exhaustive()
     }
 }
@@ -240,6 +246,8 @@ pub enum EventKind {
     ConsoleLogin,
     /// A user who is not an administrator gave the right password to the console's login.
     ConsoleRefused,
+    /// An administrator logged out of the console, ending every browser session of theirs.
+    ConsoleLogout,
     ClientCreated,
     ClientUpdated,
     ClientSecretRotated,
@@ -251,7 +259,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 21] = [
         Self::Issued,
         Self::Refreshed,
         Self::Rotated,
@@ -265,6 +273,7 @@ impl EventKind {
         Self::Throttled,
         Self::ConsoleLogin,
         Self::ConsoleRefused,
+        Self::ConsoleLogout,
         Self::ClientCreated,
         Self::ClientUpdated,
         Self::ClientSecretRotated,
@@ -289,6 +298,7 @@ impl EventKind {
             Self::Throttled => "throttled",
             Self::ConsoleLogin => "console_login",
             Self::ConsoleRefused => "console_refused",
+            Self::ConsoleLogout => "console_logout",
             Self::ClientCreated => "client_created",
             Self::ClientUpdated => "client_updated",
             Self::ClientSecretRotated => "client_secret_rotated",

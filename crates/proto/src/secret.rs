@@ -86,17 +86,18 @@ secret_type!(
 
 secret_type!(
     /// The value of a signed browser session cookie: the end user's (`tessera_sid`) or the
-    /// admin console's (`tessera_admin`). Whoever holds it is logged in.
+    /// admin console's (`tessera_admin`; both `__Host-` prefixed under https). Whoever holds it
+    /// is logged in, until the user's session epoch moves on.
     SessionCookie
 );
 secret_type!(
     /// The value of the browser's CSRF cookie (`tessera_csrf`), the secret half of the double
-    /// submit: the token of a form is a MAC of it.
+    /// submit of the login forms: their token is a MAC of it.
     CsrfCookie
 );
 secret_type!(
-    /// The CSRF token of one of our forms (its hidden `csrf_token` field), a MAC of the
-    /// browser's [`CsrfCookie`].
+    /// The CSRF token of one of our forms (its hidden `csrf_token` field): a MAC of the
+    /// browser's [`CsrfCookie`] on a login form, of the session's id on a session's form.
     CsrfToken
 );
 

@@ -6,13 +6,13 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use tessera_core::flows::authorize::AuthorizationRequest;
-use tessera_core::identity::login::{Next, SESSION_TTL_SECS};
+use tessera_core::identity::login::{BrowserSession, Next, SESSION_TTL_SECS};
 use tessera_core::model::User;
 use tessera_core::{LoginError, Source};
 use tessera_proto::{CsrfCookie, ExposeSecret, Password};
 
 use crate::error::{PageError, WebError};
-use crate::extract::{AuthorizeForm, Cookies, PageForm, RequestSource};
+use crate::extract::{AuthorizeForm, Cookies, LoginForm, RequestSource, SessionForm};
 use crate::observe::for_client;
 use crate::pages::{self, ConsentPage, LoginNotice, LoginPage};
 use crate::reply::{cookie_header, redirect, see_other, with_cookie};
@@ -44,24 +44,28 @@ where
     for_client(answer(request).await, Some(&client_id))
 }
 
-async fn logged_in(state: &AppState, cookies: &Cookies) -> Result<Option<User>, PageError> {
+async fn logged_in(
+    state: &AppState,
+    cookies: &Cookies,
+) -> Result<Option<BrowserSession>, PageError> {
     state
         .authority
-        .session_user(cookies.session.as_ref())
+        .session(cookies.session.as_ref())
         .await
         .map_err(|_| PageError::Unavailable)
 }
 
+/// The `Set-Cookie` of the end user's session cookie (`Max-Age=0` with an empty value ends it
+/// in the browser).
+fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
+    let secure = state.secure_cookies();
+    set_cookie(Cookies::session_name(secure), value, Some(max_age), secure)
+}
+
 /// The `Set-Cookie` of a CSRF cookie the domain minted for a browser that had none.
 pub(crate) fn csrf_cookie(state: &AppState, new_cookie: Option<CsrfCookie>) -> Option<HeaderValue> {
-    new_cookie.and_then(|v| {
-        set_cookie(
-            Cookies::CSRF,
-            v.expose_secret(),
-            None,
-            state.secure_cookies(),
-        )
-    })
+    let secure = state.secure_cookies();
+    new_cookie.and_then(|v| set_cookie(Cookies::csrf_name(secure), v.expose_secret(), None, secure))
 }
 
 /// The login page for a browser that has not tried yet.
@@ -121,8 +125,8 @@ async fn start(state: AppState, cookies: Cookies, source: Source, raw: String) -
     let (state, cookies, raw) = (&state, &cookies, raw.as_str());
     answer_request(state, raw, |request| async move {
         match logged_in(state, cookies).await? {
-            Some(user) if !request.prompt_login => {
-                continue_as(state, &request, raw, &user, &source, None).await
+            Some(session) if !request.prompt_login => {
+                continue_as(state, &request, raw, &session.user, &source, None).await
             }
             _ => Ok(fresh_login_page(state, cookies, &request, raw)),
         }
@@ -149,14 +153,14 @@ pub async fn authorize_post(
     start(state, cookies, source, raw).await
 }
 
-pub async fn login(State(state): State<AppState>, form: PageForm) -> Response {
+pub async fn login(State(state): State<AppState>, form: LoginForm) -> Response {
     let raw = form.params.get("request").unwrap_or_default().to_owned();
     answer_request(&state, &raw, |request| log_in(&state, &form, &raw, request)).await
 }
 
 async fn log_in(
     state: &AppState,
-    form: &PageForm,
+    form: &LoginForm,
     raw: &str,
     request: AuthorizationRequest,
 ) -> Result<Response, WebError> {
@@ -179,12 +183,7 @@ async fn log_in(
     {
         Ok(user) => {
             let session = state.authority.new_session(&user);
-            let cookie = set_cookie(
-                Cookies::SESSION,
-                session.expose_secret(),
-                Some(SESSION_TTL_SECS),
-                state.secure_cookies(),
-            );
+            let cookie = session_cookie(state, session.expose_secret(), SESSION_TTL_SECS);
             continue_as(state, &request, raw, &user, &form.source, cookie).await
         }
         Err(LoginError::InvalidCredentials | LoginError::Disabled) => {
@@ -206,34 +205,35 @@ pub async fn consent_page(
     let raw = query.unwrap_or_default();
     let (state, cookies, raw) = (&state, &cookies, raw.as_str());
     answer_request(state, raw, |request| async move {
-        let Some(user) = logged_in(state, cookies).await? else {
+        let Some(session) = logged_in(state, cookies).await? else {
             return Ok(fresh_login_page(state, cookies, &request, raw));
         };
-        let csrf = state.authority.csrf(cookies.csrf.as_ref());
+        let csrf_token = state.authority.session_csrf(&session);
         let page = ConsentPage {
             client_name: &request.client.name,
-            username: &user.username,
+            username: &session.user.username,
             scopes: request.scope.iter().collect(),
             request: raw,
-            csrf_token: &csrf.token,
+            csrf_token: &csrf_token,
         };
-        Ok(pages::consent(page, csrf_cookie(state, csrf.new_cookie)))
+        Ok(pages::consent(page, None))
     })
     .await
 }
 
-pub async fn consent(State(state): State<AppState>, form: PageForm) -> Response {
+pub async fn consent(State(state): State<AppState>, form: SessionForm) -> Response {
     let raw = form.params.get("request").unwrap_or_default().to_owned();
     let (state, form, raw) = (&state, &form, raw.as_str());
     answer_request(state, raw, |request| async move {
-        let Some(user) = logged_in(state, &form.cookies).await? else {
+        let Some(session) = &form.session else {
             return Ok(fresh_login_page(state, &form.cookies, &request, raw));
         };
+        let user = &session.user;
         match form.params.get("decision") {
             Some("allow") => {
                 let location = state
                     .authority
-                    .approve(&request, &user, &form.source)
+                    .approve(&request, user, &form.source)
                     .await
                     .map_err(PageError::from)?;
                 Ok(redirect(&location))
@@ -247,4 +247,35 @@ pub async fn consent(State(state): State<AppState>, form: PageForm) -> Response 
 
 pub async fn success_page() -> Response {
     pages::success()
+}
+
+/// `GET /secur/logout.jsp` (Salesforce's logout path): with a live session, a page asking to
+/// confirm, whose form POSTs back here; without one, the logged-out page. A GET changes
+/// nothing, so that a link or an image on another site cannot log anyone out.
+pub async fn logout_page(State(state): State<AppState>, cookies: Cookies) -> Response {
+    match logged_in(&state, &cookies).await {
+        Ok(Some(session)) => {
+            let csrf_token = state.authority.session_csrf(&session);
+            pages::logout(&session.user.username, &csrf_token)
+        }
+        Ok(None) => pages::logged_out(session_cookie(&state, "", 0)),
+        Err(error) => WebError::from(error).into_response(),
+    }
+}
+
+/// `POST /secur/logout.jsp`, from the confirmation page: ends every browser session of the user
+/// (this one, a copied cookie, their other devices; docs/security.md, "Browser sessions") and
+/// clears the cookie here.
+pub async fn logout(
+    State(state): State<AppState>,
+    form: SessionForm,
+) -> Result<Response, WebError> {
+    if let Some(session) = &form.session {
+        state
+            .authority
+            .end_sessions(session)
+            .await
+            .map_err(|_| PageError::Unavailable)?;
+    }
+    Ok(pages::logged_out(session_cookie(&state, "", 0)))
 }

@@ -98,6 +98,8 @@ pub enum PageError {
     Forbidden,
     /// The consent form's decision is neither allow nor deny.
     BadDecision,
+    /// One of our security cookies came twice (one of them planted by another site).
+    RepeatedCookie,
     /// An error the client's (trusted) redirect URI is told about: a 302 to this `Location`.
     ToClient(String),
     Unavailable,
@@ -375,6 +377,12 @@ fn page_response(error: &PageError) -> Response {
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "decision must be allow or deny",
+        )),
+        PageError::RepeatedCookie => pages::authorize_error(ErrorPage::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "a cookie of this site came more than once, which only happens when another site set \
+one: clear this site's cookies and try again",
         )),
         PageError::ToClient(location) => redirect(location),
         PageError::Unavailable => {

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{Map, Value};
 use tessera_core::flows::resource::{ApiCaller, IdentityCaller};
+use tessera_core::identity::login::BrowserSession;
 use tessera_core::{ClientCredentials, Source};
 use tessera_proto::{
     decode_component, AccessToken, ClientSecret, CsrfCookie, CsrfToken, OAuthError, Params,
@@ -235,9 +236,22 @@ impl FromRequest<AppState> for RevocationForm {
     }
 }
 
-const SESSION_COOKIE: &str = "tessera_sid";
-const CSRF_COOKIE: &str = "tessera_csrf";
-const ADMIN_SESSION_COOKIE: &str = "tessera_admin";
+/// The names of our security cookies, plain (an `http://` issuer: development, loopback) and
+/// with the `__Host-` prefix (an `https://` issuer). A browser keeps a `__Host-` cookie only if
+/// it was set Secure, with `Path=/` and without `Domain`, by this very host: a sibling subdomain
+/// or a plain-http page cannot plant one.
+const SESSION_COOKIE: [&str; 2] = ["tessera_sid", "__Host-tessera_sid"];
+const CSRF_COOKIE: [&str; 2] = ["tessera_csrf", "__Host-tessera_csrf"];
+const ADMIN_SESSION_COOKIE: [&str; 2] = ["tessera_admin", "__Host-tessera_admin"];
+
+fn named(names: [&'static str; 2], secure: bool) -> &'static str {
+    let [plain, host_only] = names;
+    if secure {
+        host_only
+    } else {
+        plain
+    }
+}
 
 /// The cookies of our pages: the signed session, the CSRF cookie, and the admin console's
 /// signed session. Their values are secrets from here on: `Debug` shows none of them.
@@ -249,56 +263,77 @@ pub struct Cookies {
 }
 
 impl Cookies {
-    pub const SESSION: &'static str = SESSION_COOKIE;
-    pub const CSRF: &'static str = CSRF_COOKIE;
-    pub const ADMIN_SESSION: &'static str = ADMIN_SESSION_COOKIE;
+    /// The end user's session cookie's name, under an `https://` issuer (`secure`) or not.
+    pub fn session_name(secure: bool) -> &'static str {
+        named(SESSION_COOKIE, secure)
+    }
 
-    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
+    /// The CSRF cookie's name (of the forms without a session: the login forms).
+    pub fn csrf_name(secure: bool) -> &'static str {
+        named(CSRF_COOKIE, secure)
+    }
+
+    /// The admin console's session cookie's name.
+    pub fn admin_session_name(secure: bool) -> &'static str {
+        named(ADMIN_SESSION_COOKIE, secure)
+    }
+
+    /// Our cookies in a request's `Cookie` headers. A request that carries one of them twice is
+    /// refused: a browser sends two cookies of one name when another site (a sibling subdomain,
+    /// a plain-http page) planted the second, and which one comes first is not ours to decide.
+    pub(crate) fn from_headers(headers: &HeaderMap, secure: bool) -> Result<Self, PageError> {
+        let pairs: Vec<(&str, &str)> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .collect();
         let find = |name: &str| {
-            headers
-                .get_all(header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(';'))
-                .filter_map(|pair| pair.trim().split_once('='))
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v)
+            let mut values = pairs.iter().filter(|(k, _)| *k == name).map(|(_, v)| *v);
+            let first = values.next();
+            match values.next() {
+                Some(_) => Err(PageError::RepeatedCookie),
+                None => Ok(first),
+            }
         };
-        Self {
-            session: find(SESSION_COOKIE).map(SessionCookie::new),
-            csrf: find(CSRF_COOKIE).map(CsrfCookie::new),
-            admin_session: find(ADMIN_SESSION_COOKIE).map(SessionCookie::new),
-        }
+        Ok(Self {
+            session: find(Self::session_name(secure))?.map(SessionCookie::new),
+            csrf: find(Self::csrf_name(secure))?.map(CsrfCookie::new),
+            admin_session: find(Self::admin_session_name(secure))?.map(SessionCookie::new),
+        })
     }
 }
 
 impl FromRequestParts<AppState> for Cookies {
-    type Rejection = std::convert::Infallible;
+    type Rejection = WebError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_headers(&parts.headers))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_headers(&parts.headers, state.secure_cookies())?)
     }
 }
 
-/// A form POSTed by one of our pages, its CSRF token checked against the browser's CSRF
-/// cookie (RFC 6749 §10.12).
+/// A form POSTed by a page without a session (the login forms), its CSRF token checked against
+/// the browser's CSRF cookie (RFC 6749 §10.12, signed double submit).
 #[derive(Debug)]
-pub struct PageForm {
+pub struct LoginForm {
     pub params: Params,
     pub cookies: Cookies,
     pub source: Source,
 }
 
-impl FromRequest<AppState> for PageForm {
+impl FromRequest<AppState> for LoginForm {
     type Rejection = WebError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, params) = read_form(request).await.map_err(PageError::Form)?;
-        let cookies = Cookies::from_headers(&parts.headers);
-        let token = params.get("csrf_token").map(CsrfToken::new);
+        let cookies = Cookies::from_headers(&parts.headers, state.secure_cookies())?;
         if !state
             .authority
-            .csrf_valid(cookies.csrf.as_ref(), token.as_ref())
+            .csrf_valid(cookies.csrf.as_ref(), csrf_token(&params).as_ref())
         {
             return Err(PageError::Forbidden.into());
         }
@@ -308,6 +343,75 @@ impl FromRequest<AppState> for PageForm {
             cookies,
             source,
         })
+    }
+}
+
+fn csrf_token(params: &Params) -> Option<CsrfToken> {
+    params.get("csrf_token").map(CsrfToken::new)
+}
+
+/// A form POSTed by a page of the end user's session (consent, logout). With a live session,
+/// its CSRF token must be the one bound to that session; without one, `session` is `None`
+/// (the handler then changes nothing and shows the login page).
+#[derive(Debug)]
+pub struct SessionForm {
+    pub params: Params,
+    pub cookies: Cookies,
+    pub session: Option<BrowserSession>,
+    pub source: Source,
+}
+
+impl FromRequest<AppState> for SessionForm {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, params) = read_form(request).await.map_err(PageError::Form)?;
+        let cookies = Cookies::from_headers(&parts.headers, state.secure_cookies())?;
+        let session = state
+            .authority
+            .session(cookies.session.as_ref())
+            .await
+            .map_err(|_| PageError::Unavailable)?;
+        if let Some(session) = &session {
+            if !state
+                .authority
+                .session_csrf_valid(session, csrf_token(&params).as_ref())
+            {
+                return Err(PageError::Forbidden.into());
+            }
+        }
+        let source = source_of(&parts, state);
+        Ok(Self {
+            params,
+            cookies,
+            session,
+            source,
+        })
+    }
+}
+
+/// A form POSTed by a console page: its body, its CSRF token, and where it came from. The
+/// console's extractor checks the token against the administrator's session.
+#[derive(Debug)]
+pub(crate) struct RawPageForm {
+    pub params: Params,
+    pub token: Option<CsrfToken>,
+    pub parts: Parts,
+}
+
+impl RawPageForm {
+    pub(crate) async fn read(request: Request) -> Result<Self, WebError> {
+        let (parts, params) = read_form(request).await.map_err(PageError::Form)?;
+        let token = csrf_token(&params);
+        Ok(Self {
+            params,
+            token,
+            parts,
+        })
+    }
+
+    pub(crate) fn source(&self, state: &AppState) -> Source {
+        source_of(&self.parts, state)
     }
 }
 

@@ -84,7 +84,7 @@ impl AppState {
     }
 
     /// Cookies get `Secure` when the server is reached over HTTPS.
-    fn secure_cookies(&self) -> bool {
+    pub(crate) fn secure_cookies(&self) -> bool {
         self.authority.config().issuer.starts_with("https://")
     }
 }
@@ -161,6 +161,10 @@ fn routes(bench_floor: bool) -> Routes {
             get(authorize::consent_page).post(authorize::consent),
         )
         .route("/services/oauth2/success", get(authorize::success_page))
+        .route(
+            "/secur/logout.jsp",
+            get(authorize::logout_page).post(authorize::logout),
+        )
         .route(
             "/services/oauth2/revoke",
             get(lifecycle::revoke).post(lifecycle::revoke),

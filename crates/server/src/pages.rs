@@ -325,3 +325,26 @@ pub fn success() -> Response {
         None,
     )
 }
+
+/// The end user's logout, to confirm: a form that POSTs back with the session's CSRF token.
+pub fn logout(username: &str, csrf_token: &CsrfToken) -> Response {
+    let body = format!(
+        "<h1>Log out?</h1><p>You are logged in as <strong>{user}</strong>. Logging out ends \
+every session of yours on this site, on every device.</p>\
+<form method=\"post\" action=\"/secur/logout.jsp\">{csrf}\
+<button type=\"submit\">Log out</button></form>",
+        user = escape(username),
+        csrf = hidden("csrf_token", csrf_token.expose_secret()),
+    );
+    page(StatusCode::OK, "Log out?", &body, None)
+}
+
+/// After the end user's logout (or when there was no session): the session cookie cleared.
+pub fn logged_out(clear_cookie: Option<HeaderValue>) -> Response {
+    page(
+        StatusCode::OK,
+        "Logged out",
+        "<h1>You are logged out</h1><p>You can close this window.</p>",
+        clear_cookie,
+    )
+}

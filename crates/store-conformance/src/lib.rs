@@ -32,8 +32,8 @@ use tessera_core::model::{
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
-    ClientPurge, CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts, PurgePlan,
-    PurgeRound, RefreshCommit, RefreshOutcome, Store, StoreError,
+    BrowserSessions, ClientPurge, CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts,
+    PurgePlan, PurgeRound, RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::secret_hash;
@@ -79,6 +79,8 @@ macro_rules! store_conformance_tests {
             approval_limit_counts_only_live_refresh_grants_of_the_user_and_client,
             grants_of_user_lists_every_grant_newest_first,
             revoking_a_users_grants_revokes_the_live_ones_once,
+            a_session_epoch_only_goes_up_and_an_update_never_lowers_it,
+            disabling_a_user_ends_their_sessions_and_revokes_their_grants_in_one_write,
             revoking_a_clients_grants_revokes_the_live_ones_once,
             events_are_appended_and_read_back_by_filter_in_order,
             events_are_paged_by_after_id_and_limit,
@@ -142,6 +144,7 @@ pub fn user(id: &str, org_id: &str, username: &str) -> User {
         disabled: false,
         created_at: T0,
         admin: false,
+        session_epoch: 0,
     }
 }
 
@@ -477,12 +480,18 @@ pub async fn users_are_created_found_listed_and_updated(store: Arc<dyn Store>) {
     changed.password_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3".to_owned();
     changed.disabled = true;
     changed.admin = true;
-    assert!(store.update_user(&changed, at(1)).await.unwrap());
+    assert!(store
+        .update_user(&changed, BrowserSessions::Keep, at(1))
+        .await
+        .unwrap());
     assert_eq!(store.user_by_id(&ada.id).await.unwrap(), Some(changed));
 
     let mut ghost = ada.clone();
     ghost.id = "005000000000009AAA".to_owned();
-    assert!(!store.update_user(&ghost, at(1)).await.unwrap());
+    assert!(!store
+        .update_user(&ghost, BrowserSessions::Keep, at(1))
+        .await
+        .unwrap());
 }
 
 pub async fn duplicate_username_is_a_conflict(store: Arc<dyn Store>) {
@@ -964,7 +973,10 @@ pub async fn the_change_feed_records_revocations_and_changes_in_order(store: Arc
     world.issue("g2").await;
     let mut user = world.user.clone();
     user.email = Some("new@example.com".into());
-    assert!(store.update_user(&user, at(1)).await.unwrap());
+    assert!(store
+        .update_user(&user, BrowserSessions::Keep, at(1))
+        .await
+        .unwrap());
     let mut client = world.client.clone();
     client.name = "Renamed".into();
     assert!(store.update_client(&client, at(2)).await.unwrap());
@@ -981,6 +993,7 @@ pub async fn the_change_feed_records_revocations_and_changes_in_order(store: Arc
                 id: "005nobody".into(),
                 ..user.clone()
             },
+            BrowserSessions::Keep,
             at(4)
         )
         .await
@@ -1273,6 +1286,83 @@ pub async fn grants_of_user_lists_every_grant_newest_first(store: Arc<dyn Store>
 /// Revoking a user's grants revokes each live one like `revoke_grant` and returns their ids;
 /// revoked grants keep their first revocation and are not returned; a second call revokes
 /// nothing.
+/// The epoch that ends a user's browser sessions: up by one per `end_sessions` and per update
+/// that ends them; an update that keeps them, or carries a stale epoch, leaves it alone.
+pub async fn a_session_epoch_only_goes_up_and_an_update_never_lowers_it(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let epoch = || async {
+        store
+            .user_by_id(&world.user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .session_epoch
+    };
+    assert_eq!(epoch().await, 0);
+    assert!(store.end_sessions(&world.user.id).await.unwrap());
+    assert!(store.end_sessions(&world.user.id).await.unwrap());
+    assert_eq!(epoch().await, 2);
+    // `world.user` still says 0: an update writes the other fields, never the epoch back.
+    let mut renamed = world.user.clone();
+    renamed.email = Some("renamed@example.com".into());
+    assert!(store
+        .update_user(&renamed, BrowserSessions::Keep, at(1))
+        .await
+        .unwrap());
+    assert_eq!(epoch().await, 2);
+    assert!(store
+        .update_user(&renamed, BrowserSessions::End, at(2))
+        .await
+        .unwrap());
+    let stored = store.user_by_id(&world.user.id).await.unwrap().unwrap();
+    assert_eq!(stored.session_epoch, 3);
+    assert_eq!(stored.email.as_deref(), Some("renamed@example.com"));
+    assert!(!store.end_sessions("005nobody").await.unwrap());
+}
+
+/// Disabling is one write: the flag, the epoch and every live grant of the user, each grant in
+/// the change feed; an unknown user writes nothing.
+pub async fn disabling_a_user_ends_their_sessions_and_revokes_their_grants_in_one_write(
+    store: Arc<dyn Store>,
+) {
+    let world = World::create(&store).await;
+    let (_, bob) = world.neighbours().await;
+    world.issue("g1").await;
+    world.issue("g2").await;
+    issued(
+        &store,
+        &issued_to(world.issuance_at("bobs", &world.client, true, at(1)), &bob),
+    )
+    .await;
+    store.revoke_grant("g2", at(2)).await.unwrap();
+    let before = feed(&store).await.len();
+
+    let revoked = store.disable_user(&world.user.id, at(10)).await.unwrap();
+    assert_eq!(revoked, Some(vec!["g1".to_owned()]));
+    let stored = store.user_by_id(&world.user.id).await.unwrap().unwrap();
+    assert!(stored.disabled);
+    assert_eq!(stored.session_epoch, world.user.session_epoch + 1);
+    assert_eq!(world.grant_revoked_at("g1").await, Some(at(10)));
+    assert_eq!(world.grant_revoked_at("g2").await, Some(at(2)));
+    assert_eq!(world.grant_revoked_at("bobs").await, None);
+    let fed = feed(&store).await;
+    let fed: Vec<&(ChangeKind, String)> = fed.iter().skip(before).collect();
+    assert_eq!(
+        fed,
+        [
+            &(ChangeKind::UserChanged, world.user.id.clone()),
+            &(ChangeKind::GrantRevoked, "g1".to_owned()),
+        ]
+    );
+    let bob_after = store.user_by_id(&bob.id).await.unwrap().unwrap();
+    assert!(!bob_after.disabled);
+    assert_eq!(bob_after.session_epoch, bob.session_epoch);
+
+    let count = feed(&store).await.len();
+    assert_eq!(store.disable_user("005nobody", at(20)).await.unwrap(), None);
+    assert_eq!(feed(&store).await.len(), count);
+}
+
 pub async fn revoking_a_users_grants_revokes_the_live_ones_once(store: Arc<dyn Store>) {
     let world = World::create(&store).await;
     let (other_client, bob) = world.neighbours().await;

@@ -48,9 +48,9 @@ use tessera_core::model::{
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
-    Audit, ChangeNotice, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
-    Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
-    StoreError,
+    Audit, BrowserSessions, ChangeNotice, CodeRedemption, Directory, EventFilter, Grants, Issuance,
+    IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
+    RefreshOutcome, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;
@@ -608,6 +608,7 @@ impl Directory for PostgresStore {
             &user.disabled,
             &user.created_at.0,
             &user.admin,
+            &user.session_epoch,
         ];
         self.change(sql::USER_INSERT, values).await.map(drop)
     }
@@ -625,7 +626,13 @@ impl Directory for PostgresStore {
         self.list(sql::USER_LIST, &[], rows::user).await
     }
 
-    async fn update_user(&self, user: &User, now: Timestamp) -> Result<bool, StoreError> {
+    async fn update_user(
+        &self,
+        user: &User,
+        sessions: BrowserSessions,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let epoch_step = i64::from(sessions == BrowserSessions::End);
         transaction!(self, |tx| async {
             let feed = Feed::lock(&tx).await?;
             let values: &Params<'_> = &[
@@ -634,6 +641,7 @@ impl Directory for PostgresStore {
                 &user.disabled,
                 &user.id,
                 &user.admin,
+                &epoch_step,
             ];
             if execute(&tx, sql::USER_UPDATE, values).await? == 0 {
                 return Ok(false);
@@ -641,6 +649,36 @@ impl Directory for PostgresStore {
             feed.append(ChangeKind::UserChanged, &user.id, change_until(now))
                 .await?;
             Ok(true)
+        }
+        .await)
+    }
+
+    async fn end_sessions(&self, user_id: &str) -> Result<bool, StoreError> {
+        let changed = self.change(sql::USER_END_SESSIONS, &[&user_id]).await?;
+        Ok(changed > 0)
+    }
+
+    async fn disable_user(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        transaction!(self, |tx| async {
+            let feed = Feed::lock(&tx).await?;
+            if execute(&tx, sql::USER_DISABLE, &[&user_id]).await? == 0 {
+                return Ok(None);
+            }
+            feed.append(ChangeKind::UserChanged, user_id, change_until(now))
+                .await?;
+            let ids: Vec<String> =
+                all(&tx, sql::GRANTS_LIVE_OF_USER, &[&user_id], rows::first).await?;
+            let mut revoked = Vec::with_capacity(ids.len());
+            for id in ids {
+                if revoke_grant(&feed, &id, now).await? {
+                    revoked.push(id);
+                }
+            }
+            Ok(Some(revoked))
         }
         .await)
     }

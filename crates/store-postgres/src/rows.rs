@@ -73,6 +73,7 @@ pub(crate) fn user(row: &Row) -> Result<User, DbError> {
         disabled: row.try_get(5)?,
         created_at: timestamp(row, 6)?,
         admin: row.try_get(7)?,
+        session_epoch: row.try_get(8)?,
     })
 }
 

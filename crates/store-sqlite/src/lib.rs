@@ -30,8 +30,9 @@ use tessera_core::model::{
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
-    Audit, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
-    PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, StoreError,
+    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
+    Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
+    StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;
@@ -425,6 +426,7 @@ impl Directory for SqliteStore {
             user.disabled,
             user.created_at.0,
             user.admin,
+            user.session_epoch,
         );
         self.change(sql::USER_INSERT, values).await.map(drop)
     }
@@ -443,21 +445,55 @@ impl Directory for SqliteStore {
         self.list(sql::USER_LIST, (), rows::user).await
     }
 
-    async fn update_user(&self, user: &User, now: Timestamp) -> Result<bool, StoreError> {
+    async fn update_user(
+        &self,
+        user: &User,
+        sessions: BrowserSessions,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let user = user.clone();
+        let epoch_step = i64::from(sessions == BrowserSessions::End);
         self.write(move |c| {
             let values = params![
                 user.email,
                 user.password_hash,
                 user.disabled,
                 user.id,
-                user.admin
+                user.admin,
+                epoch_step
             ];
             if execute(c, sql::USER_UPDATE, values)? == 0 {
                 return Ok(false);
             }
             append_change(c, ChangeKind::UserChanged, &user.id, change_until(now))?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn end_sessions(&self, user_id: &str) -> Result<bool, StoreError> {
+        let changed = self
+            .change(sql::USER_END_SESSIONS, (user_id.to_owned(),))
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn disable_user(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.write(move |c| {
+            if execute(c, sql::USER_DISABLE, [&user_id])? == 0 {
+                return Ok(None);
+            }
+            append_change(c, ChangeKind::UserChanged, &user_id, change_until(now))?;
+            let ids: Vec<String> = all(c, sql::GRANTS_LIVE_OF_USER, [&user_id], |row| row.get(0))?;
+            for id in &ids {
+                revoke_grant(c, id, now)?;
+            }
+            Ok(Some(ids))
         })
         .await
     }

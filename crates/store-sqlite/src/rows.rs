@@ -50,6 +50,7 @@ pub(crate) fn user(row: &Row<'_>) -> rusqlite::Result<User> {
         disabled: row.get(5)?,
         created_at: timestamp(row, 6)?,
         admin: row.get(7)?,
+        session_epoch: row.get(8)?,
     })
 }
 

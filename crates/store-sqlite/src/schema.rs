@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0004_families.sql"),
     include_str!("../../../migrations/sqlite/0005_lean_refresh.sql"),
     include_str!("../../../migrations/sqlite/0006_admin_role.sql"),
+    include_str!("../../../migrations/sqlite/0007_session_epoch.sql"),
 ];
 
 /// The schema version this build writes and reads.

@@ -14,7 +14,7 @@ macro_rules! org_columns {
 }
 macro_rules! user_columns {
     () => {
-        "id, org_id, username, email, password_hash, disabled, created_at, admin"
+        "id, org_id, username, email, password_hash, disabled, created_at, admin, session_epoch"
     };
 }
 macro_rules! client_columns {
@@ -75,7 +75,7 @@ pub(crate) const ORG_FIRST: &str = concat!(
 pub(crate) const USER_INSERT: &str = concat!(
     "INSERT INTO users (",
     user_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 );
 pub(crate) const USER_BY_ID: &str =
     concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
@@ -90,8 +90,13 @@ pub(crate) const USER_LIST: &str = concat!(
     user_columns!(),
     " FROM users ORDER BY created_at, id"
 );
-pub(crate) const USER_UPDATE: &str =
-    "UPDATE users SET email = ?1, password_hash = ?2, disabled = ?3, admin = ?5 WHERE id = ?4";
+/// `?6` is what the session epoch goes up by: 1 to end the user's browser sessions, else 0.
+pub(crate) const USER_UPDATE: &str = "UPDATE users SET email = ?1, password_hash = ?2, \
+     disabled = ?3, admin = ?5, session_epoch = session_epoch + ?6 WHERE id = ?4";
+pub(crate) const USER_END_SESSIONS: &str =
+    "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?1";
+pub(crate) const USER_DISABLE: &str =
+    "UPDATE users SET disabled = 1, session_epoch = session_epoch + 1 WHERE id = ?1";
 
 pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",

@@ -1106,3 +1106,61 @@ fn serve_dev_does_not_publish_the_demo_password_off_loopback_unless_asked() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// `tessera admin user logout` ends the browser session a running server made: the session
+/// cookie that got a code without a prompt gets the login page after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_user_logout_ends_the_browser_session_of_a_running_server() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let server = common::Server::start(&[], &[]);
+    let (client_id, _) = server.user_and_client("2h", &[]);
+    let authorize = format!(
+        "{}/services/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb",
+        server.base
+    );
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let text = |response: reqwest::Response| async move { response.text().await.unwrap() };
+    let field = |html: &str, name: &str| tessera_testkit::hidden_value(html, name).unwrap();
+    let page = text(browser.get(&authorize).send().await.unwrap()).await;
+    let login = browser
+        .post(format!("{}/services/oauth2/authorize/login", server.base))
+        .form(&[
+            ("request", field(&page, "request")),
+            ("csrf_token", field(&page, "csrf_token")),
+            ("username", "ada@example.com".to_owned()),
+            ("password", "ada's password".to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let consent_url = format!(
+        "{}{}",
+        server.base,
+        login.headers()["location"].to_str().unwrap()
+    );
+    let consent = text(browser.get(consent_url).send().await.unwrap()).await;
+    let allowed = browser
+        .post(format!("{}/services/oauth2/authorize/consent", server.base))
+        .form(&[
+            ("request", field(&consent, "request")),
+            ("csrf_token", field(&consent, "csrf_token")),
+            ("decision", "allow".to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 302);
+    // Remembered: the session alone gets a code.
+    assert_eq!(browser.get(&authorize).send().await.unwrap().status(), 302);
+
+    let user = server.admin(&["user", "logout", "ada@example.com"], None, &[]);
+    assert_eq!(user["username"], "ada@example.com");
+    let after = browser.get(&authorize).send().await.unwrap();
+    assert_eq!(after.status(), 200);
+    assert!(text(after).await.contains("name=\"password\""));
+}

@@ -91,6 +91,38 @@ pub struct Csrf {
 
 /// A cookie value long enough to be ours.
 const CSRF_COOKIE_MIN_LEN: usize = 32;
+/// The server key's purpose for end-user session cookies.
+const SESSION_PURPOSE: &str = "session";
+/// The server key's purpose for the CSRF tokens of session-less forms (over the CSRF cookie).
+const CSRF_PURPOSE: &str = "csrf";
+/// The server key's purpose for the CSRF tokens of a session's forms (over the session id).
+const SESSION_CSRF_PURPOSE: &str = "session_csrf";
+/// Random bytes of a session id: enough that no two sessions share one.
+const SESSION_ID_BYTES: usize = 16;
+
+/// A browser session that verified: its user, read from the store for this request (active,
+/// and at the epoch the session was made in), and the session's random id, which the CSRF
+/// tokens of its forms are bound to.
+#[derive(Clone)]
+pub struct BrowserSession {
+    pub user: User,
+    id: String,
+}
+
+impl std::fmt::Debug for BrowserSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserSession")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a verified session cookie says.
+struct SessionClaims {
+    user_id: String,
+    epoch: i64,
+    id: String,
+}
 
 impl Authority {
     /// Validates an authorization request (its query string or form body, as sent).
@@ -214,13 +246,15 @@ impl Authority {
         Ok(verified)
     }
 
-    /// A signed session cookie value for a user who just logged in: `user.expiry.mac`.
+    /// A signed session cookie value for a user who just logged in (see [`Self::signed_session`]).
     pub fn new_session(&self, user: &User) -> SessionCookie {
-        self.signed_session("session", user, SESSION_TTL_SECS)
+        self.signed_session(SESSION_PURPOSE, user, SESSION_TTL_SECS)
     }
 
-    /// `user.expiry.mac`, the MAC under the server key for `purpose` (the end user's session
-    /// and the admin console's are not interchangeable).
+    /// `user.epoch.id.expiry.mac`: the user, the user's session epoch now, a random session id
+    /// (what the CSRF tokens of the session's forms are bound to), the expiry, and a MAC of all
+    /// of it under the server key for `purpose` (the end user's session and the admin console's
+    /// are not interchangeable).
     pub(crate) fn signed_session(
         &self,
         purpose: &str,
@@ -228,32 +262,50 @@ impl Authority {
         ttl_secs: u64,
     ) -> SessionCookie {
         let expires = self.now().plus_secs(ttl_secs).millis();
-        let message = format!("{}.{expires}", user.id);
+        let mut id = [0u8; SESSION_ID_BYTES];
+        self.rng().fill(&mut id);
+        let message = format!(
+            "{}.{}.{}.{expires}",
+            user.id,
+            user.session_epoch,
+            hex::encode(id)
+        );
         let tag = hex::encode(self.config().server_key.mac(purpose, message.as_bytes()));
         SessionCookie::new(format!("{message}.{tag}"))
     }
 
-    /// The logged-in user of a valid, unexpired session cookie, if still active.
-    pub async fn session_user(
+    /// The end user's session of a cookie: it verifies, has not expired, and its user is active
+    /// and still at the epoch the cookie was made in (a password change, a disable, a role
+    /// change or a logout raised it since: the session is over).
+    pub async fn session(
         &self,
         cookie: Option<&SessionCookie>,
-    ) -> Result<Option<User>, StoreError> {
-        let Some(user_id) = cookie.and_then(|value| self.session_user_id("session", value)) else {
-            return Ok(None);
-        };
-        Ok(self
-            .store()
-            .user_by_id(&user_id)
-            .await?
-            .filter(|u| !u.disabled))
+    ) -> Result<Option<BrowserSession>, StoreError> {
+        self.verified_session(SESSION_PURPOSE, cookie).await
     }
 
-    /// The user id of a session cookie signed for `purpose`, if it verifies and has not expired.
-    pub(crate) fn session_user_id(&self, purpose: &str, cookie: &SessionCookie) -> Option<String> {
-        let mut parts = cookie.expose_secret().splitn(3, '.');
-        let (user_id, expires, tag) = (parts.next()?, parts.next()?, parts.next()?);
+    /// The session of a cookie signed for `purpose`, its user read from the store now.
+    pub(crate) async fn verified_session(
+        &self,
+        purpose: &str,
+        cookie: Option<&SessionCookie>,
+    ) -> Result<Option<BrowserSession>, StoreError> {
+        let Some(claims) = cookie.and_then(|value| self.session_claims(purpose, value)) else {
+            return Ok(None);
+        };
+        let user = self.store().user_by_id(&claims.user_id).await?;
+        Ok(user
+            .filter(|u| !u.disabled && u.session_epoch == claims.epoch)
+            .map(|user| BrowserSession {
+                user,
+                id: claims.id,
+            }))
+    }
+
+    /// What a session cookie signed for `purpose` says, if it verifies and has not expired.
+    fn session_claims(&self, purpose: &str, cookie: &SessionCookie) -> Option<SessionClaims> {
+        let (message, tag) = cookie.expose_secret().rsplit_once('.')?;
         let tag = hex::decode(tag).ok()?;
-        let message = format!("{user_id}.{expires}");
         if !self
             .config()
             .server_key
@@ -261,11 +313,31 @@ impl Authority {
         {
             return None;
         }
-        (self.now().millis() < expires.parse::<i64>().ok()?).then(|| user_id.to_owned())
+        let mut parts = message.split('.');
+        let (user_id, epoch, id, expires) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || self.now().millis() >= expires.parse::<i64>().ok()? {
+            return None;
+        }
+        Some(SessionClaims {
+            user_id: user_id.to_owned(),
+            epoch: epoch.parse().ok()?,
+            id: id.to_owned(),
+        })
     }
 
-    /// The CSRF token for one of our forms (RFC 6749 §10.12, double submit): a MAC of the
-    /// browser's CSRF cookie, minting the cookie when there is none.
+    /// Ends every browser session of the session's user (the end-user logout): the session
+    /// epoch goes up, so this cookie and every other one of the user's, on any device, stop
+    /// working. Grants and their tokens are not touched.
+    pub async fn end_sessions(&self, session: &BrowserSession) -> Result<(), StoreError> {
+        self.store().end_sessions(&session.user.id).await?;
+        tracing::info!(user_id = %session.user.id, "browser sessions ended");
+        Ok(())
+    }
+
+    /// The CSRF token for a form of a page without a session (the login forms; RFC 6749
+    /// §10.12, signed double submit): a MAC of the browser's CSRF cookie, minting the cookie
+    /// when there is none.
     pub fn csrf(&self, cookie: Option<&CsrfCookie>) -> Csrf {
         let (value, new_cookie) =
             match cookie.filter(|v| v.expose_secret().len() >= CSRF_COOKIE_MIN_LEN) {
@@ -278,23 +350,43 @@ impl Authority {
         let tag = self
             .config()
             .server_key
-            .mac("csrf", value.expose_secret().as_bytes());
+            .mac(CSRF_PURPOSE, value.expose_secret().as_bytes());
         Csrf {
             token: CsrfToken::new(hex::encode(tag)),
             new_cookie,
         }
     }
 
-    /// Whether a form's CSRF token matches the browser's CSRF cookie.
+    /// Whether a session-less form's CSRF token matches the browser's CSRF cookie.
     /// The MAC check is constant-time.
     pub fn csrf_valid(&self, cookie: Option<&CsrfCookie>, token: Option<&CsrfToken>) -> bool {
         let (Some(value), Some(token)) = (cookie, token) else {
             return false;
         };
+        self.token_is_mac_of(CSRF_PURPOSE, value.expose_secret(), token)
+    }
+
+    /// The CSRF token for the forms of a session's pages: a MAC of the session's id, so that
+    /// only a form served to this session is accepted with it (a token minted for another
+    /// browser, or planted with a CSRF cookie, is not).
+    pub fn session_csrf(&self, session: &BrowserSession) -> CsrfToken {
+        let tag = self
+            .config()
+            .server_key
+            .mac(SESSION_CSRF_PURPOSE, session.id.as_bytes());
+        CsrfToken::new(hex::encode(tag))
+    }
+
+    /// Whether a form's CSRF token was made for `session`. The MAC check is constant-time.
+    pub fn session_csrf_valid(&self, session: &BrowserSession, token: Option<&CsrfToken>) -> bool {
+        token.is_some_and(|token| self.token_is_mac_of(SESSION_CSRF_PURPOSE, &session.id, token))
+    }
+
+    fn token_is_mac_of(&self, purpose: &str, value: &str, token: &CsrfToken) -> bool {
         hex::decode(token.expose_secret()).is_ok_and(|tag| {
             self.config()
                 .server_key
-                .verify_mac("csrf", value.expose_secret().as_bytes(), &tag)
+                .verify_mac(purpose, value.as_bytes(), &tag)
         })
     }
 

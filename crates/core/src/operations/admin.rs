@@ -11,7 +11,7 @@ use crate::policy::{
     DEFAULT_PUBLIC_REFRESH_RETRY_WINDOW_SECS, DEFAULT_REFRESH_RETRY_WINDOW_SECS,
     MAX_ACCESS_TOKEN_TTL_SECS, MAX_REFRESH_RETRY_WINDOW_SECS,
 };
-use crate::store::{EventFilter, StoreError};
+use crate::store::{BrowserSessions, EventFilter, StoreError};
 use crate::tokens::hash::secret_hash;
 use crate::tokens::ids::{random_token, salesforce_id};
 
@@ -271,6 +271,7 @@ impl Operator {
             disabled: false,
             created_at: self.authority.now(),
             admin,
+            session_epoch: 0,
         };
         self.authority.store().insert_user(&user).await?;
         Ok(user)
@@ -283,40 +284,52 @@ impl Operator {
             .ok_or_else(|| AdminError::NotFound(format!("user {username}")))
     }
 
-    /// Disables or enables a user. Disabling also revokes every grant the user holds: their
-    /// refresh tokens and access tokens stop working at once.
+    /// Disables or enables a user. Disabling is one write in the store: the flag, the end of
+    /// every browser session of the user, and the revocation of every grant they hold (their
+    /// refresh tokens and access tokens stop working at once, in this process and, through the
+    /// change feed, in every other).
     pub async fn set_user_disabled(
         &self,
         username: &str,
         disabled: bool,
     ) -> Result<User, AdminError> {
         let mut user = self.user(username).await?;
-        user.disabled = disabled;
-        self.authority
-            .store()
-            .update_user(&user, self.authority.now())
-            .await?;
-        self.user_changed(&user.id);
-        if disabled {
-            self.revoke_user_grants(&user.id, "user disabled").await?;
+        if !disabled {
+            user.disabled = false;
+            self.authority
+                .store()
+                .update_user(&user, BrowserSessions::Keep, self.authority.now())
+                .await?;
+            self.user_changed(&user.id);
+            return Ok(user);
         }
-        Ok(user)
+        let revoked = self
+            .authority
+            .store()
+            .disable_user(&user.id, self.authority.now())
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user {username}")))?;
+        self.user_changed(&user.id);
+        self.record_revocations(&revoked, "user disabled").await?;
+        self.user(username).await
     }
 
-    /// Grants or takes away the admin role. A console session of a user who loses it stops
-    /// working at its next request: the console reads the user on every request.
+    /// Grants or takes away the admin role. Either way the user's browser sessions end (a
+    /// console session made under the old role is not one under the new); the console also
+    /// reads the user on every request.
     pub async fn set_user_admin(&self, username: &str, admin: bool) -> Result<User, AdminError> {
         let mut user = self.user(username).await?;
         user.admin = admin;
         self.authority
             .store()
-            .update_user(&user, self.authority.now())
+            .update_user(&user, BrowserSessions::End, self.authority.now())
             .await?;
         self.user_changed(&user.id);
-        Ok(user)
+        self.user(username).await
     }
 
-    /// Sets a new password. Unless `keep_sessions`, every grant of the user is revoked with it:
+    /// Sets a new password. The user's browser sessions always end with it (they were logged
+    /// in with the old one). Unless `keep_sessions`, every grant of the user is revoked too:
     /// the usual reason for a change is a compromise, and a thief holding a refresh token must
     /// not keep it. Returns the user and how many grants were revoked.
     pub async fn set_user_password(
@@ -330,7 +343,7 @@ impl Operator {
         user.password_hash = self.hash_password(password).await;
         self.authority
             .store()
-            .update_user(&user, self.authority.now())
+            .update_user(&user, BrowserSessions::End, self.authority.now())
             .await?;
         self.user_changed(&user.id);
         let revoked = if keep_sessions {
@@ -339,7 +352,18 @@ impl Operator {
             self.revoke_user_grants(&user.id, "password changed")
                 .await?
         };
-        Ok((user, revoked))
+        Ok((self.user(username).await?, revoked))
+    }
+
+    /// Ends every browser session of a user (`tessera admin user logout`, and a logout from a
+    /// page): their end-user and console session cookies stop working at their next request,
+    /// wherever they were made. Grants and their tokens are not touched.
+    pub async fn end_user_sessions(&self, username: &str) -> Result<User, AdminError> {
+        let user = self.user(username).await?;
+        if !self.authority.store().end_sessions(&user.id).await? {
+            return Err(AdminError::NotFound(format!("user {username}")));
+        }
+        self.user(username).await
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {

@@ -2,13 +2,14 @@
 //! administrator does, and the data of a grant's timeline. The pages are in the HTTP crate.
 //!
 //! Nothing here is kept in process memory: a console session is a cookie signed with the server
-//! key, and the administrator is read from the store on every request, so any node serves any
-//! request and a revoked role or a disabled account takes effect at the next click.
+//! key, and the administrator (with the session epoch the cookie must match) is read from the
+//! store on every request, so any node serves any request and a logout, a revoked role or a
+//! disabled account takes effect at the next click.
 
 use tessera_proto::{ClientSecret, Password, SessionCookie};
 
 use crate::authority::{idle_expiry, Source};
-use crate::identity::login::LoginError;
+use crate::identity::login::{BrowserSession, LoginError};
 use crate::model::{Client, Event, EventKind, Grant, StoredEvent, User};
 use crate::operations::admin::{AdminError, ClientSettings};
 use crate::operations::operator::Operator;
@@ -127,23 +128,32 @@ impl Operator {
             .signed_session(ADMIN_SESSION_PURPOSE, admin, ADMIN_SESSION_TTL_SECS)
     }
 
-    /// The administrator of a valid, unexpired console session, if still active and still an
-    /// administrator.
-    pub async fn admin_session_user(
+    /// The console session of a cookie: it verifies, has not expired, and its user is active,
+    /// still an administrator, and at the epoch the session was made in (a logout, a password
+    /// change, a disable or a role change since has ended it).
+    pub async fn admin_session(
         &self,
         cookie: Option<&SessionCookie>,
-    ) -> Result<Option<User>, StoreError> {
-        let Some(user_id) =
-            cookie.and_then(|value| self.authority.session_user_id(ADMIN_SESSION_PURPOSE, value))
-        else {
-            return Ok(None);
-        };
+    ) -> Result<Option<BrowserSession>, StoreError> {
         Ok(self
             .authority
-            .store()
-            .user_by_id(&user_id)
+            .verified_session(ADMIN_SESSION_PURPOSE, cookie)
             .await?
-            .filter(|u| u.admin && !u.disabled))
+            .filter(|session| session.user.admin))
+    }
+
+    /// The console's logout: ends every browser session of the administrator (this console
+    /// session, a captured copy of its cookie, and their other sessions), audited.
+    pub async fn console_logout(
+        &self,
+        session: &BrowserSession,
+        source: &Source,
+    ) -> Result<(), StoreError> {
+        self.authority.end_sessions(session).await?;
+        let action = AdminAction::on_user(EventKind::ConsoleLogout, &session.user);
+        self.record_admin_action(&session.user, action, source)
+            .await;
+        Ok(())
     }
 
     /// An administrator acting from the console, from `source`.

@@ -66,7 +66,11 @@ impl Operator {
         Ok(ids.len())
     }
 
-    async fn record_revocations(&self, ids: &[String], why: &str) -> Result<(), StoreError> {
+    pub(crate) async fn record_revocations(
+        &self,
+        ids: &[String],
+        why: &str,
+    ) -> Result<(), StoreError> {
         let now = self.authority.now();
         for id in ids {
             self.authority.grant_revoked(id, now);

@@ -12,8 +12,8 @@ use crate::model::{
     AccessTokenRecord, AuthCode, Change, Client, Event, Family, Grant, Note, Org, StoredEvent, User,
 };
 use crate::store::{
-    Audit, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
-    PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, Store, StoreError,
+    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
+    Operations, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use crate::time::Timestamp;
 use crate::tokens::hash::Hash;
@@ -113,9 +113,28 @@ impl Directory for FailingStore {
         self.inner.list_users().await
     }
 
-    async fn update_user(&self, user: &User, now: Timestamp) -> Result<bool, StoreError> {
+    async fn update_user(
+        &self,
+        user: &User,
+        sessions: BrowserSessions,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         self.check()?;
-        self.inner.update_user(user, now).await
+        self.inner.update_user(user, sessions, now).await
+    }
+
+    async fn end_sessions(&self, user_id: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.end_sessions(user_id).await
+    }
+
+    async fn disable_user(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        self.check()?;
+        self.inner.disable_user(user_id, now).await
     }
 
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {

@@ -13,8 +13,9 @@ use crate::model::{
 };
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{
-    Audit, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
-    PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, StoreError,
+    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
+    Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
+    StoreError,
 };
 use crate::time::Timestamp;
 use crate::tokens::hash::Hash;
@@ -346,7 +347,12 @@ impl Directory for MemoryStore {
         Ok(users)
     }
 
-    async fn update_user(&self, user: &User, now: Timestamp) -> Result<bool, StoreError> {
+    async fn update_user(
+        &self,
+        user: &User,
+        sessions: BrowserSessions,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         Ok(self.with(|s| {
             let Some(stored) = s.users.get_mut(&user.id) else {
                 return false;
@@ -355,8 +361,36 @@ impl Directory for MemoryStore {
             stored.password_hash = user.password_hash.clone();
             stored.disabled = user.disabled;
             stored.admin = user.admin;
+            if sessions == BrowserSessions::End {
+                stored.session_epoch += 1;
+            }
             s.feed(ChangeKind::UserChanged, &user.id, change_until(now));
             true
+        }))
+    }
+
+    async fn end_sessions(&self, user_id: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            s.users
+                .get_mut(user_id)
+                .map(|stored| stored.session_epoch += 1)
+                .is_some()
+        }))
+    }
+
+    async fn disable_user(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(self.with(|s| {
+            let stored = s.users.get_mut(user_id)?;
+            stored.disabled = true;
+            stored.session_epoch += 1;
+            s.feed(ChangeKind::UserChanged, user_id, change_until(now));
+            let ids = s.live_grants(|g| g.user_id == user_id);
+            s.revoke_all(&ids, now);
+            Some(ids)
         }))
     }
 

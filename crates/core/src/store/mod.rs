@@ -47,6 +47,16 @@ pub enum ChangeNotice {
     ReadFeed,
 }
 
+/// What an update of a user does to the user's browser sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrowserSessions {
+    /// They go on (an email change, enabling a user).
+    Keep,
+    /// Every one of them ends: the session epoch goes up in the same write (a new password, a
+    /// role given or taken away).
+    End,
+}
+
 /// Outcome of presenting an authorization code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
@@ -243,9 +253,28 @@ pub trait Directory: Send + Sync + std::fmt::Debug + 'static {
     /// that the stores' different foldings beyond ASCII never decide.
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
-    /// Replaces a user's mutable fields (email, password hash, disabled), with a `UserChanged`
-    /// entry in the change feed. Returns false when no such user exists.
-    async fn update_user(&self, user: &User, now: Timestamp) -> Result<bool, StoreError>;
+    /// Replaces a user's mutable fields (email, password hash, disabled, admin), with a
+    /// `UserChanged` entry in the change feed; with [`BrowserSessions::End`] the session epoch
+    /// goes up in the same write (`user.session_epoch` is never written: it only goes up, here
+    /// and in [`Directory::end_sessions`]). Returns false when no such user exists.
+    async fn update_user(
+        &self,
+        user: &User,
+        sessions: BrowserSessions,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Ends every browser session of a user: the session epoch goes up by one, atomically (two
+    /// logouts at once both count). Returns false when no such user exists.
+    async fn end_sessions(&self, user_id: &str) -> Result<bool, StoreError>;
+    /// Disables a user in one transaction: `disabled` set, the session epoch up by one (with a
+    /// `UserChanged` entry in the change feed), and every live grant of the user revoked (each
+    /// in the change feed). Returns the revoked grants' ids, or `None` when no such user
+    /// exists (then nothing is written).
+    async fn disable_user(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Vec<String>>, StoreError>;
 
     // Clients.
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;

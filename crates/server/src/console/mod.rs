@@ -1,7 +1,8 @@
 //! `/admin`: the admin console. Handlers are adapters: the [`Admin`] extractor finds the
 //! administrator of the console session (or sends the browser to the console's login),
-//! `PageForm` checks every POST's CSRF token, and one call goes into `tessera_core`, where a
-//! `ConsoleActor` makes each change and audits it with the administrator's user id.
+//! [`AdminForm`] checks every POST's CSRF token against that session, and one call goes into
+//! `tessera_core`, where a `ConsoleActor` makes each change and audits it with the
+//! administrator's user id.
 //!
 //! No console state lives in this process: the session is a signed cookie and every page reads
 //! the store, so any node serves any request.
@@ -9,7 +10,7 @@
 mod timeline;
 mod views;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +18,7 @@ use axum::routing::{get, post};
 
 use maud::Markup;
 use serde::Deserialize;
+use tessera_core::identity::login::BrowserSession;
 use tessera_core::model::{EventKind, User};
 use tessera_core::operations::admin::{AdminError, ClientSettings};
 use tessera_core::operations::console::{ConsoleLoginError, ADMIN_SESSION_TTL_SECS};
@@ -28,7 +30,7 @@ use tessera_proto::{CsrfToken, ExposeSecret, Password};
 
 use crate::authorize::csrf_cookie;
 use crate::error::{PageError, WebError};
-use crate::extract::{Cookies, PageForm};
+use crate::extract::{Cookies, LoginForm, RawPageForm};
 use crate::pages::LoginNotice;
 use crate::reply::{cookie_header, see_other, with_cookie};
 use crate::AppState;
@@ -70,12 +72,32 @@ pub(crate) fn routes(routes: Routes) -> Routes {
 }
 
 /// The administrator of a request's console session. Without one, the browser is sent to the
-/// console's login; the session is checked against the store on every request, so a revoked
-/// role or a disabled account ends it at once.
+/// console's login; the session is checked against the store on every request, so a logout,
+/// a revoked role or a disabled account ends it at once.
 #[derive(Debug)]
 pub struct Admin {
-    user: User,
-    cookies: Cookies,
+    session: BrowserSession,
+}
+
+impl Admin {
+    async fn of(state: &AppState, parts: &Parts) -> Result<Self, Response> {
+        let cookies = Cookies::from_headers(&parts.headers, state.secure_cookies())
+            .map_err(|error| WebError::from(error).into_response())?;
+        match state
+            .authority
+            .operator()
+            .admin_session(cookies.admin_session.as_ref())
+            .await
+        {
+            Ok(Some(session)) => Ok(Self { session }),
+            Ok(None) => Err(see_other(LOGIN)),
+            Err(_) => Err(WebError::from(PageError::Unavailable).into_response()),
+        }
+    }
+
+    fn user(&self) -> &User {
+        &self.session.user
+    }
 }
 
 impl FromRequestParts<AppState> for Admin {
@@ -85,17 +107,40 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let cookies = Cookies::from_headers(&parts.headers);
-        match state
-            .authority
-            .operator()
-            .admin_session_user(cookies.admin_session.as_ref())
+        Self::of(state, parts).await
+    }
+}
+
+/// A form POSTed by a console page: the administrator of the session it came with, and a CSRF
+/// token that must be the one bound to that session (a token minted for another browser, or
+/// for a session-less page, is refused).
+#[derive(Debug)]
+pub struct AdminForm {
+    admin: Admin,
+    params: tessera_proto::Params,
+    source: tessera_core::Source,
+}
+
+impl FromRequest<AppState> for AdminForm {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let form = RawPageForm::read(request)
             .await
+            .map_err(IntoResponse::into_response)?;
+        let admin = Admin::of(state, &form.parts).await?;
+        if !state
+            .authority
+            .session_csrf_valid(&admin.session, form.token.as_ref())
         {
-            Ok(Some(user)) => Ok(Self { user, cookies }),
-            Ok(None) => Err(see_other(LOGIN)),
-            Err(_) => Err(WebError::from(PageError::Unavailable).into_response()),
+            return Err(WebError::from(PageError::Forbidden).into_response());
         }
+        let source = form.source(state);
+        Ok(Self {
+            admin,
+            params: form.params,
+            source,
+        })
     }
 }
 
@@ -118,29 +163,23 @@ impl Admin {
         refresh_secs: Option<u32>,
         body: impl FnOnce(&CsrfToken) -> Markup,
     ) -> Response {
-        let csrf = state.authority.csrf(self.cookies.csrf.as_ref());
-        let markup = body(&csrf.token);
-        document(
-            status,
-            title,
-            Some(&csrf.token),
-            refresh_secs,
-            markup,
-            csrf_cookie(state, csrf.new_cookie),
-        )
+        let csrf_token = state.authority.session_csrf(&self.session);
+        let markup = body(&csrf_token);
+        document(status, title, Some(&csrf_token), refresh_secs, markup, None)
     }
 }
 
 fn admin_session_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
-    // Only the console needs it (`Path=/admin`), and no other site may make the browser send
-    // it (`Strict`).
+    // No other site may make the browser send it (`Strict`). Only the console needs it, so
+    // over plain http it is kept to `/admin`; a `__Host-` cookie (https) must have `Path=/`.
+    let secure = state.secure_cookies();
     cookie_header(
-        Cookies::ADMIN_SESSION,
+        Cookies::admin_session_name(secure),
         value,
         Some(max_age),
-        "/admin",
+        if secure { "/" } else { "/admin" },
         "Strict",
-        state.secure_cookies(),
+        secure,
     )
 }
 
@@ -175,7 +214,7 @@ async fn login_page(State(state): State<AppState>, cookies: Cookies) -> Response
     login_response(&state, &cookies, "", LoginNotice::None)
 }
 
-async fn login(State(state): State<AppState>, form: PageForm) -> Result<Response, WebError> {
+async fn login(State(state): State<AppState>, form: LoginForm) -> Result<Response, WebError> {
     let username = form.params.get("username").unwrap_or_default();
     let password = Password::new(form.params.get("password").unwrap_or_default());
     let refused = |notice| Ok(login_response(&state, &form.cookies, username, notice));
@@ -212,8 +251,19 @@ async fn login(State(state): State<AppState>, form: PageForm) -> Result<Response
     }
 }
 
-async fn logout(State(state): State<AppState>, _admin: Admin, _form: PageForm) -> Response {
-    with_cookie(see_other(LOGIN), admin_session_cookie(&state, "", 0))
+/// Ends the administrator's browser sessions on the server (a captured copy of the cookie
+/// stops working too), then clears the cookie here.
+async fn logout(State(state): State<AppState>, form: AdminForm) -> Result<Response, WebError> {
+    state
+        .authority
+        .operator()
+        .console_logout(&form.admin.session, &form.source)
+        .await
+        .map_err(store_failure)?;
+    Ok(with_cookie(
+        see_other(LOGIN),
+        admin_session_cookie(&state, "", 0),
+    ))
 }
 
 /// A failure of an admin operation: the store's is a 503 page, anything else is shown.
@@ -254,7 +304,7 @@ async fn clients(State(state): State<AppState>, admin: Admin) -> Result<Response
 }
 
 /// The client form's settings, as `tessera admin client create/update` takes them.
-fn client_settings(form: &PageForm) -> Result<ClientSettings, String> {
+fn client_settings(form: &AdminForm) -> Result<ClientSettings, String> {
     let text = |name: &str| {
         form.params
             .get(name)
@@ -300,21 +350,21 @@ fn client_settings(form: &PageForm) -> Result<ClientSettings, String> {
 
 async fn create_client(
     State(state): State<AppState>,
-    admin: Admin,
-    form: PageForm,
+    form: AdminForm,
 ) -> Result<Response, WebError> {
+    let admin = &form.admin;
     let settings = match client_settings(&form) {
         Ok(settings) => settings,
-        Err(error) => return clients_page(&state, &admin, Some(&error)).await,
+        Err(error) => return clients_page(&state, admin, Some(&error)).await,
     };
     let public = form.params.get("public") == Some("true");
     let actor = state
         .authority
         .operator()
-        .acting_as(&admin.user, &form.source);
+        .acting_as(admin.user(), &form.source);
     let (client, secret) = match actor.create_client(public, &settings).await {
         Ok(created) => created,
-        Err(error) => return clients_page(&state, &admin, Some(&admin_failure(error)?)).await,
+        Err(error) => return clients_page(&state, admin, Some(&admin_failure(error)?)).await,
     };
     Ok(match secret {
         Some(secret) => admin.page(&state, "Client created", |_| {
@@ -361,41 +411,41 @@ async fn client(
 
 async fn update_client(
     State(state): State<AppState>,
-    admin: Admin,
     Path(client_id): Path<String>,
-    form: PageForm,
+    form: AdminForm,
 ) -> Result<Response, WebError> {
+    let admin = &form.admin;
     let settings = match client_settings(&form) {
         Ok(settings) => settings,
-        Err(error) => return client_page(&state, &admin, &client_id, Some(&error)).await,
+        Err(error) => return client_page(&state, admin, &client_id, Some(&error)).await,
     };
     let actor = state
         .authority
         .operator()
-        .acting_as(&admin.user, &form.source);
+        .acting_as(admin.user(), &form.source);
     if let Err(error) = actor.update_client(&client_id, &settings).await {
         let error = admin_failure(error)?;
-        return client_page(&state, &admin, &client_id, Some(&error)).await;
+        return client_page(&state, admin, &client_id, Some(&error)).await;
     }
     Ok(see_other(&format!("/admin/clients/{client_id}")))
 }
 
 async fn rotate_secret(
     State(state): State<AppState>,
-    admin: Admin,
     Path(client_id): Path<String>,
-    form: PageForm,
+    form: AdminForm,
 ) -> Result<Response, WebError> {
+    let admin = &form.admin;
     let revoke_tokens = form.params.get("revoke_tokens") == Some("true");
     let actor = state
         .authority
         .operator()
-        .acting_as(&admin.user, &form.source);
+        .acting_as(admin.user(), &form.source);
     let (client, secret) = match actor.rotate_client_secret(&client_id, revoke_tokens).await {
         Ok(rotated) => rotated,
         Err(error) => {
             let error = admin_failure(error)?;
-            return client_page(&state, &admin, &client_id, Some(&error)).await;
+            return client_page(&state, admin, &client_id, Some(&error)).await;
         }
     };
     Ok(admin.page(&state, "Secret rotated", |_| {
@@ -405,17 +455,17 @@ async fn rotate_secret(
 
 async fn delete_client(
     State(state): State<AppState>,
-    admin: Admin,
     Path(client_id): Path<String>,
-    form: PageForm,
+    form: AdminForm,
 ) -> Result<Response, WebError> {
+    let admin = &form.admin;
     let actor = state
         .authority
         .operator()
-        .acting_as(&admin.user, &form.source);
+        .acting_as(admin.user(), &form.source);
     if let Err(error) = actor.delete_client(&client_id).await {
         let error = admin_failure(error)?;
-        return clients_page(&state, &admin, Some(&error)).await;
+        return clients_page(&state, admin, Some(&error)).await;
     }
     Ok(see_other("/admin/clients"))
 }
@@ -449,22 +499,22 @@ async fn users(
 /// `POST /admin/users/{user_id}/disable` and `…/enable`.
 async fn disable_or_enable_user(
     State(state): State<AppState>,
-    admin: Admin,
     Path((user_id, action)): Path<(String, String)>,
-    form: PageForm,
+    form: AdminForm,
 ) -> Result<Response, WebError> {
+    let admin = &form.admin;
     let disabled = match action.as_str() {
         "disable" => true,
         "enable" => false,
-        _ => return Ok(not_found(&state, &admin, "No such action.")),
+        _ => return Ok(not_found(&state, admin, "No such action.")),
     };
     let actor = state
         .authority
         .operator()
-        .acting_as(&admin.user, &form.source);
+        .acting_as(admin.user(), &form.source);
     match actor.set_user_disabled(&user_id, disabled).await {
         Ok(_) => Ok(see_other("/admin/users")),
-        Err(AdminError::NotFound(_)) => Ok(not_found(&state, &admin, "No such user.")),
+        Err(AdminError::NotFound(_)) => Ok(not_found(&state, admin, "No such user.")),
         Err(_) => Err(PageError::Unavailable.into()),
     }
 }
@@ -514,17 +564,17 @@ async fn grant_timeline(
 
 async fn revoke_grant(
     State(state): State<AppState>,
-    admin: Admin,
     Path(grant_id): Path<String>,
-    form: PageForm,
+    form: AdminForm,
 ) -> Result<Response, WebError> {
+    let admin = &form.admin;
     let actor = state
         .authority
         .operator()
-        .acting_as(&admin.user, &form.source);
+        .acting_as(admin.user(), &form.source);
     match actor.revoke_grant(&grant_id).await {
         Ok(_) => {}
-        Err(AdminRevokeError::NotFound) => return Ok(not_found(&state, &admin, "No such grant.")),
+        Err(AdminRevokeError::NotFound) => return Ok(not_found(&state, admin, "No such grant.")),
         Err(AdminRevokeError::Store(_)) => return Err(PageError::Unavailable.into()),
     }
     Ok(see_other(&format!("/admin/grants/{grant_id}")))

@@ -434,26 +434,6 @@ async fn a_client_is_updated_given_a_new_secret_shown_once_and_deleted_from_the_
 }
 
 #[tokio::test]
-async fn the_console_session_cookie_is_secure_behind_an_https_issuer() {
-    let h = Harness::with_config(
-        |c| c.issuer = "https://login.test".into(),
-        tessera_server::TrustedProxies::default(),
-    )
-    .await;
-    h.authority
-        .operator()
-        .create_admin(ADMIN, Password::new(ADMIN_PASSWORD), None)
-        .await
-        .unwrap();
-    let mut browser = Browser::default();
-    let reply = console_login(&h, &mut browser, ADMIN, ADMIN_PASSWORD).await;
-    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
-    let cookie = reply.header("set-cookie").unwrap();
-    assert!(cookie.starts_with("tessera_admin="), "{cookie}");
-    assert!(cookie.contains("; Secure"), "{cookie}");
-}
-
-#[tokio::test]
 async fn a_replay_from_another_address_is_flagged_on_the_grants_timeline() {
     let h = with_admin().await;
     let mut browser = logged_in_admin(&h).await;
@@ -500,4 +480,123 @@ async fn a_replay_from_another_address_is_flagged_on_the_grants_timeline() {
     );
     assert!(page.contains("from 203.0.113.9"), "{page}");
     assert!(page.contains("(another address)"), "{page}");
+}
+
+/// The CSRF token of a console page of `browser`'s session.
+async fn console_csrf(h: &Harness, browser: &mut Browser) -> String {
+    let page = h.get("/admin/clients", Some(browser)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    hidden_value(&page.text(), "csrf_token").unwrap()
+}
+
+#[tokio::test]
+async fn a_console_cookie_replayed_after_logout_is_refused() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let captured = browser.clone();
+    let csrf = console_csrf(&h, &mut browser).await;
+    let reply = h
+        .post_form(
+            "/admin/logout",
+            &form(&[("csrf_token", &csrf)]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.location(), "/admin/login");
+    assert!(reply.header("set-cookie").unwrap().contains("Max-Age=0"));
+    for mut replayed in [captured.clone(), browser] {
+        assert_eq!(
+            h.get("/admin/clients", Some(&mut replayed))
+                .await
+                .location(),
+            "/admin/login"
+        );
+    }
+    let logouts = h.events_named("console_logout").await;
+    assert_eq!(logouts.len(), 1);
+    let admin = h.authority.operator().user(ADMIN).await.unwrap();
+    assert_eq!(logouts[0].event.user_id.as_deref(), Some(admin.id.as_str()));
+    // Logging in again works.
+    let mut again = logged_in_admin(&h).await;
+    console_csrf(&h, &mut again).await;
+}
+
+#[tokio::test]
+async fn a_console_post_with_the_admins_session_and_a_csrf_pair_minted_for_another_browser_is_refused(
+) {
+    let h = with_admin().await;
+    let alice = h.authority.operator().user(USERNAME).await.unwrap();
+    let mut admin = logged_in_admin(&h).await;
+    // Another, session-less browser: the console's login page gives it a CSRF pair.
+    let mut other = Browser::default();
+    let page = h.get("/admin/login", Some(&mut other)).await;
+    let minted = hidden_value(&page.text(), "csrf_token").unwrap();
+    admin.set_cookie("tessera_csrf", other.cookie("tessera_csrf").unwrap());
+    // And another administrator's session's token is no token of this session either.
+    let mut second_session = logged_in_admin(&h).await;
+    let foreign = console_csrf(&h, &mut second_session).await;
+    for token in [minted, foreign] {
+        let reply = h
+            .post_form(
+                &format!("/admin/users/{}/disable", alice.id),
+                &form(&[("csrf_token", &token)]),
+                Some(&mut admin),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+    }
+    assert!(
+        !h.authority
+            .operator()
+            .user(USERNAME)
+            .await
+            .unwrap()
+            .disabled
+    );
+    assert!(h.events_named("user_disabled").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_console_session_ends_when_its_administrator_changes_password() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    console_csrf(&h, &mut browser).await;
+    h.authority
+        .operator()
+        .set_user_password(ADMIN, Password::new("another admin password"), true)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.get("/admin/clients", Some(&mut browser)).await.location(),
+        "/admin/login"
+    );
+}
+
+#[tokio::test]
+async fn the_console_cookie_is_host_prefixed_under_an_https_issuer() {
+    let h = Harness::with_config(
+        |config| config.issuer = "https://login.test".into(),
+        tessera_server::TrustedProxies::default(),
+    )
+    .await;
+    h.authority
+        .operator()
+        .create_admin(ADMIN, Password::new(ADMIN_PASSWORD), None)
+        .await
+        .unwrap();
+    let mut browser = Browser::default();
+    let reply = console_login(&h, &mut browser, ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    assert!(browser.cookie("__Host-tessera_csrf").is_some());
+    let cookie = reply.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("__Host-tessera_admin="), "{cookie}");
+    for attribute in ["Path=/;", "Secure", "SameSite=Strict", "HttpOnly"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert_eq!(
+        h.get("/admin/clients", Some(&mut browser)).await.status,
+        StatusCode::OK
+    );
 }

@@ -21,6 +21,7 @@ mod outage;
 mod properties;
 mod request_span;
 mod resource;
+mod sessions;
 mod support;
 mod throttle;
 mod token;

@@ -77,13 +77,24 @@ pub struct Harness {
     _dir: tempfile::TempDir,
 }
 
-/// A browser: a cookie jar.
-#[derive(Default)]
+/// A browser: a cookie jar. A clone is a copy of its cookies, as a thief who captured them
+/// holds.
+#[derive(Default, Clone)]
 pub struct Browser {
     cookies: HashMap<String, String>,
 }
 
 impl Browser {
+    /// Sets a cookie, as a page of another site (or a thief) could.
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_owned(), value.to_owned());
+    }
+
+    /// A cookie's value, if the browser holds it.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
     fn cookie_header(&self) -> Option<String> {
         (!self.cookies.is_empty()).then(|| {
             self.cookies

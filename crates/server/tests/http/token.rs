@@ -611,6 +611,18 @@ async fn disabling_a_user_revokes_their_tokens() {
     let h = Harness::new().await;
     let c = h.confidential().await;
     let first = h.login(&c, SCOPE).await;
+    let access = first["access_token"].as_str().unwrap();
+    assert!(h.api_works(access).await);
+    let userinfo = |token: &str| {
+        let token = token.to_owned();
+        let h = &h;
+        async move {
+            h.api(Method::GET, "/services/oauth2/userinfo", &token, None)
+                .await
+                .status
+        }
+    };
+    assert_eq!(userinfo(access).await, StatusCode::OK);
     h.authority
         .operator()
         .set_user_disabled(USERNAME, true)
@@ -619,7 +631,11 @@ async fn disabling_a_user_revokes_their_tokens() {
     h.refresh(&c, first["refresh_token"].as_str().unwrap())
         .await
         .assert_oauth_error(400, "invalid_grant");
-    assert!(!h.api_works(first["access_token"].as_str().unwrap()).await);
+    // At the next request, in this process, with no store read on the API's path: the
+    // revocation reached the in-process guard with the disable.
+    assert!(!h.api_works(access).await);
+    // (userinfo answers an invalid token 403, as Salesforce's does.)
+    assert_eq!(userinfo(access).await, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -630,7 +646,14 @@ async fn a_disabled_user_is_inactive_even_where_a_grant_survived() {
     // Disable directly in the store, as another node or an older version might have.
     let mut user = h.authority.operator().user(USERNAME).await.unwrap();
     user.disabled = true;
-    h.store.update_user(&user, h.clock.now()).await.unwrap();
+    h.store
+        .update_user(
+            &user,
+            tessera_core::store::BrowserSessions::Keep,
+            h.clock.now(),
+        )
+        .await
+        .unwrap();
     // The change reaches this server through the change feed, as another node's would.
     h.authority.catch_up().await.unwrap();
     let reply = h
