@@ -14,6 +14,7 @@ mod demo;
 mod lifecycle;
 mod output;
 mod serve;
+mod terminal;
 
 use std::sync::Arc;
 

@@ -1106,3 +1106,254 @@ fn serve_dev_does_not_publish_the_demo_password_off_loopback_unless_asked() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// `tessera` at a pseudo-terminal, as a person at a shell runs it: `script` (util-linux) gives
+/// it one, and this reads what the terminal shows and types into it.
+struct AtTerminal {
+    child: std::process::Child,
+    typing: std::process::ChildStdin,
+    shown: std::sync::mpsc::Receiver<Vec<u8>>,
+    screen: String,
+    /// The terminal's device, which `stty -F` reads the settings of.
+    tty: std::path::PathBuf,
+    /// Where the shell wrote the device's name.
+    _dir: tempfile::TempDir,
+}
+
+/// Long enough for a loaded machine; reached only when the command hangs (Enter did nothing).
+const HANG: Duration = Duration::from_secs(120);
+
+impl AtTerminal {
+    /// Runs `tessera args` at a terminal, with the environment of `command`.
+    fn start(command: &Command, args: &[&str]) -> Option<Self> {
+        if Command::new("script").arg("--version").output().is_err() {
+            eprintln!("skipped: the terminal test needs `script` (util-linux)");
+            return None;
+        }
+        let quote = |word: &str| format!("'{}'", word.replace('\'', r"'\''"));
+        let dir = tempfile::tempdir().unwrap();
+        let tty = dir.path().join("tty");
+        let line = std::iter::once(command.get_program().to_str().unwrap())
+            .chain(args.iter().copied())
+            .map(quote)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let line = format!("tty > {}; exec {line}", quote(tty.to_str().unwrap()));
+        let mut script = Command::new("script");
+        script
+            .args(["--quiet", "--return", "--command", &line, "/dev/null"])
+            .env("SHELL", "/bin/sh")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => script.env(key, value),
+                None => script.env_remove(key),
+            };
+        }
+        let mut child = script.spawn().unwrap();
+        let typing = child.stdin.take().unwrap();
+        let mut output = child.stdout.take().unwrap();
+        let (send, shown) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut output, &mut buffer) {
+                if send.send(buffer[..n].to_vec()).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut terminal = Self {
+            child,
+            typing,
+            shown,
+            screen: String::new(),
+            tty: std::path::PathBuf::new(),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + HANG;
+        terminal.tty = loop {
+            match std::fs::read_to_string(&tty) {
+                Ok(path) if path.ends_with('\n') => break path.trim().into(),
+                _ => assert!(Instant::now() < deadline, "the terminal never started"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Some(terminal)
+    }
+
+    /// Waits until the terminal shows `text`.
+    fn wait_for(&mut self, text: &str) {
+        let deadline = Instant::now() + HANG;
+        while !self.screen.contains(text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.shown.recv_timeout(left) {
+                Ok(bytes) => self.screen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!(
+                    "the terminal never showed {text:?}; it shows:\n{}",
+                    self.screen
+                ),
+            }
+        }
+    }
+
+    /// Waits until the terminal no longer echoes what is typed (the command turned echo off).
+    fn wait_for_echo_off(&self) {
+        let deadline = Instant::now() + HANG;
+        loop {
+            let settings = Command::new("stty")
+                .arg("-F")
+                .arg(&self.tty)
+                .arg("-a")
+                .output()
+                .unwrap();
+            let settings = String::from_utf8_lossy(&settings.stdout).into_owned();
+            if settings.split_whitespace().any(|s| s == "-echo") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "echo never turned off: {settings}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn type_text(&mut self, text: &str) {
+        self.typing.write_all(text.as_bytes()).unwrap();
+        self.typing.flush().unwrap();
+    }
+
+    /// Waits for the command to end, with standard input still open (no Ctrl-D): whether it
+    /// succeeded, and everything the terminal showed.
+    fn finish(mut self) -> (bool, String) {
+        let deadline = Instant::now() + HANG;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "still running with the input open; it shows:\n{}",
+                    self.screen
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(self.typing);
+        while let Ok(bytes) = self.shown.recv_timeout(Duration::from_secs(5)) {
+            self.screen.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        (status.success(), self.screen)
+    }
+}
+
+/// Logs `username` in on the authorization page of `client_id`: whether the password was
+/// taken (the page goes on to consent or the redirect, not back to the form).
+async fn password_is_accepted(base: &str, client_id: &str, username: &str, password: &str) -> bool {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = browser
+        .get(format!(
+            "{base}/services/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let field = |name: &str| tessera_testkit::hidden_value(&page, name).unwrap();
+    let response = browser
+        .post(format!("{base}/services/oauth2/authorize/login"))
+        .form(&[
+            ("request", field("request")),
+            ("csrf_token", field("csrf_token")),
+            ("username", username.to_owned()),
+            ("password", password.to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    response.status().is_redirection()
+}
+
+/// An administrator created at a terminal: the password is asked for, not echoed, and Enter
+/// ends it (before, nothing was shown, every key echoed, and only Ctrl-D finished); the user
+/// then logs in with it. Piped in, the password is read as before, without a prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_typed_at_a_terminal_is_prompted_for_not_echoed_and_ended_by_enter() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let server = common::Server::start(&[], &[]);
+    let client = server.admin(
+        &[
+            "client",
+            "create",
+            "--name",
+            "App",
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+        ],
+        None,
+        &[],
+    );
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    const TYPED: &str = "typed at the terminal";
+    let command = common::tessera(server.dir.path());
+    let args = [
+        "admin",
+        "--json",
+        "user",
+        "create",
+        "--username",
+        "root@example.com",
+        "--password-stdin",
+        "--admin",
+    ];
+    let Some(mut terminal) = AtTerminal::start(&command, &args) else {
+        return;
+    };
+    terminal.wait_for("Password for root@example.com: ");
+    // Typed only once echo is off, as a person types after the prompt; typed earlier it would be
+    // echoed by the terminal before the command could say otherwise.
+    terminal.wait_for_echo_off();
+    terminal.type_text(&format!("{TYPED}\r"));
+    let (succeeded, screen) = terminal.finish();
+    assert!(succeeded, "{screen}");
+    assert!(
+        !screen.contains(TYPED),
+        "the password was echoed:\n{screen}"
+    );
+    assert!(screen.contains("\"admin\": true"), "{screen}");
+    assert!(password_is_accepted(&server.base, &client_id, "root@example.com", TYPED).await);
+    assert!(!password_is_accepted(&server.base, &client_id, "root@example.com", "not it").await);
+
+    let piped = common::run(
+        common::tessera(server.dir.path()),
+        &[
+            "admin",
+            "user",
+            "create",
+            "--username",
+            "ops@example.com",
+            "--password-stdin",
+        ],
+        Some("piped in by a script\n"),
+    );
+    assert!(piped.status.success(), "{piped:?}");
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("Password"));
+    assert!(
+        password_is_accepted(
+            &server.base,
+            &client_id,
+            "ops@example.com",
+            "piped in by a script"
+        )
+        .await
+    );
+}
