@@ -166,7 +166,9 @@ impl PostgresStore {
         }
         let signal = Arc::new(broadcast::channel(NOTICES_BUFFERED).0);
         let listener = listener::spawn(config, Arc::clone(&signal));
-        tracing::info!(%database, pool_size, "connected to PostgreSQL");
+        // The database is named once, by whoever opened the store (`tessera serve` logs the URL,
+        // its password redacted), not in a second form here.
+        tracing::info!(pool_size, "connected to PostgreSQL");
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,

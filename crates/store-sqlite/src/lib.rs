@@ -48,6 +48,16 @@ type RowMap<T> = fn(&Row<'_>) -> rusqlite::Result<T>;
 
 pub use crate::schema::SCHEMA_VERSION;
 
+/// The file a database location names (`sqlite:///abs.db`, `sqlite://rel.db`, a bare path);
+/// `None` for `sqlite::memory:`. For callers that check a location before opening it: opening
+/// creates the file and its missing directories.
+pub fn database_file(path_or_url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    Ok(match location::parse(path_or_url)? {
+        Target::File(path) => Some(path),
+        Target::Memory => None,
+    })
+}
+
 /// The SQLite store. Cheap to clone: clones share the writer and the readers. Dropping the last
 /// clone finishes the queued writes and closes the database.
 #[derive(Debug, Clone)]

@@ -1250,59 +1250,25 @@ impl AtTerminal {
     }
 }
 
-/// Logs `username` in on the authorization page of `client_id`: whether the password was
-/// taken (the page goes on to consent or the redirect, not back to the form).
-async fn password_is_accepted(base: &str, client_id: &str, username: &str, password: &str) -> bool {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let page = browser
-        .get(format!(
-            "{base}/services/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let field = |name: &str| tessera_testkit::hidden_value(&page, name).unwrap();
-    let response = browser
-        .post(format!("{base}/services/oauth2/authorize/login"))
-        .form(&[
-            ("request", field("request")),
-            ("csrf_token", field("csrf_token")),
-            ("username", username.to_owned()),
-            ("password", password.to_owned()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    response.status().is_redirection()
+/// Logs `username` in with `password` on the authorization pages (the test fails if the
+/// password is refused).
+async fn log_in(server: &common::Server, client_id: &str, username: &str, password: &str) {
+    let url = format!(
+        "{}/services/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb",
+        server.base
+    );
+    let location = common::authorize_in_browser(&server.base, &url, username, password).await;
+    assert!(location.contains("code="), "{location}");
 }
 
 /// An administrator created at a terminal: the password is asked for, not echoed, and Enter
 /// ends it (before, nothing was shown, every key echoed, and only Ctrl-D finished); the user
-/// then logs in with it. Piped in, the password is read as before, without a prompt.
+/// then logs in with it. Piped in, the password is read as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_typed_at_a_terminal_is_prompted_for_not_echoed_and_ended_by_enter() {
     let _lane = common::lane(common::lanes::SHARED);
     let server = common::Server::start(&[], &[]);
-    let client = server.admin(
-        &[
-            "client",
-            "create",
-            "--name",
-            "App",
-            "--redirect-uri",
-            "http://127.0.0.1:9/cb",
-        ],
-        None,
-        &[],
-    );
-    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    let (client_id, _) = server.user_and_client("2h", &[]);
     const TYPED: &str = "typed at the terminal";
     let command = common::tessera(server.dir.path());
     let args = [
@@ -1330,30 +1296,55 @@ async fn a_password_typed_at_a_terminal_is_prompted_for_not_echoed_and_ended_by_
         "the password was echoed:\n{screen}"
     );
     assert!(screen.contains("\"admin\": true"), "{screen}");
-    assert!(password_is_accepted(&server.base, &client_id, "root@example.com", TYPED).await);
-    assert!(!password_is_accepted(&server.base, &client_id, "root@example.com", "not it").await);
+    log_in(&server, &client_id, "root@example.com", TYPED).await;
 
-    let piped = common::run(
+    common::create_user(
         common::tessera(server.dir.path()),
+        "ops@example.com",
+        "piped in by a script\n",
+    );
+    log_in(
+        &server,
+        &client_id,
+        "ops@example.com",
+        "piped in by a script",
+    )
+    .await;
+}
+
+/// A database path with a typo in its directory is refused, naming the directory, and nothing
+/// is created (before, the directories were made silently, at the filesystem's root too); the
+/// default database's directory, in a data directory not made yet, is still created.
+#[test]
+fn a_database_path_in_a_missing_directory_is_refused_but_the_default_one_is_created() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let env = Env::new();
+    let typo = env.dir.path().join("var-lib-tesera");
+    let refused = env.run(
         &[
             "admin",
             "user",
-            "create",
-            "--username",
-            "ops@example.com",
-            "--password-stdin",
+            "list",
+            "--database",
+            &format!("sqlite://{}/tessera.db", typo.display()),
         ],
-        Some("piped in by a script\n"),
+        None,
     );
-    assert!(piped.status.success(), "{piped:?}");
-    assert!(!String::from_utf8_lossy(&piped.stderr).contains("Password"));
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        password_is_accepted(
-            &server.base,
-            &client_id,
-            "ops@example.com",
-            "piped in by a script"
-        )
-        .await
+        stderr.contains(&format!("its directory {} does not exist", typo.display())),
+        "{stderr}"
     );
+    assert!(!typo.exists());
+
+    let data_dir = env.dir.path().join("not").join("made").join("yet");
+    let listed = env
+        .command()
+        .args(["admin", "user", "list"])
+        .env("TESSERA_DATA_DIR", &data_dir)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(data_dir.join("tessera.db").is_file());
 }
