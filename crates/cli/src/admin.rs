@@ -47,7 +47,7 @@ enum AdminCommand {
     },
     /// The audit trail, oldest first.
     Events(EventsArgs),
-    /// Row counts per table.
+    /// What there is: clients, users, live grants, refresh tokens (live, revoked), events.
     Stats,
     /// Run housekeeping once now (the server runs it on its own, every minute by default).
     Housekeeping,

@@ -30,8 +30,9 @@ use tessera_core::model::{
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
-    Audit, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome, Operations,
-    PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, StoreError,
+    Audit, CodeRedemption, Directory, EventFilter, Grants, Inventory, Issuance, IssueOutcome,
+    Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
+    StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;
@@ -410,6 +411,11 @@ impl Operations for SqliteStore {
     /// request.
     async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.list(sql::ROW_COUNTS, (), rows::row_count).await
+    }
+
+    /// Counted as [`Self::row_counts`] is, on a reader.
+    async fn inventory(&self) -> Result<Inventory, StoreError> {
+        Inventory::from_named(&self.list(sql::INVENTORY, (), rows::row_count).await?)
     }
 }
 
