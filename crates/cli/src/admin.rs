@@ -1,8 +1,6 @@
 //! `tessera admin`: clients, users and tokens, straight in the database. Every command has
 //! `--json` for scripts; secrets are printed once, at creation or rotation.
 
-use std::io::Read;
-
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -49,7 +47,7 @@ enum AdminCommand {
     },
     /// The audit trail, oldest first.
     Events(EventsArgs),
-    /// Row counts per table.
+    /// What there is: clients, users, live grants, refresh tokens (live, revoked), events.
     Stats,
     /// Run housekeeping once now (the server runs it on its own, every minute by default).
     Housekeeping,
@@ -149,12 +147,13 @@ enum ClientCommand {
 
 #[derive(Debug, Subcommand)]
 enum UserCommand {
-    /// Create a user; the password is read from standard input.
+    /// Create a user; the password is typed at a prompt (without echo) or piped in.
     Create {
         /// The login name, usually an email address.
         #[arg(long)]
         username: String,
-        /// Read the password from standard input (required: passwords never go on the command line).
+        /// Read the password from standard input: typed at a prompt without echo (Enter ends it),
+        /// or piped in (required: passwords never go on the command line).
         #[arg(long, required = true)]
         password_stdin: bool,
         /// The user's email address [default: none].
@@ -198,7 +197,8 @@ enum UserCommand {
     SetPassword {
         /// The user whose password is set.
         username: String,
-        /// Read the password from standard input (required: passwords never go on the command line).
+        /// Read the password from standard input: typed at a prompt without echo (Enter ends it),
+        /// or piped in (required: passwords never go on the command line).
         #[arg(long, required = true)]
         password_stdin: bool,
         /// Keep the user's refresh and access tokens working.
@@ -397,15 +397,11 @@ fn user_text(user: &User) -> String {
     )
 }
 
-fn read_password() -> anyhow::Result<Password> {
-    let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .context("reading the password from standard input")?;
-    let password = text
-        .strip_suffix('\n')
-        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(&text);
+/// The password of `--password-stdin`: typed at a prompt without echo, or piped in (see
+/// [`crate::terminal::read_secret`]).
+fn read_password(prompt: &str) -> anyhow::Result<Password> {
+    let password =
+        crate::terminal::read_secret(prompt, "--password-stdin").context("reading the password")?;
     Ok(Password::new(password))
 }
 
@@ -417,7 +413,7 @@ async fn user(operator: &Operator, out: &Output, command: UserCommand) -> anyhow
             email,
             admin,
         } => {
-            let password = read_password()?;
+            let password = read_password(&format!("Password for {username}: "))?;
             if admin {
                 operator.create_admin(&username, password, email).await?
             } else {
@@ -444,7 +440,11 @@ async fn user(operator: &Operator, out: &Output, command: UserCommand) -> anyhow
             keep_sessions,
         } => {
             let (user, revoked) = operator
-                .set_user_password(&username, read_password()?, keep_sessions)
+                .set_user_password(
+                    &username,
+                    read_password(&format!("New password for {username}: "))?,
+                    keep_sessions,
+                )
                 .await?;
             let mut value = user_json(&user);
             #[allow(

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::terminal::read_secret;
 use anyhow::{bail, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -193,23 +194,13 @@ fn try_open_browser(url: &str) -> bool {
         .is_ok()
 }
 
-/// The client secret: typed at a prompt without echo when standard input is a terminal (one
-/// line, no Ctrl-D), else read to the end (a pipe or a file); without its trailing newline.
+/// The client secret: typed at a prompt without echo, or piped in (see [`read_secret`]).
 fn read_client_secret(client_id: &str) -> anyhow::Result<ClientSecret> {
-    use std::io::IsTerminal;
-    let text = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("Client secret of {client_id}: "))
-            .context("reading the client secret from the terminal")?
-    } else {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .context("reading the client secret from standard input")?;
-        text
-    };
-    let secret = text.trim_end_matches(['\n', '\r']);
-    if secret.is_empty() {
-        bail!("--client-secret-stdin was given, but the secret read is empty");
-    }
+    let secret = read_secret(
+        &format!("Client secret of {client_id}: "),
+        "--client-secret-stdin",
+    )
+    .context("reading the client secret")?;
     Ok(ClientSecret::new(secret))
 }
 

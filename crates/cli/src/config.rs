@@ -168,22 +168,108 @@ impl ConfigFile {
     /// overridden by the flags and environment variables that were `given`, validated.
     pub fn settings(&self, given: &impl Serialize) -> anyhow::Result<Settings> {
         let mut figment = Figment::new();
+        let mut file = None;
         if let Some(path) = &self.config {
             if !path.is_file() {
                 bail!("config file {} does not exist", path.display());
             }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            refuse_unknown_keys(path, &text)?;
             figment = figment.merge(Toml::file_exact(path));
+            file = Some((path.as_path(), text));
         }
         let options: Options = figment
             .merge(Serialized::defaults(given))
             .extract()
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| match &self.config {
-                Some(path) => format!("in config file {}", path.display()),
-                None => "in the settings".to_owned(),
-            })?;
+            .map_err(|e| one_line(&e, file.as_ref().map(|(p, t)| (*p, t.as_str()))))?;
         Settings::from_options(options)
     }
+}
+
+/// Every key of the config file: the names of [`Options`]' fields, which are also the ids of
+/// their flags.
+pub fn known_keys() -> Vec<String> {
+    Options::augment_args(clap::Command::new("config"))
+        .get_arguments()
+        .map(|argument| argument.get_id().to_string())
+        .collect()
+}
+
+/// The top-level keys of a TOML text with the line each is on, in the file's order; `None` if
+/// it is not TOML (its parser's error says where).
+pub fn keys_with_lines(text: &str) -> Option<Vec<(String, usize)>> {
+    let table: std::collections::BTreeMap<toml::Spanned<String>, toml::Value> =
+        toml::from_str(text).ok()?;
+    let mut keys: Vec<(usize, String)> = table
+        .into_keys()
+        .map(|key| (key.span().start, key.into_inner()))
+        .collect();
+    keys.sort();
+    Some(
+        keys.into_iter()
+            .map(|(offset, key)| (key, line_at(text, offset)))
+            .collect(),
+    )
+}
+
+/// The line number (from 1) of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.bytes().take(offset).filter(|b| *b == b'\n').count() + 1
+}
+
+/// The first key of the file that no setting has, as one line: where, which, and the known key
+/// it is likely a typo of. (figment's own error lists every key, with its profile as a prefix.)
+fn refuse_unknown_keys(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    let known = known_keys();
+    let Some(keys) = keys_with_lines(text) else {
+        return Ok(());
+    };
+    if let Some((key, line)) = keys.into_iter().find(|(key, _)| !known.contains(key)) {
+        let hint = match closest_key(&key, &known) {
+            Some(close) => format!(", did you mean `{close}`?"),
+            None => " (docs/configuration.md lists every key)".to_owned(),
+        };
+        bail!("{}:{line}: unknown key `{key}`{hint}", path.display());
+    }
+    Ok(())
+}
+
+/// The known key `key` is likely a misspelling of: the flag's spelling of it (`-` for `_`), or
+/// the nearest by edit distance, if near enough to be a slip rather than another word.
+fn closest_key<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
+    let underscored = key.replace('-', "_");
+    known
+        .iter()
+        .map(|candidate| {
+            (
+                strsim::damerau_levenshtein(&underscored, candidate),
+                candidate,
+            )
+        })
+        .filter(|(distance, _)| *distance <= (underscored.len() / 4).max(2))
+        .min()
+        .map(|(_, candidate)| candidate.as_str())
+}
+
+/// figment's error, as one line. Through the flattened [`Options`] serde names no key, so the
+/// key is found by reading the file's keys one at a time: the first refused alone is the one.
+/// None refused: the value came from a flag or the environment.
+fn one_line(error: &figment::Error, file: Option<(&std::path::Path, &str)>) -> anyhow::Error {
+    let culprit = file.and_then(|(path, text)| {
+        let table: toml::Table = toml::from_str(text).ok()?;
+        keys_with_lines(text)?.into_iter().find_map(|(key, line)| {
+            let value = table.get(&key)?.clone();
+            let alone = toml::Table::from_iter([(key.clone(), value)]);
+            let refused = Options::deserialize(toml::Value::Table(alone)).err()?;
+            Some(anyhow::anyhow!(
+                "{}:{line}: `{key}`: {}",
+                path.display(),
+                refused.message()
+            ))
+        })
+    });
+    culprit.unwrap_or_else(|| anyhow::anyhow!("in the settings: {}", error.kind))
 }
 
 /// Where the settings of `serve` come from: the config file and a flag for every setting.
@@ -399,10 +485,13 @@ impl Settings {
             None => format!("http://{listen}"),
         };
         let data_dir = o.shared.data_dir.unwrap_or_else(default_data_dir);
-        let database = o
-            .shared
-            .database
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tessera.db").display()));
+        let database = match o.shared.database {
+            Some(database) => {
+                require_database_directory(&database)?;
+                database
+            }
+            None => format!("sqlite://{}", data_dir.join("tessera.db").display()),
+        };
         let log_format = match o.shared.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -472,11 +561,44 @@ fn validate_listen(text: &str) -> anyhow::Result<()> {
     if !port_given {
         bail!("listen address {text:?} is not host:port (like 127.0.0.1:8080 or localhost:8080)");
     }
+    // `:8080` binds every interface in some servers and this machine only in others: which one
+    // is meant is not guessed, least of all the one that exposes the server.
+    if let Some(port) = text.strip_prefix(':') {
+        bail!(
+            "listen address {text:?} has no host: write 127.0.0.1:{port} for this machine only, \
+             or 0.0.0.0:{port} for every interface"
+        );
+    }
     let mut addresses = text
         .to_socket_addrs()
         .with_context(|| format!("listen address {text:?} does not resolve"))?;
     if addresses.next().is_none() {
         bail!("listen address {text:?} does not resolve to any address");
+    }
+    Ok(())
+}
+
+/// A SQLite file given by name goes in a directory that exists: opening would create the
+/// missing ones, and a typo would make directories wherever it points (at the filesystem's root
+/// too). The default database's directory, the data directory, is created, as before.
+fn require_database_directory(url: &str) -> anyhow::Result<()> {
+    let Backend::Sqlite(location) = database_backend(url)? else {
+        return Ok(());
+    };
+    let file = tessera_store_sqlite::database_file(location).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(directory) = file
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .filter(|directory| !directory.as_os_str().is_empty())
+    else {
+        return Ok(());
+    };
+    if !directory.exists() {
+        bail!(
+            "database {url:?}: its directory {} does not exist; create it or correct the path \
+             (only the default database's directory, the data directory, is created)",
+            directory.display()
+        );
     }
     Ok(())
 }
@@ -637,6 +759,24 @@ mod tests {
     }
 
     #[test]
+    fn a_listen_address_without_a_host_is_refused_with_both_hosts_to_choose_from() {
+        let error = args(Options {
+            server: ServerOptions {
+                listen: Some(":8080".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .settings()
+        .unwrap_err();
+        assert_eq!(
+            format!("{error:#}"),
+            "listen address \":8080\" has no host: write 127.0.0.1:8080 for this machine only, \
+             or 0.0.0.0:8080 for every interface"
+        );
+    }
+
+    #[test]
     fn host_names_are_accepted_for_listen() {
         let s = args(Options {
             server: ServerOptions {
@@ -665,10 +805,71 @@ mod tests {
         }
     }
 
+    /// Writes `text` to a config file and reads it: the error, and the file's path.
+    fn error_of_file(text: &str) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(&path, text).unwrap();
+        let error = ConfigArgs {
+            file: ConfigFile {
+                config: Some(path.clone()),
+            },
+            options: Options::default(),
+        }
+        .settings()
+        .unwrap_err();
+        (format!("{error:#}"), path.display().to_string())
+    }
+
+    #[test]
+    fn a_misspelt_key_is_one_line_with_the_file_the_line_and_the_key_it_is_close_to() {
+        let (error, path) = error_of_file(
+            "# a comment\nlisten = \"127.0.0.1:8080\"\n\nhousekeeping_intervall = \"60s\"\n",
+        );
+        assert_eq!(
+            error,
+            format!("{path}:4: unknown key `housekeeping_intervall`, did you mean `housekeeping_interval`?")
+        );
+        let (error, path) = error_of_file("max-grants-per-user-client = 3");
+        assert_eq!(
+            error,
+            format!("{path}:1: unknown key `max-grants-per-user-client`, did you mean `max_grants_per_user_client`?")
+        );
+        let (error, path) = error_of_file("expires_in = true\ncolour = \"blue\"");
+        assert_eq!(
+            error,
+            format!("{path}:2: unknown key `colour` (docs/configuration.md lists every key)")
+        );
+        let (error, path) =
+            error_of_file("expires_in = true\nmax_grants_per_user_client = \"five\"");
+        assert_eq!(
+            error,
+            format!("{path}:2: `max_grants_per_user_client`: invalid type: string \"five\", expected u32")
+        );
+    }
+
+    #[test]
+    fn every_known_key_is_a_key_the_file_is_read_with() {
+        // Each field of `Options` is a flag (its id) and a key (serde's name) at once, neither
+        // renamed; this holds them together should one ever be.
+        let known = known_keys();
+        assert!(known.contains(&"listen".to_owned()), "{known:?}");
+        for key in known {
+            let error = toml::from_str::<Options>(&format!("{key} = [[1]]"))
+                .unwrap_err()
+                .to_string();
+            assert!(!error.contains("unknown field"), "{key}: {error}");
+        }
+        let error = toml::from_str::<Options>("not_a_key = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field"), "{error}");
+    }
+
     #[test]
     fn unknown_keys_and_bad_values_are_rejected() {
         let err = with_file("lisen = \"x\"", Options::default()).unwrap_err();
-        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        assert!(format!("{err:#}").contains("unknown key"), "{err:#}");
         assert!(args(Options {
             shared: SharedOptions {
                 issuer: Some("ftp://x".into()),
@@ -687,6 +888,56 @@ mod tests {
         })
         .settings()
         .is_err());
+    }
+
+    #[test]
+    fn an_explicit_sqlite_path_in_a_missing_directory_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_database = |database: String| {
+            args(Options {
+                shared: SharedOptions {
+                    database: Some(database),
+                    data_dir: Some(dir.path().join("data")),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .settings()
+        };
+        let missing = dir.path().join("typo");
+        for database in [
+            format!("sqlite://{}/tessera.db", missing.display()),
+            format!("{}/tessera.db", missing.display()),
+        ] {
+            let error = format!("{:#}", with_database(database).unwrap_err());
+            assert!(
+                error.contains(&format!(
+                    "its directory {} does not exist",
+                    missing.display()
+                )),
+                "{error}"
+            );
+        }
+        assert!(!missing.exists());
+        for fine in [
+            format!("sqlite://{}/tessera.db", dir.path().display()),
+            "sqlite::memory:".to_owned(),
+            "sqlite://relative.db".to_owned(),
+            "postgres://tessera@db.internal:5432/tessera".to_owned(),
+        ] {
+            with_database(fine).unwrap();
+        }
+        // The default database's directory is not required to exist: it is created.
+        let default = args(Options {
+            shared: SharedOptions {
+                data_dir: Some(dir.path().join("data")),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .settings()
+        .unwrap();
+        assert!(default.database.ends_with("data/tessera.db"));
     }
 
     #[test]

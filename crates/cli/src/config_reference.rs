@@ -75,28 +75,51 @@ fn every_serve_option_is_in_the_configuration_reference_with_its_environment_var
     }
 }
 
-#[test]
-fn every_key_of_the_example_config_file_is_in_the_configuration_reference() {
+/// The keys of tessera.example.toml: those set, and those left commented out (`# key = …`).
+fn example_keys() -> Vec<String> {
     let example: toml::Table = EXAMPLE_CONFIG
         .parse()
         .expect("tessera.example.toml is valid TOML");
-    // The example leaves some keys commented out; they are documented all the same.
     let commented_keys = EXAMPLE_CONFIG
         .lines()
-        .filter_map(|line| line.strip_prefix("# "))
-        .filter_map(|line| line.split_once(" = "))
+        .filter_map(|line| line.strip_prefix('#'))
+        .filter_map(|line| line.trim_start().split_once('='))
         .map(|(key, _)| key.trim())
-        .filter(|key| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
-    let keys: Vec<&str> = example
-        .keys()
-        .map(String::as_str)
-        .chain(commented_keys)
-        .collect();
+        .filter(|key| !key.is_empty())
+        .filter(|key| {
+            key.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+        })
+        .map(str::to_owned);
+    let keys: Vec<String> = example.keys().cloned().chain(commented_keys).collect();
     assert!(!keys.is_empty(), "tessera.example.toml has keys");
-    for key in keys {
+    keys
+}
+
+#[test]
+fn every_key_of_the_example_config_file_is_in_the_configuration_reference() {
+    for key in example_keys() {
         assert!(
             mentions(REFERENCE, &format!("`{key}`")),
             "docs/configuration.md does not mention the config file key `{key}`"
+        );
+    }
+}
+
+/// The example is what people copy: a key there that the server does not know (left commented
+/// out, nothing else would notice) is an error at the start of the server it was copied to.
+#[test]
+fn every_key_of_the_example_config_file_is_one_the_server_knows() {
+    let known = crate::config::known_keys();
+    let keys = example_keys();
+    assert!(
+        keys.iter().any(|key| key == "issuer"),
+        "commented keys are read: {keys:?}"
+    );
+    for key in keys {
+        assert!(
+            known.contains(&key),
+            "tessera.example.toml has `{key}`, which is not a configuration key"
         );
     }
 }

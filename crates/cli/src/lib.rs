@@ -14,6 +14,7 @@ mod demo;
 mod lifecycle;
 mod output;
 mod serve;
+mod terminal;
 
 use std::sync::Arc;
 
@@ -142,8 +143,8 @@ pub async fn open_store(url: &str, pool_size: usize) -> anyhow::Result<Arc<dyn S
     }
 }
 
-/// A database URL without its user information, for logs and errors. A SQLite path is shown
-/// as it is.
+/// A database URL for logs and errors: its password, in the user information or in a
+/// `password=` parameter, replaced by `***`. A SQLite path is shown as it is.
 pub(crate) fn redacted(url: &str) -> String {
     if matches!(
         config::database_backend(url),
@@ -151,14 +152,28 @@ pub(crate) fn redacted(url: &str) -> String {
     ) {
         return url.to_owned();
     }
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.to_string()
-        }
-        Err(_) => "(an unparsable URL)".into(),
+    const HIDDEN: &str = "***";
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "(an unparsable URL)".into();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some(HIDDEN));
     }
+    if parsed.query_pairs().any(|(key, _)| key == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key == "password" {
+                    HIDDEN.to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// The server key: `TESSERA_SERVER_KEY` (hex), else `<data_dir>/server.key`, created with mode
@@ -301,6 +316,34 @@ async fn clock_of(store: &Arc<dyn Store>) -> anyhow::Result<Arc<dyn Clock>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_database_url_is_shown_with_its_user_and_never_its_password() {
+        for (url, shown) in [
+            (
+                "postgres://tessera:s3cret@db.internal:5432/tessera",
+                "postgres://tessera:***@db.internal:5432/tessera",
+            ),
+            (
+                "postgres://tessera@db.internal:5432/tessera",
+                "postgres://tessera@db.internal:5432/tessera",
+            ),
+            (
+                "postgresql://db.internal/tessera?user=tessera&password=s3cret&sslmode=disable",
+                "postgresql://db.internal/tessera?user=tessera&password=***&sslmode=disable",
+            ),
+            (
+                "sqlite:///var/lib/tessera/tessera.db",
+                "sqlite:///var/lib/tessera/tessera.db",
+            ),
+        ] {
+            assert_eq!(super::redacted(url), shown);
+        }
+        assert_eq!(
+            super::redacted("postgres://a:b@[::1"),
+            "(an unparsable URL)"
+        );
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_server_key_open_to_group_or_others_is_warned_about() {

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::{json, Value};
 use tessera_core::model::{Grant, StoredEvent};
-use tessera_core::store::EventFilter;
+use tessera_core::store::{EventFilter, Inventory};
 use tessera_core::{Authority, Operator};
 
 use crate::output::Output;
@@ -199,16 +199,50 @@ pub async fn events(operator: &Operator, out: &Output, args: EventsArgs) -> anyh
 }
 
 pub async fn stats(operator: &Operator, out: &Output) -> anyhow::Result<()> {
-    let counts = operator.row_counts().await?;
-    let value: serde_json::Map<String, Value> =
-        counts.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
-    let text = counts
-        .iter()
-        .map(|(t, n)| format!("{t:<16} {n}"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    out.print(&Value::Object(value), Some(text));
+    let inventory = operator.inventory().await?;
+    out.print(&stats_json(&inventory), Some(stats_text(&inventory)));
     Ok(())
+}
+
+/// The inventory for scripts: the text's lines, as fields.
+fn stats_json(i: &Inventory) -> Value {
+    json!({
+        "clients": i.clients,
+        "users": i.users,
+        "live_grants": i.live_grants,
+        "refresh_tokens": {
+            "live": i.live_refresh_tokens,
+            "revoked": i.revoked_refresh_tokens,
+        },
+        "events": i.events,
+    })
+}
+
+/// The inventory for people: a label and a count a line, the counts right-aligned in one column.
+fn stats_text(i: &Inventory) -> String {
+    let lines = [
+        ("clients", i.clients),
+        ("users", i.users),
+        ("live grants", i.live_grants),
+        ("refresh tokens, live", i.live_refresh_tokens),
+        ("refresh tokens, revoked", i.revoked_refresh_tokens),
+        ("events", i.events),
+    ];
+    let label_width = lines
+        .iter()
+        .map(|(label, _)| label.len())
+        .max()
+        .unwrap_or(0);
+    let count_width = lines
+        .iter()
+        .map(|(_, count)| count.to_string().len())
+        .max()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|(label, count)| format!("{label:<label_width$}  {count:>count_width$}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub async fn housekeeping(authority: &Authority, out: &Output) -> anyhow::Result<()> {
@@ -228,4 +262,42 @@ pub async fn housekeeping(authority: &Authority, out: &Output) -> anyhow::Result
         )),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_core::store::Inventory;
+
+    /// `admin stats` showed the tables (`legacy_refresh_tokens`, `access_tokens 0`), with
+    /// counts wider than the column out of line.
+    #[test]
+    fn stats_show_what_an_operator_counts_aligned_and_the_same_in_json() {
+        let inventory = Inventory {
+            clients: 2,
+            users: 1_250,
+            live_grants: 31,
+            live_refresh_tokens: 30,
+            revoked_refresh_tokens: 4,
+            events: 123_456,
+        };
+        assert_eq!(
+            super::stats_text(&inventory),
+            "clients                       2\n\
+             users                      1250\n\
+             live grants                  31\n\
+             refresh tokens, live         30\n\
+             refresh tokens, revoked       4\n\
+             events                   123456"
+        );
+        assert_eq!(
+            super::stats_json(&inventory),
+            serde_json::json!({
+                "clients": 2,
+                "users": 1250,
+                "live_grants": 31,
+                "refresh_tokens": { "live": 30, "revoked": 4 },
+                "events": 123456,
+            })
+        );
+    }
 }

@@ -32,8 +32,8 @@ use tessera_core::model::{
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
-    BrowserSessions, ClientPurge, CodeRedemption, EventFilter, Issuance, IssueOutcome, PurgeCounts,
-    PurgePlan, PurgeRound, RefreshCommit, RefreshOutcome, Store, StoreError,
+    BrowserSessions, ClientPurge, CodeRedemption, EventFilter, Inventory, Issuance, IssueOutcome,
+    PurgeCounts, PurgePlan, PurgeRound, RefreshCommit, RefreshOutcome, Store, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::secret_hash;
@@ -85,6 +85,7 @@ macro_rules! store_conformance_tests {
             events_are_appended_and_read_back_by_filter_in_order,
             events_are_paged_by_after_id_and_limit,
             row_counts_name_every_table,
+            the_inventory_counts_live_grants_and_refresh_tokens_by_state,
             purge_removes_exactly_what_the_plan_names,
             purge_works_in_bounded_rounds,
             events_keep_their_source_and_user_agent,
@@ -1615,6 +1616,39 @@ pub async fn row_counts_name_every_table(store: Arc<dyn Store>) {
     for (table, count) in [("grants", 1), ("events", 2), ("changes", 1)] {
         assert_eq!(counts[table], count, "{table}");
     }
+}
+
+/// `admin stats` counted tables (the earlier formats' among them) and every grant alike: the
+/// inventory tells a live grant from a revoked one, and one with a refresh token from one
+/// without, in any client and for any user.
+pub async fn the_inventory_counts_live_grants_and_refresh_tokens_by_state(store: Arc<dyn Store>) {
+    assert_eq!(store.inventory().await.unwrap(), Inventory::default());
+    let world = World::create(&store).await;
+    let (other_client, _bob) = world.neighbours().await;
+    world.issue_rotated("live-1").await;
+    world.issue("live-2").await;
+    world.issue("revoked-1").await;
+    store.revoke_grant("revoked-1", at(90)).await.unwrap();
+    let access_only = world.issuance_at("access-only", &other_client, false, T0);
+    issued(&store, &access_only).await;
+    let revoked_access_only = world.issuance_at("revoked-access-only", &other_client, false, T0);
+    issued(&store, &revoked_access_only).await;
+    store
+        .revoke_grant("revoked-access-only", at(90))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.inventory().await.unwrap(),
+        Inventory {
+            clients: 2,
+            users: 2,
+            live_grants: 3,
+            live_refresh_tokens: 2,
+            revoked_refresh_tokens: 1,
+            // One `issued` a grant, and the rotation's event.
+            events: 6,
+        }
+    );
 }
 
 /// A world with something on either side of every cut-off of a purge plan: the purge removes

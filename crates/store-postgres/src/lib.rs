@@ -48,9 +48,9 @@ use tessera_core::model::{
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
-    Audit, BrowserSessions, ChangeNotice, CodeRedemption, Directory, EventFilter, Grants, Issuance,
-    IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
-    RefreshOutcome, StoreError,
+    Audit, BrowserSessions, ChangeNotice, CodeRedemption, Directory, EventFilter, Grants,
+    Inventory, Issuance, IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records,
+    RefreshCommit, RefreshOutcome, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;
@@ -166,7 +166,9 @@ impl PostgresStore {
         }
         let signal = Arc::new(broadcast::channel(NOTICES_BUFFERED).0);
         let listener = listener::spawn(config, Arc::clone(&signal));
-        tracing::info!(%database, pool_size, "connected to PostgreSQL");
+        // The database is named once, by whoever opened the store (`tessera serve` logs the URL,
+        // its password redacted), not in a second form here.
+        tracing::info!(pool_size, "connected to PostgreSQL");
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
@@ -583,6 +585,11 @@ impl Operations for PostgresStore {
     /// proportional to the rows: for operators and measurements, not per request.
     async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.list(sql::ROW_COUNTS, &[], rows::row_count).await
+    }
+
+    /// Counted as [`Self::row_counts`] is.
+    async fn inventory(&self) -> Result<Inventory, StoreError> {
+        Inventory::from_named(&self.list(sql::INVENTORY, &[], rows::row_count).await?)
     }
 }
 

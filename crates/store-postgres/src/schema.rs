@@ -29,8 +29,12 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 pub(crate) const MIGRATION_LOCK: i64 = 0x5465_7373_6572_6101;
 
 /// The version table, made on first connect (before any migration: it records them). The key
-/// admits only TRUE: one row.
+/// admits only TRUE: one row. Run at the start of every migration's transaction, where its
+/// `IF NOT EXISTS` and the migrations' own would each send a NOTICE ("relation … already
+/// exists, skipping") that the driver logs: the transaction asks for warnings and errors only,
+/// so that a normal start logs none.
 const VERSION_TABLE: &str = "\
+    SET LOCAL client_min_messages = warning;
     CREATE TABLE IF NOT EXISTS schema_version (
         one     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
         version INTEGER NOT NULL
@@ -89,4 +93,50 @@ pub(crate) async fn version(client: &impl GenericClient) -> Result<u32, StoreErr
         .ok_or_else(|| StoreError::Internal("the schema_version table is empty".to_owned()))?;
     u32::try_from(version)
         .map_err(|_| StoreError::Internal(format!("the schema version {version} is malformed")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use crate::PostgresStore;
+
+    /// What the driver logs (through `log`), among it the server's notices.
+    struct Logged(Mutex<Vec<String>>);
+
+    impl log::Log for Logged {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+
+        fn log(&self, record: &log::Record<'_>) {
+            self.0.lock().unwrap().push(record.args().to_string());
+        }
+
+        fn flush(&self) {}
+    }
+
+    static LOGGED: Logged = Logged(Mutex::new(Vec::new()));
+
+    /// A new database was migrated with five `NOTICE: relation "schema_version" already exists,
+    /// skipping` in the log, and every later start logged them again.
+    #[tokio::test]
+    async fn a_first_and_a_second_start_log_no_notice() {
+        log::set_logger(&LOGGED).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+        let Some(db) = tessera_testkit::postgres::TestDatabase::create_or_skip(
+            "tessera_quiet_start",
+            "the start-up notices test",
+        )
+        .await
+        else {
+            return;
+        };
+        for _ in 0..2 {
+            drop(PostgresStore::connect(&db.url, 2).await.unwrap());
+        }
+        let logged = LOGGED.0.lock().unwrap().clone();
+        let notices: Vec<&String> = logged.iter().filter(|l| l.contains("NOTICE")).collect();
+        assert!(notices.is_empty(), "{notices:#?}");
+    }
 }

@@ -30,9 +30,9 @@ use tessera_core::model::{
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
-    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
-    Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
-    StoreError,
+    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Inventory, Issuance,
+    IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
+    RefreshOutcome, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;
@@ -48,6 +48,16 @@ use crate::writer::Writer;
 type RowMap<T> = fn(&Row<'_>) -> rusqlite::Result<T>;
 
 pub use crate::schema::SCHEMA_VERSION;
+
+/// The file a database location names (`sqlite:///abs.db`, `sqlite://rel.db`, a bare path);
+/// `None` for `sqlite::memory:`. For callers that check a location before opening it: opening
+/// creates the file and its missing directories.
+pub fn database_file(path_or_url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    Ok(match location::parse(path_or_url)? {
+        Target::File(path) => Some(path),
+        Target::Memory => None,
+    })
+}
 
 /// The SQLite store. Cheap to clone: clones share the writer and the readers. Dropping the last
 /// clone finishes the queued writes and closes the database.
@@ -401,6 +411,11 @@ impl Operations for SqliteStore {
     /// request.
     async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.list(sql::ROW_COUNTS, (), rows::row_count).await
+    }
+
+    /// Counted as [`Self::row_counts`] is, on a reader.
+    async fn inventory(&self) -> Result<Inventory, StoreError> {
+        Inventory::from_named(&self.list(sql::INVENTORY, (), rows::row_count).await?)
     }
 }
 

@@ -298,6 +298,17 @@ pub(crate) const PURGE_GRANT: [&str; 2] = [
 ];
 
 /// Every table and its row count, in schema order.
+/// `Inventory`'s counts, by its names.
+pub(crate) const INVENTORY: &str = "\
+     SELECT 'clients', count(*) FROM clients UNION ALL \
+     SELECT 'users', count(*) FROM users UNION ALL \
+     SELECT 'live_grants', count(*) FROM grants WHERE revoked_at IS NULL UNION ALL \
+     SELECT 'live_refresh_tokens', count(*) FROM grants \
+         WHERE revoked_at IS NULL AND has_refresh_token = 1 UNION ALL \
+     SELECT 'revoked_refresh_tokens', count(*) FROM grants \
+         WHERE revoked_at IS NOT NULL AND has_refresh_token = 1 UNION ALL \
+     SELECT 'events', count(*) FROM events";
+
 pub(crate) const ROW_COUNTS: &str = "\
      SELECT 'orgs', count(*) FROM orgs UNION ALL \
      SELECT 'users', count(*) FROM users UNION ALL \

@@ -552,18 +552,26 @@ fn unknown_database_schemes_are_refused_naming_the_supported_ones() {
     assert!(!std::path::Path::new("mysql:").exists());
 }
 
+/// An unknown key is refused in one line (before, the whole list of keys, with nested
+/// backticks, a `default.` prefix and the path twice).
 #[test]
-fn unknown_config_keys_are_rejected() {
+fn an_unknown_config_key_is_refused_in_one_line_naming_the_key_it_is_close_to() {
     let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();
     let path = env.dir.path().join("bad.toml");
-    std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    std::fs::write(&path, "expires_in = true\nlisen = \"127.0.0.1:1\"\n").unwrap();
     let out = env.run(
         &["admin", "--config", path.to_str().unwrap(), "user", "list"],
         None,
     );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: {}:2: unknown key `lisen`, did you mean `listen`?\n",
+            path.display()
+        )
+    );
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
@@ -824,7 +832,8 @@ fn lifecycle_admin_commands_revoke_show_chains_and_follow_events() {
         "{text}"
     );
     let stats = env.json(&["admin", "--json", "stats"], None);
-    assert_eq!(stats["grants"], 2);
+    assert_eq!(stats["live_grants"], 0);
+    assert_eq!(stats["refresh_tokens"]["revoked"], 2);
     let purged = env.json(&["admin", "--json", "housekeeping"], None);
     assert!(purged["grants"].is_number());
 
@@ -978,7 +987,10 @@ fn the_server_runs_housekeeping_on_its_own() {
         ],
         None,
     );
-    assert_eq!(env.json(&["admin", "--json", "stats"], None)["grants"], 1);
+    assert_eq!(
+        env.json(&["admin", "--json", "stats"], None)["live_grants"],
+        1
+    );
     let port = common::free_port();
     let mut server = env
         .command()
@@ -998,7 +1010,7 @@ fn the_server_runs_housekeeping_on_its_own() {
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
         let stats = env.json(&["admin", "--json", "stats"], None);
-        if stats["grants"] == 0 {
+        if stats["live_grants"] == 0 {
             purged = true;
             break;
         }
@@ -1163,4 +1175,246 @@ async fn admin_user_logout_ends_the_browser_session_of_a_running_server() {
     let after = browser.get(&authorize).send().await.unwrap();
     assert_eq!(after.status(), 200);
     assert!(text(after).await.contains("name=\"password\""));
+}
+
+/// `tessera` at a pseudo-terminal, as a person at a shell runs it: `script` (util-linux) gives
+/// it one, and this reads what the terminal shows and types into it.
+struct AtTerminal {
+    child: std::process::Child,
+    typing: std::process::ChildStdin,
+    shown: std::sync::mpsc::Receiver<Vec<u8>>,
+    screen: String,
+    /// The terminal's device, which `stty -F` reads the settings of.
+    tty: std::path::PathBuf,
+    /// Where the shell wrote the device's name.
+    _dir: tempfile::TempDir,
+}
+
+/// Long enough for a loaded machine; reached only when the command hangs (Enter did nothing).
+const HANG: Duration = Duration::from_secs(120);
+
+impl AtTerminal {
+    /// Runs `tessera args` at a terminal, with the environment of `command`.
+    fn start(command: &Command, args: &[&str]) -> Option<Self> {
+        if Command::new("script").arg("--version").output().is_err() {
+            eprintln!("skipped: the terminal test needs `script` (util-linux)");
+            return None;
+        }
+        let quote = |word: &str| format!("'{}'", word.replace('\'', r"'\''"));
+        let dir = tempfile::tempdir().unwrap();
+        let tty = dir.path().join("tty");
+        let line = std::iter::once(command.get_program().to_str().unwrap())
+            .chain(args.iter().copied())
+            .map(quote)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let line = format!("tty > {}; exec {line}", quote(tty.to_str().unwrap()));
+        let mut script = Command::new("script");
+        script
+            .args(["--quiet", "--return", "--command", &line, "/dev/null"])
+            .env("SHELL", "/bin/sh")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => script.env(key, value),
+                None => script.env_remove(key),
+            };
+        }
+        let mut child = script.spawn().unwrap();
+        let typing = child.stdin.take().unwrap();
+        let mut output = child.stdout.take().unwrap();
+        let (send, shown) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut output, &mut buffer) {
+                if send.send(buffer[..n].to_vec()).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut terminal = Self {
+            child,
+            typing,
+            shown,
+            screen: String::new(),
+            tty: std::path::PathBuf::new(),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + HANG;
+        terminal.tty = loop {
+            match std::fs::read_to_string(&tty) {
+                Ok(path) if path.ends_with('\n') => break path.trim().into(),
+                _ => assert!(Instant::now() < deadline, "the terminal never started"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Some(terminal)
+    }
+
+    /// Waits until the terminal shows `text`.
+    fn wait_for(&mut self, text: &str) {
+        let deadline = Instant::now() + HANG;
+        while !self.screen.contains(text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.shown.recv_timeout(left) {
+                Ok(bytes) => self.screen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!(
+                    "the terminal never showed {text:?}; it shows:\n{}",
+                    self.screen
+                ),
+            }
+        }
+    }
+
+    /// Waits until the terminal no longer echoes what is typed (the command turned echo off).
+    fn wait_for_echo_off(&self) {
+        let deadline = Instant::now() + HANG;
+        loop {
+            let settings = Command::new("stty")
+                .arg("-F")
+                .arg(&self.tty)
+                .arg("-a")
+                .output()
+                .unwrap();
+            let settings = String::from_utf8_lossy(&settings.stdout).into_owned();
+            if settings.split_whitespace().any(|s| s == "-echo") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "echo never turned off: {settings}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn type_text(&mut self, text: &str) {
+        self.typing.write_all(text.as_bytes()).unwrap();
+        self.typing.flush().unwrap();
+    }
+
+    /// Waits for the command to end, with standard input still open (no Ctrl-D): whether it
+    /// succeeded, and everything the terminal showed.
+    fn finish(mut self) -> (bool, String) {
+        let deadline = Instant::now() + HANG;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "still running with the input open; it shows:\n{}",
+                    self.screen
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(self.typing);
+        while let Ok(bytes) = self.shown.recv_timeout(Duration::from_secs(5)) {
+            self.screen.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        (status.success(), self.screen)
+    }
+}
+
+/// Logs `username` in with `password` on the authorization pages (the test fails if the
+/// password is refused).
+async fn log_in(server: &common::Server, client_id: &str, username: &str, password: &str) {
+    let url = format!(
+        "{}/services/oauth2/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb",
+        server.base
+    );
+    let location = common::authorize_in_browser(&server.base, &url, username, password).await;
+    assert!(location.contains("code="), "{location}");
+}
+
+/// An administrator created at a terminal: the password is asked for, not echoed, and Enter
+/// ends it (before, nothing was shown, every key echoed, and only Ctrl-D finished); the user
+/// then logs in with it. Piped in, the password is read as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_typed_at_a_terminal_is_prompted_for_not_echoed_and_ended_by_enter() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let server = common::Server::start(&[], &[]);
+    let (client_id, _) = server.user_and_client("2h", &[]);
+    const TYPED: &str = "typed at the terminal";
+    let command = common::tessera(server.dir.path());
+    let args = [
+        "admin",
+        "--json",
+        "user",
+        "create",
+        "--username",
+        "root@example.com",
+        "--password-stdin",
+        "--admin",
+    ];
+    let Some(mut terminal) = AtTerminal::start(&command, &args) else {
+        return;
+    };
+    terminal.wait_for("Password for root@example.com: ");
+    // Typed only once echo is off, as a person types after the prompt; typed earlier it would be
+    // echoed by the terminal before the command could say otherwise.
+    terminal.wait_for_echo_off();
+    terminal.type_text(&format!("{TYPED}\r"));
+    let (succeeded, screen) = terminal.finish();
+    assert!(succeeded, "{screen}");
+    assert!(
+        !screen.contains(TYPED),
+        "the password was echoed:\n{screen}"
+    );
+    assert!(screen.contains("\"admin\": true"), "{screen}");
+    log_in(&server, &client_id, "root@example.com", TYPED).await;
+
+    common::create_user(
+        common::tessera(server.dir.path()),
+        "ops@example.com",
+        "piped in by a script\n",
+    );
+    log_in(
+        &server,
+        &client_id,
+        "ops@example.com",
+        "piped in by a script",
+    )
+    .await;
+}
+
+/// A database path with a typo in its directory is refused, naming the directory, and nothing
+/// is created (before, the directories were made silently, at the filesystem's root too); the
+/// default database's directory, in a data directory not made yet, is still created.
+#[test]
+fn a_database_path_in_a_missing_directory_is_refused_but_the_default_one_is_created() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let env = Env::new();
+    let typo = env.dir.path().join("var-lib-tesera");
+    let refused = env.run(
+        &[
+            "admin",
+            "user",
+            "list",
+            "--database",
+            &format!("sqlite://{}/tessera.db", typo.display()),
+        ],
+        None,
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!("its directory {} does not exist", typo.display())),
+        "{stderr}"
+    );
+    assert!(!typo.exists());
+
+    let data_dir = env.dir.path().join("not").join("made").join("yet");
+    let listed = env
+        .command()
+        .args(["admin", "user", "list"])
+        .env("TESSERA_DATA_DIR", &data_dir)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(data_dir.join("tessera.db").is_file());
 }

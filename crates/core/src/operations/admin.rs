@@ -11,7 +11,7 @@ use crate::policy::{
     DEFAULT_PUBLIC_REFRESH_RETRY_WINDOW_SECS, DEFAULT_REFRESH_RETRY_WINDOW_SECS,
     MAX_ACCESS_TOKEN_TTL_SECS, MAX_REFRESH_RETRY_WINDOW_SECS,
 };
-use crate::store::{BrowserSessions, EventFilter, StoreError};
+use crate::store::{BrowserSessions, EventFilter, Inventory, StoreError};
 use crate::tokens::hash::secret_hash;
 use crate::tokens::ids::{random_token, salesforce_id};
 
@@ -379,9 +379,9 @@ impl Operator {
         self.authority.store().events(filter).await
     }
 
-    /// Row counts per table.
-    pub async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.authority.store().row_counts().await
+    /// What an operator counts: clients, users, live grants, refresh tokens by state, events.
+    pub async fn inventory(&self) -> Result<Inventory, StoreError> {
+        self.authority.store().inventory().await
     }
 
     /// A user's grants, newest first, each with its audit history.

@@ -12,8 +12,9 @@ use crate::model::{
     AccessTokenRecord, AuthCode, Change, Client, Event, Family, Grant, Note, Org, StoredEvent, User,
 };
 use crate::store::{
-    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
-    Operations, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, Store, StoreError,
+    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Inventory, Issuance,
+    IssueOutcome, Operations, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, Store,
+    StoreError,
 };
 use crate::time::Timestamp;
 use crate::tokens::hash::Hash;
@@ -78,6 +79,11 @@ impl Operations for FailingStore {
     async fn row_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.check()?;
         self.inner.row_counts().await
+    }
+
+    async fn inventory(&self) -> Result<Inventory, StoreError> {
+        self.check()?;
+        self.inner.inventory().await
     }
 }
 

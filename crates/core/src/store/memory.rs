@@ -13,9 +13,9 @@ use crate::model::{
 };
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{
-    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Issuance, IssueOutcome,
-    Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
-    StoreError,
+    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Inventory, Issuance,
+    IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
+    RefreshOutcome, StoreError,
 };
 use crate::time::Timestamp;
 use crate::tokens::hash::Hash;
@@ -271,6 +271,21 @@ impl Operations for MemoryStore {
                 );
             }
             PurgeRound { counts, complete }
+        }))
+    }
+
+    async fn inventory(&self) -> Result<Inventory, StoreError> {
+        Ok(self.with(|s| {
+            let grants = s.grants.values().map(|g| &g.family.grant);
+            let count = |keep: fn(&&Grant) -> bool| grants.clone().filter(keep).count() as u64;
+            Inventory {
+                clients: s.clients.len() as u64,
+                users: s.users.len() as u64,
+                live_grants: count(|g| g.revoked_at.is_none()),
+                live_refresh_tokens: count(|g| g.revoked_at.is_none() && g.has_refresh_token),
+                revoked_refresh_tokens: count(|g| g.revoked_at.is_some() && g.has_refresh_token),
+                events: s.events.len() as u64,
+            }
         }))
     }
 
