@@ -73,6 +73,12 @@ async fn access_token(h: &Harness) -> String {
         .to_owned()
 }
 
+/// A `GET` with a bearer token from a page on `origin`.
+async fn get_with_token(h: &Harness, uri: &str, origin: Option<&str>, token: &str) -> Reply {
+    let bearer = format!("Bearer {token}");
+    from_origin(h, Method::GET, uri, origin, &[("authorization", &bearer)]).await
+}
+
 fn vary_names_origin(reply: &Reply) -> bool {
     reply
         .headers
@@ -132,15 +138,7 @@ async fn a_preflight_from_an_origin_not_on_the_allowlist_is_refused() {
 async fn an_api_call_from_an_allowed_origin_names_that_origin_and_varies_on_it() {
     let h = harness(false).await;
     let token = access_token(&h).await;
-    let bearer = format!("Bearer {token}");
-    let reply = from_origin(
-        &h,
-        Method::GET,
-        "/services/data/v65.0/",
-        Some(ALLOWED),
-        &[("authorization", &bearer)],
-    )
-    .await;
+    let reply = get_with_token(&h, "/services/data/v65.0/", Some(ALLOWED), &token).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.header("access-control-allow-origin"), Some(ALLOWED));
     assert!(vary_names_origin(&reply));
@@ -149,14 +147,7 @@ async fn an_api_call_from_an_allowed_origin_names_that_origin_and_varies_on_it()
         assert!(exposed.contains(name), "{exposed}");
     }
     // An error is readable too: the app must see the 401 to refresh its token.
-    let expired = from_origin(
-        &h,
-        Method::GET,
-        "/services/data/v65.0/",
-        Some(ALLOWED),
-        &[("authorization", "Bearer not-a-token")],
-    )
-    .await;
+    let expired = get_with_token(&h, "/services/data/v65.0/", Some(ALLOWED), "not-a-token").await;
     assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
     assert_eq!(expired.header("access-control-allow-origin"), Some(ALLOWED));
 }
@@ -166,14 +157,7 @@ async fn an_api_call_from_an_origin_not_on_the_allowlist_is_refused_before_it_ru
     let h = harness(false).await;
     let token = access_token(&h).await;
     let bearer = format!("Bearer {token}");
-    let reply = from_origin(
-        &h,
-        Method::GET,
-        "/services/data/v65.0/",
-        Some(OTHER),
-        &[("authorization", &bearer)],
-    )
-    .await;
+    let reply = get_with_token(&h, "/services/data/v65.0/", Some(OTHER), &token).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
     assert_eq!(reply.header("access-control-allow-origin"), None);
     // Refused before the handler: a write from that origin leaves nothing behind, where the
@@ -212,11 +196,9 @@ async fn an_api_call_from_an_origin_not_on_the_allowlist_is_refused_before_it_ru
 async fn a_request_without_origin_or_from_the_issuer_itself_is_answered_as_without_cors() {
     let h = harness(true).await;
     let token = access_token(&h).await;
-    let bearer = format!("Bearer {token}");
     for origin in [None, Some(ISSUER)] {
         for uri in ["/services/data/v65.0/", "/services/oauth2/userinfo"] {
-            let reply =
-                from_origin(&h, Method::GET, uri, origin, &[("authorization", &bearer)]).await;
+            let reply = get_with_token(&h, uri, origin, &token).await;
             assert_eq!(reply.status, StatusCode::OK, "{uri} {origin:?}");
             assert_eq!(reply.header("access-control-allow-origin"), None);
             assert_eq!(reply.header("access-control-expose-headers"), None);
@@ -229,13 +211,11 @@ async fn a_request_without_origin_or_from_the_issuer_itself_is_answered_as_witho
 async fn userinfo_follows_the_allowlist() {
     let h = harness(false).await;
     let token = access_token(&h).await;
-    let bearer = format!("Bearer {token}");
-    let allowed = from_origin(
+    let allowed = get_with_token(
         &h,
-        Method::GET,
         "/services/oauth2/userinfo",
         Some(ALLOWED_BY_WILDCARD),
-        &[("authorization", &bearer)],
+        &token,
     )
     .await;
     assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.text());
@@ -244,12 +224,11 @@ async fn userinfo_follows_the_allowlist() {
         Some(ALLOWED_BY_WILDCARD)
     );
     // The wildcard covers subdomains, not the domain itself.
-    let bare = from_origin(
+    let bare = get_with_token(
         &h,
-        Method::GET,
         "/services/oauth2/userinfo",
         Some("https://partner.example"),
-        &[("authorization", &bearer)],
+        &token,
     )
     .await;
     assert_eq!(bare.status, StatusCode::FORBIDDEN);
