@@ -15,8 +15,10 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use tessera_core::authority::default_password_checks;
+use tessera_core::identity::cors_origin::CorsAllowlist;
 use tessera_core::identity::throttle::{Budget, ThrottleConfig, DEFAULT_MAX_TRACKED_KEYS};
 use tessera_core::time::parse_duration_secs;
+use tessera_server::cors::CorsPolicy;
 use tessera_server::{ProxyHeader, TrustedProxies};
 
 /// Every setting of the server, as the config file holds them: one key a field, unknown keys
@@ -106,6 +108,29 @@ pub struct ServerOptions {
     #[arg(long, env = "TESSERA_THROTTLE_MAX_TRACKED_KEYS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle_max_tracked_keys: Option<u64>,
+    /// A browser origin allowed to call the API, userinfo and the identity URL cross-origin, like
+    /// https://app.example.com or https://*.example.com; repeat it, or comma-separate in the
+    /// environment [default: none].
+    #[arg(
+        long = "cors-origin",
+        value_name = "PATTERN",
+        env = "TESSERA_CORS_ORIGINS",
+        global = true,
+        value_delimiter = ','
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors_origins: Option<Vec<String>>,
+    /// Extend the CORS allowlist to the token, revocation and introspection endpoints
+    /// [default: false].
+    #[arg(
+        long,
+        env = "TESSERA_CORS_OAUTH_ENDPOINTS",
+        global = true,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors_oauth_endpoints: Option<bool>,
     /// Password checks (Argon2id, 19 MiB each) that may run at once [default: the number of cores].
     #[arg(long, env = "TESSERA_MAX_CONCURRENT_PASSWORD_CHECKS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -377,6 +402,8 @@ pub struct Settings {
     pub change_feed_max_staleness_secs: u64,
     pub audit_retention_secs: u64,
     pub trusted_proxies: TrustedProxies,
+    /// The browser origins allowed cross-origin, and where.
+    pub cors: CorsPolicy,
     pub throttle: ThrottleConfig,
     pub max_concurrent_password_checks: usize,
     pub password_check_wait_secs: u64,
@@ -428,6 +455,22 @@ fn change_feed_max_staleness(text: Option<&str>) -> anyhow::Result<u64> {
         bail!("change feed max staleness must be longer than the feed's polling period ({poll_ms} ms)");
     }
     Ok(secs)
+}
+
+/// The CORS allowlist, every bad pattern named on a line of its own.
+fn cors_policy(o: &ServerOptions) -> anyhow::Result<CorsPolicy> {
+    let allowlist = CorsAllowlist::parse_all(o.cors_origins.as_deref().unwrap_or_default())
+        .map_err(|errors| {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|error| format!("cors origin {error}"))
+                .collect();
+            anyhow::anyhow!("{}", lines.join("\n"))
+        })?;
+    Ok(CorsPolicy {
+        allowlist,
+        oauth_endpoints: o.cors_oauth_endpoints.unwrap_or(false),
+    })
 }
 
 /// The failure budgets and the throttle's memory bound, defaults filled in.
@@ -502,6 +545,7 @@ impl Settings {
             .max_grants_per_user_client
             .unwrap_or(tessera_core::authority::DEFAULT_MAX_LIVE_GRANTS);
         let throttle = throttle_config(&o.server)?;
+        let cors = cors_policy(&o.server)?;
         let trusted_proxies =
             TrustedProxies::parse_list(&o.server.trusted_proxies.unwrap_or_default())
                 .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))?
@@ -513,6 +557,7 @@ impl Settings {
                 });
         Ok(Self {
             trusted_proxies,
+            cors,
             throttle,
             max_concurrent_password_checks: match o.server.max_concurrent_password_checks {
                 Some(0) => bail!("max concurrent password checks must be positive"),
@@ -1009,6 +1054,64 @@ mod tests {
         ] {
             assert!(args(bad).settings().is_err());
         }
+    }
+
+    #[test]
+    fn a_bad_cors_origin_stops_the_start_with_one_line_for_each() {
+        let from_file = with_file(
+            "cors_origins = [\"https://app.example.com\"]\ncors_oauth_endpoints = true",
+            Options::default(),
+        )
+        .unwrap();
+        assert!(!from_file.cors.allowlist.is_empty());
+        assert!(from_file.cors.oauth_endpoints);
+        let defaults = args(Options::default()).settings().unwrap();
+        assert!(defaults.cors.allowlist.is_empty());
+        assert!(!defaults.cors.oauth_endpoints);
+        let error = args(Options {
+            server: ServerOptions {
+                cors_origins: Some(vec![
+                    "http://app.example.com".into(),
+                    "https://good.example.com".into(),
+                    "https://*.com".into(),
+                ]),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .settings()
+        .unwrap_err()
+        .to_string();
+        let lines: Vec<&str> = error.lines().collect();
+        assert_eq!(lines.len(), 2, "{error}");
+        assert!(lines[0].contains("http://app.example.com") && lines[0].contains("https://"));
+        assert!(lines[1].contains("https://*.com") && lines[1].contains("second-level"));
+    }
+
+    #[test]
+    fn cors_origins_are_read_from_repeated_flags_and_a_comma_separated_variable() {
+        use clap::Parser;
+        let cli = crate::Cli::try_parse_from([
+            "tessera",
+            "serve",
+            "--cors-origin",
+            "https://a.example.com",
+            "--cors-origin",
+            "https://b.example.com",
+            "--cors-oauth-endpoints",
+        ])
+        .unwrap();
+        let crate::Command::Serve(serve) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(
+            serve.config.options.server.cors_origins,
+            Some(vec![
+                "https://a.example.com".to_owned(),
+                "https://b.example.com".to_owned()
+            ])
+        );
+        assert_eq!(serve.config.options.server.cors_oauth_endpoints, Some(true));
     }
 
     #[test]

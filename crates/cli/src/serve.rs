@@ -91,7 +91,9 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         bench_floor: args.bench_floor,
         access_log: settings.access_log,
         metrics: metrics_on_main,
-        ..AppState::new(authority).with_trusted_proxies(settings.trusted_proxies.clone())
+        ..AppState::new(authority)
+            .with_trusted_proxies(settings.trusted_proxies.clone())
+            .with_cors(settings.cors.clone())
     };
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)

@@ -5,6 +5,7 @@
 
 mod authorize;
 mod console;
+pub mod cors;
 mod data;
 mod dates;
 pub mod error;
@@ -63,6 +64,8 @@ pub struct AppState {
     /// Serve `/metrics` on this router; `None` when it is served elsewhere (`metrics_listen`)
     /// or not at all, and this router answers it 404.
     pub metrics: Option<metrics::Metrics>,
+    /// Which browser origins may call which routes (docs/security.md, CORS).
+    pub cors: Arc<cors::CorsPolicy>,
 }
 
 impl AppState {
@@ -73,6 +76,14 @@ impl AppState {
             bench_floor: false,
             access_log: false,
             metrics: None,
+            cors: Arc::new(cors::CorsPolicy::default()),
+        }
+    }
+
+    pub fn with_cors(self, policy: cors::CorsPolicy) -> Self {
+        Self {
+            cors: Arc::new(policy),
+            ..self
         }
     }
 
@@ -93,6 +104,12 @@ impl AppState {
 /// `into_make_service_with_connect_info::<SocketAddr>()` so that throttling sees the peer.
 pub fn app(state: AppState) -> Router {
     json_headers::on_json_responses(routes(state.bench_floor).router.fallback(error::not_found))
+        // Inside the timeout and the observation, so that a refused or preflight request is
+        // timed, counted and logged as any other.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::cors,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -22,6 +22,7 @@ mod bench;
 mod cli;
 mod client;
 mod console;
+mod cors;
 mod durability;
 mod hardening;
 mod interop;

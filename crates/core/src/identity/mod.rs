@@ -1,8 +1,9 @@
 //! Who is asking: users logging in (password, session, consent), clients authenticating, the
-//! throttle that slows guessers, and the guard that keeps revocations and rarely changing
-//! records in memory.
+//! throttle that slows guessers, the browser origins allowed to call (CORS), and the guard that
+//! keeps revocations and rarely changing records in memory.
 
 pub(crate) mod client_auth;
+pub mod cors_origin;
 pub(crate) mod guard;
 pub mod login;
 pub(crate) mod password;

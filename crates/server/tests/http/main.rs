@@ -14,6 +14,7 @@ mod authorize;
 mod caching;
 mod console;
 mod contract;
+mod cors;
 mod hardening;
 mod identity;
 mod lifecycle;
