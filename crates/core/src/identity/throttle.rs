@@ -7,7 +7,11 @@
 //!   failures are counted per source address, and once a source is over its budget its
 //!   *failing* requests are answered 429 instead of 400/401. A request whose credentials are
 //!   valid is never refused, whatever failed elsewhere — not by client id (which is public), not
-//!   by address (which behind a NAT or a proxy is everybody's).
+//!   by address (which behind a NAT or a proxy is everybody's) — with one exception: a code
+//!   exchange from a source that has spent its budget is answered 429 before the code is
+//!   redeemed, and works when sent again. The budget is looked at before a grant runs
+//!   ([`Throttle::credential_budget_spent`]), so that a request answered 429 does no store work
+//!   that only a failure needs.
 //! - **Passwords** are guessable, so an attempt over budget is refused *before* the password is
 //!   checked. The budgets are per (username, address), tight; per username across addresses,
 //!   loose (NIST SP 800-63B §5.2.2: at most 100 consecutive failures); and per address. An
