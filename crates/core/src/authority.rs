@@ -25,6 +25,7 @@ use crate::identity::guard::{FeedFreshness, Guard};
 use crate::identity::password::ReusableVerifier;
 use crate::identity::throttle::{Throttle, ThrottleConfig, Throttled};
 use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Org, User};
+use crate::operations::audit_repeats::AuditRepeats;
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{ChangeNotice, Issuance, IssueOutcome, Store, StoreError};
 use crate::time::{Clock, Random, Timestamp};
@@ -197,6 +198,7 @@ pub struct Authority {
     password_verifier: Arc<ReusableVerifier>,
     guard: Arc<Guard>,
     feed_freshness: Arc<FeedFreshness>,
+    repeats: Arc<AuditRepeats>,
 }
 
 /// Why `/readyz` fails.
@@ -287,6 +289,7 @@ impl Authority {
             password_checks: Arc::new(Semaphore::new(permits)),
             password_verifier: Arc::new(ReusableVerifier::default()),
             guard: Arc::new(Guard::default()),
+            repeats: Arc::new(AuditRepeats::default()),
             config: Arc::new(config),
         }
     }
@@ -518,6 +521,45 @@ impl Authority {
             .await;
     }
 
+    /// An event whose repeats about the same grant are counted rather than written, for a
+    /// window (`reuse_detected` of a family already revoked, `concurrent_refresh_refused`,
+    /// `code_reused`; see [`crate::operations::audit_repeats`]). The first is written, and
+    /// the next one written after the window carries the count.
+    pub(crate) async fn record_grant_once(
+        &self,
+        kind: EventKind,
+        grant: &Grant,
+        detail: &str,
+        source: Option<&Source>,
+    ) {
+        if !self.is_repeat(kind, &grant.id) {
+            self.record_opening(self.grant_event(kind, grant, detail, source))
+                .await;
+        }
+    }
+
+    /// Whether an event of `kind` about `grant_id` now would be a repeat, counted and not
+    /// written: asked first where building the event would cost a read.
+    pub(crate) fn is_repeat(&self, kind: EventKind, grant_id: &str) -> bool {
+        self.repeats.is_repeat(kind, grant_id, self.now())
+    }
+
+    /// Writes an event that is no repeat, or that must never be held back (a revocation): it
+    /// opens a window for its repeats and carries the count of the one it closes.
+    pub(crate) async fn record_opening(&self, event: Event) {
+        for event in self.repeats.written(event) {
+            self.record(event).await;
+        }
+    }
+
+    /// Writes the summaries of the windows of repeats that have ended without a later event
+    /// to carry their count (run by housekeeping).
+    pub(crate) async fn summarise_repeats(&self) {
+        for event in self.repeats.close_ended(self.now()) {
+            self.record(event).await;
+        }
+    }
+
     /// An event about a failed request that names no grant (failed authentication,
     /// throttling), recorded off the request path.
     pub(crate) fn record_failure(
@@ -556,6 +598,36 @@ impl Authority {
             detail.push_str(&format!(", username {username}"));
         }
         self.record_failure(EventKind::Throttled, client_id, detail, source);
+    }
+
+    /// Whether `source` has spent its credential budget, checked before a grant runs: its next
+    /// failure would be answered 429, so the grant does no store work that only a failure
+    /// would need (docs/security.md, "Throttling"). One atomic load unless some source is
+    /// close to its budget.
+    pub(crate) fn budget_spent(&self, source: &Source) -> bool {
+        self.throttle
+            .credential_budget_spent(source.address, self.now())
+            .is_some()
+    }
+
+    /// 429 for a request from a source that has spent its credential budget, before any work:
+    /// for a grant that cannot tell a valid request from a failing one without the store (a
+    /// code is known only to the store, and redeeming it is a write). Nothing is spent, so the
+    /// request may be sent again once the window ends. `None` when the source may go on.
+    pub(crate) fn refuse_spent_source(
+        &self,
+        client_id: Option<&str>,
+        source: &Source,
+    ) -> Option<OAuthError> {
+        let (throttled, first) = self
+            .throttle
+            .refuse_spent_credentials(source.address, self.now())?;
+        if first {
+            self.record_throttled(throttled, client_id, None, source);
+        }
+        Some(OAuthError::RateLimited {
+            retry_after_secs: throttled.retry_after_secs,
+        })
     }
 
     /// Load shedding for high-entropy credentials: a request that failed is counted against its

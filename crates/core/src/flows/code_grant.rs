@@ -36,19 +36,31 @@ impl Authority {
         let record = match self.store().redeem_code(&code_hash, self.now()).await? {
             CodeRedemption::Redeemed(record) => record,
             CodeRedemption::NotFound => return Err(OAuthError::InvalidAuthorizationCode),
-            CodeRedemption::AlreadyUsed { revoked_grant } => {
+            CodeRedemption::AlreadyUsed {
+                revoked_grant: Some(id),
+            } => {
                 // RFC 6749 §4.1.2: a code used twice revokes what it issued (the store did, in
-                // the same transaction).
-                if let Some(id) = &revoked_grant {
-                    self.grant_revoked(id, self.now());
+                // the same transaction). The presentation that revoked it is always recorded;
+                // later ones are repeats, written once per window with their count, and a
+                // repeat costs no read.
+                let revoking = !self.guard().grant_revoked(&id);
+                self.grant_revoked(&id, self.now());
+                if revoking || !self.is_repeat(EventKind::CodeReused, &id) {
+                    if let Some(grant) = self.store().grant(&id).await? {
+                        let event = self.grant_event(
+                            EventKind::CodeReused,
+                            &grant,
+                            "grant revoked",
+                            Some(source),
+                        );
+                        self.record_opening(event).await;
+                    }
                 }
-                if let Some(grant) = match &revoked_grant {
-                    Some(id) => self.store().grant(id).await?,
-                    None => None,
-                } {
-                    self.record_grant(EventKind::CodeReused, &grant, "grant revoked", Some(source))
-                        .await;
-                }
+                return Err(OAuthError::ExpiredAuthorizationCode);
+            }
+            CodeRedemption::AlreadyUsed {
+                revoked_grant: None,
+            } => {
                 return Err(OAuthError::ExpiredAuthorizationCode);
             }
         };

@@ -8,6 +8,18 @@
 //! client still allowed refresh tokens, and the scope asked for no wider than granted. Only
 //! then is a rotated-out token judged: a replay inside the retry window, a duplicate of a
 //! refresh that has just committed, or reuse.
+//!
+//! From a source that has spent its failure budget (its next failure is answered 429), a
+//! refresh does only what a valid one needs: a token of the earlier, unsigned format is not
+//! looked up, a family this process knows revoked is refused without a read, and a token of a
+//! revoked family writes no event. A family still live is read and judged as always, so a
+//! valid refresh or replay is answered, and a rotated-out token still revokes its family:
+//! reuse detection is never switched off by someone exhausting a shared address's budget
+//! first (docs/security.md, "Throttling").
+//!
+//! Repeats are not written one by one: `reuse_detected` for a family already revoked and
+//! `concurrent_refresh_refused` are written once per grant per window, with the count of the
+//! rest (see [`crate::operations::audit_repeats`]). The revocation's own event always is.
 
 use subtle::ConstantTimeEq;
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope, TokenResponse};
@@ -60,6 +72,8 @@ struct Presented<'a> {
     hash: Hash,
     secret: Option<&'a ClientSecret>,
     source: &'a Source,
+    /// The source has spent its failure budget: do only what a valid refresh needs.
+    shedding: bool,
 }
 
 /// A refresh's answer and the outcome it is counted under (the `outcome` label of
@@ -131,9 +145,17 @@ impl Authority {
         requested_scope: Option<&str>,
         presented_secret: Option<&ClientSecret>,
         source: &Source,
+        shedding: bool,
     ) -> Result<TokenResponse, OAuthError> {
         let RefreshAnswer { outcome, result } = self
-            .decide_refresh(client, presented, requested_scope, presented_secret, source)
+            .decide_refresh(
+                client,
+                presented,
+                requested_scope,
+                presented_secret,
+                source,
+                shedding,
+            )
             .await;
         crate::operations::metrics::refresh(outcome);
         result
@@ -147,6 +169,7 @@ impl Authority {
         requested_scope: Option<&str>,
         presented_secret: Option<&ClientSecret>,
         source: &Source,
+        shedding: bool,
     ) -> RefreshAnswer {
         let value = presented.expose_secret();
         if value.is_empty() || value.len() > MAX_TOKEN_LEN {
@@ -158,6 +181,7 @@ impl Authority {
             hash: secret_hash(value),
             secret: presented_secret,
             source,
+            shedding,
         };
         self.judge_refresh(&presented, requested_scope).await.into()
     }
@@ -172,6 +196,13 @@ impl Authority {
     ) -> Judged {
         let client = presented.client;
         let grant_id = self.grant_id_of(presented).await?;
+        if presented.shedding && self.guard().grant_revoked(&grant_id) {
+            // Whatever the token, the answer is a refusal, and this source's is a 429: no read.
+            return Err(Refusal::counted(
+                Counted::Revoked,
+                OAuthError::ExpiredRefreshToken,
+            ));
+        }
         let now = self.now();
         let family = self.family_of(presented, &grant_id, now).await?;
         let grant = &family.grant;
@@ -240,6 +271,8 @@ impl Authority {
     async fn grant_id_of(&self, presented: &Presented<'_>) -> Result<String, Refusal> {
         match signed_grant_id(&self.config().server_key, presented.value) {
             Some(id) => Ok(id.to_owned()),
+            // Mostly guesses: from a source that has spent its budget, not worth a read.
+            None if presented.shedding => Err(OAuthError::ExpiredRefreshToken.into()),
             None => match self.store().legacy_refresh_grant(&presented.hash).await? {
                 Some(id) => Ok(id),
                 None => Err(OAuthError::ExpiredRefreshToken.into()),
@@ -279,15 +312,16 @@ impl Authority {
     }
 
     /// A token of a revoked family is refused; presenting one that was not the family's
-    /// current token to a rotating client is recorded as reuse.
+    /// current token to a rotating client is recorded as reuse, once per window (the family
+    /// is revoked already: these are repeats), and not at all from a source answered 429.
     async fn refuse_revoked_family(
         &self,
         presented: &Presented<'_>,
         grant: &Grant,
         which: Generation,
     ) -> Refusal {
-        if which != Generation::Current && presented.client.rotates() {
-            self.record_grant(
+        if which != Generation::Current && presented.client.rotates() && !presented.shedding {
+            self.record_grant_once(
                 EventKind::ReuseDetected,
                 grant,
                 "family already revoked",
@@ -435,7 +469,7 @@ impl Authority {
             // Inside the window but not answerable (a rotation made by an earlier version):
             // never punished as reuse.
             Replay::Unanswerable => {
-                self.record_grant(EventKind::ConcurrentRefreshRefused, grant, "", source)
+                self.record_grant_once(EventKind::ConcurrentRefreshRefused, grant, "", source)
                     .await;
                 return Err(OAuthError::TokenRequestInProgress.into());
             }
@@ -445,7 +479,7 @@ impl Authority {
         if now < Timestamp(rotated_at.millis() + CONCURRENT_REFRESH_GRACE_MS) {
             // A duplicate of a refresh that has only just committed: simultaneous requests
             // that lost the race by a few milliseconds are not thieves.
-            self.record_grant(EventKind::ConcurrentRefreshRefused, grant, "", source)
+            self.record_grant_once(EventKind::ConcurrentRefreshRefused, grant, "", source)
                 .await;
             return Err(OAuthError::TokenRequestInProgress.into());
         }
@@ -453,7 +487,8 @@ impl Authority {
     }
 
     /// A rotated-out token outside the window: reuse. The whole family is revoked (RFC 9700
-    /// §4.14.2); the revocation commits although the request fails.
+    /// §4.14.2); the revocation commits although the request fails, and its event is always
+    /// written. Had another request revoked the family meanwhile, this is a repeat.
     async fn reuse(
         &self,
         grant: &Grant,
@@ -461,18 +496,20 @@ impl Authority {
         now: Timestamp,
         presented: &Presented<'_>,
     ) -> Refusal {
+        let source = Some(presented.source);
         match self.store().revoke_grant(&grant.id, now).await {
-            Ok(true) => self.grant_revoked(&grant.id, now),
-            Ok(false) => {}
+            Ok(true) => {
+                self.grant_revoked(&grant.id, now);
+                let event = self.grant_event(EventKind::ReuseDetected, grant, detail, source);
+                self.record_opening(event).await;
+            }
+            Ok(false) if presented.shedding => {}
+            Ok(false) => {
+                self.record_grant_once(EventKind::ReuseDetected, grant, detail, source)
+                    .await;
+            }
             Err(error) => return error.into(),
         }
-        self.record_grant(
-            EventKind::ReuseDetected,
-            grant,
-            detail,
-            Some(presented.source),
-        )
-        .await;
         Refusal::counted(Counted::ReuseDetected, OAuthError::ExpiredRefreshToken)
     }
 

@@ -1,5 +1,12 @@
 //! The token endpoint (RFC 6749 §3.2): which grant a request asks for, and the one entry point
 //! that authenticates the client, runs the grant and sheds load from guessing sources.
+//!
+//! The source's failure budget is looked at before the grant runs, not only after it failed: a
+//! request whose failure would be answered 429 must not first do the work only a failure needs
+//! (read a family to refuse it, write its audit event). A code exchange from such a source is
+//! answered 429 at once; a refresh goes on only as far as it can be valid (see
+//! [`crate::flows::refresh`]). A valid request is never refused this way, except a code
+//! exchange, which leaves its code unspent for the retry (docs/security.md, "Throttling").
 
 use tessera_proto::{
     AuthorizationCode, CodeVerifier, OAuthError, Params, RefreshToken, TokenResponse,
@@ -60,6 +67,11 @@ impl Authority {
         source: &Source,
     ) -> Result<TokenResponse, OAuthError> {
         let client_id = credentials.as_ref().map(|c| c.client_id.clone());
+        if matches!(request, TokenRequest::AuthorizationCode { .. }) {
+            if let Some(refused) = self.refuse_spent_source(client_id.as_deref(), source) {
+                return Err(refused);
+            }
+        }
         let result = match credentials {
             None => Err(OAuthError::InvalidClientId),
             Some(creds) => self.run_grant(&creds, request, source).await,
@@ -83,8 +95,16 @@ impl Authority {
                 refresh_token,
                 scope,
             } => {
-                self.refresh(&client, &refresh_token, scope.as_deref(), secret, source)
-                    .await
+                let shedding = self.budget_spent(source);
+                self.refresh(
+                    &client,
+                    &refresh_token,
+                    scope.as_deref(),
+                    secret,
+                    source,
+                    shedding,
+                )
+                .await
             }
             TokenRequest::AuthorizationCode {
                 code,

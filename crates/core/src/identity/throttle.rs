@@ -7,7 +7,11 @@
 //!   failures are counted per source address, and once a source is over its budget its
 //!   *failing* requests are answered 429 instead of 400/401. A request whose credentials are
 //!   valid is never refused, whatever failed elsewhere — not by client id (which is public), not
-//!   by address (which behind a NAT or a proxy is everybody's).
+//!   by address (which behind a NAT or a proxy is everybody's) — with one exception: a code
+//!   exchange from a source that has spent its budget is answered 429 before the code is
+//!   redeemed, and works when sent again. The budget is looked at before a grant runs
+//!   ([`Throttle::credential_budget_spent`]), so that a request answered 429 does no store work
+//!   that only a failure needs.
 //! - **Passwords** are guessable, so an attempt over budget is refused *before* the password is
 //!   checked. The budgets are per (username, address), tight; per username across addresses,
 //!   loose (NIST SP 800-63B §5.2.2: at most 100 consecutive failures); and per address. An
@@ -28,6 +32,7 @@ use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroUsize;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use lru::LruCache;
@@ -165,6 +170,11 @@ struct Counter<K: Hash + Eq> {
     budget: Budget,
     reason: ThrottleReason,
     windows: Mutex<LruCache<K, Window>>,
+    /// Until when (milliseconds) some key may have no failure left in its window: the latest
+    /// window end of a key that reached its last failure. Before that, [`Counter::spent`] looks
+    /// the key up; after it, no key can be spent and the answer is one atomic load, so the
+    /// requests of a server nobody floods never touch the lock.
+    spent_until: AtomicI64,
 }
 
 impl<K: Hash + Eq> fmt::Debug for Counter<K> {
@@ -184,6 +194,7 @@ impl<K: Hash + Eq> Counter<K> {
             budget,
             reason,
             windows: Mutex::new(LruCache::new(cap)),
+            spent_until: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -240,11 +251,52 @@ impl<K: Hash + Eq> Counter<K> {
         let mut windows = self.lock();
         let w = self.current(&mut windows, key, now);
         w.count = w.count.saturating_add(1);
+        if w.count.saturating_add(1) >= self.budget.max_failures {
+            // Its next failure is refused: from here on, `spent` must look this key up.
+            self.spent_until
+                .fetch_max(self.window_end(w).millis(), Ordering::Relaxed);
+        }
         if w.count >= self.budget.max_failures {
             Err(self.refusal(w, now))
         } else {
             Ok(())
         }
+    }
+
+    /// Whether the window has no failure left: the key's next failure would be refused.
+    fn is_spent(&self, w: &Window, now: Timestamp) -> bool {
+        now < self.window_end(w) && w.count.saturating_add(1) >= self.budget.max_failures
+    }
+
+    /// Whether any key may be spent at `now`: one atomic load, so that the requests of a
+    /// server nobody floods never take the lock to ask.
+    fn any_may_be_spent(&self, now: Timestamp) -> bool {
+        now.millis() < self.spent_until.load(Ordering::Relaxed)
+    }
+
+    /// Whether the key's budget is spent for this window: a look, counting nothing and leaving
+    /// the LRU order alone.
+    fn spent(&self, key: &K, now: Timestamp) -> Option<Throttled> {
+        if !self.any_may_be_spent(now) {
+            return None;
+        }
+        let windows = self.lock();
+        let w = windows.peek(key).filter(|w| self.is_spent(w, now))?;
+        Some(Throttled {
+            reason: self.reason,
+            retry_after_secs: self.retry_after(w, now),
+        })
+    }
+
+    /// Refuses the key, counting nothing, if its budget is spent: for a request refused before
+    /// it is tried.
+    fn refuse_if_spent(&self, key: &K, now: Timestamp) -> Option<Refusal> {
+        if !self.any_may_be_spent(now) {
+            return None;
+        }
+        let mut windows = self.lock();
+        let w = windows.peek_mut(key).filter(|w| self.is_spent(w, now))?;
+        Some(self.refusal(w, now))
     }
 
     /// Takes one attempt from the budget before it is made; `Err`, taking nothing, when the
@@ -368,6 +420,29 @@ impl Throttle {
         self.credentials_by_address.fail(address_key(address), now)
     }
 
+    /// Whether `address` has spent its credential budget: its next failure would be answered
+    /// 429. Checked before a grant runs, so that a request from such a source does no store
+    /// work that only a failure would need (see [`crate::flows::token_request`]).
+    pub(crate) fn credential_budget_spent(
+        &self,
+        address: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Option<Throttled> {
+        self.credentials_by_address
+            .spent(&address_key(address), now)
+    }
+
+    /// Refuses a request from `address` before it is tried, if the source has spent its
+    /// credential budget; the bool says whether this is the window's first refusal.
+    pub(crate) fn refuse_spent_credentials(
+        &self,
+        address: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Option<(Throttled, bool)> {
+        self.credentials_by_address
+            .refuse_if_spent(&address_key(address), now)
+    }
+
     /// Starts a login attempt: counted against the (username, address), username and address
     /// budgets before the password is checked, or refused, counting nothing, when one of them
     /// is used up. The bool says whether this is that budget's first refusal of its window.
@@ -472,6 +547,35 @@ mod tests {
         assert!(t
             .credential_failure(ip("10.0.0.1"), T0.plus_secs(60))
             .is_ok());
+    }
+
+    #[test]
+    fn a_source_one_failure_from_its_budget_is_known_spent_before_it_fails_again() {
+        let t = small();
+        let attacker = ip("10.0.0.1");
+        assert!(t.credential_budget_spent(attacker, T0).is_none());
+        assert!(t.credential_failure(attacker, T0).is_ok());
+        assert!(
+            t.credential_budget_spent(attacker, T0).is_none(),
+            "two failures left"
+        );
+        assert!(t.credential_failure(attacker, T0).is_ok());
+        // The next failure would be refused: the check before the grant says so, and counts
+        // nothing (asking again changes nothing).
+        let spent = t
+            .credential_budget_spent(attacker, T0.plus_secs(1))
+            .unwrap();
+        assert_eq!(spent.retry_after_secs, 59);
+        assert!(t
+            .credential_budget_spent(attacker, T0.plus_secs(1))
+            .is_some());
+        assert!(t
+            .credential_budget_spent(ip("10.0.0.2"), T0.plus_secs(1))
+            .is_none());
+        // The window's end frees it.
+        assert!(t
+            .credential_budget_spent(attacker, T0.plus_secs(60))
+            .is_none());
     }
 
     #[test]

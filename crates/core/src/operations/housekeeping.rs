@@ -17,12 +17,15 @@ pub(crate) const CODE_RETENTION_SECS: u64 = 3600;
 pub(crate) const PURGE_BATCH: u32 = 1000;
 
 impl Authority {
-    /// Removes what can no longer be used: expired codes (and stored access tokens of the earlier
-    /// format), grants past their policy or revoked
-    /// long enough, old events, change-feed entries no longer in force. Reuse detection
+    /// Writes the summaries of repeated audit events whose window has ended (see
+    /// [`crate::operations::audit_repeats`]), then removes what can no longer be used: expired
+    /// codes (and stored access tokens of the earlier format), grants past their policy or
+    /// revoked long enough, old events, change-feed entries no longer in force. Reuse detection
     /// survives it: a rotated-out token names its family from its own signature.
     /// Runs in rounds of at most [`PURGE_BATCH`] rows per rule until nothing is left.
     pub async fn housekeeping(&self) -> Result<PurgeCounts, StoreError> {
+        // Windows of repeated events that ended with no later event to carry their count.
+        self.summarise_repeats().await;
         let plan = self.purge_plan(PURGE_BATCH).await?;
         let mut total = PurgeCounts::default();
         loop {

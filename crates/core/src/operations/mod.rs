@@ -2,6 +2,7 @@
 //! console's domain side, housekeeping of what can no longer be used, and the metrics.
 
 pub mod admin;
+pub(crate) mod audit_repeats;
 pub mod console;
 pub mod housekeeping;
 pub mod metrics;

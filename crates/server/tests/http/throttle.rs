@@ -479,3 +479,206 @@ async fn spellings_of_one_unicode_username_share_one_budget_and_one_user() {
         &login_from(&h, &c, ATTACKER, &[], USERNAME, PASSWORD).await
     ));
 }
+
+// Throttling before the work: a source that has spent its budget is answered 429 without the
+// store work only a failure needs, and repeats of one incident are one event per grant per
+// window, with their count (docs/security.md, "Throttling" and "The audit trail").
+
+fn rt_of(reply: &Reply) -> String {
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.json()["refresh_token"].as_str().unwrap().to_owned()
+}
+
+/// The failures a source of the small budget (20 a minute) may have before its next is a 429.
+const FAILURES_BEFORE_429: usize = 19;
+
+/// Runs housekeeping once the repeat window has passed: it writes the summaries of windows
+/// whose count no later event carried.
+async fn after_the_repeat_window(h: &Harness) {
+    h.clock.advance_secs(61);
+    h.authority.housekeeping().await.unwrap();
+}
+
+/// A client without a retry window, its first refresh token and the successor that rotated
+/// it out, past the grace for duplicates: a replay of the first is now reuse.
+async fn rotated_past_the_grace(h: &Harness) -> (Client, String, String, String) {
+    let c = h.rotating(0).await;
+    let secret = c.secret.clone().unwrap();
+    let rt1 = rt_of_login(h, &c).await;
+    let rt2 = rt_of(&h.token(&refresh_pairs(&c, &rt1, &secret)).await);
+    h.clock.advance_secs(3);
+    (c, secret, rt1, rt2)
+}
+
+#[tokio::test]
+async fn throttled_replays_of_a_rotated_out_token_write_no_events() {
+    let h = harness().await;
+    let (c, secret, rt1, rt2) = rotated_past_the_grace(&h).await;
+    // The first replay is reuse: the family is revoked and that is recorded.
+    flood_writes_one_event_and_its_count(&h, &refresh_pairs(&c, &rt1, &secret), "reuse_detected")
+        .await;
+    // The family stays revoked, its successor included.
+    h.token(&refresh_pairs(&c, &rt2, &secret))
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+}
+
+async fn rt_of_login(h: &Harness, c: &Client) -> String {
+    h.login(c, "api refresh_token").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn code_pairs<'a>(client: &'a Client, code: &'a str, secret: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("client_id", client.id.as_str()),
+        ("client_secret", secret),
+        ("redirect_uri", REDIRECT),
+    ]
+}
+
+#[tokio::test]
+async fn throttled_presentations_of_a_spent_code_write_no_events() {
+    let h = harness().await;
+    let c = h.confidential().await;
+    let secret = c.secret.clone().unwrap();
+    let code = h
+        .code(&c, &[("scope", "api refresh_token"), ("state", "s")])
+        .await;
+    let first = h.token(&code_pairs(&c, &code, &secret)).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    let access = first.json()["access_token"].as_str().unwrap().to_owned();
+    // The second presentation revokes what the first issued, and is recorded.
+    flood_writes_one_event_and_its_count(&h, &code_pairs(&c, &code, &secret), "code_reused").await;
+    assert!(
+        !h.api_works(&access).await,
+        "what the code issued is revoked"
+    );
+}
+
+/// Sends `pairs` from the attacker 300 times. The first is the incident, recorded once as
+/// `kind`; the rest of the budget are repeats, counted and not written; past the budget come
+/// 429s that do no store work (still 429 with the database gone, not 503) and write nothing.
+/// Once the window has ended, one summary carries the count of the repeats.
+async fn flood_writes_one_event_and_its_count(h: &Harness, pairs: &[(&str, &str)], kind: &str) {
+    for i in 0..FAILURES_BEFORE_429 {
+        let reply = h.token_from(ATTACKER, &[], pairs).await;
+        reply.assert_oauth_error(400, "invalid_grant");
+        assert_eq!(h.events_named(kind).await.len(), 1, "after {i}");
+    }
+    h.token_from(ATTACKER, &[], pairs)
+        .await
+        .assert_oauth_error(429, "rate_limit_exceeded");
+    wait_for_events(h, "throttled", 1).await;
+    h.store.fail(true);
+    for i in 0..280 {
+        let reply = h.token_from(ATTACKER, &[], pairs).await;
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "attempt {i}");
+    }
+    h.store.fail(false);
+    assert_eq!(h.events_named(kind).await.len(), 1);
+    assert_eq!(h.events_named("throttled").await.len(), 1);
+    after_the_repeat_window(h).await;
+    let events = h.events_named(kind).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event.detail.contains("(+18 repeats since")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn duplicates_of_a_refresh_that_just_committed_write_one_event_with_their_count() {
+    let h = harness().await;
+    let c = h.rotating(0).await;
+    let secret = c.secret.clone().unwrap();
+    let rt1 = rt_of_login(&h, &c).await;
+    let rt2 = rt_of(&h.token(&refresh_pairs(&c, &rt1, &secret)).await);
+    // Fifty duplicates within the grace after the rotation: each is refused as in progress (not
+    // a failure of the client's: never throttled), and one event stands for them all.
+    for i in 0..50 {
+        let reply = h
+            .token_from(OWNER, &[], &refresh_pairs(&c, &rt1, &secret))
+            .await;
+        reply.assert_oauth_error(400, "invalid_grant");
+        assert_eq!(
+            reply.json()["error_description"],
+            "token request is already being processed",
+            "duplicate {i}"
+        );
+    }
+    assert_eq!(h.events_named("concurrent_refresh_refused").await.len(), 1);
+    // The duplicates revoked nothing.
+    let rt3 = rt_of(&h.token(&refresh_pairs(&c, &rt2, &secret)).await);
+    after_the_repeat_window(&h).await;
+    let events = h.events_named("concurrent_refresh_refused").await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event.detail.contains("(+49 repeats since")),
+        "{events:?}"
+    );
+    assert!(h.events_named("reuse_detected").await.is_empty());
+    assert_eq!(
+        h.token(&refresh_pairs(&c, &rt3, &secret)).await.status,
+        StatusCode::OK
+    );
+}
+
+/// Spends the attacker's budget with guessed refresh tokens: its next failure is a 429.
+async fn spend_the_attackers_budget(h: &Harness, c: &Client, secret: &str) {
+    for i in 0..FAILURES_BEFORE_429 {
+        let guess = format!("guess-{i}");
+        let reply = h
+            .token_from(ATTACKER, &[], &refresh_pairs(c, &guess, secret))
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "guess {i}");
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_source_still_gets_its_replay_inside_the_retry_window() {
+    let h = harness().await;
+    let c = h.rotating(60).await;
+    let secret = c.secret.clone().unwrap();
+    let rt1 = rt_of_login(&h, &c).await;
+    let second = h
+        .token_from(ATTACKER, &[], &refresh_pairs(&c, &rt1, &secret))
+        .await;
+    let rt2 = rt_of(&second);
+    // The source shares its address with a guesser (a NAT) that spends its budget…
+    spend_the_attackers_budget(&h, &c, &secret).await;
+    // …and then loses a response: its retry is valid, so it is answered, not throttled.
+    let replay = h
+        .token_from(ATTACKER, &[], &refresh_pairs(&c, &rt1, &secret))
+        .await;
+    assert_eq!(rt_of(&replay), rt2);
+    // And the successor it was given works from there too.
+    let next = h
+        .token_from(ATTACKER, &[], &refresh_pairs(&c, &rt2, &secret))
+        .await;
+    assert_ne!(rt_of(&next), rt2);
+}
+
+#[tokio::test]
+async fn exhausting_a_shared_address_budget_does_not_switch_off_reuse_detection() {
+    let h = harness().await;
+    // A thief rotated the stolen token; the owner's client holds the rotated-out one.
+    let (c, secret, rt1, stolen_successor) = rotated_past_the_grace(&h).await;
+    spend_the_attackers_budget(&h, &c, &secret).await;
+    // The owner, behind the exhausted address, presents its token: refused with 429 as a
+    // failure from there, but the family is revoked all the same, and that is recorded.
+    h.token_from(ATTACKER, &[], &refresh_pairs(&c, &rt1, &secret))
+        .await
+        .assert_oauth_error(429, "rate_limit_exceeded");
+    h.token(&refresh_pairs(&c, &stolen_successor, &secret))
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    assert_eq!(h.events_named("reuse_detected").await.len(), 1);
+}
