@@ -2,7 +2,8 @@
 //! driven through the printed URL, then `token` from 20 processes at once after expiry (exactly
 //! one refresh at the server), `curl`, `status`, and `logout`; and the traps of a first hour:
 //! a wrong secret, an unregistered redirect URI, a session revoked at the server, a secret typed
-//! at a terminal, a session without a refresh token.
+//! at a terminal, a session without a refresh token, `status` after the server refused the
+//! stored refresh token.
 
 use crate::common;
 
@@ -202,6 +203,33 @@ impl World {
             "{page}"
         );
         stderr
+    }
+
+    /// Revokes every grant of cli@example.com with the admin command, and waits until the
+    /// server refuses `access_token`: the command writes to the database and the server applies
+    /// it from its change feed a moment later.
+    async fn revoke_the_session(&self, access_token: &str) {
+        self.json(
+            &["admin", "--json", "revoke", "--user", "cli@example.com"],
+            None,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let api = reqwest::Client::new()
+                .get(format!("{}/services/data/v65.0/", self.base))
+                .bearer_auth(access_token.trim())
+                .send()
+                .await
+                .unwrap();
+            if api.status() == 401 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server never saw the revocation"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn stdout_of(&self, args: &[&str]) -> String {
@@ -510,30 +538,8 @@ async fn token_verify_asks_the_server_and_fails_once_the_session_is_revoked() {
     assert_ne!(fresh, stored);
     assert!(fresh.trim().contains('!'));
 
-    // The whole session revoked: --verify exits non-zero and says to log in again. The admin
-    // command writes to the database; the server applies it from its change feed a moment
-    // later, so wait until the server refuses the token.
-    w.json(
-        &["admin", "--json", "revoke", "--user", "cli@example.com"],
-        None,
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let api = reqwest::Client::new()
-            .get(format!("{}/services/data/v65.0/", w.base))
-            .bearer_auth(fresh.trim())
-            .send()
-            .await
-            .unwrap();
-        if api.status() == 401 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server never saw the revocation"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The whole session revoked: --verify exits non-zero and says to log in again.
+    w.revoke_the_session(&fresh).await;
     let out = w.run(&["token", "--verify"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
@@ -542,6 +548,43 @@ async fn token_verify_asks_the_server_and_fails_once_the_session_is_revoked() {
         stderr.contains("please log in again (tessera login)"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_after_a_refused_refresh_does_not_call_the_refused_token_stored() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let w = World::start();
+    let (client_id, secret) = w.user_and_client(&[]);
+    w.log_in(&client_id, Some(&secret), &[]).await;
+    let before = w.stdout_of(&["status"]);
+    assert!(
+        before.contains("refresh   refresh token stored\n"),
+        "{before}"
+    );
+
+    // Revoked at the server; the next refresh is refused.
+    let token = w.stdout_of(&["token"]);
+    w.revoke_the_session(&token).await;
+    let out = w.run(&["token", "--verify"], None);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let after = w.stdout_of(&["status"]);
+    assert!(!after.contains("refresh token stored"), "{after}");
+    assert!(
+        after.contains("refresh   the stored refresh token was refused: a login is needed\n"),
+        "{after}"
+    );
+    assert!(
+        after.contains(
+            "state     login needed (tessera login): the server rejected the refresh token"
+        ),
+        "{after}"
+    );
+    assert!(!after.contains("refreshed automatically"), "{after}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
