@@ -15,3 +15,18 @@ pub fn scripts() -> PathBuf {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser"),
     )
 }
+
+/// The windows the pages are looked at in: (width, height, whether it is a phone): a desktop's,
+/// and a phone's as narrow as they come.
+pub const VIEWPORTS: [(u64, u64, bool); 2] = [(1000, 800, false), (375, 800, true)];
+
+/// [`VIEWPORTS`] as the scripts take them (`VIEWPORTS`: `[{width, height, phone}]`).
+pub fn viewports_json() -> String {
+    let viewports: Vec<serde_json::Value> = VIEWPORTS
+        .iter()
+        .map(|(width, height, phone)| {
+            serde_json::json!({ "width": width, "height": height, "phone": phone })
+        })
+        .collect();
+    serde_json::Value::from(viewports).to_string()
+}
