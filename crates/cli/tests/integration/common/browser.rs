@@ -9,11 +9,18 @@ pub fn screenshots_dir() -> PathBuf {
     tessera_testkit::browser::screenshots_dir(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
-/// `crates/cli/tests/browser`, with playwright-core installed from the npm registry.
+/// `crates/cli/tests/browser`, with playwright-core installed from the npm registry once per
+/// test process: `npm ci` empties `node_modules` before it fills it, so a second install while
+/// another browser test runs its script would pull the package from under it.
 pub fn scripts() -> PathBuf {
-    tessera_testkit::browser::install_scripts(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser"),
-    )
+    static INSTALLED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            tessera_testkit::browser::install_scripts(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser"),
+            )
+        })
+        .clone()
 }
 
 /// The windows the pages are looked at in: (width, height, whether it is a phone): a desktop's,
