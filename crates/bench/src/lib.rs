@@ -7,7 +7,9 @@
 //! measured right before it, since on a shared machine only ratios between adjacent runs mean
 //! anything; `--json` writes the same. With several `--tokens` sizes the whole suite runs on
 //! each, and the largest is compared with the smallest. A last, open-loop run at half the peak
-//! rotating throughput measures p99 where it matters: below saturation.
+//! rotating throughput measures p99 where it matters: below saturation. A pair whose floor came
+//! out far from the others of its concurrency is measured again, and flagged if it still is; the
+//! expected duration is said before anything runs.
 //!
 //! `tessera bench` is the driver: the benchmark starts the `tessera` binary it runs in
 //! (`std::env::current_exe`) as its server, so it is a library of that binary rather than a
@@ -20,6 +22,7 @@ mod database;
 mod disk;
 mod histogram;
 mod load;
+mod plan;
 mod postgres;
 mod process;
 mod report;
@@ -34,9 +37,10 @@ pub use args::BenchArgs;
 use data::prepare;
 use database::Database;
 use disk::disk_floor;
+use plan::{disk_seconds, Plan};
 use process::{pin_process, which};
 use report::{machine, print_report, Report, StoreSize};
-use scenario::{half_load, measure};
+use scenario::{half_load, measure_disturbed_pairs_again, measure_pair, Pair};
 use servers::Servers;
 
 /// Runs the whole benchmark and reports it. It spawns tasks with `spawn_local`: run it inside
@@ -52,6 +56,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.nodes == 0 || (args.nodes > 1 && args.postgres.is_none()) {
         bail!("--nodes must be 1, or more with --postgres (nodes share a PostgreSQL database)");
     }
+    eprintln!("{}", Plan::of(&args).describe(&args));
     let max_concurrency = args.concurrency.iter().copied().max().unwrap_or(1);
     let mut report = Report {
         machine: machine(),
@@ -83,7 +88,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let mint_seconds = started.elapsed().as_secs_f64();
         let minted_bytes = database.bytes(&dir).await;
         if report.disk.is_none() {
-            let disk = disk_floor(&dir, (args.duration as f64 / 4.0).clamp(1.0, 5.0))?;
+            let disk = disk_floor(&dir, disk_seconds(args.duration))?;
             eprintln!(
                 "disk: 4 KiB append + fdatasync, {} times: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 disk.syncs, disk.p50_ms, disk.p99_ms, disk.max_ms
@@ -96,43 +101,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             args.nodes,
             if pin { args.server_cpu } else { None },
         )?;
+        let mut measured = Vec::new();
         for &concurrency in &args.concurrency {
-            for scenario in &args.scenarios {
-                if scenario == "half-load" {
-                    continue;
-                }
-                // The floor right before each scenario: on a shared machine the neighbours' load
-                // drifts within a minute, and a ratio means something only between adjacent runs.
-                let floor = measure(
-                    &args,
-                    &server,
-                    tokens,
-                    "floor",
-                    concurrency,
-                    &mut data,
-                    None,
-                )
-                .await?;
-                let (floor_rate, floor_cpu) = (floor.throughput, floor.server_cpu_us_per_request);
-                report.runs.push(floor);
-                let mut run = measure(
-                    &args,
-                    &server,
-                    tokens,
-                    scenario,
-                    concurrency,
-                    &mut data,
-                    None,
-                )
-                .await?;
-                run.ratio_to_floor = Some(run.throughput / floor_rate);
-                run.cpu_ratio_to_floor = Some(floor_cpu / run.server_cpu_us_per_request);
-                report.runs.push(run);
+            for scenario in args.scenarios.iter().filter(|s| *s != "half-load") {
+                let pair = Pair::closed_loop(scenario, concurrency);
+                measured
+                    .push(record_pair(&args, &server, tokens, pair, &mut data, &mut report).await?);
             }
         }
+        // Last: its rate is half the peak the rotating runs above measured.
         if args.scenarios.iter().any(|s| s == "half-load") {
-            half_load(&args, &server, tokens, &mut data, &mut report).await?;
+            if let Some(pair) = half_load(&args, &report, tokens) {
+                measured
+                    .push(record_pair(&args, &server, tokens, pair, &mut data, &mut report).await?);
+            }
         }
+        measure_disturbed_pairs_again(&args, &server, tokens, &mut data, &mut report, &measured)
+            .await?;
         report.stores.push(StoreSize {
             tokens,
             database_bytes: minted_bytes,
@@ -149,4 +134,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Measures a pair — the floor right before the scenario: on a shared machine the neighbours'
+/// load drifts within a minute, and a ratio means something only between adjacent runs — and
+/// adds both rows to the report; returns the pair with the index of its floor's row.
+async fn record_pair(
+    args: &BenchArgs,
+    server: &Servers,
+    tokens: u64,
+    pair: Pair,
+    data: &mut data::Data,
+    report: &mut Report,
+) -> anyhow::Result<(Pair, usize)> {
+    let (floor, run) = measure_pair(args, server, tokens, &pair, data).await?;
+    let index = report.runs.len();
+    report.runs.push(floor);
+    report.runs.push(run);
+    Ok((pair, index))
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::disk::DiskFloor;
+use crate::plan::{FLOOR_MARGIN, HALF_LOAD_LABEL};
 
 /// One measured run.
 #[derive(Debug, Clone, Serialize)]
@@ -22,7 +23,8 @@ pub(crate) struct Run {
     pub(crate) p999_ms: f64,
     /// Status code → count, for everything but 200.
     pub(crate) errors: BTreeMap<u16, u64>,
-    /// Throughput over that of the floor measured right before, at the same concurrency.
+    /// Throughput over that of the floor measured right before, at the same concurrency; `None`
+    /// for floors and for the open-loop run, whose throughput is the rate it was offered.
     pub(crate) ratio_to_floor: Option<f64>,
     /// The server's CPU time (user and system, all threads) per answered request, in the
     /// measured window.
@@ -34,6 +36,10 @@ pub(crate) struct Run {
     pub(crate) server_rss_kib: u64,
     /// Offered rate, for open-loop runs.
     pub(crate) target_rate: Option<f64>,
+    /// How far the floor of this row's pair was from the median floor of its concurrency, as a
+    /// fraction, when it was still more than the margin off after the pair was measured again:
+    /// the row's ratios are then unreliable. `None` when the floor was close enough.
+    pub(crate) floor_off_median: Option<f64>,
 }
 
 /// Facts about a store size.
@@ -83,7 +89,7 @@ pub(crate) fn print_report(report: &Report) {
         );
     }
     println!(
-        "{:>9}  {:<25} {:>4}  {:>10}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>7}  {:>9}  {:>8}  errors",
+        "{:>9}  {:<30} {:>4}  {:>10}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>7}  {:>9}  {:>8}  errors",
         "tokens",
         "scenario",
         "c",
@@ -98,8 +104,14 @@ pub(crate) fn print_report(report: &Report) {
         "RSS MiB"
     );
     for r in &report.runs {
+        let flag = r.floor_off_median.map_or_else(String::new, |off| {
+            format!(
+                "  floor {:.0} % off the median: ratios unreliable",
+                off * 100.0
+            )
+        });
         println!(
-            "{:>9}  {:<25} {:>4}  {:>10.0}  {:>7.2}  {:>7.2}  {:>7.2}  {:>8.2}  {:>6}  {:>7.1}  {:>9}  {:>8.1}  {:?}",
+            "{:>9}  {:<30} {:>4}  {:>10.0}  {:>7.2}  {:>7.2}  {:>7.2}  {:>8.2}  {:>6}  {:>7.1}  {:>9}  {:>8.1}  {:?}{flag}",
             r.tokens,
             r.scenario,
             r.concurrency,
@@ -148,19 +160,88 @@ pub(crate) fn print_report(report: &Report) {
             }
         }
     }
+    for line in legend(report) {
+        println!("{line}");
+    }
+}
+
+/// What the table's less obvious columns and rows mean, printed at the end of the report.
+fn legend(report: &Report) -> Vec<String> {
+    let mut lines = vec![
+        String::new(),
+        "ratio      req/s ÷ the req/s of the floor (a trivial POST on the same server stack) \
+         measured right before, at the same concurrency: the share of the bare stack's \
+         throughput the scenario keeps. Above 1, the floor was disturbed."
+            .to_owned(),
+        "CPU ratio  the floor's server CPU µs per request ÷ this row's: the same comparison in \
+         CPU time, which the neighbours' load disturbs much less."
+            .to_owned(),
+    ];
+    if report.runs.iter().any(|r| r.target_rate.is_some()) {
+        lines.push(format!(
+            "{HALF_LOAD_LABEL}: rotating refresh offered open loop at half the peak rotating \
+             req/s, to read p50 and p99 below saturation; its req/s is the rate offered, not a \
+             capacity, so it has no ratio."
+        ));
+    }
+    if report.runs.iter().any(|r| r.floor_off_median.is_some()) {
+        lines.push(format!(
+            "floor off the median: the pair's floor was more than {:.0} % from the median floor \
+             of its concurrency twice (measured again once); read that row's ratios with care.",
+            FLOOR_MARGIN * 100.0
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The JSON report is read by scripts (BENCHMARKS.md's figures come from it): its keys and
-    /// their order stay as they are.
+    fn report(runs: Vec<Run>) -> Report {
+        Report {
+            machine: "test".into(),
+            pinned: false,
+            disk: None,
+            runs,
+            stores: Vec::new(),
+        }
+    }
+
     #[test]
-    fn a_run_is_written_with_its_keys_in_order() {
-        let run = Run {
+    fn the_legend_says_what_ratio_and_cpu_ratio_mean_and_why_half_load_has_none() {
+        let closed = run_of("api", None, None);
+        let said = legend(&report(vec![closed.clone()])).join("\n");
+        assert!(
+            said.contains("\nratio      req/s ÷ the req/s of the floor"),
+            "{said}"
+        );
+        assert!(said.contains("Above 1, the floor was disturbed"), "{said}");
+        assert!(
+            said.contains("\nCPU ratio  the floor's server CPU µs per request"),
+            "{said}"
+        );
+        assert!(!said.contains(HALF_LOAD_LABEL), "{said}");
+        assert!(!said.contains("floor off the median"), "{said}");
+
+        let open = run_of(HALF_LOAD_LABEL, Some(5_000.0), None);
+        let flagged = run_of("api", None, Some(0.3));
+        let said = legend(&report(vec![closed, open, flagged])).join("\n");
+        assert!(
+            said.contains("rotating: latency at half load: rotating refresh offered open loop"),
+            "{said}"
+        );
+        assert!(said.contains("so it has no ratio"), "{said}");
+        assert!(
+            said.contains("more than 15 % from the median floor"),
+            "{said}"
+        );
+    }
+
+    fn run_of(scenario: &str, target_rate: Option<f64>, floor_off_median: Option<f64>) -> Run {
+        Run {
             tokens: 1000,
-            scenario: "rotating".into(),
+            scenario: scenario.into(),
             concurrency: 4,
             requests: 10,
             seconds: 1.0,
@@ -169,12 +250,24 @@ mod tests {
             p90_ms: 2.0,
             p99_ms: 3.0,
             p999_ms: 4.0,
-            errors: BTreeMap::from([(503, 1)]),
-            ratio_to_floor: Some(0.5),
+            errors: BTreeMap::new(),
+            ratio_to_floor: None,
             server_cpu_us_per_request: 100.0,
             cpu_ratio_to_floor: None,
             server_rss_kib: 2048,
-            target_rate: None,
+            target_rate,
+            floor_off_median,
+        }
+    }
+
+    /// The JSON report is read by scripts (BENCHMARKS.md's figures come from it): its keys and
+    /// their order stay as they are.
+    #[test]
+    fn a_run_is_written_with_its_keys_in_order() {
+        let run = Run {
+            errors: BTreeMap::from([(503, 1)]),
+            ratio_to_floor: Some(0.5),
+            ..run_of("rotating", None, None)
         };
         let text = serde_json::to_string(&run).unwrap_or_default();
         assert_eq!(
@@ -183,7 +276,7 @@ mod tests {
              \"seconds\":1.0,\"throughput\":10.0,\"p50_ms\":1.0,\"p90_ms\":2.0,\"p99_ms\":3.0,\
              \"p999_ms\":4.0,\"errors\":{\"503\":1},\"ratio_to_floor\":0.5,\
              \"server_cpu_us_per_request\":100.0,\"cpu_ratio_to_floor\":null,\
-             \"server_rss_kib\":2048,\"target_rate\":null}"
+             \"server_rss_kib\":2048,\"target_rate\":null,\"floor_off_median\":null}"
         );
     }
 }

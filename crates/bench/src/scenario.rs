@@ -1,4 +1,5 @@
-//! One scenario measured at one concurrency, and the open-loop run at half of the peak.
+//! One scenario measured at one concurrency, each after a floor, the open-loop run at half of
+//! the peak, and the pairs measured again when their floor was disturbed.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -8,6 +9,7 @@ use anyhow::{bail, Context};
 use crate::data::Data;
 use crate::histogram::new_histogram;
 use crate::load::Worker;
+use crate::plan::{departure, disturbed_floors, FLOOR_MARGIN, HALF_LOAD_LABEL};
 use crate::process::{cpu_ticks, CLOCK_TICKS_PER_SECOND};
 use crate::report::{Report, Run};
 use crate::servers::Servers;
@@ -102,55 +104,140 @@ pub(crate) async fn measure(
         cpu_ratio_to_floor: None,
         server_rss_kib: server.rss_kib(),
         target_rate: rate,
+        floor_off_median: None,
     };
-    eprintln!(
-        "  {:>8} tokens  {:<24} c={:<3} {:>9.0}/s  p99 {:>7.2} ms  {:>6.1} µs CPU  errors {:?}",
+    Ok(run)
+}
+
+/// A scenario measured right after a floor at the same concurrency: the floor is what its
+/// ratios are to.
+#[derive(Debug, Clone)]
+pub(crate) struct Pair {
+    /// The scenario the workers run.
+    pub(crate) scenario: String,
+    /// Its name in the report.
+    pub(crate) label: String,
+    pub(crate) concurrency: usize,
+    /// Offered requests a second in all, for an open-loop run.
+    pub(crate) rate: Option<f64>,
+}
+
+impl Pair {
+    pub(crate) fn closed_loop(scenario: &str, concurrency: usize) -> Self {
+        Self {
+            scenario: scenario.to_owned(),
+            label: scenario.to_owned(),
+            concurrency,
+            rate: None,
+        }
+    }
+}
+
+/// Measures the floor, then the pair's scenario, and sets the scenario's ratios to that floor.
+pub(crate) async fn measure_pair(
+    args: &BenchArgs,
+    server: &Servers,
+    tokens: u64,
+    pair: &Pair,
+    data: &mut Data,
+) -> anyhow::Result<(Run, Run)> {
+    let floor = measure(args, server, tokens, "floor", pair.concurrency, data, None).await?;
+    let mut run = measure(
+        args,
+        server,
         tokens,
+        &pair.scenario,
+        pair.concurrency,
+        data,
+        pair.rate,
+    )
+    .await?;
+    run.scenario = pair.label.clone();
+    // An open-loop run's throughput is the rate it was offered, not a capacity: a ratio of it
+    // to the floor would read as a regression.
+    if pair.rate.is_none() {
+        run.ratio_to_floor = Some(run.throughput / floor.throughput);
+    }
+    run.cpu_ratio_to_floor = Some(floor.server_cpu_us_per_request / run.server_cpu_us_per_request);
+    progress(&floor);
+    progress(&run);
+    Ok((floor, run))
+}
+
+/// One line on standard error as each run ends, so that a long benchmark shows it is moving.
+fn progress(run: &Run) {
+    eprintln!(
+        "  {:>8} tokens  {:<30} c={:<3} {:>9.0}/s  p99 {:>7.2} ms  {:>6.1} µs CPU  errors {:?}",
+        run.tokens,
         run.scenario,
-        concurrency,
+        run.concurrency,
         run.throughput,
         run.p99_ms,
         run.server_cpu_us_per_request,
         run.errors
     );
-    Ok(run)
 }
 
 /// The open-loop run: rotating refresh offered at half the peak closed-loop throughput measured
-/// at the largest concurrency, so that p99 is read below saturation.
-pub(crate) async fn half_load(
+/// at the largest concurrency, so that p99 is read below saturation; `None` without a rotating
+/// run to take the peak from.
+pub(crate) fn half_load(args: &BenchArgs, report: &Report, tokens: u64) -> Option<Pair> {
+    let peak = report
+        .runs
+        .iter()
+        .filter(|r| r.tokens == tokens && r.scenario == "rotating")
+        .map(|r| r.throughput)
+        .reduce(f64::max)?;
+    Some(Pair {
+        scenario: "rotating".into(),
+        label: HALF_LOAD_LABEL.into(),
+        concurrency: args.concurrency.iter().copied().max().unwrap_or(1),
+        rate: Some(peak / 2.0),
+    })
+}
+
+/// Measures again, once, each pair whose floor is more than [`FLOOR_MARGIN`] off the median
+/// floor of its concurrency (`measured`: each pair with the index of its floor in the report,
+/// its scenario's row right after). A pair whose floor is still off is kept, flagged.
+pub(crate) async fn measure_disturbed_pairs_again(
     args: &BenchArgs,
     server: &Servers,
     tokens: u64,
     data: &mut Data,
     report: &mut Report,
+    measured: &[(Pair, usize)],
 ) -> anyhow::Result<()> {
-    let Some(peak) = report
-        .runs
-        .iter()
-        .filter(|r| r.tokens == tokens && r.scenario == "rotating")
-        .map(|r| r.throughput)
-        .reduce(f64::max)
-    else {
-        return Ok(());
-    };
-    let concurrency = args.concurrency.iter().copied().max().unwrap_or(1);
-    let floor = measure(args, server, tokens, "floor", concurrency, data, None).await?;
-    let (floor_rate, floor_cpu) = (floor.throughput, floor.server_cpu_us_per_request);
-    report.runs.push(floor);
-    let mut run = measure(
-        args,
-        server,
-        tokens,
-        "rotating",
-        concurrency,
-        data,
-        Some(peak / 2.0),
-    )
-    .await?;
-    run.scenario = "rotating at half of peak".into();
-    run.ratio_to_floor = Some(run.throughput / floor_rate);
-    run.cpu_ratio_to_floor = Some(floor_cpu / run.server_cpu_us_per_request);
-    report.runs.push(run);
+    let floors: Vec<usize> = measured.iter().map(|(_, index)| *index).collect();
+    for (index, median) in disturbed_floors(&report.runs, &floors) {
+        let Some((pair, _)) = measured.iter().find(|(_, i)| *i == index) else {
+            continue;
+        };
+        let was = report.runs.get(index).map_or(0.0, |r| r.throughput);
+        eprintln!(
+            "  the floor before {} at c={} ran at {:.0}/s, {:.0} % off the median floor ({:.0}/s): \
+             measuring the pair again",
+            pair.label,
+            pair.concurrency,
+            was,
+            departure(was, median) * 100.0,
+            median
+        );
+        let (mut floor, mut run) = measure_pair(args, server, tokens, pair, data).await?;
+        let off = departure(floor.throughput, median);
+        if off > FLOOR_MARGIN {
+            eprintln!(
+                "  still {:.0} % off: the row is flagged, its ratio unreliable",
+                off * 100.0
+            );
+            floor.floor_off_median = Some(off);
+            run.floor_off_median = Some(off);
+        }
+        if let Some(slot) = report.runs.get_mut(index) {
+            *slot = floor;
+        }
+        if let Some(slot) = report.runs.get_mut(index + 1) {
+            *slot = run;
+        }
+    }
     Ok(())
 }

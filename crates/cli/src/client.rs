@@ -213,12 +213,66 @@ struct Callback {
     error_description: Option<String>,
 }
 
-/// A page of the loopback listener, in the browser tab the login ends in.
-fn browser_page(text: &str) -> String {
-    format!(
-        "<!doctype html><meta charset=utf-8><title>Tessera</title><p style='font-family:sans-serif;white-space:pre-line'>{}</p>",
-        tessera_server::escape_html(text)
+/// A page of the loopback listener, in the browser tab the login ends in, in the look of the
+/// server's pages: a heading, a sentence for the person at the browser, and maybe a detail in
+/// small print. What to type next belongs to the terminal, not here.
+fn browser_page(heading: &str, text: &str, detail: Option<&str>) -> String {
+    use tessera_server::escape_html as escape;
+    let detail = detail
+        .map(|detail| format!("<p class=\"detail\">{}</p>", escape(detail)))
+        .unwrap_or_default();
+    tessera_server::page_document(
+        &format!("{heading} · Tessera"),
+        &format!(
+            "<h1>{}</h1><p>{}</p>{detail}",
+            escape(heading),
+            escape(text)
+        ),
     )
+}
+
+/// A failure with a hint about the command line: the terminal shows both, the browser page the
+/// failure alone (a person at a browser has no `--client-secret-stdin` to give).
+#[derive(Debug)]
+struct HintedFailure {
+    failure: String,
+    hint: &'static str,
+}
+
+impl std::fmt::Display for HintedFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\nhint: {}", self.failure, self.hint)
+    }
+}
+
+impl std::error::Error for HintedFailure {}
+
+/// The browser page that ends a login: the outcome, and a way back to the terminal.
+fn outcome_page(outcome: &anyhow::Result<tessera_client::Status>) -> String {
+    match outcome {
+        Ok(status) => browser_page(
+            "You are logged in",
+            &format!(
+                "You are logged in{}. You can close this window and return to your terminal.",
+                status
+                    .username
+                    .as_deref()
+                    .map(|user| format!(" as {user}"))
+                    .unwrap_or_default()
+            ),
+            None,
+        ),
+        Err(error) => {
+            let failure = error
+                .downcast_ref::<HintedFailure>()
+                .map_or_else(|| format!("{error:#}"), |hinted| hinted.failure.clone());
+            browser_page(
+                "The login failed",
+                "Return to your terminal: it says what went wrong and what to do next.",
+                Some(&format!("Detail: {failure}")),
+            )
+        }
+    }
 }
 
 /// Serves `GET /callback` on the listener until a request carries this login's `state`, then
@@ -262,7 +316,9 @@ where
             return (
                 StatusCode::BAD_REQUEST,
                 Html(browser_page(
+                    "Not this login",
                     "This request does not belong to the login in progress and was ignored.",
+                    None,
                 )),
             );
         };
@@ -270,7 +326,9 @@ where
             return (
                 StatusCode::OK,
                 Html(browser_page(
-                    "This login was already answered. See the terminal.",
+                    "Already answered",
+                    "This login was already answered. Return to your terminal.",
+                    None,
                 )),
             );
         };
@@ -278,16 +336,22 @@ where
         if arrived.send((params, page_tx)).is_err() {
             return (
                 StatusCode::OK,
-                Html(browser_page("The login stopped. See the terminal.")),
+                Html(browser_page(
+                    "The login stopped",
+                    "Return to your terminal to see why.",
+                    None,
+                )),
             );
         }
         (
             StatusCode::OK,
-            Html(
-                page_rx.await.unwrap_or_else(|_| {
-                    browser_page("The login did not complete. See the terminal.")
-                }),
-            ),
+            Html(page_rx.await.unwrap_or_else(|_| {
+                browser_page(
+                    "The login did not complete",
+                    "Return to your terminal to see why.",
+                    None,
+                )
+            })),
         )
     }
     let app = axum::Router::new()
@@ -304,18 +368,7 @@ where
     let outcome = match tokio::time::timeout(timeout, arrived_rx).await {
         Ok(Ok((params, page))) => {
             let outcome = complete(params).await;
-            let text = match &outcome {
-                Ok(status) => format!(
-                    "You are logged in{}. You can close this window and go back to the terminal.",
-                    status
-                        .username
-                        .as_deref()
-                        .map(|user| format!(" as {user}"))
-                        .unwrap_or_default()
-                ),
-                Err(error) => format!("The login failed.\n\n{error:#}\n\nSee the terminal."),
-            };
-            let _ = page.send(browser_page(&text));
+            let _ = page.send(outcome_page(&outcome));
             outcome
         }
         Ok(Err(_)) => Err(anyhow::anyhow!("the redirect listener stopped")),
@@ -558,14 +611,14 @@ impl CodeExchange<'_> {
                 error: format!("HTTP {status}"),
                 error_description: String::new(),
             });
-            let hint = exchange_hint(&error.error, self.secret.is_some())
-                .map(|hint| format!("\nhint: {hint}"))
-                .unwrap_or_default();
-            bail!(
-                "the code exchange failed: {}: {}{hint}",
-                error.error,
-                error.error_description
+            let failure = format!(
+                "the code exchange failed: {}: {}",
+                error.error, error.error_description
             );
+            return Err(match exchange_hint(&error.error, self.secret.is_some()) {
+                Some(hint) => HintedFailure { failure, hint }.into(),
+                None => anyhow::anyhow!(failure),
+            });
         }
         let tokens: TokenResponse = serde_json::from_slice(&body)
             .context("the token endpoint answered something that is not a token response")?;

@@ -203,15 +203,14 @@ impl std::fmt::Display for Status {
                 "expires   unknown (the server sends no lifetime; log in again when refused)"
             )?,
         }
-        writeln!(
-            f,
-            "refresh   {}",
-            if self.has_refresh_token {
-                "refresh token stored"
-            } else {
-                "no refresh token: log in again when the session ends"
-            }
-        )?;
+        // A stored token the server has refused is no longer a way to stay logged in: the
+        // line says so rather than "stored" above the state line that says to log in again.
+        let refresh = match (self.has_refresh_token, &self.reauth_required) {
+            (true, None) => "refresh token stored",
+            (true, Some(_)) => "the stored refresh token was refused: a login is needed",
+            (false, _) => "no refresh token: log in again when the session ends",
+        };
+        writeln!(f, "refresh   {refresh}")?;
         write!(f, "storage   {}", self.protection)?;
         if let Some(note) = &self.protection_note {
             write!(f, "\nnote      {note}")?;
@@ -220,7 +219,7 @@ impl std::fmt::Display for Status {
             write!(f, "\nnote      an interrupted refresh will be retried")?;
         }
         if let Some(reason) = &self.reauth_required {
-            write!(f, "\nstate     log in again: {reason}")?;
+            write!(f, "\nstate     login needed (tessera login): {reason}")?;
         }
         Ok(())
     }
@@ -917,5 +916,25 @@ mod tests {
             };
             assert!(!dead.to_string().contains("refreshed"), "{dead}");
         }
+    }
+
+    #[test]
+    fn a_refused_refresh_token_is_not_reported_as_stored_and_usable() {
+        let refused = Status {
+            reauth_required: Some(ReauthReason::RefreshTokenRejected {
+                description: "token revoked".into(),
+            }),
+            ..status(true, Some(3_600_000))
+        }
+        .to_string();
+        assert!(!refused.contains("refresh token stored"), "{refused}");
+        assert!(
+            refused.contains("refresh   the stored refresh token was refused: a login is needed"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("state     login needed (tessera login): the server rejected"),
+            "{refused}"
+        );
     }
 }

@@ -19,24 +19,37 @@ use crate::{AppState, Routes};
 pub const CURRENT_API_VERSION: &str = "65.0";
 const OLDEST_API_MAJOR: u32 = 20;
 
+/// Routes a resource at its path and at the same path with a trailing slash: Salesforce answers
+/// both, and clients that join URL segments often leave one (`…/sobjects/Note/`). One macro for
+/// every resource, so that none can be routed in one form only.
+macro_rules! resource {
+    ($routes:expr, $path:literal, $methods:expr) => {{
+        let methods = $methods;
+        $routes
+            .route($path, methods.clone())
+            .route(concat!($path, "/"), methods)
+    }};
+}
+
 pub(crate) fn routes(routes: Routes) -> Routes {
-    routes
-        .route("/services/data", get(versions))
-        .route("/services/data/", get(versions))
-        .route("/services/data/{version}", get(resources))
-        .route("/services/data/{version}/", get(resources))
-        .route("/services/data/{version}/sobjects", get(describe_global))
-        .route("/services/data/{version}/sobjects/", get(describe_global))
-        .route(
-            "/services/data/{version}/sobjects/{object}",
-            get(object_root).post(create),
-        )
-        .route(
-            "/services/data/{version}/sobjects/{object}/{id}",
-            get(retrieve).patch(update).delete(delete),
-        )
-        .route("/services/data/{version}/query", get(query))
-        .route("/services/data/{version}/query/", get(query))
+    let routes = resource!(routes, "/services/data", get(versions));
+    let routes = resource!(routes, "/services/data/{version}", get(resources));
+    let routes = resource!(
+        routes,
+        "/services/data/{version}/sobjects",
+        get(describe_global)
+    );
+    let routes = resource!(
+        routes,
+        "/services/data/{version}/sobjects/{object}",
+        get(object_root).post(create)
+    );
+    let routes = resource!(
+        routes,
+        "/services/data/{version}/sobjects/{object}/{id}",
+        get(retrieve).patch(update).delete(delete)
+    );
+    resource!(routes, "/services/data/{version}/query", get(query))
 }
 
 fn current_major() -> u32 {

@@ -40,8 +40,9 @@ use tessera_core::Authority;
 use tower_http::timeout::TimeoutLayer;
 
 pub use forwarded::{ProxyHeader, TrustedProxies};
-/// Escapes text for HTML (the CLI's loopback redirect page uses it too).
-pub use pages::escape as escape_html;
+/// Escapes text for HTML, and a whole page in the server's look (the CLI's loopback redirect
+/// page uses both).
+pub use pages::{document as page_document, escape as escape_html};
 
 /// Largest request body any endpoint reads, bounded before buffering (docs/security.md,
 /// "Bounded requests"); a larger one is answered 413 in the endpoint's own error format.

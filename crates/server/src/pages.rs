@@ -37,12 +37,18 @@ pub fn page(
     body: &str,
     extra_cookie: Option<HeaderValue>,
 ) -> Response {
-    let html = format!(
+    html_response(status, document(title, body), extra_cookie)
+}
+
+/// A whole page in the look of every page here: `title` is text, `body` is HTML that goes in
+/// the card under the brand. The CLI's loopback redirect page is made with it too, so that the
+/// tab a `tessera login` ends in looks like the pages before it.
+pub fn document(title: &str, body: &str) -> String {
+    format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
 <title>{}</title><style>{STYLE}</style></head><body><main><div class=\"brand\">Tessera</div>{body}</main></body></html>",
         escape(title)
-    );
-    html_response(status, html, extra_cookie)
+    )
 }
 
 /// A whole HTML document with the headers every page of ours carries: never cached, never

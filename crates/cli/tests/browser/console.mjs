@@ -8,9 +8,13 @@
 //   GRANT_TO_INSPECT (its markers, in document order), revoke GRANT_TO_REVOKE from its timeline,
 //   the events page; then log in as NON_ADMIN_USERNAME / NON_ADMIN_PASSWORD in a fresh context.
 //
+// STEP=fit: at each of VIEWPORTS, log in as ADMIN_USERNAME / ADMIN_PASSWORD, open the clients,
+//   users, grants of USER_ID, the timeline of GRANT_ID and the events; prints what each
+//   measured (see fit below) with its screenshot, admin-<page>-<width>.png.
+//
 // Environment: CHROMIUM, BASE_URL, SCREENSHOTS_DIR, STATE_FILE, STEP, and the step's variables.
 import path from "node:path";
-import { env, launch } from "./launch.mjs";
+import { env, launch, viewportContext } from "./launch.mjs";
 
 const base = env("BASE_URL");
 const browser = await launch();
@@ -46,9 +50,81 @@ async function markers(page) {
   );
 }
 
+// What a page looks like at the current viewport: whether anything runs past the window or
+// past the card, how each table's box scrolls, the timeline's smallest label as drawn on the
+// screen, and the client and user cells of the events table.
+async function fit(page) {
+  return page.evaluate(() => {
+    const card = document.querySelector("main").getBoundingClientRect();
+    const tables = [...document.querySelectorAll("table")].map((table) => {
+      const box = table.parentElement;
+      return {
+        boxOverflowX: getComputedStyle(box).overflowX,
+        boxRight: box.getBoundingClientRect().right,
+        boxClientWidth: box.clientWidth,
+        tableWidth: table.scrollWidth,
+      };
+    });
+    const svg = document.querySelector("svg.timeline");
+    // The size a label is drawn at: its font size in the drawing's units times the drawing's
+    // scale on the screen (the computed font size alone ignores the viewBox).
+    const labelPx = svg
+      ? Math.min(
+          ...[...svg.querySelectorAll("text")].map(
+            (t) => parseFloat(getComputedStyle(t).fontSize) * svg.getScreenCTM().a,
+          ),
+        )
+      : null;
+    const cell = (row, name) => {
+      const shown = row.querySelector(`td.${name} > *`);
+      return shown ? { text: shown.textContent, title: shown.getAttribute("title") } : null;
+    };
+    const events = [...document.querySelectorAll("table.events tbody tr")].map((row) => ({
+      kind: row.dataset.kind,
+      client: cell(row, "client"),
+      user: cell(row, "user"),
+    }));
+    return {
+      innerWidth: window.innerWidth,
+      documentScrollWidth: document.documentElement.scrollWidth,
+      cardRight: card.right,
+      tables,
+      labelPx,
+      events,
+    };
+  });
+}
+
 const out = { screenshots: {} };
 try {
-  if (env("STEP") === "create") {
+  if (env("STEP") === "fit") {
+    // Every console page with a table or the timeline, at each viewport, logged in once.
+    out.pages = [];
+    let state = null;
+    for (const viewport of JSON.parse(env("VIEWPORTS"))) {
+      const context = await viewportContext(browser, viewport);
+      if (state) await context.addCookies(state);
+      const page = await context.newPage();
+      if (!state) {
+        await page.goto(`${base}/admin/login`);
+        await logIn(page, env("ADMIN_USERNAME"), env("ADMIN_PASSWORD"));
+        state = await context.cookies();
+      }
+      const pages = {
+        clients: "/admin/clients",
+        users: "/admin/users",
+        grants: `/admin/users/${env("USER_ID")}/grants`,
+        timeline: `/admin/grants/${env("GRANT_ID")}`,
+        events: "/admin/events",
+      };
+      for (const [name, where] of Object.entries(pages)) {
+        await page.goto(`${base}${where}`);
+        const screenshot = await shoot(page, `admin-${name}-${viewport.width}`);
+        out.pages.push({ page: name, width: viewport.width, screenshot, ...(await fit(page)) });
+      }
+      await context.close();
+    }
+  } else if (env("STEP") === "create") {
     const context = await browser.newContext({ viewport });
     const page = await context.newPage();
     await page.goto(`${base}/admin/clients`);

@@ -23,3 +23,13 @@ export function launch() {
     ],
   });
 }
+
+// A browser context of one viewport; a phone honours the page's viewport meta tag, as a real
+// one does (a desktop ignores it).
+export function viewportContext(browser, { width, height, phone }) {
+  return browser.newContext({
+    viewport: { width, height },
+    isMobile: phone,
+    hasTouch: phone,
+  });
+}

@@ -6,19 +6,15 @@
 // AUTHORIZE_URL (the dev walkthrough's), REFUSED_URL (the same with an unregistered
 // redirect_uri), USERNAME, PASSWORD, SCREENSHOTS_DIR.
 import path from "node:path";
-import { env, launch } from "./launch.mjs";
+import { env, launch, viewportContext } from "./launch.mjs";
 
 const browser = await launch();
 
 const measured = [];
 try {
-  for (const { width, height, phone } of JSON.parse(env("VIEWPORTS"))) {
-    // A phone honours the page's viewport meta tag, as a real one does (a desktop ignores it).
-    const context = await browser.newContext({
-      viewport: { width, height },
-      isMobile: phone,
-      hasTouch: phone,
-    });
+  for (const viewport of JSON.parse(env("VIEWPORTS"))) {
+    const { width } = viewport;
+    const context = await viewportContext(browser, viewport);
     const page = await context.newPage();
     const look = async (name) => {
       const screenshot = path.join(env("SCREENSHOTS_DIR"), `${name}-${width}.png`);

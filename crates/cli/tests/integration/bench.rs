@@ -1,5 +1,6 @@
 //! A seconds-long run of `tessera bench`, so that the benchmark cannot rot: every scenario runs,
-//! answers only 200s, and reports its figures and its ratio to the floor.
+//! answers only 200s, and reports its figures and its ratio to the floor, says how long it will
+//! take before it starts, and what its ratios mean under the table.
 
 use crate::common;
 
@@ -45,7 +46,7 @@ fn a_short_benchmark_runs_every_scenario_without_errors() {
         "rotating",
         "non-rotating",
         "api",
-        "rotating at half of peak",
+        "rotating: latency at half load",
     ] {
         assert!(
             scenarios.contains(&expected),
@@ -56,14 +57,30 @@ fn a_short_benchmark_runs_every_scenario_without_errors() {
         assert!(run["requests"].as_u64().unwrap() > 0, "{run}");
         assert_eq!(run["errors"], serde_json::json!({}), "{run}");
         assert!(run["p99_ms"].as_f64().unwrap() > 0.0, "{run}");
-        if run["scenario"] != "floor" {
+        // Every closed-loop scenario has its ratio to the floor; the open-loop run, whose
+        // throughput is the rate it was offered, has none.
+        if run["scenario"] != "floor" && run["target_rate"].is_null() {
             let ratio = run["ratio_to_floor"].as_f64().unwrap();
             assert!(ratio > 0.0, "{run}");
+        } else {
+            assert!(run["ratio_to_floor"].is_null(), "{run}");
         }
     }
     let store = &report["stores"][0];
     assert_eq!(store["tokens"], 1000);
     assert!(store["bytes_per_token"].as_f64().unwrap() > 0.0);
-    // The human-readable table is printed too.
+    // The human-readable table is printed too, with what its ratios mean; and the expected
+    // duration was said before anything ran.
     assert!(stdout.contains("ratio"), "{stdout}");
+    assert!(
+        stdout.contains("\nratio      req/s ÷ the req/s of the floor"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nCPU ratio  "), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .starts_with("expected duration: about 9 s of measuring (8 runs of 0 s warm-up + 1 s"),
+        "{stderr}"
+    );
 }

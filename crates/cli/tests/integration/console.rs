@@ -9,7 +9,8 @@
 //!
 //! Screenshots of each console page go to `target/screenshots/` (`admin-clients.png`,
 //! `admin-timeline.png`, …) or `TESSERA_SCREENSHOTS_DIR`, as in `pages.rs`; like it, the test
-//! is skipped loudly without Chromium unless `TESSERA_TEST_BROWSER` is set.
+//! is skipped loudly without Chromium unless `TESSERA_TEST_BROWSER` is set. Another test looks
+//! at every page with a table or the timeline on a phone (375 px) and a desktop (1000 px).
 
 use crate::common;
 
@@ -131,14 +132,8 @@ fn assert_png(path: &Value) {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{path}: not a PNG");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_follows_a_token_family_and_revokes_it_from_the_console_in_chromium() {
-    let _lane = common::lane(common::lanes::SHARED);
-    if common::browser::chromium_or_skip("the admin console").is_none() {
-        return;
-    }
-    let server = common::Server::start(&[], &[]);
-    let base = server.base.clone();
+/// The administrator ADMIN and the user USERNAME, made with the CLI; returns the user's id.
+fn admin_and_user(server: &common::Server) -> String {
     let admin_args = [
         "user",
         "create",
@@ -157,7 +152,18 @@ async fn an_admin_follows_a_token_family_and_revokes_it_from_the_console_in_chro
         &[],
     );
     assert_eq!(user["admin"], false);
-    let user_id = user["id"].as_str().unwrap().to_owned();
+    user["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_follows_a_token_family_and_revokes_it_from_the_console_in_chromium() {
+    let _lane = common::lane(common::lanes::SHARED);
+    if common::browser::chromium_or_skip("the admin console").is_none() {
+        return;
+    }
+    let server = common::Server::start(&[], &[]);
+    let base = server.base.clone();
+    let user_id = admin_and_user(&server);
     let state_file = server.dir.path().join("console-session.json");
 
     // The console: log in, create a rotating client.
@@ -303,4 +309,115 @@ async fn an_admin_follows_a_token_family_and_revokes_it_from_the_console_in_chro
         "screenshots: {}",
         common::browser::screenshots_dir().display()
     );
+}
+
+/// On a phone (375 px) the clients and events tables ran past the card's edge, the timeline's
+/// labels shrank to about 4 px, and the events table showed ids where a person looks for names.
+/// At 375 and 1000 px in Chromium, every console page with a table or the timeline: nothing
+/// wider than the window, each table in a box that scrolls sideways inside the card, every
+/// timeline label drawn at 10 px or more, and the events table naming the client and the user
+/// (their ids on hover). Screenshots: `admin-clients-375.png`, `admin-timeline-1000.png`, …
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_no_console_table_runs_past_the_card_and_the_timeline_stays_legible() {
+    let _lane = common::lane(common::lanes::SHARED);
+    if common::browser::chromium_or_skip("the admin console").is_none() {
+        return;
+    }
+    let server = common::Server::start(&[], &[]);
+    let user_id = admin_and_user(&server);
+    let created = server.admin(
+        &[
+            "client",
+            "create",
+            "--name",
+            "Phone App",
+            "--redirect-uri",
+            REDIRECT,
+            "--rotate-refresh-tokens",
+        ],
+        None,
+        &[],
+    );
+    let client = TokenClient {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+        id: created["client_id"].as_str().unwrap().to_owned(),
+        secret: created["client_secret"].as_str().unwrap().to_owned(),
+    };
+    let family = client.new_family().await;
+    let (status, rotated) = client.refresh(&family.refresh_token).await;
+    assert_eq!(status, 200, "{rotated}");
+
+    let seen = {
+        let (base, state_file) = (server.base.clone(), server.dir.path().join("unused.json"));
+        let grant_id = family.grant_id.clone();
+        let user_id = user_id.clone();
+        tokio::task::spawn_blocking(move || {
+            console_step(
+                "fit",
+                &base,
+                &state_file,
+                &[
+                    ("VIEWPORTS", &common::browser::viewports_json()),
+                    ("ADMIN_USERNAME", ADMIN),
+                    ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+                    ("USER_ID", &user_id),
+                    ("GRANT_ID", &grant_id),
+                ],
+            )
+        })
+        .await
+        .unwrap()
+    };
+    let pages = seen["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 2 * 5, "{seen}");
+    for page in pages {
+        let width = page["width"].as_f64().unwrap();
+        let at = format!("{} at {width} px", page["page"]);
+        assert_eq!(page["innerWidth"].as_f64(), Some(width), "{at}");
+        assert!(
+            page["documentScrollWidth"].as_f64().unwrap() <= width,
+            "{at} scrolls sideways: {page}"
+        );
+        let card_right = page["cardRight"].as_f64().unwrap();
+        for table in page["tables"].as_array().unwrap() {
+            assert_eq!(table["boxOverflowX"], "auto", "{at}: {table}");
+            assert!(
+                table["boxRight"].as_f64().unwrap() <= card_right + 0.5,
+                "{at}: a table's box runs past the card: {table}"
+            );
+        }
+        if page["page"] == "timeline" {
+            let label = page["labelPx"].as_f64().unwrap();
+            assert!(label >= 10.0, "{at}: a label drawn at {label:.1} px");
+        }
+        assert_png(&page["screenshot"]);
+    }
+    // On the phone, the clients table is wider than its box: it is the box that scrolls.
+    let phone_clients = pages
+        .iter()
+        .find(|p| p["page"] == "clients" && p["width"] == 375)
+        .unwrap();
+    let table = &phone_clients["tables"][0];
+    assert!(
+        table["tableWidth"].as_f64() > table["boxClientWidth"].as_f64(),
+        "{table}"
+    );
+    // The events table names the client and the user, with their ids on hover.
+    for width in [375, 1000] {
+        let events = pages
+            .iter()
+            .find(|p| p["page"] == "events" && p["width"] == width)
+            .unwrap()["events"]
+            .as_array()
+            .unwrap();
+        let issued = events
+            .iter()
+            .find(|e| e["kind"] == "issued")
+            .unwrap_or_else(|| panic!("no issued event at {width} px: {events:?}"));
+        assert_eq!(issued["client"]["text"], "Phone App", "{issued}");
+        assert_eq!(issued["client"]["title"], client.id.as_str(), "{issued}");
+        assert_eq!(issued["user"]["text"], USERNAME, "{issued}");
+        assert_eq!(issued["user"]["title"], user_id.as_str(), "{issued}");
+    }
 }

@@ -16,10 +16,8 @@ use crate::common;
 
 use std::process::Command;
 
+use common::browser::VIEWPORTS;
 use serde_json::Value;
-
-/// (width, height, whether it is a phone).
-const VIEWPORTS: [(u64, u64, bool); 2] = [(1000, 800, false), (375, 800, true)];
 
 /// A redirect URI the demo client has not registered, longer than a phone is wide and with
 /// nowhere to break a line: the error page shows it, and it must wrap.
@@ -76,18 +74,12 @@ fn login_consent_and_error_pages_fit_a_desktop_and_a_phone_in_chromium() {
 
     let scripts = common::browser::scripts();
 
-    let viewports: Vec<Value> = VIEWPORTS
-        .iter()
-        .map(|(width, height, phone)| {
-            serde_json::json!({ "width": width, "height": height, "phone": phone })
-        })
-        .collect();
     let mut browse = Command::new("node");
     browse
         .arg("pages.mjs")
         .current_dir(&scripts)
         .env("CHROMIUM", &chromium)
-        .env("VIEWPORTS", Value::from(viewports).to_string())
+        .env("VIEWPORTS", common::browser::viewports_json())
         .env("AUTHORIZE_URL", &authorize)
         .env(
             "REFUSED_URL",

@@ -28,6 +28,58 @@ const ADMIN_SESSION_PURPOSE: &str = "admin_session";
 /// Most events one timeline draws.
 const TIMELINE_EVENTS: u32 = 1000;
 
+/// Most distinct clients, and most distinct users, whose names are looked up for one list of
+/// events: a page of events rarely names more than a few, and past the bound the console shows
+/// the ids as they are rather than make a page load cost hundreds of reads.
+pub const EVENT_NAMES_LOOKED_UP: usize = 50;
+
+/// The names of the clients and users a list of events mentions, by id, so that the console
+/// shows "Console App" and "ada@example.com" where the events hold ids. An id missing here (a
+/// deleted client, past [`EVENT_NAMES_LOOKED_UP`]) is shown as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventNames {
+    clients: std::collections::BTreeMap<String, String>,
+    users: std::collections::BTreeMap<String, String>,
+}
+
+impl EventNames {
+    /// The names of `client` and `user` alone: a grant's timeline knows both already.
+    pub fn of(client: Option<&Client>, user: Option<&User>) -> Self {
+        Self {
+            clients: client
+                .map(|c| (c.client_id.clone(), c.name.clone()))
+                .into_iter()
+                .collect(),
+            users: user
+                .map(|u| (u.id.clone(), u.username.clone()))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    pub fn client(&self, client_id: &str) -> Option<&str> {
+        self.clients.get(client_id).map(String::as_str)
+    }
+
+    pub fn user(&self, user_id: &str) -> Option<&str> {
+        self.users.get(user_id).map(String::as_str)
+    }
+}
+
+/// The first `limit` distinct ids in `ids`, in the order they come.
+fn first_distinct<'a>(ids: impl Iterator<Item = &'a str>, limit: usize) -> Vec<&'a str> {
+    let mut distinct: Vec<&str> = Vec::new();
+    for id in ids {
+        if distinct.len() == limit {
+            break;
+        }
+        if !distinct.contains(&id) {
+            distinct.push(id);
+        }
+    }
+    distinct
+}
+
 /// Why a console login did not succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsoleLoginError {
@@ -220,6 +272,26 @@ impl Operator {
         self.authority.store().grants_of_user(user_id).await
     }
 
+    /// The names of the clients and users `events` mention, newest events' first, at most
+    /// [`EVENT_NAMES_LOOKED_UP`] of each.
+    pub async fn event_names(&self, events: &[StoredEvent]) -> Result<EventNames, StoreError> {
+        let store = self.authority.store();
+        let mut names = EventNames::default();
+        let client_ids = events.iter().filter_map(|e| e.event.client_id.as_deref());
+        for id in first_distinct(client_ids, EVENT_NAMES_LOOKED_UP) {
+            if let Some(client) = store.client_by_id(id).await? {
+                names.clients.insert(client.client_id, client.name);
+            }
+        }
+        let user_ids = events.iter().filter_map(|e| e.event.user_id.as_deref());
+        for id in first_distinct(user_ids, EVENT_NAMES_LOOKED_UP) {
+            if let Some(user) = store.user_by_id(id).await? {
+                names.users.insert(user.id, user.username);
+            }
+        }
+        Ok(names)
+    }
+
     /// A user by id, for the console's pages about them.
     pub async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         self.authority.store().user_by_id(user_id).await
@@ -349,5 +421,22 @@ fn grant_expiry(grant: &Grant, client: &Client) -> Option<Timestamp> {
     match client.refresh_token_policy.lifetime_secs() {
         Some(lifetime) => Some(grant.created_at.plus_secs(lifetime)),
         None => idle_expiry(client, grant.last_used_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_of_events_looks_up_each_name_once_and_no_more_than_the_bound() {
+        let ids = ["b", "a", "b", "c", "a", "d"];
+        assert_eq!(first_distinct(ids.into_iter(), 10), ["b", "a", "c", "d"]);
+        assert_eq!(first_distinct(ids.into_iter(), 2), ["b", "a"]);
+        let many: Vec<String> = (0..500).map(|n| format!("id{n}")).collect();
+        assert_eq!(
+            first_distinct(many.iter().map(String::as_str), EVENT_NAMES_LOOKED_UP).len(),
+            EVENT_NAMES_LOOKED_UP
+        );
     }
 }

@@ -607,12 +607,9 @@ async fn events(
         newest_first: true,
         ..EventFilter::default()
     };
-    let events = state
-        .authority
-        .operator()
-        .events(&filter)
-        .await
-        .map_err(store_failure)?;
+    let operator = state.authority.operator();
+    let events = operator.events(&filter).await.map_err(store_failure)?;
+    let names = operator.event_names(&events).await.map_err(store_failure)?;
     let filters = EventFilters {
         user: query.user,
         client: query.client,
@@ -624,6 +621,6 @@ async fn events(
         StatusCode::OK,
         "Events",
         Some(EVENTS_REFRESH_SECS),
-        |_| views::events(&filters, &events, EVENTS_REFRESH_SECS),
+        |_| views::events(&filters, &events, &names, EVENTS_REFRESH_SECS),
     ))
 }

@@ -8,7 +8,11 @@ use tessera_core::operations::console::GrantTimeline;
 use tessera_core::time::format_utc;
 
 const WIDTH: i64 = 900;
-const HEIGHT: i64 = 190;
+const HEIGHT: i64 = 200;
+/// The labels' size in the drawing's units. The drawing is never narrower than 720 px on the
+/// page (the console's style scrolls it sideways in its box instead), so a label is never
+/// smaller than 13 × 720 / 900 ≈ 10.4 px: a phone no longer shrinks it to 4.
+const LABEL_SIZE: i64 = 13;
 const LEFT: i64 = 40;
 const RIGHT: i64 = WIDTH - 40;
 const AXIS_Y: i64 = 110;
@@ -148,15 +152,15 @@ pub fn svg(timeline: &GrantTimeline) -> Markup {
             width="100%" role="img" aria-label="Timeline of the grant's token family" {
             title { "Grant " (grant.id) ": " (markers.len()) " events" }
             line x1=(LEFT) y1=(AXIS_Y) x2=(RIGHT) y2=(AXIS_Y) stroke="#9ca3af" stroke-width="2" {}
-            text x=(LEFT) y=(AXIS_Y + 24) font-size="11" fill="#4b5563" { (format_utc(start)) }
-            text x=(RIGHT) y=(AXIS_Y + 24) font-size="11" fill="#4b5563" text-anchor="end" {
+            text x=(LEFT) y=(AXIS_Y + 24) font-size=(LABEL_SIZE) fill="#4b5563" { (format_utc(start)) }
+            text x=(RIGHT) y=(AXIS_Y + 24) font-size=(LABEL_SIZE) fill="#4b5563" text-anchor="end" {
                 (format_utc(end))
             }
             @if let Some(x) = expiry_x {
                 g.expiry {
                     title { "expires at " (format_utc(expiry.unwrap_or_default())) " under the client's policy" }
                     line x1=(x) y1="20" x2=(x) y2=(AXIS_Y + 8) stroke="#9333ea" stroke-dasharray="4 3" {}
-                    text x=(x) y="14" font-size="11" fill="#9333ea" text-anchor="middle" { "expiry" }
+                    text x=(x) y="14" font-size=(LABEL_SIZE) fill="#9333ea" text-anchor="middle" { "expiry" }
                 }
             }
             @for (n, m) in markers.iter().enumerate() {
@@ -166,7 +170,7 @@ pub fn svg(timeline: &GrantTimeline) -> Markup {
                     title { (m.title) }
                     line x1=(m.x) y1=(y) x2=(m.x) y2=(AXIS_Y) stroke=(m.colour) stroke-width="1" {}
                     circle cx=(m.x) cy=(y) r="7" fill=(m.colour) stroke="#fff" stroke-width="2" {}
-                    text x=(m.x) y=(AXIS_Y + 40 + (n as i64 % 3) * 13) font-size="10" fill=(m.colour)
+                    text x=(m.x) y=(AXIS_Y + 42 + (n as i64 % 3) * (LABEL_SIZE + 2)) font-size=(LABEL_SIZE) fill=(m.colour)
                         text-anchor="middle" {
                         (m.kind) @if m.from_another_address { " (another address)" }
                     }

@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use maud::{html, Markup, DOCTYPE};
 use tessera_core::model::{Client, EventKind, Grant, StoredEvent, User};
+use tessera_core::operations::console::EventNames;
 use tessera_core::time::{format_duration_secs, format_utc};
 use tessera_proto::{CsrfToken, ExposeSecret};
 
@@ -21,7 +22,9 @@ button.danger{background:#b91c1c;border-color:#991b1b}.notice{background:#ecfdf5
 fieldset{border:1px solid #e5e7eb;border-radius:8px;margin:16px 0;padding:8px 16px 16px}textarea{box-sizing:border-box;width:100%;padding:8px;border:1px solid #d1d5db;border-radius:8px;font-family:ui-monospace,monospace}\
 select{padding:8px;border-radius:8px;border:1px solid #d1d5db}label.check{display:inline-block;margin-right:16px}\
 .filters{display:flex;gap:8px;flex-wrap:wrap;align-items:end}.filters label{margin:0 0 2px}.filters button{margin:0}\
-.filters input[type=text]{width:200px}svg.timeline{background:#f9fafb;border-radius:8px;margin:12px 0}\
+.filters input[type=text]{width:200px}svg.timeline{background:#f9fafb;border-radius:8px;margin:12px 0;display:block;min-width:720px}\
+.scroll{overflow-x:auto;max-width:100%}.scroll table{min-width:600px}td .name{text-decoration:underline dotted #9ca3af}td.when,.scroll td code{white-space:nowrap}\
+@media (max-width:600px){main.console{margin:12px auto;padding:16px}}\
 .legend span{display:inline-block;margin-right:12px;font-size:.8rem}.legend i{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:4px}";
 
 /// The console's links, on every page but the login.
@@ -85,6 +88,12 @@ fn post_button(action: &str, csrf: &CsrfToken, label: &str, danger: bool) -> Mar
             @if danger { button.danger type="submit" { (label) } } @else { button type="submit" { (label) } }
         }
     }
+}
+
+/// A box that scrolls sideways when what it holds is wider than the page: a table on a phone
+/// scrolls inside the card instead of running past its edge.
+fn scroll_box(wide: Markup) -> Markup {
+    html! { div.scroll { (wide) } }
 }
 
 fn when(at: tessera_core::time::Timestamp) -> String {
@@ -178,7 +187,7 @@ pub fn clients(csrf: &CsrfToken, clients: &[Client], error: Option<&str>) -> Mar
     html! {
         h1 { "Clients" }
         @if let Some(error) = error { p.error role="alert" { (error) } }
-        table {
+        (scroll_box(html! { table {
             thead { tr { th { "Name" } th { "Client id" } th { "Type" } th { "Policy" } th { "Rotation" } th { "Created" } th {} } }
             tbody {
                 @for c in clients {
@@ -188,12 +197,12 @@ pub fn clients(csrf: &CsrfToken, clients: &[Client], error: Option<&str>) -> Mar
                         td { @if c.is_public() { "public" } @else { "confidential" } }
                         td { (c.refresh_token_policy.to_string()) }
                         td { @if c.rotates() { "on, window " (format_duration_secs(c.refresh_retry_window_secs)) } @else { "off" } }
-                        td { (when(c.created_at)) }
+                        td.when { (when(c.created_at)) }
                         td { a href={"/admin/events?client=" (c.client_id)} { "Events" } }
                     }
                 }
             }
-        }
+        } }))
         fieldset {
             legend { "New client" }
             form method="post" action="/admin/clients" id="create-client" {
@@ -253,7 +262,7 @@ pub fn users(csrf: &CsrfToken, users: &[User], query: &str) -> Markup {
             div { label for="q" { "Username contains" } input type="text" id="q" name="q" value=(query); }
             button type="submit" { "Search" }
         }
-        table {
+        (scroll_box(html! { table {
             thead { tr { th { "Username" } th { "Id" } th { "Role" } th { "Status" } th { "Created" } th {} } }
             tbody {
                 @for u in users {
@@ -262,7 +271,7 @@ pub fn users(csrf: &CsrfToken, users: &[User], query: &str) -> Markup {
                         td { code { (u.id) } }
                         td { @if u.admin { "admin" } @else { "user" } }
                         td { @if u.disabled { "disabled" } @else { "active" } }
-                        td { (when(u.created_at)) }
+                        td.when { (when(u.created_at)) }
                         td {
                             @if u.disabled {
                                 (post_button(&format!("/admin/users/{}/enable", u.id), csrf, "Enable", false))
@@ -273,7 +282,7 @@ pub fn users(csrf: &CsrfToken, users: &[User], query: &str) -> Markup {
                     }
                 }
             }
-        }
+        } }))
     }
 }
 
@@ -281,7 +290,7 @@ pub fn grants(csrf: &CsrfToken, user: &User, grants: &[Grant]) -> Markup {
     html! {
         h1 { "Grants of " (user.username) }
         p { a href={"/admin/events?user=" (user.id)} { "Events of this user" } }
-        table {
+        (scroll_box(html! { table {
             thead { tr { th { "Grant" } th { "Client" } th { "Scope" } th { "Created" } th { "Last used" } th { "Status" } th {} } }
             tbody {
                 @for g in grants {
@@ -289,8 +298,8 @@ pub fn grants(csrf: &CsrfToken, user: &User, grants: &[Grant]) -> Markup {
                         td { a href={"/admin/grants/" (g.id)} { code { (g.id) } } }
                         td { code { (g.client_id) } }
                         td { (g.scope.to_string()) }
-                        td { (when(g.created_at)) }
-                        td { (when(g.last_used_at)) }
+                        td.when { (when(g.created_at)) }
+                        td.when { (when(g.last_used_at)) }
                         td { @if let Some(r) = g.revoked_at { "revoked " (when(r)) } @else { "live" } }
                         td {
                             @if g.revoked_at.is_none() {
@@ -300,7 +309,7 @@ pub fn grants(csrf: &CsrfToken, user: &User, grants: &[Grant]) -> Markup {
                     }
                 }
             }
-        }
+        } }))
     }
 }
 
@@ -339,18 +348,29 @@ pub fn timeline(
             " · "
             @if let Some(r) = g.revoked_at { strong { "revoked " (when(r)) } } @else { "live" }
         }
-        (svg)
+        (scroll_box(svg))
         p.legend { @for (name, colour) in legend { span { i style={"background:" (colour)} {} (name) } } }
         @if g.revoked_at.is_none() {
             (post_button(&format!("/admin/grants/{}/revoke", g.id), csrf, "Revoke grant", true))
         }
         h2 { "Events" }
-        (event_table(&timeline.events.iter().collect::<Vec<_>>()))
+        (event_table(
+            &timeline.events.iter().collect::<Vec<_>>(),
+            &EventNames::of(timeline.client.as_ref(), timeline.user.as_ref()),
+        ))
     }
 }
 
-fn event_table(events: &[&StoredEvent]) -> Markup {
+/// A name where the store had one, the id on hover; the id as it is otherwise (a deleted
+/// client, a name not looked up).
+fn named(id: &str, name: Option<&str>) -> Markup {
     html! {
+        @if let Some(name) = name { span.name title=(id) { (name) } } @else { code { (id) } }
+    }
+}
+
+fn event_table(events: &[&StoredEvent], names: &EventNames) -> Markup {
+    scroll_box(html! {
         table.events {
             thead { tr { th { "#" } th { "When" } th { "Kind" } th { "Client" } th { "User" } th { "Grant" } th { "Detail" } th { "Source" } } }
             tbody {
@@ -358,10 +378,10 @@ fn event_table(events: &[&StoredEvent]) -> Markup {
                     @let ev = &e.event;
                     tr data-kind=(ev.kind.name()) {
                         td { (e.id) }
-                        td { (when(ev.at)) }
+                        td.when { (when(ev.at)) }
                         td { (ev.kind.name()) }
-                        td { @if let Some(c) = &ev.client_id { code { (c) } } }
-                        td { @if let Some(u) = &ev.user_id { code { (u) } } }
+                        td.client { @if let Some(c) = &ev.client_id { (named(c, names.client(c))) } }
+                        td.user { @if let Some(u) = &ev.user_id { (named(u, names.user(u))) } }
                         td { @if let Some(g) = &ev.grant_id { a href={"/admin/grants/" (g)} { code { (g) } } } }
                         td { (ev.detail) }
                         td { (ev.source.as_deref().unwrap_or_default()) }
@@ -369,7 +389,7 @@ fn event_table(events: &[&StoredEvent]) -> Markup {
                 }
             }
         }
-    }
+    })
 }
 
 /// The events page's filters, as the query string gave them.
@@ -381,7 +401,12 @@ pub struct EventFilters {
     pub kind: String,
 }
 
-pub fn events(filters: &EventFilters, events: &[StoredEvent], refresh_secs: u32) -> Markup {
+pub fn events(
+    filters: &EventFilters,
+    events: &[StoredEvent],
+    names: &EventNames,
+    refresh_secs: u32,
+) -> Markup {
     html! {
         h1 { "Events" }
         p.detail { "Newest first; this page reloads every " (refresh_secs) " seconds." }
@@ -400,6 +425,6 @@ pub fn events(filters: &EventFilters, events: &[StoredEvent], refresh_secs: u32)
             }
             button type="submit" { "Filter" }
         }
-        (event_table(&events.iter().collect::<Vec<_>>()))
+        (event_table(&events.iter().collect::<Vec<_>>(), names))
     }
 }

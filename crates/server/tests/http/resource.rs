@@ -229,6 +229,66 @@ async fn notes_can_be_created_read_listed_updated_and_deleted() {
     assert_eq!(gone.json()[0]["errorCode"], "NOT_FOUND");
 }
 
+/// `…/sobjects/Note/` was a 404 while `…/sobjects/Note` answered: every resource must answer
+/// the same with a trailing slash, for every method it has.
+#[tokio::test]
+async fn a_trailing_slash_on_any_rest_resource_is_not_a_404() {
+    let h = Harness::new().await;
+    let access = token(&h, "api").await;
+    let notes = "/services/data/v65.0/sobjects/Note";
+    let created = h
+        .api(
+            Method::POST,
+            &format!("{notes}/"),
+            &access,
+            Some(json!({ "Title": "Slashed", "Body": "at the end" })),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let note = format!("{notes}/{id}");
+    for path in [
+        "/services/data".to_owned(),
+        "/services/data/v65.0".to_owned(),
+        "/services/data/v65.0/sobjects".to_owned(),
+        notes.to_owned(),
+        note.clone(),
+        "/services/data/v65.0/query".to_owned(),
+    ] {
+        let plain = h.api(Method::GET, &path, &access, None).await;
+        let slashed = h.api(Method::GET, &format!("{path}/"), &access, None).await;
+        assert_ne!(slashed.status, StatusCode::NOT_FOUND, "{path}/");
+        assert_eq!(
+            (slashed.status, slashed.text()),
+            (plain.status, plain.text()),
+            "{path} and {path}/ differ"
+        );
+    }
+    let queried = h
+        .api(
+            Method::GET,
+            "/services/data/v65.0/query/?q=SELECT+Id,+Title+FROM+Note",
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(queried.status, StatusCode::OK, "{}", queried.text());
+    assert_eq!(queried.json()["records"][0]["Title"], "Slashed");
+    let patched = h
+        .api(
+            Method::PATCH,
+            &format!("{note}/"),
+            &access,
+            Some(json!({ "Body": "changed" })),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::NO_CONTENT, "{}", patched.text());
+    let deleted = h
+        .api(Method::DELETE, &format!("{note}/"), &access, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+}
+
 #[tokio::test]
 async fn bad_note_input_gets_salesforce_errors() {
     let h = Harness::new().await;
