@@ -153,6 +153,17 @@ struct DevCredentials {
     client_secret: String,
 }
 
+/// What the demo client may have, and what the walkthrough's login asks for: `refresh_token`
+/// among them, or step 2 answers no refresh token for step 4.
+const DEV_SCOPES: &str = "api id refresh_token web";
+
+/// Step 4's condition, said where it applies: a token response leaves `refresh_token` out
+/// without a word (as Salesforce's does) when the login's scope lacked it.
+const REFRESH_SCOPE_NOTE: &str = "\
+A refresh token comes only with a login whose scope has refresh_token (or its synonym
+     offline_access): step 1's URL asks for refresh_token. Without it, step 2's answer has no
+     refresh_token, and its `issued` event (tessera admin events) says why.";
+
 /// Seeds a demo user and confidential client on an empty database, then prints the credentials
 /// and a copy-paste walkthrough. Later `--dev` starts keep both: the demo password is set again
 /// (sessions kept), and the client's secret is the one kept in [`DEV_CREDENTIALS_FILE`]; it is
@@ -205,7 +216,7 @@ async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<
             let settings = ClientSettings {
                 name: Some(DEV_CLIENT_NAME.into()),
                 redirect_uris: Some(vec![DEV_REDIRECT.into()]),
-                scopes: Some("api id refresh_token web".into()),
+                scopes: Some(DEV_SCOPES.into()),
                 ..Default::default()
             };
             let (client, secret) = authority.operator().create_client(false, &settings).await?;
@@ -219,9 +230,7 @@ async fn dev_seed(authority: &Authority, settings: &Settings) -> anyhow::Result<
         write_dev_credentials(&credentials_path, &client.client_id, &secret)?;
     }
     let issuer = &settings.issuer;
-    let scope = Scope::parse("api id refresh_token web")
-        .unwrap_or_default()
-        .to_string();
+    let scope = Scope::parse(DEV_SCOPES).unwrap_or_default().to_string();
     let authorize = format!(
         "{issuer}/services/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope={}&state=demo",
         client.client_id,
@@ -258,11 +267,13 @@ Walkthrough
   4. Get a new access token with the refresh token:
        curl -s {issuer}/services/oauth2/token -d grant_type=refresh_token \
          -d client_id={id} -d client_secret={secret} --data-urlencode refresh_token='REFRESH_TOKEN'
+     {refresh_scope_note}
 "#,
         username = DEV_USERNAME,
         password = DEV_PASSWORD,
         user_id = user.id,
         redirect = DEV_REDIRECT,
+        refresh_scope_note = REFRESH_SCOPE_NOTE,
     );
     // The walkthrough is the point of --dev: it goes to the terminal, not to the log.
     #[allow(clippy::print_stdout)]
@@ -297,7 +308,16 @@ fn write_dev_credentials(
 
 #[cfg(test)]
 mod tests {
-    use super::listens_on_loopback_only;
+    use super::{listens_on_loopback_only, DEV_SCOPES, REFRESH_SCOPE_NOTE};
+    use tessera_proto::Scope;
+
+    #[test]
+    fn the_walkthrough_never_promises_a_refresh_token_its_login_does_not_ask_for() {
+        let scope = Scope::parse(DEV_SCOPES).unwrap();
+        assert!(scope.allows_refresh_token(), "{DEV_SCOPES}");
+        assert!(REFRESH_SCOPE_NOTE.contains("scope has refresh_token"));
+        assert!(REFRESH_SCOPE_NOTE.contains("offline_access"));
+    }
 
     #[test]
     fn dev_mode_counts_only_loopback_addresses_as_private() {

@@ -581,6 +581,29 @@ impl Authority {
         });
     }
 
+    /// A refused refresh's `refresh_refused` event, off the request path: the presenting
+    /// client, the source and the reason, never the token nor its hash. Written once per
+    /// client, source and reason per window, with the count of its repeats, and past a cap on
+    /// new windows only counted by reason (see [`crate::operations::audit_repeats`]): a flood
+    /// of bogus tokens from many addresses is a bounded number of writes.
+    pub(crate) fn record_refusal(&self, client_id: &str, reason: &str, source: &Source) {
+        let address = source.address_text();
+        let subject = format!("{client_id} {} {reason}", address.as_deref().unwrap_or("-"));
+        let event = Event {
+            at: self.now(),
+            kind: EventKind::RefreshRefused,
+            client_id: Some(client_id.to_owned()),
+            user_id: None,
+            grant_id: None,
+            detail: reason.to_owned(),
+            source: address,
+            user_agent: source.user_agent.clone(),
+        };
+        for event in self.repeats.refused(subject, event) {
+            self.record_detached(event);
+        }
+    }
+
     /// The audit event of a throttle decision: which budget, for whom; never a secret.
     pub(crate) fn record_throttled(
         &self,
@@ -730,7 +753,8 @@ impl Authority {
         let now = self.now();
         let (issuance, refresh_token, access_token) =
             self.build_issuance(client, user, scope, may_issue_refresh, now)?;
-        let issued = self.grant_event(EventKind::Issued, &issuance.grant, "", source);
+        let detail = without_refresh_token(&issuance.grant, scope);
+        let issued = self.grant_event(EventKind::Issued, &issuance.grant, detail, source);
         let issuance = Issuance {
             code_hash,
             max_live_grants: self.config.max_live_grants,
@@ -963,6 +987,24 @@ pub(crate) fn still_allowed(client: &Client, scope: &Scope) -> Scope {
 }
 
 /// The failures that guessing high-entropy credentials produces, which the throttle counts.
+/// The detail of an `issued` event: why no refresh token was issued, when none was (a client
+/// that expected one learns why from the server's events, since the token response, as
+/// Salesforce's, just leaves it out).
+fn without_refresh_token(grant: &Grant, scope: &Scope) -> &'static str {
+    if grant.has_refresh_token {
+        ""
+    } else if !scope.allows_refresh_token() {
+        NO_REFRESH_TOKEN_FOR_SCOPE
+    } else {
+        "no refresh token: the user-agent flow answers one only to a custom scheme or the success page"
+    }
+}
+
+/// The detail of an `issued` event whose scope had neither `refresh_token` nor
+/// `offline_access`.
+pub const NO_REFRESH_TOKEN_FOR_SCOPE: &str =
+    "no refresh token: scope lacks refresh_token / offline_access";
+
 fn is_guessing_failure(error: &OAuthError) -> bool {
     matches!(
         error,

@@ -232,6 +232,11 @@ pub enum EventKind {
     ReuseDetected,
     /// A concurrent refresh of the same token refused (retry window 0).
     ConcurrentRefreshRefused,
+    /// A refresh token refused with `invalid_grant`, and why (the detail names a
+    /// `RefreshRefusal`): the presenting client and the source, never the token. Repeats from
+    /// the same client, source and reason are counted, not written (docs/security.md, "The
+    /// audit trail").
+    RefreshRefused,
     /// A grant or an access token was revoked (the detail says by what).
     Revoked,
     /// An authorization code presented a second time: what it issued was revoked.
@@ -259,13 +264,14 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         Self::Issued,
         Self::Refreshed,
         Self::Rotated,
         Self::RetryReplayed,
         Self::ReuseDetected,
         Self::ConcurrentRefreshRefused,
+        Self::RefreshRefused,
         Self::Revoked,
         Self::CodeReused,
         Self::ClientAuthFailed,
@@ -291,6 +297,7 @@ impl EventKind {
             Self::RetryReplayed => "retry_replayed",
             Self::ReuseDetected => "reuse_detected",
             Self::ConcurrentRefreshRefused => "concurrent_refresh_refused",
+            Self::RefreshRefused => "refresh_refused",
             Self::Revoked => "revoked",
             Self::CodeReused => "code_reused",
             Self::ClientAuthFailed => "client_auth_failed",

@@ -608,6 +608,16 @@ fn serve_dev_seeds_prints_a_walkthrough_and_stops_cleanly_on_sigterm() {
     assert!(text.contains("demo@example.com"));
     assert!(text.contains("client_secret"));
     assert!(text.contains("/services/oauth2/authorize?response_type=code"));
+    // Step 4 says which scope gives a refresh token, and step 1's URL asks for it.
+    let refresh_step = text
+        .split("4. Get a new access token with the refresh token")
+        .nth(1)
+        .expect("a refresh step");
+    assert!(
+        refresh_step.contains("scope has refresh_token") && refresh_step.contains("offline_access"),
+        "{refresh_step}"
+    );
+    assert!(text.contains("scope=api+id+refresh_token+web"), "{text}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -17,6 +17,13 @@
 //! reuse detection is never switched off by someone exhausting a shared address's budget
 //! first (docs/security.md, "Throttling").
 //!
+//! A refusal says why on the server, never on the wire: every token that does not refresh is
+//! answered `invalid_grant` / `expired access/refresh token`, as Salesforce answers it, and a
+//! `refresh_refused` event names its [`RefreshRefusal`] (recorded off the request path and
+//! bounded, see [`Authority::record_refusal`]). Reuse is recorded by its own `reuse_detected`
+//! event and a duplicate by `concurrent_refresh_refused`: one event per request, never two.
+//! A refresh answered with tokens records nothing more than before.
+//!
 //! Repeats are not written one by one: `reuse_detected` for a family already revoked and
 //! `concurrent_refresh_refused` are written once per grant per window, with the count of the
 //! rest (see [`crate::operations::audit_repeats`]). The revocation's own event always is.
@@ -33,7 +40,7 @@ use crate::store::{EventFilter, RefreshCommit, RefreshOutcome, StoreError};
 use crate::time::Timestamp;
 use crate::tokens::hash::secret_hash;
 use crate::tokens::hash::Hash;
-use crate::tokens::sealing::{signed_grant_id, Successor};
+use crate::tokens::sealing::{has_signed_shape, signed_grant_id, Successor};
 
 /// Without a retry window, a replay of a rotated-out token this soon after its rotation is taken
 /// for a simultaneous duplicate of that refresh: refused with "token request is already being
@@ -82,6 +89,8 @@ struct Presented<'a> {
 pub(crate) struct RefreshAnswer {
     pub outcome: Counted,
     pub result: Result<TokenResponse, OAuthError>,
+    /// Why it was refused, when the audit trail records it as `refresh_refused`.
+    pub refused_because: Option<RefreshRefusal>,
 }
 
 /// A refresh answered with tokens, and how: rotated, refreshed or replayed.
@@ -90,17 +99,88 @@ struct Refreshed {
     response: TokenResponse,
 }
 
-/// A refused refresh, and the outcome it is counted under. Refused by `?` (a store failure, a
-/// wrong scope…), the outcome is read off the error (see [`outcome_of_error`]); the paths whose
-/// error does not tell (a revoked family, reuse) say theirs.
+/// Why a refresh token was refused, as a `refresh_refused` event's detail says it. On the wire
+/// all but the last two are the same `invalid_grant` / `expired access/refresh token`, so
+/// that a guesser learns nothing; the operator reads the difference here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefreshRefusal {
+    /// Not a token this server could have issued: empty, too long, or of the signed format
+    /// with a signature that does not verify (forged or garbled).
+    Malformed,
+    /// Well formed, but no family: a signed token whose grant is gone, or a token of the
+    /// earlier format that matches none.
+    UnknownToken,
+    /// Its family is past the client's refresh token policy (lifetime or idle limit).
+    Expired,
+    /// Its family was revoked (by the user, an administrator, the approval limit, a reused
+    /// code…). A rotated-out token of a revoked family is reuse instead: `reuse_detected`.
+    Revoked,
+    /// Issued to another client than the one presenting it (RFC 6749 §6).
+    OtherClient,
+    /// The client may no longer have refresh tokens (its scopes lost `refresh_token`).
+    RefreshWithdrawn,
+    /// A token rotated out of its family while the client did not rotate (rotation was
+    /// switched off since): refused, nothing revoked.
+    RotatedOut,
+    /// The user the family belongs to is disabled (answered `inactive_user`).
+    UserDisabled,
+    /// A scope wider than the grant's was asked for (answered `invalid_scope`).
+    ScopeWidened,
+}
+
+impl RefreshRefusal {
+    /// The event's detail: a fixed phrase, the same for every request refused for it.
+    pub(crate) fn detail(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed token",
+            Self::UnknownToken => "unknown token",
+            Self::Expired => "expired under the refresh token policy",
+            Self::Revoked => "revoked family",
+            Self::OtherClient => "issued to another client",
+            Self::RefreshWithdrawn => "client no longer allowed refresh tokens",
+            Self::RotatedOut => "rotated out, client does not rotate",
+            Self::UserDisabled => "user disabled",
+            Self::ScopeWidened => "scope wider than granted",
+        }
+    }
+}
+
+/// A refused refresh, the outcome it is counted under and, when it is one the audit trail
+/// records as `refresh_refused`, why. Refused by `?` (a store failure…), the outcome is read off
+/// the error (see [`outcome_of_error`]) and nothing is recorded; the paths whose error does not
+/// tell (a revoked family, reuse) say their outcome.
 struct Refusal {
     outcome: Counted,
     error: OAuthError,
+    reason: Option<RefreshRefusal>,
 }
 
 impl Refusal {
     fn counted(outcome: Counted, error: OAuthError) -> Self {
-        Self { outcome, error }
+        Self {
+            outcome,
+            error,
+            reason: None,
+        }
+    }
+
+    /// `expired access/refresh token`, recorded with `reason`.
+    fn because(reason: RefreshRefusal) -> Self {
+        OAuthError::ExpiredRefreshToken.into_refusal(reason)
+    }
+}
+
+/// An error a refresh is refused with, and why.
+trait IntoRefusal {
+    fn into_refusal(self, reason: RefreshRefusal) -> Refusal;
+}
+
+impl IntoRefusal for OAuthError {
+    fn into_refusal(self, reason: RefreshRefusal) -> Refusal {
+        Refusal {
+            reason: Some(reason),
+            ..self.into()
+        }
     }
 }
 
@@ -109,6 +189,7 @@ impl From<OAuthError> for Refusal {
         Self {
             outcome: outcome_of_error(&error),
             error,
+            reason: None,
         }
     }
 }
@@ -127,10 +208,16 @@ impl From<Judged> for RefreshAnswer {
             Ok(Refreshed { outcome, response }) => Self {
                 outcome,
                 result: Ok(response),
+                refused_because: None,
             },
-            Err(Refusal { outcome, error }) => Self {
+            Err(Refusal {
+                outcome,
+                error,
+                reason,
+            }) => Self {
                 outcome,
                 result: Err(error),
+                refused_because: reason,
             },
         }
     }
@@ -147,7 +234,11 @@ impl Authority {
         source: &Source,
         shedding: bool,
     ) -> Result<TokenResponse, OAuthError> {
-        let RefreshAnswer { outcome, result } = self
+        let RefreshAnswer {
+            outcome,
+            result,
+            refused_because,
+        } = self
             .decide_refresh(
                 client,
                 presented,
@@ -158,6 +249,11 @@ impl Authority {
             )
             .await;
         crate::operations::metrics::refresh(outcome);
+        // From a source that has spent its budget, the throttle's event stands for its
+        // refusals, as for failed client authentications.
+        if let Some(reason) = refused_because.filter(|_| !shedding) {
+            self.record_refusal(&client.client_id, reason.detail(), source);
+        }
         result
     }
 
@@ -173,7 +269,7 @@ impl Authority {
     ) -> RefreshAnswer {
         let value = presented.expose_secret();
         if value.is_empty() || value.len() > MAX_TOKEN_LEN {
-            return Judged::Err(OAuthError::ExpiredRefreshToken.into()).into();
+            return Judged::Err(Refusal::because(RefreshRefusal::Malformed)).into();
         }
         let presented = Presented {
             client,
@@ -198,10 +294,7 @@ impl Authority {
         let grant_id = self.grant_id_of(presented).await?;
         if presented.shedding && self.guard().grant_revoked(&grant_id) {
             // Whatever the token, the answer is a refusal, and this source's is a 429: no read.
-            return Err(Refusal::counted(
-                Counted::Revoked,
-                OAuthError::ExpiredRefreshToken,
-            ));
+            return Err(revoked());
         }
         let now = self.now();
         let family = self.family_of(presented, &grant_id, now).await?;
@@ -209,14 +302,15 @@ impl Authority {
         // RFC 6749 §6: the token must have been issued to this client. Another client's token
         // is refused and left alone.
         if grant.client_id != client.client_id {
-            return Err(OAuthError::ExpiredRefreshToken.into());
+            return Err(Refusal::because(RefreshRefusal::OtherClient));
         }
         let which = generation(&family, &presented.hash);
         if grant.revoked_at.is_some() {
             return Err(self.refuse_revoked_family(presented, grant, which).await);
         }
-        refuse_family_past_its_policy(client, grant, now)?;
-        let scope = refreshed_scope(client, grant, requested_scope)?;
+        refuse_family_past_its_policy(client, grant, now).map_err(Refusal::because)?;
+        let scope = refreshed_scope(client, grant, requested_scope)
+            .map_err(|error| error.into_refusal(RefreshRefusal::ScopeWidened))?;
         match which {
             Generation::Current => self.refresh_current(presented, &family, &scope, now).await,
             Generation::Previous | Generation::Older => {
@@ -260,7 +354,7 @@ impl Authority {
             // out the user who holds the live token for a leak that rotation no longer guards.
             // (The current token is the caller's to refresh, never judged here.)
             Generation::Previous | Generation::Older | Generation::Current => {
-                Err(OAuthError::ExpiredRefreshToken.into())
+                Err(Refusal::because(RefreshRefusal::RotatedOut))
             }
         }
     }
@@ -272,10 +366,14 @@ impl Authority {
         match signed_grant_id(&self.config().server_key, presented.value) {
             Some(id) => Ok(id.to_owned()),
             // Mostly guesses: from a source that has spent its budget, not worth a read.
-            None if presented.shedding => Err(OAuthError::ExpiredRefreshToken.into()),
+            None if presented.shedding => Err(Refusal::because(RefreshRefusal::Malformed)),
             None => match self.store().legacy_refresh_grant(&presented.hash).await? {
                 Some(id) => Ok(id),
-                None => Err(OAuthError::ExpiredRefreshToken.into()),
+                // Of the signed format, it would have verified: forged or garbled.
+                None if has_signed_shape(presented.value) => {
+                    Err(Refusal::because(RefreshRefusal::Malformed))
+                }
+                None => Err(Refusal::because(RefreshRefusal::UnknownToken)),
             },
         }
     }
@@ -303,7 +401,7 @@ impl Authority {
             return Ok(family);
         }
         let Some(family) = self.store().family(grant_id).await? else {
-            return Err(OAuthError::ExpiredRefreshToken.into());
+            return Err(Refusal::because(RefreshRefusal::UnknownToken));
         };
         if family.grant.revoked_at.is_none() {
             self.guard().keep_family(family.clone());
@@ -329,6 +427,10 @@ impl Authority {
             )
             .await;
         }
+        if which == Generation::Current || !presented.client.rotates() {
+            return revoked();
+        }
+        // A rotated-out token of a revoked family: the `reuse_detected` event is its record.
         Refusal::counted(Counted::Revoked, OAuthError::ExpiredRefreshToken)
     }
 
@@ -343,7 +445,10 @@ impl Authority {
     ) -> Judged {
         let client = presented.client;
         let grant = &family.grant;
-        let user = self.active_user(&grant.user_id).await?;
+        let user = self
+            .active_user(&grant.user_id)
+            .await
+            .map_err(refused_if_disabled)?;
         let response = if client.rotates() {
             self.successor_response(presented, grant, &user, scope, now)?
         } else {
@@ -528,7 +633,7 @@ impl Authority {
         now: Timestamp,
     ) -> Judged {
         let Some(family) = self.store().family(grant_id).await? else {
-            return Err(OAuthError::ExpiredRefreshToken.into());
+            return Err(Refusal::because(RefreshRefusal::UnknownToken));
         };
         let which = generation(&family, &presented.hash);
         if family.grant.revoked_at.is_some() {
@@ -537,7 +642,7 @@ impl Authority {
                 .await);
         }
         if !presented.client.rotates() || which == Generation::Current {
-            return Err(OAuthError::ExpiredRefreshToken.into());
+            return Err(Refusal::because(RefreshRefusal::RotatedOut));
         }
         self.not_current(presented, &family, scope, which, now, "concurrent")
             .await
@@ -626,15 +731,33 @@ fn refuse_family_past_its_policy(
     client: &Client,
     grant: &Grant,
     now: Timestamp,
-) -> Result<(), OAuthError> {
+) -> Result<(), RefreshRefusal> {
     if !client
         .refresh_token_policy
         .allows_refresh(grant.created_at, grant.last_used_at, now)
-        || !client.scopes.allows_refresh_token()
     {
-        return Err(OAuthError::ExpiredRefreshToken);
+        return Err(RefreshRefusal::Expired);
+    }
+    if !client.scopes.allows_refresh_token() {
+        return Err(RefreshRefusal::RefreshWithdrawn);
     }
     Ok(())
+}
+
+/// A token of a revoked family: counted `revoked`, recorded as such.
+fn revoked() -> Refusal {
+    Refusal {
+        outcome: Counted::Revoked,
+        ..Refusal::because(RefreshRefusal::Revoked)
+    }
+}
+
+/// A disabled user's refusal is recorded; any other error (the store's) is not a refusal.
+fn refused_if_disabled(error: OAuthError) -> Refusal {
+    match error {
+        OAuthError::InactiveUser => error.into_refusal(RefreshRefusal::UserDisabled),
+        error => error.into(),
+    }
 }
 
 /// What a replay of the previous token inside the retry window gets.
@@ -1019,6 +1142,100 @@ mod tests {
         let event = replayed_event("192.0.2.7", "203.0.113.9").await;
         assert!(event.detail.contains(FROM_ANOTHER_ADDRESS), "{event:?}");
         assert!(event.detail.contains("rotated from 192.0.2.7"), "{event:?}");
+    }
+
+    /// The `refresh_refused` events once every refusal is accounted for: each event stands
+    /// for itself and the repeats its detail counts (`+N repeats`, `N more`). Waits for the
+    /// writes made off the request path, and fails if they never account for `refusals`.
+    async fn refusals_accounted_for(w: &World, refusals: usize) -> Vec<crate::model::Event> {
+        fn stands_for(event: &crate::model::Event) -> usize {
+            let number_after = |marker: &str| {
+                event.detail.split(marker).nth(1).and_then(|rest| {
+                    rest.split(|c: char| !c.is_ascii_digit())
+                        .next()
+                        .and_then(|n| n.parse::<usize>().ok())
+                })
+            };
+            if let Some(repeats) = number_after("(+") {
+                // An event opening a window and a summary of a window's repeats.
+                usize::from(!event.detail.contains(": repeats")) + repeats
+            } else if event.client_id.is_none() {
+                number_after(": ").unwrap_or(0)
+            } else {
+                1
+            }
+        }
+        for _ in 0..10_000 {
+            let events = w.events_of(EventKind::RefreshRefused).await;
+            if events.iter().map(stands_for).sum::<usize>() >= refusals {
+                return events;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the refusals were never all accounted for");
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_bogus_refresh_tokens_writes_a_bounded_number_of_events() {
+        use crate::operations::audit_repeats::MAX_REFUSALS_ITEMISED_PER_WINDOW;
+        let w = world(rotating(60)).await;
+        // Ten thousand made-up tokens, each from its own address (none spends its budget).
+        for i in 0u32..10_000 {
+            let [_, a, b, c] = i.to_be_bytes();
+            let source = from(&format!("10.{a}.{b}.{c}"));
+            let bogus = RefreshToken::new(format!("bogus-{i}"));
+            assert_eq!(
+                w.refresh_from(&bogus, &source).await.unwrap_err(),
+                OAuthError::ExpiredRefreshToken
+            );
+        }
+        // Housekeeping reports what the cap left unitemised: one summary for the reason.
+        w.authority.summarise_repeats().await;
+        let events = refusals_accounted_for(&w, 10_000).await;
+        let cap = MAX_REFUSALS_ITEMISED_PER_WINDOW as usize;
+        assert_eq!(events.len(), cap + 1);
+        let summary = events.iter().find(|e| e.client_id.is_none()).unwrap();
+        assert!(
+            summary
+                .detail
+                .starts_with("unknown token: 9900 more from other clients or sources since"),
+            "{summary:?}"
+        );
+        assert_eq!(
+            (summary.client_id.as_ref(), summary.source.as_ref()),
+            (None, None)
+        );
+        // The next window itemises again.
+        w.clock.advance_secs(60);
+        let late = RefreshToken::new("bogus-late".to_owned());
+        w.refresh_from(&late, &from("192.0.2.99"))
+            .await
+            .unwrap_err();
+        let events = refusals_accounted_for(&w, 10_001).await;
+        assert!(events
+            .iter()
+            .any(|e| e.source.as_deref() == Some("192.0.2.99")));
+    }
+
+    #[tokio::test]
+    async fn a_disabled_users_refusal_and_a_widened_scope_are_recorded_too() {
+        let w = world(ClientSettings::default()).await;
+        assert_eq!(
+            w.refresh_with(&w.rt(), Some("api full")).await.unwrap_err(),
+            OAuthError::InvalidScope
+        );
+        w.authority
+            .operator()
+            .set_user_disabled(USER, true)
+            .await
+            .unwrap();
+        let refused = w.refresh(&w.rt()).await.unwrap_err();
+        // Disabling revokes the user's grants: their family is refused as revoked.
+        assert_eq!(refused, OAuthError::ExpiredRefreshToken);
+        let events = refusals_accounted_for(&w, 2).await;
+        let mut details: Vec<&str> = events.iter().map(|e| e.detail.as_str()).collect();
+        details.sort_unstable();
+        assert_eq!(details, ["revoked family", "scope wider than granted"]);
     }
 
     #[tokio::test]

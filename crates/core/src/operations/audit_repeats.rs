@@ -1,5 +1,4 @@
-//! Repeated security events about one grant, written once per window (docs/security.md, "The
-//! audit trail").
+//! Repeated security events, written once per window (docs/security.md, "The audit trail").
 //!
 //! A flood of replays of one stolen refresh token, or of one spent authorization code, is one
 //! incident, not hundreds: the first event of a kind about a grant is written, with its
@@ -7,6 +6,12 @@
 //! is carried by the next event written for that grant and kind (`… (+41 repeats since …)`),
 //! or, when none follows, by a summarising event that housekeeping writes once the window has
 //! ended. A revocation is never held back: its event is always written, and opens a window.
+//!
+//! Refused refreshes (`refresh_refused`) are counted the same way, per client, source and
+//! reason rather than per grant (most name no grant: the token is unknown or forged). Their
+//! subjects are the attacker's to choose — a new address or a new bogus token costs nothing —
+//! so at most [`MAX_REFUSALS_ITEMISED_PER_WINDOW`] new windows open per window; the refusals
+//! past that are counted by reason only, and housekeeping writes one summary per reason.
 //!
 //! The state is bounded: at most [`MAX_TRACKED_GRANTS`] windows, the least recently written
 //! dropped first, its count written as a summary then, so a flood of distinct grants costs a
@@ -31,19 +36,29 @@ pub(crate) const REPEAT_WINDOW_SECS: u64 = 60;
 /// event written a little sooner.
 pub(crate) const MAX_TRACKED_GRANTS: usize = 10_000;
 
+/// New windows of refused refreshes opened per window at most: past it, a flood of bogus
+/// tokens from ever new addresses writes one summary per reason, not one event per address.
+pub(crate) const MAX_REFUSALS_ITEMISED_PER_WINDOW: u32 = 100;
+
 /// The kinds whose repeats are counted instead of written: replays of what is already known
-/// to be compromised or in flight. Every other kind is written every time.
+/// to be compromised or in flight, and refused refreshes. Every other kind is written every
+/// time.
 pub(crate) fn counts_repeats(kind: EventKind) -> bool {
     matches!(
         kind,
-        EventKind::ReuseDetected | EventKind::ConcurrentRefreshRefused | EventKind::CodeReused
+        EventKind::ReuseDetected
+            | EventKind::ConcurrentRefreshRefused
+            | EventKind::CodeReused
+            | EventKind::RefreshRefused
     )
 }
 
+/// What a window counts the repeats of: a kind of event about a subject (a grant id, or for a
+/// refused refresh its client, source and reason).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     kind: EventKind,
-    grant_id: String,
+    subject: String,
 }
 
 #[derive(Debug)]
@@ -72,19 +87,84 @@ impl Window {
 
     /// The event that reports the window's repeats when no later event carries them: the
     /// grant's, with the count, without the source (the repeats may have come from anywhere).
+    /// A refused refresh's window is one source's, so its summary keeps the source.
     fn summary(self, now: Timestamp) -> Option<Event> {
         let suffix = self.count_suffix()?;
         let detail = match self.opened_by.detail.as_str() {
             "" => format!("repeats {suffix}"),
             detail => format!("{detail}: repeats {suffix}"),
         };
+        let per_source = self.opened_by.kind == EventKind::RefreshRefused;
+        let (source, user_agent) = if per_source {
+            (
+                self.opened_by.source.clone(),
+                self.opened_by.user_agent.clone(),
+            )
+        } else {
+            (None, None)
+        };
         Some(Event {
             at: now,
             detail,
-            source: None,
-            user_agent: None,
+            source,
+            user_agent,
             ..self.opened_by
         })
+    }
+}
+
+/// The refused refreshes past the cap on new windows: counted by their detail (a fixed
+/// vocabulary of reasons, so a handful of entries), reported by housekeeping.
+#[derive(Debug, Default)]
+struct Unitemised {
+    /// When the current window of openings began, and how many it has opened.
+    openings_since: Option<Timestamp>,
+    openings: u32,
+    /// Per detail: when the first was counted, and how many.
+    counted: Vec<(String, Timestamp, u32)>,
+}
+
+impl Unitemised {
+    /// Whether one more window may open at `now`; if not, the refusal is counted under
+    /// `detail`.
+    fn may_open(&mut self, detail: &str, now: Timestamp) -> bool {
+        let ended = self
+            .openings_since
+            .is_none_or(|since| now >= since.plus_secs(REPEAT_WINDOW_SECS));
+        if ended {
+            self.openings_since = Some(now);
+            self.openings = 0;
+        }
+        if self.openings < MAX_REFUSALS_ITEMISED_PER_WINDOW {
+            self.openings += 1;
+            return true;
+        }
+        match self.counted.iter_mut().find(|(d, _, _)| d == detail) {
+            Some((_, _, count)) => *count = count.saturating_add(1),
+            None => self.counted.push((detail.to_owned(), now, 1)),
+        }
+        false
+    }
+
+    /// One summary per reason counted, with no client and no source (they were many).
+    fn summaries(&mut self, now: Timestamp) -> Vec<Event> {
+        std::mem::take(&mut self.counted)
+            .into_iter()
+            .map(|(detail, since, count)| Event {
+                at: now,
+                kind: EventKind::RefreshRefused,
+                client_id: None,
+                user_id: None,
+                grant_id: None,
+                detail: format!(
+                    "{detail}: {count} more from other clients or sources since {}, not \
+                     itemised (at most {MAX_REFUSALS_ITEMISED_PER_WINDOW} a minute are)",
+                    format_utc(since.millis())
+                ),
+                source: None,
+                user_agent: None,
+            })
+            .collect()
     }
 }
 
@@ -92,6 +172,7 @@ impl Window {
 #[derive(Debug)]
 pub(crate) struct AuditRepeats {
     windows: Mutex<LruCache<Key, Window>>,
+    unitemised: Mutex<Unitemised>,
 }
 
 impl Default for AuditRepeats {
@@ -106,6 +187,7 @@ impl AuditRepeats {
             windows: Mutex::new(LruCache::new(
                 NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
             )),
+            unitemised: Mutex::default(),
         }
     }
 
@@ -113,16 +195,16 @@ impl AuditRepeats {
         self.windows.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether an event of `kind` about `grant_id` at `now` is a repeat inside an open window:
-    /// if so it is counted, and must not be written. Asked before the event is built, so that
-    /// a repeat costs no read either.
-    pub(crate) fn is_repeat(&self, kind: EventKind, grant_id: &str, now: Timestamp) -> bool {
+    /// Whether an event of `kind` about `subject` (a grant id) at `now` is a repeat inside an
+    /// open window: if so it is counted, and must not be written. Asked before the event is
+    /// built, so that a repeat costs no read either.
+    pub(crate) fn is_repeat(&self, kind: EventKind, subject: &str, now: Timestamp) -> bool {
         if !counts_repeats(kind) {
             return false;
         }
         let key = Key {
             kind,
-            grant_id: grant_id.to_owned(),
+            subject: subject.to_owned(),
         };
         match self.lock().peek_mut(&key) {
             Some(window) if !window.ended(now) => {
@@ -136,7 +218,7 @@ impl AuditRepeats {
     /// `event` is to be written (it is no repeat, or it revokes): it opens a new window, and
     /// carries the count of the one it closes. Returns what to write: the event, and the
     /// summary of a window dropped to make room, if that one had repeats.
-    pub(crate) fn written(&self, mut event: Event) -> Vec<Event> {
+    pub(crate) fn written(&self, event: Event) -> Vec<Event> {
         let Some(grant_id) = event
             .grant_id
             .clone()
@@ -144,9 +226,34 @@ impl AuditRepeats {
         else {
             return vec![event];
         };
+        self.open(grant_id, event)
+    }
+
+    /// A refused refresh, `event`, whose repeats are counted per `subject` (its client, source
+    /// and reason): what to write now. Nothing for a repeat inside its window, nor for one past
+    /// the cap on new windows (counted for housekeeping's summary); otherwise the event, which
+    /// opens a window.
+    pub(crate) fn refused(&self, subject: String, event: Event) -> Vec<Event> {
+        if self.is_repeat(event.kind, &subject, event.at) {
+            return Vec::new();
+        }
+        let may_open = self
+            .unitemised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .may_open(&event.detail, event.at);
+        if !may_open {
+            return Vec::new();
+        }
+        self.open(subject, event)
+    }
+
+    /// Opens a window for `event`'s repeats about `subject`, carrying the count of the one it
+    /// closes.
+    fn open(&self, subject: String, mut event: Event) -> Vec<Event> {
         let key = Key {
             kind: event.kind,
-            grant_id,
+            subject,
         };
         let mut windows = self.lock();
         if let Some(suffix) = windows.pop(&key).and_then(|closed| closed.count_suffix()) {
@@ -176,11 +283,19 @@ impl AuditRepeats {
             .filter(|(_, window)| window.ended(now))
             .map(|(key, _)| key.clone())
             .collect();
-        ended
+        let mut summaries: Vec<Event> = ended
             .into_iter()
             .filter_map(|key| windows.pop(&key))
             .filter_map(|window| window.summary(now))
-            .collect()
+            .collect();
+        drop(windows);
+        summaries.extend(
+            self.unitemised
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .summaries(now),
+        );
+        summaries
     }
 
     /// Windows held: for tests.

@@ -56,9 +56,14 @@ fn refresh_token_from(
     RefreshToken::new(format!("{body}{tag}"))
 }
 
+/// Whether `token` has the signed format's length and alphabet, whatever its signature.
+pub(crate) fn has_signed_shape(token: &str) -> bool {
+    token.len() == REFRESH_TOKEN_LEN && token.is_ascii()
+}
+
 /// The grant id a refresh token names, if its signature is valid.
 pub fn signed_grant_id<'a>(key: &ServerKey, token: &'a str) -> Option<&'a str> {
-    if token.len() != REFRESH_TOKEN_LEN || !token.is_ascii() {
+    if !has_signed_shape(token) {
         return None;
     }
     let (body, presented_tag) = token.split_at_checked(GRANT_ID_LEN + RANDOM_LEN)?;

@@ -32,7 +32,7 @@ const FORMS: [&str; 8] = [
     "/admin/grants/nothing/revoke",
 ];
 
-async fn with_admin() -> Harness {
+pub(crate) async fn with_admin() -> Harness {
     let h = Harness::new().await;
     h.authority
         .operator()
@@ -70,7 +70,7 @@ async fn first_grant_of(h: &Harness, user_id: &str) -> String {
     grants.unwrap()[0].id.clone()
 }
 
-async fn logged_in_admin(h: &Harness) -> Browser {
+pub(crate) async fn logged_in_admin(h: &Harness) -> Browser {
     let mut browser = Browser::default();
     let reply = console_login(h, &mut browser, ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());

@@ -20,6 +20,7 @@ mod identity;
 mod lifecycle;
 mod outage;
 mod properties;
+mod refusals;
 mod request_span;
 mod resource;
 mod sessions;

@@ -470,6 +470,15 @@ impl Harness {
     }
 
     pub async fn refresh(&self, client: &Client, refresh_token: &str) -> Reply {
+        self.refresh_via(None, client, refresh_token).await
+    }
+
+    /// A refresh from the TCP peer `peer`.
+    pub async fn refresh_from(&self, peer: &str, client: &Client, refresh_token: &str) -> Reply {
+        self.refresh_via(Some(peer), client, refresh_token).await
+    }
+
+    async fn refresh_via(&self, peer: Option<&str>, client: &Client, refresh_token: &str) -> Reply {
         let mut pairs = vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
@@ -478,6 +487,7 @@ impl Harness {
         if let Some(secret) = &client.secret {
             pairs.push(("client_secret", secret));
         }
-        self.token(&pairs).await
+        self.post_form_from(peer, &[], "/services/oauth2/token", &form(&pairs), None)
+            .await
     }
 }
