@@ -55,6 +55,23 @@ pub enum SigningKeysError {
     NoSigningKey,
 }
 
+/// A failure to publish or sign at an endpoint: 503 `temporarily_unavailable`, as a storage
+/// failure is; the cause (a store down, a key that does not open under this server key) is
+/// logged, never sent.
+impl From<SigningKeysError> for tessera_proto::OAuthError {
+    fn from(error: SigningKeysError) -> Self {
+        match error {
+            SigningKeysError::Store(error) => error.into(),
+            other => {
+                tracing::error!(error = %other, "signing keys unusable; answering 503");
+                tessera_proto::OAuthError::TemporarilyUnavailable {
+                    retry_after_secs: crate::authority::UNAVAILABLE_RETRY_AFTER_SECS,
+                }
+            }
+        }
+    }
+}
+
 /// Where a key is in its life at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyState {
