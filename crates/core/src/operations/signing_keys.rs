@@ -87,6 +87,19 @@ pub enum KeyState {
     Retired,
 }
 
+impl KeyState {
+    /// How `tessera admin keys list` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Signing => "signing",
+            Self::Superseded => "superseded",
+            Self::Retiring => "retiring",
+            Self::Retired => "retired",
+        }
+    }
+}
+
 /// The schedule's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeySchedule {
