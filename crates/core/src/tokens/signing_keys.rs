@@ -47,7 +47,7 @@ impl std::fmt::Debug for SealedPrivateKey {
 /// One key of the set, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKey {
-    /// The JWS `kid`: random, unique.
+    /// The JWS `kid`: 96 random bits in hex, unique.
     pub kid: String,
     /// The JWS `alg` (`RS256`).
     pub alg: String,
@@ -155,7 +155,9 @@ impl SigningKey {
         let pkcs8 = pair.as_der().map_err(|_| SigningKeyError::Generation)?;
         let mut kid_bytes = [0u8; KID_BYTES];
         rng.fill(&mut kid_bytes);
-        let kid = URL_SAFE_NO_PAD.encode(kid_bytes);
+        // Hex, not base64url: a kid that began with `-` would read as an option on a command
+        // line (`tessera admin keys retire KID`).
+        let kid = hex::encode(kid_bytes);
         let private_key = seal(server_key, rng, &kid, pkcs8.as_ref())?;
         Ok(Self {
             kid,
@@ -334,6 +336,15 @@ mod tests {
         let first_bytes = format!("{:?}", key.private_key.as_bytes().get(..4).unwrap());
         let first_bytes = first_bytes.trim_matches(|c| c == '[' || c == ']');
         assert!(!shown.contains(first_bytes), "{shown}");
+    }
+
+    #[test]
+    fn a_kid_never_reads_as_a_command_line_option() {
+        let server_key = ServerKey::generate(&SystemRandom);
+        let kid = fresh_key(&server_key).kid;
+        // Hex only: neither a leading `-` nor base64url's `-` and `_` anywhere.
+        assert!(kid.bytes().all(|b| b.is_ascii_hexdigit()), "{kid}");
+        assert_eq!(kid.len(), 2 * KID_BYTES);
     }
 
     #[test]
