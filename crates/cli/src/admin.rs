@@ -6,9 +6,10 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use tessera_core::model::{Client, User};
 use tessera_core::operations::admin::ClientSettings;
+use tessera_core::operations::signing_keys::KeyStatus;
 use tessera_core::policy::RefreshTokenPolicy;
-use tessera_core::time::{format_duration_secs, parse_duration_secs};
-use tessera_core::Operator;
+use tessera_core::time::{format_duration_secs, format_utc, parse_duration_secs};
+use tessera_core::{Authority, Operator};
 use tessera_proto::{ClientSecret, ExposeSecret, Password};
 
 use crate::lifecycle::{EventsArgs, RevokeArgs};
@@ -51,6 +52,24 @@ enum AdminCommand {
     Stats,
     /// Run housekeeping once now (the server runs it on its own, every minute by default).
     Housekeeping,
+    /// The keys ID tokens and JWTs are signed with, and the JWKS (/id/keys) publishes.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Every key with its state (pending, signing, superseded, retiring, retired) and dates.
+    List,
+    /// Add a key now: published at once, signing after one JWKS cache lifetime (at once if no
+    /// key can sign). The server rotates on its own every signing_key_rotation.
+    Rotate,
+    /// Stop a key signing now; it stays published until its tokens and the JWKS caches have
+    /// expired. Refused for the only key that can sign.
+    Retire {
+        /// The key's id (its `kid`).
+        kid: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +254,7 @@ pub async fn run(settings: Settings, args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Stats => crate::lifecycle::stats(&operator, &out).await,
         AdminCommand::Housekeeping => crate::lifecycle::housekeeping(&authority, &out).await,
         AdminCommand::User(command) => user(&operator, &out, command).await,
+        AdminCommand::Keys(command) => keys(&authority, &out, command).await,
         AdminCommand::Token(TokenCommand::Mint {
             client_id,
             username,
@@ -369,6 +389,60 @@ async fn client(operator: &Operator, out: &Output, command: ClientCommand) -> an
             out.print(
                 &client_json(&client, Some(&secret)),
                 Some(client_text(&client, Some(&secret))),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn key_json(key: &KeyStatus) -> Value {
+    json!({
+        "kid": key.kid,
+        "alg": key.alg,
+        "state": key.state.name(),
+        "created_at": key.created_at.millis(),
+        "publish_at": key.publish_at.millis(),
+        "sign_from": key.sign_from.millis(),
+        "retire_at": key.retire_at.map(|at| at.millis()),
+    })
+}
+
+fn key_text(key: &KeyStatus) -> String {
+    let retire = key
+        .retire_at
+        .map(|at| format!("  published until {}", format_utc(at.millis())))
+        .unwrap_or_default();
+    format!(
+        "{}  {}  {:<10}  signs from {}{retire}",
+        key.kid,
+        key.alg,
+        key.state.name(),
+        format_utc(key.sign_from.millis())
+    )
+}
+
+async fn keys(authority: &Authority, out: &Output, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::List => {
+            let keys = authority.signing_key_statuses().await?;
+            let text = keys.iter().map(key_text).collect::<Vec<_>>().join("\n");
+            out.print(
+                &Value::Array(keys.iter().map(key_json).collect()),
+                Some(text),
+            );
+        }
+        KeysCommand::Rotate => {
+            let key = authority.rotate_signing_key().await?;
+            out.print(&key_json(&key), Some(key_text(&key)));
+        }
+        KeysCommand::Retire { kid } => {
+            let retire_at = authority.retire_signing_key(&kid).await?;
+            out.print(
+                &json!({ "kid": kid, "retire_at": retire_at.millis() }),
+                Some(format!(
+                    "{kid} signs no more; published until {}",
+                    format_utc(retire_at.millis())
+                )),
             );
         }
     }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tessera_core::authority::default_password_checks;
 use tessera_core::identity::cors_origin::CorsAllowlist;
 use tessera_core::identity::throttle::{Budget, ThrottleConfig, DEFAULT_MAX_TRACKED_KEYS};
+use tessera_core::operations::signing_keys::KeySchedule;
 use tessera_core::time::parse_duration_secs;
 use tessera_server::cors::CorsPolicy;
 use tessera_server::{ProxyHeader, TrustedProxies};
@@ -178,6 +179,14 @@ pub struct SharedOptions {
     #[arg(long, env = "TESSERA_AUDIT_RETENTION", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_retention: Option<String>,
+    /// How long a signing key signs before housekeeping rotates it, like 90d [default: 90d].
+    #[arg(long, env = "TESSERA_SIGNING_KEY_ROTATION", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key_rotation: Option<String>,
+    /// How long clients may cache the JWKS (/id/keys), like 24h [default: 24h].
+    #[arg(long, env = "TESSERA_JWKS_CACHE_LIFETIME", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_cache_lifetime: Option<String>,
 }
 
 /// The config file of `serve` and `admin`.
@@ -401,6 +410,8 @@ pub struct Settings {
     /// How long the change feed may go unread before token checks answer 503.
     pub change_feed_max_staleness_secs: u64,
     pub audit_retention_secs: u64,
+    /// When signing keys rotate, and how long clients may cache the JWKS.
+    pub key_schedule: KeySchedule,
     pub trusted_proxies: TrustedProxies,
     /// The browser origins allowed cross-origin, and where.
     pub cors: CorsPolicy,
@@ -579,6 +590,16 @@ impl Settings {
                 o.shared.audit_retention.as_deref().unwrap_or("30d"),
                 "audit retention",
             )?,
+            key_schedule: KeySchedule {
+                rotation_secs: positive_duration(
+                    o.shared.signing_key_rotation.as_deref().unwrap_or("90d"),
+                    "signing key rotation",
+                )?,
+                jwks_cache_lifetime_secs: positive_duration(
+                    o.shared.jwks_cache_lifetime.as_deref().unwrap_or("24h"),
+                    "JWKS cache lifetime",
+                )?,
+            },
             max_grants_per_user_client: (max_grants > 0).then_some(max_grants),
             listen,
             issuer,

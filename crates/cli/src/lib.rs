@@ -279,6 +279,7 @@ pub async fn authority(settings: &Settings) -> anyhow::Result<Authority> {
         change_feed_max_staleness: std::time::Duration::from_secs(
             settings.change_feed_max_staleness_secs,
         ),
+        key_schedule: settings.key_schedule,
     };
     Ok(Authority::new(store, clock, Arc::new(SystemRandom), config))
 }

@@ -26,6 +26,7 @@ use crate::identity::password::ReusableVerifier;
 use crate::identity::throttle::{Throttle, ThrottleConfig, Throttled};
 use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Org, User};
 use crate::operations::audit_repeats::AuditRepeats;
+use crate::operations::signing_keys::{KeyCache, KeySchedule};
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{ChangeNotice, Issuance, IssueOutcome, Store, StoreError};
 use crate::time::{Clock, Random, Timestamp};
@@ -90,6 +91,8 @@ pub struct AuthorityConfig {
     /// How long the change feed may go unread, its reads failing, before access-token checks
     /// and the token endpoint answer 503 and readiness fails (see [`ChangeFeedStale`]).
     pub change_feed_max_staleness: Duration,
+    /// When signing keys rotate, and how long clients may cache the JWKS.
+    pub key_schedule: KeySchedule,
 }
 
 impl AuthorityConfig {
@@ -105,6 +108,7 @@ impl AuthorityConfig {
             max_concurrent_password_checks: default_password_checks(),
             password_check_wait: DEFAULT_PASSWORD_CHECK_WAIT,
             change_feed_max_staleness: DEFAULT_CHANGE_FEED_MAX_STALENESS,
+            key_schedule: KeySchedule::default(),
         }
     }
 }
@@ -199,6 +203,7 @@ pub struct Authority {
     guard: Arc<Guard>,
     feed_freshness: Arc<FeedFreshness>,
     repeats: Arc<AuditRepeats>,
+    key_cache: Arc<KeyCache>,
 }
 
 /// Why `/readyz` fails.
@@ -290,6 +295,7 @@ impl Authority {
             password_verifier: Arc::new(ReusableVerifier::default()),
             guard: Arc::new(Guard::default()),
             repeats: Arc::new(AuditRepeats::default()),
+            key_cache: Arc::new(KeyCache::default()),
             config: Arc::new(config),
         }
     }
@@ -313,6 +319,10 @@ impl Authority {
 
     pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    pub(crate) fn key_cache(&self) -> &KeyCache {
+        &self.key_cache
     }
 
     pub(crate) fn rng(&self) -> &dyn Random {

@@ -2,7 +2,7 @@
 //! userinfo", "Discovery").
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 use tessera_core::model::User;
@@ -111,6 +111,25 @@ pub async fn userinfo(
         "updated_at": salesforce_datetime(user.created_at.millis()),
     });
     Ok(json(StatusCode::OK, &body))
+}
+
+/// The JWKS: the public halves of the published signing keys (docs/openid-connect.md). Caches
+/// may keep it for the JWKS cache lifetime: a new key is published that long before it signs.
+pub async fn jwks(State(state): State<AppState>) -> Result<Response, WebError> {
+    let keys = state
+        .authority
+        .published_jwks()
+        .await
+        .map_err(|e| WebError::OAuth(e.into()))?;
+    let mut response = json(StatusCode::OK, &json!({ "keys": keys }));
+    let cache_control = format!(
+        "public, max-age={}",
+        state.authority.jwks_cache_lifetime_secs()
+    );
+    if let Ok(value) = HeaderValue::from_str(&cache_control) {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    Ok(response)
 }
 
 /// RFC 8414 authorization-server metadata. Only what is implemented is advertised: no ID token

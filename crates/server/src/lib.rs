@@ -196,6 +196,7 @@ fn routes(bench_floor: bool) -> Routes {
             "/id/{org_id}/{user_id}",
             get(identity::identity).post(identity::identity),
         )
+        .route("/id/keys", get(identity::jwks))
         .route(
             "/.well-known/oauth-authorization-server",
             get(identity::discovery),

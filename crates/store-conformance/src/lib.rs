@@ -38,6 +38,7 @@ use tessera_core::store::{
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::secret_hash;
 use tessera_core::tokens::hash::Hash;
+use tessera_core::tokens::signing_keys::{SealedPrivateKey, SigningKey};
 use tessera_proto::Scope;
 
 /// Generates one `#[tokio::test]` per behaviour of this crate, each on a store from `$fresh`,
@@ -90,6 +91,7 @@ macro_rules! store_conformance_tests {
             purge_works_in_bounded_rounds,
             events_keep_their_source_and_user_agent,
             notes_are_listed_newest_first_and_updated_and_deleted,
+            signing_keys_are_kept_whole_listed_oldest_first_and_retired,
             a_failed_issuance_writes_nothing,
             a_failing_write_does_not_disturb_concurrent_ones,
         );
@@ -1604,6 +1606,7 @@ pub async fn row_counts_name_every_table(store: Arc<dyn Store>) {
             "legacy_refresh_tokens",
             "notes",
             "orgs",
+            "signing_keys",
             "users"
         ]
     );
@@ -1985,6 +1988,61 @@ pub async fn notes_are_listed_newest_first_and_updated_and_deleted(store: Arc<dy
     assert!(!store.delete_note("002A").await.unwrap());
     assert_eq!(store.note("002A").await.unwrap(), None);
     assert_eq!(store.list_notes(&other.id, 10).await.unwrap().len(), 1);
+}
+
+// ------------------------------------------------------------------------------ signing keys
+
+/// A key as the store sees it: the sealed bytes are opaque to it (every byte value, so that a
+/// backend storing them as text would lose some).
+fn signing_key(kid: &str, created_at: Timestamp) -> SigningKey {
+    SigningKey {
+        kid: kid.to_owned(),
+        alg: "RS256".to_owned(),
+        created_at,
+        publish_at: created_at,
+        sign_from: created_at.plus_secs(86_400),
+        retire_at: None,
+        private_key: SealedPrivateKey::from_stored((0..=255u8).chain(kid.bytes()).collect()),
+    }
+}
+
+pub async fn signing_keys_are_kept_whole_listed_oldest_first_and_retired(store: Arc<dyn Store>) {
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    let (newer, older, same_time) = (
+        signing_key("key-b", at(20)),
+        signing_key("key-c", at(10)),
+        signing_key("key-a", at(20)),
+    );
+    for key in [&newer, &older, &same_time] {
+        store.insert_signing_key(key).await.unwrap();
+    }
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        [older.clone(), same_time.clone(), newer.clone()]
+    );
+    assert!(matches!(
+        store
+            .insert_signing_key(&signing_key("key-b", at(30)))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    assert!(store.retire_signing_key("key-c", at(100)).await.unwrap());
+    // A later retirement replaces the earlier date (retiring again recomputes it).
+    assert!(store.retire_signing_key("key-c", at(200)).await.unwrap());
+    assert!(!store.retire_signing_key("key-z", at(100)).await.unwrap());
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(
+        keys,
+        [
+            SigningKey {
+                retire_at: Some(at(200)),
+                ..older
+            },
+            same_time,
+            newer
+        ]
+    );
 }
 
 // --------------------------------------------------------------------------------- atomicity

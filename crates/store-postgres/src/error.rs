@@ -168,6 +168,7 @@ fn conflict_label(constraint: &str) -> &'static str {
         ("legacy_refresh_tokens_pkey", "refresh token"),
         ("access_tokens_pkey", "access token"),
         ("notes_pkey", "note id"),
+        ("signing_keys_pkey", "signing key id"),
     ];
     KEYS.iter()
         .find(|(name, _)| *name == constraint)

@@ -50,10 +50,11 @@ use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
     Audit, BrowserSessions, ChangeNotice, CodeRedemption, Directory, EventFilter, Grants,
     Inventory, Issuance, IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records,
-    RefreshCommit, RefreshOutcome, StoreError,
+    RefreshCommit, RefreshOutcome, SigningKeys, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;
+use tessera_core::tokens::signing_keys::SigningKey;
 use tokio::sync::broadcast;
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
@@ -1008,6 +1009,38 @@ impl Records for PostgresStore {
 
     async fn delete_note(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.change(sql::NOTE_DELETE, &[&id]).await? > 0)
+    }
+}
+
+#[async_trait]
+impl SigningKeys for PostgresStore {
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
+        let retire_at = key.retire_at.map(|at| at.0);
+        let private_key = key.private_key.as_bytes();
+        let values: &Params<'_> = &[
+            &key.kid,
+            &key.alg,
+            &key.created_at.0,
+            &key.publish_at.0,
+            &key.sign_from.0,
+            &retire_at,
+            &private_key,
+        ];
+        self.change(sql::SIGNING_KEY_INSERT, values).await.map(drop)
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        self.list(sql::SIGNING_KEY_LIST, &[], rows::signing_key)
+            .await
+    }
+
+    async fn retire_signing_key(
+        &self,
+        kid: &str,
+        retire_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let values: &Params<'_> = &[&retire_at.0, &kid];
+        Ok(self.change(sql::SIGNING_KEY_RETIRE, values).await? > 0)
     }
 }
 

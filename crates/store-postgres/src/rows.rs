@@ -10,6 +10,7 @@ use tessera_core::model::{
 use tessera_core::store::StoreError;
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;
+use tessera_core::tokens::signing_keys::{SealedPrivateKey, SigningKey};
 use tessera_proto::Scope;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -220,6 +221,19 @@ pub(crate) fn note(row: &Row) -> Result<Note, DbError> {
         body: row.try_get(3)?,
         created_at: timestamp(row, 4)?,
         modified_at: timestamp(row, 5)?,
+    })
+}
+
+/// `kid, alg, created_at, publish_at, sign_from, retire_at, private_key`.
+pub(crate) fn signing_key(row: &Row) -> Result<SigningKey, DbError> {
+    Ok(SigningKey {
+        kid: row.try_get(0)?,
+        alg: row.try_get(1)?,
+        created_at: timestamp(row, 2)?,
+        publish_at: timestamp(row, 3)?,
+        sign_from: timestamp(row, 4)?,
+        retire_at: row.try_get::<_, Option<i64>>(5)?.map(Timestamp),
+        private_key: SealedPrivateKey::from_stored(row.try_get(6)?),
     })
 }
 

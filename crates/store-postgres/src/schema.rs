@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0005_lean_refresh.sql"),
     include_str!("../../../migrations/postgres/0006_admin_role.sql"),
     include_str!("../../../migrations/postgres/0007_session_epoch.sql"),
+    include_str!("../../../migrations/postgres/0008_signing_keys.sql"),
 ];
 
 /// The schema version this build writes and reads.

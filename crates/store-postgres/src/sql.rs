@@ -391,6 +391,7 @@ pub(crate) const ROW_COUNTS: &str = "\
      SELECT 'legacy_refresh_tokens', count(*) FROM legacy_refresh_tokens UNION ALL \
      SELECT 'access_tokens', count(*) FROM access_tokens UNION ALL \
      SELECT 'notes', count(*) FROM notes UNION ALL \
+     SELECT 'signing_keys', count(*) FROM signing_keys UNION ALL \
      SELECT 'events', count(*) FROM events UNION ALL \
      SELECT 'changes', count(*) FROM changes";
 
@@ -409,6 +410,23 @@ pub(crate) const NOTE_LIST: &str = concat!(
 pub(crate) const NOTE_UPDATE: &str =
     "UPDATE notes SET title = $1, body = $2, modified_at = $3 WHERE id = $4";
 pub(crate) const NOTE_DELETE: &str = "DELETE FROM notes WHERE id = $1";
+
+macro_rules! signing_key_columns {
+    () => {
+        "kid, alg, created_at, publish_at, sign_from, retire_at, private_key"
+    };
+}
+pub(crate) const SIGNING_KEY_INSERT: &str = concat!(
+    "INSERT INTO signing_keys (",
+    signing_key_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+);
+pub(crate) const SIGNING_KEY_LIST: &str = concat!(
+    "SELECT ",
+    signing_key_columns!(),
+    " FROM signing_keys ORDER BY created_at, kid COLLATE \"C\""
+);
+pub(crate) const SIGNING_KEY_RETIRE: &str = "UPDATE signing_keys SET retire_at = $1 WHERE kid = $2";
 
 #[cfg(test)]
 mod tests {

@@ -72,6 +72,7 @@ fn conflict_label(message: &str) -> &'static str {
         ("refresh_tokens.token_hash", "refresh token"),
         ("access_tokens.token_hash", "access token"),
         ("notes.id", "note id"),
+        ("signing_keys.kid", "signing key id"),
     ];
     KEYS.iter()
         .find(|(column, _)| message.contains(column))

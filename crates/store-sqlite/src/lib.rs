@@ -32,10 +32,11 @@ use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
     Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Inventory, Issuance,
     IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
-    RefreshOutcome, StoreError,
+    RefreshOutcome, SigningKeys, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;
+use tessera_core::tokens::signing_keys::SigningKey;
 
 use crate::checkpointer::{CheckpointRequest, Checkpointer, WAL_SIZE_LIMIT_BYTES};
 use crate::error::{classify, DbError};
@@ -902,6 +903,36 @@ impl Records for SqliteStore {
 
     async fn delete_note(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.change(sql::NOTE_DELETE, (id.to_owned(),)).await? > 0)
+    }
+}
+
+#[async_trait]
+impl SigningKeys for SqliteStore {
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
+        let values = (
+            key.kid.clone(),
+            key.alg.clone(),
+            key.created_at.0,
+            key.publish_at.0,
+            key.sign_from.0,
+            key.retire_at.map(|at| at.0),
+            key.private_key.as_bytes().to_vec(),
+        );
+        self.change(sql::SIGNING_KEY_INSERT, values).await.map(drop)
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        self.list(sql::SIGNING_KEY_LIST, (), rows::signing_key)
+            .await
+    }
+
+    async fn retire_signing_key(
+        &self,
+        kid: &str,
+        retire_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let values = (retire_at.0, kid.to_owned());
+        Ok(self.change(sql::SIGNING_KEY_RETIRE, values).await? > 0)
     }
 }
 

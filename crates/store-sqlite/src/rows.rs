@@ -8,6 +8,7 @@ use tessera_core::model::{
 };
 use tessera_core::store::StoreError;
 use tessera_core::time::Timestamp;
+use tessera_core::tokens::signing_keys::{SealedPrivateKey, SigningKey};
 use tessera_proto::Scope;
 
 use crate::error::DbError;
@@ -184,6 +185,19 @@ pub(crate) fn note(row: &Row<'_>) -> rusqlite::Result<Note> {
         body: row.get(3)?,
         created_at: timestamp(row, 4)?,
         modified_at: timestamp(row, 5)?,
+    })
+}
+
+/// `kid, alg, created_at, publish_at, sign_from, retire_at, private_key`.
+pub(crate) fn signing_key(row: &Row<'_>) -> rusqlite::Result<SigningKey> {
+    Ok(SigningKey {
+        kid: row.get(0)?,
+        alg: row.get(1)?,
+        created_at: timestamp(row, 2)?,
+        publish_at: timestamp(row, 3)?,
+        sign_from: timestamp(row, 4)?,
+        retire_at: optional_timestamp(row, 5)?,
+        private_key: SealedPrivateKey::from_stored(row.get(6)?),
     })
 }
 

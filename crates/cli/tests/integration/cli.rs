@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -138,6 +138,64 @@ fn clients_can_be_created_listed_updated_rotated_and_deleted() {
     let out = env.run(&["admin", "client", "show", &id], None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
+
+#[test]
+fn signing_keys_are_rotated_listed_and_retired_but_never_the_last_signing_one() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let env = Env::new();
+    assert_eq!(
+        env.json(&["admin", "--json", "keys", "list"], None),
+        json!([])
+    );
+    let first = env.json(&["admin", "--json", "keys", "rotate"], None);
+    assert_eq!(
+        first["state"], "signing",
+        "the first key signs at once: {first}"
+    );
+    let second = env.json(&["admin", "--json", "keys", "rotate"], None);
+    assert_eq!(second["state"], "pending", "{second}");
+    let day_ms = 86_400_000;
+    assert_eq!(
+        second["sign_from"].as_i64().unwrap() - second["publish_at"].as_i64().unwrap(),
+        day_ms
+    );
+    let states: Vec<Value> = env
+        .json(&["admin", "--json", "keys", "list"], None)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| json!([k["kid"], k["state"]]))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            json!([first["kid"], "signing"]),
+            json!([second["kid"], "pending"])
+        ]
+    );
+
+    let first_kid = first["kid"].as_str().unwrap();
+    let refused = env.run(&["admin", "keys", "retire", first_kid], None);
+    assert!(!refused.status.success());
+    let message = String::from_utf8(refused.stderr).unwrap();
+    assert!(message.contains("only key that can sign"), "{message}");
+    assert!(!env
+        .run(&["admin", "keys", "retire", "no-such-key"], None)
+        .status
+        .success());
+    let retired = env.json(
+        &[
+            "admin",
+            "--json",
+            "keys",
+            "retire",
+            second["kid"].as_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(retired["kid"], second["kid"]);
+    assert!(retired["retire_at"].is_number(), "{retired}");
 }
 
 #[test]

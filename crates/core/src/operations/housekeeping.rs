@@ -20,12 +20,18 @@ impl Authority {
     /// Writes the summaries of repeated audit events whose window has ended (see
     /// [`crate::operations::audit_repeats`]), then removes what can no longer be used: expired
     /// codes (and stored access tokens of the earlier format), grants past their policy or
-    /// revoked long enough, old events, change-feed entries no longer in force. Reuse detection
+    /// revoked long enough, old events, change-feed entries no longer in force. Before that, the
+    /// signing keys' schedule (see [`crate::operations::signing_keys`]). Reuse detection
     /// survives it: a rotated-out token names its family from its own signature.
     /// Runs in rounds of at most [`PURGE_BATCH`] rows per rule until nothing is left.
     pub async fn housekeeping(&self) -> Result<PurgeCounts, StoreError> {
         // Windows of repeated events that ended with no later event to carry their count.
         self.summarise_repeats().await;
+        // The signing keys' schedule; a failure here leaves the purge to go on (the keys are
+        // tried again at the next round, and nothing signs with a key past its time meanwhile).
+        if let Err(error) = self.rotate_signing_keys_when_due().await {
+            tracing::error!(error = %error, "could not rotate the signing keys");
+        }
         let plan = self.purge_plan(PURGE_BATCH).await?;
         let mut total = PurgeCounts::default();
         loop {

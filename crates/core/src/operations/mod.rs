@@ -8,3 +8,4 @@ pub mod housekeeping;
 pub mod metrics;
 pub mod operator;
 pub mod revocations;
+pub mod signing_keys;

@@ -13,11 +13,12 @@ use crate::model::{
 };
 use crate::store::{
     Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Inventory, Issuance,
-    IssueOutcome, Operations, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome, Store,
-    StoreError,
+    IssueOutcome, Operations, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
+    SigningKeys, Store, StoreError,
 };
 use crate::time::Timestamp;
 use crate::tokens::hash::Hash;
+use crate::tokens::signing_keys::SigningKey;
 
 #[derive(Debug)]
 pub struct FailingStore {
@@ -329,5 +330,27 @@ impl Records for FailingStore {
     async fn delete_note(&self, id: &str) -> Result<bool, StoreError> {
         self.check()?;
         self.inner.delete_note(id).await
+    }
+}
+
+#[async_trait]
+impl SigningKeys for FailingStore {
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.insert_signing_key(key).await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        self.check()?;
+        self.inner.signing_keys().await
+    }
+
+    async fn retire_signing_key(
+        &self,
+        kid: &str,
+        retire_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.retire_signing_key(kid, retire_at).await
     }
 }

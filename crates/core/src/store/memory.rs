@@ -15,10 +15,11 @@ use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{
     Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Inventory, Issuance,
     IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
-    RefreshOutcome, StoreError,
+    RefreshOutcome, SigningKeys, StoreError,
 };
 use crate::time::Timestamp;
 use crate::tokens::hash::Hash;
+use crate::tokens::signing_keys::SigningKey;
 
 #[derive(Debug, Default)]
 struct State {
@@ -37,6 +38,7 @@ struct State {
     events: Vec<StoredEvent>,
     next_event_id: i64,
     notes: HashMap<String, Note>,
+    signing_keys: Vec<SigningKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -301,6 +303,7 @@ impl Operations for MemoryStore {
                 ("legacy_refresh_tokens", s.legacy_refresh.len()),
                 ("access_tokens", s.access_tokens.len()),
                 ("notes", s.notes.len()),
+                ("signing_keys", s.signing_keys.len()),
                 ("events", s.events.len()),
                 ("changes", s.changes.len()),
             ]
@@ -812,5 +815,40 @@ impl Records for MemoryStore {
 
     async fn delete_note(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.with(|s| s.notes.remove(id).is_some()))
+    }
+}
+
+#[async_trait]
+impl SigningKeys for MemoryStore {
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.signing_keys.iter().any(|k| k.kid == key.kid) {
+                return Err(StoreError::Conflict("signing key id"));
+            }
+            s.signing_keys.push(key.clone());
+            Ok(())
+        })
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        let mut keys = self.with(|s| s.signing_keys.clone());
+        keys.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
+        Ok(keys)
+    }
+
+    async fn retire_signing_key(
+        &self,
+        kid: &str,
+        retire_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            self.with(|s| match s.signing_keys.iter_mut().find(|k| k.kid == kid) {
+                Some(key) => {
+                    key.retire_at = Some(retire_at);
+                    true
+                }
+                None => false,
+            }),
+        )
     }
 }

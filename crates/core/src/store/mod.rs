@@ -1,4 +1,4 @@
-//! The storage contract. Every backend implements [`Store`], that is its five concerns; nothing
+//! The storage contract. Every backend implements [`Store`], that is its six concerns; nothing
 //! above it branches on which database is behind it. Each method is one transaction: a rotation, a family revocation or an
 //! issuance either happens whole or not at all.
 //!
@@ -24,6 +24,7 @@ use crate::model::{
 };
 use crate::time::Timestamp;
 use crate::tokens::hash::Hash;
+use crate::tokens::signing_keys::SigningKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -251,12 +252,12 @@ pub struct PurgeRound {
     pub complete: bool,
 }
 
-/// Everything a backend is: the five concerns below, each its own trait. Code above the store
+/// Everything a backend is: the six concerns below, each its own trait. Code above the store
 /// holds an `Arc<dyn Store>` and brings the concern it uses into scope
 /// (`use tessera_core::store::Grants;`, or `store::prelude::*`).
-pub trait Store: Operations + Directory + Grants + Audit + Records {}
+pub trait Store: Operations + Directory + Grants + Audit + Records + SigningKeys {}
 
-impl<T: Operations + Directory + Grants + Audit + Records> Store for T {}
+impl<T: Operations + Directory + Grants + Audit + Records + SigningKeys> Store for T {}
 
 /// What an operator asks of the database: health, time, the change feed's push, housekeeping.
 #[async_trait]
@@ -438,9 +439,23 @@ pub trait Records: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_note(&self, id: &str) -> Result<bool, StoreError>;
 }
 
+/// The signing-key set (ID tokens, JWT access tokens): a few rows, each written once and
+/// changed only by its retirement. Its private keys come and go sealed under the server key.
+#[async_trait]
+pub trait SigningKeys: Send + Sync + std::fmt::Debug + 'static {
+    /// Adds a key; `Conflict` if its kid is taken.
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError>;
+    /// Every key, retired ones too, oldest first (by creation, then kid).
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
+    /// Sets when a key is retired (replacing an earlier date). Returns false when no such key
+    /// exists.
+    async fn retire_signing_key(&self, kid: &str, retire_at: Timestamp)
+        -> Result<bool, StoreError>;
+}
+
 /// Every concern in scope at once.
 pub mod prelude {
-    pub use super::{Audit, Directory, Grants, Operations, Records, Store};
+    pub use super::{Audit, Directory, Grants, Operations, Records, SigningKeys, Store};
 }
 
 #[cfg(any(test, feature = "testing"))]

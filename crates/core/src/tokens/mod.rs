@@ -7,3 +7,4 @@ pub mod hash;
 pub mod ids;
 pub mod sealing;
 pub mod server_key;
+pub mod signing_keys;

@@ -356,21 +356,24 @@ async fn a_public_client_on_an_allowed_origin_rotates_and_a_replay_still_revokes
 }
 
 #[tokio::test]
-async fn the_discovery_document_is_open_to_any_origin() {
+async fn the_discovery_document_and_the_jwks_are_open_to_any_origin() {
     let h = harness(false).await;
-    let reply = from_origin(
-        &h,
-        Method::GET,
-        "/.well-known/oauth-authorization-server",
-        Some(OTHER),
-        &[],
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
-    let preflight = preflight(&h, "/.well-known/oauth-authorization-server", OTHER, "GET").await;
-    assert_eq!(preflight.status, StatusCode::NO_CONTENT);
-    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    for path in ["/.well-known/oauth-authorization-server", "/id/keys"] {
+        let reply = from_origin(&h, Method::GET, path, Some(OTHER), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            reply.header("access-control-allow-origin"),
+            Some("*"),
+            "{path}"
+        );
+        let preflight = preflight(&h, path, OTHER, "GET").await;
+        assert_eq!(preflight.status, StatusCode::NO_CONTENT, "{path}");
+        assert_eq!(
+            preflight.header("access-control-allow-origin"),
+            Some("*"),
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -147,11 +147,51 @@ async fn discovery_advertises_only_what_is_implemented() {
     }
     let scopes = doc["scopes_supported"].as_array().unwrap();
     assert!(!scopes.iter().any(|s| s == "openid"), "{scopes:?}");
-    for path in ["/.well-known/openid-configuration", "/id/keys"] {
-        assert_eq!(
-            h.get(path, None).await.status,
-            StatusCode::NOT_FOUND,
-            "{path}"
-        );
-    }
+    assert_eq!(
+        h.get("/.well-known/openid-configuration", None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_token_signed_by_the_server_verifies_against_its_published_jwks() {
+    let h = Harness::new().await;
+    let empty = h.get("/id/keys", None).await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert_eq!(empty.json(), serde_json::json!({ "keys": [] }));
+
+    let kid = h
+        .authority
+        .rotate_signing_keys_when_due()
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = h.get("/id/keys", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("cache-control"), Some("public, max-age=86400"));
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&reply.text()).unwrap();
+    let [jwk] = jwks.keys.as_slice() else {
+        panic!("one key expected: {}", reply.text());
+    };
+    assert_eq!(jwk.common.key_id.as_deref(), Some(kid.as_str()));
+    let published = &reply.json()["keys"][0];
+    assert_eq!(published["kty"], "RSA");
+    assert_eq!(published["use"], "sig");
+    assert_eq!(published["alg"], "RS256");
+
+    let claims = serde_json::json!({ "sub": "005", "aud": "client", "exp": 4_000_000_000u64 });
+    let token = h.authority.sign_jws(&claims).await.unwrap();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    let key = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["client"]);
+    let verified = jsonwebtoken::decode::<serde_json::Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_jwk(key).unwrap(),
+        &validation,
+    )
+    .unwrap();
+    assert_eq!(verified.claims, claims);
 }

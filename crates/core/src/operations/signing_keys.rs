@@ -1,0 +1,568 @@
+//! The signing-key set's life: which key signs, which keys the JWKS publishes, rotation (by an
+//! operator or on schedule, from housekeeping) and retirement (docs/openid-connect.md).
+//!
+//! The timeline of one rotation, with `C` the JWKS cache lifetime and `T` the longest a signed
+//! token lives:
+//!
+//! ```text
+//! new key:  published at R ─── signs from R + C ──────────────────────────────────────▶
+//! old key:  signs ──────────── until R + C ─── published until R + C + T + C, then gone
+//! ```
+//!
+//! A client that fetched the JWKS just before `R` keeps it for at most `C`: by the time the new
+//! key signs, every cache has it. A token the old key signed last expires by `R + C + T`, and a
+//! JWKS fetched then is kept for `C` more.
+//!
+//! Every node reads the keys from the store and keeps them for [`KEY_CACHE_TTL_SECS`] (a
+//! short TTL, not the change feed: keys change a few times a year, and every decision is taken
+//! against the dates stored with them, so a node whose copy is a minute old still switches to
+//! a new key at the same instant as the others). A retirement reaches the other nodes within
+//! that TTL.
+
+use std::sync::Mutex;
+
+use crate::authority::Authority;
+use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
+use crate::store::StoreError;
+use crate::time::Timestamp;
+use crate::tokens::signing_keys::{PublicJwk, SigningKey, SigningKeyError};
+
+/// How long a node uses the keys it read from the store before reading them again.
+pub const KEY_CACHE_TTL_SECS: u64 = 60;
+/// The default rotation period: Salesforce rotates its ID-token key every release.
+pub const DEFAULT_SIGNING_KEY_ROTATION_SECS: u64 = 90 * 86_400;
+/// The default JWKS cache lifetime (`Cache-Control: max-age`).
+pub const DEFAULT_JWKS_CACHE_LIFETIME_SECS: u64 = 86_400;
+/// The longest a token signed by these keys lives (what an ID token or a JWT access token may
+/// be given): how long a key stays published after it stops signing, with the cache lifetime.
+pub const MAX_SIGNED_TOKEN_LIFETIME_SECS: u64 = MAX_ACCESS_TOKEN_TTL_SECS;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SigningKeysError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] SigningKeyError),
+    #[error("no signing key is named {0}")]
+    UnknownKey(String),
+    #[error("the signing key {0} is already retired")]
+    AlreadyRetired(String),
+    /// Retiring it would leave nothing to sign with until a pending key's time comes.
+    #[error("{0} is the only key that can sign now: rotate, and retire it once the new key signs")]
+    LastSigningKey(String),
+    /// No key can sign now (none made yet, or every one retired): housekeeping makes one.
+    #[error("no signing key can sign now")]
+    NoSigningKey,
+}
+
+/// A failure to publish or sign at an endpoint: 503 `temporarily_unavailable`, as a storage
+/// failure is; the cause (a store down, a key that does not open under this server key) is
+/// logged, never sent.
+impl From<SigningKeysError> for tessera_proto::OAuthError {
+    fn from(error: SigningKeysError) -> Self {
+        match error {
+            SigningKeysError::Store(error) => error.into(),
+            other => {
+                tracing::error!(error = %other, "signing keys unusable; answering 503");
+                tessera_proto::OAuthError::TemporarilyUnavailable {
+                    retry_after_secs: crate::authority::UNAVAILABLE_RETRY_AFTER_SECS,
+                }
+            }
+        }
+    }
+}
+
+/// Where a key is in its life at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Pending,
+    /// The key that signs.
+    Signing,
+    /// Published, no longer signing (a newer key signs); retirement not yet dated.
+    Superseded,
+    /// Published until its `retire_at`, signing nothing.
+    Retiring,
+    /// Neither published nor used.
+    Retired,
+}
+
+impl KeyState {
+    /// How `tessera admin keys list` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Signing => "signing",
+            Self::Superseded => "superseded",
+            Self::Retiring => "retiring",
+            Self::Retired => "retired",
+        }
+    }
+}
+
+/// The schedule's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySchedule {
+    /// How long a key signs before housekeeping rotates it.
+    pub rotation_secs: u64,
+    /// How long a client may keep a fetched JWKS.
+    pub jwks_cache_lifetime_secs: u64,
+}
+
+impl Default for KeySchedule {
+    fn default() -> Self {
+        Self {
+            rotation_secs: DEFAULT_SIGNING_KEY_ROTATION_SECS,
+            jwks_cache_lifetime_secs: DEFAULT_JWKS_CACHE_LIFETIME_SECS,
+        }
+    }
+}
+
+impl KeySchedule {
+    /// How long after a key stops signing it stays published.
+    fn published_after_last_signature_secs(&self) -> u64 {
+        MAX_SIGNED_TOKEN_LIFETIME_SECS.saturating_add(self.jwks_cache_lifetime_secs)
+    }
+}
+
+/// The key that signs at `now`: the newest that has reached its `sign_from` and is not retired.
+pub fn signing_key_at(keys: &[SigningKey], now: Timestamp) -> Option<&SigningKey> {
+    keys.iter()
+        .filter(|k| k.sign_from <= now && k.retire_at.is_none())
+        .max_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)))
+}
+
+/// Whether the JWKS lists `key` at `now`.
+pub fn is_published(key: &SigningKey, now: Timestamp) -> bool {
+    key.publish_at <= now && key.retire_at.is_none_or(|retire_at| now < retire_at)
+}
+
+/// The state of `key` among `keys` at `now`.
+pub fn key_state(keys: &[SigningKey], key: &SigningKey, now: Timestamp) -> KeyState {
+    if !is_published(key, now) {
+        return if key.publish_at > now {
+            KeyState::Pending
+        } else {
+            KeyState::Retired
+        };
+    }
+    if key.retire_at.is_some() {
+        return KeyState::Retiring;
+    }
+    if key.sign_from > now {
+        return KeyState::Pending;
+    }
+    match signing_key_at(keys, now) {
+        Some(signing) if signing.kid == key.kid => KeyState::Signing,
+        _ => KeyState::Superseded,
+    }
+}
+
+/// When a key made at `now` may sign: at once when nothing else can sign now or later (a fresh
+/// install, or every key retired: no client has a cached JWKS to miss it from), else after one
+/// JWKS cache lifetime.
+fn sign_from_for_new_key(keys: &[SigningKey], now: Timestamp, schedule: &KeySchedule) -> Timestamp {
+    if keys.iter().any(|k| k.retire_at.is_none()) {
+        now.plus_secs(schedule.jwks_cache_lifetime_secs)
+    } else {
+        now
+    }
+}
+
+/// Whether housekeeping should make a key at `now`: none can sign, or the signing key has
+/// signed for the rotation period and no newer key is waiting for its turn.
+fn rotation_due(keys: &[SigningKey], now: Timestamp, schedule: &KeySchedule) -> bool {
+    let pending = keys
+        .iter()
+        .any(|k| k.retire_at.is_none() && k.sign_from > now);
+    match signing_key_at(keys, now) {
+        None => !pending,
+        Some(signing) => !pending && signing.sign_from.plus_secs(schedule.rotation_secs) <= now,
+    }
+}
+
+/// The retirement dates housekeeping writes for superseded keys: each stops signing when the
+/// next key starts, and stays published for the tokens it signed until then.
+fn superseded_retirements(
+    keys: &[SigningKey],
+    now: Timestamp,
+    schedule: &KeySchedule,
+) -> Vec<(String, Timestamp)> {
+    let Some(signing) = signing_key_at(keys, now) else {
+        return Vec::new();
+    };
+    keys.iter()
+        .filter(|k| k.retire_at.is_none() && k.sign_from <= now && k.kid != signing.kid)
+        .map(|k| {
+            let retire_at = signing
+                .sign_from
+                .plus_secs(schedule.published_after_last_signature_secs());
+            (k.kid.clone(), retire_at)
+        })
+        .collect()
+}
+
+/// The keys as read from the store, and when.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCache(Mutex<Option<(Timestamp, Vec<SigningKey>)>>);
+
+impl KeyCache {
+    fn fresh(&self, now: Timestamp) -> Option<Vec<SigningKey>> {
+        let cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .as_ref()
+            .filter(|(read_at, _)| now >= *read_at && now < read_at.plus_secs(KEY_CACHE_TTL_SECS))
+            .map(|(_, keys)| keys.clone())
+    }
+
+    fn keep(&self, read_at: Timestamp, keys: Vec<SigningKey>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((read_at, keys));
+    }
+
+    fn forget(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// A key as `tessera admin keys list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStatus {
+    pub kid: String,
+    pub alg: String,
+    pub state: KeyState,
+    pub created_at: Timestamp,
+    pub publish_at: Timestamp,
+    pub sign_from: Timestamp,
+    pub retire_at: Option<Timestamp>,
+}
+
+impl Authority {
+    fn key_schedule(&self) -> KeySchedule {
+        self.config().key_schedule
+    }
+
+    /// The keys, from this node's copy while it is fresh.
+    async fn keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        let now = self.now();
+        if let Some(keys) = self.key_cache().fresh(now) {
+            return Ok(keys);
+        }
+        let keys = self.store().signing_keys().await?;
+        self.key_cache().keep(now, keys.clone());
+        Ok(keys)
+    }
+
+    /// Every key with its state now, oldest first.
+    pub async fn signing_key_statuses(&self) -> Result<Vec<KeyStatus>, StoreError> {
+        let keys = self.store().signing_keys().await?;
+        let now = self.now();
+        Ok(keys
+            .iter()
+            .map(|k| KeyStatus {
+                kid: k.kid.clone(),
+                alg: k.alg.clone(),
+                state: key_state(&keys, k, now),
+                created_at: k.created_at,
+                publish_at: k.publish_at,
+                sign_from: k.sign_from,
+                retire_at: k.retire_at,
+            })
+            .collect())
+    }
+
+    /// The JWKS's keys: every published one, oldest first.
+    pub async fn published_jwks(&self) -> Result<Vec<PublicJwk>, SigningKeysError> {
+        let now = self.now();
+        let server_key = &self.config().server_key;
+        let keys = self.keys().await?;
+        let published = keys.iter().filter(|k| is_published(k, now));
+        Ok(published
+            .map(|k| k.public_jwk(server_key))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// How long a client may keep the JWKS (its `Cache-Control: max-age`).
+    pub fn jwks_cache_lifetime_secs(&self) -> u64 {
+        self.key_schedule().jwks_cache_lifetime_secs
+    }
+
+    /// A compact JWS of `claims` under the key that signs now.
+    pub async fn sign_jws<C: serde::Serialize>(
+        &self,
+        claims: &C,
+    ) -> Result<String, SigningKeysError> {
+        let keys = self.keys().await?;
+        let key = signing_key_at(&keys, self.now()).ok_or(SigningKeysError::NoSigningKey)?;
+        Ok(key.sign_jws(&self.config().server_key, claims)?)
+    }
+
+    /// Adds a key, published now, signing after one JWKS cache lifetime (at once if nothing
+    /// else can sign). The key that signs now goes on signing until then.
+    pub async fn rotate_signing_key(&self) -> Result<KeyStatus, SigningKeysError> {
+        let now = self.now();
+        let keys = self.store().signing_keys().await?;
+        let sign_from = sign_from_for_new_key(&keys, now, &self.key_schedule());
+        let key = SigningKey::generate(&self.config().server_key, self.rng(), now, sign_from)?;
+        self.store().insert_signing_key(&key).await?;
+        self.key_cache().forget();
+        tracing::info!(kid = %key.kid, sign_from = sign_from.millis(), "signing key added");
+        let mut keys = keys;
+        keys.push(key.clone());
+        Ok(KeyStatus {
+            state: key_state(&keys, &key, now),
+            kid: key.kid,
+            alg: key.alg,
+            created_at: key.created_at,
+            publish_at: key.publish_at,
+            sign_from: key.sign_from,
+            retire_at: key.retire_at,
+        })
+    }
+
+    /// Stops a key signing now; it stays published until every token it signed has expired
+    /// and the JWKS caches that hold it have too. Refused for the only key that can sign now.
+    /// Returns when it leaves the JWKS.
+    pub async fn retire_signing_key(&self, kid: &str) -> Result<Timestamp, SigningKeysError> {
+        let now = self.now();
+        let mut keys = self.store().signing_keys().await?;
+        let key = keys
+            .iter_mut()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| SigningKeysError::UnknownKey(kid.to_owned()))?;
+        if key.retire_at.is_some() {
+            return Err(SigningKeysError::AlreadyRetired(kid.to_owned()));
+        }
+        let retire_at = now.plus_secs(self.key_schedule().published_after_last_signature_secs());
+        key.retire_at = Some(retire_at);
+        let nothing_would_sign = signing_key_at(&keys, now).is_none();
+        if nothing_would_sign {
+            return Err(SigningKeysError::LastSigningKey(kid.to_owned()));
+        }
+        if !self.store().retire_signing_key(kid, retire_at).await? {
+            return Err(SigningKeysError::UnknownKey(kid.to_owned()));
+        }
+        self.key_cache().forget();
+        tracing::info!(kid, retire_at = retire_at.millis(), "signing key retired");
+        Ok(retire_at)
+    }
+
+    /// Housekeeping's step for the keys: makes the first key, rotates the signing key once it
+    /// has signed for the rotation period, and dates the retirement of keys a newer one has
+    /// superseded. Returns the kid of a key it made. Two nodes running it at once may each make
+    /// one: both are published, and the newer signs.
+    pub async fn rotate_signing_keys_when_due(&self) -> Result<Option<String>, SigningKeysError> {
+        let now = self.now();
+        let schedule = self.key_schedule();
+        let keys = self.store().signing_keys().await?;
+        for (kid, retire_at) in superseded_retirements(&keys, now, &schedule) {
+            self.store().retire_signing_key(&kid, retire_at).await?;
+            self.key_cache().forget();
+        }
+        if !rotation_due(&keys, now, &schedule) {
+            return Ok(None);
+        }
+        Ok(Some(self.rotate_signing_key().await?.kid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::authority::AuthorityConfig;
+    use crate::store::memory::MemoryStore;
+    use crate::time::{ManualClock, SystemRandom};
+    use crate::tokens::server_key::ServerKey;
+
+    const DAY: u64 = 86_400;
+
+    fn authority() -> (Authority, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+        let authority = Authority::new(
+            Arc::new(MemoryStore::new()),
+            clock.clone(),
+            Arc::new(SystemRandom),
+            AuthorityConfig::new("http://as.test", ServerKey::generate(&SystemRandom)),
+        );
+        (authority, clock)
+    }
+
+    async fn published_kids(authority: &Authority) -> Vec<String> {
+        authority
+            .published_jwks()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|jwk| jwk.kid)
+            .collect()
+    }
+
+    async fn signing_kid(authority: &Authority) -> String {
+        let token = authority
+            .sign_jws(&serde_json::json!({"sub": "x"}))
+            .await
+            .unwrap();
+        jsonwebtoken::decode_header(&token).unwrap().kid.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_first_key_signs_at_once() {
+        let (authority, _clock) = authority();
+        assert!(matches!(
+            authority.sign_jws(&serde_json::json!({})).await,
+            Err(SigningKeysError::NoSigningKey)
+        ));
+        let first = authority
+            .rotate_signing_keys_when_due()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(signing_kid(&authority).await, first);
+        assert_eq!(published_kids(&authority).await, [first]);
+    }
+
+    #[tokio::test]
+    async fn a_new_key_is_published_a_cache_lifetime_before_it_signs() {
+        let (authority, clock) = authority();
+        let old = authority.rotate_signing_key().await.unwrap().kid;
+        // A second later: keys made in one millisecond are ordered by their random kids.
+        clock.advance_secs(1);
+        let new = authority.rotate_signing_key().await.unwrap();
+        assert_eq!(new.state, KeyState::Pending);
+        assert_eq!(
+            published_kids(&authority).await,
+            [old.clone(), new.kid.clone()]
+        );
+        assert_eq!(signing_kid(&authority).await, old);
+
+        clock.advance_secs(DAY - 1);
+        authority.key_cache().forget();
+        assert_eq!(signing_kid(&authority).await, old);
+        clock.advance_secs(1);
+        authority.key_cache().forget();
+        assert_eq!(signing_kid(&authority).await, new.kid);
+    }
+
+    #[tokio::test]
+    async fn an_old_key_stays_published_until_its_tokens_expire_and_caches_lapse() {
+        let (authority, clock) = authority();
+        let old = authority.rotate_signing_key().await.unwrap().kid;
+        // A second later: keys made in one millisecond are ordered by their random kids.
+        clock.advance_secs(1);
+        let new = authority.rotate_signing_key().await.unwrap().kid;
+        // The new key signs from a day on; the old key's last token lives a day more, and a
+        // JWKS fetched then is kept a day more: published three days after the rotation.
+        clock.advance_secs(DAY);
+        assert_eq!(
+            authority.rotate_signing_keys_when_due().await.unwrap(),
+            None
+        );
+        clock.advance_secs(2 * DAY - 1);
+        authority.key_cache().forget();
+        assert_eq!(published_kids(&authority).await, [old.clone(), new.clone()]);
+        clock.advance_secs(1);
+        authority.key_cache().forget();
+        assert_eq!(published_kids(&authority).await, [new]);
+    }
+
+    #[tokio::test]
+    async fn a_key_made_on_another_node_is_used_once_this_nodes_copy_is_stale() {
+        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+        let store = Arc::new(MemoryStore::new());
+        let config = AuthorityConfig::new("http://as.test", ServerKey::generate(&SystemRandom));
+        let node = |config: AuthorityConfig| {
+            Authority::new(store.clone(), clock.clone(), Arc::new(SystemRandom), config)
+        };
+        let (this, other) = (node(config.clone()), node(config));
+        assert_eq!(published_kids(&this).await, Vec::<String>::new());
+        let made = other.rotate_signing_keys_when_due().await.unwrap().unwrap();
+        clock.advance_secs(KEY_CACHE_TTL_SECS - 1);
+        assert_eq!(published_kids(&this).await, Vec::<String>::new());
+        clock.advance_secs(1);
+        assert_eq!(published_kids(&this).await, std::slice::from_ref(&made));
+        assert_eq!(signing_kid(&this).await, made);
+    }
+
+    #[tokio::test]
+    async fn retiring_the_only_signing_key_is_refused() {
+        let (authority, clock) = authority();
+        let only = authority.rotate_signing_key().await.unwrap().kid;
+        assert!(matches!(
+            authority.retire_signing_key(&only).await,
+            Err(SigningKeysError::LastSigningKey(_))
+        ));
+        // A pending key does not sign yet: retiring the current one would leave a gap.
+        let pending = authority.rotate_signing_key().await.unwrap().kid;
+        assert!(matches!(
+            authority.retire_signing_key(&only).await,
+            Err(SigningKeysError::LastSigningKey(_))
+        ));
+        clock.advance_secs(DAY);
+        let gone_at = authority.retire_signing_key(&only).await.unwrap();
+        assert_eq!(gone_at, authority.now().plus_secs(2 * DAY));
+        assert_eq!(signing_kid(&authority).await, pending);
+        assert!(matches!(
+            authority.retire_signing_key(&only).await,
+            Err(SigningKeysError::AlreadyRetired(_))
+        ));
+        assert!(matches!(
+            authority.retire_signing_key("no-such-key").await,
+            Err(SigningKeysError::UnknownKey(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn scheduled_rotation_happens_once_per_period() {
+        let (authority, clock) = authority();
+        let first = authority
+            .rotate_signing_keys_when_due()
+            .await
+            .unwrap()
+            .unwrap();
+        clock.advance_secs(90 * DAY - 1);
+        assert_eq!(
+            authority.rotate_signing_keys_when_due().await.unwrap(),
+            None
+        );
+        clock.advance_secs(1);
+        let second = authority
+            .rotate_signing_keys_when_due()
+            .await
+            .unwrap()
+            .unwrap();
+        // Pending: no second rotation while it waits for its turn, nor after it signs.
+        assert_eq!(
+            authority.rotate_signing_keys_when_due().await.unwrap(),
+            None
+        );
+        clock.advance_secs(DAY);
+        assert_eq!(
+            authority.rotate_signing_keys_when_due().await.unwrap(),
+            None
+        );
+        authority.key_cache().forget();
+        assert_eq!(signing_kid(&authority).await, second);
+        let statuses = authority.signing_key_statuses().await.unwrap();
+        let states: Vec<(String, KeyState)> =
+            statuses.into_iter().map(|s| (s.kid, s.state)).collect();
+        assert_eq!(
+            states,
+            [
+                (first, KeyState::Retiring),
+                (second.clone(), KeyState::Signing)
+            ]
+        );
+        clock.advance_secs(90 * DAY - 1);
+        assert_eq!(
+            authority.rotate_signing_keys_when_due().await.unwrap(),
+            None
+        );
+        clock.advance_secs(1);
+        assert!(authority
+            .rotate_signing_keys_when_due()
+            .await
+            .unwrap()
+            .is_some());
+    }
+}
