@@ -6,9 +6,8 @@ use axum::http::StatusCode;
 use tessera_core::identity::throttle::{Budget, ThrottleConfig};
 use tessera_core::AuthorityConfig;
 use tessera_server::{app, AppState, ProxyHeader, TrustedProxies};
-use tracing::instrument::WithSubscriber;
 
-use crate::request_span::captured_log;
+use crate::request_span::{captured_log, logged_with};
 
 use crate::support::*;
 
@@ -258,10 +257,12 @@ async fn a_forged_forwarded_header_through_a_trusted_proxy_does_not_escape_throt
         ..AppState::new(h.authority.clone()).with_trusted_proxies(proxies)
     });
     let (log, subscriber) = captured_log();
-    forged_header_does_not_escape_throttling(&h, ("x-forwarded-for", ATTACKER), |i| {
-        ("forwarded", format!("for=192.0.2.{i}"))
-    })
-    .with_subscriber(subscriber)
+    logged_with(
+        subscriber,
+        forged_header_does_not_escape_throttling(&h, ("x-forwarded-for", ATTACKER), |i| {
+            ("forwarded", format!("for=192.0.2.{i}"))
+        }),
+    )
     .await;
     // The access log names the X-Forwarded-For hop too, never a forged one.
     let log = log.text();
