@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
-use tessera_core::model::{Client, User};
+use tessera_core::model::{Client, SigningAlg, User};
 use tessera_core::operations::admin::ClientSettings;
 use tessera_core::operations::signing_keys::KeyStatus;
 use tessera_core::policy::RefreshTokenPolicy;
@@ -99,6 +99,26 @@ struct ClientOptions {
     /// back while that pair is unused, like 60s (0s: Salesforce's strict behaviour) [default: 60s].
     #[arg(long, value_parser = parse_duration)]
     refresh_retry_window: Option<u64>,
+    /// How long its ID tokens are valid, in whole minutes, like 2m or 1h (Salesforce's "ID Token
+    /// Valid Duration", 1 to 720 minutes) [default: 2m].
+    #[arg(long, value_parser = parse_duration)]
+    id_token_validity: Option<u64>,
+    /// An extra audience of its ID tokens, besides its client id (repeat for several; replaces
+    /// the list on update; `--id-token-audience ""` clears it).
+    #[arg(long = "id-token-audience")]
+    id_token_audiences: Vec<String>,
+    /// Put the user's standard claims (name, email, …) in its ID tokens.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    id_token_standard_claims: Option<bool>,
+    /// Repeat the authorization's nonce in the ID tokens of its refreshes.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    echo_nonce_on_refresh: Option<bool>,
+    /// The algorithm of its ID tokens: RS256 (Salesforce's) or ES256 [default: RS256].
+    #[arg(long, value_parser = parse_signing_alg)]
+    id_token_alg: Option<SigningAlg>,
+    /// Issue JWT access tokens (RFC 9068) instead of opaque ones.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    jwt_access_tokens: Option<bool>,
 }
 
 impl ClientOptions {
@@ -112,8 +132,25 @@ impl ClientOptions {
             rotate_refresh_tokens: self.rotate_refresh_tokens,
             allow_user_agent_flow: self.allow_user_agent_flow,
             refresh_retry_window_secs: self.refresh_retry_window,
+            id_token_validity_secs: self.id_token_validity,
+            id_token_audiences: (!self.id_token_audiences.is_empty()).then(|| {
+                self.id_token_audiences
+                    .iter()
+                    .filter(|a| !a.is_empty())
+                    .cloned()
+                    .collect()
+            }),
+            id_token_standard_claims: self.id_token_standard_claims,
+            echo_nonce_on_refresh: self.echo_nonce_on_refresh,
+            id_token_alg: self.id_token_alg,
+            jwt_access_tokens: self.jwt_access_tokens,
         }
     }
+}
+
+fn parse_signing_alg(text: &str) -> Result<SigningAlg, String> {
+    SigningAlg::from_name(&text.to_ascii_uppercase())
+        .ok_or_else(|| format!("{text:?} is not RS256 or ES256"))
 }
 
 fn parse_policy(text: &str) -> Result<RefreshTokenPolicy, String> {
@@ -283,6 +320,12 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
         "rotate_refresh_tokens": client.rotates(),
         "allow_user_agent_flow": client.allow_user_agent_flow,
         "refresh_retry_window": format_duration_secs(client.refresh_retry_window_secs),
+        "id_token_validity": format_duration_secs(client.openid.id_token_validity_secs),
+        "id_token_audiences": client.openid.id_token_audiences,
+        "id_token_standard_claims": client.openid.id_token_standard_claims,
+        "echo_nonce_on_refresh": client.openid.echo_nonce_on_refresh,
+        "id_token_alg": client.openid.id_token_alg.name(),
+        "jwt_access_tokens": client.openid.jwt_access_tokens,
         "created_at": client.created_at.millis(),
     });
     if let Some(secret) = secret {
@@ -299,7 +342,7 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
 
 fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
     let mut text = format!(
-        "client_id      {}\nname           {}\ntype           {}\nredirect_uris  {}\nscopes         {}\npolicy         {}\naccess ttl     {}\nrotation       {}\nretry window   {}\nuser-agent     {}",
+        "client_id      {}\nname           {}\ntype           {}\nredirect_uris  {}\nscopes         {}\npolicy         {}\naccess ttl     {}\nrotation       {}\nretry window   {}\nuser-agent     {}\nid token       {} {}{}{}{}\naccess tokens  {}",
         client.client_id,
         client.name,
         if client.is_public() { "public" } else { "confidential" },
@@ -310,6 +353,16 @@ fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
         if client.rotates() { "on" } else { "off" },
         format_duration_secs(client.refresh_retry_window_secs),
         if client.allow_user_agent_flow { "allowed" } else { "off" },
+        client.openid.id_token_alg.name(),
+        format_duration_secs(client.openid.id_token_validity_secs),
+        if client.openid.id_token_audiences.is_empty() {
+            String::new()
+        } else {
+            format!(", also for {}", client.openid.id_token_audiences.join(" "))
+        },
+        if client.openid.id_token_standard_claims { ", standard claims" } else { "" },
+        if client.openid.echo_nonce_on_refresh { ", nonce on refresh" } else { "" },
+        if client.openid.jwt_access_tokens { "JWT (RFC 9068)" } else { "opaque" },
     );
     if let Some(secret) = secret {
         text.push_str(&format!(

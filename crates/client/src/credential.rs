@@ -302,6 +302,7 @@ mod tests {
             token_type: TokenType::Bearer,
             issued_at: issued_at.to_string(),
             expires_in,
+            id_token: None,
         }
     }
 

@@ -189,6 +189,7 @@ fn parse_wire(body: &[u8]) -> Result<TokenResponse, String> {
         token_type: TokenType::Bearer,
         issued_at: number_text(wire.issued_at).unwrap_or_default(),
         expires_in,
+        id_token: None,
     })
 }
 

@@ -829,6 +829,8 @@ impl Authority {
             last_used_at: now,
             revoked_at: None,
             has_refresh_token: issue_refresh,
+            auth_time: None,
+            nonce: None,
         };
         let refresh_token = issue_refresh
             .then(|| mint_refresh_token(&self.config.server_key, self.rng.as_ref(), &grant.id));
@@ -944,6 +946,7 @@ impl Authority {
                 .config
                 .emit_expires_in
                 .then_some(client.access_token_ttl_secs.min(MAX_ACCESS_TOKEN_TTL_SECS)),
+            id_token: None,
         }
     }
 }

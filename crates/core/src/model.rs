@@ -63,6 +63,72 @@ pub struct Client {
     /// that successor is unused (0: Salesforce's strict behaviour).
     pub refresh_retry_window_secs: u64,
     pub created_at: Timestamp,
+    /// How its ID tokens and access tokens are made.
+    pub openid: OpenIdSettings,
+}
+
+/// The algorithm a client's ID tokens (and JWT access tokens) are signed with: RS256, as
+/// Salesforce signs them, unless the client opts into ES256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SigningAlg {
+    #[default]
+    Rs256,
+    Es256,
+}
+
+impl SigningAlg {
+    pub const ALL: [SigningAlg; 2] = [Self::Rs256, Self::Es256];
+
+    /// The JWS `alg` (RFC 7518 §3.1).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// Salesforce's default ID-token validity ("ID Token Valid Duration"): 2 minutes.
+pub const DEFAULT_ID_TOKEN_VALIDITY_SECS: u64 = 120;
+/// Salesforce's longest: 720 minutes.
+pub const MAX_ID_TOKEN_VALIDITY_SECS: u64 = 720 * 60;
+/// Extra ID-token audiences a client may have.
+pub const MAX_ID_TOKEN_AUDIENCES: usize = 16;
+
+/// A client's OpenID Connect settings (Salesforce's "Configure ID Token" and "Issue JSON Web
+/// Token (JWT)-based access tokens"; docs/openid-connect.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenIdSettings {
+    /// An ID token's `exp - iat` (Salesforce's `idTokenValidity`, in minutes there).
+    pub id_token_validity_secs: u64,
+    /// Audiences an ID token names besides the client id (its `aud` is then an array).
+    pub id_token_audiences: Vec<String>,
+    /// Whether ID tokens carry the user's standard claims (`idTokenIncludeStandardClaims`).
+    pub id_token_standard_claims: bool,
+    /// Whether an ID token issued on refresh repeats the authorization's `nonce` (OpenID
+    /// Connect Core §12.2 leaves it out; some relying parties insist on it).
+    pub echo_nonce_on_refresh: bool,
+    /// The algorithm of its ID tokens.
+    pub id_token_alg: SigningAlg,
+    /// Whether its access tokens are JWTs (RFC 9068) rather than opaque.
+    pub jwt_access_tokens: bool,
+}
+
+impl Default for OpenIdSettings {
+    fn default() -> Self {
+        Self {
+            id_token_validity_secs: DEFAULT_ID_TOKEN_VALIDITY_SECS,
+            id_token_audiences: Vec::new(),
+            id_token_standard_claims: false,
+            echo_nonce_on_refresh: false,
+            id_token_alg: SigningAlg::Rs256,
+            jwt_access_tokens: false,
+        }
+    }
 }
 
 impl Client {
@@ -105,6 +171,11 @@ pub struct AuthCode {
     pub code_challenge: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The authorization request's OpenID Connect `nonce`, for the ID token.
+    pub nonce: Option<String>,
+    /// When the user authenticated (logged in) for this authorization: the ID token's
+    /// `auth_time`.
+    pub auth_time: Option<Timestamp>,
 }
 
 /// A grant: one user's approval of one client, and the family of refresh tokens and access
@@ -121,6 +192,11 @@ pub struct Grant {
     pub revoked_at: Option<Timestamp>,
     /// Whether a refresh token was issued for it (only those count toward the approval limit).
     pub has_refresh_token: bool,
+    /// When the user authenticated for it (`auth_time` of its ID tokens, the same on every
+    /// refresh); `None` for grants made before it was kept, or without a login (minted).
+    pub auth_time: Option<Timestamp>,
+    /// The authorization request's `nonce`, for clients that have it echoed on refresh.
+    pub nonce: Option<String>,
 }
 
 /// A grant with its family's refresh-token state: the current token, and the one it replaced,

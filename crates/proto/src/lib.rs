@@ -12,6 +12,6 @@ pub use error::{OAuthError, OAuthErrorBody, RevokeError, SessionError};
 pub use params::{decode_component, MalformedForm, Params};
 pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, CsrfCookie, CsrfToken,
-    ExposeSecret, Password, PresentedToken, RefreshToken, SessionCookie,
+    ExposeSecret, IdToken, Password, PresentedToken, RefreshToken, SessionCookie,
 };
 pub use token::{Scope, TokenResponse, TokenType};

@@ -85,6 +85,12 @@ secret_type!(
 );
 
 secret_type!(
+    /// An OpenID Connect ID token (a compact JWS): it names the user and what they consented
+    /// to, so it is kept out of logs as a credential is.
+    IdToken
+);
+
+secret_type!(
     /// The value of a signed browser session cookie: the end user's (`tessera_sid`) or the
     /// admin console's (`tessera_admin`; both `__Host-` prefixed under https). Whoever holds it
     /// is logged in, until the user's session epoch moves on.

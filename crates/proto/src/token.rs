@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-use crate::{AccessToken, RefreshToken};
+use crate::{AccessToken, IdToken, RefreshToken};
 
 /// The token endpoint's success body, field for field as Salesforce sends it
 /// (docs/salesforce-compatibility.md, "Token response"), plus the RFC 6749 `expires_in`, which
@@ -20,6 +20,10 @@ pub struct TokenResponse {
     pub issued_at: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub expires_in: Option<u64>,
+    /// The OpenID Connect ID token, when the grant has the `openid` scope (on the code
+    /// exchange and on every refresh, as Salesforce answers).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id_token: Option<IdToken>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +143,7 @@ mod tests {
             token_type: TokenType::Bearer,
             issued_at: "1".into(),
             expires_in: None,
+            id_token: None,
         };
         let json = serde_json::to_value(&body).unwrap();
         assert!(json.get("refresh_token").is_none());

@@ -28,7 +28,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tessera_core::model::{
-    AuthCode, ChangeKind, Client, Event, EventKind, Family, Grant, Note, Org, User,
+    AuthCode, ChangeKind, Client, Event, EventKind, Family, Grant, Note, OpenIdSettings, Org,
+    SigningAlg, User,
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
@@ -168,6 +169,7 @@ pub fn client(client_id: &str) -> Client {
         allow_user_agent_flow: false,
         refresh_retry_window_secs: 60,
         created_at: T0,
+        openid: OpenIdSettings::default(),
     }
 }
 
@@ -212,6 +214,8 @@ impl World {
             last_used_at: T0,
             revoked_at: None,
             has_refresh_token: with_refresh,
+            auth_time: Some(Timestamp(T0.0 - 30_000)),
+            nonce: Some("n-0S6_WzA2Mj".to_owned()),
         }
     }
 
@@ -225,6 +229,8 @@ impl World {
             code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
             created_at: T0,
             expires_at: at(900),
+            nonce: Some("n-0S6_WzA2Mj".to_owned()),
+            auth_time: Some(Timestamp(T0.0 - 30_000)),
         }
     }
 
@@ -531,6 +537,14 @@ pub async fn clients_round_trip_every_field(store: Arc<dyn Store>) {
         allow_user_agent_flow: true,
         refresh_retry_window_secs: 0,
         created_at: at(5),
+        openid: OpenIdSettings {
+            id_token_validity_secs: 600,
+            id_token_audiences: vec!["https://api.example.com".to_owned(), "app-one".to_owned()],
+            id_token_standard_claims: true,
+            echo_nonce_on_refresh: true,
+            id_token_alg: SigningAlg::Es256,
+            jwt_access_tokens: true,
+        },
     };
     let inactive = Client {
         client_id: "app-three".to_owned(),
@@ -574,6 +588,14 @@ pub async fn clients_are_listed_updated_and_unknown_updates_report_false(store: 
         rotate_refresh_tokens: false,
         allow_user_agent_flow: true,
         refresh_retry_window_secs: 5,
+        openid: OpenIdSettings {
+            id_token_validity_secs: 3600,
+            id_token_audiences: vec!["urn:example:api".to_owned()],
+            id_token_standard_claims: true,
+            echo_nonce_on_refresh: false,
+            id_token_alg: SigningAlg::Es256,
+            jwt_access_tokens: true,
+        },
         ..first.clone()
     };
     assert!(store.update_client(&changed, at(1)).await.unwrap());

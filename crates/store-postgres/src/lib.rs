@@ -436,6 +436,8 @@ async fn issue(tx: &Transaction<'_>, issuance: &Issuance) -> Result<IssueOutcome
         &grant.last_used_at.0,
         &grant.revoked_at.map(|t| t.0),
         &grant.has_refresh_token,
+        &grant.auth_time.map(|t| t.0),
+        &grant.nonce,
         &refresh_token_hash.as_ref().map(|hash| hash.as_slice()),
         &idle_expires_at.map(|t| t.0),
     ];
@@ -710,8 +712,8 @@ impl Directory for PostgresStore {
     async fn update_client(&self, client: &Client, now: Timestamp) -> Result<bool, StoreError> {
         let values = ClientValues::new(client)?;
         let values = values.params();
-        // created_at never changes.
-        let values = &values[..10];
+        // created_at, the last, never changes.
+        let values = &values[..16];
         let id = &client.client_id;
         transaction!(self, |tx| async {
             let feed = Feed::lock(&tx).await?;
@@ -785,6 +787,8 @@ impl Grants for PostgresStore {
             &code.code_challenge,
             &code.created_at.0,
             &code.expires_at.0,
+            &code.nonce,
+            &code.auth_time.map(|t| t.0),
         ];
         self.change(sql::CODE_INSERT, values).await.map(drop)
     }

@@ -5,7 +5,7 @@
 use deadpool_postgres::GenericClient;
 use tessera_core::model::{
     AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, EventKind, Family, Grant, Note,
-    Org, StoredEvent, User,
+    OpenIdSettings, Org, SigningAlg, StoredEvent, User,
 };
 use tessera_core::store::StoreError;
 use tessera_core::time::Timestamp;
@@ -96,7 +96,17 @@ pub(crate) fn client(row: &Row) -> Result<Client, DbError> {
         rotate_refresh_tokens: row.try_get(7)?,
         allow_user_agent_flow: row.try_get(8)?,
         refresh_retry_window_secs: seconds(row, 9, "retry window")?,
-        created_at: timestamp(row, 10)?,
+        openid: OpenIdSettings {
+            id_token_validity_secs: seconds(row, 10, "ID-token validity")?,
+            id_token_audiences: serde_json::from_str(row.try_get(11)?)
+                .map_err(|_| malformed("ID-token audience list"))?,
+            id_token_standard_claims: row.try_get(12)?,
+            echo_nonce_on_refresh: row.try_get(13)?,
+            id_token_alg: SigningAlg::from_name(row.try_get(14)?)
+                .ok_or_else(|| malformed("ID-token algorithm"))?,
+            jwt_access_tokens: row.try_get(15)?,
+        },
+        created_at: timestamp(row, 16)?,
     })
 }
 
@@ -111,6 +121,9 @@ pub(crate) struct ClientValues<'c> {
     refresh_token_policy: String,
     access_token_ttl_secs: i64,
     refresh_retry_window_secs: i64,
+    id_token_validity_secs: i64,
+    id_token_audiences: String,
+    id_token_alg: &'static str,
 }
 
 impl<'c> ClientValues<'c> {
@@ -128,12 +141,19 @@ impl<'c> ClientValues<'c> {
             refresh_token_policy: client.refresh_token_policy.to_string(),
             access_token_ttl_secs: seconds(client.access_token_ttl_secs, "access-token lifetime")?,
             refresh_retry_window_secs: seconds(client.refresh_retry_window_secs, "retry window")?,
+            id_token_validity_secs: seconds(
+                client.openid.id_token_validity_secs,
+                "ID-token validity",
+            )?,
+            id_token_audiences: serde_json::to_string(&client.openid.id_token_audiences)
+                .map_err(|_| internal("cannot encode the ID-token audience list"))?,
+            id_token_alg: client.openid.id_token_alg.name(),
         })
     }
 
     /// The values of `client_columns!`, in order: [`crate::sql::CLIENT_INSERT`]'s parameters,
     /// and [`crate::sql::CLIENT_UPDATE`]'s without the last.
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 11] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 17] {
         let client = self.client;
         [
             &client.client_id,
@@ -146,6 +166,12 @@ impl<'c> ClientValues<'c> {
             &client.rotate_refresh_tokens,
             &client.allow_user_agent_flow,
             &self.refresh_retry_window_secs,
+            &self.id_token_validity_secs,
+            &self.id_token_audiences,
+            &client.openid.id_token_standard_claims,
+            &client.openid.echo_nonce_on_refresh,
+            &self.id_token_alg,
+            &client.openid.jwt_access_tokens,
             &client.created_at.0,
         ]
     }
@@ -161,6 +187,8 @@ pub(crate) fn code(row: &Row) -> Result<AuthCode, DbError> {
         code_challenge: row.try_get(5)?,
         created_at: timestamp(row, 6)?,
         expires_at: timestamp(row, 7)?,
+        nonce: row.try_get(8)?,
+        auth_time: optional_timestamp(row, 9)?,
     })
 }
 
@@ -175,6 +203,8 @@ pub(crate) fn grant(row: &Row) -> Result<Grant, DbError> {
         last_used_at: timestamp(row, 6)?,
         revoked_at: optional_timestamp(row, 7)?,
         has_refresh_token: row.try_get(8)?,
+        auth_time: optional_timestamp(row, 9)?,
+        nonce: row.try_get(10)?,
     })
 }
 
@@ -183,9 +213,9 @@ pub(crate) fn grant(row: &Row) -> Result<Grant, DbError> {
 pub(crate) fn family(row: &Row) -> Result<Family, DbError> {
     Ok(Family {
         grant: grant(row)?,
-        current: optional_hash(row, 9, "refresh-token hash")?,
-        previous: optional_hash(row, 10, "refresh-token hash")?,
-        rotated_at: optional_timestamp(row, 11)?,
+        current: optional_hash(row, 11, "refresh-token hash")?,
+        previous: optional_hash(row, 12, "refresh-token hash")?,
+        rotated_at: optional_timestamp(row, 13)?,
     })
 }
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0006_admin_role.sql"),
     include_str!("../../../migrations/postgres/0007_session_epoch.sql"),
     include_str!("../../../migrations/postgres/0008_signing_keys.sql"),
+    include_str!("../../../migrations/postgres/0009_openid.sql"),
 ];
 
 /// The schema version this build writes and reads.

@@ -21,18 +21,21 @@ macro_rules! client_columns {
     () => {
         "client_id, name, secret_hash, redirect_uris, scopes, refresh_token_policy, \
          access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, \
-         refresh_retry_window_secs, created_at"
+         refresh_retry_window_secs, id_token_validity_secs, id_token_audiences, \
+         id_token_standard_claims, echo_nonce_on_refresh, id_token_alg, jwt_access_tokens, \
+         created_at"
     };
 }
 macro_rules! code_columns {
     () => {
-        "code_hash, client_id, user_id, redirect_uri, scope, code_challenge, created_at, expires_at"
+        "code_hash, client_id, user_id, redirect_uri, scope, code_challenge, created_at, expires_at, \
+         nonce, auth_time"
     };
 }
 macro_rules! grant_columns {
     () => {
         "id, client_id, user_id, org_id, scope, created_at, last_used_at, revoked_at, \
-         has_refresh_token"
+         has_refresh_token, auth_time, nonce"
     };
 }
 macro_rules! access_columns {
@@ -125,7 +128,7 @@ pub(crate) const USER_DISABLE: &str =
 pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",
     client_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 );
 pub(crate) const CLIENT_BY_ID: &str = concat!(
     "SELECT ",
@@ -140,8 +143,9 @@ pub(crate) const CLIENT_LIST: &str = concat!(
 /// Same parameter order as [`CLIENT_INSERT`], less `created_at`.
 pub(crate) const CLIENT_UPDATE: &str = "UPDATE clients SET name = $2, secret_hash = $3, \
      redirect_uris = $4, scopes = $5, refresh_token_policy = $6, access_token_ttl_secs = $7, \
-     rotate_refresh_tokens = $8, allow_user_agent_flow = $9, refresh_retry_window_secs = $10 \
-     WHERE client_id = $1";
+     rotate_refresh_tokens = $8, allow_user_agent_flow = $9, refresh_retry_window_secs = $10, \
+     id_token_validity_secs = $11, id_token_audiences = $12, id_token_standard_claims = $13, \
+     echo_nonce_on_refresh = $14, id_token_alg = $15, jwt_access_tokens = $16 WHERE client_id = $1";
 /// What a client's idle expiry depends on, before an update changes it; the row stays locked
 /// until the update, so that the change is judged against what it replaces.
 pub(crate) const CLIENT_IDLE_TERMS: &str = "SELECT refresh_token_policy, access_token_ttl_secs \
@@ -163,7 +167,7 @@ pub(crate) const APPROVAL_UPSERT: &str = "INSERT INTO approvals (user_id, client
 pub(crate) const CODE_INSERT: &str = concat!(
     "INSERT INTO auth_codes (",
     code_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 );
 /// The redemption itself, returning the code: of concurrent attempts only one changes the row
 /// (the others wait for its lock, then find `used_at` set).
@@ -188,7 +192,8 @@ pub(crate) const CODE_LINK: &str = "UPDATE auth_codes SET grant_id = $1 WHERE co
 pub(crate) const GRANT_INSERT: &str = concat!(
     "INSERT INTO grants (",
     grant_columns!(),
-    ", refresh_hash, idle_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ", refresh_hash, idle_expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 );
 /// A grant with its family's state: `grant_columns!`, then the current and previous token, and
 /// when the previous was rotated out.

@@ -620,6 +620,8 @@ impl Grants for SqliteStore {
             code.code_challenge.clone(),
             code.created_at.0,
             code.expires_at.0,
+            code.nonce.clone(),
+            code.auth_time.map(|t| t.0),
         );
         self.change(sql::CODE_INSERT, values).await.map(drop)
     }
@@ -681,6 +683,8 @@ impl Grants for SqliteStore {
                     grant.last_used_at.0,
                     grant.revoked_at.map(|t| t.0),
                     grant.has_refresh_token,
+                    grant.auth_time.map(|t| t.0),
+                    grant.nonce,
                     refresh_token_hash,
                     idle_expires_at.map(|t| t.0),
                 ],

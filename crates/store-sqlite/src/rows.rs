@@ -4,7 +4,7 @@ use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Params, Row};
 use tessera_core::model::{
     AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, EventKind, Family, Grant, Note,
-    Org, StoredEvent, User,
+    OpenIdSettings, Org, SigningAlg, StoredEvent, User,
 };
 use tessera_core::store::StoreError;
 use tessera_core::time::Timestamp;
@@ -74,7 +74,17 @@ pub(crate) fn client(row: &Row<'_>) -> rusqlite::Result<Client> {
         rotate_refresh_tokens: row.get(7)?,
         allow_user_agent_flow: row.get(8)?,
         refresh_retry_window_secs: seconds(row, 9, "retry window")?,
-        created_at: timestamp(row, 10)?,
+        openid: OpenIdSettings {
+            id_token_validity_secs: seconds(row, 10, "ID-token validity")?,
+            id_token_audiences: serde_json::from_str(row.get_ref(11)?.as_str()?)
+                .map_err(|_| malformed(11, "ID-token audience list"))?,
+            id_token_standard_claims: row.get(12)?,
+            echo_nonce_on_refresh: row.get(13)?,
+            id_token_alg: SigningAlg::from_name(row.get_ref(14)?.as_str()?)
+                .ok_or_else(|| malformed(14, "ID-token algorithm"))?,
+            jwt_access_tokens: row.get(15)?,
+        },
+        created_at: timestamp(row, 16)?,
     })
 }
 
@@ -94,6 +104,10 @@ pub(crate) fn client_values(client: &Client) -> Result<Vec<Value>, StoreError> {
     };
     let ttl = seconds(client.access_token_ttl_secs, "access-token lifetime")?;
     let retry_window = seconds(client.refresh_retry_window_secs, "retry window")?;
+    let openid = &client.openid;
+    let id_token_validity = seconds(openid.id_token_validity_secs, "ID-token validity")?;
+    let audiences = serde_json::to_string(&openid.id_token_audiences)
+        .map_err(|_| internal("cannot encode the ID-token audience list"))?;
     Ok(vec![
         client.client_id.clone().into(),
         client.name.clone().into(),
@@ -105,6 +119,12 @@ pub(crate) fn client_values(client: &Client) -> Result<Vec<Value>, StoreError> {
         client.rotate_refresh_tokens.into(),
         client.allow_user_agent_flow.into(),
         retry_window.into(),
+        id_token_validity.into(),
+        audiences.into(),
+        openid.id_token_standard_claims.into(),
+        openid.echo_nonce_on_refresh.into(),
+        openid.id_token_alg.name().to_owned().into(),
+        openid.jwt_access_tokens.into(),
         client.created_at.0.into(),
     ])
 }
@@ -119,6 +139,8 @@ pub(crate) fn code(row: &Row<'_>) -> rusqlite::Result<AuthCode> {
         code_challenge: row.get(5)?,
         created_at: timestamp(row, 6)?,
         expires_at: timestamp(row, 7)?,
+        nonce: row.get(8)?,
+        auth_time: optional_timestamp(row, 9)?,
     })
 }
 
@@ -134,6 +156,8 @@ fn grant_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Grant> {
         last_used_at: timestamp(row, at + 6)?,
         revoked_at: optional_timestamp(row, at + 7)?,
         has_refresh_token: row.get(at + 8)?,
+        auth_time: optional_timestamp(row, at + 9)?,
+        nonce: row.get(at + 10)?,
     })
 }
 
@@ -146,9 +170,9 @@ pub(crate) fn grant(row: &Row<'_>) -> rusqlite::Result<Grant> {
 pub(crate) fn family(row: &Row<'_>) -> rusqlite::Result<Family> {
     Ok(Family {
         grant: grant_at(row, 0)?,
-        current: row.get(9)?,
-        previous: row.get(10)?,
-        rotated_at: optional_timestamp(row, 11)?,
+        current: row.get(11)?,
+        previous: row.get(12)?,
+        rotated_at: optional_timestamp(row, 13)?,
     })
 }
 

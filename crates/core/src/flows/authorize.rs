@@ -374,6 +374,7 @@ mod tests {
             allow_user_agent_flow: false,
             refresh_retry_window_secs: 60,
             created_at: Timestamp(0),
+            openid: Default::default(),
         }
     }
 

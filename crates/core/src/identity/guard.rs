@@ -365,6 +365,7 @@ mod tests {
             allow_user_agent_flow: false,
             refresh_retry_window_secs: 0,
             created_at: Timestamp(0),
+            openid: Default::default(),
         };
         guard.keep_client(&client);
         assert!(guard.client("c").is_some());

@@ -441,6 +441,8 @@ impl Authority {
                     code_challenge: request.code_challenge.clone(),
                     created_at: now,
                     expires_at: now.plus_secs(CODE_TTL_SECS),
+                    nonce: None,
+                    auth_time: None,
                 };
                 self.store().insert_code(&record).await?;
                 Ok(target.location(&self.config().issuer, &[("code", code.expose_secret())]))

@@ -2,6 +2,7 @@
 //! throttle that slows guessers, the browser origins allowed to call (CORS), and the guard that
 //! keeps revocations and rarely changing records in memory.
 
+pub mod claims;
 pub(crate) mod client_auth;
 pub mod cors_origin;
 pub(crate) mod guard;

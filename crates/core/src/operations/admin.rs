@@ -4,7 +4,10 @@ use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, Password, Scope, Tok
 
 use crate::authority::{Authority, NewGrant};
 use crate::identity::username::normalise_username;
-use crate::model::{Client, Grant, StoredEvent, User};
+use crate::model::{
+    Client, Grant, OpenIdSettings, SigningAlg, StoredEvent, User, MAX_ID_TOKEN_AUDIENCES,
+    MAX_ID_TOKEN_VALIDITY_SECS,
+};
 use crate::operations::operator::Operator;
 use crate::policy::{
     RefreshTokenPolicy, DEFAULT_ACCESS_TOKEN_TTL_SECS, DEFAULT_CLIENT_SCOPES,
@@ -36,6 +39,14 @@ pub struct ClientSettings {
     pub rotate_refresh_tokens: Option<bool>,
     pub allow_user_agent_flow: Option<bool>,
     pub refresh_retry_window_secs: Option<u64>,
+    /// An ID token's validity (whole minutes, as Salesforce counts it).
+    pub id_token_validity_secs: Option<u64>,
+    /// Extra ID-token audiences (replacing the ones it has).
+    pub id_token_audiences: Option<Vec<String>>,
+    pub id_token_standard_claims: Option<bool>,
+    pub echo_nonce_on_refresh: Option<bool>,
+    pub id_token_alg: Option<SigningAlg>,
+    pub jwt_access_tokens: Option<bool>,
 }
 
 impl ClientSettings {
@@ -79,6 +90,7 @@ impl ClientSettings {
             }
             client.refresh_retry_window_secs = window;
         }
+        self.apply_openid(&mut client.openid)?;
         if client.redirect_uris.is_empty() {
             return Err(AdminError::Invalid(
                 "a client needs at least one redirect URI".into(),
@@ -86,6 +98,49 @@ impl ClientSettings {
         }
         Ok(())
     }
+
+    fn apply_openid(&self, openid: &mut OpenIdSettings) -> Result<(), AdminError> {
+        if let Some(validity) = self.id_token_validity_secs {
+            if validity == 0 || validity % 60 != 0 || validity > MAX_ID_TOKEN_VALIDITY_SECS {
+                return Err(AdminError::Invalid(format!(
+                    "ID-token validity must be whole minutes, from 1 to {}",
+                    MAX_ID_TOKEN_VALIDITY_SECS / 60
+                )));
+            }
+            openid.id_token_validity_secs = validity;
+        }
+        if let Some(audiences) = &self.id_token_audiences {
+            if audiences.len() > MAX_ID_TOKEN_AUDIENCES {
+                return Err(AdminError::Invalid(format!(
+                    "at most {MAX_ID_TOKEN_AUDIENCES} extra ID-token audiences"
+                )));
+            }
+            if let Some(bad) = audiences.iter().find(|a| !is_audience(a)) {
+                return Err(AdminError::Invalid(format!(
+                    "ID-token audience {bad:?}: 1 to 255 printable characters, no spaces"
+                )));
+            }
+            openid.id_token_audiences = audiences.clone();
+        }
+        if let Some(standard_claims) = self.id_token_standard_claims {
+            openid.id_token_standard_claims = standard_claims;
+        }
+        if let Some(echo) = self.echo_nonce_on_refresh {
+            openid.echo_nonce_on_refresh = echo;
+        }
+        if let Some(alg) = self.id_token_alg {
+            openid.id_token_alg = alg;
+        }
+        if let Some(jwt) = self.jwt_access_tokens {
+            openid.jwt_access_tokens = jwt;
+        }
+        Ok(())
+    }
+}
+
+/// An audience an ID token may name: a client id or a URI, printable, without spaces.
+fn is_audience(audience: &str) -> bool {
+    (1..=255).contains(&audience.len()) && audience.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// A redirect URI a code or a token may be sent to (see [`crate::flows::authorize::redirect_uri_safety`]).
@@ -128,6 +183,7 @@ impl Operator {
                 DEFAULT_REFRESH_RETRY_WINDOW_SECS
             },
             created_at: self.authority.now(),
+            openid: OpenIdSettings::default(),
         };
         settings.apply(&mut client)?;
         if client.name.trim().is_empty() {

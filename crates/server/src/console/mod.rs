@@ -345,6 +345,8 @@ fn client_settings(form: &AdminForm) -> Result<ClientSettings, String> {
         rotate_refresh_tokens: Some(checked("rotate_refresh_tokens")),
         allow_user_agent_flow: Some(checked("allow_user_agent_flow")),
         refresh_retry_window_secs: duration("refresh_retry_window", "retry window")?,
+        // The OpenID Connect settings are not on the form yet: an update keeps them.
+        ..ClientSettings::default()
     })
 }
 
