@@ -29,10 +29,13 @@ pub struct BenchArgs {
     /// Do not pin anything.
     #[arg(long)]
     pub(crate) no_pin: bool,
-    /// Scenarios to run, comma-separated (floor is always run: it is the reference).
+    /// Scenarios to run, comma-separated (floor is always run: it is the reference): rotating,
+    /// non-rotating (refresh), api (a REST call with an opaque access token), openid-rs256 and
+    /// openid-es256 (rotating refresh of an `openid` grant: an ID token signed on every
+    /// refresh), api-jwt (a REST call with a JWT access token), half-load.
     #[arg(
         long,
-        default_value = "rotating,non-rotating,api,half-load",
+        default_value = "rotating,non-rotating,api,openid-rs256,openid-es256,api-jwt,half-load",
         value_delimiter = ','
     )]
     pub(crate) scenarios: Vec<String>,

@@ -1,20 +1,25 @@
 //! The data a run needs, prepared straight in the database before the server starts: a user,
-//! a rotating and a non-rotating client, and `--tokens` grants, each worker's first.
+//! a rotating and a non-rotating client, and `--tokens` grants, each worker's first; then the
+//! OpenID Connect clients (rotating `openid` grants with RS256 and with ES256 ID tokens, and a
+//! client of JWT access tokens), one grant a worker each, and the signing keys.
 
 use std::path::Path;
 
 use anyhow::Context;
+use tessera_core::model::SigningAlg;
 use tessera_core::operations::admin::ClientSettings;
 use tessera_core::time::{SystemClock, SystemRandom};
 use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
-use tessera_proto::{ExposeSecret, Password, TokenResponse};
+use tessera_proto::{ClientSecret, ExposeSecret, Password, TokenResponse};
 
 use crate::database::Database;
 
 pub(crate) const USERNAME: &str = "bench@example.com";
 pub(crate) const PASSWORD: &str = "bench password";
 pub(crate) const SCOPE: &str = "api refresh_token";
+/// The scope of the `openid` scenarios' grants.
+const OPENID_SCOPE: &str = "api openid refresh_token";
 
 /// What each worker of a scenario needs.
 #[derive(Debug, Clone)]
@@ -26,10 +31,46 @@ pub(crate) struct Credentials {
     pub(crate) user_id: String,
 }
 
+impl Credentials {
+    fn of(client_id: &str, secret: &ClientSecret, user_id: &str, minted: TokenResponse) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret: secret.expose_secret().to_owned(),
+            refresh_token: minted
+                .refresh_token
+                .map(|r| r.expose_secret().to_owned())
+                .unwrap_or_default(),
+            access_token: minted.access_token.expose_secret().to_owned(),
+            user_id: user_id.to_owned(),
+        }
+    }
+}
+
 /// The data of one store size: per-worker credentials for each scenario.
 pub(crate) struct Data {
     pub(crate) rotating: Vec<Credentials>,
     pub(crate) non_rotating: Vec<Credentials>,
+    /// Rotating grants of `openid`: every refresh signs an ID token, RS256.
+    pub(crate) openid_rs256: Vec<Credentials>,
+    /// The same with ES256 ID tokens.
+    pub(crate) openid_es256: Vec<Credentials>,
+    /// Grants of a client of JWT access tokens (RFC 9068), for the API scenario.
+    pub(crate) jwt_access: Vec<Credentials>,
+}
+
+impl Data {
+    /// The credentials a scenario's workers start from, and whether the scenario chains the
+    /// refresh token each answer brings.
+    pub(crate) fn of_scenario(&mut self, scenario: &str) -> Option<(&mut Vec<Credentials>, bool)> {
+        Some(match scenario {
+            "rotating" => (&mut self.rotating, true),
+            "floor" | "non-rotating" | "api" => (&mut self.non_rotating, false),
+            "openid-rs256" => (&mut self.openid_rs256, true),
+            "openid-es256" => (&mut self.openid_es256, true),
+            "api-jwt" => (&mut self.jwt_access, false),
+            _ => return None,
+        })
+    }
 }
 
 /// Creates the user and the clients and mints the grants, straight into the database (the
@@ -68,6 +109,9 @@ pub(crate) async fn prepare(
     let mut data = Data {
         rotating: Vec::new(),
         non_rotating: Vec::new(),
+        openid_rs256: Vec::new(),
+        openid_es256: Vec::new(),
+        jwt_access: Vec::new(),
     };
     // Workers of every concurrency run the same scenario in turn, so each kind needs as many
     // grants as the largest concurrency; the ballast is shared, and the workers' grants are
@@ -92,21 +136,48 @@ pub(crate) async fn prepare(
             )
             .await
             .map_err(|e| anyhow::anyhow!("minting: {e}"))?;
-        let credentials = minted.into_iter().map(|t: TokenResponse| Credentials {
-            client_id: client.client_id.clone(),
-            client_secret: secret.expose_secret().to_owned(),
-            refresh_token: t
-                .refresh_token
-                .map(|r| r.expose_secret().to_owned())
-                .unwrap_or_default(),
-            access_token: t.access_token.expose_secret().to_owned(),
-            user_id: user.id.clone(),
-        });
+        let credentials = minted
+            .into_iter()
+            .map(|t| Credentials::of(&client.client_id, &secret, &user.id, t));
         if rotate {
             data.rotating = credentials.collect();
         } else {
             data.non_rotating = credentials.collect();
         }
+    }
+    let openid = |name: &str, alg: SigningAlg, rotate: bool, jwt: bool| ClientSettings {
+        scopes: Some(OPENID_SCOPE.into()),
+        id_token_alg: Some(alg),
+        jwt_access_tokens: Some(jwt),
+        ..client(name, rotate)
+    };
+    for (settings, scope, slot) in [
+        (
+            openid("openid RS256", SigningAlg::Rs256, true, false),
+            OPENID_SCOPE,
+            &mut data.openid_rs256,
+        ),
+        (
+            openid("openid ES256", SigningAlg::Es256, true, false),
+            OPENID_SCOPE,
+            &mut data.openid_es256,
+        ),
+        (
+            openid("JWT access tokens", SigningAlg::Rs256, false, true),
+            SCOPE,
+            &mut data.jwt_access,
+        ),
+    ] {
+        let (client, secret) = operator.create_client(false, &settings).await?;
+        let secret = secret.context("a confidential client has a secret")?;
+        let minted = operator
+            .mint_many(&client.client_id, USERNAME, scope, per_kind, workers)
+            .await
+            .map_err(|e| anyhow::anyhow!("minting: {e}"))?;
+        *slot = minted
+            .into_iter()
+            .map(|t| Credentials::of(&client.client_id, &secret, &user.id, t))
+            .collect();
     }
     Ok(data)
 }

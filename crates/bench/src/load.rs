@@ -73,7 +73,7 @@ impl Worker {
             let status = response.status().as_u16();
             let body = response.into_body().collect().await?.to_bytes();
             let done = Instant::now();
-            if status == 200 && self.scenario == "rotating" {
+            if status == 200 && self.is_refresh() {
                 let rotated: Rotated = serde_json::from_slice(&body)?;
                 if let Some(next) = rotated.refresh_token {
                     self.credentials.refresh_token = next;
@@ -89,6 +89,15 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Whether the scenario refreshes (and then chains what a rotation answers) rather than
+    /// calls the API.
+    fn is_refresh(&self) -> bool {
+        matches!(
+            self.scenario.as_str(),
+            "rotating" | "non-rotating" | "openid-rs256" | "openid-es256"
+        )
     }
 
     fn request(&self, host: &str) -> anyhow::Result<Request<Full<Bytes>>> {
@@ -111,7 +120,7 @@ impl Worker {
         };
         Ok(match self.scenario.as_str() {
             "floor" => post("/bench/floor", form(&[("grant_type", "refresh_token")]))?,
-            "rotating" | "non-rotating" => post(
+            _ if self.is_refresh() => post(
                 "/services/oauth2/token",
                 form(&[
                     ("grant_type", "refresh_token"),

@@ -158,22 +158,22 @@ mod tests {
     }
 
     #[test]
-    fn the_default_run_announces_its_three_minutes() {
+    fn the_default_run_announces_its_five_minutes() {
         let plan = Plan::of(&args(&[]));
-        // 3 scenarios × 2 concurrencies after a floor each, and the half-load pair: 14 runs of
+        // 6 scenarios × 2 concurrencies after a floor each, and the half-load pair: 26 runs of
         // 2 s + 10 s, and 2.5 s of disk floor rounded up.
         assert_eq!(
             plan,
             Plan {
-                runs: 14,
+                runs: 26,
                 seconds_per_run: 12,
                 disk_seconds: 3
             }
         );
-        assert_eq!(plan.measuring_seconds(), 171);
+        assert_eq!(plan.measuring_seconds(), 315);
         let said = plan.describe(&args(&[]));
         assert!(
-            said.starts_with("expected duration: about 2 min 51 s"),
+            said.starts_with("expected duration: about 5 min 15 s"),
             "{said}"
         );
         assert!(said.contains("preparing 10000 grants"), "{said}");

@@ -160,9 +160,40 @@ pub(crate) fn print_report(report: &Report) {
             }
         }
     }
+    for line in relative_to_rotating(report) {
+        println!("{line}");
+    }
     for line in legend(report) {
         println!("{line}");
     }
+}
+
+/// The `openid` refreshes against the plain rotating refresh of the same store size and
+/// concurrency: what signing an ID token on every refresh costs, in throughput and in CPU.
+fn relative_to_rotating(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    for openid in ["openid-rs256", "openid-es256"] {
+        for run in report.runs.iter().filter(|r| r.scenario == openid) {
+            let Some(rotating) = report.runs.iter().find(|r| {
+                r.scenario == "rotating"
+                    && r.tokens == run.tokens
+                    && r.concurrency == run.concurrency
+                    && r.target_rate.is_none()
+            }) else {
+                continue;
+            };
+            if rotating.throughput > 0.0 && run.server_cpu_us_per_request > 0.0 {
+                lines.push(format!(
+                    "{openid} at c={}: {:.2} × the rotating refresh's req/s, {:.2} × its CPU per request ({:.0} µs more)",
+                    run.concurrency,
+                    run.throughput / rotating.throughput,
+                    run.server_cpu_us_per_request / rotating.server_cpu_us_per_request.max(f64::MIN_POSITIVE),
+                    run.server_cpu_us_per_request - rotating.server_cpu_us_per_request,
+                ));
+            }
+        }
+    }
+    lines
 }
 
 /// What the table's less obvious columns and rows mean, printed at the end of the report.

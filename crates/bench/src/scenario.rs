@@ -34,13 +34,13 @@ pub(crate) async fn measure(
     let end = measured_from + duration;
     let mut workers = Vec::with_capacity(concurrency);
     for n in 0..concurrency {
-        let credentials = match scenario {
-            "rotating" => data.rotating.get(n),
-            "floor" | "non-rotating" | "api" => data.non_rotating.get(n),
-            other => bail!("unknown scenario {other:?}"),
-        }
-        .cloned()
-        .context("more workers than prepared grants")?;
+        let Some((prepared, _)) = data.of_scenario(scenario) else {
+            bail!("unknown scenario {scenario:?}");
+        };
+        let credentials = prepared
+            .get(n)
+            .cloned()
+            .context("more workers than prepared grants")?;
         let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
         let worker = Worker {
             address: server
@@ -71,10 +71,10 @@ pub(crate) async fn measure(
     let mut requests = 0;
     for (n, worker) in workers.into_iter().enumerate() {
         let result = worker.await??;
-        if scenario == "rotating" {
+        if let Some((prepared, true)) = data.of_scenario(scenario) {
             // The worker's chain goes on from its latest token in the next run (worker `n` took
             // its first from slot `n`, so the slot is there).
-            if let Some(chain) = data.rotating.get_mut(n) {
+            if let Some(chain) = prepared.get_mut(n) {
                 *chain = result.credentials;
             }
         }

@@ -46,6 +46,9 @@ fn a_short_benchmark_runs_every_scenario_without_errors() {
         "rotating",
         "non-rotating",
         "api",
+        "openid-rs256",
+        "openid-es256",
+        "api-jwt",
         "rotating: latency at half load",
     ] {
         assert!(
@@ -77,10 +80,17 @@ fn a_short_benchmark_runs_every_scenario_without_errors() {
         "{stdout}"
     );
     assert!(stdout.contains("\nCPU ratio  "), "{stdout}");
+    // The `openid` refreshes are set against the plain rotating refresh of the same run.
+    assert!(
+        stdout.contains("openid-es256 at c=4: ")
+            && stdout.contains(" × the rotating refresh's req/s"),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr
-            .starts_with("expected duration: about 9 s of measuring (8 runs of 0 s warm-up + 1 s"),
+        stderr.starts_with(
+            "expected duration: about 15 s of measuring (14 runs of 0 s warm-up + 1 s"
+        ),
         "{stderr}"
     );
 }

@@ -199,6 +199,87 @@ fn signing_keys_are_rotated_listed_and_retired_but_never_the_last_signing_one() 
 }
 
 #[test]
+fn a_clients_openid_connect_settings_are_set_shown_and_cleared_from_the_command_line() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let env = Env::new();
+    let id = env.client("OIDC");
+    let shown = env.json(&["admin", "client", "show", &id, "--json"], None);
+    assert_eq!(shown["id_token_validity"], "2m", "Salesforce's default");
+    assert_eq!(shown["id_token_alg"], "RS256");
+    assert_eq!(shown["jwt_access_tokens"], false);
+
+    let updated = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "update",
+            &id,
+            "--id-token-validity",
+            "1h",
+            "--id-token-audience",
+            "https://api.example.com",
+            "--id-token-audience",
+            "urn:example:b",
+            "--id-token-standard-claims",
+            "--echo-nonce-on-refresh",
+            "--id-token-alg",
+            "es256",
+            "--jwt-access-tokens",
+        ],
+        None,
+    );
+    assert_eq!(updated["id_token_validity"], "1h");
+    assert_eq!(
+        updated["id_token_audiences"],
+        serde_json::json!(["https://api.example.com", "urn:example:b"])
+    );
+    assert_eq!(updated["id_token_standard_claims"], true);
+    assert_eq!(updated["echo_nonce_on_refresh"], true);
+    assert_eq!(updated["id_token_alg"], "ES256");
+    assert_eq!(updated["jwt_access_tokens"], true);
+    let text = String::from_utf8(env.run(&["admin", "client", "show", &id], None).stdout).unwrap();
+    assert!(
+        text.contains("id token       ES256 1h, also for https://api.example.com urn:example:b, standard claims, nonce on refresh"),
+        "{text}"
+    );
+    assert!(text.contains("access tokens  JWT (RFC 9068)"), "{text}");
+
+    let cleared = env.json(
+        &[
+            "admin",
+            "--json",
+            "client",
+            "update",
+            &id,
+            "--id-token-audience",
+            "",
+            "--jwt-access-tokens",
+            "false",
+        ],
+        None,
+    );
+    assert_eq!(cleared["id_token_audiences"], serde_json::json!([]));
+    assert_eq!(cleared["jwt_access_tokens"], false);
+    assert_eq!(
+        cleared["id_token_alg"], "ES256",
+        "what was not given is kept"
+    );
+
+    for (flag, value, expected) in [
+        ("--id-token-validity", "90s", "whole minutes"),
+        ("--id-token-validity", "13h", "whole minutes"),
+        ("--id-token-alg", "HS256", "not RS256 or ES256"),
+        ("--id-token-audience", "has space", "no spaces"),
+    ] {
+        let out = env.run(&["admin", "client", "update", &id, flag, value], None);
+        assert!(!out.status.success(), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{flag} {value}: {err}");
+    }
+}
+
+#[test]
 fn bad_client_settings_are_refused_with_a_clear_message() {
     let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();

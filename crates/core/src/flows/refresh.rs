@@ -568,7 +568,7 @@ impl Authority {
                     .await;
                 return Ok(Refreshed {
                     outcome: Counted::Replayed,
-                    response,
+                    response: *response,
                 });
             }
             // Inside the window but not answerable (a rotation made by an earlier version):
@@ -707,7 +707,7 @@ impl Authority {
             .as_ref()
             .map(|t| secret_hash(t.expose_secret()));
         Ok(if same_option(rebuilt.as_ref(), family.current.as_ref()) {
-            Replay::Answer(response)
+            Replay::Answer(Box::new(response))
         } else {
             Replay::Unanswerable
         })
@@ -763,7 +763,7 @@ fn refused_if_disabled(error: OAuthError) -> Refusal {
 /// What a replay of the previous token inside the retry window gets.
 enum Replay {
     /// The pair its rotation issued.
-    Answer(TokenResponse),
+    Answer(Box<TokenResponse>),
     /// Inside the window, but its pair cannot be rebuilt.
     Unanswerable,
     OutsideWindow,

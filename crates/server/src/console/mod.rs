@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use maud::Markup;
 use serde::Deserialize;
 use tessera_core::identity::login::BrowserSession;
-use tessera_core::model::{EventKind, User};
+use tessera_core::model::{EventKind, SigningAlg, User};
 use tessera_core::operations::admin::{AdminError, ClientSettings};
 use tessera_core::operations::console::{ConsoleLoginError, ADMIN_SESSION_TTL_SECS};
 use tessera_core::operations::revocations::AdminRevokeError;
@@ -322,18 +322,19 @@ fn client_settings(form: &AdminForm) -> Result<ClientSettings, String> {
             })
             .transpose()
     };
-    let redirect_uris: Vec<String> = form
-        .params
-        .get("redirect_uris")
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let lines = |name: &str| -> Vec<String> {
+        form.params
+            .get(name)
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
     Ok(ClientSettings {
         name: text("name"),
-        redirect_uris: Some(redirect_uris),
+        redirect_uris: Some(lines("redirect_uris")),
         scopes: text("scopes"),
         refresh_token_policy: text("refresh_token_policy")
             .map(|p| {
@@ -345,8 +346,17 @@ fn client_settings(form: &AdminForm) -> Result<ClientSettings, String> {
         rotate_refresh_tokens: Some(checked("rotate_refresh_tokens")),
         allow_user_agent_flow: Some(checked("allow_user_agent_flow")),
         refresh_retry_window_secs: duration("refresh_retry_window", "retry window")?,
-        // The OpenID Connect settings are not on the form yet: an update keeps them.
-        ..ClientSettings::default()
+        id_token_validity_secs: duration("id_token_validity", "ID-token validity")?,
+        id_token_audiences: Some(lines("id_token_audiences")),
+        id_token_standard_claims: Some(checked("id_token_standard_claims")),
+        echo_nonce_on_refresh: Some(checked("echo_nonce_on_refresh")),
+        id_token_alg: text("id_token_alg")
+            .map(|alg| {
+                SigningAlg::from_name(&alg)
+                    .ok_or_else(|| format!("ID-token algorithm {alg:?} is not RS256 or ES256"))
+            })
+            .transpose()?,
+        jwt_access_tokens: Some(checked("jwt_access_tokens")),
     })
 }
 

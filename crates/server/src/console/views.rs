@@ -5,7 +5,7 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use maud::{html, Markup, DOCTYPE};
-use tessera_core::model::{Client, EventKind, Grant, StoredEvent, User};
+use tessera_core::model::{Client, EventKind, Grant, SigningAlg, StoredEvent, User};
 use tessera_core::operations::console::EventNames;
 use tessera_core::time::{format_duration_secs, format_utc};
 use tessera_proto::{CsrfToken, ExposeSecret};
@@ -157,6 +157,7 @@ fn client_fields(client: Option<&Client>) -> Markup {
     let window = client.map_or_else(String::new, |c| {
         format_duration_secs(c.refresh_retry_window_secs)
     });
+    let openid = client.map(|c| c.openid.clone()).unwrap_or_default();
     html! {
         label for="name" { "Name" }
         input type="text" id="name" name="name" value=(client.map(|c| c.name.as_str()).unwrap_or_default()) required;
@@ -178,6 +179,33 @@ fn client_fields(client: Option<&Client>) -> Markup {
             label.check {
                 input type="checkbox" name="allow_user_agent_flow" value="true" checked[client.is_some_and(|c| c.allow_user_agent_flow)];
                 " Allow the User-Agent flow"
+            }
+        }
+        fieldset {
+            legend { "OpenID Connect (with the openid scope)" }
+            label for="id_token_validity" { "ID-token validity (whole minutes, 1m to 12h)" }
+            input type="text" id="id_token_validity" name="id_token_validity" value=(format_duration_secs(openid.id_token_validity_secs));
+            label for="id_token_audiences" { "Extra ID-token audiences (one per line)" }
+            textarea id="id_token_audiences" name="id_token_audiences" rows="2" { (openid.id_token_audiences.join("\n")) }
+            label for="id_token_alg" { "ID-token algorithm" }
+            select id="id_token_alg" name="id_token_alg" {
+                @for alg in SigningAlg::ALL {
+                    option value=(alg.name()) selected[alg == openid.id_token_alg] { (alg.name()) }
+                }
+            }
+            p {
+                label.check {
+                    input type="checkbox" name="id_token_standard_claims" value="true" checked[openid.id_token_standard_claims];
+                    " Standard claims (name, email, …) in ID tokens"
+                }
+                label.check {
+                    input type="checkbox" name="echo_nonce_on_refresh" value="true" checked[openid.echo_nonce_on_refresh];
+                    " Repeat the nonce in refreshed ID tokens"
+                }
+                label.check {
+                    input type="checkbox" name="jwt_access_tokens" value="true" checked[openid.jwt_access_tokens];
+                    " JWT access tokens (RFC 9068)"
+                }
             }
         }
     }

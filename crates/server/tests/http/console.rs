@@ -349,6 +349,81 @@ async fn admin_actions_are_audited_with_the_admins_user_id() {
 }
 
 #[tokio::test]
+async fn a_clients_openid_connect_settings_are_shown_and_changed_from_the_console() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let client = h.confidential().await;
+    let page = h
+        .get(&format!("/admin/clients/{}", client.id), Some(&mut browser))
+        .await;
+    let html = page.text();
+    assert!(
+        html.contains("name=\"id_token_validity\" value=\"2m\""),
+        "{html}"
+    );
+    assert!(html.contains("<option value=\"RS256\" selected>"), "{html}");
+    let csrf = hidden_value(&html, "csrf_token").unwrap();
+    let post = |fields: Vec<(&'static str, &'static str)>| {
+        let mut all = vec![
+            ("csrf_token", csrf.as_str()),
+            ("name", "OIDC app"),
+            ("redirect_uris", REDIRECT),
+        ];
+        all.extend(fields);
+        form(&all)
+    };
+    let updated = h
+        .post_form(
+            &format!("/admin/clients/{}", client.id),
+            &post(vec![
+                ("id_token_validity", "15m"),
+                (
+                    "id_token_audiences",
+                    "https://api.example.com\r\nurn:example:b\r\n",
+                ),
+                ("id_token_alg", "ES256"),
+                ("id_token_standard_claims", "true"),
+                ("jwt_access_tokens", "true"),
+            ]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::SEE_OTHER, "{}", updated.text());
+    let openid = h
+        .authority
+        .operator()
+        .client(&client.id)
+        .await
+        .unwrap()
+        .openid;
+    assert_eq!(openid.id_token_validity_secs, 900);
+    assert_eq!(
+        openid.id_token_audiences,
+        ["https://api.example.com", "urn:example:b"]
+    );
+    assert_eq!(openid.id_token_alg.name(), "ES256");
+    assert!(openid.id_token_standard_claims && openid.jwt_access_tokens);
+    assert!(!openid.echo_nonce_on_refresh);
+
+    // A validity that is not whole minutes is refused with the reason, and nothing changes.
+    let refused = h
+        .post_form(
+            &format!("/admin/clients/{}", client.id),
+            &post(vec![("id_token_validity", "90s")]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.text().contains("whole minutes"),
+        "{}",
+        refused.text()
+    );
+    let unchanged = h.authority.operator().client(&client.id).await.unwrap();
+    assert_eq!(unchanged.openid.id_token_validity_secs, 900);
+}
+
+#[tokio::test]
 async fn a_client_is_updated_given_a_new_secret_shown_once_and_deleted_from_the_console() {
     let h = with_admin().await;
     let mut browser = logged_in_admin(&h).await;
