@@ -30,6 +30,15 @@ cargo fetch --locked
 # An error names the crate and its Cargo.lock entry; `cargo tree -i <crate>` shows what pulls it in.
 cargo deny --offline --locked check --hide-inclusion-graph advisories bans licenses sources
 
+# deny.toml lets `rsa` in under openidconnect, a dev-dependency of the tests; nothing that ships
+# (normal and build dependencies, every platform) may depend on it.
+shipped_rsa="$(cargo tree --locked --workspace --target all -e normal,build -i rsa 2>/dev/null || true)"
+if [ -n "$shipped_rsa" ]; then
+    echo "deny.sh: the rsa crate (RUSTSEC-2023-0071) is a dependency of shipped code:" >&2
+    echo "$shipped_rsa" >&2
+    exit 1
+fi
+
 # fuzz/ follows the workspace's crates; its lock may lag behind them (fuzz/run.sh's build
 # updates it the same way), so it is not --locked.
 cargo fetch --manifest-path fuzz/Cargo.toml
