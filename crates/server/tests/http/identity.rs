@@ -237,6 +237,26 @@ async fn every_endpoint_and_scope_the_discovery_documents_advertise_works() {
     }
 }
 
+/// `display_values_supported` promises that each value renders: the login page answers each.
+#[tokio::test]
+async fn every_advertised_display_value_renders_the_login_page() {
+    let h = Harness::new().await;
+    let c = h.confidential().await;
+    let openid = h
+        .get("/.well-known/openid-configuration", None)
+        .await
+        .json();
+    let displays = openid["display_values_supported"].as_array().unwrap();
+    assert!(!displays.is_empty());
+    for display in displays {
+        let display = display.as_str().unwrap();
+        let url = h.authorize_url(&c, &[("display", display), ("scope", "api")]);
+        let page = h.get(&url, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{display}: {}", page.text());
+        assert!(page.text().contains("name=\"password\""), "{display}");
+    }
+}
+
 /// Salesforce answers userinfo only to a token with an identity scope; `api` alone, which
 /// opens the identity URL, is refused 401 `invalid_token` (never a 5xx, never a 200).
 #[tokio::test]
