@@ -16,6 +16,13 @@ pub(crate) async fn access_token(h: &Harness, client: &Client, scope: &str) -> S
         .to_owned()
 }
 
+/// `/.well-known/<name>`, which must answer 200 with JSON.
+async fn discovery_document(h: &Harness, name: &str) -> serde_json::Value {
+    let reply = h.get(&format!("/.well-known/{name}"), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{name}: {}", reply.text());
+    reply.json()
+}
+
 #[tokio::test]
 async fn identity_url_answers_with_header_or_query_token() {
     let h = Harness::new().await;
@@ -138,13 +145,8 @@ async fn discovery_documents_point_at_this_server() {
 #[tokio::test]
 async fn the_rfc_8414_metadata_agrees_with_the_openid_configuration() {
     let h = Harness::new().await;
-    let metadata = h
-        .get("/.well-known/oauth-authorization-server", None)
-        .await
-        .json();
-    let openid = h.get("/.well-known/openid-configuration", None).await;
-    assert_eq!(openid.status, StatusCode::OK);
-    let openid = openid.json();
+    let metadata = discovery_document(&h, "oauth-authorization-server").await;
+    let openid = discovery_document(&h, "openid-configuration").await;
     for (key, value) in metadata.as_object().unwrap() {
         assert_eq!(&openid[key], value, "{key}");
     }
@@ -171,10 +173,7 @@ async fn the_rfc_8414_metadata_agrees_with_the_openid_configuration() {
 #[tokio::test]
 async fn every_endpoint_and_scope_the_discovery_documents_advertise_works() {
     let h = Harness::new().await;
-    let openid = h
-        .get("/.well-known/openid-configuration", None)
-        .await
-        .json();
+    let openid = discovery_document(&h, "openid-configuration").await;
     let scopes: Vec<&str> = openid["scopes_supported"]
         .as_array()
         .unwrap()
@@ -200,10 +199,7 @@ async fn every_endpoint_and_scope_the_discovery_documents_advertise_works() {
 
     let mut endpoints = 0;
     for document in ["oauth-authorization-server", "openid-configuration"] {
-        let doc = h
-            .get(&format!("/.well-known/{document}"), None)
-            .await
-            .json();
+        let doc = discovery_document(&h, document).await;
         for (key, url) in doc.as_object().unwrap() {
             if !(key.ends_with("_endpoint") || key == "jwks_uri") {
                 continue;
@@ -242,10 +238,7 @@ async fn every_endpoint_and_scope_the_discovery_documents_advertise_works() {
 async fn every_advertised_display_value_renders_the_login_page() {
     let h = Harness::new().await;
     let c = h.confidential().await;
-    let openid = h
-        .get("/.well-known/openid-configuration", None)
-        .await
-        .json();
+    let openid = discovery_document(&h, "openid-configuration").await;
     let displays = openid["display_values_supported"].as_array().unwrap();
     assert!(!displays.is_empty());
     for display in displays {
