@@ -708,7 +708,7 @@ impl Authority {
     }
 
     pub fn identity_url(&self, org_id: &str, user_id: &str) -> String {
-        format!("{}/id/{org_id}/{user_id}", self.config.issuer)
+        crate::identity::claims::identity_url(&self.config.issuer, org_id, user_id)
     }
 
     /// The organisation, created on first use.

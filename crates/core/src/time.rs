@@ -150,11 +150,21 @@ pub fn format_duration_secs(secs: u64) -> String {
 
 /// `2026-11-25 21:48:20Z`: a timestamp for people (logs, admin output).
 pub fn format_utc(millis: i64) -> String {
+    format_utc_with(millis, ' ')
+}
+
+/// `2026-11-25T21:48:20Z`: RFC 3339 in UTC, to the second, as Salesforce writes the
+/// `updated_at` of userinfo and ID tokens.
+pub fn format_rfc3339_utc(millis: i64) -> String {
+    format_utc_with(millis, 'T')
+}
+
+fn format_utc_with(millis: i64, date_time_separator: char) -> String {
     let secs = millis.div_euclid(1000);
     let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        "{year:04}-{month:02}-{day:02}{date_time_separator}{:02}:{:02}:{:02}Z",
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60
@@ -217,6 +227,10 @@ mod tests {
     fn utc_formatting_matches_known_instants() {
         assert_eq!(format_utc(0), "1970-01-01 00:00:00Z");
         assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00Z");
+        assert_eq!(
+            format_rfc3339_utc(1_278_448_101_416),
+            "2010-07-06T20:28:21Z"
+        );
     }
 
     #[test]

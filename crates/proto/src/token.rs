@@ -89,10 +89,16 @@ impl Scope {
         self.contains("api") || self.contains("full")
     }
 
-    /// Whether the identity URL and userinfo may be read with this scope.
+    /// Whether the identity URL may be read with this scope.
     pub fn allows_identity(&self) -> bool {
+        self.allows_userinfo() || self.contains("api")
+    }
+
+    /// Whether userinfo may be read with this scope: Salesforce's identity scopes, and `full`,
+    /// which includes them; `api` alone opens the identity URL but not userinfo.
+    pub fn allows_userinfo(&self) -> bool {
         [
-            "id", "openid", "profile", "email", "address", "phone", "api", "full",
+            "id", "openid", "profile", "email", "address", "phone", "full",
         ]
         .iter()
         .any(|s| self.contains(s))
@@ -109,6 +115,21 @@ impl std::fmt::Display for Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_alone_opens_the_identity_url_but_not_userinfo() {
+        let api = Scope::parse("api refresh_token").unwrap();
+        assert!(api.allows_identity());
+        assert!(!api.allows_userinfo());
+        for identity in [
+            "openid", "id", "profile", "email", "address", "phone", "full",
+        ] {
+            let scope = Scope::parse(identity).unwrap();
+            assert!(scope.allows_userinfo(), "{identity}");
+            assert!(scope.allows_identity(), "{identity}");
+        }
+        assert!(!Scope::parse("web refresh_token").unwrap().allows_identity());
+    }
 
     #[test]
     fn scope_parses_sorted_and_deduplicated() {

@@ -7,7 +7,7 @@
 //! - the token, revocation and introspection endpoints do the same only when the operator
 //!   enabled CORS for the OAuth endpoints; otherwise they answer as before, with no CORS header,
 //!   so a browser keeps the answer from the page;
-//! - the discovery document and the JWKS are public: any origin, `Access-Control-Allow-Origin: *`;
+//! - the discovery documents and the JWKS are public: any origin, `Access-Control-Allow-Origin: *`;
 //! - the authorization pages and the console never: a browser navigates to them, it does not
 //!   `fetch` them, and no cookie is ever sent cross-origin (never
 //!   `Access-Control-Allow-Credentials`).
@@ -73,7 +73,9 @@ fn cors_route(template: &str, oauth_endpoints: bool) -> Option<CorsRoute> {
         })
     };
     match template {
-        "/.well-known/oauth-authorization-server" | "/id/keys" => Some(CorsRoute {
+        "/.well-known/oauth-authorization-server"
+        | "/.well-known/openid-configuration"
+        | "/id/keys" => Some(CorsRoute {
             access: Access::Anyone,
             methods: "GET",
         }),

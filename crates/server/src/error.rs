@@ -77,6 +77,10 @@ pub enum ApiError {
 pub enum IdentityError {
     MissingToken,
     BadToken,
+    /// Userinfo with a valid token whose scope has no identity scope (`openid`, `id`, …): 401
+    /// with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1), so that a
+    /// relying party knows to ask for another token rather than retry this one.
+    NoUserinfoScope,
     WrongOrg,
     BadId,
     BadFormat,
@@ -340,17 +344,27 @@ fn identity_response(error: IdentityError) -> Response {
     let (status, text) = match error {
         IdentityError::MissingToken => (StatusCode::FORBIDDEN, "Missing_OAuth_Token"),
         IdentityError::BadToken => (StatusCode::FORBIDDEN, "Bad_OAuth_Token"),
+        IdentityError::NoUserinfoScope => (StatusCode::UNAUTHORIZED, "Bad_OAuth_Token"),
         IdentityError::WrongOrg => (StatusCode::FORBIDDEN, "Wrong_Org"),
         IdentityError::BadId => (StatusCode::NOT_FOUND, "Bad_Id"),
         IdentityError::BadFormat => (StatusCode::BAD_REQUEST, "Bad_Format"),
         IdentityError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Service_Unavailable"),
     };
-    let response = (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, "text/plain;charset=UTF-8")],
         text,
     )
         .into_response();
+    if error == IdentityError::NoUserinfoScope {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(
+                "Bearer error=\"invalid_token\", error_description=\"the token's scope has none of \
+openid, id, profile, email, address, phone or full\"",
+            ),
+        );
+    }
     let retry = (error == IdentityError::Unavailable).then_some(UNAVAILABLE_RETRY_AFTER_SECS);
     with_retry_after(response, retry)
 }

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, Method};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{Map, Value};
-use tessera_core::flows::resource::{ApiCaller, IdentityCaller};
+use tessera_core::flows::resource::ApiCaller;
 use tessera_core::identity::login::BrowserSession;
 use tessera_core::{ClientCredentials, Source};
 use tessera_proto::{
@@ -461,18 +461,16 @@ impl FromRequestParts<AppState> for Api {
     }
 }
 
-/// The caller of the identity URL or userinfo: the token in the header or, for the identity
-/// URL, `?oauth_token=`.
+/// The token of an identity URL or userinfo request: in the header or, as Salesforce allows on
+/// both, `?oauth_token=`. Each handler asks core for its own caller: the two endpoints take
+/// different scopes and answer a refusal differently.
 #[derive(Debug)]
-pub struct Identity(pub IdentityCaller);
+pub struct IdentityToken(pub AccessToken);
 
-impl FromRequestParts<AppState> for Identity {
+impl FromRequestParts<AppState> for IdentityToken {
     type Rejection = WebError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
         let from_query = || {
             let params = Params::parse(parts.uri.query().unwrap_or_default()).ok()?;
             params.get("oauth_token").map(AccessToken::new)
@@ -480,12 +478,7 @@ impl FromRequestParts<AppState> for Identity {
         let token = bearer_token(&parts.headers)
             .or_else(from_query)
             .ok_or(IdentityError::MissingToken)?;
-        let caller = state
-            .authority
-            .identity_caller(Some(&token))
-            .await
-            .map_err(IdentityError::from)?;
-        Ok(Self(caller))
+        Ok(Self(token))
     }
 }
 

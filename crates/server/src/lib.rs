@@ -200,6 +200,10 @@ fn routes(bench_floor: bool) -> Routes {
         .route(
             "/.well-known/oauth-authorization-server",
             get(identity::discovery),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(identity::openid_configuration),
         );
     console::routes(data::routes(routes))
 }

@@ -235,6 +235,19 @@ impl Authority {
         Ok(IdentityCaller { token, user })
     }
 
+    /// The caller of userinfo: as of the identity URL, but `api` alone is not enough
+    /// (docs/openid-connect.md, "Userinfo"); such a token is `InsufficientScope`.
+    pub async fn userinfo_caller(
+        &self,
+        token: Option<&AccessToken>,
+    ) -> Result<IdentityCaller, ResourceError> {
+        let caller = self.identity_caller(token).await?;
+        if !caller.token.scope.allows_userinfo() {
+            return Err(ResourceError::InsufficientScope);
+        }
+        Ok(caller)
+    }
+
     /// The user an identity URL `/id/<org_id>/<user_id>` names, as its caller may see it.
     pub async fn identity_of(
         &self,

@@ -70,6 +70,8 @@ async fn json_resources_are_neither_cached_nor_sniffed() {
     // Public, static documents too: one rule for every JSON body, and a client reads them once.
     let metadata = h.get("/.well-known/oauth-authorization-server", None).await;
     assert_not_cacheable_nor_sniffable("discovery metadata", &metadata, StatusCode::OK);
+    let openid = h.get("/.well-known/openid-configuration", None).await;
+    assert_not_cacheable_nor_sniffable("OpenID Connect discovery", &openid, StatusCode::OK);
     let openapi = h.get("/openapi.json", None).await;
     assert_not_cacheable_nor_sniffable("OpenAPI document", &openapi, StatusCode::OK);
 }

@@ -65,9 +65,10 @@ async fn preflight(h: &Harness, uri: &str, origin: &str, method: &str) -> Reply 
     .await
 }
 
+/// A token for the API and userinfo (which needs an identity scope such as `id`).
 async fn access_token(h: &Harness) -> String {
     let c = h.confidential().await;
-    h.login(&c, "api refresh_token").await["access_token"]
+    h.login(&c, "api id refresh_token").await["access_token"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -356,9 +357,13 @@ async fn a_public_client_on_an_allowed_origin_rotates_and_a_replay_still_revokes
 }
 
 #[tokio::test]
-async fn the_discovery_document_and_the_jwks_are_open_to_any_origin() {
+async fn the_discovery_documents_and_the_jwks_are_open_to_any_origin() {
     let h = harness(false).await;
-    for path in ["/.well-known/oauth-authorization-server", "/id/keys"] {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/id/keys",
+    ] {
         let reply = from_origin(&h, Method::GET, path, Some(OTHER), &[]).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
         assert_eq!(

@@ -3,8 +3,25 @@
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
+use serde_json::json;
+use tessera_core::operations::admin::ClientSettings;
 
 use crate::support::*;
+
+/// The access token of a Web Server flow for `scope`.
+pub(crate) async fn access_token(h: &Harness, client: &Client, scope: &str) -> String {
+    h.login(client, scope).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `/.well-known/<name>`, which must answer 200 with JSON.
+async fn discovery_document(h: &Harness, name: &str) -> serde_json::Value {
+    let reply = h.get(&format!("/.well-known/{name}"), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{name}: {}", reply.text());
+    reply.json()
+}
 
 #[tokio::test]
 async fn identity_url_answers_with_header_or_query_token() {
@@ -57,10 +74,7 @@ async fn identity_errors_are_plain_text() {
         .await;
     assert_eq!(missing.text(), "Missing_OAuth_Token");
     let c = h.confidential().await;
-    let access = h.login(&c, "api").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let access = access_token(&h, &c, "api").await;
     let wrong_org = h
         .api(
             Method::GET,
@@ -76,10 +90,7 @@ async fn identity_errors_are_plain_text() {
 async fn userinfo_returns_salesforce_fields() {
     let h = Harness::new().await;
     let c = h.confidential().await;
-    let access = h.login(&c, "api id").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let access = access_token(&h, &c, "api id").await;
     let info = h
         .api(Method::GET, "/services/oauth2/userinfo", &access, None)
         .await;
@@ -129,30 +140,215 @@ async fn discovery_documents_point_at_this_server() {
     }
 }
 
-/// No ID token is ever issued, so nothing of OpenID Connect's is advertised: no OIDC discovery
-/// document, no `openid` scope, no signing keys or algorithms.
+/// The RFC 8414 metadata says nothing the OpenID Connect document contradicts: each of its keys
+/// has the same value there, and both point relying parties at the JWKS.
 #[tokio::test]
-async fn discovery_advertises_only_what_is_implemented() {
+async fn the_rfc_8414_metadata_agrees_with_the_openid_configuration() {
     let h = Harness::new().await;
-    let doc = h
-        .get("/.well-known/oauth-authorization-server", None)
+    let metadata = discovery_document(&h, "oauth-authorization-server").await;
+    let openid = discovery_document(&h, "openid-configuration").await;
+    for (key, value) in metadata.as_object().unwrap() {
+        assert_eq!(&openid[key], value, "{key}");
+    }
+    assert_eq!(metadata["jwks_uri"], format!("{ISSUER}/id/keys"));
+    let scopes = metadata["scopes_supported"].as_array().unwrap();
+    assert!(scopes.iter().any(|s| s == "openid"), "{scopes:?}");
+    assert_eq!(openid["subject_types_supported"], json!(["public"]));
+    assert_eq!(
+        openid["response_types_supported"],
+        json!(["code", "token", "token id_token"])
+    );
+    // Discovery's default for `request_uri_parameter_supported` is true: it must be said.
+    for unsupported in [
+        "request_parameter_supported",
+        "request_uri_parameter_supported",
+        "claims_parameter_supported",
+    ] {
+        assert_eq!(openid[unsupported], false, "{unsupported}");
+    }
+}
+
+/// Advertise only what works: every endpoint either document names answers at this server
+/// (none is 404), the JWKS and userinfo with 200, and every scope advertised can be granted.
+#[tokio::test]
+async fn every_endpoint_and_scope_the_discovery_documents_advertise_works() {
+    let h = Harness::new().await;
+    let openid = discovery_document(&h, "openid-configuration").await;
+    let scopes: Vec<&str> = openid["scopes_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    let everything = scopes.join(" ");
+    let client = h
+        .client(
+            false,
+            ClientSettings {
+                scopes: Some(everything.clone()),
+                ..Default::default()
+            },
+        )
+        .await;
+    let tokens = h.login(&client, &everything).await;
+    let granted: Vec<&str> = tokens["scope"].as_str().unwrap().split(' ').collect();
+    for scope in &scopes {
+        assert!(granted.contains(scope), "{scope} not granted: {granted:?}");
+    }
+    let access = tokens["access_token"].as_str().unwrap();
+
+    let mut endpoints = 0;
+    for document in ["oauth-authorization-server", "openid-configuration"] {
+        let doc = discovery_document(&h, document).await;
+        for (key, url) in doc.as_object().unwrap() {
+            if !(key.ends_with("_endpoint") || key == "jwks_uri") {
+                continue;
+            }
+            let path = url.as_str().unwrap().strip_prefix(ISSUER).unwrap();
+            let reply = h.api(Method::GET, path, access, None).await;
+            assert_ne!(
+                reply.status,
+                StatusCode::NOT_FOUND,
+                "{document}: {key} {path}"
+            );
+            assert!(
+                !reply.status.is_server_error(),
+                "{document}: {key} {path}: {}",
+                reply.status
+            );
+            endpoints += 1;
+        }
+    }
+    assert_eq!(
+        endpoints,
+        2 * 6,
+        "authorize, token, revoke, introspect, userinfo, JWKS"
+    );
+    for path in ["/id/keys", "/services/oauth2/userinfo"] {
+        assert_eq!(
+            h.api(Method::GET, path, access, None).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+}
+
+/// `display_values_supported` promises that each value renders: the login page answers each.
+#[tokio::test]
+async fn every_advertised_display_value_renders_the_login_page() {
+    let h = Harness::new().await;
+    let c = h.confidential().await;
+    let openid = discovery_document(&h, "openid-configuration").await;
+    let displays = openid["display_values_supported"].as_array().unwrap();
+    assert!(!displays.is_empty());
+    for display in displays {
+        let display = display.as_str().unwrap();
+        let url = h.authorize_url(&c, &[("display", display), ("scope", "api")]);
+        let page = h.get(&url, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{display}: {}", page.text());
+        assert!(page.text().contains("name=\"password\""), "{display}");
+    }
+}
+
+/// Salesforce answers userinfo only to a token with an identity scope; `api` alone, which
+/// opens the identity URL, is refused 401 `invalid_token` (never a 5xx, never a 200).
+#[tokio::test]
+async fn userinfo_without_an_identity_scope_is_401_invalid_token() {
+    let h = Harness::new().await;
+    let c = h.confidential().await;
+    let body = h.login(&c, "api refresh_token").await;
+    let access = body["access_token"].as_str().unwrap();
+    for method in [Method::GET, Method::POST] {
+        let reply = h
+            .api(method.clone(), "/services/oauth2/userinfo", access, None)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{method}: {}",
+            reply.text()
+        );
+        let challenge = reply.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.starts_with("Bearer error=\"invalid_token\""),
+            "{challenge}"
+        );
+        assert_eq!(reply.text(), "Bad_OAuth_Token");
+    }
+    let identity_path = body["id"].as_str().unwrap().strip_prefix(ISSUER).unwrap();
+    assert_eq!(
+        h.api(Method::GET, identity_path, access, None).await.status,
+        StatusCode::OK,
+        "the identity URL still answers an api token"
+    );
+    // Neither does a token with no identity scope at all.
+    let web = h.login(&c, "web").await;
+    let reply = h
+        .api(
+            Method::GET,
+            "/services/oauth2/userinfo",
+            web["access_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+/// Salesforce takes userinfo's token as `?oauth_token=` too, as on the identity URL.
+#[tokio::test]
+async fn userinfo_takes_its_token_from_the_oauth_token_parameter() {
+    let h = Harness::new().await;
+    let c = h.confidential().await;
+    let access = access_token(&h, &c, "id").await;
+    let query = format!(
+        "/services/oauth2/userinfo?oauth_token={}",
+        url::form_urlencoded::byte_serialize(access.as_bytes()).collect::<String>()
+    );
+    let reply = h.get(&query, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json()["preferred_username"], USERNAME);
+}
+
+/// Salesforce's quirks, kept: `{version}` left in the URLs, `utcOffset` in milliseconds,
+/// `updated_at` an RFC 3339 string; and every key present, `null` where nothing is known.
+#[tokio::test]
+async fn userinfo_keeps_salesforces_quirks_and_sends_null_for_what_is_unknown() {
+    let h = Harness::new().await;
+    let c = h.confidential().await;
+    let access = access_token(&h, &c, "id").await;
+    let info = h
+        .api(Method::POST, "/services/oauth2/userinfo", &access, None)
         .await
         .json();
-    for absent in [
-        "jwks_uri",
-        "id_token_signing_alg_values_supported",
-        "subject_types_supported",
-    ] {
-        assert!(doc.get(absent).is_none(), "{absent}: {doc}");
-    }
-    let scopes = doc["scopes_supported"].as_array().unwrap();
-    assert!(!scopes.iter().any(|s| s == "openid"), "{scopes:?}");
     assert_eq!(
-        h.get("/.well-known/openid-configuration", None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
+        info["urls"]["rest"],
+        format!("{ISSUER}/services/data/v{{version}}/")
     );
+    assert_eq!(info["utcOffset"], 0);
+    assert_eq!(info["zoneinfo"], "GMT");
+    // The harness's clock starts at 1 800 000 000 000 ms, when the user is created.
+    assert_eq!(info["updated_at"], "2027-01-15T08:00:00Z");
+    assert_eq!(
+        info["sub"],
+        format!(
+            "{ISSUER}/id/{}/{}",
+            info["organization_id"].as_str().unwrap(),
+            info["user_id"].as_str().unwrap()
+        )
+    );
+    for unknown in [
+        "given_name",
+        "picture",
+        "profile",
+        "phone_number",
+        "address",
+    ] {
+        assert!(info[unknown].is_null(), "{unknown}: {info}");
+        assert!(info.get(unknown).is_some(), "{unknown} is sent");
+    }
+    assert_eq!(info["phone_number_verified"], false);
+    assert_eq!(info["email"], USERNAME);
+    assert_eq!(info["email_verified"], false);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ mod caching;
 mod console;
 mod contract;
 mod cors;
+mod golden;
 mod hardening;
 mod identity;
 mod lifecycle;
