@@ -14,6 +14,7 @@ struct Metadata {
     revocation_endpoint: Option<String>,
     introspection_endpoint: Option<String>,
     authorization_endpoint: Option<String>,
+    jwks_uri: Option<String>,
 }
 
 /// The well-known URLs to try, in order. RFC 8414 §3.1 inserts the well-known segment between
@@ -72,7 +73,7 @@ fn same_issuer(a: &str, b: &str) -> bool {
 
 /// The endpoints of `issuer`: from its RFC 8414 metadata, else its OpenID Connect discovery
 /// document, else Salesforce's paths under it (`/services/oauth2/token`, `…/revoke`,
-/// `…/introspect`, `…/authorize`).
+/// `…/introspect`, `…/authorize`, and the JWKS at `/id/keys`).
 ///
 /// A document that names another issuer is refused (RFC 8414 §3.3: it could send the tokens
 /// elsewhere). An issuer that cannot be reached at all is a transient error, not a reason to
@@ -127,6 +128,7 @@ pub async fn discover_with(
             .chain([
                 metadata.revocation_endpoint.as_ref(),
                 metadata.introspection_endpoint.as_ref(),
+                metadata.jwks_uri.as_ref(),
             ])
             .flatten()
         {
@@ -138,6 +140,7 @@ pub async fn discover_with(
             revocation: metadata.revocation_endpoint,
             introspection: metadata.introspection_endpoint,
             authorization: metadata.authorization_endpoint,
+            jwks_uri: metadata.jwks_uri,
         });
     }
     tracing::debug!("no discovery document; using Salesforce's paths");

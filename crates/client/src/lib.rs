@@ -68,6 +68,7 @@ mod clock;
 mod credential;
 mod discovery;
 mod error;
+mod id_token;
 mod manager;
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;
@@ -83,6 +84,7 @@ pub use credential::{
 };
 pub use discovery::{check_url, discover, discover_with, DiscoveryOptions};
 pub use error::{ClientError, ReauthReason, StoreError};
+pub use id_token::{IdTokenClaims, IdTokenError, ID_TOKEN_LEEWAY};
 pub use manager::{
     EventSink, LogoutReport, LogoutStep, ManagerConfig, RefreshEvent, RefreshOutcome,
     RefreshTrigger, Status, TokenManager,
@@ -91,7 +93,7 @@ pub use manager::{
 pub use middleware::TokenMiddleware;
 pub use oauth::{default_http_client, parse_token_response};
 pub use store::{FileTokenStore, KeySource, Protection, StoreLock, TokenStore};
-pub use tessera_proto::{AccessToken, ClientSecret, ExposeSecret, Password, RefreshToken};
+pub use tessera_proto::{AccessToken, ClientSecret, ExposeSecret, IdToken, Password, RefreshToken};
 
 /// The library example of docs/client.md, compiled as a doctest so that it cannot drift from the API.
 #[cfg(doctest)]
