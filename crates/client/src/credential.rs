@@ -515,4 +515,50 @@ mod tests {
         assert_eq!(read.username, None);
         assert_eq!(read.access_token, c.access_token);
     }
+
+    #[test]
+    fn a_credential_stored_before_id_tokens_were_kept_still_reads() {
+        let c = credential(T0, Some(60), Some(T0), T0, None);
+        let mut stored = serde_json::to_value(&c).unwrap();
+        let fields = stored.as_object_mut().unwrap();
+        fields.remove("id_token").unwrap();
+        fields.remove("id_token_claims").unwrap();
+        fields["endpoints"]
+            .as_object_mut()
+            .unwrap()
+            .remove("jwks_uri")
+            .unwrap();
+        let read: Credential = serde_json::from_value(stored).unwrap();
+        assert_eq!((read.id_token, read.id_token_claims), (None, None));
+        // Its issuer's keys are looked for where Salesforce (and Tessera) publish them.
+        assert_eq!(read.endpoints.jwks_uri, None);
+        assert_eq!(read.endpoints.jwks(), "https://example.test/id/keys");
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_verified_id_token_until_the_manager_replaces_it() {
+        let mut c = credential(T0, Some(60), Some(T0), T0, None);
+        c.id_token = Some(IdToken::new("login.id.token"));
+        let mut r = response(T0 + 60_000, Some(60));
+        r.id_token = Some(IdToken::new("unverified.refresh.token"));
+        let next = c.refreshed(&r, None, T0 + 60_000, None);
+        assert_eq!(next.id_token, Some(IdToken::new("login.id.token")));
+        // A code exchange's credential carries the token received, to be verified at login.
+        let fresh = credential(T0, Some(60), Some(T0), T0, None);
+        assert_eq!(fresh.id_token, None);
+        let exchanged = Credential::from_token_response(
+            Endpoints::salesforce("https://example.test"),
+            "client".into(),
+            None,
+            &r,
+            None,
+            T0,
+            None,
+        );
+        assert_eq!(
+            exchanged.id_token,
+            Some(IdToken::new("unverified.refresh.token"))
+        );
+        assert_eq!(exchanged.id_token_claims, None);
+    }
 }

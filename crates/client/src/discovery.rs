@@ -238,5 +238,9 @@ mod tests {
             e.revocation.as_deref(),
             Some("https://login.salesforce.com/services/oauth2/revoke")
         );
+        assert_eq!(
+            e.jwks_uri.as_deref(),
+            Some("https://login.salesforce.com/id/keys")
+        );
     }
 }
