@@ -17,7 +17,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Deserializer, Serialize};
 use tessera_proto::{ExposeSecret, IdToken};
 
-use crate::oauth::REQUEST_TIMEOUT;
+use crate::oauth::get_json;
 
 /// How far the issuer's clock may be from this client's estimate of it when `exp` and `iat` are
 /// checked. The estimate comes from the `Date` header (one-second resolution) of the last token
@@ -443,10 +443,7 @@ async fn fetch(
         jwks_uri: jwks_uri.to_owned(),
         reason,
     };
-    let response = http
-        .get(jwks_uri)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .timeout(REQUEST_TIMEOUT)
+    let response = get_json(http, jwks_uri)
         .send()
         .await
         .map_err(|e| failed(format!("no answer: {e}")))?;

@@ -27,6 +27,13 @@ pub fn default_http_client() -> Result<reqwest::Client, ClientError> {
         .map_err(|e| ClientError::Protocol(format!("cannot build the HTTP client: {e}")))
 }
 
+/// A GET of a JSON document (metadata, a JWKS), bounded by [`REQUEST_TIMEOUT`].
+pub(crate) fn get_json(http: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+    http.get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(REQUEST_TIMEOUT)
+}
+
 /// A successful token response with the server's `Date`.
 #[derive(Debug)]
 pub(crate) struct TokenReply {
