@@ -28,6 +28,10 @@
 //! - **Verification on demand**: [`TokenManager::verified_access_token`] asks the server
 //!   (introspection, else the identity URL) whether it still accepts the token, and refreshes
 //!   when it does not: for a token revoked early, which nothing on the client can see.
+//! - **The OpenID Connect ID token** is verified before it is kept (signature against the
+//!   issuer's JWKS, found by `kid` with one refetch for an unknown one; RS256 or ES256 only;
+//!   `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`; on refresh, the same login as OpenID Connect
+//!   Core §12.2 has it), and [`TokenManager::identity`] gives its claims.
 //! - **Logout** revokes the refresh token then the access token, best effort, wipes the local
 //!   copy and reports each step.
 //! - **Events** for every refresh ([`RefreshEvent`]: outcome, rotation seen, lock wait,

@@ -1022,6 +1022,56 @@ mod tests {
     }
 
     #[test]
+    fn status_names_the_user_from_a_verified_id_token_when_there_is_one() {
+        let claims = IdTokenClaims {
+            iss: "https://login.example.test".into(),
+            sub: "https://login.example.test/id/00D/005xx0000012345".into(),
+            aud: vec!["3MVG9client".into()],
+            azp: None,
+            iat: 1_800_000_000,
+            exp: 1_800_000_300,
+            auth_time: None,
+            nonce: None,
+            name: Some("Ada Lovelace".into()),
+            given_name: None,
+            family_name: None,
+            preferred_username: Some("ada@example.com".into()),
+            email: Some("ada@example.com".into()),
+        };
+        let text = Status {
+            identity: Some(claims.clone()),
+            ..status(true, Some(3_600_000))
+        }
+        .to_string();
+        assert!(
+            text.starts_with("user      Ada Lovelace <ada@example.com> (005xx0000012345)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nid token  verified, issued Fri, 15 Jan 2027 08:00:00 GMT, expires Fri, 15 Jan 2027 08:05:00 GMT\n"),
+            "{text}"
+        );
+        // Without a name in the token, the username the server gave stands in.
+        let unnamed = Status {
+            identity: Some(IdTokenClaims {
+                name: None,
+                preferred_username: None,
+                email: None,
+                ..claims
+            }),
+            ..status(true, Some(3_600_000))
+        }
+        .to_string();
+        assert!(
+            unnamed.starts_with("user      ada@example.com (005xx0000012345)\n"),
+            "{unnamed}"
+        );
+        // Without an ID token, the lines are as they were.
+        let plain = status(true, Some(3_600_000)).to_string();
+        assert!(!plain.contains("id token"), "{plain}");
+    }
+
+    #[test]
     fn only_a_session_with_a_usable_refresh_token_is_refreshed_automatically() {
         for remaining in [Some(3_600_000), Some(-1_000), None] {
             let with = status(true, remaining).to_string();
