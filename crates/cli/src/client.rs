@@ -255,8 +255,10 @@ fn outcome_page(outcome: &anyhow::Result<tessera_client::Status>) -> String {
             &format!(
                 "You are logged in{}. You can close this window and return to your terminal.",
                 status
-                    .username
-                    .as_deref()
+                    .identity
+                    .as_ref()
+                    .and_then(|claims| claims.display_name())
+                    .or_else(|| status.username.clone())
                     .map(|user| format!(" as {user}"))
                     .unwrap_or_default()
             ),
@@ -482,6 +484,10 @@ pub async fn login(paths: &ClientPaths, args: LoginArgs) -> anyhow::Result<()> {
     };
     let (verifier, challenge) = pkce_pair();
     let state = tessera_core::tokens::ids::random_token(&tessera_core::time::SystemRandom, 16);
+    // OpenID Connect: the ID token must carry this back, so that one obtained for another
+    // login cannot be passed off as this one's.
+    let nonce = asks_for_openid(&args.scope)
+        .then(|| tessera_core::tokens::ids::random_token(&tessera_core::time::SystemRandom, 32));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.redirect_port))
         .await
         .with_context(|| {
@@ -506,6 +512,9 @@ pub async fn login(paths: &ClientPaths, args: LoginArgs) -> anyhow::Result<()> {
         .append_pair("state", &state)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
+    if let Some(nonce) = &nonce {
+        url.query_pairs_mut().append_pair("nonce", nonce);
+    }
     let probe = probe_authorization(&http, &url).await;
     match probe {
         Probe::Refused("redirect_uri_mismatch") => bail!(
@@ -543,15 +552,22 @@ pub async fn login(paths: &ClientPaths, args: LoginArgs) -> anyhow::Result<()> {
             verifier,
         };
         let manager = manager(paths, &args.profile.profile)?;
-        manager
-            .login_with(exchange.credential().await?)
-            .await
-            .map_err(explain)?;
+        let credential = exchange.credential().await?;
+        match &nonce {
+            Some(nonce) => manager.login_with_nonce(credential, nonce).await,
+            None => manager.login_with(credential).await,
+        }
+        .map_err(explain)?;
         manager.status().await.map_err(explain)
     })
     .await?;
     eprintln!("Logged in.\n{status}");
     Ok(())
+}
+
+/// Whether a space-separated scope asks for OpenID Connect (an ID token).
+fn asks_for_openid(scope: &str) -> bool {
+    scope.split_whitespace().any(|s| s == "openid")
 }
 
 /// The authorization code the redirect carried, once its `state` is ours.

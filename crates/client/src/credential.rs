@@ -5,9 +5,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tessera_proto::{AccessToken, ClientSecret, ExposeSecret, RefreshToken, TokenResponse};
+use tessera_proto::{
+    AccessToken, ClientSecret, ExposeSecret, IdToken, RefreshToken, TokenResponse,
+};
 
 use crate::error::ReauthReason;
+use crate::id_token::IdTokenClaims;
 
 /// The most a token is refreshed ahead of its expiry: one minute.
 pub const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -23,6 +26,11 @@ pub struct Endpoints {
     pub revocation: Option<String>,
     pub introspection: Option<String>,
     pub authorization: Option<String>,
+    /// The issuer's JWKS, which verifies its ID tokens: the metadata's `jwks_uri`, else
+    /// Salesforce's `<issuer>/id/keys` (see [`Endpoints::jwks`]). `None` in files written
+    /// before it was kept.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
 }
 
 impl Endpoints {
@@ -35,8 +43,21 @@ impl Endpoints {
             revocation: Some(format!("{issuer}/services/oauth2/revoke")),
             introspection: Some(format!("{issuer}/services/oauth2/introspect")),
             authorization: Some(format!("{issuer}/services/oauth2/authorize")),
+            jwks_uri: Some(salesforce_jwks(issuer)),
         }
     }
+
+    /// Where the issuer's signing keys are: `jwks_uri`, else Salesforce's path under the
+    /// issuer (which Tessera serves too).
+    pub fn jwks(&self) -> String {
+        self.jwks_uri
+            .clone()
+            .unwrap_or_else(|| salesforce_jwks(&self.issuer))
+    }
+}
+
+fn salesforce_jwks(issuer: &str) -> String {
+    format!("{}/id/keys", issuer.trim_end_matches('/'))
 }
 
 /// "A refresh with this refresh token was started at this time and has not been recorded as
@@ -95,6 +116,16 @@ pub struct Credential {
     /// Server time minus local time, learnt from the `Date` header of the last token response.
     pub clock_offset_ms: i64,
     pub in_flight: Option<InFlight>,
+    /// The OpenID Connect ID token (with the `openid` scope). From
+    /// [`Credential::from_token_response`] it is the one received, not yet verified;
+    /// [`crate::TokenManager::login_with`] verifies it and stores it only with its claims. A
+    /// refresh keeps the last verified one until a new one verifies.
+    #[serde(default)]
+    pub id_token: Option<IdToken>,
+    /// The verified claims of `id_token`; `None` until it is verified, and in files written
+    /// before ID tokens were kept.
+    #[serde(default)]
+    pub id_token_claims: Option<IdTokenClaims>,
     /// Persisted negative cache: set when the server refused the refresh token for good, so
     /// that no process asks again; cleared by a new login.
     pub dead: Option<ReauthReason>,
@@ -170,6 +201,8 @@ impl Credential {
             expires_at_ms: expiry(issued_at_ms, response.expires_in, session_timeout),
             clock_offset_ms,
             in_flight: None,
+            id_token: response.id_token.clone(),
+            id_token_claims: None,
             dead: None,
         }
     }
@@ -206,6 +239,10 @@ impl Credential {
             next.identity_url = self.identity_url.clone();
         }
         next.username = self.username.clone();
+        // The response's ID token, if any, is verified by the manager before it replaces this
+        // one (OpenID Connect Core §12.2 compares it with the login's).
+        next.id_token = self.id_token.clone();
+        next.id_token_claims = self.id_token_claims.clone();
         if next.scope.is_empty() {
             next.scope = self.scope.clone();
         }
@@ -477,5 +514,51 @@ mod tests {
         let read: Credential = serde_json::from_value(stored).unwrap();
         assert_eq!(read.username, None);
         assert_eq!(read.access_token, c.access_token);
+    }
+
+    #[test]
+    fn a_credential_stored_before_id_tokens_were_kept_still_reads() {
+        let c = credential(T0, Some(60), Some(T0), T0, None);
+        let mut stored = serde_json::to_value(&c).unwrap();
+        let fields = stored.as_object_mut().unwrap();
+        fields.remove("id_token").unwrap();
+        fields.remove("id_token_claims").unwrap();
+        fields["endpoints"]
+            .as_object_mut()
+            .unwrap()
+            .remove("jwks_uri")
+            .unwrap();
+        let read: Credential = serde_json::from_value(stored).unwrap();
+        assert_eq!((read.id_token, read.id_token_claims), (None, None));
+        // Its issuer's keys are looked for where Salesforce (and Tessera) publish them.
+        assert_eq!(read.endpoints.jwks_uri, None);
+        assert_eq!(read.endpoints.jwks(), "https://example.test/id/keys");
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_verified_id_token_until_the_manager_replaces_it() {
+        let mut c = credential(T0, Some(60), Some(T0), T0, None);
+        c.id_token = Some(IdToken::new("login.id.token"));
+        let mut r = response(T0 + 60_000, Some(60));
+        r.id_token = Some(IdToken::new("unverified.refresh.token"));
+        let next = c.refreshed(&r, None, T0 + 60_000, None);
+        assert_eq!(next.id_token, Some(IdToken::new("login.id.token")));
+        // A code exchange's credential carries the token received, to be verified at login.
+        let fresh = credential(T0, Some(60), Some(T0), T0, None);
+        assert_eq!(fresh.id_token, None);
+        let exchanged = Credential::from_token_response(
+            Endpoints::salesforce("https://example.test"),
+            "client".into(),
+            None,
+            &r,
+            None,
+            T0,
+            None,
+        );
+        assert_eq!(
+            exchanged.id_token,
+            Some(IdToken::new("unverified.refresh.token"))
+        );
+        assert_eq!(exchanged.id_token_claims, None);
     }
 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::credential::Endpoints;
 use crate::error::ClientError;
-use crate::oauth::REQUEST_TIMEOUT;
+use crate::oauth::get_json;
 
 #[derive(Deserialize)]
 struct Metadata {
@@ -14,6 +14,7 @@ struct Metadata {
     revocation_endpoint: Option<String>,
     introspection_endpoint: Option<String>,
     authorization_endpoint: Option<String>,
+    jwks_uri: Option<String>,
 }
 
 /// The well-known URLs to try, in order. RFC 8414 §3.1 inserts the well-known segment between
@@ -26,6 +27,29 @@ fn candidates(issuer: &url::Url) -> Vec<String> {
         format!("{origin}/.well-known/oauth-authorization-server{path}"),
         format!("{base}/.well-known/openid-configuration"),
     ]
+}
+
+/// The metadata document at `url`; `None` when there is none there (an error status, or not a
+/// document of ours). No answer at all is a transient error.
+async fn metadata_at(
+    http: &reqwest::Client,
+    issuer: &str,
+    url: &str,
+) -> Result<Option<Metadata>, ClientError> {
+    let response = get_json(http, url)
+        .send()
+        .await
+        .map_err(|e| ClientError::transient(format!("cannot reach the issuer {issuer}: {e}")))?;
+    if !response.status().is_success() {
+        tracing::debug!(%url, status = %response.status(), "no metadata here");
+        return Ok(None);
+    }
+    let body = response.bytes().await.unwrap_or_default();
+    let metadata = serde_json::from_slice::<Metadata>(&body).ok();
+    if metadata.is_none() {
+        tracing::debug!(%url, "not a metadata document");
+    }
+    Ok(metadata)
 }
 
 /// How discovery treats the issuer's URL scheme.
@@ -72,7 +96,9 @@ fn same_issuer(a: &str, b: &str) -> bool {
 
 /// The endpoints of `issuer`: from its RFC 8414 metadata, else its OpenID Connect discovery
 /// document, else Salesforce's paths under it (`/services/oauth2/token`, `…/revoke`,
-/// `…/introspect`, `…/authorize`).
+/// `…/introspect`, `…/authorize`, and the JWKS at `/id/keys`). The JWKS is the document's
+/// `jwks_uri`, else the OpenID Connect document's when the RFC 8414 one names none, else
+/// unknown (then looked for at `/id/keys`, [`Endpoints::jwks`]).
 ///
 /// A document that names another issuer is refused (RFC 8414 §3.3: it could send the tokens
 /// elsewhere). An issuer that cannot be reached at all is a transient error, not a reason to
@@ -94,23 +120,9 @@ pub async fn discover_with(
 ) -> Result<Endpoints, ClientError> {
     let parsed = check_url(issuer, options)?;
     let issuer = issuer.trim_end_matches('/');
-    for url in candidates(&parsed) {
-        let response = http
-            .get(&url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| {
-                ClientError::transient(format!("cannot reach the issuer {issuer}: {e}"))
-            })?;
-        if !response.status().is_success() {
-            tracing::debug!(%url, status = %response.status(), "no metadata here");
-            continue;
-        }
-        let body = response.bytes().await.unwrap_or_default();
-        let Ok(metadata) = serde_json::from_slice::<Metadata>(&body) else {
-            tracing::debug!(%url, "not a metadata document");
+    let candidates = candidates(&parsed);
+    for (at, url) in candidates.iter().enumerate() {
+        let Some(metadata) = metadata_at(http, issuer, url).await? else {
             continue;
         };
         let Some(token) = metadata.token_endpoint else {
@@ -122,11 +134,29 @@ pub async fn discover_with(
                 "{url} describes the issuer {named:?}, not {issuer:?}"
             )));
         }
+        // RFC 8414 metadata need not name the JWKS, which is an OpenID Connect matter: the
+        // OpenID Connect document of the same issuer may.
+        let mut jwks_uri = metadata.jwks_uri;
+        for later in candidates.iter().skip(at + 1) {
+            if jwks_uri.is_some() {
+                break;
+            }
+            if let Ok(Some(more)) = metadata_at(http, issuer, later).await {
+                if more
+                    .issuer
+                    .as_deref()
+                    .is_some_and(|i| same_issuer(i, issuer))
+                {
+                    jwks_uri = more.jwks_uri;
+                }
+            }
+        }
         for endpoint in [Some(&token), metadata.authorization_endpoint.as_ref()]
             .into_iter()
             .chain([
                 metadata.revocation_endpoint.as_ref(),
                 metadata.introspection_endpoint.as_ref(),
+                jwks_uri.as_ref(),
             ])
             .flatten()
         {
@@ -138,6 +168,7 @@ pub async fn discover_with(
             revocation: metadata.revocation_endpoint,
             introspection: metadata.introspection_endpoint,
             authorization: metadata.authorization_endpoint,
+            jwks_uri,
         });
     }
     tracing::debug!("no discovery document; using Salesforce's paths");
@@ -234,6 +265,10 @@ mod tests {
         assert_eq!(
             e.revocation.as_deref(),
             Some("https://login.salesforce.com/services/oauth2/revoke")
+        );
+        assert_eq!(
+            e.jwks_uri.as_deref(),
+            Some("https://login.salesforce.com/id/keys")
         );
     }
 }

@@ -118,6 +118,10 @@ pub enum ClientError {
          anyway, pass --insecure-http (library: DiscoveryOptions::insecure_http)"
     )]
     InsecureHttp { url: String },
+    /// The ID token did not verify. At login the login is refused: the token may come from a
+    /// mix-up with another issuer, or be forged or replayed.
+    #[error("the ID token was refused: {0}")]
+    IdToken(#[from] crate::id_token::IdTokenError),
 }
 
 impl ClientError {

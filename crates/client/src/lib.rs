@@ -28,6 +28,10 @@
 //! - **Verification on demand**: [`TokenManager::verified_access_token`] asks the server
 //!   (introspection, else the identity URL) whether it still accepts the token, and refreshes
 //!   when it does not: for a token revoked early, which nothing on the client can see.
+//! - **The OpenID Connect ID token** is verified before it is kept (signature against the
+//!   issuer's JWKS, found by `kid` with one refetch for an unknown one; RS256 or ES256 only;
+//!   `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`; on refresh, the same login as OpenID Connect
+//!   Core §12.2 has it), and [`TokenManager::identity`] gives its claims.
 //! - **Logout** revokes the refresh token then the access token, best effort, wipes the local
 //!   copy and reports each step.
 //! - **Events** for every refresh ([`RefreshEvent`]: outcome, rotation seen, lock wait,
@@ -68,6 +72,7 @@ mod clock;
 mod credential;
 mod discovery;
 mod error;
+mod id_token;
 mod manager;
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;
@@ -83,6 +88,7 @@ pub use credential::{
 };
 pub use discovery::{check_url, discover, discover_with, DiscoveryOptions};
 pub use error::{ClientError, ReauthReason, StoreError};
+pub use id_token::{IdTokenClaims, IdTokenError, ID_TOKEN_LEEWAY};
 pub use manager::{
     EventSink, LogoutReport, LogoutStep, ManagerConfig, RefreshEvent, RefreshOutcome,
     RefreshTrigger, Status, TokenManager,
@@ -91,7 +97,7 @@ pub use manager::{
 pub use middleware::TokenMiddleware;
 pub use oauth::{default_http_client, parse_token_response};
 pub use store::{FileTokenStore, KeySource, Protection, StoreLock, TokenStore};
-pub use tessera_proto::{AccessToken, ClientSecret, ExposeSecret, Password, RefreshToken};
+pub use tessera_proto::{AccessToken, ClientSecret, ExposeSecret, IdToken, Password, RefreshToken};
 
 /// The library example of docs/client.md, compiled as a doctest so that it cannot drift from the API.
 #[cfg(doctest)]

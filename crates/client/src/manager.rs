@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use backon::{ExponentialBuilder, Retryable};
-use tessera_proto::{AccessToken, ExposeSecret, RefreshToken};
+use tessera_proto::{AccessToken, ExposeSecret, IdToken, RefreshToken};
 
 use crate::clock::{Clock, SystemClock};
 use crate::credential::{rejected_reason, Credential, Decision, InFlight};
 use crate::error::{ClientError, ReauthReason, StoreError};
+use crate::id_token::{Expected, IdTokenClaims, IdTokenError, JwksCache};
 use crate::oauth::{self, RefreshFailure, Revocation, TokenCheck, TokenReply};
 use crate::store::{Protection, StoreLock, TokenStore};
 
@@ -130,6 +131,8 @@ pub struct Status {
     pub reauth_required: Option<ReauthReason>,
     pub protection: Protection,
     pub protection_note: Option<String>,
+    /// Who logged in, from the verified OpenID Connect ID token (with the `openid` scope).
+    pub identity: Option<IdTokenClaims>,
 }
 
 /// 9999-12-31T23:59:59Z, the last instant an HTTP date can show.
@@ -158,15 +161,30 @@ impl std::fmt::Display for Status {
         // Only a session that can still be refreshed is "refreshed automatically"; without a
         // refresh token, or once the server refused it, the next step is a login.
         let refreshable = self.has_refresh_token && self.reauth_required.is_none();
-        match &self.username {
-            Some(username) => writeln!(f, "user      {username}")?,
-            None => writeln!(
+        match (&self.identity, &self.username) {
+            (Some(claims), username) => {
+                let who = claims
+                    .display_name()
+                    .or_else(|| username.clone())
+                    .unwrap_or_else(|| "unnamed".to_owned());
+                writeln!(f, "user      {who} ({})", claims.user_id())?
+            }
+            (None, Some(username)) => writeln!(f, "user      {username}")?,
+            (None, None) => writeln!(
                 f,
                 "user      unknown (not recorded at login; log in again to see it)"
             )?,
         }
         if let Some(identity_url) = &self.identity_url {
             writeln!(f, "identity  {identity_url}")?;
+        }
+        if let Some(claims) = &self.identity {
+            writeln!(
+                f,
+                "id token  verified, issued {}, expires {}",
+                http_date(claims.iat.saturating_mul(1000)),
+                http_date(claims.exp.saturating_mul(1000))
+            )?;
         }
         writeln!(f, "client    {}", self.client_id)?;
         writeln!(f, "issuer    {}", self.issuer)?;
@@ -301,6 +319,8 @@ pub struct TokenManager {
     /// Local time before which no proactive refresh is tried again (see
     /// [`PROACTIVE_RETRY_PAUSE`]).
     pause_until_ms: AtomicI64,
+    /// The issuer's signing keys, for ID tokens.
+    jwks: JwksCache,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -320,6 +340,7 @@ impl TokenManager {
             cache: Mutex::new(None),
             gate: tokio::sync::Mutex::new(()),
             pause_until_ms: AtomicI64::new(i64::MIN),
+            jwks: JwksCache::default(),
         }
     }
 
@@ -421,6 +442,30 @@ impl TokenManager {
         }
     }
 
+    /// `token` verified for `credential`'s issuer and client: signature against the issuer's
+    /// JWKS, then the claims ([`crate::id_token`]); `nonce` is what the login sent, `previous`
+    /// the claims of the ID token a refreshed one replaces.
+    async fn verify_id_token(
+        &self,
+        credential: &Credential,
+        token: &IdToken,
+        nonce: Option<&str>,
+        previous: Option<&IdTokenClaims>,
+    ) -> Result<IdTokenClaims, IdTokenError> {
+        let now = self.now();
+        let expected = Expected {
+            issuer: &credential.endpoints.issuer,
+            client_id: &credential.client_id,
+            nonce,
+            previous,
+            server_now_ms: credential.server_now_ms(now),
+        };
+        let jwks_uri = credential.endpoints.jwks();
+        self.jwks
+            .verify(&self.config.http, &jwks_uri, token, &expected, now)
+            .await
+    }
+
     /// The credential as last seen (cache, else the store), without refreshing.
     pub(crate) async fn current(&self) -> Result<Credential, ClientError> {
         if let Some(c) = self.cached().clone() {
@@ -433,13 +478,44 @@ impl TokenManager {
 
     /// Stores a fresh credential (after a code exchange), replacing whatever was stored, and
     /// clears any dead or in-flight marker.
-    #[tracing::instrument(skip_all)]
+    ///
+    /// An ID token in it is verified first ([`Self::login_with_nonce`], without a nonce to
+    /// compare); one that does not verify refuses the login ([`ClientError::IdToken`]).
     pub async fn login_with(&self, credential: Credential) -> Result<(), ClientError> {
+        self.login(credential, None).await
+    }
+
+    /// [`Self::login_with`] for a login whose authorization request sent `nonce` (OpenID
+    /// Connect): the ID token must carry it. The token's signature is checked against the
+    /// issuer's JWKS, then its `iss`, `aud` (and `azp`), `exp`, `iat` and `nonce`. A token that
+    /// does not verify refuses the login: it may come from another issuer (a mix-up), another
+    /// login (a replay), or a forger, and nothing of this login is stored.
+    pub async fn login_with_nonce(
+        &self,
+        credential: Credential,
+        nonce: &str,
+    ) -> Result<(), ClientError> {
+        self.login(credential, Some(nonce)).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn login(&self, credential: Credential, nonce: Option<&str>) -> Result<(), ClientError> {
+        let id_token_claims = match &credential.id_token {
+            Some(token) => Some(
+                self.verify_id_token(&credential, token, nonce, None)
+                    .await?,
+            ),
+            None => None,
+        };
         let expires_at_ms = self
             .introspected_expiry(&credential)
             .await
             .or(credential.expires_at_ms);
-        let username = match credential.username.clone() {
+        // A verified ID token names the user; otherwise the server is asked.
+        let named = id_token_claims
+            .as_ref()
+            .and_then(|c| c.preferred_username.clone().or_else(|| c.email.clone()));
+        let username = match credential.username.clone().or(named) {
             Some(username) => Some(username),
             None => self.username_of(&credential).await,
         };
@@ -457,6 +533,7 @@ impl TokenManager {
         let credential = Credential {
             expires_at_ms,
             username,
+            id_token_claims,
             in_flight: None,
             dead: None,
             ..credential
@@ -631,10 +708,19 @@ impl TokenManager {
                 // retry window gives the same pair again.
                 self.save(Some(&refresh_token), &next).await?;
                 let mut next = next;
+                // What follows asks the server again (its JWKS, its introspection endpoint),
+                // so it comes after the new refresh token is on disk.
+                let mut learnt = false;
+                if let Some(fresh) = &reply.response.id_token {
+                    learnt |= self.adopt_refreshed_id_token(&mut next, fresh).await;
+                }
                 if let Some(exp) = self.introspected_expiry(&next).await {
                     next.expires_at_ms = Some(exp);
+                    learnt = true;
+                }
+                if learnt {
                     if let Err(e) = self.save(next.refresh_token.as_ref(), &next).await {
-                        tracing::warn!(error = %e, "could not store the introspected expiry");
+                        tracing::warn!(error = %e, "could not store what was learnt after a refresh");
                     }
                 }
                 self.remember(&next);
@@ -652,6 +738,32 @@ impl TokenManager {
                     attempt,
                 )
                 .await
+            }
+        }
+    }
+
+    /// Replaces `credential`'s ID token with `fresh` from a refresh once it verifies, as OpenID
+    /// Connect Core §12.2 has it (the same `iss`, `sub`, `aud`, `azp`, `auth_time` as the
+    /// login's, `iat` not earlier); whether it did.
+    ///
+    /// One that does not verify is dropped and logged, and the previous ID token stays: the
+    /// access and refresh tokens of the same response are kept, since they came over TLS from
+    /// the token endpoint this client already trusts with its refresh token, and refusing them
+    /// would lose a rotated refresh token the server has already committed.
+    async fn adopt_refreshed_id_token(&self, credential: &mut Credential, fresh: &IdToken) -> bool {
+        let previous = credential.id_token_claims.clone();
+        match self
+            .verify_id_token(credential, fresh, None, previous.as_ref())
+            .await
+        {
+            Ok(claims) => {
+                credential.id_token = Some(fresh.clone());
+                credential.id_token_claims = Some(claims);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the ID token of a refresh was refused; the previous one is kept");
+                false
             }
         }
     }
@@ -765,6 +877,12 @@ impl TokenManager {
         (result, attempts.load(Ordering::Relaxed))
     }
 
+    /// Who logged in, from the verified OpenID Connect ID token (the login's, or the last
+    /// refresh's that verified); `None` without the `openid` scope.
+    pub async fn identity(&self) -> Result<Option<IdTokenClaims>, ClientError> {
+        Ok(self.current().await?.id_token_claims)
+    }
+
     /// Who is logged in, where, until when, and how it is stored.
     pub async fn status(&self) -> Result<Status, ClientError> {
         let c = self.load().await?.ok_or(ClientError::NotLoggedIn)?;
@@ -785,6 +903,7 @@ impl TokenManager {
             reauth_required: c.dead.clone(),
             protection: self.store.protection(),
             protection_note: self.store.protection_note(),
+            identity: c.id_token_claims.clone(),
         })
     }
 
@@ -880,6 +999,7 @@ mod tests {
             reauth_required: None,
             protection: Protection::Passphrase,
             protection_note: None,
+            identity: None,
         }
     }
 
@@ -899,6 +1019,56 @@ mod tests {
             ..status(true, Some(3_600_000))
         };
         assert!(unknown.to_string().contains("user      unknown"));
+    }
+
+    #[test]
+    fn status_names_the_user_from_a_verified_id_token_when_there_is_one() {
+        let claims = IdTokenClaims {
+            iss: "https://login.example.test".into(),
+            sub: "https://login.example.test/id/00D/005xx0000012345".into(),
+            aud: vec!["3MVG9client".into()],
+            azp: None,
+            iat: 1_800_000_000,
+            exp: 1_800_000_300,
+            auth_time: None,
+            nonce: None,
+            name: Some("Ada Lovelace".into()),
+            given_name: None,
+            family_name: None,
+            preferred_username: Some("ada@example.com".into()),
+            email: Some("ada@example.com".into()),
+        };
+        let text = Status {
+            identity: Some(claims.clone()),
+            ..status(true, Some(3_600_000))
+        }
+        .to_string();
+        assert!(
+            text.starts_with("user      Ada Lovelace <ada@example.com> (005xx0000012345)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nid token  verified, issued Fri, 15 Jan 2027 08:00:00 GMT, expires Fri, 15 Jan 2027 08:05:00 GMT\n"),
+            "{text}"
+        );
+        // Without a name in the token, the username the server gave stands in.
+        let unnamed = Status {
+            identity: Some(IdTokenClaims {
+                name: None,
+                preferred_username: None,
+                email: None,
+                ..claims
+            }),
+            ..status(true, Some(3_600_000))
+        }
+        .to_string();
+        assert!(
+            unnamed.starts_with("user      ada@example.com (005xx0000012345)\n"),
+            "{unnamed}"
+        );
+        // Without an ID token, the lines are as they were.
+        let plain = status(true, Some(3_600_000)).to_string();
+        assert!(!plain.contains("id token"), "{plain}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, DATE, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::Deserialize;
-use tessera_proto::{AccessToken, ExposeSecret, RefreshToken, TokenResponse, TokenType};
+use tessera_proto::{AccessToken, ExposeSecret, IdToken, RefreshToken, TokenResponse, TokenType};
 
 use crate::credential::Credential;
 use crate::error::{ClientError, ReauthReason};
@@ -25,6 +25,13 @@ pub fn default_http_client() -> Result<reqwest::Client, ClientError> {
         .user_agent(concat!("tessera-client/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| ClientError::Protocol(format!("cannot build the HTTP client: {e}")))
+}
+
+/// A GET of a JSON document (metadata, a JWKS), bounded by [`REQUEST_TIMEOUT`].
+pub(crate) fn get_json(http: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+    http.get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(REQUEST_TIMEOUT)
 }
 
 /// A successful token response with the server's `Date`.
@@ -145,6 +152,10 @@ struct WireTokenResponse {
     issued_at: Option<serde_json::Value>,
     #[serde(default)]
     expires_in: Option<serde_json::Value>,
+    /// OpenID Connect: with the `openid` scope, on the code exchange and (Salesforce, Tessera)
+    /// on every refresh; verified by the token manager before it is kept.
+    #[serde(default)]
+    id_token: Option<IdToken>,
 }
 
 fn number_text(value: Option<serde_json::Value>) -> Option<String> {
@@ -189,7 +200,7 @@ fn parse_wire(body: &[u8]) -> Result<TokenResponse, String> {
         token_type: TokenType::Bearer,
         issued_at: number_text(wire.issued_at).unwrap_or_default(),
         expires_in,
-        id_token: None,
+        id_token: wire.id_token,
     })
 }
 
@@ -681,6 +692,17 @@ mod tests {
         assert_eq!(r.expires_in, Some(3600));
         assert!(r.instance_url.is_empty() && r.issued_at.is_empty());
         assert!(parse_token_response(br#"{"access_token":"a","token_type":"mac"}"#).is_err());
+    }
+
+    #[test]
+    fn an_id_token_is_read_when_sent_and_absent_otherwise() {
+        let with = parse_token_response(
+            br#"{"access_token":"a","token_type":"Bearer","id_token":"h.p.s"}"#,
+        )
+        .unwrap();
+        assert_eq!(with.id_token, Some(IdToken::new("h.p.s")));
+        let without = parse_token_response(br#"{"access_token":"a"}"#).unwrap();
+        assert_eq!(without.id_token, None);
     }
 
     #[test]

@@ -830,3 +830,36 @@ async fn a_callback_with_another_state_does_not_abort_the_login() {
     }
     w.complete_login(login).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_asking_for_openid_sends_a_fresh_nonce_and_one_without_it_sends_none() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let w = World::start();
+    let (client_id, _) = w.user_and_client(&[]);
+    let mut nonces = Vec::new();
+    for scope in [
+        "openid api refresh_token",
+        "api openid",
+        "api id refresh_token",
+    ] {
+        let mut login = w.start_login(&client_id, None, &["--scope", scope]).await;
+        let url = url::Url::parse(&login.url).unwrap();
+        let nonce = url
+            .query_pairs()
+            .find(|(k, _)| k == "nonce")
+            .map(|(_, v)| v.into_owned());
+        // Only the URL is under test here: the browser never comes.
+        login.child.kill().unwrap();
+        login.child.wait().unwrap();
+        match nonce {
+            Some(nonce) => {
+                assert!(scope.contains("openid"), "{scope}: {url}");
+                assert!(nonce.len() >= 32, "{nonce}");
+                nonces.push(nonce);
+            }
+            None => assert!(!scope.contains("openid"), "{scope}: {url}"),
+        }
+    }
+    assert_eq!(nonces.len(), 2);
+    assert_ne!(nonces[0], nonces[1], "a nonce is never reused");
+}

@@ -362,6 +362,8 @@ mod tests {
             expires_at_ms: None,
             clock_offset_ms: 0,
             in_flight: None,
+            id_token: None,
+            id_token_claims: None,
             dead: None,
         };
         let plain = serde_json::to_vec(&credential).unwrap();

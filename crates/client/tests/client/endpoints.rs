@@ -164,6 +164,47 @@ async fn discovery_falls_back_to_salesforce_paths_and_refuses_another_issuers_me
 }
 
 #[tokio::test]
+async fn the_jwks_comes_from_the_openid_document_when_the_rfc_8414_one_names_none() {
+    let issuer = Arc::new(std::sync::OnceLock::<String>::new());
+    let document = |issuer: Arc<std::sync::OnceLock<String>>, jwks: Option<&'static str>| {
+        move || async move {
+            let base = issuer.get().unwrap();
+            let mut body = serde_json::json!({
+                "issuer": base,
+                "token_endpoint": format!("{base}/token"),
+            });
+            if let Some(path) = jwks {
+                body["jwks_uri"] = format!("{base}{path}").into();
+            }
+            axum::Json(body)
+        }
+    };
+    let base = serve(
+        Router::new()
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(document(issuer.clone(), None)),
+            )
+            .route(
+                "/.well-known/openid-configuration",
+                get(document(issuer.clone(), Some("/oidc/jwks"))),
+            ),
+    )
+    .await;
+    issuer.set(base.clone()).unwrap();
+    let http = tessera_client::default_http_client().unwrap();
+    let endpoints = discover(&http, &base).await.unwrap();
+    assert_eq!(endpoints.token, format!("{base}/token"));
+    assert_eq!(endpoints.jwks_uri, Some(format!("{base}/oidc/jwks")));
+    assert_eq!(endpoints.jwks(), format!("{base}/oidc/jwks"));
+
+    // Neither names one: the JWKS is looked for at Salesforce's path.
+    let plain = serve(Router::new()).await;
+    let bare = discover(&http, &plain).await.unwrap();
+    assert_eq!(bare.jwks(), format!("{plain}/id/keys"));
+}
+
+#[tokio::test]
 async fn transient_failures_are_retried_honouring_retry_after() {
     let (base, calls) = fake_token_endpoint(|n| match n {
         1 => {

@@ -13,6 +13,7 @@
 
 mod concurrency;
 mod endpoints;
+mod id_token;
 mod lifecycle;
 mod storage;
 mod support;

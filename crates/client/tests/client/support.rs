@@ -336,6 +336,8 @@ pub fn sample_credential(access: &str, refresh: &str) -> Credential {
         expires_at_ms: Some(1_800_007_200_000),
         clock_offset_ms: 0,
         in_flight: None,
+        id_token: None,
+        id_token_claims: None,
         dead: None,
     }
 }
