@@ -18,6 +18,7 @@ mod cors;
 mod hardening;
 mod identity;
 mod lifecycle;
+mod openid;
 mod outage;
 mod properties;
 mod refusals;
