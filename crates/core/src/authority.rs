@@ -761,6 +761,7 @@ impl Authority {
             may_issue_refresh,
             presented_secret,
             authentication,
+            answers_id_token,
         } = grant;
         let (issuance, response) = self.build_issuance(
             client,
@@ -772,8 +773,8 @@ impl Authority {
         )?;
         let now = issuance.grant.created_at;
         // Signed before the write: a failure to sign issues nothing.
-        let response = self
-            .with_id_token(
+        let response = if answers_id_token {
+            self.with_id_token(
                 response,
                 IdTokenFor {
                     client,
@@ -784,7 +785,10 @@ impl Authority {
                     at: now,
                 },
             )
-            .await?;
+            .await?
+        } else {
+            response
+        };
         let detail = without_refresh_token(&issuance.grant, scope);
         let issued = self.grant_event(EventKind::Issued, &issuance.grant, detail, source);
         let issuance = Issuance {
@@ -997,6 +1001,9 @@ pub(crate) struct NewGrant<'a> {
     pub presented_secret: Option<&'a ClientSecret>,
     /// The login and the OpenID Connect request the grant comes from.
     pub authentication: Authentication,
+    /// Whether the response is to carry an ID token when the scope has `openid`: not for
+    /// `response_type=token`, whose fragment has none (nothing is signed for it).
+    pub answers_id_token: bool,
 }
 
 /// What a grant keeps of the authorization it comes from, for its ID tokens: when the user

@@ -105,6 +105,7 @@ impl Authority {
                     auth_time: record.auth_time,
                     nonce: record.nonce,
                 },
+                answers_id_token: true,
             },
             Some(source),
         )

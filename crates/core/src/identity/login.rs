@@ -507,6 +507,7 @@ impl Authority {
                             may_issue_refresh: fragment_may_carry_refresh,
                             presented_secret: None,
                             authentication,
+                            answers_id_token: request.kind == ResponseKind::TokenAndIdToken,
                         },
                         Some(source),
                     )
@@ -524,14 +525,9 @@ impl Authority {
                     ("scope", response.scope.as_str()),
                     ("token_type", "Bearer"),
                 ]);
-                // The ID token comes with the access token when the grant has `openid`; the
-                // fragment carries it only when the request asked for it (OpenID Connect Core
-                // §3.2.2.5), as `token` alone answers what an OAuth client expects.
-                if let Some(id_token) = response
-                    .id_token
-                    .as_ref()
-                    .filter(|_| request.kind == ResponseKind::TokenAndIdToken)
-                {
+                // Only for `token id_token` (OpenID Connect Core §3.2.2.5): `token` alone
+                // answers what an OAuth client expects, though the grant has `openid`.
+                if let Some(id_token) = &response.id_token {
                     pairs.push(("id_token", id_token.expose_secret()));
                 }
                 Ok(target.location(&self.config().issuer, &pairs))

@@ -517,6 +517,7 @@ impl Operator {
                     may_issue_refresh: true,
                     presented_secret: None,
                     authentication: Authentication::default(),
+                    answers_id_token: true,
                 },
                 None,
             )
