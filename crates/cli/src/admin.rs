@@ -62,8 +62,13 @@ enum KeysCommand {
     /// Every key with its state (pending, signing, superseded, retiring, retired) and dates.
     List,
     /// Add a key now: published at once, signing after one JWKS cache lifetime (at once if no
-    /// key can sign). The server rotates on its own every signing_key_rotation.
-    Rotate,
+    /// key of its algorithm can sign). The server rotates each algorithm's key on its own
+    /// every signing_key_rotation.
+    Rotate {
+        /// The algorithm of the new key: RS256 or ES256 [default: RS256].
+        #[arg(long, value_parser = parse_signing_alg, default_value = "RS256")]
+        alg: SigningAlg,
+    },
     /// Stop a key signing now; it stays published until its tokens and the JWKS caches have
     /// expired. Refused for the only key that can sign.
     Retire {
@@ -484,8 +489,8 @@ async fn keys(authority: &Authority, out: &Output, command: KeysCommand) -> anyh
                 Some(text),
             );
         }
-        KeysCommand::Rotate => {
-            let key = authority.rotate_signing_key().await?;
+        KeysCommand::Rotate { alg } => {
+            let key = authority.rotate_signing_key(alg).await?;
             out.print(&key_json(&key), Some(key_text(&key)));
         }
         KeysCommand::Retire { kid } => {

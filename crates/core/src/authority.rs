@@ -20,6 +20,7 @@ use tessera_proto::{
 };
 use tokio::sync::Semaphore;
 
+use crate::flows::id_token::{IdTokenFor, NonceEcho};
 pub use crate::identity::guard::ChangeFeedStale;
 use crate::identity::guard::{FeedFreshness, Guard};
 use crate::identity::password::ReusableVerifier;
@@ -759,10 +760,35 @@ impl Authority {
             code_hash,
             may_issue_refresh,
             presented_secret,
+            authentication,
+            answers_id_token,
         } = grant;
-        let now = self.now();
-        let (issuance, refresh_token, access_token) =
-            self.build_issuance(client, user, scope, may_issue_refresh, now)?;
+        let (issuance, response) = self.build_issuance(
+            client,
+            user,
+            scope,
+            may_issue_refresh,
+            authentication,
+            presented_secret,
+        )?;
+        let now = issuance.grant.created_at;
+        // Signed before the write: a failure to sign issues nothing.
+        let response = if answers_id_token {
+            self.with_id_token(
+                response,
+                IdTokenFor {
+                    client,
+                    grant: &issuance.grant,
+                    user,
+                    scope,
+                    nonce: NonceEcho::Authorization,
+                    at: now,
+                },
+            )
+            .await?
+        } else {
+            response
+        };
         let detail = without_refresh_token(&issuance.grant, scope);
         let issued = self.grant_event(EventKind::Issued, &issuance.grant, detail, source);
         let issuance = Issuance {
@@ -797,27 +823,22 @@ impl Authority {
                 return Err(OAuthError::ExpiredAuthorizationCode);
             }
         }
-        Ok(self.token_response(IssuedTokens {
-            client,
-            user,
-            scope,
-            access_token,
-            refresh_token,
-            issued_at: now,
-            presented_secret,
-        }))
+        Ok(response)
     }
 
-    /// A new grant with its tokens, ready to store (no code, no approval limit, no event), and
-    /// the clear tokens.
+    /// A new grant with its tokens, issued now, ready to store (no code, no approval limit, no
+    /// event), and the response that answers them (without its ID token: signing is the
+    /// caller's, off the runtime's threads and before the write).
     fn build_issuance(
         &self,
         client: &Client,
         user: &User,
         scope: &Scope,
         may_issue_refresh: bool,
-        now: Timestamp,
-    ) -> Result<(Issuance, Option<RefreshToken>, AccessToken), OAuthError> {
+        authentication: Authentication,
+        presented_secret: Option<&ClientSecret>,
+    ) -> Result<(Issuance, TokenResponse), OAuthError> {
+        let now = self.now();
         let issue_refresh = may_issue_refresh && scope.allows_refresh_token();
         let grant = Grant {
             id: time_ordered_id(now, self.rng.as_ref()),
@@ -829,8 +850,8 @@ impl Authority {
             last_used_at: now,
             revoked_at: None,
             has_refresh_token: issue_refresh,
-            auth_time: None,
-            nonce: None,
+            auth_time: authentication.auth_time,
+            nonce: authentication.nonce,
         };
         let refresh_token = issue_refresh
             .then(|| mint_refresh_token(&self.config.server_key, self.rng.as_ref(), &grant.id));
@@ -846,7 +867,16 @@ impl Authority {
             max_live_grants: None,
             grant,
         };
-        Ok((issuance, refresh_token, access_token))
+        let response = self.token_response(IssuedTokens {
+            client,
+            user,
+            scope,
+            access_token,
+            refresh_token,
+            issued_at: now,
+            presented_secret,
+        });
+        Ok((issuance, response))
     }
 
     /// An issuance for the bulk path, and the response it answers.
@@ -856,19 +886,7 @@ impl Authority {
         user: &User,
         scope: &Scope,
     ) -> Result<(Issuance, TokenResponse), OAuthError> {
-        let now = self.now();
-        let (issuance, refresh_token, access_token) =
-            self.build_issuance(client, user, scope, true, now)?;
-        let response = self.token_response(IssuedTokens {
-            client,
-            user,
-            scope,
-            access_token,
-            refresh_token,
-            issued_at: now,
-            presented_secret: None,
-        });
-        Ok((issuance, response))
+        self.build_issuance(client, user, scope, true, Authentication::default(), None)
     }
 
     /// An access token of `grant`, verifiable from its own content (see `access_token.rs`),
@@ -981,6 +999,20 @@ pub(crate) struct NewGrant<'a> {
     /// redirects no other page can read).
     pub may_issue_refresh: bool,
     pub presented_secret: Option<&'a ClientSecret>,
+    /// The login and the OpenID Connect request the grant comes from.
+    pub authentication: Authentication,
+    /// Whether the response is to carry an ID token when the scope has `openid`: not for
+    /// `response_type=token`, whose fragment has none (nothing is signed for it).
+    pub answers_id_token: bool,
+}
+
+/// What a grant keeps of the authorization it comes from, for its ID tokens: when the user
+/// logged in (`auth_time`) and the request's `nonce`. Both `None` for grants made without a
+/// login (minted by an operator).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authentication {
+    pub auth_time: Option<Timestamp>,
+    pub nonce: Option<String>,
 }
 
 /// When a grant used at `now` expires from idleness, under its client's policy: never for most

@@ -7,7 +7,6 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use tessera_core::flows::authorize::AuthorizationRequest;
 use tessera_core::identity::login::{BrowserSession, Next, SESSION_TTL_SECS};
-use tessera_core::model::User;
 use tessera_core::{LoginError, Source};
 use tessera_proto::{CsrfCookie, ExposeSecret, Password};
 
@@ -105,13 +104,13 @@ async fn continue_as(
     state: &AppState,
     request: &AuthorizationRequest,
     raw: &str,
-    user: &User,
+    session: &BrowserSession,
     source: &Source,
     cookie: Option<HeaderValue>,
 ) -> Result<Response, WebError> {
     let response = match state
         .authority
-        .after_login(request, user, source)
+        .after_login(request, session, source)
         .await
         .map_err(PageError::from)?
     {
@@ -126,7 +125,7 @@ async fn start(state: AppState, cookies: Cookies, source: Source, raw: String) -
     answer_request(state, raw, |request| async move {
         match logged_in(state, cookies).await? {
             Some(session) if !request.prompt_login => {
-                continue_as(state, &request, raw, &session.user, &source, None).await
+                continue_as(state, &request, raw, &session, &source, None).await
             }
             _ => Ok(fresh_login_page(state, cookies, &request, raw)),
         }
@@ -182,9 +181,9 @@ async fn log_in(
         .await
     {
         Ok(user) => {
-            let session = state.authority.new_session(&user);
-            let cookie = session_cookie(state, session.expose_secret(), SESSION_TTL_SECS);
-            continue_as(state, &request, raw, &user, &form.source, cookie).await
+            let (cookie, session) = state.authority.new_session(&user);
+            let cookie = session_cookie(state, cookie.expose_secret(), SESSION_TTL_SECS);
+            continue_as(state, &request, raw, &session, &form.source, cookie).await
         }
         Err(LoginError::InvalidCredentials | LoginError::Disabled) => {
             refused(LoginNotice::BadCredentials)
@@ -228,12 +227,11 @@ pub async fn consent(State(state): State<AppState>, form: SessionForm) -> Respon
         let Some(session) = &form.session else {
             return Ok(fresh_login_page(state, &form.cookies, &request, raw));
         };
-        let user = &session.user;
         match form.params.get("decision") {
             Some("allow") => {
                 let location = state
                     .authority
-                    .approve(&request, user, &form.source)
+                    .approve(&request, session, &form.source)
                     .await
                     .map_err(PageError::from)?;
                 Ok(redirect(&location))

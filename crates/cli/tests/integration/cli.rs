@@ -196,6 +196,28 @@ fn signing_keys_are_rotated_listed_and_retired_but_never_the_last_signing_one() 
     );
     assert_eq!(retired["kid"], second["kid"]);
     assert!(retired["retire_at"].is_number(), "{retired}");
+
+    // ES256 keys have their own schedule: the first signs at once, beside the RS256 one.
+    let ec = env.json(
+        &["admin", "--json", "keys", "rotate", "--alg", "ES256"],
+        None,
+    );
+    assert_eq!(
+        (&ec["alg"], &ec["state"]),
+        (&json!("ES256"), &json!("signing")),
+        "{ec}"
+    );
+    let listed = env.run(&["admin", "keys", "list"], None);
+    let text = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(ec["kid"].as_str().unwrap()) && l.contains("ES256")),
+        "{text}"
+    );
+    assert!(!env
+        .run(&["admin", "keys", "rotate", "--alg", "HS256"], None)
+        .status
+        .success());
 }
 
 #[test]

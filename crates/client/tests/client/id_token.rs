@@ -14,6 +14,7 @@ use tessera_client::{
     ClientError, Credential, Endpoints, IdToken, IdTokenClaims, IdTokenError, TokenManager,
     TokenStore,
 };
+use tessera_core::model::SigningAlg;
 use tessera_core::time::{SystemRandom, Timestamp};
 use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::tokens::signing_keys::SigningKey;
@@ -83,7 +84,7 @@ impl Issuer {
     /// A new RSA key, not yet published.
     fn rsa_key(&self) -> SigningKey {
         let now = Timestamp(now_ms());
-        SigningKey::generate(&self.server_key, &SystemRandom, now, now).unwrap()
+        SigningKey::generate(&self.server_key, &SystemRandom, SigningAlg::Rs256, now, now).unwrap()
     }
 
     fn rsa_jwk(&self, key: &SigningKey) -> serde_json::Value {

@@ -14,7 +14,35 @@ pub enum ResponseKind {
     Code,
     /// User-Agent flow: `response_type=token`, result in the fragment.
     Token,
+    /// User-Agent flow with an ID token: `response_type=token id_token` (either order; OpenID
+    /// Connect Core §3.2), result in the fragment.
+    TokenAndIdToken,
 }
+
+impl ResponseKind {
+    /// The response types Salesforce answers, as their sets of values: `code`, `token`, and
+    /// `token id_token` in either order. `id_token` alone, `code id_token`, `code token` and
+    /// `none` it refuses, and so do we.
+    fn of(response_type: &str) -> Option<Self> {
+        let mut values: Vec<&str> = response_type.split(' ').collect();
+        values.sort_unstable();
+        match values.as_slice() {
+            ["code"] => Some(Self::Code),
+            ["token"] => Some(Self::Token),
+            ["id_token", "token"] => Some(Self::TokenAndIdToken),
+            _ => None,
+        }
+    }
+
+    /// Whether the result goes in the redirect URI's fragment (the User-Agent flow).
+    pub fn in_fragment(self) -> bool {
+        matches!(self, Self::Token | Self::TokenAndIdToken)
+    }
+}
+
+/// The longest `nonce` kept: it comes back in every ID token of the grant, and is stored with
+/// its code and its grant. OpenID Connect sets no limit; a random value needs far less.
+pub const MAX_NONCE_LEN: usize = 512;
 
 /// A validated authorization request, ready for login and consent.
 #[derive(Debug, Clone)]
@@ -28,6 +56,8 @@ pub struct AuthorizationRequest {
     pub prompt_login: bool,
     pub prompt_consent: bool,
     pub login_hint: Option<String>,
+    /// The OpenID Connect `nonce`, echoed in the ID token (required for `token id_token`).
+    pub nonce: Option<String>,
 }
 
 /// Errors that must not be redirected (RFC 6749 §3.1.2.4, RFC 9700 §4.11.2): the client or the
@@ -107,16 +137,15 @@ impl RedirectTarget {
             ser.append_pair("state", state);
         }
         let encoded = ser.finish();
-        match self.kind {
-            ResponseKind::Code => {
-                let sep = if self.redirect_uri.contains('?') {
-                    '&'
-                } else {
-                    '?'
-                };
-                format!("{}{sep}{encoded}", self.redirect_uri)
-            }
-            ResponseKind::Token => format!("{}#{encoded}", self.redirect_uri),
+        if self.kind.in_fragment() {
+            format!("{}#{encoded}", self.redirect_uri)
+        } else {
+            let sep = if self.redirect_uri.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            format!("{}{sep}{encoded}", self.redirect_uri)
         }
     }
 
@@ -242,10 +271,10 @@ pub(crate) fn check_request(
 ) -> Result<AuthorizationRequest, (RedirectTarget, AuthorizeRedirectError)> {
     let response_type = params.get("response_type");
     // Until the response type is known, errors go to the query, as for the code flow.
-    let kind = match response_type {
-        Some("token") if !params.is_repeated("response_type") => ResponseKind::Token,
-        _ => ResponseKind::Code,
-    };
+    let known_kind = response_type
+        .filter(|_| !params.is_repeated("response_type"))
+        .and_then(ResponseKind::of);
+    let kind = known_kind.unwrap_or(ResponseKind::Code);
     let state = params.get("state").map(str::to_owned);
     let target = RedirectTarget {
         redirect_uri: redirect_uri.clone(),
@@ -258,12 +287,12 @@ pub(crate) fn check_request(
     if params.repeated().is_some() {
         return fail("invalid_request", "a parameter was sent more than once");
     }
-    match response_type {
-        Some("code" | "token") => {}
-        None => return fail("invalid_request", "response_type is required"),
-        _ => return fail("unsupported_response_type", "response type not supported"),
+    match (response_type, known_kind) {
+        (_, Some(_)) => {}
+        (None, _) => return fail("invalid_request", "response_type is required"),
+        (Some(_), None) => return fail("unsupported_response_type", "response type not supported"),
     }
-    if kind == ResponseKind::Token && !client.allow_user_agent_flow {
+    if kind.in_fragment() && !client.allow_user_agent_flow {
         return fail(
             "unauthorized_client",
             "this client may not use the user-agent flow",
@@ -283,10 +312,31 @@ pub(crate) fn check_request(
         },
     };
 
+    let nonce = params.get("nonce").filter(|n| !n.is_empty());
+    if nonce.is_some_and(|n| n.len() > MAX_NONCE_LEN) {
+        return fail("invalid_request", "nonce is too long");
+    }
+    if kind == ResponseKind::TokenAndIdToken {
+        if !scope.contains(crate::flows::id_token::OPENID_SCOPE) {
+            return fail(
+                "invalid_request",
+                "response_type id_token requires the openid scope",
+            );
+        }
+        // OpenID Connect Core §3.2.2.1: the implicit flow's nonce is REQUIRED; it is what
+        // binds the ID token in the fragment to this browser's request.
+        if nonce.is_none() {
+            return fail(
+                "invalid_request",
+                "nonce is required with response_type id_token",
+            );
+        }
+    }
+
     let code_challenge = params.get("code_challenge");
     let method = params.get("code_challenge_method");
     let code_challenge = match (kind, code_challenge, method) {
-        (ResponseKind::Token, _, _) => None,
+        (ResponseKind::Token | ResponseKind::TokenAndIdToken, _, _) => None,
         // S256 even without a method (Salesforce; jsforce never sends one); `plain` refused.
         (ResponseKind::Code, Some(challenge), None | Some("S256")) => {
             if !is_s256_challenge(challenge) {
@@ -335,6 +385,7 @@ pub(crate) fn check_request(
         prompt_login: prompts.contains(&"login") || prompts.contains(&"select_account"),
         prompt_consent: prompts.contains(&"consent"),
         login_hint: params.get("login_hint").map(str::to_owned),
+        nonce: nonce.map(str::to_owned),
     })
 }
 
@@ -555,5 +606,103 @@ mod tests {
         .unwrap();
         assert_eq!(ok.scope, c.scopes);
         assert!(ok.prompt_login && ok.prompt_consent);
+    }
+
+    fn openid_client() -> Client {
+        Client {
+            scopes: Scope::parse("api openid refresh_token").unwrap(),
+            allow_user_agent_flow: true,
+            ..client(false, &["https://c.example/cb"])
+        }
+    }
+
+    fn openid_request(q: &str) -> Result<AuthorizationRequest, (String, AuthorizeRedirectError)> {
+        check_request(&params(q), openid_client(), "https://c.example/cb".into())
+            .map_err(|(target, e)| (target.error_location("https://as.example", &e), e))
+    }
+
+    #[test]
+    fn token_id_token_is_accepted_in_either_order_and_answers_in_the_fragment() {
+        for response_type in ["token+id_token", "id_token+token"] {
+            let request = openid_request(&format!(
+                "response_type={response_type}&scope=openid+api&nonce=n-0S6"
+            ))
+            .unwrap();
+            assert_eq!(request.kind, ResponseKind::TokenAndIdToken);
+            assert_eq!(request.nonce.as_deref(), Some("n-0S6"));
+            assert!(request
+                .target()
+                .location("https://as.example", &[])
+                .starts_with("https://c.example/cb#"));
+        }
+        let code = openid_request("response_type=code&scope=openid&nonce=abc").unwrap();
+        assert_eq!(code.kind, ResponseKind::Code);
+        assert_eq!(code.nonce.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn the_response_types_salesforce_refuses_are_unsupported() {
+        for response_type in [
+            "id_token",
+            "code+id_token",
+            "code+token",
+            "code+token+id_token",
+            "none",
+            "token+token",
+            "Code",
+        ] {
+            let (location, e) = openid_request(&format!(
+                "response_type={response_type}&scope=openid&nonce=n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.code, "unsupported_response_type", "{response_type}");
+            assert!(location.contains("?error="), "{location}");
+        }
+    }
+
+    #[test]
+    fn token_id_token_needs_the_openid_scope_and_a_nonce() {
+        let (location, e) =
+            openid_request("response_type=token+id_token&scope=api&nonce=n").unwrap_err();
+        assert_eq!(
+            (e.code, e.description),
+            (
+                "invalid_request",
+                "response_type id_token requires the openid scope"
+            )
+        );
+        assert!(location.starts_with("https://c.example/cb#error=invalid_request"));
+        let (_, e) = openid_request("response_type=token+id_token&scope=openid").unwrap_err();
+        assert_eq!(
+            e.description,
+            "nonce is required with response_type id_token"
+        );
+    }
+
+    #[test]
+    fn a_nonce_longer_than_512_bytes_is_refused() {
+        let at_limit = "n".repeat(MAX_NONCE_LEN);
+        assert!(openid_request(&format!("response_type=code&nonce={at_limit}")).is_ok());
+        let (_, e) = openid_request(&format!("response_type=code&nonce={at_limit}n")).unwrap_err();
+        assert_eq!(
+            (e.code, e.description),
+            ("invalid_request", "nonce is too long")
+        );
+    }
+
+    #[test]
+    fn openid_asked_by_a_client_not_allowed_it_is_an_invalid_scope() {
+        let c = Client {
+            allow_user_agent_flow: true,
+            ..client(false, &["https://c.example/cb"])
+        };
+        for q in [
+            "response_type=code&scope=openid+api",
+            "response_type=token+id_token&scope=openid&nonce=n",
+        ] {
+            let (_, e) =
+                check_request(&params(q), c.clone(), "https://c.example/cb".into()).unwrap_err();
+            assert_eq!(e.code, "invalid_scope", "{q}");
+        }
     }
 }

@@ -4,7 +4,7 @@ use tessera_proto::{
     AuthorizationCode, ClientSecret, CodeVerifier, ExposeSecret, OAuthError, TokenResponse,
 };
 
-use crate::authority::{still_allowed, Authority, NewGrant, Source, MAX_TOKEN_LEN};
+use crate::authority::{still_allowed, Authentication, Authority, NewGrant, Source, MAX_TOKEN_LEN};
 use crate::model::{Client, EventKind};
 use crate::store::CodeRedemption;
 use crate::tokens::crypto;
@@ -101,6 +101,11 @@ impl Authority {
                 code_hash: Some(code_hash),
                 may_issue_refresh: true,
                 presented_secret,
+                authentication: Authentication {
+                    auth_time: record.auth_time,
+                    nonce: record.nonce,
+                },
+                answers_id_token: true,
             },
             Some(source),
         )

@@ -34,6 +34,7 @@ use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope,
 use crate::authority::{
     idle_expiry, still_allowed, Authority, IssuedTokens, Source, MAX_TOKEN_LEN,
 };
+use crate::flows::id_token::{IdTokenFor, NonceEcho};
 use crate::model::{Client, EventKind, Family, Grant, User, FROM_ANOTHER_ADDRESS};
 use crate::operations::metrics::RefreshOutcome as Counted;
 use crate::store::{EventFilter, RefreshCommit, RefreshOutcome, StoreError};
@@ -464,6 +465,20 @@ impl Authority {
                 presented_secret: presented.secret,
             })
         };
+        // Signed before the conditional update: a failure to sign rotates nothing.
+        let response = self
+            .with_id_token(
+                response,
+                IdTokenFor {
+                    client,
+                    grant,
+                    user: &user,
+                    scope,
+                    nonce: NonceEcho::Refresh,
+                    at: now,
+                },
+            )
+            .await?;
         let (kind, outcome) = if client.rotates() {
             (EventKind::Rotated, Counted::Rotated)
         } else {
@@ -706,11 +721,25 @@ impl Authority {
             .refresh_token
             .as_ref()
             .map(|t| secret_hash(t.expose_secret()));
-        Ok(if same_option(rebuilt.as_ref(), family.current.as_ref()) {
-            Replay::Answer(Box::new(response))
-        } else {
-            Replay::Unanswerable
-        })
+        if !same_option(rebuilt.as_ref(), family.current.as_ref()) {
+            return Ok(Replay::Unanswerable);
+        }
+        // The rotation's ID token, rebuilt for the rotation's time: with RS256 the very bytes
+        // it answered (the signature is deterministic), with ES256 an equal token.
+        let response = self
+            .with_id_token(
+                response,
+                IdTokenFor {
+                    client,
+                    grant: &family.grant,
+                    user: &user,
+                    scope,
+                    nonce: NonceEcho::Refresh,
+                    at: rotated_at,
+                },
+            )
+            .await?;
+        Ok(Replay::Answer(Box::new(response)))
     }
 }
 

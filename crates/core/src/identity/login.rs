@@ -10,7 +10,8 @@ use tessera_proto::{
 };
 
 use crate::authority::{
-    Authority, NewGrant, Source, CODE_TTL_SECS, TOKEN_BYTES, UNAVAILABLE_RETRY_AFTER_SECS,
+    Authentication, Authority, NewGrant, Source, CODE_TTL_SECS, TOKEN_BYTES,
+    UNAVAILABLE_RETRY_AFTER_SECS,
 };
 use crate::flows::authorize::{
     check_client_and_redirect, check_request, AuthorizationRequest, AuthorizePageError,
@@ -19,6 +20,7 @@ use crate::flows::authorize::{
 use crate::identity::password::DUMMY_PHC;
 use crate::model::{AuthCode, EventKind, User};
 use crate::store::StoreError;
+use crate::time::Timestamp;
 use crate::tokens::hash::secret_hash;
 use crate::tokens::ids::random_token;
 
@@ -101,11 +103,14 @@ const SESSION_CSRF_PURPOSE: &str = "session_csrf";
 const SESSION_ID_BYTES: usize = 16;
 
 /// A browser session that verified: its user, read from the store for this request (active,
-/// and at the epoch the session was made in), and the session's random id, which the CSRF
-/// tokens of its forms are bound to.
+/// and at the epoch the session was made in), when the user logged in, and the session's random
+/// id, which the CSRF tokens of its forms are bound to.
 #[derive(Clone)]
 pub struct BrowserSession {
     pub user: User,
+    /// When the user logged in (typed the password) for this session: the `auth_time` of the
+    /// ID tokens of the grants it approves.
+    pub authenticated_at: Timestamp,
     id: String,
 }
 
@@ -113,6 +118,7 @@ impl std::fmt::Debug for BrowserSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrowserSession")
             .field("user", &self.user)
+            .field("authenticated_at", &self.authenticated_at)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +128,7 @@ struct SessionClaims {
     user_id: String,
     epoch: i64,
     id: String,
+    expires: Timestamp,
 }
 
 impl Authority {
@@ -246,9 +253,16 @@ impl Authority {
         Ok(verified)
     }
 
-    /// A signed session cookie value for a user who just logged in (see [`Self::signed_session`]).
-    pub fn new_session(&self, user: &User) -> SessionCookie {
-        self.signed_session(SESSION_PURPOSE, user, SESSION_TTL_SECS)
+    /// A signed session cookie value for a user who just logged in (see [`Self::signed_session`]),
+    /// and the session it stands for.
+    pub fn new_session(&self, user: &User) -> (SessionCookie, BrowserSession) {
+        let (cookie, id) = self.signed_session_with_id(SESSION_PURPOSE, user, SESSION_TTL_SECS);
+        let session = BrowserSession {
+            user: user.clone(),
+            authenticated_at: self.now(),
+            id,
+        };
+        (cookie, session)
     }
 
     /// `user.epoch.id.expiry.mac`: the user, the user's session epoch now, a random session id
@@ -261,17 +275,23 @@ impl Authority {
         user: &User,
         ttl_secs: u64,
     ) -> SessionCookie {
+        self.signed_session_with_id(purpose, user, ttl_secs).0
+    }
+
+    /// A signed session cookie, and the session's random id.
+    fn signed_session_with_id(
+        &self,
+        purpose: &str,
+        user: &User,
+        ttl_secs: u64,
+    ) -> (SessionCookie, String) {
         let expires = self.now().plus_secs(ttl_secs).millis();
         let mut id = [0u8; SESSION_ID_BYTES];
         self.rng().fill(&mut id);
-        let message = format!(
-            "{}.{}.{}.{expires}",
-            user.id,
-            user.session_epoch,
-            hex::encode(id)
-        );
+        let id = hex::encode(id);
+        let message = format!("{}.{}.{id}.{expires}", user.id, user.session_epoch);
         let tag = hex::encode(self.config().server_key.mac(purpose, message.as_bytes()));
-        SessionCookie::new(format!("{message}.{tag}"))
+        (SessionCookie::new(format!("{message}.{tag}")), id)
     }
 
     /// The end user's session of a cookie: it verifies, has not expired, and its user is active
@@ -281,13 +301,17 @@ impl Authority {
         &self,
         cookie: Option<&SessionCookie>,
     ) -> Result<Option<BrowserSession>, StoreError> {
-        self.verified_session(SESSION_PURPOSE, cookie).await
+        self.verified_session(SESSION_PURPOSE, SESSION_TTL_SECS, cookie)
+            .await
     }
 
-    /// The session of a cookie signed for `purpose`, its user read from the store now.
+    /// The session of a cookie signed for `purpose` with a lifetime of `ttl_secs`, its user
+    /// read from the store now. The login time is the cookie's expiry less its lifetime (a
+    /// session is never extended, so the cookie of a login always says when it was made).
     pub(crate) async fn verified_session(
         &self,
         purpose: &str,
+        ttl_secs: u64,
         cookie: Option<&SessionCookie>,
     ) -> Result<Option<BrowserSession>, StoreError> {
         let Some(claims) = cookie.and_then(|value| self.session_claims(purpose, value)) else {
@@ -298,6 +322,12 @@ impl Authority {
             .filter(|u| !u.disabled && u.session_epoch == claims.epoch)
             .map(|user| BrowserSession {
                 user,
+                authenticated_at: Timestamp(
+                    claims
+                        .expires
+                        .millis()
+                        .saturating_sub((ttl_secs as i64).saturating_mul(1000)),
+                ),
                 id: claims.id,
             }))
     }
@@ -316,13 +346,15 @@ impl Authority {
         let mut parts = message.split('.');
         let (user_id, epoch, id, expires) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || self.now().millis() >= expires.parse::<i64>().ok()? {
+        let expires = Timestamp(expires.parse::<i64>().ok()?);
+        if parts.next().is_some() || self.now() >= expires {
             return None;
         }
         Some(SessionClaims {
             user_id: user_id.to_owned(),
             epoch: epoch.parse().ok()?,
             id: id.to_owned(),
+            expires,
         })
     }
 
@@ -395,9 +427,10 @@ impl Authority {
     pub async fn after_login(
         &self,
         request: &AuthorizationRequest,
-        user: &User,
+        session: &BrowserSession,
         source: &Source,
     ) -> Result<Next, OAuthError> {
+        let user = &session.user;
         if !request.prompt_consent {
             let approved = self
                 .store()
@@ -405,20 +438,29 @@ impl Authority {
                 .await?
                 .and_then(|text| Scope::parse(&text));
             if approved.is_some_and(|approved| request.scope.is_subset(&approved)) {
-                return Ok(Next::Redirect(self.approve(request, user, source).await?));
+                return Ok(Next::Redirect(
+                    self.approve(request, session, source).await?,
+                ));
             }
         }
         Ok(Next::Consent)
     }
 
-    /// The user allowed the request: a code for the Web Server flow, tokens in the fragment for
-    /// the User-Agent flow. Returns the `Location` back to the client.
+    /// The user of `session` allowed the request: a code for the Web Server flow, tokens (and
+    /// an ID token, for `token id_token`) in the fragment for the User-Agent flow. The code, or
+    /// the grant, keeps the request's `nonce` and when the session's user logged in, for the
+    /// ID tokens. Returns the `Location` back to the client.
     pub async fn approve(
         &self,
         request: &AuthorizationRequest,
-        user: &User,
+        session: &BrowserSession,
         source: &Source,
     ) -> Result<String, OAuthError> {
+        let user = &session.user;
+        let authentication = Authentication {
+            auth_time: Some(session.authenticated_at),
+            nonce: request.nonce.clone(),
+        };
         let now = self.now();
         self.store()
             .record_approval(
@@ -441,13 +483,13 @@ impl Authority {
                     code_challenge: request.code_challenge.clone(),
                     created_at: now,
                     expires_at: now.plus_secs(CODE_TTL_SECS),
-                    nonce: None,
-                    auth_time: None,
+                    nonce: authentication.nonce,
+                    auth_time: authentication.auth_time,
                 };
                 self.store().insert_code(&record).await?;
                 Ok(target.location(&self.config().issuer, &[("code", code.expose_secret())]))
             }
-            ResponseKind::Token => {
+            ResponseKind::Token | ResponseKind::TokenAndIdToken => {
                 // A refresh token in a URL fragment only for redirects that no other page can
                 // read: custom schemes or our own success page
                 // (docs/salesforce-compatibility.md, "User-Agent flow").
@@ -464,6 +506,8 @@ impl Authority {
                             code_hash: None,
                             may_issue_refresh: fragment_may_carry_refresh,
                             presented_secret: None,
+                            authentication,
+                            answers_id_token: request.kind == ResponseKind::TokenAndIdToken,
                         },
                         Some(source),
                     )
@@ -481,6 +525,11 @@ impl Authority {
                     ("scope", response.scope.as_str()),
                     ("token_type", "Bearer"),
                 ]);
+                // Only for `token id_token` (OpenID Connect Core §3.2.2.5): `token` alone
+                // answers what an OAuth client expects, though the grant has `openid`.
+                if let Some(id_token) = &response.id_token {
+                    pairs.push(("id_token", id_token.expose_secret()));
+                }
                 Ok(target.location(&self.config().issuer, &pairs))
             }
         }

@@ -2,7 +2,7 @@
 
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, Password, Scope, TokenResponse};
 
-use crate::authority::{Authority, NewGrant};
+use crate::authority::{Authentication, Authority, NewGrant};
 use crate::identity::username::normalise_username;
 use crate::model::{
     Client, Grant, OpenIdSettings, SigningAlg, StoredEvent, User, MAX_ID_TOKEN_AUDIENCES,
@@ -516,6 +516,8 @@ impl Operator {
                     code_hash: None,
                     may_issue_refresh: true,
                     presented_secret: None,
+                    authentication: Authentication::default(),
+                    answers_id_token: true,
                 },
                 None,
             )

@@ -189,7 +189,7 @@ impl Operator {
     ) -> Result<Option<BrowserSession>, StoreError> {
         Ok(self
             .authority
-            .verified_session(ADMIN_SESSION_PURPOSE, cookie)
+            .verified_session(ADMIN_SESSION_PURPOSE, ADMIN_SESSION_TTL_SECS, cookie)
             .await?
             .filter(|session| session.user.admin))
     }

@@ -19,13 +19,15 @@
 //! a new key at the same instant as the others). A retirement reaches the other nodes within
 //! that TTL.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::authority::Authority;
+use crate::model::SigningAlg;
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::StoreError;
 use crate::time::Timestamp;
-use crate::tokens::signing_keys::{PublicJwk, SigningKey, SigningKeyError};
+use crate::tokens::signing_keys::{OpenedKey, PublicJwk, SigningKey, SigningKeyError};
 
 /// How long a node uses the keys it read from the store before reading them again.
 pub const KEY_CACHE_TTL_SECS: u64 = 60;
@@ -125,11 +127,17 @@ impl KeySchedule {
     }
 }
 
-/// The key that signs at `now`: the newest that has reached its `sign_from` and is not retired.
-pub fn signing_key_at(keys: &[SigningKey], now: Timestamp) -> Option<&SigningKey> {
-    keys.iter()
+/// The key of `alg` that signs at `now`: the newest of that algorithm that has reached its
+/// `sign_from` and is not retired. Each algorithm has its own schedule: an RS256 key and an
+/// ES256 key sign side by side, each for the clients that asked for it.
+pub fn signing_key_at(keys: &[SigningKey], alg: SigningAlg, now: Timestamp) -> Option<&SigningKey> {
+    of_alg(keys, alg)
         .filter(|k| k.sign_from <= now && k.retire_at.is_none())
         .max_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)))
+}
+
+fn of_alg(keys: &[SigningKey], alg: SigningAlg) -> impl Iterator<Item = &SigningKey> {
+    keys.iter().filter(move |k| k.alg == alg.name())
 }
 
 /// Whether the JWKS lists `key` at `now`.
@@ -152,30 +160,42 @@ pub fn key_state(keys: &[SigningKey], key: &SigningKey, now: Timestamp) -> KeySt
     if key.sign_from > now {
         return KeyState::Pending;
     }
-    match signing_key_at(keys, now) {
+    let signing = key
+        .signing_alg()
+        .and_then(|alg| signing_key_at(keys, alg, now));
+    match signing {
         Some(signing) if signing.kid == key.kid => KeyState::Signing,
         _ => KeyState::Superseded,
     }
 }
 
-/// When a key made at `now` may sign: at once when nothing else can sign now or later (a fresh
-/// install, or every key retired: no client has a cached JWKS to miss it from), else after one
-/// JWKS cache lifetime.
-fn sign_from_for_new_key(keys: &[SigningKey], now: Timestamp, schedule: &KeySchedule) -> Timestamp {
-    if keys.iter().any(|k| k.retire_at.is_none()) {
+/// When a key of `alg` made at `now` may sign: at once when no key of its algorithm can sign
+/// now or later (a fresh install, every key retired, the first key of a newly offered
+/// algorithm: no token of that algorithm exists that a cached JWKS would have to verify, and a
+/// relying party refetches on a kid it does not know), else after one JWKS cache lifetime.
+fn sign_from_for_new_key(
+    keys: &[SigningKey],
+    alg: SigningAlg,
+    now: Timestamp,
+    schedule: &KeySchedule,
+) -> Timestamp {
+    if of_alg(keys, alg).any(|k| k.retire_at.is_none()) {
         now.plus_secs(schedule.jwks_cache_lifetime_secs)
     } else {
         now
     }
 }
 
-/// Whether housekeeping should make a key at `now`: none can sign, or the signing key has
-/// signed for the rotation period and no newer key is waiting for its turn.
-fn rotation_due(keys: &[SigningKey], now: Timestamp, schedule: &KeySchedule) -> bool {
-    let pending = keys
-        .iter()
-        .any(|k| k.retire_at.is_none() && k.sign_from > now);
-    match signing_key_at(keys, now) {
+/// Whether housekeeping should make a key of `alg` at `now`: none can sign, or the signing key
+/// has signed for the rotation period and no newer key is waiting for its turn.
+fn rotation_due(
+    keys: &[SigningKey],
+    alg: SigningAlg,
+    now: Timestamp,
+    schedule: &KeySchedule,
+) -> bool {
+    let pending = of_alg(keys, alg).any(|k| k.retire_at.is_none() && k.sign_from > now);
+    match signing_key_at(keys, alg, now) {
         None => !pending,
         Some(signing) => !pending && signing.sign_from.plus_secs(schedule.rotation_secs) <= now,
     }
@@ -185,13 +205,14 @@ fn rotation_due(keys: &[SigningKey], now: Timestamp, schedule: &KeySchedule) -> 
 /// next key starts, and stays published for the tokens it signed until then.
 fn superseded_retirements(
     keys: &[SigningKey],
+    alg: SigningAlg,
     now: Timestamp,
     schedule: &KeySchedule,
 ) -> Vec<(String, Timestamp)> {
-    let Some(signing) = signing_key_at(keys, now) else {
+    let Some(signing) = signing_key_at(keys, alg, now) else {
         return Vec::new();
     };
-    keys.iter()
+    of_alg(keys, alg)
         .filter(|k| k.retire_at.is_none() && k.sign_from <= now && k.kid != signing.kid)
         .map(|k| {
             let retire_at = signing
@@ -202,25 +223,55 @@ fn superseded_retirements(
         .collect()
 }
 
-/// The keys as read from the store, and when.
+/// The keys as read from the store, and when; and the ones opened for signing since (unsealed
+/// and parsed once, not on every signature). The opened keys go with the copy they were opened
+/// from: a fresh read starts with none.
 #[derive(Debug, Default)]
-pub(crate) struct KeyCache(Mutex<Option<(Timestamp, Vec<SigningKey>)>>);
+pub(crate) struct KeyCache(Mutex<Option<CachedKeys>>);
+
+#[derive(Debug)]
+struct CachedKeys {
+    read_at: Timestamp,
+    keys: Vec<SigningKey>,
+    opened: HashMap<String, Arc<OpenedKey>>,
+}
 
 impl KeyCache {
     fn fresh(&self, now: Timestamp) -> Option<Vec<SigningKey>> {
         let cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
         cached
             .as_ref()
-            .filter(|(read_at, _)| now >= *read_at && now < read_at.plus_secs(KEY_CACHE_TTL_SECS))
-            .map(|(_, keys)| keys.clone())
+            .filter(|c| now >= c.read_at && now < c.read_at.plus_secs(KEY_CACHE_TTL_SECS))
+            .map(|c| c.keys.clone())
     }
 
     fn keep(&self, read_at: Timestamp, keys: Vec<SigningKey>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((read_at, keys));
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedKeys {
+            read_at,
+            keys,
+            opened: HashMap::new(),
+        });
     }
 
     fn forget(&self) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn opened(&self, kid: &str) -> Option<Arc<OpenedKey>> {
+        let cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cached.as_ref().and_then(|c| c.opened.get(kid).cloned())
+    }
+
+    /// Keeps `opened` with the copy of the keys it came from, if that copy is still the one
+    /// held (else it is dropped after this use).
+    fn keep_opened(&self, opened: &Arc<OpenedKey>) {
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cached
+            .as_mut()
+            .filter(|c| c.keys.iter().any(|k| k.kid == opened.kid()))
+        {
+            c.opened.insert(opened.kid().to_owned(), Arc::clone(opened));
+        }
     }
 }
 
@@ -286,26 +337,59 @@ impl Authority {
         self.key_schedule().jwks_cache_lifetime_secs
     }
 
-    /// A compact JWS of `claims` under the key that signs now.
+    /// A compact JWS (`typ: JWT`) of `claims` under the RS256 key that signs now.
     pub async fn sign_jws<C: serde::Serialize>(
         &self,
         claims: &C,
     ) -> Result<String, SigningKeysError> {
-        let keys = self.keys().await?;
-        let key = signing_key_at(&keys, self.now()).ok_or(SigningKeysError::NoSigningKey)?;
-        Ok(key.sign_jws(&self.config().server_key, claims)?)
+        self.sign_jws_as(SigningAlg::Rs256, "JWT", self.now(), claims)
+            .await
     }
 
-    /// Adds a key, published now, signing after one JWKS cache lifetime (at once if nothing
-    /// else can sign). The key that signs now goes on signing until then.
-    pub async fn rotate_signing_key(&self) -> Result<KeyStatus, SigningKeysError> {
+    /// A compact JWS of `claims` with header `{alg, kid, typ}`, under the key of `alg` that
+    /// signed at `at` (a replay rebuilds what a rotation answered then: with RS256, the same
+    /// bytes), or the one that signs now if that key has been retired since. The signature is
+    /// computed on a blocking thread, never on the async runtime's workers (an RSA-2048
+    /// signature is about a millisecond of CPU), and the key is opened once per cached copy.
+    pub async fn sign_jws_as<C: serde::Serialize>(
+        &self,
+        alg: SigningAlg,
+        typ: &'static str,
+        at: Timestamp,
+        claims: &C,
+    ) -> Result<String, SigningKeysError> {
+        let keys = self.keys().await?;
+        let key = signing_key_at(&keys, alg, at)
+            .or_else(|| signing_key_at(&keys, alg, self.now()))
+            .ok_or(SigningKeysError::NoSigningKey)?;
+        let opened = match self.key_cache().opened(&key.kid) {
+            Some(opened) => opened,
+            None => {
+                let opened = Arc::new(key.open(&self.config().server_key)?);
+                self.key_cache().keep_opened(&opened);
+                opened
+            }
+        };
+        let unsigned = || SigningKeyError::Signing {
+            kid: key.kid.clone(),
+        };
+        let payload = serde_json::to_vec(claims).map_err(|_| unsigned())?;
+        let signed = tokio::task::spawn_blocking(move || opened.sign_jws(typ, &payload))
+            .await
+            .map_err(|_| unsigned())??;
+        Ok(signed)
+    }
+
+    /// Adds a key of `alg`, published now, signing after one JWKS cache lifetime (at once if
+    /// no key of its algorithm can sign). The key that signs now goes on signing until then.
+    pub async fn rotate_signing_key(&self, alg: SigningAlg) -> Result<KeyStatus, SigningKeysError> {
         let now = self.now();
         let keys = self.store().signing_keys().await?;
-        let sign_from = sign_from_for_new_key(&keys, now, &self.key_schedule());
-        let key = SigningKey::generate(&self.config().server_key, self.rng(), now, sign_from)?;
+        let sign_from = sign_from_for_new_key(&keys, alg, now, &self.key_schedule());
+        let key = SigningKey::generate(&self.config().server_key, self.rng(), alg, now, sign_from)?;
         self.store().insert_signing_key(&key).await?;
         self.key_cache().forget();
-        tracing::info!(kid = %key.kid, sign_from = sign_from.millis(), "signing key added");
+        tracing::info!(kid = %key.kid, alg = alg.name(), sign_from = sign_from.millis(), "signing key added");
         let mut keys = keys;
         keys.push(key.clone());
         Ok(KeyStatus {
@@ -334,7 +418,8 @@ impl Authority {
         }
         let retire_at = now.plus_secs(self.key_schedule().published_after_last_signature_secs());
         key.retire_at = Some(retire_at);
-        let nothing_would_sign = signing_key_at(&keys, now).is_none();
+        let alg = key.signing_alg();
+        let nothing_would_sign = alg.is_some_and(|alg| signing_key_at(&keys, alg, now).is_none());
         if nothing_would_sign {
             return Err(SigningKeysError::LastSigningKey(kid.to_owned()));
         }
@@ -346,22 +431,25 @@ impl Authority {
         Ok(retire_at)
     }
 
-    /// Housekeeping's step for the keys: makes the first key, rotates the signing key once it
-    /// has signed for the rotation period, and dates the retirement of keys a newer one has
-    /// superseded. Returns the kid of a key it made. Two nodes running it at once may each make
-    /// one: both are published, and the newer signs.
-    pub async fn rotate_signing_keys_when_due(&self) -> Result<Option<String>, SigningKeysError> {
+    /// Housekeeping's step for the keys, for each algorithm (RS256, ES256): makes the first
+    /// key, rotates the signing key once it has signed for the rotation period, and dates the
+    /// retirement of keys a newer one has superseded. Returns the kids of the keys it made. Two
+    /// nodes running it at once may each make one: both are published, and the newer signs.
+    pub async fn rotate_signing_keys_when_due(&self) -> Result<Vec<String>, SigningKeysError> {
         let now = self.now();
         let schedule = self.key_schedule();
         let keys = self.store().signing_keys().await?;
-        for (kid, retire_at) in superseded_retirements(&keys, now, &schedule) {
-            self.store().retire_signing_key(&kid, retire_at).await?;
-            self.key_cache().forget();
+        let mut made = Vec::new();
+        for alg in SigningAlg::ALL {
+            for (kid, retire_at) in superseded_retirements(&keys, alg, now, &schedule) {
+                self.store().retire_signing_key(&kid, retire_at).await?;
+                self.key_cache().forget();
+            }
+            if rotation_due(&keys, alg, now, &schedule) {
+                made.push(self.rotate_signing_key(alg).await?.kid);
+            }
         }
-        if !rotation_due(&keys, now, &schedule) {
-            return Ok(None);
-        }
-        Ok(Some(self.rotate_signing_key().await?.kid))
+        Ok(made)
     }
 }
 
@@ -388,12 +476,14 @@ mod tests {
         (authority, clock)
     }
 
+    /// The kids of the RS256 keys the JWKS lists (each algorithm's schedule is the same).
     async fn published_kids(authority: &Authority) -> Vec<String> {
         authority
             .published_jwks()
             .await
             .unwrap()
             .into_iter()
+            .filter(|jwk| jwk.alg == "RS256")
             .map(|jwk| jwk.kid)
             .collect()
     }
@@ -413,22 +503,44 @@ mod tests {
             authority.sign_jws(&serde_json::json!({})).await,
             Err(SigningKeysError::NoSigningKey)
         ));
-        let first = authority
-            .rotate_signing_keys_when_due()
+        let made = authority.rotate_signing_keys_when_due().await.unwrap();
+        let [rs256, es256] = made.as_slice() else {
+            panic!("one key per algorithm: {made:?}");
+        };
+        assert_eq!(signing_kid(&authority).await, *rs256);
+        let es256_token = authority
+            .sign_jws_as(
+                SigningAlg::Es256,
+                "JWT",
+                authority.now(),
+                &serde_json::json!({}),
+            )
             .await
-            .unwrap()
             .unwrap();
-        assert_eq!(signing_kid(&authority).await, first);
-        assert_eq!(published_kids(&authority).await, [first]);
+        let header = jsonwebtoken::decode_header(&es256_token).unwrap();
+        assert_eq!(header.kid.as_ref(), Some(es256));
+        let jwks = authority.published_jwks().await.unwrap();
+        let mut published: Vec<String> = jwks.into_iter().map(|jwk| jwk.kid).collect();
+        let mut made = made.clone();
+        published.sort();
+        made.sort();
+        assert_eq!(published, made);
     }
 
     #[tokio::test]
     async fn a_new_key_is_published_a_cache_lifetime_before_it_signs() {
         let (authority, clock) = authority();
-        let old = authority.rotate_signing_key().await.unwrap().kid;
+        let old = authority
+            .rotate_signing_key(SigningAlg::Rs256)
+            .await
+            .unwrap()
+            .kid;
         // A second later: keys made in one millisecond are ordered by their random kids.
         clock.advance_secs(1);
-        let new = authority.rotate_signing_key().await.unwrap();
+        let new = authority
+            .rotate_signing_key(SigningAlg::Rs256)
+            .await
+            .unwrap();
         assert_eq!(new.state, KeyState::Pending);
         assert_eq!(
             published_kids(&authority).await,
@@ -447,17 +559,26 @@ mod tests {
     #[tokio::test]
     async fn an_old_key_stays_published_until_its_tokens_expire_and_caches_lapse() {
         let (authority, clock) = authority();
-        let old = authority.rotate_signing_key().await.unwrap().kid;
+        let old = authority
+            .rotate_signing_key(SigningAlg::Rs256)
+            .await
+            .unwrap()
+            .kid;
         // A second later: keys made in one millisecond are ordered by their random kids.
         clock.advance_secs(1);
-        let new = authority.rotate_signing_key().await.unwrap().kid;
+        let new = authority
+            .rotate_signing_key(SigningAlg::Rs256)
+            .await
+            .unwrap()
+            .kid;
         // The new key signs from a day on; the old key's last token lives a day more, and a
         // JWKS fetched then is kept a day more: published three days after the rotation.
         clock.advance_secs(DAY);
-        assert_eq!(
-            authority.rotate_signing_keys_when_due().await.unwrap(),
-            None
-        );
+        // Housekeeping dates the old key's retirement; the one key it makes is the first of
+        // ES256, which had none.
+        let made = authority.rotate_signing_keys_when_due().await.unwrap();
+        assert_eq!(made.len(), 1, "{made:?}");
+        assert!(!published_kids(&authority).await.contains(&made[0]));
         clock.advance_secs(2 * DAY - 1);
         authority.key_cache().forget();
         assert_eq!(published_kids(&authority).await, [old.clone(), new.clone()]);
@@ -476,24 +597,32 @@ mod tests {
         };
         let (this, other) = (node(config.clone()), node(config));
         assert_eq!(published_kids(&this).await, Vec::<String>::new());
-        let made = other.rotate_signing_keys_when_due().await.unwrap().unwrap();
+        let made = other.rotate_signing_keys_when_due().await.unwrap();
         clock.advance_secs(KEY_CACHE_TTL_SECS - 1);
         assert_eq!(published_kids(&this).await, Vec::<String>::new());
         clock.advance_secs(1);
-        assert_eq!(published_kids(&this).await, std::slice::from_ref(&made));
-        assert_eq!(signing_kid(&this).await, made);
+        assert_eq!(published_kids(&this).await, made[..1]);
+        assert_eq!(signing_kid(&this).await, made[0]);
     }
 
     #[tokio::test]
     async fn retiring_the_only_signing_key_is_refused() {
         let (authority, clock) = authority();
-        let only = authority.rotate_signing_key().await.unwrap().kid;
+        let only = authority
+            .rotate_signing_key(SigningAlg::Rs256)
+            .await
+            .unwrap()
+            .kid;
         assert!(matches!(
             authority.retire_signing_key(&only).await,
             Err(SigningKeysError::LastSigningKey(_))
         ));
         // A pending key does not sign yet: retiring the current one would leave a gap.
-        let pending = authority.rotate_signing_key().await.unwrap().kid;
+        let pending = authority
+            .rotate_signing_key(SigningAlg::Rs256)
+            .await
+            .unwrap()
+            .kid;
         assert!(matches!(
             authority.retire_signing_key(&only).await,
             Err(SigningKeysError::LastSigningKey(_))
@@ -515,37 +644,32 @@ mod tests {
     #[tokio::test]
     async fn scheduled_rotation_happens_once_per_period() {
         let (authority, clock) = authority();
-        let first = authority
-            .rotate_signing_keys_when_due()
-            .await
-            .unwrap()
-            .unwrap();
+        let first = authority.rotate_signing_keys_when_due().await.unwrap()[0].clone();
         clock.advance_secs(90 * DAY - 1);
         assert_eq!(
             authority.rotate_signing_keys_when_due().await.unwrap(),
-            None
+            Vec::<String>::new()
         );
         clock.advance_secs(1);
-        let second = authority
-            .rotate_signing_keys_when_due()
-            .await
-            .unwrap()
-            .unwrap();
+        let second = authority.rotate_signing_keys_when_due().await.unwrap()[0].clone();
         // Pending: no second rotation while it waits for its turn, nor after it signs.
         assert_eq!(
             authority.rotate_signing_keys_when_due().await.unwrap(),
-            None
+            Vec::<String>::new()
         );
         clock.advance_secs(DAY);
         assert_eq!(
             authority.rotate_signing_keys_when_due().await.unwrap(),
-            None
+            Vec::<String>::new()
         );
         authority.key_cache().forget();
         assert_eq!(signing_kid(&authority).await, second);
         let statuses = authority.signing_key_statuses().await.unwrap();
-        let states: Vec<(String, KeyState)> =
-            statuses.into_iter().map(|s| (s.kid, s.state)).collect();
+        let states: Vec<(String, KeyState)> = statuses
+            .into_iter()
+            .filter(|s| s.alg == "RS256")
+            .map(|s| (s.kid, s.state))
+            .collect();
         assert_eq!(
             states,
             [
@@ -556,13 +680,17 @@ mod tests {
         clock.advance_secs(90 * DAY - 1);
         assert_eq!(
             authority.rotate_signing_keys_when_due().await.unwrap(),
-            None
+            Vec::<String>::new()
         );
         clock.advance_secs(1);
-        assert!(authority
-            .rotate_signing_keys_when_due()
-            .await
-            .unwrap()
-            .is_some());
+        assert_eq!(
+            authority
+                .rotate_signing_keys_when_due()
+                .await
+                .unwrap()
+                .len(),
+            2,
+            "each algorithm's key rotates on its own schedule"
+        );
     }
 }

@@ -4,6 +4,7 @@
 pub mod access_token;
 pub mod crypto;
 pub mod hash;
+pub mod id_token;
 pub mod ids;
 pub mod sealing;
 pub mod server_key;

@@ -1,5 +1,5 @@
-//! The signing-key set that ID tokens and JWT access tokens are signed with (RS256), and the
-//! JWKS that publishes its public halves.
+//! The signing-key set that ID tokens and JWT access tokens are signed with (RS256, and ES256
+//! for the clients that opt in), and the JWKS that publishes its public halves.
 //!
 //! A key is stored in the database with its private half sealed under the server key
 //! (XChaCha20-Poly1305, its kid as associated data, so that a sealed key moved to another row
@@ -12,11 +12,9 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
+use crate::model::SigningAlg;
 use crate::time::{Random, Timestamp};
 use crate::tokens::server_key::ServerKey;
-
-/// The only algorithm keys are made for today (what Salesforce signs ID tokens with).
-pub const RS256: &str = "RS256";
 
 const NONCE_LEN: usize = 24;
 const KID_BYTES: usize = 12;
@@ -49,7 +47,7 @@ impl std::fmt::Debug for SealedPrivateKey {
 pub struct SigningKey {
     /// The JWS `kid`: 96 random bits in hex, unique.
     pub kid: String,
-    /// The JWS `alg` (`RS256`).
+    /// The JWS `alg` (`RS256` or `ES256`).
     pub alg: String,
     pub created_at: Timestamp,
     /// From when the JWKS lists it.
@@ -65,13 +63,16 @@ pub struct SigningKey {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SigningKeyError {
-    /// The RSA key could not be generated or encoded (aws-lc reported a failure).
+    /// The key could not be generated or encoded (aws-lc reported a failure).
     #[error("the signing key could not be generated")]
     Generation,
-    /// The sealed key does not open under this server key, or what it holds is not an RSA key:
-    /// another server key, or a tampered row.
+    /// The sealed key does not open under this server key, or what it holds is not a key of
+    /// its algorithm: another server key, or a tampered row.
     #[error("the signing key {kid} does not open under this server key")]
     Unseal { kid: String },
+    /// aws-lc reported a failure while signing.
+    #[error("the signing key {kid} could not sign")]
+    Signing { kid: String },
 }
 
 fn sealing_cipher(server_key: &ServerKey) -> XChaCha20Poly1305 {
@@ -132,36 +133,129 @@ pub struct PublicJwk {
     #[serde(rename = "use")]
     pub use_: String,
     pub alg: String,
-    /// The modulus, base64url without padding (big-endian, no leading zero).
-    pub n: String,
-    /// The public exponent, likewise.
-    pub e: String,
+    /// The key's numbers, by its type (RFC 7518 §6.2, §6.3).
+    #[serde(flatten)]
+    pub params: JwkParams,
+}
+
+/// The public numbers of a JWK, each base64url without padding.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum JwkParams {
+    /// `kty: RSA`: the modulus and the public exponent (big-endian, no leading zero).
+    Rsa { n: String, e: String },
+    /// `kty: EC`: the curve (`P-256`) and the point's coordinates (32 bytes each).
+    Ec { crv: String, x: String, y: String },
+}
+
+/// A key opened for signing: parsed once, kept by the node's key cache for as long as it keeps
+/// the key (aws-lc frees and cleanses the key material when it is dropped).
+pub struct OpenedKey {
+    kid: String,
+    pair: OpenedPair,
+}
+
+enum OpenedPair {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    Ec(aws_lc_rs::signature::EcdsaKeyPair),
+}
+
+impl std::fmt::Debug for OpenedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenedKey {
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The JWS `alg` it signs with.
+    pub fn alg(&self) -> SigningAlg {
+        match self.pair {
+            OpenedPair::Rsa(_) => SigningAlg::Rs256,
+            OpenedPair::Ec(_) => SigningAlg::Es256,
+        }
+    }
+
+    /// A compact JWS (RFC 7515 §7.1) of `payload` (the claims, serialized), its header
+    /// `{alg, kid, typ}`. RS256 is RSASSA-PKCS1-v1_5 with SHA-256: the same bytes for the same
+    /// input. ES256 is ECDSA P-256 with SHA-256, `r || s` (RFC 7518 §3.4): randomised.
+    pub fn sign_jws(&self, typ: &str, payload: &[u8]) -> Result<String, SigningKeyError> {
+        let header = serde_json::json!({"alg": self.alg().name(), "kid": self.kid, "typ": typ});
+        let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(payload));
+        let refused = || SigningKeyError::Signing {
+            kid: self.kid.clone(),
+        };
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let signature = match &self.pair {
+            OpenedPair::Rsa(pair) => {
+                let mut signature = vec![0u8; pair.public_modulus_len()];
+                pair.sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    jws.as_bytes(),
+                    &mut signature,
+                )
+                .map_err(|_| refused())?;
+                signature
+            }
+            OpenedPair::Ec(pair) => pair
+                .sign(&rng, jws.as_bytes())
+                .map_err(|_| refused())?
+                .as_ref()
+                .to_vec(),
+        };
+        jws.push('.');
+        jws.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        Ok(jws)
+    }
 }
 
 impl SigningKey {
-    /// A new RSA-2048 key, published at `publish_at` and signing from `sign_from`. The key
-    /// material comes from aws-lc's own generator (the injected [`Random`] draws the kid and
-    /// the seal's nonce: RSA generation cannot be given a byte source).
+    /// A new key for `alg` (RSA-2048 for RS256, P-256 for ES256), published at `now` and signing
+    /// from `sign_from`. The key material comes from aws-lc's own generator (the injected
+    /// [`Random`] draws the kid and the seal's nonce: key generation cannot be given a byte
+    /// source).
     pub fn generate(
         server_key: &ServerKey,
         rng: &dyn Random,
+        alg: SigningAlg,
         now: Timestamp,
         sign_from: Timestamp,
     ) -> Result<Self, SigningKeyError> {
         use aws_lc_rs::encoding::AsDer;
-        use aws_lc_rs::rsa::{KeyPair, KeySize};
 
-        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| SigningKeyError::Generation)?;
-        let pkcs8 = pair.as_der().map_err(|_| SigningKeyError::Generation)?;
+        let pkcs8 = match alg {
+            SigningAlg::Rs256 => {
+                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(|_| SigningKeyError::Generation)?;
+                let der = pair.as_der().map_err(|_| SigningKeyError::Generation)?;
+                Zeroizing::new(der.as_ref().to_vec())
+            }
+            SigningAlg::Es256 => {
+                let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                )
+                .map_err(|_| SigningKeyError::Generation)?;
+                let der = pair.to_pkcs8v1().map_err(|_| SigningKeyError::Generation)?;
+                Zeroizing::new(der.as_ref().to_vec())
+            }
+        };
         let mut kid_bytes = [0u8; KID_BYTES];
         rng.fill(&mut kid_bytes);
         // Hex, not base64url: a kid that began with `-` would read as an option on a command
         // line (`tessera admin keys retire KID`).
         let kid = hex::encode(kid_bytes);
-        let private_key = seal(server_key, rng, &kid, pkcs8.as_ref())?;
+        let private_key = seal(server_key, rng, &kid, &pkcs8)?;
         Ok(Self {
             kid,
-            alg: RS256.to_owned(),
+            alg: alg.name().to_owned(),
             created_at: now,
             publish_at: now,
             sign_from,
@@ -170,92 +264,86 @@ impl SigningKey {
         })
     }
 
+    /// The algorithm it signs with; `None` for a row naming one this build does not know.
+    pub fn signing_alg(&self) -> Option<SigningAlg> {
+        SigningAlg::from_name(&self.alg)
+    }
+
     /// The public half, as the JWKS lists it.
     pub fn public_jwk(&self, server_key: &ServerKey) -> Result<PublicJwk, SigningKeyError> {
         use aws_lc_rs::signature::KeyPair as _;
 
-        let pair = self.open(server_key)?;
-        let public = pair.public_key();
+        let (kty, params) = match self.open(server_key)?.pair {
+            OpenedPair::Rsa(pair) => {
+                let public = pair.public_key();
+                let params = JwkParams::Rsa {
+                    n: URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+                    e: URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+                };
+                ("RSA", params)
+            }
+            OpenedPair::Ec(pair) => {
+                // The uncompressed point: 0x04 || x || y.
+                let point = pair.public_key().as_ref();
+                let coordinates = point.get(1..).filter(|c| c.len() == 64).ok_or_else(|| {
+                    SigningKeyError::Unseal {
+                        kid: self.kid.clone(),
+                    }
+                })?;
+                let (x, y) = coordinates.split_at(32);
+                let params = JwkParams::Ec {
+                    crv: "P-256".to_owned(),
+                    x: URL_SAFE_NO_PAD.encode(x),
+                    y: URL_SAFE_NO_PAD.encode(y),
+                };
+                ("EC", params)
+            }
+        };
         Ok(PublicJwk {
-            kty: "RSA".to_owned(),
+            kty: kty.to_owned(),
             kid: self.kid.clone(),
             use_: "sig".to_owned(),
             alg: self.alg.clone(),
-            n: URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
-            e: URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+            params,
         })
     }
 
-    /// A compact JWS (RS256) of `claims`, its header naming this key's kid.
+    /// A compact JWS of `claims` with `typ: JWT`, its header naming this key's kid. Opens the
+    /// key each time: what signs on a request path keeps an [`OpenedKey`] instead.
     pub fn sign_jws<C: serde::Serialize>(
         &self,
         server_key: &ServerKey,
         claims: &C,
     ) -> Result<String, SigningKeyError> {
+        let payload = serde_json::to_vec(claims).map_err(|_| SigningKeyError::Signing {
+            kid: self.kid.clone(),
+        })?;
+        self.open(server_key)?.sign_jws("JWT", &payload)
+    }
+
+    /// The private key, unsealed and parsed for its algorithm.
+    pub fn open(&self, server_key: &ServerKey) -> Result<OpenedKey, SigningKeyError> {
         let refused = || SigningKeyError::Unseal {
             kid: self.kid.clone(),
         };
         let pkcs8 = unseal(server_key, &self.kid, &self.private_key)?;
-        // jsonwebtoken's aws-lc backend takes the RSAPrivateKey (PKCS#1) that PKCS#8 wraps.
-        let pkcs1 = pkcs1_in_pkcs8(&pkcs8).ok_or_else(refused)?;
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(
-            &header,
-            claims,
-            &jsonwebtoken::EncodingKey::from_rsa_der(pkcs1),
-        )
-        .map_err(|_| refused())
-    }
-
-    fn open(&self, server_key: &ServerKey) -> Result<aws_lc_rs::rsa::KeyPair, SigningKeyError> {
-        let pkcs8 = unseal(server_key, &self.kid, &self.private_key)?;
-        aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8).map_err(|_| SigningKeyError::Unseal {
+        let pair = match self.signing_alg().ok_or_else(refused)? {
+            SigningAlg::Rs256 => {
+                OpenedPair::Rsa(aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8).map_err(|_| refused())?)
+            }
+            SigningAlg::Es256 => OpenedPair::Ec(
+                aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &pkcs8,
+                )
+                .map_err(|_| refused())?,
+            ),
+        };
+        Ok(OpenedKey {
             kid: self.kid.clone(),
+            pair,
         })
     }
-}
-
-/// One DER element at the start of `input`: its tag, its contents, and what follows it.
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 {
-            return None;
-        }
-        let (len_bytes, rest) = rest.split_at_checked(count)?;
-        let len = len_bytes
-            .iter()
-            .fold(0usize, |len, &b| (len << 8) | usize::from(b));
-        (len, rest)
-    };
-    let (contents, after) = rest.split_at_checked(len)?;
-    Some((tag, contents, after))
-}
-
-/// The `privateKey` OCTET STRING of a PKCS#8 `PrivateKeyInfo` (RFC 5208): SEQUENCE { version
-/// INTEGER, algorithm SEQUENCE, privateKey OCTET STRING, … }.
-fn pkcs1_in_pkcs8(pkcs8: &[u8]) -> Option<&[u8]> {
-    const SEQUENCE: u8 = 0x30;
-    const INTEGER: u8 = 0x02;
-    const OCTET_STRING: u8 = 0x04;
-    let (SEQUENCE, info, _) = der_element(pkcs8)? else {
-        return None;
-    };
-    let (INTEGER, _version, rest) = der_element(info)? else {
-        return None;
-    };
-    let (SEQUENCE, _algorithm, rest) = der_element(rest)? else {
-        return None;
-    };
-    let (OCTET_STRING, private_key, _) = der_element(rest)? else {
-        return None;
-    };
-    Some(private_key)
 }
 
 #[cfg(test)]
@@ -264,9 +352,14 @@ mod tests {
     use crate::time::SystemRandom;
 
     fn fresh_key(server_key: &ServerKey) -> SigningKey {
+        fresh_key_for(server_key, SigningAlg::Rs256)
+    }
+
+    fn fresh_key_for(server_key: &ServerKey, alg: SigningAlg) -> SigningKey {
         SigningKey::generate(
             server_key,
             &SystemRandom,
+            alg,
             Timestamp(1_000),
             Timestamp(1_000),
         )
@@ -348,13 +441,47 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_pkcs8_is_refused_not_read_past_its_end() {
-        assert_eq!(pkcs1_in_pkcs8(&[]), None);
-        assert_eq!(pkcs1_in_pkcs8(&[0x30, 0x82, 0xff]), None);
-        assert_eq!(pkcs1_in_pkcs8(&[0x30, 0x03, 0x02, 0x01, 0x00]), None);
+    fn an_es256_key_signs_tokens_its_ec_jwk_verifies() {
+        let server_key = ServerKey::generate(&SystemRandom);
+        let key = fresh_key_for(&server_key, SigningAlg::Es256);
+        let jwk = key.public_jwk(&server_key).unwrap();
+        assert_eq!((jwk.kty.as_str(), jwk.alg.as_str()), ("EC", "ES256"));
+        let JwkParams::Ec { crv, x, y } = &jwk.params else {
+            panic!("not an EC JWK: {jwk:?}");
+        };
+        assert_eq!(crv, "P-256");
+        assert_eq!((x.len(), y.len()), (43, 43));
+
+        let claims = serde_json::json!({"sub": "005", "aud": "client", "exp": 4_000_000_000u64});
+        let token = key.sign_jws(&server_key, &claims).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+        let jwk: jsonwebtoken::jwk::Jwk =
+            serde_json::from_value(serde_json::to_value(&jwk).unwrap()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.set_audience(&["client"]);
+        let verified = jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            &validation,
+        )
+        .unwrap();
+        assert_eq!(verified.claims, claims);
+    }
+
+    #[test]
+    fn an_rs256_signature_is_the_same_bytes_for_the_same_claims() {
+        // What lets a replay inside the retry window answer the very ID token it answered.
+        let server_key = ServerKey::generate(&SystemRandom);
+        let key = fresh_key(&server_key);
+        let opened = key.open(&server_key).unwrap();
+        let payload = br#"{"sub":"005"}"#;
         assert_eq!(
-            pkcs1_in_pkcs8(&[0x30, 0x08, 0x02, 0x01, 0x00, 0x30, 0x00, 0x04, 0x01, 0xaa]),
-            Some(&[0xaa][..])
+            opened.sign_jws("JWT", payload).unwrap(),
+            opened.sign_jws("JWT", payload).unwrap()
         );
+        let header = jsonwebtoken::decode_header(opened.sign_jws("JWT", payload).unwrap()).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        assert_eq!(header.kid.as_deref(), Some(key.kid.as_str()));
     }
 }

@@ -358,24 +358,27 @@ async fn a_token_signed_by_the_server_verifies_against_its_published_jwks() {
     assert_eq!(empty.status, StatusCode::OK);
     assert_eq!(empty.json(), serde_json::json!({ "keys": [] }));
 
-    let kid = h
-        .authority
-        .rotate_signing_keys_when_due()
-        .await
-        .unwrap()
-        .unwrap();
+    let made = h.authority.rotate_signing_keys_when_due().await.unwrap();
     let reply = h.get("/id/keys", None).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("cache-control"), Some("public, max-age=86400"));
     let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&reply.text()).unwrap();
-    let [jwk] = jwks.keys.as_slice() else {
-        panic!("one key expected: {}", reply.text());
-    };
-    assert_eq!(jwk.common.key_id.as_deref(), Some(kid.as_str()));
-    let published = &reply.json()["keys"][0];
-    assert_eq!(published["kty"], "RSA");
-    assert_eq!(published["use"], "sig");
-    assert_eq!(published["alg"], "RS256");
+    assert_eq!(
+        jwks.keys.len(),
+        2,
+        "one key per algorithm: {}",
+        reply.text()
+    );
+    let keys = reply.json()["keys"].as_array().unwrap().clone();
+    let by_alg = |alg: &str| keys.iter().find(|k| k["alg"] == alg).unwrap().clone();
+    let (rsa, ec) = (by_alg("RS256"), by_alg("ES256"));
+    assert_eq!(rsa["kid"], made[0].as_str());
+    assert_eq!(ec["kid"], made[1].as_str());
+    assert_eq!(rsa["kty"], "RSA");
+    assert_eq!(rsa["use"], "sig");
+    assert_eq!(ec["kty"], "EC");
+    assert_eq!(ec["crv"], "P-256");
+    assert_eq!(ec["use"], "sig");
 
     let claims = serde_json::json!({ "sub": "005", "aud": "client", "exp": 4_000_000_000u64 });
     let token = h.authority.sign_jws(&claims).await.unwrap();

@@ -19,6 +19,7 @@ mod golden;
 mod hardening;
 mod identity;
 mod lifecycle;
+mod openid;
 mod outage;
 mod properties;
 mod refusals;
