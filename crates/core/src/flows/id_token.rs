@@ -15,6 +15,20 @@ use crate::model::{Client, Grant, User};
 use crate::time::Timestamp;
 use crate::tokens::id_token::{at_hash, Audience, IdTokenClaims};
 
+/// The claims an ID token sets itself, which the standard claims must not repeat (a repeated
+/// key is invalid JSON to a strict parser: `serde_json` refuses it as a duplicate field).
+const REGISTERED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "azp",
+    "iat",
+    "exp",
+    "auth_time",
+    "nonce",
+    "at_hash",
+];
+
 /// The scope that asks for an ID token.
 pub const OPENID_SCOPE: &str = "openid";
 
@@ -75,7 +89,10 @@ impl Authority {
             NonceEcho::Refresh => settings.echo_nonce_on_refresh,
         };
         let standard = if settings.id_token_standard_claims {
-            crate::identity::claims::standard_claims(&self.config().issuer, user)
+            let mut claims = crate::identity::claims::standard_claims(&self.config().issuer, user);
+            // The token's own `sub` (and any registered claim) is written once, from the grant.
+            claims.retain(|name, _| !REGISTERED_CLAIMS.contains(&name.as_str()));
+            claims
         } else {
             serde_json::Map::new()
         };
