@@ -450,10 +450,12 @@ impl Authority {
             .await
             .map_err(refused_if_disabled)?;
         let response = if client.rotates() {
-            self.successor_response(presented, grant, &user, scope, now)?
+            self.successor_response(presented, grant, &user, scope, now)
+                .await?
         } else {
-            let access_token =
-                self.mint_access_token(client, grant, scope, now, &self.random_part())?;
+            let access_token = self
+                .mint_access_token(client, grant, scope, now, &self.random_part())
+                .await?;
             self.token_response(IssuedTokens {
                 client,
                 user: &user,
@@ -518,7 +520,7 @@ impl Authority {
 
     /// The pair a rotation of the presented token issues at `at`: derived from the token, so
     /// that a replay inside the retry window rebuilds the same one (see [`Successor`]).
-    fn successor_response(
+    async fn successor_response(
         &self,
         presented: &Presented<'_>,
         grant: &Grant,
@@ -528,13 +530,15 @@ impl Authority {
     ) -> Result<TokenResponse, OAuthError> {
         let key = &self.config().server_key;
         let successor = Successor::of(key, presented.value);
-        let access_token = self.mint_access_token(
-            presented.client,
-            grant,
-            scope,
-            at,
-            successor.access_random(),
-        )?;
+        let access_token = self
+            .mint_access_token(
+                presented.client,
+                grant,
+                scope,
+                at,
+                successor.access_random(),
+            )
+            .await?;
         Ok(self.token_response(IssuedTokens {
             client: presented.client,
             user,
@@ -568,7 +572,7 @@ impl Authority {
                     .await;
                 return Ok(Refreshed {
                     outcome: Counted::Replayed,
-                    response,
+                    response: *response,
                 });
             }
             // Inside the window but not answerable (a rotation made by an earlier version):
@@ -700,14 +704,15 @@ impl Authority {
             return Ok(Replay::OutsideWindow);
         }
         let user = self.active_user(&family.grant.user_id).await?;
-        let response =
-            self.successor_response(presented, &family.grant, &user, scope, rotated_at)?;
+        let response = self
+            .successor_response(presented, &family.grant, &user, scope, rotated_at)
+            .await?;
         let rebuilt = response
             .refresh_token
             .as_ref()
             .map(|t| secret_hash(t.expose_secret()));
         Ok(if same_option(rebuilt.as_ref(), family.current.as_ref()) {
-            Replay::Answer(response)
+            Replay::Answer(Box::new(response))
         } else {
             Replay::Unanswerable
         })
@@ -763,7 +768,7 @@ fn refused_if_disabled(error: OAuthError) -> Refusal {
 /// What a replay of the previous token inside the retry window gets.
 enum Replay {
     /// The pair its rotation issued.
-    Answer(TokenResponse),
+    Answer(Box<TokenResponse>),
     /// Inside the window, but its pair cannot be rebuilt.
     Unanswerable,
     OutsideWindow,

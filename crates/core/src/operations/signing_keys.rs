@@ -291,9 +291,18 @@ impl Authority {
         &self,
         claims: &C,
     ) -> Result<String, SigningKeysError> {
+        self.sign_jws_typed("JWT", claims).await
+    }
+
+    /// The same with the header's `typ` set to `typ` (`at+jwt` for an access token).
+    pub async fn sign_jws_typed<C: serde::Serialize>(
+        &self,
+        typ: &str,
+        claims: &C,
+    ) -> Result<String, SigningKeysError> {
         let keys = self.keys().await?;
         let key = signing_key_at(&keys, self.now()).ok_or(SigningKeysError::NoSigningKey)?;
-        Ok(key.sign_jws(&self.config().server_key, claims)?)
+        Ok(key.sign_jws_typed(&self.config().server_key, typ, claims)?)
     }
 
     /// Adds a key, published now, signing after one JWKS cache lifetime (at once if nothing
@@ -305,6 +314,8 @@ impl Authority {
         let key = SigningKey::generate(&self.config().server_key, self.rng(), now, sign_from)?;
         self.store().insert_signing_key(&key).await?;
         self.key_cache().forget();
+        // The first key of an install signs at once: its tokens must verify here at once too.
+        self.jwt_verifier().forget_keys();
         tracing::info!(kid = %key.kid, sign_from = sign_from.millis(), "signing key added");
         let mut keys = keys;
         keys.push(key.clone());

@@ -5,6 +5,7 @@ pub mod access_token;
 pub mod crypto;
 pub mod hash;
 pub mod ids;
+pub mod jwt_access_token;
 pub mod sealing;
 pub mod server_key;
 pub mod signing_keys;

@@ -192,6 +192,17 @@ impl SigningKey {
         server_key: &ServerKey,
         claims: &C,
     ) -> Result<String, SigningKeyError> {
+        self.sign_jws_typed(server_key, "JWT", claims)
+    }
+
+    /// The same with the header's `typ` set to `typ` (an access token's is `at+jwt`, RFC 9068
+    /// §2.1, so that no ID token can pass for one).
+    pub fn sign_jws_typed<C: serde::Serialize>(
+        &self,
+        server_key: &ServerKey,
+        typ: &str,
+        claims: &C,
+    ) -> Result<String, SigningKeyError> {
         let refused = || SigningKeyError::Unseal {
             kid: self.kid.clone(),
         };
@@ -200,6 +211,7 @@ impl SigningKey {
         let pkcs1 = pkcs1_in_pkcs8(&pkcs8).ok_or_else(refused)?;
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(
             &header,
             claims,
