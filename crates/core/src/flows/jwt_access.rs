@@ -500,6 +500,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn genuinely_signed_tokens_not_made_for_this_api_are_refused() {
+        let world = world().await;
+        let (_, claims, _) = world.parts();
+        let variant = |field: &str, value: serde_json::Value| {
+            let mut claims = claims.clone();
+            claims[field] = value;
+            claims
+        };
+        let lifetime = i64::try_from(MAX_ACCESS_TOKEN_TTL_SECS).unwrap();
+        let too_long = claims["iat"].as_i64().unwrap() + lifetime + 1;
+        for (what, claims, typ) in [
+            ("as signed", claims.clone(), TYP),
+            (
+                "another issuer",
+                variant("iss", "http://other.test".into()),
+                TYP,
+            ),
+            (
+                "another audience",
+                variant("aud", "http://other.test".into()),
+                TYP,
+            ),
+            (
+                "another issuer's user",
+                variant("sub", "http://other.test/id/00D1/0051".into()),
+                TYP,
+            ),
+            (
+                "longer than any token lives",
+                variant("exp", too_long.into()),
+                TYP,
+            ),
+            ("an ID token", claims.clone(), "JWT"),
+        ] {
+            let token = world.authority.sign_jws_typed(typ, &claims).await.unwrap();
+            let refused = world.refused(&token).await;
+            assert_eq!(refused, what != "as signed", "{what}");
+        }
+    }
+
+    #[tokio::test]
     async fn an_unknown_kid_reads_the_keys_at_most_once_an_interval() {
         let world = world().await;
         assert!(world.accepted(&world.access_token).await.is_ok());

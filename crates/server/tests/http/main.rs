@@ -17,6 +17,7 @@ mod contract;
 mod cors;
 mod hardening;
 mod identity;
+mod jwt_access;
 mod lifecycle;
 mod outage;
 mod properties;
