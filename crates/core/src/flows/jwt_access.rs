@@ -411,6 +411,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bulk_minted_tokens_of_a_jwt_client_are_jwts_that_work() {
+        let world = world().await;
+        let (_, claims, _) = world.parts();
+        let client_id = claims["client_id"].as_str().unwrap();
+        let minted = world.authority.operator();
+        let minted = minted
+            .mint_many(client_id, USER, "api", 4, 4)
+            .await
+            .unwrap();
+        assert_eq!(minted.len(), 4);
+        for response in minted {
+            let token = response.access_token.expose_secret().to_owned();
+            assert!(token.split('.').count() == 3 && world.accepted(&token).await.is_ok());
+        }
+    }
+
+    #[tokio::test]
     async fn a_token_issued_ahead_of_the_clock_is_refused_as_an_opaque_one_is() {
         let world = world().await;
         // The clock steps back further than the allowed skew.
