@@ -22,6 +22,7 @@ use tessera_proto::{AccessToken, OAuthError, Scope};
 use crate::authority::{ahead_of_clock, Authority};
 use crate::flows::resource::{ResourceError, VerifiedAccess};
 use crate::model::{AccessTokenRecord, Client, Grant};
+use crate::operations::metrics::Cache;
 use crate::operations::signing_keys::{is_published, KEY_CACHE_TTL_SECS};
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::StoreError;
@@ -132,7 +133,10 @@ impl JwtVerifier {
 
     fn remembered(&self, token_hash: &Hash) -> Option<VerifiedAccess> {
         let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        verified.get(token_hash).cloned()
+        let found = verified.get(token_hash).cloned();
+        drop(verified);
+        crate::operations::metrics::cache_lookup(Cache::JwtSignature, found.is_some());
+        found
     }
 
     fn remember(&self, verified: &VerifiedAccess) {
