@@ -21,6 +21,7 @@ use tessera_proto::{
 use tokio::sync::Semaphore;
 
 use crate::flows::id_token::{IdTokenFor, NonceEcho};
+use crate::flows::jwt_access::JwtVerifier;
 pub use crate::identity::guard::ChangeFeedStale;
 use crate::identity::guard::{FeedFreshness, Guard};
 use crate::identity::password::ReusableVerifier;
@@ -205,6 +206,7 @@ pub struct Authority {
     feed_freshness: Arc<FeedFreshness>,
     repeats: Arc<AuditRepeats>,
     key_cache: Arc<KeyCache>,
+    jwt_verifier: Arc<JwtVerifier>,
 }
 
 /// Why `/readyz` fails.
@@ -297,6 +299,7 @@ impl Authority {
             guard: Arc::new(Guard::default()),
             repeats: Arc::new(AuditRepeats::default()),
             key_cache: Arc::new(KeyCache::default()),
+            jwt_verifier: Arc::new(JwtVerifier::default()),
             config: Arc::new(config),
         }
     }
@@ -324,6 +327,10 @@ impl Authority {
 
     pub(crate) fn key_cache(&self) -> &KeyCache {
         &self.key_cache
+    }
+
+    pub(crate) fn jwt_verifier(&self) -> &JwtVerifier {
+        &self.jwt_verifier
     }
 
     pub(crate) fn rng(&self) -> &dyn Random {
@@ -763,14 +770,16 @@ impl Authority {
             authentication,
             answers_id_token,
         } = grant;
-        let (issuance, response) = self.build_issuance(
-            client,
-            user,
-            scope,
-            may_issue_refresh,
-            authentication,
-            presented_secret,
-        )?;
+        let (issuance, response) = self
+            .build_issuance(
+                client,
+                user,
+                scope,
+                may_issue_refresh,
+                authentication,
+                presented_secret,
+            )
+            .await?;
         let now = issuance.grant.created_at;
         // Signed before the write: a failure to sign issues nothing.
         let response = if answers_id_token {
@@ -829,7 +838,7 @@ impl Authority {
     /// A new grant with its tokens, issued now, ready to store (no code, no approval limit, no
     /// event), and the response that answers them (without its ID token: signing is the
     /// caller's, off the runtime's threads and before the write).
-    fn build_issuance(
+    async fn build_issuance(
         &self,
         client: &Client,
         user: &User,
@@ -855,8 +864,9 @@ impl Authority {
         };
         let refresh_token = issue_refresh
             .then(|| mint_refresh_token(&self.config.server_key, self.rng.as_ref(), &grant.id));
-        let access_token =
-            self.mint_access_token(client, &grant, scope, now, &self.random_part())?;
+        let access_token = self
+            .mint_access_token(client, &grant, scope, now, &self.random_part())
+            .await?;
         let issuance = Issuance {
             refresh_token_hash: refresh_token
                 .as_ref()
@@ -880,20 +890,21 @@ impl Authority {
     }
 
     /// An issuance for the bulk path, and the response it answers.
-    pub(crate) fn new_issuance(
+    pub(crate) async fn new_issuance(
         &self,
         client: &Client,
         user: &User,
         scope: &Scope,
     ) -> Result<(Issuance, TokenResponse), OAuthError> {
         self.build_issuance(client, user, scope, true, Authentication::default(), None)
+            .await
     }
 
-    /// An access token of `grant`, verifiable from its own content (see `access_token.rs`),
-    /// for the client's lifetime, at most [`MAX_ACCESS_TOKEN_TTL_SECS`].
-    /// An access token issued at `now`, with `random` as its random part (see
-    /// [`Authority::random_part`]; a rotation's successor derives it).
-    pub(crate) fn mint_access_token(
+    /// An access token of `grant`, verifiable from its own content (see `access_token.rs`, and
+    /// `jwt_access_token.rs` for the clients that ask for JWTs), for the client's lifetime, at
+    /// most [`MAX_ACCESS_TOKEN_TTL_SECS`], issued at `now`, with `random` as its random part
+    /// (see [`Authority::random_part`]; a rotation's successor derives it).
+    pub(crate) async fn mint_access_token(
         &self,
         client: &Client,
         grant: &Grant,
@@ -902,6 +913,11 @@ impl Authority {
         random: &[u8; crate::tokens::access_token::RANDOM_BYTES],
     ) -> Result<AccessToken, OAuthError> {
         let ttl = client.access_token_ttl_secs.min(MAX_ACCESS_TOKEN_TTL_SECS);
+        if client.openid.jwt_access_tokens {
+            return self
+                .mint_jwt_access_token(client, grant, scope, now, ttl, random)
+                .await;
+        }
         crate::tokens::access_token::mint(
             &self.config.server_key,
             random,
@@ -967,6 +983,30 @@ impl Authority {
             id_token: None,
         }
     }
+}
+
+/// An authority for unit tests: an in-memory store, a manual clock at a fixed instant, an
+/// issuer of `http://as.test`, and one user with this password.
+#[cfg(test)]
+pub(crate) async fn test_authority(
+    username: &str,
+    password: &str,
+) -> (Authority, Arc<crate::time::ManualClock>) {
+    let clock = Arc::new(crate::time::ManualClock::new(Timestamp(1_800_000_000_000)));
+    let authority = Authority::new(
+        Arc::new(crate::store::memory::MemoryStore::new()),
+        clock.clone(),
+        Arc::new(crate::time::SystemRandom),
+        AuthorityConfig::new(
+            "http://as.test",
+            ServerKey::generate(&crate::time::SystemRandom),
+        ),
+    );
+    let password = tessera_proto::Password::new(password);
+    let operator = authority.operator();
+    let created = operator.create_user(username, password, None).await;
+    created.unwrap_or_else(|e| panic!("{e}"));
+    (authority, clock)
 }
 
 /// Whether a record stamped `at` was made by a clock ahead of `now` by more than the allowed

@@ -365,6 +365,34 @@ async fn reuse_and_revocation_on_one_node_take_effect_on_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwt_access_token_revoked_on_one_node_is_refused_on_the_other_at_once() {
+    let _lane = common::lane(common::lanes::NODES);
+    let Some(admin_url) = postgres().await else {
+        return;
+    };
+    // Behind one public URL, as a cluster is: a JWT names its issuer and audience.
+    let mut cluster = Cluster::start(&admin_url, 0).await;
+    for _ in 0..2 {
+        cluster.add_node(&[("TESSERA_ISSUER", "http://tessera.test")]);
+    }
+    let client = cluster.user_and_client(&["--jwt-access-tokens"]);
+    let (a, b) = (cluster.base(0), cluster.base(1));
+
+    // Issued on one node, verified on the other from the keys both read from the database;
+    // the token (then a grant's refresh token) revoked on the first, refused on the other at
+    // once.
+    for (issuer, verifier, revoked) in [(a, b, "access_token"), (b, a, "refresh_token")] {
+        let tokens = client.login(issuer).await;
+        let access = field(&tokens, "access_token");
+        assert_eq!(access.split('.').count(), 3, "a JWT: {access}");
+        assert_eq!(client.api(verifier, &access).await.status, 200);
+        assert_eq!(client.revoke(issuer, &field(&tokens, revoked)).await, 200);
+        let refused = client.api(verifier, &access).await;
+        assert_eq!(refused.status, 401, "{revoked} revoked: {}", refused.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_a_skewed_clock_decides_on_the_databases_time() {
     let _lane = common::lane(common::lanes::NODES);
     let Some(admin_url) = postgres().await else {

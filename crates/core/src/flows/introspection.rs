@@ -4,11 +4,12 @@ use subtle::ConstantTimeEq;
 use tessera_proto::{AccessToken, ExposeSecret, OAuthError, PresentedToken};
 
 use crate::authority::{Authority, ClientCredentials, Source, MAX_TOKEN_LEN};
-use crate::flows::resource::ResourceError;
+use crate::flows::resource::{ResourceError, VerifiedAccess};
 use crate::model::{Client, Grant};
 use crate::policy::RefreshTokenPolicy;
 use crate::time::Timestamp;
 use crate::tokens::hash::secret_hash;
+use crate::tokens::jwt_access_token::looks_like_jws;
 
 /// An RFC 7662 introspection answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -30,6 +31,9 @@ pub struct Introspection {
     pub iat: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// A JWT access token's `jti` (RFC 7662 §2.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 impl Introspection {
@@ -45,6 +49,7 @@ impl Introspection {
             exp: None,
             iat: None,
             nbf: None,
+            jti: None,
         }
     }
 }
@@ -57,6 +62,7 @@ struct Found {
     token_type: &'static str,
     exp: Option<Timestamp>,
     iat: Timestamp,
+    jti: Option<String>,
 }
 
 fn policy_expiry(policy: RefreshTokenPolicy, grant: &Grant) -> Option<Timestamp> {
@@ -105,7 +111,7 @@ impl Authority {
         let token = token
             .map(ExposeSecret::expose_secret)
             .ok_or(OAuthError::InvalidRequest("token is required"))?;
-        if token.len() > MAX_TOKEN_LEN {
+        if token.len() > MAX_TOKEN_LEN && !looks_like_jws(token) {
             return Ok(Introspection::inactive());
         }
         let Some(found) = self.find_active(&client, token).await? else {
@@ -125,14 +131,15 @@ impl Authority {
             exp: found.exp.map(Timestamp::seconds),
             iat: Some(found.iat.seconds()),
             nbf: Some(found.iat.seconds()),
+            jti: found.jti,
         })
     }
 
     /// The token, if it is a live token of this client.
     async fn find_active(&self, client: &Client, token: &str) -> Result<Option<Found>, OAuthError> {
         let as_access = AccessToken::new(token);
-        match self.access_token_record(Some(&as_access)).await {
-            Ok(record) => {
+        match self.verified_access(Some(&as_access)).await {
+            Ok(VerifiedAccess { record, jti }) => {
                 return Ok((record.client_id == client.client_id).then(|| Found {
                     user_id: record.user_id,
                     client_id: record.client_id,
@@ -140,6 +147,7 @@ impl Authority {
                     token_type: "access_token",
                     exp: Some(record.expires_at),
                     iat: record.issued_at,
+                    jti,
                 }))
             }
             Err(ResourceError::Unavailable) => {
@@ -179,6 +187,7 @@ impl Authority {
             token_type: "refresh_token",
             exp,
             iat,
+            jti: None,
         }))
     }
 }

@@ -7,6 +7,7 @@ pub mod authorize;
 pub(crate) mod code_grant;
 pub(crate) mod id_token;
 pub mod introspection;
+pub(crate) mod jwt_access;
 pub(crate) mod refresh;
 pub mod resource;
 pub mod revocation;

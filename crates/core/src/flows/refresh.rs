@@ -451,10 +451,12 @@ impl Authority {
             .await
             .map_err(refused_if_disabled)?;
         let response = if client.rotates() {
-            self.successor_response(presented, grant, &user, scope, now)?
+            self.successor_response(presented, grant, &user, scope, now)
+                .await?
         } else {
-            let access_token =
-                self.mint_access_token(client, grant, scope, now, &self.random_part())?;
+            let access_token = self
+                .mint_access_token(client, grant, scope, now, &self.random_part())
+                .await?;
             self.token_response(IssuedTokens {
                 client,
                 user: &user,
@@ -533,7 +535,7 @@ impl Authority {
 
     /// The pair a rotation of the presented token issues at `at`: derived from the token, so
     /// that a replay inside the retry window rebuilds the same one (see [`Successor`]).
-    fn successor_response(
+    async fn successor_response(
         &self,
         presented: &Presented<'_>,
         grant: &Grant,
@@ -543,13 +545,15 @@ impl Authority {
     ) -> Result<TokenResponse, OAuthError> {
         let key = &self.config().server_key;
         let successor = Successor::of(key, presented.value);
-        let access_token = self.mint_access_token(
-            presented.client,
-            grant,
-            scope,
-            at,
-            successor.access_random(),
-        )?;
+        let access_token = self
+            .mint_access_token(
+                presented.client,
+                grant,
+                scope,
+                at,
+                successor.access_random(),
+            )
+            .await?;
         Ok(self.token_response(IssuedTokens {
             client: presented.client,
             user,
@@ -715,8 +719,9 @@ impl Authority {
             return Ok(Replay::OutsideWindow);
         }
         let user = self.active_user(&family.grant.user_id).await?;
-        let response =
-            self.successor_response(presented, &family.grant, &user, scope, rotated_at)?;
+        let response = self
+            .successor_response(presented, &family.grant, &user, scope, rotated_at)
+            .await?;
         let rebuilt = response
             .refresh_token
             .as_ref()

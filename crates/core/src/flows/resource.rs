@@ -12,6 +12,7 @@ use crate::time::Timestamp;
 use crate::tokens::access_token::{looks_signed, verify};
 use crate::tokens::hash::secret_hash;
 use crate::tokens::ids::salesforce_id;
+use crate::tokens::jwt_access_token::looks_like_jws;
 
 /// Longest Note title and body (Salesforce's).
 pub(crate) const NOTE_TITLE_MAX: usize = 80;
@@ -49,6 +50,13 @@ impl From<StoreError> for ResourceError {
         crate::authority::log_store_failure(&error);
         Self::Unavailable
     }
+}
+
+/// A valid access token, and for a JWT its `jti`.
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedAccess {
+    pub record: AccessTokenRecord,
+    pub jti: Option<String>,
 }
 
 /// The caller of an API request: a valid access token with the `api` (or `full`) scope.
@@ -108,11 +116,22 @@ impl Authority {
         &self,
         token: Option<&AccessToken>,
     ) -> Result<AccessTokenRecord, ResourceError> {
+        Ok(self.verified_access(token).await?.record)
+    }
+
+    /// The same, with what only a JWT access token carries. A token shaped as a JWS is checked
+    /// as one (see `jwt_access.rs`); any other is an opaque token.
+    pub(crate) async fn verified_access(
+        &self,
+        token: Option<&AccessToken>,
+    ) -> Result<VerifiedAccess, ResourceError> {
         let Some(token) = token else {
             return Err(ResourceError::InvalidSession);
         };
         let value = token.expose_secret();
-        if value.is_empty() || value.len() > MAX_TOKEN_LEN || !value.contains('!') {
+        let jws = looks_like_jws(value);
+        let opaque = !value.is_empty() && value.len() <= MAX_TOKEN_LEN && value.contains('!');
+        if !jws && !opaque {
             return Err(ResourceError::InvalidSession);
         }
         let now = self.now();
@@ -123,8 +142,14 @@ impl Authority {
             tracing::debug!(%stale, "access-token check refused");
             ResourceError::Unavailable
         })?;
+        if jws {
+            return self.jwt_access_token(value, now).await;
+        }
         if !looks_signed(token) {
-            return self.stored_access_token(value, now).await;
+            return Ok(VerifiedAccess {
+                record: self.stored_access_token(value, now).await?,
+                jti: None,
+            });
         }
         let claims =
             verify(&self.config().server_key, token).ok_or(ResourceError::InvalidSession)?;
@@ -139,7 +164,7 @@ impl Authority {
             .grant_owner(&claims.grant_id)
             .await?
             .ok_or(ResourceError::InvalidSession)?;
-        Ok(AccessTokenRecord {
+        let record = AccessTokenRecord {
             token_hash: claims.token_hash,
             grant_id: claims.grant_id,
             client_id: owner.client_id,
@@ -149,7 +174,8 @@ impl Authority {
             issued_at: claims.issued_at,
             expires_at: claims.expires_at,
             revoked_at: None,
-        })
+        };
+        Ok(VerifiedAccess { record, jti: None })
     }
 
     /// Who a grant belongs to, cached: it never changes. `None` when the grant is gone (its

@@ -9,6 +9,7 @@ use crate::store::StoreError;
 use crate::time::Timestamp;
 use crate::tokens::access_token::{looks_signed, verify};
 use crate::tokens::hash::secret_hash;
+use crate::tokens::jwt_access_token::looks_like_jws;
 use crate::tokens::sealing::signed_grant_id;
 
 /// What the caller of the revocation endpoint presented.
@@ -80,7 +81,7 @@ impl Authority {
     }
 
     async fn revoke_token(&self, token: &str, source: &Source) -> Result<Revoked, RevocationError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        if token.is_empty() || (token.len() > MAX_TOKEN_LEN && !looks_like_jws(token)) {
             return Err(RevocationError::InvalidToken);
         }
         let now = self.now();
@@ -141,6 +142,10 @@ impl Authority {
         token: &str,
         hash: &crate::tokens::hash::Hash,
     ) -> Result<Option<(Timestamp, String)>, StoreError> {
+        if looks_like_jws(token) {
+            let issued = self.issued_jwt_access_token(token, *hash).await?;
+            return Ok(issued.map(|v| (v.record.expires_at, v.record.grant_id)));
+        }
         let token = AccessToken::new(token);
         if looks_signed(&token) {
             return Ok(

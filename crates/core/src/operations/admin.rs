@@ -478,7 +478,7 @@ impl Operator {
         let stride = (count / keep.max(1) as u64).max(1);
         let mut in_flight = tokio::task::JoinSet::new();
         for n in 0..count {
-            let (issuance, response) = self.authority.new_issuance(&client, &user, &scope)?;
+            let (issuance, response) = self.authority.new_issuance(&client, &user, &scope).await?;
             if n % stride == 0 && kept.len() < keep {
                 kept.push(response);
             }

@@ -87,6 +87,9 @@ pub enum Cache {
     /// Refresh-token families: a hit that shows the presented token as current saves the
     /// refresh its read.
     Family,
+    /// JWT access tokens whose signature was verified before: a miss costs an RSA verification,
+    /// not a read.
+    JwtSignature,
 }
 
 impl Cache {
@@ -96,6 +99,7 @@ impl Cache {
             Self::User => "user",
             Self::GrantOwner => "grant_owner",
             Self::Family => "family",
+            Self::JwtSignature => "jwt_signature",
         }
     }
 }

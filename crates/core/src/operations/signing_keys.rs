@@ -389,6 +389,8 @@ impl Authority {
         let key = SigningKey::generate(&self.config().server_key, self.rng(), alg, now, sign_from)?;
         self.store().insert_signing_key(&key).await?;
         self.key_cache().forget();
+        // The first key of an install signs at once: its tokens must verify here at once too.
+        self.jwt_verifier().forget_keys();
         tracing::info!(kid = %key.kid, alg = alg.name(), sign_from = sign_from.millis(), "signing key added");
         let mut keys = keys;
         keys.push(key.clone());

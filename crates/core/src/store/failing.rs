@@ -3,7 +3,7 @@
 //! `StoreError::Unavailable` while it is told to fail — every call, or the change feed's reads
 //! alone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -25,6 +25,7 @@ pub struct FailingStore {
     inner: Arc<dyn Store>,
     failing: AtomicBool,
     feed_failing: AtomicBool,
+    signing_key_reads: AtomicU64,
 }
 
 impl FailingStore {
@@ -33,6 +34,7 @@ impl FailingStore {
             inner,
             failing: AtomicBool::new(false),
             feed_failing: AtomicBool::new(false),
+            signing_key_reads: AtomicU64::new(0),
         }
     }
 
@@ -45,6 +47,11 @@ impl FailingStore {
     /// the rest of the store does.
     pub fn fail_change_feed(&self, failing: bool) {
         self.feed_failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// How many times the signing keys were read: what a token with a made-up kid may cost.
+    pub fn signing_key_reads(&self) -> u64 {
+        self.signing_key_reads.load(Ordering::SeqCst)
     }
 
     fn check_feed(&self) -> Result<(), StoreError> {
@@ -341,6 +348,7 @@ impl SigningKeys for FailingStore {
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        self.signing_key_reads.fetch_add(1, Ordering::SeqCst);
         self.check()?;
         self.inner.signing_keys().await
     }

@@ -25,7 +25,8 @@ pub const RANDOM_BYTES: usize = 32;
 const MAC_BYTES: usize = 16;
 /// Version, grant id, issued at, expires at, random, scope length.
 const FIXED_BYTES: usize = 1 + GRANT_ID_BYTES + 8 + 8 + RANDOM_BYTES + 1;
-const MAX_SCOPE_BYTES: usize = 255;
+/// The longest scope a token carries.
+pub(crate) const MAX_SCOPE_BYTES: usize = 255;
 
 /// What a verified access token says.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@ pub mod crypto;
 pub mod hash;
 pub mod id_token;
 pub mod ids;
+pub mod jwt_access_token;
 pub mod sealing;
 pub mod server_key;
 pub mod signing_keys;

@@ -148,6 +148,16 @@ pub enum JwkParams {
     Ec { crv: String, x: String, y: String },
 }
 
+impl PublicJwk {
+    /// An RSA key's modulus and public exponent (base64url); `None` for another type.
+    pub fn rsa_components(&self) -> Option<(&str, &str)> {
+        match &self.params {
+            JwkParams::Rsa { n, e } => Some((n, e)),
+            JwkParams::Ec { .. } => None,
+        }
+    }
+}
+
 /// A key opened for signing: parsed once, kept by the node's key cache for as long as it keeps
 /// the key (aws-lc frees and cleanses the key material when it is dropped).
 pub struct OpenedKey {

@@ -18,6 +18,7 @@ mod cors;
 mod golden;
 mod hardening;
 mod identity;
+mod jwt_access;
 mod lifecycle;
 mod openid;
 mod outage;

@@ -16,7 +16,7 @@ async fn token(h: &Harness, scope: &str) -> String {
         .to_owned()
 }
 
-fn assert_invalid_session(reply: &Reply) {
+pub(crate) fn assert_invalid_session(reply: &Reply) {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text());
     assert_eq!(
         reply.json(),

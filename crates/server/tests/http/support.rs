@@ -427,6 +427,18 @@ impl Harness {
         reply.location()
     }
 
+    /// Where the browser is sent back to after a new user logs in at `authorize_url` and
+    /// answers the consent page with `decision` (`allow` or `deny`).
+    pub async fn after_login_and_consent(&self, authorize_url: &str, decision: &str) -> String {
+        let mut browser = Browser::default();
+        let page = self.get(authorize_url, Some(&mut browser)).await;
+        let after_login = self.submit_login(&mut browser, &page, PASSWORD).await;
+        let consent = self.get(&after_login.location(), Some(&mut browser)).await;
+        self.submit_consent(&mut browser, &consent, decision)
+            .await
+            .location()
+    }
+
     /// Web Server flow through the code exchange; returns the token response. With `openid`,
     /// the signing keys a running server's housekeeping would have made are made first.
     pub async fn login(&self, client: &Client, scope: &str) -> Value {
