@@ -63,6 +63,16 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         .follow_changes(std::time::Duration::from_millis(CHANGE_FEED_POLL_MS))
         .await
         .context("reading the change feed")?;
+    // The signing keys exist before the first request is answered: a relying party that
+    // fetches the JWKS at once must find the key its first ID token is signed with (housekeeping
+    // would make them too, but on its own task, racing the first requests).
+    match authority.rotate_signing_keys_when_due().await {
+        Ok(made) if !made.is_empty() => tracing::info!(?made, "signing keys made"),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "could not make the signing keys; housekeeping retries")
+        }
+    }
     tessera_server::spawn_housekeeping(
         authority.clone(),
         std::time::Duration::from_secs(settings.housekeeping_interval_secs),

@@ -27,5 +27,6 @@ mod durability;
 mod hardening;
 mod interop;
 mod nodes;
+mod openid_rp;
 mod operations;
 mod pages;
