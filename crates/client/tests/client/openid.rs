@@ -352,3 +352,61 @@ async fn an_es256_clients_id_tokens_verify_against_the_published_ec_key() {
     assert_eq!(refreshed.iat, login.iat + 1);
     assert_same_login(&refreshed, &login);
 }
+
+#[tokio::test]
+async fn an_id_token_with_an_extra_audience_verifies_since_azp_names_the_client() {
+    let settings = ClientSettings {
+        id_token_audiences: Some(vec!["https://api.example.test".into()]),
+        ..Default::default()
+    };
+    let OpenIdLogin {
+        clock,
+        server: _server,
+        client,
+        manager,
+        dirs,
+        credential,
+    } = openid_login(settings, OPENID_SCOPE).await;
+    let (_, login) = stored_id_token(&dirs);
+    assert_eq!(login.aud.len(), 2, "{:?}", login.aud);
+    assert!(login.aud.contains(&client.id));
+    assert_eq!(login.azp.as_deref(), Some(client.id.as_str()));
+
+    clock.advance_secs(1);
+    manager
+        .refresh_after_rejection(&credential.access_token)
+        .await
+        .unwrap();
+    let (_, refreshed) = stored_id_token(&dirs);
+    assert_eq!(refreshed.iat, login.iat + 1);
+    assert_same_login(&refreshed, &login);
+}
+
+#[tokio::test]
+async fn a_client_with_jwt_access_tokens_keeps_its_id_token_too() {
+    let settings = ClientSettings {
+        jwt_access_tokens: Some(true),
+        ..Default::default()
+    };
+    let OpenIdLogin {
+        clock,
+        server,
+        manager,
+        dirs,
+        credential,
+        ..
+    } = openid_login(settings, OPENID_SCOPE).await;
+    // A JWT access token (three parts), beside the ID token.
+    assert_eq!(clear(&credential.access_token).split('.').count(), 3);
+    let (_, login) = stored_id_token(&dirs);
+
+    clock.advance_secs(1);
+    let at = manager
+        .refresh_after_rejection(&credential.access_token)
+        .await
+        .unwrap();
+    assert!(server.api_works(&clear(&at)).await);
+    let (_, refreshed) = stored_id_token(&dirs);
+    assert_eq!(refreshed.iat, login.iat + 1);
+    assert_same_login(&refreshed, &login);
+}
