@@ -12,7 +12,7 @@ use axum::routing::get;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use tessera_client::{
-    Clock, Credential, IdToken, IdTokenClaims, ManualClock, TokenManager, TokenStore,
+    AccessToken, Clock, Credential, IdToken, IdTokenClaims, ManualClock, TokenManager, TokenStore,
 };
 use tessera_core::model::SigningAlg;
 use tessera_core::operations::admin::ClientSettings;
@@ -50,13 +50,41 @@ async fn openid_client(server: &Server, settings: ClientSettings) -> TestClient 
 struct OpenIdLogin {
     /// The server's.
     clock: Arc<tessera_core::time::ManualClock>,
-    /// Serving until dropped.
+    /// Serving until dropped: a test that destructures this binds it.
     server: Server,
     client: TestClient,
     manager: Arc<TokenManager>,
     dirs: Dirs,
     /// As stored at login.
     credential: Credential,
+}
+
+impl OpenIdLogin {
+    /// `secs` later at the server, a refresh after the server refused `rejected`; the new
+    /// access token (which opens the API) and the new ID token, checked to name the same login
+    /// as `before` (OpenID Connect Core §12.2), to be issued `secs` later, and to be what the
+    /// manager now exposes.
+    async fn refresh_later(
+        &self,
+        secs: u64,
+        rejected: &AccessToken,
+        before: &IdTokenClaims,
+    ) -> (AccessToken, IdToken, IdTokenClaims) {
+        self.clock.advance_secs(secs);
+        let at = self
+            .manager
+            .refresh_after_rejection(rejected)
+            .await
+            .unwrap();
+        assert_ne!(&at, rejected);
+        assert!(self.server.api_works(&clear(&at)).await);
+        let (token, claims) = stored_id_token(&self.dirs);
+        assert_eq!(claims.iat, before.iat + secs as i64);
+        assert_same_login(&claims, before);
+        let exposed = self.manager.identity().await.unwrap();
+        assert_eq!(exposed.as_ref(), Some(&claims));
+        (at, token, claims)
+    }
 }
 
 async fn openid_login(settings: ClientSettings, scope: &str) -> OpenIdLogin {
@@ -200,22 +228,16 @@ async fn an_id_token_from_a_real_login_verifies_and_names_the_user() {
 
 #[tokio::test]
 async fn a_grant_without_openid_has_no_id_token_and_no_identity() {
-    let OpenIdLogin {
-        // Bound, or the server stops before the refresh.
-        server: _server,
-        manager,
-        dirs,
-        credential,
-        ..
-    } = openid_login(ClientSettings::default(), "api id refresh_token").await;
-    assert!(credential.id_token.is_none());
+    let session = openid_login(ClientSettings::default(), "api id refresh_token").await;
+    let manager = &session.manager;
+    assert!(session.credential.id_token.is_none());
     assert_eq!(manager.identity().await.unwrap(), None);
 
     // Nor does its refresh bring one.
     let at = manager.access_token().await.unwrap();
     manager.refresh_after_rejection(&at).await.unwrap();
     assert_eq!(manager.identity().await.unwrap(), None);
-    let stored = dirs.store().load().unwrap().unwrap();
+    let stored = session.dirs.store().load().unwrap().unwrap();
     assert_eq!((stored.id_token, stored.id_token_claims), (None, None));
     let text = manager.status().await.unwrap().to_string();
     assert!(!text.contains("id token"), "{text}");
@@ -228,42 +250,25 @@ async fn a_rotating_refresh_brings_a_new_id_token_that_names_the_same_login() {
         refresh_retry_window_secs: Some(0),
         ..Default::default()
     };
-    let OpenIdLogin {
-        clock,
-        server,
-        manager,
-        dirs,
-        credential,
-        ..
-    } = openid_login(settings, OPENID_SCOPE).await;
-    let (login_token, login) = stored_id_token(&dirs);
+    let session = openid_login(settings, OPENID_SCOPE).await;
+    let (login_token, login) = stored_id_token(&session.dirs);
 
     // Two seconds later at the server: the refreshed token's `iat` is greater.
-    clock.advance_secs(2);
-    let at = manager
-        .refresh_after_rejection(&credential.access_token)
-        .await
-        .unwrap();
-    assert_ne!(at, credential.access_token);
-    assert!(server.api_works(&clear(&at)).await);
-    let stored = dirs.store().load().unwrap().unwrap();
-    assert_ne!(stored.refresh_token, credential.refresh_token, "rotated");
-    let (refreshed_token, refreshed) = stored_id_token(&dirs);
+    let rejected = &session.credential.access_token;
+    let (at, refreshed_token, refreshed) = session.refresh_later(2, rejected, &login).await;
     assert_ne!(
         refreshed_token, login_token,
         "the refresh's ID token is kept"
     );
-    assert_eq!(manager.identity().await.unwrap().as_ref(), Some(&refreshed));
-    assert_eq!(refreshed.iat, login.iat + 2);
-    assert_same_login(&refreshed, &login);
+    let stored = session.dirs.store().load().unwrap().unwrap();
+    assert_ne!(
+        stored.refresh_token, session.credential.refresh_token,
+        "rotated"
+    );
 
-    // And again, from the rotated refresh token.
-    clock.advance_secs(2);
-    manager.refresh_after_rejection(&at).await.unwrap();
-    let (_, again) = stored_id_token(&dirs);
-    assert_eq!(again.iat, login.iat + 4);
-    assert_same_login(&again, &login);
-    assert_eq!(server.events("rotated").await, 2);
+    // And again, from the rotated refresh token: still the login's `sub`, `auth_time`, ….
+    session.refresh_later(2, &at, &refreshed).await;
+    assert_eq!(session.server.events("rotated").await, 2);
 }
 
 #[tokio::test]
@@ -329,28 +334,13 @@ async fn an_es256_clients_id_tokens_verify_against_the_published_ec_key() {
         id_token_alg: Some(SigningAlg::Es256),
         ..Default::default()
     };
-    let OpenIdLogin {
-        // Bound, or the server stops before the refresh.
-        server: _server,
-        clock,
-        manager,
-        dirs,
-        credential,
-        ..
-    } = openid_login(settings, OPENID_SCOPE).await;
-    let (login_token, login) = stored_id_token(&dirs);
+    let session = openid_login(settings, OPENID_SCOPE).await;
+    let (login_token, login) = stored_id_token(&session.dirs);
     assert_eq!(header(&login_token)["alg"], "ES256");
-    assert_eq!(manager.identity().await.unwrap().as_ref(), Some(&login));
 
-    clock.advance_secs(1);
-    manager
-        .refresh_after_rejection(&credential.access_token)
-        .await
-        .unwrap();
-    let (refreshed_token, refreshed) = stored_id_token(&dirs);
+    let rejected = &session.credential.access_token;
+    let (_, refreshed_token, _) = session.refresh_later(1, rejected, &login).await;
     assert_eq!(header(&refreshed_token)["alg"], "ES256");
-    assert_eq!(refreshed.iat, login.iat + 1);
-    assert_same_login(&refreshed, &login);
 }
 
 #[tokio::test]
@@ -359,27 +349,15 @@ async fn an_id_token_with_an_extra_audience_verifies_since_azp_names_the_client(
         id_token_audiences: Some(vec!["https://api.example.test".into()]),
         ..Default::default()
     };
-    let OpenIdLogin {
-        clock,
-        server: _server,
-        client,
-        manager,
-        dirs,
-        credential,
-    } = openid_login(settings, OPENID_SCOPE).await;
-    let (_, login) = stored_id_token(&dirs);
+    let session = openid_login(settings, OPENID_SCOPE).await;
+    let (_, login) = stored_id_token(&session.dirs);
+    let client_id = &session.client.id;
     assert_eq!(login.aud.len(), 2, "{:?}", login.aud);
-    assert!(login.aud.contains(&client.id));
-    assert_eq!(login.azp.as_deref(), Some(client.id.as_str()));
+    assert!(login.aud.contains(client_id));
+    assert_eq!(login.azp.as_ref(), Some(client_id));
 
-    clock.advance_secs(1);
-    manager
-        .refresh_after_rejection(&credential.access_token)
-        .await
-        .unwrap();
-    let (_, refreshed) = stored_id_token(&dirs);
-    assert_eq!(refreshed.iat, login.iat + 1);
-    assert_same_login(&refreshed, &login);
+    let rejected = &session.credential.access_token;
+    session.refresh_later(1, rejected, &login).await;
 }
 
 #[tokio::test]
@@ -388,25 +366,10 @@ async fn a_client_with_jwt_access_tokens_keeps_its_id_token_too() {
         jwt_access_tokens: Some(true),
         ..Default::default()
     };
-    let OpenIdLogin {
-        clock,
-        server,
-        manager,
-        dirs,
-        credential,
-        ..
-    } = openid_login(settings, OPENID_SCOPE).await;
+    let session = openid_login(settings, OPENID_SCOPE).await;
+    let rejected = &session.credential.access_token;
     // A JWT access token (three parts), beside the ID token.
-    assert_eq!(clear(&credential.access_token).split('.').count(), 3);
-    let (_, login) = stored_id_token(&dirs);
-
-    clock.advance_secs(1);
-    let at = manager
-        .refresh_after_rejection(&credential.access_token)
-        .await
-        .unwrap();
-    assert!(server.api_works(&clear(&at)).await);
-    let (_, refreshed) = stored_id_token(&dirs);
-    assert_eq!(refreshed.iat, login.iat + 1);
-    assert_same_login(&refreshed, &login);
+    assert_eq!(clear(rejected).split('.').count(), 3);
+    let (_, login) = stored_id_token(&session.dirs);
+    session.refresh_later(1, rejected, &login).await;
 }
