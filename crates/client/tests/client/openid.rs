@@ -279,16 +279,21 @@ async fn a_key_that_starts_signing_after_the_jwks_was_cached_costs_exactly_one_r
     let server = Server::start_with_key_schedule(clock.clone(), 10).await;
     let client = openid_client(&server, ClientSettings::default()).await;
     let jwks = CountedJwks::in_front_of(&server).await;
-    // The client's clock stands still: its cached JWKS never goes stale on its own, so any
-    // fetch after the first is for a key it does not have.
+    // The clients' clock stands still: a cached JWKS never goes stale on its own, so a fetch
+    // after a manager's first is for a key it does not have.
     let local = Arc::new(ManualClock::new(now_ms()));
-    let dirs = Dirs::new();
-    let (manager, _) = manager_with(&server, dirs.store(), local.clone());
-    let mut credential = server
-        .credential_scoped(&client, OPENID_SCOPE, local.now_ms())
-        .await;
-    credential.endpoints.jwks_uri = Some(jwks.uri.clone());
-    manager.login_with(credential.clone()).await.unwrap();
+    // A manager (one process) logged in with a new grant; its JWKS is fetched at login.
+    let log_in = || async {
+        let dirs = Dirs::new();
+        let (manager, _) = manager_with(&server, dirs.store(), local.clone());
+        let mut credential = server
+            .credential_scoped(&client, OPENID_SCOPE, local.now_ms())
+            .await;
+        credential.endpoints.jwks_uri = Some(jwks.uri.clone());
+        manager.login_with(credential.clone()).await.unwrap();
+        (manager, dirs, credential.access_token)
+    };
+    let (manager, dirs, first_at) = log_in().await;
     assert_eq!(jwks.requests(), 1);
     let (login_token, login) = stored_id_token(&dirs);
     let first_kid = header(&login_token)["kid"].as_str().unwrap().to_owned();
@@ -302,22 +307,32 @@ async fn a_key_that_starts_signing_after_the_jwks_was_cached_costs_exactly_one_r
         .await
         .unwrap();
     assert_eq!(rotated.state.name(), "pending");
+    assert_ne!(rotated.kid, first_kid);
+    // Another process logs in meanwhile: the JWKS it caches lists the new key already.
+    let (late_manager, late_dirs, late_at) = log_in().await;
+    assert_eq!(jwks.requests(), 2);
     clock.advance_secs(10);
 
-    let at = manager
-        .refresh_after_rejection(&credential.access_token)
-        .await
-        .unwrap();
+    let at = manager.refresh_after_rejection(&first_at).await.unwrap();
     let (refreshed_token, refreshed) = stored_id_token(&dirs);
     assert_ne!(
         refreshed_token, login_token,
         "the refresh's ID token is kept"
     );
     assert_eq!(header(&refreshed_token)["kid"], rotated.kid.as_str());
-    assert_ne!(rotated.kid, first_kid);
-    assert_eq!(jwks.requests(), 2, "one refetch for the new kid");
+    assert_eq!(jwks.requests(), 3, "one refetch for the new kid");
     assert_eq!(refreshed.iat, login.iat + 11);
     assert_same_login(&refreshed, &login);
+
+    // Published before it signed: the process that cached the JWKS after the rotation
+    // verifies the new key's token without asking again.
+    late_manager
+        .refresh_after_rejection(&late_at)
+        .await
+        .unwrap();
+    let (late_token, _) = stored_id_token(&late_dirs);
+    assert_eq!(header(&late_token)["kid"], rotated.kid.as_str());
+    assert_eq!(jwks.requests(), 3);
 
     // The refetched set is cached: the next token the new key signs costs nothing.
     clock.advance_secs(1);
@@ -325,7 +340,7 @@ async fn a_key_that_starts_signing_after_the_jwks_was_cached_costs_exactly_one_r
     let (again_token, again) = stored_id_token(&dirs);
     assert_eq!(header(&again_token)["kid"], rotated.kid.as_str());
     assert_eq!(again.iat, login.iat + 12);
-    assert_eq!(jwks.requests(), 2);
+    assert_eq!(jwks.requests(), 3);
 }
 
 #[tokio::test]
