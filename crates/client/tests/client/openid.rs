@@ -388,3 +388,41 @@ async fn a_client_with_jwt_access_tokens_keeps_its_id_token_too() {
     let (_, login) = stored_id_token(&session.dirs);
     session.refresh_later(1, rejected, &login).await;
 }
+
+#[tokio::test]
+async fn a_client_clock_an_hour_off_the_issuers_still_verifies_its_id_tokens() {
+    let server = Server::start().await;
+    let client = openid_client(&server, ClientSettings::default()).await;
+    for skew_ms in [-3_600_000, 3_600_000] {
+        let local = Arc::new(ManualClock::new(now_ms() + skew_ms));
+        let dirs = Dirs::new();
+        let (manager, _) = manager_with(&server, dirs.store(), local.clone());
+        // As `tessera login` builds it: with the `Date` header of the code exchange's answer.
+        let response = server.mint_scoped(&client, OPENID_SCOPE).await;
+        let date = std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms() as u64);
+        let credential = Credential::from_token_response(
+            server.endpoints().await,
+            client.id.clone(),
+            client.secret.clone(),
+            &response,
+            Some(date),
+            local.now_ms(),
+            None,
+        );
+        manager.login_with(credential.clone()).await.unwrap();
+        let (_, login) = stored_id_token(&dirs);
+
+        // The refresh learns the offset again from the token endpoint's own `Date` header.
+        manager
+            .refresh_after_rejection(&credential.access_token)
+            .await
+            .unwrap();
+        let (refreshed_token, refreshed) = stored_id_token(&dirs);
+        assert_ne!(
+            Some(refreshed_token),
+            credential.id_token,
+            "skew {skew_ms}: the refresh's ID token was refused"
+        );
+        assert_same_login(&refreshed, &login);
+    }
+}
