@@ -426,3 +426,67 @@ async fn a_client_clock_an_hour_off_the_issuers_still_verifies_its_id_tokens() {
         assert_same_login(&refreshed, &login);
     }
 }
+
+#[tokio::test]
+async fn a_lost_refresh_replayed_after_a_key_change_brings_back_the_same_id_token() {
+    let clock = server_clock();
+    let server = Server::start_with_key_schedule(clock.clone(), 10).await;
+    let client = openid_client(
+        &server,
+        ClientSettings {
+            rotate_refresh_tokens: Some(true),
+            refresh_retry_window_secs: Some(60),
+            ..Default::default()
+        },
+    )
+    .await;
+    let dirs = Dirs::new();
+    let store = dirs.store();
+    let credential = server
+        .credential_scoped(&client, OPENID_SCOPE, now_ms())
+        .await;
+    let rt1 = credential.refresh_token.clone().unwrap();
+    let (first, _) = open_manager(&server, store.clone());
+    first.login_with(credential.clone()).await.unwrap();
+    let before = std::fs::read(dirs.data()).unwrap();
+
+    // The refresh happens at the server, but its result never reaches the disk: the process
+    // died after marking the attempt.
+    clock.advance_secs(1);
+    let at2 = first
+        .refresh_after_rejection(&credential.access_token)
+        .await
+        .unwrap();
+    let (lost_token, lost) = stored_id_token(&dirs);
+    std::fs::write(dirs.data(), &before).unwrap();
+    let mut crashed = store.load().unwrap().unwrap();
+    crashed.in_flight = Some(tessera_client::InFlight::new(&rt1, now_ms() - 5_000));
+    store.save(Some(&rt1), &crashed).unwrap();
+
+    // Meanwhile a new key starts signing, still inside the retry window.
+    let rotated = server
+        .authority
+        .rotate_signing_key(SigningAlg::Rs256)
+        .await
+        .unwrap();
+    clock.advance_secs(10);
+
+    // Another process retries with the old refresh token: the same pair, and the same ID
+    // token, signed by the key that signed it then (still published), verified.
+    let (second, _) = open_manager(&server, dirs.store());
+    let again = second
+        .refresh_after_rejection(&credential.access_token)
+        .await
+        .unwrap();
+    assert_eq!(again, at2);
+    assert_eq!(server.events("retry_replayed").await, 1);
+    let (replayed_token, replayed) = stored_id_token(&dirs);
+    assert_eq!(replayed_token, lost_token);
+    assert_ne!(header(&replayed_token)["kid"], rotated.kid.as_str());
+    assert_eq!(replayed, lost);
+
+    // The next refresh is signed by the new key.
+    second.refresh_after_rejection(&at2).await.unwrap();
+    let (next_token, _) = stored_id_token(&dirs);
+    assert_eq!(header(&next_token)["kid"], rotated.kid.as_str());
+}
