@@ -82,18 +82,20 @@ impl IdTokenClaims {
     }
 
     /// The user as a person reads it: `Ada Lovelace <ada@example.com>`, falling back to the
-    /// preferred username, then the email alone; `None` when the token names no one but `sub`.
+    /// preferred username for the name; without an email, the preferred username alone (see
+    /// below); the email alone without either; `None` when the token names no one but `sub`.
     pub fn display_name(&self) -> Option<String> {
-        let name = self
-            .name
-            .as_deref()
-            .or(self.preferred_username.as_deref())
-            .filter(|n| !n.is_empty());
-        match (name, self.email.as_deref().filter(|e| !e.is_empty())) {
+        let present = |claim: &Option<String>| claim.clone().filter(|c| !c.is_empty());
+        let username = present(&self.preferred_username);
+        let name = present(&self.name).or(username.clone());
+        match (name, present(&self.email)) {
             (Some(name), Some(email)) if name != email => Some(format!("{name} <{email}>")),
-            (Some(name), _) => Some(name.to_owned()),
-            (None, Some(email)) => Some(email.to_owned()),
-            (None, None) => None,
+            (Some(name), Some(_)) => Some(name),
+            // The username is what the user typed to log in, and tells two people of one name
+            // apart where no email does; Tessera's `name` is only the username's local part, so
+            // `cli` alone would hide `cli@example.com`.
+            (Some(name), None) => Some(username.unwrap_or(name)),
+            (None, email) => email,
         }
     }
 }
@@ -708,6 +710,21 @@ mod tests {
             c.display_name().as_deref(),
             Some("Ada Lovelace <ada@example.com>")
         );
+        let without_email = IdTokenClaims {
+            name: Some("cli".into()),
+            preferred_username: Some("cli@example.com".into()),
+            email: None,
+            ..c.clone()
+        };
+        assert_eq!(
+            without_email.display_name().as_deref(),
+            Some("cli@example.com")
+        );
+        let name_only = IdTokenClaims {
+            preferred_username: None,
+            ..without_email
+        };
+        assert_eq!(name_only.display_name().as_deref(), Some("cli"));
         let bare = IdTokenClaims {
             name: None,
             preferred_username: None,

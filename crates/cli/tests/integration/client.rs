@@ -101,6 +101,12 @@ impl World {
     /// options; returns the client's id and secret.
     fn user_and_client(&self, more: &[&str]) -> (String, String) {
         common::create_user(self.command(), "cli@example.com", "cli password 1");
+        self.client(more)
+    }
+
+    /// A confidential client registered for any loopback port with `more` options; its id
+    /// and secret.
+    fn client(&self, more: &[&str]) -> (String, String) {
         let mut create = vec![
             "admin",
             "--json",
@@ -862,4 +868,112 @@ async fn a_login_asking_for_openid_sends_a_fresh_nonce_and_one_without_it_sends_
     }
     assert_eq!(nonces.len(), 2);
     assert_ne!(nonces[0], nonces[1], "a nonce is never reused");
+}
+
+impl World {
+    /// Waits for the RS256 key the server's first housekeeping makes at start (it signs at
+    /// once), as `tessera admin keys list` shows it.
+    async fn wait_for_a_signing_key(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let keys = self.json(&["admin", "--json", "keys", "list"], None);
+            let signing = keys
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|key| key["alg"] == "RS256" && key["state"] == "signing");
+            if signing {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no signing key was made: {keys}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openid_login_names_the_user_from_the_verified_id_token_and_keeps_it_across_refreshes() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let w = World::start();
+    let user = w.json(
+        &[
+            "admin",
+            "--json",
+            "user",
+            "create",
+            "--username",
+            "cli@example.com",
+            "--email",
+            "cli@example.com",
+            "--password-stdin",
+        ],
+        Some("cli password 1"),
+    );
+    let user_id = user["id"].as_str().unwrap();
+    let (client_id, secret) = w.client(&[
+        "--scopes",
+        "openid api id refresh_token",
+        "--id-token-standard-claims",
+        "--rotate-refresh-tokens",
+    ]);
+    w.wait_for_a_signing_key().await;
+
+    let login = w
+        .start_login(
+            &client_id,
+            Some(&secret),
+            &["--scope", "openid api refresh_token"],
+        )
+        .await;
+    assert!(login.url.contains("nonce="), "{}", login.url);
+    let page = browse(&w.base, &login.url, "cli@example.com", "cli password 1").await;
+    let (status, stderr) = login.finish().await;
+    assert!(status.success(), "login failed: {stderr}");
+    // The ID token's name and email (`name` is the username's local part at Tessera).
+    assert!(
+        page.contains("You are logged in as cli &lt;cli@example.com&gt;."),
+        "{page}"
+    );
+
+    // status says who, from the ID token the login verified (its nonce included).
+    let who = format!("profile   default\nuser      cli <cli@example.com> ({user_id})\n");
+    let status_text = w.stdout_of(&["status"]);
+    assert!(status_text.starts_with(&who), "{status_text}");
+    assert!(
+        status_text.contains(&format!(
+            "/id/{}/{user_id}\n",
+            user["org_id"].as_str().unwrap()
+        )),
+        "{status_text}"
+    );
+    let verified_line = |text: &str| {
+        text.lines()
+            .find(|line| line.starts_with("id token  verified, issued "))
+            .unwrap_or_else(|| panic!("no verified ID token: {text}"))
+            .to_owned()
+    };
+    let at_login = verified_line(&status_text);
+
+    // A refresh (the access token revoked, then `token --verify`) a second later: a new ID
+    // token, issued later, verified and kept; and `token` hands out the refreshed token.
+    let first = w.stdout_of(&["token"]);
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/revoke", w.base))
+        .form(&[("token", first.trim())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh = w.stdout_of(&["token", "--verify"]);
+    assert_ne!(fresh, first);
+    assert!(fresh.trim().contains('!'), "{fresh}");
+    assert_eq!(w.stdout_of(&["token"]), fresh);
+    let after = w.stdout_of(&["status"]);
+    assert!(after.starts_with(&who), "{after}");
+    assert_ne!(
+        verified_line(&after),
+        at_login,
+        "the refresh's ID token was not kept"
+    );
 }

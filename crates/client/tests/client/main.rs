@@ -15,5 +15,6 @@ mod concurrency;
 mod endpoints;
 mod id_token;
 mod lifecycle;
+mod openid;
 mod storage;
 mod support;

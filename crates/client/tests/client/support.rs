@@ -11,6 +11,7 @@ use tessera_client::{
     TokenManager, TokenStore,
 };
 use tessera_core::operations::admin::ClientSettings;
+use tessera_core::operations::signing_keys::KeySchedule;
 use tessera_core::store::EventFilter;
 use tessera_core::time::SystemRandom;
 use tessera_core::tokens::server_key::ServerKey;
@@ -49,26 +50,49 @@ impl Server {
     }
 
     pub async fn start_with_clock(clock: Arc<dyn tessera_core::time::Clock>) -> Self {
-        Self::start_configured(clock, true).await
+        Self::start_configured(clock, |config| config).await
     }
 
     /// A server that, like Salesforce, sends no `expires_in`.
     pub async fn start_without_expires_in() -> Self {
-        Self::start_configured(Arc::new(tessera_core::time::SystemClock), false).await
+        Self::start_configured(Arc::new(tessera_core::time::SystemClock), |config| {
+            AuthorityConfig {
+                emit_expires_in: false,
+                ..config
+            }
+        })
+        .await
+    }
+
+    /// A server on `clock` whose JWKS may be cached `jwks_cache_lifetime_secs`: a new signing
+    /// key signs that long after it is published, so a test can reach it by moving the clock
+    /// less than the client's leeway for the issuer's time.
+    pub async fn start_with_key_schedule(
+        clock: Arc<dyn tessera_core::time::Clock>,
+        jwks_cache_lifetime_secs: u64,
+    ) -> Self {
+        Self::start_configured(clock, |config| AuthorityConfig {
+            key_schedule: KeySchedule {
+                jwks_cache_lifetime_secs,
+                ..KeySchedule::default()
+            },
+            ..config
+        })
+        .await
     }
 
     async fn start_configured(
         clock: Arc<dyn tessera_core::time::Clock>,
-        emit_expires_in: bool,
+        configure: impl FnOnce(AuthorityConfig) -> AuthorityConfig,
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("tessera.db").to_str().unwrap()).unwrap();
-        let config = AuthorityConfig {
-            emit_expires_in,
-            ..AuthorityConfig::new(base.clone(), ServerKey::generate(&SystemRandom))
-        };
+        let config = configure(AuthorityConfig::new(
+            base.clone(),
+            ServerKey::generate(&SystemRandom),
+        ));
         let authority = Authority::new(Arc::new(store), clock, Arc::new(SystemRandom), config);
         authority
             .operator()
@@ -140,9 +164,14 @@ impl Server {
 
     /// A new grant for the test user, as a code exchange would give.
     pub async fn mint(&self, client: &TestClient) -> TokenResponse {
+        self.mint_scoped(client, SCOPE).await
+    }
+
+    /// A new grant of `scope` for the test user.
+    pub async fn mint_scoped(&self, client: &TestClient, scope: &str) -> TokenResponse {
         self.authority
             .operator()
-            .mint_for(&client.id, USERNAME, SCOPE)
+            .mint_for(&client.id, USERNAME, scope)
             .await
             .unwrap()
     }
@@ -155,7 +184,17 @@ impl Server {
 
     /// A credential for a new grant, as `tessera login` would store it.
     pub async fn credential(&self, client: &TestClient, local_now_ms: i64) -> Credential {
-        let response = self.mint(client).await;
+        self.credential_scoped(client, SCOPE, local_now_ms).await
+    }
+
+    /// [`Self::credential`] for a grant of `scope`.
+    pub async fn credential_scoped(
+        &self,
+        client: &TestClient,
+        scope: &str,
+        local_now_ms: i64,
+    ) -> Credential {
+        let response = self.mint_scoped(client, scope).await;
         Credential::from_token_response(
             self.endpoints().await,
             client.id.clone(),
