@@ -95,6 +95,12 @@ pub(crate) async fn prepare(
         config,
     );
     authority.org().await?;
+    // The signing keys the server would make at its start: the JWT access tokens minted below
+    // are signed with them.
+    authority
+        .rotate_signing_keys_when_due()
+        .await
+        .map_err(|e| anyhow::anyhow!("making the signing keys: {e}"))?;
     let operator = authority.operator();
     let user = operator
         .create_user(USERNAME, Password::new(PASSWORD), None)
