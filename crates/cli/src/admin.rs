@@ -61,9 +61,10 @@ enum AdminCommand {
 enum KeysCommand {
     /// Every key with its state (pending, signing, superseded, retiring, retired) and dates.
     List,
-    /// Add a key now: published at once, signing after one JWKS cache lifetime (at once if no
-    /// key of its algorithm can sign). The server rotates each algorithm's key on its own
-    /// every signing_key_rotation.
+    /// Add a key now: published at once, signing after one JWKS cache lifetime and the time a
+    /// server keeps its copy of the keys (a minute, or the JWKS cache lifetime if shorter); at
+    /// once if no key of its algorithm can sign. The server rotates each algorithm's key on its
+    /// own every signing_key_rotation.
     Rotate {
         /// The algorithm of the new key: RS256 or ES256 [default: RS256].
         #[arg(long, value_parser = parse_signing_alg, default_value = "RS256")]

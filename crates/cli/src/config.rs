@@ -761,6 +761,44 @@ mod tests {
     }
 
     #[test]
+    fn the_jwks_cache_lifetime_is_at_least_a_second_and_admin_dates_keys_as_serve_does() {
+        let shared = |text: &str| SharedOptions {
+            jwks_cache_lifetime: Some(text.into()),
+            ..Default::default()
+        };
+        let serve = |text: &str| {
+            args(Options {
+                shared: shared(text),
+                ..Default::default()
+            })
+            .settings()
+        };
+        for refused in ["0s", "0", "soon", "500ms"] {
+            let error = serve(refused).unwrap_err().to_string();
+            assert!(error.contains("JWKS cache lifetime"), "{error}");
+        }
+        let short = serve("1s").unwrap().key_schedule;
+        assert_eq!(short.jwks_cache_lifetime_secs, 1);
+        assert_eq!(
+            short.node_cache_secs(),
+            1,
+            "never longer than the cache lifetime"
+        );
+        let default = args(Options::default()).settings().unwrap().key_schedule;
+        assert_eq!(default.node_cache_secs(), 60);
+        // `tessera admin keys rotate` reads the setting from the same place as `serve`.
+        let admin = AdminConfigArgs {
+            file: ConfigFile { config: None },
+            options: shared("30s"),
+            server: HiddenServerOptions::default(),
+        };
+        assert_eq!(
+            admin.settings().unwrap().key_schedule,
+            serve("30s").unwrap().key_schedule
+        );
+    }
+
+    #[test]
     fn a_change_feed_bound_that_is_zero_or_not_a_duration_is_refused_at_start() {
         let with = |text: &str| {
             args(Options {

@@ -96,9 +96,16 @@ impl Cluster {
     }
 
     fn admin(&self, args: &[&str], stdin: Option<&str>) -> Value {
+        self.admin_with(args, stdin, &[])
+    }
+
+    /// `tessera admin` with `env` besides the server key (the settings the nodes run with).
+    fn admin_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Value {
         let mut full = vec!["--database", self.db.url.as_str()];
         full.extend_from_slice(args);
-        self.nodes[0].admin(&full, stdin, &[("TESSERA_SERVER_KEY", &self.key)])
+        let mut all = vec![("TESSERA_SERVER_KEY", self.key.as_str())];
+        all.extend_from_slice(env);
+        self.nodes[0].admin(&full, stdin, &all)
     }
 
     /// A user, and a confidential client with `options`; returns the client's id and secret.
@@ -177,11 +184,17 @@ impl Client {
     /// The Web Server flow on `base`, as a person in a browser does it: the login form, the
     /// consent form, then the code exchange. Returns the token response.
     async fn login(&self, base: &str) -> Value {
+        self.login_for(base, "api refresh_token").await
+    }
+
+    /// [`Self::login`], asking for `scope`.
+    async fn login_for(&self, base: &str, scope: &str) -> Value {
         let authorize = format!(
             "{base}/services/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}\
-             &scope=api%20refresh_token&state=s",
+             &scope={}&state=s",
             self.id,
-            url_encode(REDIRECT)
+            url_encode(REDIRECT),
+            url_encode(scope)
         );
         let location = common::authorize_in_browser(base, &authorize, USERNAME, PASSWORD).await;
         let code = common::code_in(&location);
@@ -698,4 +711,336 @@ async fn an_old_token_presented_to_a_node_that_cached_it_as_current_revokes_the_
     );
     // Reuse: the whole family is revoked, on both nodes.
     client.assert_revoked_on(&[a, b], &fourth).await;
+}
+
+/// The JWKS cache lifetime of the rotation test, `C`: short, so that a rotation's dates fall
+/// within the test. A node keeps its copy of the keys as long (the minute is longer).
+const ROTATION_JWKS_CACHE_LIFETIME: Duration = Duration::from_secs(3);
+
+/// A JWKS as fetched from one node: when the request left, when the answer came.
+struct JwksSnapshot {
+    node: usize,
+    sent: Instant,
+    received: Instant,
+    keys: jsonwebtoken::jwk::JwkSet,
+}
+
+/// An ID token as it arrived from one node's refresh.
+struct ArrivedIdToken {
+    arrived: Instant,
+    token: String,
+    kid: String,
+}
+
+impl JwksSnapshot {
+    /// Whether a relying party holding this JWKS when `token` arrived may still use it: it
+    /// had it by then, and fetched it less than `C` before.
+    fn held_when(&self, token: &ArrivedIdToken) -> bool {
+        self.received <= token.arrived && self.sent + ROTATION_JWKS_CACHE_LIFETIME >= token.arrived
+    }
+
+    fn kids(&self) -> Vec<&str> {
+        self.keys
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.as_deref())
+            .collect()
+    }
+
+    /// `token` verifies under this JWKS (RS256, the JWK its kid names, for `audience`);
+    /// else why not.
+    fn verify(&self, token: &ArrivedIdToken, audience: &str) -> Result<(), String> {
+        let key =
+            jsonwebtoken::DecodingKey::from_jwk(self.jwk_of(token)?).map_err(|e| e.to_string())?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&[audience]);
+        jsonwebtoken::decode::<Value>(&token.token, &key, &validation)
+            .map(|_| ())
+            .map_err(|e| format!("{} under node {}'s JWKS: {e}", token.kid, self.node))
+    }
+
+    /// The JWK `token`'s kid names here.
+    fn jwk_of(&self, token: &ArrivedIdToken) -> Result<&jsonwebtoken::jwk::Jwk, String> {
+        self.keys
+            .find(&token.kid)
+            .ok_or_else(|| format!("node {} did not publish {}", self.node, token.kid))
+    }
+}
+
+/// The RS256 kids `base` publishes.
+async fn published_rs256_kids(http: &reqwest::Client, base: &str) -> Vec<String> {
+    let jwks: Value = http
+        .get(format!("{base}/id/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "RS256")
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_under_load_on_two_nodes_signs_nothing_a_cached_jwks_cannot_verify() {
+    let _lane = common::lane(common::lanes::NODES);
+    let Some(admin_url) = postgres().await else {
+        return;
+    };
+    let c = ROTATION_JWKS_CACHE_LIFETIME;
+    // The same settings on both nodes and the admin command, whose rotation dates the new key.
+    // Housekeeping runs once, at start (it makes the first keys), and not again: it would date
+    // the old key's retirement before the test retires it by hand.
+    let settings = [
+        ("TESSERA_JWKS_CACHE_LIFETIME", "3s"),
+        ("TESSERA_HOUSEKEEPING_INTERVAL", "1h"),
+    ];
+    let mut cluster = Cluster::start(&admin_url, 0).await;
+    let http = reqwest::Client::new();
+    // The second node starts once the first has made the first keys: started together, each
+    // might make one (both are published, the newer signs; a race this test is not about).
+    cluster.add_node(&settings);
+    let first_made = Instant::now() + Duration::from_secs(10);
+    while published_rs256_kids(&http, cluster.base(0))
+        .await
+        .is_empty()
+    {
+        assert!(Instant::now() < first_made, "no first key");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.add_node(&settings);
+    let client = Arc::new(cluster.user_and_client(&[
+        "--scopes",
+        "api openid refresh_token",
+        "--rotate-refresh-tokens",
+        "--refresh-retry-window",
+        "30s",
+    ]));
+    let bases: Vec<String> = (0..2).map(|n| cluster.base(n).to_owned()).collect();
+
+    // Both nodes publish the same single RS256 key before the load starts.
+    let old = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (a, b) = (
+                published_rs256_kids(&http, &bases[0]).await,
+                published_rs256_kids(&http, &bases[1]).await,
+            );
+            if !a.is_empty() && a == b {
+                assert_eq!(a.len(), 1, "one first key: {a:?}");
+                break a[0].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the nodes publish {a:?} and {b:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let rs256_keys = |listed: &Value| -> Vec<(String, String)> {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["alg"] == "RS256")
+            .map(|k| (field(k, "kid"), field(k, "state")))
+            .collect()
+    };
+    assert_eq!(
+        rs256_keys(&cluster.admin_with(&["keys", "list"], None, &settings)),
+        [(old.clone(), "signing".to_owned())],
+        "the store holds that one key"
+    );
+    // Four chains (one user's sixth approval of a client would revoke the first).
+    let mut chains = Vec::new();
+    for n in 0..4 {
+        let tokens = client
+            .login_for(&bases[n % 2], "api openid refresh_token")
+            .await;
+        assert!(tokens["id_token"].is_string(), "{tokens}");
+        chains.push(field(&tokens, "refresh_token"));
+    }
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped =
+        |stop: &Arc<std::sync::atomic::AtomicBool>| stop.load(std::sync::atomic::Ordering::Relaxed);
+    let workers: Vec<_> = chains
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut refresh_token)| {
+            let (client, bases, stop) = (Arc::clone(&client), bases.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut arrived = Vec::new();
+                let mut step = n;
+                while !stopped(&stop) {
+                    step += 1;
+                    let base = &bases[step % 2];
+                    let next = client.refresh(base, &refresh_token).await;
+                    assert_eq!(next.status, 200, "chain {n} on {base}: {}", next.body);
+                    let token = field(&next.body, "id_token");
+                    let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+                    arrived.push(ArrivedIdToken {
+                        arrived: Instant::now(),
+                        token,
+                        kid,
+                    });
+                    refresh_token = field(&next.body, "refresh_token");
+                }
+                arrived
+            })
+        })
+        .collect();
+    let poller = {
+        let (http, bases, stop) = (http.clone(), bases.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut snapshots = Vec::new();
+            while !stopped(&stop) {
+                for (node, base) in bases.iter().enumerate() {
+                    let sent = Instant::now();
+                    let response = http.get(format!("{base}/id/keys")).send().await.unwrap();
+                    assert_eq!(response.status(), 200, "JWKS of node {node}");
+                    let keys = response.json().await.unwrap();
+                    snapshots.push(JwksSnapshot {
+                        node,
+                        sent,
+                        received: Instant::now(),
+                        keys,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            snapshots
+        })
+    };
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rotation_started = Instant::now();
+    let rotated = cluster.admin_with(&["keys", "rotate"], None, &settings);
+    let rotation_done = Instant::now();
+    let new = field(&rotated, "kid");
+    // The admin command dates it as the servers would: C, then the node cache (C as well, as
+    // the minute is longer).
+    let publish_before_sign_ms = 2 * c.as_millis() as i64;
+    assert_eq!(
+        rotated["sign_from"].as_i64().unwrap() - rotated["publish_at"].as_i64().unwrap(),
+        publish_before_sign_ms,
+        "{rotated}"
+    );
+    // Well past the switch (R + C + N), the old key retired by hand: the new key signs.
+    tokio::time::sleep((rotation_done + 2 * c + Duration::from_secs(1)) - Instant::now()).await;
+    let retired = cluster.admin_with(&["keys", "retire", &old], None, &settings);
+    assert!(retired["retire_at"].is_number(), "{retired}");
+    let retirement_done = Instant::now();
+    // Every node has read the retirement (a node cache, C): the load goes on a little past it.
+    tokio::time::sleep(c + Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut tokens = Vec::new();
+    for worker in workers {
+        tokens.extend(worker.await.unwrap());
+    }
+    let snapshots = poller.await.unwrap();
+
+    // Every ID token verifies against every JWKS a relying party could hold when it arrived,
+    // whichever node that JWKS came from.
+    // A signature is checked once per token: under every other JWKS, the JWK its kid names
+    // must be the very one it verified under.
+    let mut held = 0;
+    for token in &tokens {
+        let mut verified_under: Option<&jsonwebtoken::jwk::Jwk> = None;
+        for snapshot in snapshots.iter().filter(|s| s.held_when(token)) {
+            held += 1;
+            let checked = match verified_under {
+                Some(jwk) => snapshot.jwk_of(token).and_then(|here| {
+                    (here == jwk)
+                        .then_some(())
+                        .ok_or_else(|| format!("another JWK for {}", token.kid))
+                }),
+                None => snapshot.verify(token, &client.id).and_then(|()| {
+                    verified_under = Some(snapshot.jwk_of(token)?);
+                    Ok(())
+                }),
+            };
+            if let Err(why) = checked {
+                panic!(
+                    "an ID token that arrived {:?} after the rotation began fails against a \
+                     JWKS fetched {:?} before it: {why}",
+                    token.arrived.saturating_duration_since(rotation_started),
+                    token.arrived.saturating_duration_since(snapshot.sent),
+                );
+            }
+        }
+    }
+    let signed_by = |kid: &str| tokens.iter().filter(|t| t.kid == kid).count();
+    eprintln!(
+        "rotation under load: {} ID tokens ({} by the old key, {} by the new), {} JWKS \
+         snapshots, {held} checks",
+        tokens.len(),
+        signed_by(&old),
+        signed_by(&new),
+        snapshots.len()
+    );
+    assert!(held > tokens.len(), "tokens were checked against snapshots");
+    // The rotation happened: the new key signed, never before its date, and signs at the end.
+    assert!(signed_by(&new) > 0, "no token signed by the new key");
+    let switch = rotation_started + 2 * c;
+    for token in tokens.iter().filter(|t| t.kid == new) {
+        assert!(
+            token.arrived >= switch,
+            "the new key signed before its sign_from"
+        );
+    }
+    for token in tokens.iter().filter(|t| t.arrived > retirement_done + c) {
+        assert_eq!(token.kid, new, "a retired key signed after the node cache");
+    }
+
+    // Publish before sign: a JWKS fetched before the rotation verifies every token that arrived
+    // while it may be cached, after the rotation too.
+    for node in 0..2 {
+        let before = snapshots
+            .iter()
+            .rfind(|s| s.node == node && s.received <= rotation_started)
+            .expect("a JWKS fetched before the rotation");
+        assert!(!before.kids().contains(&new.as_str()));
+        let after_rotation: Vec<&ArrivedIdToken> = tokens
+            .iter()
+            .filter(|t| t.arrived >= rotation_done && before.held_when(t))
+            .collect();
+        assert!(
+            !after_rotation.is_empty(),
+            "tokens issued after the rotation"
+        );
+        for token in after_rotation {
+            before.verify(token, &client.id).unwrap();
+        }
+    }
+
+    // The old key's tokens still verify against a JWKS fetched from either node after the
+    // switch, before and after its retirement: it stays published for them.
+    let last_by_old = tokens
+        .iter()
+        .filter(|t| t.kid == old)
+        .max_by_key(|t| t.arrived)
+        .expect("tokens signed by the old key");
+    for node in 0..2 {
+        let after_switch: Vec<&JwksSnapshot> = snapshots
+            .iter()
+            .filter(|s| s.node == node && s.sent >= switch)
+            .collect();
+        assert!(after_switch.iter().any(|s| s.sent >= retirement_done + c));
+        for snapshot in after_switch {
+            snapshot.verify(last_by_old, &client.id).unwrap();
+        }
+    }
+    assert_eq!(
+        rs256_keys(&cluster.admin_with(&["keys", "list"], None, &settings)),
+        [
+            (old.clone(), "retiring".to_owned()),
+            (new.clone(), "signing".to_owned())
+        ]
+    );
 }

@@ -4,9 +4,9 @@
 //! (docs/openid-connect.md, "JWT access tokens").
 //!
 //! Two per-process caches keep the check cheap. The public keys, by kid, are read from the store
-//! once a minute, or on a kid this process does not know — at most once per
-//! [`KEY_REFETCH_INTERVAL_SECS`], so that tokens with made-up kids cannot turn every request
-//! into a read. And a token whose signature was verified is remembered, by its hash, until it
+//! once a node cache (a minute, or the JWKS cache lifetime if shorter), or on a kid this process
+//! does not know — at most once per [`KEY_REFETCH_INTERVAL_SECS`], so that tokens with made-up
+//! kids cannot turn every request into a read. And a token whose signature was verified is remembered, by its hash, until it
 //! expires, so that an API client calling with the same token pays the RSA verification once:
 //! what is remembered is only that the signature holds; expiry and revocation are judged on
 //! every request.
@@ -23,7 +23,7 @@ use crate::authority::{ahead_of_clock, Authority};
 use crate::flows::resource::{ResourceError, VerifiedAccess};
 use crate::model::{AccessTokenRecord, Client, Grant, SigningAlg};
 use crate::operations::metrics::Cache;
-use crate::operations::signing_keys::{is_published, KEY_CACHE_TTL_SECS};
+use crate::operations::signing_keys::is_published;
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::StoreError;
 use crate::time::Timestamp;
@@ -88,12 +88,18 @@ impl JwtVerifier {
         Arc::clone(&self.keys.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The key named `kid` if it is published at `now`, and whether the set is due a read.
-    fn lookup(&self, kid: &str, now: Timestamp) -> (Option<Arc<jsonwebtoken::DecodingKey>>, bool) {
+    /// The key named `kid` if it is published at `now`, and whether the set, kept for
+    /// `ttl_secs`, is due a read.
+    fn lookup(
+        &self,
+        kid: &str,
+        now: Timestamp,
+        ttl_secs: u64,
+    ) -> (Option<Arc<jsonwebtoken::DecodingKey>>, bool) {
         let set = self.key_set();
         let stale = set
             .read_at
-            .is_none_or(|read_at| now < read_at || now >= read_at.plus_secs(KEY_CACHE_TTL_SECS));
+            .is_none_or(|read_at| now < read_at || now >= read_at.plus_secs(ttl_secs));
         let key = set
             .keys
             .get(kid)
@@ -261,21 +267,23 @@ impl Authority {
     }
 
     /// The public key a kid names, if it is published: from this process's copy, read again
-    /// once it is a minute old or when the kid is unknown, at most once an interval.
+    /// once it is a node cache old (as the signing side's) or when the kid is unknown, at most
+    /// once an interval.
     async fn verifying_key(
         &self,
         kid: &str,
     ) -> Result<Option<Arc<jsonwebtoken::DecodingKey>>, StoreError> {
         let now = self.now();
+        let ttl_secs = self.config().key_schedule.node_cache_secs();
         let verifier = self.jwt_verifier();
-        let (known, stale) = verifier.lookup(kid, now);
+        let (known, stale) = verifier.lookup(kid, now, ttl_secs);
         if (known.is_some() && !stale) || !verifier.claim_read(now) {
             return Ok(known);
         }
         match self.read_verifying_keys(now).await {
             Ok(set) => {
                 verifier.replace(set);
-                Ok(verifier.lookup(kid, now).0)
+                Ok(verifier.lookup(kid, now, ttl_secs).0)
             }
             // The copy this process has still verifies what it verified a minute ago.
             Err(error) if known.is_some() => {

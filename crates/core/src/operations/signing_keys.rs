@@ -1,23 +1,30 @@
 //! The signing-key set's life: which key signs, which keys the JWKS publishes, rotation (by an
 //! operator or on schedule, from housekeeping) and retirement (docs/openid-connect.md).
 //!
-//! The timeline of one rotation, with `C` the JWKS cache lifetime and `T` the longest a signed
-//! token lives:
+//! Every node reads the keys from the store and keeps its copy for `N` =
+//! min([`KEY_CACHE_TTL_SECS`], `C`), the node cache (a short TTL, not the change feed: keys
+//! change a few times a year, and every decision is taken against the dates stored with them,
+//! so a node whose copy is older still switches to a new key at the same instant as the others).
+//!
+//! The timeline of one rotation, with `C` the JWKS cache lifetime, `N` the node cache and `T`
+//! the longest a signed token lives:
 //!
 //! ```text
-//! new key:  published at R ─── signs from R + C ──────────────────────────────────────▶
-//! old key:  signs ──────────── until R + C ─── published until R + C + T + C, then gone
+//! new key:  published at R ─── every node publishes it by R + N ─── signs from R + C + N ─────▶
+//! old key:  signs ──────────── until R + C + N ─── published until R + C + N + T + C, then gone
 //! ```
 //!
-//! A client that fetched the JWKS just before `R` keeps it for at most `C`: by the time the new
-//! key signs, every cache has it. A token the old key signed last expires by `R + C + T`, and a
-//! JWKS fetched then is kept for `C` more.
+//! A node whose copy predates `R` does not publish the new key until `R + N`, and a client that
+//! fetched the JWKS from it just before then keeps that JWKS for `C` more: by `R + C + N`, when
+//! the new key signs, every cached JWKS has it. (Were the wait only `C`, a JWKS fetched from a
+//! stale node at `R + N - ε` would lack the key until `R + N + C`, while other nodes signed with
+//! it from `R + C`.) `N` is at most `C` so that the wait stays within twice the cache lifetime.
+//! A token the old key signed last expires by `R + C + N + T`, and a JWKS fetched then is kept
+//! for `C` more.
 //!
-//! Every node reads the keys from the store and keeps them for [`KEY_CACHE_TTL_SECS`] (a
-//! short TTL, not the change feed: keys change a few times a year, and every decision is taken
-//! against the dates stored with them, so a node whose copy is a minute old still switches to
-//! a new key at the same instant as the others). A retirement reaches the other nodes within
-//! that TTL.
+//! A retirement by hand stops the key signing at once on the node that wrote it, and on the
+//! others once their copy is read again, within `N`: its tokens may be signed until `now + N`,
+//! so it stays published until `now + N + T + C`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,7 +36,8 @@ use crate::store::StoreError;
 use crate::time::Timestamp;
 use crate::tokens::signing_keys::{OpenedKey, PublicJwk, SigningKey, SigningKeyError};
 
-/// How long a node uses the keys it read from the store before reading them again.
+/// How long a node uses the keys it read from the store before reading them again, at most: a
+/// JWKS cache lifetime shorter than this shortens it too ([`KeySchedule::node_cache_secs`]).
 pub const KEY_CACHE_TTL_SECS: u64 = 60;
 /// The default rotation period: Salesforce rotates its ID-token key every release.
 pub const DEFAULT_SIGNING_KEY_ROTATION_SECS: u64 = 90 * 86_400;
@@ -121,6 +129,20 @@ impl Default for KeySchedule {
 }
 
 impl KeySchedule {
+    /// How long a node keeps the keys it read: [`KEY_CACHE_TTL_SECS`], or the JWKS cache lifetime
+    /// if that is shorter, so that a new key's wait for the stale nodes (this long) never
+    /// exceeds its wait for the clients' caches.
+    pub fn node_cache_secs(&self) -> u64 {
+        KEY_CACHE_TTL_SECS.min(self.jwks_cache_lifetime_secs)
+    }
+
+    /// How long after it is published a new key waits before it signs: until every node
+    /// publishes it (the node cache), then until every JWKS fetched before that has lapsed.
+    fn publish_before_sign_secs(&self) -> u64 {
+        self.jwks_cache_lifetime_secs
+            .saturating_add(self.node_cache_secs())
+    }
+
     /// How long after a key stops signing it stays published.
     fn published_after_last_signature_secs(&self) -> u64 {
         MAX_SIGNED_TOKEN_LIFETIME_SECS.saturating_add(self.jwks_cache_lifetime_secs)
@@ -172,7 +194,8 @@ pub fn key_state(keys: &[SigningKey], key: &SigningKey, now: Timestamp) -> KeySt
 /// When a key of `alg` made at `now` may sign: at once when no key of its algorithm can sign
 /// now or later (a fresh install, every key retired, the first key of a newly offered
 /// algorithm: no token of that algorithm exists that a cached JWKS would have to verify, and a
-/// relying party refetches on a kid it does not know), else after one JWKS cache lifetime.
+/// relying party refetches on a kid it does not know), else after one JWKS cache lifetime and
+/// one node cache.
 fn sign_from_for_new_key(
     keys: &[SigningKey],
     alg: SigningAlg,
@@ -180,7 +203,7 @@ fn sign_from_for_new_key(
     schedule: &KeySchedule,
 ) -> Timestamp {
     if of_alg(keys, alg).any(|k| k.retire_at.is_none()) {
-        now.plus_secs(schedule.jwks_cache_lifetime_secs)
+        now.plus_secs(schedule.publish_before_sign_secs())
     } else {
         now
     }
@@ -202,7 +225,8 @@ fn rotation_due(
 }
 
 /// The retirement dates housekeeping writes for superseded keys: each stops signing when the
-/// next key starts, and stays published for the tokens it signed until then.
+/// next key starts, and stays published for the tokens it signed until then. No node cache is
+/// added: the switch is decided by the new key's `sign_from`, which every node knows by then.
 fn superseded_retirements(
     keys: &[SigningKey],
     alg: SigningAlg,
@@ -237,11 +261,11 @@ struct CachedKeys {
 }
 
 impl KeyCache {
-    fn fresh(&self, now: Timestamp) -> Option<Vec<SigningKey>> {
+    fn fresh(&self, now: Timestamp, ttl_secs: u64) -> Option<Vec<SigningKey>> {
         let cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
         cached
             .as_ref()
-            .filter(|c| now >= c.read_at && now < c.read_at.plus_secs(KEY_CACHE_TTL_SECS))
+            .filter(|c| now >= c.read_at && now < c.read_at.plus_secs(ttl_secs))
             .map(|c| c.keys.clone())
     }
 
@@ -292,10 +316,11 @@ impl Authority {
         self.config().key_schedule
     }
 
-    /// The keys, from this node's copy while it is fresh.
+    /// The keys, from this node's copy while it is fresh (for the node cache).
     async fn keys(&self) -> Result<Vec<SigningKey>, StoreError> {
         let now = self.now();
-        if let Some(keys) = self.key_cache().fresh(now) {
+        let ttl_secs = self.key_schedule().node_cache_secs();
+        if let Some(keys) = self.key_cache().fresh(now, ttl_secs) {
             return Ok(keys);
         }
         let keys = self.store().signing_keys().await?;
@@ -380,13 +405,25 @@ impl Authority {
         Ok(signed)
     }
 
-    /// Adds a key of `alg`, published now, signing after one JWKS cache lifetime (at once if
-    /// no key of its algorithm can sign). The key that signs now goes on signing until then.
+    /// Adds a key of `alg`, published now, signing after one JWKS cache lifetime and one node
+    /// cache (at once if no key of its algorithm can sign). The key that signs now goes on
+    /// signing until then.
     pub async fn rotate_signing_key(&self, alg: SigningAlg) -> Result<KeyStatus, SigningKeysError> {
-        let now = self.now();
         let keys = self.store().signing_keys().await?;
+        let generated_at = self.now();
+        let mut key = SigningKey::generate(
+            &self.config().server_key,
+            self.rng(),
+            alg,
+            generated_at,
+            generated_at,
+        )?;
+        // Dated once made (an RSA key takes a while): a node that reads the keys after `now`
+        // and before the insert lands keeps a copy without it for a node cache from then, so
+        // the dates the wait is counted from must not lag the insert by the key's making.
+        let now = self.now();
         let sign_from = sign_from_for_new_key(&keys, alg, now, &self.key_schedule());
-        let key = SigningKey::generate(&self.config().server_key, self.rng(), alg, now, sign_from)?;
+        (key.created_at, key.publish_at, key.sign_from) = (now, now, sign_from);
         self.store().insert_signing_key(&key).await?;
         self.key_cache().forget();
         // The first key of an install signs at once: its tokens must verify here at once too.
@@ -405,9 +442,9 @@ impl Authority {
         })
     }
 
-    /// Stops a key signing now; it stays published until every token it signed has expired
-    /// and the JWKS caches that hold it have too. Refused for the only key that can sign now.
-    /// Returns when it leaves the JWKS.
+    /// Stops a key signing now here, and on the other nodes within the node cache; it stays
+    /// published until every token it signed has expired and the JWKS caches that hold it have
+    /// too. Refused for the only key that can sign now. Returns when it leaves the JWKS.
     pub async fn retire_signing_key(&self, kid: &str) -> Result<Timestamp, SigningKeysError> {
         let now = self.now();
         let mut keys = self.store().signing_keys().await?;
@@ -418,7 +455,10 @@ impl Authority {
         if key.retire_at.is_some() {
             return Err(SigningKeysError::AlreadyRetired(kid.to_owned()));
         }
-        let retire_at = now.plus_secs(self.key_schedule().published_after_last_signature_secs());
+        let schedule = self.key_schedule();
+        // A node whose copy predates this write may sign with the key for a node cache more.
+        let last_signature = now.plus_secs(schedule.node_cache_secs());
+        let retire_at = last_signature.plus_secs(schedule.published_after_last_signature_secs());
         key.retire_at = Some(retire_at);
         let alg = key.signing_alg();
         let nothing_would_sign = alg.is_some_and(|alg| signing_key_at(&keys, alg, now).is_none());
@@ -466,6 +506,8 @@ mod tests {
     use crate::tokens::server_key::ServerKey;
 
     const DAY: u64 = 86_400;
+    /// The node cache with the default JWKS cache lifetime (a day): a minute.
+    const NODE: u64 = KEY_CACHE_TTL_SECS;
 
     fn authority() -> (Authority, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
@@ -488,6 +530,14 @@ mod tests {
             .filter(|jwk| jwk.alg == "RS256")
             .map(|jwk| jwk.kid)
             .collect()
+    }
+
+    /// A new RS256 key, made now.
+    async fn rotate(authority: &Authority) -> KeyStatus {
+        authority
+            .rotate_signing_key(SigningAlg::Rs256)
+            .await
+            .unwrap()
     }
 
     async fn signing_kid(authority: &Authority) -> String {
@@ -530,19 +580,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_new_key_is_published_a_cache_lifetime_before_it_signs() {
+    async fn a_new_key_is_published_a_cache_lifetime_and_a_node_cache_before_it_signs() {
         let (authority, clock) = authority();
-        let old = authority
-            .rotate_signing_key(SigningAlg::Rs256)
-            .await
-            .unwrap()
-            .kid;
+        let old = rotate(&authority).await.kid;
         // A second later: keys made in one millisecond are ordered by their random kids.
         clock.advance_secs(1);
-        let new = authority
-            .rotate_signing_key(SigningAlg::Rs256)
-            .await
-            .unwrap();
+        let new = rotate(&authority).await;
         assert_eq!(new.state, KeyState::Pending);
         assert_eq!(
             published_kids(&authority).await,
@@ -550,7 +593,7 @@ mod tests {
         );
         assert_eq!(signing_kid(&authority).await, old);
 
-        clock.advance_secs(DAY - 1);
+        clock.advance_secs(DAY + NODE - 1);
         authority.key_cache().forget();
         assert_eq!(signing_kid(&authority).await, old);
         clock.advance_secs(1);
@@ -561,21 +604,14 @@ mod tests {
     #[tokio::test]
     async fn an_old_key_stays_published_until_its_tokens_expire_and_caches_lapse() {
         let (authority, clock) = authority();
-        let old = authority
-            .rotate_signing_key(SigningAlg::Rs256)
-            .await
-            .unwrap()
-            .kid;
+        let old = rotate(&authority).await.kid;
         // A second later: keys made in one millisecond are ordered by their random kids.
         clock.advance_secs(1);
-        let new = authority
-            .rotate_signing_key(SigningAlg::Rs256)
-            .await
-            .unwrap()
-            .kid;
-        // The new key signs from a day on; the old key's last token lives a day more, and a
-        // JWKS fetched then is kept a day more: published three days after the rotation.
-        clock.advance_secs(DAY);
+        let new = rotate(&authority).await.kid;
+        // The new key signs from a day and a minute on; the old key's last token lives a day
+        // more, and a JWKS fetched then is kept a day more: published three days (and the
+        // minute) after the rotation.
+        clock.advance_secs(DAY + NODE);
         // Housekeeping dates the old key's retirement; the one key it makes is the first of
         // ES256, which had none.
         let made = authority.rotate_signing_keys_when_due().await.unwrap();
@@ -608,30 +644,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_a_short_jwks_cache_lifetime_a_stale_node_publishes_a_new_key_before_any_node_signs_with_it(
+    ) {
+        const C: u64 = 10;
+        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+        let store = Arc::new(MemoryStore::new());
+        let mut config = AuthorityConfig::new("http://as.test", ServerKey::generate(&SystemRandom));
+        config.key_schedule.jwks_cache_lifetime_secs = C;
+        assert_eq!(config.key_schedule.node_cache_secs(), C, "not the minute");
+        let node = |config: AuthorityConfig| {
+            Authority::new(store.clone(), clock.clone(), Arc::new(SystemRandom), config)
+        };
+        let (stale, rotating) = (node(config.clone()), node(config));
+        let old = rotate(&rotating).await.kid;
+        // The stale node reads the keys a second before the rotation, and keeps its copy.
+        clock.advance_secs(1);
+        assert_eq!(published_kids(&stale).await, std::slice::from_ref(&old));
+        clock.advance_secs(1);
+        let new = rotate(&rotating).await;
+        assert_eq!(new.sign_from, new.publish_at.plus_secs(C + C));
+        // Until its copy lapses (a node cache after it was read), the stale node's JWKS lacks
+        // the new key, and a client may keep that JWKS for C more: no node signs with the new
+        // key until then.
+        clock.advance_secs(C - 2);
+        assert_eq!(published_kids(&stale).await, std::slice::from_ref(&old));
+        clock.advance_secs(1);
+        assert_eq!(published_kids(&stale).await, [old.clone(), new.kid.clone()]);
+        // The last JWKS without it was fetched a second ago, at R + C - 2, and lapses at
+        // R + 2C - 2; the new key signs from R + 2C, on every node.
+        clock.advance_secs(C);
+        for node in [&stale, &rotating] {
+            node.key_cache().forget();
+            assert_eq!(signing_kid(node).await, old);
+        }
+        clock.advance_secs(1);
+        for node in [&stale, &rotating] {
+            node.key_cache().forget();
+            assert_eq!(signing_kid(node).await, new.kid, "both switch at R + C + N");
+        }
+    }
+
+    #[tokio::test]
     async fn retiring_the_only_signing_key_is_refused() {
         let (authority, clock) = authority();
-        let only = authority
-            .rotate_signing_key(SigningAlg::Rs256)
-            .await
-            .unwrap()
-            .kid;
+        let only = rotate(&authority).await.kid;
         assert!(matches!(
             authority.retire_signing_key(&only).await,
             Err(SigningKeysError::LastSigningKey(_))
         ));
         // A pending key does not sign yet: retiring the current one would leave a gap.
-        let pending = authority
-            .rotate_signing_key(SigningAlg::Rs256)
-            .await
-            .unwrap()
-            .kid;
+        let pending = rotate(&authority).await.kid;
         assert!(matches!(
             authority.retire_signing_key(&only).await,
             Err(SigningKeysError::LastSigningKey(_))
         ));
-        clock.advance_secs(DAY);
+        clock.advance_secs(DAY + NODE);
+        // Other nodes may sign with it for a node cache more; then its last token lives a day,
+        // and a JWKS fetched then is kept a day.
         let gone_at = authority.retire_signing_key(&only).await.unwrap();
-        assert_eq!(gone_at, authority.now().plus_secs(2 * DAY));
+        assert_eq!(gone_at, authority.now().plus_secs(NODE + 2 * DAY));
         assert_eq!(signing_kid(&authority).await, pending);
         assert!(matches!(
             authority.retire_signing_key(&only).await,
@@ -659,7 +730,7 @@ mod tests {
             authority.rotate_signing_keys_when_due().await.unwrap(),
             Vec::<String>::new()
         );
-        clock.advance_secs(DAY);
+        clock.advance_secs(DAY + NODE);
         assert_eq!(
             authority.rotate_signing_keys_when_due().await.unwrap(),
             Vec::<String>::new()
