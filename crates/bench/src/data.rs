@@ -18,6 +18,9 @@ use crate::database::Database;
 pub(crate) const USERNAME: &str = "bench@example.com";
 pub(crate) const PASSWORD: &str = "bench password";
 pub(crate) const SCOPE: &str = "api refresh_token";
+/// The issuer the data is made for and every node serves as: a JWT access token names its
+/// issuer, and a node refuses one made for another (a cluster shares one issuer).
+pub(crate) const ISSUER: &str = "http://127.0.0.1";
 /// The scope of the `openid` scenarios' grants.
 const OPENID_SCOPE: &str = "api openid refresh_token";
 
@@ -86,7 +89,7 @@ pub(crate) async fn prepare(
     std::fs::write(dir.join("server.key"), key.to_hex().as_bytes())?;
     let config = AuthorityConfig {
         max_live_grants: None,
-        ..AuthorityConfig::new("http://127.0.0.1", key)
+        ..AuthorityConfig::new(ISSUER, key)
     };
     let authority = Authority::new(
         store,

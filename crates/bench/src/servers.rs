@@ -73,6 +73,7 @@ impl Server {
             // No access log: the figures measure serving, not writing a line per request.
             .args(["serve", "--bench-floor", "--access-log", "false"])
             .args(["--listen", &address.to_string()])
+            .args(["--issuer", crate::data::ISSUER])
             .args(["--max-grants-per-user-client", "0"])
             .args(["--housekeeping-interval", "1h"])
             // The loader is one source making many honest requests; none should fail anyway.

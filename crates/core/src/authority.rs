@@ -193,8 +193,15 @@ impl WatchedClock {
     }
 }
 
+/// The domain service; cloning it is one reference count (every request's handlers and
+/// extractors clone the server's state, which holds it).
 #[derive(Debug, Clone)]
 pub struct Authority {
+    inner: Arc<Parts>,
+}
+
+#[derive(Debug)]
+struct Parts {
     store: Arc<dyn Store>,
     clock: Arc<WatchedClock>,
     rng: Arc<dyn Random>,
@@ -286,83 +293,85 @@ impl Authority {
             config.change_feed_max_staleness,
         ));
         Self {
-            feed_freshness,
-            store,
-            clock: Arc::new(WatchedClock {
-                latest: AtomicI64::new(clock.now().millis()),
-                clock,
+            inner: Arc::new(Parts {
+                feed_freshness,
+                store,
+                clock: Arc::new(WatchedClock {
+                    latest: AtomicI64::new(clock.now().millis()),
+                    clock,
+                }),
+                rng,
+                throttle: Arc::new(Throttle::new(config.throttle)),
+                password_checks: Arc::new(Semaphore::new(permits)),
+                password_verifier: Arc::new(ReusableVerifier::default()),
+                guard: Arc::new(Guard::default()),
+                repeats: Arc::new(AuditRepeats::default()),
+                key_cache: Arc::new(KeyCache::default()),
+                jwt_verifier: Arc::new(JwtVerifier::default()),
+                config: Arc::new(config),
             }),
-            rng,
-            throttle: Arc::new(Throttle::new(config.throttle)),
-            password_checks: Arc::new(Semaphore::new(permits)),
-            password_verifier: Arc::new(ReusableVerifier::default()),
-            guard: Arc::new(Guard::default()),
-            repeats: Arc::new(AuditRepeats::default()),
-            key_cache: Arc::new(KeyCache::default()),
-            jwt_verifier: Arc::new(JwtVerifier::default()),
-            config: Arc::new(config),
         }
     }
 
     pub fn config(&self) -> &AuthorityConfig {
-        &self.config
+        &self.inner.config
     }
 
     /// Keys held by the throttle's counters, for measurements.
     pub fn throttle_keys(&self) -> [u64; 4] {
-        self.throttle.tracked_keys()
+        self.inner.throttle.tracked_keys()
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
-        self.store.as_ref()
+        self.inner.store.as_ref()
     }
 
     pub(crate) fn shared_store(&self) -> Arc<dyn Store> {
-        Arc::clone(&self.store)
+        Arc::clone(&self.inner.store)
     }
 
     pub(crate) fn now(&self) -> Timestamp {
-        self.clock.now()
+        self.inner.clock.now()
     }
 
     pub(crate) fn key_cache(&self) -> &KeyCache {
-        &self.key_cache
+        &self.inner.key_cache
     }
 
     pub(crate) fn jwt_verifier(&self) -> &JwtVerifier {
-        &self.jwt_verifier
+        &self.inner.jwt_verifier
     }
 
     pub(crate) fn rng(&self) -> &dyn Random {
-        self.rng.as_ref()
+        self.inner.rng.as_ref()
     }
 
     pub(crate) fn throttle(&self) -> &Throttle {
-        &self.throttle
+        &self.inner.throttle
     }
 
     pub(crate) fn password_checks(&self) -> &Arc<Semaphore> {
-        &self.password_checks
+        &self.inner.password_checks
     }
 
     pub(crate) fn password_verifier(&self) -> &Arc<ReusableVerifier> {
-        &self.password_verifier
+        &self.inner.password_verifier
     }
 
     pub(crate) fn guard(&self) -> &Guard {
-        &self.guard
+        &self.inner.guard
     }
 
     /// Whether what this process knows of revocations, from the change feed, may still be
     /// trusted: every check that answers from that knowledge asks first. One atomic load.
     pub(crate) fn revocations_known(&self, now: Timestamp) -> Result<(), ChangeFeedStale> {
-        self.feed_freshness.check(now)
+        self.inner.feed_freshness.check(now)
     }
 
     /// A grant this process revoked: its access tokens stop working here at once (other
     /// processes learn it from the change feed).
     pub(crate) fn grant_revoked(&self, grant_id: &str, now: Timestamp) {
-        self.guard.changed(
+        self.inner.guard.changed(
             ChangeKind::GrantRevoked,
             grant_id,
             now.plus_secs(MAX_ACCESS_TOKEN_TTL_SECS),
@@ -374,12 +383,12 @@ impl Authority {
         &self,
         client_id: &str,
     ) -> Result<Option<Client>, StoreError> {
-        if let Some(client) = self.guard.client(client_id) {
+        if let Some(client) = self.inner.guard.client(client_id) {
             return Ok(Some(client));
         }
-        let client = self.store.client_by_id(client_id).await?;
+        let client = self.inner.store.client_by_id(client_id).await?;
         if let Some(client) = &client {
-            self.guard.keep_client(client);
+            self.inner.guard.keep_client(client);
         }
         Ok(client)
     }
@@ -392,17 +401,17 @@ impl Authority {
         &self,
         every: std::time::Duration,
     ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
-        let (live, seq) = self.store.live_changes(self.now()).await?;
-        self.guard.reset(&live, seq);
-        self.feed_freshness.read(self.now());
+        let (live, seq) = self.inner.store.live_changes(self.now()).await?;
+        self.inner.guard.reset(&live, seq);
+        self.inner.feed_freshness.read(self.now());
         let authority = self.clone();
         // A read that hangs (a peer vanished without a reset) fails after the bound, as an
         // error would: the knowledge it was to refresh goes stale all the same.
-        let read_limit = self.config.change_feed_max_staleness;
+        let read_limit = self.inner.config.change_feed_max_staleness;
         // Where the database pushes entries as they commit (PostgreSQL's NOTIFY), each is applied
         // the moment it arrives, before any later request here can need it; the polling stays,
         // so that a lost notice costs at most `every`.
-        let mut notices = self.store.change_notices();
+        let mut notices = self.inner.store.change_notices();
         Ok(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -411,7 +420,7 @@ impl Authority {
                     tokio::select! {
                         _ = ticker.tick() => {}
                         notice = receiver.recv() => match notice {
-                            Ok(ChangeNotice::Entry(change)) if authority.guard.apply_next(&change) => continue,
+                            Ok(ChangeNotice::Entry(change)) if authority.inner.guard.apply_next(&change) => continue,
                             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                             Err(tokio::sync::broadcast::error::RecvError::Closed) => notices = None,
                         },
@@ -423,7 +432,7 @@ impl Authority {
                     Ok(Ok(())) => None,
                     Ok(Err(error)) => Some(error.to_string()),
                     Err(_) => {
-                        authority.feed_freshness.read_failed();
+                        authority.inner.feed_freshness.read_failed();
                         Some(format!("no answer within {} s", read_limit.as_secs()))
                     }
                 };
@@ -448,19 +457,23 @@ impl Authority {
         let now = self.now();
         let read = self.read_feed().await;
         match &read {
-            Ok(()) => self.feed_freshness.read(now),
-            Err(_) => self.feed_freshness.read_failed(),
+            Ok(()) => self.inner.feed_freshness.read(now),
+            Err(_) => self.inner.feed_freshness.read_failed(),
         }
         read
     }
 
     async fn read_feed(&self) -> Result<(), StoreError> {
         loop {
-            let changes = self.store.changes_since(self.guard.seq(), 1000).await?;
-            if self.guard.apply_feed(&changes) {
+            let changes = self
+                .inner
+                .store
+                .changes_since(self.inner.guard.seq(), 1000)
+                .await?;
+            if self.inner.guard.apply_feed(&changes) {
                 // Entries were purged before this process read them: start over.
-                let (live, seq) = self.store.live_changes(self.now()).await?;
-                self.guard.reset(&live, seq);
+                let (live, seq) = self.inner.store.live_changes(self.now()).await?;
+                self.inner.guard.reset(&live, seq);
                 tracing::warn!(
                     "the change feed moved on while this process was away; caches reset"
                 );
@@ -469,19 +482,19 @@ impl Authority {
                 break;
             }
         }
-        self.guard.prune(self.now());
+        self.inner.guard.prune(self.now());
         Ok(())
     }
 
     /// Sets the store's gauges (see [`crate::store::Operations::publish_gauges`]).
     pub fn publish_store_gauges(&self) {
-        self.store.publish_gauges();
+        self.inner.store.publish_gauges();
     }
 
     /// Whether this process should be sent requests (`/readyz`): the store answers with the
     /// schema this build expects, and the change feed has been read within the bound.
     pub async fn ready(&self) -> Result<(), NotReady> {
-        self.store.ready().await.map_err(NotReady::Store)?;
+        self.inner.store.ready().await.map_err(NotReady::Store)?;
         self.revocations_known(self.now())
             .map_err(NotReady::ChangeFeedStale)
     }
@@ -489,7 +502,7 @@ impl Authority {
     /// How much the in-memory state holds, for measurements: revoked grants, revoked tokens,
     /// cached clients, users, grant owners and families.
     pub fn cache_sizes(&self) -> [usize; 6] {
-        self.guard.sizes()
+        self.inner.guard.sizes()
     }
 
     /// Records an audit event: a row in the events table and a structured log line, never a
@@ -497,14 +510,14 @@ impl Authority {
     /// already happened.
     pub(crate) async fn record(&self, event: Event) {
         log_event(&event);
-        append_event(self.store.as_ref(), event).await;
+        append_event(self.inner.store.as_ref(), event).await;
     }
 
     /// The same, off the request path: for failures, whose answer must not wait on the audit
     /// write (a flood of them would otherwise queue behind it).
     pub(crate) fn record_detached(&self, event: Event) {
         log_event(&event);
-        let store = self.store.clone();
+        let store = self.inner.store.clone();
         tokio::spawn(async move { append_event(store.as_ref(), event).await });
     }
 
@@ -559,13 +572,13 @@ impl Authority {
     /// Whether an event of `kind` about `grant_id` now would be a repeat, counted and not
     /// written: asked first where building the event would cost a read.
     pub(crate) fn is_repeat(&self, kind: EventKind, grant_id: &str) -> bool {
-        self.repeats.is_repeat(kind, grant_id, self.now())
+        self.inner.repeats.is_repeat(kind, grant_id, self.now())
     }
 
     /// Writes an event that is no repeat, or that must never be held back (a revocation): it
     /// opens a window for its repeats and carries the count of the one it closes.
     pub(crate) async fn record_opening(&self, event: Event) {
-        for event in self.repeats.written(event) {
+        for event in self.inner.repeats.written(event) {
             self.record(event).await;
         }
     }
@@ -573,7 +586,7 @@ impl Authority {
     /// Writes the summaries of the windows of repeats that have ended without a later event
     /// to carry their count (run by housekeeping).
     pub(crate) async fn summarise_repeats(&self) {
-        for event in self.repeats.close_ended(self.now()) {
+        for event in self.inner.repeats.close_ended(self.now()) {
             self.record(event).await;
         }
     }
@@ -617,7 +630,7 @@ impl Authority {
             source: address,
             user_agent: source.user_agent.clone(),
         };
-        for event in self.repeats.refused(subject, event) {
+        for event in self.inner.repeats.refused(subject, event) {
             self.record_detached(event);
         }
     }
@@ -646,7 +659,8 @@ impl Authority {
     /// would need (docs/security.md, "Throttling"). One atomic load unless some source is
     /// close to its budget.
     pub(crate) fn budget_spent(&self, source: &Source) -> bool {
-        self.throttle
+        self.inner
+            .throttle
             .credential_budget_spent(source.address, self.now())
             .is_some()
     }
@@ -661,6 +675,7 @@ impl Authority {
         source: &Source,
     ) -> Option<OAuthError> {
         let (throttled, first) = self
+            .inner
             .throttle
             .refuse_spent_credentials(source.address, self.now())?;
         if first {
@@ -688,7 +703,11 @@ impl Authority {
         if !is_guessing_failure(&error) {
             return Err(error);
         }
-        match self.throttle.credential_failure(source.address, self.now()) {
+        match self
+            .inner
+            .throttle
+            .credential_failure(source.address, self.now())
+        {
             Ok(()) => {
                 if matches!(
                     error,
@@ -716,32 +735,32 @@ impl Authority {
     }
 
     pub fn identity_url(&self, org_id: &str, user_id: &str) -> String {
-        crate::identity::claims::identity_url(&self.config.issuer, org_id, user_id)
+        crate::identity::claims::identity_url(&self.inner.config.issuer, org_id, user_id)
     }
 
     /// The organisation, created on first use.
     pub async fn org(&self) -> Result<Org, StoreError> {
-        if let Some(org) = self.store.default_org().await? {
+        if let Some(org) = self.inner.store.default_org().await? {
             return Ok(org);
         }
         let org = Org {
-            id: salesforce_id("00D", self.rng.as_ref()),
+            id: salesforce_id("00D", self.inner.rng.as_ref()),
             name: "Tessera".into(),
         };
-        self.store.insert_org(&org).await?;
+        self.inner.store.insert_org(&org).await?;
         // Another process may have created one first; the first one wins.
-        Ok(self.store.default_org().await?.unwrap_or(org))
+        Ok(self.inner.store.default_org().await?.unwrap_or(org))
     }
 
     /// The user, from the cache when it is there (every change to a user goes through the
     /// change feed).
     pub(crate) async fn cached_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        if let Some(user) = self.guard.user(user_id) {
+        if let Some(user) = self.inner.guard.user(user_id) {
             return Ok(Some(user));
         }
-        let user = self.store.user_by_id(user_id).await?;
+        let user = self.inner.store.user_by_id(user_id).await?;
         if let Some(user) = &user {
-            self.guard.keep_user(user);
+            self.inner.guard.keep_user(user);
         }
         Ok(user)
     }
@@ -802,11 +821,11 @@ impl Authority {
         let issued = self.grant_event(EventKind::Issued, &issuance.grant, detail, source);
         let issuance = Issuance {
             code_hash,
-            max_live_grants: self.config.max_live_grants,
+            max_live_grants: self.inner.config.max_live_grants,
             events: vec![issued.clone()],
             ..issuance
         };
-        match self.store.issue(&issuance).await? {
+        match self.inner.store.issue(&issuance).await? {
             IssueOutcome::Issued { evicted } => {
                 log_event(&issued);
                 for grant_id in evicted {
@@ -850,7 +869,7 @@ impl Authority {
         let now = self.now();
         let issue_refresh = may_issue_refresh && scope.allows_refresh_token();
         let grant = Grant {
-            id: time_ordered_id(now, self.rng.as_ref()),
+            id: time_ordered_id(now, self.inner.rng.as_ref()),
             client_id: client.client_id.clone(),
             user_id: user.id.clone(),
             org_id: user.org_id.clone(),
@@ -862,8 +881,13 @@ impl Authority {
             auth_time: authentication.auth_time,
             nonce: authentication.nonce,
         };
-        let refresh_token = issue_refresh
-            .then(|| mint_refresh_token(&self.config.server_key, self.rng.as_ref(), &grant.id));
+        let refresh_token = issue_refresh.then(|| {
+            mint_refresh_token(
+                &self.inner.config.server_key,
+                self.inner.rng.as_ref(),
+                &grant.id,
+            )
+        });
         let access_token = self
             .mint_access_token(client, &grant, scope, now, &self.random_part())
             .await?;
@@ -919,7 +943,7 @@ impl Authority {
                 .await;
         }
         crate::tokens::access_token::mint(
-            &self.config.server_key,
+            &self.inner.config.server_key,
             random,
             &grant.org_id,
             &grant.id,
@@ -933,7 +957,7 @@ impl Authority {
     /// Fresh random bytes for a token.
     pub(crate) fn random_part(&self) -> [u8; crate::tokens::access_token::RANDOM_BYTES] {
         let mut random = [0u8; crate::tokens::access_token::RANDOM_BYTES];
-        self.rng.fill(&mut random);
+        self.inner.rng.fill(&mut random);
         random
     }
 
@@ -961,6 +985,7 @@ impl Authority {
             }
             None => {
                 let key = self
+                    .inner
                     .config
                     .server_key
                     .mac("signature", client.client_id.as_bytes());
@@ -972,11 +997,12 @@ impl Authority {
             refresh_token,
             signature,
             scope: scope.to_string(),
-            instance_url: self.config.issuer.clone(),
+            instance_url: self.inner.config.issuer.clone(),
             id,
             token_type: TokenType::Bearer,
             issued_at,
             expires_in: self
+                .inner
                 .config
                 .emit_expires_in
                 .then_some(client.access_token_ttl_secs.min(MAX_ACCESS_TOKEN_TTL_SECS)),
