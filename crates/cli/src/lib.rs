@@ -242,6 +242,13 @@ fn replace_private_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<
 /// Creates `path` with `bytes`, readable by this user only; a file already there is kept.
 fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
+    // Written whole under a name of its own, then linked into place: a process that finds the
+    // file finds it complete (created in place, a second process starting at the same moment
+    // could read it empty, and take the key for corrupt). The link fails if the file exists:
+    // the first writer's content stays.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = path.with_extension(format!("tmp-{}-{write}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -249,15 +256,20 @@ fn write_private_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    match options.open(path) {
-        Ok(mut file) => {
+    let written = options
+        .open(&temporary)
+        .and_then(|mut file| {
             file.write_all(bytes)?;
-            file.sync_all()?;
-            Ok(())
-        }
+            file.sync_all()
+        })
+        .with_context(|| format!("creating {}", temporary.display()));
+    let linked = written.and_then(|()| match std::fs::hard_link(&temporary, path) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
-    }
+    });
+    let _ = std::fs::remove_file(&temporary);
+    linked
 }
 
 /// The domain service over the configured store, clock and key.
@@ -317,6 +329,35 @@ async fn clock_of(store: &Arc<dyn Store>) -> anyhow::Result<Arc<dyn Clock>> {
 
 #[cfg(test)]
 mod tests {
+    /// Processes starting together (several nodes, a server and an admin command) race to
+    /// create the server key: every one must read a whole key, and the same one.
+    #[test]
+    fn writers_racing_to_create_a_private_file_all_read_one_whole_content() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("server.key");
+            let read: Vec<String> = std::thread::scope(|scope| {
+                let racers: Vec<_> = (0..8)
+                    .map(|n| {
+                        let path = &path;
+                        scope.spawn(move || {
+                            let content = format!("{n:0>64}");
+                            super::write_private_file(path, content.as_bytes()).unwrap();
+                            std::fs::read_to_string(path).unwrap()
+                        })
+                    })
+                    .collect();
+                racers.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            assert!(
+                read.iter().all(|r| r.len() == 64 && *r == read[0]),
+                "{read:?}"
+            );
+            // Nothing is left behind but the file.
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
+    }
+
     #[test]
     fn a_database_url_is_shown_with_its_user_and_never_its_password() {
         for (url, shown) in [
