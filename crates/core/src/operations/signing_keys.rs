@@ -149,13 +149,16 @@ impl KeySchedule {
     }
 }
 
-/// The key of `alg` that signs at `now`: the newest of that algorithm that has reached its
-/// `sign_from` and is not retired. Each algorithm has its own schedule: an RS256 key and an
+/// The key of `alg` that signs at `now`: of that algorithm's keys that have reached their
+/// `sign_from` and are not retired, the one that began signing last (then the newest, then the
+/// greatest kid: two keys made in one millisecond are still ordered the same on every node). Each algorithm has its own schedule: an RS256 key and an
 /// ES256 key sign side by side, each for the clients that asked for it.
 pub fn signing_key_at(keys: &[SigningKey], alg: SigningAlg, now: Timestamp) -> Option<&SigningKey> {
     of_alg(keys, alg)
         .filter(|k| k.sign_from <= now && k.retire_at.is_none())
-        .max_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)))
+        .max_by(|a, b| {
+            (a.sign_from, a.created_at, &a.kid).cmp(&(b.sign_from, b.created_at, &b.kid))
+        })
 }
 
 fn of_alg(keys: &[SigningKey], alg: SigningAlg) -> impl Iterator<Item = &SigningKey> {
