@@ -276,7 +276,9 @@ async fn a_key_that_starts_signing_after_the_jwks_was_cached_costs_exactly_one_r
     // A new key signs ten seconds after it is published: within the minute the client allows
     // between the issuer's clock and its estimate of it (the `Date` header, wall time here).
     let clock = server_clock();
-    let server = Server::start_with_key_schedule(clock.clone(), 10).await;
+    // A JWKS cache lifetime of 5 s: a new key signs 10 s after it is made (the lifetime, and a
+    // node's copy of the keys, which lives no longer than it).
+    let server = Server::start_with_key_schedule(clock.clone(), 5).await;
     let client = openid_client(&server, ClientSettings::default()).await;
     let jwks = CountedJwks::in_front_of(&server).await;
     // The clients' clock stands still: a cached JWKS never goes stale on its own, so a fetch
@@ -430,7 +432,9 @@ async fn a_client_clock_an_hour_off_the_issuers_still_verifies_its_id_tokens() {
 #[tokio::test]
 async fn a_lost_refresh_replayed_after_a_key_change_brings_back_the_same_id_token() {
     let clock = server_clock();
-    let server = Server::start_with_key_schedule(clock.clone(), 10).await;
+    // A JWKS cache lifetime of 5 s: a new key signs 10 s after it is made (the lifetime, and a
+    // node's copy of the keys, which lives no longer than it).
+    let server = Server::start_with_key_schedule(clock.clone(), 5).await;
     let client = openid_client(
         &server,
         ClientSettings {
