@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use lru::LruCache;
@@ -55,8 +55,9 @@ struct KeySet {
 /// The per-process state of JWT verification.
 pub(crate) struct JwtVerifier {
     keys: RwLock<Arc<KeySet>>,
-    /// When the last read of the keys started (ms): one at a time, at most one an interval.
-    last_read_started: AtomicI64,
+    /// Held while the keys are read: one read at a time, and a token whose kid is unknown waits
+    /// for the read in flight (which may bring its key) rather than being refused beside it.
+    reading: tokio::sync::Mutex<()>,
     /// Reads of the keys so far, for tests and measurements.
     reads: AtomicU64,
     verified: Mutex<LruCache<Hash, VerifiedAccess>>,
@@ -74,7 +75,7 @@ impl Default for JwtVerifier {
     fn default() -> Self {
         Self {
             keys: RwLock::default(),
-            last_read_started: AtomicI64::new(i64::MIN),
+            reading: tokio::sync::Mutex::new(()),
             reads: AtomicU64::new(0),
             verified: Mutex::new(LruCache::new(
                 NonZeroUsize::new(VERIFIED_ENTRIES).unwrap_or(NonZeroUsize::MIN),
@@ -108,15 +109,12 @@ impl JwtVerifier {
         (key, stale)
     }
 
-    /// Whether this request may read the keys now: none has started within the interval.
-    fn claim_read(&self, now: Timestamp) -> bool {
-        let interval_ms = i64::try_from(KEY_REFETCH_INTERVAL_SECS * 1000).unwrap_or(i64::MAX);
-        self.last_read_started
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
-                (now.millis().saturating_sub(last) >= interval_ms || now.millis() < last)
-                    .then_some(now.millis())
-            })
-            .is_ok()
+    /// Whether the keys were read so lately that an unknown kid is not worth another read: a
+    /// flood of bogus kids costs one read an interval.
+    fn read_lately(&self, now: Timestamp) -> bool {
+        self.key_set().read_at.is_some_and(|read_at| {
+            now >= read_at && now < read_at.plus_secs(KEY_REFETCH_INTERVAL_SECS)
+        })
     }
 
     fn replace(&self, set: KeySet) {
@@ -127,7 +125,6 @@ impl JwtVerifier {
     /// made here).
     pub(crate) fn forget_keys(&self) {
         self.replace(KeySet::default());
-        self.last_read_started.store(i64::MIN, Ordering::Release);
     }
 
     /// How many times the keys were read.
@@ -277,21 +274,38 @@ impl Authority {
         let ttl_secs = self.config().key_schedule.node_cache_secs();
         let verifier = self.jwt_verifier();
         let (known, stale) = verifier.lookup(kid, now, ttl_secs);
-        if (known.is_some() && !stale) || !verifier.claim_read(now) {
-            return Ok(known);
-        }
-        match self.read_verifying_keys(now).await {
-            Ok(set) => {
-                verifier.replace(set);
-                Ok(verifier.lookup(kid, now, ttl_secs).0)
+        if let Some(key) = known {
+            if !stale {
+                return Ok(Some(key));
             }
-            // The copy this process has still verifies what it verified a minute ago.
-            Err(error) if known.is_some() => {
-                tracing::warn!(%error, "the signing keys could not be read; using the last read");
-                Ok(known)
-            }
-            Err(error) => Err(error),
+            // Due a read: one request reads, the others go on with the copy they have.
+            let Ok(_reading) = verifier.reading.try_lock() else {
+                return Ok(Some(key));
+            };
+            return match self.read_verifying_keys(now).await {
+                Ok(set) => {
+                    verifier.replace(set);
+                    Ok(verifier.lookup(kid, now, ttl_secs).0)
+                }
+                // The copy this process has still verifies what it verified a minute ago.
+                Err(error) => {
+                    tracing::warn!(%error, "the signing keys could not be read; using the last read");
+                    Ok(Some(key))
+                }
+            };
         }
+        // An unknown kid: after the read in flight, if any, which may have brought it.
+        let _reading = verifier.reading.lock().await;
+        let now = self.now();
+        if let (Some(key), _) = verifier.lookup(kid, now, ttl_secs) {
+            return Ok(Some(key));
+        }
+        if verifier.read_lately(now) {
+            return Ok(None);
+        }
+        let set = self.read_verifying_keys(now).await?;
+        verifier.replace(set);
+        Ok(verifier.lookup(kid, now, ttl_secs).0)
     }
 
     async fn read_verifying_keys(&self, now: Timestamp) -> Result<KeySet, StoreError> {
@@ -612,6 +626,41 @@ mod tests {
         refused_ten_times().await;
         assert_eq!(world.authority.jwt_verifier().key_reads(), reads + 1);
         assert!(world.accepted(&world.access_token).await.is_ok());
+    }
+
+    /// At a start (or once a kid is new here) the first requests arrive together: the ones
+    /// beside the request reading the keys wait for that read instead of being refused (a
+    /// seconds-long benchmark once saw three 401s for genuine tokens that way).
+    #[tokio::test]
+    async fn a_token_arriving_while_the_keys_are_read_waits_for_the_read_instead_of_a_401() {
+        let world = world().await;
+        let verifier = world.authority.jwt_verifier();
+        verifier.forget_keys();
+        // A read in flight, as the first request of a burst makes it.
+        let reading = verifier.reading.lock().await;
+        let waiting = {
+            let authority = world.authority.clone();
+            let token = world.access_token.clone();
+            tokio::spawn(async move {
+                authority
+                    .api_caller(Some(&AccessToken::new(token)))
+                    .await
+                    .map(|caller| caller.token.user_id)
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "it waits for the read in flight");
+        let reads = verifier.key_reads();
+        let set = world
+            .authority
+            .read_verifying_keys(world.authority.now())
+            .await
+            .unwrap();
+        verifier.replace(set);
+        drop(reading);
+        assert!(waiting.await.unwrap().is_ok());
+        // The read it waited for was enough: it read nothing itself.
+        assert_eq!(verifier.key_reads(), reads + 1);
     }
 
     #[tokio::test]
