@@ -33,48 +33,8 @@ fn http_client() -> reqwest::Client {
 /// Plays the user's browser: opens `authorize_url`, logs in, allows, and returns where the
 /// server sent the browser back to.
 async fn user_allows(base: &str, authorize_url: &str) -> url::Url {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let field = |html: &str, name: &str| tessera_testkit::hidden_value(html, name).unwrap();
-    let page = browser.get(authorize_url).send().await.unwrap();
-    assert_eq!(page.status(), 200, "the login page");
-    let page = page.text().await.unwrap();
-    let login = browser
-        .post(format!("{base}/services/oauth2/authorize/login"))
-        .form(&[
-            ("request", field(&page, "request")),
-            ("csrf_token", field(&page, "csrf_token")),
-            ("username", USERNAME.to_owned()),
-            ("password", PASSWORD.to_owned()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 303);
-    let consent_url = format!("{base}{}", login.headers()["location"].to_str().unwrap());
-    let consent = browser
-        .get(consent_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let allowed = browser
-        .post(format!("{base}/services/oauth2/authorize/consent"))
-        .form(&[
-            ("request", field(&consent, "request")),
-            ("csrf_token", field(&consent, "csrf_token")),
-            ("decision", "allow".to_owned()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(allowed.status(), 302);
-    url::Url::parse(allowed.headers()["location"].to_str().unwrap()).unwrap()
+    let back = tessera_testkit::authorize_in_browser(base, authorize_url, USERNAME, PASSWORD).await;
+    url::Url::parse(&back).unwrap()
 }
 
 fn param(url: &url::Url, name: &str, in_fragment: bool) -> String {

@@ -119,15 +119,13 @@ mod tests {
     use std::sync::Arc;
 
     use serde_json::Value;
-    use tessera_proto::{OAuthError, Password, RefreshToken, TokenResponse};
+    use tessera_proto::{OAuthError, RefreshToken, TokenResponse};
 
-    use crate::authority::{Authority, AuthorityConfig, ClientCredentials, Source};
+    use crate::authority::{Authority, ClientCredentials, Source};
     use crate::flows::token_request::TokenRequest;
     use crate::operations::admin::ClientSettings;
-    use crate::store::memory::MemoryStore;
-    use crate::time::{ManualClock, SystemRandom, Timestamp};
+    use crate::time::{ManualClock, Timestamp};
     use crate::tokens::id_token::at_hash;
-    use crate::tokens::server_key::ServerKey;
 
     const START: Timestamp = Timestamp(1_800_000_000_000);
     const OPENID: &str = "api id refresh_token openid";
@@ -139,18 +137,8 @@ mod tests {
     }
 
     async fn world(settings: ClientSettings) -> World {
-        let clock = Arc::new(ManualClock::new(START));
-        let authority = Authority::new(
-            Arc::new(MemoryStore::new()),
-            clock.clone(),
-            Arc::new(SystemRandom),
-            AuthorityConfig::new("http://as.test", ServerKey::generate(&SystemRandom)),
-        );
-        authority
-            .operator()
-            .create_user("ada@example.com", Password::new("password one"), None)
-            .await
-            .unwrap();
+        let (authority, clock) =
+            crate::authority::test_authority("ada@example.com", "password one").await;
         let settings = ClientSettings {
             name: Some("App".into()),
             redirect_uris: Some(vec!["https://app.example/cb".into()]),
