@@ -68,11 +68,6 @@ pub struct JwtAccessToken<'a> {
     pub ttl_secs: u64,
 }
 
-/// The identity URL of a user (the `sub`).
-pub fn identity_url(issuer: &str, org_id: &str, user_id: &str) -> String {
-    format!("{issuer}/id/{org_id}/{user_id}")
-}
-
 /// The org and user an identity URL of `issuer` names.
 pub fn subject_ids<'a>(issuer: &str, sub: &'a str) -> Option<(&'a str, &'a str)> {
     let ids = sub.strip_prefix(issuer)?.strip_prefix("/id/")?;
@@ -91,7 +86,7 @@ impl JwtAccessToken<'_> {
         let iat = self.issued_at.seconds();
         JwtAccessClaims {
             iss: self.issuer.to_owned(),
-            sub: identity_url(self.issuer, self.org_id, self.user_id),
+            sub: crate::identity::claims::identity_url(self.issuer, self.org_id, self.user_id),
             aud: self.issuer.to_owned(),
             client_id: self.client_id.to_owned(),
             scope: self.scope.to_string(),
