@@ -55,6 +55,15 @@ pub enum OAuthError {
     },
     /// An internal failure; the cause is logged, never sent.
     ServerError,
+    /// DPoP (RFC 9449 §5): the `DPoP` proof is missing where required, malformed, or does not
+    /// hold; the text says which check failed and never echoes the proof.
+    InvalidDpopProof(&'static str),
+    /// DPoP (RFC 9449 §8): the server demands a nonce the proof lacks or has stale; the answer
+    /// carries a fresh one in its `DPoP-Nonce` header.
+    UseDpopNonce,
+    /// DPoP (RFC 9449 §5): the grant is bound to a key and the request's proof is of no key or
+    /// of another one. Refused without revoking anything.
+    DpopKeyMismatch,
 }
 
 impl OAuthError {
@@ -87,19 +96,24 @@ impl OAuthError {
             | Self::InvalidAuthorizationCode
             | Self::InvalidCodeVerifier
             | Self::UnexpectedCodeVerifier
-            | Self::RedirectUriMismatch => "invalid_grant",
+            | Self::RedirectUriMismatch
+            | Self::DpopKeyMismatch => "invalid_grant",
             Self::InvalidScope => "invalid_scope",
             Self::InactiveUser => "inactive_user",
             Self::AccessDenied => "access_denied",
             Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::TemporarilyUnavailable { .. } => "temporarily_unavailable",
             Self::ServerError => "server_error",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
     pub fn description(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(text) | Self::UnauthorizedClient(text) => text,
+            Self::InvalidRequest(text)
+            | Self::UnauthorizedClient(text)
+            | Self::InvalidDpopProof(text) => text,
             Self::MethodNotAllowed => "Must use HTTP POST",
             Self::UnsupportedContentType => {
                 "request body must be application/x-www-form-urlencoded"
@@ -122,6 +136,8 @@ impl OAuthError {
             Self::RateLimited { .. } => "too many requests, retry later",
             Self::TemporarilyUnavailable { .. } => "service temporarily unavailable, retry later",
             Self::ServerError => "internal server error",
+            Self::UseDpopNonce => "Authorization server requires nonce in DPoP proof",
+            Self::DpopKeyMismatch => "DPoP proof does not match the key the token is bound to",
         }
     }
 

@@ -3,6 +3,7 @@
 //! Nothing here does IO. Secrets are types with a redacted `Debug`, no `Display`, an explicit
 //! [`ExposeSecret::expose_secret`], constant-time equality and zeroize-on-drop.
 
+pub mod dpop;
 mod error;
 mod params;
 mod secret;

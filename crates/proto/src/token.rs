@@ -26,9 +26,29 @@ pub struct TokenResponse {
     pub id_token: Option<IdToken>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum TokenType {
     Bearer,
+    /// Bound to the key of the request's DPoP proof (RFC 9449 §5): sent as `Authorization:
+    /// DPoP <token>` with a proof of that key.
+    DPoP,
+}
+
+/// `token_type` is case-insensitive (RFC 6749 §5.1, §7.1): servers send `bearer` and `dpop` too.
+impl<'de> Deserialize<'de> for TokenType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        if text.eq_ignore_ascii_case("bearer") {
+            Ok(Self::Bearer)
+        } else if text.eq_ignore_ascii_case("dpop") {
+            Ok(Self::DPoP)
+        } else {
+            Err(serde::de::Error::unknown_variant(
+                &text,
+                &["Bearer", "DPoP"],
+            ))
+        }
+    }
 }
 
 /// A set of scope tokens (RFC 6749 §3.3): case-sensitive, space-separated, each made of
@@ -170,5 +190,19 @@ mod tests {
         assert!(json.get("refresh_token").is_none());
         assert!(json.get("expires_in").is_none());
         assert_eq!(json["token_type"], "Bearer");
+    }
+
+    #[test]
+    fn token_type_is_read_whatever_its_case() {
+        for (text, expected) in [
+            ("Bearer", TokenType::Bearer),
+            ("bearer", TokenType::Bearer),
+            ("DPoP", TokenType::DPoP),
+            ("dpop", TokenType::DPoP),
+        ] {
+            let parsed: TokenType = serde_json::from_value(serde_json::json!(text)).unwrap();
+            assert_eq!(parsed, expected, "{text}");
+        }
+        assert!(serde_json::from_value::<TokenType>(serde_json::json!("mac")).is_err());
     }
 }
