@@ -889,7 +889,7 @@ impl Authority {
             )
         });
         let access_token = self
-            .mint_access_token(client, &grant, scope, now, &self.random_part())
+            .mint_access_token(client, &grant, scope, now, &self.random_part(), None)
             .await?;
         let issuance = Issuance {
             refresh_token_hash: refresh_token
@@ -935,11 +935,12 @@ impl Authority {
         scope: &Scope,
         now: Timestamp,
         random: &[u8; crate::tokens::access_token::RANDOM_BYTES],
+        dpop_jkt: Option<&str>,
     ) -> Result<AccessToken, OAuthError> {
         let ttl = client.access_token_ttl_secs.min(MAX_ACCESS_TOKEN_TTL_SECS);
         if client.openid.jwt_access_tokens {
             return self
-                .mint_jwt_access_token(client, grant, scope, now, ttl, random)
+                .mint_jwt_access_token(client, grant, scope, now, ttl, random, dpop_jkt)
                 .await;
         }
         crate::tokens::access_token::mint(
@@ -950,6 +951,7 @@ impl Authority {
             scope,
             now,
             now.plus_secs(ttl),
+            dpop_jkt,
         )
         .ok_or(OAuthError::InvalidScope)
     }

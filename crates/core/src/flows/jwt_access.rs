@@ -159,6 +159,7 @@ impl Authority {
         now: Timestamp,
         ttl_secs: u64,
         random: &[u8; RANDOM_BYTES],
+        dpop_jkt: Option<&str>,
     ) -> Result<AccessToken, OAuthError> {
         let scope_text = scope.to_string();
         if scope_text.len() > MAX_SCOPE_BYTES {
@@ -173,6 +174,7 @@ impl Authority {
             scope,
             issued_at: now,
             ttl_secs,
+            dpop_jkt,
         }
         .claims(&self.config().server_key, random);
         // Under the key that signed at `now`: a replay inside the retry window rebuilds the very

@@ -455,7 +455,7 @@ impl Authority {
                 .await?
         } else {
             let access_token = self
-                .mint_access_token(client, grant, scope, now, &self.random_part())
+                .mint_access_token(client, grant, scope, now, &self.random_part(), None)
                 .await?;
             self.token_response(IssuedTokens {
                 client,
@@ -552,6 +552,7 @@ impl Authority {
                 scope,
                 at,
                 successor.access_random(),
+                None,
             )
             .await?;
         Ok(self.token_response(IssuedTokens {

@@ -2,11 +2,16 @@
 //! token alphabet. It holds a version, the grant id, the issue and expiry times, 256 random
 //! bits, the scope, and an HMAC under the server key over all of it (and the org prefix).
 //!
+//! A token bound to a DPoP key (RFC 9449) is of version 3: it carries the key's RFC 7638
+//! thumbprint too, so that the resource server knows the binding without a row.
+//!
 //! The resource server verifies one from its own bytes — no row is read to validate it, and none
 //! is written to issue it — and asks only the in-memory revocation state (fed by the change
 //! feed) whether its grant or the token itself was revoked. Salesforce's tokens are opaque to
 //! clients, and so are these: nothing in a client reads them.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use subtle::ConstantTimeEq;
 use tessera_proto::{AccessToken, ExposeSecret, Scope};
 
@@ -18,6 +23,10 @@ use crate::tokens::sealing::GRANT_ID_LEN;
 use crate::tokens::server_key::ServerKey;
 
 const VERSION: u8 = 2;
+/// The version of a token bound to a DPoP key: version 2's fields, then the thumbprint.
+const BOUND_VERSION: u8 = 3;
+/// Raw bytes of an RFC 7638 thumbprint (SHA-256).
+const THUMBPRINT_BYTES: usize = 32;
 /// Raw bytes of a grant id (its 24 characters, 6 bits each).
 const GRANT_ID_BYTES: usize = GRANT_ID_LEN * 6 / 8;
 /// The random part: drawn for a new token, derived for a rotation's successor.
@@ -37,6 +46,8 @@ pub struct AccessClaims {
     pub scope: Scope,
     /// SHA-256 of the whole token: how a revocation of this one token is recorded.
     pub token_hash: Hash,
+    /// The thumbprint (base64url) of the DPoP key the token is bound to, if it is.
+    pub dpop_jkt: Option<String>,
 }
 
 fn mac(key: &ServerKey, org_prefix: &str, body: &[u8]) -> [u8; MAC_BYTES] {
@@ -50,8 +61,13 @@ fn mac(key: &ServerKey, org_prefix: &str, body: &[u8]) -> [u8; MAC_BYTES] {
     tag
 }
 
-/// Mints an access token for `grant_id` (a 24-character grant id), or `None` when the scope is
-/// too long to carry.
+/// Mints an access token for `grant_id` (a 24-character grant id), bound to the DPoP key whose
+/// thumbprint is `dpop_jkt` if one is given, or `None` when the scope is too long to carry or the
+/// thumbprint is not one.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one field of the token; a struct would only rename them"
+)]
 pub fn mint(
     key: &ServerKey,
     random: &[u8; RANDOM_BYTES],
@@ -60,6 +76,7 @@ pub fn mint(
     scope: &Scope,
     issued_at: Timestamp,
     expires_at: Timestamp,
+    dpop_jkt: Option<&str>,
 ) -> Option<AccessToken> {
     // The org id's first 15 characters; one that is shorter, or not ASCII, is used whole.
     let org_prefix = org_id.get(..15).unwrap_or(org_id);
@@ -68,14 +85,26 @@ pub fn mint(
     if scope_text.len() > MAX_SCOPE_BYTES {
         return None;
     }
-    let mut body = Vec::with_capacity(FIXED_BYTES + scope_text.len() + MAC_BYTES);
-    body.push(VERSION);
+    let thumbprint = match dpop_jkt {
+        Some(jkt) => Some(decode_thumbprint(jkt)?),
+        None => None,
+    };
+    let mut body =
+        Vec::with_capacity(FIXED_BYTES + scope_text.len() + THUMBPRINT_BYTES + MAC_BYTES);
+    body.push(if thumbprint.is_some() {
+        BOUND_VERSION
+    } else {
+        VERSION
+    });
     body.extend_from_slice(&grant);
     body.extend_from_slice(&issued_at.millis().to_be_bytes());
     body.extend_from_slice(&expires_at.millis().to_be_bytes());
     body.extend_from_slice(random);
     body.push(scope_text.len() as u8);
     body.extend_from_slice(scope_text.as_bytes());
+    if let Some(thumbprint) = thumbprint {
+        body.extend_from_slice(&thumbprint);
+    }
     let tag = mac(key, org_prefix, &body);
     body.extend_from_slice(&tag);
     Some(AccessToken::new(format!(
@@ -92,7 +121,7 @@ pub fn verify(key: &ServerKey, token: &AccessToken) -> Option<AccessClaims> {
     let body = decode_token(encoded)?;
     let (signed, tag) = body.split_last_chunk::<MAC_BYTES>()?;
     let (&version, fields) = signed.split_first()?;
-    if signed.len() < FIXED_BYTES || version != VERSION {
+    if signed.len() < FIXED_BYTES || (version != VERSION && version != BOUND_VERSION) {
         return None;
     }
     if !bool::from(mac(key, org_prefix, signed).ct_eq(tag)) {
@@ -102,10 +131,13 @@ pub fn verify(key: &ServerKey, token: &AccessToken) -> Option<AccessClaims> {
     let (issued_at, fields) = fields.split_first_chunk::<8>()?;
     let (expires_at, fields) = fields.split_first_chunk::<8>()?;
     let (_random, fields) = fields.split_first_chunk::<RANDOM_BYTES>()?;
-    let (&scope_len, scope) = fields.split_first()?;
-    if scope.len() != usize::from(scope_len) {
-        return None;
-    }
+    let (&scope_len, rest) = fields.split_first()?;
+    let (scope, thumbprint) = rest.split_at_checked(usize::from(scope_len))?;
+    let dpop_jkt = match (version, thumbprint.len()) {
+        (VERSION, 0) => None,
+        (BOUND_VERSION, THUMBPRINT_BYTES) => Some(URL_SAFE_NO_PAD.encode(thumbprint)),
+        _ => return None,
+    };
     let grant_id = encode_token(grant);
     let issued_at = Timestamp(i64::from_be_bytes(*issued_at));
     let expires_at = Timestamp(i64::from_be_bytes(*expires_at));
@@ -116,7 +148,13 @@ pub fn verify(key: &ServerKey, token: &AccessToken) -> Option<AccessClaims> {
         expires_at,
         scope,
         token_hash: secret_hash(value),
+        dpop_jkt,
     })
+}
+
+/// The 32 bytes of a base64url thumbprint, or `None` when it is not one.
+fn decode_thumbprint(jkt: &str) -> Option<[u8; THUMBPRINT_BYTES]> {
+    URL_SAFE_NO_PAD.decode(jkt).ok()?.try_into().ok()
 }
 
 /// Whether a token is of this format at all (as opposed to the earlier, stored one), judged by
@@ -157,6 +195,7 @@ mod tests {
             &scope,
             Timestamp(1_000),
             Timestamp(8_201_000),
+            None,
         )
         .unwrap();
         let value = token.expose_secret();
@@ -171,6 +210,36 @@ mod tests {
         assert_eq!(claims.expires_at, Timestamp(8_201_000));
         assert_eq!(claims.scope, scope);
         assert_eq!(claims.token_hash, secret_hash(value));
+        assert_eq!(claims.dpop_jkt, None);
+    }
+
+    #[test]
+    fn a_token_bound_to_a_dpop_key_carries_its_thumbprint_under_the_mac() {
+        let (key, grant, scope) = setup();
+        let jkt = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+        let mint_bound = |jkt| {
+            mint(
+                &key,
+                &[7; RANDOM_BYTES],
+                "00D1",
+                &grant,
+                &scope,
+                Timestamp(1),
+                Timestamp(2),
+                jkt,
+            )
+        };
+        let bound = mint_bound(Some(jkt)).unwrap();
+        let claims = verify(&key, &bound).unwrap();
+        assert_eq!(claims.dpop_jkt.as_deref(), Some(jkt));
+        assert_eq!(claims.grant_id, grant);
+        assert_eq!(claims.scope, scope);
+        // The same grant, time and randomness unbound is another token, and says so.
+        let unbound = mint_bound(None).unwrap();
+        assert_ne!(unbound.expose_secret(), bound.expose_secret());
+        assert_eq!(verify(&key, &unbound).unwrap().dpop_jkt, None);
+        // Not a thumbprint: nothing is minted rather than a token bound to nothing.
+        assert!(mint_bound(Some("short")).is_none());
     }
 
     #[test]
@@ -184,6 +253,7 @@ mod tests {
             &scope,
             Timestamp(1),
             Timestamp(2),
+            None,
         )
         .unwrap();
         let value = token.expose_secret().to_owned();
@@ -247,6 +317,7 @@ mod tests {
             &scope,
             Timestamp(1),
             Timestamp(2),
+            None,
         )
         .unwrap();
         assert!(token.expose_secret().starts_with(&format!("{org_id}!")));

@@ -53,6 +53,15 @@ pub struct JwtAccessClaims {
     /// grant is known by, in the change feed. A private claim (RFC 7519 §4.3), named for this
     /// server so as not to collide with anyone's.
     pub tessera_grant: String,
+    /// The DPoP key the token is bound to (RFC 9449 §6.1), if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// `cnf` (RFC 7800): the thumbprint of the key a token is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// What a token is issued for.
@@ -66,6 +75,8 @@ pub struct JwtAccessToken<'a> {
     pub scope: &'a Scope,
     pub issued_at: Timestamp,
     pub ttl_secs: u64,
+    /// The thumbprint of the DPoP key to bind it to.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// The org and user an identity URL of `issuer` names.
@@ -94,6 +105,9 @@ impl JwtAccessToken<'_> {
             iat,
             exp: iat.saturating_add(i64::try_from(self.ttl_secs).unwrap_or(i64::MAX)),
             tessera_grant: self.grant_id.to_owned(),
+            cnf: self.dpop_jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         }
     }
 }
@@ -161,6 +175,7 @@ mod tests {
             scope: SCOPE.get_or_init(|| Scope::parse("api refresh_token").unwrap()),
             issued_at,
             ttl_secs: 7_200,
+            dpop_jkt: None,
         }
     }
 
