@@ -940,7 +940,7 @@ impl Authority {
         let ttl = client.access_token_ttl_secs.min(MAX_ACCESS_TOKEN_TTL_SECS);
         if client.openid.jwt_access_tokens {
             return self
-                .mint_jwt_access_token(client, grant, scope, now, ttl, random, dpop_jkt)
+                .mint_jwt_access_token(client, grant, scope, now, random, dpop_jkt)
                 .await;
         }
         crate::tokens::access_token::mint(

@@ -148,16 +148,16 @@ impl JwtVerifier {
 }
 
 impl Authority {
-    /// A JWT access token for `grant`, issued at `now` for `ttl_secs`, with `random` as its
-    /// random part (derived for a rotation's successor, so that a replay rebuilds the same
-    /// token). Signed before the store's write, never inside it.
+    /// A JWT access token for `grant`, issued at `now` for the client's lifetime (at most
+    /// [`MAX_ACCESS_TOKEN_TTL_SECS`]), with `random` as its random part (derived for a
+    /// rotation's successor, so that a replay rebuilds the same token), bound to the DPoP key
+    /// `dpop_jkt` names if given. Signed before the store's write, never inside it.
     pub(crate) async fn mint_jwt_access_token(
         &self,
         client: &Client,
         grant: &Grant,
         scope: &Scope,
         now: Timestamp,
-        ttl_secs: u64,
         random: &[u8; RANDOM_BYTES],
         dpop_jkt: Option<&str>,
     ) -> Result<AccessToken, OAuthError> {
@@ -173,7 +173,7 @@ impl Authority {
             grant_id: &grant.id,
             scope,
             issued_at: now,
-            ttl_secs,
+            ttl_secs: client.access_token_ttl_secs.min(MAX_ACCESS_TOKEN_TTL_SECS),
             dpop_jkt,
         }
         .claims(&self.config().server_key, random);
