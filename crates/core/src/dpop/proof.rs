@@ -235,6 +235,7 @@ impl ProofValidator {
             .unwrap_or_else(|e| e.into_inner())
             .get(&header_hash)
             .cloned();
+        let was_cached = cached.is_some();
         let header = match cached {
             Some(header) => header,
             None => Arc::new(self.check_header(encoded_header)?),
@@ -249,10 +250,12 @@ impl ProofValidator {
         if !verified {
             return Err(ProofError::BadSignature);
         }
-        self.trusted_headers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .put(header_hash, Arc::clone(&header));
+        if !was_cached {
+            self.trusted_headers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .put(header_hash, Arc::clone(&header));
+        }
         Ok(header)
     }
 
