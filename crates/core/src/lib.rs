@@ -7,6 +7,8 @@
 /// [`Authority`], the domain service the HTTP adapter calls, with what every flow shares:
 /// its configuration, issuing tokens, recording audit events.
 pub mod authority;
+/// DPoP (RFC 9449): the proof validator, its server nonces and the store of proofs seen.
+pub mod dpop;
 /// The OAuth flows: authorization request, token endpoint and grants, revocation,
 /// introspection, resource-token validation.
 pub mod flows;
