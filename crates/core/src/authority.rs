@@ -880,6 +880,7 @@ impl Authority {
             has_refresh_token: issue_refresh,
             auth_time: authentication.auth_time,
             nonce: authentication.nonce,
+            dpop_jkt: None,
         };
         let refresh_token = issue_refresh.then(|| {
             mint_refresh_token(

@@ -426,6 +426,7 @@ mod tests {
             refresh_retry_window_secs: 60,
             created_at: Timestamp(0),
             openid: Default::default(),
+            dpop: Default::default(),
         }
     }
 

@@ -34,7 +34,7 @@ impl Authority {
         // The first presentation spends the code, whatever comes of it: a code is never worth
         // a second try.
         let record = match self.store().redeem_code(&code_hash, self.now()).await? {
-            CodeRedemption::Redeemed(record) => record,
+            CodeRedemption::Redeemed(record) => *record,
             CodeRedemption::NotFound => return Err(OAuthError::InvalidAuthorizationCode),
             CodeRedemption::AlreadyUsed {
                 revoked_grant: Some(id),

@@ -494,6 +494,7 @@ impl Authority {
                 .refresh_token
                 .as_ref()
                 .map(|t| secret_hash(t.expose_secret())),
+            successor_jkt: None,
             idle_expires_at: idle_expiry(client, now),
             record_use: client.refresh_token_policy.idle_secs().is_some(),
             now,
@@ -1403,6 +1404,7 @@ mod tests {
             presented_hash: secret_hash(rt1.expose_secret()),
             grant_id: grant_id.clone(),
             successor_hash: Some(secret_hash("a successor drawn at random")),
+            successor_jkt: None,
             idle_expires_at: None,
             record_use: false,
             now,

@@ -485,6 +485,7 @@ impl Authority {
                     expires_at: now.plus_secs(CODE_TTL_SECS),
                     nonce: authentication.nonce,
                     auth_time: authentication.auth_time,
+                    dpop_jkt: None,
                 };
                 self.store().insert_code(&record).await?;
                 Ok(target.location(&self.config().issuer, &[("code", code.expose_secret())]))
