@@ -66,6 +66,43 @@ pub const DEFAULT_PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(5);
 /// tokens revoked elsewhere within seconds.
 pub const DEFAULT_CHANGE_FEED_MAX_STALENESS: Duration = Duration::from_secs(10);
 
+/// How old a DPoP proof's `iat` may be: RFC 9449 §11.1's "relatively brief period", long enough
+/// for a request that waited in a queue or crossed a slow network.
+pub const DEFAULT_DPOP_IAT_PAST_SECS: u64 = 60;
+/// How far ahead of the server's clock a proof's `iat` may be: a client's clock that runs a
+/// little fast is common, one far ahead would let a proof be made now and used much later.
+pub const DEFAULT_DPOP_IAT_FUTURE_SECS: u64 = 10;
+/// Proofs a node's replay cache holds at once: at one proof per request for the `iat` window
+/// (70 s by default), some 1,400 requests a second; beyond it proofs are refused with 503, never
+/// forgotten early.
+pub const DEFAULT_DPOP_REPLAY_CAPACITY: usize = 100_000;
+
+/// How this server judges DPoP proofs (RFC 9449), for every client; each client's own setting
+/// (`Client.dpop`) says whether its proofs bind, and may require a nonce on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DpopPolicyConfig {
+    /// Whether every proof must carry a nonce this server issued (RFC 9449 §8), for every
+    /// client: off by default, as a nonce costs a client one more round trip.
+    pub require_nonce: bool,
+    /// How old a proof's `iat` may be, in seconds.
+    pub iat_past_secs: u64,
+    /// How far ahead of the server's clock a proof's `iat` may be, in seconds.
+    pub iat_future_secs: u64,
+    /// Most proofs a node's replay cache holds (see [`DEFAULT_DPOP_REPLAY_CAPACITY`]).
+    pub replay_capacity: usize,
+}
+
+impl Default for DpopPolicyConfig {
+    fn default() -> Self {
+        Self {
+            require_nonce: false,
+            iat_past_secs: DEFAULT_DPOP_IAT_PAST_SECS,
+            iat_future_secs: DEFAULT_DPOP_IAT_FUTURE_SECS,
+            replay_capacity: DEFAULT_DPOP_REPLAY_CAPACITY,
+        }
+    }
+}
+
 /// Password checks that may run at once unless configured otherwise: one per core. Each takes
 /// Argon2id's 19 MiB, so this bounds their memory at cores × 19 MiB.
 pub fn default_password_checks() -> usize {
@@ -95,6 +132,8 @@ pub struct AuthorityConfig {
     pub change_feed_max_staleness: Duration,
     /// When signing keys rotate, and how long clients may cache the JWKS.
     pub key_schedule: KeySchedule,
+    /// How DPoP proofs are judged.
+    pub dpop: DpopPolicyConfig,
 }
 
 impl AuthorityConfig {
@@ -111,6 +150,7 @@ impl AuthorityConfig {
             password_check_wait: DEFAULT_PASSWORD_CHECK_WAIT,
             change_feed_max_staleness: DEFAULT_CHANGE_FEED_MAX_STALENESS,
             key_schedule: KeySchedule::default(),
+            dpop: DpopPolicyConfig::default(),
         }
     }
 }
