@@ -490,3 +490,21 @@ pub struct StoredEvent {
     pub id: i64,
     pub event: Event,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dpop_mode_is_read_back_from_its_name_and_nothing_else_is_one() {
+        for mode in DpopMode::ALL {
+            assert_eq!(mode.as_str().parse::<DpopMode>(), Ok(mode));
+        }
+        assert_eq!(DpopSettings::default().mode, DpopMode::Off);
+        assert!(!DpopSettings::default().require_nonce);
+        for refused in ["", "on", "Required", "none"] {
+            let error = refused.parse::<DpopMode>().unwrap_err();
+            assert!(error.contains("off, allowed or required"), "{error}");
+        }
+    }
+}
