@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
-use tessera_core::model::{Client, SigningAlg, User};
+use tessera_core::model::{Client, DpopMode, SigningAlg, User};
 use tessera_core::operations::admin::ClientSettings;
 use tessera_core::operations::signing_keys::KeyStatus;
 use tessera_core::policy::RefreshTokenPolicy;
@@ -125,6 +125,13 @@ struct ClientOptions {
     /// Issue JWT access tokens (RFC 9068) instead of opaque ones.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     jwt_access_tokens: Option<bool>,
+    /// DPoP (RFC 9449): off (Bearer tokens), allowed (a proof binds its tokens to the key) or
+    /// required (a token request without a proof is refused) [default: off].
+    #[arg(long, value_parser = parse_dpop_mode)]
+    dpop: Option<DpopMode>,
+    /// Require a server-issued nonce in its DPoP proofs.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    dpop_nonce: Option<bool>,
 }
 
 impl ClientOptions {
@@ -150,8 +157,14 @@ impl ClientOptions {
             echo_nonce_on_refresh: self.echo_nonce_on_refresh,
             id_token_alg: self.id_token_alg,
             jwt_access_tokens: self.jwt_access_tokens,
+            dpop: self.dpop,
+            dpop_require_nonce: self.dpop_nonce,
         }
     }
+}
+
+fn parse_dpop_mode(text: &str) -> Result<DpopMode, String> {
+    text.to_ascii_lowercase().parse()
 }
 
 fn parse_signing_alg(text: &str) -> Result<SigningAlg, String> {
@@ -332,6 +345,8 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
         "echo_nonce_on_refresh": client.openid.echo_nonce_on_refresh,
         "id_token_alg": client.openid.id_token_alg.name(),
         "jwt_access_tokens": client.openid.jwt_access_tokens,
+        "dpop": client.dpop.mode.as_str(),
+        "dpop_nonce": client.dpop.require_nonce,
         "created_at": client.created_at.millis(),
     });
     if let Some(secret) = secret {
@@ -348,7 +363,7 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
 
 fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
     let mut text = format!(
-        "client_id      {}\nname           {}\ntype           {}\nredirect_uris  {}\nscopes         {}\npolicy         {}\naccess ttl     {}\nrotation       {}\nretry window   {}\nuser-agent     {}\nid token       {} {}{}{}{}\naccess tokens  {}",
+        "client_id      {}\nname           {}\ntype           {}\nredirect_uris  {}\nscopes         {}\npolicy         {}\naccess ttl     {}\nrotation       {}\nretry window   {}\nuser-agent     {}\nid token       {} {}{}{}{}\naccess tokens  {}\ndpop           {}{}",
         client.client_id,
         client.name,
         if client.is_public() { "public" } else { "confidential" },
@@ -369,6 +384,8 @@ fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
         if client.openid.id_token_standard_claims { ", standard claims" } else { "" },
         if client.openid.echo_nonce_on_refresh { ", nonce on refresh" } else { "" },
         if client.openid.jwt_access_tokens { "JWT (RFC 9068)" } else { "opaque" },
+        client.dpop.mode,
+        if client.dpop.require_nonce { ", nonce required" } else { "" },
     );
     if let Some(secret) = secret {
         text.push_str(&format!(

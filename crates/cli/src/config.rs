@@ -14,7 +14,7 @@ use clap::Args;
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
-use tessera_core::authority::default_password_checks;
+use tessera_core::authority::{default_password_checks, DpopPolicyConfig};
 use tessera_core::identity::cors_origin::CorsAllowlist;
 use tessera_core::identity::throttle::{Budget, ThrottleConfig, DEFAULT_MAX_TRACKED_KEYS};
 use tessera_core::operations::signing_keys::KeySchedule;
@@ -140,6 +140,28 @@ pub struct ServerOptions {
     #[arg(long, env = "TESSERA_PASSWORD_CHECK_WAIT", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_check_wait: Option<String>,
+    /// Require a server nonce in every DPoP proof, whatever the client [default: false].
+    #[arg(
+        long,
+        env = "TESSERA_DPOP_REQUIRE_NONCE",
+        global = true,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_require_nonce: Option<bool>,
+    /// How old a DPoP proof's iat may be, like 60s [default: 60s].
+    #[arg(long, env = "TESSERA_DPOP_IAT_PAST", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_iat_past: Option<String>,
+    /// How far ahead of the server's clock a DPoP proof's iat may be, like 10s [default: 10s].
+    #[arg(long, env = "TESSERA_DPOP_IAT_FUTURE", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_iat_future: Option<String>,
+    /// DPoP proofs a node's replay cache holds at once; when full, proofs get 503 [default: 100000].
+    #[arg(long, env = "TESSERA_DPOP_REPLAY_CAPACITY", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_replay_capacity: Option<usize>,
 }
 
 /// The settings `admin` reads as well as `serve`: where the data is, how to log, the issuer and
@@ -418,6 +440,8 @@ pub struct Settings {
     pub throttle: ThrottleConfig,
     pub max_concurrent_password_checks: usize,
     pub password_check_wait_secs: u64,
+    /// How DPoP proofs are judged (the validator's window, nonce and replay-cache size).
+    pub dpop: DpopPolicyConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -516,6 +540,31 @@ fn throttle_config(o: &ServerOptions) -> anyhow::Result<ThrottleConfig> {
     })
 }
 
+/// The DPoP settings: the `iat` window (its past side at least a second, or no proof would
+/// pass; its future side may be 0) and a replay cache that holds something.
+fn dpop_policy(o: &ServerOptions) -> anyhow::Result<DpopPolicyConfig> {
+    let defaults = DpopPolicyConfig::default();
+    let iat_future_secs = match o.dpop_iat_future.as_deref() {
+        None => defaults.iat_future_secs,
+        Some(text) => parse_duration_secs(text).with_context(|| {
+            format!("DPoP iat future {text:?} is not a duration like 10s, or 0s")
+        })?,
+    };
+    Ok(DpopPolicyConfig {
+        require_nonce: o.dpop_require_nonce.unwrap_or(defaults.require_nonce),
+        iat_past_secs: match o.dpop_iat_past.as_deref() {
+            None => defaults.iat_past_secs,
+            Some(text) => positive_duration(text, "DPoP iat past")?,
+        },
+        iat_future_secs,
+        replay_capacity: match o.dpop_replay_capacity {
+            Some(0) => bail!("DPoP replay capacity must be positive"),
+            Some(n) => n,
+            None => defaults.replay_capacity,
+        },
+    })
+}
+
 impl Settings {
     pub fn from_options(o: Options) -> anyhow::Result<Self> {
         let listen = o
@@ -557,6 +606,7 @@ impl Settings {
             .unwrap_or(tessera_core::authority::DEFAULT_MAX_LIVE_GRANTS);
         let throttle = throttle_config(&o.server)?;
         let cors = cors_policy(&o.server)?;
+        let dpop = dpop_policy(&o.server)?;
         let trusted_proxies =
             TrustedProxies::parse_list(&o.server.trusted_proxies.unwrap_or_default())
                 .map_err(|e| anyhow::anyhow!("trusted proxies: {e}"))?
@@ -567,6 +617,7 @@ impl Settings {
                         .map_err(|e| anyhow::anyhow!("trusted proxy header: {e}"))?,
                 });
         Ok(Self {
+            dpop,
             trusted_proxies,
             cors,
             throttle,
@@ -796,6 +847,46 @@ mod tests {
             admin.settings().unwrap().key_schedule,
             serve("30s").unwrap().key_schedule
         );
+    }
+
+    #[test]
+    fn dpop_settings_default_to_rfc_9449s_window_and_are_read_from_the_file() {
+        let default = args(Options::default()).settings().unwrap().dpop;
+        assert_eq!(default, DpopPolicyConfig::default());
+        assert_eq!(
+            (
+                default.require_nonce,
+                default.iat_past_secs,
+                default.iat_future_secs,
+                default.replay_capacity
+            ),
+            (false, 60, 10, 100_000)
+        );
+        let file = "dpop_require_nonce = true\ndpop_iat_past = \"2m\"\n\
+                    dpop_iat_future = \"0s\"\ndpop_replay_capacity = 5000\n";
+        let read = with_file(file, Options::default()).unwrap().dpop;
+        assert_eq!(
+            read,
+            DpopPolicyConfig {
+                require_nonce: true,
+                iat_past_secs: 120,
+                iat_future_secs: 0,
+                replay_capacity: 5000,
+            }
+        );
+    }
+
+    #[test]
+    fn a_dpop_window_without_a_past_or_a_cache_without_room_is_refused_at_start() {
+        for (file, named) in [
+            ("dpop_iat_past = \"0s\"\n", "DPoP iat past"),
+            ("dpop_iat_future = \"soon\"\n", "DPoP iat future"),
+            ("dpop_replay_capacity = 0\n", "DPoP replay capacity"),
+        ] {
+            let error = with_file(file, Options::default()).unwrap_err();
+            let error = format!("{error:#}");
+            assert!(error.contains(named), "{file}: {error}");
+        }
     }
 
     #[test]

@@ -292,6 +292,7 @@ pub async fn authority(settings: &Settings) -> anyhow::Result<Authority> {
             settings.change_feed_max_staleness_secs,
         ),
         key_schedule: settings.key_schedule,
+        dpop: settings.dpop,
     };
     Ok(Authority::new(store, clock, Arc::new(SystemRandom), config))
 }

@@ -116,6 +116,7 @@ fn grant_json(g: &Grant, events: &[StoredEvent]) -> Value {
         "last_used_at": g.last_used_at.millis(),
         "revoked_at": g.revoked_at.map(|t| t.millis()),
         "has_refresh_token": g.has_refresh_token,
+        "dpop_jkt": g.dpop_jkt,
         "chain": events.iter().map(event_json).collect::<Vec<_>>(),
     })
 }
@@ -135,12 +136,16 @@ pub async fn grants(operator: &Operator, out: &Output, username: &str) -> anyhow
             None => "live".to_owned(),
         };
         text.push_str(&format!(
-            "grant {}  client {}  scope \"{}\"  created {}  {}\n",
+            "grant {}  client {}  scope \"{}\"  created {}  {}{}\n",
             g.id,
             g.client_id,
             g.scope,
             when(g.created_at.millis()),
-            state
+            state,
+            g.dpop_jkt
+                .as_ref()
+                .map(|jkt| format!("  DPoP-bound to {jkt}"))
+                .unwrap_or_default()
         ));
         for e in &h.events {
             text.push_str(&format!(
@@ -254,11 +259,12 @@ pub async fn housekeeping(authority: &Authority, out: &Output) -> anyhow::Result
             "grants": c.grants,
             "events": c.events,
             "changes": c.changes,
+            "dpop_proofs": c.dpop_proofs,
         }),
         Some(format!(
             "removed {} grants, {} codes, {} events, {} change-feed entries, {} stored access \
-             tokens",
-            c.grants, c.codes, c.events, c.changes, c.access_tokens
+             tokens, {} seen DPoP proofs",
+            c.grants, c.codes, c.events, c.changes, c.access_tokens, c.dpop_proofs
         )),
     );
     Ok(())

@@ -20,6 +20,7 @@ use tessera_proto::{
 };
 use tokio::sync::Semaphore;
 
+use crate::flows::dpop_binding::DpopRuntime;
 use crate::flows::id_token::{IdTokenFor, NonceEcho};
 use crate::flows::jwt_access::JwtVerifier;
 pub use crate::identity::guard::ChangeFeedStale;
@@ -66,6 +67,56 @@ pub const DEFAULT_PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(5);
 /// tokens revoked elsewhere within seconds.
 pub const DEFAULT_CHANGE_FEED_MAX_STALENESS: Duration = Duration::from_secs(10);
 
+/// How old a DPoP proof's `iat` may be: RFC 9449 §11.1's "relatively brief period", long enough
+/// for a request that waited in a queue or crossed a slow network.
+pub const DEFAULT_DPOP_IAT_PAST_SECS: u64 = 60;
+/// How far ahead of the server's clock a proof's `iat` may be: a client's clock that runs a
+/// little fast is common, one far ahead would let a proof be made now and used much later.
+pub const DEFAULT_DPOP_IAT_FUTURE_SECS: u64 = 10;
+/// Proofs a node's replay cache holds at once: at one proof per request for the `iat` window
+/// (70 s by default), some 1,400 requests a second; beyond it proofs are refused with 503, never
+/// forgotten early.
+pub const DEFAULT_DPOP_REPLAY_CAPACITY: usize = 100_000;
+
+/// How this server judges DPoP proofs (RFC 9449), for every client; each client's own setting
+/// (`Client.dpop`) says whether its proofs bind, and may require a nonce on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DpopPolicyConfig {
+    /// Whether every proof must carry a nonce this server issued (RFC 9449 §8), for every
+    /// client: off by default, as a nonce costs a client one more round trip.
+    pub require_nonce: bool,
+    /// How old a proof's `iat` may be, in seconds.
+    pub iat_past_secs: u64,
+    /// How far ahead of the server's clock a proof's `iat` may be, in seconds.
+    pub iat_future_secs: u64,
+    /// Most proofs a node's replay cache holds (see [`DEFAULT_DPOP_REPLAY_CAPACITY`]).
+    pub replay_capacity: usize,
+}
+
+impl DpopPolicyConfig {
+    /// How the proof validator judges proofs under this policy (the algorithms and the nonce
+    /// step are the validator's defaults).
+    pub(crate) fn proofs(&self) -> crate::dpop::DpopConfig {
+        crate::dpop::DpopConfig {
+            iat_past_secs: self.iat_past_secs,
+            iat_future_secs: self.iat_future_secs,
+            replay_capacity: self.replay_capacity,
+            ..crate::dpop::DpopConfig::default()
+        }
+    }
+}
+
+impl Default for DpopPolicyConfig {
+    fn default() -> Self {
+        Self {
+            require_nonce: false,
+            iat_past_secs: DEFAULT_DPOP_IAT_PAST_SECS,
+            iat_future_secs: DEFAULT_DPOP_IAT_FUTURE_SECS,
+            replay_capacity: DEFAULT_DPOP_REPLAY_CAPACITY,
+        }
+    }
+}
+
 /// Password checks that may run at once unless configured otherwise: one per core. Each takes
 /// Argon2id's 19 MiB, so this bounds their memory at cores × 19 MiB.
 pub fn default_password_checks() -> usize {
@@ -95,6 +146,8 @@ pub struct AuthorityConfig {
     pub change_feed_max_staleness: Duration,
     /// When signing keys rotate, and how long clients may cache the JWKS.
     pub key_schedule: KeySchedule,
+    /// How DPoP proofs are judged.
+    pub dpop: DpopPolicyConfig,
 }
 
 impl AuthorityConfig {
@@ -111,6 +164,7 @@ impl AuthorityConfig {
             password_check_wait: DEFAULT_PASSWORD_CHECK_WAIT,
             change_feed_max_staleness: DEFAULT_CHANGE_FEED_MAX_STALENESS,
             key_schedule: KeySchedule::default(),
+            dpop: DpopPolicyConfig::default(),
         }
     }
 }
@@ -214,6 +268,7 @@ struct Parts {
     repeats: Arc<AuditRepeats>,
     key_cache: Arc<KeyCache>,
     jwt_verifier: Arc<JwtVerifier>,
+    dpop: Arc<DpopRuntime>,
 }
 
 /// Why `/readyz` fails.
@@ -308,6 +363,7 @@ impl Authority {
                 repeats: Arc::new(AuditRepeats::default()),
                 key_cache: Arc::new(KeyCache::default()),
                 jwt_verifier: Arc::new(JwtVerifier::default()),
+                dpop: Arc::new(DpopRuntime::new(config.dpop.proofs(), &config.server_key)),
                 config: Arc::new(config),
             }),
         }
@@ -340,6 +396,10 @@ impl Authority {
 
     pub(crate) fn jwt_verifier(&self) -> &JwtVerifier {
         &self.inner.jwt_verifier
+    }
+
+    pub(crate) fn dpop(&self) -> &DpopRuntime {
+        &self.inner.dpop
     }
 
     pub(crate) fn rng(&self) -> &dyn Random {
@@ -618,11 +678,23 @@ impl Authority {
     /// new windows only counted by reason (see [`crate::operations::audit_repeats`]): a flood
     /// of bogus tokens from many addresses is a bounded number of writes.
     pub(crate) fn record_refusal(&self, client_id: &str, reason: &str, source: &Source) {
+        self.record_refusal_of(EventKind::RefreshRefused, client_id, reason, source);
+    }
+
+    /// A refusal's event of `kind`, bounded as [`Authority::record_refusal`]'s.
+    pub(crate) fn record_refusal_of(
+        &self,
+        kind: EventKind,
+        client_id: &str,
+        reason: &str,
+        source: &Source,
+    ) {
         let address = source.address_text();
+        // The repeat windows are keyed by kind and subject.
         let subject = format!("{client_id} {} {reason}", address.as_deref().unwrap_or("-"));
         let event = Event {
             at: self.now(),
-            kind: EventKind::RefreshRefused,
+            kind,
             client_id: Some(client_id.to_owned()),
             user_id: None,
             grant_id: None,
@@ -880,6 +952,12 @@ impl Authority {
             has_refresh_token: issue_refresh,
             auth_time: authentication.auth_time,
             nonce: authentication.nonce,
+            // A confidential client's refresh token is bound by its client authentication; a
+            // public client's only by the key (RFC 9449 §5).
+            dpop_jkt: authentication
+                .dpop_jkt
+                .clone()
+                .filter(|_| client.secret_hash.is_none()),
         };
         let refresh_token = issue_refresh.then(|| {
             mint_refresh_token(
@@ -889,7 +967,14 @@ impl Authority {
             )
         });
         let access_token = self
-            .mint_access_token(client, &grant, scope, now, &self.random_part(), None)
+            .mint_access_token(
+                client,
+                &grant,
+                scope,
+                now,
+                &self.random_part(),
+                authentication.dpop_jkt.as_deref(),
+            )
             .await?;
         let issuance = Issuance {
             refresh_token_hash: refresh_token
@@ -909,6 +994,7 @@ impl Authority {
             refresh_token,
             issued_at: now,
             presented_secret,
+            dpop_jkt: authentication.dpop_jkt.as_deref(),
         });
         Ok((issuance, response))
     }
@@ -973,6 +1059,7 @@ impl Authority {
             refresh_token,
             issued_at: now,
             presented_secret,
+            dpop_jkt,
         } = issued;
         let id = self.identity_url(&user.org_id, &user.id);
         let issued_at = now.millis().to_string();
@@ -1001,7 +1088,11 @@ impl Authority {
             scope: scope.to_string(),
             instance_url: self.inner.config.issuer.clone(),
             id,
-            token_type: TokenType::Bearer,
+            token_type: if dpop_jkt.is_some() {
+                TokenType::DPoP
+            } else {
+                TokenType::Bearer
+            },
             issued_at,
             expires_in: self
                 .inner
@@ -1054,6 +1145,17 @@ pub(crate) struct IssuedTokens<'a> {
     pub issued_at: Timestamp,
     /// The client secret the request presented, which keys the response's `signature`.
     pub presented_secret: Option<&'a ClientSecret>,
+    /// The DPoP key the access token is bound to: its `token_type` is then `DPoP`.
+    pub dpop_jkt: Option<&'a str>,
+}
+
+/// Who asks at the token endpoint, besides the client: the secret it presented (which keys the
+/// response's `signature`), where the request comes from, and the DPoP key its proof proved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Requester<'a> {
+    pub secret: Option<&'a ClientSecret>,
+    pub source: &'a Source,
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// What a new grant is made of.
@@ -1081,6 +1183,9 @@ pub(crate) struct NewGrant<'a> {
 pub struct Authentication {
     pub auth_time: Option<Timestamp>,
     pub nonce: Option<String>,
+    /// The thumbprint of the DPoP key the token request proved (RFC 9449): its access token is
+    /// bound to it, and so are a public client's refresh tokens, through the grant.
+    pub dpop_jkt: Option<String>,
 }
 
 /// When a grant used at `now` expires from idleness, under its client's policy: never for most

@@ -65,6 +65,63 @@ pub struct Client {
     pub created_at: Timestamp,
     /// How its ID tokens and access tokens are made.
     pub openid: OpenIdSettings,
+    /// Whether its tokens are bound to a key by DPoP proofs (RFC 9449).
+    pub dpop: DpopSettings,
+}
+
+/// Whether a client's token requests bind tokens with DPoP proofs (Salesforce's per-app
+/// "Require DPoP"; docs/dpop.md). Off for every client until an administrator says otherwise,
+/// so that adding DPoP changes nothing for existing clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DpopMode {
+    /// Proofs are ignored; tokens are Bearer tokens.
+    #[default]
+    Off,
+    /// A valid proof binds the tokens; a request without one gets unbound (Bearer) tokens.
+    Allowed,
+    /// A token request without a proof is refused.
+    Required,
+}
+
+impl DpopMode {
+    pub const ALL: [DpopMode; 3] = [Self::Off, Self::Allowed, Self::Required];
+
+    /// The name the admin commands, the console and the database use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Allowed => "allowed",
+            Self::Required => "required",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|mode| mode.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for DpopMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DpopMode {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::from_name(name)
+            .ok_or_else(|| format!("unknown DPoP mode {name:?} (off, allowed or required)"))
+    }
+}
+
+/// A client's DPoP settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DpopSettings {
+    pub mode: DpopMode,
+    /// Whether its proofs must carry a server-issued `nonce` (RFC 9449 §8), whatever the
+    /// server-wide setting says.
+    pub require_nonce: bool,
 }
 
 /// The algorithm a client's ID tokens (and JWT access tokens) are signed with: RS256, as
@@ -176,6 +233,9 @@ pub struct AuthCode {
     /// When the user authenticated (logged in) for this authorization: the ID token's
     /// `auth_time`.
     pub auth_time: Option<Timestamp>,
+    /// The authorization request's `dpop_jkt` (RFC 9449 §10): the exchange of this code must
+    /// come with a proof of the key with this RFC 7638 thumbprint.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A grant: one user's approval of one client, and the family of refresh tokens and access
@@ -197,6 +257,9 @@ pub struct Grant {
     pub auth_time: Option<Timestamp>,
     /// The authorization request's `nonce`, for clients that have it echoed on refresh.
     pub nonce: Option<String>,
+    /// The RFC 7638 thumbprint of the key a public client's refresh tokens are bound to. It
+    /// is on the grant, not on a token, so that every rotated successor inherits it.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A grant with its family's refresh-token state: the current token, and the one it replaced,
@@ -211,6 +274,9 @@ pub struct Family {
     /// When `previous` was rotated out: a replay of `previous` inside the retry window rebuilds
     /// the pair this rotation issued (see `sealing::Successor`).
     pub rotated_at: Option<Timestamp>,
+    /// The thumbprint of the key the last rotation's access token was bound to, if it was: a
+    /// replay inside the retry window rebuilds that same pair, bound to the same key.
+    pub rotated_jkt: Option<String>,
 }
 
 impl std::fmt::Debug for Family {
@@ -218,6 +284,7 @@ impl std::fmt::Debug for Family {
         f.debug_struct("Family")
             .field("grant", &self.grant)
             .field("rotated_at", &self.rotated_at)
+            .field("rotated_jkt", &self.rotated_jkt)
             .finish_non_exhaustive()
     }
 }
@@ -313,6 +380,9 @@ pub enum EventKind {
     /// the same client, source and reason are counted, not written (docs/security.md, "The
     /// audit trail").
     RefreshRefused,
+    /// A DPoP proof refused at the token endpoint (RFC 9449), and why (the check that failed):
+    /// the client and the source, never the proof. Repeats are counted as a refused refresh's.
+    DpopProofRefused,
     /// A grant or an access token was revoked (the detail says by what).
     Revoked,
     /// An authorization code presented a second time: what it issued was revoked.
@@ -340,7 +410,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 23] = [
         Self::Issued,
         Self::Refreshed,
         Self::Rotated,
@@ -348,6 +418,7 @@ impl EventKind {
         Self::ReuseDetected,
         Self::ConcurrentRefreshRefused,
         Self::RefreshRefused,
+        Self::DpopProofRefused,
         Self::Revoked,
         Self::CodeReused,
         Self::ClientAuthFailed,
@@ -374,6 +445,7 @@ impl EventKind {
             Self::ReuseDetected => "reuse_detected",
             Self::ConcurrentRefreshRefused => "concurrent_refresh_refused",
             Self::RefreshRefused => "refresh_refused",
+            Self::DpopProofRefused => "dpop_proof_refused",
             Self::Revoked => "revoked",
             Self::CodeReused => "code_reused",
             Self::ClientAuthFailed => "client_auth_failed",
@@ -422,4 +494,22 @@ pub const FROM_ANOTHER_ADDRESS: &str = "from another address";
 pub struct StoredEvent {
     pub id: i64,
     pub event: Event,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dpop_mode_is_read_back_from_its_name_and_nothing_else_is_one() {
+        for mode in DpopMode::ALL {
+            assert_eq!(mode.as_str().parse::<DpopMode>(), Ok(mode));
+        }
+        assert_eq!(DpopSettings::default().mode, DpopMode::Off);
+        assert!(!DpopSettings::default().require_nonce);
+        for refused in ["", "on", "Required", "none"] {
+            let error = refused.parse::<DpopMode>().unwrap_err();
+            assert!(error.contains("off, allowed or required"), "{error}");
+        }
+    }
 }

@@ -70,6 +70,13 @@ pub enum ApiError {
     UnsupportedMediaType,
     BodyTooLarge,
     Unavailable,
+    /// A DPoP-bound token without a valid proof, or the `DPoP` scheme with an unbound token:
+    /// 401 `WWW-Authenticate: DPoP error="invalid_dpop_proof"` (RFC 9449 §7.1), with the check
+    /// that failed as its description.
+    DpopProof(&'static str),
+    /// 401 `WWW-Authenticate: DPoP error="use_dpop_nonce"` (RFC 9449 §9); the `DPoP-Nonce`
+    /// header is added to every answer to a request with a proof.
+    UseDpopNonce,
 }
 
 /// The identity URL's failures (docs/salesforce-compatibility.md, "Identity URL and userinfo").
@@ -159,6 +166,8 @@ impl From<ResourceError> for ApiError {
                 Self::StringTooLong("Body: data value too large (max length=32000)")
             }
             ResourceError::Unavailable => Self::Unavailable,
+            ResourceError::DpopProof(reason) => Self::DpopProof(reason),
+            ResourceError::UseDpopNonce => Self::UseDpopNonce,
         }
     }
 }
@@ -177,7 +186,9 @@ impl From<ResourceError> for IdentityError {
             ResourceError::Unavailable => Self::Unavailable,
             ResourceError::InvalidSession
             | ResourceError::InsufficientScope
-            | ResourceError::InvalidNote(_) => Self::BadToken,
+            | ResourceError::InvalidNote(_)
+            | ResourceError::DpopProof(_)
+            | ResourceError::UseDpopNonce => Self::BadToken,
         }
     }
 }
@@ -275,6 +286,20 @@ fn api_array(status: StatusCode, code: &str, message: &str) -> Response {
     )
 }
 
+/// A 401 of the REST API for a DPoP failure: Salesforce's `INVALID_SESSION_ID` body, so that
+/// its clients see a session problem, and the RFC 9449 §7.1 challenge a DPoP client acts on.
+/// `description` is one of our fixed texts, never input.
+fn dpop_challenge(error: &str, description: &str) -> Response {
+    let mut response = api_array(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", description);
+    let challenge = format!("DPoP error=\"{error}\", error_description=\"{description}\"");
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .append(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
 fn api_response(error: &ApiError) -> Response {
     match error {
         ApiError::Session(session) => {
@@ -289,6 +314,11 @@ fn api_response(error: &ApiError) -> Response {
             }
             response
         }
+        ApiError::DpopProof(reason) => dpop_challenge("invalid_dpop_proof", reason),
+        ApiError::UseDpopNonce => dpop_challenge(
+            "use_dpop_nonce",
+            "Resource server requires nonce in DPoP proof",
+        ),
         ApiError::NotFound => api_array(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",

@@ -11,9 +11,11 @@ use axum::http::{header, HeaderMap, Method};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{Map, Value};
+use tessera_core::flows::dpop_binding::DpopPresentation;
 use tessera_core::flows::resource::ApiCaller;
 use tessera_core::identity::login::BrowserSession;
 use tessera_core::{ClientCredentials, Source};
+use tessera_proto::dpop::{DPOP_HEADER, DPOP_SCHEME};
 use tessera_proto::{
     decode_component, AccessToken, ClientSecret, CsrfCookie, CsrfToken, OAuthError, Params,
     RevokeError, SessionCookie,
@@ -136,18 +138,48 @@ fn media_type(headers: &HeaderMap) -> Option<&str> {
 pub struct OAuthForm {
     pub params: Params,
     pub credentials: Option<ClientCredentials>,
+    /// The request's DPoP proof, if it carries one.
+    pub dpop: Option<DpopPresentation>,
 }
 
 impl FromRequest<AppState> for OAuthForm {
     type Rejection = WebError;
 
-    async fn from_request(request: Request, _: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, params) = read_form(request).await?;
         let credentials = client_credentials(&parts.headers, &params)?;
+        let dpop =
+            dpop_proof(&parts.headers)?.map(|proof| presentation(Some(proof), &parts, state));
         Ok(Self {
             params,
             credentials,
+            dpop,
         })
+    }
+}
+
+/// The `DPoP` header of a request, if any; more than one is refused (RFC 9449 §4.3).
+fn dpop_proof(headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    let mut values = headers.get_all(DPOP_HEADER).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(OAuthError::InvalidDpopProof("more than one DPoP header"));
+    }
+    let proof = first
+        .to_str()
+        .map_err(|_| OAuthError::InvalidDpopProof("DPoP header is not a JWT"))?;
+    Ok(Some(proof.trim().to_owned()))
+}
+
+/// What a proof of this request must name: its method, and its URL as clients reach this
+/// server (the issuer, which a proxy in front keeps, and the path).
+fn presentation(proof: Option<String>, parts: &Parts, state: &AppState) -> DpopPresentation {
+    DpopPresentation {
+        proof,
+        method: parts.method.as_str().to_owned(),
+        uri: format!("{}{}", state.authority.config().issuer, parts.uri.path()),
     }
 }
 
@@ -433,15 +465,49 @@ impl FromRequest<AppState> for AuthorizeForm {
     }
 }
 
+/// How an access token is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// `Bearer …` or Salesforce's `OAuth …`.
+    Bearer,
+    /// `DPoP …` (RFC 9449 §7.1): with a proof in the `DPoP` header.
+    Dpop,
+}
+
 /// The access token of a REST or identity request: `Authorization: Bearer …` or `OAuth …`
-/// (docs/salesforce-compatibility.md, "REST API").
-fn bearer_token(headers: &HeaderMap) -> Option<AccessToken> {
+/// (docs/salesforce-compatibility.md, "REST API"), or `DPoP …`.
+fn authorization_token(headers: &HeaderMap) -> Option<(Scheme, AccessToken)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-        .map(AccessToken::new)
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case(DPOP_SCHEME) {
+        Scheme::Dpop
+    } else {
+        return None;
+    };
+    let token = token.trim();
+    (!token.is_empty()).then(|| (scheme, AccessToken::new(token)))
+}
+
+/// The access token of a REST or identity request, and for the `DPoP` scheme what its proof
+/// must name (a missing proof is refused by the token's check).
+fn presented_token(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Option<(AccessToken, Option<DpopPresentation>)>, ApiError> {
+    let Some((scheme, token)) = authorization_token(&parts.headers) else {
+        return Ok(None);
+    };
+    let dpop = match scheme {
+        Scheme::Bearer => None,
+        Scheme::Dpop => {
+            let proof = dpop_proof(&parts.headers)
+                .map_err(|_| ApiError::DpopProof("more than one DPoP header"))?;
+            Some(presentation(proof, parts, state))
+        }
+    };
+    Ok(Some((token, dpop)))
 }
 
 /// The caller of a REST API request: a valid access token with the `api` scope.
@@ -455,8 +521,11 @@ impl FromRequestParts<AppState> for Api {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers);
-        let caller = state.authority.api_caller(token.as_ref()).await?;
+        let (token, dpop) = presented_token(parts, state)?.unzip();
+        let caller = state
+            .authority
+            .api_caller(token.as_ref(), dpop.flatten().as_ref())
+            .await?;
         Ok(Self(caller))
     }
 }
@@ -465,20 +534,27 @@ impl FromRequestParts<AppState> for Api {
 /// both, `?oauth_token=`. Each handler asks core for its own caller: the two endpoints take
 /// different scopes and answer a refusal differently.
 #[derive(Debug)]
-pub struct IdentityToken(pub AccessToken);
+pub struct IdentityToken(pub AccessToken, pub Option<DpopPresentation>);
 
 impl FromRequestParts<AppState> for IdentityToken {
     type Rejection = WebError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        let from_query = || {
-            let params = Params::parse(parts.uri.query().unwrap_or_default()).ok()?;
-            params.get("oauth_token").map(AccessToken::new)
-        };
-        let token = bearer_token(&parts.headers)
-            .or_else(from_query)
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some((token, dpop)) =
+            presented_token(parts, state).map_err(|_| IdentityError::BadToken)?
+        {
+            return Ok(Self(token, dpop));
+        }
+        let params = Params::parse(parts.uri.query().unwrap_or_default()).ok();
+        let token = params
+            .as_ref()
+            .and_then(|p| p.get("oauth_token"))
+            .map(AccessToken::new)
             .ok_or(IdentityError::MissingToken)?;
-        Ok(Self(token))
+        Ok(Self(token, None))
     }
 }
 
@@ -543,13 +619,37 @@ mod tests {
     }
 
     #[test]
-    fn bearer_and_oauth_schemes_are_accepted() {
+    fn bearer_oauth_and_dpop_schemes_are_accepted_whatever_their_case() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, "OAuth 00D!abc".parse().unwrap());
-        assert_eq!(bearer_token(&headers), Some(AccessToken::new("00D!abc")));
-        headers.insert(header::AUTHORIZATION, "bearer 00D!abc".parse().unwrap());
-        assert_eq!(bearer_token(&headers), Some(AccessToken::new("00D!abc")));
-        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert_eq!(bearer_token(&headers), None);
+        for (value, scheme) in [
+            ("OAuth 00D!abc", Scheme::Bearer),
+            ("bearer 00D!abc", Scheme::Bearer),
+            ("DPoP 00D!abc", Scheme::Dpop),
+            ("dpop 00D!abc", Scheme::Dpop),
+        ] {
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            assert_eq!(
+                authorization_token(&headers),
+                Some((scheme, AccessToken::new("00D!abc"))),
+                "{value}"
+            );
+        }
+        for refused in ["Basic abc", "Bearer ", "DPoP"] {
+            headers.insert(header::AUTHORIZATION, refused.parse().unwrap());
+            assert_eq!(authorization_token(&headers), None, "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_request_with_two_dpop_headers_is_refused() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(dpop_proof(&headers), Ok(None));
+        headers.append(DPOP_HEADER, "a.b.c".parse().unwrap());
+        assert_eq!(dpop_proof(&headers), Ok(Some("a.b.c".to_owned())));
+        headers.append(DPOP_HEADER, "d.e.f".parse().unwrap());
+        assert!(matches!(
+            dpop_proof(&headers),
+            Err(OAuthError::InvalidDpopProof(_))
+        ));
     }
 }

@@ -8,6 +8,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 use tessera_core::flows::resource::ResourceError;
 use tessera_core::identity::claims::{display_name, standard_claims, LOCALE, ZONEINFO};
+use tessera_core::Authority;
 
 use crate::data::CURRENT_API_VERSION;
 use crate::dates::salesforce_datetime;
@@ -41,11 +42,11 @@ pub async fn identity(
     State(state): State<AppState>,
     Path((org_id, user_id)): Path<(String, String)>,
     Query(query): Query<IdentityQuery>,
-    IdentityToken(token): IdentityToken,
+    IdentityToken(token, dpop): IdentityToken,
 ) -> Result<Response, WebError> {
     let caller = state
         .authority
-        .identity_caller(Some(&token))
+        .identity_caller(Some(&token), dpop.as_ref())
         .await
         .map_err(IdentityError::from)?;
     if query.format.as_deref().is_some_and(|f| f != "json") {
@@ -150,11 +151,11 @@ impl Serialize for InOrder<'_> {
 /// every field, as at Salesforce, rather than OpenID Connect Core §5.4's split by scope.
 pub async fn userinfo(
     State(state): State<AppState>,
-    IdentityToken(token): IdentityToken,
+    IdentityToken(token, dpop): IdentityToken,
 ) -> Result<Response, WebError> {
     let caller = state
         .authority
-        .userinfo_caller(Some(&token))
+        .userinfo_caller(Some(&token), dpop.as_ref())
         .await
         .map_err(|error| match error {
             ResourceError::InsufficientScope => IdentityError::NoUserinfoScope,
@@ -218,12 +219,13 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Response, WebError> {
 pub async fn discovery(State(state): State<AppState>) -> Response {
     json(
         StatusCode::OK,
-        &authorization_server_metadata(&state.authority.config().issuer),
+        &authorization_server_metadata(&state.authority),
     )
 }
 
 /// The metadata both discovery documents carry.
-fn authorization_server_metadata(issuer: &str) -> Map<String, Value> {
+fn authorization_server_metadata(authority: &Authority) -> Map<String, Value> {
+    let issuer = &authority.config().issuer;
     let body = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/services/oauth2/authorize"),
@@ -241,6 +243,8 @@ fn authorization_server_metadata(issuer: &str) -> Map<String, Value> {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": ["openid", "api", "id", "web", "refresh_token", "offline_access", "full", "profile", "email"],
         "authorization_response_iss_parameter_supported": true,
+        // RFC 9449 §5.1: the algorithms DPoP proofs may be signed with.
+        "dpop_signing_alg_values_supported": authority.dpop_algorithms(),
     });
     match body {
         Value::Object(metadata) => metadata,
@@ -251,7 +255,7 @@ fn authorization_server_metadata(issuer: &str) -> Map<String, Value> {
 /// `GET /.well-known/openid-configuration`: OpenID Connect Discovery 1.0 with Salesforce's keys,
 /// pointing at this issuer; the RFC 8414 metadata and what a relying party needs besides.
 pub async fn openid_configuration(State(state): State<AppState>) -> Response {
-    let mut document = authorization_server_metadata(&state.authority.config().issuer);
+    let mut document = authorization_server_metadata(&state.authority);
     let claims_supported: Vec<&str> = USERINFO_FIELDS
         .into_iter()
         .filter(|(_, known)| *known == Stated)

@@ -8,6 +8,7 @@ mod console;
 pub mod cors;
 mod data;
 mod dates;
+mod dpop;
 pub mod error;
 mod extract;
 pub mod forwarded;
@@ -105,6 +106,10 @@ impl AppState {
 /// `into_make_service_with_connect_info::<SocketAddr>()` so that throttling sees the peer.
 pub fn app(state: AppState) -> Router {
     json_headers::on_json_responses(routes(state.bench_floor).router.fallback(error::not_found))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            dpop::nonce_on_answers,
+        ))
         // Inside the timeout and the observation, so that a refused or preflight request is
         // timed, counted and logged as any other.
         .layer(axum::middleware::from_fn_with_state(

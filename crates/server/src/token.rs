@@ -21,7 +21,7 @@ pub async fn token(
         let request = TokenRequest::from_params(&form.params)?;
         let response = state
             .authority
-            .token(form.credentials, request, &source)
+            .token_with_proof(form.credentials, request, &source, form.dpop.as_ref())
             .await?;
         Ok::<_, WebError>(no_store(json(StatusCode::OK, &response)))
     };

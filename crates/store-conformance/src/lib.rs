@@ -28,8 +28,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tessera_core::model::{
-    AuthCode, ChangeKind, Client, Event, EventKind, Family, Grant, Note, OpenIdSettings, Org,
-    SigningAlg, User,
+    AuthCode, ChangeKind, Client, DpopMode, DpopSettings, Event, EventKind, Family, Grant, Note,
+    OpenIdSettings, Org, SigningAlg, User,
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
@@ -93,6 +93,11 @@ macro_rules! store_conformance_tests {
             events_keep_their_source_and_user_agent,
             notes_are_listed_newest_first_and_updated_and_deleted,
             signing_keys_are_kept_whole_listed_oldest_first_and_retired,
+            a_codes_dpop_key_is_kept_until_it_is_redeemed,
+            a_grants_dpop_key_stays_with_its_family_across_rotations,
+            a_rotation_records_the_key_its_access_token_was_bound_to,
+            seen_dpop_proofs_are_remembered_once_until_they_expire,
+            purge_forgets_expired_dpop_proofs,
             a_failed_issuance_writes_nothing,
             a_failing_write_does_not_disturb_concurrent_ones,
         );
@@ -170,8 +175,14 @@ pub fn client(client_id: &str) -> Client {
         refresh_retry_window_secs: 60,
         created_at: T0,
         openid: OpenIdSettings::default(),
+        dpop: DpopSettings::default(),
     }
 }
+
+/// The RFC 7638 thumbprint of RFC 7638 §3.1's example key: what a DPoP binding stores.
+pub const JKT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+/// Another key's thumbprint.
+pub const OTHER_JKT: &str = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
 
 /// One org, one user and one client, on one store: what every grant needs.
 #[derive(Debug, Clone)]
@@ -216,6 +227,7 @@ impl World {
             has_refresh_token: with_refresh,
             auth_time: Some(Timestamp(T0.0 - 30_000)),
             nonce: Some("n-0S6_WzA2Mj".to_owned()),
+            dpop_jkt: None,
         }
     }
 
@@ -231,6 +243,7 @@ impl World {
             expires_at: at(900),
             nonce: Some("n-0S6_WzA2Mj".to_owned()),
             auth_time: Some(Timestamp(T0.0 - 30_000)),
+            dpop_jkt: None,
         }
     }
 
@@ -319,6 +332,7 @@ impl World {
             presented_hash: hash(presented),
             grant_id: grant.id.clone(),
             successor_hash: successor.map(hash),
+            successor_jkt: None,
             idle_expires_at: None,
             record_use: true,
             now,
@@ -545,6 +559,10 @@ pub async fn clients_round_trip_every_field(store: Arc<dyn Store>) {
             id_token_alg: SigningAlg::Es256,
             jwt_access_tokens: true,
         },
+        dpop: DpopSettings {
+            mode: DpopMode::Required,
+            require_nonce: true,
+        },
     };
     let inactive = Client {
         client_id: "app-three".to_owned(),
@@ -596,6 +614,10 @@ pub async fn clients_are_listed_updated_and_unknown_updates_report_false(store: 
             id_token_alg: SigningAlg::Es256,
             jwt_access_tokens: true,
         },
+        dpop: DpopSettings {
+            mode: DpopMode::Allowed,
+            require_nonce: true,
+        },
         ..first.clone()
     };
     assert!(store.update_client(&changed, at(1)).await.unwrap());
@@ -634,7 +656,7 @@ pub async fn code_is_redeemed_once_then_revokes_what_it_issued(store: Arc<dyn St
     store.insert_code(&code).await.unwrap();
     assert_eq!(
         store.redeem_code(&code.code_hash, at(10)).await.unwrap(),
-        CodeRedemption::Redeemed(code.clone())
+        CodeRedemption::Redeemed(Box::new(code.clone()))
     );
     issued(
         &store,
@@ -1051,6 +1073,7 @@ pub async fn the_change_feed_records_revocations_and_changes_in_order(store: Arc
             events_before: T0,
             idle_expired_before: T0,
             changes_before: far,
+            dpop_proofs_expired_before: T0,
             clients: Vec::new(),
         })
         .await
@@ -1783,6 +1806,7 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
         events_before: at(5_000),
         idle_expired_before: at(10_000),
         changes_before: at(10_000),
+        dpop_proofs_expired_before: at(10_000),
         clients: vec![ClientPurge {
             client_id: app.client_id.clone(),
             created_before: Some(at(2_000)),
@@ -1799,6 +1823,7 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
                 grants: 4,
                 events: 2,
                 changes: 1,
+                dpop_proofs: 0,
             },
             complete: true,
         }
@@ -1868,7 +1893,7 @@ pub async fn purge_removes_exactly_what_the_plan_names(store: Arc<dyn Store>) {
             .redeem_code(&valid.code_hash, at(10_001))
             .await
             .unwrap(),
-        CodeRedemption::Redeemed(valid)
+        CodeRedemption::Redeemed(Box::new(valid))
     );
 }
 
@@ -1895,6 +1920,7 @@ pub async fn purge_works_in_bounded_rounds(store: Arc<dyn Store>) {
         events_before: at(5_000),
         idle_expired_before: T0,
         changes_before: at(5_000),
+        dpop_proofs_expired_before: T0,
         clients: Vec::new(),
     };
     let mut rounds = Vec::new();
@@ -1931,6 +1957,7 @@ pub async fn an_idle_limit_reaches_existing_grants(store: Arc<dyn Store>) {
         events_before: T0,
         idle_expired_before: before,
         changes_before: T0,
+        dpop_proofs_expired_before: T0,
         clients: Vec::new(),
     };
     assert_eq!(
@@ -2065,6 +2092,180 @@ pub async fn signing_keys_are_kept_whole_listed_oldest_first_and_retired(store: 
             newer
         ]
     );
+}
+
+// ------------------------------------------------------------------------------------- DPoP
+
+/// A code carries the `dpop_jkt` of its authorization request to its exchange.
+pub async fn a_codes_dpop_key_is_kept_until_it_is_redeemed(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let bound = AuthCode {
+        dpop_jkt: Some(JKT.to_owned()),
+        ..world.code("code-bound", &world.client)
+    };
+    let unbound = world.code("code-unbound", &world.client);
+    for code in [&bound, &unbound] {
+        store.insert_code(code).await.unwrap();
+        assert_eq!(
+            store.redeem_code(&code.code_hash, at(10)).await.unwrap(),
+            CodeRedemption::Redeemed(Box::new(code.clone()))
+        );
+    }
+}
+
+/// A public client's grant is bound to a key, and every rotated successor with it: the binding
+/// is on the grant, which a rotation does not touch.
+pub async fn a_grants_dpop_key_stays_with_its_family_across_rotations(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let mut issuance = world.issuance("grant-1", &world.client, None);
+    issuance.grant.dpop_jkt = Some(JKT.to_owned());
+    issued(&store, &issuance).await;
+    assert_eq!(
+        store.grant("grant-1").await.unwrap(),
+        Some(issuance.grant.clone())
+    );
+    assert_eq!(world.family("grant-1").await.grant, issuance.grant);
+    for (step, secs) in [(1, 60), (2, 120)] {
+        let commit = world.refresh(
+            &issuance.grant,
+            &format!("grant-1/rt{}", step - 1),
+            Some(&format!("grant-1/rt{step}")),
+            at(secs),
+        );
+        assert_eq!(
+            store.commit_refresh(&commit).await.unwrap(),
+            RefreshOutcome::Committed
+        );
+        let family = world.family("grant-1").await;
+        assert_eq!(
+            family.grant.dpop_jkt.as_deref(),
+            Some(JKT),
+            "rotation {step}"
+        );
+    }
+    let unbound = world.issue("grant-2").await;
+    assert_eq!(world.family("grant-2").await.grant.dpop_jkt, None);
+    assert_eq!(unbound.dpop_jkt, None);
+}
+
+/// A rotation writes the key its access token was bound to (or none) in its own update: what a
+/// replay inside the retry window needs to rebuild the same pair. A refresh without rotation
+/// leaves it, and a stale commit writes nothing.
+pub async fn a_rotation_records_the_key_its_access_token_was_bound_to(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let grant = world.issue("grant-1").await;
+    assert_eq!(world.family("grant-1").await.rotated_jkt, None);
+    let rotate = |presented: &str, successor: &str, jkt: Option<&str>, secs: u64| RefreshCommit {
+        successor_jkt: jkt.map(str::to_owned),
+        ..world.refresh(&grant, presented, Some(successor), at(secs))
+    };
+    // (what is committed, its outcome, the family's rotated_jkt after it).
+    let steps = [
+        (
+            rotate("grant-1/rt0", "grant-1/rt1", Some(JKT), 60),
+            RefreshOutcome::Committed,
+            Some(JKT),
+        ),
+        (
+            rotate("grant-1/rt0", "grant-1/rt9", Some(OTHER_JKT), 61),
+            RefreshOutcome::Stale,
+            Some(JKT),
+        ),
+        (
+            world.refresh(&grant, "grant-1/rt1", None, at(90)),
+            RefreshOutcome::Committed,
+            Some(JKT),
+        ),
+        (
+            rotate("grant-1/rt1", "grant-1/rt2", Some(OTHER_JKT), 120),
+            RefreshOutcome::Committed,
+            Some(OTHER_JKT),
+        ),
+        (
+            rotate("grant-1/rt2", "grant-1/rt3", None, 180),
+            RefreshOutcome::Committed,
+            None,
+        ),
+    ];
+    for (step, (commit, outcome, rotated_jkt)) in steps.into_iter().enumerate() {
+        assert_eq!(
+            store.commit_refresh(&commit).await.unwrap(),
+            outcome,
+            "step {step}"
+        );
+        let family = world.family("grant-1").await;
+        assert_eq!(family.rotated_jkt.as_deref(), rotated_jkt, "step {step}");
+    }
+}
+
+/// A store that shares seen DPoP proofs between nodes remembers a key once: the first time is
+/// new, the same key again while it lives is a replay, and once expired the key is new again
+/// (its entry taken over, with the new expiry). A store that does not share them records
+/// nothing: every key is new to it, and the server's own cache catches replays.
+pub async fn seen_dpop_proofs_are_remembered_once_until_they_expire(store: Arc<dyn Store>) {
+    let proof = hash("client|https://as.example.com/token|jti-1");
+    let other = hash("client|https://as.example.com/token|jti-2");
+    let remember = |key: Hash, expires: u64, now: u64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .remember_dpop_proof(&key, at(expires), at(now))
+                .await
+                .unwrap()
+        }
+    };
+    if !store.shares_dpop_proofs() {
+        assert!(remember(proof, 70, 0).await);
+        assert!(
+            remember(proof, 70, 1).await,
+            "a store that does not share records nothing"
+        );
+        return;
+    }
+    assert!(remember(proof, 70, 0).await, "first seen");
+    assert!(!remember(proof, 71, 1).await, "a replay while it lives");
+    assert!(remember(other, 71, 1).await, "another proof is new");
+    assert!(
+        !remember(proof, 139, 69).await,
+        "still alive just before it expires"
+    );
+    assert!(remember(proof, 140, 70).await, "new again once expired");
+    assert!(
+        !remember(proof, 141, 71).await,
+        "the taken-over entry lives until its new expiry"
+    );
+}
+
+/// Housekeeping deletes the seen proofs that expired before the plan's cut-off, and no other.
+pub async fn purge_forgets_expired_dpop_proofs(store: Arc<dyn Store>) {
+    for (label, expires) in [("old-1", 10), ("old-2", 20), ("live", 100)] {
+        store
+            .remember_dpop_proof(&hash(label), at(expires), T0)
+            .await
+            .unwrap();
+    }
+    let plan = PurgePlan {
+        batch: 10,
+        access_expired_before: T0,
+        codes_expired_before: T0,
+        revoked_before: T0,
+        events_before: T0,
+        idle_expired_before: T0,
+        changes_before: T0,
+        dpop_proofs_expired_before: at(50),
+        clients: Vec::new(),
+    };
+    let round = store.purge(&plan).await.unwrap();
+    let expected = if store.shares_dpop_proofs() { 2 } else { 0 };
+    assert_eq!(round.counts.dpop_proofs, expected);
+    assert!(round.complete);
+    if store.shares_dpop_proofs() {
+        // The live one is kept: still a replay.
+        assert!(!store
+            .remember_dpop_proof(&hash("live"), at(200), at(60))
+            .await
+            .unwrap());
+    }
 }
 
 // --------------------------------------------------------------------------------- atomicity

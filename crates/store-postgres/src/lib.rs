@@ -48,9 +48,9 @@ use tessera_core::model::{
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
-    Audit, BrowserSessions, ChangeNotice, CodeRedemption, Directory, EventFilter, Grants,
-    Inventory, Issuance, IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records,
-    RefreshCommit, RefreshOutcome, SigningKeys, StoreError,
+    Audit, BrowserSessions, ChangeNotice, CodeRedemption, Directory, DpopProofs, EventFilter,
+    Grants, Inventory, Issuance, IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound,
+    Records, RefreshCommit, RefreshOutcome, SigningKeys, StoreError,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;
@@ -367,7 +367,7 @@ async fn redeem(
     now: Timestamp,
 ) -> Result<CodeRedemption, DbError> {
     if let Some(code) = optional(tx, sql::CODE_SPEND, &[&now.0, &code_hash], rows::code).await? {
-        return Ok(CodeRedemption::Redeemed(code));
+        return Ok(CodeRedemption::Redeemed(Box::new(code)));
     }
     // A code never issued takes no lock; one presented again may revoke what it issued, so
     // the feed's lock comes first, before the code's row.
@@ -438,6 +438,7 @@ async fn issue(tx: &Transaction<'_>, issuance: &Issuance) -> Result<IssueOutcome
         &grant.has_refresh_token,
         &grant.auth_time.map(|t| t.0),
         &grant.nonce,
+        &grant.dpop_jkt,
         &refresh_token_hash.as_ref().map(|hash| hash.as_slice()),
         &idle_expires_at.map(|t| t.0),
     ];
@@ -472,6 +473,11 @@ async fn purge(tx: &Transaction<'_>, plan: &PurgePlan) -> Result<PurgeRound, DbE
         ),
         (sql::PURGE_EVENTS, plan.events_before, &mut counts.events),
         (sql::PURGE_CHANGES, plan.changes_before, &mut counts.changes),
+        (
+            sql::PURGE_DPOP_PROOFS,
+            plan.dpop_proofs_expired_before,
+            &mut counts.dpop_proofs,
+        ),
     ] {
         let removed = execute(tx, statement, &[&cut_off.0, &limit]).await?;
         complete &= removed < u64::from(batch);
@@ -713,7 +719,7 @@ impl Directory for PostgresStore {
         let values = ClientValues::new(client)?;
         let values = values.params();
         // created_at, the last, never changes.
-        let values = &values[..16];
+        let values = &values[..18];
         let id = &client.client_id;
         transaction!(self, |tx| async {
             let feed = Feed::lock(&tx).await?;
@@ -789,6 +795,7 @@ impl Grants for PostgresStore {
             &code.expires_at.0,
             &code.nonce,
             &code.auth_time.map(|t| t.0),
+            &code.dpop_jkt,
         ];
         self.change(sql::CODE_INSERT, values).await.map(drop)
     }
@@ -832,7 +839,12 @@ impl Grants for PostgresStore {
         let mut values: Vec<&(dyn ToSql + Sync)> = vec![&commit.grant_id, &presented];
         let statement = match &successor {
             Some(successor) => {
-                values.extend::<[&(dyn ToSql + Sync); 3]>([successor, &now, &idle]);
+                values.extend::<[&(dyn ToSql + Sync); 4]>([
+                    successor,
+                    &now,
+                    &idle,
+                    &commit.successor_jkt,
+                ]);
                 sql::FAMILY_ROTATE
             }
             None if commit.record_use => {
@@ -1013,6 +1025,27 @@ impl Records for PostgresStore {
 
     async fn delete_note(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.change(sql::NOTE_DELETE, &[&id]).await? > 0)
+    }
+}
+
+/// Every node on this database sees the proofs every other node has seen: a proof replayed to
+/// another node is refused there (RFC 9449 §11.1), with no cache server and no sticky sessions.
+#[async_trait]
+impl DpopProofs for PostgresStore {
+    fn shares_dpop_proofs(&self) -> bool {
+        true
+    }
+
+    /// One statement, one round trip: the primary key decides between nodes that remember the
+    /// same key at once.
+    async fn remember_dpop_proof(
+        &self,
+        key: &Hash,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let values: &Params<'_> = &[&key.as_slice(), &expires_at.0, &now.0];
+        Ok(self.change(sql::DPOP_PROOF_REMEMBER, values).await? > 0)
     }
 }
 

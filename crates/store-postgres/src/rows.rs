@@ -4,8 +4,8 @@
 
 use deadpool_postgres::GenericClient;
 use tessera_core::model::{
-    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, EventKind, Family, Grant, Note,
-    OpenIdSettings, Org, SigningAlg, StoredEvent, User,
+    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, DpopMode, DpopSettings, Event,
+    EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg, StoredEvent, User,
 };
 use tessera_core::store::StoreError;
 use tessera_core::time::Timestamp;
@@ -106,7 +106,11 @@ pub(crate) fn client(row: &Row) -> Result<Client, DbError> {
                 .ok_or_else(|| malformed("ID-token algorithm"))?,
             jwt_access_tokens: row.try_get(15)?,
         },
-        created_at: timestamp(row, 16)?,
+        dpop: DpopSettings {
+            mode: DpopMode::from_name(row.try_get(16)?).ok_or_else(|| malformed("DPoP mode"))?,
+            require_nonce: row.try_get(17)?,
+        },
+        created_at: timestamp(row, 18)?,
     })
 }
 
@@ -124,6 +128,7 @@ pub(crate) struct ClientValues<'c> {
     id_token_validity_secs: i64,
     id_token_audiences: String,
     id_token_alg: &'static str,
+    dpop_mode: &'static str,
 }
 
 impl<'c> ClientValues<'c> {
@@ -148,12 +153,13 @@ impl<'c> ClientValues<'c> {
             id_token_audiences: serde_json::to_string(&client.openid.id_token_audiences)
                 .map_err(|_| internal("cannot encode the ID-token audience list"))?,
             id_token_alg: client.openid.id_token_alg.name(),
+            dpop_mode: client.dpop.mode.as_str(),
         })
     }
 
     /// The values of `client_columns!`, in order: [`crate::sql::CLIENT_INSERT`]'s parameters,
     /// and [`crate::sql::CLIENT_UPDATE`]'s without the last.
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 17] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 19] {
         let client = self.client;
         [
             &client.client_id,
@@ -172,6 +178,8 @@ impl<'c> ClientValues<'c> {
             &client.openid.echo_nonce_on_refresh,
             &self.id_token_alg,
             &client.openid.jwt_access_tokens,
+            &self.dpop_mode,
+            &client.dpop.require_nonce,
             &client.created_at.0,
         ]
     }
@@ -189,6 +197,7 @@ pub(crate) fn code(row: &Row) -> Result<AuthCode, DbError> {
         expires_at: timestamp(row, 7)?,
         nonce: row.try_get(8)?,
         auth_time: optional_timestamp(row, 9)?,
+        dpop_jkt: row.try_get(10)?,
     })
 }
 
@@ -205,6 +214,7 @@ pub(crate) fn grant(row: &Row) -> Result<Grant, DbError> {
         has_refresh_token: row.try_get(8)?,
         auth_time: optional_timestamp(row, 9)?,
         nonce: row.try_get(10)?,
+        dpop_jkt: row.try_get(11)?,
     })
 }
 
@@ -213,9 +223,10 @@ pub(crate) fn grant(row: &Row) -> Result<Grant, DbError> {
 pub(crate) fn family(row: &Row) -> Result<Family, DbError> {
     Ok(Family {
         grant: grant(row)?,
-        current: optional_hash(row, 11, "refresh-token hash")?,
-        previous: optional_hash(row, 12, "refresh-token hash")?,
-        rotated_at: optional_timestamp(row, 13)?,
+        current: optional_hash(row, 12, "refresh-token hash")?,
+        previous: optional_hash(row, 13, "refresh-token hash")?,
+        rotated_at: optional_timestamp(row, 14)?,
+        rotated_jkt: row.try_get(15)?,
     })
 }
 

@@ -23,19 +23,19 @@ macro_rules! client_columns {
          access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, \
          refresh_retry_window_secs, id_token_validity_secs, id_token_audiences, \
          id_token_standard_claims, echo_nonce_on_refresh, id_token_alg, jwt_access_tokens, \
-         created_at"
+         dpop_mode, dpop_require_nonce, created_at"
     };
 }
 macro_rules! code_columns {
     () => {
         "code_hash, client_id, user_id, redirect_uri, scope, code_challenge, created_at, expires_at, \
-         nonce, auth_time"
+         nonce, auth_time, dpop_jkt"
     };
 }
 macro_rules! grant_columns {
     () => {
         "id, client_id, user_id, org_id, scope, created_at, last_used_at, revoked_at, \
-         has_refresh_token, auth_time, nonce"
+         has_refresh_token, auth_time, nonce, dpop_jkt"
     };
 }
 macro_rules! access_columns {
@@ -128,7 +128,8 @@ pub(crate) const USER_DISABLE: &str =
 pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",
     client_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+     $18, $19)"
 );
 pub(crate) const CLIENT_BY_ID: &str = concat!(
     "SELECT ",
@@ -145,7 +146,8 @@ pub(crate) const CLIENT_UPDATE: &str = "UPDATE clients SET name = $2, secret_has
      redirect_uris = $4, scopes = $5, refresh_token_policy = $6, access_token_ttl_secs = $7, \
      rotate_refresh_tokens = $8, allow_user_agent_flow = $9, refresh_retry_window_secs = $10, \
      id_token_validity_secs = $11, id_token_audiences = $12, id_token_standard_claims = $13, \
-     echo_nonce_on_refresh = $14, id_token_alg = $15, jwt_access_tokens = $16 WHERE client_id = $1";
+     echo_nonce_on_refresh = $14, id_token_alg = $15, jwt_access_tokens = $16, dpop_mode = $17, \
+     dpop_require_nonce = $18 WHERE client_id = $1";
 /// What a client's idle expiry depends on, before an update changes it; the row stays locked
 /// until the update, so that the change is judged against what it replaces.
 pub(crate) const CLIENT_IDLE_TERMS: &str = "SELECT refresh_token_policy, access_token_ttl_secs \
@@ -167,7 +169,7 @@ pub(crate) const APPROVAL_UPSERT: &str = "INSERT INTO approvals (user_id, client
 pub(crate) const CODE_INSERT: &str = concat!(
     "INSERT INTO auth_codes (",
     code_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 );
 /// The redemption itself, returning the code: of concurrent attempts only one changes the row
 /// (the others wait for its lock, then find `used_at` set).
@@ -193,14 +195,14 @@ pub(crate) const GRANT_INSERT: &str = concat!(
     "INSERT INTO grants (",
     grant_columns!(),
     ", refresh_hash, idle_expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 );
-/// A grant with its family's state: `grant_columns!`, then the current and previous token, and
-/// when the previous was rotated out.
+/// A grant with its family's state: `grant_columns!`, then the current and previous token,
+/// when the previous was rotated out, and the key that rotation's access token was bound to.
 pub(crate) const FAMILY_BY_ID: &str = concat!(
     "SELECT ",
     grant_columns!(),
-    ", refresh_hash, previous_hash, rotated_at FROM grants WHERE id = $1"
+    ", refresh_hash, previous_hash, rotated_at, rotated_jkt FROM grants WHERE id = $1"
 );
 pub(crate) const LEGACY_REFRESH_GRANT: &str =
     "SELECT grant_id FROM legacy_refresh_tokens WHERE token_hash = $1";
@@ -229,15 +231,16 @@ pub(crate) const GRANTS_OVER_LIMIT: &str = "SELECT id FROM grants \
 // concurrent refresh of the same row waits for the lock, then re-checks the WHERE against the
 // committed row: exactly one of them changes it. ?n+ are the event's values.
 /// A rotation of grant $1: successor $3 becomes current and the presented token $2 the previous,
-/// at $4 — only if $2 is still current and the grant live; then event $6-$13.
+/// at $4, its access token bound to key $6 (or none) — only if $2 is still current and the
+/// grant live; then event $7-$14.
 pub(crate) const FAMILY_ROTATE: &str = concat!(
     "WITH rotated AS (UPDATE grants SET previous_hash = refresh_hash, refresh_hash = $3, \
-     rotated_at = $4, last_used_at = $4, idle_expires_at = $5 \
+     rotated_at = $4, last_used_at = $4, idle_expires_at = $5, rotated_jkt = $6 \
      WHERE id = $1 AND refresh_hash = $2 AND revoked_at IS NULL RETURNING id) \
      INSERT INTO events (",
     event_columns!(),
     ") SELECT ",
-    event_values!(6, 7, 8, 9, 10, 11, 12, 13),
+    event_values!(7, 8, 9, 10, 11, 12, 13, 14),
     " FROM rotated"
 );
 /// A refresh without rotation: records the use at $3 (and idle expiry $4), only if $2 is still
@@ -352,6 +355,9 @@ pub(crate) const PURGE_EVENTS: &str = "DELETE FROM events WHERE id IN \
      (SELECT id FROM events ORDER BY id LIMIT $2) AND at < $1";
 pub(crate) const PURGE_CHANGES: &str =
     "DELETE FROM changes WHERE seq IN (SELECT seq FROM changes WHERE until < $1 LIMIT $2)";
+/// Seen DPoP proofs that expired before $1.
+pub(crate) const PURGE_DPOP_PROOFS: &str = "DELETE FROM dpop_proofs WHERE key IN \
+     (SELECT key FROM dpop_proofs WHERE expires_at < $1 LIMIT $2)";
 /// The grants one purge rule removes, at most a batch per round; they are then deleted with
 /// what hangs off them by [`PURGE_GRANTS`], children first so that every count is exact. Codes
 /// linked to them are kept, unlinked, by `ON DELETE SET NULL`.
@@ -431,6 +437,12 @@ pub(crate) const SIGNING_KEY_LIST: &str = concat!(
     signing_key_columns!(),
     " FROM signing_keys ORDER BY created_at, kid COLLATE \"C\""
 );
+/// Remembers proof key $1 until $2: inserted, or taking over an entry expired at $3, it is one
+/// row changed; a live entry (a replay) is left alone and nothing changes. Under concurrent
+/// inserts of one key the primary key's lock makes one wait for the other, then see its row.
+pub(crate) const DPOP_PROOF_REMEMBER: &str = "INSERT INTO dpop_proofs (key, expires_at) \
+     VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
+     WHERE dpop_proofs.expires_at <= $3";
 pub(crate) const SIGNING_KEY_RETIRE: &str = "UPDATE signing_keys SET retire_at = $1 WHERE kid = $2";
 
 #[cfg(test)]
@@ -453,7 +465,7 @@ mod tests {
 
     #[test]
     fn event_values_are_typed_parameters() {
-        assert!(FAMILY_ROTATE.contains("SELECT $6::BIGINT, $7::TEXT,"));
-        assert!(FAMILY_ROTATE.ends_with("$13::TEXT FROM rotated"));
+        assert!(FAMILY_ROTATE.contains("SELECT $7::BIGINT, $8::TEXT,"));
+        assert!(FAMILY_ROTATE.ends_with("$14::TEXT FROM rotated"));
     }
 }

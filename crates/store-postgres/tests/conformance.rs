@@ -122,6 +122,59 @@ async fn wait_for_listeners(database: &TestDatabase, count: i64) {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
+/// Two stores on one database, as two nodes: a DPoP proof one of them has seen is a replay to
+/// the other, and of two nodes remembering the same proof at once exactly one gets it as new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_seen_by_one_node_is_a_replay_to_another() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let first: Arc<dyn Store> = Arc::new(database.connect().await);
+    let second: Arc<dyn Store> = Arc::new(database.connect().await);
+    assert!(first.shares_dpop_proofs() && second.shares_dpop_proofs());
+    let (now, expires) = (T0, T0.plus_secs(70));
+    let proof = hash("app-one|https://as.example.com/token|jti-1");
+    assert!(first
+        .remember_dpop_proof(&proof, expires, now)
+        .await
+        .unwrap());
+    assert!(!second
+        .remember_dpop_proof(&proof, expires, now)
+        .await
+        .unwrap());
+    assert!(!first
+        .remember_dpop_proof(&proof, expires, now)
+        .await
+        .unwrap());
+
+    for round in 0..20 {
+        let key = hash(&format!(
+            "app-one|https://as.example.com/token|race-{round}"
+        ));
+        let (a, b) = tokio::join!(
+            first.remember_dpop_proof(&key, expires, now),
+            second.remember_dpop_proof(&key, expires, now),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(
+            a ^ b,
+            "round {round}: exactly one node sees it first ({a}, {b})"
+        );
+    }
+    // A replay cache, not a record: no WAL write per proof.
+    let persistence: i8 = database
+        .admin()
+        .await
+        .query_one(
+            "SELECT relpersistence FROM pg_class WHERE relname = 'dpop_proofs'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(persistence as u8, b'u', "dpop_proofs is UNLOGGED");
+}
+
 /// Two stores on one database, as two server processes: each sees what the other wrote, and a
 /// revocation by one wakes the other's change signal, whose feed then holds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

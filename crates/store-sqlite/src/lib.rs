@@ -30,8 +30,8 @@ use tessera_core::model::{
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::store::{
-    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Inventory, Issuance,
-    IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
+    Audit, BrowserSessions, CodeRedemption, Directory, DpopProofs, EventFilter, Grants, Inventory,
+    Issuance, IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
     RefreshOutcome, SigningKeys, StoreError,
 };
 use tessera_core::time::Timestamp;
@@ -622,6 +622,7 @@ impl Grants for SqliteStore {
             code.expires_at.0,
             code.nonce.clone(),
             code.auth_time.map(|t| t.0),
+            code.dpop_jkt.clone(),
         );
         self.change(sql::CODE_INSERT, values).await.map(drop)
     }
@@ -635,7 +636,9 @@ impl Grants for SqliteStore {
         self.write(move |c| {
             if execute(c, sql::CODE_SPEND, params![now.0, code_hash])? > 0 {
                 let code = optional(c, sql::CODE_BY_HASH, [code_hash], rows::code)?;
-                return Ok(code.map_or(CodeRedemption::NotFound, CodeRedemption::Redeemed));
+                return Ok(code.map_or(CodeRedemption::NotFound, |code| {
+                    CodeRedemption::Redeemed(Box::new(code))
+                }));
             }
             if execute(c, sql::CODE_PRESENTED_AGAIN, [code_hash])? == 0 {
                 return Ok(CodeRedemption::NotFound);
@@ -685,6 +688,7 @@ impl Grants for SqliteStore {
                     grant.has_refresh_token,
                     grant.auth_time.map(|t| t.0),
                     grant.nonce,
+                    grant.dpop_jkt,
                     refresh_token_hash,
                     idle_expires_at.map(|t| t.0),
                 ],
@@ -723,6 +727,7 @@ impl Grants for SqliteStore {
                     presented_hash,
                     grant_id,
                     successor_hash,
+                    successor_jkt,
                     idle_expires_at,
                     record_use,
                     now,
@@ -735,7 +740,14 @@ impl Grants for SqliteStore {
                     Some(successor) => execute(
                         c,
                         sql::FAMILY_ROTATE,
-                        params![grant_id, presented_hash, successor, now.0, idle],
+                        params![
+                            grant_id,
+                            presented_hash,
+                            successor,
+                            now.0,
+                            idle,
+                            successor_jkt
+                        ],
                     )?,
                     None if record_use => execute(
                         c,
@@ -909,6 +921,10 @@ impl Records for SqliteStore {
         Ok(self.change(sql::NOTE_DELETE, (id.to_owned(),)).await? > 0)
     }
 }
+
+/// One SQLite file is one server process's: its proofs are the server's in-memory cache's to
+/// remember (a shared file on a network filesystem is not a supported way to run several).
+impl DpopProofs for SqliteStore {}
 
 #[async_trait]
 impl SigningKeys for SqliteStore {

@@ -3,8 +3,8 @@
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Params, Row};
 use tessera_core::model::{
-    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, EventKind, Family, Grant, Note,
-    OpenIdSettings, Org, SigningAlg, StoredEvent, User,
+    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, DpopMode, DpopSettings, Event,
+    EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg, StoredEvent, User,
 };
 use tessera_core::store::StoreError;
 use tessera_core::time::Timestamp;
@@ -84,7 +84,12 @@ pub(crate) fn client(row: &Row<'_>) -> rusqlite::Result<Client> {
                 .ok_or_else(|| malformed(14, "ID-token algorithm"))?,
             jwt_access_tokens: row.get(15)?,
         },
-        created_at: timestamp(row, 16)?,
+        dpop: DpopSettings {
+            mode: DpopMode::from_name(row.get_ref(16)?.as_str()?)
+                .ok_or_else(|| malformed(16, "DPoP mode"))?,
+            require_nonce: row.get(17)?,
+        },
+        created_at: timestamp(row, 18)?,
     })
 }
 
@@ -125,6 +130,8 @@ pub(crate) fn client_values(client: &Client) -> Result<Vec<Value>, StoreError> {
         openid.echo_nonce_on_refresh.into(),
         openid.id_token_alg.name().to_owned().into(),
         openid.jwt_access_tokens.into(),
+        client.dpop.mode.as_str().to_owned().into(),
+        client.dpop.require_nonce.into(),
         client.created_at.0.into(),
     ])
 }
@@ -141,6 +148,7 @@ pub(crate) fn code(row: &Row<'_>) -> rusqlite::Result<AuthCode> {
         expires_at: timestamp(row, 7)?,
         nonce: row.get(8)?,
         auth_time: optional_timestamp(row, 9)?,
+        dpop_jkt: row.get(10)?,
     })
 }
 
@@ -158,6 +166,7 @@ fn grant_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Grant> {
         has_refresh_token: row.get(at + 8)?,
         auth_time: optional_timestamp(row, at + 9)?,
         nonce: row.get(at + 10)?,
+        dpop_jkt: row.get(at + 11)?,
     })
 }
 
@@ -170,9 +179,10 @@ pub(crate) fn grant(row: &Row<'_>) -> rusqlite::Result<Grant> {
 pub(crate) fn family(row: &Row<'_>) -> rusqlite::Result<Family> {
     Ok(Family {
         grant: grant_at(row, 0)?,
-        current: row.get(11)?,
-        previous: row.get(12)?,
-        rotated_at: optional_timestamp(row, 13)?,
+        current: row.get(12)?,
+        previous: row.get(13)?,
+        rotated_at: optional_timestamp(row, 14)?,
+        rotated_jkt: row.get(15)?,
     })
 }
 

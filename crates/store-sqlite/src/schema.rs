@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0007_session_epoch.sql"),
     include_str!("../../../migrations/sqlite/0008_signing_keys.sql"),
     include_str!("../../../migrations/sqlite/0009_openid.sql"),
+    include_str!("../../../migrations/sqlite/0010_dpop.sql"),
 ];
 
 /// The schema version this build writes and reads.
@@ -114,6 +115,50 @@ mod tests {
             (0, 1),
             "no events yet; the unsigned token is found by its hash"
         );
+    }
+
+    /// Version 10 (DPoP) changes nothing for what was there: clients are `off`, needing no
+    /// nonce, and no code or grant is bound.
+    #[test]
+    fn a_version_9_database_gets_dpop_off_and_nothing_bound() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..9] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 9).unwrap();
+        conn.execute_batch(
+            "INSERT INTO orgs (id, name) VALUES ('00D', 'Org');
+             INSERT INTO users (id, org_id, username, password_hash, disabled, created_at)
+                 VALUES ('005', '00D', 'ada', 'hash', 0, 0);
+             INSERT INTO clients (client_id, name, redirect_uris, scopes, refresh_token_policy,
+                 access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, created_at)
+                 VALUES ('app', 'App', '[]', 'api', 'infinite', 60, 1, 0, 0);
+             INSERT INTO grants (id, client_id, user_id, org_id, scope, created_at, last_used_at,
+                 has_refresh_token) VALUES ('g', 'app', '005', '00D', 'api', 0, 0, 1);
+             INSERT INTO auth_codes (code_hash, client_id, user_id, redirect_uri, scope,
+                 created_at, expires_at) VALUES (zeroblob(32), 'app', '005', 'https://a/cb',
+                 'api', 0, 1);",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let client: (String, bool) = conn
+            .query_row(
+                "SELECT dpop_mode, dpop_require_nonce FROM clients",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(client, ("off".to_owned(), false));
+        let bindings: (Option<String>, Option<String>, Option<String>) = conn
+            .query_row(
+                "SELECT g.dpop_jkt, g.rotated_jkt, c.dpop_jkt FROM grants g, auth_codes c",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(bindings, (None, None, None));
     }
 
     #[test]

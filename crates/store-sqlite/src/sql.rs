@@ -23,13 +23,13 @@ macro_rules! client_columns {
          access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, \
          refresh_retry_window_secs, id_token_validity_secs, id_token_audiences, \
          id_token_standard_claims, echo_nonce_on_refresh, id_token_alg, jwt_access_tokens, \
-         created_at"
+         dpop_mode, dpop_require_nonce, created_at"
     };
 }
 macro_rules! code_columns {
     () => {
         "code_hash, client_id, user_id, redirect_uri, scope, code_challenge, created_at, expires_at, \
-         nonce, auth_time"
+         nonce, auth_time, dpop_jkt"
     };
 }
 macro_rules! grant_columns {
@@ -56,7 +56,9 @@ macro_rules! grant_columns {
             $prefix,
             "auth_time, ",
             $prefix,
-            "nonce"
+            "nonce, ",
+            $prefix,
+            "dpop_jkt"
         )
     };
 }
@@ -108,7 +110,8 @@ pub(crate) const USER_DISABLE: &str =
 pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",
     client_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+     ?18, ?19)"
 );
 pub(crate) const CLIENT_BY_ID: &str = concat!(
     "SELECT ",
@@ -125,7 +128,8 @@ pub(crate) const CLIENT_UPDATE: &str = "UPDATE clients SET name = ?2, secret_has
      scopes = ?5, refresh_token_policy = ?6, access_token_ttl_secs = ?7, rotate_refresh_tokens = ?8, \
      allow_user_agent_flow = ?9, refresh_retry_window_secs = ?10, id_token_validity_secs = ?11, \
      id_token_audiences = ?12, id_token_standard_claims = ?13, echo_nonce_on_refresh = ?14, \
-     id_token_alg = ?15, jwt_access_tokens = ?16 WHERE client_id = ?1";
+     id_token_alg = ?15, jwt_access_tokens = ?16, dpop_mode = ?17, dpop_require_nonce = ?18 \
+     WHERE client_id = ?1";
 /// Codes, grants (with their refresh and access tokens) and approvals go with the client through
 /// the schema's `ON DELETE CASCADE`.
 pub(crate) const CLIENT_DELETE: &str = "DELETE FROM clients WHERE client_id = ?1";
@@ -140,7 +144,7 @@ pub(crate) const APPROVAL_UPSERT: &str =
 pub(crate) const CODE_INSERT: &str = concat!(
     "INSERT INTO auth_codes (",
     code_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
 );
 /// The redemption itself: of concurrent attempts only one changes the row.
 pub(crate) const CODE_SPEND: &str =
@@ -163,14 +167,14 @@ pub(crate) const GRANT_INSERT: &str = concat!(
     "INSERT INTO grants (",
     grant_columns!(""),
     ", refresh_hash, idle_expires_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
 );
-/// A grant with its family's state: `grant_columns!`, then the current and previous token, and
-/// when the previous was rotated out.
+/// A grant with its family's state: `grant_columns!`, then the current and previous token,
+/// when the previous was rotated out, and the key that rotation's access token was bound to.
 pub(crate) const FAMILY_BY_ID: &str = concat!(
     "SELECT ",
     grant_columns!(""),
-    ", refresh_hash, previous_hash, rotated_at FROM grants WHERE id = ?1"
+    ", refresh_hash, previous_hash, rotated_at, rotated_jkt FROM grants WHERE id = ?1"
 );
 pub(crate) const LEGACY_REFRESH_GRANT: &str =
     "SELECT grant_id FROM legacy_refresh_tokens WHERE token_hash = ?1";
@@ -193,11 +197,12 @@ pub(crate) const GRANTS_OVER_LIMIT: &str = "SELECT id FROM grants \
      WHERE user_id = ?1 AND client_id = ?2 AND revoked_at IS NULL AND has_refresh_token = 1 \
      AND id <> ?3 ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?4";
 /// A rotation of grant ?1: successor ?3 becomes current and the presented token ?2 the previous,
-/// at ?4 — only if ?2 is still current and the grant live. One row, found by its primary key;
-/// no index changes unless the grant has an idle expiry (?5).
+/// at ?4, its access token bound to key ?6 (or none) — only if ?2 is still current and the
+/// grant live. One row, found by its primary key; no index changes unless the grant has an idle
+/// expiry (?5).
 pub(crate) const FAMILY_ROTATE: &str = "UPDATE grants SET previous_hash = refresh_hash, \
-     refresh_hash = ?3, rotated_at = ?4, last_used_at = ?4, \
-     idle_expires_at = ?5 WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
+     refresh_hash = ?3, rotated_at = ?4, last_used_at = ?4, idle_expires_at = ?5, \
+     rotated_jkt = ?6 WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
 /// A refresh without rotation: records the use at ?3 (and idle expiry ?4), only if ?2 is still
 /// grant ?1's current token and the grant live.
 pub(crate) const FAMILY_TOUCH: &str = "UPDATE grants SET last_used_at = ?3, idle_expires_at = ?4 \

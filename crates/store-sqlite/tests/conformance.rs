@@ -297,6 +297,7 @@ async fn steady_rotation_with_a_purge_every_minute_keeps_the_tables_bounded() {
             events_before: Timestamp(now.0 - EVENT_RETENTION_SECS as i64 * 1000),
             idle_expired_before: now,
             changes_before: now,
+            dpop_proofs_expired_before: now,
             clients: vec![ClientPurge {
                 client_id: world.client.client_id.clone(),
                 created_before: None,

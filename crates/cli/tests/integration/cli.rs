@@ -304,6 +304,50 @@ fn a_clients_openid_connect_settings_are_set_shown_and_cleared_from_the_command_
 }
 
 #[test]
+fn a_clients_dpop_settings_are_off_until_set_and_then_shown() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let env = Env::new();
+    let id = env.client("DPoP");
+    // `admin --json client …args`, answered with the client's (dpop, dpop_nonce).
+    let dpop_of = |args: &[&str]| {
+        let client = env.json(&[&["admin", "--json", "client"], args].concat(), None);
+        (client["dpop"].clone(), client["dpop_nonce"].clone())
+    };
+    assert_eq!(dpop_of(&["show", &id]), (json!("off"), json!(false)));
+    let public = [
+        "create",
+        "--public",
+        "--name",
+        "Bound from the start",
+        "--redirect-uri",
+        "https://a/cb",
+        "--dpop",
+        "required",
+    ];
+    assert_eq!(dpop_of(&public), (json!("required"), json!(false)));
+    let both = ["update", &id, "--dpop", "Allowed", "--dpop-nonce"];
+    assert_eq!(dpop_of(&both), (json!("allowed"), json!(true)));
+    let text = String::from_utf8(env.run(&["admin", "client", "show", &id], None).stdout).unwrap();
+    assert!(
+        text.contains("dpop           allowed, nonce required"),
+        "{text}"
+    );
+    assert_eq!(
+        dpop_of(&["update", &id, "--dpop-nonce", "false"]),
+        (json!("allowed"), json!(false)),
+        "what was not given is kept"
+    );
+
+    let out = env.run(
+        &["admin", "client", "update", &id, "--dpop", "sometimes"],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("off, allowed or required"), "{err}");
+}
+
+#[test]
 fn bad_client_settings_are_refused_with_a_clear_message() {
     let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();

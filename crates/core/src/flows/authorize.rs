@@ -6,7 +6,7 @@
 use tessera_proto::{Params, Scope};
 use url::Url;
 
-use crate::model::Client;
+use crate::model::{Client, DpopMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseKind {
@@ -58,6 +58,9 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
     /// The OpenID Connect `nonce`, echoed in the ID token (required for `token id_token`).
     pub nonce: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to; its exchange must
+    /// prove that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Errors that must not be redirected (RFC 6749 §3.1.2.4, RFC 9700 §4.11.2): the client or the
@@ -333,6 +336,23 @@ pub(crate) fn check_request(
         }
     }
 
+    // A thumbprint is base64url of a SHA-256 digest, as an S256 challenge is. The user-agent
+    // flow's tokens come in a fragment, which no proof can accompany: a client that must bind
+    // its tokens cannot use it.
+    let dpop_jkt = params.get("dpop_jkt").filter(|j| !j.is_empty());
+    if dpop_jkt.is_some_and(|jkt| !is_s256_challenge(jkt)) {
+        return fail(
+            "invalid_request",
+            "dpop_jkt must be a JWK SHA-256 thumbprint",
+        );
+    }
+    if kind.in_fragment() && (dpop_jkt.is_some() || client.dpop.mode == DpopMode::Required) {
+        return fail(
+            "unauthorized_client",
+            "DPoP-bound tokens cannot be issued in the user-agent flow",
+        );
+    }
+
     let code_challenge = params.get("code_challenge");
     let method = params.get("code_challenge_method");
     let code_challenge = match (kind, code_challenge, method) {
@@ -386,6 +406,7 @@ pub(crate) fn check_request(
         prompt_consent: prompts.contains(&"consent"),
         login_hint: params.get("login_hint").map(str::to_owned),
         nonce: nonce.map(str::to_owned),
+        dpop_jkt: dpop_jkt.map(str::to_owned),
     })
 }
 
@@ -426,6 +447,7 @@ mod tests {
             refresh_retry_window_secs: 60,
             created_at: Timestamp(0),
             openid: Default::default(),
+            dpop: Default::default(),
         }
     }
 
@@ -589,6 +611,25 @@ mod tests {
         );
         assert_eq!(
             redirect_error("response_type=code&code_challenge=short", false)
+                .1
+                .code,
+            "invalid_request"
+        );
+    }
+
+    #[test]
+    fn dpop_jkt_is_kept_when_it_is_a_thumbprint_and_refused_otherwise() {
+        let c = client(false, &["https://c.example/cb"]);
+        let jkt = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+        let ok = check_request(
+            &params(&format!("response_type=code&dpop_jkt={jkt}")),
+            c.clone(),
+            "https://c.example/cb".into(),
+        )
+        .unwrap();
+        assert_eq!(ok.dpop_jkt.as_deref(), Some(jkt));
+        assert_eq!(
+            redirect_error("response_type=code&dpop_jkt=short", false)
                 .1
                 .code,
             "invalid_request"

@@ -1,10 +1,10 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6).
 
-use tessera_proto::{
-    AuthorizationCode, ClientSecret, CodeVerifier, ExposeSecret, OAuthError, TokenResponse,
-};
+use tessera_proto::{AuthorizationCode, CodeVerifier, ExposeSecret, OAuthError, TokenResponse};
 
-use crate::authority::{still_allowed, Authentication, Authority, NewGrant, Source, MAX_TOKEN_LEN};
+use crate::authority::{
+    still_allowed, Authentication, Authority, NewGrant, Requester, MAX_TOKEN_LEN,
+};
 use crate::model::{Client, EventKind};
 use crate::store::CodeRedemption;
 use crate::tokens::crypto;
@@ -23,9 +23,13 @@ impl Authority {
         code: &AuthorizationCode,
         redirect_uri: Option<&str>,
         verifier: Option<&CodeVerifier>,
-        presented_secret: Option<&ClientSecret>,
-        source: &Source,
+        requester: Requester<'_>,
     ) -> Result<TokenResponse, OAuthError> {
+        let Requester {
+            secret: presented_secret,
+            source,
+            dpop_jkt,
+        } = requester;
         let value = code.expose_secret();
         if value.len() > MAX_TOKEN_LEN {
             return Err(OAuthError::InvalidAuthorizationCode);
@@ -34,7 +38,7 @@ impl Authority {
         // The first presentation spends the code, whatever comes of it: a code is never worth
         // a second try.
         let record = match self.store().redeem_code(&code_hash, self.now()).await? {
-            CodeRedemption::Redeemed(record) => record,
+            CodeRedemption::Redeemed(record) => *record,
             CodeRedemption::NotFound => return Err(OAuthError::InvalidAuthorizationCode),
             CodeRedemption::AlreadyUsed {
                 revoked_grant: Some(id),
@@ -88,6 +92,13 @@ impl Authority {
             (None, Some(_)) => return Err(OAuthError::UnexpectedCodeVerifier),
             (None, None) => {}
         }
+        // RFC 9449 §10: a code whose authorization request named a key (`dpop_jkt`) is
+        // exchanged only with a proof of that key.
+        if let Some(bound) = record.dpop_jkt.as_deref() {
+            if dpop_jkt != Some(bound) {
+                return Err(OAuthError::DpopKeyMismatch);
+            }
+        }
         let user = self.active_user(&record.user_id).await?;
         let scope = still_allowed(client, &record.scope);
         if scope.is_empty() {
@@ -104,6 +115,7 @@ impl Authority {
                 authentication: Authentication {
                     auth_time: record.auth_time,
                     nonce: record.nonce,
+                    dpop_jkt: dpop_jkt.map(str::to_owned),
                 },
                 answers_id_token: true,
             },

@@ -9,7 +9,7 @@ use crate::model::{Client, Grant};
 use crate::policy::RefreshTokenPolicy;
 use crate::time::Timestamp;
 use crate::tokens::hash::secret_hash;
-use crate::tokens::jwt_access_token::looks_like_jws;
+use crate::tokens::jwt_access_token::{looks_like_jws, Confirmation};
 
 /// An RFC 7662 introspection answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -34,6 +34,10 @@ pub struct Introspection {
     /// A JWT access token's `jti` (RFC 7662 §2.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// The DPoP key the token is bound to (RFC 9449 §6.2): an access token bound at issue, or a
+    /// public client's refresh token whose grant is bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl Introspection {
@@ -50,6 +54,7 @@ impl Introspection {
             iat: None,
             nbf: None,
             jti: None,
+            cnf: None,
         }
     }
 }
@@ -63,6 +68,7 @@ struct Found {
     exp: Option<Timestamp>,
     iat: Timestamp,
     jti: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 fn policy_expiry(policy: RefreshTokenPolicy, grant: &Grant) -> Option<Timestamp> {
@@ -132,6 +138,7 @@ impl Authority {
             iat: Some(found.iat.seconds()),
             nbf: Some(found.iat.seconds()),
             jti: found.jti,
+            cnf: found.dpop_jkt.map(|jkt| Confirmation { jkt }),
         })
     }
 
@@ -139,7 +146,11 @@ impl Authority {
     async fn find_active(&self, client: &Client, token: &str) -> Result<Option<Found>, OAuthError> {
         let as_access = AccessToken::new(token);
         match self.verified_access(Some(&as_access)).await {
-            Ok(VerifiedAccess { record, jti }) => {
+            Ok(VerifiedAccess {
+                record,
+                jti,
+                dpop_jkt,
+            }) => {
                 return Ok((record.client_id == client.client_id).then(|| Found {
                     user_id: record.user_id,
                     client_id: record.client_id,
@@ -148,6 +159,7 @@ impl Authority {
                     exp: Some(record.expires_at),
                     iat: record.issued_at,
                     jti,
+                    dpop_jkt,
                 }))
             }
             Err(ResourceError::Unavailable) => {
@@ -188,6 +200,7 @@ impl Authority {
             exp,
             iat,
             jti: None,
+            dpop_jkt: grant.dpop_jkt,
         }))
     }
 }

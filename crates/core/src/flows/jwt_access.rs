@@ -262,6 +262,7 @@ impl Authority {
         Some(VerifiedAccess {
             record,
             jti: Some(claims.jti),
+            dpop_jkt: claims.cnf.map(|cnf| cnf.jkt),
         })
     }
 
@@ -404,7 +405,7 @@ mod tests {
 
         async fn accepted(&self, token: &str) -> Result<AccessTokenRecord, ResourceError> {
             self.authority
-                .api_caller(Some(&AccessToken::new(token)))
+                .api_caller(Some(&AccessToken::new(token)), None)
                 .await
                 .map(|caller| caller.token)
         }
@@ -645,7 +646,7 @@ mod tests {
             let token = world.access_token.clone();
             tokio::spawn(async move {
                 authority
-                    .api_caller(Some(&AccessToken::new(token)))
+                    .api_caller(Some(&AccessToken::new(token)), None)
                     .await
                     .map(|caller| caller.token.user_id)
             })

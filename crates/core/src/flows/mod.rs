@@ -5,6 +5,7 @@
 
 pub mod authorize;
 pub(crate) mod code_grant;
+pub mod dpop_binding;
 pub(crate) mod id_token;
 pub mod introspection;
 pub(crate) mod jwt_access;

@@ -32,7 +32,7 @@ use subtle::ConstantTimeEq;
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope, TokenResponse};
 
 use crate::authority::{
-    idle_expiry, still_allowed, Authority, IssuedTokens, Source, MAX_TOKEN_LEN,
+    idle_expiry, still_allowed, Authority, IssuedTokens, Requester, Source, MAX_TOKEN_LEN,
 };
 use crate::flows::id_token::{IdTokenFor, NonceEcho};
 use crate::model::{Client, EventKind, Family, Grant, User, FROM_ANOTHER_ADDRESS};
@@ -82,6 +82,8 @@ struct Presented<'a> {
     source: &'a Source,
     /// The source has spent its failure budget: do only what a valid refresh needs.
     shedding: bool,
+    /// The thumbprint of the key the request's DPoP proof proved, if it carried one.
+    dpop_jkt: Option<&'a str>,
 }
 
 /// A refresh's answer and the outcome it is counted under (the `outcome` label of
@@ -127,6 +129,9 @@ pub(crate) enum RefreshRefusal {
     UserDisabled,
     /// A scope wider than the grant's was asked for (answered `invalid_scope`).
     ScopeWidened,
+    /// The grant (or the rotation replayed) is bound to a DPoP key the request did not prove:
+    /// refused, nothing revoked.
+    DpopKeyMismatch,
 }
 
 impl RefreshRefusal {
@@ -142,6 +147,7 @@ impl RefreshRefusal {
             Self::RotatedOut => "rotated out, client does not rotate",
             Self::UserDisabled => "user disabled",
             Self::ScopeWidened => "scope wider than granted",
+            Self::DpopKeyMismatch => "DPoP proof missing or of another key",
         }
     }
 }
@@ -231,8 +237,7 @@ impl Authority {
         client: &Client,
         presented: &RefreshToken,
         requested_scope: Option<&str>,
-        presented_secret: Option<&ClientSecret>,
-        source: &Source,
+        requester: Requester<'_>,
         shedding: bool,
     ) -> Result<TokenResponse, OAuthError> {
         let RefreshAnswer {
@@ -240,20 +245,13 @@ impl Authority {
             result,
             refused_because,
         } = self
-            .decide_refresh(
-                client,
-                presented,
-                requested_scope,
-                presented_secret,
-                source,
-                shedding,
-            )
+            .decide_refresh(client, presented, requested_scope, requester, shedding)
             .await;
         crate::operations::metrics::refresh(outcome);
         // From a source that has spent its budget, the throttle's event stands for its
         // refusals, as for failed client authentications.
         if let Some(reason) = refused_because.filter(|_| !shedding) {
-            self.record_refusal(&client.client_id, reason.detail(), source);
+            self.record_refusal(&client.client_id, reason.detail(), requester.source);
         }
         result
     }
@@ -264,8 +262,7 @@ impl Authority {
         client: &Client,
         presented: &RefreshToken,
         requested_scope: Option<&str>,
-        presented_secret: Option<&ClientSecret>,
-        source: &Source,
+        requester: Requester<'_>,
         shedding: bool,
     ) -> RefreshAnswer {
         let value = presented.expose_secret();
@@ -276,9 +273,10 @@ impl Authority {
             client,
             value,
             hash: secret_hash(value),
-            secret: presented_secret,
-            source,
+            secret: requester.secret,
+            source: requester.source,
             shedding,
+            dpop_jkt: requester.dpop_jkt,
         };
         self.judge_refresh(&presented, requested_scope).await.into()
     }
@@ -304,6 +302,14 @@ impl Authority {
         // is refused and left alone.
         if grant.client_id != client.client_id {
             return Err(Refusal::because(RefreshRefusal::OtherClient));
+        }
+        // A grant bound to a DPoP key refreshes only with a proof of that key, whatever the
+        // token's generation: someone who holds the token but not the key is refused and
+        // revokes nothing, so cannot log the user out (RFC 9449 §5).
+        if let Some(bound) = grant.dpop_jkt.as_deref() {
+            if !same_key(presented.dpop_jkt, bound) {
+                return Err(key_mismatch());
+            }
         }
         let which = generation(&family, &presented.hash);
         if grant.revoked_at.is_some() {
@@ -451,11 +457,18 @@ impl Authority {
             .await
             .map_err(refused_if_disabled)?;
         let response = if client.rotates() {
-            self.successor_response(presented, grant, &user, scope, now)
+            self.successor_response(presented, grant, &user, scope, now, presented.dpop_jkt)
                 .await?
         } else {
             let access_token = self
-                .mint_access_token(client, grant, scope, now, &self.random_part(), None)
+                .mint_access_token(
+                    client,
+                    grant,
+                    scope,
+                    now,
+                    &self.random_part(),
+                    presented.dpop_jkt,
+                )
                 .await?;
             self.token_response(IssuedTokens {
                 client,
@@ -465,6 +478,7 @@ impl Authority {
                 refresh_token: None,
                 issued_at: now,
                 presented_secret: presented.secret,
+                dpop_jkt: presented.dpop_jkt,
             })
         };
         // Signed before the conditional update: a failure to sign rotates nothing.
@@ -498,6 +512,7 @@ impl Authority {
             record_use: client.refresh_token_policy.idle_secs().is_some(),
             now,
             event: event.clone(),
+            successor_jkt: presented.dpop_jkt.map(str::to_owned),
         };
         match self.store().commit_refresh(&commit).await? {
             RefreshOutcome::Committed => {
@@ -542,6 +557,7 @@ impl Authority {
         user: &User,
         scope: &Scope,
         at: Timestamp,
+        dpop_jkt: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let key = &self.config().server_key;
         let successor = Successor::of(key, presented.value);
@@ -552,7 +568,7 @@ impl Authority {
                 scope,
                 at,
                 successor.access_random(),
-                None,
+                dpop_jkt,
             )
             .await?;
         Ok(self.token_response(IssuedTokens {
@@ -563,6 +579,7 @@ impl Authority {
             refresh_token: Some(successor.refresh_token(key, &grant.id)),
             issued_at: at,
             presented_secret: presented.secret,
+            dpop_jkt,
         }))
     }
 
@@ -598,6 +615,7 @@ impl Authority {
                     .await;
                 return Err(OAuthError::TokenRequestInProgress.into());
             }
+            Replay::KeyMismatch => return Err(key_mismatch()),
             Replay::OutsideWindow => {}
         }
         let rotated_at = family.rotated_at.unwrap_or(Timestamp(0));
@@ -719,9 +737,22 @@ impl Authority {
         if !(client.rotates() && window > 0 && now < rotated_at.plus_secs(window)) {
             return Ok(Replay::OutsideWindow);
         }
+        // The pair is rebuilt bound to the key the rotation bound it to: a replay must prove
+        // that key, or it is refused without revoking (the same rule as a bound grant's).
+        let rotated_jkt = family.rotated_jkt.as_deref();
+        if rotated_jkt.is_some_and(|bound| !same_key(presented.dpop_jkt, bound)) {
+            return Ok(Replay::KeyMismatch);
+        }
         let user = self.active_user(&family.grant.user_id).await?;
         let response = self
-            .successor_response(presented, &family.grant, &user, scope, rotated_at)
+            .successor_response(
+                presented,
+                &family.grant,
+                &user,
+                scope,
+                rotated_at,
+                rotated_jkt,
+            )
             .await?;
         let rebuilt = response
             .refresh_token
@@ -780,6 +811,18 @@ fn refuse_family_past_its_policy(
 }
 
 /// A token of a revoked family: counted `revoked`, recorded as such.
+/// Whether a request's proof is of the key `bound` names (constant time: thumbprints are not
+/// secrets, but nothing is lost by it).
+fn same_key(presented: Option<&str>, bound: &str) -> bool {
+    presented.is_some_and(|jkt| bool::from(jkt.as_bytes().ct_eq(bound.as_bytes())))
+}
+
+/// A refresh without a proof of the key its grant (or its rotation) is bound to: `invalid_grant`,
+/// nothing revoked.
+fn key_mismatch() -> Refusal {
+    OAuthError::DpopKeyMismatch.into_refusal(RefreshRefusal::DpopKeyMismatch)
+}
+
 fn revoked() -> Refusal {
     Refusal {
         outcome: Counted::Revoked,
@@ -799,6 +842,8 @@ fn refused_if_disabled(error: OAuthError) -> Refusal {
 enum Replay {
     /// The pair its rotation issued.
     Answer(Box<TokenResponse>),
+    /// The rotation bound its pair to a DPoP key the replay did not prove.
+    KeyMismatch,
     /// Inside the window, but its pair cannot be rebuilt.
     Unanswerable,
     OutsideWindow,
@@ -818,6 +863,7 @@ fn committed(family: &Family, commit: &RefreshCommit) -> Family {
         next.previous = Some(commit.presented_hash);
         next.current = Some(successor);
         next.rotated_at = Some(commit.now);
+        next.rotated_jkt = commit.successor_jkt.clone();
     }
     next
 }
@@ -1404,6 +1450,7 @@ mod tests {
             presented_hash: secret_hash(rt1.expose_secret()),
             grant_id: grant_id.clone(),
             successor_hash: Some(secret_hash("a successor drawn at random")),
+            successor_jkt: None,
             idle_expires_at: None,
             record_use: false,
             now,

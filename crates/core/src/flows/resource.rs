@@ -4,6 +4,7 @@
 use tessera_proto::{AccessToken, ExposeSecret};
 
 use crate::authority::{ahead_of_clock, Authority, MAX_TOKEN_LEN};
+use crate::flows::dpop_binding::DpopPresentation;
 use crate::identity::guard::GrantOwner;
 use crate::model::{AccessTokenRecord, Note, User};
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
@@ -35,6 +36,13 @@ pub enum ResourceError {
     InvalidNote(NoteRule),
     /// The store failed, or the change feed has not been read for too long: 503.
     Unavailable,
+    /// A DPoP-bound token without a valid proof of its key, or an unbound one sent with the
+    /// `DPoP` scheme (RFC 9449 §7.1): 401 `WWW-Authenticate: DPoP error="invalid_dpop_proof"`.
+    /// The text says which check failed, never the proof.
+    DpopProof(&'static str),
+    /// The proof lacks the nonce the server demands (RFC 9449 §9): 401 `use_dpop_nonce` with a
+    /// fresh `DPoP-Nonce`.
+    UseDpopNonce,
 }
 
 /// The rules a Note must keep.
@@ -57,6 +65,8 @@ impl From<StoreError> for ResourceError {
 pub(crate) struct VerifiedAccess {
     pub record: AccessTokenRecord,
     pub jti: Option<String>,
+    /// The thumbprint of the DPoP key the token is bound to, if it is.
+    pub dpop_jkt: Option<String>,
 }
 
 /// The caller of an API request: a valid access token with the `api` (or `full`) scope.
@@ -112,11 +122,30 @@ impl Authority {
     /// [`Authority::revocations_known`]). No row is read, but for the
     /// grant's owner the first time a grant is seen. Tokens of the earlier, stored format are
     /// looked up as before.
+    ///
+    /// A token bound to a DPoP key is accepted only with the `DPoP` scheme and a proof of that
+    /// key for this request (`dpop`); sent as Bearer it is refused (RFC 9449 §7.2), and an
+    /// unbound token sent with the `DPoP` scheme is refused too (§7.1).
     pub(crate) async fn access_token_record(
         &self,
         token: Option<&AccessToken>,
+        dpop: Option<&DpopPresentation>,
     ) -> Result<AccessTokenRecord, ResourceError> {
-        Ok(self.verified_access(token).await?.record)
+        let verified = self.verified_access(token).await?;
+        match (verified.dpop_jkt.as_deref(), dpop, token) {
+            (None, None, _) => {}
+            (Some(_), None, _) => return Err(ResourceError::InvalidSession),
+            (None, Some(_), _) => return Err(ResourceError::DpopProof("token is not DPoP-bound")),
+            (Some(jkt), Some(presented), Some(token)) => {
+                let client = self
+                    .cached_client(&verified.record.client_id)
+                    .await?
+                    .ok_or(ResourceError::InvalidSession)?;
+                self.resource_proof(&client, jkt, token, presented).await?;
+            }
+            (Some(_), Some(_), None) => return Err(ResourceError::InvalidSession),
+        }
+        Ok(verified.record)
     }
 
     /// The same, with what only a JWT access token carries. A token shaped as a JWS is checked
@@ -149,6 +178,7 @@ impl Authority {
             return Ok(VerifiedAccess {
                 record: self.stored_access_token(value, now).await?,
                 jti: None,
+                dpop_jkt: None,
             });
         }
         let claims =
@@ -175,7 +205,11 @@ impl Authority {
             expires_at: claims.expires_at,
             revoked_at: None,
         };
-        Ok(VerifiedAccess { record, jti: None })
+        Ok(VerifiedAccess {
+            record,
+            jti: None,
+            dpop_jkt: claims.dpop_jkt,
+        })
     }
 
     /// Who a grant belongs to, cached: it never changes. `None` when the grant is gone (its
@@ -236,8 +270,9 @@ impl Authority {
     pub async fn api_caller(
         &self,
         token: Option<&AccessToken>,
+        dpop: Option<&DpopPresentation>,
     ) -> Result<ApiCaller, ResourceError> {
-        let token = self.access_token_record(token).await?;
+        let token = self.access_token_record(token, dpop).await?;
         if !token.scope.allows_api() {
             return Err(ResourceError::InsufficientScope);
         }
@@ -248,8 +283,9 @@ impl Authority {
     pub async fn identity_caller(
         &self,
         token: Option<&AccessToken>,
+        dpop: Option<&DpopPresentation>,
     ) -> Result<IdentityCaller, ResourceError> {
-        let token = self.access_token_record(token).await?;
+        let token = self.access_token_record(token, dpop).await?;
         if !token.scope.allows_identity() {
             return Err(ResourceError::InsufficientScope);
         }
@@ -266,8 +302,9 @@ impl Authority {
     pub async fn userinfo_caller(
         &self,
         token: Option<&AccessToken>,
+        dpop: Option<&DpopPresentation>,
     ) -> Result<IdentityCaller, ResourceError> {
-        let caller = self.identity_caller(token).await?;
+        let caller = self.identity_caller(token, dpop).await?;
         if !caller.token.scope.allows_userinfo() {
             return Err(ResourceError::InsufficientScope);
         }

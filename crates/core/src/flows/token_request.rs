@@ -12,7 +12,8 @@ use tessera_proto::{
     AuthorizationCode, CodeVerifier, OAuthError, Params, RefreshToken, TokenResponse,
 };
 
-use crate::authority::{Authority, ClientCredentials, Source};
+use crate::authority::{Authority, ClientCredentials, Requester, Source};
+use crate::flows::dpop_binding::DpopPresentation;
 
 /// A token request, read from its parameters.
 #[derive(Debug, Clone)]
@@ -66,6 +67,19 @@ impl Authority {
         request: TokenRequest,
         source: &Source,
     ) -> Result<TokenResponse, OAuthError> {
+        self.token_with_proof(credentials, request, source, None)
+            .await
+    }
+
+    /// The same, for a request that may carry a DPoP proof (RFC 9449 §5): checked for the
+    /// client once it is authenticated, and what it proves binds what is issued.
+    pub async fn token_with_proof(
+        &self,
+        credentials: Option<ClientCredentials>,
+        request: TokenRequest,
+        source: &Source,
+        dpop: Option<&DpopPresentation>,
+    ) -> Result<TokenResponse, OAuthError> {
         let client_id = credentials.as_ref().map(|c| c.client_id.clone());
         if matches!(request, TokenRequest::AuthorizationCode { .. }) {
             if let Some(refused) = self.refuse_spent_source(client_id.as_deref(), source) {
@@ -74,7 +88,7 @@ impl Authority {
         }
         let result = match credentials {
             None => Err(OAuthError::InvalidClientId),
-            Some(creds) => self.run_grant(&creds, request, source).await,
+            Some(creds) => self.run_grant(&creds, request, source, dpop).await,
         };
         self.shed(result, client_id.as_deref(), source)
     }
@@ -84,12 +98,18 @@ impl Authority {
         creds: &ClientCredentials,
         request: TokenRequest,
         source: &Source,
+        dpop: Option<&DpopPresentation>,
     ) -> Result<TokenResponse, OAuthError> {
         // The client (its secret, scopes, policy), the user and a refreshed family are answered
         // from caches that the change feed keeps current: past its bound, nothing is issued.
         self.revocations_known(self.now())?;
         let client = self.authenticate_client(creds).await?;
-        let secret = creds.secret.as_ref();
+        let proof = self.token_request_proof(&client, dpop, source).await?;
+        let requester = Requester {
+            secret: creds.secret.as_ref(),
+            source,
+            dpop_jkt: proof.as_ref().map(|p| p.jkt.as_str()),
+        };
         match request {
             TokenRequest::RefreshToken {
                 refresh_token,
@@ -100,8 +120,7 @@ impl Authority {
                     &client,
                     &refresh_token,
                     scope.as_deref(),
-                    secret,
-                    source,
+                    requester,
                     shedding,
                 )
                 .await
@@ -116,8 +135,7 @@ impl Authority {
                     &code,
                     redirect_uri.as_deref(),
                     verifier.as_ref(),
-                    secret,
-                    source,
+                    requester,
                 )
                 .await
             }

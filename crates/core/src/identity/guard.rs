@@ -366,6 +366,7 @@ mod tests {
             refresh_retry_window_secs: 0,
             created_at: Timestamp(0),
             openid: Default::default(),
+            dpop: Default::default(),
         };
         guard.keep_client(&client);
         assert!(guard.client("c").is_some());

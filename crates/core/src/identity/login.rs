@@ -460,6 +460,8 @@ impl Authority {
         let authentication = Authentication {
             auth_time: Some(session.authenticated_at),
             nonce: request.nonce.clone(),
+            // The user-agent flow's token comes in a fragment: no request proves a key.
+            dpop_jkt: None,
         };
         let now = self.now();
         self.store()
@@ -485,6 +487,7 @@ impl Authority {
                     expires_at: now.plus_secs(CODE_TTL_SECS),
                     nonce: authentication.nonce,
                     auth_time: authentication.auth_time,
+                    dpop_jkt: request.dpop_jkt.clone(),
                 };
                 self.store().insert_code(&record).await?;
                 Ok(target.location(&self.config().issuer, &[("code", code.expose_secret())]))

@@ -5,8 +5,8 @@ use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, Password, Scope, Tok
 use crate::authority::{Authentication, Authority, NewGrant};
 use crate::identity::username::normalise_username;
 use crate::model::{
-    Client, Grant, OpenIdSettings, SigningAlg, StoredEvent, User, MAX_ID_TOKEN_AUDIENCES,
-    MAX_ID_TOKEN_VALIDITY_SECS,
+    Client, DpopMode, DpopSettings, Grant, OpenIdSettings, SigningAlg, StoredEvent, User,
+    MAX_ID_TOKEN_AUDIENCES, MAX_ID_TOKEN_VALIDITY_SECS,
 };
 use crate::operations::operator::Operator;
 use crate::policy::{
@@ -47,6 +47,10 @@ pub struct ClientSettings {
     pub echo_nonce_on_refresh: Option<bool>,
     pub id_token_alg: Option<SigningAlg>,
     pub jwt_access_tokens: Option<bool>,
+    /// Whether its tokens are bound by DPoP proofs: off, allowed or required.
+    pub dpop: Option<DpopMode>,
+    /// Whether its DPoP proofs must carry a server-issued nonce.
+    pub dpop_require_nonce: Option<bool>,
 }
 
 impl ClientSettings {
@@ -91,6 +95,12 @@ impl ClientSettings {
             client.refresh_retry_window_secs = window;
         }
         self.apply_openid(&mut client.openid)?;
+        if let Some(mode) = self.dpop {
+            client.dpop.mode = mode;
+        }
+        if let Some(require_nonce) = self.dpop_require_nonce {
+            client.dpop.require_nonce = require_nonce;
+        }
         if client.redirect_uris.is_empty() {
             return Err(AdminError::Invalid(
                 "a client needs at least one redirect URI".into(),
@@ -184,6 +194,7 @@ impl Operator {
             },
             created_at: self.authority.now(),
             openid: OpenIdSettings::default(),
+            dpop: DpopSettings::default(),
         };
         settings.apply(&mut client)?;
         if client.name.trim().is_empty() {

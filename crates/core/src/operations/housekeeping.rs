@@ -64,6 +64,7 @@ impl Authority {
             events_before: ago(self.config().audit_retention_secs),
             idle_expired_before: now,
             changes_before: now,
+            dpop_proofs_expired_before: now,
             clients: clients
                 .iter()
                 .map(|c| {

@@ -125,6 +125,7 @@ pub(crate) fn purged(counts: &PurgeCounts) {
         ("grants", counts.grants),
         ("events", counts.events),
         ("changes", counts.changes),
+        ("dpop_proofs", counts.dpop_proofs),
     ] {
         counter!(PURGED_ROWS, "kind" => kind).increment(rows);
     }

@@ -12,9 +12,9 @@ use crate::model::{
     AccessTokenRecord, AuthCode, Change, Client, Event, Family, Grant, Note, Org, StoredEvent, User,
 };
 use crate::store::{
-    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Inventory, Issuance,
-    IssueOutcome, Operations, PurgePlan, PurgeRound, Records, RefreshCommit, RefreshOutcome,
-    SigningKeys, Store, StoreError,
+    Audit, BrowserSessions, CodeRedemption, Directory, DpopProofs, EventFilter, Grants, Inventory,
+    Issuance, IssueOutcome, Operations, PurgePlan, PurgeRound, Records, RefreshCommit,
+    RefreshOutcome, SigningKeys, Store, StoreError,
 };
 use crate::time::Timestamp;
 use crate::tokens::hash::Hash;
@@ -360,5 +360,22 @@ impl SigningKeys for FailingStore {
     ) -> Result<bool, StoreError> {
         self.check()?;
         self.inner.retire_signing_key(kid, retire_at).await
+    }
+}
+
+#[async_trait]
+impl DpopProofs for FailingStore {
+    fn shares_dpop_proofs(&self) -> bool {
+        self.inner.shares_dpop_proofs()
+    }
+
+    async fn remember_dpop_proof(
+        &self,
+        key: &Hash,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.remember_dpop_proof(key, expires_at, now).await
     }
 }

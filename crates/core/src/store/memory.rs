@@ -13,8 +13,8 @@ use crate::model::{
 };
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{
-    Audit, BrowserSessions, CodeRedemption, Directory, EventFilter, Grants, Inventory, Issuance,
-    IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
+    Audit, BrowserSessions, CodeRedemption, Directory, DpopProofs, EventFilter, Grants, Inventory,
+    Issuance, IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
     RefreshOutcome, SigningKeys, StoreError,
 };
 use crate::time::Timestamp;
@@ -545,7 +545,7 @@ impl Grants for MemoryStore {
             };
             if stored.used_at.is_none() {
                 stored.used_at = Some(now);
-                return CodeRedemption::Redeemed(stored.code.clone());
+                return CodeRedemption::Redeemed(Box::new(stored.code.clone()));
             }
             stored.presented_again = true;
             let revoked_grant = stored.grant_id.clone();
@@ -578,6 +578,7 @@ impl Grants for MemoryStore {
                         current: issuance.refresh_token_hash,
                         previous: None,
                         rotated_at: None,
+                        rotated_jkt: None,
                     },
                     idle_expires_at: issuance.idle_expires_at,
                 },
@@ -625,6 +626,7 @@ impl Grants for MemoryStore {
                 family.previous = Some(commit.presented_hash);
                 family.current = Some(successor);
                 family.rotated_at = Some(commit.now);
+                family.rotated_jkt = commit.successor_jkt.clone();
             }
             if commit.record_use || commit.successor_hash.is_some() {
                 family.grant.last_used_at = commit.now;
@@ -852,3 +854,6 @@ impl SigningKeys for MemoryStore {
         )
     }
 }
+
+/// One test process: its proofs are the server's in-memory cache's to remember.
+impl DpopProofs for MemoryStore {}

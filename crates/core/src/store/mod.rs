@@ -1,4 +1,4 @@
-//! The storage contract. Every backend implements [`Store`], that is its six concerns; nothing
+//! The storage contract. Every backend implements [`Store`], that is its seven concerns; nothing
 //! above it branches on which database is behind it. Each method is one transaction: a rotation, a family revocation or an
 //! issuance either happens whole or not at all.
 //!
@@ -62,7 +62,8 @@ pub enum BrowserSessions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
     /// First presentation: the code is now spent, whatever comes of this request.
-    Redeemed(AuthCode),
+    /// Boxed: a code is many times larger than the other outcomes.
+    Redeemed(Box<AuthCode>),
     /// The code was presented before. This presentation is recorded on the code, so that an
     /// issuance still in flight from the first one issues nothing; what the first one issued,
     /// if it has, is revoked in the same transaction (RFC 6749 §4.1.2).
@@ -100,6 +101,10 @@ pub struct RefreshCommit {
     /// `Some` when rotating: this becomes the current token and the presented one the previous,
     /// rotated out at `now`.
     pub successor_hash: Option<Hash>,
+    /// When rotating: the thumbprint of the key the new access token is bound to, if it is.
+    /// It becomes the family's `rotated_jkt` in the same conditional write as the rotation (no
+    /// write of its own), so that a replay inside the retry window rebuilds the identical pair.
+    pub successor_jkt: Option<String>,
     /// The grant's new idle expiry under its client's policy, if it has one.
     pub idle_expires_at: Option<Timestamp>,
     /// Whether a refresh without rotation writes the grant's last use (and idle expiry): only
@@ -161,6 +166,8 @@ pub struct PurgePlan {
     pub idle_expired_before: Timestamp,
     /// Change-feed entries that stopped mattering before this.
     pub changes_before: Timestamp,
+    /// Seen DPoP proofs that expired before this (stores that share them; see [`DpopProofs`]).
+    pub dpop_proofs_expired_before: Timestamp,
     pub clients: Vec<ClientPurge>,
 }
 
@@ -182,6 +189,8 @@ pub struct PurgeCounts {
     pub grants: u64,
     pub events: u64,
     pub changes: u64,
+    /// Seen DPoP proofs, past their `iat` window.
+    pub dpop_proofs: u64,
 }
 
 impl PurgeCounts {
@@ -191,6 +200,7 @@ impl PurgeCounts {
         self.grants += other.grants;
         self.events += other.events;
         self.changes += other.changes;
+        self.dpop_proofs += other.dpop_proofs;
     }
 }
 
@@ -252,12 +262,15 @@ pub struct PurgeRound {
     pub complete: bool,
 }
 
-/// Everything a backend is: the six concerns below, each its own trait. Code above the store
+/// Everything a backend is: the seven concerns below, each its own trait. Code above the store
 /// holds an `Arc<dyn Store>` and brings the concern it uses into scope
 /// (`use tessera_core::store::Grants;`, or `store::prelude::*`).
-pub trait Store: Operations + Directory + Grants + Audit + Records + SigningKeys {}
+pub trait Store:
+    Operations + Directory + Grants + Audit + Records + SigningKeys + DpopProofs
+{
+}
 
-impl<T: Operations + Directory + Grants + Audit + Records + SigningKeys> Store for T {}
+impl<T: Operations + Directory + Grants + Audit + Records + SigningKeys + DpopProofs> Store for T {}
 
 /// What an operator asks of the database: health, time, the change feed's push, housekeeping.
 #[async_trait]
@@ -453,9 +466,38 @@ pub trait SigningKeys: Send + Sync + std::fmt::Debug + 'static {
         -> Result<bool, StoreError>;
 }
 
+/// The DPoP proofs seen lately, where several nodes must share them (RFC 9449 §11.1): a proof
+/// replayed to another node is caught only if that node can see it was used. A store that does
+/// not share them (SQLite is one process's; the memory store is a test's) keeps the defaults,
+/// and the server keeps its seen proofs in memory instead.
+#[async_trait]
+pub trait DpopProofs: Send + Sync + std::fmt::Debug + 'static {
+    /// Whether [`DpopProofs::remember_dpop_proof`] records proofs where every node sees them.
+    /// Only then is it called.
+    fn shares_dpop_proofs(&self) -> bool {
+        false
+    }
+
+    /// Records a proof's replay key until `expires_at`: true when it was not seen before (or
+    /// only as an entry expired at `now`), false when it was seen and is not expired, that is a
+    /// replay. One round trip, atomic between nodes: of two nodes remembering the same key at
+    /// once, exactly one gets true. The default, for stores that do not share proofs, records
+    /// nothing.
+    async fn remember_dpop_proof(
+        &self,
+        _key: &Hash,
+        _expires_at: Timestamp,
+        _now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+}
+
 /// Every concern in scope at once.
 pub mod prelude {
-    pub use super::{Audit, Directory, Grants, Operations, Records, SigningKeys, Store};
+    pub use super::{
+        Audit, Directory, DpopProofs, Grants, Operations, Records, SigningKeys, Store,
+    };
 }
 
 #[cfg(any(test, feature = "testing"))]

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use maud::Markup;
 use serde::Deserialize;
 use tessera_core::identity::login::BrowserSession;
-use tessera_core::model::{EventKind, SigningAlg, User};
+use tessera_core::model::{DpopMode, EventKind, SigningAlg, User};
 use tessera_core::operations::admin::{AdminError, ClientSettings};
 use tessera_core::operations::console::{ConsoleLoginError, ADMIN_SESSION_TTL_SECS};
 use tessera_core::operations::revocations::AdminRevokeError;
@@ -357,6 +357,10 @@ fn client_settings(form: &AdminForm) -> Result<ClientSettings, String> {
             })
             .transpose()?,
         jwt_access_tokens: Some(checked("jwt_access_tokens")),
+        dpop: text("dpop")
+            .map(|mode| mode.parse::<DpopMode>())
+            .transpose()?,
+        dpop_require_nonce: Some(checked("dpop_require_nonce")),
     })
 }
 

@@ -5,7 +5,7 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use maud::{html, Markup, DOCTYPE};
-use tessera_core::model::{Client, EventKind, Grant, SigningAlg, StoredEvent, User};
+use tessera_core::model::{Client, DpopMode, EventKind, Grant, SigningAlg, StoredEvent, User};
 use tessera_core::operations::console::EventNames;
 use tessera_core::time::{format_duration_secs, format_utc};
 use tessera_proto::{CsrfToken, ExposeSecret};
@@ -158,6 +158,7 @@ fn client_fields(client: Option<&Client>) -> Markup {
         format_duration_secs(c.refresh_retry_window_secs)
     });
     let openid = client.map(|c| c.openid.clone()).unwrap_or_default();
+    let dpop = client.map(|c| c.dpop).unwrap_or_default();
     html! {
         label for="name" { "Name" }
         input type="text" id="name" name="name" value=(client.map(|c| c.name.as_str()).unwrap_or_default()) required;
@@ -208,6 +209,29 @@ fn client_fields(client: Option<&Client>) -> Markup {
                 }
             }
         }
+        fieldset {
+            legend { "DPoP (RFC 9449): tokens bound to the client's key" }
+            label for="dpop" { "DPoP (off: Bearer tokens; allowed: a proof binds; required: no token without a proof)" }
+            select id="dpop" name="dpop" {
+                @for mode in DpopMode::ALL {
+                    option value=(mode.as_str()) selected[mode == dpop.mode] { (mode.as_str()) }
+                }
+            }
+            p {
+                label.check {
+                    input type="checkbox" name="dpop_require_nonce" value="true" checked[dpop.require_nonce];
+                    " Require a server nonce in its proofs"
+                }
+            }
+        }
+    }
+}
+
+/// Whether a grant's refresh tokens are bound to a key, and to which (its RFC 7638 thumbprint:
+/// public, as a key's fingerprint is).
+fn dpop_binding(grant: &Grant) -> Markup {
+    html! {
+        @if let Some(jkt) = &grant.dpop_jkt { "DPoP-bound to " code.jkt { (jkt) } } @else { "not bound" }
     }
 }
 
@@ -319,7 +343,7 @@ pub fn grants(csrf: &CsrfToken, user: &User, grants: &[Grant]) -> Markup {
         h1 { "Grants of " (user.username) }
         p { a href={"/admin/events?user=" (user.id)} { "Events of this user" } }
         (scroll_box(html! { table {
-            thead { tr { th { "Grant" } th { "Client" } th { "Scope" } th { "Created" } th { "Last used" } th { "Status" } th {} } }
+            thead { tr { th { "Grant" } th { "Client" } th { "Scope" } th { "Created" } th { "Last used" } th { "Status" } th { "Key" } th {} } }
             tbody {
                 @for g in grants {
                     tr {
@@ -329,6 +353,7 @@ pub fn grants(csrf: &CsrfToken, user: &User, grants: &[Grant]) -> Markup {
                         td.when { (when(g.created_at)) }
                         td.when { (when(g.last_used_at)) }
                         td { @if let Some(r) = g.revoked_at { "revoked " (when(r)) } @else { "live" } }
+                        td { (dpop_binding(g)) }
                         td {
                             @if g.revoked_at.is_none() {
                                 (post_button(&format!("/admin/grants/{}/revoke", g.id), csrf, "Revoke", true))
@@ -365,6 +390,7 @@ pub fn timeline(
             "User " @if let Some(u) = &timeline.user { a href={"/admin/users/" (u.id) "/grants"} { (u.username) } } @else { code { (g.user_id) } }
             " · client " @if let Some(c) = &timeline.client { a href={"/admin/clients/" (c.client_id)} { (c.name) } } @else { code { (g.client_id) } }
             " · scope " (g.scope.to_string())
+            " · " (dpop_binding(g))
         }
         p {
             "Created " (when(g.created_at)) " · last used " (when(g.last_used_at)) " · "

@@ -65,6 +65,17 @@ async fn console_login(
 }
 
 /// The id of a user's first grant.
+/// The client form's body: the CSRF token, a name, [`REDIRECT`], and `fields`.
+fn client_form(csrf: &str, name: &str, fields: &[(&str, &str)]) -> String {
+    let mut all = vec![
+        ("csrf_token", csrf),
+        ("name", name),
+        ("redirect_uris", REDIRECT),
+    ];
+    all.extend_from_slice(fields);
+    form(&all)
+}
+
 async fn first_grant_of(h: &Harness, user_id: &str) -> String {
     let grants = h.authority.operator().grants_of_user(user_id).await;
     grants.unwrap()[0].id.clone()
@@ -363,15 +374,7 @@ async fn a_clients_openid_connect_settings_are_shown_and_changed_from_the_consol
     );
     assert!(html.contains("<option value=\"RS256\" selected>"), "{html}");
     let csrf = hidden_value(&html, "csrf_token").unwrap();
-    let post = |fields: Vec<(&'static str, &'static str)>| {
-        let mut all = vec![
-            ("csrf_token", csrf.as_str()),
-            ("name", "OIDC app"),
-            ("redirect_uris", REDIRECT),
-        ];
-        all.extend(fields);
-        form(&all)
-    };
+    let post = |fields: Vec<(&'static str, &'static str)>| client_form(&csrf, "OIDC app", &fields);
     let updated = h
         .post_form(
             &format!("/admin/clients/{}", client.id),
@@ -421,6 +424,104 @@ async fn a_clients_openid_connect_settings_are_shown_and_changed_from_the_consol
     );
     let unchanged = h.authority.operator().client(&client.id).await.unwrap();
     assert_eq!(unchanged.openid.id_token_validity_secs, 900);
+}
+
+#[tokio::test]
+async fn a_clients_dpop_settings_are_shown_and_changed_from_the_console() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let client = h.confidential().await;
+    let path = format!("/admin/clients/{}", client.id);
+    let html = h.get(&path, Some(&mut browser)).await.text();
+    assert!(html.contains("<option value=\"off\" selected>"), "{html}");
+    let csrf = hidden_value(&html, "csrf_token").unwrap();
+    let post = |fields: &[(&str, &str)]| client_form(&csrf, "DPoP app", fields);
+    let fields = [("dpop", "required"), ("dpop_require_nonce", "true")];
+    let updated = h.post_form(&path, &post(&fields), Some(&mut browser)).await;
+    assert_eq!(updated.status, StatusCode::SEE_OTHER, "{}", updated.text());
+    let dpop = h
+        .authority
+        .operator()
+        .client(&client.id)
+        .await
+        .unwrap()
+        .dpop;
+    assert_eq!((dpop.mode.as_str(), dpop.require_nonce), ("required", true));
+    let html = h.get(&path, Some(&mut browser)).await.text();
+    assert!(
+        html.contains("<option value=\"required\" selected>"),
+        "{html}"
+    );
+
+    let refused = h
+        .post_form(&path, &post(&[("dpop", "sometimes")]), Some(&mut browser))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.text().contains("off, allowed or required"),
+        "{}",
+        refused.text()
+    );
+    let unchanged = h
+        .authority
+        .operator()
+        .client(&client.id)
+        .await
+        .unwrap()
+        .dpop;
+    assert_eq!(unchanged, dpop, "nothing was written");
+}
+
+#[tokio::test]
+async fn the_console_shows_whether_a_grant_is_dpop_bound_and_to_which_key() {
+    use tessera_core::store::Issuance;
+    const JKT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let client = h.rotating(60).await;
+    h.login(&client, "api refresh_token").await;
+    let alice = h.authority.operator().user(USERNAME).await.unwrap();
+    let unbound = first_grant_of(&h, &alice.id).await;
+    // The flows bind grants once DPoP is wired; the console shows what the store holds.
+    let store = &h.store;
+    let mut bound = store.grant(&unbound).await.unwrap().unwrap();
+    bound.id = format!("{unbound}b");
+    bound.dpop_jkt = Some(JKT.to_owned());
+    let issuance = Issuance {
+        grant: bound.clone(),
+        refresh_token_hash: None,
+        idle_expires_at: None,
+        events: Vec::new(),
+        code_hash: None,
+        max_live_grants: None,
+    };
+    store.issue(&issuance).await.unwrap();
+
+    let grants = h
+        .get(
+            &format!("/admin/users/{}/grants", alice.id),
+            Some(&mut browser),
+        )
+        .await
+        .text();
+    assert!(
+        grants.contains(&format!("DPoP-bound to <code class=\"jkt\">{JKT}</code>")),
+        "{grants}"
+    );
+    assert!(grants.contains("not bound"), "{grants}");
+    for (grant, shown) in [
+        (
+            bound.id.clone(),
+            format!("DPoP-bound to <code class=\"jkt\">{JKT}</code>"),
+        ),
+        (unbound, "not bound".to_owned()),
+    ] {
+        let page = h
+            .get(&format!("/admin/grants/{grant}"), Some(&mut browser))
+            .await
+            .text();
+        assert!(page.contains(&shown), "{page}");
+    }
 }
 
 #[tokio::test]
