@@ -113,6 +113,7 @@ pub fn manager(paths: &ClientPaths, profile: &str) -> anyhow::Result<Arc<TokenMa
         clock: Arc::new(SystemClock),
         session_timeout: session_timeout()?,
         on_event: None,
+        dpop: false,
     };
     Ok(Arc::new(TokenManager::new(store, config)))
 }

@@ -31,6 +31,11 @@ pub enum ReauthReason {
     /// token it issued then is lost.
     #[error("an interrupted refresh lost the rotated refresh token")]
     LostRotation,
+    /// The tokens are DPoP-bound and the key they are bound to is missing or unreadable:
+    /// without it they are worthless, and sending them as Bearer would be refused (and would
+    /// downgrade the binding).
+    #[error("the DPoP key the tokens are bound to is lost")]
+    DpopKeyLost,
 }
 
 /// Errors of the token store.

@@ -71,6 +71,7 @@ mod authorized;
 mod clock;
 mod credential;
 mod discovery;
+mod dpop;
 mod error;
 mod id_token;
 mod manager;
@@ -87,6 +88,7 @@ pub use credential::{
     MAX_REFRESH_MARGIN,
 };
 pub use discovery::{check_url, discover, discover_with, DiscoveryOptions};
+pub use dpop::DpopKey;
 pub use error::{ClientError, ReauthReason, StoreError};
 pub use id_token::{IdTokenClaims, IdTokenError, ID_TOKEN_LEEWAY};
 pub use manager::{
