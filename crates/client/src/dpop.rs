@@ -238,10 +238,6 @@ impl NonceCache {
         }
         true
     }
-
-    pub fn clear(&self) {
-        self.nonces().clear();
-    }
 }
 
 /// What signs the proofs of one credential's requests: its key, its nonces, and the server's

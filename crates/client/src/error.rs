@@ -123,6 +123,11 @@ pub enum ClientError {
          anyway, pass --insecure-http (library: DiscoveryOptions::insecure_http)"
     )]
     InsecureHttp { url: String },
+    /// The token endpoint refused an authorization code exchange with this OAuth `error`
+    /// (`invalid_grant`: the code expired, was used, or the PKCE verifier or redirect URI does
+    /// not match; `invalid_client`: the client's id or secret).
+    #[error("the code exchange was refused: {error}: {description}")]
+    CodeExchangeRefused { error: String, description: String },
     /// The ID token did not verify. At login the login is refused: the token may come from a
     /// mix-up with another issuer, or be forged or replayed.
     #[error("the ID token was refused: {0}")]

@@ -97,7 +97,7 @@ pub use manager::{
 };
 #[cfg(feature = "reqwest-middleware")]
 pub use middleware::TokenMiddleware;
-pub use oauth::{default_http_client, parse_token_response};
+pub use oauth::{default_http_client, parse_token_response, CodeGrant};
 pub use store::{FileTokenStore, KeySource, Protection, StoreLock, TokenStore};
 pub use tessera_proto::{AccessToken, ClientSecret, ExposeSecret, IdToken, Password, RefreshToken};
 

@@ -12,7 +12,7 @@ use crate::credential::{rejected_reason, Credential, Decision, InFlight};
 use crate::dpop::{DpopKey, NonceCache, Prover};
 use crate::error::{ClientError, ReauthReason, StoreError};
 use crate::id_token::{Expected, IdTokenClaims, IdTokenError, JwksCache};
-use crate::oauth::{self, RefreshFailure, Revocation, TokenCheck, TokenReply};
+use crate::oauth::{self, CodeGrant, RefreshFailure, Revocation, TokenCheck, TokenReply};
 use crate::store::{Protection, StoreLock, TokenStore};
 
 /// Retries of the token endpoint after the first attempt (so 3 attempts at most).
@@ -380,12 +380,13 @@ impl TokenManager {
         self.config.clock.now_ms()
     }
 
-    fn prover(&self, credential: &Credential, key: &DpopKey) -> Prover {
+    /// `clock_offset_ms`: the server's clock minus ours, as last learnt.
+    fn prover(&self, key: &DpopKey, clock_offset_ms: i64) -> Prover {
         Prover {
             key: key.clone(),
             nonces: self.nonces.clone(),
             clock: self.config.clock.clone(),
-            clock_offset_ms: credential.clock_offset_ms,
+            clock_offset_ms,
         }
     }
 
@@ -399,7 +400,7 @@ impl TokenManager {
         Ok(credential
             .dpop_key
             .as_ref()
-            .map(|key| self.prover(credential, key)))
+            .map(|key| self.prover(key, credential.clock_offset_ms)))
     }
 
     /// What signs the proofs of `credential`'s API calls: only for tokens the server bound
@@ -538,6 +539,41 @@ impl TokenManager {
         Ok(stored)
     }
 
+    /// Exchanges an authorization code for tokens, as a credential to pass to
+    /// [`Self::login_with`] (or [`Self::login_with_nonce`]). With [`ManagerConfig::dpop`] (or
+    /// [`CodeGrant::dpop_key`]), a P-256 key signs the request's proof (made once more with the server's nonce if it asks
+    /// for one) and is kept in the credential, so the tokens are bound from the start.
+    #[tracing::instrument(skip_all)]
+    pub async fn exchange_code(&self, grant: CodeGrant) -> Result<Credential, ClientError> {
+        let key = match grant.dpop_key.clone() {
+            Some(key) => Some(key),
+            None if self.config.dpop => Some(DpopKey::generate()?),
+            None => None,
+        };
+        // No server time learnt yet: the local clock stands in for the proof's `iat`.
+        let prover = key.as_ref().map(|key| self.prover(key, 0));
+        let reply = oauth::exchange_code(&self.config.http, &grant, prover.as_ref())
+            .await
+            .map_err(|failure| match failure {
+                // Not a refresh token's refusal: the code, the verifier or the client is wrong.
+                RefreshFailure::Rejected { error, description } => {
+                    ClientError::CodeExchangeRefused { error, description }
+                }
+                other => other.into_client_error(),
+            })?;
+        let mut credential = Credential::from_token_response(
+            grant.endpoints,
+            grant.client_id,
+            grant.client_secret,
+            &reply.response,
+            reply.server_date,
+            self.now(),
+            self.config.session_timeout,
+        );
+        credential.dpop_key = key;
+        Ok(credential)
+    }
+
     /// Stores a fresh credential (after a code exchange), replacing whatever was stored, and
     /// clears any dead or in-flight marker.
     ///
@@ -574,8 +610,6 @@ impl TokenManager {
         if let Some(reason) = credential.lost_dpop_key() {
             return Err(ClientError::ReauthRequired { reason });
         }
-        // Nonces belong to the credential: a new login starts without them.
-        self.nonces.clear();
         let id_token_claims = match &credential.id_token {
             Some(token) => Some(
                 self.verify_id_token(&credential, token, nonce, None)

@@ -6,9 +6,11 @@ use reqwest::header::{HeaderMap, DATE, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use tessera_proto::dpop::DPOP_HEADER;
-use tessera_proto::{AccessToken, ExposeSecret, IdToken, RefreshToken, TokenResponse, TokenType};
+use tessera_proto::{
+    AccessToken, ClientSecret, ExposeSecret, IdToken, RefreshToken, TokenResponse, TokenType,
+};
 
-use crate::credential::Credential;
+use crate::credential::{Credential, Endpoints};
 use crate::dpop::Prover;
 use crate::error::{ClientError, ReauthReason};
 
@@ -269,10 +271,29 @@ fn client_form_post(
     credential: &Credential,
     pairs: &[(&str, &str)],
 ) -> reqwest::RequestBuilder {
+    let client = ClientAuth {
+        id: &credential.client_id,
+        secret: credential.client_secret.as_ref(),
+    };
+    form_post(http, url, client, pairs)
+}
+
+/// Who the client is, as the token endpoint is told.
+#[derive(Clone, Copy)]
+struct ClientAuth<'a> {
+    id: &'a str,
+    secret: Option<&'a ClientSecret>,
+}
+
+fn form_post(
+    http: &reqwest::Client,
+    url: &str,
+    client: ClientAuth<'_>,
+    pairs: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.extend_pairs(pairs)
-        .append_pair("client_id", &credential.client_id);
-    if let Some(secret) = &credential.client_secret {
+    form.extend_pairs(pairs).append_pair("client_id", client.id);
+    if let Some(secret) = client.secret {
         form.append_pair("client_secret", secret.expose_secret());
     }
     http.post(url)
@@ -284,27 +305,71 @@ fn client_form_post(
         .body(form.finish())
 }
 
-/// One `grant_type=refresh_token` request; with `prover`, carrying a fresh DPoP proof, and
-/// made once more with the server's nonce when it answers `use_dpop_nonce` (RFC 9449 §8).
+/// One `grant_type=refresh_token` request, with a proof when `prover` is given.
 pub(crate) async fn refresh_once(
     http: &reqwest::Client,
     credential: &Credential,
     refresh_token: &RefreshToken,
     prover: Option<&Prover>,
 ) -> Result<TokenReply, RefreshFailure> {
-    let url = &credential.endpoints.token;
+    let client = ClientAuth {
+        id: &credential.client_id,
+        secret: credential.client_secret.as_ref(),
+    };
+    let pairs = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.expose_secret()),
+    ];
+    token_request(http, &credential.endpoints.token, client, &pairs, prover).await
+}
+
+/// What a code exchange (`grant_type=authorization_code`, RFC 6749 §4.1.3, with PKCE) needs:
+/// see [`crate::TokenManager::exchange_code`].
+#[derive(Debug, Clone)]
+pub struct CodeGrant {
+    pub endpoints: Endpoints,
+    pub client_id: String,
+    pub client_secret: Option<ClientSecret>,
+    pub code: String,
+    pub redirect_uri: String,
+    pub code_verifier: String,
+    /// The DPoP key whose thumbprint the authorization request sent as `dpop_jkt` (RFC 9449
+    /// §10), if any; else [`crate::ManagerConfig::dpop`] makes a new one.
+    pub dpop_key: Option<crate::DpopKey>,
+}
+
+/// The code exchange, with a proof when `prover` is given.
+pub(crate) async fn exchange_code(
+    http: &reqwest::Client,
+    grant: &CodeGrant,
+    prover: Option<&Prover>,
+) -> Result<TokenReply, RefreshFailure> {
+    let client = ClientAuth {
+        id: &grant.client_id,
+        secret: grant.client_secret.as_ref(),
+    };
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", grant.code.as_str()),
+        ("redirect_uri", grant.redirect_uri.as_str()),
+        ("code_verifier", grant.code_verifier.as_str()),
+    ];
+    token_request(http, &grant.endpoints.token, client, &pairs, prover).await
+}
+
+/// One token-endpoint request; with `prover`, carrying a fresh DPoP proof, and made once more
+/// with the server's nonce when it answers `use_dpop_nonce` (RFC 9449 §8).
+async fn token_request(
+    http: &reqwest::Client,
+    url: &str,
+    client: ClientAuth<'_>,
+    pairs: &[(&str, &str)],
+    prover: Option<&Prover>,
+) -> Result<TokenReply, RefreshFailure> {
     let mut nonce_retried = false;
     loop {
-        let mut request = client_form_post(
-            http,
-            url,
-            credential,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token.expose_secret()),
-            ],
-        )
-        .header(reqwest::header::ACCEPT, "application/json");
+        let mut request =
+            form_post(http, url, client, pairs).header(reqwest::header::ACCEPT, "application/json");
         if let Some(prover) = prover {
             let proof = prover
                 .header("POST", url, None)
