@@ -426,3 +426,24 @@ async fn a_credential_stored_without_a_key_still_loads_and_goes_as_bearer() {
     let status = manager.status().await.unwrap();
     assert_eq!((status.dpop_thumbprint, status.dpop_bound), (None, false));
 }
+
+#[tokio::test]
+async fn the_middleware_proves_the_key_on_api_calls_and_retries_once_for_a_nonce() {
+    let stub = Stub::new("DPoP");
+    let base = start(stub.clone()).await;
+    let dirs = Dirs::new();
+    let manager = logged_in(&base, &dirs).await;
+    let client =
+        reqwest_middleware::ClientBuilder::new(tessera_client::default_http_client().unwrap())
+            .with(tessera_client::TokenMiddleware::new(manager.clone()))
+            .build();
+    let response = client
+        .get(format!("{base}/services/data/v65.0/sobjects?limit=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = stub.seen();
+    assert!(seen.faults.is_empty(), "{:?}", seen.faults);
+    assert_eq!((seen.api_requests, seen.unproven_api_requests), (2, 0));
+}
