@@ -786,6 +786,10 @@ impl TokenManager {
             });
         };
 
+        // Before the marker: a bound credential without its key stops here, with nothing to
+        // clean up (the decision above has already said so).
+        let prover = self.token_prover(&credential)?;
+
         // Durably note the attempt first: if this process dies or the answer is lost, the next
         // one retries with the same token (the server's retry window returns the same
         // successor) and knows how long ago it started.
@@ -799,7 +803,6 @@ impl TokenManager {
         };
         self.save(Some(&refresh_token), &marked).await?;
 
-        let prover = self.token_prover(&marked)?;
         let (result, attempts) = self
             .post_refresh(&marked, &refresh_token, prover.as_ref())
             .await;
@@ -1225,5 +1228,33 @@ mod tests {
             refused.contains("state     login needed (tessera login): the server rejected"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn status_says_whether_the_tokens_are_bound_and_to_which_key() {
+        let line = |dpop_thumbprint: Option<&str>, dpop_bound| {
+            let text = Status {
+                dpop_thumbprint: dpop_thumbprint.map(str::to_owned),
+                dpop_bound,
+                ..status(true, Some(3_600_000))
+            }
+            .to_string();
+            text.lines()
+                .find(|l| l.starts_with("dpop"))
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            line(Some("jkt-1"), true).as_deref(),
+            Some("dpop      bound to key jkt-1")
+        );
+        assert_eq!(
+            line(Some("jkt-1"), false).as_deref(),
+            Some("dpop      key jkt-1 (proofs sent; the server did not bind the tokens)")
+        );
+        assert_eq!(
+            line(None, true).as_deref(),
+            Some("dpop      bound, but the key is lost: log in again")
+        );
+        assert_eq!(line(None, false), None);
     }
 }

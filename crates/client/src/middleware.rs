@@ -8,7 +8,7 @@ use reqwest_middleware::{Error, Middleware, Next};
 
 use crate::manager::TokenManager;
 use crate::resource::{
-    authorization, refused_session, resolve_target, resource_base, retry_with_nonce,
+    authorization, refused_session, remember_nonce, resolve_target, resource_base, retry_with_nonce,
 };
 
 /// Adds the access token to requests for the credential's instance (and only those: a request
@@ -78,6 +78,7 @@ impl Middleware for TokenMiddleware {
                 .clone()
                 .run(authorized(again, &token)?, extensions)
                 .await?;
+            remember_nonce(prover.as_ref(), replay.url(), &response);
         }
         match refused_session(response).await.map_err(Error::middleware)? {
             Ok(response) => Ok(response),

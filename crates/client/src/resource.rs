@@ -118,7 +118,16 @@ pub(crate) async fn send_authorized(
         return Ok(response);
     }
     tracing::debug!("the resource server asked for a DPoP nonce; sending again with it");
-    send(authorization(token, prover, method, url)?).await
+    let response = send(authorization(token, prover, method, url)?).await?;
+    remember_nonce(prover, url, &response);
+    Ok(response)
+}
+
+/// Keeps the nonce a response carries, if any, for the next proof to its origin.
+pub(crate) fn remember_nonce(prover: Option<&Prover>, url: &url::Url, response: &Response) {
+    if let Some(prover) = prover {
+        prover.nonces.remember(url.as_str(), response.headers());
+    }
 }
 
 /// `Err(())` when the response says the session is invalid; otherwise the response, rebuilt
