@@ -13,9 +13,10 @@ use crate::resource::{refused_session, resolve_target, resource_base, send_autho
 
 /// Sends requests with `Authorization: Bearer <access token>` (or, for a DPoP-bound
 /// credential, `Authorization: DPoP <access token>` with a fresh proof, sent once more with
-/// the server's nonce when it asks for one), relative to the credential's `instance_url`. When the resource server refuses the session (401 with Salesforce's
-/// `INVALID_SESSION_ID`, `WWW-Authenticate: Token`, or `WWW-Authenticate: Bearer
-/// error="invalid_token"`), it refreshes once and replays the request once; a second refusal
+/// the server's nonce when it asks for one), relative to the credential's `instance_url`.
+/// When the resource server refuses the session (401 with Salesforce's `INVALID_SESSION_ID`,
+/// `WWW-Authenticate: Token`, or `WWW-Authenticate: Bearer` or `DPoP` with
+/// `error="invalid_token"`), it refreshes once and replays the request once; a second refusal
 /// is returned as it is, never retried in a loop (jsforce#1168).
 #[derive(Clone)]
 pub struct AuthorizedClient {

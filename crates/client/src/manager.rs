@@ -541,8 +541,9 @@ impl TokenManager {
 
     /// Exchanges an authorization code for tokens, as a credential to pass to
     /// [`Self::login_with`] (or [`Self::login_with_nonce`]). With [`ManagerConfig::dpop`] (or
-    /// [`CodeGrant::dpop_key`]), a P-256 key signs the request's proof (made once more with the server's nonce if it asks
-    /// for one) and is kept in the credential, so the tokens are bound from the start.
+    /// [`CodeGrant::dpop_key`]), a P-256 key signs the request's proof (made once more with
+    /// the server's nonce if it asks for one) and is kept in the credential, so the tokens are
+    /// bound from the start.
     #[tracing::instrument(skip_all)]
     pub async fn exchange_code(&self, grant: CodeGrant) -> Result<Credential, ClientError> {
         let key = match grant.dpop_key.clone() {
