@@ -447,3 +447,49 @@ async fn the_middleware_proves_the_key_on_api_calls_and_retries_once_for_a_nonce
     assert!(seen.faults.is_empty(), "{:?}", seen.faults);
     assert_eq!((seen.api_requests, seen.unproven_api_requests), (2, 0));
 }
+
+#[tokio::test]
+async fn a_token_endpoint_that_asks_for_a_nonce_again_and_again_gets_one_retry_not_a_loop() {
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = calls.clone();
+    let base = serve(Router::new().route(
+        "/services/oauth2/token",
+        post(move || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                let mut response = json(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"error": "use_dpop_nonce"}),
+                );
+                response
+                    .headers_mut()
+                    .insert("DPoP-Nonce", format!("nonce-{n}").parse().unwrap());
+                response
+            }
+        }),
+    ))
+    .await;
+    let dirs = Dirs::new();
+    let store = dirs.store();
+    let manager = dpop_manager(store.clone(), true);
+    let refused = manager.exchange_code(grant(&base)).await.unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::CodeExchangeRefused { error, .. } if error == "use_dpop_nonce"),
+        "{refused:?}"
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // The same for a refresh: one more request, then the refusal, and the tokens stay.
+    let mut expired = sample_credential("access-0", "refresh-0");
+    expired.endpoints = Endpoints::salesforce(&base);
+    expired.dpop_key = Some(tessera_client::DpopKey::generate().unwrap());
+    expired.issued_at_ms = now_ms() - 7_200_000;
+    expired.expires_at_ms = Some(now_ms() - 3_600_000);
+    store.save(None, &expired).unwrap();
+    let refused = manager.access_token().await.unwrap_err();
+    assert!(matches!(refused, ClientError::Protocol(_)), "{refused:?}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 4);
+    let stored = store.load().unwrap().unwrap();
+    assert_eq!(clear(stored.refresh_token.as_ref().unwrap()), "refresh-0");
+    assert!(stored.dead.is_none());
+}
