@@ -13,10 +13,10 @@ use base64::Engine;
 use clap::Args;
 use sha2::{Digest, Sha256};
 use tessera_client::{
-    discover_with, ClientError, Credential, DiscoveryOptions, FileTokenStore, KeySource,
+    discover_with, ClientError, CodeGrant, DiscoveryOptions, DpopKey, FileTokenStore, KeySource,
     ManagerConfig, SystemClock, TokenManager, TokenStore,
 };
-use tessera_proto::{ClientSecret, ExposeSecret, OAuthErrorBody, TokenResponse};
+use tessera_proto::{ClientSecret, ExposeSecret};
 
 /// Where a profile's credential and the key that encrypts it live: apart, so that a copy of
 /// the profiles directory alone gives nothing.
@@ -107,12 +107,23 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
 }
 
 pub fn manager(paths: &ClientPaths, profile: &str) -> anyhow::Result<Arc<TokenManager>> {
+    manager_configured(paths, profile, false)
+}
+
+/// [`manager`], making a DPoP key for the credential it stores when `dpop` is set (a stored
+/// credential that has one uses it either way).
+fn manager_configured(
+    paths: &ClientPaths,
+    profile: &str,
+    dpop: bool,
+) -> anyhow::Result<Arc<TokenManager>> {
     let store = open_store(paths, profile)?;
     let config = ManagerConfig {
         http: http_client()?,
         clock: Arc::new(SystemClock),
         session_timeout: session_timeout()?,
         on_event: None,
+        dpop,
     };
     Ok(Arc::new(TokenManager::new(store, config)))
 }
@@ -163,6 +174,10 @@ pub struct LoginArgs {
     /// test network you trust.
     #[arg(long)]
     insecure_http: bool,
+    /// Bind the tokens to a new P-256 key (DPoP, RFC 9449), kept encrypted with them: a stolen
+    /// refresh token is then useless without the key. The server must allow DPoP for the client.
+    #[arg(long)]
+    dpop: bool,
     /// How long to wait for the browser to come back.
     #[arg(long, default_value = "5m", value_parser = |s: &str| tessera_core::time::parse_duration_secs(s).ok_or("a duration like 5m"))]
     timeout: u64,
@@ -515,6 +530,16 @@ pub async fn login(paths: &ClientPaths, args: LoginArgs) -> anyhow::Result<()> {
     if let Some(nonce) = &nonce {
         url.query_pairs_mut().append_pair("nonce", nonce);
     }
+    // RFC 9449 §10: the code is bound to the key, so that only its holder can exchange it.
+    let dpop_key = if args.dpop {
+        Some(DpopKey::generate().map_err(explain)?)
+    } else {
+        None
+    };
+    if let Some(key) = &dpop_key {
+        url.query_pairs_mut()
+            .append_pair("dpop_jkt", &key.thumbprint());
+    }
     let probe = probe_authorization(&http, &url).await;
     match probe {
         Probe::Refused("redirect_uri_mismatch") => bail!(
@@ -542,17 +567,21 @@ pub async fn login(paths: &ClientPaths, args: LoginArgs) -> anyhow::Result<()> {
     let expected_state = state.clone();
     let status = complete_on_redirect(listener, &expected_state, timeout, |callback| async move {
         let code = authorization_code(callback, &state)?;
-        let exchange = CodeExchange {
-            http: &http,
+        let secret_given = secret.is_some();
+        let grant = CodeGrant {
             endpoints,
             client_id: args.client_id,
-            secret,
+            client_secret: secret,
             code,
             redirect_uri,
-            verifier,
+            code_verifier: verifier,
+            dpop_key,
         };
-        let manager = manager(paths, &args.profile.profile)?;
-        let credential = exchange.credential().await?;
+        let manager = manager_configured(paths, &args.profile.profile, args.dpop)?;
+        let credential = manager
+            .exchange_code(grant)
+            .await
+            .map_err(|error| exchange_failure(error, secret_given))?;
         match &nonce {
             Some(nonce) => manager.login_with_nonce(credential, nonce).await,
             None => manager.login_with(credential).await,
@@ -584,70 +613,16 @@ fn authorization_code(callback: Callback, state: &str) -> anyhow::Result<String>
     callback.code.context("the redirect carried no code")
 }
 
-/// Everything the token endpoint needs to turn the authorization code into tokens.
-struct CodeExchange<'a> {
-    http: &'a reqwest::Client,
-    endpoints: tessera_client::Endpoints,
-    client_id: String,
-    secret: Option<ClientSecret>,
-    code: String,
-    redirect_uri: String,
-    verifier: String,
-}
-
-impl CodeExchange<'_> {
-    /// `grant_type=authorization_code` with the PKCE verifier, as a credential to store.
-    async fn credential(self) -> anyhow::Result<Credential> {
-        let mut form = vec![
-            ("grant_type", "authorization_code".to_owned()),
-            ("code", self.code),
-            ("redirect_uri", self.redirect_uri),
-            ("client_id", self.client_id.clone()),
-            ("code_verifier", self.verifier),
-        ];
-        if let Some(secret) = &self.secret {
-            form.push(("client_secret", secret.expose_secret().to_owned()));
-        }
-        let response = self
-            .http
-            .post(&self.endpoints.token)
-            .form(&form)
-            .send()
-            .await
-            .context("calling the token endpoint")?;
-        let date = response
-            .headers()
-            .get(reqwest::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok());
-        let status = response.status();
-        let body = response.bytes().await?;
-        if !status.is_success() {
-            let error: OAuthErrorBody = serde_json::from_slice(&body).unwrap_or(OAuthErrorBody {
-                error: format!("HTTP {status}"),
-                error_description: String::new(),
-            });
-            let failure = format!(
-                "the code exchange failed: {}: {}",
-                error.error, error.error_description
-            );
-            return Err(match exchange_hint(&error.error, self.secret.is_some()) {
-                Some(hint) => HintedFailure { failure, hint }.into(),
-                None => anyhow::anyhow!(failure),
-            });
-        }
-        let tokens: TokenResponse = serde_json::from_slice(&body)
-            .context("the token endpoint answered something that is not a token response")?;
-        let now_ms = tessera_client::Clock::now_ms(&SystemClock);
-        Ok(Credential::from_token_response(
-            self.endpoints,
-            self.client_id,
-            self.secret,
-            &tokens,
-            date,
-            now_ms,
-            session_timeout()?,
-        ))
+/// A failed code exchange as a person should read it, with a hint about the command line
+/// when one helps.
+fn exchange_failure(error: ClientError, secret_given: bool) -> anyhow::Error {
+    let ClientError::CodeExchangeRefused { error, description } = error else {
+        return explain(error);
+    };
+    let failure = format!("the code exchange failed: {error}: {description}");
+    match exchange_hint(&error, secret_given) {
+        Some(hint) => HintedFailure { failure, hint }.into(),
+        None => anyhow::anyhow!(failure),
     }
 }
 

@@ -379,6 +379,7 @@ impl Demo {
                 clock: Arc::new(SystemClock),
                 session_timeout: None,
                 on_event: Some(narrate_refreshes()),
+                dpop: false,
             },
         ));
         let endpoints = tessera_client::discover(&stage.http, &stage.base)

@@ -3,18 +3,20 @@
 
 use std::sync::Arc;
 
-use reqwest::header::{HeaderMap, AUTHORIZATION};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, Response};
 use tessera_proto::AccessToken;
 
 use crate::error::ClientError;
 use crate::manager::TokenManager;
-use crate::resource::{bearer, refused_session, resolve_target, resource_base};
+use crate::resource::{refused_session, resolve_target, resource_base, send_authorized};
 
-/// Sends requests with `Authorization: Bearer <access token>`, relative to the credential's
-/// `instance_url`. When the resource server refuses the session (401 with Salesforce's
-/// `INVALID_SESSION_ID`, `WWW-Authenticate: Token`, or `WWW-Authenticate: Bearer
-/// error="invalid_token"`), it refreshes once and replays the request once; a second refusal
+/// Sends requests with `Authorization: Bearer <access token>` (or, for a DPoP-bound
+/// credential, `Authorization: DPoP <access token>` with a fresh proof, sent once more with
+/// the server's nonce when it asks for one), relative to the credential's `instance_url`.
+/// When the resource server refuses the session (401 with Salesforce's `INVALID_SESSION_ID`,
+/// `WWW-Authenticate: Token`, or `WWW-Authenticate: Bearer` or `DPoP` with
+/// `error="invalid_token"`), it refreshes once and replays the request once; a second refusal
 /// is returned as it is, never retried in a loop (jsforce#1168).
 #[derive(Clone)]
 pub struct AuthorizedClient {
@@ -84,22 +86,19 @@ impl AuthorizedClient {
         body: Option<&[u8]>,
         token: &AccessToken,
     ) -> Result<Response, ClientError> {
-        let authorization = bearer(token)?;
-        let mut request = self
-            .manager
-            .config()
-            .http
-            .request(method.clone(), url.clone())
-            .headers(headers.clone())
-            .header(AUTHORIZATION, authorization);
-        if let Some(body) = body {
-            request = request.body(body.to_vec());
-        }
-        request.send().await.map_err(|e| {
-            ClientError::transient(format!(
-                "request to {} failed: {e}",
-                url.origin().ascii_serialization()
-            ))
+        let credential = self.manager.current().await?;
+        let prover = self.manager.resource_prover(&credential)?;
+        let http = &self.manager.config().http;
+        send_authorized(token, prover.as_ref(), method, url, |authorization| {
+            let request = http
+                .request(method.clone(), url.clone())
+                .headers(headers.clone())
+                .headers(authorization);
+            match body {
+                Some(body) => request.body(body.to_vec()),
+                None => request,
+            }
         })
+        .await
     }
 }

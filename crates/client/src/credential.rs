@@ -6,9 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tessera_proto::{
-    AccessToken, ClientSecret, ExposeSecret, IdToken, RefreshToken, TokenResponse,
+    AccessToken, ClientSecret, ExposeSecret, IdToken, RefreshToken, TokenResponse, TokenType,
 };
 
+use crate::dpop::DpopKey;
 use crate::error::ReauthReason;
 use crate::id_token::IdTokenClaims;
 
@@ -129,6 +130,15 @@ pub struct Credential {
     /// Persisted negative cache: set when the server refused the refresh token for good, so
     /// that no process asks again; cleared by a new login.
     pub dead: Option<ReauthReason>,
+    /// The DPoP key (RFC 9449) every token request of this credential proves possession of;
+    /// kept across rotations. `None` without DPoP, in files written before it, and when the
+    /// stored key does not read (then a bound credential asks for a login).
+    #[serde(default, deserialize_with = "crate::dpop::lenient_key")]
+    pub dpop_key: Option<DpopKey>,
+    /// The server answered `token_type: DPoP`: the access token is sent as `Authorization:
+    /// DPoP` with a proof, and without the key nothing of this credential is usable.
+    #[serde(default)]
+    pub dpop_bound: bool,
 }
 
 /// What to do with a stored credential now.
@@ -204,6 +214,8 @@ impl Credential {
             id_token: response.id_token.clone(),
             id_token_claims: None,
             dead: None,
+            dpop_key: None,
+            dpop_bound: response.token_type == TokenType::DPoP,
         }
     }
 
@@ -246,6 +258,8 @@ impl Credential {
         if next.scope.is_empty() {
             next.scope = self.scope.clone();
         }
+        // The key outlives every rotation: the refresh token stays bound to it.
+        next.dpop_key = self.dpop_key.clone();
         next
     }
 
@@ -269,8 +283,8 @@ impl Credential {
     /// The proactive-refresh rule: refresh when the remaining lifetime, in server time, is below
     /// [`refresh_margin_ms`] of the whole lifetime.
     pub fn decision(&self, local_now_ms: i64) -> Decision {
-        if let Some(reason) = &self.dead {
-            return Decision::Dead(reason.clone());
+        if let Some(reason) = self.dead.clone().or_else(|| self.lost_dpop_key()) {
+            return Decision::Dead(reason);
         }
         let Some(expires_at) = self.expires_at_ms else {
             return Decision::Use;
@@ -282,6 +296,12 @@ impl Credential {
         } else {
             Decision::Use
         }
+    }
+
+    /// [`ReauthReason::DpopKeyLost`] when the tokens are DPoP-bound and the key is not here:
+    /// never a silent downgrade to Bearer.
+    pub fn lost_dpop_key(&self) -> Option<ReauthReason> {
+        (self.dpop_bound && self.dpop_key.is_none()).then_some(ReauthReason::DpopKeyLost)
     }
 
     /// The marker a crashed or interrupted refresh left for the refresh token now stored.
@@ -323,7 +343,6 @@ pub(crate) fn rejected_reason(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_proto::TokenType;
 
     const T0: i64 = 1_800_000_000_000;
     const HOUR_MS: i64 = 3_600_000;
@@ -560,5 +579,38 @@ mod tests {
             Some(IdToken::new("unverified.refresh.token"))
         );
         assert_eq!(exchanged.id_token_claims, None);
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_dpop_key_and_takes_the_new_token_type() {
+        let mut c = credential(T0, Some(60), Some(T0), T0, None);
+        let key = DpopKey::generate().unwrap();
+        c.dpop_key = Some(key.clone());
+        let mut r = response(T0 + 60_000, Some(60));
+        r.token_type = TokenType::DPoP;
+        let next = c.refreshed(&r, None, T0 + 60_000, None);
+        assert_eq!(next.dpop_key, Some(key));
+        assert!(next.dpop_bound);
+    }
+
+    #[test]
+    fn a_bound_credential_without_its_key_is_dead() {
+        let mut c = credential(T0, Some(7200), Some(T0), T0, None);
+        c.dpop_bound = true;
+        assert_eq!(c.decision(T0), Decision::Dead(ReauthReason::DpopKeyLost));
+        c.dpop_key = Some(DpopKey::generate().unwrap());
+        assert_eq!(c.decision(T0), Decision::Use);
+    }
+
+    #[test]
+    fn a_credential_stored_before_dpop_still_reads_unbound() {
+        let c = credential(T0, Some(60), Some(T0), T0, None);
+        let mut stored = serde_json::to_value(&c).unwrap();
+        let fields = stored.as_object_mut().unwrap();
+        fields.remove("dpop_key").unwrap();
+        fields.remove("dpop_bound").unwrap();
+        let read: Credential = serde_json::from_value(stored).unwrap();
+        assert_eq!((&read.dpop_key, read.dpop_bound), (&None, false));
+        assert_eq!(read.decision(T0), Decision::Use);
     }
 }

@@ -31,6 +31,11 @@ pub enum ReauthReason {
     /// token it issued then is lost.
     #[error("an interrupted refresh lost the rotated refresh token")]
     LostRotation,
+    /// The tokens are DPoP-bound and the key they are bound to is missing or unreadable:
+    /// without it they are worthless, and sending them as Bearer would be refused (and would
+    /// downgrade the binding).
+    #[error("the DPoP key the tokens are bound to is lost")]
+    DpopKeyLost,
 }
 
 /// Errors of the token store.
@@ -118,6 +123,11 @@ pub enum ClientError {
          anyway, pass --insecure-http (library: DiscoveryOptions::insecure_http)"
     )]
     InsecureHttp { url: String },
+    /// The token endpoint refused an authorization code exchange with this OAuth `error`
+    /// (`invalid_grant`: the code expired, was used, or the PKCE verifier or redirect URI does
+    /// not match; `invalid_client`: the client's id or secret).
+    #[error("the code exchange was refused: {error}: {description}")]
+    CodeExchangeRefused { error: String, description: String },
     /// The ID token did not verify. At login the login is refused: the token may come from a
     /// mix-up with another issuer, or be forged or replayed.
     #[error("the ID token was refused: {0}")]

@@ -32,6 +32,11 @@
 //!   issuer's JWKS, found by `kid` with one refetch for an unknown one; RS256 or ES256 only;
 //!   `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`; on refresh, the same login as OpenID Connect
 //!   Core §12.2 has it), and [`TokenManager::identity`] gives its claims.
+//! - **DPoP** (RFC 9449), with [`ManagerConfig::dpop`] or a credential that has a key: one
+//!   P-256 [`DpopKey`] per credential, stored with the tokens and kept across rotations; a
+//!   fresh proof on every token request, and on API calls once the server bound the tokens
+//!   (`token_type: DPoP`, any case); one retry with the server's `DPoP-Nonce`; a lost key is
+//!   [`ReauthReason::DpopKeyLost`], never a downgrade to Bearer.
 //! - **Logout** revokes the refresh token then the access token, best effort, wipes the local
 //!   copy and reports each step.
 //! - **Events** for every refresh ([`RefreshEvent`]: outcome, rotation seen, lock wait,
@@ -71,6 +76,7 @@ mod authorized;
 mod clock;
 mod credential;
 mod discovery;
+mod dpop;
 mod error;
 mod id_token;
 mod manager;
@@ -87,6 +93,7 @@ pub use credential::{
     MAX_REFRESH_MARGIN,
 };
 pub use discovery::{check_url, discover, discover_with, DiscoveryOptions};
+pub use dpop::DpopKey;
 pub use error::{ClientError, ReauthReason, StoreError};
 pub use id_token::{IdTokenClaims, IdTokenError, ID_TOKEN_LEEWAY};
 pub use manager::{
@@ -95,7 +102,7 @@ pub use manager::{
 };
 #[cfg(feature = "reqwest-middleware")]
 pub use middleware::TokenMiddleware;
-pub use oauth::{default_http_client, parse_token_response};
+pub use oauth::{default_http_client, parse_token_response, CodeGrant};
 pub use store::{FileTokenStore, KeySource, Protection, StoreLock, TokenStore};
 pub use tessera_proto::{AccessToken, ClientSecret, ExposeSecret, IdToken, Password, RefreshToken};
 

@@ -9,9 +9,10 @@ use tessera_proto::{AccessToken, ExposeSecret, IdToken, RefreshToken};
 
 use crate::clock::{Clock, SystemClock};
 use crate::credential::{rejected_reason, Credential, Decision, InFlight};
+use crate::dpop::{DpopKey, NonceCache, Prover};
 use crate::error::{ClientError, ReauthReason, StoreError};
 use crate::id_token::{Expected, IdTokenClaims, IdTokenError, JwksCache};
-use crate::oauth::{self, RefreshFailure, Revocation, TokenCheck, TokenReply};
+use crate::oauth::{self, CodeGrant, RefreshFailure, Revocation, TokenCheck, TokenReply};
 use crate::store::{Protection, StoreLock, TokenStore};
 
 /// Retries of the token endpoint after the first attempt (so 3 attempts at most).
@@ -49,6 +50,11 @@ pub struct ManagerConfig {
     pub session_timeout: Option<Duration>,
     /// Called after every refresh attempt with what happened (never with a token).
     pub on_event: Option<EventSink>,
+    /// DPoP (RFC 9449): a credential stored by [`TokenManager::login_with`] without a key gets
+    /// a new P-256 key, and its token requests prove possession of it. A credential that has a
+    /// key uses it whatever this says; one the server bound (`token_type: DPoP`) is never sent
+    /// as Bearer.
+    pub dpop: bool,
 }
 
 impl ManagerConfig {
@@ -59,6 +65,7 @@ impl ManagerConfig {
             clock: Arc::new(SystemClock),
             session_timeout: None,
             on_event: None,
+            dpop: false,
         }
     }
 }
@@ -68,6 +75,7 @@ impl std::fmt::Debug for ManagerConfig {
         f.debug_struct("ManagerConfig")
             .field("session_timeout", &self.session_timeout)
             .field("on_event", &self.on_event.is_some())
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +141,10 @@ pub struct Status {
     pub protection_note: Option<String>,
     /// Who logged in, from the verified OpenID Connect ID token (with the `openid` scope).
     pub identity: Option<IdTokenClaims>,
+    /// The thumbprint (RFC 7638) of the credential's DPoP key, if it has one; never the key.
+    pub dpop_thumbprint: Option<String>,
+    /// The server bound the tokens to that key (`token_type: DPoP`).
+    pub dpop_bound: bool,
 }
 
 /// 9999-12-31T23:59:59Z, the last instant an HTTP date can show.
@@ -229,6 +241,15 @@ impl std::fmt::Display for Status {
             (false, _) => "no refresh token: log in again when the session ends",
         };
         writeln!(f, "refresh   {refresh}")?;
+        match (&self.dpop_thumbprint, self.dpop_bound) {
+            (Some(jkt), true) => writeln!(f, "dpop      bound to key {jkt}")?,
+            (Some(jkt), false) => writeln!(
+                f,
+                "dpop      key {jkt} (proofs sent; the server did not bind the tokens)"
+            )?,
+            (None, true) => writeln!(f, "dpop      bound, but the key is lost: log in again")?,
+            (None, false) => {}
+        }
         write!(f, "storage   {}", self.protection)?;
         if let Some(note) = &self.protection_note {
             write!(f, "\nnote      {note}")?;
@@ -321,6 +342,8 @@ pub struct TokenManager {
     pause_until_ms: AtomicI64,
     /// The issuer's signing keys, for ID tokens.
     jwks: JwksCache,
+    /// The last DPoP nonce each origin sent for this credential.
+    nonces: Arc<NonceCache>,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -341,6 +364,7 @@ impl TokenManager {
             gate: tokio::sync::Mutex::new(()),
             pause_until_ms: AtomicI64::new(i64::MIN),
             jwks: JwksCache::default(),
+            nonces: Arc::default(),
         }
     }
 
@@ -354,6 +378,41 @@ impl TokenManager {
 
     fn now(&self) -> i64 {
         self.config.clock.now_ms()
+    }
+
+    /// `clock_offset_ms`: the server's clock minus ours, as last learnt.
+    fn prover(&self, key: &DpopKey, clock_offset_ms: i64) -> Prover {
+        Prover {
+            key: key.clone(),
+            nonces: self.nonces.clone(),
+            clock: self.config.clock.clone(),
+            clock_offset_ms,
+        }
+    }
+
+    /// What signs the proofs of `credential`'s token requests: its key, if it has one (a
+    /// server that allows DPoP binds the tokens to it). A bound credential without its key is
+    /// [`ReauthReason::DpopKeyLost`].
+    fn token_prover(&self, credential: &Credential) -> Result<Option<Prover>, ClientError> {
+        if let Some(reason) = credential.lost_dpop_key() {
+            return Err(ClientError::ReauthRequired { reason });
+        }
+        Ok(credential
+            .dpop_key
+            .as_ref()
+            .map(|key| self.prover(key, credential.clock_offset_ms)))
+    }
+
+    /// What signs the proofs of `credential`'s API calls: only for tokens the server bound
+    /// (`token_type: DPoP`); an unbound token goes as Bearer.
+    pub(crate) fn resource_prover(
+        &self,
+        credential: &Credential,
+    ) -> Result<Option<Prover>, ClientError> {
+        if !credential.dpop_bound {
+            return Ok(None);
+        }
+        self.token_prover(credential)
     }
 
     fn cached(&self) -> MutexGuard<'_, Option<Credential>> {
@@ -426,9 +485,13 @@ impl TokenManager {
     /// Who the server says the credential's user is, asked once at login (so that `status`
     /// names a person, not an identity URL); `None` when it does not say, logged at debug level.
     async fn username_of(&self, credential: &Credential) -> Option<String> {
-        let check =
-            oauth::check_access_token(&self.config.http, credential, &credential.access_token)
-                .await;
+        let check = oauth::check_access_token(
+            &self.config.http,
+            credential,
+            &credential.access_token,
+            self.resource_prover(credential).ok().flatten().as_ref(),
+        )
+        .await;
         match check {
             Ok(TokenCheck::Accepted { username }) => username,
             Ok(TokenCheck::Refused) => {
@@ -476,6 +539,42 @@ impl TokenManager {
         Ok(stored)
     }
 
+    /// Exchanges an authorization code for tokens, as a credential to pass to
+    /// [`Self::login_with`] (or [`Self::login_with_nonce`]). With [`ManagerConfig::dpop`] (or
+    /// [`CodeGrant::dpop_key`]), a P-256 key signs the request's proof (made once more with
+    /// the server's nonce if it asks for one) and is kept in the credential, so the tokens are
+    /// bound from the start.
+    #[tracing::instrument(skip_all)]
+    pub async fn exchange_code(&self, grant: CodeGrant) -> Result<Credential, ClientError> {
+        let key = match grant.dpop_key.clone() {
+            Some(key) => Some(key),
+            None if self.config.dpop => Some(DpopKey::generate()?),
+            None => None,
+        };
+        // No server time learnt yet: the local clock stands in for the proof's `iat`.
+        let prover = key.as_ref().map(|key| self.prover(key, 0));
+        let reply = oauth::exchange_code(&self.config.http, &grant, prover.as_ref())
+            .await
+            .map_err(|failure| match failure {
+                // Not a refresh token's refusal: the code, the verifier or the client is wrong.
+                RefreshFailure::Rejected { error, description } => {
+                    ClientError::CodeExchangeRefused { error, description }
+                }
+                other => other.into_client_error(),
+            })?;
+        let mut credential = Credential::from_token_response(
+            grant.endpoints,
+            grant.client_id,
+            grant.client_secret,
+            &reply.response,
+            reply.server_date,
+            self.now(),
+            self.config.session_timeout,
+        );
+        credential.dpop_key = key;
+        Ok(credential)
+    }
+
     /// Stores a fresh credential (after a code exchange), replacing whatever was stored, and
     /// clears any dead or in-flight marker.
     ///
@@ -499,7 +598,19 @@ impl TokenManager {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn login(&self, credential: Credential, nonce: Option<&str>) -> Result<(), ClientError> {
+    async fn login(
+        &self,
+        mut credential: Credential,
+        nonce: Option<&str>,
+    ) -> Result<(), ClientError> {
+        if self.config.dpop && credential.dpop_key.is_none() && !credential.dpop_bound {
+            // The next token request (the first refresh) proves possession of it, and a server
+            // that supports DPoP binds the tokens it issues then.
+            credential.dpop_key = Some(DpopKey::generate()?);
+        }
+        if let Some(reason) = credential.lost_dpop_key() {
+            return Err(ClientError::ReauthRequired { reason });
+        }
         let id_token_claims = match &credential.id_token {
             Some(token) => Some(
                 self.verify_id_token(&credential, token, nonce, None)
@@ -590,7 +701,10 @@ impl TokenManager {
 
     async fn server_accepts(&self, token: &AccessToken) -> Result<bool, ClientError> {
         let credential = self.current().await?;
-        let check = oauth::check_access_token(&self.config.http, &credential, token).await?;
+        let prover = self.resource_prover(&credential)?;
+        let check =
+            oauth::check_access_token(&self.config.http, &credential, token, prover.as_ref())
+                .await?;
         Ok(matches!(check, TokenCheck::Accepted { .. }))
     }
 
@@ -653,11 +767,9 @@ impl TokenManager {
             return Err(ClientError::NotLoggedIn);
         };
         let now = self.now();
-        if let Some(reason) = &credential.dead {
+        if let Decision::Dead(reason) = credential.decision(now) {
             self.forget();
-            return Err(ClientError::ReauthRequired {
-                reason: reason.clone(),
-            });
+            return Err(ClientError::ReauthRequired { reason });
         }
         // Under the lock, the store may hold what another process or task just refreshed.
         let adopt = match rejected {
@@ -675,6 +787,10 @@ impl TokenManager {
             });
         };
 
+        // Before the marker: a bound credential without its key stops here, with nothing to
+        // clean up (the decision above has already said so).
+        let prover = self.token_prover(&credential)?;
+
         // Durably note the attempt first: if this process dies or the answer is lost, the next
         // one retries with the same token (the server's retry window returns the same
         // successor) and knows how long ago it started.
@@ -688,7 +804,9 @@ impl TokenManager {
         };
         self.save(Some(&refresh_token), &marked).await?;
 
-        let (result, attempts) = self.post_refresh(&marked, &refresh_token).await;
+        let (result, attempts) = self
+            .post_refresh(&marked, &refresh_token, prover.as_ref())
+            .await;
         attempt.attempts = attempts;
         match result {
             Ok(reply) => {
@@ -842,6 +960,7 @@ impl TokenManager {
         &self,
         credential: &Credential,
         refresh_token: &RefreshToken,
+        prover: Option<&Prover>,
     ) -> (Result<TokenReply, RefreshFailure>, u32) {
         let attempts = AtomicU32::new(0);
         let first = Instant::now();
@@ -853,7 +972,7 @@ impl TokenManager {
             .with_jitter();
         let result = (|| async {
             attempts.fetch_add(1, Ordering::Relaxed);
-            oauth::refresh_once(&self.config.http, credential, refresh_token).await
+            oauth::refresh_once(&self.config.http, credential, refresh_token, prover).await
         })
         .retry(backoff)
         .sleep(tokio::time::sleep)
@@ -904,6 +1023,8 @@ impl TokenManager {
             protection: self.store.protection(),
             protection_note: self.store.protection_note(),
             identity: c.id_token_claims.clone(),
+            dpop_thumbprint: c.dpop_key.as_ref().map(DpopKey::thumbprint),
+            dpop_bound: c.dpop_bound,
         })
     }
 
@@ -1000,6 +1121,8 @@ mod tests {
             protection: Protection::Passphrase,
             protection_note: None,
             identity: None,
+            dpop_thumbprint: None,
+            dpop_bound: false,
         }
     }
 
@@ -1106,5 +1229,33 @@ mod tests {
             refused.contains("state     login needed (tessera login): the server rejected"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn status_says_whether_the_tokens_are_bound_and_to_which_key() {
+        let line = |dpop_thumbprint: Option<&str>, dpop_bound| {
+            let text = Status {
+                dpop_thumbprint: dpop_thumbprint.map(str::to_owned),
+                dpop_bound,
+                ..status(true, Some(3_600_000))
+            }
+            .to_string();
+            text.lines()
+                .find(|l| l.starts_with("dpop"))
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            line(Some("jkt-1"), true).as_deref(),
+            Some("dpop      bound to key jkt-1")
+        );
+        assert_eq!(
+            line(Some("jkt-1"), false).as_deref(),
+            Some("dpop      key jkt-1 (proofs sent; the server did not bind the tokens)")
+        );
+        assert_eq!(
+            line(None, true).as_deref(),
+            Some("dpop      bound, but the key is lost: log in again")
+        );
+        assert_eq!(line(None, false), None);
     }
 }

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use reqwest::header::AUTHORIZATION;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Error, Middleware, Next};
 
 use crate::manager::TokenManager;
-use crate::resource::{bearer, refused_session, resolve_target, resource_base};
+use crate::resource::{
+    authorization, refused_session, remember_nonce, resolve_target, resource_base, retry_with_nonce,
+};
 
 /// Adds the access token to requests for the credential's instance (and only those: a request
 /// to another origin passes through without it), and on a refused session refreshes once and
@@ -36,7 +37,7 @@ impl TokenMiddleware {
 impl Middleware for TokenMiddleware {
     async fn handle(
         &self,
-        mut request: Request,
+        request: Request,
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
@@ -50,14 +51,35 @@ impl Middleware for TokenMiddleware {
             .access_token()
             .await
             .map_err(Error::middleware)?;
+        let prover = self
+            .manager
+            .resource_prover(&credential)
+            .map_err(Error::middleware)?;
+        let authorized = |mut request: Request, token| -> reqwest_middleware::Result<Request> {
+            let headers = authorization(token, prover.as_ref(), request.method(), request.url())
+                .map_err(Error::middleware)?;
+            request.headers_mut().extend(headers);
+            Ok(request)
+        };
+        // Kept unsigned: every send gets a proof of its own (a fresh `jti`, the current nonce).
         let replay = request.try_clone();
-        request
-            .headers_mut()
-            .insert(AUTHORIZATION, bearer(&token).map_err(Error::middleware)?);
-        let response = next.clone().run(request, extensions).await?;
-        let Some(mut replay) = replay else {
+        let mut response = next
+            .clone()
+            .run(authorized(request, &token)?, extensions)
+            .await?;
+        let Some(replay) = replay else {
             return Ok(response);
         };
+        if retry_with_nonce(prover.as_ref(), replay.url(), &response) {
+            let Some(again) = replay.try_clone() else {
+                return Ok(response);
+            };
+            response = next
+                .clone()
+                .run(authorized(again, &token)?, extensions)
+                .await?;
+            remember_nonce(prover.as_ref(), replay.url(), &response);
+        }
         match refused_session(response).await.map_err(Error::middleware)? {
             Ok(response) => Ok(response),
             Err(()) => {
@@ -66,10 +88,7 @@ impl Middleware for TokenMiddleware {
                     .refresh_after_rejection(&token)
                     .await
                     .map_err(Error::middleware)?;
-                replay
-                    .headers_mut()
-                    .insert(AUTHORIZATION, bearer(&fresh).map_err(Error::middleware)?);
-                next.run(replay, extensions).await
+                next.run(authorized(replay, &fresh)?, extensions).await
             }
         }
     }

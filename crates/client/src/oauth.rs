@@ -5,9 +5,13 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, DATE, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::Deserialize;
-use tessera_proto::{AccessToken, ExposeSecret, IdToken, RefreshToken, TokenResponse, TokenType};
+use tessera_proto::dpop::DPOP_HEADER;
+use tessera_proto::{
+    AccessToken, ClientSecret, ExposeSecret, IdToken, RefreshToken, TokenResponse, TokenType,
+};
 
-use crate::credential::Credential;
+use crate::credential::{Credential, Endpoints};
+use crate::dpop::Prover;
 use crate::error::{ClientError, ReauthReason};
 
 /// How long one token-endpoint request may take. The refresh lock is held meanwhile, so this
@@ -176,12 +180,14 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, ClientError> {
 fn parse_wire(body: &[u8]) -> Result<TokenResponse, String> {
     let wire: WireTokenResponse = serde_json::from_slice(body)
         .map_err(|e| format!("the token response is not valid JSON of tokens: {e}"))?;
-    // RFC 6749 §7.1: a client must not use a token whose type it does not understand.
-    if let Some(kind) = &wire.token_type {
-        if !kind.eq_ignore_ascii_case("bearer") {
-            return Err(format!("unsupported token type {kind:?}"));
-        }
-    }
+    // RFC 6749 §7.1: a client must not use a token whose type it does not understand. Both
+    // are compared whatever their case (servers send `bearer` and `dpop`).
+    let token_type = match wire.token_type.as_deref() {
+        None => TokenType::Bearer,
+        Some(kind) if kind.eq_ignore_ascii_case("bearer") => TokenType::Bearer,
+        Some(kind) if kind.eq_ignore_ascii_case("dpop") => TokenType::DPoP,
+        Some(kind) => return Err(format!("unsupported token type {kind:?}")),
+    };
     let expires_in = match number_text(wire.expires_in) {
         None => None,
         Some(text) => Some(
@@ -197,7 +203,7 @@ fn parse_wire(body: &[u8]) -> Result<TokenResponse, String> {
         scope: wire.scope.unwrap_or_default(),
         instance_url: wire.instance_url.unwrap_or_default(),
         id: wire.id.unwrap_or_default(),
-        token_type: TokenType::Bearer,
+        token_type,
         issued_at: number_text(wire.issued_at).unwrap_or_default(),
         expires_in,
         id_token: wire.id_token,
@@ -265,10 +271,29 @@ fn client_form_post(
     credential: &Credential,
     pairs: &[(&str, &str)],
 ) -> reqwest::RequestBuilder {
+    let client = ClientAuth {
+        id: &credential.client_id,
+        secret: credential.client_secret.as_ref(),
+    };
+    form_post(http, url, client, pairs)
+}
+
+/// Who the client is, as the token endpoint is told.
+#[derive(Clone, Copy)]
+struct ClientAuth<'a> {
+    id: &'a str,
+    secret: Option<&'a ClientSecret>,
+}
+
+fn form_post(
+    http: &reqwest::Client,
+    url: &str,
+    client: ClientAuth<'_>,
+    pairs: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.extend_pairs(pairs)
-        .append_pair("client_id", &credential.client_id);
-    if let Some(secret) = &credential.client_secret {
+    form.extend_pairs(pairs).append_pair("client_id", client.id);
+    if let Some(secret) = client.secret {
         form.append_pair("client_secret", secret.expose_secret());
     }
     http.post(url)
@@ -280,40 +305,111 @@ fn client_form_post(
         .body(form.finish())
 }
 
-/// One `grant_type=refresh_token` request.
+/// One `grant_type=refresh_token` request, with a proof when `prover` is given.
 pub(crate) async fn refresh_once(
     http: &reqwest::Client,
     credential: &Credential,
     refresh_token: &RefreshToken,
+    prover: Option<&Prover>,
 ) -> Result<TokenReply, RefreshFailure> {
-    let sent = client_form_post(
-        http,
-        &credential.endpoints.token,
-        credential,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose_secret()),
-        ],
-    )
-    .header(reqwest::header::ACCEPT, "application/json")
-    .send()
-    .await;
-    let response = sent.map_err(|e| RefreshFailure::Transient {
-        message: describe_transport("token", &e),
-        retry_after: None,
-        maybe_processed: true,
-    })?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| RefreshFailure::Transient {
-            message: describe_transport("token", &e),
-            retry_after: None,
-            maybe_processed: true,
-        })?;
-    classify(status, &headers, &bytes)
+    let client = ClientAuth {
+        id: &credential.client_id,
+        secret: credential.client_secret.as_ref(),
+    };
+    let pairs = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.expose_secret()),
+    ];
+    token_request(http, &credential.endpoints.token, client, &pairs, prover).await
+}
+
+/// What a code exchange (`grant_type=authorization_code`, RFC 6749 §4.1.3, with PKCE) needs:
+/// see [`crate::TokenManager::exchange_code`].
+#[derive(Debug, Clone)]
+pub struct CodeGrant {
+    pub endpoints: Endpoints,
+    pub client_id: String,
+    pub client_secret: Option<ClientSecret>,
+    pub code: String,
+    pub redirect_uri: String,
+    pub code_verifier: String,
+    /// The DPoP key whose thumbprint the authorization request sent as `dpop_jkt` (RFC 9449
+    /// §10), if any; else [`crate::ManagerConfig::dpop`] makes a new one.
+    pub dpop_key: Option<crate::DpopKey>,
+}
+
+/// The code exchange, with a proof when `prover` is given.
+pub(crate) async fn exchange_code(
+    http: &reqwest::Client,
+    grant: &CodeGrant,
+    prover: Option<&Prover>,
+) -> Result<TokenReply, RefreshFailure> {
+    let client = ClientAuth {
+        id: &grant.client_id,
+        secret: grant.client_secret.as_ref(),
+    };
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", grant.code.as_str()),
+        ("redirect_uri", grant.redirect_uri.as_str()),
+        ("code_verifier", grant.code_verifier.as_str()),
+    ];
+    token_request(http, &grant.endpoints.token, client, &pairs, prover).await
+}
+
+/// One token-endpoint request; with `prover`, carrying a fresh DPoP proof, and made once more
+/// with the server's nonce when it answers `use_dpop_nonce` (RFC 9449 §8).
+async fn token_request(
+    http: &reqwest::Client,
+    url: &str,
+    client: ClientAuth<'_>,
+    pairs: &[(&str, &str)],
+    prover: Option<&Prover>,
+) -> Result<TokenReply, RefreshFailure> {
+    let mut nonce_retried = false;
+    loop {
+        let mut request =
+            form_post(http, url, client, pairs).header(reqwest::header::ACCEPT, "application/json");
+        if let Some(prover) = prover {
+            let proof = prover
+                .header("POST", url, None)
+                .map_err(|e| RefreshFailure::Protocol {
+                    message: e.to_string(),
+                    maybe_processed: false,
+                })?;
+            request = request.header(DPOP_HEADER, proof);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| RefreshFailure::Transient {
+                message: describe_transport("token", &e),
+                retry_after: None,
+                maybe_processed: true,
+            })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| RefreshFailure::Transient {
+                message: describe_transport("token", &e),
+                retry_after: None,
+                maybe_processed: true,
+            })?;
+        let fresh_nonce = prover.is_some_and(|p| p.nonces.remember(url, &headers));
+        if fresh_nonce && !nonce_retried && asks_for_nonce(status, &bytes) {
+            nonce_retried = true;
+            continue;
+        }
+        return classify(status, &headers, &bytes);
+    }
+}
+
+/// A token endpoint's 400 `use_dpop_nonce`: the proof must carry the nonce it just sent.
+pub(crate) fn asks_for_nonce(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::BAD_REQUEST
+        && oauth_error(body).is_some_and(|(error, _)| error == "use_dpop_nonce")
 }
 
 fn classify(
@@ -506,6 +602,7 @@ pub(crate) async fn check_access_token(
     http: &reqwest::Client,
     credential: &Credential,
     token: &AccessToken,
+    prover: Option<&Prover>,
 ) -> Result<TokenCheck, ClientError> {
     let mut cannot_tell = None;
     if can_introspect(credential) {
@@ -523,7 +620,7 @@ pub(crate) async fn check_access_token(
         }
     }
     match (&credential.identity_url, cannot_tell) {
-        (Some(url), _) => identity_check(http, url, token).await,
+        (Some(url), _) => identity_check(http, url, token, prover).await,
         (None, Some(error)) => Err(error),
         (None, None) => Err(ClientError::Protocol(
             "the server cannot be asked about the token: it gave no identity URL, and its \
@@ -539,18 +636,23 @@ async fn identity_check(
     http: &reqwest::Client,
     url: &str,
     token: &AccessToken,
+    prover: Option<&Prover>,
 ) -> Result<TokenCheck, ClientError> {
-    let response = http
-        .get(url)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .header(
-            reqwest::header::AUTHORIZATION,
-            crate::resource::bearer(token)?,
-        )
-        .timeout(REQUEST_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| ClientError::transient(describe_transport("identity", &e)))?;
+    let target = url::Url::parse(url)
+        .map_err(|e| ClientError::Protocol(format!("identity URL {url:?}: {e}")))?;
+    let response = crate::resource::send_authorized(
+        token,
+        prover,
+        &reqwest::Method::GET,
+        &target,
+        |authorization| {
+            http.get(target.clone())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .headers(authorization)
+                .timeout(REQUEST_TIMEOUT)
+        },
+    )
+    .await?;
     let status = response.status();
     match status {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Ok(TokenCheck::Refused),
@@ -692,6 +794,30 @@ mod tests {
         assert_eq!(r.expires_in, Some(3600));
         assert!(r.instance_url.is_empty() && r.issued_at.is_empty());
         assert!(parse_token_response(br#"{"access_token":"a","token_type":"mac"}"#).is_err());
+    }
+
+    #[test]
+    fn the_token_type_is_read_whatever_its_case() {
+        for (sent, read) in [
+            ("DPoP", TokenType::DPoP),
+            ("dpop", TokenType::DPoP),
+            ("BEARER", TokenType::Bearer),
+        ] {
+            let body = format!(r#"{{"access_token":"a","token_type":"{sent}"}}"#);
+            let r = parse_token_response(body.as_bytes()).unwrap();
+            assert_eq!(r.token_type, read, "{sent}");
+        }
+    }
+
+    #[test]
+    fn a_use_dpop_nonce_refusal_asks_for_a_nonce_and_others_do_not() {
+        let body = br#"{"error":"use_dpop_nonce","error_description":"nonce"}"#;
+        assert!(asks_for_nonce(StatusCode::BAD_REQUEST, body));
+        assert!(!asks_for_nonce(StatusCode::UNAUTHORIZED, body));
+        assert!(!asks_for_nonce(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":"invalid_dpop_proof"}"#
+        ));
     }
 
     #[test]

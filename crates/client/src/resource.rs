@@ -2,10 +2,12 @@
 //! ([`crate::AuthorizedClient`] and [`crate::TokenMiddleware`]) and the revocation call share:
 //! where it goes, how the access token is presented, and how a refused session reads.
 
-use reqwest::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
-use reqwest::{Response, StatusCode};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+use tessera_proto::dpop::{DPOP_HEADER, DPOP_SCHEME};
 use tessera_proto::{AccessToken, ExposeSecret};
 
+use crate::dpop::Prover;
 use crate::error::ClientError;
 
 /// Whether a 401's `WWW-Authenticate` says the session is invalid.
@@ -20,9 +22,9 @@ fn challenge_says_invalid(headers: &HeaderMap) -> bool {
         if scheme == "token" {
             return true;
         }
-        // RFC 6750 §3.1: only invalid_token means "get a new token"; invalid_request and
-        // insufficient_scope would fail the same way again.
-        if scheme == "bearer" && text.contains("error=\"invalid_token\"") {
+        // RFC 6750 §3.1 (and RFC 9449 §7.1 for DPoP): only invalid_token means "get a new
+        // token"; invalid_request and insufficient_scope would fail the same way again.
+        if (scheme == "bearer" || scheme == "dpop") && text.contains("error=\"invalid_token\"") {
             return true;
         }
     }
@@ -38,14 +40,94 @@ pub(crate) fn resource_base(credential: &crate::Credential) -> &str {
     }
 }
 
-/// `Bearer <token>`, marked sensitive so that no debug output shows it.
-pub(crate) fn bearer(token: &AccessToken) -> Result<HeaderValue, ClientError> {
+/// How `token` is presented for `method` on `url`: `Authorization: Bearer <token>`, or for a
+/// DPoP-bound token (`prover` given) `Authorization: DPoP <token>` with a fresh proof naming
+/// the token's hash (RFC 9449 §7.1). Marked sensitive so that no debug output shows them.
+pub(crate) fn authorization(
+    token: &AccessToken,
+    prover: Option<&Prover>,
+    method: &Method,
+    url: &url::Url,
+) -> Result<HeaderMap, ClientError> {
+    let scheme = if prover.is_some() {
+        DPOP_SCHEME
+    } else {
+        "Bearer"
+    };
     let mut value =
-        HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
+        HeaderValue::from_str(&format!("{scheme} {}", token.expose_secret())).map_err(|_| {
             ClientError::Protocol("the access token is not a valid header value".into())
         })?;
     value.set_sensitive(true);
-    Ok(value)
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, value);
+    if let Some(prover) = prover {
+        let proof = prover.header(method.as_str(), url.as_str(), Some(token.expose_secret()))?;
+        headers.insert(DPOP_HEADER, proof);
+    }
+    Ok(headers)
+}
+
+/// A resource server's 401 `WWW-Authenticate: DPoP error="use_dpop_nonce"` (RFC 9449 §9).
+fn challenge_asks_for_nonce(headers: &HeaderMap) -> bool {
+    headers.get_all(WWW_AUTHENTICATE).iter().any(|value| {
+        let text = value
+            .to_str()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        text.starts_with("dpop") && text.contains("error=\"use_dpop_nonce\"")
+    })
+}
+
+/// Whether to send a request again with a new nonce: the response is a 401 asking for one, and
+/// it came with one (now cached by `prover`).
+pub(crate) fn retry_with_nonce(
+    prover: Option<&Prover>,
+    url: &url::Url,
+    response: &Response,
+) -> bool {
+    let Some(prover) = prover else {
+        return false;
+    };
+    let fresh = prover.nonces.remember(url.as_str(), response.headers());
+    fresh
+        && response.status() == StatusCode::UNAUTHORIZED
+        && challenge_asks_for_nonce(response.headers())
+}
+
+/// Sends the request `build` makes with `token`'s authorization headers, and once more with a
+/// new proof when the server asks for a nonce.
+pub(crate) async fn send_authorized(
+    token: &AccessToken,
+    prover: Option<&Prover>,
+    method: &Method,
+    url: &url::Url,
+    build: impl Fn(HeaderMap) -> reqwest::RequestBuilder,
+) -> Result<Response, ClientError> {
+    let send = |headers| async {
+        build(headers).send().await.map_err(|e| {
+            ClientError::transient(format!(
+                "request to {} failed: {e}",
+                url.origin().ascii_serialization()
+            ))
+        })
+    };
+    let response = send(authorization(token, prover, method, url)?).await?;
+    if !retry_with_nonce(prover, url, &response) {
+        return Ok(response);
+    }
+    tracing::debug!("the resource server asked for a DPoP nonce; sending again with it");
+    let response = send(authorization(token, prover, method, url)?).await?;
+    remember_nonce(prover, url, &response);
+    Ok(response)
+}
+
+/// Keeps the nonce a response carries, if any, for the next proof to its origin.
+pub(crate) fn remember_nonce(prover: Option<&Prover>, url: &url::Url, response: &Response) {
+    if let Some(prover) = prover {
+        prover.nonces.remember(url.as_str(), response.headers());
+    }
 }
 
 /// `Err(())` when the response says the session is invalid; otherwise the response, rebuilt
@@ -121,6 +203,19 @@ mod tests {
         ])));
         assert!(challenge_says_invalid(&challenge(&[
             "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"expired\""
+        ])));
+    }
+
+    #[test]
+    fn a_dpop_nonce_challenge_is_told_from_an_invalid_token() {
+        let nonce = challenge(&["DPoP error=\"use_dpop_nonce\", error_description=\"nonce\""]);
+        assert!(challenge_asks_for_nonce(&nonce));
+        assert!(!challenge_says_invalid(&nonce));
+        let invalid = challenge(&["DPoP algs=\"ES256\", error=\"invalid_token\""]);
+        assert!(challenge_says_invalid(&invalid));
+        assert!(!challenge_asks_for_nonce(&invalid));
+        assert!(!challenge_asks_for_nonce(&challenge(&[
+            "Bearer error=\"use_dpop_nonce\""
         ])));
     }
 

@@ -365,6 +365,8 @@ mod tests {
             id_token: None,
             id_token_claims: None,
             dead: None,
+            dpop_key: None,
+            dpop_bound: false,
         };
         let plain = serde_json::to_vec(&credential).unwrap();
         let header = Header {

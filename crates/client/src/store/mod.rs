@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 pub use file::FileTokenStore;
 pub use keys::KeySource;
+pub(crate) use sealed::fill_random;
 
 use crate::credential::Credential;
 use crate::error::StoreError;

@@ -104,6 +104,7 @@ async fn setup(base: &str, expired: bool) -> Setup {
         on_event: Some(Arc::new(move |e: &tessera_client::RefreshEvent| {
             sink.0.lock().unwrap().push(e.clone())
         })),
+        dpop: false,
     };
     Setup {
         manager: Arc::new(tessera_client::TokenManager::new(store.clone(), config)),

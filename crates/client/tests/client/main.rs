@@ -12,6 +12,7 @@
 )]
 
 mod concurrency;
+mod dpop;
 mod endpoints;
 mod id_token;
 mod lifecycle;

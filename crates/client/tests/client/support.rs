@@ -328,6 +328,7 @@ pub fn manager_with(
         on_event: Some(Arc::new(move |e: &RefreshEvent| {
             sink.0.lock().unwrap().push(e.clone())
         })),
+        dpop: false,
     };
     (Arc::new(TokenManager::new(store, config)), recorder)
 }
@@ -378,6 +379,8 @@ pub fn sample_credential(access: &str, refresh: &str) -> Credential {
         id_token: None,
         id_token_claims: None,
         dead: None,
+        dpop_key: None,
+        dpop_bound: false,
     }
 }
 
