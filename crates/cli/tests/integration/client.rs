@@ -982,7 +982,7 @@ async fn an_openid_login_names_the_user_from_the_verified_id_token_and_keeps_it_
 async fn a_dpop_login_names_its_key_to_the_server_and_status_shows_the_keys_thumbprint() {
     let _lane = common::lane(common::lanes::SHARED);
     let w = World::start();
-    let (client_id, secret) = w.user_and_client(&[]);
+    let (client_id, secret) = w.user_and_client(&["--dpop", "required"]);
     let login = w.start_login(&client_id, Some(&secret), &["--dpop"]).await;
     let url = url::Url::parse(&login.url).unwrap();
     let jkt = url
@@ -992,9 +992,9 @@ async fn a_dpop_login_names_its_key_to_the_server_and_status_shows_the_keys_thum
         .expect("the authorization request names the key");
     w.complete_login(login).await;
     let status = w.stdout_of(&["status"]);
-    // "bound to key …" once the server binds the tokens; "key … (proofs sent; …)" before.
-    assert!(status.contains(&format!("key {jkt}")), "{status}");
-    // The API call goes with whatever the server's token_type asks for, and works.
+    assert!(status.contains(&format!("bound to key {jkt}")), "{status}");
+    // The API call goes as DPoP, with a proof of that key, and works; the token alone, as
+    // Bearer, does not.
     let out = w.run(&["curl", "/services/data/v65.0/"], None);
     assert!(
         out.status.success(),

@@ -339,7 +339,10 @@ pub(crate) fn check_request(
     // A thumbprint is base64url of a SHA-256 digest, as an S256 challenge is. The user-agent
     // flow's tokens come in a fragment, which no proof can accompany: a client that must bind
     // its tokens cannot use it.
-    let dpop_jkt = params.get("dpop_jkt").filter(|j| !j.is_empty());
+    // A client without DPoP has it ignored, as a server without DPoP would (RFC 9449 §10).
+    let dpop_jkt = params
+        .get("dpop_jkt")
+        .filter(|j| !j.is_empty() && client.dpop.mode != DpopMode::Off);
     if dpop_jkt.is_some_and(|jkt| !is_s256_challenge(jkt)) {
         return fail(
             "invalid_request",
@@ -618,22 +621,25 @@ mod tests {
     }
 
     #[test]
-    fn dpop_jkt_is_kept_when_it_is_a_thumbprint_and_refused_otherwise() {
-        let c = client(false, &["https://c.example/cb"]);
+    fn dpop_jkt_is_kept_when_it_is_a_thumbprint_refused_otherwise_and_ignored_without_dpop() {
         let jkt = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
-        let ok = check_request(
-            &params(&format!("response_type=code&dpop_jkt={jkt}")),
-            c.clone(),
-            "https://c.example/cb".into(),
-        )
-        .unwrap();
-        assert_eq!(ok.dpop_jkt.as_deref(), Some(jkt));
-        assert_eq!(
-            redirect_error("response_type=code&dpop_jkt=short", false)
-                .1
-                .code,
-            "invalid_request"
-        );
+        let check = |mode, query: &str| {
+            let c = Client {
+                dpop: crate::model::DpopSettings {
+                    mode,
+                    require_nonce: false,
+                },
+                ..client(false, &["https://c.example/cb"])
+            };
+            check_request(&params(query), c, "https://c.example/cb".into())
+        };
+        let query = format!("response_type=code&dpop_jkt={jkt}");
+        let kept = check(DpopMode::Allowed, &query).unwrap();
+        assert_eq!(kept.dpop_jkt.as_deref(), Some(jkt));
+        assert_eq!(check(DpopMode::Off, &query).unwrap().dpop_jkt, None);
+        let (_, refused) =
+            check(DpopMode::Allowed, "response_type=code&dpop_jkt=short").unwrap_err();
+        assert_eq!(refused.code, "invalid_request");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod caching;
 mod console;
 mod contract;
 mod cors;
+mod dpop;
 mod golden;
 mod hardening;
 mod identity;

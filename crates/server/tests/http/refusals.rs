@@ -30,18 +30,13 @@ async fn refused(h: &Harness, client: &Client, refresh_token: &str) {
     );
 }
 
-/// The `refresh_refused` events, once `count` of them have been written (they are written off
-/// the request path).
+/// The `refresh_refused` events, once `count` of them have been written.
 async fn refusal_events(h: &Harness, count: usize) -> Vec<tessera_core::model::Event> {
-    for _ in 0..500 {
-        let events = h.events_named("refresh_refused").await;
-        if events.len() >= count {
-            return events.into_iter().map(|e| e.event).collect();
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    panic!("fewer than {count} refresh_refused events");
+    h.events_written("refresh_refused", count)
+        .await
+        .into_iter()
+        .map(|e| e.event)
+        .collect()
 }
 
 fn hex(hash: &[u8]) -> String {

@@ -232,6 +232,24 @@ impl Harness {
             .collect()
     }
 
+    /// The audit events of `kind`, once there are at least `count` (failures are recorded off
+    /// the request path).
+    pub async fn events_written(
+        &self,
+        kind: &str,
+        count: usize,
+    ) -> Vec<tessera_core::model::StoredEvent> {
+        for _ in 0..500 {
+            let events = self.events_named(kind).await;
+            if events.len() >= count {
+                return events;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("fewer than {count} {kind} events");
+    }
+
     pub async fn confidential(&self) -> Client {
         self.client(false, ClientSettings::default()).await
     }

@@ -242,7 +242,7 @@ async fn forged_header_does_not_escape_throttling(
         let expected = if i < 19 { 400 } else { 429 };
         assert_eq!(reply.status.as_u16(), expected, "attempt {i}");
     }
-    let throttled = wait_for_events(h, "throttled", 1).await;
+    let throttled = h.events_written("throttled", 1).await;
     for event in &throttled {
         assert_eq!(event.event.source.as_deref(), Some(ATTACKER), "{event:?}");
     }
@@ -328,7 +328,7 @@ async fn every_throttle_decision_is_an_audit_event_without_a_secret() {
     for _ in 0..6 {
         login_from(&h, &c, ATTACKER, &[], USERNAME, "PaSsWoRdGuEsS").await;
     }
-    let events = wait_for_events(&h, "throttled", 2).await;
+    let events = h.events_written("throttled", 2).await;
     let credential = events
         .iter()
         .find(|e| e.event.detail.contains("credential failures per address"))
@@ -354,7 +354,7 @@ async fn every_throttle_decision_is_an_audit_event_without_a_secret() {
     }
     // Failed client authentications carry their source too; past the budget, the one throttle
     // event stands for them all (a flood is not a flood of audit writes).
-    let failures = wait_for_events(&h, "client_auth_failed", 19).await;
+    let failures = h.events_written("client_auth_failed", 19).await;
     assert!(failures
         .iter()
         .all(|e| e.event.source.as_deref() == Some(ATTACKER)));
@@ -368,23 +368,6 @@ async fn every_throttle_decision_is_an_audit_event_without_a_secret() {
             .count(),
         1
     );
-}
-
-/// The audit events of `kind`, once there are at least `count` (failures are recorded off the
-/// request path).
-async fn wait_for_events(
-    h: &Harness,
-    kind: &str,
-    count: usize,
-) -> Vec<tessera_core::model::StoredEvent> {
-    for _ in 0..200 {
-        let events = h.events_named(kind).await;
-        if events.len() >= count {
-            return events;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("fewer than {count} {kind} events");
 }
 
 /// Past the cap on concurrent password checks, a login waits a bounded time and is then
@@ -573,7 +556,7 @@ async fn flood_writes_one_event_and_its_count(h: &Harness, pairs: &[(&str, &str)
     h.token_from(ATTACKER, &[], pairs)
         .await
         .assert_oauth_error(429, "rate_limit_exceeded");
-    wait_for_events(h, "throttled", 1).await;
+    h.events_written("throttled", 1).await;
     h.store.fail(true);
     for i in 0..280 {
         let reply = h.token_from(ATTACKER, &[], pairs).await;
