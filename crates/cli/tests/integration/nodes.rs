@@ -1044,3 +1044,60 @@ async fn a_key_rotation_under_load_on_two_nodes_signs_nothing_a_cached_jwks_cann
         ]
     );
 }
+
+/// DPoP's replay check across nodes: a proof spent on one node is refused by the other, because
+/// the nodes of a cluster remember seen proofs in their shared database (an `UNLOGGED` table),
+/// not each in its own memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_proof_spent_on_one_node_is_refused_as_a_replay_on_the_other() {
+    let _lane = common::lane(common::lanes::NODES);
+    let Some(admin_url) = postgres().await else {
+        return;
+    };
+    // Behind one public URL, as a cluster is: a proof names the URL it was made for.
+    let issuer = "http://tessera.test";
+    let mut cluster = Cluster::start(&admin_url, 0).await;
+    for _ in 0..2 {
+        cluster.add_node(&[("TESSERA_ISSUER", issuer)]);
+    }
+    let client = cluster.user_and_client(&["--dpop", "allowed", "--rotate-refresh-tokens"]);
+    let (a, b) = (cluster.base(0), cluster.base(1));
+    let key = tessera_client::DpopKey::generate().unwrap();
+    let tokens = client.login(a).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let proof = key
+        .proof(
+            "POST",
+            &format!("{issuer}/services/oauth2/token"),
+            None,
+            None,
+            i64::try_from(now).unwrap(),
+        )
+        .unwrap();
+    let refresh = |base: &str, token: String| {
+        let request = client
+            .http
+            .post(format!("{base}/services/oauth2/token"))
+            .header("DPoP", proof.clone())
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+                ("client_id", client.id.as_str()),
+                ("client_secret", client.secret.as_str()),
+            ]);
+        async move { reply(request.send().await.unwrap()).await }
+    };
+    let first = refresh(a, field(&tokens, "refresh_token")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["token_type"], "DPoP");
+    let replayed = refresh(b, field(&first.body, "refresh_token")).await;
+    assert_eq!(replayed.status, 400, "{}", replayed.body);
+    assert_eq!(
+        replayed.body["error"], "invalid_dpop_proof",
+        "{}",
+        replayed.body
+    );
+}
