@@ -1064,17 +1064,14 @@ async fn a_dpop_proof_spent_on_one_node_is_refused_as_a_replay_on_the_other() {
     let (a, b) = (cluster.base(0), cluster.base(1));
     let key = tessera_client::DpopKey::generate().unwrap();
     let tokens = client.login(a).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = tessera_core::time::Clock::now(&tessera_core::time::SystemClock).seconds();
     let proof = key
         .proof(
             "POST",
             &format!("{issuer}/services/oauth2/token"),
             None,
             None,
-            i64::try_from(now).unwrap(),
+            now,
         )
         .unwrap();
     let refresh = |base: &str, token: String| {
