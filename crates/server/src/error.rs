@@ -92,6 +92,10 @@ pub enum IdentityError {
     BadId,
     BadFormat,
     Unavailable,
+    /// As the REST API's [`ApiError::DpopProof`]: 401 with the DPoP challenge.
+    DpopProof(&'static str),
+    /// As the REST API's [`ApiError::UseDpopNonce`].
+    UseDpopNonce,
 }
 
 /// What an authorization page cannot go on with.
@@ -184,11 +188,11 @@ impl From<ResourceError> for IdentityError {
             ResourceError::WrongOrg => Self::WrongOrg,
             ResourceError::NotFound => Self::BadId,
             ResourceError::Unavailable => Self::Unavailable,
+            ResourceError::DpopProof(reason) => Self::DpopProof(reason),
+            ResourceError::UseDpopNonce => Self::UseDpopNonce,
             ResourceError::InvalidSession
             | ResourceError::InsufficientScope
-            | ResourceError::InvalidNote(_)
-            | ResourceError::DpopProof(_)
-            | ResourceError::UseDpopNonce => Self::BadToken,
+            | ResourceError::InvalidNote(_) => Self::BadToken,
         }
     }
 }
@@ -290,7 +294,12 @@ fn api_array(status: StatusCode, code: &str, message: &str) -> Response {
 /// its clients see a session problem, and the RFC 9449 §7.1 challenge a DPoP client acts on.
 /// `description` is one of our fixed texts, never input.
 fn dpop_challenge(error: &str, description: &str) -> Response {
-    let mut response = api_array(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", description);
+    let response = api_array(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", description);
+    with_dpop_challenge(response, error, description)
+}
+
+/// `WWW-Authenticate: DPoP error="…", error_description="…"` (RFC 9449 §7.1) on `response`.
+fn with_dpop_challenge(mut response: Response, error: &str, description: &str) -> Response {
     let challenge = format!("DPoP error=\"{error}\", error_description=\"{description}\"");
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response
@@ -299,6 +308,8 @@ fn dpop_challenge(error: &str, description: &str) -> Response {
     }
     response
 }
+
+const RESOURCE_NEEDS_NONCE: &str = "Resource server requires nonce in DPoP proof";
 
 fn api_response(error: &ApiError) -> Response {
     match error {
@@ -315,10 +326,7 @@ fn api_response(error: &ApiError) -> Response {
             response
         }
         ApiError::DpopProof(reason) => dpop_challenge("invalid_dpop_proof", reason),
-        ApiError::UseDpopNonce => dpop_challenge(
-            "use_dpop_nonce",
-            "Resource server requires nonce in DPoP proof",
-        ),
+        ApiError::UseDpopNonce => dpop_challenge("use_dpop_nonce", RESOURCE_NEEDS_NONCE),
         ApiError::NotFound => api_array(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
@@ -374,7 +382,9 @@ fn identity_response(error: IdentityError) -> Response {
     let (status, text) = match error {
         IdentityError::MissingToken => (StatusCode::FORBIDDEN, "Missing_OAuth_Token"),
         IdentityError::BadToken => (StatusCode::FORBIDDEN, "Bad_OAuth_Token"),
-        IdentityError::NoUserinfoScope => (StatusCode::UNAUTHORIZED, "Bad_OAuth_Token"),
+        IdentityError::NoUserinfoScope
+        | IdentityError::DpopProof(_)
+        | IdentityError::UseDpopNonce => (StatusCode::UNAUTHORIZED, "Bad_OAuth_Token"),
         IdentityError::WrongOrg => (StatusCode::FORBIDDEN, "Wrong_Org"),
         IdentityError::BadId => (StatusCode::NOT_FOUND, "Bad_Id"),
         IdentityError::BadFormat => (StatusCode::BAD_REQUEST, "Bad_Format"),
@@ -395,6 +405,15 @@ openid, id, profile, email, address, phone or full\"",
             ),
         );
     }
+    let response = match error {
+        IdentityError::DpopProof(reason) => {
+            with_dpop_challenge(response, "invalid_dpop_proof", reason)
+        }
+        IdentityError::UseDpopNonce => {
+            with_dpop_challenge(response, "use_dpop_nonce", RESOURCE_NEEDS_NONCE)
+        }
+        _ => response,
+    };
     let retry = (error == IdentityError::Unavailable).then_some(UNAVAILABLE_RETRY_AFTER_SECS);
     with_retry_after(response, retry)
 }

@@ -78,8 +78,10 @@ async fn code(h: &Harness, client: &Client, extra: &[(&str, &str)]) -> String {
     let mut params = vec![
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
-        ("scope", "api refresh_token"),
     ];
+    if !extra.iter().any(|(name, _)| *name == "scope") {
+        params.push(("scope", "api refresh_token"));
+    }
     params.extend_from_slice(extra);
     let location = h.authorize(client, &params).await;
     url_param(&location, "code").expect("code in redirect")
@@ -495,4 +497,89 @@ async fn discovery_advertises_the_proof_algorithms() {
             .collect();
         assert_eq!(algs, ["ES256", "ES384", "EdDSA", "PS256"], "{path}");
     }
+}
+
+#[tokio::test]
+async fn userinfo_takes_a_bound_token_with_a_proof_and_answers_a_bad_one_with_the_dpop_challenge() {
+    let h = Harness::new().await;
+    let client = h
+        .client(
+            false,
+            ClientSettings {
+                dpop: Some(DpopMode::Allowed),
+                dpop_require_nonce: Some(true),
+                scopes: Some("api id openid refresh_token".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    let owner = key();
+    // The ID token the code exchange answers needs a signing key.
+    h.authority.rotate_signing_keys_when_due().await.unwrap();
+    let code = code(&h, &client, &[("scope", "openid id")]).await;
+    let mut pairs = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    credentials(&client, &mut pairs);
+    let asked = token_with(
+        &h,
+        &pairs,
+        Some(&proof(&h, &owner, "POST", TOKEN_PATH, None, None)),
+    )
+    .await;
+    let nonce = asked.header("dpop-nonce").expect("a nonce").to_owned();
+    let with = proof(&h, &owner, "POST", TOKEN_PATH, None, Some(&nonce));
+    let access = text(
+        &token_with(&h, &pairs, Some(&with)).await.json(),
+        "access_token",
+    );
+    let userinfo = "/services/oauth2/userinfo";
+    let call = |proof: String| {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(userinfo)
+            .header(header::AUTHORIZATION, format!("DPoP {access}"))
+            .header("DPoP", proof)
+            .body(Body::empty())
+            .unwrap();
+        h.send(request)
+    };
+    let without_nonce = call(proof(&h, &owner, "GET", userinfo, Some(&access), None)).await;
+    assert_eq!(without_nonce.status, StatusCode::UNAUTHORIZED);
+    assert!(without_nonce
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .starts_with("DPoP error=\"use_dpop_nonce\""));
+    let nonce = without_nonce
+        .header("dpop-nonce")
+        .expect("a nonce")
+        .to_owned();
+    let answered = call(proof(
+        &h,
+        &owner,
+        "GET",
+        userinfo,
+        Some(&access),
+        Some(&nonce),
+    ))
+    .await;
+    assert_eq!(answered.status, StatusCode::OK, "{}", answered.text());
+    assert!(answered.json()["sub"].is_string());
+    let other_key = call(proof(
+        &h,
+        &key(),
+        "GET",
+        userinfo,
+        Some(&access),
+        Some(&nonce),
+    ))
+    .await;
+    assert_eq!(other_key.status, StatusCode::UNAUTHORIZED);
+    assert!(other_key
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .starts_with("DPoP error=\"invalid_dpop_proof\""));
 }
