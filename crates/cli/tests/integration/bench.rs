@@ -49,6 +49,8 @@ fn a_short_benchmark_runs_every_scenario_without_errors() {
         "openid-rs256",
         "openid-es256",
         "api-jwt",
+        "dpop-rotating",
+        "dpop-api",
         "rotating: latency at half load",
     ] {
         assert!(
