@@ -154,6 +154,7 @@ mod tests {
             server_rss_kib: 0,
             target_rate: None,
             floor_off_median: None,
+            loader_cpu_us_per_request: 0.0,
         }
     }
 

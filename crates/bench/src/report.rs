@@ -40,6 +40,10 @@ pub(crate) struct Run {
     /// fraction, when it was still more than the margin off after the pair was measured again:
     /// the row's ratios are then unreliable. `None` when the floor was close enough.
     pub(crate) floor_off_median: Option<f64>,
+    /// The load generator's CPU time per answered request (its one core, pinned): near
+    /// 1,000,000 ÷ req/s, it was busy all the time and may have been the bound rather than the
+    /// server (the DPoP scenarios sign a proof per request there).
+    pub(crate) loader_cpu_us_per_request: f64,
 }
 
 /// Facts about a store size.
@@ -89,7 +93,7 @@ pub(crate) fn print_report(report: &Report) {
         );
     }
     println!(
-        "{:>9}  {:<30} {:>4}  {:>10}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>7}  {:>9}  {:>8}  errors",
+        "{:>9}  {:<30} {:>4}  {:>10}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>7}  {:>9}  {:>9}  {:>8}  errors",
         "tokens",
         "scenario",
         "c",
@@ -101,6 +105,7 @@ pub(crate) fn print_report(report: &Report) {
         "ratio",
         "CPU µs",
         "CPU ratio",
+        "loader µs",
         "RSS MiB"
     );
     for r in &report.runs {
@@ -111,7 +116,7 @@ pub(crate) fn print_report(report: &Report) {
             )
         });
         println!(
-            "{:>9}  {:<30} {:>4}  {:>10.0}  {:>7.2}  {:>7.2}  {:>7.2}  {:>8.2}  {:>6}  {:>7.1}  {:>9}  {:>8.1}  {:?}{flag}",
+            "{:>9}  {:<30} {:>4}  {:>10.0}  {:>7.2}  {:>7.2}  {:>7.2}  {:>8.2}  {:>6}  {:>7.1}  {:>9}  {:>9.1}  {:>8.1}  {:?}{flag}",
             r.tokens,
             r.scenario,
             r.concurrency,
@@ -123,6 +128,7 @@ pub(crate) fn print_report(report: &Report) {
             r.ratio_to_floor.map_or("-".into(), |x| format!("{x:.3}")),
             r.server_cpu_us_per_request,
             r.cpu_ratio_to_floor.map_or("-".into(), |x| format!("{x:.3}")),
+            r.loader_cpu_us_per_request,
             r.server_rss_kib as f64 / 1024.0,
             r.errors,
         );
@@ -218,6 +224,10 @@ fn legend(report: &Report) -> Vec<String> {
         "CPU ratio  the floor's server CPU µs per request ÷ this row's: the same comparison in \
          CPU time, which the neighbours' load disturbs much less."
             .to_owned(),
+        "loader µs  the load generator's CPU µs per request, on its own core: when this × req/s \
+         comes near 1,000,000 µs (a whole second each second), the load generator was busy all \
+         the time and may have been the bound, not the server."
+            .to_owned(),
     ];
     if report.runs.iter().any(|r| r.target_rate.is_some()) {
         lines.push(format!(
@@ -263,6 +273,10 @@ mod tests {
             said.contains("\nCPU ratio  the floor's server CPU µs per request"),
             "{said}"
         );
+        assert!(
+            said.contains("\nloader µs  the load generator's CPU µs per request"),
+            "{said}"
+        );
         assert!(!said.contains(HALF_LOAD_LABEL), "{said}");
         assert!(!said.contains("floor off the median"), "{said}");
 
@@ -299,6 +313,7 @@ mod tests {
             server_rss_kib: 2048,
             target_rate,
             floor_off_median,
+            loader_cpu_us_per_request: 50.0,
         }
     }
 
@@ -355,7 +370,8 @@ mod tests {
              \"seconds\":1.0,\"throughput\":10.0,\"p50_ms\":1.0,\"p90_ms\":2.0,\"p99_ms\":3.0,\
              \"p999_ms\":4.0,\"errors\":{\"503\":1},\"ratio_to_floor\":0.5,\
              \"server_cpu_us_per_request\":100.0,\"cpu_ratio_to_floor\":null,\
-             \"server_rss_kib\":2048,\"target_rate\":null,\"floor_off_median\":null}"
+             \"server_rss_kib\":2048,\"target_rate\":null,\"floor_off_median\":null,\
+             \"loader_cpu_us_per_request\":50.0}"
         );
     }
 }
