@@ -32,10 +32,12 @@ pub struct BenchArgs {
     /// Scenarios to run, comma-separated (floor is always run: it is the reference): rotating,
     /// non-rotating (refresh), api (a REST call with an opaque access token), openid-rs256 and
     /// openid-es256 (rotating refresh of an `openid` grant: an ID token signed on every
-    /// refresh), api-jwt (a REST call with a JWT access token), half-load.
+    /// refresh), api-jwt (a REST call with a JWT access token), dpop-rotating (rotating refresh
+    /// with a DPoP proof, signed by the load generator, on every request), dpop-api (a REST call
+    /// with a DPoP-bound access token and a proof), half-load.
     #[arg(
         long,
-        default_value = "rotating,non-rotating,api,openid-rs256,openid-es256,api-jwt,half-load",
+        default_value = "rotating,non-rotating,api,openid-rs256,openid-es256,api-jwt,dpop-rotating,dpop-api,half-load",
         value_delimiter = ','
     )]
     pub(crate) scenarios: Vec<String>,

@@ -1,12 +1,14 @@
 //! The data a run needs, prepared straight in the database before the server starts: a user,
 //! a rotating and a non-rotating client, and `--tokens` grants, each worker's first; then the
 //! OpenID Connect clients (rotating `openid` grants with RS256 and with ES256 ID tokens, and a
-//! client of JWT access tokens), one grant a worker each, and the signing keys.
+//! client of JWT access tokens), one grant a worker each, and the signing keys; and the DPoP
+//! clients (a rotating and a non-rotating confidential client with DPoP allowed), one grant a
+//! worker each, whose workers sign their proofs with keys of their own.
 
 use std::path::Path;
 
 use anyhow::Context;
-use tessera_core::model::SigningAlg;
+use tessera_core::model::{DpopMode, SigningAlg};
 use tessera_core::operations::admin::ClientSettings;
 use tessera_core::time::{SystemClock, SystemRandom};
 use tessera_core::tokens::server_key::ServerKey;
@@ -59,6 +61,13 @@ pub(crate) struct Data {
     pub(crate) openid_es256: Vec<Credentials>,
     /// Grants of a client of JWT access tokens (RFC 9068), for the API scenario.
     pub(crate) jwt_access: Vec<Credentials>,
+    /// Rotating grants of a confidential client with DPoP allowed: each refresh carries a proof
+    /// and binds the access token it gets (the refresh token itself is not bound: the client's
+    /// secret already binds it).
+    pub(crate) dpop_rotating: Vec<Credentials>,
+    /// Grants of a non-rotating confidential client with DPoP allowed, for the DPoP API
+    /// scenario: each worker binds an access token to its key with one refresh before it runs.
+    pub(crate) dpop_static: Vec<Credentials>,
 }
 
 impl Data {
@@ -71,6 +80,8 @@ impl Data {
             "openid-rs256" => (&mut self.openid_rs256, true),
             "openid-es256" => (&mut self.openid_es256, true),
             "api-jwt" => (&mut self.jwt_access, false),
+            "dpop-rotating" => (&mut self.dpop_rotating, true),
+            "dpop-api" => (&mut self.dpop_static, false),
             _ => return None,
         })
     }
@@ -121,6 +132,8 @@ pub(crate) async fn prepare(
         openid_rs256: Vec::new(),
         openid_es256: Vec::new(),
         jwt_access: Vec::new(),
+        dpop_rotating: Vec::new(),
+        dpop_static: Vec::new(),
     };
     // Workers of every concurrency run the same scenario in turn, so each kind needs as many
     // grants as the largest concurrency; the ballast is shared, and the workers' grants are
@@ -160,6 +173,10 @@ pub(crate) async fn prepare(
         jwt_access_tokens: Some(jwt),
         ..client(name, rotate)
     };
+    let dpop = |name: &str, rotate: bool| ClientSettings {
+        dpop: Some(DpopMode::Allowed),
+        ..client(name, rotate)
+    };
     for (settings, scope, slot) in [
         (
             openid("openid RS256", SigningAlg::Rs256, true, false),
@@ -176,6 +193,8 @@ pub(crate) async fn prepare(
             SCOPE,
             &mut data.jwt_access,
         ),
+        (dpop("DPoP rotating", true), SCOPE, &mut data.dpop_rotating),
+        (dpop("DPoP static", false), SCOPE, &mut data.dpop_static),
     ] {
         let (client, secret) = operator.create_client(false, &settings).await?;
         let secret = secret.context("a confidential client has a secret")?;

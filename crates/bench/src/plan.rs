@@ -154,26 +154,27 @@ mod tests {
             server_rss_kib: 0,
             target_rate: None,
             floor_off_median: None,
+            loader_cpu_us_per_request: 0.0,
         }
     }
 
     #[test]
-    fn the_default_run_announces_its_five_minutes() {
+    fn the_default_run_announces_its_seven_minutes() {
         let plan = Plan::of(&args(&[]));
-        // 6 scenarios × 2 concurrencies after a floor each, and the half-load pair: 26 runs of
+        // 8 scenarios × 2 concurrencies after a floor each, and the half-load pair: 34 runs of
         // 2 s + 10 s, and 2.5 s of disk floor rounded up.
         assert_eq!(
             plan,
             Plan {
-                runs: 26,
+                runs: 34,
                 seconds_per_run: 12,
                 disk_seconds: 3
             }
         );
-        assert_eq!(plan.measuring_seconds(), 315);
+        assert_eq!(plan.measuring_seconds(), 411);
         let said = plan.describe(&args(&[]));
         assert!(
-            said.starts_with("expected duration: about 5 min 15 s"),
+            said.starts_with("expected duration: about 6 min 51 s"),
             "{said}"
         );
         assert!(said.contains("preparing 10000 grants"), "{said}");

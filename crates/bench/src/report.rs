@@ -40,6 +40,10 @@ pub(crate) struct Run {
     /// fraction, when it was still more than the margin off after the pair was measured again:
     /// the row's ratios are then unreliable. `None` when the floor was close enough.
     pub(crate) floor_off_median: Option<f64>,
+    /// The load generator's CPU time per answered request (its one core, pinned): near
+    /// 1,000,000 ÷ req/s, it was busy all the time and may have been the bound rather than the
+    /// server (the DPoP scenarios sign a proof per request there).
+    pub(crate) loader_cpu_us_per_request: f64,
 }
 
 /// Facts about a store size.
@@ -89,7 +93,7 @@ pub(crate) fn print_report(report: &Report) {
         );
     }
     println!(
-        "{:>9}  {:<30} {:>4}  {:>10}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>7}  {:>9}  {:>8}  errors",
+        "{:>9}  {:<30} {:>4}  {:>10}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>7}  {:>9}  {:>9}  {:>8}  errors",
         "tokens",
         "scenario",
         "c",
@@ -101,6 +105,7 @@ pub(crate) fn print_report(report: &Report) {
         "ratio",
         "CPU µs",
         "CPU ratio",
+        "loader µs",
         "RSS MiB"
     );
     for r in &report.runs {
@@ -111,7 +116,7 @@ pub(crate) fn print_report(report: &Report) {
             )
         });
         println!(
-            "{:>9}  {:<30} {:>4}  {:>10.0}  {:>7.2}  {:>7.2}  {:>7.2}  {:>8.2}  {:>6}  {:>7.1}  {:>9}  {:>8.1}  {:?}{flag}",
+            "{:>9}  {:<30} {:>4}  {:>10.0}  {:>7.2}  {:>7.2}  {:>7.2}  {:>8.2}  {:>6}  {:>7.1}  {:>9}  {:>9.1}  {:>8.1}  {:?}{flag}",
             r.tokens,
             r.scenario,
             r.concurrency,
@@ -123,6 +128,7 @@ pub(crate) fn print_report(report: &Report) {
             r.ratio_to_floor.map_or("-".into(), |x| format!("{x:.3}")),
             r.server_cpu_us_per_request,
             r.cpu_ratio_to_floor.map_or("-".into(), |x| format!("{x:.3}")),
+            r.loader_cpu_us_per_request,
             r.server_rss_kib as f64 / 1024.0,
             r.errors,
         );
@@ -160,7 +166,7 @@ pub(crate) fn print_report(report: &Report) {
             }
         }
     }
-    for line in relative_to_rotating(report) {
+    for line in against_reference(report) {
         println!("{line}");
     }
     for line in legend(report) {
@@ -168,27 +174,38 @@ pub(crate) fn print_report(report: &Report) {
     }
 }
 
-/// The `openid` refreshes against the plain rotating refresh of the same store size and
-/// concurrency: what signing an ID token on every refresh costs, in throughput and in CPU.
-fn relative_to_rotating(report: &Report) -> Vec<String> {
+/// The scenarios that add one thing to another scenario, with that reference and its name in
+/// the report: an ID token signed on every refresh (`openid`), a DPoP proof checked on every
+/// request (`dpop`).
+const AGAINST_REFERENCE: [(&str, &str, &str); 4] = [
+    ("openid-rs256", "rotating", "the rotating refresh"),
+    ("openid-es256", "rotating", "the rotating refresh"),
+    ("dpop-rotating", "rotating", "the rotating refresh"),
+    ("dpop-api", "api", "the Bearer API call"),
+];
+
+/// Each scenario of [`AGAINST_REFERENCE`] against its reference of the same store size and
+/// concurrency: what the added work costs, in throughput and in server CPU per request (for
+/// DPoP, the difference is the server's checking of the proof; the loader signs it).
+fn against_reference(report: &Report) -> Vec<String> {
     let mut lines = Vec::new();
-    for openid in ["openid-rs256", "openid-es256"] {
-        for run in report.runs.iter().filter(|r| r.scenario == openid) {
-            let Some(rotating) = report.runs.iter().find(|r| {
-                r.scenario == "rotating"
+    for (scenario, reference, name) in AGAINST_REFERENCE {
+        for run in report.runs.iter().filter(|r| r.scenario == scenario) {
+            let Some(base) = report.runs.iter().find(|r| {
+                r.scenario == reference
                     && r.tokens == run.tokens
                     && r.concurrency == run.concurrency
                     && r.target_rate.is_none()
             }) else {
                 continue;
             };
-            if rotating.throughput > 0.0 && run.server_cpu_us_per_request > 0.0 {
+            if base.throughput > 0.0 && run.server_cpu_us_per_request > 0.0 {
                 lines.push(format!(
-                    "{openid} at c={}: {:.2} × the rotating refresh's req/s, {:.2} × its CPU per request ({:.0} µs more)",
+                    "{scenario} at c={}: {:.2} × {name}'s req/s, {:.2} × its CPU per request ({:.0} µs more)",
                     run.concurrency,
-                    run.throughput / rotating.throughput,
-                    run.server_cpu_us_per_request / rotating.server_cpu_us_per_request.max(f64::MIN_POSITIVE),
-                    run.server_cpu_us_per_request - rotating.server_cpu_us_per_request,
+                    run.throughput / base.throughput,
+                    run.server_cpu_us_per_request / base.server_cpu_us_per_request.max(f64::MIN_POSITIVE),
+                    run.server_cpu_us_per_request - base.server_cpu_us_per_request,
                 ));
             }
         }
@@ -206,6 +223,10 @@ fn legend(report: &Report) -> Vec<String> {
             .to_owned(),
         "CPU ratio  the floor's server CPU µs per request ÷ this row's: the same comparison in \
          CPU time, which the neighbours' load disturbs much less."
+            .to_owned(),
+        "loader µs  the load generator's CPU µs per request, on its own core: when this × req/s \
+         comes near 1,000,000 µs (a whole second each second), the load generator was busy all \
+         the time and may have been the bound, not the server."
             .to_owned(),
     ];
     if report.runs.iter().any(|r| r.target_rate.is_some()) {
@@ -252,6 +273,10 @@ mod tests {
             said.contains("\nCPU ratio  the floor's server CPU µs per request"),
             "{said}"
         );
+        assert!(
+            said.contains("\nloader µs  the load generator's CPU µs per request"),
+            "{said}"
+        );
         assert!(!said.contains(HALF_LOAD_LABEL), "{said}");
         assert!(!said.contains("floor off the median"), "{said}");
 
@@ -288,7 +313,45 @@ mod tests {
             server_rss_kib: 2048,
             target_rate,
             floor_off_median,
+            loader_cpu_us_per_request: 50.0,
         }
+    }
+
+    #[test]
+    fn each_dpop_scenario_is_set_against_its_plain_reference_of_the_same_concurrency() {
+        let at = |scenario: &str, concurrency: usize, throughput: f64, cpu: f64| Run {
+            concurrency,
+            throughput,
+            server_cpu_us_per_request: cpu,
+            ..run_of(scenario, None, None)
+        };
+        let said = against_reference(&report(vec![
+            at("rotating", 16, 1_000.0, 40.0),
+            at("rotating", 64, 2_000.0, 50.0),
+            at("dpop-rotating", 64, 1_500.0, 80.0),
+            at("api", 64, 10_000.0, 20.0),
+            at("dpop-api", 64, 7_000.0, 45.0),
+        ]));
+        assert_eq!(
+            said,
+            [
+                "dpop-rotating at c=64: 0.75 × the rotating refresh's req/s, 1.60 × its CPU per \
+                 request (30 µs more)",
+                "dpop-api at c=64: 0.70 × the Bearer API call's req/s, 2.25 × its CPU per \
+                 request (25 µs more)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_scenario_without_its_reference_in_the_run_is_not_compared() {
+        let said = against_reference(&report(vec![
+            run_of("dpop-api", None, None),
+            run_of("rotating", None, None),
+            // The open-loop run is rotating refresh too, but its throughput is what was offered.
+            run_of("rotating", Some(5_000.0), None),
+        ]));
+        assert!(said.is_empty(), "{said:?}");
     }
 
     /// The JSON report is read by scripts (BENCHMARKS.md's figures come from it): its keys and
@@ -307,7 +370,8 @@ mod tests {
              \"seconds\":1.0,\"throughput\":10.0,\"p50_ms\":1.0,\"p90_ms\":2.0,\"p99_ms\":3.0,\
              \"p999_ms\":4.0,\"errors\":{\"503\":1},\"ratio_to_floor\":0.5,\
              \"server_cpu_us_per_request\":100.0,\"cpu_ratio_to_floor\":null,\
-             \"server_rss_kib\":2048,\"target_rate\":null,\"floor_off_median\":null}"
+             \"server_rss_kib\":2048,\"target_rate\":null,\"floor_off_median\":null,\
+             \"loader_cpu_us_per_request\":50.0}"
         );
     }
 }

@@ -59,12 +59,18 @@ pub(crate) async fn measure(
         workers.push(tokio::task::spawn_local(worker.run()));
     }
     let pids = server.pids();
+    // The load generator's own CPU too: a scenario whose requests cost it much (the DPoP
+    // proofs it signs) can make it, not the server, the bound.
+    let loader = std::process::id();
     let cpu_window = tokio::task::spawn_local(async move {
         let ticks = |pids: &[u32]| pids.iter().map(|&pid| cpu_ticks(pid)).sum::<u64>();
         tokio::time::sleep_until(measured_from.into()).await;
-        let before = ticks(&pids);
+        let before = (ticks(&pids), cpu_ticks(loader));
         tokio::time::sleep_until(end.into()).await;
-        ticks(&pids).saturating_sub(before)
+        (
+            ticks(&pids).saturating_sub(before.0),
+            cpu_ticks(loader).saturating_sub(before.1),
+        )
     });
     let mut histogram = new_histogram()?;
     let mut errors = BTreeMap::new();
@@ -84,7 +90,9 @@ pub(crate) async fn measure(
             *errors.entry(status).or_insert(0) += n;
         }
     }
-    let cpu_seconds = cpu_window.await? as f64 / CLOCK_TICKS_PER_SECOND;
+    let (server_ticks, loader_ticks) = cpu_window.await?;
+    let per_request =
+        |ticks: u64| ticks as f64 / CLOCK_TICKS_PER_SECOND * 1e6 / requests.max(1) as f64;
     let seconds = duration.as_secs_f64();
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     let run = Run {
@@ -100,11 +108,12 @@ pub(crate) async fn measure(
         p999_ms: ms(0.999),
         errors,
         ratio_to_floor: None,
-        server_cpu_us_per_request: cpu_seconds * 1e6 / requests.max(1) as f64,
+        server_cpu_us_per_request: per_request(server_ticks),
         cpu_ratio_to_floor: None,
         server_rss_kib: server.rss_kib(),
         target_rate: rate,
         floor_off_median: None,
+        loader_cpu_us_per_request: per_request(loader_ticks),
     };
     Ok(run)
 }
@@ -167,13 +176,14 @@ pub(crate) async fn measure_pair(
 /// One line on standard error as each run ends, so that a long benchmark shows it is moving.
 fn progress(run: &Run) {
     eprintln!(
-        "  {:>8} tokens  {:<30} c={:<3} {:>9.0}/s  p99 {:>7.2} ms  {:>6.1} µs CPU  errors {:?}",
+        "  {:>8} tokens  {:<30} c={:<3} {:>9.0}/s  p99 {:>7.2} ms  {:>6.1} µs CPU  loader {:>6.1} µs  errors {:?}",
         run.tokens,
         run.scenario,
         run.concurrency,
         run.throughput,
         run.p99_ms,
         run.server_cpu_us_per_request,
+        run.loader_cpu_us_per_request,
         run.errors
     );
 }

@@ -49,6 +49,8 @@ fn a_short_benchmark_runs_every_scenario_without_errors() {
         "openid-rs256",
         "openid-es256",
         "api-jwt",
+        "dpop-rotating",
+        "dpop-api",
         "rotating: latency at half load",
     ] {
         assert!(
@@ -80,16 +82,23 @@ fn a_short_benchmark_runs_every_scenario_without_errors() {
         "{stdout}"
     );
     assert!(stdout.contains("\nCPU ratio  "), "{stdout}");
-    // The `openid` refreshes are set against the plain rotating refresh of the same run.
+    // The `openid` and DPoP refreshes are set against the plain rotating refresh of the same
+    // run, the DPoP API call against the Bearer one.
     assert!(
         stdout.contains("openid-es256 at c=4: ")
+            && stdout.contains("dpop-rotating at c=4: ")
             && stdout.contains(" × the rotating refresh's req/s"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("dpop-api at c=4: ") && stdout.contains(" × the Bearer API call's req/s"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nloader µs  "), "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with(
-            "expected duration: about 15 s of measuring (14 runs of 0 s warm-up + 1 s"
+            "expected duration: about 19 s of measuring (18 runs of 0 s warm-up + 1 s"
         ),
         "{stderr}"
     );
