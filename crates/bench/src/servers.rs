@@ -78,11 +78,6 @@ impl Server {
             .args(["--housekeeping-interval", "1h"])
             // The loader is one source making many honest requests; none should fail anyway.
             .args(["--credential-failures-per-address", "1000000/1s"])
-            // A seen DPoP proof is remembered for the 60 s of its iat window, and a node refuses
-            // new proofs (503) once its replay cache is full: the default 100,000 caps a node at
-            // about 1,700 proofs a second sustained, well under what the DPoP scenarios offer.
-            // Two million is more than one core can verify in a window.
-            .args(["--dpop-replay-capacity", "2000000"])
             .env("TESSERA_DATA_DIR", dir)
             .env("TESSERA_DATABASE_URL", url)
             .env_remove("TESSERA_CONFIG")

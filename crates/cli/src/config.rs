@@ -158,7 +158,7 @@ pub struct ServerOptions {
     #[arg(long, env = "TESSERA_DPOP_IAT_FUTURE", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dpop_iat_future: Option<String>,
-    /// DPoP proofs a node's replay cache holds at once; when full, proofs get 503 [default: 100000].
+    /// DPoP proofs a node's replay cache holds at once; when full, proofs get 503 [default: 1000000].
     #[arg(long, env = "TESSERA_DPOP_REPLAY_CAPACITY", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dpop_replay_capacity: Option<usize>,
@@ -860,7 +860,7 @@ mod tests {
                 default.iat_future_secs,
                 default.replay_capacity
             ),
-            (false, 60, 10, 100_000)
+            (false, 60, 10, 1_000_000)
         );
         let file = "dpop_require_nonce = true\ndpop_iat_past = \"2m\"\n\
                     dpop_iat_future = \"0s\"\ndpop_replay_capacity = 5000\n";

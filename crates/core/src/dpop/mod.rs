@@ -37,7 +37,7 @@ impl Default for DpopConfig {
             iat_past_secs: 60,
             iat_future_secs: 10,
             algorithms: ProofAlg::ALL.to_vec(),
-            replay_capacity: 100_000,
+            replay_capacity: crate::authority::DEFAULT_DPOP_REPLAY_CAPACITY,
             nonce_step_secs: 60,
         }
     }
