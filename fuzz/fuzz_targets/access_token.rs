@@ -1,6 +1,6 @@
 //! Access tokens: any presented text is verified without panicking, and a token minted from
 //! arbitrary claims verifies back to exactly those claims (which reaches the parser behind the
-//! MAC, that random text never gets past).
+//! MAC, that random text never gets past), bound to a DPoP key's thumbprint or not.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,6 +8,7 @@ use tessera_core::tokens::access_token::{mint, verify, RANDOM_BYTES};
 use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::tokens::ids::encode_token;
 use tessera_core::time::Timestamp;
+use tessera_proto::dpop::access_token_hash;
 use tessera_proto::{AccessToken, Scope};
 
 /// Bytes of a grant id (24 characters of 6 bits).
@@ -33,6 +34,8 @@ fuzz_target!(|data: &[u8]| {
     let expires_at = Timestamp(i64::from_be_bytes(expires.try_into().unwrap()));
     let grant_id = encode_token(grant);
     let random: [u8; RANDOM_BYTES] = random.try_into().unwrap();
+    // Half the tokens bound to a DPoP key: any base64url SHA-256 stands for its thumbprint.
+    let dpop_jkt = (random[0] & 1 == 1).then(|| access_token_hash(&grant_id));
     let Some(token) = mint(
         &key,
         &random,
@@ -41,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
         &scope,
         issued_at,
         expires_at,
+        dpop_jkt.as_deref(),
     ) else {
         return;
     };
@@ -51,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
         (issued_at, expires_at)
     );
     assert_eq!(claims.scope, scope);
+    assert_eq!(claims.dpop_jkt, dpop_jkt);
     // Another key does not accept it.
     assert!(verify(&ServerKey::from_bytes([8; 32]), &token).is_none());
 });
