@@ -1195,7 +1195,7 @@ pub struct Authentication {
 /// to it). An access token issued at `now` must have expired by then, so the later of the two.
 pub(crate) fn idle_expiry(client: &Client, now: Timestamp) -> Option<Timestamp> {
     client
-        .refresh_token_policy
+        .effective_refresh_policy()
         .idle_secs()
         .map(|idle| now.plus_secs(idle.max(client.access_token_ttl_secs)))
 }

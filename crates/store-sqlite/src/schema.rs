@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0008_signing_keys.sql"),
     include_str!("../../../migrations/sqlite/0009_openid.sql"),
     include_str!("../../../migrations/sqlite/0010_dpop.sql"),
+    include_str!("../../../migrations/sqlite/0011_controls.sql"),
 ];
 
 /// The schema version this build writes and reads.

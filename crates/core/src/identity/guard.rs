@@ -367,6 +367,7 @@ mod tests {
             created_at: Timestamp(0),
             openid: Default::default(),
             dpop: Default::default(),
+            controls: Default::default(),
         };
         guard.keep_client(&client);
         assert!(guard.client("c").is_some());
