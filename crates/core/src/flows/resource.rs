@@ -158,14 +158,14 @@ impl Authority {
         // The client cache is kept current by the change feed, so a block made on any node
         // reaches this one's next request; the token itself is left alone, and works again
         // once the client is unblocked.
-        let client = self
-            .cached_client(&verified.record.client_id)
-            .await?
-            .ok_or(ResourceError::InvalidSession)?;
-        if client.controls.blocked {
-            return Err(ResourceError::InvalidSession);
+        let blocked = self
+            .read_cached_client(&verified.record.client_id, |client| client.controls.blocked)
+            .await?;
+        match blocked {
+            Some(false) => Ok(verified),
+            // Blocked, or deleted since.
+            Some(true) | None => Err(ResourceError::InvalidSession),
         }
-        Ok(verified)
     }
 
     /// The token's own checks, whoever its client is.
