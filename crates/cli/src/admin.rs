@@ -4,10 +4,10 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
-use tessera_core::model::{Client, DpopMode, SigningAlg, User};
+use tessera_core::model::{Client, ClientControls, DpopMode, SigningAlg, User};
 use tessera_core::operations::admin::ClientSettings;
 use tessera_core::operations::signing_keys::KeyStatus;
-use tessera_core::policy::RefreshTokenPolicy;
+use tessera_core::policy::{explain_effective_policy, RefreshTokenPolicy};
 use tessera_core::time::{format_duration_secs, format_utc, parse_duration_secs};
 use tessera_core::{Authority, Operator};
 use tessera_proto::{ClientSecret, ExposeSecret, Password};
@@ -132,6 +132,40 @@ struct ClientOptions {
     /// Require a server-issued nonce in its DPoP proofs.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     dpop_nonce: Option<bool>,
+    /// Require PKCE (S256) on every authorization request. Once set it cannot be turned off,
+    /// as in Salesforce.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pkce_required: Option<bool>,
+    /// Require refresh-token rotation: turns rotation on, and rotation cannot be turned off
+    /// while this is set.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    rotation_required: Option<bool>,
+    /// Salesforce's "limit idle refresh-token lifetime": an infinite policy (or a longer
+    /// inactivity limit) behaves as an inactivity limit of this length, like 30d; `off` lifts it
+    /// [default when given without a length: 30d].
+    #[arg(long, num_args = 0..=1, default_missing_value = "30d", value_parser = parse_idle_cap)]
+    idle_cap: Option<IdleCap>,
+    /// Block the client: every token request and every use of its tokens is refused; its
+    /// tokens are kept.
+    #[arg(long, conflicts_with = "unblock")]
+    block: bool,
+    /// Unblock the client: its tokens work again.
+    #[arg(long)]
+    unblock: bool,
+}
+
+/// `--idle-cap`'s value: a length, or `off` (`None`).
+#[derive(Debug, Clone, Copy)]
+struct IdleCap(Option<u64>);
+
+fn parse_idle_cap(text: &str) -> Result<IdleCap, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(IdleCap(None));
+    }
+    parse_duration_secs(text)
+        .filter(|secs| *secs > 0)
+        .map(|secs| IdleCap(Some(secs)))
+        .ok_or_else(|| format!("{text:?} is not off or a duration like 12h or 30d"))
 }
 
 impl ClientOptions {
@@ -159,6 +193,14 @@ impl ClientOptions {
             jwt_access_tokens: self.jwt_access_tokens,
             dpop: self.dpop,
             dpop_require_nonce: self.dpop_nonce,
+            pkce_required: self.pkce_required,
+            rotation_required: self.rotation_required,
+            idle_cap_secs: self.idle_cap.map(|cap| cap.0),
+            blocked: match (self.block, self.unblock) {
+                (true, _) => Some(true),
+                (false, true) => Some(false),
+                (false, false) => None,
+            },
         }
     }
 }
@@ -347,6 +389,11 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
         "jwt_access_tokens": client.openid.jwt_access_tokens,
         "dpop": client.dpop.mode.as_str(),
         "dpop_nonce": client.dpop.require_nonce,
+        "effective_refresh_policy": client.effective_refresh_policy().to_string(),
+        "pkce_required": client.controls.pkce_required,
+        "rotation_required": client.controls.rotation_required,
+        "idle_cap": client.controls.idle_cap_secs.map(format_duration_secs),
+        "blocked": client.controls.blocked,
         "created_at": client.created_at.millis(),
     });
     if let Some(secret) = secret {
@@ -363,13 +410,13 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
 
 fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
     let mut text = format!(
-        "client_id      {}\nname           {}\ntype           {}\nredirect_uris  {}\nscopes         {}\npolicy         {}\naccess ttl     {}\nrotation       {}\nretry window   {}\nuser-agent     {}\nid token       {} {}{}{}{}\naccess tokens  {}\ndpop           {}{}",
+        "client_id      {}\nname           {}\ntype           {}\nredirect_uris  {}\nscopes         {}\npolicy         {}\naccess ttl     {}\nrotation       {}\nretry window   {}\nuser-agent     {}\nid token       {} {}{}{}{}\naccess tokens  {}\ndpop           {}{}\ncontrols       {}",
         client.client_id,
         client.name,
         if client.is_public() { "public" } else { "confidential" },
         client.redirect_uris.join(" "),
         client.scopes,
-        client.refresh_token_policy,
+        explain_effective_policy(client.refresh_token_policy, client.controls.idle_cap_secs),
         format_duration_secs(client.access_token_ttl_secs),
         if client.rotates() { "on" } else { "off" },
         format_duration_secs(client.refresh_retry_window_secs),
@@ -386,6 +433,7 @@ fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
         if client.openid.jwt_access_tokens { "JWT (RFC 9068)" } else { "opaque" },
         client.dpop.mode,
         if client.dpop.require_nonce { ", nonce required" } else { "" },
+        controls_text(&client.controls),
     );
     if let Some(secret) = secret {
         text.push_str(&format!(
@@ -394,6 +442,28 @@ fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
         ));
     }
     text
+}
+
+/// The controls that are on, in a line: "PKCE required, idle cap 30d, blocked", or "none".
+fn controls_text(controls: &ClientControls) -> String {
+    let on: Vec<String> = [
+        controls.pkce_required.then(|| "PKCE required".to_owned()),
+        controls
+            .rotation_required
+            .then(|| "rotation required".to_owned()),
+        controls
+            .idle_cap_secs
+            .map(|cap| format!("idle cap {}", format_duration_secs(cap))),
+        controls.blocked.then(|| "BLOCKED".to_owned()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if on.is_empty() {
+        "none".to_owned()
+    } else {
+        on.join(", ")
+    }
 }
 
 async fn client(operator: &Operator, out: &Output, command: ClientCommand) -> anyhow::Result<()> {

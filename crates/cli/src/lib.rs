@@ -45,9 +45,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the authorization server and the REST API.
-    Serve(serve::ServeArgs),
+    // Serve and Admin are boxed: their options make each several times the size of the
+    // other commands.
+    Serve(Box<serve::ServeArgs>),
     /// Manage clients, users and tokens in the database.
-    Admin(admin::AdminArgs),
+    Admin(Box<admin::AdminArgs>),
     /// Log in with the Web Server flow (PKCE, loopback redirect) and keep the tokens, encrypted.
     Login(client::LoginArgs),
     /// Print the stored access token, refreshed first when it is known to be expired.
@@ -76,12 +78,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let settings = args.config.settings()?;
             init_tracing(settings.log_format, false);
-            runtime.block_on(serve::serve(settings, args))
+            runtime.block_on(serve::serve(settings, *args))
         }
         Command::Admin(args) => {
             let settings = args.config.settings()?;
             init_tracing(settings.log_format, true);
-            runtime.block_on(admin::run(settings, args))
+            runtime.block_on(admin::run(settings, *args))
         }
         Command::Bench(args) => {
             init_tracing(config::LogFormat::Text, true);

@@ -445,14 +445,24 @@ impl Authority {
         &self,
         client_id: &str,
     ) -> Result<Option<Client>, StoreError> {
-        if let Some(client) = self.inner.guard.client(client_id) {
-            return Ok(Some(client));
+        self.read_cached_client(client_id, Client::clone).await
+    }
+
+    /// What `read` takes from a client, read as [`Authority::cached_client`] reads it but
+    /// without copying a cached client whole.
+    pub(crate) async fn read_cached_client<R>(
+        &self,
+        client_id: &str,
+        read: impl Fn(&Client) -> R + Send,
+    ) -> Result<Option<R>, StoreError> {
+        if let Some(found) = self.inner.guard.read_client(client_id, &read) {
+            return Ok(Some(found));
         }
         let client = self.inner.store.client_by_id(client_id).await?;
         if let Some(client) = &client {
             self.inner.guard.keep_client(client);
         }
-        Ok(client)
+        Ok(client.as_ref().map(read))
     }
 
     /// Reads the change feed from where the store is now, then follows it every `every`, so
@@ -1195,7 +1205,7 @@ pub struct Authentication {
 /// to it). An access token issued at `now` must have expired by then, so the later of the two.
 pub(crate) fn idle_expiry(client: &Client, now: Timestamp) -> Option<Timestamp> {
     client
-        .refresh_token_policy
+        .effective_refresh_policy()
         .idle_secs()
         .map(|idle| now.plus_secs(idle.max(client.access_token_ttl_secs)))
 }

@@ -67,6 +67,25 @@ pub struct Client {
     pub openid: OpenIdSettings,
     /// Whether its tokens are bound to a key by DPoP proofs (RFC 9449).
     pub dpop: DpopSettings,
+    /// Salesforce's refresh-token controls (docs/controls.md).
+    pub controls: ClientControls,
+}
+
+/// A client's refresh-token controls, as Salesforce's connected apps have them (docs/controls.md).
+/// The default is every control off: what a client did before the controls existed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientControls {
+    /// Every authorization request needs an S256 `code_challenge`. Once set it can never be
+    /// unset (Salesforce's rule): an administrator cannot quietly weaken a partner app.
+    pub pkce_required: bool,
+    /// Refresh-token rotation cannot be turned off while this is set.
+    pub rotation_required: bool,
+    /// Salesforce's "limit idle refresh-token lifetime", in seconds: an `infinite` policy (or a
+    /// longer inactivity limit) behaves as an inactivity limit of this length.
+    pub idle_cap_secs: Option<u64>,
+    /// Salesforce's "Block": every token request and every use of the client's tokens is
+    /// refused; the tokens stay stored, so unblocking restores them.
+    pub blocked: bool,
 }
 
 /// Whether a client's token requests bind tokens with DPoP proofs (Salesforce's per-app
@@ -198,6 +217,14 @@ impl Client {
         self.secret_hash
             .as_ref()
             .is_some_and(|stored| hash_matches(secret.expose_secret(), stored))
+    }
+
+    /// The refresh-token policy its tokens follow: the configured one under the idle-limit cap.
+    pub fn effective_refresh_policy(&self) -> RefreshTokenPolicy {
+        crate::policy::effective_refresh_policy(
+            self.refresh_token_policy,
+            self.controls.idle_cap_secs,
+        )
     }
 
     /// Public clients always rotate (RFC 9700 §2.2.2: rotation or sender-constraining is a MUST).

@@ -115,6 +115,76 @@ impl RefreshTokenPolicy {
     }
 }
 
+/// The idle-limit cap's length when it is switched on without one: 30 days, the limit
+/// Salesforce's "limit idle refresh-token lifetime" imposes.
+pub const DEFAULT_IDLE_CAP_SECS: u64 = 30 * 86_400;
+
+impl PolicyUnit {
+    /// The largest unit `secs` is a whole number of, with that number: so that a cap of
+    /// 2,592,000 seconds reads as 30 days.
+    fn whole(secs: u64) -> (u64, Self) {
+        [Self::Days, Self::Hours, Self::Minutes]
+            .into_iter()
+            .find(|unit| secs.is_multiple_of(unit.seconds()))
+            .map_or((secs, Self::Seconds), |unit| (secs / unit.seconds(), unit))
+    }
+}
+
+/// A length of time as people read it ("30 days", "90 minutes").
+pub fn describe_secs(secs: u64) -> String {
+    let (amount, unit) = PolicyUnit::whole(secs);
+    let name = unit.name().to_ascii_lowercase();
+    if amount == 1 {
+        format!("1 {}", name.trim_end_matches('s'))
+    } else {
+        format!("{amount} {name}")
+    }
+}
+
+/// The policy a client's refresh tokens follow once its idle-limit cap (`idle_cap_secs`) is
+/// applied: every decision about a refresh token (refresh, idle expiry, introspection,
+/// housekeeping, what the console shows) goes through this, never the configured policy alone.
+/// The cap turns `infinite`, and an inactivity limit longer than the cap, into an inactivity
+/// limit of the cap's length; `zero`, shorter inactivity limits and lifetime limits (which
+/// already end every token) are unaffected.
+pub fn effective_refresh_policy(
+    configured: RefreshTokenPolicy,
+    idle_cap_secs: Option<u64>,
+) -> RefreshTokenPolicy {
+    let Some(cap) = idle_cap_secs else {
+        return configured;
+    };
+    let capped = || {
+        let (amount, unit) = PolicyUnit::whole(cap);
+        RefreshTokenPolicy::SpecificInactivity { amount, unit }
+    };
+    match configured {
+        RefreshTokenPolicy::Infinite => capped(),
+        RefreshTokenPolicy::SpecificInactivity { .. }
+            if configured.idle_secs().is_some_and(|idle| idle > cap) =>
+        {
+            capped()
+        }
+        _ => configured,
+    }
+}
+
+/// The effective policy with the reason it differs from the configured one, if it does:
+/// "infinite, capped at 30 days idle by the idle-limit cap".
+pub fn explain_effective_policy(
+    configured: RefreshTokenPolicy,
+    idle_cap_secs: Option<u64>,
+) -> String {
+    let effective = effective_refresh_policy(configured, idle_cap_secs);
+    match (effective.idle_secs(), idle_cap_secs) {
+        (Some(idle), Some(_)) if effective != configured => format!(
+            "{configured}, capped at {} idle by the idle-limit cap",
+            describe_secs(idle)
+        ),
+        _ => configured.to_string(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("refresh-token policy must be infinite, zero, specific_inactivity:N:UNIT or specific_lifetime:N:UNIT (UNIT: SECONDS, MINUTES, HOURS, DAYS, MONTHS)")]
 pub struct PolicyParseError;
@@ -231,6 +301,52 @@ mod tests {
         let used = T0.plus_secs(86_000);
         assert!(p.allows_refresh(T0, used, T0.plus_secs(86_399)));
         assert!(!p.allows_refresh(T0, used, T0.plus_secs(86_400)));
+    }
+
+    #[test]
+    fn the_idle_cap_turns_infinite_into_an_inactivity_limit() {
+        let capped =
+            effective_refresh_policy(RefreshTokenPolicy::Infinite, Some(DEFAULT_IDLE_CAP_SECS));
+        assert_eq!(capped.to_string(), "specific_inactivity:30:DAYS");
+        assert!(capped.allows_refresh(T0, T0, T0.plus_secs(DEFAULT_IDLE_CAP_SECS - 1)));
+        assert!(!capped.allows_refresh(T0, T0, T0.plus_secs(DEFAULT_IDLE_CAP_SECS)));
+        assert_eq!(
+            explain_effective_policy(RefreshTokenPolicy::Infinite, Some(DEFAULT_IDLE_CAP_SECS)),
+            "infinite, capped at 30 days idle by the idle-limit cap"
+        );
+    }
+
+    #[test]
+    fn the_idle_cap_leaves_zero_shorter_limits_and_lifetimes_alone() {
+        for text in [
+            "zero",
+            "specific_inactivity:2:HOURS",
+            "specific_lifetime:1:MONTHS",
+        ] {
+            let policy: RefreshTokenPolicy = text.parse().unwrap();
+            assert_eq!(
+                effective_refresh_policy(policy, Some(86_400)),
+                policy,
+                "{text}"
+            );
+            assert_eq!(explain_effective_policy(policy, Some(86_400)), text);
+        }
+        let longer: RefreshTokenPolicy = "specific_inactivity:90:DAYS".parse().unwrap();
+        assert_eq!(
+            effective_refresh_policy(longer, Some(86_400)).idle_secs(),
+            Some(86_400)
+        );
+        assert_eq!(
+            effective_refresh_policy(RefreshTokenPolicy::Infinite, None),
+            RefreshTokenPolicy::Infinite
+        );
+    }
+
+    #[test]
+    fn lengths_read_in_their_largest_whole_unit() {
+        assert_eq!(describe_secs(86_400), "1 day");
+        assert_eq!(describe_secs(5400), "90 minutes");
+        assert_eq!(describe_secs(61), "61 seconds");
     }
 
     #[test]

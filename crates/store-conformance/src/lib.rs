@@ -28,8 +28,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tessera_core::model::{
-    AuthCode, ChangeKind, Client, DpopMode, DpopSettings, Event, EventKind, Family, Grant, Note,
-    OpenIdSettings, Org, SigningAlg, User,
+    AuthCode, ChangeKind, Client, ClientControls, DpopMode, DpopSettings, Event, EventKind, Family,
+    Grant, Note, OpenIdSettings, Org, SigningAlg, User,
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
@@ -77,6 +77,7 @@ macro_rules! store_conformance_tests {
             rotation_keeps_the_previous_token_until_the_next_rotation,
             unknown_legacy_tokens_name_no_grant,
             an_idle_limit_reaches_existing_grants,
+            an_idle_cap_reaches_the_grants_of_an_infinite_client_until_lifted,
             approval_limit_revokes_the_oldest_grants_beyond_it,
             approval_limit_counts_only_live_refresh_grants_of_the_user_and_client,
             grants_of_user_lists_every_grant_newest_first,
@@ -176,6 +177,7 @@ pub fn client(client_id: &str) -> Client {
         created_at: T0,
         openid: OpenIdSettings::default(),
         dpop: DpopSettings::default(),
+        controls: ClientControls::default(),
     }
 }
 
@@ -563,6 +565,12 @@ pub async fn clients_round_trip_every_field(store: Arc<dyn Store>) {
             mode: DpopMode::Required,
             require_nonce: true,
         },
+        controls: ClientControls {
+            pkce_required: true,
+            rotation_required: true,
+            idle_cap_secs: Some(30 * 86_400),
+            blocked: true,
+        },
     };
     let inactive = Client {
         client_id: "app-three".to_owned(),
@@ -617,6 +625,12 @@ pub async fn clients_are_listed_updated_and_unknown_updates_report_false(store: 
         dpop: DpopSettings {
             mode: DpopMode::Allowed,
             require_nonce: true,
+        },
+        controls: ClientControls {
+            pkce_required: true,
+            rotation_required: false,
+            idle_cap_secs: Some(3600),
+            blocked: true,
         },
         ..first.clone()
     };
@@ -1941,15 +1955,9 @@ pub async fn purge_works_in_bounded_rounds(store: Arc<dyn Store>) {
     assert_eq!((left["changes"], left["events"], left["grants"]), (0, 0, 1));
 }
 
-/// An idle limit set on a client after its grants were issued reaches them: they expire from
-/// idleness like grants issued under it.
-pub async fn an_idle_limit_reaches_existing_grants(store: Arc<dyn Store>) {
-    let world = World::create(&store).await;
-    world.issue("g").await;
-    let mut limited = world.client.clone();
-    limited.refresh_token_policy = "specific_inactivity:3:HOURS".parse().unwrap();
-    assert!(store.update_client(&limited, at(1)).await.unwrap());
-    let plan = |before: Timestamp| PurgePlan {
+/// A purge of the grants idle before `before`, and nothing else.
+fn idle_purge_plan(before: Timestamp) -> PurgePlan {
+    PurgePlan {
         batch: 10,
         access_expired_before: T0,
         codes_expired_before: T0,
@@ -1959,11 +1967,54 @@ pub async fn an_idle_limit_reaches_existing_grants(store: Arc<dyn Store>) {
         changes_before: T0,
         dpop_proofs_expired_before: T0,
         clients: Vec::new(),
-    };
+    }
+}
+
+/// An idle limit set on a client after its grants were issued reaches them: they expire from
+/// idleness like grants issued under it.
+pub async fn an_idle_limit_reaches_existing_grants(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    world.issue("g").await;
+    let mut limited = world.client.clone();
+    limited.refresh_token_policy = "specific_inactivity:3:HOURS".parse().unwrap();
+    assert!(store.update_client(&limited, at(1)).await.unwrap());
+    let plan = idle_purge_plan;
     assert_eq!(
         store.purge(&plan(at(10_799))).await.unwrap().counts.grants,
         0
     );
+    assert_eq!(
+        store.purge(&plan(at(10_801))).await.unwrap().counts.grants,
+        1
+    );
+}
+
+/// The idle-limit cap makes an `infinite` client's grants expire from idleness, as the
+/// inactivity limit it stands for would; lifting it makes them valid until revoked again.
+pub async fn an_idle_cap_reaches_the_grants_of_an_infinite_client_until_lifted(
+    store: Arc<dyn Store>,
+) {
+    let world = World::create(&store).await;
+    world.issue("g").await;
+    let plan = idle_purge_plan;
+    let mut capped = world.client.clone();
+    assert_eq!(capped.refresh_token_policy, RefreshTokenPolicy::Infinite);
+    capped.controls.idle_cap_secs = Some(3 * 3600);
+    assert!(store.update_client(&capped, at(1)).await.unwrap());
+    assert_eq!(
+        store.purge(&plan(at(10_799))).await.unwrap().counts.grants,
+        0
+    );
+
+    let mut lifted = capped.clone();
+    lifted.controls.idle_cap_secs = None;
+    assert!(store.update_client(&lifted, at(2)).await.unwrap());
+    assert_eq!(
+        store.purge(&plan(at(10_801))).await.unwrap().counts.grants,
+        0
+    );
+
+    assert!(store.update_client(&capped, at(3)).await.unwrap());
     assert_eq!(
         store.purge(&plan(at(10_801))).await.unwrap().counts.grants,
         1

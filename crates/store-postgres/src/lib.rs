@@ -45,8 +45,8 @@ use tessera_core::model::{
     AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, Family, Grant, Note, Org,
     StoredEvent, User,
 };
-use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
+use tessera_core::policy::{effective_refresh_policy, RefreshTokenPolicy};
 use tessera_core::store::{
     Audit, BrowserSessions, ChangeNotice, CodeRedemption, Directory, DpopProofs, EventFilter,
     Grants, Inventory, Issuance, IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound,
@@ -719,23 +719,33 @@ impl Directory for PostgresStore {
         let values = ClientValues::new(client)?;
         let values = values.params();
         // created_at, the last, never changes.
-        let values = &values[..18];
+        let values = &values[..22];
         let id = &client.client_id;
         transaction!(self, |tx| async {
             let feed = Feed::lock(&tx).await?;
             let before = optional(&tx, sql::CLIENT_IDLE_TERMS, &[id], |row| {
-                Ok((row.try_get::<_, String>(0)?, row.try_get::<_, i64>(1)?))
+                Ok((
+                    row.try_get::<_, String>(0)?,
+                    row.try_get::<_, i64>(1)?,
+                    row.try_get::<_, Option<i64>>(2)?,
+                ))
             })
             .await?;
-            let Some((policy, ttl)) = before else {
+            let Some((policy, ttl, cap)) = before else {
                 return Ok(false);
             };
             execute(&tx, sql::CLIENT_UPDATE, values).await?;
-            let old = policy
-                .parse::<RefreshTokenPolicy>()
-                .ok()
-                .and_then(|p| idle_limit(&p, u64::try_from(ttl).unwrap_or_default()));
-            let new = idle_limit(&client.refresh_token_policy, client.access_token_ttl_secs);
+            let cap = cap.and_then(|secs| u64::try_from(secs).ok());
+            let old = policy.parse::<RefreshTokenPolicy>().ok().and_then(|p| {
+                idle_limit(
+                    &effective_refresh_policy(p, cap),
+                    u64::try_from(ttl).unwrap_or_default(),
+                )
+            });
+            let new = idle_limit(
+                &client.effective_refresh_policy(),
+                client.access_token_ttl_secs,
+            );
             if old != new {
                 execute(&tx, sql::CLIENT_GRANTS_IDLE, &[id, &new]).await?;
             }

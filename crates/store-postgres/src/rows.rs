@@ -4,8 +4,9 @@
 
 use deadpool_postgres::GenericClient;
 use tessera_core::model::{
-    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, DpopMode, DpopSettings, Event,
-    EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg, StoredEvent, User,
+    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, ClientControls, DpopMode,
+    DpopSettings, Event, EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg,
+    StoredEvent, User,
 };
 use tessera_core::store::StoreError;
 use tessera_core::time::Timestamp;
@@ -110,7 +111,16 @@ pub(crate) fn client(row: &Row) -> Result<Client, DbError> {
             mode: DpopMode::from_name(row.try_get(16)?).ok_or_else(|| malformed("DPoP mode"))?,
             require_nonce: row.try_get(17)?,
         },
-        created_at: timestamp(row, 18)?,
+        controls: ClientControls {
+            pkce_required: row.try_get(18)?,
+            rotation_required: row.try_get(19)?,
+            idle_cap_secs: row
+                .try_get::<_, Option<i64>>(20)?
+                .map(|secs| u64::try_from(secs).map_err(|_| malformed("idle-limit cap")))
+                .transpose()?,
+            blocked: row.try_get(21)?,
+        },
+        created_at: timestamp(row, 22)?,
     })
 }
 
@@ -129,6 +139,7 @@ pub(crate) struct ClientValues<'c> {
     id_token_audiences: String,
     id_token_alg: &'static str,
     dpop_mode: &'static str,
+    idle_cap_secs: Option<i64>,
 }
 
 impl<'c> ClientValues<'c> {
@@ -154,12 +165,17 @@ impl<'c> ClientValues<'c> {
                 .map_err(|_| internal("cannot encode the ID-token audience list"))?,
             id_token_alg: client.openid.id_token_alg.name(),
             dpop_mode: client.dpop.mode.as_str(),
+            idle_cap_secs: client
+                .controls
+                .idle_cap_secs
+                .map(|cap| seconds(cap, "idle-limit cap"))
+                .transpose()?,
         })
     }
 
     /// The values of `client_columns!`, in order: [`crate::sql::CLIENT_INSERT`]'s parameters,
     /// and [`crate::sql::CLIENT_UPDATE`]'s without the last.
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 19] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 23] {
         let client = self.client;
         [
             &client.client_id,
@@ -180,6 +196,10 @@ impl<'c> ClientValues<'c> {
             &client.openid.jwt_access_tokens,
             &self.dpop_mode,
             &client.dpop.require_nonce,
+            &client.controls.pkce_required,
+            &client.controls.rotation_required,
+            &self.idle_cap_secs,
+            &client.controls.blocked,
             &client.created_at.0,
         ]
     }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0008_signing_keys.sql"),
     include_str!("../../../migrations/postgres/0009_openid.sql"),
     include_str!("../../../migrations/postgres/0010_dpop.sql"),
+    include_str!("../../../migrations/postgres/0011_controls.sql"),
 ];
 
 /// The schema version this build writes and reads.

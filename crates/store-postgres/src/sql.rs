@@ -23,7 +23,8 @@ macro_rules! client_columns {
          access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, \
          refresh_retry_window_secs, id_token_validity_secs, id_token_audiences, \
          id_token_standard_claims, echo_nonce_on_refresh, id_token_alg, jwt_access_tokens, \
-         dpop_mode, dpop_require_nonce, created_at"
+         dpop_mode, dpop_require_nonce, pkce_required, rotation_required, idle_cap_secs, \
+         blocked, created_at"
     };
 }
 macro_rules! code_columns {
@@ -129,7 +130,7 @@ pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",
     client_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-     $18, $19)"
+     $18, $19, $20, $21, $22, $23)"
 );
 pub(crate) const CLIENT_BY_ID: &str = concat!(
     "SELECT ",
@@ -147,10 +148,12 @@ pub(crate) const CLIENT_UPDATE: &str = "UPDATE clients SET name = $2, secret_has
      rotate_refresh_tokens = $8, allow_user_agent_flow = $9, refresh_retry_window_secs = $10, \
      id_token_validity_secs = $11, id_token_audiences = $12, id_token_standard_claims = $13, \
      echo_nonce_on_refresh = $14, id_token_alg = $15, jwt_access_tokens = $16, dpop_mode = $17, \
-     dpop_require_nonce = $18 WHERE client_id = $1";
+     dpop_require_nonce = $18, pkce_required = $19, rotation_required = $20, \
+     idle_cap_secs = $21, blocked = $22 WHERE client_id = $1";
 /// What a client's idle expiry depends on, before an update changes it; the row stays locked
 /// until the update, so that the change is judged against what it replaces.
-pub(crate) const CLIENT_IDLE_TERMS: &str = "SELECT refresh_token_policy, access_token_ttl_secs \
+pub(crate) const CLIENT_IDLE_TERMS: &str =
+    "SELECT refresh_token_policy, access_token_ttl_secs, idle_cap_secs \
      FROM clients WHERE client_id = $1 FOR UPDATE";
 /// The idle expiry of client $1's grants, after its policy changed: $2 is the new limit in
 /// milliseconds (NULL: none, and NULL plus anything is NULL).

@@ -27,8 +27,8 @@ use tessera_core::model::{
     AccessTokenRecord, AuthCode, Change, ChangeKind, Client, Event, Family, Grant, Note, Org,
     StoredEvent, User,
 };
-use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
+use tessera_core::policy::{effective_refresh_policy, RefreshTokenPolicy};
 use tessera_core::store::{
     Audit, BrowserSessions, CodeRedemption, Directory, DpopProofs, EventFilter, Grants, Inventory,
     Issuance, IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
@@ -536,9 +536,13 @@ impl Directory for SqliteStore {
         let client = client.clone();
         self.write(move |c| {
             let before = optional(c, sql::CLIENT_IDLE_TERMS, [&client.client_id], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, Option<i64>>(2)?,
+                ))
             })?;
-            let Some((policy, ttl)) = before else {
+            let Some((policy, ttl, cap)) = before else {
                 return Ok(false);
             };
             execute(c, sql::CLIENT_UPDATE, params_from_iter(values))?;
@@ -547,11 +551,15 @@ impl Directory for SqliteStore {
                     .idle_secs()
                     .map(|idle| (idle.max(ttl) as i64).saturating_mul(1000))
             };
+            let cap = cap.and_then(|secs| u64::try_from(secs).ok());
             let old = policy
                 .parse::<RefreshTokenPolicy>()
                 .ok()
-                .and_then(|p| idle_limit(&p, ttl.max(0) as u64));
-            let new = idle_limit(&client.refresh_token_policy, client.access_token_ttl_secs);
+                .and_then(|p| idle_limit(&effective_refresh_policy(p, cap), ttl.max(0) as u64));
+            let new = idle_limit(
+                &client.effective_refresh_policy(),
+                client.access_token_ttl_secs,
+            );
             if old != new {
                 execute(c, sql::CLIENT_GRANTS_IDLE, params![client.client_id, new])?;
             }

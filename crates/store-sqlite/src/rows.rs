@@ -3,8 +3,9 @@
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Params, Row};
 use tessera_core::model::{
-    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, DpopMode, DpopSettings, Event,
-    EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg, StoredEvent, User,
+    AccessTokenRecord, AuthCode, Change, ChangeKind, Client, ClientControls, DpopMode,
+    DpopSettings, Event, EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg,
+    StoredEvent, User,
 };
 use tessera_core::store::StoreError;
 use tessera_core::time::Timestamp;
@@ -89,7 +90,16 @@ pub(crate) fn client(row: &Row<'_>) -> rusqlite::Result<Client> {
                 .ok_or_else(|| malformed(16, "DPoP mode"))?,
             require_nonce: row.get(17)?,
         },
-        created_at: timestamp(row, 18)?,
+        controls: ClientControls {
+            pkce_required: row.get(18)?,
+            rotation_required: row.get(19)?,
+            idle_cap_secs: row
+                .get::<_, Option<i64>>(20)?
+                .map(|secs| u64::try_from(secs).map_err(|_| malformed(20, "idle-limit cap")))
+                .transpose()?,
+            blocked: row.get(21)?,
+        },
+        created_at: timestamp(row, 22)?,
     })
 }
 
@@ -113,6 +123,11 @@ pub(crate) fn client_values(client: &Client) -> Result<Vec<Value>, StoreError> {
     let id_token_validity = seconds(openid.id_token_validity_secs, "ID-token validity")?;
     let audiences = serde_json::to_string(&openid.id_token_audiences)
         .map_err(|_| internal("cannot encode the ID-token audience list"))?;
+    let controls = &client.controls;
+    let idle_cap = controls
+        .idle_cap_secs
+        .map(|cap| seconds(cap, "idle-limit cap"))
+        .transpose()?;
     Ok(vec![
         client.client_id.clone().into(),
         client.name.clone().into(),
@@ -132,6 +147,10 @@ pub(crate) fn client_values(client: &Client) -> Result<Vec<Value>, StoreError> {
         openid.jwt_access_tokens.into(),
         client.dpop.mode.as_str().to_owned().into(),
         client.dpop.require_nonce.into(),
+        controls.pkce_required.into(),
+        controls.rotation_required.into(),
+        idle_cap.into(),
+        controls.blocked.into(),
         client.created_at.0.into(),
     ])
 }

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0008_signing_keys.sql"),
     include_str!("../../../migrations/sqlite/0009_openid.sql"),
     include_str!("../../../migrations/sqlite/0010_dpop.sql"),
+    include_str!("../../../migrations/sqlite/0011_controls.sql"),
 ];
 
 /// The schema version this build writes and reads.
@@ -159,6 +160,34 @@ mod tests {
             )
             .unwrap();
         assert_eq!(bindings, (None, None, None));
+    }
+
+    /// Version 11 (the refresh-token controls) changes nothing for what was there: every
+    /// control is off.
+    #[test]
+    fn a_version_10_database_gets_every_control_off() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..10] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 10).unwrap();
+        conn.execute_batch(
+            "INSERT INTO clients (client_id, name, redirect_uris, scopes, refresh_token_policy,
+                 access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, created_at)
+                 VALUES ('app', 'App', '[]', 'api', 'infinite', 60, 1, 0, 0);",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let controls: (bool, bool, Option<i64>, bool) = conn
+            .query_row(
+                "SELECT pkce_required, rotation_required, idle_cap_secs, blocked FROM clients",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(controls, (false, false, None, false));
     }
 
     #[test]

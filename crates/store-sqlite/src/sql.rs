@@ -23,7 +23,8 @@ macro_rules! client_columns {
          access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, \
          refresh_retry_window_secs, id_token_validity_secs, id_token_audiences, \
          id_token_standard_claims, echo_nonce_on_refresh, id_token_alg, jwt_access_tokens, \
-         dpop_mode, dpop_require_nonce, created_at"
+         dpop_mode, dpop_require_nonce, pkce_required, rotation_required, idle_cap_secs, \
+         blocked, created_at"
     };
 }
 macro_rules! code_columns {
@@ -111,7 +112,7 @@ pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",
     client_columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-     ?18, ?19)"
+     ?18, ?19, ?20, ?21, ?22, ?23)"
 );
 pub(crate) const CLIENT_BY_ID: &str = concat!(
     "SELECT ",
@@ -128,7 +129,8 @@ pub(crate) const CLIENT_UPDATE: &str = "UPDATE clients SET name = ?2, secret_has
      scopes = ?5, refresh_token_policy = ?6, access_token_ttl_secs = ?7, rotate_refresh_tokens = ?8, \
      allow_user_agent_flow = ?9, refresh_retry_window_secs = ?10, id_token_validity_secs = ?11, \
      id_token_audiences = ?12, id_token_standard_claims = ?13, echo_nonce_on_refresh = ?14, \
-     id_token_alg = ?15, jwt_access_tokens = ?16, dpop_mode = ?17, dpop_require_nonce = ?18 \
+     id_token_alg = ?15, jwt_access_tokens = ?16, dpop_mode = ?17, dpop_require_nonce = ?18, \
+     pkce_required = ?19, rotation_required = ?20, idle_cap_secs = ?21, blocked = ?22 \
      WHERE client_id = ?1";
 /// Codes, grants (with their refresh and access tokens) and approvals go with the client through
 /// the schema's `ON DELETE CASCADE`.
@@ -236,7 +238,8 @@ pub(crate) const CHANGES_NEWEST: &str =
     "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)";
 /// What a client's idle expiry depends on, before an update changes it.
 pub(crate) const CLIENT_IDLE_TERMS: &str =
-    "SELECT refresh_token_policy, access_token_ttl_secs FROM clients WHERE client_id = ?1";
+    "SELECT refresh_token_policy, access_token_ttl_secs, idle_cap_secs FROM clients \
+     WHERE client_id = ?1";
 /// The idle expiry of client ?1's grants, after its policy changed: ?2 is the new limit in
 /// milliseconds (NULL: none).
 pub(crate) const CLIENT_GRANTS_IDLE: &str = "UPDATE grants SET idle_expires_at = \

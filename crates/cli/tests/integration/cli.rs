@@ -348,6 +348,86 @@ fn a_clients_dpop_settings_are_off_until_set_and_then_shown() {
 }
 
 #[test]
+fn a_clients_controls_are_set_shown_and_pkce_required_cannot_be_unset() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let env = Env::new();
+    let id = env.client("Partner app");
+    let show = |args: &[&str]| env.json(&[&["admin", "--json", "client"], args].concat(), None);
+    let shown = show(&["show", &id]);
+    assert_eq!(
+        (
+            &shown["pkce_required"],
+            &shown["rotation_required"],
+            &shown["idle_cap"],
+            &shown["blocked"]
+        ),
+        (&json!(false), &json!(false), &json!(null), &json!(false))
+    );
+
+    let set = show(&[
+        "update",
+        &id,
+        "--pkce-required",
+        "--rotation-required",
+        "--idle-cap",
+        "--block",
+    ]);
+    assert_eq!(set["pkce_required"], true);
+    assert_eq!(set["rotation_required"], true);
+    assert_eq!(
+        set["rotate_refresh_tokens"], true,
+        "requiring rotation turns it on"
+    );
+    assert_eq!(set["idle_cap"], "30d", "the cap given alone is 30 days");
+    assert_eq!(set["blocked"], true);
+    assert_eq!(
+        set["effective_refresh_policy"],
+        "specific_inactivity:30:DAYS"
+    );
+    let text = String::from_utf8(env.run(&["admin", "client", "show", &id], None).stdout).unwrap();
+    assert!(
+        text.contains("policy         infinite, capped at 30 days idle by the idle-limit cap"),
+        "{text}"
+    );
+    assert!(
+        text.contains("controls       PKCE required, rotation required, idle cap 30d, BLOCKED"),
+        "{text}"
+    );
+
+    for (args, expected) in [
+        (
+            ["--pkce-required", "false"],
+            "PKCE required cannot be turned off, as in Salesforce",
+        ),
+        (
+            ["--rotate-refresh-tokens", "false"],
+            "rotation is required for this client",
+        ),
+    ] {
+        let out = env.run(
+            &[&["admin", "client", "update", &id], &args[..]].concat(),
+            None,
+        );
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+
+    let lifted = show(&["update", &id, "--idle-cap", "off", "--unblock"]);
+    assert_eq!(
+        (&lifted["idle_cap"], &lifted["blocked"]),
+        (&json!(null), &json!(false))
+    );
+    assert_eq!(lifted["effective_refresh_policy"], "infinite");
+    assert_eq!(lifted["pkce_required"], true, "still required");
+    let twelve_hours = show(&["update", &id, "--idle-cap", "12h"]);
+    assert_eq!(
+        twelve_hours["effective_refresh_policy"],
+        "specific_inactivity:12:HOURS"
+    );
+}
+
+#[test]
 fn bad_client_settings_are_refused_with_a_clear_message() {
     let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();

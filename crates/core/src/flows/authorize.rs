@@ -295,6 +295,12 @@ pub(crate) fn check_request(
         (None, _) => return fail("invalid_request", "response_type is required"),
         (Some(_), None) => return fail("unsupported_response_type", "response type not supported"),
     }
+    if client.controls.blocked {
+        return fail(
+            "unauthorized_client",
+            crate::flows::token_request::APP_BLOCKED,
+        );
+    }
     if kind.in_fragment() && !client.allow_user_agent_flow {
         return fail(
             "unauthorized_client",
@@ -379,8 +385,9 @@ pub(crate) fn check_request(
         (ResponseKind::Code, None, Some(_)) => {
             return fail("invalid_request", "missing required code challenge")
         }
-        (ResponseKind::Code, None, None) if client.is_public() => {
-            // RFC 9700 §2.1.1: public clients MUST use PKCE.
+        (ResponseKind::Code, None, None) if client.is_public() || client.controls.pkce_required => {
+            // RFC 9700 §2.1.1: public clients MUST use PKCE; so must a client an administrator
+            // made require it (docs/controls.md).
             return fail("invalid_request", "missing required code challenge");
         }
         (ResponseKind::Code, None, None) => None,
@@ -451,6 +458,7 @@ mod tests {
             created_at: Timestamp(0),
             openid: Default::default(),
             dpop: Default::default(),
+            controls: Default::default(),
         }
     }
 
@@ -617,6 +625,45 @@ mod tests {
                 .1
                 .code,
             "invalid_request"
+        );
+    }
+
+    #[test]
+    fn a_confidential_client_made_to_require_pkce_is_refused_a_request_without_a_challenge() {
+        let mut c = client(false, &["https://c.example/cb"]);
+        c.controls.pkce_required = true;
+        let (_, e) = check_request(
+            &params("response_type=code"),
+            c.clone(),
+            "https://c.example/cb".into(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.description),
+            ("invalid_request", "missing required code challenge")
+        );
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        let ok = check_request(
+            &params(&format!("response_type=code&code_challenge={challenge}")),
+            c,
+            "https://c.example/cb".into(),
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn a_blocked_client_is_sent_back_unauthorized() {
+        let mut c = client(false, &["https://c.example/cb"]);
+        c.controls.blocked = true;
+        let (_, e) = check_request(
+            &params("response_type=code&state=s"),
+            c,
+            "https://c.example/cb".into(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.description),
+            ("unauthorized_client", "this app is blocked by admin")
         );
     }
 

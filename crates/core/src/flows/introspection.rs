@@ -183,13 +183,14 @@ impl Authority {
         let live = current
             && grant.revoked_at.is_none()
             && grant.client_id == client.client_id
+            && !client.controls.blocked
             && client.scopes.allows_refresh_token()
-            && client.refresh_token_policy.allows_refresh(
+            && client.effective_refresh_policy().allows_refresh(
                 grant.created_at,
                 grant.last_used_at,
                 now,
             );
-        let exp = policy_expiry(client.refresh_token_policy, &grant);
+        let exp = policy_expiry(client.effective_refresh_policy(), &grant);
         // A rotated family's current token was issued when the previous one was rotated out.
         let iat = family.rotated_at.unwrap_or(grant.created_at);
         Ok(live.then(|| Found {

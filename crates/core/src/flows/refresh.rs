@@ -509,7 +509,7 @@ impl Authority {
                 .as_ref()
                 .map(|t| secret_hash(t.expose_secret())),
             idle_expires_at: idle_expiry(client, now),
-            record_use: client.refresh_token_policy.idle_secs().is_some(),
+            record_use: client.effective_refresh_policy().idle_secs().is_some(),
             now,
             event: event.clone(),
             successor_jkt: presented.dpop_jkt.map(str::to_owned),
@@ -542,9 +542,11 @@ impl Authority {
             && grant.revoked_at.is_none()
             && !self.guard().grant_revoked(&grant.id)
             && generation(family, presented) == Generation::Current
-            && client
-                .refresh_token_policy
-                .allows_refresh(grant.created_at, grant.last_used_at, now)
+            && client.effective_refresh_policy().allows_refresh(
+                grant.created_at,
+                grant.last_used_at,
+                now,
+            )
             && client.scopes.allows_refresh_token()
     }
 
@@ -799,7 +801,7 @@ fn refuse_family_past_its_policy(
     now: Timestamp,
 ) -> Result<(), RefreshRefusal> {
     if !client
-        .refresh_token_policy
+        .effective_refresh_policy()
         .allows_refresh(grant.created_at, grant.last_used_at, now)
     {
         return Err(RefreshRefusal::Expired);

@@ -154,6 +154,25 @@ impl Authority {
         &self,
         token: Option<&AccessToken>,
     ) -> Result<VerifiedAccess, ResourceError> {
+        let verified = self.valid_access_token(token).await?;
+        // The client cache is kept current by the change feed, so a block made on any node
+        // reaches this one's next request; the token itself is left alone, and works again
+        // once the client is unblocked.
+        let blocked = self
+            .read_cached_client(&verified.record.client_id, |client| client.controls.blocked)
+            .await?;
+        match blocked {
+            Some(false) => Ok(verified),
+            // Blocked, or deleted since.
+            Some(true) | None => Err(ResourceError::InvalidSession),
+        }
+    }
+
+    /// The token's own checks, whoever its client is.
+    async fn valid_access_token(
+        &self,
+        token: Option<&AccessToken>,
+    ) -> Result<VerifiedAccess, ResourceError> {
         let Some(token) = token else {
             return Err(ResourceError::InvalidSession);
         };

@@ -104,6 +104,7 @@ impl Authority {
         // from caches that the change feed keeps current: past its bound, nothing is issued.
         self.revocations_known(self.now())?;
         let client = self.authenticate_client(creds).await?;
+        refuse_blocked(&client)?;
         let proof = self.token_request_proof(&client, dpop, source).await?;
         let requester = Requester {
             secret: creds.secret.as_ref(),
@@ -141,4 +142,16 @@ impl Authority {
             }
         }
     }
+}
+
+/// The description Salesforce gives a blocked connected app (its `OAUTH_APP_BLOCKED`).
+pub(crate) const APP_BLOCKED: &str = "this app is blocked by admin";
+
+/// A blocked client gets nothing (Salesforce's "Block"; docs/controls.md): its tokens stay
+/// stored and work again once it is unblocked, so nothing is revoked here.
+pub(crate) fn refuse_blocked(client: &crate::model::Client) -> Result<(), OAuthError> {
+    if client.controls.blocked {
+        return Err(OAuthError::UnauthorizedClient(APP_BLOCKED));
+    }
+    Ok(())
 }

@@ -182,8 +182,14 @@ impl Guard {
         self.lock().revoked_tokens.contains_key(token_hash)
     }
 
-    pub(crate) fn client(&self, client_id: &str) -> Option<Client> {
-        let found = self.lock().clients.get(client_id).cloned();
+    /// What `read` takes from the cached client, without copying the rest of it (the API's
+    /// path asks only whether the client is blocked).
+    pub(crate) fn read_client<R>(
+        &self,
+        client_id: &str,
+        read: impl FnOnce(&Client) -> R,
+    ) -> Option<R> {
+        let found = self.lock().clients.get(client_id).map(read);
         crate::operations::metrics::cache_lookup(Cache::Client, found.is_some());
         found
     }
@@ -367,15 +373,19 @@ mod tests {
             created_at: Timestamp(0),
             openid: Default::default(),
             dpop: Default::default(),
+            controls: Default::default(),
         };
         guard.keep_client(&client);
-        assert!(guard.client("c").is_some());
+        assert!(guard.read_client("c", Client::clone).is_some());
         assert!(guard.apply_feed(&[change(15, ChangeKind::UserChanged, "u")]));
-        assert!(guard.client("c").is_none(), "a gap clears the caches");
+        assert!(
+            guard.read_client("c", Client::clone).is_none(),
+            "a gap clears the caches"
+        );
         guard.keep_client(&client);
         client.name = "renamed".into();
         guard.apply_feed(&[change(16, ChangeKind::ClientChanged, "c")]);
-        assert!(guard.client("c").is_none());
+        assert!(guard.read_client("c", Client::clone).is_none());
     }
 
     #[test]

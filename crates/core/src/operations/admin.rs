@@ -51,7 +51,21 @@ pub struct ClientSettings {
     pub dpop: Option<DpopMode>,
     /// Whether its DPoP proofs must carry a server-issued nonce.
     pub dpop_require_nonce: Option<bool>,
+    /// PKCE required (docs/controls.md): `Some(false)` is refused once it is set.
+    pub pkce_required: Option<bool>,
+    /// Rotation required; setting it turns rotation on.
+    pub rotation_required: Option<bool>,
+    /// The idle-limit cap in seconds: `Some(None)` turns it off.
+    pub idle_cap_secs: Option<Option<u64>>,
+    /// Blocked (`true`) or unblocked (`false`).
+    pub blocked: Option<bool>,
 }
+
+/// Why PKCE required cannot be unset, in the words the CLI and the console show.
+pub const PKCE_REQUIRED_IS_FOREVER: &str = "PKCE required cannot be turned off, as in Salesforce";
+/// Why rotation cannot be turned off while it is required.
+pub const ROTATION_IS_REQUIRED: &str =
+    "refresh-token rotation is required for this client and cannot be turned off (unset rotation required first)";
 
 impl ClientSettings {
     fn apply(&self, client: &mut Client) -> Result<(), AdminError> {
@@ -101,10 +115,45 @@ impl ClientSettings {
         if let Some(require_nonce) = self.dpop_require_nonce {
             client.dpop.require_nonce = require_nonce;
         }
+        self.apply_controls(client)?;
         if client.redirect_uris.is_empty() {
             return Err(AdminError::Invalid(
                 "a client needs at least one redirect URI".into(),
             ));
+        }
+        Ok(())
+    }
+
+    fn apply_controls(&self, client: &mut Client) -> Result<(), AdminError> {
+        let controls = &mut client.controls;
+        match self.pkce_required {
+            Some(false) if controls.pkce_required => {
+                return Err(AdminError::Invalid(PKCE_REQUIRED_IS_FOREVER.into()))
+            }
+            Some(required) => controls.pkce_required = required,
+            None => {}
+        }
+        if let Some(required) = self.rotation_required {
+            controls.rotation_required = required;
+            // Requiring rotation turns it on, unless this very change turns it off (refused
+            // below rather than silently overridden).
+            if required && self.rotate_refresh_tokens != Some(false) {
+                client.rotate_refresh_tokens = true;
+            }
+        }
+        if controls.rotation_required && !client.rotate_refresh_tokens {
+            return Err(AdminError::Invalid(ROTATION_IS_REQUIRED.into()));
+        }
+        if let Some(cap) = self.idle_cap_secs {
+            if cap == Some(0) {
+                return Err(AdminError::Invalid(
+                    "the idle-limit cap must be at least one second (or off)".into(),
+                ));
+            }
+            controls.idle_cap_secs = cap;
+        }
+        if let Some(blocked) = self.blocked {
+            controls.blocked = blocked;
         }
         Ok(())
     }
@@ -195,6 +244,7 @@ impl Operator {
             created_at: self.authority.now(),
             openid: OpenIdSettings::default(),
             dpop: DpopSettings::default(),
+            controls: Default::default(),
         };
         settings.apply(&mut client)?;
         if client.name.trim().is_empty() {

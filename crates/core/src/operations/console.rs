@@ -418,7 +418,7 @@ impl ConsoleActor<'_> {
 /// creation, or its idle limit from its last use, as the refresh path counts them; `None` for a
 /// policy without an end.
 fn grant_expiry(grant: &Grant, client: &Client) -> Option<Timestamp> {
-    match client.refresh_token_policy.lifetime_secs() {
+    match client.effective_refresh_policy().lifetime_secs() {
         Some(lifetime) => Some(grant.created_at.plus_secs(lifetime)),
         None => idle_expiry(client, grant.last_used_at),
     }

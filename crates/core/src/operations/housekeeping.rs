@@ -68,7 +68,7 @@ impl Authority {
             clients: clients
                 .iter()
                 .map(|c| {
-                    let created_before = match c.refresh_token_policy {
+                    let created_before = match c.effective_refresh_policy() {
                         // No refresh ever works: the grant lives as long as its access tokens.
                         RefreshTokenPolicy::Zero => Some(ago(c.access_token_ttl_secs)),
                         p @ RefreshTokenPolicy::SpecificLifetime { .. } => p

@@ -437,15 +437,15 @@ impl Directory for MemoryStore {
             let Some(stored) = s.clients.get_mut(&client.client_id) else {
                 return false;
             };
-            let idle_changed = stored.refresh_token_policy.idle_secs()
-                != client.refresh_token_policy.idle_secs()
+            let idle_changed = stored.effective_refresh_policy().idle_secs()
+                != client.effective_refresh_policy().idle_secs()
                 || stored.access_token_ttl_secs != client.access_token_ttl_secs;
             *stored = Client {
                 created_at: stored.created_at,
                 ..client.clone()
             };
             if idle_changed {
-                let idle = client.refresh_token_policy.idle_secs();
+                let idle = client.effective_refresh_policy().idle_secs();
                 for g in s.grants.values_mut() {
                     if g.family.grant.client_id == client.client_id {
                         g.idle_expires_at = idle.map(|i| {

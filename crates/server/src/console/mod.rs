@@ -361,6 +361,13 @@ fn client_settings(form: &AdminForm) -> Result<ClientSettings, String> {
             .map(|mode| mode.parse::<DpopMode>())
             .transpose()?,
         dpop_require_nonce: Some(checked("dpop_require_nonce")),
+        // Never `Some(false)`: PKCE required cannot be turned off, and the form shows it as a
+        // disabled box once set, which a browser does not send.
+        pkce_required: checked("pkce_required").then_some(true),
+        rotation_required: Some(checked("rotation_required")),
+        // Empty: no cap.
+        idle_cap_secs: Some(duration("idle_cap", "idle-limit cap")?),
+        blocked: Some(checked("blocked")),
     })
 }
 

@@ -6,7 +6,9 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use maud::{html, Markup, DOCTYPE};
 use tessera_core::model::{Client, DpopMode, EventKind, Grant, SigningAlg, StoredEvent, User};
+use tessera_core::operations::admin::PKCE_REQUIRED_IS_FOREVER;
 use tessera_core::operations::console::EventNames;
+use tessera_core::policy::explain_effective_policy;
 use tessera_core::time::{format_duration_secs, format_utc};
 use tessera_proto::{CsrfToken, ExposeSecret};
 
@@ -159,6 +161,11 @@ fn client_fields(client: Option<&Client>) -> Markup {
     });
     let openid = client.map(|c| c.openid.clone()).unwrap_or_default();
     let dpop = client.map(|c| c.dpop).unwrap_or_default();
+    let controls = client.map(|c| c.controls).unwrap_or_default();
+    let idle_cap = controls
+        .idle_cap_secs
+        .map(format_duration_secs)
+        .unwrap_or_default();
     html! {
         label for="name" { "Name" }
         input type="text" id="name" name="name" value=(client.map(|c| c.name.as_str()).unwrap_or_default()) required;
@@ -224,7 +231,39 @@ fn client_fields(client: Option<&Client>) -> Markup {
                 }
             }
         }
+        fieldset {
+            legend { "Refresh-token controls (Salesforce's; docs/controls.md)" }
+            @if let Some(c) = client {
+                p { "Effective refresh-token policy: " strong { (effective_policy(c)) } }
+            }
+            label for="idle_cap" { "Idle-limit cap: an infinite policy expires after this long unused, like 30d (empty: no cap)" }
+            input type="text" id="idle_cap" name="idle_cap" value=(idle_cap);
+            p {
+                label.check {
+                    @if controls.pkce_required {
+                        input type="checkbox" name="pkce_required" value="true" checked disabled;
+                        " PKCE required (" (PKCE_REQUIRED_IS_FOREVER) ")"
+                    } @else {
+                        input type="checkbox" name="pkce_required" value="true";
+                        " PKCE required (cannot be turned off once saved)"
+                    }
+                }
+                label.check {
+                    input type="checkbox" name="rotation_required" value="true" checked[controls.rotation_required];
+                    " Rotation required (rotation cannot be turned off while set)"
+                }
+                label.check {
+                    input type="checkbox" name="blocked" value="true" checked[controls.blocked];
+                    " Blocked: every token request and every use of its tokens is refused; its tokens are kept"
+                }
+            }
+        }
     }
+}
+
+/// A client's effective refresh-token policy, with why it differs from the configured one.
+fn effective_policy(client: &Client) -> String {
+    explain_effective_policy(client.refresh_token_policy, client.controls.idle_cap_secs)
 }
 
 /// Whether a grant's refresh tokens are bound to a key, and to which (its RFC 7638 thumbprint:
@@ -247,7 +286,7 @@ pub fn clients(csrf: &CsrfToken, clients: &[Client], error: Option<&str>) -> Mar
                         td { a href={"/admin/clients/" (c.client_id)} { (c.name) } }
                         td { code { (c.client_id) } }
                         td { @if c.is_public() { "public" } @else { "confidential" } }
-                        td { (c.refresh_token_policy.to_string()) }
+                        td { (effective_policy(c)) @if c.controls.blocked { " · " strong { "blocked" } } }
                         td { @if c.rotates() { "on, window " (format_duration_secs(c.refresh_retry_window_secs)) } @else { "off" } }
                         td.when { (when(c.created_at)) }
                         td { a href={"/admin/events?client=" (c.client_id)} { "Events" } }
@@ -396,7 +435,7 @@ pub fn timeline(
             "Created " (when(g.created_at)) " · last used " (when(g.last_used_at)) " · "
             @match (&timeline.client, timeline.expires_at) {
                 (_, Some(t)) => { "expires " (when(t)) }
-                (Some(c), None) => { "no expiry under policy " (c.refresh_token_policy.to_string()) }
+                (Some(c), None) => { "no expiry under policy " (effective_policy(c)) }
                 (None, None) => { "client deleted" }
             }
             " · "

@@ -2,6 +2,7 @@
 //! an administrator does.
 
 use axum::http::StatusCode;
+use tessera_core::model::ClientControls;
 use tessera_proto::Password;
 
 use crate::support::*;
@@ -424,6 +425,63 @@ async fn a_clients_openid_connect_settings_are_shown_and_changed_from_the_consol
     );
     let unchanged = h.authority.operator().client(&client.id).await.unwrap();
     assert_eq!(unchanged.openid.id_token_validity_secs, 900);
+}
+
+async fn controls_of(h: &Harness, client: &Client) -> ClientControls {
+    let stored = h.authority.operator().client(&client.id).await.unwrap();
+    stored.controls
+}
+
+#[tokio::test]
+async fn a_clients_controls_are_set_from_the_console_and_pkce_required_stays_set() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let client = h.confidential().await;
+    let path = format!("/admin/clients/{}", client.id);
+    let html = h.get(&path, Some(&mut browser)).await.text();
+    let csrf = hidden_value(&html, "csrf_token").unwrap();
+    let post = |fields: &[(&str, &str)]| client_form(&csrf, "Partner app", fields);
+    let fields = [
+        ("idle_cap", "30d"),
+        ("pkce_required", "true"),
+        ("rotate_refresh_tokens", "true"),
+        ("rotation_required", "true"),
+        ("blocked", "true"),
+    ];
+    let updated = h.post_form(&path, &post(&fields), Some(&mut browser)).await;
+    assert_eq!(updated.status, StatusCode::SEE_OTHER, "{}", updated.text());
+    let set = ClientControls {
+        pkce_required: true,
+        rotation_required: true,
+        idle_cap_secs: Some(30 * 86_400),
+        blocked: true,
+    };
+    assert_eq!(controls_of(&h, &client).await, set);
+    let html = h.get(&path, Some(&mut browser)).await.text();
+    assert!(
+        html.contains("infinite, capped at 30 days idle by the idle-limit cap"),
+        "{html}"
+    );
+    assert!(
+        html.contains("PKCE required cannot be turned off, as in Salesforce"),
+        "{html}"
+    );
+
+    // The disabled box is not sent: saving without it keeps PKCE required, and an empty cap
+    // lifts the cap.
+    let saved = h
+        .post_form(
+            &path,
+            &post(&[("rotate_refresh_tokens", "true")]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text());
+    let kept = ClientControls {
+        pkce_required: true,
+        ..ClientControls::default()
+    };
+    assert_eq!(controls_of(&h, &client).await, kept);
 }
 
 #[tokio::test]

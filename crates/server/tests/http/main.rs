@@ -14,6 +14,7 @@ mod authorize;
 mod caching;
 mod console;
 mod contract;
+mod controls;
 mod cors;
 mod dpop;
 mod golden;
