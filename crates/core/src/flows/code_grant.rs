@@ -5,6 +5,7 @@ use tessera_proto::{AuthorizationCode, CodeVerifier, ExposeSecret, OAuthError, T
 use crate::authority::{
     still_allowed, Authentication, Authority, NewGrant, Requester, MAX_TOKEN_LEN,
 };
+use crate::flows::dpop_binding::proves_key;
 use crate::model::{Client, EventKind};
 use crate::store::CodeRedemption;
 use crate::tokens::crypto;
@@ -95,7 +96,7 @@ impl Authority {
         // RFC 9449 §10: a code whose authorization request named a key (`dpop_jkt`) is
         // exchanged only with a proof of that key.
         if let Some(bound) = record.dpop_jkt.as_deref() {
-            if dpop_jkt != Some(bound) {
+            if !proves_key(dpop_jkt, bound) {
                 return Err(OAuthError::DpopKeyMismatch);
             }
         }

@@ -8,6 +8,7 @@
 //! revoking anything otherwise); each access token is bound to the key of the proof of the
 //! request that issued it.
 
+use subtle::ConstantTimeEq;
 use tessera_proto::{AccessToken, ExposeSecret, OAuthError};
 
 use crate::authority::{Authority, Source};
@@ -19,6 +20,14 @@ use crate::flows::resource::ResourceError;
 use crate::model::{Client, DpopMode, EventKind};
 use crate::time::Timestamp;
 use crate::tokens::server_key::ServerKey;
+
+/// Whether a request proved the key a binding names (`presented`: the thumbprint its proof
+/// proved, if any). The one comparison of thumbprints: the code, the grant, the rotation and
+/// the access token all bind through it. Constant time: thumbprints are not secrets, but
+/// nothing is lost by it.
+pub(crate) fn proves_key(presented: Option<&str>, bound: &str) -> bool {
+    presented.is_some_and(|jkt| bool::from(jkt.as_bytes().ct_eq(bound.as_bytes())))
+}
 
 /// A request's DPoP proof as the server received it (RFC 9449 §4.1).
 #[derive(Debug, Clone)]
@@ -80,7 +89,7 @@ impl Authority {
                     method: &presented.method,
                     uri: &presented.uri,
                     access_token: None,
-                    nonce_required: self.dpop_nonce_required(client),
+                    nonce_required: client.dpop.require_nonce || self.config().dpop.require_nonce,
                 };
                 match self.checked_proof(&client.client_id, proof, &request).await {
                     Ok(verified) => Ok(Some(verified)),
@@ -100,7 +109,7 @@ impl Authority {
     /// refused before (RFC 9449 §7.2).
     pub(crate) async fn resource_proof(
         &self,
-        client: &Client,
+        client_id: &str,
         jkt: &str,
         token: &AccessToken,
         presented: &DpopPresentation,
@@ -109,24 +118,27 @@ impl Authority {
             .proof
             .as_deref()
             .ok_or(ResourceError::DpopProof("DPoP proof missing"))?;
+        // Only the client's nonce setting is read, from the cache: no copy of the client on
+        // the API's path.
+        let client_requires_nonce = self
+            .read_cached_client(client_id, |client| client.dpop.require_nonce)
+            .await?
+            .ok_or(ResourceError::InvalidSession)?;
         let request = ProofRequest {
             method: &presented.method,
             uri: &presented.uri,
             access_token: Some(token.expose_secret()),
-            nonce_required: self.dpop_nonce_required(client),
+            nonce_required: client_requires_nonce || self.config().dpop.require_nonce,
         };
         let verified = self
-            .checked_proof(&client.client_id, proof, &request)
+            .checked_proof(client_id, proof, &request)
             .await
             .map_err(|error| match error {
                 ProofError::UseNonce => ResourceError::UseDpopNonce,
                 ProofError::ReplayStoreFull => ResourceError::Unavailable,
                 other => ResourceError::DpopProof(other.reason()),
             })?;
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            verified.jkt.as_bytes(),
-            jkt.as_bytes(),
-        )) {
+        if !proves_key(Some(&verified.jkt), jkt) {
             return Err(ResourceError::DpopProof("DPoP proof of another key"));
         }
         Ok(())
@@ -141,10 +153,6 @@ impl Authority {
     /// The DPoP signing algorithms proofs may use, as discovery advertises them.
     pub fn dpop_algorithms(&self) -> Vec<&'static str> {
         self.dpop().algorithms()
-    }
-
-    fn dpop_nonce_required(&self, client: &Client) -> bool {
-        client.dpop.require_nonce || self.config().dpop.require_nonce
     }
 
     /// A proof checked and, once valid, remembered against replay: in this process on one node,

@@ -34,6 +34,7 @@ use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope,
 use crate::authority::{
     idle_expiry, still_allowed, Authority, IssuedTokens, Requester, Source, MAX_TOKEN_LEN,
 };
+use crate::flows::dpop_binding::proves_key;
 use crate::flows::id_token::{IdTokenFor, NonceEcho};
 use crate::model::{Client, EventKind, Family, Grant, User, FROM_ANOTHER_ADDRESS};
 use crate::operations::metrics::RefreshOutcome as Counted;
@@ -307,7 +308,7 @@ impl Authority {
         // token's generation: someone who holds the token but not the key is refused and
         // revokes nothing, so cannot log the user out (RFC 9449 §5).
         if let Some(bound) = grant.dpop_jkt.as_deref() {
-            if !same_key(presented.dpop_jkt, bound) {
+            if !proves_key(presented.dpop_jkt, bound) {
                 return Err(key_mismatch());
             }
         }
@@ -742,7 +743,7 @@ impl Authority {
         // The pair is rebuilt bound to the key the rotation bound it to: a replay must prove
         // that key, or it is refused without revoking (the same rule as a bound grant's).
         let rotated_jkt = family.rotated_jkt.as_deref();
-        if rotated_jkt.is_some_and(|bound| !same_key(presented.dpop_jkt, bound)) {
+        if rotated_jkt.is_some_and(|bound| !proves_key(presented.dpop_jkt, bound)) {
             return Ok(Replay::KeyMismatch);
         }
         let user = self.active_user(&family.grant.user_id).await?;
@@ -813,12 +814,6 @@ fn refuse_family_past_its_policy(
 }
 
 /// A token of a revoked family: counted `revoked`, recorded as such.
-/// Whether a request's proof is of the key `bound` names (constant time: thumbprints are not
-/// secrets, but nothing is lost by it).
-fn same_key(presented: Option<&str>, bound: &str) -> bool {
-    presented.is_some_and(|jkt| bool::from(jkt.as_bytes().ct_eq(bound.as_bytes())))
-}
-
 /// A refresh without a proof of the key its grant (or its rotation) is bound to: `invalid_grant`,
 /// nothing revoked.
 fn key_mismatch() -> Refusal {

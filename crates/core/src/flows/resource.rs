@@ -137,11 +137,8 @@ impl Authority {
             (Some(_), None, _) => return Err(ResourceError::InvalidSession),
             (None, Some(_), _) => return Err(ResourceError::DpopProof("token is not DPoP-bound")),
             (Some(jkt), Some(presented), Some(token)) => {
-                let client = self
-                    .cached_client(&verified.record.client_id)
-                    .await?
-                    .ok_or(ResourceError::InvalidSession)?;
-                self.resource_proof(&client, jkt, token, presented).await?;
+                self.resource_proof(&verified.record.client_id, jkt, token, presented)
+                    .await?;
             }
             (Some(_), Some(_), None) => return Err(ResourceError::InvalidSession),
         }
