@@ -302,6 +302,13 @@ enum UserCommand {
         /// The user who stops being an administrator.
         username: String,
     },
+    /// Log a user out everywhere: revoke every live grant of theirs (every app, every node;
+    /// their refresh and access tokens fail on the next request), as one audited action.
+    /// Prints how many grants were revoked. Their browser sessions stay: see `user logout`.
+    RevokeAll {
+        /// The user whose grants are revoked.
+        username: String,
+    },
     /// End every browser session of a user (their login in the browser and their admin console
     /// session, on every device), as a logout does; their grants and tokens keep working.
     Logout {
@@ -654,6 +661,9 @@ async fn user(operator: &Operator, out: &Output, command: UserCommand) -> anyhow
         UserCommand::GrantAdmin { username } => operator.set_user_admin(&username, true).await?,
         UserCommand::RevokeAdmin { username } => operator.set_user_admin(&username, false).await?,
         UserCommand::Logout { username } => operator.end_user_sessions(&username).await?,
+        UserCommand::RevokeAll { username } => {
+            return crate::lifecycle::log_out_everywhere(operator, out, &username).await;
+        }
         UserCommand::SetPassword {
             username,
             password_stdin: _,

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::{json, Value};
 use tessera_core::model::{Grant, StoredEvent};
+use tessera_core::operations::revocations::RevokedBy;
 use tessera_core::store::{EventFilter, Inventory};
 use tessera_core::{Authority, Operator};
 
@@ -14,7 +15,7 @@ use crate::output::Output;
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub(crate) struct RevokeArgs {
-    /// Every grant of this user (username).
+    /// Every grant of this user (username): the same action as `admin user revoke-all`.
     #[arg(long)]
     pub(crate) user: Option<String>,
     /// Every grant of this client.
@@ -50,11 +51,7 @@ fn when(millis: i64) -> String {
 
 pub async fn revoke(operator: &Operator, out: &Output, args: RevokeArgs) -> anyhow::Result<()> {
     let (target, count) = if let Some(username) = args.user {
-        let user = operator.user(&username).await?;
-        (
-            format!("user {username}"),
-            operator.revoke_user_grants(&user.id, "admin").await?,
-        )
+        return log_out_everywhere(operator, out, &username).await;
     } else if let Some(client_id) = args.client {
         operator.client(&client_id).await?;
         (
@@ -72,6 +69,25 @@ pub async fn revoke(operator: &Operator, out: &Output, args: RevokeArgs) -> anyh
     };
     out.print(
         &json!({ "revoked_grants": count, "target": target }),
+        Some(format!("revoked {count} grant(s) of {target}")),
+    );
+    Ok(())
+}
+
+/// `admin user revoke-all USERNAME` (and `admin revoke --user`): "log out everywhere", every
+/// live grant of the user revoked as one audited action; prints how many.
+pub async fn log_out_everywhere(
+    operator: &Operator,
+    out: &Output,
+    username: &str,
+) -> anyhow::Result<()> {
+    let user = operator.user(username).await?;
+    let count = operator
+        .log_out_everywhere(&user, RevokedBy::CommandLine, None)
+        .await?;
+    let target = format!("user {username}");
+    out.print(
+        &json!({ "revoked_grants": count, "target": target, "user_id": user.id }),
         Some(format!("revoked {count} grant(s) of {target}")),
     );
     Ok(())

@@ -220,7 +220,7 @@ impl Source {
         }
     }
 
-    fn address_text(&self) -> Option<String> {
+    pub(crate) fn address_text(&self) -> Option<String> {
         self.address.map(|a| a.to_string())
     }
 }

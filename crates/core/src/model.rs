@@ -434,10 +434,15 @@ pub enum EventKind {
     UserEnabled,
     /// A grant revoked from the console (the grant's own `revoked` event follows it).
     GrantRevokedByAdmin,
+    /// "Log out everywhere": every live grant of a user revoked as one action. The event's user
+    /// is the user logged out; the detail says how many grants and who did it (the command
+    /// line, an administrator in the console, or the user on their connected-apps page). Each
+    /// grant's own `revoked` event precedes it.
+    UserGrantsRevoked,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 24] = [
         Self::Issued,
         Self::Refreshed,
         Self::Rotated,
@@ -461,6 +466,7 @@ impl EventKind {
         Self::UserDisabled,
         Self::UserEnabled,
         Self::GrantRevokedByAdmin,
+        Self::UserGrantsRevoked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -488,6 +494,7 @@ impl EventKind {
             Self::UserDisabled => "user_disabled",
             Self::UserEnabled => "user_enabled",
             Self::GrantRevokedByAdmin => "grant_revoked_by_admin",
+            Self::UserGrantsRevoked => "user_grants_revoked",
         }
     }
 

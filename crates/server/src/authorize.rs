@@ -7,7 +7,7 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use tessera_core::flows::authorize::AuthorizationRequest;
 use tessera_core::identity::login::{BrowserSession, Next, SESSION_TTL_SECS};
-use tessera_core::{LoginError, Source};
+use tessera_core::Source;
 use tessera_proto::{CsrfCookie, ExposeSecret, Password};
 
 use crate::error::{PageError, WebError};
@@ -43,7 +43,7 @@ where
     for_client(answer(request).await, Some(&client_id))
 }
 
-async fn logged_in(
+pub(crate) async fn logged_in(
     state: &AppState,
     cookies: &Cookies,
 ) -> Result<Option<BrowserSession>, PageError> {
@@ -56,7 +56,7 @@ async fn logged_in(
 
 /// The `Set-Cookie` of the end user's session cookie (`Max-Age=0` with an empty value ends it
 /// in the browser).
-fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
+pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: u64) -> Option<HeaderValue> {
     let secure = state.secure_cookies();
     set_cookie(Cookies::session_name(secure), value, Some(max_age), secure)
 }
@@ -88,7 +88,8 @@ fn login_page(
     let csrf = state.authority.csrf(cookies.csrf.as_ref());
     let page = LoginPage {
         client_name: &request.client.name,
-        request: raw,
+        action: "/services/oauth2/authorize/login",
+        request: Some(raw),
         csrf_token: &csrf.token,
         username: username
             .or(request.login_hint.as_deref())
@@ -185,14 +186,7 @@ async fn log_in(
             let cookie = session_cookie(state, cookie.expose_secret(), SESSION_TTL_SECS);
             continue_as(state, &request, raw, &session, &form.source, cookie).await
         }
-        Err(LoginError::InvalidCredentials | LoginError::Disabled) => {
-            refused(LoginNotice::BadCredentials)
-        }
-        Err(LoginError::Throttled { retry_after_secs }) => {
-            refused(LoginNotice::Throttled(retry_after_secs))
-        }
-        Err(LoginError::Busy { retry_after_secs }) => refused(LoginNotice::Busy(retry_after_secs)),
-        Err(LoginError::Unavailable) => Err(PageError::Unavailable.into()),
+        Err(error) => refused(LoginNotice::of_refusal(error)?),
     }
 }
 

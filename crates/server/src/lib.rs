@@ -3,6 +3,7 @@
 //! request, one call goes into `tessera_core`, and the result is mapped — failures at a single
 //! edge, [`error::WebError`].
 
+mod apps;
 mod authorize;
 mod console;
 pub mod cors;
@@ -210,7 +211,7 @@ fn routes(bench_floor: bool) -> Routes {
             "/.well-known/openid-configuration",
             get(identity::openid_configuration),
         );
-    console::routes(data::routes(routes))
+    console::routes(data::routes(apps::routes(routes)))
 }
 
 /// `/metrics` on the main listener, unless it is served on a listener of its own

@@ -3,7 +3,10 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use tessera_core::LoginError;
 use tessera_proto::{CsrfToken, ExposeSecret};
+
+use crate::error::PageError;
 
 /// Escapes text for HTML element content and double-quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -85,7 +88,7 @@ pub(crate) fn html_response(
     response
 }
 
-fn hidden(name: &str, value: &str) -> String {
+pub(crate) fn hidden(name: &str, value: &str) -> String {
     format!(
         "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
         escape(name),
@@ -94,8 +97,13 @@ fn hidden(name: &str, value: &str) -> String {
 }
 
 pub struct LoginPage<'a> {
+    /// What the login continues to: a client's name, or a page of ours.
     pub client_name: &'a str,
-    pub request: &'a str,
+    /// Where the form POSTs.
+    pub action: &'a str,
+    /// The authorization request the login is part of, carried through the form; `None` for a
+    /// login to a page of ours (the connected-apps page).
+    pub request: Option<&'a str>,
     pub csrf_token: &'a CsrfToken,
     pub username: &'a str,
     pub notice: LoginNotice,
@@ -113,6 +121,17 @@ pub enum LoginNotice {
 }
 
 impl LoginNotice {
+    /// What a failed login shows on the form again, or `Err` when it is no page of ours to
+    /// show (the database is unavailable).
+    pub(crate) fn of_refusal(error: LoginError) -> Result<Self, PageError> {
+        match error {
+            LoginError::InvalidCredentials | LoginError::Disabled => Ok(Self::BadCredentials),
+            LoginError::Throttled { retry_after_secs } => Ok(Self::Throttled(retry_after_secs)),
+            LoginError::Busy { retry_after_secs } => Ok(Self::Busy(retry_after_secs)),
+            LoginError::Unavailable => Err(PageError::Unavailable),
+        }
+    }
+
     pub(crate) fn status(self) -> StatusCode {
         match self {
             Self::None | Self::BadCredentials => StatusCode::OK,
@@ -146,12 +165,16 @@ pub fn login(p: LoginPage<'_>, cookie: Option<HeaderValue>) -> Response {
         .unwrap_or_default();
     let body = format!(
         "<h1>Log in</h1><p>to continue to <strong>{client}</strong></p>{error}\
-<form method=\"post\" action=\"/services/oauth2/authorize/login\">{request}{csrf}\
+<form method=\"post\" action=\"{action}\">{request}{csrf}\
 <label for=\"username\">Username</label><input type=\"text\" id=\"username\" name=\"username\" value=\"{username}\" autocomplete=\"username\" required autofocus>\
 <label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
 <button type=\"submit\">Log in</button></form>",
         client = escape(p.client_name),
-        request = hidden("request", p.request),
+        action = escape(p.action),
+        request = p
+            .request
+            .map(|request| hidden("request", request))
+            .unwrap_or_default(),
         csrf = hidden("csrf_token", p.csrf_token.expose_secret()),
         username = escape(p.username),
     );

@@ -13,7 +13,7 @@ use crate::identity::login::{BrowserSession, LoginError};
 use crate::model::{Client, Event, EventKind, Grant, StoredEvent, User};
 use crate::operations::admin::{AdminError, ClientSettings};
 use crate::operations::operator::Operator;
-use crate::operations::revocations::AdminRevokeError;
+use crate::operations::revocations::{AdminRevokeError, RevokedBy};
 use crate::store::{EventFilter, StoreError};
 use crate::time::Timestamp;
 
@@ -399,6 +399,22 @@ impl ConsoleActor<'_> {
         };
         self.audit(AdminAction::on_user(kind, &user)).await;
         Ok(user)
+    }
+
+    /// "Log out everywhere" for the user of `user_id`: every live grant revoked, the
+    /// administrator named as who did it (see [`Operator::log_out_everywhere`]). Returns the
+    /// user and how many grants were revoked.
+    pub async fn log_out_everywhere(&self, user_id: &str) -> Result<(User, usize), AdminError> {
+        let user = self
+            .operator
+            .user_by_id(user_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user {user_id}")))?;
+        let count = self
+            .operator
+            .log_out_everywhere(&user, RevokedBy::Console(self.admin), Some(self.source))
+            .await?;
+        Ok((user, count))
     }
 
     /// Revokes a grant; its own `revoked` event names the console and the administrator. A grant

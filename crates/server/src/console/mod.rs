@@ -25,7 +25,6 @@ use tessera_core::operations::console::{ConsoleLoginError, ADMIN_SESSION_TTL_SEC
 use tessera_core::operations::revocations::AdminRevokeError;
 use tessera_core::store::EventFilter;
 use tessera_core::time::parse_duration_secs;
-use tessera_core::LoginError;
 use tessera_proto::{CsrfToken, ExposeSecret, Password};
 
 use crate::authorize::csrf_cookie;
@@ -66,6 +65,10 @@ pub(crate) fn routes(routes: Routes) -> Routes {
             post(disable_or_enable_user),
         )
         .route("/admin/users/{user_id}/grants", get(grants))
+        .route(
+            "/admin/users/{user_id}/logout-everywhere",
+            get(confirm_logout_everywhere).post(logout_everywhere),
+        )
         .route("/admin/grants/{grant_id}", get(grant_timeline))
         .route("/admin/grants/{grant_id}/revoke", post(revoke_grant))
         .route("/admin/events", get(events))
@@ -238,16 +241,7 @@ async fn login(State(state): State<AppState>, form: LoginForm) -> Result<Respons
             views::not_admin(),
             None,
         )),
-        Err(ConsoleLoginError::Login(error)) => match error {
-            LoginError::InvalidCredentials | LoginError::Disabled => {
-                refused(LoginNotice::BadCredentials)
-            }
-            LoginError::Throttled { retry_after_secs } => {
-                refused(LoginNotice::Throttled(retry_after_secs))
-            }
-            LoginError::Busy { retry_after_secs } => refused(LoginNotice::Busy(retry_after_secs)),
-            LoginError::Unavailable => Err(PageError::Unavailable.into()),
-        },
+        Err(ConsoleLoginError::Login(error)) => refused(LoginNotice::of_refusal(error)?),
     }
 }
 
@@ -563,6 +557,49 @@ async fn grants(
         .await
         .map_err(store_failure)?;
     Ok(admin.page(&state, "Grants", |csrf| views::grants(csrf, &user, &grants)))
+}
+
+/// `GET /admin/users/{user_id}/logout-everywhere`: the page that asks to confirm.
+async fn confirm_logout_everywhere(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(user_id): Path<String>,
+) -> Result<Response, WebError> {
+    let operator = state.authority.operator();
+    let Some(user) = operator.user_by_id(&user_id).await.map_err(store_failure)? else {
+        return Ok(not_found(&state, &admin, "No such user."));
+    };
+    let live = operator
+        .grants_of_user(&user.id)
+        .await
+        .map_err(store_failure)?
+        .iter()
+        .filter(|g| g.revoked_at.is_none())
+        .count();
+    Ok(admin.page(&state, "Log out everywhere", |csrf| {
+        views::confirm_logout_everywhere(csrf, &user, live)
+    }))
+}
+
+/// `POST /admin/users/{user_id}/logout-everywhere`: every live grant of the user revoked, the
+/// administrator recorded as who did it.
+async fn logout_everywhere(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    form: AdminForm,
+) -> Result<Response, WebError> {
+    let admin = &form.admin;
+    let actor = state
+        .authority
+        .operator()
+        .acting_as(admin.user(), &form.source);
+    match actor.log_out_everywhere(&user_id).await {
+        Ok((user, revoked)) => Ok(admin.page(&state, "Logged out everywhere", |_| {
+            views::logged_out_everywhere(&user, revoked)
+        })),
+        Err(AdminError::NotFound(_)) => Ok(not_found(&state, admin, "No such user.")),
+        Err(_) => Err(PageError::Unavailable.into()),
+    }
 }
 
 async fn grant_timeline(

@@ -381,6 +381,12 @@ pub fn grants(csrf: &CsrfToken, user: &User, grants: &[Grant]) -> Markup {
     html! {
         h1 { "Grants of " (user.username) }
         p { a href={"/admin/events?user=" (user.id)} { "Events of this user" } }
+        @if grants.iter().any(|g| g.revoked_at.is_none()) {
+            // A GET to a page that asks to confirm: the revocation itself is its POST.
+            form method="get" action=(logout_everywhere_path(user)) {
+                button.danger type="submit" { "Log out everywhere" }
+            }
+        }
         (scroll_box(html! { table {
             thead { tr { th { "Grant" } th { "Client" } th { "Scope" } th { "Created" } th { "Last used" } th { "Status" } th { "Key" } th {} } }
             tbody {
@@ -402,6 +408,34 @@ pub fn grants(csrf: &CsrfToken, user: &User, grants: &[Grant]) -> Markup {
                 }
             }
         } }))
+    }
+}
+
+fn logout_everywhere_path(user: &User) -> String {
+    format!("/admin/users/{}/logout-everywhere", user.id)
+}
+
+/// "Log out everywhere", to confirm: what it does and to how many grants, and the button whose
+/// POST does it.
+pub fn confirm_logout_everywhere(csrf: &CsrfToken, user: &User, live_grants: usize) -> Markup {
+    html! {
+        h1 { "Log out " (user.username) " everywhere?" }
+        p {
+            "This revokes every live grant of the user (" strong { (live_grants) } " now): in every app, "
+            "on every server node, their refresh tokens and access tokens stop working on the next "
+            "request, and each app must ask them to log in again. Their browser sessions stay."
+        }
+        (post_button(&logout_everywhere_path(user), csrf, "Log out everywhere", true))
+        p { a href={"/admin/users/" (user.id) "/grants"} { "Cancel" } }
+    }
+}
+
+/// After "log out everywhere": how many grants it revoked.
+pub fn logged_out_everywhere(user: &User, revoked: usize) -> Markup {
+    html! {
+        h1 { (user.username) " is logged out everywhere" }
+        p { "Revoked " strong { (revoked) } " grant(s). Each one's timeline records it." }
+        p { a href={"/admin/users/" (user.id) "/grants"} { "Back to the grants of " (user.username) } }
     }
 }
 

@@ -11,18 +11,19 @@ const ADMIN: &str = "root@example.com";
 const ADMIN_PASSWORD: &str = "admin password one";
 
 /// Every page of the console, with a path parameter where it needs one.
-const PAGES: [&str; 7] = [
+const PAGES: [&str; 8] = [
     "/admin",
     "/admin/clients",
     "/admin/clients/3MVG9nothing",
     "/admin/users",
     "/admin/users/005nobody/grants",
+    "/admin/users/005nobody/logout-everywhere",
     "/admin/grants/nothing",
     "/admin/events",
 ];
 
 /// Every form of the console.
-const FORMS: [&str; 8] = [
+const FORMS: [&str; 9] = [
     "/admin/logout",
     "/admin/clients",
     "/admin/clients/3MVG9nothing",
@@ -30,6 +31,7 @@ const FORMS: [&str; 8] = [
     "/admin/clients/3MVG9nothing/delete",
     "/admin/users/005nobody/disable",
     "/admin/users/005nobody/enable",
+    "/admin/users/005nobody/logout-everywhere",
     "/admin/grants/nothing/revoke",
 ];
 

@@ -22,6 +22,7 @@ mod hardening;
 mod identity;
 mod jwt_access;
 mod lifecycle;
+mod logout_everywhere;
 mod openid;
 mod outage;
 mod properties;
