@@ -1115,6 +1115,44 @@ fn lifecycle_admin_commands_revoke_show_chains_and_follow_events() {
         None,
     );
     assert_eq!(by_user["revoked_grants"], 1);
+    // `admin revoke --user` is "log out everywhere", as `admin user revoke-all` is: one
+    // `user_grants_revoked` event of the user, each grant's `revoked` event naming it.
+    // `events --json` prints one JSON document an event.
+    let printed = env
+        .run(
+            &["admin", "--json", "events", "--user", "l@example.com"],
+            None,
+        )
+        .stdout;
+    let events: Vec<Value> = serde_json::Deserializer::from_slice(&printed)
+        .into_iter::<Value>()
+        .map(Result::unwrap)
+        .collect();
+    let of_kind = |kind: &str| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .cloned()
+            .collect()
+    };
+    let action = of_kind("user_grants_revoked");
+    assert_eq!(action.len(), 1, "{events:?}");
+    assert_eq!(action[0]["detail"], "1 grant, by admin command line");
+    let last_revoked = of_kind("revoked").pop().unwrap();
+    assert_eq!(
+        last_revoked["detail"],
+        "log out everywhere, by admin command line"
+    );
+    let again = env.run(&["admin", "user", "revoke-all", "l@example.com"], None);
+    assert!(again.status.success());
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap().trim(),
+        "revoked 0 grant(s) of user l@example.com"
+    );
+    let unknown = env.run(&["admin", "user", "revoke-all", "nobody@example.com"], None);
+    assert!(!unknown.status.success(), "an unknown user is an error");
+    let stderr = String::from_utf8(unknown.stderr).unwrap();
+    assert!(stderr.contains("nobody@example.com"), "{stderr}");
     let by_client = env.json(&["admin", "--json", "revoke", "--client", id], None);
     assert_eq!(by_client["revoked_grants"], 0);
     assert!(

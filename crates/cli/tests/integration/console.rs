@@ -14,7 +14,6 @@
 
 use crate::common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -95,14 +94,7 @@ impl TokenClient {
     }
 
     async fn api_status(&self, access_token: &str) -> u16 {
-        self.http
-            .get(format!("{}/services/data/v65.0/", self.base))
-            .bearer_auth(access_token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        common::api_status(&self.base, access_token).await
     }
 }
 
@@ -114,17 +106,14 @@ fn console_step(
     env: &[(&str, &str)],
 ) -> Value {
     let chromium = common::browser::chromium_or_skip("the admin console").unwrap();
-    let mut browse = Command::new("node");
-    browse
-        .arg("console.mjs")
-        .current_dir(common::browser::scripts())
-        .env("CHROMIUM", chromium)
-        .env("BASE_URL", base)
-        .env("SCREENSHOTS_DIR", common::browser::screenshots_dir())
-        .env("STATE_FILE", state_file)
-        .env("STEP", step)
-        .envs(env.iter().copied());
-    serde_json::from_slice(&common::browser::succeed(browse, "console.mjs")).unwrap()
+    let state_file = state_file.to_str().unwrap();
+    let mut all = vec![
+        ("BASE_URL", base),
+        ("STATE_FILE", state_file),
+        ("STEP", step),
+    ];
+    all.extend_from_slice(env);
+    common::browser::run_script(&chromium, "console.mjs", &all)
 }
 
 fn assert_png(path: &Value) {

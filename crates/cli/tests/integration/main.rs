@@ -18,6 +18,7 @@
 
 mod common;
 
+mod apps;
 mod bench;
 mod cli;
 mod client;

@@ -378,6 +378,36 @@ async fn reuse_and_revocation_on_one_node_take_effect_on_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_out_everywhere_from_the_command_line_is_refused_on_every_node_at_once() {
+    let _lane = common::lane(common::lanes::NODES);
+    let Some(admin_url) = postgres().await else {
+        return;
+    };
+    let cluster = Cluster::start(&admin_url, 2).await;
+    let client = cluster.user_and_client(&[]);
+    let (a, b) = (cluster.base(0), cluster.base(1));
+
+    // Two grants, one made on each node, each token in use on the other node (so that both
+    // nodes hold it as valid).
+    let on_a = client.login(a).await;
+    let on_b = client.login(b).await;
+    for (node, tokens) in [(b, &on_a), (a, &on_b)] {
+        let api = client.api(node, &field(tokens, "access_token")).await;
+        assert_eq!(api.status, 200, "{}", api.body);
+    }
+
+    // `tessera admin user revoke-all` against the shared database: no node told directly.
+    let revoked = cluster.admin(&["user", "revoke-all", USERNAME], None);
+    assert_eq!(revoked["revoked_grants"], 2, "{revoked}");
+    client.assert_revoked_on(&[a, b], &on_a).await;
+    client.assert_revoked_on(&[b, a], &on_b).await;
+    // The newest event of the user (`events` prints each event as one JSON document).
+    let newest = cluster.admin(&["events", "--user", USERNAME, "--limit", "1"], None);
+    assert_eq!(newest["kind"], "user_grants_revoked", "{newest}");
+    assert_eq!(newest["detail"], "2 grants, by admin command line");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jwt_access_token_revoked_on_one_node_is_refused_on_the_other_at_once() {
     let _lane = common::lane(common::lanes::NODES);
     let Some(admin_url) = postgres().await else {

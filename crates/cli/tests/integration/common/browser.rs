@@ -37,3 +37,17 @@ pub fn viewports_json() -> String {
         .collect();
     serde_json::Value::from(viewports).to_string()
 }
+
+/// Runs `script` (a file of `crates/cli/tests/browser`) in Node with the browser's executable
+/// (`CHROMIUM`), the screenshots' folder (`SCREENSHOTS_DIR`) and `env`; returns the JSON it
+/// prints.
+pub fn run_script(chromium: &Path, script: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let mut browse = std::process::Command::new("node");
+    browse
+        .arg(script)
+        .current_dir(scripts())
+        .env("CHROMIUM", chromium)
+        .env("SCREENSHOTS_DIR", screenshots_dir())
+        .envs(env.iter().copied());
+    serde_json::from_slice(&succeed(browse, script)).unwrap()
+}

@@ -222,3 +222,16 @@ fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> (Child, Strin
     });
     (child, format!("http://127.0.0.1:{port}"), log)
 }
+
+/// The status `GET /services/data/v65.0/` on `base` answers with `access_token`: 200 while it
+/// works, 401 once it does not.
+pub async fn api_status(base: &str, access_token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{base}/services/data/v65.0/"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
