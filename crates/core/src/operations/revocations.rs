@@ -159,3 +159,121 @@ impl Operator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tessera_proto::Password;
+
+    use super::*;
+    use crate::authority::{Authority, AuthorityConfig};
+    use crate::operations::admin::ClientSettings;
+    use crate::store::memory::MemoryStore;
+    use crate::store::EventFilter;
+    use crate::time::{ManualClock, SystemRandom, Timestamp};
+    use crate::tokens::server_key::ServerKey;
+
+    /// An authority on a memory store, a client, and `users` with a grant each of it (two for
+    /// the first); returns the authority and the users.
+    async fn world(users: &[&str]) -> (Authority, Vec<User>) {
+        let authority = Authority::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(ManualClock::new(Timestamp(1_800_000_000_000))),
+            Arc::new(SystemRandom),
+            AuthorityConfig::new("http://as.test", ServerKey::generate(&SystemRandom)),
+        );
+        let operator = authority.operator();
+        let settings = ClientSettings {
+            name: Some("App".into()),
+            redirect_uris: Some(vec!["https://app.example/cb".into()]),
+            ..ClientSettings::default()
+        };
+        let (client, _) = operator.create_client(false, &settings).await.unwrap();
+        let mut made = Vec::new();
+        for (n, username) in users.iter().enumerate() {
+            let user = operator
+                .create_user(username, Password::new("a password"), None)
+                .await
+                .unwrap();
+            for _ in 0..if n == 0 { 2 } else { 1 } {
+                operator
+                    .mint_for(&client.client_id, username, "api refresh_token")
+                    .await
+                    .unwrap();
+            }
+            made.push(user);
+        }
+        (authority, made)
+    }
+
+    async fn live(authority: &Authority, user: &User) -> usize {
+        let grants = authority.store().grants_of_user(&user.id).await.unwrap();
+        grants.iter().filter(|g| g.revoked_at.is_none()).count()
+    }
+
+    async fn events_of(authority: &Authority, kind: EventKind) -> Vec<Event> {
+        let filter = EventFilter {
+            limit: 1000,
+            kind: Some(kind),
+            ..EventFilter::default()
+        };
+        let events = authority.store().events(&filter).await.unwrap();
+        events.into_iter().map(|e| e.event).collect()
+    }
+
+    #[tokio::test]
+    async fn log_out_everywhere_revokes_the_users_grants_only_and_records_the_action_once() {
+        let (authority, users) = world(&["ada@example.com", "bo@example.com"]).await;
+        let (ada, bo) = (&users[0], &users[1]);
+        let operator = authority.operator();
+        let count = operator
+            .log_out_everywhere(ada, RevokedBy::CommandLine, None)
+            .await
+            .unwrap();
+        assert_eq!(count, 2);
+        assert_eq!(live(&authority, ada).await, 0);
+        assert_eq!(live(&authority, bo).await, 1);
+        let action = events_of(&authority, EventKind::UserGrantsRevoked).await;
+        assert_eq!(action.len(), 1);
+        assert_eq!(action[0].user_id.as_deref(), Some(ada.id.as_str()));
+        assert_eq!(action[0].detail, "2 grants, by admin command line");
+        let revoked = events_of(&authority, EventKind::Revoked).await;
+        assert_eq!(revoked.len(), 2);
+        assert!(revoked
+            .iter()
+            .all(|e| e.detail == "log out everywhere, by admin command line"));
+
+        // Again: nothing to revoke, and the action still recorded, with 0.
+        let again = operator
+            .log_out_everywhere(ada, RevokedBy::TheUser, None)
+            .await
+            .unwrap();
+        assert_eq!(again, 0);
+        let action = events_of(&authority, EventKind::UserGrantsRevoked).await;
+        assert_eq!(
+            action[1].detail,
+            "0 grants, by the user, connected apps page"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_grant_of_another_owner_is_not_found_and_stays_live() {
+        let (authority, users) = world(&["ada@example.com", "bo@example.com"]).await;
+        let (ada, bo) = (&users[0], &users[1]);
+        let bos = authority.store().grants_of_user(&bo.id).await.unwrap()[0]
+            .id
+            .clone();
+        let operator = authority.operator();
+        let refused = operator
+            .revoke_grant_of(&bos, Some(&ada.id), "test", None)
+            .await;
+        assert!(matches!(refused, Err(AdminRevokeError::NotFound)));
+        assert_eq!(live(&authority, bo).await, 1);
+        assert!(operator
+            .revoke_grant_of(&bos, Some(&bo.id), "test", None)
+            .await
+            .unwrap());
+        assert_eq!(live(&authority, bo).await, 0);
+    }
+}
