@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0009_openid.sql"),
     include_str!("../../../migrations/sqlite/0010_dpop.sql"),
     include_str!("../../../migrations/sqlite/0011_controls.sql"),
+    include_str!("../../../migrations/sqlite/0013_rotation_audit.sql"),
 ];
 
 /// The schema version this build writes and reads.
