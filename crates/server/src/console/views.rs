@@ -421,6 +421,7 @@ pub fn timeline(
         ),
         ("concurrent_refresh_refused", "#d97706"),
         ("reuse_detected", "#dc2626"),
+        ("rotation_audit", "#ea580c"),
         ("revoked", "#7f1d1d"),
     ];
     html! {
