@@ -1914,6 +1914,23 @@ mod tests {
         assert_eq!(event.user_id.as_deref(), Some(grant.user_id.as_str()));
         assert_eq!(grant.revoked_at, None, "nothing revoked");
         assert!(w.events_of(EventKind::ReuseDetected).await.is_empty());
+        // The evidence: one family that rotation on would have revoked, its user and address.
+        let summary = w
+            .authority
+            .operator()
+            .rotation_audit_summary(&w.creds.client_id)
+            .await
+            .unwrap();
+        assert_eq!((summary.family_count, summary.event_count), (1, 1));
+        let family = &summary.families[0];
+        assert_eq!(family.grant_id, grant.id);
+        assert_eq!(family.username.as_deref(), Some(USER));
+        assert_eq!(family.addresses, ["198.51.100.7"]);
+        // Thirty days and a moment later, it is out of the period.
+        w.clock.advance_secs(30 * 86_400 + 1);
+        let operator = w.authority.operator();
+        let later = operator.rotation_audit_summary(&w.creds.client_id).await;
+        assert_eq!(later.unwrap().family_count, 0);
         // The new token is the family's only live one: it rotates as usual.
         let rt4 = w.refresh(&rt3).await.unwrap().refresh_token.unwrap();
         assert!(w.refresh(&rt4).await.is_ok());
