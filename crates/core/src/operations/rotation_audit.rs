@@ -99,7 +99,9 @@ impl Operator {
 /// without usernames.
 fn summarise(since: Timestamp, events: &[StoredEvent]) -> RotationAuditSummary {
     let truncated = events.len() > MAX_AUDIT_EVENTS_READ as usize;
-    let events = &events[..events.len().min(MAX_AUDIT_EVENTS_READ as usize)];
+    let events = events
+        .get(..MAX_AUDIT_EVENTS_READ as usize)
+        .unwrap_or(events);
     let mut order: Vec<&str> = Vec::new();
     let mut families: HashMap<&str, (AuditedFamily, BTreeSet<String>)> = HashMap::new();
     for stored in events {

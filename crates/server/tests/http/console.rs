@@ -455,6 +455,7 @@ async fn a_clients_controls_are_set_from_the_console_and_pkce_required_stays_set
         rotation_required: true,
         idle_cap_secs: Some(30 * 86_400),
         blocked: true,
+        rotation_audit: false,
     };
     assert_eq!(controls_of(&h, &client).await, set);
     let html = h.get(&path, Some(&mut browser)).await.text();

@@ -28,6 +28,7 @@ mod properties;
 mod refusals;
 mod request_span;
 mod resource;
+mod rotation_audit;
 mod sessions;
 mod support;
 mod throttle;
