@@ -34,7 +34,7 @@ fn refresh_token(reply: &Value) -> String {
 /// Logs in, rotates the first refresh token once, lets the retry window pass, and presents the
 /// first token again from `peer`: the client that did not keep its new token. Returns the
 /// token the rotation issued and the last reply.
-async fn present_a_token_rotated_out_past_the_window(
+pub(crate) async fn present_a_token_rotated_out_past_the_window(
     h: &Harness,
     client: &Client,
     peer: &str,
