@@ -491,6 +491,40 @@ fn rotation_is_set_off_on_or_audit_and_show_prints_the_audit_summary() {
     // The earlier flag still works.
     let back = update(&["--rotate-refresh-tokens"]);
     assert_eq!(back["rotation"], "on");
+
+    // The audit trail by kind: a minted grant's `issued` event, and no rotation_audit event.
+    env.user("r@example.com", "first password");
+    let mint = [
+        "admin",
+        "token",
+        "mint",
+        "--client-id",
+        &id,
+        "--username",
+        "r@example.com",
+    ];
+    env.json(&mint, None);
+    let events = |kind: &str| {
+        let out = env.run(
+            &["admin", "--json", "events", "--client", &id, "--kind", kind],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(events("rotation_audit").trim().is_empty());
+    assert!(
+        events("issued").contains("\"issued\""),
+        "{}",
+        events("issued")
+    );
+    let bad = env.run(&["admin", "events", "--kind", "nonsense"], None);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not an event kind"));
 }
 
 #[test]
