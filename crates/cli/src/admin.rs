@@ -4,8 +4,9 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
-use tessera_core::model::{Client, ClientControls, DpopMode, SigningAlg, User};
+use tessera_core::model::{Client, ClientControls, DpopMode, RotationMode, SigningAlg, User};
 use tessera_core::operations::admin::ClientSettings;
+use tessera_core::operations::rotation_audit::{RotationAuditSummary, AUDIT_SUMMARY_DAYS};
 use tessera_core::operations::signing_keys::KeyStatus;
 use tessera_core::policy::{explain_effective_policy, RefreshTokenPolicy};
 use tessera_core::time::{format_duration_secs, format_utc, parse_duration_secs};
@@ -98,6 +99,11 @@ struct ClientOptions {
     /// Issue a new refresh token on every refresh (always on for public clients).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     rotate_refresh_tokens: Option<bool>,
+    /// Refresh-token rotation: off, on, or audit (rotation on, but a rotated-out token still
+    /// works and is recorded as a rotation_audit event instead of revoking its family; for
+    /// confidential clients, before requiring rotation).
+    #[arg(long, value_parser = parse_rotation_mode, conflicts_with = "rotate_refresh_tokens")]
+    rotation: Option<RotationMode>,
     /// Allow the User-Agent flow (response_type=token).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     allow_user_agent_flow: Option<bool>,
@@ -176,7 +182,11 @@ impl ClientOptions {
             scopes: self.scopes.clone(),
             refresh_token_policy: self.refresh_token_policy,
             access_token_ttl_secs: self.access_token_ttl,
-            rotate_refresh_tokens: self.rotate_refresh_tokens,
+            rotate_refresh_tokens: self
+                .rotation
+                .map(|mode| mode != RotationMode::Off)
+                .or(self.rotate_refresh_tokens),
+            rotation_audit: self.rotation.map(|mode| mode == RotationMode::Audit),
             allow_user_agent_flow: self.allow_user_agent_flow,
             refresh_retry_window_secs: self.refresh_retry_window,
             id_token_validity_secs: self.id_token_validity,
@@ -207,6 +217,11 @@ impl ClientOptions {
 
 fn parse_dpop_mode(text: &str) -> Result<DpopMode, String> {
     text.to_ascii_lowercase().parse()
+}
+
+fn parse_rotation_mode(text: &str) -> Result<RotationMode, String> {
+    RotationMode::from_name(&text.to_ascii_lowercase())
+        .ok_or_else(|| format!("{text:?} is not off, on or audit"))
 }
 
 fn parse_signing_alg(text: &str) -> Result<SigningAlg, String> {
@@ -386,6 +401,7 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
         "refresh_token_policy": client.refresh_token_policy.to_string(),
         "access_token_ttl": format_duration_secs(client.access_token_ttl_secs),
         "rotate_refresh_tokens": client.rotates(),
+        "rotation": client.rotation_mode().name(),
         "allow_user_agent_flow": client.allow_user_agent_flow,
         "refresh_retry_window": format_duration_secs(client.refresh_retry_window_secs),
         "id_token_validity": format_duration_secs(client.openid.id_token_validity_secs),
@@ -425,7 +441,7 @@ fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
         client.scopes,
         explain_effective_policy(client.refresh_token_policy, client.controls.idle_cap_secs),
         format_duration_secs(client.access_token_ttl_secs),
-        if client.rotates() { "on" } else { "off" },
+        client.rotation_mode().name(),
         format_duration_secs(client.refresh_retry_window_secs),
         if client.allow_user_agent_flow { "allowed" } else { "off" },
         client.openid.id_token_alg.name(),
@@ -446,6 +462,63 @@ fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
         text.push_str(&format!(
             "\nclient_secret  {}\n(the secret is shown only now)",
             secret.expose_secret()
+        ));
+    }
+    text
+}
+
+/// The rotation audit summary (`client show --json`'s `rotation_audit_30d`).
+fn audit_json(audit: &RotationAuditSummary) -> Value {
+    let families: Vec<Value> = audit
+        .families
+        .iter()
+        .map(|f| {
+            json!({
+                "grant_id": f.grant_id,
+                "user_id": f.user_id,
+                "username": f.username,
+                "addresses": f.addresses,
+                "count": f.count,
+                "last_seen": f.last_seen.millis(),
+            })
+        })
+        .collect();
+    json!({
+        "since": audit.since.millis(),
+        "families_would_have_been_revoked": audit.family_count,
+        "events": audit.event_count,
+        "lower_bound": audit.truncated,
+        "families": families,
+    })
+}
+
+/// The rotation audit summary as `client show` prints it: the count, then a line per family.
+fn audit_text(audit: &RotationAuditSummary) -> String {
+    let at_least = if audit.truncated { "at least " } else { "" };
+    let mut text = format!(
+        "rotation audit ({AUDIT_SUMMARY_DAYS} days): {at_least}{} {} would have been revoked",
+        audit.family_count,
+        if audit.family_count == 1 {
+            "family"
+        } else {
+            "families"
+        },
+    );
+    for f in &audit.families {
+        text.push_str(&format!(
+            "\n  grant {}  user {}  {} time(s), last {}  from {}",
+            f.grant_id,
+            f.username
+                .as_deref()
+                .or(f.user_id.as_deref())
+                .unwrap_or("?"),
+            f.count,
+            format_utc(f.last_seen.millis()),
+            if f.addresses.is_empty() {
+                "?".to_owned()
+            } else {
+                f.addresses.join(" ")
+            },
         ));
     }
     text
@@ -511,10 +584,21 @@ async fn client(operator: &Operator, out: &Output, command: ClientCommand) -> an
         }
         ClientCommand::Show { client_id } => {
             let client = operator.client(&client_id).await?;
-            out.print(
-                &client_json(&client, None),
-                Some(client_text(&client, None)),
-            );
+            let audit = operator.rotation_audit_summary(&client_id).await?;
+            let mut value = client_json(&client, None);
+            #[allow(
+                clippy::indexing_slicing,
+                reason = "`client_json` returns an object, and setting a key of one cannot panic"
+            )]
+            {
+                value["rotation_audit_30d"] = audit_json(&audit);
+            }
+            let mut text = client_text(&client, None);
+            if client.audits_rotation() || audit.event_count > 0 {
+                text.push('\n');
+                text.push_str(&audit_text(&audit));
+            }
+            out.print(&value, Some(text));
         }
         ClientCommand::Update { client_id, options } => {
             let client = operator

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::{json, Value};
-use tessera_core::model::{Grant, StoredEvent};
+use tessera_core::model::{EventKind, Grant, StoredEvent};
 use tessera_core::operations::revocations::RevokedBy;
 use tessera_core::store::{EventFilter, Inventory};
 use tessera_core::{Authority, Operator};
@@ -40,9 +40,19 @@ pub(crate) struct EventsArgs {
     /// Only this grant's events (see `admin grants`).
     #[arg(long)]
     pub(crate) grant: Option<String>,
+    /// Only events of this kind, like rotation_audit or reuse_detected.
+    #[arg(long, value_parser = parse_event_kind)]
+    pub(crate) kind: Option<EventKind>,
     /// At most this many (the newest), before following.
     #[arg(long, default_value_t = 100)]
     pub(crate) limit: u32,
+}
+
+fn parse_event_kind(text: &str) -> Result<EventKind, String> {
+    EventKind::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
+        format!("{text:?} is not an event kind ({})", names.join(", "))
+    })
 }
 
 fn when(millis: i64) -> String {
@@ -193,6 +203,7 @@ pub async fn events(operator: &Operator, out: &Output, args: EventsArgs) -> anyh
         user_id,
         client_id: args.client.clone(),
         grant_id: args.grant.clone(),
+        kind: args.kind,
         newest_first: true,
         ..EventFilter::default()
     };

@@ -86,6 +86,36 @@ pub struct ClientControls {
     /// Salesforce's "Block": every token request and every use of the client's tokens is
     /// refused; the tokens stay stored, so unblocking restores them.
     pub blocked: bool,
+    /// Rotation audit mode (docs/controls.md, "Rotation audit mode"): while rotation is on, a
+    /// rotated-out token that reuse detection would punish is answered with a new pair and
+    /// recorded as a `rotation_audit` event instead, nothing revoked. Meaningless while rotation
+    /// is off (the settings clear it), refused with rotation required and for public clients.
+    pub rotation_audit: bool,
+}
+
+/// A client's refresh-token rotation as the CLI and the console name it: off, on, or audit
+/// (on, with reuse recorded instead of punished).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationMode {
+    Off,
+    On,
+    Audit,
+}
+
+impl RotationMode {
+    pub const ALL: [RotationMode; 3] = [Self::Off, Self::On, Self::Audit];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::On => "on",
+            Self::Audit => "audit",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|mode| mode.name() == name)
+    }
 }
 
 /// Whether a client's token requests bind tokens with DPoP proofs (Salesforce's per-app
@@ -230,6 +260,21 @@ impl Client {
     /// Public clients always rotate (RFC 9700 §2.2.2: rotation or sender-constraining is a MUST).
     pub fn rotates(&self) -> bool {
         self.rotate_refresh_tokens || self.is_public()
+    }
+
+    /// Whether reuse of a rotated-out token is recorded (`rotation_audit`) rather than punished:
+    /// rotation on, in audit mode. Never for a public client, whose rotation is its protection.
+    pub fn audits_rotation(&self) -> bool {
+        self.rotates() && !self.is_public() && self.controls.rotation_audit
+    }
+
+    /// Its rotation as the CLI and the console name it.
+    pub fn rotation_mode(&self) -> RotationMode {
+        match (self.rotates(), self.audits_rotation()) {
+            (false, _) => RotationMode::Off,
+            (true, false) => RotationMode::On,
+            (true, true) => RotationMode::Audit,
+        }
     }
 }
 
@@ -402,6 +447,10 @@ pub enum EventKind {
     ReuseDetected,
     /// A concurrent refresh of the same token refused (retry window 0).
     ConcurrentRefreshRefused,
+    /// Rotation audit mode: a rotated-out token outside the retry window (reuse, were rotation
+    /// on) was answered with a new pair, nothing revoked: the client did not keep the new token.
+    /// The detail says how many generations old the token was.
+    RotationAudit,
     /// A refresh token refused with `invalid_grant`, and why (the detail names a
     /// `RefreshRefusal`): the presenting client and the source, never the token. Repeats from
     /// the same client, source and reason are counted, not written (docs/security.md, "The
@@ -442,13 +491,14 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 25] = [
         Self::Issued,
         Self::Refreshed,
         Self::Rotated,
         Self::RetryReplayed,
         Self::ReuseDetected,
         Self::ConcurrentRefreshRefused,
+        Self::RotationAudit,
         Self::RefreshRefused,
         Self::DpopProofRefused,
         Self::Revoked,
@@ -477,6 +527,7 @@ impl EventKind {
             Self::RetryReplayed => "retry_replayed",
             Self::ReuseDetected => "reuse_detected",
             Self::ConcurrentRefreshRefused => "concurrent_refresh_refused",
+            Self::RotationAudit => "rotation_audit",
             Self::RefreshRefused => "refresh_refused",
             Self::DpopProofRefused => "dpop_proof_refused",
             Self::Revoked => "revoked",

@@ -86,6 +86,7 @@ macro_rules! store_conformance_tests {
             disabling_a_user_ends_their_sessions_and_revokes_their_grants_in_one_write,
             revoking_a_clients_grants_revokes_the_live_ones_once,
             events_are_appended_and_read_back_by_filter_in_order,
+            events_since_an_instant_are_read_with_the_other_filters,
             events_are_paged_by_after_id_and_limit,
             row_counts_name_every_table,
             the_inventory_counts_live_grants_and_refresh_tokens_by_state,
@@ -570,6 +571,7 @@ pub async fn clients_round_trip_every_field(store: Arc<dyn Store>) {
             rotation_required: true,
             idle_cap_secs: Some(30 * 86_400),
             blocked: true,
+            rotation_audit: false,
         },
     };
     let inactive = Client {
@@ -631,6 +633,7 @@ pub async fn clients_are_listed_updated_and_unknown_updates_report_false(store: 
             rotation_required: false,
             idle_cap_secs: Some(3600),
             blocked: true,
+            rotation_audit: true,
         },
         ..first.clone()
     };
@@ -1607,6 +1610,51 @@ pub async fn events_are_appended_and_read_back_by_filter_in_order(store: Arc<dyn
         ..EventFilter::default()
     };
     assert_eq!(read_events(&store, after).await, [later]);
+}
+
+/// `since` keeps the events at or after an instant, combined with the client, kind, order and
+/// limit filters: the rotation audit summary's read (a client's `rotation_audit` events of the
+/// last 30 days, newest first, bounded).
+pub async fn events_since_an_instant_are_read_with_the_other_filters(store: Arc<dyn Store>) {
+    use EventKind::*;
+    let (app, other) = (Some("app-one"), Some("app-two"));
+    let batch = [
+        event(10, RotationAudit, app, Some("005A"), Some("g1"), "previous"),
+        event(
+            20,
+            RotationAudit,
+            other,
+            Some("005A"),
+            Some("g2"),
+            "previous",
+        ),
+        event(30, Rotated, app, Some("005A"), Some("g1"), ""),
+        event(40, RotationAudit, app, Some("005B"), Some("g3"), "older"),
+        event(50, RotationAudit, app, Some("005A"), Some("g1"), "older"),
+    ];
+    store.append_events(&batch).await.unwrap();
+    let summary = |since: u64, limit: u32| EventFilter {
+        client_id: app.map(str::to_owned),
+        kind: Some(RotationAudit),
+        since: Some(at(since)),
+        newest_first: true,
+        limit,
+        ..EventFilter::default()
+    };
+    let pick =
+        |indexes: &[usize]| -> Vec<Event> { indexes.iter().map(|&i| batch[i].clone()).collect() };
+    assert_eq!(read_events(&store, summary(0, 0)).await, pick(&[4, 3, 0]));
+    // At the instant itself, included; a moment later, not.
+    assert_eq!(read_events(&store, summary(40, 0)).await, pick(&[4, 3]));
+    assert_eq!(read_events(&store, summary(41, 0)).await, pick(&[4]));
+    assert_eq!(read_events(&store, summary(0, 2)).await, pick(&[4, 3]));
+    assert!(read_events(&store, summary(51, 0)).await.is_empty());
+    // Oldest first, without a client: every kind since the instant.
+    let since = EventFilter {
+        since: Some(at(20)),
+        ..EventFilter::default()
+    };
+    assert_eq!(read_events(&store, since).await, pick(&[1, 2, 3, 4]));
 }
 
 /// Every kind is stored and read back; `after_id` and `limit` page through in id order; a limit

@@ -719,7 +719,7 @@ impl Directory for PostgresStore {
         let values = ClientValues::new(client)?;
         let values = values.params();
         // created_at, the last, never changes.
-        let values = &values[..22];
+        let values = &values[..23];
         let id = &client.client_id;
         transaction!(self, |tx| async {
             let feed = Feed::lock(&tx).await?;
@@ -989,15 +989,20 @@ impl Audit for PostgresStore {
             filter.client_id.is_some(),
             filter.grant_id.is_some(),
             filter.kind.is_some(),
+            filter.since.is_some(),
             filter.newest_first,
         );
         let kind = filter.kind.map(|kind| kind.name().to_owned());
+        let since = filter.since.map(|since| since.0);
         let mut values: Vec<&(dyn ToSql + Sync)> = vec![&filter.after_id];
         for value in [&user_id, &filter.client_id, &filter.grant_id, &kind]
             .into_iter()
             .flatten()
         {
             values.push(value);
+        }
+        if let Some(since) = &since {
+            values.push(since);
         }
         values.push(&limit);
         self.list(&query, &values, rows::event).await

@@ -119,8 +119,9 @@ pub(crate) fn client(row: &Row) -> Result<Client, DbError> {
                 .map(|secs| u64::try_from(secs).map_err(|_| malformed("idle-limit cap")))
                 .transpose()?,
             blocked: row.try_get(21)?,
+            rotation_audit: row.try_get(22)?,
         },
-        created_at: timestamp(row, 22)?,
+        created_at: timestamp(row, 23)?,
     })
 }
 
@@ -175,7 +176,7 @@ impl<'c> ClientValues<'c> {
 
     /// The values of `client_columns!`, in order: [`crate::sql::CLIENT_INSERT`]'s parameters,
     /// and [`crate::sql::CLIENT_UPDATE`]'s without the last.
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 24] {
         let client = self.client;
         [
             &client.client_id,
@@ -200,6 +201,7 @@ impl<'c> ClientValues<'c> {
             &client.controls.rotation_required,
             &self.idle_cap_secs,
             &client.controls.blocked,
+            &client.controls.rotation_audit,
             &client.created_at.0,
         ]
     }

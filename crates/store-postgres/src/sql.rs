@@ -24,7 +24,7 @@ macro_rules! client_columns {
          refresh_retry_window_secs, id_token_validity_secs, id_token_audiences, \
          id_token_standard_claims, echo_nonce_on_refresh, id_token_alg, jwt_access_tokens, \
          dpop_mode, dpop_require_nonce, pkce_required, rotation_required, idle_cap_secs, \
-         blocked, created_at"
+         blocked, rotation_audit, created_at"
     };
 }
 macro_rules! code_columns {
@@ -130,7 +130,7 @@ pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",
     client_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-     $18, $19, $20, $21, $22, $23)"
+     $18, $19, $20, $21, $22, $23, $24)"
 );
 pub(crate) const CLIENT_BY_ID: &str = concat!(
     "SELECT ",
@@ -149,7 +149,7 @@ pub(crate) const CLIENT_UPDATE: &str = "UPDATE clients SET name = $2, secret_has
      id_token_validity_secs = $11, id_token_audiences = $12, id_token_standard_claims = $13, \
      echo_nonce_on_refresh = $14, id_token_alg = $15, jwt_access_tokens = $16, dpop_mode = $17, \
      dpop_require_nonce = $18, pkce_required = $19, rotation_required = $20, \
-     idle_cap_secs = $21, blocked = $22 WHERE client_id = $1";
+     idle_cap_secs = $21, blocked = $22, rotation_audit = $23 WHERE client_id = $1";
 /// What a client's idle expiry depends on, before an update changes it; the row stays locked
 /// until the update, so that the change is judged against what it replaces.
 pub(crate) const CLIENT_IDLE_TERMS: &str =
@@ -314,12 +314,14 @@ pub(crate) const EVENTS_INSERT: &str = concat!(
 /// the names of the filtering columns in parameter order ($1 is `after_id`, then one per
 /// column, then the limit). Only the filters present become terms, so that each combination is
 /// a plain statement whose plan uses that filter's index (a `$n IS NULL OR column = $n` term
-/// would defeat it); there are eight such statements, each prepared once per connection.
+/// would defeat it); there are one statement per
+/// combination of filters (`since` adds an `at` term), each prepared once per connection.
 pub(crate) fn events_query(
     user: bool,
     client: bool,
     grant: bool,
     kind: bool,
+    since: bool,
     newest_first: bool,
 ) -> String {
     let mut sql = String::from(
@@ -337,6 +339,10 @@ pub(crate) fn events_query(
             sql.push_str(&format!(" AND {column} = ${next}"));
             next += 1;
         }
+    }
+    if since {
+        sql.push_str(&format!(" AND at >= ${next}"));
+        next += 1;
     }
     let order = if newest_first { "DESC" } else { "ASC" };
     sql.push_str(&format!(" ORDER BY id {order} LIMIT ${next}"));
@@ -455,15 +461,20 @@ mod tests {
     #[test]
     fn the_events_query_numbers_its_parameters_in_order() {
         assert_eq!(
-            events_query(false, false, false, false, false),
+            events_query(false, false, false, false, false, false),
             "SELECT id, at, kind, client_id, user_id, grant_id, detail, source, user_agent \
              FROM events WHERE id > $1 ORDER BY id ASC LIMIT $2"
         );
-        assert!(events_query(true, false, true, false, false).ends_with(
-            "WHERE id > $1 AND user_id = $2 AND grant_id = $3 ORDER BY id ASC LIMIT $4"
-        ));
-        assert!(events_query(false, true, false, true, true)
+        assert!(
+            events_query(true, false, true, false, false, false).ends_with(
+                "WHERE id > $1 AND user_id = $2 AND grant_id = $3 ORDER BY id ASC LIMIT $4"
+            )
+        );
+        assert!(events_query(false, true, false, true, false, true)
             .ends_with("WHERE id > $1 AND client_id = $2 AND kind = $3 ORDER BY id DESC LIMIT $4"));
+        assert!(events_query(false, true, false, true, true, true).ends_with(
+            "WHERE id > $1 AND client_id = $2 AND kind = $3 AND at >= $4 ORDER BY id DESC LIMIT $5"
+        ));
     }
 
     #[test]

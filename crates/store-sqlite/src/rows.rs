@@ -98,8 +98,9 @@ pub(crate) fn client(row: &Row<'_>) -> rusqlite::Result<Client> {
                 .map(|secs| u64::try_from(secs).map_err(|_| malformed(20, "idle-limit cap")))
                 .transpose()?,
             blocked: row.get(21)?,
+            rotation_audit: row.get(22)?,
         },
-        created_at: timestamp(row, 22)?,
+        created_at: timestamp(row, 23)?,
     })
 }
 
@@ -151,6 +152,7 @@ pub(crate) fn client_values(client: &Client) -> Result<Vec<Value>, StoreError> {
         controls.rotation_required.into(),
         idle_cap.into(),
         controls.blocked.into(),
+        controls.rotation_audit.into(),
         client.created_at.0.into(),
     ])
 }

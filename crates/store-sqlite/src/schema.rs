@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0009_openid.sql"),
     include_str!("../../../migrations/sqlite/0010_dpop.sql"),
     include_str!("../../../migrations/sqlite/0011_controls.sql"),
+    include_str!("../../../migrations/sqlite/0013_rotation_audit.sql"),
 ];
 
 /// The schema version this build writes and reads.
@@ -188,6 +189,33 @@ mod tests {
             )
             .unwrap();
         assert_eq!(controls, (false, false, None, false));
+    }
+
+    /// Migration 0013 (rotation audit mode) leaves every existing client out of audit mode:
+    /// reuse keeps revoking until an administrator says otherwise.
+    #[test]
+    fn a_version_11_database_gets_rotation_audit_off() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..11] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 11).unwrap();
+        conn.execute_batch(
+            "INSERT INTO clients (client_id, name, redirect_uris, scopes, refresh_token_policy,
+                 access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, created_at)
+                 VALUES ('app', 'App', '[]', 'api', 'infinite', 60, 1, 0, 0);",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let audit: bool = conn
+            .query_row("SELECT rotation_audit FROM clients", [], |row| row.get(0))
+            .unwrap();
+        assert!(!audit);
+        assert!(conn
+            .execute("UPDATE clients SET rotation_audit = 2", [])
+            .is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ macro_rules! client_columns {
          refresh_retry_window_secs, id_token_validity_secs, id_token_audiences, \
          id_token_standard_claims, echo_nonce_on_refresh, id_token_alg, jwt_access_tokens, \
          dpop_mode, dpop_require_nonce, pkce_required, rotation_required, idle_cap_secs, \
-         blocked, created_at"
+         blocked, rotation_audit, created_at"
     };
 }
 macro_rules! code_columns {
@@ -112,7 +112,7 @@ pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",
     client_columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-     ?18, ?19, ?20, ?21, ?22, ?23)"
+     ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
 );
 pub(crate) const CLIENT_BY_ID: &str = concat!(
     "SELECT ",
@@ -130,8 +130,8 @@ pub(crate) const CLIENT_UPDATE: &str = "UPDATE clients SET name = ?2, secret_has
      allow_user_agent_flow = ?9, refresh_retry_window_secs = ?10, id_token_validity_secs = ?11, \
      id_token_audiences = ?12, id_token_standard_claims = ?13, echo_nonce_on_refresh = ?14, \
      id_token_alg = ?15, jwt_access_tokens = ?16, dpop_mode = ?17, dpop_require_nonce = ?18, \
-     pkce_required = ?19, rotation_required = ?20, idle_cap_secs = ?21, blocked = ?22 \
-     WHERE client_id = ?1";
+     pkce_required = ?19, rotation_required = ?20, idle_cap_secs = ?21, blocked = ?22, \
+     rotation_audit = ?23 WHERE client_id = ?1";
 /// Codes, grants (with their refresh and access tokens) and approvals go with the client through
 /// the schema's `ON DELETE CASCADE`.
 pub(crate) const CLIENT_DELETE: &str = "DELETE FROM clients WHERE client_id = ?1";
@@ -253,7 +253,8 @@ pub(crate) const EVENT_INSERT: &str = "INSERT INTO events \
 /// their parameters.
 /// Only the filters present become terms, so that each combination is a plain statement whose
 /// plan uses that filter's index (an `?n IS NULL OR column = ?n` term would defeat it); there are
-/// eight such statements, each prepared once.
+/// one statement per combination
+/// of filters (`since` adds an `at` term), each prepared once.
 pub(crate) fn events_query(filter: &EventFilter, limit: u32) -> (String, Vec<Value>) {
     let mut sql = String::from(
         "SELECT id, at, kind, client_id, user_id, grant_id, detail, source, user_agent \
@@ -271,6 +272,10 @@ pub(crate) fn events_query(filter: &EventFilter, limit: u32) -> (String, Vec<Val
             values.push(Value::from(value.clone()));
             sql.push_str(&format!(" AND {column} = ?{}", values.len()));
         }
+    }
+    if let Some(since) = filter.since {
+        values.push(Value::from(since.0));
+        sql.push_str(&format!(" AND at >= ?{}", values.len()));
     }
     values.push(Value::from(limit));
     let order = if filter.newest_first { "DESC" } else { "ASC" };
@@ -463,6 +468,15 @@ mod tests {
                 }
             }
         }
+        // The rotation audit summary: a client's events of one kind over the last days.
+        let summary = EventFilter {
+            client_id: some(),
+            kind: Some(tessera_core::model::EventKind::RotationAudit),
+            since: Some(tessera_core::time::Timestamp(0)),
+            newest_first: true,
+            ..EventFilter::default()
+        };
+        statements.push(("rotation audit summary", events_query(&summary, 10).0));
         for (name, statement) in statements {
             let steps = plan(&conn, &statement);
             eprintln!("{name}: {statement}\n    {}", steps.join("\n    "));

@@ -133,7 +133,7 @@ try {
     out.login_status = await logIn(page, env("ADMIN_USERNAME"), env("ADMIN_PASSWORD"));
     await page.fill("#name", "Console App");
     await page.fill("#redirect_uris", env("REDIRECT_URI"));
-    await page.check("#create-client input[name=rotate_refresh_tokens]");
+    await page.selectOption("#create-client select[name=rotation]", "on");
     await page.click("#create-client button[type=submit]");
     await page.waitForSelector("#client-secret");
     out.client_id = (await page.textContent("#client-id")).trim();

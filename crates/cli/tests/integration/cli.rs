@@ -428,6 +428,106 @@ fn a_clients_controls_are_set_shown_and_pkce_required_cannot_be_unset() {
 }
 
 #[test]
+fn rotation_is_set_off_on_or_audit_and_show_prints_the_audit_summary() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let env = Env::new();
+    let id = env.client("Partner app");
+    let update = |args: &[&str]| {
+        env.json(
+            &[&["admin", "--json", "client", "update", &id], args].concat(),
+            None,
+        )
+    };
+    let audited = update(&["--rotation", "audit"]);
+    assert_eq!(
+        (&audited["rotation"], &audited["rotate_refresh_tokens"]),
+        (&json!("audit"), &json!(true))
+    );
+    let shown = env.json(&["admin", "--json", "client", "show", &id], None);
+    let summary = &shown["rotation_audit_30d"];
+    assert_eq!(summary["families_would_have_been_revoked"], 0, "{summary}");
+    assert_eq!(summary["families"], json!([]));
+    let text = String::from_utf8(env.run(&["admin", "client", "show", &id], None).stdout).unwrap();
+    assert!(text.contains("rotation       audit"), "{text}");
+    assert!(
+        text.contains("rotation audit (30 days): 0 families would have been revoked"),
+        "{text}"
+    );
+
+    // Audit comes before requiring rotation; the two flags for rotation exclude each other.
+    for (args, expected) in [
+        (
+            &["--rotation-required"][..],
+            "rotation audit mode is for before rotation is required",
+        ),
+        (&["--rotation", "sometimes"][..], "is not off, on or audit"),
+        (
+            &["--rotation", "on", "--rotate-refresh-tokens", "true"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let out = env.run(&[&["admin", "client", "update", &id], args].concat(), None);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+
+    let on = update(&["--rotation", "on", "--rotation-required"]);
+    assert_eq!(
+        (&on["rotation"], &on["rotation_required"]),
+        (&json!("on"), &json!(true))
+    );
+    let required =
+        String::from_utf8(env.run(&["admin", "client", "show", &id], None).stdout).unwrap();
+    assert!(
+        !required.contains("rotation audit ("),
+        "no summary to show: {required}"
+    );
+    let off = update(&["--rotation-required", "false", "--rotation", "off"]);
+    assert_eq!(
+        (&off["rotation"], &off["rotate_refresh_tokens"]),
+        (&json!("off"), &json!(false))
+    );
+    // The earlier flag still works.
+    let back = update(&["--rotate-refresh-tokens"]);
+    assert_eq!(back["rotation"], "on");
+
+    // The audit trail by kind: a minted grant's `issued` event, and no rotation_audit event.
+    env.user("r@example.com", "first password");
+    let mint = [
+        "admin",
+        "token",
+        "mint",
+        "--client-id",
+        &id,
+        "--username",
+        "r@example.com",
+    ];
+    env.json(&mint, None);
+    let events = |kind: &str| {
+        let out = env.run(
+            &["admin", "--json", "events", "--client", &id, "--kind", kind],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(events("rotation_audit").trim().is_empty());
+    assert!(
+        events("issued").contains("\"issued\""),
+        "{}",
+        events("issued")
+    );
+    let bad = env.run(&["admin", "events", "--kind", "nonsense"], None);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not an event kind"));
+}
+
+#[test]
 fn bad_client_settings_are_refused_with_a_clear_message() {
     let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();

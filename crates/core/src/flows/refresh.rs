@@ -7,7 +7,9 @@
 //! the family: the token must be this client's, its family live and within its policy, the
 //! client still allowed refresh tokens, and the scope asked for no wider than granted. Only
 //! then is a rotated-out token judged: a replay inside the retry window, a duplicate of a
-//! refresh that has just committed, or reuse.
+//! refresh that has just committed, or reuse. A client in rotation audit mode has its reuse
+//! answered instead of punished: a new pair, a `rotation_audit` event, nothing revoked (see
+//! [`Authority::audit_rotation`], the one step where the modes part).
 //!
 //! From a source that has spent its failure budget (its next failure is answered 429), a
 //! refresh does only what a valid one needs: a token of the earlier, unsigned format is not
@@ -348,14 +350,16 @@ impl Authority {
                 self.rotated_out_token(presented, family, scope, now, replay_detail)
                     .await
             }
-            Generation::Older if presented.client.rotates() => Err(self
-                .reuse(
-                    &family.grant,
-                    "family revoked (old generation)",
-                    now,
+            Generation::Older if presented.client.rotates() => {
+                self.reuse_or_audit(
                     presented,
+                    family,
+                    scope,
+                    now,
+                    "family revoked (old generation)",
                 )
-                .await),
+                .await
+            }
             // Reuse detection belongs to rotation. A client whose rotation was switched off keeps
             // one token per family, its current one: a token rotated out before the switch is
             // refused and nothing else happens. Its holder gains nothing, and revoking would log
@@ -458,8 +462,16 @@ impl Authority {
             .await
             .map_err(refused_if_disabled)?;
         let response = if client.rotates() {
-            self.successor_response(presented, grant, &user, scope, now, presented.dpop_jkt)
-                .await?
+            self.successor_response(
+                presented,
+                presented.value,
+                grant,
+                &user,
+                scope,
+                now,
+                presented.dpop_jkt,
+            )
+            .await?
         } else {
             let access_token = self
                 .mint_access_token(
@@ -482,28 +494,66 @@ impl Authority {
                 dpop_jkt: presented.dpop_jkt,
             })
         };
-        // Signed before the conditional update: a failure to sign rotates nothing.
+        let (kind, outcome) = if client.rotates() {
+            (EventKind::Rotated, Counted::Rotated)
+        } else {
+            (EventKind::Refreshed, Counted::Refreshed)
+        };
+        let applied = Applied {
+            family,
+            expected: presented.hash,
+            kind,
+            detail: "",
+        };
+        let (written, response) = self
+            .sign_and_commit(presented, applied, scope, &user, response, now)
+            .await?;
+        match written {
+            RefreshOutcome::Committed => Ok(Refreshed { outcome, response }),
+            RefreshOutcome::Stale => {
+                self.lost_refresh_race(presented, &grant.id, scope, now)
+                    .await
+            }
+        }
+    }
+
+    /// The end of every refresh answered with tokens: the ID token signed (before the
+    /// conditional update, so that a failure to sign rotates nothing), then the store's
+    /// conditional write on the family's current token as read, with its event; on commit the
+    /// cache follows the family, and if the family moved since the read it forgets it.
+    async fn sign_and_commit(
+        &self,
+        presented: &Presented<'_>,
+        applied: Applied<'_>,
+        scope: &Scope,
+        user: &User,
+        response: TokenResponse,
+        now: Timestamp,
+    ) -> Result<(RefreshOutcome, TokenResponse), Refusal> {
+        let client = presented.client;
+        let Applied {
+            family,
+            expected,
+            kind,
+            detail,
+        } = applied;
+        let grant = &family.grant;
         let response = self
             .with_id_token(
                 response,
                 IdTokenFor {
                     client,
                     grant,
-                    user: &user,
+                    user,
                     scope,
                     nonce: NonceEcho::Refresh,
                     at: now,
                 },
             )
             .await?;
-        let (kind, outcome) = if client.rotates() {
-            (EventKind::Rotated, Counted::Rotated)
-        } else {
-            (EventKind::Refreshed, Counted::Refreshed)
-        };
-        let event = self.grant_event(kind, grant, "", Some(presented.source));
+        let event = self.grant_event(kind, grant, detail, Some(presented.source));
         let commit = RefreshCommit {
-            presented_hash: presented.hash,
+            presented_hash: expected,
             grant_id: grant.id.clone(),
             successor_hash: response
                 .refresh_token
@@ -512,21 +562,18 @@ impl Authority {
             idle_expires_at: idle_expiry(client, now),
             record_use: client.effective_refresh_policy().idle_secs().is_some(),
             now,
-            event: event.clone(),
+            event,
             successor_jkt: presented.dpop_jkt.map(str::to_owned),
         };
-        match self.store().commit_refresh(&commit).await? {
+        let written = self.store().commit_refresh(&commit).await?;
+        match written {
             RefreshOutcome::Committed => {
-                crate::authority::log_event(&event);
+                crate::authority::log_event(&commit.event);
                 self.guard().keep_family(committed(family, &commit));
-                Ok(Refreshed { outcome, response })
             }
-            RefreshOutcome::Stale => {
-                self.guard().forget_family(&grant.id);
-                self.lost_refresh_race(presented, &grant.id, scope, now)
-                    .await
-            }
+            RefreshOutcome::Stale => self.guard().forget_family(&grant.id),
         }
+        Ok((written, response))
     }
 
     /// Whether `family` shows `presented` as the current token of a live family of this client
@@ -551,11 +598,14 @@ impl Authority {
             && client.scopes.allows_refresh_token()
     }
 
-    /// The pair a rotation of the presented token issues at `at`: derived from the token, so
-    /// that a replay inside the retry window rebuilds the same one (see [`Successor`]).
+    /// The pair a rotation of the token `from` (the presented one, or in audit mode the
+    /// family's current one) issues at `at`: derived from that token, so that a replay of it
+    /// inside the retry window rebuilds the same one (see [`Successor`]).
+    #[allow(clippy::too_many_arguments)]
     async fn successor_response(
         &self,
         presented: &Presented<'_>,
+        from: &str,
         grant: &Grant,
         user: &User,
         scope: &Scope,
@@ -563,7 +613,7 @@ impl Authority {
         dpop_jkt: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let key = &self.config().server_key;
-        let successor = Successor::of(key, presented.value);
+        let successor = Successor::of(key, from);
         let access_token = self
             .mint_access_token(
                 presented.client,
@@ -629,7 +679,105 @@ impl Authority {
                 .await;
             return Err(OAuthError::TokenRequestInProgress.into());
         }
-        Err(self.reuse(grant, "family revoked", now, presented).await)
+        self.reuse_or_audit(presented, family, scope, now, "family revoked")
+            .await
+    }
+
+    /// A rotated-out token past the retry window and the grace: reuse, which revokes the family,
+    /// unless the client is in rotation audit mode, which answers it instead and records that it
+    /// would have (see [`Authority::audit_rotation`]). The one place the two modes part.
+    async fn reuse_or_audit(
+        &self,
+        presented: &Presented<'_>,
+        family: &Family,
+        scope: &Scope,
+        now: Timestamp,
+        reuse_detail: &str,
+    ) -> Judged {
+        if presented.client.audits_rotation() {
+            return self.audit_rotation(presented, family, scope, now).await;
+        }
+        Err(self
+            .reuse(&family.grant, reuse_detail, now, presented)
+            .await)
+    }
+
+    /// Rotation audit mode (docs/controls.md, "Rotation audit mode"): a rotated-out token that
+    /// reuse detection would punish still works, and a `rotation_audit` event records that the
+    /// client did not keep its new token. Nothing is revoked.
+    ///
+    /// It is answered as the family's current token would be: the current token's successor
+    /// becomes current, by the same conditional update as any rotation but on the current token
+    /// this request read (the presented one is not current). So the family keeps one live
+    /// refresh token, and whoever holds the token just rotated out (the client instance that
+    /// did keep it) gets this same pair by replaying it inside the retry window. Had the family
+    /// moved since the read, nothing is written and the request is answered "already being
+    /// processed", as a duplicate is: a retry is judged afresh.
+    async fn audit_rotation(
+        &self,
+        presented: &Presented<'_>,
+        family: &Family,
+        scope: &Scope,
+        now: Timestamp,
+    ) -> Judged {
+        let grant = &family.grant;
+        let Some(current_hash) = family.current else {
+            // A family without a current token has nothing to rotate from.
+            return Err(Refusal::because(RefreshRefusal::RotatedOut));
+        };
+        let user = self
+            .active_user(&grant.user_id)
+            .await
+            .map_err(refused_if_disabled)?;
+        let key = &self.config().server_key;
+        let found = current_token_from(key, presented.value, &grant.id, &current_hash);
+        let detail = audit_detail(found.as_ref().map(|(_, behind)| *behind));
+        // A chain broken by a rotation of an earlier version (whose successor was drawn at
+        // random) or too long to follow: a successor of its own, which no replay rebuilds.
+        let drawn;
+        let rotate_from = match &found {
+            Some((current, _)) => current.expose_secret(),
+            None => {
+                drawn = crate::tokens::ids::random_token(self.rng(), 43);
+                drawn.as_str()
+            }
+        };
+        let response = self
+            .successor_response(
+                presented,
+                rotate_from,
+                grant,
+                &user,
+                scope,
+                now,
+                presented.dpop_jkt,
+            )
+            .await?;
+        let applied = Applied {
+            family,
+            expected: current_hash,
+            kind: EventKind::RotationAudit,
+            detail: &detail,
+        };
+        let (written, response) = self
+            .sign_and_commit(presented, applied, scope, &user, response, now)
+            .await?;
+        match written {
+            RefreshOutcome::Committed => Ok(Refreshed {
+                outcome: Counted::RotationAudit,
+                response,
+            }),
+            RefreshOutcome::Stale => {
+                self.record_grant_once(
+                    EventKind::ConcurrentRefreshRefused,
+                    grant,
+                    "",
+                    Some(presented.source),
+                )
+                .await;
+                Err(OAuthError::TokenRequestInProgress.into())
+            }
+        }
     }
 
     /// A rotated-out token outside the window: reuse. The whole family is revoked (RFC 9700
@@ -750,6 +898,7 @@ impl Authority {
         let response = self
             .successor_response(
                 presented,
+                presented.value,
                 &family.grant,
                 &user,
                 scope,
@@ -848,6 +997,54 @@ enum Replay {
 
 fn same_option(a: Option<&Hash>, b: Option<&Hash>) -> bool {
     a.is_some_and(|a| same(a, b))
+}
+
+/// What a refresh answered with tokens writes: to `family`, only if `expected` is still its
+/// current token (the presented one; in audit mode, the current one read), recorded as `kind`.
+/// Rotating, the answer's refresh token becomes current and `expected` the previous.
+struct Applied<'a> {
+    family: &'a Family,
+    expected: Hash,
+    kind: EventKind,
+    detail: &'a str,
+}
+
+/// How many rotations audit mode follows from a presented token to its family's current one:
+/// a rotation a day for almost three years, at a few microseconds a step.
+const MAX_AUDITED_GENERATIONS: u32 = 1_000;
+
+/// The family's current token, found from a token rotated out of it by deriving successors
+/// (each rotation's successor is derived from the token it replaced, see [`Successor`]), and how
+/// many rotations behind it the presented token is. `None` when the chain is broken (a rotation
+/// of an earlier version drew its successor at random) or longer than
+/// [`MAX_AUDITED_GENERATIONS`].
+fn current_token_from(
+    key: &crate::tokens::server_key::ServerKey,
+    presented: &str,
+    grant_id: &str,
+    current: &Hash,
+) -> Option<(RefreshToken, u32)> {
+    let mut token = RefreshToken::new(presented.to_owned());
+    for behind in 1..=MAX_AUDITED_GENERATIONS {
+        let next = Successor::of(key, token.expose_secret()).refresh_token(key, grant_id);
+        if same(&secret_hash(next.expose_secret()), Some(current)) {
+            return Some((next, behind));
+        }
+        token = next;
+    }
+    None
+}
+
+/// A `rotation_audit` event's detail: how far behind the presented token was (a fixed phrase
+/// and a number, never a token).
+fn audit_detail(behind: Option<u32>) -> String {
+    let how_old = match behind {
+        Some(1) => "rotated out 1 generation ago".to_owned(),
+        Some(n) => format!("rotated out {n} generations ago"),
+        // More than the limit, or past a rotation of an earlier version.
+        None => "rotated out generations ago (not counted)".to_owned(),
+    };
+    format!("{how_old}: the client did not keep the new token (reuse, were rotation on)")
 }
 
 /// The family as `commit` left it.
@@ -1009,6 +1206,10 @@ mod tests {
         );
         let plain = world(ClientSettings::default()).await;
         plain.refresh(&plain.rt()).await.unwrap();
+        let audited = world(audit(60)).await;
+        audited.refresh(&audited.rt()).await.unwrap();
+        audited.clock.advance_secs(61);
+        audited.refresh(&audited.rt()).await.unwrap();
 
         let counted: std::collections::HashMap<String, u64> = snapshotter
             .snapshot()
@@ -1024,7 +1225,8 @@ mod tests {
             })
             .collect();
         let expected = [
-            ("rotated", 2),
+            ("rotated", 3),
+            ("rotation_audit", 1),
             ("concurrent_refused", 1),
             ("reuse_detected", 1),
             ("revoked", 1),
@@ -1040,6 +1242,15 @@ mod tests {
                 .collect(),
             "{counted:?}"
         );
+    }
+
+    /// Rotation on, in audit mode.
+    fn audit(window_secs: u64) -> ClientSettings {
+        ClientSettings {
+            rotation_audit: Some(true),
+            refresh_retry_window_secs: Some(window_secs),
+            ..Default::default()
+        }
     }
 
     fn rotating(window_secs: u64) -> ClientSettings {
@@ -1639,5 +1850,292 @@ mod tests {
             );
         }
         assert_eq!(successors.len(), 1);
+    }
+
+    // ------------------------------------------------------------------ rotation audit mode
+
+    impl World {
+        /// Rotates the first token, waits past the window and presents it again.
+        async fn present_rotated_out_past_the_window(
+            &self,
+        ) -> (RefreshToken, Result<TokenResponse, OAuthError>) {
+            let rt2 = self
+                .refresh(&self.rt())
+                .await
+                .unwrap()
+                .refresh_token
+                .unwrap();
+            self.clock.advance_secs(61);
+            (rt2, self.refresh(&self.rt()).await)
+        }
+
+        async fn first_grant(&self) -> crate::model::Grant {
+            let grant_id = crate::tokens::sealing::signed_grant_id(
+                &self.authority.config().server_key,
+                tessera_proto::ExposeSecret::expose_secret(&self.rt()),
+            )
+            .unwrap()
+            .to_owned();
+            crate::store::Grants::grant(self.store.as_ref(), &grant_id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    }
+
+    fn value(token: &RefreshToken) -> &str {
+        tessera_proto::ExposeSecret::expose_secret(token)
+    }
+
+    #[tokio::test]
+    async fn in_audit_mode_a_token_rotated_out_past_the_window_gets_a_new_pair_and_revokes_nothing()
+    {
+        let w = world(audit(60)).await;
+        let source = Source {
+            address: Some("198.51.100.7".parse().unwrap()),
+            ..Source::default()
+        };
+        let rt2 = w.refresh(&w.rt()).await.unwrap().refresh_token.unwrap();
+        w.clock.advance_secs(61);
+        let answered = w.refresh_from(&w.rt(), &source).await.unwrap();
+        let rt3 = answered.refresh_token.unwrap();
+        assert!(value(&rt3) != value(&w.rt()) && value(&rt3) != value(&rt2));
+        let audited = w.events_of(EventKind::RotationAudit).await;
+        assert_eq!(audited.len(), 1);
+        let event = &audited[0];
+        assert_eq!(
+            event.detail,
+            "rotated out 1 generation ago: the client did not keep the new token \
+             (reuse, were rotation on)"
+        );
+        assert_eq!(event.source.as_deref(), Some("198.51.100.7"));
+        let grant = w.first_grant().await;
+        assert_eq!(event.grant_id.as_deref(), Some(grant.id.as_str()));
+        assert_eq!(event.user_id.as_deref(), Some(grant.user_id.as_str()));
+        assert_eq!(grant.revoked_at, None, "nothing revoked");
+        assert!(w.events_of(EventKind::ReuseDetected).await.is_empty());
+        // The evidence: one family that rotation on would have revoked, its user and address.
+        let summary = w
+            .authority
+            .operator()
+            .rotation_audit_summary(&w.creds.client_id)
+            .await
+            .unwrap();
+        assert_eq!((summary.family_count, summary.event_count), (1, 1));
+        let family = &summary.families[0];
+        assert_eq!(family.grant_id, grant.id);
+        assert_eq!(family.username.as_deref(), Some(USER));
+        assert_eq!(family.addresses, ["198.51.100.7"]);
+        // Thirty days and a moment later, it is out of the period.
+        w.clock.advance_secs(30 * 86_400 + 1);
+        let operator = w.authority.operator();
+        let later = operator.rotation_audit_summary(&w.creds.client_id).await;
+        assert_eq!(later.unwrap().family_count, 0);
+        // The new token is the family's only live one: it rotates as usual.
+        let rt4 = w.refresh(&rt3).await.unwrap().refresh_token.unwrap();
+        assert!(w.refresh(&rt4).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_same_sequence_with_rotation_on_revokes_the_family() {
+        let w = world(rotating(60)).await;
+        let (rt2, answered) = w.present_rotated_out_past_the_window().await;
+        assert_eq!(answered.unwrap_err(), OAuthError::ExpiredRefreshToken);
+        w.assert_reuse_detected().await;
+        w.assert_revoked(&[&rt2]).await;
+        assert!(w.events_of(EventKind::RotationAudit).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn in_audit_mode_the_token_the_audit_rotated_out_replays_to_the_same_pair() {
+        let w = world(audit(60)).await;
+        let (rt2, answered) = w.present_rotated_out_past_the_window().await;
+        let answered = answered.unwrap();
+        // The client instance that kept rt2 presents it inside the window: the same pair, as
+        // any replay of the previous token (the audit rotated from rt2).
+        let replayed = w.refresh(&rt2).await.unwrap();
+        assert_eq!(
+            value(replayed.refresh_token.as_ref().unwrap()),
+            value(answered.refresh_token.as_ref().unwrap())
+        );
+        assert_eq!(replayed.access_token, answered.access_token);
+        assert_eq!(w.events_of(EventKind::RetryReplayed).await.len(), 1);
+        assert_eq!(w.events_of(EventKind::RotationAudit).await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn in_audit_mode_the_replay_rule_inside_the_window_stays() {
+        let w = world(audit(60)).await;
+        let second = w.refresh(&w.rt()).await.unwrap();
+        let replayed = w.refresh(&w.rt()).await.unwrap();
+        assert_eq!(
+            value(replayed.refresh_token.as_ref().unwrap()),
+            value(second.refresh_token.as_ref().unwrap())
+        );
+        assert!(w.events_of(EventKind::RotationAudit).await.is_empty());
+        // Without a window, a duplicate just after the rotation is still "already being
+        // processed", not audited.
+        let strict = world(audit(0)).await;
+        strict.refresh(&strict.rt()).await.unwrap();
+        assert_eq!(
+            strict.refresh(&strict.rt()).await.unwrap_err(),
+            OAuthError::TokenRequestInProgress
+        );
+        assert!(strict.events_of(EventKind::RotationAudit).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn in_audit_mode_an_older_generation_is_answered_and_says_how_old() {
+        let w = world(audit(60)).await;
+        let rt2 = w.refresh(&w.rt()).await.unwrap().refresh_token.unwrap();
+        let rt3 = w.refresh(&rt2).await.unwrap().refresh_token.unwrap();
+        let answered = w.refresh(&w.rt()).await.unwrap().refresh_token.unwrap();
+        let audited = w.events_of(EventKind::RotationAudit).await;
+        assert_eq!(audited.len(), 1);
+        assert!(
+            audited[0]
+                .detail
+                .starts_with("rotated out 2 generations ago"),
+            "{audited:?}"
+        );
+        // rt3, the token the audit rotated out, replays to the audit's pair inside the window.
+        let replayed = w.refresh(&rt3).await.unwrap().refresh_token.unwrap();
+        assert_eq!(value(&replayed), value(&answered));
+        assert!(w.first_grant().await.revoked_at.is_none());
+    }
+
+    #[tokio::test]
+    async fn in_audit_mode_a_revoked_family_is_still_refused() {
+        let w = world(audit(60)).await;
+        let rt2 = w.refresh(&w.rt()).await.unwrap().refresh_token.unwrap();
+        let grant = w.first_grant().await;
+        w.authority
+            .operator()
+            .revoke_grant_by_id(&grant.id, "admin")
+            .await
+            .unwrap();
+        w.clock.advance_secs(61);
+        w.assert_revoked(&[&w.rt(), &rt2]).await;
+        assert!(w.events_of(EventKind::RotationAudit).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn in_audit_mode_a_chain_an_earlier_version_broke_still_gets_a_pair_of_its_own() {
+        use crate::store::{Grants, RefreshCommit, RefreshOutcome};
+        use crate::tokens::hash::secret_hash;
+
+        let w = world(audit(60)).await;
+        let grant = w.first_grant().await;
+        // A rotation made by an earlier version: its successor was drawn at random.
+        let commit = RefreshCommit {
+            presented_hash: secret_hash(value(&w.rt())),
+            grant_id: grant.id.clone(),
+            successor_hash: Some(secret_hash("a successor drawn at random")),
+            successor_jkt: None,
+            idle_expires_at: None,
+            record_use: false,
+            now: crate::time::Clock::now(w.clock.as_ref()),
+            event: w
+                .authority
+                .grant_event(EventKind::Rotated, &grant, "", None),
+        };
+        assert_eq!(
+            w.store.commit_refresh(&commit).await.unwrap(),
+            RefreshOutcome::Committed
+        );
+        w.clock.advance_secs(61);
+        let answered = w.refresh(&w.rt()).await.unwrap().refresh_token.unwrap();
+        let audited = w.events_of(EventKind::RotationAudit).await;
+        assert!(
+            audited[0]
+                .detail
+                .starts_with("rotated out generations ago (not counted)"),
+            "{audited:?}"
+        );
+        let family = w.store.family(&grant.id).await.unwrap().unwrap();
+        assert!(super::same(
+            &secret_hash(value(&answered)),
+            family.current.as_ref()
+        ));
+        assert!(super::same(
+            &secret_hash("a successor drawn at random"),
+            family.previous.as_ref()
+        ));
+    }
+
+    #[tokio::test]
+    async fn audit_mode_is_refused_with_rotation_required_and_for_public_clients_and_ends_with_rotation(
+    ) {
+        use crate::operations::admin::{AUDIT_IS_BEFORE_REQUIRED, PUBLIC_CLIENTS_ENFORCE_ROTATION};
+        let w = world(ClientSettings::default()).await;
+        let operator = w.authority.operator();
+        let id = &w.creds.client_id;
+        let refused =
+            |result: Result<crate::model::Client, crate::operations::admin::AdminError>| {
+                match result {
+                    Err(crate::operations::admin::AdminError::Invalid(why)) => why,
+                    other => panic!("{other:?}"),
+                }
+            };
+        // Audit turns rotation on.
+        let client = operator.update_client(id, &audit(60)).await.unwrap();
+        assert_eq!(client.rotation_mode(), crate::model::RotationMode::Audit);
+        let required = ClientSettings {
+            rotation_required: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            refused(operator.update_client(id, &required).await),
+            AUDIT_IS_BEFORE_REQUIRED
+        );
+        // Rotation off ends audit; rotation on again does not bring it back.
+        let off = ClientSettings {
+            rotate_refresh_tokens: Some(false),
+            ..Default::default()
+        };
+        let client = operator.update_client(id, &off).await.unwrap();
+        assert_eq!(client.rotation_mode(), crate::model::RotationMode::Off);
+        assert!(!client.controls.rotation_audit);
+        let client = operator.update_client(id, &rotating(60)).await.unwrap();
+        assert_eq!(client.rotation_mode(), crate::model::RotationMode::On);
+        let client = operator.update_client(id, &required).await.unwrap();
+        assert_eq!(
+            refused(operator.update_client(id, &audit(60)).await),
+            AUDIT_IS_BEFORE_REQUIRED
+        );
+        assert!(!client.controls.rotation_audit);
+        let contradiction = ClientSettings {
+            rotation_audit: Some(true),
+            rotate_refresh_tokens: Some(false),
+            ..Default::default()
+        };
+        let (other, _) = operator
+            .create_client(
+                false,
+                &ClientSettings {
+                    name: Some("Other".into()),
+                    redirect_uris: Some(vec!["https://other.example/cb".into()]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            refused(
+                operator
+                    .update_client(&other.client_id, &contradiction)
+                    .await
+            ),
+            "rotation audit mode needs rotation on"
+        );
+        let public = ClientSettings {
+            name: Some("Public".into()),
+            redirect_uris: Some(vec!["https://app.example/cb".into()]),
+            ..audit(10)
+        };
+        assert_eq!(
+            refused(operator.create_client(true, &public).await.map(|(c, _)| c)),
+            PUBLIC_CLIENTS_ENFORCE_ROTATION
+        );
     }
 }

@@ -55,6 +55,8 @@ pub struct ClientSettings {
     pub pkce_required: Option<bool>,
     /// Rotation required; setting it turns rotation on.
     pub rotation_required: Option<bool>,
+    /// Rotation audit mode; setting it turns rotation on, and turning rotation off clears it.
+    pub rotation_audit: Option<bool>,
     /// The idle-limit cap in seconds: `Some(None)` turns it off.
     pub idle_cap_secs: Option<Option<u64>>,
     /// Blocked (`true`) or unblocked (`false`).
@@ -63,6 +65,12 @@ pub struct ClientSettings {
 
 /// Why PKCE required cannot be unset, in the words the CLI and the console show.
 pub const PKCE_REQUIRED_IS_FOREVER: &str = "PKCE required cannot be turned off, as in Salesforce";
+/// Why audit mode and rotation required exclude each other.
+pub const AUDIT_IS_BEFORE_REQUIRED: &str =
+    "rotation audit mode is for before rotation is required: a required rotation punishes reuse (switch to rotation on first, then require it)";
+/// Why a public client cannot be audited.
+pub const PUBLIC_CLIENTS_ENFORCE_ROTATION: &str =
+    "a public client's rotation always revokes on reuse (RFC 9700 §2.2.2): rotation audit mode is for confidential clients";
 /// Why rotation cannot be turned off while it is required.
 pub const ROTATION_IS_REQUIRED: &str =
     "refresh-token rotation is required for this client and cannot be turned off (unset rotation required first)";
@@ -144,6 +152,8 @@ impl ClientSettings {
         if controls.rotation_required && !client.rotate_refresh_tokens {
             return Err(AdminError::Invalid(ROTATION_IS_REQUIRED.into()));
         }
+        Self::apply_rotation_audit(self.rotation_audit, self.rotate_refresh_tokens, client)?;
+        let controls = &mut client.controls;
         if let Some(cap) = self.idle_cap_secs {
             if cap == Some(0) {
                 return Err(AdminError::Invalid(
@@ -154,6 +164,40 @@ impl ClientSettings {
         }
         if let Some(blocked) = self.blocked {
             controls.blocked = blocked;
+        }
+        Ok(())
+    }
+
+    /// Audit mode is a mode of rotation being on: asking for it turns rotation on (unless this
+    /// very change turns rotation off: refused rather than silently overridden), and rotation
+    /// off clears it. It never coexists with rotation required, nor applies to a public client.
+    fn apply_rotation_audit(
+        audit: Option<bool>,
+        rotate: Option<bool>,
+        client: &mut Client,
+    ) -> Result<(), AdminError> {
+        if let Some(audit) = audit {
+            if audit && rotate == Some(false) {
+                return Err(AdminError::Invalid(
+                    "rotation audit mode needs rotation on".into(),
+                ));
+            }
+            if audit {
+                client.rotate_refresh_tokens = true;
+            }
+            client.controls.rotation_audit = audit;
+        }
+        if !client.rotate_refresh_tokens {
+            client.controls.rotation_audit = false;
+        }
+        if !client.controls.rotation_audit {
+            return Ok(());
+        }
+        if client.is_public() {
+            return Err(AdminError::Invalid(PUBLIC_CLIENTS_ENFORCE_ROTATION.into()));
+        }
+        if client.controls.rotation_required {
+            return Err(AdminError::Invalid(AUDIT_IS_BEFORE_REQUIRED.into()));
         }
         Ok(())
     }

@@ -49,6 +49,9 @@ pub enum RefreshOutcome {
     Replayed,
     /// A rotated-out token outside the window: the family was revoked.
     ReuseDetected,
+    /// A rotated-out token outside the window, to a client in rotation audit mode: answered
+    /// with a new pair, nothing revoked, a `rotation_audit` event recorded.
+    RotationAudit,
     /// A simultaneous duplicate of a refresh that had just committed (`token request is
     /// already being processed`).
     ConcurrentRefused,
@@ -67,6 +70,7 @@ impl RefreshOutcome {
             Self::Refreshed => "refreshed",
             Self::Replayed => "replayed",
             Self::ReuseDetected => "reuse_detected",
+            Self::RotationAudit => "rotation_audit",
             Self::ConcurrentRefused => "concurrent_refused",
             Self::Revoked => "revoked",
             Self::Invalid => "invalid",

@@ -8,4 +8,5 @@ pub mod housekeeping;
 pub mod metrics;
 pub mod operator;
 pub mod revocations;
+pub mod rotation_audit;
 pub mod signing_keys;

@@ -752,6 +752,7 @@ impl Audit for MemoryStore {
                 && same(&filter.client_id, &e.event.client_id)
                 && same(&filter.grant_id, &e.event.grant_id)
                 && filter.kind.is_none_or(|kind| kind == e.event.kind)
+                && filter.since.is_none_or(|since| e.event.at >= since)
         };
         Ok(self.with(|s| {
             if filter.newest_first {

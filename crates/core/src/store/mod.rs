@@ -142,6 +142,8 @@ pub struct EventFilter {
     pub client_id: Option<String>,
     pub grant_id: Option<String>,
     pub kind: Option<EventKind>,
+    /// Only events at or after this instant (a summary over the last days).
+    pub since: Option<Timestamp>,
     /// Newest first (the admin console's list), instead of id order (following).
     pub newest_first: bool,
 }

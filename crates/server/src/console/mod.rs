@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use maud::Markup;
 use serde::Deserialize;
 use tessera_core::identity::login::BrowserSession;
-use tessera_core::model::{DpopMode, EventKind, SigningAlg, User};
+use tessera_core::model::{DpopMode, EventKind, RotationMode, SigningAlg, User};
 use tessera_core::operations::admin::{AdminError, ClientSettings};
 use tessera_core::operations::console::{ConsoleLoginError, ADMIN_SESSION_TTL_SECS};
 use tessera_core::operations::revocations::AdminRevokeError;
@@ -326,6 +326,19 @@ fn client_settings(form: &AdminForm) -> Result<ClientSettings, String> {
             .map(str::to_owned)
             .collect()
     };
+    // The form's select names the three modes; a form without it (older pages, scripts) may
+    // still send the rotation checkbox, which leaves audit mode as it is unless rotation goes off.
+    let (rotate_refresh_tokens, rotation_audit) = match text("rotation") {
+        Some(name) => {
+            let mode = RotationMode::from_name(&name)
+                .ok_or_else(|| format!("rotation {name:?} is not off, on or audit"))?;
+            (
+                Some(mode != RotationMode::Off),
+                Some(mode == RotationMode::Audit),
+            )
+        }
+        None => (Some(checked("rotate_refresh_tokens")), None),
+    };
     Ok(ClientSettings {
         name: text("name"),
         redirect_uris: Some(lines("redirect_uris")),
@@ -337,7 +350,8 @@ fn client_settings(form: &AdminForm) -> Result<ClientSettings, String> {
             })
             .transpose()?,
         access_token_ttl_secs: duration("access_token_ttl", "access-token lifetime")?,
-        rotate_refresh_tokens: Some(checked("rotate_refresh_tokens")),
+        rotate_refresh_tokens,
+        rotation_audit,
         allow_user_agent_flow: Some(checked("allow_user_agent_flow")),
         refresh_retry_window_secs: duration("refresh_retry_window", "retry window")?,
         id_token_validity_secs: duration("id_token_validity", "ID-token validity")?,
@@ -407,8 +421,14 @@ async fn client_page(
     } else {
         StatusCode::OK
     };
+    let audit = state
+        .authority
+        .operator()
+        .rotation_audit_summary(client_id)
+        .await
+        .map_err(|_| PageError::Unavailable)?;
     Ok(admin.page_with(state, status, &client.name, None, |csrf| {
-        views::client(csrf, &client, error)
+        views::client(csrf, &client, &audit, error)
     }))
 }
 

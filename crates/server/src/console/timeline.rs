@@ -29,6 +29,8 @@ fn style(kind: EventKind) -> (&'static str, i64) {
         EventKind::RetryReplayed => ("#0891b2", 1),
         EventKind::ConcurrentRefreshRefused => ("#d97706", 1),
         EventKind::ReuseDetected | EventKind::CodeReused => ("#dc2626", 2),
+        // Reuse that audit mode answered: trouble, but nothing revoked.
+        EventKind::RotationAudit => ("#ea580c", 2),
         EventKind::Revoked | EventKind::GrantRevokedByAdmin => ("#7f1d1d", 2),
         _ => ("#6b7280", 1),
     }

@@ -5,9 +5,12 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use maud::{html, Markup, DOCTYPE};
-use tessera_core::model::{Client, DpopMode, EventKind, Grant, SigningAlg, StoredEvent, User};
+use tessera_core::model::{
+    Client, DpopMode, EventKind, Grant, RotationMode, SigningAlg, StoredEvent, User,
+};
 use tessera_core::operations::admin::PKCE_REQUIRED_IS_FOREVER;
 use tessera_core::operations::console::EventNames;
+use tessera_core::operations::rotation_audit::{RotationAuditSummary, AUDIT_SUMMARY_DAYS};
 use tessera_core::policy::explain_effective_policy;
 use tessera_core::time::{format_duration_secs, format_utc};
 use tessera_proto::{CsrfToken, ExposeSecret};
@@ -162,6 +165,12 @@ fn client_fields(client: Option<&Client>) -> Markup {
     let openid = client.map(|c| c.openid.clone()).unwrap_or_default();
     let dpop = client.map(|c| c.dpop).unwrap_or_default();
     let controls = client.map(|c| c.controls).unwrap_or_default();
+    // What is stored: a public client's rotation is forced on, but its setting shows as saved.
+    let rotation = match client {
+        Some(c) if c.audits_rotation() => RotationMode::Audit,
+        Some(c) if c.rotate_refresh_tokens => RotationMode::On,
+        _ => RotationMode::Off,
+    };
     let idle_cap = controls
         .idle_cap_secs
         .map(format_duration_secs)
@@ -179,11 +188,13 @@ fn client_fields(client: Option<&Client>) -> Markup {
         input type="text" id="access_token_ttl" name="access_token_ttl" value=(ttl);
         label for="refresh_retry_window" { "Refresh retry window (0s: strict; empty at creation: 60s, public clients 10s)" }
         input type="text" id="refresh_retry_window" name="refresh_retry_window" value=(window);
-        p {
-            label.check {
-                input type="checkbox" name="rotate_refresh_tokens" value="true" checked[client.is_some_and(|c| c.rotate_refresh_tokens)];
-                " Rotate refresh tokens"
+        label for="rotation" { "Refresh-token rotation (off; on: reuse of a rotated-out token revokes its family; audit: rotation on, reuse recorded as rotation_audit and nothing revoked)" }
+        select id="rotation" name="rotation" {
+            @for mode in RotationMode::ALL {
+                option value=(mode.name()) selected[mode == rotation] { (mode.name()) }
             }
+        }
+        p {
             label.check {
                 input type="checkbox" name="allow_user_agent_flow" value="true" checked[client.is_some_and(|c| c.allow_user_agent_flow)];
                 " Allow the User-Agent flow"
@@ -287,7 +298,7 @@ pub fn clients(csrf: &CsrfToken, clients: &[Client], error: Option<&str>) -> Mar
                         td { code { (c.client_id) } }
                         td { @if c.is_public() { "public" } @else { "confidential" } }
                         td { (effective_policy(c)) @if c.controls.blocked { " · " strong { "blocked" } } }
-                        td { @if c.rotates() { "on, window " (format_duration_secs(c.refresh_retry_window_secs)) } @else { "off" } }
+                        td { @if c.rotates() { (c.rotation_mode().name()) ", window " (format_duration_secs(c.refresh_retry_window_secs)) } @else { "off" } }
                         td.when { (when(c.created_at)) }
                         td { a href={"/admin/events?client=" (c.client_id)} { "Events" } }
                     }
@@ -306,12 +317,20 @@ pub fn clients(csrf: &CsrfToken, clients: &[Client], error: Option<&str>) -> Mar
     }
 }
 
-pub fn client(csrf: &CsrfToken, client: &Client, error: Option<&str>) -> Markup {
+pub fn client(
+    csrf: &CsrfToken,
+    client: &Client,
+    audit: &RotationAuditSummary,
+    error: Option<&str>,
+) -> Markup {
     let base = format!("/admin/clients/{}", client.client_id);
     html! {
         h1 { (client.name) }
         p { code { (client.client_id) } " · " @if client.is_public() { "public" } @else { "confidential" } " · created " (when(client.created_at)) }
         @if let Some(error) = error { p.error role="alert" { (error) } }
+        @if client.audits_rotation() || audit.event_count > 0 {
+            (rotation_audit(client, audit))
+        }
         form method="post" action=(base) id="update-client" {
             (csrf_field(csrf))
             (client_fields(Some(client)))
@@ -332,6 +351,54 @@ pub fn client(csrf: &CsrfToken, client: &Client, error: Option<&str>) -> Markup 
             legend { "Delete" }
             p { "Deletes the client and revokes everything issued to it." }
             (post_button(&format!("{base}/delete"), csrf, "Delete client", true))
+        }
+    }
+}
+
+/// The evidence of rotation audit mode: the families rotation on would have revoked in the
+/// period, with the users and addresses that presented their rotated-out tokens.
+fn rotation_audit(client: &Client, audit: &RotationAuditSummary) -> Markup {
+    let at_least = if audit.truncated { "at least " } else { "" };
+    let families = if audit.family_count == 1 {
+        "family"
+    } else {
+        "families"
+    };
+    html! {
+        section #rotation-audit {
+            h2 { "Rotation audit (last " (AUDIT_SUMMARY_DAYS) " days)" }
+            p {
+                strong #rotation-audit-count { (at_least) (audit.family_count) " " (families) }
+                " would have been revoked with rotation on"
+                " (" (audit.event_count) " rotation_audit events since " (when(audit.since)) ")."
+                @if !client.audits_rotation() { " The client is no longer in audit mode." }
+            }
+            @if !audit.families.is_empty() {
+                (scroll_box(html! { table {
+                    thead { tr { th { "Grant" } th { "User" } th { "Addresses" } th { "Count" } th { "Last seen" } } }
+                    tbody {
+                        @for f in &audit.families {
+                            tr {
+                                td { a href={"/admin/grants/" (f.grant_id)} { code { (f.grant_id) } } }
+                                td {
+                                    @match (&f.username, &f.user_id) {
+                                        (Some(name), Some(id)) => { a href={"/admin/users/" (id) "/grants"} { (name) } }
+                                        (None, Some(id)) => { code { (id) } }
+                                        _ => { "?" }
+                                    }
+                                }
+                                td { (f.addresses.join(", ")) }
+                                td { (f.count) }
+                                td.when { (when(f.last_seen)) }
+                            }
+                        }
+                    }
+                } }))
+                @if audit.families.len() < audit.family_count {
+                    p { "The " (audit.families.len()) " most recent shown; "
+                        a href={"/admin/events?client=" (client.client_id) "&kind=rotation_audit"} { "all the events" } "." }
+                }
+            }
         }
     }
 }
@@ -455,6 +522,7 @@ pub fn timeline(
         ),
         ("concurrent_refresh_refused", "#d97706"),
         ("reuse_detected", "#dc2626"),
+        ("rotation_audit", "#ea580c"),
         ("revoked", "#7f1d1d"),
     ];
     html! {

@@ -457,6 +457,7 @@ async fn a_clients_controls_are_set_from_the_console_and_pkce_required_stays_set
         rotation_required: true,
         idle_cap_secs: Some(30 * 86_400),
         blocked: true,
+        rotation_audit: false,
     };
     assert_eq!(controls_of(&h, &client).await, set);
     let html = h.get(&path, Some(&mut browser)).await.text();
@@ -835,4 +836,62 @@ async fn the_console_cookie_is_host_prefixed_under_an_https_issuer() {
         h.get("/admin/clients", Some(&mut browser)).await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn rotation_audit_is_set_from_the_console_and_its_client_page_shows_the_evidence() {
+    use tessera_core::operations::admin::AUDIT_IS_BEFORE_REQUIRED;
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let client = h.confidential().await;
+    let path = format!("/admin/clients/{}", client.id);
+    let html = h.get(&path, Some(&mut browser)).await.text();
+    assert!(
+        !html.contains("Rotation audit (last"),
+        "nothing to show yet"
+    );
+    let csrf = hidden_value(&html, "csrf_token").unwrap();
+    let post = |fields: &[(&str, &str)]| client_form(&csrf, "Partner app", fields);
+
+    let unknown = h
+        .post_form(
+            &path,
+            &post(&[("rotation", "sometimes")]),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(unknown.text().contains("is not off, on or audit"));
+    let with_required = [("rotation", "audit"), ("rotation_required", "true")];
+    let refused = h
+        .post_form(&path, &post(&with_required), Some(&mut browser))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.text().contains(AUDIT_IS_BEFORE_REQUIRED),
+        "{}",
+        refused.text()
+    );
+    let window = [("rotation", "audit"), ("refresh_retry_window", "60s")];
+    let saved = h.post_form(&path, &post(&window), Some(&mut browser)).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text());
+    let stored = h.authority.operator().client(&client.id).await.unwrap();
+    assert!(stored.audits_rotation());
+
+    // The client does not keep its new token: the audited refresh is the page's evidence.
+    let peer = "203.0.113.9";
+    let (_, reply) =
+        crate::rotation_audit::present_a_token_rotated_out_past_the_window(&h, &client, peer).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let html = h.get(&path, Some(&mut browser)).await.text();
+    assert!(html.contains("Rotation audit (last 30 days)"), "{html}");
+    assert!(
+        html.contains("<strong id=\"rotation-audit-count\">1 family</strong>"),
+        "{html}"
+    );
+    let section = &html[html.find("id=\"rotation-audit\"").unwrap()..];
+    let section = &section[..section.find("</section>").unwrap()];
+    assert!(section.contains(USERNAME), "{section}");
+    assert!(section.contains(peer), "{section}");
+    assert!(html.contains("<option value=\"audit\" selected>"), "{html}");
 }

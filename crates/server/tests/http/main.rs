@@ -29,6 +29,7 @@ mod properties;
 mod refusals;
 mod request_span;
 mod resource;
+mod rotation_audit;
 mod sessions;
 mod support;
 mod throttle;
