@@ -22,6 +22,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0009_openid.sql"),
     include_str!("../../../migrations/postgres/0010_dpop.sql"),
     include_str!("../../../migrations/postgres/0011_controls.sql"),
+    // 0012 and 0013 are other parts of issue 22, merged beside this one.
+    include_str!("../../../migrations/postgres/0014_usage.sql"),
 ];
 
 /// The schema version this build writes and reads.
