@@ -9,3 +9,4 @@ pub mod metrics;
 pub mod operator;
 pub mod revocations;
 pub mod signing_keys;
+pub mod usage_ledger;
