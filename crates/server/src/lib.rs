@@ -21,6 +21,7 @@ mod pages;
 mod reply;
 mod request_id;
 mod token;
+mod usage;
 
 /// Entry points for the fuzz targets in `fuzz/` (docs/contract.md, "Fuzzing"): private parsers,
 /// reachable from outside the crate without being part of its API.
@@ -210,7 +211,7 @@ fn routes(bench_floor: bool) -> Routes {
             "/.well-known/openid-configuration",
             get(identity::openid_configuration),
         );
-    console::routes(data::routes(routes))
+    console::routes(usage::routes(data::routes(routes)))
 }
 
 /// `/metrics` on the main listener, unless it is served on a listener of its own

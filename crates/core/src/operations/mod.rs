@@ -9,4 +9,5 @@ pub mod metrics;
 pub mod operator;
 pub mod revocations;
 pub mod signing_keys;
+pub mod usage;
 pub mod usage_ledger;

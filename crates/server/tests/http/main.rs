@@ -32,3 +32,4 @@ mod sessions;
 mod support;
 mod throttle;
 mod token;
+mod usage;
