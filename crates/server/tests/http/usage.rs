@@ -118,6 +118,7 @@ async fn a_token_of_a_user_who_is_not_an_administrator_is_refused_403() {
 async fn the_listings_count_users_tokens_and_uses_for_an_admin() {
     let w = world().await;
     let (_, alice_rt) = mint(&w.h, &w.app, USERNAME, "api refresh_token").await;
+    w.h.clock.advance_secs(1);
     mint(&w.h, &w.app, USERNAME, "api refresh_token").await;
     let alice_rt = alice_rt.unwrap();
     for _ in 0..3 {
@@ -263,6 +264,8 @@ async fn bad_page_sizes_and_cursors_are_400_and_unknown_ids_404() {
 async fn revoking_a_token_stops_it_and_is_audited_in_its_timeline() {
     let w = world().await;
     let (access, refresh) = mint(&w.h, &w.app, USERNAME, "api refresh_token").await;
+    // Listed oldest first: the first grant is the older by a second.
+    w.h.clock.advance_secs(1);
     let (other_access, _) = mint(&w.h, &w.app, USERNAME, "api refresh_token").await;
     let alice = user_id(&w.h, USERNAME).await;
     let tokens = w.get(&format!("{BASE}/{}/{alice}/tokens", w.app.id)).await;
