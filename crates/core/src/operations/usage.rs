@@ -76,15 +76,6 @@ fn user_after(cursor: &str) -> Result<String, UsageError> {
     Ok(id)
 }
 
-impl From<AdminRevokeError> for UsageError {
-    fn from(error: AdminRevokeError) -> Self {
-        match error {
-            AdminRevokeError::NotFound => UsageError::UnknownToken(String::new()),
-            AdminRevokeError::Store(error) => UsageError::Store(error),
-        }
-    }
-}
-
 impl Operator {
     /// The administrator a caller is: the active admin user `user_id`, or `Forbidden`.
     pub async fn usage_admin(&self, user_id: &str) -> Result<User, UsageError> {
@@ -153,7 +144,13 @@ impl Operator {
             .await?
             .ok_or_else(unknown)?;
         let why = revoked_because(admin);
-        if !self.revoke_grant_by_id(grant_id, &why).await? {
+        // Not found or revoked already (by another request since it was read): not live.
+        let revoked = match self.revoke_grant_by_id(grant_id, &why).await {
+            Ok(revoked) => revoked,
+            Err(AdminRevokeError::NotFound) => false,
+            Err(AdminRevokeError::Store(error)) => return Err(error.into()),
+        };
+        if !revoked {
             return Err(unknown());
         }
         let detail = format!("OAuth Usage: token of user {}", grant.user_id);
