@@ -64,6 +64,11 @@ pub struct ServerOptions {
     #[arg(long, env = "TESSERA_HOUSEKEEPING_INTERVAL", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub housekeeping_interval: Option<String>,
+    /// How often the uses of grants whose refresh writes no row (non-rotating, no idle limit)
+    /// are written to the database, like 5s: how far a use count may lag [default: 5s].
+    #[arg(long, env = "TESSERA_USAGE_FLUSH_INTERVAL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_flush_interval: Option<String>,
     /// How long the change feed may go unread (its reads failing) before token checks answer 503
     /// and /readyz fails, like 10s; longer than the feed's 100 ms polling [default: 10s].
     #[arg(long, env = "TESSERA_CHANGE_FEED_MAX_STALENESS", global = true)]
@@ -429,6 +434,8 @@ pub struct Settings {
     /// Live refresh-token grants per user per client; `None`: unlimited (0 in the config).
     pub max_grants_per_user_client: Option<u32>,
     pub housekeeping_interval_secs: u64,
+    /// How often the usage ledger is written (`operations::usage_ledger`).
+    pub usage_flush_interval_secs: u64,
     /// How long the change feed may go unread before token checks answer 503.
     pub change_feed_max_staleness_secs: u64,
     pub audit_retention_secs: u64,
@@ -636,6 +643,10 @@ impl Settings {
             housekeeping_interval_secs: positive_duration(
                 o.server.housekeeping_interval.as_deref().unwrap_or("60s"),
                 "housekeeping interval",
+            )?,
+            usage_flush_interval_secs: positive_duration(
+                o.server.usage_flush_interval.as_deref().unwrap_or("5s"),
+                "usage flush interval",
             )?,
             audit_retention_secs: positive_duration(
                 o.shared.audit_retention.as_deref().unwrap_or("30d"),

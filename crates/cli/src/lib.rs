@@ -295,6 +295,8 @@ pub async fn authority(settings: &Settings) -> anyhow::Result<Authority> {
         ),
         key_schedule: settings.key_schedule,
         dpop: settings.dpop,
+        usage_ledger_capacity:
+            tessera_core::operations::usage_ledger::DEFAULT_USAGE_LEDGER_CAPACITY,
     };
     Ok(Authority::new(store, clock, Arc::new(SystemRandom), config))
 }

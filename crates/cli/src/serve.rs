@@ -73,6 +73,10 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!(%error, "could not make the signing keys; housekeeping retries")
         }
     }
+    tessera_server::spawn_usage_flusher(
+        authority.clone(),
+        std::time::Duration::from_secs(settings.usage_flush_interval_secs),
+    );
     tessera_server::spawn_housekeeping(
         authority.clone(),
         std::time::Duration::from_secs(settings.housekeeping_interval_secs),
@@ -97,6 +101,7 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         }
         None => settings.metrics_on_main_listener.then_some(metrics),
     };
+    let flusher = authority.clone();
     let state = AppState {
         bench_floor: args.bench_floor,
         access_log: settings.access_log,
@@ -110,6 +115,11 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    // The uses counted since the last flush, so that a restart loses none.
+    match flusher.flush_usage().await {
+        Ok(grants) => tracing::info!(grants, "usage counts written"),
+        Err(error) => tracing::warn!(%error, "could not write the last usage counts"),
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }

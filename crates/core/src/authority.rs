@@ -30,6 +30,7 @@ use crate::identity::throttle::{Throttle, ThrottleConfig, Throttled};
 use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Org, User};
 use crate::operations::audit_repeats::AuditRepeats;
 use crate::operations::signing_keys::{KeyCache, KeySchedule};
+use crate::operations::usage_ledger::{UsageLedger, DEFAULT_USAGE_LEDGER_CAPACITY};
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use crate::store::{ChangeNotice, Issuance, IssueOutcome, Store, StoreError};
 use crate::time::{Clock, Random, Timestamp};
@@ -150,6 +151,9 @@ pub struct AuthorityConfig {
     pub key_schedule: KeySchedule,
     /// How DPoP proofs are judged.
     pub dpop: DpopPolicyConfig,
+    /// Distinct grants the usage ledger holds before it is written early (see
+    /// [`crate::operations::usage_ledger`]).
+    pub usage_ledger_capacity: usize,
 }
 
 impl AuthorityConfig {
@@ -167,6 +171,7 @@ impl AuthorityConfig {
             change_feed_max_staleness: DEFAULT_CHANGE_FEED_MAX_STALENESS,
             key_schedule: KeySchedule::default(),
             dpop: DpopPolicyConfig::default(),
+            usage_ledger_capacity: DEFAULT_USAGE_LEDGER_CAPACITY,
         }
     }
 }
@@ -271,6 +276,7 @@ struct Parts {
     key_cache: Arc<KeyCache>,
     jwt_verifier: Arc<JwtVerifier>,
     dpop: Arc<DpopRuntime>,
+    usage_ledger: UsageLedger,
 }
 
 /// Why `/readyz` fails.
@@ -366,6 +372,7 @@ impl Authority {
                 key_cache: Arc::new(KeyCache::default()),
                 jwt_verifier: Arc::new(JwtVerifier::default()),
                 dpop: Arc::new(DpopRuntime::new(config.dpop.proofs(), &config.server_key)),
+                usage_ledger: UsageLedger::new(config.usage_ledger_capacity),
                 config: Arc::new(config),
             }),
         }
@@ -402,6 +409,10 @@ impl Authority {
 
     pub(crate) fn dpop(&self) -> &DpopRuntime {
         &self.inner.dpop
+    }
+
+    pub(crate) fn usage_ledger(&self) -> &UsageLedger {
+        &self.inner.usage_ledger
     }
 
     pub(crate) fn rng(&self) -> &dyn Random {

@@ -62,7 +62,7 @@ fn current_major() -> u32 {
 
 /// `vNN.N` within the served range; the caller was authenticated first, as Salesforce reports
 /// an invalid session before an unknown version.
-fn version(text: &str) -> Result<&str, ApiError> {
+pub(crate) fn version(text: &str) -> Result<&str, ApiError> {
     let number = text.strip_prefix('v').ok_or(ApiError::NotFound)?;
     let (major, minor) = number.split_once('.').ok_or(ApiError::NotFound)?;
     let major: u32 = major.parse().map_err(|_| ApiError::NotFound)?;
@@ -370,7 +370,7 @@ fn project(full: &Value, fields: &[String]) -> Result<Value, String> {
 }
 
 /// An identifier from the request, made safe to echo in an error message.
-fn echoed(text: &str) -> String {
+pub(crate) fn echoed(text: &str) -> String {
     text.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .take(40)

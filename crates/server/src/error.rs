@@ -67,6 +67,13 @@ pub enum ApiError {
     /// `INVALID_TYPE` (an SObject this API does not have).
     InvalidType(String),
     MalformedQuery,
+    /// 403 `INSUFFICIENT_ACCESS`: a valid session that may not use this resource (OAuth Usage
+    /// for a user who is not an administrator).
+    InsufficientAccess(&'static str),
+    /// 404 `NOT_FOUND` naming what was not found (an id from the path, echoed safely).
+    NotFoundNamed(String),
+    /// 400 `INVALID_PARAMETER_VALUE` (a query parameter), with a message naming it.
+    InvalidParameter(String),
     UnsupportedMediaType,
     BodyTooLarge,
     Unavailable,
@@ -357,6 +364,13 @@ fn api_response(error: &ApiError) -> Response {
             "MALFORMED_QUERY",
             "Only SELECT field, ... FROM Note|User [LIMIT n] is supported",
         ),
+        ApiError::InsufficientAccess(message) => {
+            api_array(StatusCode::FORBIDDEN, "INSUFFICIENT_ACCESS", message)
+        }
+        ApiError::NotFoundNamed(message) => api_array(StatusCode::NOT_FOUND, "NOT_FOUND", message),
+        ApiError::InvalidParameter(message) => {
+            api_array(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", message)
+        }
         ApiError::UnsupportedMediaType => api_array(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",

@@ -22,6 +22,7 @@ mod pages;
 mod reply;
 mod request_id;
 mod token;
+mod usage;
 
 /// Entry points for the fuzz targets in `fuzz/` (docs/contract.md, "Fuzzing"): private parsers,
 /// reachable from outside the crate without being part of its API.
@@ -211,7 +212,7 @@ fn routes(bench_floor: bool) -> Routes {
             "/.well-known/openid-configuration",
             get(identity::openid_configuration),
         );
-    console::routes(data::routes(apps::routes(routes)))
+    console::routes(usage::routes(data::routes(apps::routes(routes))))
 }
 
 /// `/metrics` on the main listener, unless it is served on a listener of its own
@@ -255,6 +256,28 @@ async fn readyz(
 /// The benchmark's floor: what the stack costs with no work behind it.
 async fn bench_floor_reply() -> axum::response::Response {
     reply::json(StatusCode::OK, &serde_json::json!({ "ok": true }))
+}
+
+/// Writes the usage ledger (the uses of refreshes that wrote no row) every `every` until the
+/// process ends, as one batched store call each time; call [`Authority::flush_usage`] once more
+/// at shutdown. A failed write keeps the uses for the next round.
+pub fn spawn_usage_flusher(
+    authority: Authority,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match authority.flush_usage().await {
+                Ok(grants) => tracing::debug!(grants, "usage written"),
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not write the usage counts; retrying next round")
+                }
+            }
+        }
+    })
 }
 
 /// Runs housekeeping every `every` until the process ends: expired and revoked rows go, so the

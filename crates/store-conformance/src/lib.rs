@@ -33,8 +33,9 @@ use tessera_core::model::{
 };
 use tessera_core::policy::RefreshTokenPolicy;
 use tessera_core::store::{
-    BrowserSessions, ClientPurge, CodeRedemption, EventFilter, Inventory, Issuance, IssueOutcome,
-    PurgeCounts, PurgePlan, PurgeRound, RefreshCommit, RefreshOutcome, Store, StoreError,
+    AppUsage, BrowserSessions, ClientPurge, CodeRedemption, EventFilter, Inventory, Issuance,
+    IssueOutcome, PurgeCounts, PurgePlan, PurgeRound, RefreshCommit, RefreshOutcome, Store,
+    StoreError, UsageDelta, UserUsage,
 };
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::secret_hash;
@@ -102,6 +103,12 @@ macro_rules! store_conformance_tests {
             purge_forgets_expired_dpop_proofs,
             a_failed_issuance_writes_nothing,
             a_failing_write_does_not_disturb_concurrent_ones,
+            every_refresh_that_writes_the_row_counts_a_use,
+            recorded_usage_adds_up_and_keeps_the_latest_use,
+            app_usage_counts_the_live_grants_of_every_client,
+            an_apps_users_are_paged_by_user_id_with_their_grants_aggregated,
+            a_users_tokens_of_an_app_are_its_live_grants_with_their_counts,
+            revoking_a_user_of_one_client_leaves_the_others,
         );
     };
 }
@@ -1505,6 +1512,289 @@ pub async fn revoking_a_clients_grants_revokes_the_live_ones_once(store: Arc<dyn
 
     let again = store.revoke_grants_of_client(&app.client_id, at(200)).await;
     assert!(again.unwrap().is_empty());
+}
+
+// ------------------------------------------------------------------------------ OAuth Usage
+
+/// The use count and last use of grant `grant_id` of the world's user and client, as the
+/// usage listing shows them.
+async fn usage_of(world: &World, grant_id: &str, now: Timestamp) -> (u64, Timestamp) {
+    let tokens = world
+        .store
+        .user_tokens_usage(&world.client.client_id, &world.user.id, now)
+        .await
+        .unwrap();
+    let token = tokens
+        .iter()
+        .find(|t| t.grant_id == grant_id)
+        .unwrap_or_else(|| panic!("{grant_id} is not listed"));
+    (token.use_count, token.last_used_at)
+}
+
+/// Issuance is the first use; a rotation and a refresh that records its use each count one, in
+/// the write they make anyway; a refresh that writes no row counts nothing (the usage ledger
+/// brings its use); a stale commit counts nothing.
+pub async fn every_refresh_that_writes_the_row_counts_a_use(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    let grant = world.issue("grant-1").await;
+    assert_eq!(usage_of(&world, "grant-1", T0).await, (1, T0));
+
+    let rotated = world
+        .commit(&grant, "grant-1/rt0", Some("grant-1/rt1"), at(60))
+        .await;
+    assert_eq!(rotated, RefreshOutcome::Committed);
+    assert_eq!(usage_of(&world, "grant-1", T0).await, (2, at(60)));
+
+    let touched = world.commit(&grant, "grant-1/rt1", None, at(120)).await;
+    assert_eq!(touched, RefreshOutcome::Committed);
+    assert_eq!(usage_of(&world, "grant-1", T0).await, (3, at(120)));
+
+    let unrecorded = RefreshCommit {
+        record_use: false,
+        ..world.refresh(&grant, "grant-1/rt1", None, at(180))
+    };
+    let outcome = store.commit_refresh(&unrecorded).await.unwrap();
+    assert_eq!(outcome, RefreshOutcome::Committed);
+    assert_eq!(usage_of(&world, "grant-1", T0).await, (3, at(120)));
+
+    let stale = world
+        .commit(&grant, "grant-1/rt0", Some("grant-1/rt2"), at(240))
+        .await;
+    assert_eq!(stale, RefreshOutcome::Stale);
+    assert_eq!(usage_of(&world, "grant-1", T0).await, (3, at(120)));
+}
+
+/// `record_usage` adds each delta's uses and keeps the later of the two last uses (a delta
+/// flushed late never moves a last use back); batches from two nodes add up; a grant gone is
+/// skipped without failing the batch.
+pub async fn recorded_usage_adds_up_and_keeps_the_latest_use(store: Arc<dyn Store>) {
+    let world = World::create(&store).await;
+    world.issue("grant-1").await;
+    world.issue("grant-2").await;
+    let delta = |grant_id: &str, uses, secs| UsageDelta {
+        grant_id: grant_id.to_owned(),
+        uses,
+        last_used_at: at(secs),
+    };
+    store
+        .record_usage(&[
+            delta("grant-1", 4, 300),
+            delta("grant-2", 1, 100),
+            delta("no-such-grant", 7, 100),
+        ])
+        .await
+        .unwrap();
+    // Another node's deltas, one of them older than what is stored.
+    store
+        .record_usage(&[delta("grant-1", 2, 200), delta("grant-2", 3, 400)])
+        .await
+        .unwrap();
+    store.record_usage(&[]).await.unwrap();
+
+    assert_eq!(usage_of(&world, "grant-1", T0).await, (7, at(300)));
+    assert_eq!(usage_of(&world, "grant-2", T0).await, (5, at(400)));
+}
+
+/// A fixture: the world's user (ada) with grants `a1`, `a2` of the world's client, bob with
+/// `b1` of it and `b2` of the other client, and a revoked grant of ada's; uses recorded.
+async fn usage_world(store: &Arc<dyn Store>) -> (World, Client, User) {
+    let world = World::create(store).await;
+    let (other_client, bob) = world.neighbours().await;
+    let app = world.client.clone();
+    for (grant_id, client, user, secs) in [
+        ("a1", &app, &world.user, 10),
+        ("a2", &app, &world.user, 20),
+        ("b1", &app, &bob, 30),
+        ("b2", &other_client, &bob, 40),
+        ("gone", &app, &world.user, 5),
+    ] {
+        let issuance = issued_to(world.issuance_at(grant_id, client, true, at(secs)), user);
+        issued(store, &issuance).await;
+    }
+    store.revoke_grant("gone", at(50)).await.unwrap();
+    let delta = |grant_id: &str, uses, secs| UsageDelta {
+        grant_id: grant_id.to_owned(),
+        uses,
+        last_used_at: at(secs),
+    };
+    store
+        .record_usage(&[
+            delta("a1", 2, 500),
+            delta("a2", 1, 300),
+            delta("b1", 5, 100),
+            delta("gone", 9, 900),
+        ])
+        .await
+        .unwrap();
+    (world, other_client, bob)
+}
+
+pub async fn app_usage_counts_the_live_grants_of_every_client(store: Arc<dyn Store>) {
+    let (world, other_client, _) = usage_world(&store).await;
+    let lonely = client("app-zero");
+    store.insert_client(&lonely).await.unwrap();
+
+    let apps = store.app_usage(at(1000)).await.unwrap();
+    let by_id = |id: &str| -> AppUsage {
+        apps.iter()
+            .find(|a| a.client_id == id)
+            .unwrap_or_else(|| panic!("{id} is not listed"))
+            .clone()
+    };
+    let app = by_id(&world.client.client_id);
+    assert_eq!(app.name, world.client.name);
+    // Ada's two live grants and bob's one; "gone" (revoked) not counted. Uses: 1 + 2, 1 + 1, 1 + 5.
+    assert_eq!((app.user_count, app.token_count, app.use_count), (2, 3, 11));
+    assert_eq!(app.last_used_at, Some(at(500)));
+    let other = by_id(&other_client.client_id);
+    assert_eq!(
+        (other.user_count, other.token_count, other.use_count),
+        (1, 1, 1)
+    );
+    assert_eq!(other.last_used_at, Some(at(40)));
+    let zero = by_id("app-zero");
+    assert_eq!(
+        (zero.user_count, zero.token_count, zero.use_count),
+        (0, 0, 0)
+    );
+    assert_eq!(zero.last_used_at, None);
+    assert_eq!(apps.len(), 3);
+}
+
+pub async fn an_apps_users_are_paged_by_user_id_with_their_grants_aggregated(
+    store: Arc<dyn Store>,
+) {
+    let (world, _, bob) = usage_world(&store).await;
+    let app = &world.client.client_id;
+    let now = at(1000);
+
+    let everyone = store.app_users_usage(app, None, 10, now).await.unwrap();
+    let ada = UserUsage {
+        user_id: world.user.id.clone(),
+        username: world.user.username.clone(),
+        first_used_at: at(10),
+        last_used_at: at(500),
+        use_count: 5,
+        token_count: 2,
+    };
+    let bobs = UserUsage {
+        user_id: bob.id.clone(),
+        username: bob.username.clone(),
+        first_used_at: at(30),
+        last_used_at: at(100),
+        use_count: 6,
+        token_count: 1,
+    };
+    assert_eq!(everyone, [ada.clone(), bobs.clone()]);
+
+    // Keyset paging: a page of one, then the page after its last user id, then nothing.
+    let first = store.app_users_usage(app, None, 1, now).await.unwrap();
+    assert_eq!(first, [ada]);
+    let second = store
+        .app_users_usage(app, Some(&first[0].user_id), 1, now)
+        .await
+        .unwrap();
+    assert_eq!(second, [bobs]);
+    let after = store
+        .app_users_usage(app, Some(&second[0].user_id), 1, now)
+        .await
+        .unwrap();
+    assert!(after.is_empty());
+
+    // A user whose every grant of the app is revoked is not listed.
+    store
+        .revoke_grants_of_user_and_client(&bob.id, app, at(600))
+        .await
+        .unwrap();
+    let left = store.app_users_usage(app, None, 10, now).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].user_id, world.user.id);
+    assert!(store
+        .app_users_usage("no-such-app", None, 10, now)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn a_users_tokens_of_an_app_are_its_live_grants_with_their_counts(store: Arc<dyn Store>) {
+    let (world, other_client, bob) = usage_world(&store).await;
+    let app = &world.client.client_id;
+    let tokens = store
+        .user_tokens_usage(app, &world.user.id, at(1000))
+        .await
+        .unwrap();
+    let summary: Vec<(&str, u64, Timestamp, Timestamp)> = tokens
+        .iter()
+        .map(|t| {
+            (
+                t.grant_id.as_str(),
+                t.use_count,
+                t.first_used_at,
+                t.last_used_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("a1", 3, at(10), at(500)), ("a2", 2, at(20), at(300))]
+    );
+    assert!(tokens.iter().all(|t| t.has_refresh_token));
+    assert_eq!(tokens[0].scope, world.client.scopes.to_string());
+
+    let bobs_other = store
+        .user_tokens_usage(&other_client.client_id, &bob.id, at(1000))
+        .await
+        .unwrap();
+    assert_eq!(bobs_other.len(), 1);
+    assert_eq!(bobs_other[0].grant_id, "b2");
+    assert!(store
+        .user_tokens_usage(&other_client.client_id, &world.user.id, at(1000))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// OAuth Usage's "revoke this user of this app": every live grant of the user for that client,
+/// each in the change feed once; the user's grants of other clients and the client's grants of
+/// other users are left alone.
+pub async fn revoking_a_user_of_one_client_leaves_the_others(store: Arc<dyn Store>) {
+    let (world, other_client, bob) = usage_world(&store).await;
+    let before = feed(&store).await.len();
+    issued(
+        &store,
+        &issued_to(world.issuance_at("b3", &world.client, true, at(60)), &bob),
+    )
+    .await;
+
+    let revoked = store
+        .revoke_grants_of_user_and_client(&bob.id, &world.client.client_id, at(700))
+        .await
+        .unwrap();
+    assert_eq!(revoked, ["b1", "b3"], "oldest first");
+    for grant_id in ["b1", "b3"] {
+        assert_eq!(world.grant_revoked_at(grant_id).await, Some(at(700)));
+    }
+    for grant_id in ["a1", "a2", "b2"] {
+        assert_eq!(world.grant_revoked_at(grant_id).await, None, "{grant_id}");
+    }
+    let fed: Vec<(ChangeKind, String)> = feed(&store).await.split_off(before);
+    assert_eq!(
+        fed,
+        [
+            (ChangeKind::GrantRevoked, "b1".to_owned()),
+            (ChangeKind::GrantRevoked, "b3".to_owned()),
+        ]
+    );
+    let again = store
+        .revoke_grants_of_user_and_client(&bob.id, &world.client.client_id, at(800))
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert!(store
+        .revoke_grants_of_user_and_client(&bob.id, &other_client.client_id, at(800))
+        .await
+        .map(|ids| ids == ["b2"])
+        .unwrap());
 }
 
 // -------------------------------------------------------------------------------- audit trail

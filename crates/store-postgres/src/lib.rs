@@ -47,6 +47,7 @@ use tessera_core::model::{
 };
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::policy::{effective_refresh_policy, RefreshTokenPolicy};
+use tessera_core::store::{AppUsage, TokenUsage, Usage, UsageDelta, UserUsage};
 use tessera_core::store::{
     Audit, BrowserSessions, ChangeNotice, CodeRedemption, Directory, DpopProofs, EventFilter,
     Grants, Inventory, Issuance, IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound,
@@ -212,17 +213,17 @@ impl PostgresStore {
             .await
     }
 
-    /// Revokes, in one transaction, every grant `select` lists by its one parameter `key`;
+    /// Revokes, in one transaction, every grant `select` lists by its parameters `keys`;
     /// returns their ids in the order listed.
     async fn revoke_listed(
         &self,
         select: &'static str,
-        key: &str,
+        keys: &Params<'_>,
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
         transaction!(self, |tx| async {
             let feed = Feed::lock(&tx).await?;
-            let ids: Vec<String> = all(&tx, select, &[&key], rows::first).await?;
+            let ids: Vec<String> = all(&tx, select, keys, rows::first).await?;
             let mut revoked = Vec::with_capacity(ids.len());
             for id in ids {
                 // Every revoker holds the feed's lock: none can have revoked it since it was
@@ -924,8 +925,23 @@ impl Grants for PostgresStore {
         user_id: &str,
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
-        self.revoke_listed(sql::GRANTS_LIVE_OF_USER, user_id, now)
+        self.revoke_listed(sql::GRANTS_LIVE_OF_USER, &[&user_id], now)
             .await
+    }
+
+    /// Returns the ids oldest first.
+    async fn revoke_grants_of_user_and_client(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        self.revoke_listed(
+            sql::GRANTS_LIVE_OF_USER_AND_CLIENT,
+            &[&user_id, &client_id],
+            now,
+        )
+        .await
     }
 
     /// Returns the ids oldest first.
@@ -934,7 +950,7 @@ impl Grants for PostgresStore {
         client_id: &str,
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
-        self.revoke_listed(sql::GRANTS_LIVE_OF_CLIENT, client_id, now)
+        self.revoke_listed(sql::GRANTS_LIVE_OF_CLIENT, &[&client_id], now)
             .await
     }
 
@@ -957,6 +973,61 @@ impl Grants for PostgresStore {
             Ok((live, newest.unwrap_or_default()))
         }
         .await)
+    }
+}
+
+#[async_trait]
+impl Usage for PostgresStore {
+    /// One statement (so one transaction) for the whole batch, whatever its size.
+    async fn record_usage(&self, deltas: &[UsageDelta]) -> Result<(), StoreError> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = deltas.iter().map(|d| d.grant_id.as_str()).collect();
+        let uses: Vec<i64> = deltas
+            .iter()
+            .map(|d| i64::try_from(d.uses).unwrap_or(i64::MAX))
+            .collect();
+        let last_used: Vec<i64> = deltas.iter().map(|d| d.last_used_at.0).collect();
+        self.change(sql::USAGE_ADD, &[&ids, &uses, &last_used])
+            .await?;
+        Ok(())
+    }
+
+    async fn app_usage(&self, now: Timestamp) -> Result<Vec<AppUsage>, StoreError> {
+        self.list(sql::USAGE_APPS, &[&now.0], rows::app_usage).await
+    }
+
+    async fn app_users_usage(
+        &self,
+        client_id: &str,
+        after_user_id: Option<&str>,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<UserUsage>, StoreError> {
+        // Every user id sorts after the empty string.
+        let after = after_user_id.unwrap_or_default();
+        let limit = i64::from(limit);
+        self.list(
+            sql::USAGE_APP_USERS,
+            &[&client_id, &after, &now.0, &limit],
+            rows::user_usage,
+        )
+        .await
+    }
+
+    async fn user_tokens_usage(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<TokenUsage>, StoreError> {
+        self.list(
+            sql::USAGE_USER_TOKENS,
+            &[&client_id, &user_id, &now.0],
+            rows::token_usage,
+        )
+        .await
     }
 }
 

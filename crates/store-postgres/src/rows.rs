@@ -8,7 +8,7 @@ use tessera_core::model::{
     DpopSettings, Event, EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg,
     StoredEvent, User,
 };
-use tessera_core::store::StoreError;
+use tessera_core::store::{AppUsage, StoreError, TokenUsage, UserUsage};
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::hash::Hash;
 use tessera_core::tokens::signing_keys::{SealedPrivateKey, SigningKey};
@@ -388,6 +388,48 @@ impl<'e> EventColumns<'e> {
             &self.user_agent,
         ]
     }
+}
+
+/// A count, as a non-negative BIGINT.
+fn count(row: &Row, index: usize) -> Result<u64, DbError> {
+    u64::try_from(row.try_get::<_, i64>(index)?).map_err(|_| malformed("count"))
+}
+
+/// `client_id, name, users, tokens, uses, last use` (`sql::USAGE_APPS`).
+pub(crate) fn app_usage(row: &Row) -> Result<AppUsage, DbError> {
+    Ok(AppUsage {
+        client_id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        user_count: count(row, 2)?,
+        token_count: count(row, 3)?,
+        use_count: count(row, 4)?,
+        last_used_at: optional_timestamp(row, 5)?,
+    })
+}
+
+/// `user_id, username, first use, last use, uses, tokens` (`sql::USAGE_APP_USERS`).
+pub(crate) fn user_usage(row: &Row) -> Result<UserUsage, DbError> {
+    Ok(UserUsage {
+        user_id: row.try_get(0)?,
+        username: row.try_get(1)?,
+        first_used_at: timestamp(row, 2)?,
+        last_used_at: timestamp(row, 3)?,
+        use_count: count(row, 4)?,
+        token_count: count(row, 5)?,
+    })
+}
+
+/// `id, scope, created_at, last_used_at, use_count, has_refresh_token`
+/// (`sql::USAGE_USER_TOKENS`).
+pub(crate) fn token_usage(row: &Row) -> Result<TokenUsage, DbError> {
+    Ok(TokenUsage {
+        grant_id: row.try_get(0)?,
+        scope: row.try_get(1)?,
+        first_used_at: timestamp(row, 2)?,
+        last_used_at: timestamp(row, 3)?,
+        use_count: count(row, 4)?,
+        has_refresh_token: row.try_get(5)?,
+    })
 }
 
 /// `table, count`.

@@ -219,6 +219,9 @@ pub(crate) const GRANTS_OF_USER: &str = concat!(
 );
 pub(crate) const GRANTS_LIVE_OF_USER: &str = "SELECT id FROM grants \
      WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at, id COLLATE \"C\"";
+pub(crate) const GRANTS_LIVE_OF_USER_AND_CLIENT: &str = "SELECT id FROM grants \
+     WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL \
+     ORDER BY created_at, id COLLATE \"C\"";
 pub(crate) const GRANTS_LIVE_OF_CLIENT: &str = "SELECT id FROM grants \
      WHERE client_id = $1 AND revoked_at IS NULL ORDER BY created_at, id COLLATE \"C\"";
 /// The approval limit: the live refresh-token grants of user $1 for client $2 beyond the newest
@@ -238,19 +241,19 @@ pub(crate) const GRANTS_OVER_LIMIT: &str = "SELECT id FROM grants \
 /// grant live; then event $7-$14.
 pub(crate) const FAMILY_ROTATE: &str = concat!(
     "WITH rotated AS (UPDATE grants SET previous_hash = refresh_hash, refresh_hash = $3, \
-     rotated_at = $4, last_used_at = $4, idle_expires_at = $5, rotated_jkt = $6 \
-     WHERE id = $1 AND refresh_hash = $2 AND revoked_at IS NULL RETURNING id) \
+     rotated_at = $4, last_used_at = $4, idle_expires_at = $5, rotated_jkt = $6, \
+     use_count = use_count + 1 WHERE id = $1 AND refresh_hash = $2 AND revoked_at IS NULL RETURNING id) \
      INSERT INTO events (",
     event_columns!(),
     ") SELECT ",
     event_values!(7, 8, 9, 10, 11, 12, 13, 14),
     " FROM rotated"
 );
-/// A refresh without rotation: records the use at $3 (and idle expiry $4), only if $2 is still
+/// A refresh without rotation: records (and counts) the use at $3 (and idle expiry $4), only if $2 is still
 /// grant $1's current token and the grant live; then event $5-$12.
 pub(crate) const FAMILY_TOUCH: &str = concat!(
-    "WITH touched AS (UPDATE grants SET last_used_at = $3, idle_expires_at = $4 \
-     WHERE id = $1 AND refresh_hash = $2 AND revoked_at IS NULL RETURNING id) \
+    "WITH touched AS (UPDATE grants SET last_used_at = $3, idle_expires_at = $4, \
+     use_count = use_count + 1 WHERE id = $1 AND refresh_hash = $2 AND revoked_at IS NULL RETURNING id) \
      INSERT INTO events (",
     event_columns!(),
     ") SELECT ",
@@ -453,6 +456,40 @@ pub(crate) const DPOP_PROOF_REMEMBER: &str = "INSERT INTO dpop_proofs (key, expi
      VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
      WHERE dpop_proofs.expires_at <= $3";
 pub(crate) const SIGNING_KEY_RETIRE: &str = "UPDATE signing_keys SET retire_at = $1 WHERE kid = $2";
+
+// OAuth Usage (docs/usage.md). A grant is listed while live: not revoked (which the partial
+// index grants_by_client_user implies) and not past its idle expiry. User ids compare in the
+// "C" collation, the index's, so that the keyset's order is the bytes' order on every backend.
+
+/// The usage ledger's deltas in one statement: grant ids $1, uses $2, last uses $3, added to
+/// each grant (its last use the later of its own and the delta's). Deltas of one grant are
+/// summed first, so that each row is updated once; additive, so nodes flushing their own
+/// deltas of one grant add up.
+pub(crate) const USAGE_ADD: &str = "UPDATE grants g SET use_count = g.use_count + d.uses, \
+     last_used_at = GREATEST(g.last_used_at, d.last_used) \
+     FROM (SELECT id, sum(uses)::BIGINT AS uses, max(last_used) AS last_used \
+     FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[]) AS u(id, uses, last_used) \
+     GROUP BY id) d WHERE g.id = d.id";
+/// Every client with the counts of its live grants at $1 (zeros when it has none).
+pub(crate) const USAGE_APPS: &str = "SELECT c.client_id, c.name, \
+     coalesce(u.users, 0), coalesce(u.tokens, 0), coalesce(u.uses, 0)::BIGINT, u.last_used \
+     FROM clients c LEFT JOIN (SELECT client_id, count(DISTINCT user_id) AS users, \
+     count(*) AS tokens, sum(use_count) AS uses, max(last_used_at) AS last_used FROM grants \
+     WHERE revoked_at IS NULL AND (idle_expires_at IS NULL OR idle_expires_at > $1) \
+     GROUP BY client_id) u ON u.client_id = c.client_id ORDER BY c.client_id COLLATE \"C\"";
+/// A page of client $1's users after user id $2 ('' for the first page) with a live grant at
+/// $3, at most $4, in the order of grants_by_client_user.
+pub(crate) const USAGE_APP_USERS: &str = "SELECT g.user_id COLLATE \"C\", max(u.username), \
+     min(g.created_at), max(g.last_used_at), sum(g.use_count)::BIGINT, count(*) \
+     FROM grants g JOIN users u ON u.id = g.user_id \
+     WHERE g.client_id = $1 AND g.user_id COLLATE \"C\" > $2 AND g.revoked_at IS NULL \
+     AND (g.idle_expires_at IS NULL OR g.idle_expires_at > $3) \
+     GROUP BY 1 ORDER BY 1 LIMIT $4";
+/// User $2's live grants of client $1 at $3, oldest first.
+pub(crate) const USAGE_USER_TOKENS: &str = "SELECT id, scope, created_at, last_used_at, \
+     use_count, has_refresh_token FROM grants \
+     WHERE client_id = $1 AND user_id = $2 AND revoked_at IS NULL \
+     AND (idle_expires_at IS NULL OR idle_expires_at > $3) ORDER BY created_at, id COLLATE \"C\"";
 
 #[cfg(test)]
 mod tests {

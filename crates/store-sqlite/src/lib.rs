@@ -29,6 +29,7 @@ use tessera_core::model::{
 };
 use tessera_core::policy::MAX_ACCESS_TOKEN_TTL_SECS;
 use tessera_core::policy::{effective_refresh_policy, RefreshTokenPolicy};
+use tessera_core::store::{AppUsage, TokenUsage, Usage, UsageDelta, UserUsage};
 use tessera_core::store::{
     Audit, BrowserSessions, CodeRedemption, Directory, DpopProofs, EventFilter, Grants, Inventory,
     Issuance, IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
@@ -195,12 +196,14 @@ impl SqliteStore {
     async fn revoke_listed(
         &self,
         select: &'static str,
-        key: &str,
+        keys: &[&str],
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
-        let key = key.to_owned();
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
         self.write(move |c| {
-            let ids: Vec<String> = all(c, select, [key], |row| row.get(0))?;
+            let ids: Vec<String> = all(c, select, rusqlite::params_from_iter(keys), |row| {
+                row.get(0)
+            })?;
             for id in &ids {
                 revoke_grant(c, id, now)?;
             }
@@ -831,8 +834,23 @@ impl Grants for SqliteStore {
         user_id: &str,
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
-        self.revoke_listed(sql::GRANTS_LIVE_OF_USER, user_id, now)
+        self.revoke_listed(sql::GRANTS_LIVE_OF_USER, &[user_id], now)
             .await
+    }
+
+    /// Returns the ids oldest first.
+    async fn revoke_grants_of_user_and_client(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        self.revoke_listed(
+            sql::GRANTS_LIVE_OF_USER_AND_CLIENT,
+            &[user_id, client_id],
+            now,
+        )
+        .await
     }
 
     /// Returns the ids oldest first.
@@ -841,7 +859,7 @@ impl Grants for SqliteStore {
         client_id: &str,
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
-        self.revoke_listed(sql::GRANTS_LIVE_OF_CLIENT, client_id, now)
+        self.revoke_listed(sql::GRANTS_LIVE_OF_CLIENT, &[client_id], now)
             .await
     }
 
@@ -856,6 +874,61 @@ impl Grants for SqliteStore {
             let live = all(c, sql::CHANGES_LIVE, [now.0], rows::change)?;
             Ok((live, newest))
         })
+        .await
+    }
+}
+
+#[async_trait]
+impl Usage for SqliteStore {
+    /// One write job, one transaction: a prepared statement run once per delta.
+    async fn record_usage(&self, deltas: &[UsageDelta]) -> Result<(), StoreError> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let deltas = deltas.to_vec();
+        self.write(move |c| {
+            let mut add = c.prepare_cached(sql::USAGE_ADD)?;
+            for delta in &deltas {
+                let uses = i64::try_from(delta.uses).unwrap_or(i64::MAX);
+                add.execute(params![delta.grant_id, uses, delta.last_used_at.0])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn app_usage(&self, now: Timestamp) -> Result<Vec<AppUsage>, StoreError> {
+        self.list(sql::USAGE_APPS, (now.0,), rows::app_usage).await
+    }
+
+    async fn app_users_usage(
+        &self,
+        client_id: &str,
+        after_user_id: Option<&str>,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<UserUsage>, StoreError> {
+        // Every user id sorts after the empty string.
+        let after = after_user_id.unwrap_or_default().to_owned();
+        self.list(
+            sql::USAGE_APP_USERS,
+            (client_id.to_owned(), after, now.0, limit),
+            rows::user_usage,
+        )
+        .await
+    }
+
+    async fn user_tokens_usage(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<TokenUsage>, StoreError> {
+        self.list(
+            sql::USAGE_USER_TOKENS,
+            (client_id.to_owned(), user_id.to_owned(), now.0),
+            rows::token_usage,
+        )
         .await
     }
 }

@@ -7,7 +7,7 @@ use tessera_core::model::{
     DpopSettings, Event, EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg,
     StoredEvent, User,
 };
-use tessera_core::store::StoreError;
+use tessera_core::store::{AppUsage, StoreError, TokenUsage, UserUsage};
 use tessera_core::time::Timestamp;
 use tessera_core::tokens::signing_keys::{SealedPrivateKey, SigningKey};
 use tessera_proto::Scope;
@@ -275,6 +275,49 @@ pub(crate) fn event(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
 }
 
 /// `table, count`.
+/// A count SQLite keeps as a signed integer, never negative.
+fn count(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(index)?;
+    u64::try_from(value).map_err(|_| malformed(index, "count"))
+}
+
+/// `client_id, name, users, tokens, uses, last use` (`sql::USAGE_APPS`).
+pub(crate) fn app_usage(row: &Row<'_>) -> rusqlite::Result<AppUsage> {
+    Ok(AppUsage {
+        client_id: row.get(0)?,
+        name: row.get(1)?,
+        user_count: count(row, 2)?,
+        token_count: count(row, 3)?,
+        use_count: count(row, 4)?,
+        last_used_at: optional_timestamp(row, 5)?,
+    })
+}
+
+/// `user_id, username, first use, last use, uses, tokens` (`sql::USAGE_APP_USERS`).
+pub(crate) fn user_usage(row: &Row<'_>) -> rusqlite::Result<UserUsage> {
+    Ok(UserUsage {
+        user_id: row.get(0)?,
+        username: row.get(1)?,
+        first_used_at: timestamp(row, 2)?,
+        last_used_at: timestamp(row, 3)?,
+        use_count: count(row, 4)?,
+        token_count: count(row, 5)?,
+    })
+}
+
+/// `id, scope, created_at, last_used_at, use_count, has_refresh_token`
+/// (`sql::USAGE_USER_TOKENS`).
+pub(crate) fn token_usage(row: &Row<'_>) -> rusqlite::Result<TokenUsage> {
+    Ok(TokenUsage {
+        grant_id: row.get(0)?,
+        scope: row.get(1)?,
+        first_used_at: timestamp(row, 2)?,
+        last_used_at: timestamp(row, 3)?,
+        use_count: count(row, 4)?,
+        has_refresh_token: row.get(5)?,
+    })
+}
+
 pub(crate) fn row_count(row: &Row<'_>) -> rusqlite::Result<(String, u64)> {
     let count: i64 = row.get(1)?;
     Ok((

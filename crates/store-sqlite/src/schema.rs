@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0010_dpop.sql"),
     include_str!("../../../migrations/sqlite/0011_controls.sql"),
     include_str!("../../../migrations/sqlite/0013_rotation_audit.sql"),
+    include_str!("../../../migrations/sqlite/0014_usage.sql"),
 ];
 
 /// The schema version this build writes and reads.
@@ -216,6 +217,46 @@ mod tests {
         assert!(conn
             .execute("UPDATE clients SET rotation_audit = 2", [])
             .is_err());
+    }
+
+    /// The usage migration (0014) counts each existing grant's issuance as its one use, and
+    /// the usage listing of an app is read through its index.
+    #[test]
+    fn a_version_11_database_gets_a_use_count_of_one_per_grant() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..11] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 11).unwrap();
+        conn.execute_batch(
+            "INSERT INTO orgs (id, name) VALUES ('00D000000000001AAA', 'Org');
+             INSERT INTO users (id, org_id, username, password_hash, disabled, created_at)
+                 VALUES ('005000000000001AAA', '00D000000000001AAA', 'ada', 'x', 0, 0);
+             INSERT INTO clients (client_id, name, redirect_uris, scopes, refresh_token_policy,
+                 access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, created_at)
+                 VALUES ('app', 'App', '[]', 'api', 'infinite', 60, 1, 0, 0);
+             INSERT INTO grants (id, client_id, user_id, org_id, scope, created_at, last_used_at,
+                 has_refresh_token)
+                 VALUES ('g1', 'app', '005000000000001AAA', '00D000000000001AAA', 'api', 0, 0, 1);",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let uses: i64 = conn
+            .query_row("SELECT use_count FROM grants WHERE id = 'g1'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(uses, 1);
+        let plan: String = conn
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {}", crate::sql::USAGE_APP_USERS),
+                rusqlite::params!["app", "", 0, 10],
+                |row| row.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("grants_by_client_user"), "{plan}");
     }
 
     #[test]

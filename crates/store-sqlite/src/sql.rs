@@ -190,6 +190,8 @@ pub(crate) const GRANTS_OF_USER: &str = concat!(
 );
 pub(crate) const GRANTS_LIVE_OF_USER: &str = "SELECT id FROM grants \
      WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id";
+pub(crate) const GRANTS_LIVE_OF_USER_AND_CLIENT: &str = "SELECT id FROM grants \
+     WHERE user_id = ?1 AND client_id = ?2 AND revoked_at IS NULL ORDER BY created_at, id";
 pub(crate) const GRANTS_LIVE_OF_CLIENT: &str = "SELECT id FROM grants \
      WHERE client_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id";
 /// The approval limit: the live refresh-token grants of user ?1 for client ?2 beyond the newest
@@ -204,11 +206,11 @@ pub(crate) const GRANTS_OVER_LIMIT: &str = "SELECT id FROM grants \
 /// expiry (?5).
 pub(crate) const FAMILY_ROTATE: &str = "UPDATE grants SET previous_hash = refresh_hash, \
      refresh_hash = ?3, rotated_at = ?4, last_used_at = ?4, idle_expires_at = ?5, \
-     rotated_jkt = ?6 WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
-/// A refresh without rotation: records the use at ?3 (and idle expiry ?4), only if ?2 is still
+     rotated_jkt = ?6, use_count = use_count + 1 WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
+/// A refresh without rotation: records (and counts) the use at ?3 (and idle expiry ?4), only if ?2 is still
 /// grant ?1's current token and the grant live.
-pub(crate) const FAMILY_TOUCH: &str = "UPDATE grants SET last_used_at = ?3, idle_expires_at = ?4 \
-     WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
+pub(crate) const FAMILY_TOUCH: &str = "UPDATE grants SET last_used_at = ?3, idle_expires_at = ?4, \
+     use_count = use_count + 1 WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
 /// Whether ?2 is grant ?1's current token and the grant live (a refresh that writes no row).
 pub(crate) const FAMILY_IS_CURRENT: &str = "SELECT 1 FROM grants \
      WHERE id = ?1 AND refresh_hash = ?2 AND revoked_at IS NULL";
@@ -378,6 +380,36 @@ pub(crate) const SIGNING_KEY_LIST: &str = concat!(
     " FROM signing_keys ORDER BY created_at, kid"
 );
 pub(crate) const SIGNING_KEY_RETIRE: &str = "UPDATE signing_keys SET retire_at = ?1 WHERE kid = ?2";
+
+// OAuth Usage (docs/usage.md). A grant is listed while live: not revoked (which the partial
+// index grants_by_client_user implies) and not past its idle expiry.
+
+/// Uses the usage ledger coalesced: ?2 more uses of grant ?1, its last use the later of its own
+/// and ?3.
+pub(crate) const USAGE_ADD: &str = "UPDATE grants SET use_count = use_count + ?2, \
+     last_used_at = max(last_used_at, ?3) WHERE id = ?1";
+/// Every client with the counts of its live grants at ?1: one pass over the grants grouped by
+/// client, joined to the clients (those without a grant get zeros).
+pub(crate) const USAGE_APPS: &str = "SELECT c.client_id, c.name, \
+     coalesce(u.users, 0), coalesce(u.tokens, 0), coalesce(u.uses, 0), u.last_used \
+     FROM clients c LEFT JOIN (SELECT client_id, count(DISTINCT user_id) AS users, \
+     count(*) AS tokens, sum(use_count) AS uses, max(last_used_at) AS last_used FROM grants \
+     WHERE revoked_at IS NULL AND (idle_expires_at IS NULL OR idle_expires_at > ?1) \
+     GROUP BY client_id) u ON u.client_id = c.client_id ORDER BY c.client_id";
+/// A page of client ?1's users after user id ?2 ('' for the first page) with a live grant at ?3,
+/// at most ?4: read in the order of grants_by_client_user, grouped as read, so a page deep in
+/// the keyset costs what the first does.
+pub(crate) const USAGE_APP_USERS: &str = "SELECT g.user_id, u.username, min(g.created_at), \
+     max(g.last_used_at), sum(g.use_count), count(*) \
+     FROM grants g INDEXED BY grants_by_client_user JOIN users u ON u.id = g.user_id \
+     WHERE g.client_id = ?1 AND g.user_id > ?2 AND g.revoked_at IS NULL \
+     AND (g.idle_expires_at IS NULL OR g.idle_expires_at > ?3) \
+     GROUP BY g.user_id ORDER BY g.user_id LIMIT ?4";
+/// User ?2's live grants of client ?1 at ?3, oldest first.
+pub(crate) const USAGE_USER_TOKENS: &str = "SELECT id, scope, created_at, last_used_at, \
+     use_count, has_refresh_token FROM grants \
+     WHERE client_id = ?1 AND user_id = ?2 AND revoked_at IS NULL \
+     AND (idle_expires_at IS NULL OR idle_expires_at > ?3) ORDER BY created_at, id";
 
 #[cfg(test)]
 mod tests {

@@ -569,6 +569,12 @@ impl Authority {
         match written {
             RefreshOutcome::Committed => {
                 crate::authority::log_event(&commit.event);
+                // A rotation and a recorded use counted this use in their write; any other
+                // refresh wrote no row, and its use goes to the usage ledger (no idle limit
+                // reads it: see operations::usage_ledger).
+                if !writes_the_row(&commit) {
+                    self.record_unwritten_use(&grant.id, now);
+                }
                 self.guard().keep_family(committed(family, &commit));
             }
             RefreshOutcome::Stale => self.guard().forget_family(&grant.id),
@@ -1047,10 +1053,16 @@ fn audit_detail(behind: Option<u32>) -> String {
     format!("{how_old}: the client did not keep the new token (reuse, were rotation on)")
 }
 
+/// Whether `commit` writes the grant's row (and so its last use and use count): a rotation, or
+/// a refresh that records its use for an idle limit.
+fn writes_the_row(commit: &RefreshCommit) -> bool {
+    commit.record_use || commit.successor_hash.is_some()
+}
+
 /// The family as `commit` left it.
 fn committed(family: &Family, commit: &RefreshCommit) -> Family {
     let mut next = family.clone();
-    if commit.record_use || commit.successor_hash.is_some() {
+    if writes_the_row(commit) {
         next.grant.last_used_at = commit.now;
     }
     if let Some(successor) = commit.successor_hash {
@@ -1251,6 +1263,51 @@ mod tests {
             refresh_retry_window_secs: Some(window_secs),
             ..Default::default()
         }
+    }
+
+    /// The use count and last use of the world's one grant, as OAuth Usage lists it.
+    async fn usage(world: &World) -> (u64, Timestamp) {
+        use crate::store::Usage;
+        use crate::time::Clock;
+        let user = world.authority.operator().user(USER).await.unwrap();
+        let now = world.clock.now();
+        let tokens = world
+            .store
+            .user_tokens_usage(&world.creds.client_id, &user.id, now)
+            .await
+            .unwrap();
+        assert_eq!(tokens.len(), 1);
+        (tokens[0].use_count, tokens[0].last_used_at)
+    }
+
+    /// A non-rotating refresh of an `infinite` grant writes no row: its use waits in the usage
+    /// ledger, coalesced, and the flush writes the count and the last use.
+    #[tokio::test]
+    async fn a_refresh_that_writes_no_row_is_counted_by_the_next_flush() {
+        use crate::time::Clock;
+        let world = world(ClientSettings::default()).await;
+        let issued_at = world.clock.now();
+        for _ in 0..4 {
+            world.clock.advance_secs(600);
+            world.refresh(&world.rt()).await.unwrap();
+        }
+        assert_eq!(usage(&world).await, (1, issued_at), "nothing written yet");
+        assert_eq!(world.authority.unwritten_usage(), 1, "one grant, coalesced");
+
+        assert_eq!(world.authority.flush_usage().await.unwrap(), 1);
+        assert_eq!(usage(&world).await, (5, world.clock.now()));
+        assert_eq!(world.authority.flush_usage().await.unwrap(), 0);
+    }
+
+    /// A rotation counts its use in the write it makes: nothing goes to the ledger.
+    #[tokio::test]
+    async fn a_rotation_counts_its_use_without_the_ledger() {
+        use crate::time::Clock;
+        let world = world(rotating(0)).await;
+        world.clock.advance_secs(60);
+        world.refresh(&world.rt()).await.unwrap();
+        assert_eq!(world.authority.unwritten_usage(), 0);
+        assert_eq!(usage(&world).await, (2, world.clock.now()));
     }
 
     fn rotating(window_secs: u64) -> ClientSettings {

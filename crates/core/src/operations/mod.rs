@@ -10,3 +10,5 @@ pub mod operator;
 pub mod revocations;
 pub mod rotation_audit;
 pub mod signing_keys;
+pub mod usage;
+pub mod usage_ledger;

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use crate::model::{
     AccessTokenRecord, AuthCode, Change, Client, Event, Family, Grant, Note, Org, StoredEvent, User,
 };
+use crate::store::{AppUsage, TokenUsage, Usage, UsageDelta, UserUsage};
 use crate::store::{
     Audit, BrowserSessions, CodeRedemption, Directory, DpopProofs, EventFilter, Grants, Inventory,
     Issuance, IssueOutcome, Operations, PurgePlan, PurgeRound, Records, RefreshCommit,
@@ -279,6 +280,18 @@ impl Grants for FailingStore {
         self.inner.revoke_grants_of_user(user_id, now).await
     }
 
+    async fn revoke_grants_of_user_and_client(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        self.inner
+            .revoke_grants_of_user_and_client(user_id, client_id, now)
+            .await
+    }
+
     async fn revoke_grants_of_client(
         &self,
         client_id: &str,
@@ -377,5 +390,41 @@ impl DpopProofs for FailingStore {
     ) -> Result<bool, StoreError> {
         self.check()?;
         self.inner.remember_dpop_proof(key, expires_at, now).await
+    }
+}
+
+#[async_trait]
+impl Usage for FailingStore {
+    async fn record_usage(&self, deltas: &[UsageDelta]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.record_usage(deltas).await
+    }
+
+    async fn app_usage(&self, now: Timestamp) -> Result<Vec<AppUsage>, StoreError> {
+        self.check()?;
+        self.inner.app_usage(now).await
+    }
+
+    async fn app_users_usage(
+        &self,
+        client_id: &str,
+        after_user_id: Option<&str>,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<UserUsage>, StoreError> {
+        self.check()?;
+        self.inner
+            .app_users_usage(client_id, after_user_id, limit, now)
+            .await
+    }
+
+    async fn user_tokens_usage(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<TokenUsage>, StoreError> {
+        self.check()?;
+        self.inner.user_tokens_usage(client_id, user_id, now).await
     }
 }

@@ -12,6 +12,7 @@ use crate::model::{
     StoredEvent, User,
 };
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
+use crate::store::{AppUsage, TokenUsage, Usage, UsageDelta, UserUsage};
 use crate::store::{
     Audit, BrowserSessions, CodeRedemption, Directory, DpopProofs, EventFilter, Grants, Inventory,
     Issuance, IssueOutcome, Operations, PurgeCounts, PurgePlan, PurgeRound, Records, RefreshCommit,
@@ -54,6 +55,15 @@ struct StoredCode {
 struct StoredGrant {
     family: Family,
     idle_expires_at: Option<Timestamp>,
+    /// Its issuance and every refresh that answered tokens (docs/usage.md).
+    use_count: u64,
+}
+
+impl StoredGrant {
+    /// Whether OAuth Usage lists it at `now`: not revoked, not past its idle expiry.
+    fn listed(&self, now: Timestamp) -> bool {
+        self.family.grant.revoked_at.is_none() && self.idle_expires_at.is_none_or(|at| at > now)
+    }
 }
 
 /// The in-memory store.
@@ -581,6 +591,7 @@ impl Grants for MemoryStore {
                         rotated_jkt: None,
                     },
                     idle_expires_at: issuance.idle_expires_at,
+                    use_count: 1,
                 },
             );
             s.append(&issuance.events);
@@ -621,6 +632,11 @@ impl Grants for MemoryStore {
                 || family.current.as_ref() != Some(&commit.presented_hash)
             {
                 return RefreshOutcome::Stale;
+            }
+            // The use is counted where the row is written anyway (a rotation, a recorded use);
+            // any other refresh's use reaches the row through the usage ledger.
+            if commit.record_use || commit.successor_hash.is_some() {
+                stored.use_count += 1;
             }
             if let Some(successor) = commit.successor_hash {
                 family.previous = Some(commit.presented_hash);
@@ -691,6 +707,19 @@ impl Grants for MemoryStore {
     ) -> Result<Vec<String>, StoreError> {
         Ok(self.with(|s| {
             let ids = s.live_grants(|g| g.user_id == user_id);
+            s.revoke_all(&ids, now);
+            ids
+        }))
+    }
+
+    async fn revoke_grants_of_user_and_client(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.with(|s| {
+            let ids = s.live_grants(|g| g.user_id == user_id && g.client_id == client_id);
             s.revoke_all(&ids, now);
             ids
         }))
@@ -858,3 +887,114 @@ impl SigningKeys for MemoryStore {
 
 /// One test process: its proofs are the server's in-memory cache's to remember.
 impl DpopProofs for MemoryStore {}
+
+#[async_trait]
+impl Usage for MemoryStore {
+    async fn record_usage(&self, deltas: &[UsageDelta]) -> Result<(), StoreError> {
+        self.with(|s| {
+            for delta in deltas {
+                if let Some(stored) = s.grants.get_mut(&delta.grant_id) {
+                    stored.use_count += delta.uses;
+                    let grant = &mut stored.family.grant;
+                    grant.last_used_at = grant.last_used_at.max(delta.last_used_at);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn app_usage(&self, now: Timestamp) -> Result<Vec<AppUsage>, StoreError> {
+        Ok(self.with(|s| {
+            s.clients
+                .values()
+                .map(|client| {
+                    let listed: Vec<&StoredGrant> = s
+                        .grants
+                        .values()
+                        .filter(|g| g.family.grant.client_id == client.client_id && g.listed(now))
+                        .collect();
+                    let users: std::collections::BTreeSet<&str> = listed
+                        .iter()
+                        .map(|g| g.family.grant.user_id.as_str())
+                        .collect();
+                    AppUsage {
+                        client_id: client.client_id.clone(),
+                        name: client.name.clone(),
+                        user_count: users.len() as u64,
+                        token_count: listed.len() as u64,
+                        use_count: listed.iter().map(|g| g.use_count).sum(),
+                        last_used_at: listed.iter().map(|g| g.family.grant.last_used_at).max(),
+                    }
+                })
+                .collect()
+        }))
+    }
+
+    async fn app_users_usage(
+        &self,
+        client_id: &str,
+        after_user_id: Option<&str>,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<UserUsage>, StoreError> {
+        Ok(self.with(|s| {
+            let mut users: BTreeMap<&str, UserUsage> = BTreeMap::new();
+            for stored in s.grants.values() {
+                let grant = &stored.family.grant;
+                if grant.client_id != client_id
+                    || !stored.listed(now)
+                    || after_user_id.is_some_and(|after| grant.user_id.as_str() <= after)
+                {
+                    continue;
+                }
+                let Some(user) = s.users.get(&grant.user_id) else {
+                    continue;
+                };
+                let entry = users.entry(&grant.user_id).or_insert_with(|| UserUsage {
+                    user_id: grant.user_id.clone(),
+                    username: user.username.clone(),
+                    first_used_at: grant.created_at,
+                    last_used_at: grant.last_used_at,
+                    use_count: 0,
+                    token_count: 0,
+                });
+                entry.first_used_at = entry.first_used_at.min(grant.created_at);
+                entry.last_used_at = entry.last_used_at.max(grant.last_used_at);
+                entry.use_count += stored.use_count;
+                entry.token_count += 1;
+            }
+            users.into_values().take(limit as usize).collect()
+        }))
+    }
+
+    async fn user_tokens_usage(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<TokenUsage>, StoreError> {
+        let mut tokens: Vec<TokenUsage> = self.with(|s| {
+            s.grants
+                .values()
+                .filter(|g| {
+                    g.family.grant.client_id == client_id
+                        && g.family.grant.user_id == user_id
+                        && g.listed(now)
+                })
+                .map(|stored| {
+                    let grant = &stored.family.grant;
+                    TokenUsage {
+                        grant_id: grant.id.clone(),
+                        scope: grant.scope.to_string(),
+                        first_used_at: grant.created_at,
+                        last_used_at: grant.last_used_at,
+                        use_count: stored.use_count,
+                        has_refresh_token: grant.has_refresh_token,
+                    }
+                })
+                .collect()
+        });
+        tokens.sort_by(|a, b| (a.first_used_at, &a.grant_id).cmp(&(b.first_used_at, &b.grant_id)));
+        Ok(tokens)
+    }
+}

@@ -1,4 +1,4 @@
-//! The storage contract. Every backend implements [`Store`], that is its seven concerns; nothing
+//! The storage contract. Every backend implements [`Store`], that is its eight concerns; nothing
 //! above it branches on which database is behind it. Each method is one transaction: a rotation, a family revocation or an
 //! issuance either happens whole or not at all.
 //!
@@ -25,6 +25,9 @@ use crate::model::{
 use crate::time::Timestamp;
 use crate::tokens::hash::Hash;
 use crate::tokens::signing_keys::SigningKey;
+
+mod usage;
+pub use usage::{AppUsage, TokenUsage, Usage, UsageDelta, UserUsage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -264,15 +267,18 @@ pub struct PurgeRound {
     pub complete: bool,
 }
 
-/// Everything a backend is: the seven concerns below, each its own trait. Code above the store
+/// Everything a backend is: the eight concerns below, each its own trait. Code above the store
 /// holds an `Arc<dyn Store>` and brings the concern it uses into scope
 /// (`use tessera_core::store::Grants;`, or `store::prelude::*`).
 pub trait Store:
-    Operations + Directory + Grants + Audit + Records + SigningKeys + DpopProofs
+    Operations + Directory + Grants + Audit + Records + SigningKeys + DpopProofs + Usage
 {
 }
 
-impl<T: Operations + Directory + Grants + Audit + Records + SigningKeys + DpopProofs> Store for T {}
+impl<T: Operations + Directory + Grants + Audit + Records + SigningKeys + DpopProofs + Usage> Store
+    for T
+{
+}
 
 /// What an operator asks of the database: health, time, the change feed's push, housekeeping.
 #[async_trait]
@@ -419,6 +425,14 @@ pub trait Grants: Send + Sync + std::fmt::Debug + 'static {
         user_id: &str,
         now: Timestamp,
     ) -> Result<Vec<String>, StoreError>;
+    /// Revokes every live grant of a user for one client (each in the change feed): OAuth
+    /// Usage's "revoke this user of this app". Returns their ids, oldest first.
+    async fn revoke_grants_of_user_and_client(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError>;
     /// Revokes every live grant of a client (each in the change feed); returns their ids.
     async fn revoke_grants_of_client(
         &self,
@@ -498,7 +512,7 @@ pub trait DpopProofs: Send + Sync + std::fmt::Debug + 'static {
 /// Every concern in scope at once.
 pub mod prelude {
     pub use super::{
-        Audit, Directory, DpopProofs, Grants, Operations, Records, SigningKeys, Store,
+        Audit, Directory, DpopProofs, Grants, Operations, Records, SigningKeys, Store, Usage,
     };
 }
 

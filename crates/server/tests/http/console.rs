@@ -7,8 +7,8 @@ use tessera_proto::Password;
 
 use crate::support::*;
 
-const ADMIN: &str = "root@example.com";
-const ADMIN_PASSWORD: &str = "admin password one";
+pub(crate) const ADMIN: &str = "root@example.com";
+pub(crate) const ADMIN_PASSWORD: &str = "admin password one";
 
 /// Every page of the console, with a path parameter where it needs one.
 const PAGES: [&str; 8] = [
