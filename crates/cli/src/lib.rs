@@ -295,6 +295,7 @@ pub async fn authority(settings: &Settings) -> anyhow::Result<Authority> {
         ),
         key_schedule: settings.key_schedule,
         dpop: settings.dpop,
+        client_defaults: settings.client_defaults.clone(),
     };
     Ok(Authority::new(store, clock, Arc::new(SystemRandom), config))
 }

@@ -28,6 +28,7 @@ use crate::identity::guard::{FeedFreshness, Guard};
 use crate::identity::password::ReusableVerifier;
 use crate::identity::throttle::{Throttle, ThrottleConfig, Throttled};
 use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Org, User};
+use crate::operations::admin::ClientDefaults;
 use crate::operations::audit_repeats::AuditRepeats;
 use crate::operations::signing_keys::{KeyCache, KeySchedule};
 use crate::policy::MAX_ACCESS_TOKEN_TTL_SECS;
@@ -150,6 +151,8 @@ pub struct AuthorityConfig {
     pub key_schedule: KeySchedule,
     /// How DPoP proofs are judged.
     pub dpop: DpopPolicyConfig,
+    /// The controls a new client gets unless its settings say otherwise.
+    pub client_defaults: ClientDefaults,
 }
 
 impl AuthorityConfig {
@@ -167,6 +170,7 @@ impl AuthorityConfig {
             change_feed_max_staleness: DEFAULT_CHANGE_FEED_MAX_STALENESS,
             key_schedule: KeySchedule::default(),
             dpop: DpopPolicyConfig::default(),
+            client_defaults: ClientDefaults::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! transaction alike.
 
 use deadpool_postgres::GenericClient;
+use tessera_core::identity::ip_allowlist::IpAllowlist;
 use tessera_core::model::{
     AccessTokenRecord, AuthCode, Change, ChangeKind, Client, ClientControls, DpopMode,
     DpopSettings, Event, EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg,
@@ -119,8 +120,10 @@ pub(crate) fn client(row: &Row) -> Result<Client, DbError> {
                 .map(|secs| u64::try_from(secs).map_err(|_| malformed("idle-limit cap")))
                 .transpose()?,
             blocked: row.try_get(21)?,
+            ip_allowlist: IpAllowlist::from_stored(row.try_get(22)?)
+                .map_err(|_| malformed("IP allowlist"))?,
         },
-        created_at: timestamp(row, 22)?,
+        created_at: timestamp(row, 23)?,
     })
 }
 
@@ -140,6 +143,7 @@ pub(crate) struct ClientValues<'c> {
     id_token_alg: &'static str,
     dpop_mode: &'static str,
     idle_cap_secs: Option<i64>,
+    ip_allowlist: String,
 }
 
 impl<'c> ClientValues<'c> {
@@ -170,12 +174,13 @@ impl<'c> ClientValues<'c> {
                 .idle_cap_secs
                 .map(|cap| seconds(cap, "idle-limit cap"))
                 .transpose()?,
+            ip_allowlist: client.controls.ip_allowlist.to_stored(),
         })
     }
 
     /// The values of `client_columns!`, in order: [`crate::sql::CLIENT_INSERT`]'s parameters,
     /// and [`crate::sql::CLIENT_UPDATE`]'s without the last.
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 24] {
         let client = self.client;
         [
             &client.client_id,
@@ -200,6 +205,7 @@ impl<'c> ClientValues<'c> {
             &client.controls.rotation_required,
             &self.idle_cap_secs,
             &client.controls.blocked,
+            &self.ip_allowlist,
             &client.created_at.0,
         ]
     }

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0009_openid.sql"),
     include_str!("../../../migrations/postgres/0010_dpop.sql"),
     include_str!("../../../migrations/postgres/0011_controls.sql"),
+    include_str!("../../../migrations/postgres/0012_ip_allowlist.sql"),
 ];
 
 /// The schema version this build writes and reads.

@@ -2,6 +2,7 @@
 
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Params, Row};
+use tessera_core::identity::ip_allowlist::IpAllowlist;
 use tessera_core::model::{
     AccessTokenRecord, AuthCode, Change, ChangeKind, Client, ClientControls, DpopMode,
     DpopSettings, Event, EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg,
@@ -98,8 +99,10 @@ pub(crate) fn client(row: &Row<'_>) -> rusqlite::Result<Client> {
                 .map(|secs| u64::try_from(secs).map_err(|_| malformed(20, "idle-limit cap")))
                 .transpose()?,
             blocked: row.get(21)?,
+            ip_allowlist: IpAllowlist::from_stored(row.get_ref(22)?.as_str()?)
+                .map_err(|_| malformed(22, "IP allowlist"))?,
         },
-        created_at: timestamp(row, 22)?,
+        created_at: timestamp(row, 23)?,
     })
 }
 
@@ -151,6 +154,7 @@ pub(crate) fn client_values(client: &Client) -> Result<Vec<Value>, StoreError> {
         controls.rotation_required.into(),
         idle_cap.into(),
         controls.blocked.into(),
+        controls.ip_allowlist.to_stored().into(),
         client.created_at.0.into(),
     ])
 }

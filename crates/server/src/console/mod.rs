@@ -295,7 +295,12 @@ async fn clients_page(
         StatusCode::OK
     };
     Ok(admin.page_with(state, status, "Clients", None, |csrf| {
-        views::clients(csrf, &clients, error)
+        views::clients(
+            csrf,
+            &clients,
+            &state.authority.config().client_defaults.controls(),
+            error,
+        )
     }))
 }
 
@@ -368,6 +373,14 @@ fn client_settings(form: &AdminForm) -> Result<ClientSettings, String> {
         // Empty: no cap.
         idle_cap_secs: Some(duration("idle_cap", "idle-limit cap")?),
         blocked: Some(checked("blocked")),
+        // One range per line; an empty box (which arrives as no field): no restriction. Checked
+        // by the operator, which says why.
+        ip_allowlist: Some(
+            form.params
+                .get("ip_allowlist")
+                .unwrap_or_default()
+                .to_owned(),
+        ),
     })
 }
 

@@ -455,6 +455,7 @@ async fn a_clients_controls_are_set_from_the_console_and_pkce_required_stays_set
         rotation_required: true,
         idle_cap_secs: Some(30 * 86_400),
         blocked: true,
+        ..ClientControls::default()
     };
     assert_eq!(controls_of(&h, &client).await, set);
     let html = h.get(&path, Some(&mut browser)).await.text();
@@ -482,6 +483,57 @@ async fn a_clients_controls_are_set_from_the_console_and_pkce_required_stays_set
         ..ClientControls::default()
     };
     assert_eq!(controls_of(&h, &client).await, kept);
+}
+
+#[tokio::test]
+async fn a_clients_ip_allowlist_is_edited_one_range_a_line_and_a_bad_one_is_refused_with_why() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let client = h.confidential().await;
+    let path = format!("/admin/clients/{}", client.id);
+    let html = h.get(&path, Some(&mut browser)).await.text();
+    assert!(
+        html.contains("Refresh-token IP allowlist: <strong>none"),
+        "{html}"
+    );
+    let csrf = hidden_value(&html, "csrf_token").unwrap();
+    let post = |list: &str| client_form(&csrf, "Partner app", &[("ip_allowlist", list)]);
+
+    let saved = h
+        .post_form(
+            &path,
+            &post("203.0.113.0/24\r\n2001:db8::/32\r\n"),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text());
+    let set = controls_of(&h, &client).await.ip_allowlist;
+    assert_eq!(set.to_input(","), "203.0.113.0/24,2001:db8::/32");
+    let html = h.get(&path, Some(&mut browser)).await.text();
+    assert!(
+        html.contains("Refresh-token IP allowlist: <strong>203.0.113.0/24, 2001:db8::/32"),
+        "{html}"
+    );
+    assert!(
+        html.contains("203.0.113.0/24\n2001:db8::/32</textarea>"),
+        "{html}"
+    );
+
+    for (bad, why) in [
+        ("0.0.0.0/0", "which is no restriction"),
+        ("203.0.113.9/24", "bits set past its /24 prefix"),
+        ("203.0.113.0/24\nnot-a-range", "is not an IP address"),
+    ] {
+        let refused = h.post_form(&path, &post(bad), Some(&mut browser)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(refused.text().contains(why), "{bad}: {}", refused.text());
+        assert_eq!(controls_of(&h, &client).await.ip_allowlist, set, "{bad}");
+    }
+
+    // An empty box lifts the restriction.
+    let cleared = h.post_form(&path, &post(""), Some(&mut browser)).await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER, "{}", cleared.text());
+    assert!(controls_of(&h, &client).await.ip_allowlist.is_empty());
 }
 
 #[tokio::test]
