@@ -389,10 +389,13 @@ async fn create_client(
     form: AdminForm,
 ) -> Result<Response, WebError> {
     let admin = &form.admin;
-    let settings = match client_settings(&form) {
+    let mut settings = match client_settings(&form) {
         Ok(settings) => settings,
         Err(error) => return clients_page(&state, admin, Some(&error)).await,
     };
+    // The new-client form's PKCE box is never disabled: not sent, it was unticked, which must
+    // override a configured default rather than fall back to it.
+    settings.pkce_required.get_or_insert(false);
     let public = form.params.get("public") == Some("true");
     let actor = state
         .authority
