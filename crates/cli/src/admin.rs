@@ -158,6 +158,12 @@ struct ClientOptions {
     /// Unblock the client: its tokens work again.
     #[arg(long)]
     unblock: bool,
+    /// Salesforce's "Refresh Token IP allowlist": code exchanges and refreshes only from these
+    /// IPv4/IPv6 ranges, like 203.0.113.0/24,2001:db8::/32 (at most 128; a bare address is one
+    /// host; a /0 range must be written 0.0.0.0/0! or ::/0!); `none` clears the list. Replaces
+    /// the list on update.
+    #[arg(long, value_name = "CIDR[,CIDR...]|none")]
+    ip_allowlist: Option<String>,
 }
 
 /// `--idle-cap`'s value: a length, or `off` (`None`).
@@ -211,6 +217,7 @@ impl ClientOptions {
                 (false, true) => Some(false),
                 (false, false) => None,
             },
+            ip_allowlist: self.ip_allowlist.clone(),
         }
     }
 }
@@ -417,6 +424,13 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
         "rotation_required": client.controls.rotation_required,
         "idle_cap": client.controls.idle_cap_secs.map(format_duration_secs),
         "blocked": client.controls.blocked,
+        "ip_allowlist": client
+            .controls
+            .ip_allowlist
+            .ranges()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         "created_at": client.created_at.millis(),
     });
     if let Some(secret) = secret {
@@ -433,7 +447,7 @@ fn client_json(client: &Client, secret: Option<&ClientSecret>) -> Value {
 
 fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
     let mut text = format!(
-        "client_id      {}\nname           {}\ntype           {}\nredirect_uris  {}\nscopes         {}\npolicy         {}\naccess ttl     {}\nrotation       {}\nretry window   {}\nuser-agent     {}\nid token       {} {}{}{}{}\naccess tokens  {}\ndpop           {}{}\ncontrols       {}",
+        "client_id      {}\nname           {}\ntype           {}\nredirect_uris  {}\nscopes         {}\npolicy         {}\naccess ttl     {}\nrotation       {}\nretry window   {}\nuser-agent     {}\nid token       {} {}{}{}{}\naccess tokens  {}\ndpop           {}{}\ncontrols       {}\nip allowlist   {}",
         client.client_id,
         client.name,
         if client.is_public() { "public" } else { "confidential" },
@@ -457,6 +471,11 @@ fn client_text(client: &Client, secret: Option<&ClientSecret>) -> String {
         client.dpop.mode,
         if client.dpop.require_nonce { ", nonce required" } else { "" },
         controls_text(&client.controls),
+        if client.controls.ip_allowlist.is_empty() {
+            "none (any address)".to_owned()
+        } else {
+            client.controls.ip_allowlist.to_input(" ")
+        },
     );
     if let Some(secret) = secret {
         text.push_str(&format!(
@@ -535,6 +554,12 @@ fn controls_text(controls: &ClientControls) -> String {
             .idle_cap_secs
             .map(|cap| format!("idle cap {}", format_duration_secs(cap))),
         controls.blocked.then(|| "BLOCKED".to_owned()),
+        (!controls.ip_allowlist.is_empty()).then(|| {
+            format!(
+                "IP allowlist ({} ranges)",
+                controls.ip_allowlist.ranges().len()
+            )
+        }),
     ]
     .into_iter()
     .flatten()

@@ -16,7 +16,9 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use tessera_core::authority::{default_password_checks, DpopPolicyConfig};
 use tessera_core::identity::cors_origin::CorsAllowlist;
+use tessera_core::identity::ip_allowlist::IpAllowlist;
 use tessera_core::identity::throttle::{Budget, ThrottleConfig, DEFAULT_MAX_TRACKED_KEYS};
+use tessera_core::operations::admin::ClientDefaults;
 use tessera_core::operations::signing_keys::KeySchedule;
 use tessera_core::time::parse_duration_secs;
 use tessera_server::cors::CorsPolicy;
@@ -214,6 +216,26 @@ pub struct SharedOptions {
     #[arg(long, env = "TESSERA_JWKS_CACHE_LIFETIME", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_cache_lifetime: Option<String>,
+    /// Whether a new client requires PKCE unless created with --pkce-required false
+    /// (docs/controls.md) [default: false].
+    #[arg(long, env = "TESSERA_CLIENT_DEFAULT_PKCE_REQUIRED", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_default_pkce_required: Option<bool>,
+    /// Whether a new client requires refresh-token rotation unless created with
+    /// --rotation-required false [default: false].
+    #[arg(long, env = "TESSERA_CLIENT_DEFAULT_ROTATION_REQUIRED", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_default_rotation_required: Option<bool>,
+    /// The idle-limit cap of a new client unless created with --idle-cap, like 30d, or off
+    /// [default: off].
+    #[arg(long, env = "TESSERA_CLIENT_DEFAULT_IDLE_CAP", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_default_idle_cap: Option<String>,
+    /// The refresh-token IP allowlist of a new client unless created with --ip-allowlist, like
+    /// 203.0.113.0/24,2001:db8::/32 [default: none: any address].
+    #[arg(long, env = "TESSERA_CLIENT_DEFAULT_IP_ALLOWLIST", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_default_ip_allowlist: Option<String>,
 }
 
 /// The config file of `serve` and `admin`.
@@ -449,6 +471,8 @@ pub struct Settings {
     pub password_check_wait_secs: u64,
     /// How DPoP proofs are judged (the validator's window, nonce and replay-cache size).
     pub dpop: DpopPolicyConfig,
+    /// The controls a new client gets unless it is created with others.
+    pub client_defaults: ClientDefaults,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -572,8 +596,27 @@ fn dpop_policy(o: &ServerOptions) -> anyhow::Result<DpopPolicyConfig> {
     })
 }
 
+/// The controls a new client gets (the `client_default_*` keys), checked as the admin commands
+/// check a client's own.
+fn client_defaults(o: &SharedOptions) -> anyhow::Result<ClientDefaults> {
+    let idle_cap_secs = match o.client_default_idle_cap.as_deref() {
+        None => None,
+        Some(text) if text.trim().eq_ignore_ascii_case("off") => None,
+        Some(text) => Some(positive_duration(text, "client default idle cap")?),
+    };
+    let ip_allowlist = IpAllowlist::parse(o.client_default_ip_allowlist.as_deref().unwrap_or(""))
+        .map_err(|why| anyhow::anyhow!("client default IP allowlist: {why}"))?;
+    Ok(ClientDefaults {
+        pkce_required: o.client_default_pkce_required.unwrap_or(false),
+        rotation_required: o.client_default_rotation_required.unwrap_or(false),
+        idle_cap_secs,
+        ip_allowlist,
+    })
+}
+
 impl Settings {
     pub fn from_options(o: Options) -> anyhow::Result<Self> {
+        let client_defaults = client_defaults(&o.shared)?;
         let listen = o
             .server
             .listen
@@ -625,6 +668,7 @@ impl Settings {
                 });
         Ok(Self {
             dpop,
+            client_defaults,
             trusted_proxies,
             cors,
             throttle,

@@ -297,6 +297,7 @@ pub async fn authority(settings: &Settings) -> anyhow::Result<Authority> {
         dpop: settings.dpop,
         usage_ledger_capacity:
             tessera_core::operations::usage_ledger::DEFAULT_USAGE_LEDGER_CAPACITY,
+        client_defaults: settings.client_defaults.clone(),
     };
     Ok(Authority::new(store, clock, Arc::new(SystemRandom), config))
 }

@@ -28,6 +28,7 @@ use crate::identity::guard::{FeedFreshness, Guard};
 use crate::identity::password::ReusableVerifier;
 use crate::identity::throttle::{Throttle, ThrottleConfig, Throttled};
 use crate::model::{ChangeKind, Client, Event, EventKind, Grant, Org, User};
+use crate::operations::admin::ClientDefaults;
 use crate::operations::audit_repeats::AuditRepeats;
 use crate::operations::signing_keys::{KeyCache, KeySchedule};
 use crate::operations::usage_ledger::{UsageLedger, DEFAULT_USAGE_LEDGER_CAPACITY};
@@ -154,6 +155,8 @@ pub struct AuthorityConfig {
     /// Distinct grants the usage ledger holds before it is written early (see
     /// [`crate::operations::usage_ledger`]).
     pub usage_ledger_capacity: usize,
+    /// The controls a new client gets unless its settings say otherwise.
+    pub client_defaults: ClientDefaults,
 }
 
 impl AuthorityConfig {
@@ -172,6 +175,7 @@ impl AuthorityConfig {
             key_schedule: KeySchedule::default(),
             dpop: DpopPolicyConfig::default(),
             usage_ledger_capacity: DEFAULT_USAGE_LEDGER_CAPACITY,
+            client_defaults: ClientDefaults::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use tessera_proto::{ClientSecret, ExposeSecret, Scope};
 
+use crate::identity::ip_allowlist::IpAllowlist;
 use crate::policy::RefreshTokenPolicy;
 use crate::time::Timestamp;
 use crate::tokens::hash::{hash_matches, Hash};
@@ -73,7 +74,7 @@ pub struct Client {
 
 /// A client's refresh-token controls, as Salesforce's connected apps have them (docs/controls.md).
 /// The default is every control off: what a client did before the controls existed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientControls {
     /// Every authorization request needs an S256 `code_challenge`. Once set it can never be
     /// unset (Salesforce's rule): an administrator cannot quietly weaken a partner app.
@@ -86,6 +87,9 @@ pub struct ClientControls {
     /// Salesforce's "Block": every token request and every use of the client's tokens is
     /// refused; the tokens stay stored, so unblocking restores them.
     pub blocked: bool,
+    /// Salesforce's "Refresh Token IP allowlist": the ranges the client's code exchanges and
+    /// refreshes may come from (empty: anywhere). Access tokens are not restricted by it.
+    pub ip_allowlist: IpAllowlist,
     /// Rotation audit mode (docs/controls.md, "Rotation audit mode"): while rotation is on, a
     /// rotated-out token that reuse detection would punish is answered with a new pair and
     /// recorded as a `rotation_audit` event instead, nothing revoked. Meaningless while rotation
@@ -459,6 +463,10 @@ pub enum EventKind {
     /// A DPoP proof refused at the token endpoint (RFC 9449), and why (the check that failed):
     /// the client and the source, never the proof. Repeats are counted as a refused refresh's.
     DpopProofRefused,
+    /// A code exchange or a refresh refused because its source address is outside the client's
+    /// IP allowlist (docs/controls.md): the client and the address, never the token. Nothing is
+    /// revoked; repeats are counted as a refused refresh's.
+    IpRefused,
     /// A grant or an access token was revoked (the detail says by what).
     Revoked,
     /// An authorization code presented a second time: what it issued was revoked.
@@ -491,7 +499,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 25] = [
+    pub const ALL: [EventKind; 26] = [
         Self::Issued,
         Self::Refreshed,
         Self::Rotated,
@@ -501,6 +509,7 @@ impl EventKind {
         Self::RotationAudit,
         Self::RefreshRefused,
         Self::DpopProofRefused,
+        Self::IpRefused,
         Self::Revoked,
         Self::CodeReused,
         Self::ClientAuthFailed,
@@ -530,6 +539,7 @@ impl EventKind {
             Self::RotationAudit => "rotation_audit",
             Self::RefreshRefused => "refresh_refused",
             Self::DpopProofRefused => "dpop_proof_refused",
+            Self::IpRefused => "ip_refused",
             Self::Revoked => "revoked",
             Self::CodeReused => "code_reused",
             Self::ClientAuthFailed => "client_auth_failed",

@@ -64,6 +64,9 @@ pub enum OAuthError {
     /// DPoP (RFC 9449 §5): the grant is bound to a key and the request's proof is of no key or
     /// of another one. Refused without revoking anything.
     DpopKeyMismatch,
+    /// The request's source address is outside the client's refresh-token IP allowlist (or
+    /// unknown while the client has one). Refused without revoking anything.
+    IpRestricted,
 }
 
 impl OAuthError {
@@ -97,7 +100,8 @@ impl OAuthError {
             | Self::InvalidCodeVerifier
             | Self::UnexpectedCodeVerifier
             | Self::RedirectUriMismatch
-            | Self::DpopKeyMismatch => "invalid_grant",
+            | Self::DpopKeyMismatch
+            | Self::IpRestricted => "invalid_grant",
             Self::InvalidScope => "invalid_scope",
             Self::InactiveUser => "inactive_user",
             Self::AccessDenied => "access_denied",
@@ -138,6 +142,8 @@ impl OAuthError {
             Self::ServerError => "internal server error",
             Self::UseDpopNonce => "Authorization server requires nonce in DPoP proof",
             Self::DpopKeyMismatch => "DPoP proof does not match the key the token is bound to",
+            // Salesforce's words for a refresh from an address its IP restrictions refuse.
+            Self::IpRestricted => "ip restricted",
         }
     }
 

@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use tessera_core::identity::ip_allowlist::{IpAllowlist, MAX_IP_ALLOWLIST_RANGES};
 use tessera_core::model::{
     AuthCode, ChangeKind, Client, ClientControls, DpopMode, DpopSettings, Event, EventKind, Family,
     Grant, Note, OpenIdSettings, Org, SigningAlg, User,
@@ -579,6 +580,8 @@ pub async fn clients_round_trip_every_field(store: Arc<dyn Store>) {
             idle_cap_secs: Some(30 * 86_400),
             blocked: true,
             rotation_audit: false,
+            ip_allowlist: IpAllowlist::parse("203.0.113.0/24, 2001:db8::/32, 198.51.100.7, ::/0!")
+                .unwrap(),
         },
     };
     let inactive = Client {
@@ -641,15 +644,35 @@ pub async fn clients_are_listed_updated_and_unknown_updates_report_false(store: 
             idle_cap_secs: Some(3600),
             blocked: true,
             rotation_audit: true,
+            ip_allowlist: IpAllowlist::parse(&full_ip_allowlist()).unwrap(),
         },
         ..first.clone()
     };
     assert!(store.update_client(&changed, at(1)).await.unwrap());
-    assert_eq!(store.client_by_id("app-one").await.unwrap(), Some(changed));
+    assert_eq!(
+        store.client_by_id("app-one").await.unwrap().as_ref(),
+        Some(&changed)
+    );
+    // An allowlist cleared is read back empty: no restriction.
+    let mut cleared = changed.clone();
+    cleared.controls.ip_allowlist = IpAllowlist::default();
+    assert!(store.update_client(&cleared, at(2)).await.unwrap());
+    assert_eq!(store.client_by_id("app-one").await.unwrap(), Some(cleared));
     assert!(!store
         .update_client(&client("unknown"), at(1))
         .await
         .unwrap());
+}
+
+/// The longest allowlist a client may have: 128 ranges, IPv6 and IPv4 alternately.
+fn full_ip_allowlist() -> String {
+    (0..MAX_IP_ALLOWLIST_RANGES)
+        .map(|n| match n % 2 {
+            0 => format!("2001:db8:{n:x}::/48"),
+            _ => format!("10.{n}.0.0/16"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub async fn approval_is_recorded_and_replaced(store: Arc<dyn Store>) {

@@ -720,7 +720,7 @@ impl Directory for PostgresStore {
         let values = ClientValues::new(client)?;
         let values = values.params();
         // created_at, the last, never changes.
-        let values = &values[..23];
+        let values = &values[..24];
         let id = &client.client_id;
         transaction!(self, |tx| async {
             let feed = Feed::lock(&tx).await?;

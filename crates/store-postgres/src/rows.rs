@@ -3,6 +3,7 @@
 //! transaction alike.
 
 use deadpool_postgres::GenericClient;
+use tessera_core::identity::ip_allowlist::IpAllowlist;
 use tessera_core::model::{
     AccessTokenRecord, AuthCode, Change, ChangeKind, Client, ClientControls, DpopMode,
     DpopSettings, Event, EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg,
@@ -120,8 +121,10 @@ pub(crate) fn client(row: &Row) -> Result<Client, DbError> {
                 .transpose()?,
             blocked: row.try_get(21)?,
             rotation_audit: row.try_get(22)?,
+            ip_allowlist: IpAllowlist::from_stored(row.try_get(23)?)
+                .map_err(|_| malformed("IP allowlist"))?,
         },
-        created_at: timestamp(row, 23)?,
+        created_at: timestamp(row, 24)?,
     })
 }
 
@@ -141,6 +144,7 @@ pub(crate) struct ClientValues<'c> {
     id_token_alg: &'static str,
     dpop_mode: &'static str,
     idle_cap_secs: Option<i64>,
+    ip_allowlist: String,
 }
 
 impl<'c> ClientValues<'c> {
@@ -171,12 +175,13 @@ impl<'c> ClientValues<'c> {
                 .idle_cap_secs
                 .map(|cap| seconds(cap, "idle-limit cap"))
                 .transpose()?,
+            ip_allowlist: client.controls.ip_allowlist.to_stored(),
         })
     }
 
     /// The values of `client_columns!`, in order: [`crate::sql::CLIENT_INSERT`]'s parameters,
     /// and [`crate::sql::CLIENT_UPDATE`]'s without the last.
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 24] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 25] {
         let client = self.client;
         [
             &client.client_id,
@@ -202,6 +207,7 @@ impl<'c> ClientValues<'c> {
             &self.idle_cap_secs,
             &client.controls.blocked,
             &client.controls.rotation_audit,
+            &self.ip_allowlist,
             &client.created_at.0,
         ]
     }

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0009_openid.sql"),
     include_str!("../../../migrations/postgres/0010_dpop.sql"),
     include_str!("../../../migrations/postgres/0011_controls.sql"),
+    include_str!("../../../migrations/postgres/0012_ip_allowlist.sql"),
     include_str!("../../../migrations/postgres/0013_rotation_audit.sql"),
     include_str!("../../../migrations/postgres/0014_usage.sql"),
 ];

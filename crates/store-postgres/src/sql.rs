@@ -24,7 +24,7 @@ macro_rules! client_columns {
          refresh_retry_window_secs, id_token_validity_secs, id_token_audiences, \
          id_token_standard_claims, echo_nonce_on_refresh, id_token_alg, jwt_access_tokens, \
          dpop_mode, dpop_require_nonce, pkce_required, rotation_required, idle_cap_secs, \
-         blocked, rotation_audit, created_at"
+         blocked, rotation_audit, ip_allowlist, created_at"
     };
 }
 macro_rules! code_columns {
@@ -130,7 +130,7 @@ pub(crate) const CLIENT_INSERT: &str = concat!(
     "INSERT INTO clients (",
     client_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-     $18, $19, $20, $21, $22, $23, $24)"
+     $18, $19, $20, $21, $22, $23, $24, $25)"
 );
 pub(crate) const CLIENT_BY_ID: &str = concat!(
     "SELECT ",
@@ -149,7 +149,7 @@ pub(crate) const CLIENT_UPDATE: &str = "UPDATE clients SET name = $2, secret_has
      id_token_validity_secs = $11, id_token_audiences = $12, id_token_standard_claims = $13, \
      echo_nonce_on_refresh = $14, id_token_alg = $15, jwt_access_tokens = $16, dpop_mode = $17, \
      dpop_require_nonce = $18, pkce_required = $19, rotation_required = $20, \
-     idle_cap_secs = $21, blocked = $22, rotation_audit = $23 WHERE client_id = $1";
+     idle_cap_secs = $21, blocked = $22, rotation_audit = $23, ip_allowlist = $24 WHERE client_id = $1";
 /// What a client's idle expiry depends on, before an update changes it; the row stays locked
 /// until the update, so that the change is judged against what it replaces.
 pub(crate) const CLIENT_IDLE_TERMS: &str =

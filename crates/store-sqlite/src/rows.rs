@@ -2,6 +2,7 @@
 
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Params, Row};
+use tessera_core::identity::ip_allowlist::IpAllowlist;
 use tessera_core::model::{
     AccessTokenRecord, AuthCode, Change, ChangeKind, Client, ClientControls, DpopMode,
     DpopSettings, Event, EventKind, Family, Grant, Note, OpenIdSettings, Org, SigningAlg,
@@ -99,8 +100,10 @@ pub(crate) fn client(row: &Row<'_>) -> rusqlite::Result<Client> {
                 .transpose()?,
             blocked: row.get(21)?,
             rotation_audit: row.get(22)?,
+            ip_allowlist: IpAllowlist::from_stored(row.get_ref(23)?.as_str()?)
+                .map_err(|_| malformed(23, "IP allowlist"))?,
         },
-        created_at: timestamp(row, 23)?,
+        created_at: timestamp(row, 24)?,
     })
 }
 
@@ -153,6 +156,7 @@ pub(crate) fn client_values(client: &Client) -> Result<Vec<Value>, StoreError> {
         idle_cap.into(),
         controls.blocked.into(),
         controls.rotation_audit.into(),
+        controls.ip_allowlist.to_stored().into(),
         client.created_at.0.into(),
     ])
 }

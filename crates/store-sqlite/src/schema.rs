@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0009_openid.sql"),
     include_str!("../../../migrations/sqlite/0010_dpop.sql"),
     include_str!("../../../migrations/sqlite/0011_controls.sql"),
+    include_str!("../../../migrations/sqlite/0012_ip_allowlist.sql"),
     include_str!("../../../migrations/sqlite/0013_rotation_audit.sql"),
     include_str!("../../../migrations/sqlite/0014_usage.sql"),
 ];
@@ -164,23 +165,29 @@ mod tests {
         assert_eq!(bindings, (None, None, None));
     }
 
-    /// Version 11 (the refresh-token controls) changes nothing for what was there: every
-    /// control is off.
-    #[test]
-    fn a_version_10_database_gets_every_control_off() {
+    /// A database at `version` holding one client of that version's columns, migrated to the
+    /// latest.
+    fn migrated_with_a_client_from(version: usize) -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
-        for migration in &MIGRATIONS[..10] {
+        for migration in &MIGRATIONS[..version] {
             conn.execute_batch(migration).unwrap();
         }
-        conn.pragma_update(None, "user_version", 10).unwrap();
+        conn.pragma_update(None, "user_version", version).unwrap();
         conn.execute_batch(
             "INSERT INTO clients (client_id, name, redirect_uris, scopes, refresh_token_policy,
                  access_token_ttl_secs, rotate_refresh_tokens, allow_user_agent_flow, created_at)
                  VALUES ('app', 'App', '[]', 'api', 'infinite', 60, 1, 0, 0);",
         )
         .unwrap();
-
         migrate(&mut conn).unwrap();
+        conn
+    }
+
+    /// Version 11 (the refresh-token controls) changes nothing for what was there: every
+    /// control is off.
+    #[test]
+    fn a_version_10_database_gets_every_control_off() {
+        let conn = migrated_with_a_client_from(10);
 
         let controls: (bool, bool, Option<i64>, bool) = conn
             .query_row(
@@ -257,6 +264,19 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("grants_by_client_user"), "{plan}");
+    }
+
+    /// Version 12 (the refresh-token IP allowlist) gives every existing client an empty list:
+    /// no restriction.
+    #[test]
+    fn a_version_11_database_gets_an_empty_ip_allowlist() {
+        let conn = migrated_with_a_client_from(11);
+
+        let allowlist: String = conn
+            .query_row("SELECT ip_allowlist FROM clients", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(allowlist, "");
+        assert_eq!(version(&conn).unwrap(), SCHEMA_VERSION);
     }
 
     #[test]

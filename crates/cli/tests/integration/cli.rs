@@ -528,6 +528,139 @@ fn rotation_is_set_off_on_or_audit_and_show_prints_the_audit_summary() {
 }
 
 #[test]
+fn a_clients_ip_allowlist_is_set_shown_cleared_and_bad_lists_are_refused_with_why() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let env = Env::new();
+    let id = env.client("Partner app");
+    let admin = |args: &[&str]| env.json(&[&["admin", "--json", "client"], args].concat(), None);
+    assert_eq!(admin(&["show", &id])["ip_allowlist"], json!([]));
+
+    let set = admin(&[
+        "update",
+        &id,
+        "--ip-allowlist",
+        "203.0.113.0/24,2001:db8::/32, 198.51.100.7",
+    ]);
+    assert_eq!(
+        set["ip_allowlist"],
+        json!(["203.0.113.0/24", "2001:db8::/32", "198.51.100.7/32"])
+    );
+    let text = String::from_utf8(env.run(&["admin", "client", "show", &id], None).stdout).unwrap();
+    assert!(
+        text.contains("ip allowlist   203.0.113.0/24 2001:db8::/32 198.51.100.7/32"),
+        "{text}"
+    );
+    assert!(text.contains("IP allowlist (3 ranges)"), "{text}");
+
+    let too_many = (0..129)
+        .map(|n| format!("10.0.{n}.0/24"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for (list, expected) in [
+        (too_many.as_str(), "at most 128 ranges; 129 given"),
+        (
+            "203.0.113.0/33",
+            "\"203.0.113.0/33\" is not an IPv4 or IPv6 range",
+        ),
+        ("example.com", "\"example.com\" is not an IP address"),
+        (
+            "203.0.113.9/24",
+            "has bits set past its /24 prefix; the range is 203.0.113.0/24",
+        ),
+        ("0.0.0.0/0", "write 0.0.0.0/0! if that is meant"),
+        ("::/0", "write ::/0! if that is meant"),
+    ] {
+        let out = env.run(
+            &["admin", "client", "update", &id, "--ip-allowlist", list],
+            None,
+        );
+        assert!(!out.status.success(), "{list}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("IP allowlist: "), "{list}: {err}");
+        assert!(err.contains(expected), "{list}: {err}");
+    }
+    assert_eq!(admin(&["show", &id])["ip_allowlist"], set["ip_allowlist"]);
+
+    let any_v6 = admin(&["update", &id, "--ip-allowlist", "203.0.113.0/24,::/0!"]);
+    assert_eq!(any_v6["ip_allowlist"], json!(["203.0.113.0/24", "::/0"]));
+    let cleared = admin(&["update", &id, "--ip-allowlist", "none"]);
+    assert_eq!(cleared["ip_allowlist"], json!([]));
+}
+
+#[test]
+fn the_config_files_client_defaults_apply_to_new_clients_unless_a_flag_says_otherwise() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let env = Env::new();
+    let path = env.dir.path().join("defaults.toml");
+    std::fs::write(
+        &path,
+        "client_default_pkce_required = true\nclient_default_rotation_required = true\n\
+         client_default_idle_cap = \"30d\"\nclient_default_ip_allowlist = \"203.0.113.0/24\"\n",
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let create = |extra: &[&str]| {
+        let base = [
+            "admin",
+            "--json",
+            "--config",
+            config,
+            "client",
+            "create",
+            "--name",
+            "App",
+            "--redirect-uri",
+            "https://a/cb",
+        ];
+        env.json(&[&base[..], extra].concat(), None)
+    };
+    let defaulted = create(&[]);
+    assert_eq!(defaulted["pkce_required"], true);
+    assert_eq!(defaulted["rotation_required"], true);
+    assert_eq!(defaulted["rotate_refresh_tokens"], true);
+    assert_eq!(defaulted["idle_cap"], "30d");
+    assert_eq!(defaulted["ip_allowlist"], json!(["203.0.113.0/24"]));
+
+    let explicit = create(&[
+        "--pkce-required",
+        "false",
+        "--rotation-required",
+        "false",
+        "--idle-cap",
+        "off",
+        "--ip-allowlist",
+        "2001:db8::/32",
+    ]);
+    assert_eq!(explicit["pkce_required"], false);
+    assert_eq!(explicit["rotation_required"], false);
+    assert_eq!(explicit["rotate_refresh_tokens"], false);
+    assert_eq!(explicit["idle_cap"], json!(null));
+    assert_eq!(explicit["ip_allowlist"], json!(["2001:db8::/32"]));
+
+    // An update never reads the defaults.
+    let id = explicit["client_id"].as_str().unwrap();
+    let updated = env.json(
+        &[
+            "admin", "--json", "--config", config, "client", "update", id, "--name", "B",
+        ],
+        None,
+    );
+    assert_eq!(updated["pkce_required"], false);
+    assert_eq!(updated["ip_allowlist"], json!(["2001:db8::/32"]));
+
+    // A bad default is refused before anything is done, naming the key.
+    let mut command = env.command();
+    command.env("TESSERA_CLIENT_DEFAULT_IP_ALLOWLIST", "0.0.0.0/0");
+    let out = common::run(command, &["admin", "client", "list"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("client default IP allowlist") && err.contains("no restriction"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_client_settings_are_refused_with_a_clear_message() {
     let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();

@@ -14,6 +14,7 @@ use tessera_proto::{
 
 use crate::authority::{Authority, ClientCredentials, Requester, Source};
 use crate::flows::dpop_binding::DpopPresentation;
+use crate::model::{Client, EventKind};
 
 /// A token request, read from its parameters.
 #[derive(Debug, Clone)]
@@ -105,6 +106,7 @@ impl Authority {
         self.revocations_known(self.now())?;
         let client = self.authenticate_client(creds).await?;
         refuse_blocked(&client)?;
+        self.refuse_outside_allowlist(&client, source)?;
         let proof = self.token_request_proof(&client, dpop, source).await?;
         let requester = Requester {
             secret: creds.secret.as_ref(),
@@ -144,12 +146,33 @@ impl Authority {
     }
 }
 
+impl Authority {
+    /// The refresh-token IP allowlist (docs/controls.md): a code exchange or a refresh of a
+    /// client with an allowlist must come from inside it. The address is the one the throttle
+    /// uses (the peer, or the client a trusted proxy names). A request with no known address
+    /// (no socket) is refused too: the list cannot vouch for it. Nothing is revoked, so the
+    /// same code or refresh token works from inside; the refusal is audited, repeats counted.
+    fn refuse_outside_allowlist(&self, client: &Client, source: &Source) -> Result<(), OAuthError> {
+        let allowlist = &client.controls.ip_allowlist;
+        if allowlist.is_empty() {
+            return Ok(());
+        }
+        let reason = match source.address {
+            Some(address) if allowlist.admits(address) => return Ok(()),
+            Some(address) => format!("{address} is outside the IP allowlist"),
+            None => "no source address to check against the IP allowlist".to_owned(),
+        };
+        self.record_refusal_of(EventKind::IpRefused, &client.client_id, &reason, source);
+        Err(OAuthError::IpRestricted)
+    }
+}
+
 /// The description Salesforce gives a blocked connected app (its `OAUTH_APP_BLOCKED`).
 pub(crate) const APP_BLOCKED: &str = "this app is blocked by admin";
 
 /// A blocked client gets nothing (Salesforce's "Block"; docs/controls.md): its tokens stay
 /// stored and work again once it is unblocked, so nothing is revoked here.
-pub(crate) fn refuse_blocked(client: &crate::model::Client) -> Result<(), OAuthError> {
+pub(crate) fn refuse_blocked(client: &Client) -> Result<(), OAuthError> {
     if client.controls.blocked {
         return Err(OAuthError::UnauthorizedClient(APP_BLOCKED));
     }

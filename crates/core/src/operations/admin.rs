@@ -3,10 +3,11 @@
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, Password, Scope, TokenResponse};
 
 use crate::authority::{Authentication, Authority, NewGrant};
+use crate::identity::ip_allowlist::IpAllowlist;
 use crate::identity::username::normalise_username;
 use crate::model::{
-    Client, DpopMode, DpopSettings, Grant, OpenIdSettings, SigningAlg, StoredEvent, User,
-    MAX_ID_TOKEN_AUDIENCES, MAX_ID_TOKEN_VALIDITY_SECS,
+    Client, ClientControls, DpopMode, DpopSettings, Grant, OpenIdSettings, SigningAlg, StoredEvent,
+    User, MAX_ID_TOKEN_AUDIENCES, MAX_ID_TOKEN_VALIDITY_SECS,
 };
 use crate::operations::operator::Operator;
 use crate::policy::{
@@ -61,6 +62,54 @@ pub struct ClientSettings {
     pub idle_cap_secs: Option<Option<u64>>,
     /// Blocked (`true`) or unblocked (`false`).
     pub blocked: Option<bool>,
+    /// The refresh-token IP allowlist as written (replacing the one it has; `none` clears it),
+    /// checked by [`IpAllowlist::parse`].
+    pub ip_allowlist: Option<String>,
+}
+
+/// The controls a new client gets where its settings do not say otherwise: the configuration's
+/// `client_default_*` keys (docs/configuration.md). All off by default. They apply at creation
+/// only; an update never reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientDefaults {
+    pub pkce_required: bool,
+    pub rotation_required: bool,
+    pub idle_cap_secs: Option<u64>,
+    pub ip_allowlist: IpAllowlist,
+}
+
+impl ClientDefaults {
+    /// The controls of a client that takes every default: what a new-client form starts with.
+    pub fn controls(&self) -> ClientControls {
+        ClientControls {
+            pkce_required: self.pkce_required,
+            rotation_required: self.rotation_required,
+            idle_cap_secs: self.idle_cap_secs,
+            blocked: false,
+            rotation_audit: false,
+            ip_allowlist: self.ip_allowlist.clone(),
+        }
+    }
+}
+
+impl ClientSettings {
+    /// These settings, with every control they leave unsaid taken from `defaults`.
+    fn or_defaults(&self, defaults: &ClientDefaults) -> Self {
+        Self {
+            pkce_required: self.pkce_required.or(Some(defaults.pkce_required)),
+            // Only a default that is on says anything: off is what a new client has anyway,
+            // and saying it would not change what an explicit `--rotate` does.
+            rotation_required: self
+                .rotation_required
+                .or(defaults.rotation_required.then_some(true)),
+            idle_cap_secs: self.idle_cap_secs.or(Some(defaults.idle_cap_secs)),
+            ip_allowlist: self
+                .ip_allowlist
+                .clone()
+                .or_else(|| Some(defaults.ip_allowlist.to_input(","))),
+            ..self.clone()
+        }
+    }
 }
 
 /// Why PKCE required cannot be unset, in the words the CLI and the console show.
@@ -164,6 +213,10 @@ impl ClientSettings {
         }
         if let Some(blocked) = self.blocked {
             controls.blocked = blocked;
+        }
+        if let Some(text) = &self.ip_allowlist {
+            controls.ip_allowlist = IpAllowlist::parse(text)
+                .map_err(|why| AdminError::Invalid(format!("IP allowlist: {why}")))?;
         }
         Ok(())
     }
@@ -290,7 +343,9 @@ impl Operator {
             dpop: DpopSettings::default(),
             controls: Default::default(),
         };
-        settings.apply(&mut client)?;
+        settings
+            .or_defaults(&self.authority.config().client_defaults)
+            .apply(&mut client)?;
         if client.name.trim().is_empty() {
             return Err(AdminError::Invalid("a client needs a name".into()));
         }
@@ -702,7 +757,130 @@ impl crate::time::Random for SeededSalt {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::authority::AuthorityConfig;
+    use crate::tokens::server_key::ServerKey;
+
+    /// An authority on an in-memory store whose new clients get `defaults`.
+    fn authority_with(defaults: ClientDefaults) -> Authority {
+        let mut config = AuthorityConfig::new(
+            "http://as.test",
+            ServerKey::generate(&crate::time::SystemRandom),
+        );
+        config.client_defaults = defaults;
+        Authority::new(
+            Arc::new(crate::store::memory::MemoryStore::new()),
+            Arc::new(crate::time::ManualClock::new(crate::time::Timestamp(
+                1_800_000_000_000,
+            ))),
+            Arc::new(crate::time::SystemRandom),
+            config,
+        )
+    }
+
+    fn app(settings: ClientSettings) -> ClientSettings {
+        ClientSettings {
+            name: Some("App".into()),
+            redirect_uris: Some(vec!["https://app.example.com/cb".into()]),
+            ..settings
+        }
+    }
+
+    fn every_default_on() -> ClientDefaults {
+        ClientDefaults {
+            pkce_required: true,
+            rotation_required: true,
+            idle_cap_secs: Some(30 * 86_400),
+            ip_allowlist: IpAllowlist::parse("203.0.113.0/24,2001:db8::/32").unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_client_gets_the_configured_defaults_where_its_settings_are_silent() {
+        let authority = authority_with(every_default_on());
+        let (client, _) = authority
+            .operator()
+            .create_client(false, &app(ClientSettings::default()))
+            .await
+            .unwrap();
+        assert_eq!(
+            client.controls,
+            crate::model::ClientControls {
+                pkce_required: true,
+                rotation_required: true,
+                idle_cap_secs: Some(30 * 86_400),
+                blocked: false,
+                rotation_audit: false,
+                ip_allowlist: every_default_on().ip_allowlist,
+            }
+        );
+        assert!(
+            client.rotate_refresh_tokens,
+            "rotation required turns rotation on"
+        );
+    }
+
+    #[tokio::test]
+    async fn explicit_settings_override_the_defaults_and_updates_never_read_them() {
+        let authority = authority_with(every_default_on());
+        let operator = authority.operator();
+        let explicit = app(ClientSettings {
+            pkce_required: Some(false),
+            rotation_required: Some(false),
+            idle_cap_secs: Some(None),
+            ip_allowlist: Some("none".into()),
+            ..Default::default()
+        });
+        let (client, _) = operator.create_client(false, &explicit).await.unwrap();
+        assert_eq!(client.controls, crate::model::ClientControls::default());
+        assert!(!client.rotate_refresh_tokens);
+
+        let updated = operator
+            .update_client(&client.client_id, &ClientSettings::default())
+            .await
+            .unwrap();
+        assert_eq!(updated.controls, crate::model::ClientControls::default());
+    }
+
+    #[tokio::test]
+    async fn a_bad_ip_allowlist_is_refused_with_the_reason_and_a_good_one_is_kept() {
+        let authority = authority_with(ClientDefaults::default());
+        let operator = authority.operator();
+        let many = (0..129)
+            .map(|n| format!("10.0.{n}.0/24"))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (bad, why) in [
+            (many.as_str(), "at most 128 ranges; 129 given"),
+            ("10.0.0.0/33", "is not an IPv4 or IPv6 range"),
+            ("10.1.2.3/8", "bits set past its /8 prefix"),
+            ("0.0.0.0/0", "which is no restriction"),
+            ("::/0", "which is no restriction"),
+        ] {
+            let settings = app(ClientSettings {
+                ip_allowlist: Some(bad.to_owned()),
+                ..Default::default()
+            });
+            let error = operator.create_client(false, &settings).await.unwrap_err();
+            let text = error.to_string();
+            assert!(
+                matches!(error, AdminError::Invalid(_)) && text.contains(why),
+                "{bad}: {text}"
+            );
+            assert!(text.starts_with("IP allowlist: "), "{text}");
+        }
+        let settings = app(ClientSettings {
+            ip_allowlist: Some("192.0.2.0/24 ::/0!".into()),
+            ..Default::default()
+        });
+        let (client, _) = operator.create_client(false, &settings).await.unwrap();
+        assert_eq!(
+            client.controls.ip_allowlist.to_input(","),
+            "192.0.2.0/24,::/0!"
+        );
+    }
 
     #[test]
     fn redirect_uris_that_could_leak_a_code_are_refused_with_a_reason() {

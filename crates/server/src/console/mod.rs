@@ -289,7 +289,12 @@ async fn clients_page(
         StatusCode::OK
     };
     Ok(admin.page_with(state, status, "Clients", None, |csrf| {
-        views::clients(csrf, &clients, error)
+        views::clients(
+            csrf,
+            &clients,
+            &state.authority.config().client_defaults.controls(),
+            error,
+        )
     }))
 }
 
@@ -376,6 +381,14 @@ fn client_settings(form: &AdminForm) -> Result<ClientSettings, String> {
         // Empty: no cap.
         idle_cap_secs: Some(duration("idle_cap", "idle-limit cap")?),
         blocked: Some(checked("blocked")),
+        // One range per line; an empty box (which arrives as no field): no restriction. Checked
+        // by the operator, which says why.
+        ip_allowlist: Some(
+            form.params
+                .get("ip_allowlist")
+                .unwrap_or_default()
+                .to_owned(),
+        ),
     })
 }
 
@@ -384,10 +397,13 @@ async fn create_client(
     form: AdminForm,
 ) -> Result<Response, WebError> {
     let admin = &form.admin;
-    let settings = match client_settings(&form) {
+    let mut settings = match client_settings(&form) {
         Ok(settings) => settings,
         Err(error) => return clients_page(&state, admin, Some(&error)).await,
     };
+    // The new-client form's PKCE box is never disabled: not sent, it was unticked, which must
+    // override a configured default rather than fall back to it.
+    settings.pkce_required.get_or_insert(false);
     let public = form.params.get("public") == Some("true");
     let actor = state
         .authority

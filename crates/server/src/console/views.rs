@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use maud::{html, Markup, DOCTYPE};
 use tessera_core::model::{
-    Client, DpopMode, EventKind, Grant, RotationMode, SigningAlg, StoredEvent, User,
+    Client, ClientControls, DpopMode, EventKind, Grant, RotationMode, SigningAlg, StoredEvent, User,
 };
 use tessera_core::operations::admin::PKCE_REQUIRED_IS_FOREVER;
 use tessera_core::operations::console::EventNames;
@@ -139,8 +139,9 @@ pub fn message(heading: &str, text: &str) -> Markup {
     }
 }
 
-/// The client form's fields, filled from `client` when editing.
-fn client_fields(client: Option<&Client>) -> Markup {
+/// The client form's fields, filled from `client` when editing; a new client's controls start
+/// as `new_controls` (the configured defaults), which the administrator may change.
+fn client_fields(client: Option<&Client>, new_controls: &ClientControls) -> Markup {
     let uris = client
         .map(|c| c.redirect_uris.join("\n"))
         .unwrap_or_default();
@@ -164,7 +165,7 @@ fn client_fields(client: Option<&Client>) -> Markup {
     });
     let openid = client.map(|c| c.openid.clone()).unwrap_or_default();
     let dpop = client.map(|c| c.dpop).unwrap_or_default();
-    let controls = client.map(|c| c.controls).unwrap_or_default();
+    let controls = client.map_or_else(|| new_controls.clone(), |c| c.controls.clone());
     // What is stored: a public client's rotation is forced on, but its setting shows as saved.
     let rotation = match client {
         Some(c) if c.audits_rotation() => RotationMode::Audit,
@@ -251,11 +252,11 @@ fn client_fields(client: Option<&Client>) -> Markup {
             input type="text" id="idle_cap" name="idle_cap" value=(idle_cap);
             p {
                 label.check {
-                    @if controls.pkce_required {
+                    @if client.is_some_and(|c| c.controls.pkce_required) {
                         input type="checkbox" name="pkce_required" value="true" checked disabled;
                         " PKCE required (" (PKCE_REQUIRED_IS_FOREVER) ")"
                     } @else {
-                        input type="checkbox" name="pkce_required" value="true";
+                        input type="checkbox" name="pkce_required" value="true" checked[controls.pkce_required];
                         " PKCE required (cannot be turned off once saved)"
                     }
                 }
@@ -268,6 +269,11 @@ fn client_fields(client: Option<&Client>) -> Markup {
                     " Blocked: every token request and every use of its tokens is refused; its tokens are kept"
                 }
             }
+            @if let Some(c) = client {
+                p { "Refresh-token IP allowlist: " strong { (allowlist_summary(c)) } }
+            }
+            label for="ip_allowlist" { "Refresh-token IP allowlist: code exchanges and refreshes only from these ranges, one per line, like 203.0.113.0/24 or 2001:db8::/32 (at most 128; empty: from anywhere; a /0 range needs a trailing !)" }
+            textarea id="ip_allowlist" name="ip_allowlist" rows="3" { (controls.ip_allowlist.to_input("\n")) }
         }
     }
 }
@@ -275,6 +281,16 @@ fn client_fields(client: Option<&Client>) -> Markup {
 /// A client's effective refresh-token policy, with why it differs from the configured one.
 fn effective_policy(client: &Client) -> String {
     explain_effective_policy(client.refresh_token_policy, client.controls.idle_cap_secs)
+}
+
+/// A client's refresh-token IP allowlist in a line: its ranges, or that there is none.
+fn allowlist_summary(client: &Client) -> String {
+    let allowlist = &client.controls.ip_allowlist;
+    if allowlist.is_empty() {
+        "none (code exchanges and refreshes from any address)".to_owned()
+    } else {
+        allowlist.to_input(", ")
+    }
 }
 
 /// Whether a grant's refresh tokens are bound to a key, and to which (its RFC 7638 thumbprint:
@@ -285,7 +301,12 @@ fn dpop_binding(grant: &Grant) -> Markup {
     }
 }
 
-pub fn clients(csrf: &CsrfToken, clients: &[Client], error: Option<&str>) -> Markup {
+pub fn clients(
+    csrf: &CsrfToken,
+    clients: &[Client],
+    new_controls: &ClientControls,
+    error: Option<&str>,
+) -> Markup {
     html! {
         h1 { "Clients" }
         @if let Some(error) = error { p.error role="alert" { (error) } }
@@ -309,7 +330,7 @@ pub fn clients(csrf: &CsrfToken, clients: &[Client], error: Option<&str>) -> Mar
             legend { "New client" }
             form method="post" action="/admin/clients" id="create-client" {
                 (csrf_field(csrf))
-                (client_fields(None))
+                (client_fields(None, new_controls))
                 p { label.check { input type="checkbox" name="public" value="true"; " Public (no secret; PKCE and rotation enforced)" } }
                 button type="submit" { "Create client" }
             }
@@ -333,7 +354,7 @@ pub fn client(
         }
         form method="post" action=(base) id="update-client" {
             (csrf_field(csrf))
-            (client_fields(Some(client)))
+            (client_fields(Some(client), &ClientControls::default()))
             button type="submit" { "Save" }
         }
         @if !client.is_public() {

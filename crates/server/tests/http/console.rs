@@ -2,7 +2,9 @@
 //! an administrator does.
 
 use axum::http::StatusCode;
+use tessera_core::identity::ip_allowlist::IpAllowlist;
 use tessera_core::model::ClientControls;
+use tessera_core::operations::admin::ClientDefaults;
 use tessera_proto::Password;
 
 use crate::support::*;
@@ -36,7 +38,10 @@ const FORMS: [&str; 9] = [
 ];
 
 pub(crate) async fn with_admin() -> Harness {
-    let h = Harness::new().await;
+    admin_of(Harness::new().await).await
+}
+
+async fn admin_of(h: Harness) -> Harness {
     h.authority
         .operator()
         .create_admin(ADMIN, Password::new(ADMIN_PASSWORD), None)
@@ -458,6 +463,7 @@ async fn a_clients_controls_are_set_from_the_console_and_pkce_required_stays_set
         idle_cap_secs: Some(30 * 86_400),
         blocked: true,
         rotation_audit: false,
+        ..ClientControls::default()
     };
     assert_eq!(controls_of(&h, &client).await, set);
     let html = h.get(&path, Some(&mut browser)).await.text();
@@ -485,6 +491,103 @@ async fn a_clients_controls_are_set_from_the_console_and_pkce_required_stays_set
         ..ClientControls::default()
     };
     assert_eq!(controls_of(&h, &client).await, kept);
+}
+
+#[tokio::test]
+async fn a_clients_ip_allowlist_is_edited_one_range_a_line_and_a_bad_one_is_refused_with_why() {
+    let h = with_admin().await;
+    let mut browser = logged_in_admin(&h).await;
+    let client = h.confidential().await;
+    let path = format!("/admin/clients/{}", client.id);
+    let html = h.get(&path, Some(&mut browser)).await.text();
+    assert!(
+        html.contains("Refresh-token IP allowlist: <strong>none"),
+        "{html}"
+    );
+    let csrf = hidden_value(&html, "csrf_token").unwrap();
+    let post = |list: &str| client_form(&csrf, "Partner app", &[("ip_allowlist", list)]);
+
+    let saved = h
+        .post_form(
+            &path,
+            &post("203.0.113.0/24\r\n2001:db8::/32\r\n"),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text());
+    let set = controls_of(&h, &client).await.ip_allowlist;
+    assert_eq!(set.to_input(","), "203.0.113.0/24,2001:db8::/32");
+    let html = h.get(&path, Some(&mut browser)).await.text();
+    assert!(
+        html.contains("Refresh-token IP allowlist: <strong>203.0.113.0/24, 2001:db8::/32"),
+        "{html}"
+    );
+    assert!(
+        html.contains("203.0.113.0/24\n2001:db8::/32</textarea>"),
+        "{html}"
+    );
+
+    for (bad, why) in [
+        ("0.0.0.0/0", "which is no restriction"),
+        ("203.0.113.9/24", "bits set past its /24 prefix"),
+        ("203.0.113.0/24\nnot-a-range", "is not an IP address"),
+    ] {
+        let refused = h.post_form(&path, &post(bad), Some(&mut browser)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(refused.text().contains(why), "{bad}: {}", refused.text());
+        assert_eq!(controls_of(&h, &client).await.ip_allowlist, set, "{bad}");
+    }
+
+    // An empty box lifts the restriction.
+    let cleared = h.post_form(&path, &post(""), Some(&mut browser)).await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER, "{}", cleared.text());
+    assert!(controls_of(&h, &client).await.ip_allowlist.is_empty());
+}
+
+#[tokio::test]
+async fn the_new_client_form_starts_with_the_configured_defaults_which_the_admin_may_change() {
+    let defaults = ClientDefaults {
+        pkce_required: true,
+        rotation_required: false,
+        idle_cap_secs: Some(30 * 86_400),
+        ip_allowlist: IpAllowlist::parse("203.0.113.0/24 ::/0!").unwrap(),
+    };
+    let configured = defaults.clone();
+    let h = Harness::with_config(
+        move |c| c.client_defaults = configured,
+        tessera_server::TrustedProxies::default(),
+    )
+    .await;
+    let h = admin_of(h).await;
+    let mut browser = logged_in_admin(&h).await;
+    let html = h.get("/admin/clients", Some(&mut browser)).await.text();
+    assert!(html.contains("203.0.113.0/24\n::/0!</textarea>"), "{html}");
+    assert!(
+        html.contains("name=\"pkce_required\" value=\"true\" checked>"),
+        "{html}"
+    );
+    assert!(html.contains("name=\"idle_cap\" value=\"30d\""), "{html}");
+
+    // What the form sends is what the client gets: here, the allowlist emptied and PKCE unticked.
+    let csrf = hidden_value(&html, "csrf_token").unwrap();
+    let fields = [("idle_cap", "30d"), ("ip_allowlist", "")];
+    let created = h
+        .post_form(
+            "/admin/clients",
+            &client_form(&csrf, "New app", &fields),
+            Some(&mut browser),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let clients = h.authority.operator().list_clients().await.unwrap();
+    let new = clients.iter().find(|c| c.name == "New app").unwrap();
+    assert_eq!(
+        new.controls,
+        ClientControls {
+            idle_cap_secs: Some(30 * 86_400),
+            ..ClientControls::default()
+        }
+    );
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@
     clippy::string_slice
 )]
 
+mod allowlist;
 mod authorize;
 mod caching;
 mod console;
