@@ -41,6 +41,11 @@ pub(crate) async fn with_admin() -> Harness {
     admin_of(Harness::new().await).await
 }
 
+/// A harness over `store` with an administrator.
+pub(crate) async fn with_admin_on(store: TestStore) -> Harness {
+    admin_of(Harness::on(store).await).await
+}
+
 async fn admin_of(h: Harness) -> Harness {
     h.authority
         .operator()

@@ -41,9 +41,10 @@ fn blocked(block: bool) -> ClientSettings {
     }
 }
 
-#[tokio::test]
-async fn the_idle_cap_ends_an_infinite_grant_left_unused_for_the_cap_and_use_keeps_it_alive() {
-    let h = Harness::new().await;
+async fn the_idle_cap_ends_an_infinite_grant_left_unused_for_the_cap_and_use_keeps_it_alive(
+    store: TestStore,
+) {
+    let h = Harness::on(store).await;
     let c = client_with(
         &h,
         ClientSettings {
@@ -66,9 +67,8 @@ async fn the_idle_cap_ends_an_infinite_grant_left_unused_for_the_cap_and_use_kee
         .assert_oauth_error(400, "invalid_grant");
 }
 
-#[tokio::test]
-async fn without_the_idle_cap_an_infinite_grant_outlives_any_idle_time() {
-    let h = Harness::new().await;
+async fn without_the_idle_cap_an_infinite_grant_outlives_any_idle_time(store: TestStore) {
+    let h = Harness::on(store).await;
     let c = h.confidential().await;
     let first = h.login(&c, SCOPE).await;
     h.clock.advance_secs(400 * 86_400);
@@ -78,9 +78,8 @@ async fn without_the_idle_cap_an_infinite_grant_outlives_any_idle_time() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 }
 
-#[tokio::test]
-async fn an_idle_cap_set_after_the_login_reaches_the_grant_and_introspection() {
-    let h = Harness::new().await;
+async fn an_idle_cap_set_after_the_login_reaches_the_grant_and_introspection(store: TestStore) {
+    let h = Harness::on(store).await;
     let c = h.confidential().await;
     let first = h.login(&c, SCOPE).await;
     let refresh_token = first["refresh_token"].as_str().unwrap();
@@ -104,9 +103,8 @@ async fn an_idle_cap_set_after_the_login_reaches_the_grant_and_introspection() {
         .assert_oauth_error(400, "invalid_grant");
 }
 
-#[tokio::test]
-async fn a_pkce_required_client_is_refused_an_authorization_without_a_challenge() {
-    let h = Harness::new().await;
+async fn a_pkce_required_client_is_refused_an_authorization_without_a_challenge(store: TestStore) {
+    let h = Harness::on(store).await;
     let c = pkce_required_client(&h).await;
     let reply = h
         .get(&h.authorize_url(&c, &[("state", "keep")]), None)
@@ -130,9 +128,8 @@ async fn a_pkce_required_client_is_refused_an_authorization_without_a_challenge(
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 }
 
-#[tokio::test]
-async fn pkce_required_cannot_be_turned_off() {
-    let h = Harness::new().await;
+async fn pkce_required_cannot_be_turned_off(store: TestStore) {
+    let h = Harness::on(store).await;
     let c = pkce_required_client(&h).await;
     let unset = ClientSettings {
         pkce_required: Some(false),
@@ -146,9 +143,8 @@ async fn pkce_required_cannot_be_turned_off() {
     assert!(client.controls.pkce_required);
 }
 
-#[tokio::test]
-async fn rotation_required_turns_rotation_on_and_refuses_turning_it_off() {
-    let h = Harness::new().await;
+async fn rotation_required_turns_rotation_on_and_refuses_turning_it_off(store: TestStore) {
+    let h = Harness::on(store).await;
     let c = client_with(
         &h,
         ClientSettings {
@@ -187,9 +183,10 @@ async fn rotation_required_turns_rotation_on_and_refuses_turning_it_off() {
     );
 }
 
-#[tokio::test]
-async fn a_blocked_client_is_refused_everywhere_and_unblocking_restores_its_tokens() {
-    let h = Harness::new().await;
+async fn a_blocked_client_is_refused_everywhere_and_unblocking_restores_its_tokens(
+    store: TestStore,
+) {
+    let h = Harness::on(store).await;
     let c = h.confidential().await;
     let first = h.login(&c, SCOPE).await;
     let (access, refresh_token) = (
@@ -228,9 +225,8 @@ async fn a_blocked_client_is_refused_everywhere_and_unblocking_restores_its_toke
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 }
 
-#[tokio::test]
-async fn a_block_made_on_another_node_takes_effect_on_the_next_request() {
-    let h = Harness::new().await;
+async fn a_block_made_on_another_node_takes_effect_on_the_next_request(store: TestStore) {
+    let h = Harness::on(store).await;
     let c = h.confidential().await;
     let access = h.login(&c, SCOPE).await["access_token"]
         .as_str()
@@ -246,3 +242,14 @@ async fn a_block_made_on_another_node_takes_effect_on_the_next_request() {
     h.authority.catch_up().await.unwrap();
     assert!(!h.api_works(&access).await);
 }
+
+on_sqlite_and_postgres!(
+    the_idle_cap_ends_an_infinite_grant_left_unused_for_the_cap_and_use_keeps_it_alive,
+    without_the_idle_cap_an_infinite_grant_outlives_any_idle_time,
+    an_idle_cap_set_after_the_login_reaches_the_grant_and_introspection,
+    a_pkce_required_client_is_refused_an_authorization_without_a_challenge,
+    pkce_required_cannot_be_turned_off,
+    rotation_required_turns_rotation_on_and_refuses_turning_it_off,
+    a_blocked_client_is_refused_everywhere_and_unblocking_restores_its_tokens,
+    a_block_made_on_another_node_takes_effect_on_the_next_request,
+);

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use tessera_core::operations::admin::ClientSettings;
 use tessera_proto::{ExposeSecret, Password};
 
-use crate::console::{logged_in_admin, with_admin};
+use crate::console::{logged_in_admin, with_admin_on};
 use crate::support::*;
 
 const BOB: &str = "bob@example.com";
@@ -141,9 +141,10 @@ fn csrf_of(page: &Reply) -> String {
     hidden_value(&page.text(), "csrf_token").expect("a form with a CSRF token")
 }
 
-#[tokio::test]
-async fn log_out_everywhere_from_the_console_fails_every_token_of_the_user_and_no_one_elses() {
-    let h = with_admin().await;
+async fn log_out_everywhere_from_the_console_fails_every_token_of_the_user_and_no_one_elses(
+    store: TestStore,
+) {
+    let h = with_admin_on(store).await;
     let fixture = two_apps_and_bob(&h).await;
     let alice_id = user_id(&h, USERNAME).await;
     let path = format!("/admin/users/{alice_id}/logout-everywhere");
@@ -230,9 +231,8 @@ async fn log_out_everywhere_from_the_console_fails_every_token_of_the_user_and_n
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn the_apps_page_sends_a_signed_out_browser_to_the_login_and_back() {
-    let h = Harness::new().await;
+async fn the_apps_page_sends_a_signed_out_browser_to_the_login_and_back(store: TestStore) {
+    let h = Harness::on(store).await;
     let mail = app_named(&h, "Mail").await;
     alice_logs_in(&h, &mut Browser::default(), &mail).await;
 
@@ -301,9 +301,8 @@ async fn the_apps_page_sends_a_signed_out_browser_to_the_login_and_back() {
     assert_eq!(login.location(), APPS);
 }
 
-#[tokio::test]
-async fn the_apps_page_lists_the_users_grants_by_app_and_no_one_elses() {
-    let h = Harness::new().await;
+async fn the_apps_page_lists_the_users_grants_by_app_and_no_one_elses(store: TestStore) {
+    let h = Harness::on(store).await;
     let mail = app_named(&h, "Mail").await;
     let calendar = app_named(&h, "Calendar").await;
     let bobs_app = app_named(&h, "Only Bob uses this").await;
@@ -335,9 +334,10 @@ async fn the_apps_page_lists_the_users_grants_by_app_and_no_one_elses() {
     }
 }
 
-#[tokio::test]
-async fn a_grant_is_revoked_from_the_apps_page_only_with_the_csrf_token_and_only_the_users_own() {
-    let h = Harness::new().await;
+async fn a_grant_is_revoked_from_the_apps_page_only_with_the_csrf_token_and_only_the_users_own(
+    store: TestStore,
+) {
+    let h = Harness::on(store).await;
     let TwoAppsAndBob {
         mail,
         mut alice,
@@ -421,9 +421,10 @@ async fn a_grant_is_revoked_from_the_apps_page_only_with_the_csrf_token_and_only
     assert_eq!(revoked[0].event.detail, "by the user, connected apps page");
 }
 
-#[tokio::test]
-async fn log_out_everywhere_from_the_apps_page_revokes_every_grant_of_the_user_once() {
-    let h = Harness::new().await;
+async fn log_out_everywhere_from_the_apps_page_revokes_every_grant_of_the_user_once(
+    store: TestStore,
+) {
+    let h = Harness::on(store).await;
     let fixture = two_apps_and_bob(&h).await;
     let mut alice = fixture.alice.clone();
     let path = "/services/oauth2/apps/logout-everywhere";
@@ -474,3 +475,11 @@ async fn log_out_everywhere_from_the_apps_page_revokes_every_grant_of_the_user_o
     assert_eq!(page.text().matches("data-state=\"revoked\"").count(), 2);
     assert!(!page.text().contains(path));
 }
+
+on_sqlite_and_postgres!(
+    log_out_everywhere_from_the_console_fails_every_token_of_the_user_and_no_one_elses,
+    the_apps_page_sends_a_signed_out_browser_to_the_login_and_back,
+    the_apps_page_lists_the_users_grants_by_app_and_no_one_elses,
+    a_grant_is_revoked_from_the_apps_page_only_with_the_csrf_token_and_only_the_users_own,
+    log_out_everywhere_from_the_apps_page_revokes_every_grant_of_the_user_once,
+);

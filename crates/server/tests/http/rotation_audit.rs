@@ -47,10 +47,10 @@ pub(crate) async fn present_a_token_rotated_out_past_the_window(
     (second, h.refresh_from(peer, client, &first).await)
 }
 
-#[tokio::test]
 async fn audit_mode_answers_a_rotated_out_token_then_rotation_on_revokes_the_family_for_the_same_sequence(
+    store: TestStore,
 ) {
-    let h = Harness::new().await;
+    let h = Harness::on(store).await;
     let client = h.client(false, audit()).await;
 
     let (second, reply) =
@@ -103,10 +103,10 @@ async fn audit_mode_answers_a_rotated_out_token_then_rotation_on_revokes_the_fam
     assert_eq!(still.status, StatusCode::OK, "{}", still.text());
 }
 
-#[tokio::test]
 async fn in_audit_mode_the_retry_window_still_answers_the_same_pair_and_a_revoked_family_stays_refused(
+    store: TestStore,
 ) {
-    let h = Harness::new().await;
+    let h = Harness::on(store).await;
     let client = h.client(false, audit()).await;
     let first = refresh_token(&h.login(&client, SCOPE).await);
     let rotated = h.refresh(&client, &first).await.json();
@@ -125,3 +125,8 @@ async fn in_audit_mode_the_retry_window_still_answers_the_same_pair_and_a_revoke
         .assert_oauth_error(400, "invalid_grant");
     assert!(h.events_named("rotation_audit").await.is_empty());
 }
+
+on_sqlite_and_postgres!(
+    audit_mode_answers_a_rotated_out_token_then_rotation_on_revokes_the_family_for_the_same_sequence,
+    in_audit_mode_the_retry_window_still_answers_the_same_pair_and_a_revoked_family_stays_refused,
+);

@@ -1,5 +1,6 @@
-//! An in-process Tessera for HTTP tests: a temp-file SQLite store, a manual clock, and helpers
-//! that drive the browser pages the way a person would.
+//! An in-process Tessera for HTTP tests: a temp-file SQLite store (or, for the scenarios that
+//! [`on_sqlite_and_postgres!`] runs twice, a throwaway PostgreSQL database), a manual clock, and
+//! helpers that drive the browser pages the way a person would.
 
 #![allow(dead_code)]
 
@@ -19,7 +20,9 @@ use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password};
 use tessera_server::{app, AppState, TrustedProxies};
+use tessera_store_postgres::PostgresStore;
 use tessera_store_sqlite::SqliteStore;
+use tessera_testkit::postgres::TestDatabase;
 pub use tessera_testkit::{basic, form, hidden_value, pkce, url_param};
 use tower::ServiceExt;
 
@@ -73,9 +76,86 @@ pub struct Harness {
     /// The store under the authority, for looking at rows and for failing on demand.
     pub store: Arc<FailingStore>,
     pub clock: Arc<ManualClock>,
-    pub db_path: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    /// The SQLite file; `None` on PostgreSQL.
+    pub db_path: Option<std::path::PathBuf>,
+    /// Declared last, so dropped last: the database outlives the authority over it.
+    _backing: Backing,
 }
+
+/// A new, empty store for one harness, with what must outlive it.
+pub struct TestStore {
+    store: Arc<dyn Store>,
+    db_path: Option<std::path::PathBuf>,
+    backing: Backing,
+}
+
+/// What a store's data lives in, removed when this is dropped: the SQLite file's directory,
+/// or the PostgreSQL test database (dropped with `WITH (FORCE)`, so the store's connections
+/// still open do not keep it).
+enum Backing {
+    Directory(tempfile::TempDir),
+    Database(TestDatabase),
+}
+
+/// How many connections a harness's PostgreSQL store opens: enough for a request, the
+/// background flushes and the change listener, few enough for many tests at once.
+const POSTGRES_POOL_SIZE: usize = 4;
+
+impl TestStore {
+    /// A SQLite store in a file of its own.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("tessera.db");
+        let sqlite = SqliteStore::open(db_path.to_str().unwrap()).unwrap();
+        Self {
+            store: Arc::new(sqlite),
+            db_path: Some(db_path),
+            backing: Backing::Directory(dir),
+        }
+    }
+
+    /// A PostgreSQL store on a database of its own (`tessera_http_<random hex>`), or `None`
+    /// (said loudly) when no server answers and `TESSERA_TEST_POSTGRES_URL` is unset; set, an
+    /// unreachable server fails the test.
+    pub async fn postgres() -> Option<Self> {
+        let database =
+            TestDatabase::create_or_skip("tessera_http", "The HTTP scenarios run on SQLite only.")
+                .await?;
+        let store = PostgresStore::connect(&database.url, POSTGRES_POOL_SIZE)
+            .await
+            .unwrap();
+        Some(Self {
+            store: Arc::new(store),
+            db_path: None,
+            backing: Backing::Database(database),
+        })
+    }
+}
+
+/// Makes each scenario — an `async fn(TestStore)` in scope — a module of two tests,
+/// `on_sqlite` and `on_postgres`, so one scenario is written once and runs on both stores.
+/// The PostgreSQL test passes without running when no server answers, as the other
+/// PostgreSQL tests do, unless `TESSERA_TEST_POSTGRES_URL` is set.
+macro_rules! on_sqlite_and_postgres {
+    ($($scenario:ident),+ $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test]
+                async fn on_sqlite() {
+                    super::$scenario($crate::support::TestStore::sqlite()).await;
+                }
+
+                #[tokio::test]
+                async fn on_postgres() {
+                    if let Some(store) = $crate::support::TestStore::postgres().await {
+                        super::$scenario(store).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_sqlite_and_postgres;
 
 /// A browser: a cookie jar. A clone is a copy of its cookies, as a thief who captured them
 /// holds.
@@ -139,10 +219,30 @@ impl Harness {
         adjust: impl FnOnce(&mut AuthorityConfig),
         proxies: TrustedProxies,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db_path = dir.path().join("tessera.db");
-        let sqlite = SqliteStore::open(db_path.to_str().unwrap()).unwrap();
-        let store = Arc::new(FailingStore::new(Arc::new(sqlite)));
+        Self::on_store_with_config(TestStore::sqlite(), adjust, proxies).await
+    }
+
+    /// A harness over `store`, configured as [`Harness::new`]'s.
+    pub async fn on(store: TestStore) -> Self {
+        Self::on_store_with_config(store, |_| {}, TrustedProxies::default()).await
+    }
+
+    /// A harness over `store`, its configuration changed by `adjust`, behind `proxies`.
+    ///
+    /// The manual clock governs on PostgreSQL too: the store compares and stamps times it is
+    /// given, and reads the server's clock only when asked (`database_time`), which the
+    /// `serve` command does to follow it and this harness does not.
+    pub async fn on_store_with_config(
+        store: TestStore,
+        adjust: impl FnOnce(&mut AuthorityConfig),
+        proxies: TrustedProxies,
+    ) -> Self {
+        let TestStore {
+            store,
+            db_path,
+            backing,
+        } = store;
+        let store = Arc::new(FailingStore::new(store));
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
         let mut config = AuthorityConfig::new(ISSUER, ServerKey::generate(&SystemRandom));
         adjust(&mut config);
@@ -159,7 +259,7 @@ impl Harness {
             store,
             clock,
             db_path,
-            _dir: dir,
+            _backing: backing,
         }
     }
 

@@ -872,9 +872,10 @@ async fn the_database_holds_no_token_in_clear() {
         .refresh(&c, first["refresh_token"].as_str().unwrap())
         .await
         .json();
-    let mut bytes = std::fs::read(&h.db_path).unwrap();
+    let db_path = h.db_path.clone().expect("a harness on SQLite");
+    let mut bytes = std::fs::read(&db_path).unwrap();
     for suffix in ["-wal", "-shm"] {
-        let mut p = h.db_path.clone().into_os_string();
+        let mut p = db_path.clone().into_os_string();
         p.push(suffix);
         bytes.extend(std::fs::read(p).unwrap_or_default());
     }

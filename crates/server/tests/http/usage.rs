@@ -8,7 +8,7 @@ use serde_json::Value;
 use tessera_core::operations::admin::ClientSettings;
 use tessera_proto::{ExposeSecret, Password};
 
-use crate::console::{with_admin, ADMIN, ADMIN_PASSWORD};
+use crate::console::{with_admin_on, ADMIN, ADMIN_PASSWORD};
 use crate::support::*;
 
 const BASE: &str = "/services/data/v65.0/apps/oauth/usage";
@@ -21,8 +21,8 @@ struct World {
     admin_token: String,
 }
 
-async fn world() -> World {
-    let h = with_admin().await;
+async fn world(store: TestStore) -> World {
+    let h = with_admin_on(store).await;
     let app = h.client(false, ClientSettings::default()).await;
     let admin_token = mint(&h, &app, ADMIN, "api").await.0;
     World {
@@ -79,9 +79,8 @@ fn assert_api_error(reply: &Reply, status: StatusCode, code: &str) {
     assert!(body[0]["message"].as_str().is_some_and(|m| !m.is_empty()));
 }
 
-#[tokio::test]
-async fn a_token_of_a_user_who_is_not_an_administrator_is_refused_403() {
-    let w = world().await;
+async fn a_token_of_a_user_who_is_not_an_administrator_is_refused_403(store: TestStore) {
+    let w = world(store).await;
     let (plain, _) = mint(&w.h, &w.app, USERNAME, "api refresh_token").await;
     let paths = [
         BASE.to_owned(),
@@ -114,9 +113,8 @@ async fn a_token_of_a_user_who_is_not_an_administrator_is_refused_403() {
     assert_ne!(reply.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn the_listings_count_users_tokens_and_uses_for_an_admin() {
-    let w = world().await;
+async fn the_listings_count_users_tokens_and_uses_for_an_admin(store: TestStore) {
+    let w = world(store).await;
     let (_, alice_rt) = mint(&w.h, &w.app, USERNAME, "api refresh_token").await;
     w.h.clock.advance_secs(1);
     mint(&w.h, &w.app, USERNAME, "api refresh_token").await;
@@ -167,9 +165,8 @@ async fn the_listings_count_users_tokens_and_uses_for_an_admin() {
 
 /// Four refreshes of an `infinite`, non-rotating grant over an hour move "last used" and the
 /// count once the ledger is flushed (before, they wait in memory).
-#[tokio::test]
-async fn non_rotating_refreshes_move_last_used_and_the_count_after_a_flush() {
-    let w = world().await;
+async fn non_rotating_refreshes_move_last_used_and_the_count_after_a_flush(store: TestStore) {
+    let w = world(store).await;
     let (_, rt) = mint(&w.h, &w.app, USERNAME, "api refresh_token").await;
     let rt = rt.unwrap();
     let alice = user_id(&w.h, USERNAME).await;
@@ -189,9 +186,8 @@ async fn non_rotating_refreshes_move_last_used_and_the_count_after_a_flush() {
     assert_eq!(after["firstUsedDate"], before["firstUsedDate"]);
 }
 
-#[tokio::test]
-async fn an_apps_users_are_paged_with_next_page_urls_until_the_last() {
-    let w = world().await;
+async fn an_apps_users_are_paged_with_next_page_urls_until_the_last(store: TestStore) {
+    let w = world(store).await;
     for n in 0..4 {
         let username = format!("user{n}@example.com");
         w.h.authority
@@ -226,9 +222,8 @@ async fn an_apps_users_are_paged_with_next_page_urls_until_the_last() {
     assert_eq!(sorted, seen, "by user id, each once");
 }
 
-#[tokio::test]
-async fn bad_page_sizes_and_cursors_are_400_and_unknown_ids_404() {
-    let w = world().await;
+async fn bad_page_sizes_and_cursors_are_400_and_unknown_ids_404(store: TestStore) {
+    let w = world(store).await;
     let users = format!("{BASE}/{}/users", w.app.id);
     for query in [
         "pageSize=0",
@@ -260,9 +255,8 @@ async fn bad_page_sizes_and_cursors_are_400_and_unknown_ids_404() {
     }
 }
 
-#[tokio::test]
-async fn revoking_a_token_stops_it_and_is_audited_in_its_timeline() {
-    let w = world().await;
+async fn revoking_a_token_stops_it_and_is_audited_in_its_timeline(store: TestStore) {
+    let w = world(store).await;
     let (access, refresh) = mint(&w.h, &w.app, USERNAME, "api refresh_token").await;
     // Listed oldest first: the first grant is the older by a second.
     w.h.clock.advance_secs(1);
@@ -313,9 +307,8 @@ async fn revoking_a_token_stops_it_and_is_audited_in_its_timeline() {
             && e.event.detail == format!("OAuth Usage, by {ADMIN}")));
 }
 
-#[tokio::test]
-async fn revoking_a_user_of_an_app_stops_their_tokens_of_that_app_only() {
-    let w = world().await;
+async fn revoking_a_user_of_an_app_stops_their_tokens_of_that_app_only(store: TestStore) {
+    let w = world(store).await;
     let elsewhere = w.h.client(false, ClientSettings::default()).await;
     let (first, _) = mint(&w.h, &w.app, USERNAME, "api").await;
     let (second, _) = mint(&w.h, &w.app, USERNAME, "api").await;
@@ -345,9 +338,8 @@ async fn revoking_a_user_of_an_app_stops_their_tokens_of_that_app_only() {
     assert_eq!(w.h.events_named("revoked").await.len(), 2);
 }
 
-#[tokio::test]
-async fn revoking_an_app_stops_every_token_of_it_including_the_callers() {
-    let w = world().await;
+async fn revoking_an_app_stops_every_token_of_it_including_the_callers(store: TestStore) {
+    let w = world(store).await;
     let (alice, _) = mint(&w.h, &w.app, USERNAME, "api").await;
     let reply = w.delete(&format!("{BASE}/{}/tokens", w.app.id)).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
@@ -360,9 +352,8 @@ async fn revoking_an_app_stops_every_token_of_it_including_the_callers() {
     assert_eq!(w.h.events_named("grant_revoked_by_admin").await.len(), 1);
 }
 
-#[tokio::test]
-async fn the_consoles_session_reads_the_listings_without_a_token() {
-    let w = world().await;
+async fn the_consoles_session_reads_the_listings_without_a_token(store: TestStore) {
+    let w = world(store).await;
     let mut browser = Browser::default();
     let page = w.h.get("/admin/login", Some(&mut browser)).await;
     let csrf = hidden_value(&page.text(), "csrf_token").unwrap();
@@ -393,3 +384,15 @@ async fn the_consoles_session_reads_the_listings_without_a_token() {
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text());
 }
+
+on_sqlite_and_postgres!(
+    a_token_of_a_user_who_is_not_an_administrator_is_refused_403,
+    the_listings_count_users_tokens_and_uses_for_an_admin,
+    non_rotating_refreshes_move_last_used_and_the_count_after_a_flush,
+    an_apps_users_are_paged_with_next_page_urls_until_the_last,
+    bad_page_sizes_and_cursors_are_400_and_unknown_ids_404,
+    revoking_a_token_stops_it_and_is_audited_in_its_timeline,
+    revoking_a_user_of_an_app_stops_their_tokens_of_that_app_only,
+    revoking_an_app_stops_every_token_of_it_including_the_callers,
+    the_consoles_session_reads_the_listings_without_a_token,
+);
