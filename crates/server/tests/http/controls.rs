@@ -243,7 +243,20 @@ async fn a_block_made_on_another_node_takes_effect_on_the_next_request(store: Te
     assert!(!h.api_works(&access).await);
 }
 
+/// The stamp the store keeps is the harness's manual clock, a hundred days ahead of any real
+/// one, and not the database's own (PostgreSQL has one): the controls' timings above rest on it.
+async fn the_store_keeps_the_harness_clocks_time_not_the_databases(store: TestStore) {
+    let h = Harness::on(store).await;
+    h.clock.advance_secs(100 * 86_400);
+    let c = h.confidential().await;
+    h.login(&c, SCOPE).await;
+    let issued = h.events_named("issued").await;
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].event.at, h.clock.now());
+}
+
 on_sqlite_and_postgres!(
+    the_store_keeps_the_harness_clocks_time_not_the_databases,
     the_idle_cap_ends_an_infinite_grant_left_unused_for_the_cap_and_use_keeps_it_alive,
     without_the_idle_cap_an_infinite_grant_outlives_any_idle_time,
     an_idle_cap_set_after_the_login_reaches_the_grant_and_introspection,
