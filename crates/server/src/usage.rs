@@ -2,12 +2,11 @@
 //! `/services/data/vXX.X/apps/oauth/usage` (docs/usage.md): adapters over
 //! `tessera_core::operations::usage`, for administrators only.
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tessera_core::model::User;
 use tessera_core::operations::usage::{page_size, UsageError, UsersPage};
@@ -170,20 +169,41 @@ async fn apps(
 
 /// The users listing's query: `pageSize` (1 to 1000, 100 by default) and the `cursor` of
 /// the previous page's `nextPageUrl`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
 pub struct UsersQuery {
-    #[serde(rename = "pageSize")]
     page_size: Option<String>,
     cursor: Option<String>,
+}
+
+impl UsersQuery {
+    /// Read by hand rather than by axum's `Query`, whose refusals (a repeated parameter) are
+    /// plain text before the caller is even checked: here a bad query is Salesforce's JSON
+    /// error, answered to an administrator only. Other parameters are ignored.
+    fn parse(raw: Option<&str>) -> Result<Self, WebError> {
+        let mut query = Self::default();
+        for (name, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            let slot = match name.as_ref() {
+                "pageSize" => &mut query.page_size,
+                "cursor" => &mut query.cursor,
+                _ => continue,
+            };
+            if slot.replace(value.into_owned()).is_some() {
+                let message = format!("the parameter {name} is given more than once");
+                return Err(ApiError::InvalidParameter(message).into());
+            }
+        }
+        Ok(query)
+    }
 }
 
 async fn users(
     State(state): State<AppState>,
     Path((v, app_id)): Path<(String, String)>,
-    Query(query): Query<UsersQuery>,
+    RawQuery(raw): RawQuery,
     UsageAdmin(_): UsageAdmin,
 ) -> Result<Response, WebError> {
     let base = base(version(&v)?);
+    let query = UsersQuery::parse(raw.as_deref())?;
     let size = page_size(query.page_size.as_deref()).map_err(failed)?;
     let UsersPage { users, next_cursor } = state
         .authority

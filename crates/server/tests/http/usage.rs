@@ -231,6 +231,9 @@ async fn bad_page_sizes_and_cursors_are_400_and_unknown_ids_404(store: TestStore
         "pageSize=ten",
         "cursor=%21%21",
         "cursor=",
+        // A repeated parameter: Salesforce's JSON error, not the framework's plain text.
+        "pageSize=2&pageSize=3",
+        "cursor=a&cursor=b",
     ] {
         let reply = w.get(&format!("{users}?{query}")).await;
         assert_api_error(&reply, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE");
