@@ -1592,45 +1592,6 @@ fn the_server_runs_housekeeping_on_its_own() {
 }
 
 #[test]
-fn demo_runs_the_whole_story_on_a_fresh_machine() {
-    let _lane = common::lane(common::lanes::SHARED);
-    let env = Env::new();
-    let out = env
-        .command()
-        .env("TESSERA_CLIENT_DIR", env.dir.path().join("client"))
-        .args(["demo", "--access-token-ttl", "2s"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for step in [
-        "1. Log in",
-        "2. Call the API",
-        "(the token manager, before expiry)",
-        "RT2: rotated",
-        "4. The access token is revoked early",
-        // The reactive path: the call, its 401, the refresh, the replay, its 200.
-        "401 INVALID_SESSION_ID\n",
-        "(the token manager, on the 401)",
-        "RT3: rotated",
-        "replayed once, with the new token",
-        "200 OK — the app saw neither the 401 nor the refresh",
-        "5. An attacker replays",
-        "invalid_grant",
-        "ReauthRequired",
-        "Done.",
-    ] {
-        assert!(text.contains(step), "missing {step:?} in:\n{text}");
-    }
-    // The narration tells the story, not the token manager's internals.
-    assert!(!text.contains("lock wait"), "{text}");
-}
-
-#[test]
 fn each_command_shows_only_its_own_options_in_its_help() {
     let _lane = common::lane(common::lanes::SHARED);
     let env = Env::new();

@@ -24,6 +24,7 @@ mod cli;
 mod client;
 mod console;
 mod cors;
+mod demo;
 mod durability;
 mod hardening;
 mod interop;
