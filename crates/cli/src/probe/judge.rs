@@ -208,7 +208,9 @@ pub fn judge(scenario: Scenario, run: &Run) -> Verdict {
                 .iter()
                 .filter(|r| r.delivered && refreshed_generation(r.answer).is_some())
                 .count();
-            if delivered < 2 {
+            // Said only when nothing else went wrong: a command that failed earlier could
+            // not get as far.
+            if delivered < 2 && findings.failures.is_empty() {
                 findings.fail(format!(
                     "refreshed {} with a new refresh token; the rotation check needs 2 (make \
                      TESSERA_PROBE_CALLS calls, TESSERA_PROBE_PAUSE_MS apart)",
