@@ -340,12 +340,7 @@ async fn accept(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Rec
         let Ok((stream, peer)) = accepted else {
             continue;
         };
-        connections.spawn(connection(
-            Arc::clone(&shared),
-            stream,
-            peer,
-            stop.clone(),
-        ));
+        connections.spawn(connection(Arc::clone(&shared), stream, peer, stop.clone()));
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
@@ -407,7 +402,10 @@ async fn read_response(response: Response<Body>) -> (Response<Body>, axum::body:
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .unwrap_or_default();
-    (Response::from_parts(parts, Body::from(bytes.clone())), bytes)
+    (
+        Response::from_parts(parts, Body::from(bytes.clone())),
+        bytes,
+    )
 }
 
 async fn handle(
@@ -518,7 +516,11 @@ fn bearer(request: &Request<Body>) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-async fn api_request(shared: Arc<Shared>, peer: SocketAddr, request: Request<Body>) -> Response<Body> {
+async fn api_request(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    request: Request<Body>,
+) -> Response<Body> {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let token = bearer(&request);

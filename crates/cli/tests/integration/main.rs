@@ -31,3 +31,4 @@ mod nodes;
 mod openid_rp;
 mod operations;
 mod pages;
+mod probe;
