@@ -129,14 +129,15 @@ impl<'a> Contract<'a> {
             ("TESSERA_PROBE_API_PATH", self.api_path.to_owned()),
             ("TESSERA_PROBE_CALLS", self.calls.to_string()),
             ("TESSERA_PROBE_PAUSE_MS", self.pause_ms.to_string()),
-            // For `sleep` in a shell script.
-            (
-                "TESSERA_PROBE_PAUSE",
-                format!("{}.{:03}", self.pause_ms / 1000, self.pause_ms % 1000),
-            ),
+            ("TESSERA_PROBE_PAUSE", seconds(self.pause_ms)),
             ("TESSERA_PROBE_FILE", file.display().to_string()),
         ]
     }
+}
+
+/// Milliseconds as decimal seconds, for `sleep` in a shell script: `2.500`.
+fn seconds(ms: u128) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
 #[allow(clippy::print_stderr)]
@@ -178,4 +179,30 @@ async fn run_scenario(
     };
     let verdict = judge(scenario, &run);
     Ok(ScenarioReport::new(verdict, run))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pause_is_also_given_in_seconds_that_sleep_reads() {
+        assert_eq!(super::seconds(2_500), "2.500");
+        assert_eq!(super::seconds(200), "0.200");
+        assert_eq!(super::seconds(61_005), "61.005");
+    }
+
+    #[test]
+    fn scenario_names_are_the_ones_the_documentation_gives() {
+        use clap::ValueEnum;
+        for scenario in super::Scenario::ALL {
+            let named = scenario
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned());
+            assert_eq!(named.as_deref(), Some(scenario.name()));
+            let docs = include_str!("../../../../docs/probe.md");
+            assert!(
+                docs.contains(&format!("| `{}` |", scenario.name())),
+                "{scenario}"
+            );
+        }
+    }
 }
