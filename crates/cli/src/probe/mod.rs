@@ -73,7 +73,10 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
         print!("{}", report::human(&reports));
     }
     if failed > 0 {
-        bail!("{failed} of {} scenarios failed", reports.len());
+        bail!(
+            "{failed} of {} failed",
+            report::count(reports.len(), "scenario", "scenarios")
+        );
     }
     Ok(())
 }

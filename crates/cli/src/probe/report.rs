@@ -36,7 +36,7 @@ pub struct Report<'a> {
     pub scenarios: &'a [ScenarioReport],
 }
 
-fn count(n: usize, one: &str, many: &str) -> String {
+pub(super) fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

@@ -147,3 +147,31 @@ fn jsforce_saving_each_rotated_refresh_token_passes_all_but_the_lost_response() 
         "a failed scenario is a failed probe"
     );
 }
+
+#[test]
+fn a_command_that_does_not_finish_is_stopped_at_the_timeout_and_fails() {
+    let _lane = common::lane(common::lanes::SHARED);
+    let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args([
+            "probe",
+            "--scenario",
+            "refresh-expired",
+            "--timeout",
+            "1s",
+            "--",
+            "sleep",
+            "30",
+        ])
+        .output()
+        .unwrap();
+    let (report, log) = report_of(&output);
+    assert!(!output.status.success(), "{report}\n{log}");
+    assert_eq!(
+        report,
+        "FAIL  refresh-expired  0 token requests, 0 API calls (0 succeeded), stopped at the timeout\n      \
+         did not finish before the scenario's timeout: probe stopped it (a refresh or retry loop?)\n      \
+         made no successful API call, so the login was never ended\n\
+         \n0 of 1 scenario passed.\n"
+    );
+    assert!(log.contains("error: 1 of 1 scenario failed"), "{log}");
+}
