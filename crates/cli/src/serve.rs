@@ -56,10 +56,18 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     if args.dev {
         dev_seed(&authority, &settings).await?;
     }
-    let playground = if settings.learn.unwrap_or(args.dev) {
-        Some(learn_seed(&authority, &settings).await?)
-    } else {
-        None
+    let playground = match (settings.learn, args.dev) {
+        (Some(true), _) => Some(learn_seed(&authority, &settings).await?),
+        // On by default with --dev only: an issuer its redirect URI cannot be on (plain http
+        // off loopback, with --dev-public) leaves it off with a warning rather than no server.
+        (None, true) => match learn_seed(&authority, &settings).await {
+            Ok(playground) => Some(playground),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "the /learn playground is off");
+                None
+            }
+        },
+        (_, _) => None,
     };
     tracing::info!(listen = %settings.listen, issuer = %settings.issuer, database = %crate::redacted(&settings.database), "tessera listening");
     // Revocations still in force, and then every change other processes make (the admin

@@ -28,9 +28,6 @@ const SECRET_FIELDS: [&str; 7] = [
     "token",
 ];
 
-/// Request headers worth showing; the others are the browser's or the framework's.
-const SHOWN_REQUEST_HEADERS: [header::HeaderName; 2] =
-    [header::CONTENT_TYPE, header::AUTHORIZATION];
 /// Response headers worth showing.
 const SHOWN_RESPONSE_HEADERS: [&str; 5] = [
     "content-type",
@@ -144,7 +141,7 @@ pub(crate) async fn send(state: &AppState, peer: Option<IpAddr>, outgoing: Outgo
     if let Some(token) = outgoing.bearer {
         builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
         request_headers.push((
-            SHOWN_REQUEST_HEADERS[1].to_string(),
+            "Authorization".to_owned(),
             format!("Bearer {}", shorten(token)),
         ));
     }
@@ -158,7 +155,7 @@ pub(crate) async fn send(state: &AppState, peer: Option<IpAddr>, outgoing: Outgo
             request_headers.insert(
                 0,
                 (
-                    SHOWN_REQUEST_HEADERS[0].to_string(),
+                    "Content-Type".to_owned(),
                     "application/x-www-form-urlencoded".to_owned(),
                 ),
             );

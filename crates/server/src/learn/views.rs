@@ -101,7 +101,7 @@ fn step_button(learner: &Learner, step: &str, label: &str) -> Markup {
         form method="post" action="/learn/step" {
             (csrf_field(learner))
             input type="hidden" name="step" value=(step);
-            button type="submit" data-step=(step) { (label) }
+            button type="submit" data-button=(step) { (label) }
         }
     }
 }
@@ -169,7 +169,7 @@ fn controls(learner: &Learner, now_millis: i64) -> Markup {
                     label { input type="checkbox" name="pkce" value="true" checked; " PKCE (S256)" }
                     label { input type="checkbox" name="openid" value="true"; " openid (ID token)" }
                     br;
-                    button type="submit" data-step="authorize" { "1. Authorize" }
+                    button type="submit" data-button="authorize" { "1. Authorize" }
                 }
             }
             (step_button(learner, "exchange", "2. Exchange the code"))
