@@ -27,6 +27,7 @@ mod cors;
 mod durability;
 mod hardening;
 mod interop;
+mod learn;
 mod nodes;
 mod openid_rp;
 mod operations;

@@ -18,8 +18,9 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
 style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const LEARN_STYLE: &str = "main.learn{max-width:1200px;margin:24px auto}\
-.columns{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:24px;align-items:start}\
-.columns>*{min-width:0}@media (max-width:800px){.columns{grid-template-columns:minmax(0,1fr)}main.learn{margin:12px auto;padding:16px}}\
+.columns{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);grid-template-areas:'controls server' 'timeline timeline' 'steps steps';gap:0 24px;align-items:start}\
+.columns>*{min-width:0}section.controls{grid-area:controls}section.steps{grid-area:steps}aside.server{grid-area:server}section.timeline{grid-area:timeline}\
+@media (max-width:800px){.columns{grid-template-columns:minmax(0,1fr);grid-template-areas:'controls' 'server' 'timeline' 'steps'}aside.server{margin-top:16px}main.learn{margin:12px auto;padding:16px}}\
 h2{font-size:1.05rem;margin:20px 0 8px}h3{font-size:.95rem;margin:0 0 6px}\
 .controls form{display:inline-block;margin:0 6px 6px 0}.controls button{margin:0;padding:8px 12px;font-size:.9rem}\
 .controls fieldset{border:1px solid #e5e7eb;border-radius:8px;padding:8px 12px;margin:0 0 8px}\
@@ -31,9 +32,9 @@ pre{margin:0;background:#0f172a;color:#e2e8f0;padding:8px;border-radius:6px;font
 .label{font-size:.7rem;text-transform:uppercase;letter-spacing:.06em;color:#6b7280;margin:4px 0}\
 .outcome{color:#111827}.lesson{background:#fffbeb;border-left:4px solid #d97706;padding:8px 12px;color:#374151}\
 .server{background:#f8fafc;border:1px solid #e5e7eb;border-radius:8px;padding:12px}\
-table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #e5e7eb}\
+table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #e5e7eb}th{white-space:nowrap}\
 .state-current{color:#15803d;font-weight:600}.state-retry-window{color:#0e7490;font-weight:600}.state-rotated-out{color:#6b7280}.state-revoked{color:#b91c1c;font-weight:600}\
-.scroll{overflow-x:auto;max-width:100%}svg.timeline{background:#fff;border-radius:8px;display:block;min-width:720px}\
+.scroll{overflow-x:auto;max-width:100%}svg.timeline{background:#fff;border-radius:8px;display:block;min-width:720px;max-width:900px}\
 .badge{display:inline-block;padding:2px 8px;border-radius:999px;font-size:.8rem}.badge.open{background:#cffafe;color:#155e75}.badge.closed{background:#e5e7eb;color:#374151}.badge.revoked{background:#fee2e2;color:#991b1b}.badge.live{background:#dcfce7;color:#166534}";
 
 /// What the page shows.
@@ -136,9 +137,22 @@ pub(super) fn page(data: &PageData<'_>) -> Markup {
                          with its answer, secrets cut to their last characters. Beside it is what the \
                          server holds about the token family. Log in as the demo user when asked."
                     }
+                    // On a phone the server's view comes between the buttons and the steps, so
+                    // that a step's effect on it is seen without scrolling past every step.
                     div.columns {
-                        div {
-                            (controls(learner, data.now_millis))
+                        (controls(learner, data.now_millis))
+                        aside.server id="server-view" {
+                            (server_view(data))
+                        }
+                        // Across the page: the drawing is legible only 720 px wide or more (it
+                        // scrolls sideways in its box on a phone, as in the console).
+                        @if let Some(view) = data.view {
+                            section.timeline {
+                                h2 { "The grant's timeline, as the admin console draws it" }
+                                div.scroll { (crate::console::timeline::svg(&view.timeline)) }
+                            }
+                        }
+                        section.steps {
                             h2 { "What was sent" }
                             @if learner.steps.is_empty() {
                                 p { "Nothing yet: start with Authorize." }
@@ -146,9 +160,6 @@ pub(super) fn page(data: &PageData<'_>) -> Markup {
                             @for (n, step) in learner.steps.iter().enumerate() {
                                 (step_view(step, n == 0))
                             }
-                        }
-                        aside.server id="server-view" {
-                            (server_view(data))
                         }
                     }
                 }
@@ -270,8 +281,8 @@ fn server_view(data: &PageData<'_>) -> Markup {
                 "Client " strong { (client.name) } ": access tokens live "
                 (format_duration_secs(client.access_token_ttl_secs)) ", retry window "
                 (format_duration_secs(client.refresh_retry_window_secs)) ", rotation "
-                @if client.rotate_refresh_tokens { "on" } @else { "off" } ". "
-                (explain_effective_policy(client.refresh_token_policy, client.controls.idle_cap_secs))
+                @if client.rotate_refresh_tokens { "on" } @else { "off" } ", refresh-token policy "
+                (explain_effective_policy(client.refresh_token_policy, client.controls.idle_cap_secs)) "."
             }
         }
         @match data.view {
@@ -302,7 +313,7 @@ fn family(view: &FamilyView, learner: &Learner, now_millis: i64) -> Markup {
             }
             " — a rotated-out token replayed inside it gets the same pair back; after it, replay is reuse."
         }
-        table.generations {
+        div.scroll { table.generations {
             tr { th { "Generation" } th { "Refresh token" } th { "On the server" } }
             @for (n, (token, state)) in learner.refresh_tokens.iter().zip(&view.generations).enumerate() {
                 tr data-generation=(n + 1) data-state=(state.name()) {
@@ -311,13 +322,11 @@ fn family(view: &FamilyView, learner: &Learner, now_millis: i64) -> Markup {
                     td class={"state-" (state.name())} { (describe(*state)) }
                 }
             }
-        }
+        } }
         p.detail {
             "The server stores only SHA-256 hashes: the current token's and the one it replaced. \
              Older generations are not kept at all, which is why presenting one is reuse."
         }
-        h2 { "Timeline" }
-        div.scroll { (crate::console::timeline::svg(&view.timeline)) }
     }
 }
 
