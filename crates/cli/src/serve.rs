@@ -69,6 +69,16 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         },
         (_, _) => None,
     };
+    if args.dev && playground.is_some() {
+        // After the walkthrough, which it continues.
+        #[allow(clippy::print_stdout)]
+        {
+            println!(
+                "  Or take the same steps one click at a time, with the server's side in view:\n       {}/learn\n",
+                settings.issuer
+            );
+        }
+    }
     tracing::info!(listen = %settings.listen, issuer = %settings.issuer, database = %crate::redacted(&settings.database), "tessera listening");
     // Revocations still in force, and then every change other processes make (the admin
     // commands), reach this server's in-memory state through the change feed.
