@@ -1351,6 +1351,29 @@ mod tests {
     }
 
     #[test]
+    fn the_playground_follows_dev_mode_unless_the_learn_key_says_otherwise() {
+        let d = args(Options::default()).settings().unwrap();
+        assert_eq!(d.learn, None, "unset: serve decides by --dev");
+        assert_eq!(
+            with_file("learn = true", Options::default()).unwrap().learn,
+            Some(true)
+        );
+        let off = with_file(
+            "learn = true",
+            Options {
+                server: ServerOptions {
+                    learn: Some(false),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(off.learn, Some(false), "a flag overrides the file");
+        assert!(with_file("learn = \"yes\"", Options::default()).is_err());
+    }
+
+    #[test]
     fn metrics_listen_is_checked_and_the_access_log_is_on_unless_turned_off() {
         let d = args(Options::default()).settings().unwrap();
         assert_eq!(d.metrics_listen, None);

@@ -196,31 +196,26 @@ async fn callback(
     };
     let peer = source_address(request.extensions(), request.headers(), &state);
     let raw = raw.unwrap_or_default();
-    let pending = learner.pending.take();
-    let arrived = Exchange {
-        request_line: pending.as_ref().map_or_else(
-            || "GET /services/oauth2/authorize".to_owned(),
-            |p| p.shown_url.clone(),
-        ),
-        request_headers: Vec::new(),
-        request_body: None,
-        status: StatusCode::FOUND,
-        response_headers: vec![(
-            "location".to_owned(),
-            format!("{CALLBACK}?{}", shown_query(&raw)),
-        )],
-        response_body: None,
-        id_token_claims: None,
-    };
-    let matches = match (&pending, &query.state) {
+    // Only the learner's own authorization's `state` is taken: a link from elsewhere leaves
+    // the authorization under way as it is.
+    let matches = match (&learner.pending, &query.state) {
         (Some(p), Some(s)) => bool::from(p.state.as_bytes().ct_eq(s.as_bytes())),
         _ => false,
     };
-    let Some(pending) = pending.filter(|_| matches) else {
+    let back_here = format!("{CALLBACK}?{}", shown_query(&raw));
+    let Some(pending) = learner.pending.take_if(|_| matches) else {
         learner.record(Step {
             kind: "callback-refused",
             title: "Back at the callback, but not from our request".into(),
-            exchanges: vec![arrived],
+            exchanges: vec![Exchange {
+                request_line: format!("GET {back_here}"),
+                request_headers: Vec::new(),
+                request_body: None,
+                status: StatusCode::SEE_OTHER,
+                response_headers: vec![("location".to_owned(), PAGE.to_owned())],
+                response_body: None,
+                id_token_claims: None,
+            }],
             outcome: Some(
                 "The state parameter is not the one this browser's authorization sent: a client \
                  must refuse such a code (it could be an attacker's, planted by a forged link)."
@@ -231,6 +226,15 @@ async fn callback(
         });
         playground.learners.put(&id, learner, now_millis(&state));
         return Ok(see_other(PAGE));
+    };
+    let arrived = Exchange {
+        request_line: pending.shown_url.clone(),
+        request_headers: Vec::new(),
+        request_body: None,
+        status: StatusCode::FOUND,
+        response_headers: vec![("location".to_owned(), back_here)],
+        response_body: None,
+        id_token_claims: None,
     };
     if let Some(error) = &query.error {
         learner.record(Step {

@@ -3,6 +3,7 @@
 //! sees another's tokens, and a step without the learner's CSRF token changes nothing.
 
 use axum::http::StatusCode;
+use tessera_core::operations::admin::ClientSettings;
 use tessera_proto::ExposeSecret;
 
 use crate::support::{form, hidden_value, Browser, Harness, Reply, LOOPBACK_ISSUER};
@@ -249,9 +250,15 @@ async fn a_step_without_the_learners_csrf_token_is_refused() {
 }
 
 #[tokio::test]
-async fn a_callback_with_another_state_is_refused() {
+async fn a_callback_with_another_state_is_refused_and_the_real_one_still_works() {
     let h = Harness::learning().await;
     let mut learner = open_page(&h).await;
+    let to_authorize = step(
+        &h,
+        &mut learner,
+        &[("step", "authorize"), ("refresh_scope", "true")],
+    )
+    .await;
     let reply = h
         .get(
             "/learn/callback?code=planted&state=forged",
@@ -265,11 +272,29 @@ async fn a_callback_with_another_state_is_refused() {
         html.contains("Code</th><td>—"),
         "the planted code is not kept"
     );
+    // The authorization under way is still this learner's.
+    through_login(&h, &mut learner, &to_authorize).await;
+    let exchanged = step(&h, &mut learner, &[("step", "exchange")]).await;
+    assert_eq!(exchanged.status, StatusCode::SEE_OTHER);
+    let html = page(&h, &mut learner).await;
+    assert_eq!(generation_state(&html, 1).as_deref(), Some("current"));
 }
 
 #[tokio::test]
 async fn the_mistakes_each_show_their_result_and_explanation() {
-    let h = Harness::learning().await;
+    let (h, clients) = Harness::learning_with_clients().await;
+    // The expiring client's refresh tokens live a second: the step waits that long.
+    h.authority
+        .operator()
+        .update_client(
+            &clients.expiring.client_id,
+            &ClientSettings {
+                refresh_token_policy: Some("specific_lifetime:1:SECONDS".parse().unwrap()),
+                ..ClientSettings::default()
+            },
+        )
+        .await
+        .unwrap();
     let mut learner = open_page(&h).await;
 
     // 1. No refresh scope: the exchange answers no refresh token.
