@@ -14,10 +14,13 @@ use serde_json::Value;
 
 const DEMO_USERNAME: &str = "demo@example.com";
 const DEMO_PASSWORD: &str = "tessera-demo";
-/// The playground client's access-token lifetime and retry window, shortened for the test.
-const SHORT: &str = "3s";
-/// A little more than [`SHORT`]: the browser's wait for the retry window to close.
-const PAST_SHORT_MS: &str = "3500";
+/// The playground client's access-token lifetime, shortened for the test: long enough to watch
+/// its countdown tick and still call the API with it.
+const ACCESS_TTL: &str = "5s";
+/// The playground client's retry window, shortened for the test.
+const RETRY_WINDOW: &str = "3s";
+/// A little more than [`RETRY_WINDOW`]: the browser's wait for it to close.
+const PAST_RETRY_WINDOW_MS: &str = "3500";
 
 fn client_id(server: &common::Server, name: &str) -> String {
     let clients = server.admin(&["client", "list"], None, &[]);
@@ -67,9 +70,9 @@ async fn every_step_and_mistake_of_the_playground_in_chromium() {
             "update",
             &main,
             "--access-token-ttl",
-            SHORT,
+            ACCESS_TTL,
             "--refresh-retry-window",
-            SHORT,
+            RETRY_WINDOW,
         ],
         None,
         &[],
@@ -98,7 +101,7 @@ async fn every_step_and_mistake_of_the_playground_in_chromium() {
                 ("BASE_URL", &base),
                 ("USERNAME", DEMO_USERNAME),
                 ("PASSWORD", DEMO_PASSWORD),
-                ("WAIT_MS", PAST_SHORT_MS),
+                ("WAIT_MS", PAST_RETRY_WINDOW_MS),
             ],
         )
     })
@@ -115,6 +118,11 @@ async fn every_step_and_mistake_of_the_playground_in_chromium() {
     assert!(
         exchange["claims"].as_str().unwrap().contains("\"sub\""),
         "openid's ID token is shown: {exchange}"
+    );
+    let countdown = seen["countdown"].as_array().unwrap();
+    assert!(
+        countdown[0].as_str().unwrap().ends_with("s left") && countdown[0] != countdown[1],
+        "the countdown script does not run: {countdown:?}"
     );
     assert_eq!(seen["api"]["statuses"][0], 200, "{}", seen["api"]);
     assert_eq!(seen["expire"]["statuses"][0], 401, "{}", seen["expire"]);
