@@ -32,7 +32,7 @@ pre{margin:0;background:#0f172a;color:#e2e8f0;padding:8px;border-radius:6px;font
 .label{font-size:.7rem;text-transform:uppercase;letter-spacing:.06em;color:#6b7280;margin:4px 0}\
 .outcome{color:#111827}.lesson{background:#fffbeb;border-left:4px solid #d97706;padding:8px 12px;color:#374151}\
 .server{background:#f8fafc;border:1px solid #e5e7eb;border-radius:8px;padding:12px}\
-table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #e5e7eb}th{white-space:nowrap}\
+table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #e5e7eb}table.generations th{overflow-wrap:normal}@media (min-width:801px){th{white-space:nowrap}}\
 .state-current{color:#15803d;font-weight:600}.state-retry-window{color:#0e7490;font-weight:600}.state-rotated-out{color:#6b7280}.state-revoked{color:#b91c1c;font-weight:600}\
 .scroll{overflow-x:auto;max-width:100%}svg.timeline{background:#fff;border-radius:8px;display:block;min-width:720px;max-width:900px}\
 .badge{display:inline-block;padding:2px 8px;border-radius:999px;font-size:.8rem}.badge.open{background:#cffafe;color:#155e75}.badge.closed{background:#e5e7eb;color:#374151}.badge.revoked{background:#fee2e2;color:#991b1b}.badge.live{background:#dcfce7;color:#166534}";
