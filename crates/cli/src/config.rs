@@ -62,6 +62,11 @@ pub struct ServerOptions {
     #[arg(long, env = "TESSERA_ACCESS_LOG", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_log: Option<bool>,
+    /// Serve the /learn playground (the refresh-token flow step by step, with the server's
+    /// side in view, and two playground clients) [default: on with --dev, off otherwise].
+    #[arg(long, env = "TESSERA_LEARN", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learn: Option<bool>,
     /// How often expired and revoked rows are removed, like 60s [default: 60s].
     #[arg(long, env = "TESSERA_HOUSEKEEPING_INTERVAL", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -453,6 +458,8 @@ pub struct Settings {
     /// served at all.
     pub metrics_on_main_listener: bool,
     pub access_log: bool,
+    /// The `/learn` playground; `None`: on with `--dev`, off otherwise.
+    pub learn: Option<bool>,
     /// Live refresh-token grants per user per client; `None`: unlimited (0 in the config).
     pub max_grants_per_user_client: Option<u32>,
     pub housekeeping_interval_secs: u64,
@@ -721,6 +728,7 @@ impl Settings {
             metrics_listen: o.server.metrics_listen,
             metrics_on_main_listener,
             access_log: o.server.access_log.unwrap_or(true),
+            learn: o.server.learn,
         })
     }
 }
@@ -1340,6 +1348,29 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("trusted proxy header"), "{err}");
+    }
+
+    #[test]
+    fn the_playground_follows_dev_mode_unless_the_learn_key_says_otherwise() {
+        let d = args(Options::default()).settings().unwrap();
+        assert_eq!(d.learn, None, "unset: serve decides by --dev");
+        assert_eq!(
+            with_file("learn = true", Options::default()).unwrap().learn,
+            Some(true)
+        );
+        let off = with_file(
+            "learn = true",
+            Options {
+                server: ServerOptions {
+                    learn: Some(false),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(off.learn, Some(false), "a flag overrides the file");
+        assert!(with_file("learn = \"yes\"", Options::default()).is_err());
     }
 
     #[test]

@@ -56,6 +56,29 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     if args.dev {
         dev_seed(&authority, &settings).await?;
     }
+    let playground = match (settings.learn, args.dev) {
+        (Some(true), _) => Some(learn_seed(&authority, &settings).await?),
+        // On by default with --dev only: an issuer its redirect URI cannot be on (plain http
+        // off loopback, with --dev-public) leaves it off with a warning rather than no server.
+        (None, true) => match learn_seed(&authority, &settings).await {
+            Ok(playground) => Some(playground),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "the /learn playground is off");
+                None
+            }
+        },
+        (_, _) => None,
+    };
+    if args.dev && playground.is_some() {
+        // After the walkthrough, which it continues.
+        #[allow(clippy::print_stdout)]
+        {
+            println!(
+                "  Or take the same steps one click at a time, with the server's side in view:\n       {}/learn\n",
+                settings.issuer
+            );
+        }
+    }
     tracing::info!(listen = %settings.listen, issuer = %settings.issuer, database = %crate::redacted(&settings.database), "tessera listening");
     // Revocations still in force, and then every change other processes make (the admin
     // commands), reach this server's in-memory state through the change feed.
@@ -102,13 +125,17 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         None => settings.metrics_on_main_listener.then_some(metrics),
     };
     let flusher = authority.clone();
+    let mut state = AppState::new(authority)
+        .with_trusted_proxies(settings.trusted_proxies.clone())
+        .with_cors(settings.cors.clone());
+    if let Some(playground) = playground {
+        state = state.with_learn(playground);
+    }
     let state = AppState {
         bench_floor: args.bench_floor,
         access_log: settings.access_log,
         metrics: metrics_on_main,
-        ..AppState::new(authority)
-            .with_trusted_proxies(settings.trusted_proxies.clone())
-            .with_cors(settings.cors.clone())
+        ..state
     };
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
@@ -301,6 +328,22 @@ Walkthrough
         println!("{text}");
     }
     Ok(())
+}
+
+/// The `/learn` playground's clients, made or brought up to date, with secrets only this
+/// process holds.
+async fn learn_seed(
+    authority: &Authority,
+    settings: &Settings,
+) -> anyhow::Result<tessera_server::Playground> {
+    let redirect_uri = format!("{}/learn/callback", settings.issuer);
+    let clients = authority
+        .operator()
+        .ensure_playground_clients(&redirect_uri)
+        .await
+        .context("making the /learn playground's clients")?;
+    tracing::info!(url = %format!("{}/learn", settings.issuer), "the /learn playground is on");
+    Ok(tessera_server::Playground::new(clients))
 }
 
 /// The kept demo credentials, if the file is there and readable.

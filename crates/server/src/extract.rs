@@ -275,6 +275,7 @@ impl FromRequest<AppState> for RevocationForm {
 const SESSION_COOKIE: [&str; 2] = ["tessera_sid", "__Host-tessera_sid"];
 const CSRF_COOKIE: [&str; 2] = ["tessera_csrf", "__Host-tessera_csrf"];
 const ADMIN_SESSION_COOKIE: [&str; 2] = ["tessera_admin", "__Host-tessera_admin"];
+const LEARN_COOKIE: [&str; 2] = ["tessera_learn", "__Host-tessera_learn"];
 
 fn named(names: [&'static str; 2], secure: bool) -> &'static str {
     let [plain, host_only] = names;
@@ -292,6 +293,8 @@ pub struct Cookies {
     pub session: Option<SessionCookie>,
     pub csrf: Option<CsrfCookie>,
     pub admin_session: Option<SessionCookie>,
+    /// The `/learn` playground's learner id.
+    pub learn: Option<SessionCookie>,
 }
 
 impl Cookies {
@@ -308,6 +311,11 @@ impl Cookies {
     /// The admin console's session cookie's name.
     pub fn admin_session_name(secure: bool) -> &'static str {
         named(ADMIN_SESSION_COOKIE, secure)
+    }
+
+    /// The `/learn` playground's cookie's name.
+    pub fn learn_name(secure: bool) -> &'static str {
+        named(LEARN_COOKIE, secure)
     }
 
     /// Our cookies in a request's `Cookie` headers. A request that carries one of them twice is
@@ -333,6 +341,7 @@ impl Cookies {
             session: find(Self::session_name(secure))?.map(SessionCookie::new),
             csrf: find(Self::csrf_name(secure))?.map(CsrfCookie::new),
             admin_session: find(Self::admin_session_name(secure))?.map(SessionCookie::new),
+            learn: find(Self::learn_name(secure))?.map(SessionCookie::new),
         })
     }
 }

@@ -15,6 +15,7 @@ mod extract;
 pub mod forwarded;
 mod identity;
 mod json_headers;
+mod learn;
 mod lifecycle;
 pub mod metrics;
 mod observe;
@@ -43,6 +44,8 @@ use tessera_core::Authority;
 use tower_http::timeout::TimeoutLayer;
 
 pub use forwarded::{ProxyHeader, TrustedProxies};
+/// The `/learn` playground's state, given to [`AppState::with_learn`] to turn the page on.
+pub use learn::Playground;
 /// Escapes text for HTML, and a whole page in the server's look (the CLI's loopback redirect
 /// page uses both).
 pub use pages::{document as page_document, escape as escape_html};
@@ -70,6 +73,8 @@ pub struct AppState {
     pub metrics: Option<metrics::Metrics>,
     /// Which browser origins may call which routes (docs/security.md, CORS).
     pub cors: Arc<cors::CorsPolicy>,
+    /// The `/learn` playground, when it is on; `None`: its paths are not routed (404).
+    pub learn: Option<Arc<Playground>>,
 }
 
 impl AppState {
@@ -81,6 +86,15 @@ impl AppState {
             access_log: false,
             metrics: None,
             cors: Arc::new(cors::CorsPolicy::default()),
+            learn: None,
+        }
+    }
+
+    /// Serves the `/learn` playground.
+    pub fn with_learn(self, playground: Playground) -> Self {
+        Self {
+            learn: Some(Arc::new(playground)),
+            ..self
         }
     }
 
@@ -107,33 +121,38 @@ impl AppState {
 /// The whole application, for `serve` and for in-process tests. Run it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so that throttling sees the peer.
 pub fn app(state: AppState) -> Router {
-    json_headers::on_json_responses(routes(state.bench_floor).router.fallback(error::not_found))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            dpop::nonce_on_answers,
-        ))
-        // Inside the timeout and the observation, so that a refused or preflight request is
-        // timed, counted and logged as any other.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            cors::cors,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        // Outermost, so that the time measured and the status logged include the timeout's.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe::observe,
-        ))
-        .with_state(state)
+    json_headers::on_json_responses(
+        routes(state.bench_floor, state.learn.is_some())
+            .router
+            .fallback(error::not_found),
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        dpop::nonce_on_answers,
+    ))
+    // Inside the timeout and the observation, so that a refused or preflight request is
+    // timed, counted and logged as any other.
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        cors::cors,
+    ))
+    .layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        REQUEST_TIMEOUT,
+    ))
+    // Outermost, so that the time measured and the status logged include the timeout's.
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        observe::observe,
+    ))
+    .with_state(state)
 }
 
-/// The paths the router serves (without `--bench-floor`), as registered: the contract test
-/// compares them with the OpenAPI document, so that neither can gain a path the other lacks.
+/// The paths the router serves (without `--bench-floor`, with the `/learn` playground), as
+/// registered: the contract test compares them with the OpenAPI document, so that neither can
+/// gain a path the other lacks.
 pub fn routed_paths() -> Vec<&'static str> {
-    routes(false).paths
+    routes(false, true).paths
 }
 
 /// The OpenAPI 3.1 document of every path [`app`] serves (docs/contract.md), served at
@@ -165,7 +184,7 @@ impl Routes {
     }
 }
 
-fn routes(bench_floor: bool) -> Routes {
+fn routes(bench_floor: bool, learn: bool) -> Routes {
     let mut routes = Routes::new();
     if bench_floor {
         routes = routes.route("/bench/floor", post(bench_floor_reply));
@@ -212,7 +231,12 @@ fn routes(bench_floor: bool) -> Routes {
             "/.well-known/openid-configuration",
             get(identity::openid_configuration),
         );
-    console::routes(usage::routes(data::routes(apps::routes(routes))))
+    let routes = console::routes(usage::routes(data::routes(apps::routes(routes))));
+    if learn {
+        learn::routes(routes)
+    } else {
+        routes
+    }
 }
 
 /// `/metrics` on the main listener, unless it is served on a listener of its own

@@ -28,6 +28,7 @@ mod demo;
 mod durability;
 mod hardening;
 mod interop;
+mod learn;
 mod nodes;
 mod openid_rp;
 mod operations;

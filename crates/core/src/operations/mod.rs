@@ -7,6 +7,7 @@ pub mod console;
 pub mod housekeeping;
 pub mod metrics;
 pub mod operator;
+pub mod playground;
 pub mod revocations;
 pub mod rotation_audit;
 pub mod signing_keys;

@@ -7,7 +7,7 @@
 //! No console state lives in this process: the session is a signed cookie and every page reads
 //! the store, so any node serves any request.
 
-mod timeline;
+pub(crate) mod timeline;
 mod views;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};

@@ -84,7 +84,8 @@ fn the_document_is_openapi_3_1_with_an_operation_id_for_each_operation() {
 
 #[tokio::test]
 async fn documented_methods_are_routed_and_the_others_refused_405() {
-    let h = Harness::new().await;
+    // With the playground on, so that its paths are routed too.
+    let h = Harness::learning().await;
     for (path, documented) in documented_operations() {
         let url = concrete(&path);
         for method in METHODS {

@@ -22,6 +22,7 @@ mod golden;
 mod hardening;
 mod identity;
 mod jwt_access;
+mod learn;
 mod lifecycle;
 mod logout_everywhere;
 mod openid;

@@ -13,13 +13,14 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tessera_core::operations::admin::ClientSettings;
+use tessera_core::operations::playground::PlaygroundClients;
 use tessera_core::store::failing::FailingStore;
 pub use tessera_core::store::prelude::*;
 use tessera_core::time::{ManualClock, SystemRandom, Timestamp};
 use tessera_core::tokens::server_key::ServerKey;
 use tessera_core::{Authority, AuthorityConfig};
 use tessera_proto::{ExposeSecret, Password};
-use tessera_server::{app, AppState, TrustedProxies};
+use tessera_server::{app, AppState, Playground, TrustedProxies};
 use tessera_store_postgres::PostgresStore;
 use tessera_store_sqlite::SqliteStore;
 use tessera_testkit::postgres::TestDatabase;
@@ -30,6 +31,8 @@ pub const ISSUER: &str = "http://login.test";
 pub const REDIRECT: &str = "http://127.0.0.1:8976/callback";
 pub const USERNAME: &str = "alice@example.com";
 pub const PASSWORD: &str = "correct horse battery";
+/// The issuer of [`Harness::learning`].
+pub const LOOPBACK_ISSUER: &str = "http://127.0.0.1:8080";
 
 pub struct Reply {
     pub status: StatusCode,
@@ -354,6 +357,32 @@ impl Harness {
         self.client(false, ClientSettings::default()).await
     }
 
+    /// A harness with the `/learn` playground on, its two clients made, on a loopback issuer
+    /// ([`LOOPBACK_ISSUER`]): the playground's redirect URI is on the issuer, and plain http
+    /// is allowed only to loopback.
+    pub async fn learning() -> Self {
+        Self::learning_with_clients().await.0
+    }
+
+    /// [`Harness::learning`], and the playground's clients with their secrets.
+    pub async fn learning_with_clients() -> (Self, PlaygroundClients) {
+        let mut harness = Self::with_config(
+            |c| c.issuer = LOOPBACK_ISSUER.to_owned(),
+            TrustedProxies::default(),
+        )
+        .await;
+        let clients = harness
+            .authority
+            .operator()
+            .ensure_playground_clients(&format!("{LOOPBACK_ISSUER}/learn/callback"))
+            .await
+            .unwrap();
+        harness.app =
+            app(AppState::new(harness.authority.clone())
+                .with_learn(Playground::new(clients.clone())));
+        (harness, clients)
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
@@ -531,9 +560,14 @@ impl Harness {
         client: &Client,
         extra: &[(&str, &str)],
     ) -> String {
-        let mut reply = self
-            .get(&self.authorize_url(client, extra), Some(browser))
-            .await;
+        let url = self.authorize_url(client, extra);
+        self.allow_in(browser, &url).await
+    }
+
+    /// The browser at the authorization URL `url`: logs in if asked, allows if asked; returns
+    /// where it is sent back to.
+    pub async fn allow_in(&self, browser: &mut Browser, url: &str) -> String {
+        let mut reply = self.get(url, Some(browser)).await;
         if reply.status == StatusCode::OK && reply.text().contains("name=\"password\"") {
             reply = self.submit_login(browser, &reply, PASSWORD).await;
         }
