@@ -7,6 +7,10 @@
 
 use crate::{Action, Answer, Message, RotationModel, State, Who, RETRY_WINDOW_SECS};
 
+/// A counterexample recorded from the model (a second rotation on an in-window replay), relative
+/// to this crate's directory: the server test replays it against a real `tessera serve`.
+pub const RECORDED_TRACE: &str = "traces/rotate-on-replay.trace";
+
 /// The token endpoint every request of a trace goes to.
 pub const TOKEN_ENDPOINT: &str = "POST /services/oauth2/token";
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use stateright::{Checker, Model};
 use tessera_core::flows::rotation::Fault;
-use tessera_rotation_model::trace::http_trace;
+use tessera_rotation_model::trace::{http_trace, RECORDED_TRACE};
 use tessera_rotation_model::{
     RotationModel, FAMILY_REVOKED, IDENTICAL_PAIR, NO_HONEST_LOGOUT, ONE_SUCCESSOR,
     REVOCATION_HAS_A_CAUSE, SAFETY, TWO_ROTATIONS, WRONG_KEY_NEVER_REVOKES,
@@ -65,6 +65,15 @@ fn two_clients_an_attacker_and_the_window_expiring_keep_every_rule() {
     assert_eq!(states, 42_755);
 }
 
+/// Three clients, three rotations, more of everything: minutes, on demand (docs/rotation-model.md,
+/// "The deep check"), not in CI.
+#[test]
+#[ignore = "the deep check: minutes, run on demand"]
+fn deep_three_clients_three_rotations_keep_every_rule() {
+    let states = check_completely("deep", RotationModel::deep());
+    eprintln!("deep: {states} unique states");
+}
+
 /// The shortest counterexample `model` (with a seeded fault) has for `property`, printed as
 /// HTTP requests; fails the test if there is none: the checker did not bite.
 fn counterexample(model: RotationModel, property: &'static str) -> Vec<String> {
@@ -114,4 +123,24 @@ fn a_revocation_on_a_wrong_key_is_caught() {
     assert!(trace
         .iter()
         .any(|l| l.contains("DPoP=<proof of another key> from attacker")));
+}
+
+/// The trace the server test replays (crates/cli/tests/integration/rotation_model.rs) is the
+/// counterexample the model gives today for a second rotation on an in-window replay, on a
+/// network that loses but does not duplicate (so the retry is the client's, after a lost
+/// response): recorded, and kept the same. `TESSERA_RECORD_TRACES=1` records it again after a
+/// change to the model.
+#[test]
+fn the_recorded_trace_is_the_counterexample_of_a_second_rotation() {
+    let model = RotationModel {
+        duplicates: 0,
+        ..RotationModel::one_client_crash_restart()
+    }
+    .with_fault(Fault::RotateOnReplay);
+    let trace = counterexample(model, ONE_SUCCESSOR).join("\n") + "\n";
+    let recorded = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(RECORDED_TRACE);
+    if std::env::var_os("TESSERA_RECORD_TRACES").is_some() {
+        std::fs::write(&recorded, &trace).unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(&recorded).unwrap(), trace);
 }

@@ -32,3 +32,4 @@ mod nodes;
 mod openid_rp;
 mod operations;
 mod pages;
+mod rotation_model;
