@@ -1,6 +1,8 @@
 //! The refresh-token rotation protocol as a `stateright` model, checked against the real rule:
-//! the server's step calls [`tessera_core::flows::rotation::decide`], the function the refresh
-//! flow calls, and applies what it decides to one family as the store's conditional write would
+//! a server reading the family calls [`tessera_core::flows::rotation::decide`], the function the
+//! refresh flow calls; its write reaches the one store later, conditional on the family being
+//! as read, and one that finds it moved is judged again by
+//! [`tessera_core::flows::rotation::decide_after_lost_race`], as the refresh flow does
 //! (docs/rotation-model.md).
 //!
 //! Around that server: honest clients that share one persisted refresh token (the instances of
@@ -15,7 +17,9 @@
 use std::collections::BTreeSet;
 
 use stateright::{Model, Property};
-use tessera_core::flows::rotation::{decide, Decision, FamilyView, Fault, Rules};
+use tessera_core::flows::rotation::{
+    decide, decide_after_lost_race, Decision, FamilyView, Fault, Rules,
+};
 use tessera_core::time::Timestamp;
 
 pub mod trace;
@@ -76,6 +80,19 @@ pub enum Message {
     },
 }
 
+/// A request a server has read the family for and decided to write for: the write is pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Serving {
+    pub from: Who,
+    pub token: Token,
+    pub proves_key: bool,
+    pub decision: Decision,
+    /// The current token the conditional write expects.
+    pub expected: Token,
+    /// The token was no longer answerable when it was read (for the revocation's cause).
+    pub stale: bool,
+}
+
 /// The family as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Family {
@@ -119,6 +136,8 @@ pub struct State {
     pub clients: Vec<Client>,
     /// In flight, in no order; a message may be there twice (duplicated).
     pub network: Vec<Message>,
+    /// Requests read and decided, their writes pending.
+    pub serving: Vec<Serving>,
     pub losses_left: u8,
     pub duplicates_left: u8,
     pub crashes_left: u8,
@@ -176,6 +195,8 @@ pub enum Action {
     Duplicate(Message),
     /// A client crashes, or gives up waiting: its in-flight request is forgotten.
     Crash(u8),
+    /// A server's pending write reaches the store.
+    Commit(Serving),
     /// The retry window of the last rotation closes.
     WindowCloses,
 }
@@ -279,19 +300,98 @@ impl RotationModel {
         }
     }
 
-    /// The server's answer to a request, and the state it leaves: the rule decides, and the
-    /// decision is applied to the family in the same step (the store serialises the conditional
-    /// write; see docs/rotation-model.md for why one atomic step stands for read-then-write).
-    pub fn serve(&self, state: &mut State, from: Who, token: Token, proves_key: bool) -> Answer {
-        let key = self.key_of(proves_key);
-        let was_revoked = state.family.revoked;
+    /// A server receives a request and reads the family: the rule decides on what it read. A
+    /// decision that writes (a rotation, a revocation) is pending until [`Action::Commit`], so
+    /// that other requests are served between this read and that write, as on several nodes;
+    /// any other is answered at once (`Some`).
+    pub fn receive(
+        &self,
+        state: &mut State,
+        from: Who,
+        token: Token,
+        proves_key: bool,
+    ) -> Option<Answer> {
         let decision = decide(
             &self.view(&state.family),
             &token,
-            key,
+            self.key_of(proves_key),
             state.now,
             &self.rules(),
         );
+        let stale = !answerable(state, token);
+        match decision {
+            Decision::Rotate | Decision::Audit { .. } | Decision::Reuse { .. } => {
+                let expected = match decision {
+                    Decision::Rotate => token,
+                    _ => state.family.current,
+                };
+                state.serving.push(Serving {
+                    from,
+                    token,
+                    proves_key,
+                    decision,
+                    expected,
+                    stale,
+                });
+                state.serving.sort();
+                None
+            }
+            _ => Some(self.apply(
+                state,
+                decision,
+                &Serving {
+                    from,
+                    token,
+                    proves_key,
+                    decision,
+                    expected: token,
+                    stale,
+                },
+            )),
+        }
+    }
+
+    /// The pending write of `serving`, to the store: a rotation only if the family is still as
+    /// read (the conditional write), otherwise the refresh lost the race and is judged again on
+    /// a fresh read (`decide_after_lost_race`); a revocation as it is.
+    pub fn commit(&self, state: &mut State, serving: &Serving) -> Answer {
+        let still_as_read = state.family.current == serving.expected && !state.family.revoked;
+        match serving.decision {
+            Decision::Rotate | Decision::Audit { .. } if still_as_read => {
+                self.apply(state, serving.decision, serving)
+            }
+            Decision::Rotate => {
+                let decision = decide_after_lost_race(
+                    &self.view(&state.family),
+                    &serving.token,
+                    self.key_of(serving.proves_key),
+                    state.now,
+                    &self.rules(),
+                );
+                let fresh = Serving {
+                    decision,
+                    stale: !answerable(state, serving.token),
+                    ..*serving
+                };
+                self.apply(state, decision, &fresh)
+            }
+            // An audit rotation whose write finds the family moved is "already being processed".
+            Decision::Audit { .. } => Answer::InProgress,
+            decision => self.apply(state, decision, serving),
+        }
+    }
+
+    /// `decision` carried out on the family in one step, and the answer to `request`.
+    fn apply(&self, state: &mut State, decision: Decision, request: &Serving) -> Answer {
+        let Serving {
+            from,
+            token,
+            proves_key,
+            stale,
+            ..
+        } = *request;
+        let key = self.key_of(proves_key);
+        let was_revoked = state.family.revoked;
         let answer = match decision {
             Decision::Rotate => rotate(state, token, token, key),
             Decision::Audit { .. } => {
@@ -317,12 +417,10 @@ impl RotationModel {
             Decision::Reuse { .. } => {
                 if !state.family.revoked {
                     state.family.revoked = true;
-                    state.revoked_by = Some(if from == Who::Attacker {
-                        Cause::Attacker
-                    } else if answerable(state, token) {
-                        Cause::Unnamed
-                    } else {
-                        Cause::StaleToken
+                    state.revoked_by = Some(match (from, stale) {
+                        (Who::Attacker, _) => Cause::Attacker,
+                        (Who::Client(_), true) => Cause::StaleToken,
+                        (Who::Client(_), false) => Cause::Unnamed,
                     });
                     if self.dpop_bound && !proves_key {
                         state.wrong_key_revoked = true;
@@ -355,7 +453,15 @@ impl RotationModel {
             } => Some(*token),
             _ => None,
         });
-        stored.into_iter().chain(awaiting).chain(in_flight)
+        let being_served = state.serving.iter().filter_map(|r| match r.from {
+            Who::Client(_) => Some(r.token),
+            Who::Attacker => None,
+        });
+        stored
+            .into_iter()
+            .chain(awaiting)
+            .chain(in_flight)
+            .chain(being_served)
     }
 
     fn note_closed_windows(state: &mut State) {
@@ -372,18 +478,31 @@ impl RotationModel {
     /// match): two states that differ only by which client is which become one.
     pub fn canonical(state: &State) -> State {
         let count = state.clients.len();
-        let mut order: Vec<usize> = (0..count).collect();
-        let addressed = |i: usize| -> Vec<Message> {
-            let mut own: Vec<Message> = state
+        // What tells a client apart, with its number left out: its state, then what is in
+        // flight to or from it and what the servers are doing for it.
+        let anonymous = |i: usize| {
+            let of = |w: Who| w == Who::Client(u8::try_from(i).unwrap_or(u8::MAX));
+            let mut messages: Vec<Message> = state
                 .network
                 .iter()
-                .filter(|m| addressee(m) == Some(i))
+                .filter(|m| of(party(m)))
                 .map(|m| readdress(m, &|_| 0))
                 .collect();
-            own.sort();
-            own
+            messages.sort();
+            let mut serving: Vec<Serving> = state
+                .serving
+                .iter()
+                .filter(|r| of(r.from))
+                .map(|r| Serving {
+                    from: Who::Client(0),
+                    ..*r
+                })
+                .collect();
+            serving.sort();
+            (state.clients.get(i).copied(), messages, serving)
         };
-        order.sort_by_cached_key(|&i| (state.clients.get(i).copied(), addressed(i)));
+        let mut order: Vec<usize> = (0..count).collect();
+        order.sort_by_cached_key(|&i| anonymous(i));
         let mut new_index = vec![0u8; count];
         for (new, &old) in order.iter().enumerate() {
             if let Some(slot) = new_index.get_mut(old) {
@@ -402,7 +521,24 @@ impl RotationModel {
             .map(|m| readdress(m, &renumber))
             .collect();
         next.network.sort();
+        next.serving = state
+            .serving
+            .iter()
+            .map(|r| Serving {
+                from: renumbered(r.from, &renumber),
+                ..*r
+            })
+            .collect();
+        next.serving.sort();
         next
+    }
+}
+
+/// The answer to a request goes back over the network; the attacker's are its own business (not
+/// modelled further).
+fn respond(state: &mut State, to: Who, token: Token, answer: Answer) {
+    if let Who::Client(_) = to {
+        state.network.push(Message::Response { to, token, answer });
     }
 }
 
@@ -432,36 +568,34 @@ pub fn answerable(state: &State, token: Token) -> bool {
     token == state.family.current || (Some(token) == state.family.previous && state.window_open)
 }
 
-fn addressee(message: &Message) -> Option<usize> {
-    match message {
-        Message::Request {
-            from: Who::Client(i),
-            ..
-        }
-        | Message::Response {
-            to: Who::Client(i), ..
-        } => Some(usize::from(*i)),
-        _ => None,
+/// The client (or the attacker) a message is from or to.
+fn party(message: &Message) -> Who {
+    match *message {
+        Message::Request { from, .. } => from,
+        Message::Response { to, .. } => to,
+    }
+}
+
+fn renumbered(who: Who, renumber: &dyn Fn(usize) -> u8) -> Who {
+    match who {
+        Who::Client(i) => Who::Client(renumber(usize::from(i))),
+        Who::Attacker => Who::Attacker,
     }
 }
 
 fn readdress(message: &Message, renumber: &dyn Fn(usize) -> u8) -> Message {
-    let who = |w: Who| match w {
-        Who::Client(i) => Who::Client(renumber(usize::from(i))),
-        Who::Attacker => Who::Attacker,
-    };
     match *message {
         Message::Request {
             from,
             token,
             proves_key,
         } => Message::Request {
-            from: who(from),
+            from: renumbered(from, renumber),
             token,
             proves_key,
         },
         Message::Response { to, token, answer } => Message::Response {
-            to: who(to),
+            to: renumbered(to, renumber),
             token,
             answer,
         },
@@ -503,6 +637,7 @@ impl Model for RotationModel {
                 usize::from(self.clients)
             ],
             network: Vec::new(),
+            serving: Vec::new(),
             losses_left: self.losses,
             duplicates_left: self.duplicates,
             crashes_left: self.crashes,
@@ -549,6 +684,9 @@ impl Model for RotationModel {
                 actions.push(Action::Duplicate(message));
             }
         }
+        let mut pending = state.serving.clone();
+        pending.dedup();
+        actions.extend(pending.into_iter().map(Action::Commit));
         if self.window_expiry && state.window_open && !state.family.revoked {
             actions.push(Action::WindowCloses);
         }
@@ -587,14 +725,8 @@ impl Model for RotationModel {
                         if from == Who::Attacker {
                             state.attacker_sent = true;
                         }
-                        let answer = self.serve(&mut state, from, token, proves_key);
-                        // The attacker's answers are its own business: not modelled further.
-                        if let Who::Client(_) = from {
-                            state.network.push(Message::Response {
-                                to: from,
-                                token,
-                                answer,
-                            });
+                        if let Some(answer) = self.receive(&mut state, from, token, proves_key) {
+                            respond(&mut state, from, token, answer);
                         }
                     }
                     Message::Response {
@@ -627,6 +759,12 @@ impl Model for RotationModel {
             Action::Duplicate(message) => {
                 state.duplicates_left = state.duplicates_left.saturating_sub(1);
                 state.network.push(message);
+            }
+            Action::Commit(serving) => {
+                let at = state.serving.iter().position(|s| *s == serving)?;
+                state.serving.remove(at);
+                let answer = self.commit(&mut state, &serving);
+                respond(&mut state, serving.from, serving.token, answer);
             }
             Action::Crash(i) => {
                 state.crashes_left = state.crashes_left.saturating_sub(1);

@@ -5,6 +5,8 @@
 //! The server's lines have one shape, which [`parse_request_line`] reads back, so that a
 //! recorded counterexample can be replayed against a real server (crates/cli/tests).
 
+use tessera_core::flows::rotation::Decision;
+
 use crate::{Action, Answer, Message, RotationModel, State, Who, RETRY_WINDOW_SECS};
 
 /// A counterexample recorded from the model (a second rotation on an in-window replay), relative
@@ -86,10 +88,26 @@ pub fn http_trace(model: &RotationModel, path: &[(State, Option<Action>)]) -> Ve
                 proves_key,
             }) => {
                 let mut after = state.clone();
-                let answered = model.serve(&mut after, *from, *token, *proves_key);
+                let answered = match model.receive(&mut after, *from, *token, *proves_key) {
+                    Some(answered) => answer(answered),
+                    None => "(the family read: its write pending)".to_owned(),
+                };
                 format!(
-                    "{} -> {}",
-                    request_line(model, *from, *token, *proves_key),
+                    "{} -> {answered}",
+                    request_line(model, *from, *token, *proves_key)
+                )
+            }
+            Action::Commit(serving) => {
+                let mut after = state.clone();
+                let answered = model.commit(&mut after, serving);
+                let write = match serving.decision {
+                    Decision::Reuse { .. } => "revocation".to_owned(),
+                    _ => format!("rotation (if RT{} is still current)", serving.expected),
+                };
+                format!(
+                    "the {write} for RT{} from {} reaches the store -> {}",
+                    serving.token,
+                    who(serving.from),
                     answer(answered)
                 )
             }

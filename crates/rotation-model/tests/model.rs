@@ -44,7 +44,7 @@ fn check_completely(name: &str, model: RotationModel) -> usize {
 #[test]
 fn one_client_with_crash_and_restart_keeps_every_rule() {
     let states = check_completely("one client", RotationModel::one_client_crash_restart());
-    assert_eq!(states, 1_400);
+    assert_eq!(states, 2_542);
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn two_clients_sharing_one_family_keep_every_rule() {
         "two clients",
         RotationModel::two_clients_sharing_one_family(),
     );
-    assert_eq!(states, 17_392);
+    assert_eq!(states, 53_253);
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn two_clients_an_attacker_and_the_window_expiring_keep_every_rule() {
         "two clients and an attacker",
         RotationModel::two_clients_attacker_window_expiry(),
     );
-    assert_eq!(states, 42_755);
+    assert_eq!(states, 182_733);
 }
 
 /// Three clients, three rotations, more of everything: minutes, on demand (docs/rotation-model.md,
@@ -91,9 +91,10 @@ fn counterexample(model: RotationModel, property: &'static str) -> Vec<String> {
 fn a_second_rotation_on_an_in_window_replay_is_caught() {
     let model = RotationModel::one_client_crash_restart().with_fault(Fault::RotateOnReplay);
     let trace = counterexample(model.clone(), ONE_SUCCESSOR);
-    assert!(trace
-        .iter()
-        .any(|l| l.contains("refresh_token=RT1") && l.ends_with("refresh_token=RT3")));
+    assert!(
+        trace.last().unwrap().ends_with("refresh_token=RT3"),
+        "{trace:?}"
+    );
     counterexample(model, IDENTICAL_PAIR);
 }
 

@@ -131,7 +131,7 @@ pub enum Fault {
 }
 
 /// What a presented refresh token gets. Each variant says what the store applies, if anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Decision {
     /// The request did not prove the key the grant or the replayed rotation is bound to:
     /// refused, nothing changes.
