@@ -175,20 +175,7 @@ async fn a_clock_stepped_back_does_not_revive_an_expired_token() {
     let server = Server::start(&[], &faked);
     let (client_id, _) = server.user_and_client("60s", &[]);
     // Minted on the same faked clock, two hours ahead of the real one.
-    let minted = server.admin(
-        &[
-            "token",
-            "mint",
-            "--client-id",
-            &client_id,
-            "--username",
-            "ada@example.com",
-            "--scope",
-            "api refresh_token",
-        ],
-        None,
-        &faked,
-    );
+    let minted = server.mint(&client_id, &faked);
     let access = minted["access_token"].as_str().unwrap().to_owned();
     let http = reqwest::Client::new();
     let api = |token: String| {

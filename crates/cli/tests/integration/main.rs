@@ -34,3 +34,4 @@ mod openid_rp;
 mod operations;
 mod pages;
 mod probe;
+mod rotation_model;

@@ -12,4 +12,5 @@ pub(crate) mod jwt_access;
 pub(crate) mod refresh;
 pub mod resource;
 pub mod revocation;
+pub mod rotation;
 pub mod token_request;

@@ -9,7 +9,9 @@
 //! then is a rotated-out token judged: a replay inside the retry window, a duplicate of a
 //! refresh that has just committed, or reuse. A client in rotation audit mode has its reuse
 //! answered instead of punished: a new pair, a `rotation_audit` event, nothing revoked (see
-//! [`Authority::audit_rotation`], the one step where the modes part).
+//! [`Authority::audit_rotation`], the one step where the modes part). Which of these a token
+//! gets is decided by one pure function, [`crate::flows::rotation`], which this flow carries out
+//! and the model checker of `crates/rotation-model` explores.
 //!
 //! From a source that has spent its failure budget (its next failure is answered 429), a
 //! refresh does only what a valid one needs: a token of the earlier, unsigned format is not
@@ -30,14 +32,15 @@
 //! `concurrent_refresh_refused` are written once per grant per window, with the count of the
 //! rest (see [`crate::operations::audit_repeats`]). The revocation's own event always is.
 
-use subtle::ConstantTimeEq;
 use tessera_proto::{ClientSecret, ExposeSecret, OAuthError, RefreshToken, Scope, TokenResponse};
 
 use crate::authority::{
     idle_expiry, still_allowed, Authority, IssuedTokens, Requester, Source, MAX_TOKEN_LEN,
 };
-use crate::flows::dpop_binding::proves_key;
 use crate::flows::id_token::{IdTokenFor, NonceEcho};
+use crate::flows::rotation::{
+    admit, decide_after_lost_race, judge, Decision, FamilyView, Generation, Rules, TokenId,
+};
 use crate::model::{Client, EventKind, Family, Grant, User, FROM_ANOTHER_ADDRESS};
 use crate::operations::metrics::RefreshOutcome as Counted;
 use crate::store::{EventFilter, RefreshCommit, RefreshOutcome, StoreError};
@@ -46,33 +49,29 @@ use crate::tokens::hash::secret_hash;
 use crate::tokens::hash::Hash;
 use crate::tokens::sealing::{has_signed_shape, signed_grant_id, Successor};
 
-/// Without a retry window, a replay of a rotated-out token this soon after its rotation is taken
-/// for a simultaneous duplicate of that refresh: refused with "token request is already being
-/// processed", neither answered with tokens nor punished. Later, it is reuse.
-pub(crate) const CONCURRENT_REFRESH_GRACE_MS: i64 = 2_000;
-
-/// Which of its family's tokens a presented refresh token is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Generation {
-    Current,
-    /// The one the current token replaced: answerable inside the retry window.
-    Previous,
-    /// Older still (or the family has no token any more): a genuine token, rotated out long ago.
-    Older,
-}
-
 fn same(a: &Hash, b: Option<&Hash>) -> bool {
-    b.is_some_and(|b| bool::from(a.ct_eq(b)))
+    b.is_some_and(|b| a.same(b))
 }
 
-fn generation(family: &Family, presented: &Hash) -> Generation {
-    if same(presented, family.current.as_ref()) {
-        Generation::Current
-    } else if same(presented, family.previous.as_ref()) {
-        Generation::Previous
-    } else {
-        Generation::Older
+/// The family as the rotation rules read it.
+fn view(family: &Family) -> FamilyView<'_, Hash> {
+    FamilyView {
+        current: family.current.as_ref(),
+        previous: family.previous.as_ref(),
+        rotated_at: family.rotated_at,
+        rotated_jkt: family.rotated_jkt.as_deref(),
+        bound_jkt: family.grant.dpop_jkt.as_deref(),
+        revoked: family.grant.revoked_at.is_some(),
     }
+}
+
+/// The client's settings the rotation rules read.
+fn rules(client: &Client) -> Rules {
+    Rules::new(
+        client.rotates(),
+        client.audits_rotation(),
+        client.refresh_retry_window_secs,
+    )
 }
 
 /// A refresh request, as the paths that answer it need it.
@@ -306,67 +305,114 @@ impl Authority {
         if grant.client_id != client.client_id {
             return Err(Refusal::because(RefreshRefusal::OtherClient));
         }
-        // A grant bound to a DPoP key refreshes only with a proof of that key, whatever the
-        // token's generation: someone who holds the token but not the key is refused and
-        // revokes nothing, so cannot log the user out (RFC 9449 §5).
-        if let Some(bound) = grant.dpop_jkt.as_deref() {
-            if !proves_key(presented.dpop_jkt, bound) {
-                return Err(key_mismatch());
+        // The grant's DPoP key, then whether the family is live (rotation::admit): someone who
+        // holds the token but not the key is refused and revokes nothing.
+        let rules = rules(client);
+        let view = view(&family);
+        let which = match admit(&view, &presented.hash, presented.dpop_jkt, &rules) {
+            Ok(which) => which,
+            Err(refused) => {
+                return self
+                    .not_current(refused, presented, &family, None, now, "replay")
+                    .await
             }
-        }
-        let which = generation(&family, &presented.hash);
-        if grant.revoked_at.is_some() {
-            return Err(self.refuse_revoked_family(presented, grant, which).await);
-        }
+        };
         refuse_family_past_its_policy(client, grant, now).map_err(Refusal::because)?;
         let scope = refreshed_scope(client, grant, requested_scope)
             .map_err(|error| error.into_refusal(RefreshRefusal::ScopeWidened))?;
-        match which {
-            Generation::Current => self.refresh_current(presented, &family, &scope, now).await,
-            Generation::Previous | Generation::Older => {
-                self.not_current(presented, &family, &scope, which, now, "replay")
+        match judge(&view, which, presented.dpop_jkt, now, &rules) {
+            Decision::Rotate | Decision::Refresh => {
+                self.refresh_current(presented, &family, &scope, now).await
+            }
+            decision => {
+                self.not_current(decision, presented, &family, Some(&scope), now, "replay")
                     .await
             }
         }
     }
 
-    /// A token of a live family that is not its current one, judged on a fresh read: the one
-    /// rule for a rotated-out token, whether the family was read because the cache had nothing
-    /// to say or because the cache's "current" lost to the store's conditional update. The
-    /// previous token is a replay, a duplicate or reuse by its time (see
-    /// [`Authority::rotated_out_token`]); an older one, to a rotating client, is reuse.
+    /// What the rotation rules decided for a token that is not (or no longer) the current one
+    /// of a live family, or of a family that refuses it, done: the one place such a
+    /// [`Decision`] becomes a replay, a revocation, an audit rotation or a refusal, with its
+    /// event. Also what a refresh that lost the store's conditional write gets, on a fresh read
+    /// (it never refreshes again from there). `scope` is `None` only for the decisions taken
+    /// before the scope is known (a key mismatch, a revoked family), which answer no tokens.
     /// `replay_detail` names the path in a replay's event.
     async fn not_current(
+        &self,
+        decision: Decision,
+        presented: &Presented<'_>,
+        family: &Family,
+        scope: Option<&Scope>,
+        now: Timestamp,
+        replay_detail: &str,
+    ) -> Judged {
+        let grant = &family.grant;
+        let source = Some(presented.source);
+        match (decision, scope) {
+            (Decision::KeyMismatch, _) => Err(key_mismatch()),
+            (Decision::Revoked { which }, _) => {
+                Err(self.refuse_revoked_family(presented, grant, which).await)
+            }
+            (Decision::InProgress, _) => {
+                // A duplicate of a refresh that has only just committed: simultaneous requests
+                // that lost the race by a few milliseconds are not thieves.
+                self.record_grant_once(EventKind::ConcurrentRefreshRefused, grant, "", source)
+                    .await;
+                Err(OAuthError::TokenRequestInProgress.into())
+            }
+            (Decision::Reuse { which }, _) => {
+                let detail = match which {
+                    Generation::Older => "family revoked (old generation)",
+                    Generation::Previous | Generation::Current => "family revoked",
+                };
+                Err(self.reuse(grant, detail, now, presented).await)
+            }
+            (Decision::Audit { .. }, Some(scope)) => {
+                self.audit_rotation(presented, family, scope, now).await
+            }
+            (Decision::Replay, Some(scope)) => {
+                self.replay(presented, family, scope, replay_detail).await
+            }
+            // Reuse detection belongs to rotation: a token rotated out before the client stopped
+            // rotating is refused, nothing else. (And without a scope, nothing is answered.)
+            (
+                Decision::RotatedOut
+                | Decision::Rotate
+                | Decision::Refresh
+                | Decision::Audit { .. }
+                | Decision::Replay,
+                _,
+            ) => Err(Refusal::because(RefreshRefusal::RotatedOut)),
+        }
+    }
+
+    /// The previous token inside the retry window: the pair its rotation issued, rebuilt; or,
+    /// when the rotation was made by an earlier version whose pair cannot be rebuilt, "already
+    /// being processed": never punished as reuse inside its window.
+    async fn replay(
         &self,
         presented: &Presented<'_>,
         family: &Family,
         scope: &Scope,
-        which: Generation,
-        now: Timestamp,
         replay_detail: &str,
     ) -> Judged {
-        match which {
-            Generation::Previous if presented.client.rotates() => {
-                self.rotated_out_token(presented, family, scope, now, replay_detail)
-                    .await
+        let grant = &family.grant;
+        let source = Some(presented.source);
+        match self.replay_within_window(presented, family, scope).await? {
+            Some(response) => {
+                let detail = self.replay_detail(grant, presented, replay_detail).await;
+                self.record_grant(EventKind::RetryReplayed, grant, &detail, source)
+                    .await;
+                Ok(Refreshed {
+                    outcome: Counted::Replayed,
+                    response,
+                })
             }
-            Generation::Older if presented.client.rotates() => {
-                self.reuse_or_audit(
-                    presented,
-                    family,
-                    scope,
-                    now,
-                    "family revoked (old generation)",
-                )
-                .await
-            }
-            // Reuse detection belongs to rotation. A client whose rotation was switched off keeps
-            // one token per family, its current one: a token rotated out before the switch is
-            // refused and nothing else happens. Its holder gains nothing, and revoking would log
-            // out the user who holds the live token for a leak that rotation no longer guards.
-            // (The current token is the caller's to refresh, never judged here.)
-            Generation::Previous | Generation::Older | Generation::Current => {
-                Err(Refusal::because(RefreshRefusal::RotatedOut))
+            None => {
+                self.record_grant_once(EventKind::ConcurrentRefreshRefused, grant, "", source)
+                    .await;
+                Err(OAuthError::TokenRequestInProgress.into())
             }
         }
     }
@@ -595,7 +641,7 @@ impl Authority {
         grant.client_id == client.client_id
             && grant.revoked_at.is_none()
             && !self.guard().grant_revoked(&grant.id)
-            && generation(family, presented) == Generation::Current
+            && view(family).generation(presented) == Generation::Current
             && client.effective_refresh_policy().allows_refresh(
                 grant.created_at,
                 grant.last_used_at,
@@ -640,72 +686,6 @@ impl Authority {
             presented_secret: presented.secret,
             dpop_jkt,
         }))
-    }
-
-    /// The family's previous token: the same pair again inside the retry window, "already being
-    /// processed" for a duplicate that lost a race by moments, and otherwise reuse.
-    async fn rotated_out_token(
-        &self,
-        presented: &Presented<'_>,
-        family: &Family,
-        scope: &Scope,
-        now: Timestamp,
-        replay_detail: &str,
-    ) -> Judged {
-        let grant = &family.grant;
-        let source = Some(presented.source);
-        match self
-            .replay_within_window(presented, family, scope, now)
-            .await?
-        {
-            Replay::Answer(response) => {
-                let detail = self.replay_detail(grant, presented, replay_detail).await;
-                self.record_grant(EventKind::RetryReplayed, grant, &detail, source)
-                    .await;
-                return Ok(Refreshed {
-                    outcome: Counted::Replayed,
-                    response: *response,
-                });
-            }
-            // Inside the window but not answerable (a rotation made by an earlier version):
-            // never punished as reuse.
-            Replay::Unanswerable => {
-                self.record_grant_once(EventKind::ConcurrentRefreshRefused, grant, "", source)
-                    .await;
-                return Err(OAuthError::TokenRequestInProgress.into());
-            }
-            Replay::KeyMismatch => return Err(key_mismatch()),
-            Replay::OutsideWindow => {}
-        }
-        let rotated_at = family.rotated_at.unwrap_or(Timestamp(0));
-        if now < Timestamp(rotated_at.millis() + CONCURRENT_REFRESH_GRACE_MS) {
-            // A duplicate of a refresh that has only just committed: simultaneous requests
-            // that lost the race by a few milliseconds are not thieves.
-            self.record_grant_once(EventKind::ConcurrentRefreshRefused, grant, "", source)
-                .await;
-            return Err(OAuthError::TokenRequestInProgress.into());
-        }
-        self.reuse_or_audit(presented, family, scope, now, "family revoked")
-            .await
-    }
-
-    /// A rotated-out token past the retry window and the grace: reuse, which revokes the family,
-    /// unless the client is in rotation audit mode, which answers it instead and records that it
-    /// would have (see [`Authority::audit_rotation`]). The one place the two modes part.
-    async fn reuse_or_audit(
-        &self,
-        presented: &Presented<'_>,
-        family: &Family,
-        scope: &Scope,
-        now: Timestamp,
-        reuse_detail: &str,
-    ) -> Judged {
-        if presented.client.audits_rotation() {
-            return self.audit_rotation(presented, family, scope, now).await;
-        }
-        Err(self
-            .reuse(&family.grant, reuse_detail, now, presented)
-            .await)
     }
 
     /// Rotation audit mode (docs/controls.md, "Rotation audit mode"): a rotated-out token that
@@ -816,7 +796,7 @@ impl Authority {
     /// The presented token stopped being current between our read (or the cache's) and our
     /// conditional update: a concurrent refresh of the same token won, another node rotated the
     /// family since this one cached it, or the grant was revoked. The fresh read decides, by the
-    /// rule a fresh read always follows ([`Authority::not_current`]): a race lost by moments is
+    /// rule a fresh read always follows ([`decide_after_lost_race`]): a race lost by moments is
     /// answered with the winner's pair inside the retry window and "already being processed"
     /// within the grace, never punished; but a token rotated out past both, or older, is reuse,
     /// however current this node's cache believed it.
@@ -830,16 +810,14 @@ impl Authority {
         let Some(family) = self.store().family(grant_id).await? else {
             return Err(Refusal::because(RefreshRefusal::UnknownToken));
         };
-        let which = generation(&family, &presented.hash);
-        if family.grant.revoked_at.is_some() {
-            return Err(self
-                .refuse_revoked_family(presented, &family.grant, which)
-                .await);
-        }
-        if !presented.client.rotates() || which == Generation::Current {
-            return Err(Refusal::because(RefreshRefusal::RotatedOut));
-        }
-        self.not_current(presented, &family, scope, which, now, "concurrent")
+        let decision = decide_after_lost_race(
+            &view(&family),
+            &presented.hash,
+            presented.dpop_jkt,
+            now,
+            &rules(presented.client),
+        );
+        self.not_current(decision, presented, &family, Some(scope), now, "concurrent")
             .await
     }
 
@@ -884,22 +862,14 @@ impl Authority {
         presented: &Presented<'_>,
         family: &Family,
         scope: &Scope,
-        now: Timestamp,
-    ) -> Result<Replay, OAuthError> {
+    ) -> Result<Option<TokenResponse>, OAuthError> {
         let client = presented.client;
         let Some(rotated_at) = family.rotated_at else {
-            return Ok(Replay::OutsideWindow);
+            return Ok(None);
         };
-        let window = client.refresh_retry_window_secs;
-        if !(client.rotates() && window > 0 && now < rotated_at.plus_secs(window)) {
-            return Ok(Replay::OutsideWindow);
-        }
-        // The pair is rebuilt bound to the key the rotation bound it to: a replay must prove
-        // that key, or it is refused without revoking (the same rule as a bound grant's).
+        // The pair is rebuilt bound to the key the rotation bound it to (which the replay
+        // proved: see rotation::decide).
         let rotated_jkt = family.rotated_jkt.as_deref();
-        if rotated_jkt.is_some_and(|bound| !proves_key(presented.dpop_jkt, bound)) {
-            return Ok(Replay::KeyMismatch);
-        }
         let user = self.active_user(&family.grant.user_id).await?;
         let response = self
             .successor_response(
@@ -917,7 +887,7 @@ impl Authority {
             .as_ref()
             .map(|t| secret_hash(t.expose_secret()));
         if !same_option(rebuilt.as_ref(), family.current.as_ref()) {
-            return Ok(Replay::Unanswerable);
+            return Ok(None);
         }
         // The rotation's ID token, rebuilt for the rotation's time: with RS256 the very bytes
         // it answered (the signature is deterministic), with ES256 an equal token.
@@ -934,7 +904,7 @@ impl Authority {
                 },
             )
             .await?;
-        Ok(Replay::Answer(Box::new(response)))
+        Ok(Some(response))
     }
 }
 
@@ -988,17 +958,6 @@ fn refused_if_disabled(error: OAuthError) -> Refusal {
         OAuthError::InactiveUser => error.into_refusal(RefreshRefusal::UserDisabled),
         error => error.into(),
     }
-}
-
-/// What a replay of the previous token inside the retry window gets.
-enum Replay {
-    /// The pair its rotation issued.
-    Answer(Box<TokenResponse>),
-    /// The rotation bound its pair to a DPoP key the replay did not prove.
-    KeyMismatch,
-    /// Inside the window, but its pair cannot be rebuilt.
-    Unanswerable,
-    OutsideWindow,
 }
 
 fn same_option(a: Option<&Hash>, b: Option<&Hash>) -> bool {

@@ -174,6 +174,25 @@ impl Server {
         )
     }
 
+    /// `admin token mint` for `client_id` and the user [`Server::user_and_client`] creates, with
+    /// `api refresh_token`: the token endpoint's body.
+    pub fn mint(&self, client_id: &str, env: &[(&str, &str)]) -> Value {
+        self.admin(
+            &[
+                "token",
+                "mint",
+                "--client-id",
+                client_id,
+                "--username",
+                "ada@example.com",
+                "--scope",
+                "api refresh_token",
+            ],
+            None,
+            env,
+        )
+    }
+
     /// What the server printed on standard output (the walkthrough of `--dev`).
     pub fn printed(&self) -> String {
         std::fs::read_to_string(self.dir.path().join(STDOUT_FILE)).unwrap()
