@@ -24,6 +24,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tessera_core::operations::playground::{FamilyView, PlaygroundClient, PlaygroundClients};
+use tessera_proto::dpop::DPOP_SCHEME;
 use tessera_proto::ExposeSecret;
 
 use crate::error::{ApiError, PageError, WebError};
@@ -574,6 +575,13 @@ impl Steps<'_> {
                 }
             }
             _ => "The exchange was refused.".to_owned(),
+        };
+        let outcome = if learner.token_type.as_deref() == Some(DPOP_SCHEME) {
+            format!(
+                "{outcome} The access token is bound to the client's DPoP key (token_type DPoP):                  it works only with a fresh proof of that key."
+            )
+        } else {
+            outcome
         };
         learner.record(Step {
             kind: "exchange",
