@@ -78,12 +78,17 @@ async fn authorized(h: &Harness, learner: &mut Learner) {
     authorized_with(h, learner, &[]).await;
 }
 
-/// The state the server's view gives generation `n`.
-fn generation_state(html: &str, n: usize) -> Option<String> {
-    let marker = format!("data-generation=\"{n}\" data-state=\"");
+/// The value of the first `name="…"` attribute in the page.
+fn attribute(html: &str, name: &str) -> Option<String> {
+    let marker = format!("{name}=\"");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;
     Some(html[start..end].to_owned())
+}
+
+/// The state the server's view gives generation `n`.
+fn generation_state(html: &str, n: usize) -> Option<String> {
+    attribute(html, &format!("data-generation=\"{n}\" data-state"))
 }
 
 #[tokio::test]
@@ -183,14 +188,6 @@ async fn the_servers_view_follows_a_rotation_a_replay_inside_the_window_and_one_
         html.contains("data-kind=\"reuse_detected\""),
         "the timeline shows the reuse"
     );
-}
-
-/// The value of the first `name="…"` attribute in the page.
-fn attribute(html: &str, name: &str) -> Option<String> {
-    let marker = format!("{name}=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].to_owned())
 }
 
 #[tokio::test]
