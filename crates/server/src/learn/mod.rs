@@ -578,7 +578,8 @@ impl Steps<'_> {
         };
         let outcome = if learner.token_type.as_deref() == Some(DPOP_SCHEME) {
             format!(
-                "{outcome} The access token is bound to the client's DPoP key (token_type DPoP):                  it works only with a fresh proof of that key."
+                "{outcome} The access token is bound to the client's DPoP key (token_type DPoP): \
+                 it works only with a fresh proof of that key."
             )
         } else {
             outcome

@@ -335,7 +335,14 @@ fn dpop_binding(view: &FamilyView, learner: &Learner) -> Markup {
             ))
             @if learner.dpop_key.is_some() {
                 p.detail {
-                    "This playground's client is confidential. Its refresh token is not bound to                      the key: its client authentication (the client secret) already binds it to                      the client. Each access token is bound to the key of the proof that came                      with the request that issued it (token_type DPoP): the API takes it only as                      Authorization: DPoP with a fresh proof of that key, never as Bearer. A                      public client, with no secret, would have its whole family of refresh tokens                      bound to the key its code exchange proved, and every refresh would have to                      prove it."
+                    "This playground's client is confidential. Its refresh token is not bound to \
+                     the key: its client authentication (the client secret) already binds it to \
+                     the client. Each access token is bound to the key of the proof that came \
+                     with the request that issued it (token_type DPoP): the API takes it only as \
+                     Authorization: DPoP with a fresh proof of that key, never as Bearer. A \
+                     public client, with no secret, would have its whole family of refresh tokens \
+                     bound to the key its code exchange proved, and every refresh would have to \
+                     prove it."
                 }
             }
         }

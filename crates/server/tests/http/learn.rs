@@ -210,6 +210,10 @@ async fn with_dpop_every_request_proves_the_clients_key_and_the_server_binds_its
         "the proof is shown, shortened: {html}"
     );
     // A confidential client's refresh tokens are bound by its authentication, not by the key.
+    assert!(
+        html.contains("Its refresh token is not bound"),
+        "the page says why"
+    );
     assert_eq!(
         attribute(&html, "data-binding=\"grant\" data-jkt").as_deref(),
         Some("")
