@@ -144,6 +144,17 @@ const phoneFit = await phone.evaluate(() => ({
 await phone.$eval("#server-view", (view) => view.scrollIntoView());
 const phoneShot = await shoot(phone, "learn-375");
 
+// With DPoP: the client holds a key, and the token response and the server's view say so.
+await page.check("input[name=dpop]");
+await click("authorize");
+await logInAndAllow();
+await click("exchange");
+seen.dpop = {
+  ...(await view()),
+  clientKey: await page.$eval("[data-client-key]", (td) => td.dataset.clientKey ?? null),
+  binding: await page.$eval(".dpop-binding", (div) => div.textContent),
+};
+
 console.log(
   JSON.stringify({ seen, phoneFit, problems, screenshots: { desktop, phone: phoneShot } }),
 );

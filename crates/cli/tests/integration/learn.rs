@@ -198,6 +198,27 @@ async fn every_step_and_mistake_of_the_playground_in_chromium() {
     assert_eq!(keep["family"], "revoked", "{keep}");
     assert!(keep["lesson"].is_string());
 
+    let dpop = &seen["dpop"];
+    assert_eq!(dpop["statuses"][0], 200, "{dpop}");
+    assert!(
+        dpop["response"]
+            .as_str()
+            .unwrap()
+            .contains("\"token_type\": \"DPoP\""),
+        "{dpop}"
+    );
+    assert!(
+        dpop["clientKey"].is_string(),
+        "the client holds a key: {dpop}"
+    );
+    assert!(
+        dpop["binding"]
+            .as_str()
+            .unwrap()
+            .contains("DPoP, refresh tokens"),
+        "{dpop}"
+    );
+
     let fit = &out["phoneFit"];
     assert_eq!(fit["innerWidth"], 375, "{fit}");
     assert!(

@@ -12,7 +12,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 use tessera_proto::ClientSecret;
 
-use crate::model::Client;
+use crate::model::{Client, DpopMode};
 use crate::operations::admin::{AdminError, ClientSettings};
 use crate::operations::console::GrantTimeline;
 use crate::operations::operator::Operator;
@@ -94,6 +94,12 @@ pub struct FamilyView {
     pub window_open_until: Option<Timestamp>,
     /// When the family was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
+    /// The thumbprint of the key the grant (so every refresh token of the family) is bound
+    /// to: a public client's DPoP key; `None` for a confidential client, whose authentication
+    /// binds its refresh tokens.
+    pub grant_jkt: Option<String>,
+    /// The thumbprint of the key the last rotation's access token was bound to, if it was.
+    pub rotated_jkt: Option<String>,
 }
 
 /// A PKCE verifier, kept by the client, and the challenge sent with the authorization.
@@ -120,7 +126,7 @@ pub struct SealedExample {
 
 impl Operator {
     /// Makes the playground's two clients, or brings them back to what the playground needs
-    /// (its redirect URI, its scopes, rotation on), and gives each a new secret that only this
+    /// (its redirect URI, its scopes, rotation on, DPoP allowed), and gives each a new secret that only this
     /// process holds. Their timings (access-token lifetime, retry window, refresh-token policy)
     /// are set when they are made and kept afterwards, so an administrator may shorten them.
     pub async fn ensure_playground_clients(
@@ -163,6 +169,8 @@ impl Operator {
             rotate_refresh_tokens: Some(true),
             rotation_audit: Some(false),
             blocked: Some(false),
+            // DPoP is the learner's choice too: a proof binds the tokens, none gets Bearer ones.
+            dpop: Some(DpopMode::Allowed),
             ..ClientSettings::default()
         };
         let existing = clients.iter().find(|c| c.name == name && !c.is_public());
@@ -263,6 +271,8 @@ impl Operator {
             retry_window_secs,
             window_open_until,
             revoked_at,
+            grant_jkt: family.grant.dpop_jkt.clone(),
+            rotated_jkt: family.rotated_jkt.clone(),
         }))
     }
 

@@ -24,6 +24,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tessera_core::operations::playground::{FamilyView, PlaygroundClient, PlaygroundClients};
+use tessera_proto::dpop::DPOP_SCHEME;
 use tessera_proto::ExposeSecret;
 
 use crate::error::{ApiError, PageError, WebError};
@@ -255,16 +256,22 @@ async fn callback(
     learner.client = pending.client;
     learner.code = query.code.clone();
     learner.code_verifier = pending.code_verifier.clone();
+    learner.dpop_key = pending.dpop_key.clone();
     learner.record(Step {
         kind: "authorize",
         title: "Authorize".into(),
         exchanges: vec![arrived],
         outcome: Some(format!(
             "After the login and the consent, the server sent the browser back here with a code \
-             (usable once, for a few minutes) and the state this page sent. Scope asked: {}{}.",
+             (usable once, for a few minutes) and the state this page sent. Scope asked: {}{}{}.",
             pending.scope,
             if pending.code_verifier.is_some() {
                 "; with a PKCE challenge, so the exchange must show the verifier"
+            } else {
+                ""
+            },
+            if pending.dpop_key.is_some() {
+                "; with dpop_jkt, so only the holder of the client's DPoP key can exchange it"
             } else {
                 ""
             }
@@ -343,6 +350,7 @@ async fn step(State(state): State<AppState>, request: Request) -> Result<Respons
                 refresh: checked("refresh_scope"),
                 pkce: checked("pkce"),
                 openid: checked("openid"),
+                dpop: checked("dpop"),
                 client: Which::Main,
                 mistake: None,
             },
@@ -377,6 +385,7 @@ async fn step(State(state): State<AppState>, request: Request) -> Result<Respons
                 refresh: false,
                 pkce: true,
                 openid: false,
+                dpop: false,
                 client: Which::Main,
                 mistake: Some(Mistake::NoRefreshScope),
             },
@@ -387,6 +396,7 @@ async fn step(State(state): State<AppState>, request: Request) -> Result<Respons
                 refresh: true,
                 pkce: true,
                 openid: false,
+                dpop: false,
                 client: Which::Expiring,
                 mistake: Some(Mistake::ExpiredRefreshToken),
             },
@@ -414,6 +424,8 @@ struct Authorization {
     refresh: bool,
     pkce: bool,
     openid: bool,
+    /// A fresh P-256 key for the client, its thumbprint sent as `dpop_jkt`.
+    dpop: bool,
     client: Which,
     mistake: Option<Mistake>,
 }
@@ -444,6 +456,11 @@ impl Steps<'_> {
         let scope = scope.join(" ");
         let state_value = operator.playground_secret();
         let pkce = asked.pkce.then(|| operator.playground_pkce());
+        // A key that cannot be made leaves the flow unbound (Bearer), as the page then shows.
+        let dpop_key = asked
+            .dpop
+            .then(tessera_client::DpopKey::generate)
+            .and_then(Result::ok);
         let redirect_uri = self.redirect_uri();
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         query
@@ -457,6 +474,10 @@ impl Steps<'_> {
                 .append_pair("code_challenge", &pkce.challenge)
                 .append_pair("code_challenge_method", "S256");
         }
+        // RFC 9449 §10: the code is then bound to the key, and only its holder exchanges it.
+        if let Some(key) = &dpop_key {
+            query.append_pair("dpop_jkt", &key.thumbprint());
+        }
         let query = query.finish();
         learner.pending = Some(PendingAuthorization {
             state: state_value,
@@ -464,13 +485,20 @@ impl Steps<'_> {
             scope,
             client: asked.client,
             mistake: asked.mistake,
+            dpop_key,
             shown_url: format!("GET /services/oauth2/authorize?{}", shown_query(&query)),
         });
         see_other(&format!("/services/oauth2/authorize?{query}"))
     }
 
-    /// A token-endpoint request of the learner's client, with its credentials.
-    async fn token_request(&self, which: Which, pairs: &[(&str, &str)]) -> Sent {
+    /// A token-endpoint request of the learner's client, with its credentials, and a proof of
+    /// its DPoP key if it has one.
+    async fn token_request(
+        &self,
+        which: Which,
+        dpop: Option<&tessera_client::DpopKey>,
+        pairs: &[(&str, &str)],
+    ) -> Sent {
         let client = self.playground.client(which);
         let mut form: Vec<(&str, &str)> = pairs.to_vec();
         form.push(("client_id", &client.client_id));
@@ -483,6 +511,7 @@ impl Steps<'_> {
                 path: "/services/oauth2/token".into(),
                 bearer: None,
                 form: Some(form),
+                dpop,
             },
         )
         .await
@@ -499,6 +528,7 @@ impl Steps<'_> {
 
     /// Keeps the tokens of a successful token response.
     async fn keep_tokens(&self, learner: &mut Learner, json: &serde_json::Value) {
+        learner.token_type = json["token_type"].as_str().map(str::to_owned);
         if let Some(access) = json["access_token"].as_str() {
             learner.access_token = Some(access.to_owned());
             let ttl = self.access_ttl_secs(learner.client).await;
@@ -528,7 +558,9 @@ impl Steps<'_> {
         if let Some(verifier) = &verifier {
             pairs.push(("code_verifier", verifier));
         }
-        let sent = self.token_request(learner.client, &pairs).await;
+        let sent = self
+            .token_request(learner.client, learner.dpop_key.as_ref(), &pairs)
+            .await;
         let outcome = match (&sent.json, sent.exchange.status) {
             (Some(json), StatusCode::OK) => {
                 self.keep_tokens(learner, json).await;
@@ -543,6 +575,14 @@ impl Steps<'_> {
                 }
             }
             _ => "The exchange was refused.".to_owned(),
+        };
+        let outcome = if learner.token_type.as_deref() == Some(DPOP_SCHEME) {
+            format!(
+                "{outcome} The access token is bound to the client's DPoP key (token_type DPoP): \
+                 it works only with a fresh proof of that key."
+            )
+        } else {
+            outcome
         };
         learner.record(Step {
             kind: "exchange",
@@ -574,6 +614,7 @@ impl Steps<'_> {
                 ),
                 bearer: Some(&access),
                 form: None,
+                dpop: learner.dpop_key.as_ref(),
             },
         )
         .await;
@@ -648,6 +689,7 @@ impl Steps<'_> {
         let sent = self
             .token_request(
                 learner.client,
+                learner.dpop_key.as_ref(),
                 &[("grant_type", "refresh_token"), ("refresh_token", &token)],
             )
             .await;
@@ -697,6 +739,7 @@ impl Steps<'_> {
         let sent = self
             .token_request(
                 learner.client,
+                learner.dpop_key.as_ref(),
                 &[("grant_type", "refresh_token"), ("refresh_token", &old)],
             )
             .await;
@@ -750,6 +793,7 @@ impl Steps<'_> {
                 path: "/services/oauth2/revoke".into(),
                 bearer: None,
                 form: Some(vec![("token", &token)]),
+                dpop: None,
             },
         )
         .await;
@@ -833,6 +877,7 @@ impl Steps<'_> {
         let sent = self
             .token_request(
                 learner.client,
+                learner.dpop_key.as_ref(),
                 &[("grant_type", "refresh_token"), ("refresh_token", &first)],
             )
             .await;

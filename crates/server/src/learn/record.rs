@@ -10,6 +10,8 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::Value;
+use tessera_client::DpopKey;
+use tessera_proto::dpop::{DPOP_HEADER, DPOP_SCHEME};
 use tower::ServiceExt;
 
 use crate::AppState;
@@ -36,6 +38,16 @@ const SHOWN_RESPONSE_HEADERS: [&str; 5] = [
     "www-authenticate",
     "dpop-nonce",
 ];
+
+/// Characters of a DPoP proof the page shows: its header's start, enough to see it is one.
+const SHOWN_PROOF_HEAD: usize = 24;
+
+/// A DPoP proof as the page shows it: not a secret (it is good for one request only), but long;
+/// its start, and the key it proves by its thumbprint, shortened.
+pub(crate) fn shown_proof(proof: &str, key: &DpopKey) -> String {
+    let head: String = proof.chars().take(SHOWN_PROOF_HEAD).collect();
+    format!("{head}…(proof for key {})", shorten(&key.thumbprint()))
+}
 
 /// A secret as the page shows it: `…` and its last characters.
 pub(crate) fn shorten(secret: &str) -> String {
@@ -121,12 +133,34 @@ fn jwt_claims(jwt: &str) -> Option<String> {
     serde_json::to_string_pretty(&claims).ok()
 }
 
-/// What a request is: its method and path, a bearer token, a form.
+/// What a request is: its method and path, an access token, a form, and the DPoP key whose
+/// proof it carries (then the access token goes with the `DPoP` scheme, as RFC 9449 §7.1 says).
 pub(crate) struct Outgoing<'a> {
     pub method: Method,
     pub path: String,
     pub bearer: Option<&'a str>,
     pub form: Option<Vec<(&'a str, &'a str)>>,
+    pub dpop: Option<&'a DpopKey>,
+}
+
+/// A fresh proof of `key` for `outgoing`, at the URL this server's proofs must name (the
+/// issuer and the path), with the access token's hash when it carries one.
+fn proof_for(state: &AppState, outgoing: &Outgoing<'_>, key: &DpopKey) -> Option<String> {
+    let url = format!("{}{}", state.authority.config().issuer, outgoing.path);
+    let now_secs = state
+        .authority
+        .operator()
+        .playground_now()
+        .millis()
+        .div_euclid(1000);
+    key.proof(
+        outgoing.method.as_str(),
+        &url,
+        outgoing.bearer,
+        None,
+        now_secs,
+    )
+    .ok()
 }
 
 /// Sends `outgoing` through the application's own router, as from `peer` (the learner's
@@ -138,12 +172,24 @@ pub(crate) async fn send(state: &AppState, peer: Option<IpAddr>, outgoing: Outgo
         .uri(&outgoing.path);
     let mut request_headers = Vec::new();
     let mut request_body = None;
+    let proof = outgoing
+        .dpop
+        .and_then(|key| Some((proof_for(state, &outgoing, key)?, key)));
     if let Some(token) = outgoing.bearer {
-        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        let scheme = if proof.is_some() {
+            DPOP_SCHEME
+        } else {
+            "Bearer"
+        };
+        builder = builder.header(header::AUTHORIZATION, format!("{scheme} {token}"));
         request_headers.push((
             "Authorization".to_owned(),
-            format!("Bearer {}", shorten(token)),
+            format!("{scheme} {}", shorten(token)),
         ));
+    }
+    if let Some((proof, key)) = &proof {
+        builder = builder.header(DPOP_HEADER, proof.as_str());
+        request_headers.push(("DPoP".to_owned(), shown_proof(proof, key)));
     }
     let body = match &outgoing.form {
         Some(pairs) => {
@@ -255,6 +301,25 @@ mod tests {
         assert!(json.contains("…123456"), "{json}");
         assert!(!json.contains("SECRET"), "{json}");
         assert!(json.contains("Bearer"), "{json}");
+    }
+
+    #[test]
+    fn a_dpop_proof_is_shown_by_its_start_and_its_keys_thumbprint() {
+        let key = DpopKey::generate().unwrap();
+        let proof = key
+            .proof(
+                "POST",
+                "https://example.test/token",
+                None,
+                None,
+                1_800_000_000,
+            )
+            .unwrap();
+        let shown = shown_proof(&proof, &key);
+        let head: String = proof.chars().take(SHOWN_PROOF_HEAD).collect();
+        assert!(shown.starts_with(&head), "{shown}");
+        assert!(shown.ends_with(&format!("(proof for key {})", shorten(&key.thumbprint()))));
+        assert!(shown.len() < proof.len() / 2, "{shown}");
     }
 
     #[test]

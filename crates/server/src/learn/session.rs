@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use tessera_client::DpopKey;
+
 use super::record::Exchange;
 
 /// Most learners kept at once; past it, the one unused the longest is forgotten.
@@ -41,6 +43,8 @@ pub(crate) struct PendingAuthorization {
     pub scope: String,
     pub client: Which,
     pub mistake: Option<Mistake>,
+    /// The key the learner asked the tokens to be bound to (DPoP), made for this authorization.
+    pub dpop_key: Option<DpopKey>,
     /// The authorization URL, secrets shortened, as the step shows it.
     pub shown_url: String,
 }
@@ -78,6 +82,11 @@ pub(crate) struct Learner {
     pub code: Option<String>,
     /// The PKCE verifier of the code, if it was asked with one.
     pub code_verifier: Option<String>,
+    /// The client's DPoP key, if the learner asked for DPoP: every token request and API call
+    /// carries a proof of it. Its `Debug` shows only the thumbprint.
+    pub dpop_key: Option<DpopKey>,
+    /// The `token_type` of the last token response (`Bearer` or `DPoP`).
+    pub token_type: Option<String>,
     pub access_token: Option<String>,
     pub access_expires_at_millis: Option<i64>,
     /// Every refresh token the client was given, oldest first.
@@ -117,6 +126,8 @@ impl Learner {
     pub(crate) fn forget_tokens(&mut self) {
         self.code = None;
         self.code_verifier = None;
+        self.dpop_key = None;
+        self.token_type = None;
         self.access_token = None;
         self.access_expires_at_millis = None;
         self.refresh_tokens.clear();

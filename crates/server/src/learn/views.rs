@@ -179,6 +179,7 @@ fn controls(learner: &Learner, now_millis: i64) -> Markup {
                     label { input type="checkbox" name="refresh_scope" value="true" checked; " refresh_token scope" }
                     label { input type="checkbox" name="pkce" value="true" checked; " PKCE (S256)" }
                     label { input type="checkbox" name="openid" value="true"; " openid (ID token)" }
+                    label { input type="checkbox" name="dpop" value="true"; " DPoP (bind the tokens to a key)" }
                     br;
                     button type="submit" data-button="authorize" { "1. Authorize" }
                 }
@@ -200,10 +201,20 @@ fn controls(learner: &Learner, now_millis: i64) -> Markup {
             table.client-state {
                 tr { th { "Code" } td { @if let Some(code) = &learner.code { code { (shorten(code)) } } @else { "—" } } }
                 tr {
+                    th { "DPoP key" }
+                    td data-client-key=[learner.dpop_key.as_ref().map(|k| k.thumbprint())] {
+                        @if let Some(key) = &learner.dpop_key {
+                            "P-256, thumbprint " code { (key.thumbprint()) }
+                            " (the private key never leaves the client)"
+                        } @else { "— (Bearer tokens)" }
+                    }
+                }
+                tr {
                     th { "Access token" }
                     td {
                         @if let Some(token) = &learner.access_token {
                             code { (shorten(token)) }
+                            @if let Some(kind) = &learner.token_type { " (" (kind) ")" }
                             @if let Some(at) = learner.access_expires_at_millis {
                                 " expires " (format_utc(at)) " (" (countdown(at, now_millis)) ")"
                             }
@@ -292,6 +303,52 @@ fn server_view(data: &PageData<'_>) -> Markup {
     }
 }
 
+/// One DPoP binding the server holds: the key's thumbprint, or why there is none.
+fn binding(what: &str, kind: &str, jkt: Option<&str>, unbound_why: &str) -> Markup {
+    html! {
+        p data-binding=(kind) data-jkt=(jkt.unwrap_or_default()) {
+            "DPoP, " (what) ": "
+            @if let Some(jkt) = jkt {
+                span.badge.open { "bound" } " to key " code { (jkt) }
+            } @else {
+                span.badge.closed { "not bound" } " (" (unbound_why) ")"
+            }
+        }
+    }
+}
+
+/// Which key the family's tokens are bound to, as the server holds it, and why.
+fn dpop_binding(view: &FamilyView, learner: &Learner) -> Markup {
+    html! {
+        div.dpop-binding {
+            (binding(
+                "refresh tokens",
+                "grant",
+                view.grant_jkt.as_deref(),
+                "a confidential client: its client authentication binds them",
+            ))
+            (binding(
+                "the last refresh's access token",
+                "rotation",
+                view.rotated_jkt.as_deref(),
+                "no refresh yet, or a refresh without a proof",
+            ))
+            @if learner.dpop_key.is_some() {
+                p.detail {
+                    "This playground's client is confidential. Its refresh token is not bound to \
+                     the key: its client authentication (the client secret) already binds it to \
+                     the client. Each access token is bound to the key of the proof that came \
+                     with the request that issued it (token_type DPoP): the API takes it only as \
+                     Authorization: DPoP with a fresh proof of that key, never as Bearer. A \
+                     public client, with no secret, would have its whole family of refresh tokens \
+                     bound to the key its code exchange proved, and every refresh would have to \
+                     prove it."
+                }
+            }
+        }
+    }
+}
+
 fn family(view: &FamilyView, learner: &Learner, now_millis: i64) -> Markup {
     let grant = &view.timeline.grant;
     html! {
@@ -313,6 +370,7 @@ fn family(view: &FamilyView, learner: &Learner, now_millis: i64) -> Markup {
             }
             " — a rotated-out token replayed inside it gets the same pair back; after it, replay is reuse."
         }
+        (dpop_binding(view, learner))
         div.scroll { table.generations {
             tr { th { "Generation" } th { "Refresh token" } th { "On the server" } }
             @for (n, (token, state)) in learner.refresh_tokens.iter().zip(&view.generations).enumerate() {

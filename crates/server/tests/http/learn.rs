@@ -59,29 +59,36 @@ async fn through_login(h: &Harness, learner: &mut Learner, to_authorize: &Reply)
     assert_eq!(callback.location(), "/learn");
 }
 
-/// Authorizes with the refresh scope (and PKCE) and exchanges the code.
-async fn authorized(h: &Harness, learner: &mut Learner) {
-    let to_authorize = step(
-        h,
-        learner,
-        &[
-            ("step", "authorize"),
-            ("refresh_scope", "true"),
-            ("pkce", "true"),
-        ],
-    )
-    .await;
+/// Authorizes with the refresh scope, PKCE and the `options` checked, and exchanges the code.
+async fn authorized_with(h: &Harness, learner: &mut Learner, options: &[&str]) {
+    let mut pairs = vec![
+        ("step", "authorize"),
+        ("refresh_scope", "true"),
+        ("pkce", "true"),
+    ];
+    pairs.extend(options.iter().map(|option| (*option, "true")));
+    let to_authorize = step(h, learner, &pairs).await;
     through_login(h, learner, &to_authorize).await;
     let exchanged = step(h, learner, &[("step", "exchange")]).await;
     assert_eq!(exchanged.status, StatusCode::SEE_OTHER);
 }
 
-/// The state the server's view gives generation `n`.
-fn generation_state(html: &str, n: usize) -> Option<String> {
-    let marker = format!("data-generation=\"{n}\" data-state=\"");
+/// Authorizes with the refresh scope (and PKCE) and exchanges the code.
+async fn authorized(h: &Harness, learner: &mut Learner) {
+    authorized_with(h, learner, &[]).await;
+}
+
+/// The value of the first `name="…"` attribute in the page.
+fn attribute(html: &str, name: &str) -> Option<String> {
+    let marker = format!("{name}=\"");
     let start = html.find(&marker)? + marker.len();
     let end = html[start..].find('"')? + start;
     Some(html[start..end].to_owned())
+}
+
+/// The state the server's view gives generation `n`.
+fn generation_state(html: &str, n: usize) -> Option<String> {
+    attribute(html, &format!("data-generation=\"{n}\" data-state"))
 }
 
 #[tokio::test]
@@ -181,6 +188,54 @@ async fn the_servers_view_follows_a_rotation_a_replay_inside_the_window_and_one_
         html.contains("data-kind=\"reuse_detected\""),
         "the timeline shows the reuse"
     );
+}
+
+#[tokio::test]
+async fn with_dpop_every_request_proves_the_clients_key_and_the_server_binds_its_tokens_to_it() {
+    let h = Harness::learning().await;
+    let mut learner = open_page(&h).await;
+    authorized_with(&h, &mut learner, &["dpop"]).await;
+    let html = page(&h, &mut learner).await;
+    let jkt = attribute(&html, "data-client-key").expect("the client holds a key");
+    assert_eq!(jkt.len(), 43, "a SHA-256 thumbprint, base64url: {jkt}");
+    assert!(html.contains(&format!("dpop_jkt={jkt}")), "{html}");
+    assert!(html.contains("HTTP/1.1 200 OK"), "{html}");
+    assert!(
+        html.contains("&quot;token_type&quot;: &quot;DPoP&quot;"),
+        "{html}"
+    );
+    let shown_key = &jkt[jkt.len() - 6..];
+    assert!(
+        html.contains("DPoP: eyJ") && html.contains(&format!("(proof for key …{shown_key})")),
+        "the proof is shown, shortened: {html}"
+    );
+    // A confidential client's refresh tokens are bound by its authentication, not by the key.
+    assert!(
+        html.contains("Its refresh token is not bound"),
+        "the page says why"
+    );
+    assert_eq!(
+        attribute(&html, "data-binding=\"grant\" data-jkt").as_deref(),
+        Some("")
+    );
+
+    step(&h, &mut learner, &[("step", "refresh")]).await;
+    let html = page(&h, &mut learner).await;
+    assert_eq!(
+        generation_state(&html, 2).as_deref(),
+        Some("current"),
+        "{html}"
+    );
+    assert_eq!(
+        attribute(&html, "data-binding=\"rotation\" data-jkt").as_deref(),
+        Some(jkt.as_str()),
+        "the refresh bound its access token to the client's key"
+    );
+
+    step(&h, &mut learner, &[("step", "api")]).await;
+    let html = page(&h, &mut learner).await;
+    assert!(html.contains("the access token is good"), "{html}");
+    assert!(html.contains("Authorization: DPoP …"), "{html}");
 }
 
 #[tokio::test]
