@@ -28,6 +28,7 @@ mod process;
 mod report;
 mod scenario;
 mod servers;
+mod signatures;
 
 use std::time::Instant;
 
@@ -62,6 +63,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         machine: machine(),
         pinned: pin,
         disk: None,
+        signatures: signatures::measure()?,
         runs: Vec::new(),
         stores: Vec::new(),
     };

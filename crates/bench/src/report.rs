@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::disk::DiskFloor;
 use crate::plan::{FLOOR_MARGIN, HALF_LOAD_LABEL};
+use crate::signatures::SignatureCost;
 
 /// One measured run.
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +66,8 @@ pub(crate) struct Report {
     pub(crate) pinned: bool,
     /// What one durable write costs on the disk the database is on, measured before the runs.
     pub(crate) disk: Option<DiskFloor>,
+    /// What one signature and one verification cost here, measured before the runs.
+    pub(crate) signatures: Vec<SignatureCost>,
     pub(crate) runs: Vec<Run>,
     pub(crate) stores: Vec<StoreSize>,
 }
@@ -86,6 +89,9 @@ pub(crate) fn print_report(report: &Report) {
         "\nTessera benchmark — {} (pinned: {})",
         report.machine, report.pinned
     );
+    if !report.signatures.is_empty() {
+        println!("{}", crate::signatures::summary(&report.signatures));
+    }
     if let Some(d) = &report.disk {
         println!(
             "durable-commit floor (4 KiB append + fdatasync, {} times): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
@@ -255,6 +261,7 @@ mod tests {
             machine: "test".into(),
             pinned: false,
             disk: None,
+            signatures: Vec::new(),
             runs,
             stores: Vec::new(),
         }

@@ -15,7 +15,7 @@ use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
     EllipticCurveKeyType, Jwk,
 };
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, Header};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tessera_proto::dpop::DPOP_NONCE_HEADER;
@@ -40,8 +40,12 @@ pub struct DpopKey {
 struct KeyMaterial {
     /// PKCS#8 v1, kept to be stored again with the credential.
     pkcs8: Zeroizing<Vec<u8>>,
-    /// jsonwebtoken's copy of the same bytes (zeroized on drop by jsonwebtoken).
-    signing: EncodingKey,
+    /// The same key parsed once (aws-lc-rs, jsonwebtoken's own backend): parsing a P-256
+    /// PKCS#8 costs about as much as half a signature, and jsonwebtoken's `encode` parses it
+    /// again for every token it signs. aws-lc frees the key's memory cleansed.
+    signing: EcdsaKeyPair,
+    /// Every proof's header is the same bytes: `{typ, alg, jwk}`, base64url, with its dot.
+    encoded_header: String,
     jwk: Jwk,
     thumbprint: String,
 }
@@ -113,10 +117,16 @@ impl DpopKey {
         let public = serde_json::to_value(&jwk).map_err(key_error)?;
         let thumbprint =
             jwk_thumbprint(&public).ok_or_else(|| key_error("no thumbprint for the JWK"))?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some(PROOF_TYP.to_owned());
+        header.jwk = Some(jwk.clone());
+        let header_json = serde_json::to_vec(&header).map_err(key_error)?;
+        let encoded_header = format!("{}.", URL_SAFE_NO_PAD.encode(header_json));
         Ok(Self {
             inner: Arc::new(KeyMaterial {
                 pkcs8: Zeroizing::new(pkcs8.to_vec()),
-                signing: EncodingKey::from_ec_der(pkcs8),
+                signing: pair,
+                encoded_header,
                 jwk,
                 thumbprint,
             }),
@@ -156,11 +166,17 @@ impl DpopKey {
             ath: access_token.map(access_token_hash),
             nonce,
         };
-        let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some(PROOF_TYP.to_owned());
-        header.jwk = Some(self.inner.jwk.clone());
-        jsonwebtoken::encode(&header, &claims, &self.inner.signing)
-            .map_err(|e| key_error(format!("cannot sign a proof: {e}")))
+        let claims_json = serde_json::to_vec(&claims).map_err(key_error)?;
+        let mut proof = self.inner.encoded_header.clone();
+        URL_SAFE_NO_PAD.encode_string(claims_json, &mut proof);
+        let signature = self
+            .inner
+            .signing
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), proof.as_bytes())
+            .map_err(|_| key_error("cannot sign a proof"))?;
+        proof.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut proof);
+        Ok(proof)
     }
 }
 

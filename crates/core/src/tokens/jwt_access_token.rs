@@ -119,16 +119,15 @@ pub fn looks_like_jws(value: &str) -> bool {
     if value.len() > MAX_JWT_LEN {
         return false;
     }
-    // One pass: every API call with a JWT goes through here.
-    let mut dots = 0;
-    for b in value.bytes() {
-        match b {
-            b'.' => dots += 1,
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {}
-            _ => return false,
-        }
-    }
-    dots == 2
+    // Every API call with a JWT goes through here, so both passes are written without an early
+    // exit: the compiler turns each into vector instructions, several times faster over a
+    // 900-byte token than one branch per byte.
+    let bytes = value.as_bytes();
+    let all_allowed = bytes.iter().fold(true, |ok, &b| {
+        ok & (b.is_ascii_alphanumeric() | (b == b'-') | (b == b'_') | (b == b'.'))
+    });
+    let dots = bytes.iter().filter(|&&b| b == b'.').count();
+    all_allowed && dots == 2
 }
 
 /// The `kid` of a token whose header is an access token's: `typ` at+jwt (or its media-type
