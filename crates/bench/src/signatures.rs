@@ -1,7 +1,7 @@
 //! What one signature and one verification cost on this machine, measured in the benchmark's
-//! own process before the runs: the bounds of the scenarios that sign or verify on every
+//! own process before the runs (about two seconds): the bounds of the scenarios that sign or verify on every
 //! request (an ES256 ID token on each `openid` refresh, an ES256 DPoP proof verified on each
-//! DPoP request). Each figure is the best of five batches on one thread: the batch the rest of
+//! DPoP request). Each figure is the best of nine batches on one thread: the batch the rest of
 //! a shared machine disturbed least.
 
 use std::time::Instant;
@@ -22,14 +22,15 @@ pub(crate) struct SignatureCost {
 /// About a JWT's signing input: header and claims, base64url.
 const MESSAGE_BYTES: usize = 600;
 
-fn best_of_five(
+fn best_of_nine(
     repetitions: u32,
     mut operation: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<f64> {
     // Once untimed, so that lazy initialisation is not counted.
     operation()?;
     let mut best = f64::INFINITY;
-    for _ in 0..5 {
+    let repetitions = repetitions.max(1);
+    for _ in 0..9 {
         let started = Instant::now();
         for _ in 0..repetitions {
             operation()?;
@@ -55,8 +56,13 @@ fn failed<E>(what: &'static str) -> impl Fn(E) -> anyhow::Error {
     move |_| anyhow::anyhow!("{what}")
 }
 
-/// Measures every operation (under a second in all).
+/// Measures every operation (about two seconds in all).
 pub(crate) fn measure() -> anyhow::Result<Vec<SignatureCost>> {
+    measure_scaled(1)
+}
+
+/// The same with `1 / divisor` of the repetitions (the unit test's quick run).
+fn measure_scaled(divisor: u32) -> anyhow::Result<Vec<SignatureCost>> {
     let rng = SystemRandom::new();
     let message = vec![b'e'; MESSAGE_BYTES];
     let mut costs = Vec::new();
@@ -68,7 +74,7 @@ pub(crate) fn measure() -> anyhow::Result<Vec<SignatureCost>> {
     let p256_public = p256.public_key().as_ref().to_vec();
     push(
         "ES256 sign",
-        best_of_five(400, || {
+        best_of_nine(1500 / divisor, || {
             p256.sign(&rng, &message)
                 .map(drop)
                 .map_err(failed("cannot sign"))
@@ -79,7 +85,7 @@ pub(crate) fn measure() -> anyhow::Result<Vec<SignatureCost>> {
         .map_err(failed("cannot parse a P-256 key"))?;
     push(
         "ES256 verify (key parsed once)",
-        best_of_five(200, || {
+        best_of_nine(600 / divisor, || {
             parsed
                 .verify_sig(&message, p256_signature.as_ref())
                 .map_err(failed("a signature made here did not verify"))
@@ -87,7 +93,7 @@ pub(crate) fn measure() -> anyhow::Result<Vec<SignatureCost>> {
     );
     push(
         "ES256 verify (key parsed each time)",
-        best_of_five(200, || {
+        best_of_nine(600 / divisor, || {
             verifies(
                 &signature::ECDSA_P256_SHA256_FIXED,
                 &p256_public,
@@ -101,14 +107,14 @@ pub(crate) fn measure() -> anyhow::Result<Vec<SignatureCost>> {
     let ed25519_signature = ed25519.sign(&message);
     push(
         "EdDSA sign",
-        best_of_five(400, || {
+        best_of_nine(3000 / divisor, || {
             std::hint::black_box(ed25519.sign(&message));
             Ok(())
         })?,
     );
     push(
         "EdDSA verify",
-        best_of_five(200, || {
+        best_of_nine(600 / divisor, || {
             verifies(
                 &signature::ED25519,
                 ed25519.public_key().as_ref(),
@@ -123,7 +129,7 @@ pub(crate) fn measure() -> anyhow::Result<Vec<SignatureCost>> {
     let mut rsa_signature = vec![0; rsa.public_modulus_len()];
     push(
         "RS256 sign",
-        best_of_five(40, || {
+        best_of_nine(100 / divisor, || {
             rsa.sign(
                 &signature::RSA_PKCS1_SHA256,
                 &rng,
@@ -135,7 +141,7 @@ pub(crate) fn measure() -> anyhow::Result<Vec<SignatureCost>> {
     );
     push(
         "RS256 verify",
-        best_of_five(200, || {
+        best_of_nine(1500 / divisor, || {
             verifies(
                 &signature::RSA_PKCS1_2048_8192_SHA256,
                 rsa.public_key().as_ref(),
@@ -165,7 +171,7 @@ mod tests {
 
     #[test]
     fn every_operation_is_measured_and_costs_something() {
-        let costs = measure().unwrap();
+        let costs = measure_scaled(100).unwrap();
         let operations: Vec<_> = costs.iter().map(|c| c.operation).collect();
         assert_eq!(operations.len(), 7, "{operations:?}");
         assert!(costs.iter().all(|c| c.micros.is_finite() && c.micros > 0.0));

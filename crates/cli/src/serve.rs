@@ -131,12 +131,10 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(playground) = playground {
         state = state.with_learn(playground);
     }
-    let state = AppState {
-        bench_floor: args.bench_floor,
-        access_log: settings.access_log,
-        metrics: metrics_on_main,
-        ..state
-    };
+    let state = state
+        .with_bench_floor(args.bench_floor)
+        .with_access_log(settings.access_log)
+        .with_metrics(metrics_on_main);
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())

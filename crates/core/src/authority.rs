@@ -576,6 +576,7 @@ impl Authority {
     /// Sets the store's gauges (see [`crate::store::Operations::publish_gauges`]).
     pub fn publish_store_gauges(&self) {
         self.inner.store.publish_gauges();
+        crate::operations::metrics::publish_cache_lookups();
     }
 
     /// Whether this process should be sent requests (`/readyz`): the store answers with the

@@ -4,6 +4,8 @@
 //! docs/operations.md; labels take values from small fixed sets only, never a client id, a
 //! user or an address, so that the number of series stays bounded.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
 
 use crate::store::PurgeCounts;
@@ -97,6 +99,14 @@ pub enum Cache {
 }
 
 impl Cache {
+    const ALL: [Cache; 5] = [
+        Self::Client,
+        Self::User,
+        Self::GrantOwner,
+        Self::Family,
+        Self::JwtSignature,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Self::Client => "client",
@@ -117,9 +127,57 @@ pub(crate) fn throttled(reason: &'static str) {
     counter!(THROTTLED, "reason" => reason).increment(1);
 }
 
+/// Lookups of one cache so far in this process. An API call makes three or four lookups;
+/// counting each through the facade (a registry lookup by name and label) cost about 0.4 µs a
+/// call, a tenth of what the API adds to the bare HTTP stack. They are counted here and handed
+/// to the recorder when metrics are rendered.
+struct Lookups {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Lookups {
+    const fn new() -> Self {
+        Self {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+}
+
+static CLIENT_LOOKUPS: Lookups = Lookups::new();
+static USER_LOOKUPS: Lookups = Lookups::new();
+static GRANT_OWNER_LOOKUPS: Lookups = Lookups::new();
+static FAMILY_LOOKUPS: Lookups = Lookups::new();
+static JWT_SIGNATURE_LOOKUPS: Lookups = Lookups::new();
+
+impl Cache {
+    fn lookups(self) -> &'static Lookups {
+        match self {
+            Self::Client => &CLIENT_LOOKUPS,
+            Self::User => &USER_LOOKUPS,
+            Self::GrantOwner => &GRANT_OWNER_LOOKUPS,
+            Self::Family => &FAMILY_LOOKUPS,
+            Self::JwtSignature => &JWT_SIGNATURE_LOOKUPS,
+        }
+    }
+}
+
 pub(crate) fn cache_lookup(cache: Cache, hit: bool) {
-    let name = if hit { CACHE_HITS } else { CACHE_MISSES };
-    counter!(name, "cache" => cache.label()).increment(1);
+    let lookups = cache.lookups();
+    let count = if hit { &lookups.hits } else { &lookups.misses };
+    count.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Hands the cache counts to the installed recorder (when metrics are rendered).
+pub fn publish_cache_lookups() {
+    for cache in Cache::ALL {
+        let lookups = cache.lookups();
+        counter!(CACHE_HITS, "cache" => cache.label())
+            .absolute(lookups.hits.load(Ordering::Relaxed));
+        counter!(CACHE_MISSES, "cache" => cache.label())
+            .absolute(lookups.misses.load(Ordering::Relaxed));
+    }
 }
 
 pub(crate) fn purged(counts: &PurgeCounts) {

@@ -252,10 +252,9 @@ async fn forged_header_does_not_escape_throttling(
 async fn a_forged_forwarded_header_through_a_trusted_proxy_does_not_escape_throttling() {
     let mut h = behind_proxy().await;
     let proxies = TrustedProxies::parse_list(&["10.0.0.0/8"]).unwrap();
-    h.app = app(AppState {
-        access_log: true,
-        ..AppState::new(h.authority.clone()).with_trusted_proxies(proxies)
-    });
+    h.app = app(AppState::new(h.authority.clone())
+        .with_trusted_proxies(proxies)
+        .with_access_log(true));
     let (log, subscriber) = captured_log();
     logged_with(
         subscriber,
