@@ -195,13 +195,26 @@ impl OpenedKey {
     /// `{alg, kid, typ}`. RS256 is RSASSA-PKCS1-v1_5 with SHA-256: the same bytes for the same
     /// input. ES256 is ECDSA P-256 with SHA-256, `r || s` (RFC 7518 §3.4): randomised.
     pub fn sign_jws(&self, typ: &str, payload: &[u8]) -> Result<String, SigningKeyError> {
-        let header = serde_json::json!({"alg": self.alg().name(), "kid": self.kid, "typ": typ});
-        let mut jws = URL_SAFE_NO_PAD.encode(header.to_string());
-        jws.push('.');
-        jws.push_str(&URL_SAFE_NO_PAD.encode(payload));
+        #[derive(serde::Serialize)]
+        struct Header<'a> {
+            alg: &'a str,
+            kid: &'a str,
+            typ: &'a str,
+        }
         let refused = || SigningKeyError::Signing {
             kid: self.kid.clone(),
         };
+        let header = serde_json::to_vec(&Header {
+            alg: self.alg().name(),
+            kid: &self.kid,
+            typ,
+        })
+        .map_err(|_| refused())?;
+        // Header, claims and signature in one string, sized once (base64 is 4/3 of its input).
+        let mut jws = String::with_capacity((header.len() + payload.len() + 512) * 4 / 3 + 2);
+        URL_SAFE_NO_PAD.encode_string(header, &mut jws);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(payload, &mut jws);
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let signature = match &self.pair {
             OpenedPair::Rsa(pair) => {
@@ -222,7 +235,7 @@ impl OpenedKey {
                 .to_vec(),
         };
         jws.push('.');
-        jws.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
         Ok(jws)
     }
 }
