@@ -56,6 +56,11 @@ pub struct BenchArgs {
     /// core; the load generator spreads its connections over them (several need --postgres).
     #[arg(long, default_value = "1")]
     pub(crate) nodes: usize,
+    /// Measure every closed-loop scenario this many times, one round after another, and report
+    /// each one's median over the rounds with its range: on a shared machine one pair's ratio
+    /// can be a fifth off, and a target is judged on the median.
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) rounds: u32,
 }
 
 fn seconds(text: &str) -> Result<u64, String> {

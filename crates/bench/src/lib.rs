@@ -104,11 +104,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             if pin { args.server_cpu } else { None },
         )?;
         let mut measured = Vec::new();
-        for &concurrency in &args.concurrency {
-            for scenario in args.scenarios.iter().filter(|s| *s != "half-load") {
-                let pair = Pair::closed_loop(scenario, concurrency);
-                measured
-                    .push(record_pair(&args, &server, tokens, pair, &mut data, &mut report).await?);
+        for round in 1..=args.rounds {
+            for &concurrency in &args.concurrency {
+                for scenario in args.scenarios.iter().filter(|s| *s != "half-load") {
+                    let pair = Pair::closed_loop(scenario, concurrency, round);
+                    measured.push(
+                        record_pair(&args, &server, tokens, pair, &mut data, &mut report).await?,
+                    );
+                }
             }
         }
         // Last: its rate is half the peak the rotating runs above measured.

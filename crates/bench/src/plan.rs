@@ -31,7 +31,8 @@ impl Plan {
         let half_load = args.scenarios.iter().any(|s| s == "half-load");
         // Each scenario at each concurrency runs right after a floor; the half-load run once,
         // after a floor of its own.
-        let pairs_per_store = closed_loop * args.concurrency.len() as u64 + u64::from(half_load);
+        let pairs_per_store = closed_loop * args.concurrency.len() as u64 * u64::from(args.rounds)
+            + u64::from(half_load);
         Self {
             runs: 2 * pairs_per_store * args.tokens.len() as u64,
             seconds_per_run: args.warmup + args.duration,
@@ -78,7 +79,7 @@ fn human(seconds: u64) -> String {
 }
 
 /// The middle value (the mean of the middle two for an even count); `None` for none.
-fn median(mut values: Vec<f64>) -> Option<f64> {
+pub(crate) fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     match values.len() {
@@ -155,6 +156,7 @@ mod tests {
             target_rate: None,
             floor_off_median: None,
             loader_cpu_us_per_request: 0.0,
+            round: 1,
         }
     }
 
@@ -178,6 +180,21 @@ mod tests {
             "{said}"
         );
         assert!(said.contains("preparing 10000 grants"), "{said}");
+    }
+
+    #[test]
+    fn rounds_repeat_the_closed_loop_pairs_and_not_the_half_load_one() {
+        let plan = Plan::of(&args(&[
+            "--rounds",
+            "3",
+            "--concurrency",
+            "64",
+            "--scenarios",
+            "rotating,api,half-load",
+        ]));
+        // 2 scenarios × 3 rounds, and the half-load pair once: 7 pairs, 14 runs.
+        assert_eq!(plan.runs, 14);
+        assert!(Cli::try_parse_from(["bench", "--rounds", "0"]).is_err());
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub(crate) struct Run {
     /// 1,000,000 ÷ req/s, it was busy all the time and may have been the bound rather than the
     /// server (the DPoP scenarios sign a proof per request there).
     pub(crate) loader_cpu_us_per_request: f64,
+    /// Which round of `--rounds` measured it (1 for the first, and for the half-load run).
+    pub(crate) round: u32,
 }
 
 /// Facts about a store size.
@@ -175,6 +177,9 @@ pub(crate) fn print_report(report: &Report) {
     for line in against_reference(report) {
         println!("{line}");
     }
+    for line in over_rounds(report) {
+        println!("{line}");
+    }
     for line in legend(report) {
         println!("{line}");
     }
@@ -190,31 +195,117 @@ const AGAINST_REFERENCE: [(&str, &str, &str); 4] = [
     ("dpop-api", "api", "the Bearer API call"),
 ];
 
-/// Each scenario of [`AGAINST_REFERENCE`] against its reference of the same store size and
-/// concurrency: what the added work costs, in throughput and in server CPU per request (for
-/// DPoP, the difference is the server's checking of the proof; the loader signs it).
-fn against_reference(report: &Report) -> Vec<String> {
-    let mut lines = Vec::new();
+/// Each run of a scenario of [`AGAINST_REFERENCE`] with its reference's run of the same store
+/// size, concurrency and round, and the reference's name in the report.
+fn against_reference_runs(report: &Report) -> Vec<(&'static str, &Run, &Run)> {
+    let mut pairs = Vec::new();
     for (scenario, reference, name) in AGAINST_REFERENCE {
         for run in report.runs.iter().filter(|r| r.scenario == scenario) {
             let Some(base) = report.runs.iter().find(|r| {
                 r.scenario == reference
                     && r.tokens == run.tokens
                     && r.concurrency == run.concurrency
+                    && r.round == run.round
                     && r.target_rate.is_none()
             }) else {
                 continue;
             };
             if base.throughput > 0.0 && run.server_cpu_us_per_request > 0.0 {
-                lines.push(format!(
-                    "{scenario} at c={}: {:.2} × {name}'s req/s, {:.2} × its CPU per request ({:.0} µs more)",
-                    run.concurrency,
-                    run.throughput / base.throughput,
-                    run.server_cpu_us_per_request / base.server_cpu_us_per_request.max(f64::MIN_POSITIVE),
-                    run.server_cpu_us_per_request - base.server_cpu_us_per_request,
-                ));
+                pairs.push((name, run, base));
             }
         }
+    }
+    pairs
+}
+
+/// Each scenario of [`AGAINST_REFERENCE`] against its reference of the same store size,
+/// concurrency and round: what the added work costs, in throughput and in server CPU per
+/// request (for DPoP, the difference is the server's checking of the proof; the loader signs
+/// it).
+fn against_reference(report: &Report) -> Vec<String> {
+    against_reference_runs(report)
+        .into_iter()
+        .map(|(name, run, base)| {
+            format!(
+                "{} at c={}: {:.2} × {name}'s req/s, {:.2} × its CPU per request ({:.0} µs more)",
+                run.scenario,
+                run.concurrency,
+                run.throughput / base.throughput,
+                run.server_cpu_us_per_request
+                    / base.server_cpu_us_per_request.max(f64::MIN_POSITIVE),
+                run.server_cpu_us_per_request - base.server_cpu_us_per_request,
+            )
+        })
+        .collect()
+}
+
+/// `median (min–max)` of `values`, each with `decimals` decimals.
+fn median_and_range(values: Vec<f64>, decimals: usize) -> String {
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    match crate::plan::median(values) {
+        Some(median) => format!("{median:.decimals$} ({low:.decimals$}–{high:.decimals$})"),
+        None => "-".to_owned(),
+    }
+}
+
+/// With `--rounds` above 1: each closed-loop scenario's ratio to the floor and CPU per request
+/// as the median over the rounds, with their range, and the same for the comparisons of
+/// [`AGAINST_REFERENCE`] (each made within its round). Nothing for a single round.
+fn over_rounds(report: &Report) -> Vec<String> {
+    let rounds = report.runs.iter().map(|r| r.round).max().unwrap_or(1);
+    if rounds < 2 {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "over {rounds} rounds, the median and (in brackets) the range:"
+    )];
+    let mut keys: Vec<(u64, usize, &str)> = Vec::new();
+    for run in report.runs.iter().filter(|r| r.ratio_to_floor.is_some()) {
+        let key = (run.tokens, run.concurrency, run.scenario.as_str());
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    for (tokens, concurrency, scenario) in keys {
+        let runs: Vec<&Run> = report
+            .runs
+            .iter()
+            .filter(|r| {
+                r.tokens == tokens
+                    && r.concurrency == concurrency
+                    && r.scenario == scenario
+                    && r.ratio_to_floor.is_some()
+            })
+            .collect();
+        lines.push(format!(
+            "{tokens:>9}  {scenario:<30} c={concurrency}: ratio {}, CPU µs {}",
+            median_and_range(runs.iter().filter_map(|r| r.ratio_to_floor).collect(), 3),
+            median_and_range(
+                runs.iter().map(|r| r.server_cpu_us_per_request).collect(),
+                1
+            ),
+        ));
+    }
+    let pairs = against_reference_runs(report);
+    let mut compared: Vec<(&str, usize, &str)> = Vec::new();
+    for (name, run, _) in &pairs {
+        let key = (run.scenario.as_str(), run.concurrency, *name);
+        if !compared.contains(&key) {
+            compared.push(key);
+        }
+    }
+    for (scenario, concurrency, name) in compared {
+        let ratios: Vec<f64> = pairs
+            .iter()
+            .filter(|(_, run, _)| run.scenario == scenario && run.concurrency == concurrency)
+            .map(|(_, run, base)| run.throughput / base.throughput)
+            .collect();
+        lines.push(format!(
+            "{scenario} at c={concurrency}: {} × {name}'s req/s, over {} rounds",
+            median_and_range(ratios.clone(), 2),
+            ratios.len()
+        ));
     }
     lines
 }
@@ -321,6 +412,7 @@ mod tests {
             target_rate,
             floor_off_median,
             loader_cpu_us_per_request: 50.0,
+            round: 1,
         }
     }
 
@@ -351,6 +443,41 @@ mod tests {
     }
 
     #[test]
+    fn several_rounds_report_each_medians_and_compare_within_a_round() {
+        let at = |scenario: &str, round: u32, throughput: f64, ratio: f64, cpu: f64| Run {
+            concurrency: 64,
+            throughput,
+            ratio_to_floor: Some(ratio),
+            server_cpu_us_per_request: cpu,
+            round,
+            ..run_of(scenario, None, None)
+        };
+        let runs = vec![
+            at("rotating", 1, 2_000.0, 0.20, 50.0),
+            at("openid-es256", 1, 1_400.0, 0.14, 70.0),
+            at("rotating", 2, 1_000.0, 0.10, 90.0),
+            at("openid-es256", 2, 900.0, 0.09, 100.0),
+            at("rotating", 3, 2_200.0, 0.22, 45.0),
+            at("openid-es256", 3, 1_320.0, 0.13, 75.0),
+        ];
+        let said = over_rounds(&report(runs.clone()));
+        assert_eq!(
+            said,
+            [
+                "over 3 rounds, the median and (in brackets) the range:",
+                "     1000  rotating                       c=64: ratio 0.200 (0.100–0.220), CPU \
+                 µs 50.0 (45.0–90.0)",
+                "     1000  openid-es256                   c=64: ratio 0.130 (0.090–0.140), CPU \
+                 µs 75.0 (70.0–100.0)",
+                // 0.70, 0.90 and 0.60: each against the rotating run of its own round.
+                "openid-es256 at c=64: 0.70 (0.60–0.90) × the rotating refresh's req/s, over 3 \
+                 rounds",
+            ]
+        );
+        assert!(over_rounds(&report(runs.into_iter().take(2).collect())).is_empty());
+    }
+
+    #[test]
     fn a_scenario_without_its_reference_in_the_run_is_not_compared() {
         let said = against_reference(&report(vec![
             run_of("dpop-api", None, None),
@@ -378,7 +505,7 @@ mod tests {
              \"p999_ms\":4.0,\"errors\":{\"503\":1},\"ratio_to_floor\":0.5,\
              \"server_cpu_us_per_request\":100.0,\"cpu_ratio_to_floor\":null,\
              \"server_rss_kib\":2048,\"target_rate\":null,\"floor_off_median\":null,\
-             \"loader_cpu_us_per_request\":50.0}"
+             \"loader_cpu_us_per_request\":50.0,\"round\":1}"
         );
     }
 }

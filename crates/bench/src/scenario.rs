@@ -114,6 +114,7 @@ pub(crate) async fn measure(
         target_rate: rate,
         floor_off_median: None,
         loader_cpu_us_per_request: per_request(loader_ticks),
+        round: 1,
     };
     Ok(run)
 }
@@ -129,15 +130,18 @@ pub(crate) struct Pair {
     pub(crate) concurrency: usize,
     /// Offered requests a second in all, for an open-loop run.
     pub(crate) rate: Option<f64>,
+    /// The round of `--rounds` it belongs to.
+    pub(crate) round: u32,
 }
 
 impl Pair {
-    pub(crate) fn closed_loop(scenario: &str, concurrency: usize) -> Self {
+    pub(crate) fn closed_loop(scenario: &str, concurrency: usize, round: u32) -> Self {
         Self {
             scenario: scenario.to_owned(),
             label: scenario.to_owned(),
             concurrency,
             rate: None,
+            round,
         }
     }
 }
@@ -162,6 +166,11 @@ pub(crate) async fn measure_pair(
     )
     .await?;
     run.scenario = pair.label.clone();
+    let floor = Run {
+        round: pair.round,
+        ..floor
+    };
+    run.round = pair.round;
     // An open-loop run's throughput is the rate it was offered, not a capacity: a ratio of it
     // to the floor would read as a regression.
     if pair.rate.is_none() {
@@ -203,6 +212,7 @@ pub(crate) fn half_load(args: &BenchArgs, report: &Report, tokens: u64) -> Optio
         label: HALF_LOAD_LABEL.into(),
         concurrency: args.concurrency.iter().copied().max().unwrap_or(1),
         rate: Some(peak / 2.0),
+        round: 1,
     })
 }
 

@@ -1,6 +1,6 @@
 //! A seconds-long run of `tessera bench`, so that the benchmark cannot rot: every scenario runs,
 //! answers only 200s, and reports its figures and its ratio to the floor, says how long it will
-//! take before it starts, and what its ratios mean under the table.
+//! take before it starts, what its ratios mean under the table, and what a signature costs.
 
 use crate::common;
 
@@ -95,6 +95,20 @@ fn a_short_benchmark_runs_every_scenario_without_errors() {
         "{stdout}"
     );
     assert!(stdout.contains("\nloader µs  "), "{stdout}");
+    // What each signature costs on this machine, measured before the runs: the bounds of the
+    // `openid` and DPoP rows.
+    assert!(
+        stdout.contains("signatures, CPU each on one core of this machine: ES256 sign "),
+        "{stdout}"
+    );
+    let signatures = report["signatures"].as_array().unwrap();
+    assert_eq!(signatures.len(), 7, "{signatures:?}");
+    assert!(
+        signatures
+            .iter()
+            .all(|s| s["micros"].as_f64().is_some_and(|us| us > 0.0)),
+        "{signatures:?}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with(
