@@ -301,10 +301,10 @@ fn over_rounds(report: &Report) -> Vec<String> {
             .filter(|(_, run, _)| run.scenario == scenario && run.concurrency == concurrency)
             .map(|(_, run, base)| run.throughput / base.throughput)
             .collect();
+        let compared_rounds = ratios.len();
         lines.push(format!(
-            "{scenario} at c={concurrency}: {} × {name}'s req/s, over {} rounds",
-            median_and_range(ratios.clone(), 2),
-            ratios.len()
+            "{scenario} at c={concurrency}: {} × {name}'s req/s, over {compared_rounds} rounds",
+            median_and_range(ratios, 2),
         ));
     }
     lines

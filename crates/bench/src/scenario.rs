@@ -154,7 +154,7 @@ pub(crate) async fn measure_pair(
     pair: &Pair,
     data: &mut Data,
 ) -> anyhow::Result<(Run, Run)> {
-    let floor = measure(args, server, tokens, "floor", pair.concurrency, data, None).await?;
+    let mut floor = measure(args, server, tokens, "floor", pair.concurrency, data, None).await?;
     let mut run = measure(
         args,
         server,
@@ -166,10 +166,7 @@ pub(crate) async fn measure_pair(
     )
     .await?;
     run.scenario = pair.label.clone();
-    let floor = Run {
-        round: pair.round,
-        ..floor
-    };
+    floor.round = pair.round;
     run.round = pair.round;
     // An open-loop run's throughput is the rate it was offered, not a capacity: a ratio of it
     // to the floor would read as a regression.
