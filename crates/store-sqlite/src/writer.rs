@@ -450,7 +450,11 @@ mod tests {
         let mut group: Vec<_> = (0..MAX_GROUP).map(|_| idle_job()).collect();
         gather_followers(&jobs, &mut group);
         assert_eq!(group.len(), MAX_GROUP);
-        assert_eq!(take_waiting(&jobs, &mut Vec::new()), 3, "a full group takes nothing more");
+        assert_eq!(
+            take_waiting(&jobs, &mut Vec::new()),
+            3,
+            "a full group takes nothing more"
+        );
     }
 
     #[test]

@@ -112,6 +112,10 @@ impl JwtAccessToken<'_> {
     }
 }
 
+/// Bytes whose dots [`looks_like_jws`] counts in one byte: fewer than 256, so the count
+/// cannot overflow.
+const DOT_COUNT_CHUNK: usize = 128;
+
 /// Whether a presented token is shaped as a compact JWS: three base64url parts, of a length
 /// worth decoding. Judged by its bytes only, before anything is decoded; an opaque access token
 /// always has a `!`, which base64url never does.
@@ -121,12 +125,18 @@ pub fn looks_like_jws(value: &str) -> bool {
     }
     // Every API call with a JWT goes through here, so both passes are written without an early
     // exit: the compiler turns each into vector instructions, several times faster over a
-    // 900-byte token than one branch per byte.
+    // 900-byte token than one branch per byte. The dots are counted in bytes, a chunk at a
+    // time (a chunk's count fits in a byte): counted in a `usize` the vectors held two lanes,
+    // and that count was most of this function's time.
     let bytes = value.as_bytes();
     let all_allowed = bytes.iter().fold(true, |ok, &b| {
         ok & (b.is_ascii_alphanumeric() | (b == b'-') | (b == b'_') | (b == b'.'))
     });
-    let dots = bytes.iter().filter(|&&b| b == b'.').count();
+    let dots: usize = bytes
+        .chunks(DOT_COUNT_CHUNK)
+        .map(|chunk| chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'.')))
+        .map(usize::from)
+        .sum();
     all_allowed && dots == 2
 }
 
@@ -222,9 +232,22 @@ mod tests {
             "a.b.c d",
             "a.b.c=",
             &format!("a.b.{}", "c".repeat(MAX_JWT_LEN)),
+            // 258 dots: a count kept in one byte would wrap around to 2.
+            &".".repeat(258),
         ] {
             assert!(!looks_like_jws(value), "{value}");
         }
+        // Dots on either side of a counting chunk's edge are both counted.
+        let edge = DOT_COUNT_CHUNK - 1;
+        let across = format!(
+            "{}.{}.{}",
+            "a".repeat(edge),
+            "b".repeat(300),
+            "c".repeat(400)
+        );
+        assert!(looks_like_jws(&across));
+        let third = format!("{}.{}.{}.d", "a".repeat(edge), "b", "c".repeat(400));
+        assert!(!looks_like_jws(&third));
     }
 
     #[test]
