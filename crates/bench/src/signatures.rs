@@ -1,8 +1,8 @@
 //! What one signature and one verification cost on this machine, measured in the benchmark's
 //! own process before the runs (about two seconds): the bounds of the scenarios that sign or
 //! verify on every request (an ES256 ID token on each `openid` refresh, an ES256 DPoP proof
-//! verified on each DPoP request). Each figure is the best of nine batches on one thread: the batch the rest of
-//! a shared machine disturbed least.
+//! verified on each DPoP request). Each figure is the best of nine batches on one thread: the
+//! batch the rest of a shared machine disturbed least.
 
 use std::time::Instant;
 

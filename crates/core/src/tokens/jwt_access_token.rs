@@ -237,7 +237,7 @@ mod tests {
         ] {
             assert!(!looks_like_jws(value), "{value}");
         }
-        // Dots on either side of a counting chunk's edge are both counted.
+        // A dot that ends one counting chunk and a dot in a later chunk are both counted.
         let edge = DOT_COUNT_CHUNK - 1;
         let across = format!(
             "{}.{}.{}",
