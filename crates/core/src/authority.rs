@@ -854,18 +854,18 @@ impl Authority {
 
     /// The user, from the cache when it is there (every change to a user goes through the
     /// change feed).
-    pub(crate) async fn cached_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+    pub(crate) async fn cached_user(&self, user_id: &str) -> Result<Option<Arc<User>>, StoreError> {
         if let Some(user) = self.inner.guard.user(user_id) {
             return Ok(Some(user));
         }
-        let user = self.inner.store.user_by_id(user_id).await?;
+        let user = self.inner.store.user_by_id(user_id).await?.map(Arc::new);
         if let Some(user) = &user {
             self.inner.guard.keep_user(user);
         }
         Ok(user)
     }
 
-    pub(crate) async fn active_user(&self, user_id: &str) -> Result<User, OAuthError> {
+    pub(crate) async fn active_user(&self, user_id: &str) -> Result<Arc<User>, OAuthError> {
         match self.cached_user(user_id).await? {
             Some(user) if !user.disabled => Ok(user),
             _ => Err(OAuthError::InactiveUser),

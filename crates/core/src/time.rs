@@ -160,15 +160,39 @@ pub fn format_rfc3339_utc(millis: i64) -> String {
 }
 
 fn format_utc_with(millis: i64, date_time_separator: char) -> String {
+    let t = utc_fields(millis);
+    format!(
+        "{:04}-{:02}-{:02}{date_time_separator}{:02}:{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
+}
+
+/// An instant's calendar date and time of day in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcFields {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: i64,
+    pub minute: i64,
+    pub second: i64,
+    pub millisecond: i64,
+}
+
+/// The UTC fields of `millis` (milliseconds since the epoch, before it too).
+pub fn utc_fields(millis: i64) -> UtcFields {
     let secs = millis.div_euclid(1000);
     let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}{date_time_separator}{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    UtcFields {
+        year,
+        month,
+        day,
+        hour: rem / 3600,
+        minute: (rem % 3600) / 60,
+        second: rem % 60,
+        millisecond: millis.rem_euclid(1000),
+    }
 }
 
 /// Days since 1970-01-01 to a civil (year, month, day) date (Howard Hinnant's algorithm).

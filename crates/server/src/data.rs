@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use tessera_core::flows::resource::{ApiCaller, NoteFields, NOTE_QUERY_MAX};
 use tessera_core::model::{Note, User};
 
-use crate::dates::salesforce_datetime;
+use crate::dates::{salesforce_datetime, SalesforceDateTime};
 use crate::error::{ApiError, WebError};
 use crate::extract::{Api, JsonObject};
 use crate::reply::json;
@@ -150,7 +150,7 @@ fn note_json(note: &Note, v: &str) -> Value {
 /// than built as a `Value`: it is the body of the most frequent API call.
 #[derive(serde::Serialize)]
 struct UserRecord<'a> {
-    attributes: Attributes,
+    attributes: Attributes<'a>,
     #[serde(rename = "Id")]
     id: &'a str,
     #[serde(rename = "Username")]
@@ -164,14 +164,38 @@ struct UserRecord<'a> {
     #[serde(rename = "IsActive")]
     is_active: bool,
     #[serde(rename = "CreatedDate")]
-    created_date: String,
+    created_date: SalesforceDateTime,
 }
 
 #[derive(serde::Serialize)]
-struct Attributes {
+struct Attributes<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    url: String,
+    url: RecordUrl<'a>,
+}
+
+/// A record's URL, written straight into the body rather than built as a `String` first.
+struct RecordUrl<'a> {
+    version: &'a str,
+    object: &'static str,
+    id: &'a str,
+}
+
+impl std::fmt::Display for RecordUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            version,
+            object,
+            id,
+        } = self;
+        write!(f, "/services/data/v{version}/sobjects/{object}/{id}")
+    }
+}
+
+impl serde::Serialize for RecordUrl<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// The same, as a `Value`, for queries that project fields.
@@ -179,12 +203,16 @@ fn user_json(user: &User, v: &str) -> Value {
     serde_json::to_value(user_record(user, v)).unwrap_or_default()
 }
 
-fn user_record<'a>(user: &'a User, v: &str) -> UserRecord<'a> {
+fn user_record<'a>(user: &'a User, v: &'a str) -> UserRecord<'a> {
     let name = user.username.split('@').next().unwrap_or(&user.username);
     UserRecord {
         attributes: Attributes {
             kind: "User",
-            url: format!("/services/data/v{v}/sobjects/User/{}", user.id),
+            url: RecordUrl {
+                version: v,
+                object: "User",
+                id: &user.id,
+            },
         },
         id: &user.id,
         username: &user.username,
@@ -192,7 +220,7 @@ fn user_record<'a>(user: &'a User, v: &str) -> UserRecord<'a> {
         last_name: name,
         email: user.email.as_deref(),
         is_active: !user.disabled,
-        created_date: salesforce_datetime(user.created_at.millis()),
+        created_date: SalesforceDateTime(user.created_at.millis()),
     }
 }
 

@@ -152,8 +152,8 @@ impl Authority {
                 dpop_jkt,
             }) => {
                 return Ok((record.client_id == client.client_id).then(|| Found {
-                    user_id: record.user_id,
-                    client_id: record.client_id,
+                    user_id: record.user_id.clone(),
+                    client_id: record.client_id.clone(),
                     scope: record.scope.to_string(),
                     token_type: "access_token",
                     exp: Some(record.expires_at),

@@ -1,6 +1,8 @@
 //! The resource server's side of the domain: validating an access token for the REST API and the
 //! identity URL, and the one object type the REST API stores, Salesforce's `Note`.
 
+use std::sync::Arc;
+
 use tessera_proto::{AccessToken, ExposeSecret};
 
 use crate::authority::{ahead_of_clock, Authority, MAX_TOKEN_LEN};
@@ -60,10 +62,11 @@ impl From<StoreError> for ResourceError {
     }
 }
 
-/// A valid access token, and for a JWT its `jti`.
+/// A valid access token, and for a JWT its `jti`. The record is shared: a remembered JWT's is
+/// handed to every request that presents it, without copying its strings and scope each time.
 #[derive(Debug, Clone)]
 pub(crate) struct VerifiedAccess {
-    pub record: AccessTokenRecord,
+    pub record: Arc<AccessTokenRecord>,
     pub jti: Option<String>,
     /// The thumbprint of the DPoP key the token is bound to, if it is.
     pub dpop_jkt: Option<String>,
@@ -72,15 +75,15 @@ pub(crate) struct VerifiedAccess {
 /// The caller of an API request: a valid access token with the `api` (or `full`) scope.
 #[derive(Debug, Clone)]
 pub struct ApiCaller {
-    pub token: AccessTokenRecord,
+    pub token: Arc<AccessTokenRecord>,
 }
 
 /// The caller of the identity URL or userinfo: a valid token with an identity scope, and its
 /// active user.
 #[derive(Debug, Clone)]
 pub struct IdentityCaller {
-    pub token: AccessTokenRecord,
-    pub user: User,
+    pub token: Arc<AccessTokenRecord>,
+    pub user: Arc<User>,
 }
 
 /// A Note's fields as a request sets them; `None` leaves a field as it is (on update).
@@ -130,7 +133,7 @@ impl Authority {
         &self,
         token: Option<&AccessToken>,
         dpop: Option<&DpopPresentation>,
-    ) -> Result<AccessTokenRecord, ResourceError> {
+    ) -> Result<Arc<AccessTokenRecord>, ResourceError> {
         let verified = self.verified_access(token).await?;
         match (verified.dpop_jkt.as_deref(), dpop, token) {
             (None, None, _) => {}
@@ -192,7 +195,7 @@ impl Authority {
         }
         if !looks_signed(token) {
             return Ok(VerifiedAccess {
-                record: self.stored_access_token(value, now).await?,
+                record: Arc::new(self.stored_access_token(value, now).await?),
                 jti: None,
                 dpop_jkt: None,
             });
@@ -222,7 +225,7 @@ impl Authority {
             revoked_at: None,
         };
         Ok(VerifiedAccess {
-            record,
+            record: Arc::new(record),
             jti: None,
             dpop_jkt: claims.dpop_jkt,
         })
@@ -333,7 +336,7 @@ impl Authority {
         caller: IdentityCaller,
         org_id: &str,
         user_id: &str,
-    ) -> Result<User, ResourceError> {
+    ) -> Result<Arc<User>, ResourceError> {
         if org_id != caller.token.org_id {
             return Err(ResourceError::WrongOrg);
         }
@@ -344,11 +347,15 @@ impl Authority {
     }
 
     /// A user of the caller's organisation (the REST API's `User` object).
-    pub async fn api_user(&self, caller: &ApiCaller, user_id: &str) -> Result<User, ResourceError> {
+    pub async fn api_user(
+        &self,
+        caller: &ApiCaller,
+        user_id: &str,
+    ) -> Result<Arc<User>, ResourceError> {
         self.user_of_org(&caller.token.org_id, user_id).await
     }
 
-    async fn user_of_org(&self, org_id: &str, user_id: &str) -> Result<User, ResourceError> {
+    async fn user_of_org(&self, org_id: &str, user_id: &str) -> Result<Arc<User>, ResourceError> {
         self.cached_user(user_id)
             .await?
             .filter(|u| u.org_id == org_id)

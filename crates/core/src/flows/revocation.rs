@@ -144,7 +144,7 @@ impl Authority {
     ) -> Result<Option<(Timestamp, String)>, StoreError> {
         if looks_like_jws(token) {
             let issued = self.issued_jwt_access_token(token, *hash).await?;
-            return Ok(issued.map(|v| (v.record.expires_at, v.record.grant_id)));
+            return Ok(issued.map(|v| (v.record.expires_at, v.record.grant_id.clone())));
         }
         let token = AccessToken::new(token);
         if looks_signed(&token) {

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
@@ -43,7 +43,7 @@ struct State {
     revoked_grants: HashMap<String, Timestamp>,
     revoked_tokens: HashMap<Hash, Timestamp>,
     clients: LruCache<String, Client>,
-    users: LruCache<String, User>,
+    users: LruCache<String, Arc<User>>,
     owners: LruCache<String, GrantOwner>,
     families: LruCache<String, Family>,
     /// The newest change-feed entry applied.
@@ -200,14 +200,14 @@ impl Guard {
             .put(client.client_id.clone(), client.clone());
     }
 
-    pub(crate) fn user(&self, user_id: &str) -> Option<User> {
+    pub(crate) fn user(&self, user_id: &str) -> Option<Arc<User>> {
         let found = self.lock().users.get(user_id).cloned();
         crate::operations::metrics::cache_lookup(Cache::User, found.is_some());
         found
     }
 
-    pub(crate) fn keep_user(&self, user: &User) {
-        self.lock().users.put(user.id.clone(), user.clone());
+    pub(crate) fn keep_user(&self, user: &Arc<User>) {
+        self.lock().users.put(user.id.clone(), Arc::clone(user));
     }
 
     pub(crate) fn owner(&self, grant_id: &str) -> Option<GrantOwner> {
