@@ -6,17 +6,9 @@ use axum::response::{IntoResponse, Response};
 
 pub const JSON_UTF8: &str = "application/json;charset=UTF-8";
 
-/// What a JSON body is given before it is written.
-const JSON_BODY_CAPACITY: usize = 1024;
-
 /// A JSON body with Salesforce's content type.
 pub fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    // Room for a typical body (a record, a token response) at once: `to_vec` starts at 128 bytes
-    // and grew twice, copying, for the REST API's User record.
-    let mut bytes = Vec::with_capacity(JSON_BODY_CAPACITY);
-    if serde_json::to_writer(&mut bytes, body).is_err() {
-        bytes = b"{}".to_vec();
-    }
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     (status, [(header::CONTENT_TYPE, JSON_UTF8)], bytes).into_response()
 }
 
