@@ -130,7 +130,7 @@ async fn describe_global(Path(v): Path<String>, _: Api) -> Result<Response, WebE
 
 fn note_json(note: &Note, v: &str) -> Value {
     json!({
-        "attributes": { "type": "Note", "url": format!("/services/data/v{v}/sobjects/Note/{}", note.id) },
+        "attributes": { "type": "Note", "url": note_url(v, &note.id) },
         "Id": note.id,
         "Title": note.title,
         "Body": note.body,
@@ -192,6 +192,16 @@ impl std::fmt::Display for RecordUrl<'_> {
     }
 }
 
+/// A Note's URL, for the bodies built as a `Value`.
+fn note_url(version: &str, id: &str) -> String {
+    RecordUrl {
+        version,
+        object: "Note",
+        id,
+    }
+    .to_string()
+}
+
 impl serde::Serialize for RecordUrl<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
@@ -235,7 +245,7 @@ async fn object_root(
             let notes = state.authority.notes(&caller, 200).await?;
             let recent: Vec<Value> = notes
                 .iter()
-                .map(|n| json!({ "attributes": { "type": "Note", "url": format!("/services/data/v{v}/sobjects/Note/{}", n.id) }, "Id": n.id, "Title": n.title }))
+                .map(|n| json!({ "attributes": { "type": "Note", "url": note_url(v, &n.id) }, "Id": n.id, "Title": n.title }))
                 .collect();
             json!({ "objectDescribe": describe("Note", v), "recentItems": recent })
         }

@@ -183,10 +183,15 @@ async fn notes_can_be_created_read_listed_updated_and_deleted() {
     assert_eq!(read["Title"], "Hello");
     assert_eq!(read["Body"], "World");
     assert_eq!(read["attributes"]["type"], "Note");
+    assert_eq!(read["attributes"]["url"], format!("{base}/{id}"));
     assert!(read["CreatedDate"].as_str().unwrap().ends_with("+0000"));
 
     let list = h.api(Method::GET, base, &access, None).await.json();
     assert_eq!(list["recentItems"][0]["Id"], id);
+    assert_eq!(
+        list["recentItems"][0]["attributes"]["url"],
+        format!("{base}/{id}")
+    );
 
     let patched = h
         .api(
